@@ -1,0 +1,12 @@
+//! The SCIM 2.0 domain of scimd (RFC 7643, RFC 7644): schemas, resources,
+//! the filter and PATCH grammars and the protocol errors.
+//!
+//! This crate does no I/O and knows nothing of HTTP or databases: the
+//! store turns its filter AST into SQL, the server turns its errors into
+//! responses.
+
+pub mod datetime;
+pub mod error;
+pub mod filter;
+
+pub use error::{ScimError, ScimType};
