@@ -8,5 +8,6 @@
 pub mod datetime;
 pub mod error;
 pub mod filter;
+pub mod schema;
 
 pub use error::{ScimError, ScimType};
