@@ -8,6 +8,8 @@
 pub mod datetime;
 pub mod error;
 pub mod filter;
+pub mod patch;
+pub mod resource;
 pub mod schema;
 
 pub use error::{ScimError, ScimType};

@@ -1,0 +1,1653 @@
+//! PATCH (RFC 7644 §3.5.2) on the canonical resource form of
+//! [`crate::resource`].
+//!
+//! Beyond the RFC, this accepts what Microsoft Entra ID and Okta send
+//! (see Microsoft's "Known issues and resolutions with SCIM 2.0 protocol
+//! compliance"): capitalised op names, boolean strings (`"False"`),
+//! path-less values whose keys are attribute paths (`"name.givenName"`,
+//! `"urn:…:enterprise:2.0:User:department"`), the enterprise `manager` as a
+//! bare id, `remove` on `members` with a `value` array, and
+//! `replace emails[type eq "work"].value` creating the work email when
+//! there is none.
+
+use serde_json::{Map, Value};
+
+use crate::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
+use crate::resource::{
+    check_primary, coerce_attr, coerce_one, coerce_scalar, in_container, is_bare_value_complex,
+    is_password, is_primary, is_read_only, kind, missing_required, normalize, with_object,
+};
+use crate::schema::{AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceType, Schema};
+use crate::ScimError;
+
+/// The `op` of a PATCH operation (RFC 7644 §3.5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PatchOpKind {
+    /// `add` (RFC 7644 §3.5.2.1).
+    Add,
+    /// `replace` (RFC 7644 §3.5.2.3).
+    Replace,
+    /// `remove` (RFC 7644 §3.5.2.2).
+    Remove,
+}
+
+impl PatchOpKind {
+    /// The op name as the RFC spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatchOpKind::Add => "add",
+            PatchOpKind::Replace => "replace",
+            PatchOpKind::Remove => "remove",
+        }
+    }
+}
+
+/// One PATCH operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchOp {
+    /// What to do.
+    pub op: PatchOpKind,
+    /// Where. A path naming a whole schema (`urn:…:enterprise:2.0:User`) is
+    /// kept as `{ urn: None, attr: "<the schema URN>" }`.
+    pub path: Option<PatchPath>,
+    /// The value (`null` is kept: it unassigns the target on `replace`).
+    pub value: Option<Value>,
+}
+
+/// What a PATCH did besides changing attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchOutcome {
+    /// A new password set by the request, for the store to hash; it is
+    /// never kept in the attributes (RFC 7643 §4.1.1: writeOnly).
+    pub password: Option<String>,
+    /// Whether the attributes differ from before, so that the caller can
+    /// skip the write and the version bump when nothing changed.
+    pub changed: bool,
+}
+
+/// Case-insensitive member lookup (Entra sends `Operations`, some clients
+/// `operations`).
+fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Parses a PATCH request body (RFC 7644 §3.5.2).
+///
+/// The body must be an object whose `Operations` (any case) is a non-empty
+/// array; `schemas`, if present, must list the PatchOp URN. Op names are
+/// case-insensitive; members of an operation other than `op`, `path` and
+/// `value` are ignored. Structural problems are `invalidSyntax`, a bad
+/// path `invalidPath`, an add or replace without a value `invalidValue`,
+/// and a remove without a path `noTarget` (RFC 7644 §3.5.2.2).
+pub fn parse_request(body: &Value) -> Result<Vec<PatchOp>, ScimError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("the PATCH body must be a JSON object"))?;
+    if let Some(schemas) = get_ci(obj, "schemas") {
+        let ok = schemas.as_array().is_some_and(|a| {
+            a.iter().any(|s| {
+                s.as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(crate::schema::PATCH_OP_SCHEMA))
+            })
+        });
+        if !ok {
+            return Err(ScimError::invalid_syntax(format!(
+                "schemas must be an array containing \"{}\"",
+                crate::schema::PATCH_OP_SCHEMA
+            )));
+        }
+    }
+    let ops = match get_ci(obj, "Operations") {
+        Some(Value::Array(ops)) if !ops.is_empty() => ops,
+        Some(Value::Array(_)) => {
+            return Err(ScimError::invalid_syntax(
+                "Operations must contain at least one operation",
+            ))
+        }
+        Some(other) => {
+            return Err(ScimError::invalid_syntax(format!(
+                "Operations must be an array, got {}",
+                kind(other)
+            )))
+        }
+        None => {
+            return Err(ScimError::invalid_syntax(
+                "the PATCH body needs an Operations array",
+            ))
+        }
+    };
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| parse_op(i, op))
+        .collect()
+}
+
+fn parse_op(i: usize, op: &Value) -> Result<PatchOp, ScimError> {
+    let obj = op.as_object().ok_or_else(|| {
+        ScimError::invalid_syntax(format!(
+            "Operations[{i}] must be an object, got {}",
+            kind(op)
+        ))
+    })?;
+    let name = get_ci(obj, "op").and_then(Value::as_str).ok_or_else(|| {
+        ScimError::invalid_syntax(format!(
+            "Operations[{i}] needs an \"op\" of add, replace or remove"
+        ))
+    })?;
+    let kind_ = match name.trim().to_ascii_lowercase().as_str() {
+        "add" => PatchOpKind::Add,
+        "replace" => PatchOpKind::Replace,
+        "remove" => PatchOpKind::Remove,
+        _ => {
+            return Err(ScimError::invalid_syntax(format!(
+                "Operations[{i}].op {name:?} is not add, replace or remove"
+            )))
+        }
+    };
+    let path = match get_ci(obj, "path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(parse_path(i, s.trim())?),
+        Some(other) => {
+            return Err(ScimError::invalid_path(format!(
+                "Operations[{i}].path must be a string, got {}",
+                kind(other)
+            )))
+        }
+    };
+    let value = get_ci(obj, "value").cloned();
+    match kind_ {
+        PatchOpKind::Remove if path.is_none() => {
+            return Err(ScimError::no_target(format!(
+                "Operations[{i}]: remove needs a path (RFC 7644 §3.5.2.2)"
+            )))
+        }
+        PatchOpKind::Add | PatchOpKind::Replace if value.is_none() => {
+            return Err(ScimError::invalid_value(format!(
+                "Operations[{i}]: {} needs a value",
+                kind_.as_str()
+            )))
+        }
+        _ => {}
+    }
+    Ok(PatchOp {
+        op: kind_,
+        path,
+        value,
+    })
+}
+
+fn parse_path(i: usize, raw: &str) -> Result<PatchPath, ScimError> {
+    // A whole schema as the path: the grammar would read the URN's last
+    // segment (`User`) as an attribute name.
+    if let Some(schema) = crate::schema::find_schema(raw) {
+        return Ok(PatchPath {
+            urn: None,
+            attr: schema.id.to_string(),
+            filter: None,
+            sub_attr: None,
+        });
+    }
+    crate::filter::parse_patch_path(raw)
+        .map_err(|e| ScimError::invalid_path(format!("Operations[{i}].path {raw:?}: {}", e.detail)))
+}
+
+/// Applies `ops` to `attrs` (the canonical form of a resource of type
+/// `rt`), atomically: on error `attrs` is left as it was.
+///
+/// The semantics are RFC 7644 §3.5.2.1–3, with these choices:
+/// - `add` on a single-valued attribute sets it (as Entra expects), on a
+///   multi-valued one appends the values not already present (Group
+///   `members` are compared on `value`, other elements as a whole).
+/// - `add`/`replace` on a complex single-valued attribute merges the given
+///   sub-attributes (RFC 7644 §3.5.2.3); the enterprise `manager` given as
+///   a bare id string replaces it with `{"value": id}`.
+/// - `replace` on a multi-valued attribute without a filter replaces the
+///   array; with a filter it merges into the matching elements, and
+///   matching nothing is `noTarget` (RFC 7644 §3.5.2.3).
+/// - `add`/`replace` on `attr[filter].sub`, and `add` on `attr[filter]`,
+///   that match nothing create an element when the filter is an `and` of
+///   `eq` comparisons: `emails[type eq "work"].value` creates
+///   `{"type": "work", "value": …}` as Microsoft's documentation and
+///   clients expect. Otherwise it is `noTarget`.
+/// - `remove` on `attr[filter]` matching nothing changes nothing; with a
+///   `value` on a multi-valued attribute it removes the elements whose
+///   `value` equals one given (Entra's member removal).
+/// - `replace` with `null` unassigns the target (RFC 7644 §3.5.2: null and
+///   unassigned are equivalent); `add` with `null` adds nothing.
+/// - A path-less `add`/`replace` takes an object whose keys are attribute
+///   paths; unknown and readOnly keys are ignored, as in PUT
+///   (RFC 7644 §3.5.1). An explicit path naming an unknown attribute is
+///   `invalidPath`, one naming a readOnly attribute `mutability`.
+/// - Changing an immutable value that is already set is `mutability`
+///   (RFC 7644 §3.5.2); so is removing or unassigning a required
+///   attribute (RFC 7644 §3.5.2.2).
+/// - A value set to `primary: true` clears `primary` on the other values
+///   (RFC 7643 §2.4).
+/// - `password` goes to [`PatchOutcome::password`], never into `attrs`.
+///
+/// The result is validated like a PUT body ([`normalize`]).
+pub fn apply(
+    rt: &ResourceType,
+    attrs: &mut Map<String, Value>,
+    ops: &[PatchOp],
+) -> Result<PatchOutcome, ScimError> {
+    let mut work = attrs.clone();
+    let mut password = None;
+    for (i, op) in ops.iter().enumerate() {
+        let mut cx = Cx {
+            rt,
+            work: &mut work,
+            password: &mut password,
+        };
+        cx.apply_op(op)
+            .map_err(|e| ScimError::new(e.scim_type, format!("Operations[{i}]: {}", e.detail)))?;
+    }
+    if let Some(name) = missing_required(rt, &work) {
+        return Err(ScimError::mutability(format!(
+            "{name} is required and cannot be removed (RFC 7644 §3.5.2.2)"
+        )));
+    }
+    let normalized = normalize(rt, &Value::Object(work))?;
+    let changed = normalized.attrs != *attrs;
+    *attrs = normalized.attrs;
+    Ok(PatchOutcome { password, changed })
+}
+
+/// The state one operation works on.
+struct Cx<'a> {
+    rt: &'a ResourceType,
+    work: &'a mut Map<String, Value>,
+    password: &'a mut Option<String>,
+}
+
+impl Cx<'_> {
+    fn apply_op(&mut self, op: &PatchOp) -> Result<(), ScimError> {
+        match &op.path {
+            None if op.op == PatchOpKind::Remove => Err(ScimError::no_target(
+                "remove needs a path (RFC 7644 §3.5.2.2)",
+            )),
+            None => {
+                let value = op.value.as_ref().ok_or_else(|| {
+                    ScimError::invalid_value(format!("{} needs a value", op.op.as_str()))
+                })?;
+                self.apply_pathless(op.op, value)
+            }
+            Some(path) => self.apply_path(op.op, path, op.value.as_ref()),
+        }
+    }
+
+    /// A path-less add or replace: each key of the value object is an
+    /// attribute path (RFC 7644 §3.5.2.1, §3.5.2.3).
+    fn apply_pathless(&mut self, op: PatchOpKind, value: &Value) -> Result<(), ScimError> {
+        let Value::Object(obj) = value else {
+            return Err(ScimError::invalid_value(format!(
+                "a {} without a path needs an object value whose keys are attributes, got {}",
+                op.as_str(),
+                kind(value)
+            )));
+        };
+        for (key, v) in obj {
+            if key.eq_ignore_ascii_case("schemas") {
+                continue;
+            }
+            if let Some(ext) = self.rt.extension(key) {
+                self.apply_extension(op, ext, v)?;
+                continue;
+            }
+            if key.eq_ignore_ascii_case(self.rt.schema.id) {
+                if v.is_object() {
+                    self.apply_pathless(op, v)?;
+                }
+                continue;
+            }
+            let Some((schema, rest)) = self.rt.split_urn(key) else {
+                continue;
+            };
+            self.apply_key(op, schema, rest, v)?;
+        }
+        Ok(())
+    }
+
+    /// An add or replace of a whole extension object: merge its members.
+    fn apply_extension(
+        &mut self,
+        op: PatchOpKind,
+        ext: &'static Schema,
+        v: &Value,
+    ) -> Result<(), ScimError> {
+        match v {
+            Value::Null => {
+                if op == PatchOpKind::Replace {
+                    self.work.remove(ext.id);
+                }
+                Ok(())
+            }
+            Value::Object(inner) => {
+                for (k, iv) in inner {
+                    self.apply_key(op, Some(ext), k, iv)?;
+                }
+                Ok(())
+            }
+            other => Err(ScimError::invalid_value(format!(
+                "{} must be an object of extension attributes, got {}",
+                ext.id,
+                kind(other)
+            ))),
+        }
+    }
+
+    /// One key of a path-less value (`attr` or `attr.sub`); unknown and
+    /// readOnly keys are ignored.
+    fn apply_key(
+        &mut self,
+        op: PatchOpKind,
+        schema: Option<&'static Schema>,
+        name: &str,
+        v: &Value,
+    ) -> Result<(), ScimError> {
+        let (attr, sub) = match name.split_once('.') {
+            Some((a, s)) => (a, Some(s)),
+            None => (name, None),
+        };
+        let Some(r) = self.rt.resolve(schema.map(|s| s.id), attr, sub) else {
+            return Ok(());
+        };
+        if is_read_only(&r) {
+            return Ok(());
+        }
+        self.apply_target(op, &r, None, Some(v))
+    }
+
+    fn apply_path(
+        &mut self,
+        op: PatchOpKind,
+        path: &PatchPath,
+        value: Option<&Value>,
+    ) -> Result<(), ScimError> {
+        if path.filter.is_none() && path.sub_attr.is_none() {
+            let full = match &path.urn {
+                Some(u) => format!("{u}:{}", path.attr),
+                None => path.attr.clone(),
+            };
+            if let Some(ext) = self.rt.extension(&full) {
+                return match op {
+                    PatchOpKind::Remove => {
+                        self.work.remove(ext.id);
+                        Ok(())
+                    }
+                    _ => self.apply_extension(op, ext, value.unwrap_or(&Value::Null)),
+                };
+            }
+            if full.eq_ignore_ascii_case(self.rt.schema.id) {
+                return match (op, value) {
+                    (PatchOpKind::Remove, _) => Err(ScimError::invalid_path(
+                        "remove cannot target the whole resource",
+                    )),
+                    (_, Some(v)) => self.apply_pathless(op, v),
+                    (_, None) => Err(ScimError::invalid_value("a value is required")),
+                };
+            }
+        }
+        let written = describe(path);
+        let r = self
+            .rt
+            .resolve(path.urn.as_deref(), &path.attr, None)
+            .ok_or_else(|| {
+                ScimError::invalid_path(format!(
+                    "{written}: no attribute {:?} in the {} schemas",
+                    path.attr, self.rt.name
+                ))
+            })?;
+        let sub = match &path.sub_attr {
+            None => None,
+            Some(s) => Some(r.attr.sub(s).ok_or_else(|| {
+                ScimError::invalid_path(format!(
+                    "{written}: {} has no sub-attribute {s:?}",
+                    r.canonical_path()
+                ))
+            })?),
+        };
+        let r = ResolvedAttr { sub, ..r };
+        if path.filter.is_some() && !r.attr.multi_valued {
+            return Err(ScimError::invalid_path(format!(
+                "{written}: a value filter needs a multi-valued attribute, and {} is not one",
+                r.canonical_path()
+            )));
+        }
+        if is_read_only(&r) {
+            return Err(ScimError::mutability(format!(
+                "{} is readOnly",
+                r.canonical_path()
+            )));
+        }
+        self.apply_target(op, &r, path.filter.as_ref(), value)
+    }
+
+    /// Applies one operation to a resolved attribute (or sub-attribute),
+    /// optionally narrowed by a value filter.
+    fn apply_target(
+        &mut self,
+        op: PatchOpKind,
+        r: &ResolvedAttr,
+        filter: Option<&Filter>,
+        value: Option<&Value>,
+    ) -> Result<(), ScimError> {
+        let path = r.canonical_path();
+        if is_password(r) {
+            return match (op, value) {
+                (PatchOpKind::Remove, _) => Err(ScimError::invalid_value(
+                    "password cannot be removed; set a new one with add or replace",
+                )),
+                (_, Some(v)) => match coerce_scalar(r.attr, &path, v)? {
+                    Some(Value::String(s)) => {
+                        *self.password = Some(s);
+                        Ok(())
+                    }
+                    _ => Err(ScimError::invalid_value("password must be a string")),
+                },
+                (_, None) => Err(ScimError::invalid_value("password needs a value")),
+            };
+        }
+        let value = match (op, value) {
+            (PatchOpKind::Remove, v) => v,
+            (_, Some(v)) => Some(v),
+            (_, None) => {
+                return Err(ScimError::invalid_value(format!(
+                    "{} of {path} needs a value",
+                    op.as_str()
+                )))
+            }
+        };
+        let attr = r.attr;
+        in_container(self.work, r, |m| {
+            if attr.multi_valued && (filter.is_some() || r.sub.is_some()) {
+                return with_array(m, attr.name, |items| {
+                    elements(op, attr, r.sub, filter, value, &path, items)
+                });
+            }
+            match r.sub {
+                Some(sub) => sub_of_single(op, attr, sub, value, &path, m),
+                None if attr.multi_valued => multi(op, attr, value, &path, m),
+                None => single(op, attr, value, &path, m),
+            }
+        })
+    }
+}
+
+/// How a path was written, for error details.
+fn describe(p: &PatchPath) -> String {
+    let base = AttrPath {
+        urn: p.urn.clone(),
+        attr: p.attr.clone(),
+        sub_attr: None,
+    };
+    let mut s = base.to_string();
+    if p.filter.is_some() {
+        s.push_str("[…]");
+    }
+    if let Some(sub) = &p.sub_attr {
+        s.push('.');
+        s.push_str(sub);
+    }
+    s
+}
+
+/// Refuses to change an immutable value that is already set
+/// (RFC 7644 §3.5.2: a client MAY add a value to an immutable attribute
+/// only if it had none).
+fn check_immutable(
+    def: &AttributeDef,
+    path: &str,
+    old: Option<&Value>,
+    new: Option<&Value>,
+) -> Result<(), ScimError> {
+    if def.mutability != Mutability::Immutable {
+        return Ok(());
+    }
+    match old {
+        Some(old) if !old.is_null() && Some(old) != new => Err(ScimError::mutability(format!(
+            "{path} is immutable and already set"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A simple single-valued attribute (`displayName`, `active`).
+fn single(
+    op: PatchOpKind,
+    attr: &'static AttributeDef,
+    value: Option<&Value>,
+    path: &str,
+    m: &mut Map<String, Value>,
+) -> Result<(), ScimError> {
+    if attr.ty == AttrType::Complex {
+        return complex(op, attr, value, path, m);
+    }
+    let new = match op {
+        PatchOpKind::Remove => None,
+        _ => match coerce_attr(attr, path, value.unwrap_or(&Value::Null))? {
+            // `add` of null adds nothing.
+            None if op == PatchOpKind::Add => return Ok(()),
+            v => v,
+        },
+    };
+    check_immutable(attr, path, m.get(attr.name), new.as_ref())?;
+    match new {
+        Some(v) => m.insert(attr.name.to_string(), v),
+        None => m.remove(attr.name),
+    };
+    Ok(())
+}
+
+/// A complex single-valued attribute (`name`, `manager`): add and replace
+/// merge sub-attributes (RFC 7644 §3.5.2.1, §3.5.2.3).
+fn complex(
+    op: PatchOpKind,
+    attr: &'static AttributeDef,
+    value: Option<&Value>,
+    path: &str,
+    m: &mut Map<String, Value>,
+) -> Result<(), ScimError> {
+    match (op, value) {
+        (PatchOpKind::Remove, _) | (PatchOpKind::Replace, None | Some(Value::Null)) => {
+            m.remove(attr.name);
+            Ok(())
+        }
+        (_, None | Some(Value::Null)) => Ok(()),
+        // `manager` as a bare id replaces the whole value.
+        (_, Some(v @ Value::String(_))) if is_bare_value_complex(attr) => {
+            match coerce_one(attr, path, v)? {
+                Some(new) => m.insert(attr.name.to_string(), new),
+                None => m.remove(attr.name),
+            };
+            Ok(())
+        }
+        (_, Some(Value::Object(given))) => {
+            with_object(m, attr.name, |o| merge(attr, path, o, given))
+        }
+        (_, Some(other)) => Err(ScimError::invalid_value(format!(
+            "{path} must be an object, got {}",
+            kind(other)
+        ))),
+    }
+}
+
+/// Merges the given sub-attributes into `o`: `null` unassigns, readOnly
+/// and unknown ones are ignored.
+fn merge(
+    attr: &AttributeDef,
+    path: &str,
+    o: &mut Map<String, Value>,
+    given: &Map<String, Value>,
+) -> Result<(), ScimError> {
+    for (k, v) in given {
+        let Some(sub) = attr.sub(k) else { continue };
+        if sub.mutability == Mutability::ReadOnly {
+            continue;
+        }
+        let sub_path = format!("{path}.{}", sub.name);
+        let new = coerce_scalar(sub, &sub_path, v)?;
+        check_immutable(sub, &sub_path, o.get(sub.name), new.as_ref())?;
+        match new {
+            Some(x) => o.insert(sub.name.to_string(), x),
+            None => o.remove(sub.name),
+        };
+    }
+    Ok(())
+}
+
+/// `attr.sub` on a complex single-valued attribute (`name.givenName`).
+fn sub_of_single(
+    op: PatchOpKind,
+    attr: &'static AttributeDef,
+    sub: &'static AttributeDef,
+    value: Option<&Value>,
+    path: &str,
+    m: &mut Map<String, Value>,
+) -> Result<(), ScimError> {
+    let new = match op {
+        PatchOpKind::Remove => None,
+        _ => match coerce_scalar(sub, path, value.unwrap_or(&Value::Null))? {
+            None if op == PatchOpKind::Add => return Ok(()),
+            v => v,
+        },
+    };
+    with_object(m, attr.name, |o| {
+        check_immutable(sub, path, o.get(sub.name), new.as_ref())?;
+        match new {
+            Some(v) => o.insert(sub.name.to_string(), v),
+            None => o.remove(sub.name),
+        };
+        Ok(())
+    })
+}
+
+/// Runs `f` on the array under `key`, putting it back only if not empty.
+fn with_array<R>(m: &mut Map<String, Value>, key: &str, f: impl FnOnce(&mut Vec<Value>) -> R) -> R {
+    let mut items = match m.remove(key) {
+        Some(Value::Array(a)) => a,
+        None | Some(Value::Null) => Vec::new(),
+        Some(other) => vec![other],
+    };
+    let r = f(&mut items);
+    if !items.is_empty() {
+        m.insert(key.to_string(), Value::Array(items));
+    }
+    r
+}
+
+/// Elements of a multi-valued attribute are the same value: Group
+/// `members` (whose `value` is immutable) by `value`, others as a whole.
+fn same_element(attr: &AttributeDef, a: &Value, b: &Value) -> bool {
+    let by_value = attr
+        .sub("value")
+        .is_some_and(|v| v.mutability == Mutability::Immutable);
+    if by_value {
+        if let (Some(x), Some(y)) = (a.get("value"), b.get("value")) {
+            return x == y;
+        }
+    }
+    a == b
+}
+
+/// Clears `primary` on every element but `keep` (RFC 7643 §2.4).
+fn demote_others(items: &mut [Value], keep: usize) {
+    for (i, item) in items.iter_mut().enumerate() {
+        if i != keep && is_primary(item) {
+            if let Some(o) = item.as_object_mut() {
+                o.insert("primary".into(), Value::Bool(false));
+            }
+        }
+    }
+}
+
+/// A whole multi-valued attribute, without a filter.
+fn multi(
+    op: PatchOpKind,
+    attr: &'static AttributeDef,
+    value: Option<&Value>,
+    path: &str,
+    m: &mut Map<String, Value>,
+) -> Result<(), ScimError> {
+    match op {
+        PatchOpKind::Remove => {
+            match value {
+                // Entra: {"op":"Remove","path":"members","value":[{"value":"id"}]}.
+                Some(v) if !v.is_null() => with_array(m, attr.name, |items| {
+                    remove_listed(attr, items, v);
+                }),
+                _ => {
+                    m.remove(attr.name);
+                }
+            }
+            Ok(())
+        }
+        PatchOpKind::Replace => {
+            match coerce_attr(attr, path, value.unwrap_or(&Value::Null))? {
+                Some(v) => m.insert(attr.name.to_string(), v),
+                None => m.remove(attr.name),
+            };
+            Ok(())
+        }
+        PatchOpKind::Add => {
+            let Some(Value::Array(new)) = coerce_attr(attr, path, value.unwrap_or(&Value::Null))?
+            else {
+                return Ok(());
+            };
+            with_array(m, attr.name, |items| {
+                for n in new {
+                    if items.iter().any(|e| same_element(attr, e, &n)) {
+                        continue;
+                    }
+                    let primary = is_primary(&n);
+                    items.push(n);
+                    if primary {
+                        let last = items.len() - 1;
+                        demote_others(items, last);
+                    }
+                }
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Removes the elements whose `value` equals one of `listed` (objects with
+/// a `value`, or bare values); elements without `value` must be equal as
+/// a whole.
+fn remove_listed(attr: &AttributeDef, items: &mut Vec<Value>, listed: &Value) {
+    let listed: Vec<&Value> = match listed {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let case_exact = attr.sub("value").is_none_or(|s| s.case_exact);
+    let eq = |a: &Value, b: &Value| match (a, b) {
+        (Value::String(x), Value::String(y)) if !case_exact => x.to_lowercase() == y.to_lowercase(),
+        _ => a == b,
+    };
+    items.retain(|e| {
+        !listed.iter().any(|t| {
+            let wanted = match t {
+                Value::Object(o) => o
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+                    .map(|(_, v)| v),
+                other => Some(*other),
+            };
+            match (wanted, e.get("value")) {
+                (Some(w), Some(have)) => eq(have, w),
+                _ => e == *t,
+            }
+        })
+    });
+}
+
+/// The `eq` clauses of a filter that is an `and` of `eq` comparisons on
+/// sub-attributes, as `(sub-attribute, value)`; `None` for anything else.
+fn eq_clauses(attr: &AttributeDef, f: &Filter) -> Option<Map<String, Value>> {
+    fn walk(attr: &AttributeDef, f: &Filter, out: &mut Map<String, Value>) -> Option<()> {
+        match f {
+            Filter::And(a, b) => {
+                walk(attr, a, out)?;
+                walk(attr, b, out)
+            }
+            Filter::Compare(p, CompareOp::Eq, v) if p.urn.is_none() && p.sub_attr.is_none() => {
+                let sub = attr.sub(&p.attr)?;
+                let v = match v {
+                    CompValue::Null => return None,
+                    CompValue::Bool(b) => Value::Bool(*b),
+                    CompValue::Number(n) => Value::Number(n.clone()),
+                    CompValue::String(s) => Value::String(s.clone()),
+                };
+                out.insert(sub.name.to_string(), v);
+                Some(())
+            }
+            _ => None,
+        }
+    }
+    let mut out = Map::new();
+    walk(attr, f, &mut out)?;
+    Some(out)
+}
+
+/// Elements of a multi-valued attribute selected by `filter` (all of them
+/// without one), or their sub-attribute `sub`.
+fn elements(
+    op: PatchOpKind,
+    attr: &'static AttributeDef,
+    sub: Option<&'static AttributeDef>,
+    filter: Option<&Filter>,
+    value: Option<&Value>,
+    path: &str,
+    items: &mut Vec<Value>,
+) -> Result<(), ScimError> {
+    let case_exact = |p: &AttrPath| attr.sub(&p.attr).is_some_and(|s| s.case_exact);
+    let selected: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| filter.is_none_or(|f| crate::filter::matches(f, e, &case_exact)))
+        .map(|(i, _)| i)
+        .collect();
+
+    if op == PatchOpKind::Remove {
+        match sub {
+            None => {
+                let mut i = 0;
+                items.retain(|_| {
+                    let keep = !selected.contains(&i);
+                    i += 1;
+                    keep
+                });
+            }
+            Some(sub) => {
+                for &i in &selected {
+                    if let Some(o) = items[i].as_object_mut() {
+                        check_immutable(sub, path, o.get(sub.name), None)?;
+                        o.remove(sub.name);
+                    }
+                }
+                items.retain(|e| !e.as_object().is_some_and(Map::is_empty));
+            }
+        }
+        return Ok(());
+    }
+
+    let given = value.unwrap_or(&Value::Null);
+    // The new sub-attribute value, or the element to merge in.
+    let new: Option<Value> = match sub {
+        Some(sub) => coerce_scalar(sub, path, given)?,
+        None => coerce_one(attr, path, given)?,
+    };
+    if new.is_none() {
+        // add null adds nothing; replace null unassigns the selection.
+        if op == PatchOpKind::Replace {
+            return elements(PatchOpKind::Remove, attr, sub, filter, None, path, items);
+        }
+        return Ok(());
+    }
+
+    if selected.is_empty() {
+        let created = match (filter, sub, op) {
+            (Some(f), Some(sub), _) => eq_clauses(attr, f).map(|mut el| {
+                if let Some(v) = &new {
+                    el.insert(sub.name.to_string(), v.clone());
+                }
+                el
+            }),
+            (Some(f), None, PatchOpKind::Add) => eq_clauses(attr, f).map(|mut el| {
+                if let Some(Value::Object(given)) = &new {
+                    el.extend(given.clone());
+                }
+                el
+            }),
+            _ => None,
+        };
+        let Some(el) = created else {
+            return Err(ScimError::no_target(format!(
+                "no value of {path} matches the filter"
+            )));
+        };
+        if let Some(el) = coerce_one(attr, path, &Value::Object(el))? {
+            let primary = is_primary(&el);
+            items.push(el);
+            if primary {
+                let last = items.len() - 1;
+                demote_others(items, last);
+            }
+        }
+        return Ok(());
+    }
+
+    for &i in &selected {
+        match (sub, &new, &mut items[i]) {
+            (Some(sub), Some(v), Value::Object(o)) => {
+                check_immutable(sub, path, o.get(sub.name), Some(v))?;
+                o.insert(sub.name.to_string(), v.clone());
+            }
+            (None, Some(Value::Object(given)), Value::Object(o)) => merge(attr, path, o, given)?,
+            (_, Some(v), item) => *item = v.clone(),
+            (_, None, _) => {}
+        }
+    }
+    if let Some(&first) = selected.iter().find(|&&i| is_primary(&items[i])) {
+        demote_others(items, first);
+    }
+    check_primary(path, items)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::schema::{ENTERPRISE_USER_SCHEMA, GROUP, PATCH_OP_SCHEMA, USER};
+    use crate::ScimType;
+    use serde_json::json;
+
+    const EXT: &str = ENTERPRISE_USER_SCHEMA;
+
+    fn body(ops: Value) -> Value {
+        json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops})
+    }
+
+    fn run(
+        rt: &ResourceType,
+        start: Value,
+        ops: Value,
+    ) -> Result<(Value, PatchOutcome), ScimError> {
+        let mut attrs = crate::resource::normalize(rt, &start).unwrap().attrs;
+        let ops = parse_request(&body(ops))?;
+        let out = apply(rt, &mut attrs, &ops)?;
+        Ok((Value::Object(attrs), out))
+    }
+
+    fn user() -> Value {
+        json!({
+            "userName": "bjensen",
+            "displayName": "Babs",
+            "active": true,
+            "name": {"givenName": "Barbara", "familyName": "Jensen"},
+            "emails": [{"value": "b@example.com", "type": "work", "primary": true}],
+            "addresses": [{"type": "work", "streetAddress": "100 Universal City Plaza", "locality": "Hollywood"}],
+        })
+    }
+
+    fn group() -> Value {
+        json!({"displayName": "Tour Guides", "members": [
+            {"value": "2819c223", "type": "User"},
+            {"value": "902c246b", "type": "User"},
+        ]})
+    }
+
+    /// `(name, start, operations, expected attributes)`.
+    type Case = (&'static str, Value, Value, Value);
+
+    fn check(rt: &ResourceType, cases: Vec<Case>) {
+        for (name, start, ops, want) in cases {
+            let (got, _) = run(rt, start, ops).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn rfc_7644_group_examples() {
+        check(
+            &GROUP,
+            vec![
+                (
+                    "§3.5.2.1 add a member",
+                    group(),
+                    json!([{"op": "add", "path": "members",
+                            "value": [{"display": "Babs Jensen", "$ref": "https://example.com/v2/Users/2819c223", "value": "2819c224"}]}]),
+                    json!({"displayName": "Tour Guides", "members": [
+                        {"value": "2819c223", "type": "User"}, {"value": "902c246b", "type": "User"},
+                        {"value": "2819c224", "$ref": "https://example.com/v2/Users/2819c223"}]}),
+                ),
+                (
+                    "add an existing member is a no-op (dedupe on value)",
+                    group(),
+                    json!([{"op": "add", "path": "members", "value": [{"value": "2819c223"}, {"value": "new"}, {"value": "new"}]}]),
+                    json!({"displayName": "Tour Guides", "members": [
+                        {"value": "2819c223", "type": "User"}, {"value": "902c246b", "type": "User"}, {"value": "new"}]}),
+                ),
+                (
+                    "§3.5.2.2 remove a member by filter",
+                    group(),
+                    json!([{"op": "remove", "path": "members[value eq \"2819c223\"]"}]),
+                    json!({"displayName": "Tour Guides", "members": [{"value": "902c246b", "type": "User"}]}),
+                ),
+                (
+                    "remove by filter matching nothing changes nothing",
+                    group(),
+                    json!([{"op": "remove", "path": "members[value eq \"nobody\"]"}]),
+                    group(),
+                ),
+                (
+                    "§3.5.2.2 remove all members",
+                    group(),
+                    json!([{"op": "remove", "path": "members"}]),
+                    json!({"displayName": "Tour Guides"}),
+                ),
+                (
+                    "§3.5.2.2 remove all members then add one (replace in two ops)",
+                    group(),
+                    json!([{"op": "remove", "path": "members"},
+                           {"op": "add", "path": "members", "value": [{"value": "2819c223", "display": "Babs"}]}]),
+                    json!({"displayName": "Tour Guides", "members": [{"value": "2819c223"}]}),
+                ),
+                (
+                    "§3.5.2.3 replace members",
+                    group(),
+                    json!([{"op": "replace", "path": "members", "value": [{"value": "2819c223"}, {"value": "9"}]}]),
+                    json!({"displayName": "Tour Guides", "members": [{"value": "2819c223"}, {"value": "9"}]}),
+                ),
+                (
+                    "Entra: Remove members with a value array",
+                    group(),
+                    json!([{"op": "Remove", "path": "members", "value": [{"value": "902c246b"}]}]),
+                    json!({"displayName": "Tour Guides", "members": [{"value": "2819c223", "type": "User"}]}),
+                ),
+                (
+                    "Entra: Add members, Replace displayName",
+                    group(),
+                    json!([{"op": "Add", "path": "members", "value": [{"value": "x1"}]},
+                           {"op": "Replace", "path": "displayName", "value": "Guides"}]),
+                    json!({"displayName": "Guides", "members": [
+                        {"value": "2819c223", "type": "User"}, {"value": "902c246b", "type": "User"}, {"value": "x1"}]}),
+                ),
+                (
+                    "Okta: path-less replace of displayName",
+                    group(),
+                    json!([{"op": "replace", "value": {"id": "ignored", "displayName": "Okta"}}]),
+                    json!({"displayName": "Okta", "members": [
+                        {"value": "2819c223", "type": "User"}, {"value": "902c246b", "type": "User"}]}),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn rfc_7644_user_examples() {
+        let mut with_work = user();
+        with_work["emails"] = json!([{"value": "b@example.com", "type": "work", "primary": true},
+                                     {"value": "babs@jensen.org", "type": "home"}]);
+        check(
+            &USER,
+            vec![
+                (
+                    "§3.5.2.1 path-less add of emails and nickName",
+                    user(),
+                    json!([{"op": "add", "value": {"emails": [{"value": "babs@jensen.org", "type": "home"}], "nickname": "Babs"}}]),
+                    {
+                        let mut u = with_work.clone();
+                        u["nickName"] = json!("Babs");
+                        u
+                    },
+                ),
+                (
+                    "add emails with a new primary demotes the old one",
+                    user(),
+                    json!([{"op": "add", "path": "emails", "value": [{"value": "new@x", "primary": true}]}]),
+                    {
+                        let mut u = user();
+                        u["emails"] = json!([{"value": "b@example.com", "type": "work", "primary": false},
+                                             {"value": "new@x", "primary": true}]);
+                        u
+                    },
+                ),
+                (
+                    "§3.5.2.3 replace addresses[type eq \"work\"]",
+                    user(),
+                    json!([{"op": "replace", "path": "addresses[type eq \"work\"]",
+                            "value": {"type": "work", "streetAddress": "911 Universal City Plaza", "primary": true}}]),
+                    {
+                        let mut u = user();
+                        u["addresses"] = json!([{"type": "work", "streetAddress": "911 Universal City Plaza",
+                                                 "locality": "Hollywood", "primary": true}]);
+                        u
+                    },
+                ),
+                (
+                    "§3.5.2.3 replace addresses[type eq \"work\"].streetAddress",
+                    user(),
+                    json!([{"op": "replace", "path": "addresses[type eq \"work\"].streetAddress", "value": "1010 Broadway Ave"}]),
+                    {
+                        let mut u = user();
+                        u["addresses"][0]["streetAddress"] = json!("1010 Broadway Ave");
+                        u
+                    },
+                ),
+                (
+                    "§3.5.2.2 remove emails[type eq \"work\" and value ew \"example.com\"]",
+                    with_work.clone(),
+                    json!([{"op": "remove", "path": "emails[type eq \"work\" and value ew \"example.com\"]"}]),
+                    {
+                        let mut u = user();
+                        u["emails"] = json!([{"value": "babs@jensen.org", "type": "home"}]);
+                        u
+                    },
+                ),
+                (
+                    "remove a sub-attribute of matching elements",
+                    with_work.clone(),
+                    json!([{"op": "remove", "path": "emails[type eq \"work\"].primary"}]),
+                    {
+                        let mut u = with_work.clone();
+                        u["emails"][0] = json!({"value": "b@example.com", "type": "work"});
+                        u
+                    },
+                ),
+                (
+                    "remove a single-valued attribute and a sub-attribute",
+                    user(),
+                    json!([{"op": "remove", "path": "displayName"}, {"op": "remove", "path": "name.givenName"},
+                           {"op": "remove", "path": "nickName"}]),
+                    {
+                        let mut u = user();
+                        u.as_object_mut().unwrap().remove("displayName");
+                        u["name"] = json!({"familyName": "Jensen"});
+                        u
+                    },
+                ),
+                (
+                    "replace a whole multi-valued attribute",
+                    with_work.clone(),
+                    json!([{"op": "replace", "path": "emails", "value": {"value": "only@x"}}]),
+                    {
+                        let mut u = user();
+                        u["emails"] = json!([{"value": "only@x"}]);
+                        u
+                    },
+                ),
+                (
+                    "replace a complex attribute merges sub-attributes",
+                    user(),
+                    json!([{"op": "replace", "path": "name", "value": {"givenName": "Babs", "middleName": "Jane"}}]),
+                    {
+                        let mut u = user();
+                        u["name"] = json!({"givenName": "Babs", "familyName": "Jensen", "middleName": "Jane"});
+                        u
+                    },
+                ),
+                (
+                    "replace with null unassigns",
+                    user(),
+                    json!([{"op": "replace", "path": "displayName", "value": null},
+                           {"op": "replace", "path": "emails[type eq \"work\"]", "value": null}]),
+                    {
+                        let mut u = user();
+                        let o = u.as_object_mut().unwrap();
+                        o.remove("displayName");
+                        o.remove("emails");
+                        u
+                    },
+                ),
+                (
+                    "whole extension path",
+                    user(),
+                    json!([{"op": "add", "path": EXT, "value": {"department": "Sales", "Manager": {"value": "m"}}},
+                           {"op": "replace", "path": format!("{EXT}:department"), "value": "Ops"}]),
+                    {
+                        let mut u = user();
+                        u[EXT] = json!({"department": "Ops", "manager": {"value": "m"}});
+                        u
+                    },
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn entra_and_okta_dialects() {
+        check(
+            &USER,
+            vec![
+                (
+                    "Replace active with a boolean string",
+                    user(),
+                    json!([{"op": "Replace", "path": "active", "value": "False"}]),
+                    {
+                        let mut u = user();
+                        u["active"] = json!(false);
+                        u
+                    },
+                ),
+                (
+                    "Add on a single-valued attribute replaces it",
+                    user(),
+                    json!([{"op": "Add", "path": "displayName", "value": "x"}]),
+                    {
+                        let mut u = user();
+                        u["displayName"] = json!("x");
+                        u
+                    },
+                ),
+                (
+                    "path-less Replace with dotted and URN-qualified keys",
+                    user(),
+                    json!([{"op": "Replace", "value": {
+                        "displayName": "x", "name.givenName": "y",
+                        format!("{EXT}:department"): "z", "active": false, "unknownThing": 1,
+                        "id": "ignored", "meta": {"version": "1"}, "groups": [{"value": "g"}]}}]),
+                    {
+                        let mut u = user();
+                        u["displayName"] = json!("x");
+                        u["name"]["givenName"] = json!("y");
+                        u["active"] = json!(false);
+                        u[EXT] = json!({"department": "z"});
+                        u
+                    },
+                ),
+                (
+                    "Add manager as a bare id",
+                    user(),
+                    json!([{"op": "Add", "path": format!("{EXT}:manager"), "value": "2819c223"}]),
+                    {
+                        let mut u = user();
+                        u[EXT] = json!({"manager": {"value": "2819c223"}});
+                        u
+                    },
+                ),
+                (
+                    "path-less Add of manager as a bare id and an extension object",
+                    user(),
+                    json!([{"op": "add", "value": {format!("{EXT}:manager"): "m1", EXT: {"costCenter": "4"}}}]),
+                    {
+                        let mut u = user();
+                        u[EXT] = json!({"manager": {"value": "m1"}, "costCenter": "4"});
+                        u
+                    },
+                ),
+                (
+                    "replace emails[type eq \"work\"].value on an existing work email",
+                    user(),
+                    json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "updatedEmail@microsoft.com"}]),
+                    {
+                        let mut u = user();
+                        u["emails"][0]["value"] = json!("updatedEmail@microsoft.com");
+                        u
+                    },
+                ),
+                (
+                    "replace emails[type eq \"work\"].value creates the work email",
+                    json!({"userName": "u", "emails": [{"value": "h@x", "type": "home"}]}),
+                    json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "updatedEmail@microsoft.com"}]),
+                    json!({"userName": "u", "emails": [{"value": "h@x", "type": "home"},
+                                                       {"type": "work", "value": "updatedEmail@microsoft.com"}]}),
+                ),
+                (
+                    "add addresses[type eq \"work\"].formatted creates the work address",
+                    json!({"userName": "u"}),
+                    json!([{"op": "add", "path": "addresses[type eq \"work\"].formatted", "value": "1 Main St"},
+                           {"op": "add", "path": "addresses[type eq \"work\"].locality", "value": "Town"}]),
+                    json!({"userName": "u", "addresses": [{"type": "work", "formatted": "1 Main St", "locality": "Town"}]}),
+                ),
+                (
+                    "replace name.familyName",
+                    user(),
+                    json!([{"op": "replace", "path": "name.familyName", "value": "updatedFamilyName"}]),
+                    {
+                        let mut u = user();
+                        u["name"]["familyName"] = json!("updatedFamilyName");
+                        u
+                    },
+                ),
+                (
+                    "Okta: path-less replace of active",
+                    user(),
+                    json!([{"op": "replace", "value": {"active": false}}]),
+                    {
+                        let mut u = user();
+                        u["active"] = json!(false);
+                        u
+                    },
+                ),
+                (
+                    "primary set by filter path demotes others",
+                    json!({"userName": "u", "emails": [{"value": "a", "primary": true}, {"value": "b", "type": "home"}]}),
+                    json!([{"op": "replace", "path": "emails[type eq \"home\"].primary", "value": "True"}]),
+                    json!({"userName": "u", "emails": [{"value": "a", "primary": false}, {"value": "b", "type": "home", "primary": true}]}),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn password_and_changed() {
+        let (attrs, out) = run(
+            &USER,
+            user(),
+            json!([{"op": "replace", "path": "password", "value": "n3w"}]),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            PatchOutcome {
+                password: Some("n3w".into()),
+                changed: false
+            }
+        );
+        assert_eq!(attrs, user());
+        let (_, out) = run(
+            &USER,
+            user(),
+            json!([{"op": "replace", "value": {"password": "p2", "nickName": "B"}}]),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            PatchOutcome {
+                password: Some("p2".into()),
+                changed: true
+            }
+        );
+        // Setting what is already there changes nothing.
+        let (_, out) = run(
+            &USER,
+            user(),
+            json!([{"op": "replace", "path": "displayName", "value": "Babs"}]),
+        )
+        .unwrap();
+        assert!(!out.changed);
+        let (_, out) = run(
+            &GROUP,
+            group(),
+            json!([{"op": "add", "path": "members", "value": [{"value": "2819c223"}]}]),
+        )
+        .unwrap();
+        assert!(!out.changed);
+    }
+
+    #[test]
+    fn parse_errors() {
+        let cases: Vec<(Value, ScimType, &str)> = vec![
+            (json!([]), ScimType::InvalidSyntax, "JSON object"),
+            (
+                json!({"Operations": []}),
+                ScimType::InvalidSyntax,
+                "at least one",
+            ),
+            (
+                json!({"Operations": {}}),
+                ScimType::InvalidSyntax,
+                "must be an array",
+            ),
+            (json!({}), ScimType::InvalidSyntax, "Operations"),
+            (
+                json!({"schemas": ["urn:x"], "Operations": [{"op": "add", "path": "x", "value": 1}]}),
+                ScimType::InvalidSyntax,
+                "schemas",
+            ),
+            (
+                json!({"schemas": "x", "Operations": [{"op": "add", "path": "x", "value": 1}]}),
+                ScimType::InvalidSyntax,
+                "schemas",
+            ),
+            (
+                json!({"Operations": [1]}),
+                ScimType::InvalidSyntax,
+                "Operations[0] must be an object",
+            ),
+            (
+                json!({"Operations": [{"op": "move"}]}),
+                ScimType::InvalidSyntax,
+                "Operations[0].op",
+            ),
+            (
+                json!({"Operations": [{"path": "x"}]}),
+                ScimType::InvalidSyntax,
+                "needs an \"op\"",
+            ),
+            (
+                json!({"Operations": [{"op": 5}]}),
+                ScimType::InvalidSyntax,
+                "needs an \"op\"",
+            ),
+            (
+                json!({"Operations": [{"op": "remove"}]}),
+                ScimType::NoTarget,
+                "remove needs a path",
+            ),
+            (
+                json!({"Operations": [{"op": "add", "path": "displayName"}]}),
+                ScimType::InvalidValue,
+                "needs a value",
+            ),
+            (
+                json!({"Operations": [{"op": "add", "path": 5, "value": 1}]}),
+                ScimType::InvalidPath,
+                "path must be a string",
+            ),
+            (
+                json!({"Operations": [{"op": "add", "path": "emails[type eq", "value": 1}]}),
+                ScimType::InvalidPath,
+                "Operations[0].path",
+            ),
+        ];
+        for (b, ty, detail) in cases {
+            let e = parse_request(&b).unwrap_err();
+            assert_eq!(e.scim_type, ty, "{b}");
+            assert!(e.detail.contains(detail), "{b}: {}", e.detail);
+        }
+        let ops = parse_request(&json!({"operations": [
+            {"OP": "REPLACE", "Path": "displayName", "Value": "x", "id": 1, "name": "n"},
+            {"op": "Remove", "path": EXT},
+        ]}))
+        .unwrap();
+        assert_eq!(ops[0].op, PatchOpKind::Replace);
+        assert_eq!(ops[0].value, Some(json!("x")));
+        assert_eq!(ops[1].path.as_ref().unwrap().attr, EXT);
+    }
+
+    #[test]
+    fn apply_errors() {
+        let cases: Vec<(&ResourceType, Value, Value, ScimType, &str)> = vec![
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "nope", "value": 1}]),
+                ScimType::InvalidPath,
+                "nope",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "name.nope", "value": 1}]),
+                ScimType::InvalidPath,
+                "nope",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "urn:x:y:department", "value": 1}]),
+                ScimType::InvalidPath,
+                "department",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "department", "value": 1}]),
+                ScimType::InvalidPath,
+                "department",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "displayName[value eq \"x\"]", "value": 1}]),
+                ScimType::InvalidPath,
+                "multi-valued",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "id", "value": "x"}]),
+                ScimType::Mutability,
+                "id is readOnly",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "remove", "path": "meta.version"}]),
+                ScimType::Mutability,
+                "meta.version is readOnly",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "add", "path": "groups", "value": [{"value": "g"}]}]),
+                ScimType::Mutability,
+                "groups",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "add", "path": format!("{EXT}:manager.displayName"), "value": "x"}]),
+                ScimType::Mutability,
+                "readOnly",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "remove", "path": "userName"}]),
+                ScimType::Mutability,
+                "userName is required",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "userName", "value": null}]),
+                ScimType::Mutability,
+                "userName is required",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "value": {"userName": null}}]),
+                ScimType::Mutability,
+                "userName is required",
+            ),
+            (
+                &GROUP,
+                group(),
+                json!([{"op": "remove", "path": "displayName"}]),
+                ScimType::Mutability,
+                "displayName is required",
+            ),
+            (
+                &GROUP,
+                group(),
+                json!([{"op": "replace", "path": "members[value eq \"2819c223\"].value", "value": "other"}]),
+                ScimType::Mutability,
+                "immutable",
+            ),
+            (
+                &GROUP,
+                group(),
+                json!([{"op": "remove", "path": "members[value eq \"2819c223\"].type"}]),
+                ScimType::Mutability,
+                "immutable",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "emails[type eq \"other\"]", "value": {"value": "x"}}]),
+                ScimType::NoTarget,
+                "matches",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "emails[value sw \"zz\"].value", "value": "x"}]),
+                ScimType::NoTarget,
+                "matches",
+            ),
+            (
+                &USER,
+                json!({"userName": "u"}),
+                json!([{"op": "replace", "path": "emails.value", "value": "x"}]),
+                ScimType::NoTarget,
+                "matches",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "active", "value": "maybe"}]),
+                ScimType::InvalidValue,
+                "active must be a boolean",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "name", "value": 5}]),
+                ScimType::InvalidValue,
+                "name must be an object",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "value": "x"}]),
+                ScimType::InvalidValue,
+                "object value",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "value": {EXT: 5}}]),
+                ScimType::InvalidValue,
+                EXT,
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "emails", "value": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}]),
+                ScimType::InvalidValue,
+                "primary",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "replace", "path": "password", "value": 5}]),
+                ScimType::InvalidValue,
+                "password must be a string",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "remove", "path": "password"}]),
+                ScimType::InvalidValue,
+                "password",
+            ),
+            (
+                &USER,
+                user(),
+                json!([{"op": "remove", "path": "urn:ietf:params:scim:schemas:core:2.0:User"}]),
+                ScimType::InvalidPath,
+                "whole resource",
+            ),
+        ];
+        for (rt, start, ops, ty, detail) in cases {
+            let e = run(rt, start, ops.clone()).unwrap_err();
+            assert_eq!(e.scim_type, ty, "{ops}: {}", e.detail);
+            assert!(e.detail.contains(detail), "{ops}: {}", e.detail);
+        }
+    }
+
+    #[test]
+    fn failed_patch_leaves_attrs_unchanged() {
+        let mut attrs = crate::resource::normalize(&USER, &user()).unwrap().attrs;
+        let before = attrs.clone();
+        let ops = parse_request(&body(json!([
+            {"op": "replace", "path": "displayName", "value": "changed"},
+            {"op": "add", "path": "emails", "value": [{"value": "x@y"}]},
+            {"op": "replace", "path": "id", "value": "x"},
+        ])))
+        .unwrap();
+        let e = apply(&USER, &mut attrs, &ops).unwrap_err();
+        assert_eq!(e.scim_type, ScimType::Mutability);
+        assert!(e.detail.starts_with("Operations[2]: "), "{}", e.detail);
+        assert_eq!(attrs, before);
+    }
+
+    #[test]
+    fn odd_json_never_panics() {
+        let odd = [
+            json!(null),
+            json!(true),
+            json!(1.5),
+            json!("s"),
+            json!([]),
+            json!([null, 1, "x", [], {}]),
+            json!({}),
+            json!({"value": [1]}),
+            json!({"value": {"x": 1}, "primary": "nah"}),
+        ];
+        let paths = [
+            None,
+            Some("userName"),
+            Some("name"),
+            Some("name.givenName"),
+            Some("emails"),
+            Some("emails[type eq \"work\"]"),
+            Some("emails[type eq \"work\"].value"),
+            Some("emails.primary"),
+            Some("active"),
+            Some(EXT),
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"),
+            Some("x509Certificates"),
+            Some("addresses[primary eq true].primary"),
+        ];
+        for rt in [&USER, &GROUP] {
+            for op in ["add", "replace", "remove"] {
+                for path in paths {
+                    for v in &odd {
+                        let mut o = json!({"op": op, "value": v});
+                        if let Some(p) = path {
+                            o["path"] = json!(p);
+                        }
+                        let start = if std::ptr::eq(rt, &GROUP) {
+                            group()
+                        } else {
+                            user()
+                        };
+                        let _ = run(rt, start, json!([o]));
+                    }
+                }
+            }
+        }
+        // Whatever the stored form holds, apply does not panic either.
+        let mut weird: Map<String, Value> = serde_json::from_value(json!({
+            "userName": "u", "emails": "notarray", "name": [1], EXT: 3}))
+        .unwrap();
+        let ops = parse_request(&body(json!([
+            {"op": "add", "path": "emails", "value": {"value": "a"}},
+            {"op": "replace", "path": "name.givenName", "value": "g"},
+            {"op": "add", "path": format!("{EXT}:department"), "value": "d"},
+        ])))
+        .unwrap();
+        let _ = apply(&USER, &mut weird, &ops);
+    }
+}
