@@ -1,0 +1,230 @@
+//! The two-backend connection and the r2d2 manager that picks the backend
+//! explicitly from the URL scheme.
+//!
+//! Diesel's derived `MultiConnection::establish` tries each backend in turn
+//! and reports "Invalid connection url for multiconnection" for every
+//! failure (a wrong PostgreSQL password included), and it would open any
+//! unknown string as a SQLite file. The manager below does neither.
+
+use std::path::Path;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError};
+
+pub use multi::DbConnection;
+
+mod multi {
+    // The derive also emits public helper types (`MultiBackend`, …) with no
+    // docs; they live in this private module so they stay internal.
+    #![allow(missing_docs)]
+    use diesel::pg::PgConnection;
+    use diesel::sqlite::SqliteConnection;
+
+    /// A connection to either supported database. Repository functions take
+    /// `&mut DbConnection`; backend-specific SQL matches on the variant.
+    #[derive(diesel::MultiConnection)]
+    pub enum DbConnection {
+        /// A PostgreSQL connection.
+        Postgres(PgConnection),
+        /// A SQLite connection.
+        Sqlite(SqliteConnection),
+    }
+}
+
+impl DbConnection {
+    /// Which backend this connection talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConnection::Postgres(_) => Backend::Postgres,
+            DbConnection::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+/// The database backend in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite (a local file).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// A database URL resolved to its backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A SQLite file path.
+    Sqlite(String),
+    /// A PostgreSQL URL, passed to libpq unchanged.
+    Postgres(String),
+}
+
+impl Target {
+    /// Resolves `url` by its scheme: `sqlite://path` or `sqlite:path`, and
+    /// `postgres://` or `postgresql://`. Anything else is refused with a
+    /// message naming the scheme (and never the rest of the URL, which may
+    /// hold a password).
+    pub(crate) fn parse(url: &str) -> Result<Target, ConnectionError> {
+        let url = url.trim();
+        let (scheme, rest) = match url.split_once(':') {
+            Some((scheme, rest)) => (scheme, rest),
+            None => {
+                return Err(ConnectionError::InvalidConnectionUrl(
+                    "the database URL has no scheme; use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
+                        .to_owned(),
+                ))
+            }
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.is_empty() {
+                    return Err(ConnectionError::InvalidConnectionUrl(
+                        "the sqlite URL has no file path; use sqlite://PATH".to_owned(),
+                    ));
+                }
+                if path == ":memory:" {
+                    return Err(ConnectionError::InvalidConnectionUrl(
+                        "in-memory SQLite is not supported (each pooled connection would see its own empty database); use sqlite://PATH".to_owned(),
+                    ));
+                }
+                Ok(Target::Sqlite(path.to_owned()))
+            }
+            "postgres" | "postgresql" => Ok(Target::Postgres(url.to_owned())),
+            other => Err(ConnectionError::InvalidConnectionUrl(format!(
+                "unsupported database URL scheme \"{other}\"; use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
+            ))),
+        }
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Target::Sqlite(_) => Backend::Sqlite,
+            Target::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Per-connection SQLite setup. The order matters (STACK.md): with
+/// `journal_mode = WAL` before `busy_timeout`, fresh pool connections fail
+/// with "database is locked".
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; \
+     PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON;";
+
+/// The r2d2 manager: opens the backend named by the URL, runs the SQLite
+/// per-connection setup, and surfaces the real connection error.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionManager {
+    target: Target,
+}
+
+impl ConnectionManager {
+    pub(crate) fn new(target: Target) -> Self {
+        Self { target }
+    }
+
+    /// Opens one connection.
+    pub(crate) fn establish(&self) -> Result<DbConnection, ConnectionError> {
+        match &self.target {
+            Target::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
+            Target::Sqlite(path) => {
+                if let Some(parent) = Path::new(path).parent() {
+                    if !parent.as_os_str().is_empty() && !parent.exists() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            ConnectionError::BadConnection(format!(
+                                "cannot create the directory {} for the SQLite database: {e}",
+                                parent.display()
+                            ))
+                        })?;
+                    }
+                }
+                let mut conn = SqliteConnection::establish(path)?;
+                conn.batch_execute(SQLITE_SETUP)
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        self.establish()
+            .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        // A connection left inside a transaction or with a broken
+        // transaction manager must not go back to the pool.
+        conn.is_broken()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_choose_the_backend() {
+        assert_eq!(
+            Target::parse("sqlite://data/x.db").ok(),
+            Some(Target::Sqlite("data/x.db".into()))
+        );
+        assert_eq!(
+            Target::parse("sqlite:///abs/x.db").ok(),
+            Some(Target::Sqlite("/abs/x.db".into()))
+        );
+        assert_eq!(
+            Target::parse("sqlite:x.db").ok(),
+            Some(Target::Sqlite("x.db".into()))
+        );
+        assert_eq!(
+            Target::parse("postgresql://u:p@h/db").ok(),
+            Some(Target::Postgres("postgresql://u:p@h/db".into()))
+        );
+        assert_eq!(
+            Target::parse("POSTGRES://u:p@h/db")
+                .map(|t| t.backend())
+                .ok(),
+            Some(Backend::Postgres)
+        );
+    }
+
+    #[test]
+    fn unknown_or_incomplete_urls_are_refused() {
+        for (url, needle) in [
+            ("mysql://u:secret@h/db", "\"mysql\""),
+            ("data.db", "no scheme"),
+            ("sqlite://", "no file path"),
+            ("sqlite::memory:", "in-memory"),
+        ] {
+            let msg = match Target::parse(url) {
+                Err(e) => e.to_string(),
+                Ok(t) => panic!("{url} accepted as {t:?}"),
+            };
+            assert!(msg.contains(needle), "{url}: {msg}");
+            assert!(!msg.contains("secret"), "{msg}");
+        }
+    }
+}

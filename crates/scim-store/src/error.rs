@@ -1,0 +1,89 @@
+//! The store's error type and the explicit mapping from Diesel and r2d2
+//! errors (house style: unique violation → conflict, not found → not found,
+//! pool timeout → unavailable, anything else → internal, logged).
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use scim_core::ScimError;
+
+/// What a storage operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The addressed row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique value is already taken; the message names it.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row exists but its version is not the one expected
+    /// (RFC 7644 §3.14, `If-Match`).
+    #[error("precondition failed: the resource has been modified")]
+    PreconditionFailed,
+    /// The request is invalid in SCIM terms (e.g. a filter on an attribute
+    /// that is not filterable → `invalidFilter`).
+    #[error("{0}")]
+    Invalid(ScimError),
+    /// The database cannot be reached or the pool is exhausted; retrying
+    /// later may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else. The source has been logged; the message carries no SQL
+    /// and no secrets.
+    #[error("internal storage error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// Logs `source` and returns an [`StoreError::Internal`] whose message is
+    /// only `what` (the source may contain SQL or values).
+    pub(crate) fn internal(what: &str, source: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %source, "{what}");
+        StoreError::Internal(what.to_owned())
+    }
+}
+
+impl From<ScimError> for StoreError {
+    fn from(e: ScimError) -> Self {
+        StoreError::Invalid(e)
+    }
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            DieselError::NotFound => StoreError::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                // Repository functions that know which value was taken map
+                // this themselves; this is the generic fallback.
+                tracing::debug!(error = %info.message(), "unique violation");
+                StoreError::Conflict("a value that must be unique is already taken".to_owned())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                tracing::error!(error = %info.message(), "database connection closed");
+                StoreError::Unavailable("the database connection was closed".to_owned())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+                tracing::warn!(error = %info.message(), "serialization failure");
+                StoreError::Unavailable("the database is busy; retry the request".to_owned())
+            }
+            other => StoreError::internal("database query failed", &other),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        // r2d2 only fails `get` when the checkout times out; its message
+        // carries the last connection error, which names no secret.
+        tracing::warn!(error = %e, "database pool checkout timed out");
+        StoreError::Unavailable(format!("no database connection available: {e}"))
+    }
+}
+
+/// Whether `e` is a unique violation (used where the caller knows which
+/// value it concerns and can say so).
+pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
+}

@@ -1,0 +1,1071 @@
+//! SCIM filters (RFC 7644 §3.4.2.2) and `sortBy` (§3.4.2.3) translated to
+//! SQL over `users` (alias `u`) and `user_values` (alias `v`).
+//!
+//! Attributes go through an allow-list: each one the store can answer maps
+//! to a column of `users` or to rows of `user_values`; any other attribute
+//! is `invalidFilter`. Every generated expression is two-valued (never SQL
+//! NULL), so `not (…)` and `ne` also match users that lack the attribute,
+//! as RFC 7644 §3.4.2.2 requires for `ne`.
+
+use scim_core::filter::{AttrPath, CompValue, CompareOp, Filter};
+use scim_core::ScimError;
+
+use crate::error::StoreError;
+use crate::sql::{Bind, PatternKind, SqlBuilder};
+
+/// The core User schema URN (RFC 7643 §4.1), allowed as a prefix.
+pub(crate) const CORE_USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// The enterprise User extension URN (RFC 7643 §4.3).
+pub(crate) const ENTERPRISE_USER_URN: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// How deep `and`/`or`/`not` may nest before we refuse (the parser has its
+/// own limit; this one protects the translator if an AST is built by hand).
+const MAX_DEPTH: usize = 64;
+
+/// Single-valued core string attributes kept in `user_values`:
+/// (canonical name, caseExact per RFC 7643 §4.1.1 / §8.7.1).
+const CORE_SINGLE: &[(&str, bool)] = &[
+    ("nickName", false),
+    ("profileUrl", false),
+    ("title", false),
+    ("userType", false),
+    ("preferredLanguage", false),
+    ("locale", false),
+    ("timezone", false),
+];
+/// Sub-attributes of `name` (RFC 7643 §4.1.1), all caseExact false.
+const NAME_SUBS: &[&str] = &[
+    "formatted",
+    "familyName",
+    "givenName",
+    "middleName",
+    "honorificPrefix",
+    "honorificSuffix",
+];
+/// Single-valued enterprise string attributes (RFC 7643 §4.3).
+const ENTERPRISE_SINGLE: &[&str] = &[
+    "employeeNumber",
+    "costCenter",
+    "organization",
+    "division",
+    "department",
+];
+/// Canonical `user_values.attr` of the enterprise manager's id.
+pub(crate) const MANAGER_VALUE_ATTR: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value";
+
+/// A column of a multi-valued element row in `user_values`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ElemCol {
+    /// `value`, compared through `value_ci` (lowered unless caseExact).
+    Value,
+    Display,
+    Type,
+    Primary,
+    Formatted,
+    StreetAddress,
+    Locality,
+    Region,
+    PostalCode,
+    Country,
+}
+
+impl ElemCol {
+    fn column(self) -> &'static str {
+        match self {
+            ElemCol::Value => "v.value_ci",
+            ElemCol::Display => "v.display_ci",
+            ElemCol::Type => "v.type_ci",
+            ElemCol::Primary => "v.is_primary",
+            ElemCol::Formatted => "v.formatted_ci",
+            ElemCol::StreetAddress => "v.street_address_ci",
+            ElemCol::Locality => "v.locality_ci",
+            ElemCol::Region => "v.region_ci",
+            ElemCol::PostalCode => "v.postal_code_ci",
+            ElemCol::Country => "v.country_ci",
+        }
+    }
+
+    /// The sub-attribute's canonical name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ElemCol::Value => "value",
+            ElemCol::Display => "display",
+            ElemCol::Type => "type",
+            ElemCol::Primary => "primary",
+            ElemCol::Formatted => "formatted",
+            ElemCol::StreetAddress => "streetAddress",
+            ElemCol::Locality => "locality",
+            ElemCol::Region => "region",
+            ElemCol::PostalCode => "postalCode",
+            ElemCol::Country => "country",
+        }
+    }
+}
+
+const PLAIN_SUBS: &[ElemCol] = &[
+    ElemCol::Value,
+    ElemCol::Display,
+    ElemCol::Type,
+    ElemCol::Primary,
+];
+const ADDRESS_SUBS: &[ElemCol] = &[
+    ElemCol::Formatted,
+    ElemCol::StreetAddress,
+    ElemCol::Locality,
+    ElemCol::Region,
+    ElemCol::PostalCode,
+    ElemCol::Country,
+    ElemCol::Type,
+    ElemCol::Primary,
+];
+
+/// A multi-valued attribute of the User (RFC 7643 §4.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MultiAttr {
+    /// Canonical name, also `user_values.attr`.
+    pub(crate) name: &'static str,
+    /// Its filterable sub-attributes.
+    pub(crate) subs: &'static [ElemCol],
+    /// Whether `value` is caseExact (RFC 7643 §8.7.1: photos, x509Certificates).
+    pub(crate) value_case_exact: bool,
+}
+
+/// The multi-valued attributes indexed in `user_values`.
+pub(crate) const MULTI_ATTRS: &[MultiAttr] = &[
+    MultiAttr {
+        name: "emails",
+        subs: PLAIN_SUBS,
+        value_case_exact: false,
+    },
+    MultiAttr {
+        name: "phoneNumbers",
+        subs: PLAIN_SUBS,
+        value_case_exact: false,
+    },
+    MultiAttr {
+        name: "ims",
+        subs: PLAIN_SUBS,
+        value_case_exact: false,
+    },
+    MultiAttr {
+        name: "photos",
+        subs: PLAIN_SUBS,
+        value_case_exact: true,
+    },
+    MultiAttr {
+        name: "addresses",
+        subs: ADDRESS_SUBS,
+        value_case_exact: false,
+    },
+    MultiAttr {
+        name: "entitlements",
+        subs: PLAIN_SUBS,
+        value_case_exact: false,
+    },
+    MultiAttr {
+        name: "roles",
+        subs: PLAIN_SUBS,
+        value_case_exact: false,
+    },
+    MultiAttr {
+        name: "x509Certificates",
+        subs: PLAIN_SUBS,
+        value_case_exact: true,
+    },
+];
+
+/// A single-valued leaf kept in `user_values` (idx 0), with its caseExact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SingleLeaf {
+    /// Canonical path, also `user_values.attr`.
+    pub(crate) attr: String,
+    pub(crate) case_exact: bool,
+}
+
+/// Every single-valued leaf indexed in `user_values`: its canonical path
+/// (`user_values.attr`), the keys leading to it in the canonical attribute
+/// map, and whether it is caseExact.
+pub(crate) fn single_leaves() -> Vec<(String, Vec<&'static str>, bool)> {
+    let mut out = Vec::new();
+    for (name, exact) in CORE_SINGLE {
+        out.push(((*name).to_owned(), vec![*name], *exact));
+    }
+    for sub in NAME_SUBS {
+        out.push((format!("name.{sub}"), vec!["name", *sub], false));
+    }
+    for name in ENTERPRISE_SINGLE {
+        out.push((
+            format!("{ENTERPRISE_USER_URN}:{name}"),
+            vec![ENTERPRISE_USER_URN, *name],
+            false,
+        ));
+    }
+    // RFC 7643 erratum 8472 (verified): manager.value holds a User `id`,
+    // which is caseExact, so manager.value is caseExact too.
+    out.push((
+        MANAGER_VALUE_ATTR.to_owned(),
+        vec![ENTERPRISE_USER_URN, "manager", "value"],
+        true,
+    ));
+    out
+}
+
+/// What an attribute path resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Field {
+    Id,
+    UserName,
+    ExternalId,
+    DisplayName,
+    Active,
+    Created,
+    LastModified,
+    ResourceType,
+    Single(SingleLeaf),
+    /// A complex single-valued attribute named without a sub-attribute
+    /// (`name`, `manager`): its leaves.
+    Complex {
+        leaves: Vec<SingleLeaf>,
+        prefix: PathPrefix,
+    },
+    Multi {
+        attr: MultiAttr,
+        sub: Option<ElemCol>,
+    },
+}
+
+/// How to rebuild `outer.inner` paths for `name[givenName eq "x"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PathPrefix {
+    urn: Option<String>,
+    attr: String,
+}
+
+fn not_filterable(path: &AttrPath) -> StoreError {
+    StoreError::Invalid(ScimError::invalid_filter(format!(
+        "attribute \"{path}\" is not filterable; filterable attributes are id, userName, \
+         externalId, displayName, active, meta.created, meta.lastModified, meta.resourceType, \
+         nickName, profileUrl, title, userType, preferredLanguage, locale, timezone, \
+         name.(formatted|familyName|givenName|middleName|honorificPrefix|honorificSuffix), \
+         emails, phoneNumbers, ims, photos, entitlements, roles, x509Certificates \
+         (.value|.display|.type|.primary), addresses \
+         (.formatted|.streetAddress|.locality|.region|.postalCode|.country|.type|.primary), \
+         and {ENTERPRISE_USER_URN}:(employeeNumber|costCenter|organization|division|department|manager.value)"
+    )))
+}
+
+fn find_ci<'a>(names: &[&'a str], wanted: &str) -> Option<&'a str> {
+    names
+        .iter()
+        .copied()
+        .find(|n| n.eq_ignore_ascii_case(wanted))
+}
+
+/// Resolves a path against the allow-list (names match case-insensitively,
+/// RFC 7643 §2.1).
+fn resolve(path: &AttrPath) -> Result<Field, StoreError> {
+    let enterprise = match path.urn.as_deref() {
+        None => false,
+        Some(urn) if urn.eq_ignore_ascii_case(CORE_USER_URN) => false,
+        Some(urn) if urn.eq_ignore_ascii_case(ENTERPRISE_USER_URN) => true,
+        Some(_) => return Err(not_filterable(path)),
+    };
+    let attr = path.attr.as_str();
+    let sub = path.sub_attr.as_deref();
+    let lower = attr.to_ascii_lowercase();
+    if enterprise {
+        if let Some(name) = find_ci(ENTERPRISE_SINGLE, attr) {
+            return match sub {
+                None => Ok(Field::Single(SingleLeaf {
+                    attr: format!("{ENTERPRISE_USER_URN}:{name}"),
+                    case_exact: false,
+                })),
+                Some(_) => Err(not_filterable(path)),
+            };
+        }
+        if lower == "manager" {
+            let leaf = SingleLeaf {
+                attr: MANAGER_VALUE_ATTR.to_owned(),
+                case_exact: true,
+            };
+            return match sub {
+                Some(s) if s.eq_ignore_ascii_case("value") => Ok(Field::Single(leaf)),
+                None => Ok(Field::Complex {
+                    leaves: vec![leaf],
+                    prefix: PathPrefix {
+                        urn: Some(ENTERPRISE_USER_URN.to_owned()),
+                        attr: "manager".to_owned(),
+                    },
+                }),
+                Some(_) => Err(not_filterable(path)),
+            };
+        }
+        return Err(not_filterable(path));
+    }
+    let simple = |f: Field| {
+        if sub.is_none() {
+            Ok(f)
+        } else {
+            Err(not_filterable(path))
+        }
+    };
+    match lower.as_str() {
+        "id" => return simple(Field::Id),
+        "username" => return simple(Field::UserName),
+        "externalid" => return simple(Field::ExternalId),
+        "displayname" => return simple(Field::DisplayName),
+        "active" => return simple(Field::Active),
+        "meta" => {
+            return match sub.map(str::to_ascii_lowercase).as_deref() {
+                Some("created") => Ok(Field::Created),
+                Some("lastmodified") => Ok(Field::LastModified),
+                Some("resourcetype") => Ok(Field::ResourceType),
+                _ => Err(not_filterable(path)),
+            }
+        }
+        "name" => {
+            let leaf = |s: &str| SingleLeaf {
+                attr: format!("name.{s}"),
+                case_exact: false,
+            };
+            return match sub {
+                None => Ok(Field::Complex {
+                    leaves: NAME_SUBS.iter().map(|s| leaf(s)).collect(),
+                    prefix: PathPrefix {
+                        urn: None,
+                        attr: "name".to_owned(),
+                    },
+                }),
+                Some(s) => match find_ci(NAME_SUBS, s) {
+                    Some(canonical) => Ok(Field::Single(leaf(canonical))),
+                    None => Err(not_filterable(path)),
+                },
+            };
+        }
+        _ => {}
+    }
+    if let Some((name, exact)) = CORE_SINGLE
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(attr))
+    {
+        return simple(Field::Single(SingleLeaf {
+            attr: (*name).to_owned(),
+            case_exact: *exact,
+        }));
+    }
+    if let Some(multi) = MULTI_ATTRS
+        .iter()
+        .find(|m| m.name.eq_ignore_ascii_case(attr))
+    {
+        let sub = match sub {
+            None => None,
+            Some(s) => Some(
+                multi
+                    .subs
+                    .iter()
+                    .copied()
+                    .find(|c| c.name().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| not_filterable(path))?,
+            ),
+        };
+        return Ok(Field::Multi { attr: *multi, sub });
+    }
+    Err(not_filterable(path))
+}
+
+/// The kind of comparison a column supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Text compared after lowering the literal (caseExact false).
+    TextCi,
+    /// Text compared as given (caseExact true).
+    TextExact,
+    /// A boolean.
+    Bool,
+    /// A dateTime in the fixed stored form.
+    Date,
+}
+
+fn kind_for(case_exact: bool) -> Kind {
+    if case_exact {
+        Kind::TextExact
+    } else {
+        Kind::TextCi
+    }
+}
+
+fn invalid(detail: String) -> StoreError {
+    StoreError::Invalid(ScimError::invalid_filter(detail))
+}
+
+fn op_name(op: CompareOp) -> &'static str {
+    match op {
+        CompareOp::Eq => "eq",
+        CompareOp::Ne => "ne",
+        CompareOp::Co => "co",
+        CompareOp::Sw => "sw",
+        CompareOp::Ew => "ew",
+        CompareOp::Gt => "gt",
+        CompareOp::Ge => "ge",
+        CompareOp::Lt => "lt",
+        CompareOp::Le => "le",
+    }
+}
+
+/// Writes a two-valued comparison `column op value` (op is never `ne`;
+/// callers negate `eq`). `nullable` columns get an `IS NOT NULL` guard so a
+/// missing value compares false rather than NULL.
+fn push_compare(
+    b: &mut SqlBuilder,
+    column: &str,
+    nullable: bool,
+    kind: Kind,
+    op: CompareOp,
+    value: &CompValue,
+    path: &AttrPath,
+) -> Result<(), StoreError> {
+    match kind {
+        Kind::Bool => {
+            let v = match value {
+                CompValue::Bool(v) => *v,
+                CompValue::String(s) if s.eq_ignore_ascii_case("true") => true,
+                CompValue::String(s) if s.eq_ignore_ascii_case("false") => false,
+                _ => {
+                    return Err(invalid(format!(
+                        "\"{path}\" is a boolean; compare it with true or false"
+                    )))
+                }
+            };
+            if op != CompareOp::Eq {
+                return Err(invalid(format!(
+                    "\"{path}\" is a boolean; only eq and ne apply to it (RFC 7644 §3.4.2.2), not {}",
+                    op_name(op)
+                )));
+            }
+            if nullable {
+                // An absent `primary` is false (RFC 7643 §2.4).
+                b.push("COALESCE(").push(column).push(", FALSE) = ");
+            } else {
+                b.push(column).push(" = ");
+            }
+            b.bind(Bind::Bool(v));
+            Ok(())
+        }
+        Kind::TextCi | Kind::TextExact | Kind::Date => {
+            let CompValue::String(raw) = value else {
+                return Err(invalid(format!(
+                    "\"{path}\" is a {}; compare it with a quoted string",
+                    if kind == Kind::Date {
+                        "dateTime"
+                    } else {
+                        "string"
+                    }
+                )));
+            };
+            let literal = match kind {
+                Kind::TextCi => raw.to_lowercase(),
+                Kind::TextExact => raw.clone(),
+                Kind::Date => scim_core::datetime::normalize(raw).ok_or_else(|| {
+                    invalid(format!(
+                        "\"{raw}\" is not a dateTime; \"{path}\" needs an RFC 3339 date-time such as \"2011-05-13T04:42:34Z\""
+                    ))
+                })?,
+                Kind::Bool => {
+                    return Err(invalid(format!(
+                        "\"{path}\" is a boolean; compare it with true or false"
+                    )))
+                }
+            };
+            if nullable {
+                b.push("(").push(column).push(" IS NOT NULL AND ");
+            }
+            match op {
+                CompareOp::Eq | CompareOp::Ne => {
+                    b.push(column).push(" = ").bind_text(literal);
+                }
+                CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => {
+                    let sym = match op {
+                        CompareOp::Gt => " > ",
+                        CompareOp::Ge => " >= ",
+                        CompareOp::Lt => " < ",
+                        _ => " <= ",
+                    };
+                    b.push(column).push(sym).bind_text(literal);
+                }
+                CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
+                    if kind == Kind::Date {
+                        return Err(invalid(format!(
+                            "\"{path}\" is a dateTime; co, sw and ew apply only to strings, use eq, gt, ge, lt or le"
+                        )));
+                    }
+                    let pk = match op {
+                        CompareOp::Co => PatternKind::Contains,
+                        CompareOp::Sw => PatternKind::StartsWith,
+                        _ => PatternKind::EndsWith,
+                    };
+                    b.push_pattern(column, pk, &literal);
+                }
+            }
+            if nullable {
+                b.push(")");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The `user_values` attrs a complex attribute's presence is judged by.
+fn push_attr_in(b: &mut SqlBuilder, leaves: &[SingleLeaf]) {
+    b.push("v.attr IN (");
+    for (i, leaf) in leaves.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.bind_text(leaf.attr.clone());
+    }
+    b.push(")");
+}
+
+/// Appends the SQL condition (over `users u`) for `filter`.
+pub(crate) fn push_filter(b: &mut SqlBuilder, filter: &Filter) -> Result<(), StoreError> {
+    user_expr(b, filter, 0)
+}
+
+fn user_expr(b: &mut SqlBuilder, filter: &Filter, depth: usize) -> Result<(), StoreError> {
+    if depth > MAX_DEPTH {
+        return Err(invalid(format!(
+            "the filter nests deeper than {MAX_DEPTH} levels; simplify it"
+        )));
+    }
+    match filter {
+        Filter::And(l, r) | Filter::Or(l, r) => {
+            let joiner = if matches!(filter, Filter::And(..)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            b.push("(");
+            user_expr(b, l, depth + 1)?;
+            b.push(joiner);
+            user_expr(b, r, depth + 1)?;
+            b.push(")");
+            Ok(())
+        }
+        Filter::Not(inner) => {
+            b.push("NOT (");
+            user_expr(b, inner, depth + 1)?;
+            b.push(")");
+            Ok(())
+        }
+        Filter::Present(path) => present(b, path),
+        Filter::Compare(path, op, value) => compare(b, path, *op, value),
+        Filter::ValuePath(path, inner) => value_path(b, path, inner, depth),
+    }
+}
+
+fn present(b: &mut SqlBuilder, path: &AttrPath) -> Result<(), StoreError> {
+    match resolve(path)? {
+        // Always present on a stored User.
+        Field::Id
+        | Field::UserName
+        | Field::Active
+        | Field::Created
+        | Field::LastModified
+        | Field::ResourceType => {
+            b.push("1 = 1");
+        }
+        // Empty strings are stored as NULL, so presence is non-NULL.
+        Field::ExternalId => {
+            b.push("u.external_id IS NOT NULL");
+        }
+        Field::DisplayName => {
+            b.push("u.display_name_ci IS NOT NULL");
+        }
+        Field::Single(leaf) => {
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+                .bind_text(leaf.attr)
+                .push(")");
+        }
+        Field::Complex { leaves, .. } => {
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE ");
+            push_attr_in(b, &leaves);
+            b.push(")");
+        }
+        Field::Multi { attr, sub } => {
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+                .bind_text(attr.name);
+            if let Some(col) = sub {
+                b.push(" AND ").push(col.column()).push(" IS NOT NULL");
+            }
+            b.push(")");
+        }
+    }
+    Ok(())
+}
+
+/// `attr eq null` / `attr ne null`: absence / presence.
+fn compare_null(b: &mut SqlBuilder, path: &AttrPath, op: CompareOp) -> Result<(), StoreError> {
+    match op {
+        CompareOp::Eq => {
+            b.push("NOT (");
+            present(b, path)?;
+            b.push(")");
+            Ok(())
+        }
+        CompareOp::Ne => present(b, path),
+        other => Err(invalid(format!(
+            "null can only be compared with eq or ne, not {}",
+            op_name(other)
+        ))),
+    }
+}
+
+fn compare(
+    b: &mut SqlBuilder,
+    path: &AttrPath,
+    op: CompareOp,
+    value: &CompValue,
+) -> Result<(), StoreError> {
+    if matches!(value, CompValue::Null) {
+        return compare_null(b, path, op);
+    }
+    let field = resolve(path)?;
+    // `ne` is `not eq`: with two-valued `eq` this matches users lacking the
+    // attribute too.
+    let (negate, op) = if op == CompareOp::Ne {
+        (true, CompareOp::Eq)
+    } else {
+        (false, op)
+    };
+    let on_users = |b: &mut SqlBuilder, column: &str, nullable: bool, kind: Kind| {
+        if negate {
+            b.push("NOT (");
+        }
+        push_compare(b, column, nullable, kind, op, value, path)?;
+        if negate {
+            b.push(")");
+        }
+        Ok::<(), StoreError>(())
+    };
+    match field {
+        Field::Id => on_users(b, "u.id", false, Kind::TextExact),
+        Field::UserName => on_users(b, "u.user_name_ci", false, Kind::TextCi),
+        Field::ExternalId => on_users(b, "u.external_id", true, Kind::TextExact),
+        Field::DisplayName => on_users(b, "u.display_name_ci", true, Kind::TextCi),
+        Field::Active => on_users(b, "u.active", false, Kind::Bool),
+        Field::Created => on_users(b, "u.created", false, Kind::Date),
+        Field::LastModified => on_users(b, "u.last_modified", false, Kind::Date),
+        Field::ResourceType => resource_type(b, path, op, negate, value),
+        Field::Single(leaf) => {
+            b.push(if negate { "u.id NOT IN" } else { "u.id IN" });
+            b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+                .bind_text(leaf.attr.clone())
+                .push(" AND ");
+            push_compare(
+                b,
+                "v.value_ci",
+                true,
+                kind_for(leaf.case_exact),
+                op,
+                value,
+                path,
+            )?;
+            b.push(")");
+            Ok(())
+        }
+        Field::Complex { .. } => Err(invalid(format!(
+            "\"{path}\" is complex; compare one of its sub-attributes (e.g. \"{path}.{}\")",
+            if path.attr.eq_ignore_ascii_case("name") {
+                "familyName"
+            } else {
+                "value"
+            }
+        ))),
+        Field::Multi { attr, sub } => {
+            // `emails eq "x"` means `emails.value eq "x"` (RFC 7644 §3.4.2.2
+            // for multi-valued attributes without a sub-attribute).
+            let col = match sub {
+                Some(c) => c,
+                None if attr.subs.contains(&ElemCol::Value) => ElemCol::Value,
+                None => {
+                    return Err(invalid(format!(
+                        "\"{path}\" has no value sub-attribute; filter on one of its sub-attributes, e.g. \"{path}.locality\""
+                    )))
+                }
+            };
+            b.push(if negate { "u.id NOT IN" } else { "u.id IN" });
+            b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+                .bind_text(attr.name)
+                .push(" AND ");
+            elem_compare(b, attr, col, op, value, path)?;
+            b.push(")");
+            Ok(())
+        }
+    }
+}
+
+fn elem_compare(
+    b: &mut SqlBuilder,
+    attr: MultiAttr,
+    col: ElemCol,
+    op: CompareOp,
+    value: &CompValue,
+    path: &AttrPath,
+) -> Result<(), StoreError> {
+    let kind = match col {
+        ElemCol::Primary => Kind::Bool,
+        ElemCol::Value => kind_for(attr.value_case_exact),
+        _ => Kind::TextCi,
+    };
+    push_compare(b, col.column(), true, kind, op, value, path)
+}
+
+/// `meta.resourceType` is the constant "User" (caseExact, RFC 7643 §3.1):
+/// decide in Rust and emit a constant condition.
+fn resource_type(
+    b: &mut SqlBuilder,
+    path: &AttrPath,
+    op: CompareOp,
+    negate: bool,
+    value: &CompValue,
+) -> Result<(), StoreError> {
+    let CompValue::String(lit) = value else {
+        return Err(invalid(format!(
+            "\"{path}\" is a string; compare it with a quoted string"
+        )));
+    };
+    const RT: &str = "User";
+    let lit = lit.as_str();
+    let hit = match op {
+        CompareOp::Eq | CompareOp::Ne => RT == lit,
+        CompareOp::Co => RT.contains(lit),
+        CompareOp::Sw => RT.starts_with(lit),
+        CompareOp::Ew => RT.ends_with(lit),
+        CompareOp::Gt => RT > lit,
+        CompareOp::Ge => RT >= lit,
+        CompareOp::Lt => RT < lit,
+        CompareOp::Le => RT <= lit,
+    };
+    b.push(if hit != negate { "1 = 1" } else { "1 = 0" });
+    Ok(())
+}
+
+fn value_path(
+    b: &mut SqlBuilder,
+    path: &AttrPath,
+    inner: &Filter,
+    depth: usize,
+) -> Result<(), StoreError> {
+    match resolve(path)? {
+        Field::Multi { attr, sub: None } => {
+            // One subquery: some element row satisfies the whole inner filter.
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+                .bind_text(attr.name)
+                .push(" AND ");
+            elem_expr(b, attr, inner, depth + 1)?;
+            b.push(")");
+            Ok(())
+        }
+        Field::Complex { prefix, .. } => {
+            // A single-valued complex attribute has one "element": the user
+            // itself, so `name[givenName eq "x"]` is `name.givenName eq "x"`.
+            let rewritten = prefix_paths(inner, &prefix, depth)?;
+            user_expr(b, &rewritten, depth + 1)
+        }
+        _ => Err(invalid(format!(
+            "\"{path}\" is not a multi-valued or complex attribute, so it cannot take a [filter]"
+        ))),
+    }
+}
+
+fn prefix_paths(f: &Filter, prefix: &PathPrefix, depth: usize) -> Result<Filter, StoreError> {
+    if depth > MAX_DEPTH {
+        return Err(invalid(format!(
+            "the filter nests deeper than {MAX_DEPTH} levels; simplify it"
+        )));
+    }
+    let sub = |p: &AttrPath| -> Result<AttrPath, StoreError> {
+        if p.sub_attr.is_some() || p.urn.is_some() {
+            return Err(invalid(format!(
+                "inside {}[…] name a sub-attribute only, not \"{p}\"",
+                prefix.attr
+            )));
+        }
+        Ok(AttrPath {
+            urn: prefix.urn.clone(),
+            attr: prefix.attr.clone(),
+            sub_attr: Some(p.attr.clone()),
+        })
+    };
+    Ok(match f {
+        Filter::And(l, r) => Filter::And(
+            Box::new(prefix_paths(l, prefix, depth + 1)?),
+            Box::new(prefix_paths(r, prefix, depth + 1)?),
+        ),
+        Filter::Or(l, r) => Filter::Or(
+            Box::new(prefix_paths(l, prefix, depth + 1)?),
+            Box::new(prefix_paths(r, prefix, depth + 1)?),
+        ),
+        Filter::Not(i) => Filter::Not(Box::new(prefix_paths(i, prefix, depth + 1)?)),
+        Filter::Present(p) => Filter::Present(sub(p)?),
+        Filter::Compare(p, op, v) => Filter::Compare(sub(p)?, *op, v.clone()),
+        Filter::ValuePath(p, _) => {
+            return Err(invalid(format!(
+                "value filters cannot nest: \"{p}[…]\" inside {}[…]",
+                prefix.attr
+            )))
+        }
+    })
+}
+
+/// The condition over one element row `v` of `attr` for a value filter.
+fn elem_expr(
+    b: &mut SqlBuilder,
+    attr: MultiAttr,
+    filter: &Filter,
+    depth: usize,
+) -> Result<(), StoreError> {
+    if depth > MAX_DEPTH {
+        return Err(invalid(format!(
+            "the filter nests deeper than {MAX_DEPTH} levels; simplify it"
+        )));
+    }
+    let column_of = |p: &AttrPath| -> Result<ElemCol, StoreError> {
+        let ok_urn = p.urn.is_none();
+        let found = attr
+            .subs
+            .iter()
+            .copied()
+            .find(|c| c.name().eq_ignore_ascii_case(&p.attr));
+        match (ok_urn, p.sub_attr.is_none(), found) {
+            (true, true, Some(c)) => Ok(c),
+            _ => Err(invalid(format!(
+                "\"{p}\" is not a filterable sub-attribute of {}; use one of {}",
+                attr.name,
+                attr.subs
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    };
+    match filter {
+        Filter::And(l, r) | Filter::Or(l, r) => {
+            let joiner = if matches!(filter, Filter::And(..)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            b.push("(");
+            elem_expr(b, attr, l, depth + 1)?;
+            b.push(joiner);
+            elem_expr(b, attr, r, depth + 1)?;
+            b.push(")");
+        }
+        Filter::Not(inner) => {
+            b.push("NOT (");
+            elem_expr(b, attr, inner, depth + 1)?;
+            b.push(")");
+        }
+        Filter::Present(p) => {
+            let col = column_of(p)?;
+            b.push(col.column()).push(" IS NOT NULL");
+        }
+        Filter::Compare(p, op, value) => {
+            let col = column_of(p)?;
+            if matches!(value, CompValue::Null) {
+                match op {
+                    CompareOp::Eq => b.push(col.column()).push(" IS NULL"),
+                    CompareOp::Ne => b.push(col.column()).push(" IS NOT NULL"),
+                    other => {
+                        return Err(invalid(format!(
+                            "null can only be compared with eq or ne, not {}",
+                            op_name(*other)
+                        )))
+                    }
+                };
+                return Ok(());
+            }
+            let (negate, op) = if *op == CompareOp::Ne {
+                (true, CompareOp::Eq)
+            } else {
+                (false, *op)
+            };
+            if negate {
+                b.push("NOT (");
+            }
+            elem_compare(b, attr, col, op, value, p)?;
+            if negate {
+                b.push(")");
+            }
+        }
+        Filter::ValuePath(p, _) => {
+            return Err(invalid(format!(
+                "value filters cannot nest: \"{p}[…]\" inside {}[…]",
+                attr.name
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Appends the `sortBy` key expression (over `users u`) for `path`
+/// (RFC 7644 §3.4.2.3). For a multi-valued attribute the key is the
+/// primary element's value, or the first element's.
+pub(crate) fn push_sort_key(b: &mut SqlBuilder, path: &AttrPath) -> Result<(), StoreError> {
+    let sort_err = |p: &AttrPath| {
+        StoreError::Invalid(ScimError::invalid_value(format!(
+            "cannot sort by \"{p}\"; sortBy takes a filterable single-valued attribute or a multi-valued attribute's sub-attribute"
+        )))
+    };
+    let field = resolve(path).map_err(|e| match e {
+        StoreError::Invalid(_) => sort_err(path),
+        other => other,
+    })?;
+    match field {
+        Field::Id => b.push("u.id"),
+        Field::UserName => b.push("u.user_name_ci"),
+        Field::ExternalId => b.push("u.external_id"),
+        Field::DisplayName => b.push("u.display_name_ci"),
+        Field::Active => b.push("u.active"),
+        Field::Created | Field::ResourceType => b.push("u.created"),
+        Field::LastModified => b.push("u.last_modified"),
+        Field::Single(leaf) => b
+            .push("(SELECT v.value_ci FROM user_values v WHERE v.user_id = u.id AND v.attr = ")
+            .bind_text(leaf.attr)
+            .push(")"),
+        Field::Complex { .. } => return Err(sort_err(path)),
+        Field::Multi { attr, sub } => {
+            let col = match sub {
+                Some(c) => c,
+                None if attr.subs.contains(&ElemCol::Value) => ElemCol::Value,
+                None => return Err(sort_err(path)),
+            };
+            b.push("(SELECT ")
+                .push(col.column())
+                .push(" FROM user_values v WHERE v.user_id = u.id AND v.attr = ")
+                .bind_text(attr.name)
+                .push(" ORDER BY COALESCE(v.is_primary, FALSE) DESC, v.idx LIMIT 1)")
+        }
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::connection::Backend;
+
+    fn sql(f: &Filter) -> Result<(String, Vec<Bind>), StoreError> {
+        let mut b = SqlBuilder::new(Backend::Sqlite);
+        push_filter(&mut b, f)?;
+        Ok((b.sql().to_owned(), b.binds().to_vec()))
+    }
+
+    fn cmp(path: AttrPath, op: CompareOp, v: &str) -> Filter {
+        Filter::Compare(path, op, CompValue::String(v.into()))
+    }
+
+    #[test]
+    fn user_name_is_lowered_and_bound() {
+        let (s, binds) = sql(&cmp(AttrPath::new("USERNAME"), CompareOp::Eq, "Bob'--")).unwrap();
+        assert_eq!(s, "u.user_name_ci = ?");
+        assert_eq!(binds, vec![Bind::Text("bob'--".into())]);
+    }
+
+    #[test]
+    fn ne_on_nullable_column_is_negated_guarded_eq() {
+        let (s, _) = sql(&cmp(AttrPath::new("externalId"), CompareOp::Ne, "X")).unwrap();
+        assert_eq!(s, "NOT ((u.external_id IS NOT NULL AND u.external_id = ?))");
+    }
+
+    #[test]
+    fn value_path_is_one_subquery() {
+        let f = Filter::ValuePath(
+            AttrPath::new("emails"),
+            Box::new(Filter::And(
+                Box::new(cmp(AttrPath::new("type"), CompareOp::Eq, "Work")),
+                Box::new(cmp(AttrPath::new("value"), CompareOp::Co, "@X")),
+            )),
+        );
+        let (s, binds) = sql(&f).unwrap();
+        assert_eq!(
+            s,
+            "u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ? AND ((v.type_ci IS NOT NULL AND v.type_ci = ?) AND (v.value_ci IS NOT NULL AND v.value_ci GLOB ?)))"
+        );
+        assert_eq!(
+            binds,
+            vec![
+                Bind::Text("emails".into()),
+                Bind::Text("work".into()),
+                Bind::Text("*@x*".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_attributes_are_invalid_filter() {
+        for path in [
+            AttrPath::new("password"),
+            AttrPath::new("groups"),
+            AttrPath::with_sub("emails", "bogus"),
+            AttrPath::with_sub("userName", "x"),
+            AttrPath {
+                urn: Some("urn:example:other".into()),
+                attr: "department".into(),
+                sub_attr: None,
+            },
+            // Enterprise attributes need their URN.
+            AttrPath::new("department"),
+        ] {
+            match sql(&cmp(path.clone(), CompareOp::Eq, "x")) {
+                Err(StoreError::Invalid(e)) => {
+                    assert_eq!(e.scim_type, scim_core::ScimType::InvalidFilter, "{path}");
+                    assert!(e.detail.contains("not filterable"), "{}", e.detail);
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn booleans_and_dates_reject_wrong_operators() {
+        for f in [
+            Filter::Compare(
+                AttrPath::new("active"),
+                CompareOp::Gt,
+                CompValue::Bool(true),
+            ),
+            Filter::Compare(
+                AttrPath::new("active"),
+                CompareOp::Eq,
+                CompValue::String("yes".into()),
+            ),
+            cmp(
+                AttrPath::with_sub("meta", "lastModified"),
+                CompareOp::Gt,
+                "yesterday",
+            ),
+            cmp(AttrPath::with_sub("meta", "created"), CompareOp::Co, "2011"),
+            Filter::Compare(AttrPath::new("title"), CompareOp::Eq, CompValue::Bool(true)),
+            Filter::Compare(AttrPath::new("title"), CompareOp::Gt, CompValue::Null),
+        ] {
+            assert!(matches!(sql(&f), Err(StoreError::Invalid(_))), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn sort_keys_resolve() {
+        let mut b = SqlBuilder::new(Backend::Postgres);
+        push_sort_key(&mut b, &AttrPath::with_sub("emails", "value")).unwrap();
+        assert!(b
+            .sql()
+            .contains("ORDER BY COALESCE(v.is_primary, FALSE) DESC, v.idx LIMIT 1"));
+        let mut b = SqlBuilder::new(Backend::Sqlite);
+        assert!(push_sort_key(&mut b, &AttrPath::new("password")).is_err());
+    }
+}

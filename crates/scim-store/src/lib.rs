@@ -1,0 +1,35 @@
+//! Storage for scimd: Diesel 2 over SQLite or PostgreSQL, chosen at run
+//! time by the database URL.
+//!
+//! [`Store`] owns the connection pools and the embedded migrations;
+//! repository functions ([`users`], [`tokens`]) take `&mut DbConnection`
+//! and run inside [`Store::read`] or [`Store::write`], so that several of
+//! them (and later an audit record) can share one transaction.
+//!
+//! Filters (RFC 7644 §3.4.2.2) are evaluated in the database: the AST from
+//! `scim_core::filter` is translated to SQL through an allow-list of
+//! attributes; anything else is `invalidFilter`.
+
+pub mod connection;
+pub mod error;
+mod filter;
+mod schema;
+mod sql;
+pub mod store;
+pub mod tokens;
+pub mod users;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use connection::{Backend, DbConnection};
+pub use error::StoreError;
+pub use store::{Store, StoreConfig};
+pub use tokens::{
+    authenticate_token, create_token, hash_secret, list_tokens, revoke_token, touch_token,
+    TokenInfo,
+};
+pub use users::{
+    count_users, delete_user, find_password_hash, find_user, insert_user, list_users, update_user,
+    ListQuery, Page, PasswordChange, UserRecord,
+};

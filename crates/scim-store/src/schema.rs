@@ -1,0 +1,88 @@
+//! Diesel table definitions, using only column types both backends share.
+
+diesel::table! {
+    /// Bearer tokens for the SCIM API.
+    scim_tokens (id) {
+        /// UUID text.
+        id -> Text,
+        /// A label chosen by the operator.
+        name -> Text,
+        /// The first characters of the secret, for display.
+        prefix -> Text,
+        /// SHA-256 of the secret, lowercase hex.
+        secret_hash -> Text,
+        /// Creation time (fixed UTC text form).
+        created_at -> Text,
+        /// Last successful authentication.
+        last_used_at -> Nullable<Text>,
+        /// Expiry, if any.
+        expires_at -> Nullable<Text>,
+        /// Revocation time, if revoked.
+        revoked_at -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// SCIM users.
+    users (id) {
+        /// UUID text.
+        id -> Text,
+        /// userName as given.
+        user_name -> Text,
+        /// userName lowercased: the unique key.
+        user_name_ci -> Text,
+        /// externalId (caseExact).
+        external_id -> Nullable<Text>,
+        /// displayName lowercased.
+        display_name_ci -> Nullable<Text>,
+        /// active.
+        active -> Bool,
+        /// The canonical attribute JSON.
+        resource -> Text,
+        /// The password hash, never returned (RFC 7643 §4.1.1).
+        password_hash -> Nullable<Text>,
+        /// Optimistic-concurrency version, also the ETag.
+        version -> BigInt,
+        /// meta.created.
+        created -> Text,
+        /// meta.lastModified.
+        last_modified -> Text,
+    }
+}
+
+diesel::table! {
+    /// The filter index of user attributes that are not columns of `users`.
+    user_values (user_id, attr, idx) {
+        /// The owning user.
+        user_id -> Text,
+        /// Canonical attribute path (`title`, `name.givenName`, `emails`, …).
+        attr -> Text,
+        /// Position in a multi-valued attribute, 0 for single-valued.
+        idx -> Integer,
+        /// The value as given.
+        value -> Nullable<Text>,
+        /// The comparison form of `value`.
+        value_ci -> Nullable<Text>,
+        /// `display`, lowercased.
+        display_ci -> Nullable<Text>,
+        /// `type`, lowercased.
+        type_ci -> Nullable<Text>,
+        /// `primary`.
+        is_primary -> Nullable<Bool>,
+        /// addresses.formatted, lowercased.
+        formatted_ci -> Nullable<Text>,
+        /// addresses.streetAddress, lowercased.
+        street_address_ci -> Nullable<Text>,
+        /// addresses.locality, lowercased.
+        locality_ci -> Nullable<Text>,
+        /// addresses.region, lowercased.
+        region_ci -> Nullable<Text>,
+        /// addresses.postalCode, lowercased.
+        postal_code_ci -> Nullable<Text>,
+        /// addresses.country, lowercased.
+        country_ci -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(user_values -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, user_values);

@@ -1,0 +1,205 @@
+//! The store handle: connection pools, migrations, and the `read` / `write`
+//! entry points through which every repository function is called.
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::migration::MigrationSource;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::connection::{Backend, ConnectionManager, DbConnection, Target};
+use crate::error::StoreError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+type Pool = r2d2::Pool<ConnectionManager>;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (or `sqlite:PATH`), or `postgres://…` /
+    /// `postgresql://…`.
+    pub url: String,
+    /// Connections in the (read) pool. On SQLite, writes go through one
+    /// extra dedicated connection.
+    pub pool_size: u32,
+    /// How long to wait for a connection, at startup and on each checkout.
+    pub connect_timeout: Duration,
+}
+
+/// The storage handle: cheap to clone, shared by all request handlers.
+///
+/// On SQLite, writes go through exactly one connection (a single writer
+/// beats writers busy-waiting on the database lock, STACK.md) and reads
+/// through their own pool; with WAL, readers never block the writer. On
+/// PostgreSQL one pool serves both.
+#[derive(Clone)]
+pub struct Store {
+    read: Pool,
+    write: Pool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to the database named by `config.url`.
+    ///
+    /// An unknown URL scheme, or a database that refuses the connection,
+    /// fails here with the real reason (never the URL itself, which may
+    /// carry a password).
+    pub fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
+        let target =
+            Target::parse(&config.url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let backend = target.backend();
+        let manager = ConnectionManager::new(target);
+        // Open one connection directly first: a pool only reports
+        // "timed out" after `connect_timeout`, this gives the real reason now.
+        let probe = manager.establish().map_err(|e| {
+            StoreError::Unavailable(format!("cannot connect to the {backend} database: {e}"))
+        })?;
+        drop(probe);
+        let pool_size = config.pool_size.max(1);
+        let build = |size: u32| {
+            r2d2::Pool::builder()
+                .max_size(size)
+                .min_idle(Some(1))
+                .connection_timeout(config.connect_timeout)
+                // A liveness query on every checkout cost ~25% of read
+                // throughput (STACK.md); broken connections are still
+                // dropped through `has_broken`.
+                .test_on_check_out(false)
+                .build(manager.clone())
+                .map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot open the {backend} connection pool: {e}"
+                    ))
+                })
+        };
+        let read = build(pool_size)?;
+        let write = match backend {
+            Backend::Sqlite => build(1)?,
+            Backend::Postgres => read.clone(),
+        };
+        Ok(Store {
+            read,
+            write,
+            backend,
+        })
+    }
+
+    /// The backend this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations; returns the names of those applied.
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.write.get()?;
+        match &mut *conn {
+            DbConnection::Sqlite(c) => run_pending(c, SQLITE_MIGRATIONS),
+            DbConnection::Postgres(c) => run_pending(c, POSTGRES_MIGRATIONS),
+        }
+    }
+
+    /// Reverts every applied migration, newest first; returns the names of
+    /// those reverted. This drops all data: it exists for tests and for an
+    /// operator tearing an installation down.
+    pub fn revert_all_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.write.get()?;
+        let reverted = match &mut *conn {
+            DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS),
+            DbConnection::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),
+        }
+        .map_err(|e| StoreError::internal("reverting migrations failed", &e))?;
+        Ok(reverted.iter().map(ToString::to_string).collect())
+    }
+
+    /// Checks that the database answers (readiness probe).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))
+    }
+
+    /// Runs `f` on a pooled read connection (no transaction).
+    pub fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+    {
+        let mut conn = self.read.get()?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` in one transaction on the write connection: everything `f`
+    /// does commits together, or, if it returns an error, rolls back.
+    ///
+    /// On SQLite the transaction is `BEGIN IMMEDIATE`: it takes the write
+    /// lock up front, so a read followed by a write inside `f` cannot fail
+    /// with SQLITE_BUSY on the lock upgrade (STACK.md).
+    pub fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+    {
+        let mut conn = self.write.get()?;
+        transaction(&mut conn, f)
+    }
+}
+
+/// `TransactionManager::transaction`, but opening the transaction with
+/// `BEGIN IMMEDIATE` on SQLite. The derived multi-connection transaction
+/// manager delegates to the inner connection's `AnsiTransactionManager`, so
+/// beginning on the inner connection and committing through the outer one
+/// keeps Diesel's transaction state consistent.
+fn transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+        }
+        DbConnection::Postgres(c) => {
+            AnsiTransactionManager::begin_transaction(c)?;
+        }
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) =
+                <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn)
+            {
+                // The connection is now marked broken and r2d2 drops it;
+                // the caller's error is the one worth reporting.
+                tracing::error!(error = %rollback, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn run_pending<DB, C>(conn: &mut C, source: EmbeddedMigrations) -> Result<Vec<String>, StoreError>
+where
+    DB: diesel::backend::Backend,
+    C: MigrationHarness<DB>,
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let pending = conn
+        .pending_migrations(source)
+        .map_err(|e| StoreError::internal("listing pending migrations failed", &e))?;
+    let mut applied = Vec::with_capacity(pending.len());
+    for migration in pending {
+        conn.run_migration(&*migration)
+            .map_err(|e| StoreError::internal("applying a migration failed", &e))?;
+        applied.push(migration.name().to_string());
+    }
+    Ok(applied)
+}

@@ -1,0 +1,187 @@
+//! Test support (feature `testing`): throwaway, migrated databases on each
+//! backend, so every storage test — here and in the HTTP server — runs on
+//! SQLite and, when `TEST_DATABASE_URL` is set, on PostgreSQL too.
+//!
+//! These helpers panic on setup failure: they only run in tests, where a
+//! missing database must fail loudly rather than skip silently.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::Connection;
+
+use crate::{Backend, Store, StoreConfig};
+
+/// The environment variable naming the PostgreSQL server for tests: a URL
+/// whose role may `CREATE DATABASE`.
+pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+
+/// A migrated database that is removed when dropped.
+pub struct TestDb {
+    store: Store,
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    /// The SQLite file lives in this directory, deleted on drop.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    /// Drop database `name` through the server at `admin_url`.
+    Postgres { admin_url: String, name: String },
+}
+
+impl std::fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDb")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+fn config(url: &str) -> StoreConfig {
+    StoreConfig {
+        url: url.to_owned(),
+        pool_size: 4,
+        connect_timeout: Duration::from_secs(15),
+    }
+}
+
+impl TestDb {
+    /// A fresh SQLite database in a temporary directory, migrated.
+    pub fn sqlite() -> TestDb {
+        let dir = match tempfile::tempdir() {
+            Ok(dir) => dir,
+            Err(e) => panic!("cannot create a temporary directory: {e}"),
+        };
+        let url = format!("sqlite://{}", dir.path().join("scimd-test.db").display());
+        let store = connect_and_migrate(&url);
+        TestDb {
+            store,
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database (`scimd_test_<random>`) on the server
+    /// named by `TEST_DATABASE_URL`, migrated; `None` when that variable is
+    /// unset. The database is dropped (`WITH (FORCE)`) on drop.
+    pub fn postgres() -> Option<TestDb> {
+        let admin_url = std::env::var(TEST_DATABASE_URL).ok()?;
+        if admin_url.trim().is_empty() {
+            return None;
+        }
+        let name = format!("scimd_test_{}", uuid::Uuid::new_v4().simple());
+        let url = match with_database(&admin_url, &name) {
+            Some(url) => url,
+            None => panic!("{TEST_DATABASE_URL} is not a postgres:// URL"),
+        };
+        let mut admin = match PgConnection::establish(&admin_url) {
+            Ok(c) => c,
+            Err(e) => panic!("cannot connect to {TEST_DATABASE_URL}: {e}"),
+        };
+        // `name` is ours (a UUID), not input: safe to put in the statement.
+        if let Err(e) = admin.batch_execute(&format!("CREATE DATABASE {name}")) {
+            panic!("cannot create the test database: {e}");
+        }
+        let store = connect_and_migrate(&url);
+        Some(TestDb {
+            store,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+
+    /// The store over this database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The backend of this database.
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+
+    /// The URL of this database (for tests that open their own store).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            // FORCE terminates this store's pooled connections too.
+            let dropped = PgConnection::establish(admin_url)
+                .map_err(|e| e.to_string())
+                .and_then(|mut c| {
+                    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = dropped {
+                eprintln!("warning: could not drop test database {name}: {e}");
+            }
+        }
+    }
+}
+
+/// SQLite always, plus PostgreSQL when `TEST_DATABASE_URL` is set.
+pub fn backends() -> Vec<TestDb> {
+    let mut dbs = vec![TestDb::sqlite()];
+    dbs.extend(TestDb::postgres());
+    dbs
+}
+
+fn connect_and_migrate(url: &str) -> Store {
+    let store = match Store::connect(&config(url)) {
+        Ok(s) => s,
+        Err(e) => panic!("cannot connect to the test database: {e}"),
+    };
+    if let Err(e) = store.migrate() {
+        panic!("cannot migrate the test database: {e}");
+    }
+    store
+}
+
+/// `url` with its database name replaced by `name`, keeping the query.
+fn with_database(url: &str, name: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("postgres") && !scheme.eq_ignore_ascii_case("postgresql") {
+        return None;
+    }
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let authority = before_query
+        .split_once('/')
+        .map_or(before_query, |(a, _)| a);
+    let mut out = format!("{scheme}://{authority}/{name}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/scimd", "t").as_deref(),
+            Some("postgres://u:p@h:5432/t")
+        );
+        assert_eq!(
+            with_database("postgresql://h/db?sslmode=disable", "t").as_deref(),
+            Some("postgresql://h/t?sslmode=disable")
+        );
+        assert_eq!(
+            with_database("postgres://h", "t").as_deref(),
+            Some("postgres://h/t")
+        );
+        assert_eq!(with_database("mysql://h/db", "t"), None);
+    }
+}

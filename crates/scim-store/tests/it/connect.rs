@@ -1,0 +1,88 @@
+use std::time::Duration;
+
+use scim_store::testing::{backends, TEST_DATABASE_URL};
+use scim_store::{Backend, Store, StoreConfig, StoreError};
+
+fn config(url: &str) -> StoreConfig {
+    StoreConfig {
+        url: url.to_owned(),
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn unknown_scheme_is_refused_by_name_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.db");
+    let url = format!("mysql://root:hunter2@{}", path.display());
+    match Store::connect(&config(&url)) {
+        Err(StoreError::Unavailable(msg)) => {
+            assert!(msg.contains("\"mysql\""), "{msg}");
+            assert!(!msg.contains("hunter2"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!path.exists());
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn sqlite_creates_missing_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/scimd.db");
+    let store = Store::connect(&config(&format!("sqlite://{}", path.display()))).unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.ping().unwrap();
+    assert!(path.exists());
+    // The short form works too.
+    let store = Store::connect(&config(&format!("sqlite:{}", path.display()))).unwrap();
+    store.ping().unwrap();
+}
+
+#[test]
+fn sqlite_connections_get_the_pragmas() {
+    use diesel::connection::SimpleConnection;
+    let db = scim_store::testing::TestDb::sqlite();
+    // foreign_keys = ON: an index row for a missing user is refused.
+    let err = db
+        .store()
+        .write(|conn| {
+            conn.batch_execute(
+                "INSERT INTO user_values (user_id, attr, idx) VALUES ('nobody', 'title', 0)",
+            )
+            .map_err(StoreError::from)
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    let wal =
+        std::path::Path::new(db.url().trim_start_matches("sqlite://")).with_extension("db-wal");
+    assert!(wal.exists(), "journal_mode = WAL");
+}
+
+#[test]
+fn bad_postgres_password_surfaces_the_real_error() {
+    let Ok(url) = std::env::var(TEST_DATABASE_URL) else {
+        return;
+    };
+    // Replace the password with a wrong one.
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (userinfo, host) = rest.split_once('@').unwrap();
+    let user = userinfo.split(':').next().unwrap();
+    let bad = format!("{scheme}://{user}:definitely-wrong@{host}");
+    match Store::connect(&config(&bad)) {
+        Err(StoreError::Unavailable(msg)) => {
+            assert!(msg.contains("password authentication failed"), "{msg}");
+            assert!(!msg.contains("definitely-wrong"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ping_and_backend_on_every_backend() {
+    for db in backends() {
+        db.store().ping().unwrap();
+        assert_eq!(db.store().backend(), db.backend());
+    }
+}

@@ -1,0 +1,25 @@
+//! Integration tests of scim-store. Every storage test runs on SQLite and,
+//! when `TEST_DATABASE_URL` is set, on PostgreSQL too.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod connect;
+mod filters;
+mod migrations;
+mod tokens;
+mod transactions;
+mod users;
+
+use serde_json::{json, Map, Value};
+
+/// A canonical attribute map from a JSON literal.
+pub fn attrs(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// A minimal user.
+pub fn user(name: &str) -> Map<String, Value> {
+    attrs(json!({ "userName": name, "active": true }))
+}
