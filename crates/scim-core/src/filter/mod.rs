@@ -2,7 +2,7 @@
 //! RFC 7644 §3.5.2, parsed into an AST.
 //!
 //! The AST is what the store translates into SQL through its allow-list of
-//! attributes, and what PATCH uses (through [`matches`]) to select the
+//! attributes, and what PATCH uses (through [`matches`](fn@matches)) to select the
 //! elements of a multi-valued attribute in memory.
 
 mod ast;

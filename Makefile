@@ -1,0 +1,44 @@
+# scimd — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: run build release test test-rust lint fmt conformance bench clean-data help
+
+help:
+	@echo "make run          build and start scimd on embedded SQLite (config/default.toml)"
+	@echo "make test         fmt check, clippy -D warnings, all tests on SQLite and PostgreSQL"
+	@echo "make conformance  run the scim2-tester checker against a fresh scimd"
+	@echo "make bench        load 100k users and measure the SCIM API (SQLite and PostgreSQL)"
+
+build:
+	$(CARGO) build -p scimd
+
+release:
+	$(CARGO) build --release -p scimd
+
+## Start scimd on embedded SQLite (data/scimd.db) with config/default.toml.
+run: release
+	./target/release/scimd --config config/default.toml serve
+
+## Everything CI checks: formatting, lints, and every test on both backends.
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" $(CARGO) test --workspace --all-targets
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## SCIM conformance: scim2-tester (PyPI) in a local venv against a fresh scimd.
+conformance: release
+	scripts/conformance.sh
+
+## Benchmarks (not run by CI): see docs/BENCHMARKS.md.
+bench: release
+	scripts/bench.sh
+
+clean-data:
+	rm -rf data

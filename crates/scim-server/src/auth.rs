@@ -1,0 +1,197 @@
+//! Bearer-token authentication of the SCIM API (RFC 6750 §2.1).
+//!
+//! The presented secret is hashed with SHA-256 and looked up by hash; the
+//! store compares hashes in constant time. A verified token is remembered
+//! in memory for `token_cache_ttl` so that the hot path costs no database
+//! round trip; `last_used_at` is written at most once a minute per token.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpMessage};
+
+use crate::error::ApiError;
+use crate::ScimApi;
+
+/// How often `last_used_at` is written for a busy token.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// Entries kept at most; the cache is cleared when it grows past this.
+const MAX_ENTRIES: usize = 10_000;
+
+/// The identity of an authenticated SCIM client, put into the request's
+/// extensions for handlers (and later audit records).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The token's id.
+    pub token_id: String,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    token_id: String,
+    expires_at: Option<String>,
+    verified: Instant,
+    touched: Instant,
+}
+
+/// Verified tokens by the SHA-256 of their secret.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: RwLock<HashMap<String, Entry>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str, ttl: Duration, now: &str) -> Option<Entry> {
+        let entries = self.entries.read().ok()?;
+        let entry = entries.get(hash)?;
+        let fresh = entry.verified.elapsed() < ttl;
+        let unexpired = entry.expires_at.as_deref().is_none_or(|e| e > now);
+        (fresh && unexpired).then(|| entry.clone())
+    }
+
+    /// Stores a verified token, keeping when it was last recorded as used.
+    fn put(&self, hash: String, mut entry: Entry) -> Entry {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            if let Some(old) = entries.get(&hash) {
+                entry.touched = old.touched;
+            }
+            entries.insert(hash, entry.clone());
+        }
+        entry
+    }
+
+    fn mark_touched(&self, hash: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            if let Some(e) = entries.get_mut(hash) {
+                e.touched = Instant::now();
+            }
+        }
+    }
+
+    /// Forgets every cached token (e.g. after a revocation in-process).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+}
+
+/// Extracts the bearer secret from an `Authorization` header value.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let secret = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then_some(secret)
+}
+
+/// Middleware (for `actix_web::middleware::from_fn`) requiring a valid
+/// bearer token on every request it wraps.
+pub async fn require_bearer(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let api = req
+        .app_data::<web::Data<ScimApi>>()
+        .cloned()
+        .ok_or(ApiError::Internal)?;
+    let header_value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let Some(header_value) = header_value else {
+        return Err(ApiError::Unauthorized {
+            detail: "authentication required: send Authorization: Bearer <token>".into(),
+            token_presented: false,
+        }
+        .into());
+    };
+    let Some(secret) = bearer(header_value) else {
+        return Err(ApiError::Unauthorized {
+            detail:
+                "the Authorization header must use the Bearer scheme: Authorization: Bearer <token>"
+                    .into(),
+            token_presented: false,
+        }
+        .into());
+    };
+    let principal = authenticate(&api, secret).await?;
+    req.extensions_mut().insert(principal);
+    next.call(req).await
+}
+
+async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError> {
+    let hash = scim_store::hash_secret(secret);
+    let now = scim_core::datetime::now();
+    let ttl = api.config().token_cache_ttl;
+    let cached = if ttl.is_zero() {
+        None
+    } else {
+        api.tokens().get(&hash, ttl, &now)
+    };
+    let entry = match cached {
+        Some(entry) => entry,
+        None => {
+            let store = api.store().clone();
+            let secret = secret.to_string();
+            let now2 = now.clone();
+            let info = web::block(move || {
+                store.read(|conn| scim_store::authenticate_token(conn, &secret, &now2))
+            })
+            .await??;
+            let Some(info) = info else {
+                return Err(ApiError::Unauthorized {
+                    detail: "the bearer token is invalid, expired or revoked".into(),
+                    token_presented: true,
+                });
+            };
+            let touched_long_ago = Instant::now()
+                .checked_sub(TOUCH_EVERY)
+                .unwrap_or_else(Instant::now);
+            let entry = Entry {
+                token_id: info.id,
+                expires_at: info.expires_at,
+                verified: Instant::now(),
+                touched: touched_long_ago,
+            };
+            api.tokens().put(hash.clone(), entry)
+        }
+    };
+    if entry.touched.elapsed() >= TOUCH_EVERY {
+        api.tokens().mark_touched(&hash);
+        let store = api.store().clone();
+        let id = entry.token_id.clone();
+        // Recording last use is best effort and must not delay the request.
+        actix_web::rt::spawn(async move {
+            let result =
+                web::block(move || store.write(|conn| scim_store::touch_token(conn, &id, &now)))
+                    .await;
+            if !matches!(result, Ok(Ok(()))) {
+                tracing::warn!("could not record token last use");
+            }
+        });
+    }
+    Ok(Principal {
+        token_id: entry.token_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer   abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Bearer "), None);
+    }
+}

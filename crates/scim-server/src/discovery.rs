@@ -1,0 +1,129 @@
+//! Discovery endpoints (RFC 7644 §4): `/ServiceProviderConfig`,
+//! `/Schemas` and `/ResourceTypes`, describing exactly what scimd
+//! implements and stores.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use scim_core::schema::{
+    resource_type_json, schema_json, ResourceType, Schema, LIST_RESPONSE_SCHEMA,
+    SERVICE_PROVIDER_CONFIG_SCHEMA, USER,
+};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::{scim_json, ScimApi};
+
+/// The resource types served (Groups join when their endpoint exists).
+pub fn resource_types_served() -> [&'static ResourceType; 1] {
+    [&USER]
+}
+
+/// Every schema served: each resource type's core schema and extensions.
+fn schemas_served() -> Vec<&'static Schema> {
+    let mut out = Vec::new();
+    for rt in resource_types_served() {
+        out.push(rt.schema);
+        out.extend(rt.extensions.iter().map(|e| e.schema));
+    }
+    out
+}
+
+fn list_response(resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": resources.len(),
+        "startIndex": 1,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
+/// `GET /ServiceProviderConfig` (RFC 7643 §5).
+pub async fn service_provider_config(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let base = api.location_base(&req);
+    let config = api.config();
+    let body = json!({
+        "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
+        "patch": { "supported": true },
+        "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
+        "filter": { "supported": true, "maxResults": config.max_page_size },
+        "changePassword": { "supported": true },
+        "sort": { "supported": true },
+        "etag": { "supported": true },
+        "pagination": {
+            "cursor": false,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": config.default_page_size,
+            "maxPageSize": config.max_page_size,
+        },
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with a bearer token minted by `scimd token create`, sent as Authorization: Bearer <token>.",
+            "specUri": "https://www.rfc-editor.org/info/rfc6750",
+            "primary": true,
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base}/ServiceProviderConfig"),
+        },
+    });
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+/// `GET /Schemas`.
+pub async fn schemas(api: web::Data<ScimApi>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let base = api.location_base(&req);
+    let items = schemas_served()
+        .into_iter()
+        .map(|s| schema_json(s, &base))
+        .collect();
+    Ok(scim_json(StatusCode::OK, &list_response(items)))
+}
+
+/// `GET /Schemas/{urn}`.
+pub async fn schema(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let base = api.location_base(&req);
+    let found = schemas_served()
+        .into_iter()
+        .find(|s| s.id.eq_ignore_ascii_case(&id))
+        .ok_or_else(|| ApiError::NotFound(format!("no schema {id:?}")))?;
+    Ok(scim_json(StatusCode::OK, &schema_json(found, &base)))
+}
+
+/// `GET /ResourceTypes`.
+pub async fn resource_types(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let base = api.location_base(&req);
+    let items = resource_types_served()
+        .into_iter()
+        .map(|rt| resource_type_json(rt, &base))
+        .collect();
+    Ok(scim_json(StatusCode::OK, &list_response(items)))
+}
+
+/// `GET /ResourceTypes/{name}`.
+pub async fn resource_type(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let base = api.location_base(&req);
+    let found = resource_types_served()
+        .into_iter()
+        .find(|rt| rt.name.eq_ignore_ascii_case(&name))
+        .ok_or_else(|| ApiError::NotFound(format!("no resource type {name:?}")))?;
+    Ok(scim_json(StatusCode::OK, &resource_type_json(found, &base)))
+}

@@ -1,0 +1,193 @@
+//! The SCIM 2.0 HTTP API of scimd (RFC 7644) on actix-web.
+//!
+//! [`ScimApi::configure`] mounts every endpoint under the configured base
+//! path: discovery (`/ServiceProviderConfig`, `/Schemas`,
+//! `/ResourceTypes`) and `/Users`. Every endpoint requires a bearer token;
+//! every response, errors included, is `application/scim+json`.
+
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod password;
+pub mod request;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use scim_store::Store;
+
+pub use error::{ApiError, SCIM_CONTENT_TYPE};
+
+/// Settings of the SCIM API.
+#[derive(Debug, Clone)]
+pub struct ScimConfig {
+    /// Mount point, e.g. `/scim/v2` (no trailing slash).
+    pub base_path: String,
+    /// Absolute base URL for `meta.location` (no trailing slash); `None`
+    /// derives it from each request's scheme and Host.
+    pub public_url: Option<String>,
+    /// Page size when `count` is absent.
+    pub default_page_size: u32,
+    /// Largest page size.
+    pub max_page_size: u32,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How long a verified token is remembered (zero: always ask the
+    /// database).
+    pub token_cache_ttl: Duration,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        ScimConfig {
+            base_path: "/scim/v2".into(),
+            public_url: None,
+            default_page_size: 100,
+            max_page_size: 1000,
+            max_body_bytes: 1024 * 1024,
+            token_cache_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The SCIM API: the store, its settings and the token cache. Cheap to
+/// clone.
+#[derive(Debug, Clone)]
+pub struct ScimApi {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    config: ScimConfig,
+    tokens: auth::TokenCache,
+}
+
+impl ScimApi {
+    /// Builds the API over `store`.
+    pub fn new(store: Store, config: ScimConfig) -> Self {
+        ScimApi {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                tokens: auth::TokenCache::default(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ScimConfig {
+        &self.inner.config
+    }
+
+    /// The verified-token cache.
+    pub fn tokens(&self) -> &auth::TokenCache {
+        &self.inner.tokens
+    }
+
+    /// The absolute URL of the API root for `meta.location`: the
+    /// configured public URL, or the request's scheme and host.
+    pub fn location_base(&self, req: &HttpRequest) -> String {
+        let base = &self.inner.config.base_path;
+        match &self.inner.config.public_url {
+            Some(public) => format!("{public}{base}"),
+            None => {
+                let info = req.connection_info();
+                format!("{}://{}{base}", info.scheme(), info.host())
+            }
+        }
+    }
+
+    /// Mounts the SCIM API (the one route table of this crate).
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let base = self.inner.config.base_path.clone();
+        cfg.app_data(web::Data::new(self.clone())).service(
+            web::scope(&base)
+                .wrap(actix_web::middleware::from_fn(auth::require_bearer))
+                .service(
+                    web::resource(["/ServiceProviderConfig", "/ServiceProviderConfig/"])
+                        .route(web::get().to(discovery::service_provider_config))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/Schemas", "/Schemas/"])
+                        .route(web::get().to(discovery::schemas))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/Schemas/{id}", "/Schemas/{id}/"])
+                        .route(web::get().to(discovery::schema))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/ResourceTypes", "/ResourceTypes/"])
+                        .route(web::get().to(discovery::resource_types))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/ResourceTypes/{name}", "/ResourceTypes/{name}/"])
+                        .route(web::get().to(discovery::resource_type))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/Users", "/Users/"])
+                        .route(web::get().to(users::list))
+                        .route(web::post().to(users::create))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/Users/.search", "/Users/.search/"])
+                        .route(web::post().to(users::search))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/Users/{id}", "/Users/{id}/"])
+                        .route(web::get().to(users::get))
+                        .route(web::put().to(users::replace))
+                        .route(web::patch().to(users::patch))
+                        .route(web::delete().to(users::delete))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .default_service(web::to(not_found)),
+        );
+    }
+}
+
+/// A SCIM 404 for an unknown route (also usable as the app's default
+/// service, so that every response is a SCIM document).
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no endpoint at {}; SCIM resources are under the configured base path (e.g. /scim/v2/Users)",
+        req.path()
+    )))
+}
+
+/// A SCIM 405 for a method an endpoint does not support.
+pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(format!(
+        "{} is not supported on {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// A JSON response with the SCIM media type.
+pub(crate) fn scim_json(
+    status: actix_web::http::StatusCode,
+    body: &impl serde::Serialize,
+) -> HttpResponse {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => HttpResponse::build(status)
+            .content_type(SCIM_CONTENT_TYPE)
+            .body(bytes),
+        Err(_) => actix_web::ResponseError::error_response(&ApiError::Internal),
+    }
+}

@@ -1,0 +1,362 @@
+//! Request plumbing shared by every SCIM endpoint: the JSON body
+//! extractor, list parameters (query string or SearchRequest body),
+//! projection parameters and ETag preconditions.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use scim_core::filter::{parse_attr_path, parse_filter, AttrPath, Filter};
+use scim_core::resource::Projection;
+use scim_core::schema::SEARCH_REQUEST_SCHEMA;
+use scim_core::ScimError;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::ScimApi;
+
+/// A JSON request body, accepted as `application/scim+json` or
+/// `application/json` (RFC 7644 §3.1), limited to the configured size.
+#[derive(Debug)]
+pub struct ScimJson(pub Value);
+
+impl FromRequest for ScimJson {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<ScimApi>>()
+            .map_or(1024 * 1024, |api| api.config().max_body_bytes);
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut stream = payload.take();
+        Box::pin(async move {
+            if let Some(ct) = content_type {
+                if ct != "application/scim+json" && ct != "application/json" {
+                    return Err(ApiError::UnsupportedMediaType(format!(
+                        "Content-Type {ct:?} is not supported; send application/scim+json or application/json"
+                    )));
+                }
+            }
+            if declared_len.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            let mut body = web::BytesMut::with_capacity(declared_len.unwrap_or(1024).min(limit));
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ScimError::invalid_syntax(format!("the request body could not be read: {e}"))
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Err(ScimError::invalid_syntax(
+                    "the request body is empty; send a JSON object",
+                )
+                .into());
+            }
+            let value: Value = serde_json::from_slice(&body).map_err(|e| {
+                ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+            })?;
+            Ok(ScimJson(value))
+        })
+    }
+}
+
+/// The query parameters of a request, with names matched
+/// case-insensitively (clients differ on `startIndex` vs `startindex`).
+#[derive(Debug, Default)]
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    /// Parses the query string of `req`.
+    pub fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
+        web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map(|q| QueryParams(q.into_inner()))
+            .map_err(|e| {
+                ScimError::invalid_syntax(format!("the query string is malformed: {e}")).into()
+            })
+    }
+
+    /// The value of parameter `name` (case-insensitive), if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The projection asked for by `attributes` / `excludedAttributes`.
+    pub fn projection(&self) -> Result<Projection, ApiError> {
+        Ok(Projection::parse(
+            self.get("attributes"),
+            self.get("excludedAttributes"),
+        )?)
+    }
+}
+
+/// What a list or search asks for (RFC 7644 §3.4.2).
+#[derive(Debug)]
+pub struct ListParams {
+    /// The parsed filter.
+    pub filter: Option<Filter>,
+    /// The attribute to sort by.
+    pub sort_by: Option<AttrPath>,
+    /// Descending order.
+    pub descending: bool,
+    /// 1-based index of the first result.
+    pub start_index: i64,
+    /// Page size (already capped at the maximum).
+    pub count: i64,
+    /// Attribute projection.
+    pub projection: Projection,
+}
+
+impl ListParams {
+    /// From a `GET` query string.
+    pub fn from_query(q: &QueryParams, api: &ScimApi) -> Result<Self, ApiError> {
+        let int = |name: &str| -> Result<Option<i64>, ApiError> {
+            q.get(name)
+                .map(|v| {
+                    v.trim().parse::<i64>().map_err(|_| {
+                        ApiError::from(ScimError::invalid_value(format!(
+                            "{name} must be an integer, got {v:?}"
+                        )))
+                    })
+                })
+                .transpose()
+        };
+        Self::build(
+            q.get("filter"),
+            q.get("sortBy"),
+            q.get("sortOrder"),
+            int("startIndex")?,
+            int("count")?,
+            q.projection()?,
+            api,
+        )
+    }
+
+    /// From a `POST /.search` SearchRequest body (RFC 7644 §3.4.3).
+    pub fn from_search(body: &Value, api: &ScimApi) -> Result<Self, ApiError> {
+        let obj = body.as_object().ok_or_else(|| {
+            ScimError::invalid_syntax("the SearchRequest body must be a JSON object")
+        })?;
+        let get = |name: &str| {
+            obj.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        };
+        if let Some(schemas) = get("schemas") {
+            let ok = schemas
+                .as_array()
+                .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(SEARCH_REQUEST_SCHEMA)));
+            if !ok {
+                return Err(ScimError::invalid_syntax(format!(
+                    "schemas must contain {SEARCH_REQUEST_SCHEMA:?}"
+                ))
+                .into());
+            }
+        }
+        let string = |name: &str| -> Result<Option<String>, ApiError> {
+            match get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ScimError::invalid_value(format!("{name} must be a string")).into()),
+            }
+        };
+        let int = |name: &str| -> Result<Option<i64>, ApiError> {
+            match get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
+                Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
+                    Ok(s.trim().parse::<i64>().ok())
+                }
+                Some(_) => {
+                    Err(ScimError::invalid_value(format!("{name} must be an integer")).into())
+                }
+            }
+        };
+        // `attributes` and `excludedAttributes` are arrays in a
+        // SearchRequest (RFC 7644 §3.4.3); a comma-separated string is
+        // accepted too.
+        let list = |name: &str| -> Result<Option<String>, ApiError> {
+            match get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Array(items)) => {
+                    let mut names = Vec::with_capacity(items.len());
+                    for item in items {
+                        let s = item.as_str().ok_or_else(|| {
+                            ScimError::invalid_value(format!("{name} must be an array of strings"))
+                        })?;
+                        names.push(s);
+                    }
+                    Ok(Some(names.join(",")))
+                }
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "{name} must be an array of attribute names"
+                ))
+                .into()),
+            }
+        };
+        let attributes = list("attributes")?;
+        let excluded = list("excludedAttributes")?;
+        let projection = Projection::parse(attributes.as_deref(), excluded.as_deref())?;
+        Self::build(
+            string("filter")?.as_deref(),
+            string("sortBy")?.as_deref(),
+            string("sortOrder")?.as_deref(),
+            int("startIndex")?,
+            int("count")?,
+            projection,
+            api,
+        )
+    }
+
+    fn build(
+        filter: Option<&str>,
+        sort_by: Option<&str>,
+        sort_order: Option<&str>,
+        start_index: Option<i64>,
+        count: Option<i64>,
+        projection: Projection,
+        api: &ScimApi,
+    ) -> Result<Self, ApiError> {
+        let filter = match filter.map(str::trim) {
+            None | Some("") => None,
+            Some(f) => Some(parse_filter(f)?),
+        };
+        let sort_by = match sort_by.map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(parse_attr_path(s).map_err(|e| {
+                ScimError::invalid_value(format!(
+                    "sortBy {s:?} is not an attribute path: {}",
+                    e.detail
+                ))
+            })?),
+        };
+        let descending = match sort_order.map(str::trim) {
+            None | Some("") => false,
+            Some(o) if o.eq_ignore_ascii_case("ascending") => false,
+            Some(o) if o.eq_ignore_ascii_case("descending") => true,
+            Some(o) => {
+                return Err(ScimError::invalid_value(format!(
+                    "sortOrder must be \"ascending\" or \"descending\", got {o:?}"
+                ))
+                .into())
+            }
+        };
+        // RFC 7644 §3.4.2.4: startIndex < 1 is 1; count < 0 is 0; a count
+        // above the maximum is capped (the response says how many came).
+        let config = api.config();
+        let start_index = start_index.unwrap_or(1).max(1);
+        let count = count
+            .unwrap_or(i64::from(config.default_page_size))
+            .clamp(0, i64::from(config.max_page_size));
+        Ok(ListParams {
+            filter,
+            sort_by,
+            descending,
+            start_index,
+            count,
+            projection,
+        })
+    }
+}
+
+/// The weak ETag of a resource version, also its `meta.version`.
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// A parsed `If-Match` / `If-None-Match` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// `*`: any current version.
+    Any,
+    /// A list of entity tags; versions we could not parse never match.
+    Tags(Vec<Option<i64>>),
+}
+
+impl Precondition {
+    /// Reads header `name` from `req`.
+    pub fn from_header(req: &HttpRequest, name: header::HeaderName) -> Option<Self> {
+        let raw = req.headers().get(name)?.to_str().ok()?.trim().to_string();
+        if raw == "*" {
+            return Some(Precondition::Any);
+        }
+        let tags = raw
+            .split(',')
+            .map(|t| {
+                let t = t.trim();
+                let t = t.strip_prefix("W/").unwrap_or(t);
+                t.trim_matches('"').parse::<i64>().ok()
+            })
+            .collect();
+        Some(Precondition::Tags(tags))
+    }
+
+    /// Whether the current `version` satisfies this (weak comparison).
+    pub fn matches(&self, version: i64) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::Tags(tags) => tags.contains(&Some(version)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn preconditions_parse_weak_and_strong_tags() {
+        let req = TestRequest::default()
+            .insert_header((header::IF_MATCH, r#"W/"3", "4""#))
+            .to_http_request();
+        let p = Precondition::from_header(&req, header::IF_MATCH).unwrap();
+        assert!(p.matches(3) && p.matches(4) && !p.matches(5));
+        let req = TestRequest::default()
+            .insert_header((header::IF_MATCH, "*"))
+            .to_http_request();
+        assert!(Precondition::from_header(&req, header::IF_MATCH)
+            .unwrap()
+            .matches(9));
+        let req = TestRequest::default()
+            .insert_header((header::IF_MATCH, "garbage"))
+            .to_http_request();
+        assert!(!Precondition::from_header(&req, header::IF_MATCH)
+            .unwrap()
+            .matches(1));
+        assert_eq!(etag(7), "W/\"7\"");
+    }
+
+    #[test]
+    fn query_names_are_case_insensitive() {
+        let req = TestRequest::with_uri("/Users?StartIndex=3&COUNT=2").to_http_request();
+        let q = QueryParams::from_request(&req).unwrap();
+        assert_eq!(q.get("startIndex"), Some("3"));
+        assert_eq!(q.get("count"), Some("2"));
+    }
+}

@@ -1,0 +1,390 @@
+//! `/Users` (RFC 7644 §3.3–§3.6): create, read, list, search, replace,
+//! patch and delete.
+//!
+//! Every write is one store transaction. PUT and PATCH read the current
+//! version, check `If-Match`, apply the change in memory (a User is
+//! small) and write it back conditionally on that version, so a request
+//! either applies whole or not at all.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use scim_core::patch::{self, PatchOp};
+use scim_core::resource::{self, Meta, Projection};
+use scim_core::schema::{LIST_RESPONSE_SCHEMA, USER};
+use scim_store::{ListQuery, PasswordChange, StoreError, UserRecord};
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::request::{etag, ListParams, Precondition, QueryParams, ScimJson};
+use crate::{scim_json, ScimApi};
+
+/// How many times a PATCH/PUT is retried when another writer changed the
+/// user between our read and our conditional write (PostgreSQL only; the
+/// SQLite writer is serialised).
+const WRITE_RETRIES: usize = 5;
+
+/// Renders a stored user as its SCIM representation, projected.
+fn render(rec: &UserRecord, base: &str, projection: &Projection) -> Map<String, Value> {
+    let meta = Meta {
+        resource_type: USER.name,
+        created: rec.created.clone(),
+        last_modified: rec.last_modified.clone(),
+        location: format!("{base}/Users/{}", rec.id),
+        version: etag(rec.version),
+    };
+    let mut doc = resource::render(&USER, &rec.id, &rec.attrs, &meta);
+    projection.apply(&USER, &mut doc);
+    doc
+}
+
+fn user_response(
+    status: StatusCode,
+    rec: &UserRecord,
+    base: &str,
+    projection: &Projection,
+) -> HttpResponse {
+    let doc = render(rec, base, projection);
+    let mut res = scim_json(status, &doc);
+    if let Ok(v) = header::HeaderValue::from_str(&etag(rec.version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED {
+        if let Ok(v) = header::HeaderValue::from_str(&format!("{base}/Users/{}", rec.id)) {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    res
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::resource_not_found("User", id)
+}
+
+/// Maps a store error for user `id`, naming the user on 404.
+fn store_err(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::NotFound => not_found(id),
+        other => other.into(),
+    }
+}
+
+/// Hashes a password off the async workers: only an Argon2id hash is
+/// kept, never anything reversible.
+async fn hash_password(password: Option<String>) -> Result<Option<String>, ApiError> {
+    match password {
+        None => Ok(None),
+        Some(pw) => Ok(Some(web::block(move || crate::password::hash(&pw)).await??)),
+    }
+}
+
+/// `POST /Users`
+pub async fn create(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+    body: ScimJson,
+) -> Result<HttpResponse, ApiError> {
+    let projection = QueryParams::from_request(&req)?.projection()?;
+    let normalized = resource::normalize(&USER, &body.0)?;
+    let password_hash = hash_password(normalized.password).await?;
+    let attrs = normalized.attrs;
+    let store = api.store().clone();
+    let rec = web::block(move || {
+        store.write(|conn| scim_store::insert_user(conn, &attrs, password_hash.as_deref()))
+    })
+    .await??;
+    Ok(user_response(
+        StatusCode::CREATED,
+        &rec,
+        &api.location_base(&req),
+        &projection,
+    ))
+}
+
+/// `GET /Users/{id}`
+pub async fn get(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let projection = QueryParams::from_request(&req)?.projection()?;
+    let store = api.store().clone();
+    let lookup = id.clone();
+    let rec = web::block(move || store.read(|conn| scim_store::find_user(conn, &lookup)))
+        .await??
+        .ok_or_else(|| not_found(&id))?;
+    if let Some(p) = Precondition::from_header(&req, header::IF_NONE_MATCH) {
+        if p.matches(rec.version) {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((header::ETAG, etag(rec.version)))
+                .finish());
+        }
+    }
+    Ok(user_response(
+        StatusCode::OK,
+        &rec,
+        &api.location_base(&req),
+        &projection,
+    ))
+}
+
+/// `GET /Users`
+pub async fn list(api: web::Data<ScimApi>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let params = ListParams::from_query(&QueryParams::from_request(&req)?, &api)?;
+    run_list(&api, &req, params).await
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3)
+pub async fn search(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+    body: ScimJson,
+) -> Result<HttpResponse, ApiError> {
+    let params = ListParams::from_search(&body.0, &api)?;
+    run_list(&api, &req, params).await
+}
+
+async fn run_list(
+    api: &ScimApi,
+    req: &HttpRequest,
+    params: ListParams,
+) -> Result<HttpResponse, ApiError> {
+    let store = api.store().clone();
+    let ListParams {
+        filter,
+        sort_by,
+        descending,
+        start_index,
+        count,
+        projection,
+    } = params;
+    let page = web::block(move || {
+        store.read(|conn| {
+            scim_store::list_users(
+                conn,
+                &ListQuery {
+                    filter: filter.as_ref(),
+                    sort_by: sort_by.as_ref(),
+                    descending,
+                    start_index,
+                    count,
+                },
+            )
+        })
+    })
+    .await??;
+    let base = api.location_base(req);
+    let resources: Vec<Value> = page
+        .items
+        .iter()
+        .map(|rec| Value::Object(render(rec, &base, &projection)))
+        .collect();
+    let body = json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": page.total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+/// `PUT /Users/{id}` (RFC 7644 §3.5.1): replaces every writable
+/// attribute; attributes not sent are cleared. A password is kept unless
+/// one is sent.
+pub async fn replace(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: ScimJson,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let projection = QueryParams::from_request(&req)?.projection()?;
+    let if_match = Precondition::from_header(&req, header::IF_MATCH);
+    let normalized = resource::normalize(&USER, &body.0)?;
+    let password = match hash_password(normalized.password).await? {
+        Some(hash) => PasswordChange::Set(hash),
+        None => PasswordChange::Keep,
+    };
+    let attrs = normalized.attrs;
+    let store = api.store().clone();
+    let target = id.clone();
+    let rec = web::block(move || {
+        retry_on_race(
+            || {
+                store.write(|conn| {
+                    let current =
+                        scim_store::find_user(conn, &target)?.ok_or(StoreError::NotFound)?;
+                    if if_match
+                        .as_ref()
+                        .is_some_and(|p| !p.matches(current.version))
+                    {
+                        return Err(StoreError::PreconditionFailed);
+                    }
+                    scim_store::update_user(
+                        conn,
+                        &target,
+                        current.version,
+                        &attrs,
+                        password.clone(),
+                    )
+                })
+            },
+            if_match.is_some(),
+        )
+    })
+    .await?
+    .map_err(store_err(&id))?;
+    Ok(user_response(
+        StatusCode::OK,
+        &rec,
+        &api.location_base(&req),
+        &projection,
+    ))
+}
+
+/// The password a PATCH sets, if any: `{"path":"password"}` or a
+/// path-less value object with a `password` key. It is hashed before the
+/// transaction so the whole PATCH stays one atomic write.
+fn patch_password(ops: &[PatchOp]) -> Option<String> {
+    let mut found = None;
+    for op in ops {
+        match (&op.path, &op.value) {
+            (Some(path), Some(Value::String(pw)))
+                if path.urn.is_none()
+                    && path.attr.eq_ignore_ascii_case("password")
+                    && path.sub_attr.is_none() =>
+            {
+                found = Some(pw.clone());
+            }
+            (None, Some(Value::Object(obj))) => {
+                if let Some(Value::String(pw)) = obj
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("password"))
+                    .map(|(_, v)| v)
+                {
+                    found = Some(pw.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// What a PATCH transaction ends with: the stored user, or the client
+/// error that made the transaction write nothing.
+enum PatchResult {
+    Stored(UserRecord),
+    Invalid(scim_core::ScimError),
+}
+
+/// `PATCH /Users/{id}` (RFC 7644 §3.5.2): all operations apply or none
+/// do; answers 200 with the resource.
+pub async fn patch(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: ScimJson,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let projection = QueryParams::from_request(&req)?.projection()?;
+    let if_match = Precondition::from_header(&req, header::IF_MATCH);
+    let ops: Vec<PatchOp> = patch::parse_request(&body.0)?;
+    let password_hash = hash_password(patch_password(&ops)).await?;
+    let store = api.store().clone();
+    let target = id.clone();
+    let outcome = web::block(move || {
+        retry_on_race(
+            || {
+                store.write(|conn| {
+                    let current =
+                        scim_store::find_user(conn, &target)?.ok_or(StoreError::NotFound)?;
+                    if if_match
+                        .as_ref()
+                        .is_some_and(|p| !p.matches(current.version))
+                    {
+                        return Err(StoreError::PreconditionFailed);
+                    }
+                    let mut attrs = current.attrs.clone();
+                    let result = match patch::apply(&USER, &mut attrs, &ops) {
+                        Ok(result) => result,
+                        Err(e) => return Ok(PatchResult::Invalid(e)),
+                    };
+                    let password = match (&result.password, &password_hash) {
+                        (Some(_), Some(hash)) => PasswordChange::Set(hash.clone()),
+                        _ => PasswordChange::Keep,
+                    };
+                    if !result.changed && matches!(password, PasswordChange::Keep) {
+                        // Nothing to write: RFC 7644 §3.5.2 lets us answer
+                        // with the unchanged resource and version.
+                        return Ok(PatchResult::Stored(current));
+                    }
+                    let rec =
+                        scim_store::update_user(conn, &target, current.version, &attrs, password)?;
+                    Ok(PatchResult::Stored(rec))
+                })
+            },
+            if_match.is_some(),
+        )
+    })
+    .await?
+    .map_err(store_err(&id))?;
+    let rec = match outcome {
+        PatchResult::Invalid(e) => return Err(e.into()),
+        PatchResult::Stored(rec) => rec,
+    };
+    Ok(user_response(
+        StatusCode::OK,
+        &rec,
+        &api.location_base(&req),
+        &projection,
+    ))
+}
+
+/// `DELETE /Users/{id}`: removes the user (204).
+pub async fn delete(
+    api: web::Data<ScimApi>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let if_match = Precondition::from_header(&req, header::IF_MATCH);
+    let store = api.store().clone();
+    let target = id.clone();
+    web::block(move || {
+        store.write(|conn| match &if_match {
+            None => scim_store::delete_user(conn, &target, None),
+            Some(p) => {
+                let current = scim_store::find_user(conn, &target)?.ok_or(StoreError::NotFound)?;
+                if !p.matches(current.version) {
+                    return Err(StoreError::PreconditionFailed);
+                }
+                scim_store::delete_user(conn, &target, Some(current.version))
+            }
+        })
+    })
+    .await?
+    .map_err(store_err(&id))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Runs a read-modify-write, retrying when a concurrent writer bumped the
+/// version between the read and the conditional update. With an explicit
+/// `If-Match` from the client, a race is the client's 412 instead.
+fn retry_on_race<T>(
+    mut attempt: impl FnMut() -> Result<T, StoreError>,
+    client_precondition: bool,
+) -> Result<T, StoreError> {
+    let mut tries = 0;
+    loop {
+        match attempt() {
+            Err(StoreError::PreconditionFailed)
+                if !client_precondition && tries < WRITE_RETRIES =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Typed configuration: `config/default.toml` (compiled in), then an
+//! optional file given by `--config`, then `SCIMD__SECTION__KEY`
+//! environment variables. Loaded once in `main` and passed down.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The defaults, compiled into the binary so that it starts from any
+/// working directory.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Every setting scimd reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listener.
+    pub server: ServerSettings,
+    /// The SCIM API.
+    pub scim: ScimSettings,
+    /// The database.
+    pub database: DatabaseSettings,
+    /// Bearer-token authentication.
+    pub auth: AuthSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub bind: String,
+    /// Worker threads (0 = one per core).
+    pub workers: usize,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Absolute base URL for `meta.location`; empty = from the request.
+    pub public_url: String,
+}
+
+/// `[scim]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSettings {
+    /// Mount point of the SCIM API.
+    pub base_path: String,
+    /// Page size when `count` is absent.
+    pub default_page_size: u32,
+    /// Largest page size.
+    pub max_page_size: u32,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// Pool size.
+    pub pool_size: u32,
+    /// Seconds to wait for a connection.
+    pub connect_timeout_secs: u64,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Seconds a verified token is cached (0 = off).
+    pub token_cache_ttl_secs: u64,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct SettingsError(pub String);
+
+impl Settings {
+    /// Loads the defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        use config::{Config, Environment, File, FileFormat};
+
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError(format!(
+                    "--config: no such file: {}",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("SCIMD__"))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("SCIMD")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| SettingsError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that deserialise but make no sense.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, why: String| Err(SettingsError(format!("{key}: {why}")));
+        if self.bind_addr().is_none() {
+            return bad(
+                "server.bind",
+                format!(
+                    "{:?} is not an address:port such as \"127.0.0.1:8080\"",
+                    self.server.bind
+                ),
+            );
+        }
+        if self.server.max_body_bytes < 1024 {
+            return bad("server.max_body_bytes", "must be at least 1024".into());
+        }
+        let public = self.server.public_url.trim();
+        if !(public.is_empty() || public.starts_with("http://") || public.starts_with("https://")) {
+            return bad(
+                "server.public_url",
+                format!("{public:?} must start with http:// or https:// (or be empty)"),
+            );
+        }
+        let base = &self.scim.base_path;
+        if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') || base.contains(' ') {
+            return bad(
+                "scim.base_path",
+                format!("{base:?} must start with '/' and not end with '/', e.g. \"/scim/v2\""),
+            );
+        }
+        if self.scim.max_page_size == 0 {
+            return bad("scim.max_page_size", "must be at least 1".into());
+        }
+        if self.scim.default_page_size == 0 || self.scim.default_page_size > self.scim.max_page_size
+        {
+            return bad(
+                "scim.default_page_size",
+                format!(
+                    "must be between 1 and scim.max_page_size ({})",
+                    self.scim.max_page_size
+                ),
+            );
+        }
+        let url = &self.database.url;
+        let scheme_ok = ["sqlite://", "sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| url.starts_with(p));
+        if !scheme_ok {
+            let scheme = url.split(':').next().unwrap_or_default();
+            return bad(
+                "database.url",
+                format!(
+                    "unknown scheme {scheme:?}; use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB"
+                ),
+            );
+        }
+        if self.database.pool_size == 0 {
+            return bad("database.pool_size", "must be at least 1".into());
+        }
+        if self.database.connect_timeout_secs == 0 {
+            return bad("database.connect_timeout_secs", "must be at least 1".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return bad(
+                "log.level",
+                format!(
+                    "{:?} is not a tracing filter such as \"info\" or \"scimd=debug,warn\"",
+                    self.log.level
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The parsed listen address.
+    pub fn bind_addr(&self) -> Option<SocketAddr> {
+        self.server.bind.parse().ok()
+    }
+
+    /// The store's settings.
+    pub fn store_config(&self) -> scim_store::StoreConfig {
+        scim_store::StoreConfig {
+            url: self.database.url.clone(),
+            pool_size: self.database.pool_size,
+            connect_timeout: Duration::from_secs(self.database.connect_timeout_secs),
+        }
+    }
+
+    /// The SCIM API's settings.
+    pub fn scim_config(&self) -> scim_server::ScimConfig {
+        let public = self.server.public_url.trim().trim_end_matches('/');
+        scim_server::ScimConfig {
+            base_path: self.scim.base_path.clone(),
+            public_url: (!public.is_empty()).then(|| public.to_string()),
+            default_page_size: self.scim.default_page_size,
+            max_page_size: self.scim.max_page_size,
+            max_body_bytes: self.server.max_body_bytes,
+            token_cache_ttl: Duration::from_secs(self.auth.token_cache_ttl_secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert_eq!(s.scim.base_path, "/scim/v2");
+        assert_eq!(s.database.url, "sqlite://data/scimd.db");
+        assert_eq!(s.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn environment_overrides_one_key() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SCIMD__DATABASE__URL", "postgres://u:p@localhost/db"),
+                ("SCIMD__SCIM__MAX_PAGE_SIZE", "50"),
+                ("SCIMD__SCIM__DEFAULT_PAGE_SIZE", "20"),
+                ("SCIMD__LOG__FORMAT", "json"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://u:p@localhost/db");
+        assert_eq!(s.scim.max_page_size, 50);
+        assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scimd.toml");
+        std::fs::write(&path, "[server]\nbind = \"0.0.0.0:9000\"\n").unwrap();
+        let s = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(s.server.bind, "0.0.0.0:9000");
+        assert_eq!(s.scim.base_path, "/scim/v2");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("SCIMD__DATABASE__URL", "mysql://x", "database.url"),
+            ("SCIMD__SERVER__BIND", "localhost", "server.bind"),
+            ("SCIMD__SCIM__BASE_PATH", "scim", "scim.base_path"),
+            (
+                "SCIMD__SCIM__DEFAULT_PAGE_SIZE",
+                "5000",
+                "scim.default_page_size",
+            ),
+            ("SCIMD__LOG__FORMAT", "xml", "log.format"),
+            ("SCIMD__DATABASE__POOL_SIZE", "lots", "database.pool_size"),
+            ("SCIMD__SERVER__PUBLIC_URL", "ftp://x", "server.public_url"),
+        ];
+        for (key, value, named) in cases {
+            let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err();
+            assert!(
+                err.to_string().contains(named),
+                "{key}={value}: {err} should name {named}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scimd.toml");
+        std::fs::write(&path, "[server]\nbindd = \"0.0.0.0:9000\"\n").unwrap();
+        let err = Settings::load_from(Some(&path), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("bindd"), "{err}");
+        let err =
+            Settings::load_from(Some(&dir.path().join("missing.toml")), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("--config"), "{err}");
+    }
+}

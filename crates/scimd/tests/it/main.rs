@@ -1,0 +1,296 @@
+//! Tests of the real `scimd` binary: configuration errors, the token CLI,
+//! health and readiness, SCIM over a real socket, and graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn scimd(db_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimd"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SCIMD__DATABASE__URL", db_url)
+        .env("SCIMD__AUTH__TOKEN_CACHE_TTL_SECS", "0")
+        .env("SCIMD__LOG__LEVEL", "warn");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(db_url: &str) -> Server {
+        let port = free_port();
+        let child = scimd(db_url)
+            .env("SCIMD__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("SCIMD__SERVER__WORKERS", "2")
+            .env("SCIMD__SERVER__SHUTDOWN_TIMEOUT_SECS", "10")
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let server = Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = server.try_http("GET", "/healthz", None, None) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("scimd did not start");
+    }
+
+    fn try_http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut req =
+            format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!(
+                "Content-Type: application/scim+json\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
+        }
+        req.push_str("\r\n");
+        if let Some(b) = body {
+            req.push_str(b);
+        }
+        stream.write_all(req.as_bytes())?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw)?;
+        Ok(parse_response(&raw))
+    }
+
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String) {
+        self.try_http(method, path, token, body).unwrap()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "scimd did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_response(raw: &str) -> (u16, String) {
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    // Bodies may be chunked; keep only the JSON object.
+    let body = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) if b >= a => body[a..=b].to_string(),
+        _ => body.to_string(),
+    };
+    (status, body)
+}
+
+/// The database URLs to run against: a fresh SQLite file, and a fresh
+/// PostgreSQL database when TEST_DATABASE_URL is set.
+fn databases(dir: &Path) -> Vec<(String, Option<scim_store::testing::TestDb>)> {
+    let mut out = vec![(format!("sqlite://{}", dir.join("scimd.db").display()), None)];
+    if let Some(db) = scim_store::testing::TestDb::postgres() {
+        out.push((db.url().to_string(), Some(db)));
+    }
+    out
+}
+
+fn create_token(db_url: &str, name: &str) -> (String, String) {
+    let out = run(scimd(db_url).args(["token", "create", "--name", name]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout
+        .lines()
+        .find(|l| l.starts_with("scimd_"))
+        .expect("secret printed")
+        .to_string();
+    let id = stdout
+        .split_whitespace()
+        .nth(2)
+        .expect("id printed")
+        .to_string();
+    (id, secret)
+}
+
+#[test]
+fn invalid_configuration_stops_startup_naming_the_key() {
+    let out = run(scimd("mysql://localhost/db").arg("migrate"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database.url"), "{err}");
+
+    let out = run(scimd("sqlite://x.db")
+        .env("SCIMD__SERVER__BIND", "nowhere")
+        .arg("serve"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.bind"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[scim]\nmax_page_size = 0\n").unwrap();
+    let out = run(scimd("sqlite://x.db")
+        .arg("--config")
+        .arg(&file)
+        .arg("migrate"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scim.max_page_size"));
+}
+
+#[test]
+fn migrate_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, db) in databases(dir.path()) {
+        let out = run(scimd(&url).arg("migrate"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if db.is_none() {
+            // A fresh SQLite file (the PostgreSQL test database comes migrated).
+            assert!(String::from_utf8_lossy(&out.stdout).contains("applied"));
+        }
+        let out = run(scimd(&url).arg("migrate"));
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+    }
+}
+
+#[test]
+fn tokens_from_the_cli_open_the_scim_api_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, _db) in databases(dir.path()) {
+        let (id, secret) = create_token(&url, "Entra ID");
+        let out = run(scimd(&url).args(["token", "list"]));
+        let listing = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            listing.contains(&id) && listing.contains("Entra ID"),
+            "{listing}"
+        );
+        assert!(!listing.contains(&secret), "the secret is never listed");
+
+        let server = Server::start(&url);
+        // Health needs no token; everything SCIM does.
+        assert_eq!(server.http("GET", "/healthz", None, None).0, 200);
+        assert_eq!(server.http("GET", "/readyz", None, None).0, 200);
+        assert_eq!(server.http("GET", "/scim/v2/Users", None, None).0, 401);
+        // Test Connection.
+        let (status, body) = server.http(
+            "GET",
+            "/scim/v2/Users?filter=userName%20eq%20%22b3c1a2f9-0000-4000-8000-000000000000%22",
+            Some(&secret),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["totalResults"], 0);
+        let (status, body) = server.http(
+            "POST",
+            "/scim/v2/Users",
+            Some(&secret),
+            Some(r#"{"userName":"cli@example.com"}"#),
+        );
+        assert_eq!(status, 201, "{body}");
+        // Unknown routes outside the API are SCIM 404s too.
+        let (status, body) = server.http("GET", "/nope", None, None);
+        assert_eq!(status, 404);
+        assert!(body.contains("urn:ietf:params:scim:api:messages:2.0:Error"));
+
+        let out = run(scimd(&url).args(["token", "revoke", &id]));
+        assert!(out.status.success());
+        assert_eq!(
+            server.http("GET", "/scim/v2/Users", Some(&secret), None).0,
+            401
+        );
+        let out = run(scimd(&url).args(["token", "revoke", "no-such-id"]));
+        assert!(!out.status.success());
+    }
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
+    let (_, secret) = create_token(&url, "shutdown");
+    let mut server = Server::start(&url);
+    // Start a request and send only half of its body.
+    let body = r#"{"userName":"inflight@example.com","title":"Finishing"}"#;
+    let (head, tail) = body.split_at(20);
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {secret}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The request in flight still completes.
+    stream.write_all(tail.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (status, resp) = parse_response(&raw);
+    assert_eq!(status, 201, "{raw}");
+    assert!(resp.contains("inflight@example.com"));
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
