@@ -65,6 +65,15 @@ impl From<DieselError> for StoreError {
                 tracing::warn!(error = %info.message(), "serialization failure");
                 StoreError::Unavailable("the database is busy; retry the request".to_owned())
             }
+            // SQLite reports lock contention beyond busy_timeout as an
+            // unclassified error; it is transient, not a bug.
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("database is locked")
+                    || info.message().contains("database is busy") =>
+            {
+                tracing::warn!(error = %info.message(), "database busy");
+                StoreError::Unavailable("the database is busy; retry the request".to_owned())
+            }
             other => StoreError::internal("database query failed", &other),
         }
     }

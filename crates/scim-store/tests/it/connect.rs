@@ -86,3 +86,31 @@ fn ping_and_backend_on_every_backend() {
         assert_eq!(db.store().backend(), db.backend());
     }
 }
+
+#[test]
+fn pool_checkout_timeout_is_unavailable() {
+    for db in backends() {
+        let store = Store::connect(&StoreConfig {
+            url: db.url().to_owned(),
+            pool_size: 1,
+            connect_timeout: Duration::from_millis(300),
+        })
+        .unwrap();
+        // The only connection is held by the outer closure.
+        let inner = store.read(|_| Ok(store.read(|_| Ok(())))).unwrap();
+        assert!(
+            matches!(inner, Err(StoreError::Unavailable(_))),
+            "{}: {inner:?}",
+            db.backend()
+        );
+        let inner = store.write(|_| Ok(store.write(|_| Ok(())))).unwrap();
+        assert!(
+            matches!(inner, Err(StoreError::Unavailable(_))),
+            "{}: {inner:?}",
+            db.backend()
+        );
+        // Released connections are usable again.
+        store.ping().unwrap();
+        store.write(|_| Ok(())).unwrap();
+    }
+}

@@ -571,6 +571,10 @@ fn paging() {
         };
         assert_eq!(page(None, 1, 10), (3, vec![A.into(), B.into(), C.into()]));
         assert_eq!(page(None, 2, 1), (3, vec![B.into()]));
+        // A full page: the total is counted, not inferred.
+        assert_eq!(page(None, 1, 3), (3, vec![A.into(), B.into(), C.into()]));
+        assert_eq!(page(None, 1, 2), (3, vec![A.into(), B.into()]));
+        assert_eq!(page(None, i64::MAX, 2), (3, vec![]));
         assert_eq!(page(None, 3, 5), (3, vec![C.into()]));
         assert_eq!(page(None, 10, 5), (3, vec![]));
         assert_eq!(page(None, 1, 0), (3, vec![]));
