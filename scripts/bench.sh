@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# Benchmarks the SCIM API with wrk, on SQLite and on PostgreSQL, with at
+# least 100,000 users loaded, against a bare actix-web ceiling.
+# A benchmark, not a test: it exits 0 whether or not the targets are met
+# (it fails only when something breaks). See docs/BENCHMARKS.md.
+#
+#   make bench           # builds the release binary, then runs this
+#   scripts/bench.sh     # uses target/release/scimd as it is
+#
+# Environment:
+#   SCIMD_BIN          binary to measure (default target/release/scimd)
+#   BENCH_BACKENDS     "sqlite postgres" (default) or one of them
+#   BENCH_DURATION     seconds per measurement (default 10)
+#   BENCH_USERS        users to load before the reads (default 100000)
+#   BENCH_PG_URL       admin URL of a PostgreSQL server whose role may CREATE
+#                      DATABASE (default: scripts/test-postgres.sh's URL)
+#   BENCH_OUT          output directory (default target/bench)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+BIN="${SCIMD_BIN:-$ROOT/target/release/scimd}"
+BACKENDS="${BENCH_BACKENDS:-sqlite postgres}"
+DURATION="${BENCH_DURATION:-10}"
+USERS="${BENCH_USERS:-100000}"
+OUT="${BENCH_OUT:-$ROOT/target/bench}"
+READ_CONNS=32
+WRITE_CONNS=16
+THREADS=2
+WARMUP=2
+
+export BENCH_DIR="$ROOT/bench"
+export BENCH_BASE_PATH="/scim/v2"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
+
+[ -x "$BIN" ] || die "$BIN not found: run 'make bench' (or 'cargo build --release -p scimd') first"
+command -v curl >/dev/null || die "curl is required"
+command -v python3 >/dev/null || die "python3 is required"
+
+if ! command -v wrk >/dev/null; then
+  log "installing wrk"
+  if ! apt-get install -y wrk >/dev/null 2>&1; then
+    apt-get update >/dev/null && apt-get install -y wrk >/dev/null \
+      || die "cannot install wrk (apt-get install -y wrk)"
+  fi
+fi
+
+log "building the ceiling (examples/ceiling.rs)"
+CEILING_BIN="$ROOT/target/release/examples/ceiling"
+if ! cargo build --release --example ceiling -p scimd >&2; then
+  # The example links the scimd crate, so a broken work tree elsewhere stops
+  # it from building; a ceiling built earlier measures the same thing.
+  [ -x "$CEILING_BIN" ] || die "cannot build the ceiling example"
+  log "WARNING: the ceiling example did not build; using the existing $CEILING_BIN"
+fi
+
+mkdir -p "$OUT"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/scimd-bench.XXXXXX")"
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+SERVER_PID=""
+PG_ADMIN_URL=""
+PG_DB=""
+
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+drop_pg_db() {
+  if [ -n "$PG_DB" ]; then
+    psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 \
+      || log "could not drop database $PG_DB"
+    PG_DB=""
+  fi
+}
+cleanup() {
+  stop_server
+  drop_pg_db
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_ready() { # URL
+  for _ in $(seq 1 100); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# Runs wrk and prints its BENCH line (see bench/common.lua).
+# Args: lua-script connections seconds url [script args...]
+run_wrk() {
+  local script="$1" conns="$2" secs="$3" url="$4"
+  shift 4
+  local out
+  out="$(wrk -t"$THREADS" -c"$conns" -d"${secs}s" --latency -s "$BENCH_DIR/$script" "$url" -- "$@")" \
+    || { printf '%s\n' "$out" >&2; die "wrk failed ($script)"; }
+  printf '%s\n' "$out" >>"$WORK/wrk.log"
+  grep '^BENCH ' <<<"$out" | tail -n1
+}
+
+field() { # BENCH-line key
+  sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<"$1"
+}
+
+# Measures one endpoint: endpoint-label backend lua-script connections url
+measure() {
+  local line
+  line="$(run_wrk "$3" "$4" "$DURATION" "$5")"
+  record "$1" "$2" "$4" "$line"
+}
+
+# Records one measurement: endpoint backend connections BENCH-line
+record() {
+  local line="$4" errors
+  errors=$(( $(field "$line" status) + $(field "$line" connect) + $(field "$line" read) \
+    + $(field "$line" write) + $(field "$line" timeout) ))
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(field "$line" rps)" \
+    "$(field "$line" p50_us)" "$(field "$line" p99_us)" "$(field "$line" requests)" "$errors" >>"$RESULTS"
+  log "$(printf '%-28s %-8s %8s req/s  p50 %6s us  p99 %7s us  errors %s' \
+    "$1" "$2" "$(field "$line" rps)" "$(field "$line" p50_us)" "$(field "$line" p99_us)" "$errors")"
+  if [ "$errors" -gt 0 ]; then
+    log "WARNING: $errors failed requests in '$1' on $2 (non-2xx or socket errors)"
+  fi
+}
+
+user_count() { # base-url
+  curl -fsS -H "Authorization: Bearer $TOKEN" "$1/scim/v2/Users?count=0" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["totalResults"])'
+}
+
+# Dumps about 2000 existing users (id and userName), from the start and the
+# middle of the collection, for the read and PATCH scripts.
+dump_users() { # base-url total
+  local base="$1" total="$2" start
+  : >"$WORK/users.json"
+  for start in 1 $(( total / 2 )); do
+    curl -fsS -H "Authorization: Bearer $TOKEN" \
+      "$base/scim/v2/Users?startIndex=$start&count=1000&attributes=userName" >>"$WORK/users.json"
+    echo >>"$WORK/users.json"
+  done
+  python3 - "$WORK/users.json" "$WORK/ids.txt" "$WORK/usernames.txt" <<'PY'
+import json, sys
+ids, names = [], []
+for line in open(sys.argv[1]):
+    if line.strip():
+        for r in json.loads(line)["Resources"]:
+            ids.append(r["id"]); names.append(r["userName"])
+if len(ids) < 1000:
+    sys.exit(f"only {len(ids)} users dumped")
+open(sys.argv[2], "w").write("\n".join(ids) + "\n")
+open(sys.argv[3], "w").write("\n".join(names) + "\n")
+PY
+}
+
+# --- the ceiling --------------------------------------------------------------
+TOKEN="scimd_ceiling_does_not_check_it"
+export BENCH_TOKEN="$TOKEN"
+PORT="$(free_port)"
+"$CEILING_BIN" "127.0.0.1:$PORT" >"$WORK/ceiling.log" 2>&1 &
+SERVER_PID=$!
+wait_ready "http://127.0.0.1:$PORT/" || die "the ceiling server did not start"
+log "ceiling: plain actix-web 200, $READ_CONNS connections"
+run_wrk ceiling.lua "$READ_CONNS" "$WARMUP" "http://127.0.0.1:$PORT" >/dev/null
+measure "ceiling (actix-web 200)" "-" ceiling.lua "$READ_CONNS" "http://127.0.0.1:$PORT"
+stop_server
+
+# --- scimd on each backend --------------------------------------------------------
+bench_backend() { # sqlite|postgres
+  local backend="$1" url
+  case "$backend" in
+    sqlite) url="sqlite://$WORK/bench.db" ;;
+    postgres)
+      command -v psql >/dev/null || die "psql is required for the PostgreSQL run"
+      PG_ADMIN_URL="${BENCH_PG_URL:-$("$ROOT/scripts/test-postgres.sh")}"
+      PG_DB="scimd_bench_$$"
+      psql "$PG_ADMIN_URL" -qAtc "CREATE DATABASE \"$PG_DB\"" >/dev/null \
+        || die "cannot create database $PG_DB on $PG_ADMIN_URL"
+      url="${PG_ADMIN_URL%/*}/$PG_DB"
+      ;;
+    *) die "unknown backend $backend" ;;
+  esac
+
+  PORT="$(free_port)"
+  export SCIMD__DATABASE__URL="$url"
+  export SCIMD__SERVER__BIND="127.0.0.1:$PORT"
+  export SCIMD__LOG__LEVEL=warn
+  local base="http://127.0.0.1:$PORT"
+
+  "$BIN" migrate >"$WORK/migrate-$backend.log" 2>&1 \
+    || { cat "$WORK/migrate-$backend.log" >&2; die "scimd migrate failed on $backend"; }
+  TOKEN="$("$BIN" token create --name bench 2>/dev/null | grep -E '^scimd_' | head -n1 || true)"
+  [ -n "$TOKEN" ] || die "scimd token create printed no secret"
+  export BENCH_TOKEN="$TOKEN"
+
+  "$BIN" serve >"$WORK/server-$backend.log" 2>&1 &
+  SERVER_PID=$!
+  wait_ready "$base/readyz" || { cat "$WORK/server-$backend.log" >&2; die "scimd did not start on $backend"; }
+  log "scimd on $backend ($base)"
+
+  # POST, measured from an empty table; this also loads the users.
+  local line count rps secs
+  line="$(run_wrk post_users.lua "$WRITE_CONNS" "$DURATION" "$base" run)"
+  record "POST /Users" "$backend" "$WRITE_CONNS" "$line"
+  count="$(user_count "$base")"
+  rps="$(field "$line" rps)"
+  local round=0
+  while [ "$count" -lt "$USERS" ]; do
+    round=$(( round + 1 ))
+    [ "$round" -le 5 ] || die "could not load $USERS users on $backend (have $count)"
+    secs=$(python3 -c "import math; print(max(2, math.ceil(($USERS - $count) / max(float('$rps') * 0.9, 200.0)) + 1))")
+    log "loading users: $count so far, topping up for ${secs}s"
+    run_wrk post_users.lua "$WRITE_CONNS" "$secs" "$base" "top$round" >/dev/null
+    count="$(user_count "$base")"
+  done
+  log "$count users loaded on $backend"
+  echo "$count" >"$WORK/users-$backend.count"
+
+  dump_users "$base" "$count"
+  export BENCH_IDS="$WORK/ids.txt" BENCH_USERNAMES="$WORK/usernames.txt"
+
+  run_wrk get_filter.lua "$READ_CONNS" "$WARMUP" "$base" >/dev/null
+  measure 'GET /Users?filter=userName eq' "$backend" get_filter.lua "$READ_CONNS" "$base"
+  run_wrk get_id.lua "$READ_CONNS" "$WARMUP" "$base" >/dev/null
+  measure "GET /Users/{id}" "$backend" get_id.lua "$READ_CONNS" "$base"
+  measure "PATCH /Users/{id}" "$backend" patch_user.lua "$WRITE_CONNS" "$base"
+
+  if grep -qiE 'error|panick' "$WORK/server-$backend.log"; then
+    log "server log on $backend has errors:"; grep -iE 'error|panick' "$WORK/server-$backend.log" | tail -n 20 >&2
+  fi
+  stop_server
+  [ "$backend" = postgres ] && drop_pg_db
+  return 0
+}
+
+for backend in $BACKENDS; do
+  bench_backend "$backend"
+done
+
+# --- the table ---------------------------------------------------------------------
+python3 - "$RESULTS" "$OUT/results.md" "$DURATION" "$THREADS" "$WORK" "$BACKENDS" <<'PY'
+import datetime, os, subprocess, sys
+
+results, out_path, duration, threads, work, backends = sys.argv[1:7]
+rows = [line.rstrip("\n").split("\t") for line in open(results) if line.strip()]
+ceiling = next(float(r[3]) for r in rows if r[1] == "-")
+
+def ms(us):
+    return f"{int(us) / 1000:.2f} ms"
+
+def users(backend):
+    p = os.path.join(work, f"users-{backend}.count")
+    return open(p).read().strip() if os.path.exists(p) else "?"
+
+try:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+except Exception:
+    commit = "unknown"
+
+lines = [
+    f"# scimd benchmark, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} (commit {commit})",
+    "",
+    f"wrk {threads} threads, {duration} s per measurement, --latency; reads with 32 connections, "
+    f"writes with 16; {os.cpu_count()} CPU cores shared by wrk and the server. "
+    + ", ".join(f"{b}: {users(b)} users" for b in backends.split()) + ".",
+    "",
+    "| endpoint | backend | conns | req/s | p50 | p99 | % of ceiling | failed requests |",
+    "|---|---|---:|---:|---:|---:|---:|---:|",
+]
+by_key = {}
+for ep, be, conns, rps, p50, p99, n, errors in rows:
+    rps = float(rps)
+    by_key[(ep, be)] = rps
+    lines.append(f"| {ep} | {be} | {conns} | {rps:,.0f} | {ms(p50)} | {ms(p99)} | "
+                 f"{100 * rps / ceiling:.1f}% | {errors} |")
+
+targets = []
+for be, factor in (("sqlite", 1.0), ("postgres", 0.5)):
+    if be not in backends.split():
+        continue
+    for ep in ("GET /Users?filter=userName eq", "GET /Users/{id}"):
+        want = 0.20 * factor * ceiling
+        got = by_key.get((ep, be), 0.0)
+        targets.append((f"{ep} on {be} >= {20 * factor:g}% of ceiling ({want:,.0f}/s)", got, got >= want))
+    for ep in ("PATCH /Users/{id}", "POST /Users"):
+        want = 5000 * factor
+        got = by_key.get((ep, be), 0.0)
+        targets.append((f"{ep} on {be} >= {want:,.0f}/s", got, got >= want))
+
+lines += ["", "| target | measured | met |", "|---|---:|---|"]
+lines += [f"| {t} | {got:,.0f}/s | {'yes' if ok else 'NO'} |" for t, got, ok in targets]
+text = "\n".join(lines) + "\n"
+open(out_path, "w").write(text)
+print()
+print(text)
+PY
+cp "$WORK/wrk.log" "$OUT/wrk.log"
+for f in "$WORK"/server-*.log; do [ -e "$f" ] && cp "$f" "$OUT/"; done
+log "saved $OUT/results.md (raw wrk output: $OUT/wrk.log)"
