@@ -65,6 +65,15 @@ impl From<DieselError> for StoreError {
                 tracing::warn!(error = %info.message(), "serialization failure");
                 StoreError::Unavailable("the database is busy; retry the request".to_owned())
             }
+            // PostgreSQL aborts one of two transactions waiting on each
+            // other's row locks (e.g. a group update racing the deletion of
+            // one of its members); the request can simply be retried.
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("deadlock detected") =>
+            {
+                tracing::warn!(error = %info.message(), "deadlock");
+                StoreError::Unavailable("the database is busy; retry the request".to_owned())
+            }
             // SQLite reports lock contention beyond busy_timeout as an
             // unclassified error; it is transient, not a bug.
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)

@@ -1,11 +1,13 @@
 //! SCIM filters (RFC 7644 §3.4.2.2) and `sortBy` (§3.4.2.3) translated to
-//! SQL over `users` (alias `u`) and `user_values` (alias `v`).
+//! SQL over `users` (alias `u`, with `user_values` as `v`) or `groups`
+//! (alias `g`), with memberships in `group_members`.
 //!
-//! Attributes go through an allow-list: each one the store can answer maps
-//! to a column of `users` or to rows of `user_values`; any other attribute
-//! is `invalidFilter`. Every generated expression is two-valued (never SQL
-//! NULL), so `not (…)` and `ne` also match users that lack the attribute,
-//! as RFC 7644 §3.4.2.2 requires for `ne`.
+//! Attributes go through an allow-list per resource type ([`Resource`]):
+//! each one the store can answer maps to a column of the resource's table
+//! or to rows of another table (`user_values`, `group_members`); any other
+//! attribute is `invalidFilter`. Every generated expression is two-valued
+//! (never SQL NULL), so `not (…)` and `ne` also match resources that lack
+//! the attribute, as RFC 7644 §3.4.2.2 requires for `ne`.
 
 use scim_core::filter::{AttrPath, CompValue, CompareOp, Filter};
 use scim_core::ScimError;
@@ -15,6 +17,8 @@ use crate::sql::{Bind, PatternKind, SqlBuilder};
 
 /// The core User schema URN (RFC 7643 §4.1), allowed as a prefix.
 pub(crate) const CORE_USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// The core Group schema URN (RFC 7643 §4.2), allowed as a prefix.
+pub(crate) const GROUP_URN: &str = scim_core::schema::GROUP_SCHEMA;
 /// The enterprise User extension URN (RFC 7643 §4.3).
 pub(crate) const ENTERPRISE_USER_URN: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -212,17 +216,178 @@ pub(crate) fn single_leaves() -> Vec<(String, Vec<&'static str>, bool)> {
     out
 }
 
+/// The resource type a filter or sort key is evaluated over: each has its
+/// own table (and alias) and its own allow-list of attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resource {
+    /// `users u` (RFC 7643 §4.1).
+    User,
+    /// `groups g` (RFC 7643 §4.2).
+    Group,
+}
+
+impl Resource {
+    /// The table with its alias, for `FROM`.
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Resource::User => "users u",
+            Resource::Group => "groups g",
+        }
+    }
+
+    /// The aliased table's column prefix (`u.` / `g.`).
+    pub(crate) fn alias(self) -> &'static str {
+        match self {
+            Resource::User => "u.",
+            Resource::Group => "g.",
+        }
+    }
+
+    fn id_column(self) -> &'static str {
+        match self {
+            Resource::User => "u.id",
+            Resource::Group => "g.id",
+        }
+    }
+
+    fn created_column(self) -> &'static str {
+        match self {
+            Resource::User => "u.created",
+            Resource::Group => "g.created",
+        }
+    }
+
+    /// `meta.resourceType` (RFC 7643 §3.1).
+    fn type_name(self) -> &'static str {
+        match self {
+            Resource::User => "User",
+            Resource::Group => "Group",
+        }
+    }
+}
+
+/// A column of the resource's own table (or of an element table), with how
+/// it compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Column {
+    /// The SQL expression (trusted text, never client input).
+    sql: &'static str,
+    /// Whether it may be NULL (then comparisons get an `IS NOT NULL` guard).
+    nullable: bool,
+    kind: Kind,
+}
+
+const fn col(sql: &'static str, nullable: bool, kind: Kind) -> Column {
+    Column {
+        sql,
+        nullable,
+        kind,
+    }
+}
+
+/// A filterable sub-attribute of a [`Relation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RelSub {
+    name: &'static str,
+    column: Column,
+}
+
+/// A multi-valued attribute kept as rows of another table (a group's
+/// `members`, a user's `groups`): filters become a subquery on that table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Relation {
+    /// The attribute's canonical name.
+    name: &'static str,
+    /// The subquery's `FROM` (trusted text).
+    from: &'static str,
+    /// The subquery column holding the owning resource's id.
+    owner_key: &'static str,
+    /// A condition every row of the subquery must meet.
+    base_cond: &'static str,
+    /// The sub-attributes that may be filtered on.
+    subs: &'static [RelSub],
+}
+
+/// A Group's `members` (RFC 7643 §4.2) as seen by `GET /Groups?filter=`:
+/// `value` is the member id (caseExact), `type` "User" or "Group"
+/// (caseExact false, so compared lowered). `display` is not filterable
+/// across groups: it lives on the member, and matching it would scan every
+/// membership.
+pub(crate) const GROUP_MEMBERS: Relation = Relation {
+    name: "members",
+    from: "group_members",
+    owner_key: "group_members.group_id",
+    base_cond: "1 = 1",
+    subs: &[
+        RelSub {
+            name: "value",
+            column: col("group_members.member_id", false, Kind::TextExact),
+        },
+        RelSub {
+            name: "type",
+            column: col("LOWER(group_members.member_type)", false, Kind::TextCi),
+        },
+    ],
+};
+
+/// The `members` of ONE group as a PATCH path filter (`members[…]`, RFC
+/// 7644 §3.5.2) sees them: as [`GROUP_MEMBERS`], plus `display`, the
+/// member's displayName (compared case-insensitively). The scan is bounded
+/// by the group.
+pub(crate) const PATCH_MEMBERS: Relation = Relation {
+    name: "members",
+    from: "group_members",
+    owner_key: "group_members.group_id",
+    base_cond: "1 = 1",
+    subs: &[
+        RelSub {
+            name: "value",
+            column: col("group_members.member_id", false, Kind::TextExact),
+        },
+        RelSub {
+            name: "type",
+            column: col("LOWER(group_members.member_type)", false, Kind::TextCi),
+        },
+        RelSub {
+            name: "display",
+            column: col(
+                "(CASE WHEN group_members.member_type = 'User' \
+                 THEN (SELECT du.display_name_ci FROM users du WHERE du.id = group_members.member_id) \
+                 ELSE (SELECT dg.display_name_ci FROM groups dg WHERE dg.id = group_members.member_id) END)",
+                true,
+                Kind::TextCi,
+            ),
+        },
+    ],
+};
+
+/// A User's read-only `groups` (RFC 7643 §4.1.2): its direct memberships;
+/// `value` is the group id (caseExact), `display` the group's displayName.
+const USER_GROUPS: Relation = Relation {
+    name: "groups",
+    from: "group_members gm JOIN groups gg ON gg.id = gm.group_id",
+    owner_key: "gm.member_id",
+    base_cond: "gm.member_type = 'User'",
+    subs: &[
+        RelSub {
+            name: "value",
+            column: col("gm.group_id", false, Kind::TextExact),
+        },
+        RelSub {
+            name: "display",
+            column: col("gg.display_name_ci", false, Kind::TextCi),
+        },
+    ],
+};
+
 /// What an attribute path resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Field {
-    Id,
-    UserName,
-    ExternalId,
-    DisplayName,
-    Active,
-    Created,
-    LastModified,
+    /// A column of the resource's own table.
+    Column(Column),
+    /// `meta.resourceType`, a constant per resource type.
     ResourceType,
+    /// A single-valued User leaf in `user_values`.
     Single(SingleLeaf),
     /// A complex single-valued attribute named without a sub-attribute
     /// (`name`, `manager`): its leaves.
@@ -230,9 +395,15 @@ enum Field {
         leaves: Vec<SingleLeaf>,
         prefix: PathPrefix,
     },
+    /// A multi-valued User attribute in `user_values`.
     Multi {
         attr: MultiAttr,
         sub: Option<ElemCol>,
+    },
+    /// A multi-valued attribute kept in another table.
+    Relation {
+        rel: &'static Relation,
+        sub: Option<RelSub>,
     },
 }
 
@@ -243,17 +414,26 @@ struct PathPrefix {
     attr: String,
 }
 
-fn not_filterable(path: &AttrPath) -> StoreError {
-    StoreError::Invalid(ScimError::invalid_filter(format!(
-        "attribute \"{path}\" is not filterable; filterable attributes are id, userName, \
-         externalId, displayName, active, meta.created, meta.lastModified, meta.resourceType, \
-         nickName, profileUrl, title, userType, preferredLanguage, locale, timezone, \
-         name.(formatted|familyName|givenName|middleName|honorificPrefix|honorificSuffix), \
-         emails, phoneNumbers, ims, photos, entitlements, roles, x509Certificates \
-         (.value|.display|.type|.primary), addresses \
-         (.formatted|.streetAddress|.locality|.region|.postalCode|.country|.type|.primary), \
-         and {ENTERPRISE_USER_URN}:(employeeNumber|costCenter|organization|division|department|manager.value)"
-    )))
+fn not_filterable(res: Resource, path: &AttrPath) -> StoreError {
+    let detail = match res {
+        Resource::User => format!(
+            "attribute \"{path}\" is not filterable; filterable attributes are id, userName, \
+             externalId, displayName, active, meta.created, meta.lastModified, meta.resourceType, \
+             nickName, profileUrl, title, userType, preferredLanguage, locale, timezone, \
+             name.(formatted|familyName|givenName|middleName|honorificPrefix|honorificSuffix), \
+             emails, phoneNumbers, ims, photos, entitlements, roles, x509Certificates \
+             (.value|.display|.type|.primary), addresses \
+             (.formatted|.streetAddress|.locality|.region|.postalCode|.country|.type|.primary), \
+             groups (.value|.display), \
+             and {ENTERPRISE_USER_URN}:(employeeNumber|costCenter|organization|division|department|manager.value)"
+        ),
+        Resource::Group => format!(
+            "attribute \"{path}\" is not filterable; filterable Group attributes are id, \
+             displayName, externalId, meta.created, meta.lastModified, meta.resourceType, \
+             and members (.value|.type)"
+        ),
+    };
+    StoreError::Invalid(ScimError::invalid_filter(detail))
 }
 
 fn find_ci<'a>(names: &[&'a str], wanted: &str) -> Option<&'a str> {
@@ -263,14 +443,85 @@ fn find_ci<'a>(names: &[&'a str], wanted: &str) -> Option<&'a str> {
         .find(|n| n.eq_ignore_ascii_case(wanted))
 }
 
-/// Resolves a path against the allow-list (names match case-insensitively,
-/// RFC 7643 §2.1).
-fn resolve(path: &AttrPath) -> Result<Field, StoreError> {
+/// Resolves a path against the resource's allow-list (names match
+/// case-insensitively, RFC 7643 §2.1).
+fn resolve(res: Resource, path: &AttrPath) -> Result<Field, StoreError> {
+    match res {
+        Resource::User => resolve_user(path),
+        Resource::Group => resolve_group(path),
+    }
+}
+
+/// `meta.created`, `meta.lastModified`, `meta.resourceType` over `alias`.
+fn resolve_meta(res: Resource, path: &AttrPath) -> Result<Field, StoreError> {
+    let (created, last_modified) = match res {
+        Resource::User => ("u.created", "u.last_modified"),
+        Resource::Group => ("g.created", "g.last_modified"),
+    };
+    match path
+        .sub_attr
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("created") => Ok(Field::Column(col(created, false, Kind::Date))),
+        Some("lastmodified") => Ok(Field::Column(col(last_modified, false, Kind::Date))),
+        Some("resourcetype") => Ok(Field::ResourceType),
+        _ => Err(not_filterable(res, path)),
+    }
+}
+
+fn resolve_relation(
+    res: Resource,
+    rel: &'static Relation,
+    path: &AttrPath,
+) -> Result<Field, StoreError> {
+    let sub = match path.sub_attr.as_deref() {
+        None => None,
+        Some(s) => Some(
+            rel.subs
+                .iter()
+                .copied()
+                .find(|c| c.name.eq_ignore_ascii_case(s))
+                .ok_or_else(|| not_filterable(res, path))?,
+        ),
+    };
+    Ok(Field::Relation { rel, sub })
+}
+
+fn resolve_group(path: &AttrPath) -> Result<Field, StoreError> {
+    let res = Resource::Group;
+    match path.urn.as_deref() {
+        None => {}
+        Some(urn) if urn.eq_ignore_ascii_case(GROUP_URN) => {}
+        Some(_) => return Err(not_filterable(res, path)),
+    }
+    let simple = |f: Field| {
+        if path.sub_attr.is_none() {
+            Ok(f)
+        } else {
+            Err(not_filterable(res, path))
+        }
+    };
+    match path.attr.to_ascii_lowercase().as_str() {
+        "id" => simple(Field::Column(col("g.id", false, Kind::TextExact))),
+        // displayName is unique case-insensitively (Entra ID), so it is
+        // compared through its lowered column.
+        "displayname" => simple(Field::Column(col("g.display_name_ci", false, Kind::TextCi))),
+        "externalid" => simple(Field::Column(col("g.external_id", true, Kind::TextExact))),
+        "meta" => resolve_meta(res, path),
+        "members" => resolve_relation(res, &GROUP_MEMBERS, path),
+        _ => Err(not_filterable(res, path)),
+    }
+}
+
+fn resolve_user(path: &AttrPath) -> Result<Field, StoreError> {
+    let res = Resource::User;
     let enterprise = match path.urn.as_deref() {
         None => false,
         Some(urn) if urn.eq_ignore_ascii_case(CORE_USER_URN) => false,
         Some(urn) if urn.eq_ignore_ascii_case(ENTERPRISE_USER_URN) => true,
-        Some(_) => return Err(not_filterable(path)),
+        Some(_) => return Err(not_filterable(res, path)),
     };
     let attr = path.attr.as_str();
     let sub = path.sub_attr.as_deref();
@@ -282,7 +533,7 @@ fn resolve(path: &AttrPath) -> Result<Field, StoreError> {
                     attr: format!("{ENTERPRISE_USER_URN}:{name}"),
                     case_exact: false,
                 })),
-                Some(_) => Err(not_filterable(path)),
+                Some(_) => Err(not_filterable(res, path)),
             };
         }
         if lower == "manager" {
@@ -299,32 +550,28 @@ fn resolve(path: &AttrPath) -> Result<Field, StoreError> {
                         attr: "manager".to_owned(),
                     },
                 }),
-                Some(_) => Err(not_filterable(path)),
+                Some(_) => Err(not_filterable(res, path)),
             };
         }
-        return Err(not_filterable(path));
+        return Err(not_filterable(res, path));
     }
     let simple = |f: Field| {
         if sub.is_none() {
             Ok(f)
         } else {
-            Err(not_filterable(path))
+            Err(not_filterable(res, path))
         }
     };
     match lower.as_str() {
-        "id" => return simple(Field::Id),
-        "username" => return simple(Field::UserName),
-        "externalid" => return simple(Field::ExternalId),
-        "displayname" => return simple(Field::DisplayName),
-        "active" => return simple(Field::Active),
-        "meta" => {
-            return match sub.map(str::to_ascii_lowercase).as_deref() {
-                Some("created") => Ok(Field::Created),
-                Some("lastmodified") => Ok(Field::LastModified),
-                Some("resourcetype") => Ok(Field::ResourceType),
-                _ => Err(not_filterable(path)),
-            }
+        "id" => return simple(Field::Column(col("u.id", false, Kind::TextExact))),
+        "username" => return simple(Field::Column(col("u.user_name_ci", false, Kind::TextCi))),
+        "externalid" => return simple(Field::Column(col("u.external_id", true, Kind::TextExact))),
+        "displayname" => {
+            return simple(Field::Column(col("u.display_name_ci", true, Kind::TextCi)))
         }
+        "active" => return simple(Field::Column(col("u.active", false, Kind::Bool))),
+        "meta" => return resolve_meta(res, path),
+        "groups" => return resolve_relation(res, &USER_GROUPS, path),
         "name" => {
             let leaf = |s: &str| SingleLeaf {
                 attr: format!("name.{s}"),
@@ -340,7 +587,7 @@ fn resolve(path: &AttrPath) -> Result<Field, StoreError> {
                 }),
                 Some(s) => match find_ci(NAME_SUBS, s) {
                     Some(canonical) => Ok(Field::Single(leaf(canonical))),
-                    None => Err(not_filterable(path)),
+                    None => Err(not_filterable(res, path)),
                 },
             };
         }
@@ -367,12 +614,12 @@ fn resolve(path: &AttrPath) -> Result<Field, StoreError> {
                     .iter()
                     .copied()
                     .find(|c| c.name().eq_ignore_ascii_case(s))
-                    .ok_or_else(|| not_filterable(path))?,
+                    .ok_or_else(|| not_filterable(res, path))?,
             ),
         };
         return Ok(Field::Multi { attr: *multi, sub });
     }
-    Err(not_filterable(path))
+    Err(not_filterable(res, path))
 }
 
 /// The kind of comparison a column supports.
@@ -528,12 +775,33 @@ fn push_attr_in(b: &mut SqlBuilder, leaves: &[SingleLeaf]) {
     b.push(")");
 }
 
-/// Appends the SQL condition (over `users u`) for `filter`.
-pub(crate) fn push_filter(b: &mut SqlBuilder, filter: &Filter) -> Result<(), StoreError> {
-    user_expr(b, filter, 0)
+/// Appends the SQL condition (over the resource's aliased table, `users u`
+/// or `groups g`) for `filter`.
+pub(crate) fn push_filter(
+    b: &mut SqlBuilder,
+    res: Resource,
+    filter: &Filter,
+) -> Result<(), StoreError> {
+    expr(b, res, filter, 0)
 }
 
-fn user_expr(b: &mut SqlBuilder, filter: &Filter, depth: usize) -> Result<(), StoreError> {
+/// Appends the condition over one row of `rel`'s table for a value filter
+/// such as the `[…]` of the PATCH path `members[value eq "x"]` (RFC 7644
+/// §3.5.2), whose paths name `rel`'s sub-attributes.
+pub(crate) fn push_element_filter(
+    b: &mut SqlBuilder,
+    rel: &'static Relation,
+    filter: &Filter,
+) -> Result<(), StoreError> {
+    elem_expr(b, Elements::Rel(rel), filter, 0)
+}
+
+fn expr(
+    b: &mut SqlBuilder,
+    res: Resource,
+    filter: &Filter,
+    depth: usize,
+) -> Result<(), StoreError> {
     if depth > MAX_DEPTH {
         return Err(invalid(format!(
             "the filter nests deeper than {MAX_DEPTH} levels; simplify it"
@@ -547,41 +815,65 @@ fn user_expr(b: &mut SqlBuilder, filter: &Filter, depth: usize) -> Result<(), St
                 " OR "
             };
             b.push("(");
-            user_expr(b, l, depth + 1)?;
+            expr(b, res, l, depth + 1)?;
             b.push(joiner);
-            user_expr(b, r, depth + 1)?;
+            expr(b, res, r, depth + 1)?;
             b.push(")");
             Ok(())
         }
         Filter::Not(inner) => {
             b.push("NOT (");
-            user_expr(b, inner, depth + 1)?;
+            expr(b, res, inner, depth + 1)?;
             b.push(")");
             Ok(())
         }
-        Filter::Present(path) => present(b, path),
-        Filter::Compare(path, op, value) => compare(b, path, *op, value),
-        Filter::ValuePath(path, inner) => value_path(b, path, inner, depth),
+        Filter::Present(path) => present(b, res, path),
+        Filter::Compare(path, op, value) => compare(b, res, path, *op, value),
+        Filter::ValuePath(path, inner) => value_path(b, res, path, inner, depth),
     }
 }
 
-fn present(b: &mut SqlBuilder, path: &AttrPath) -> Result<(), StoreError> {
-    match resolve(path)? {
-        // Always present on a stored User.
-        Field::Id
-        | Field::UserName
-        | Field::Active
-        | Field::Created
-        | Field::LastModified
-        | Field::ResourceType => {
+/// `<id> [NOT] IN (SELECT <owner> FROM <rel> WHERE <base> AND ` — the
+/// caller appends the row condition and the closing parenthesis.
+fn push_relation_in(b: &mut SqlBuilder, res: Resource, rel: &Relation, negate: bool) {
+    b.push(res.id_column())
+        .push(if negate { " NOT IN" } else { " IN" })
+        .push(" (SELECT ")
+        .push(rel.owner_key)
+        .push(" FROM ")
+        .push(rel.from)
+        .push(" WHERE ")
+        .push(rel.base_cond)
+        .push(" AND ");
+}
+
+/// `rel`'s `value` sub-attribute: what `members eq "x"` compares
+/// (RFC 7644 §3.4.2.2, a multi-valued attribute without a sub-attribute).
+fn relation_value(rel: &Relation, path: &AttrPath) -> Result<RelSub, StoreError> {
+    rel.subs
+        .iter()
+        .copied()
+        .find(|s| s.name == "value")
+        .ok_or_else(|| {
+            invalid(format!(
+                "\"{path}\" has no value sub-attribute; filter on one of its sub-attributes"
+            ))
+        })
+}
+
+fn present(b: &mut SqlBuilder, res: Resource, path: &AttrPath) -> Result<(), StoreError> {
+    match resolve(res, path)? {
+        // Empty strings are stored as NULL, so presence is non-NULL; a NOT
+        // NULL column is always present on a stored resource.
+        Field::Column(c) => {
+            if c.nullable {
+                b.push(c.sql).push(" IS NOT NULL");
+            } else {
+                b.push("1 = 1");
+            }
+        }
+        Field::ResourceType => {
             b.push("1 = 1");
-        }
-        // Empty strings are stored as NULL, so presence is non-NULL.
-        Field::ExternalId => {
-            b.push("u.external_id IS NOT NULL");
-        }
-        Field::DisplayName => {
-            b.push("u.display_name_ci IS NOT NULL");
         }
         Field::Single(leaf) => {
             b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
@@ -601,20 +893,41 @@ fn present(b: &mut SqlBuilder, path: &AttrPath) -> Result<(), StoreError> {
             }
             b.push(")");
         }
+        Field::Relation { rel, sub } => {
+            // EXISTS probes the owner's rows through an index instead of
+            // collecting every owner of any row.
+            b.push("EXISTS (SELECT 1 FROM ")
+                .push(rel.from)
+                .push(" WHERE ")
+                .push(rel.owner_key)
+                .push(" = ")
+                .push(res.id_column())
+                .push(" AND ")
+                .push(rel.base_cond);
+            if let Some(s) = sub.filter(|s| s.column.nullable) {
+                b.push(" AND ").push(s.column.sql).push(" IS NOT NULL");
+            }
+            b.push(")");
+        }
     }
     Ok(())
 }
 
 /// `attr eq null` / `attr ne null`: absence / presence.
-fn compare_null(b: &mut SqlBuilder, path: &AttrPath, op: CompareOp) -> Result<(), StoreError> {
+fn compare_null(
+    b: &mut SqlBuilder,
+    res: Resource,
+    path: &AttrPath,
+    op: CompareOp,
+) -> Result<(), StoreError> {
     match op {
         CompareOp::Eq => {
             b.push("NOT (");
-            present(b, path)?;
+            present(b, res, path)?;
             b.push(")");
             Ok(())
         }
-        CompareOp::Ne => present(b, path),
+        CompareOp::Ne => present(b, res, path),
         other => Err(invalid(format!(
             "null can only be compared with eq or ne, not {}",
             op_name(other)
@@ -624,40 +937,34 @@ fn compare_null(b: &mut SqlBuilder, path: &AttrPath, op: CompareOp) -> Result<()
 
 fn compare(
     b: &mut SqlBuilder,
+    res: Resource,
     path: &AttrPath,
     op: CompareOp,
     value: &CompValue,
 ) -> Result<(), StoreError> {
     if matches!(value, CompValue::Null) {
-        return compare_null(b, path, op);
+        return compare_null(b, res, path, op);
     }
-    let field = resolve(path)?;
-    // `ne` is `not eq`: with two-valued `eq` this matches users lacking the
-    // attribute too.
+    let field = resolve(res, path)?;
+    // `ne` is `not eq`: with two-valued `eq` this matches resources lacking
+    // the attribute too.
     let (negate, op) = if op == CompareOp::Ne {
         (true, CompareOp::Eq)
     } else {
         (false, op)
     };
-    let on_users = |b: &mut SqlBuilder, column: &str, nullable: bool, kind: Kind| {
-        if negate {
-            b.push("NOT (");
-        }
-        push_compare(b, column, nullable, kind, op, value, path)?;
-        if negate {
-            b.push(")");
-        }
-        Ok::<(), StoreError>(())
-    };
     match field {
-        Field::Id => on_users(b, "u.id", false, Kind::TextExact),
-        Field::UserName => on_users(b, "u.user_name_ci", false, Kind::TextCi),
-        Field::ExternalId => on_users(b, "u.external_id", true, Kind::TextExact),
-        Field::DisplayName => on_users(b, "u.display_name_ci", true, Kind::TextCi),
-        Field::Active => on_users(b, "u.active", false, Kind::Bool),
-        Field::Created => on_users(b, "u.created", false, Kind::Date),
-        Field::LastModified => on_users(b, "u.last_modified", false, Kind::Date),
-        Field::ResourceType => resource_type(b, path, op, negate, value),
+        Field::Column(c) => {
+            if negate {
+                b.push("NOT (");
+            }
+            push_compare(b, c.sql, c.nullable, c.kind, op, value, path)?;
+            if negate {
+                b.push(")");
+            }
+            Ok(())
+        }
+        Field::ResourceType => resource_type(b, res, path, op, negate, value),
         Field::Single(leaf) => {
             b.push(if negate { "u.id NOT IN" } else { "u.id IN" });
             b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
@@ -699,33 +1006,41 @@ fn compare(
             b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
                 .bind_text(attr.name)
                 .push(" AND ");
-            elem_compare(b, attr, col, op, value, path)?;
+            let c = values_column(attr, col);
+            push_compare(b, c.sql, c.nullable, c.kind, op, value, path)?;
+            b.push(")");
+            Ok(())
+        }
+        Field::Relation { rel, sub } => {
+            let sub = match sub {
+                Some(s) => s,
+                None => relation_value(rel, path)?,
+            };
+            push_relation_in(b, res, rel, negate);
+            let c = sub.column;
+            push_compare(b, c.sql, c.nullable, c.kind, op, value, path)?;
             b.push(")");
             Ok(())
         }
     }
 }
 
-fn elem_compare(
-    b: &mut SqlBuilder,
-    attr: MultiAttr,
-    col: ElemCol,
-    op: CompareOp,
-    value: &CompValue,
-    path: &AttrPath,
-) -> Result<(), StoreError> {
-    let kind = match col {
+/// The column of an element row `v` of `user_values` for a sub-attribute
+/// of `attr`.
+fn values_column(attr: MultiAttr, c: ElemCol) -> Column {
+    let kind = match c {
         ElemCol::Primary => Kind::Bool,
         ElemCol::Value => kind_for(attr.value_case_exact),
         _ => Kind::TextCi,
     };
-    push_compare(b, col.column(), true, kind, op, value, path)
+    col(c.column(), true, kind)
 }
 
-/// `meta.resourceType` is the constant "User" (caseExact, RFC 7643 §3.1):
-/// decide in Rust and emit a constant condition.
+/// `meta.resourceType` is a constant per resource type (caseExact, RFC
+/// 7643 §3.1): decide in Rust and emit a constant condition.
 fn resource_type(
     b: &mut SqlBuilder,
+    res: Resource,
     path: &AttrPath,
     op: CompareOp,
     negate: bool,
@@ -736,17 +1051,17 @@ fn resource_type(
             "\"{path}\" is a string; compare it with a quoted string"
         )));
     };
-    const RT: &str = "User";
+    let rt = res.type_name();
     let lit = lit.as_str();
     let hit = match op {
-        CompareOp::Eq | CompareOp::Ne => RT == lit,
-        CompareOp::Co => RT.contains(lit),
-        CompareOp::Sw => RT.starts_with(lit),
-        CompareOp::Ew => RT.ends_with(lit),
-        CompareOp::Gt => RT > lit,
-        CompareOp::Ge => RT >= lit,
-        CompareOp::Lt => RT < lit,
-        CompareOp::Le => RT <= lit,
+        CompareOp::Eq | CompareOp::Ne => rt == lit,
+        CompareOp::Co => rt.contains(lit),
+        CompareOp::Sw => rt.starts_with(lit),
+        CompareOp::Ew => rt.ends_with(lit),
+        CompareOp::Gt => rt > lit,
+        CompareOp::Ge => rt >= lit,
+        CompareOp::Lt => rt < lit,
+        CompareOp::Le => rt <= lit,
     };
     b.push(if hit != negate { "1 = 1" } else { "1 = 0" });
     Ok(())
@@ -754,17 +1069,24 @@ fn resource_type(
 
 fn value_path(
     b: &mut SqlBuilder,
+    res: Resource,
     path: &AttrPath,
     inner: &Filter,
     depth: usize,
 ) -> Result<(), StoreError> {
-    match resolve(path)? {
+    match resolve(res, path)? {
         Field::Multi { attr, sub: None } => {
             // One subquery: some element row satisfies the whole inner filter.
             b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
                 .bind_text(attr.name)
                 .push(" AND ");
-            elem_expr(b, attr, inner, depth + 1)?;
+            elem_expr(b, Elements::Values(attr), inner, depth + 1)?;
+            b.push(")");
+            Ok(())
+        }
+        Field::Relation { rel, sub: None } => {
+            push_relation_in(b, res, rel, false);
+            elem_expr(b, Elements::Rel(rel), inner, depth + 1)?;
             b.push(")");
             Ok(())
         }
@@ -772,7 +1094,7 @@ fn value_path(
             // A single-valued complex attribute has one "element": the user
             // itself, so `name[givenName eq "x"]` is `name.givenName eq "x"`.
             let rewritten = prefix_paths(inner, &prefix, depth)?;
-            user_expr(b, &rewritten, depth + 1)
+            expr(b, res, &rewritten, depth + 1)
         }
         _ => Err(invalid(format!(
             "\"{path}\" is not a multi-valued or complex attribute, so it cannot take a [filter]"
@@ -820,10 +1142,51 @@ fn prefix_paths(f: &Filter, prefix: &PathPrefix, depth: usize) -> Result<Filter,
     })
 }
 
-/// The condition over one element row `v` of `attr` for a value filter.
+/// The element rows a value filter (`attr[…]`) is evaluated over.
+#[derive(Debug, Clone, Copy)]
+enum Elements {
+    /// Rows `v` of `user_values` for a multi-valued User attribute.
+    Values(MultiAttr),
+    /// Rows of a relation's table.
+    Rel(&'static Relation),
+}
+
+impl Elements {
+    fn name(self) -> &'static str {
+        match self {
+            Elements::Values(a) => a.name,
+            Elements::Rel(r) => r.name,
+        }
+    }
+
+    fn column(self, sub: &str) -> Option<Column> {
+        match self {
+            Elements::Values(a) => a
+                .subs
+                .iter()
+                .copied()
+                .find(|c| c.name().eq_ignore_ascii_case(sub))
+                .map(|c| values_column(a, c)),
+            Elements::Rel(r) => r
+                .subs
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(sub))
+                .map(|s| s.column),
+        }
+    }
+
+    fn sub_names(self) -> Vec<&'static str> {
+        match self {
+            Elements::Values(a) => a.subs.iter().map(|c| c.name()).collect(),
+            Elements::Rel(r) => r.subs.iter().map(|s| s.name).collect(),
+        }
+    }
+}
+
+/// The condition over one element row for a value filter.
 fn elem_expr(
     b: &mut SqlBuilder,
-    attr: MultiAttr,
+    elems: Elements,
     filter: &Filter,
     depth: usize,
 ) -> Result<(), StoreError> {
@@ -832,25 +1195,19 @@ fn elem_expr(
             "the filter nests deeper than {MAX_DEPTH} levels; simplify it"
         )));
     }
-    let column_of = |p: &AttrPath| -> Result<ElemCol, StoreError> {
-        let ok_urn = p.urn.is_none();
-        let found = attr
-            .subs
-            .iter()
-            .copied()
-            .find(|c| c.name().eq_ignore_ascii_case(&p.attr));
-        match (ok_urn, p.sub_attr.is_none(), found) {
-            (true, true, Some(c)) => Ok(c),
-            _ => Err(invalid(format!(
+    let column_of = |p: &AttrPath| -> Result<Column, StoreError> {
+        let found = if p.urn.is_none() && p.sub_attr.is_none() {
+            elems.column(&p.attr)
+        } else {
+            None
+        };
+        found.ok_or_else(|| {
+            invalid(format!(
                 "\"{p}\" is not a filterable sub-attribute of {}; use one of {}",
-                attr.name,
-                attr.subs
-                    .iter()
-                    .map(|c| c.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
+                elems.name(),
+                elems.sub_names().join(", ")
+            ))
+        })
     };
     match filter {
         Filter::And(l, r) | Filter::Or(l, r) => {
@@ -860,26 +1217,26 @@ fn elem_expr(
                 " OR "
             };
             b.push("(");
-            elem_expr(b, attr, l, depth + 1)?;
+            elem_expr(b, elems, l, depth + 1)?;
             b.push(joiner);
-            elem_expr(b, attr, r, depth + 1)?;
+            elem_expr(b, elems, r, depth + 1)?;
             b.push(")");
         }
         Filter::Not(inner) => {
             b.push("NOT (");
-            elem_expr(b, attr, inner, depth + 1)?;
+            elem_expr(b, elems, inner, depth + 1)?;
             b.push(")");
         }
         Filter::Present(p) => {
-            let col = column_of(p)?;
-            b.push(col.column()).push(" IS NOT NULL");
+            let c = column_of(p)?;
+            b.push(c.sql).push(" IS NOT NULL");
         }
         Filter::Compare(p, op, value) => {
-            let col = column_of(p)?;
+            let c = column_of(p)?;
             if matches!(value, CompValue::Null) {
                 match op {
-                    CompareOp::Eq => b.push(col.column()).push(" IS NULL"),
-                    CompareOp::Ne => b.push(col.column()).push(" IS NOT NULL"),
+                    CompareOp::Eq => b.push(c.sql).push(" IS NULL"),
+                    CompareOp::Ne => b.push(c.sql).push(" IS NOT NULL"),
                     other => {
                         return Err(invalid(format!(
                             "null can only be compared with eq or ne, not {}",
@@ -897,7 +1254,7 @@ fn elem_expr(
             if negate {
                 b.push("NOT (");
             }
-            elem_compare(b, attr, col, op, value, p)?;
+            push_compare(b, c.sql, c.nullable, c.kind, op, value, p)?;
             if negate {
                 b.push(")");
             }
@@ -905,39 +1262,43 @@ fn elem_expr(
         Filter::ValuePath(p, _) => {
             return Err(invalid(format!(
                 "value filters cannot nest: \"{p}[…]\" inside {}[…]",
-                attr.name
+                elems.name()
             )))
         }
     }
     Ok(())
 }
 
-/// Appends the `sortBy` key expression (over `users u`) for `path`
-/// (RFC 7644 §3.4.2.3). For a multi-valued attribute the key is the
-/// primary element's value, or the first element's.
-pub(crate) fn push_sort_key(b: &mut SqlBuilder, path: &AttrPath) -> Result<(), StoreError> {
+/// Appends the `sortBy` key expression (over the resource's aliased table)
+/// for `path` (RFC 7644 §3.4.2.3). For a multi-valued User attribute the
+/// key is the primary element's value, or the first element's.
+pub(crate) fn push_sort_key(
+    b: &mut SqlBuilder,
+    res: Resource,
+    path: &AttrPath,
+) -> Result<(), StoreError> {
     let sort_err = |p: &AttrPath| {
         StoreError::Invalid(ScimError::invalid_value(format!(
-            "cannot sort by \"{p}\"; sortBy takes a filterable single-valued attribute or a multi-valued attribute's sub-attribute"
+            "cannot sort by \"{p}\"; sortBy takes a filterable single-valued attribute or a multi-valued attribute's sub-attribute{}",
+            match res {
+                Resource::User => "",
+                Resource::Group =>
+                    " (for Groups: displayName, externalId, id, meta.created, meta.lastModified)",
+            }
         )))
     };
-    let field = resolve(path).map_err(|e| match e {
+    let field = resolve(res, path).map_err(|e| match e {
         StoreError::Invalid(_) => sort_err(path),
         other => other,
     })?;
     match field {
-        Field::Id => b.push("u.id"),
-        Field::UserName => b.push("u.user_name_ci"),
-        Field::ExternalId => b.push("u.external_id"),
-        Field::DisplayName => b.push("u.display_name_ci"),
-        Field::Active => b.push("u.active"),
-        Field::Created | Field::ResourceType => b.push("u.created"),
-        Field::LastModified => b.push("u.last_modified"),
+        Field::Column(c) => b.push(c.sql),
+        Field::ResourceType => b.push(res.created_column()),
         Field::Single(leaf) => b
             .push("(SELECT v.value_ci FROM user_values v WHERE v.user_id = u.id AND v.attr = ")
             .bind_text(leaf.attr)
             .push(")"),
-        Field::Complex { .. } => return Err(sort_err(path)),
+        Field::Complex { .. } | Field::Relation { .. } => return Err(sort_err(path)),
         Field::Multi { attr, sub } => {
             let col = match sub {
                 Some(c) => c,
@@ -961,8 +1322,12 @@ mod tests {
     use crate::connection::Backend;
 
     fn sql(f: &Filter) -> Result<(String, Vec<Bind>), StoreError> {
+        sql_for(Resource::User, f)
+    }
+
+    fn sql_for(res: Resource, f: &Filter) -> Result<(String, Vec<Bind>), StoreError> {
         let mut b = SqlBuilder::new(Backend::Sqlite);
-        push_filter(&mut b, f)?;
+        push_filter(&mut b, res, f)?;
         Ok((b.sql().to_owned(), b.binds().to_vec()))
     }
 
@@ -1011,7 +1376,7 @@ mod tests {
     fn unknown_attributes_are_invalid_filter() {
         for path in [
             AttrPath::new("password"),
-            AttrPath::new("groups"),
+            AttrPath::with_sub("groups", "type"),
             AttrPath::with_sub("emails", "bogus"),
             AttrPath::with_sub("userName", "x"),
             AttrPath {
@@ -1061,11 +1426,135 @@ mod tests {
     #[test]
     fn sort_keys_resolve() {
         let mut b = SqlBuilder::new(Backend::Postgres);
-        push_sort_key(&mut b, &AttrPath::with_sub("emails", "value")).unwrap();
+        push_sort_key(
+            &mut b,
+            Resource::User,
+            &AttrPath::with_sub("emails", "value"),
+        )
+        .unwrap();
         assert!(b
             .sql()
             .contains("ORDER BY COALESCE(v.is_primary, FALSE) DESC, v.idx LIMIT 1"));
         let mut b = SqlBuilder::new(Backend::Sqlite);
-        assert!(push_sort_key(&mut b, &AttrPath::new("password")).is_err());
+        assert!(push_sort_key(&mut b, Resource::User, &AttrPath::new("password")).is_err());
+        let mut b = SqlBuilder::new(Backend::Sqlite);
+        push_sort_key(&mut b, Resource::Group, &AttrPath::new("DISPLAYNAME")).unwrap();
+        assert_eq!(b.sql(), "g.display_name_ci");
+        for bad in [AttrPath::new("members"), AttrPath::new("userName")] {
+            let mut b = SqlBuilder::new(Backend::Sqlite);
+            assert!(
+                matches!(
+                    push_sort_key(&mut b, Resource::Group, &bad),
+                    Err(StoreError::Invalid(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn group_members_become_subqueries_on_group_members() {
+        let f = Filter::ValuePath(
+            AttrPath::new("members"),
+            Box::new(cmp(AttrPath::new("value"), CompareOp::Eq, "ID-1")),
+        );
+        let (s, binds) = sql_for(Resource::Group, &f).unwrap();
+        assert_eq!(
+            s,
+            "g.id IN (SELECT group_members.group_id FROM group_members WHERE 1 = 1 AND group_members.member_id = ?)"
+        );
+        assert_eq!(binds, vec![Bind::Text("ID-1".into())]);
+        // `members.type` compares lowered (caseExact false).
+        let (s, binds) = sql_for(
+            Resource::Group,
+            &cmp(AttrPath::with_sub("members", "TYPE"), CompareOp::Ne, "User"),
+        )
+        .unwrap();
+        assert!(s.starts_with("g.id NOT IN (SELECT"), "{s}");
+        assert!(s.contains("LOWER(group_members.member_type) = ?"), "{s}");
+        assert_eq!(binds, vec![Bind::Text("user".into())]);
+        // The displayName column is the lowered, unique one.
+        let (s, _) = sql_for(
+            Resource::Group,
+            &cmp(AttrPath::new("displayName"), CompareOp::Eq, "X"),
+        )
+        .unwrap();
+        assert_eq!(s, "g.display_name_ci = ?");
+    }
+
+    #[test]
+    fn user_groups_join_the_group_for_display() {
+        let (s, binds) = sql(&cmp(
+            AttrPath::with_sub("groups", "display"),
+            CompareOp::Sw,
+            "Eng",
+        ))
+        .unwrap();
+        assert_eq!(
+            s,
+            "u.id IN (SELECT gm.member_id FROM group_members gm JOIN groups gg ON gg.id = gm.group_id WHERE gm.member_type = 'User' AND gg.display_name_ci GLOB ?)"
+        );
+        assert_eq!(binds, vec![Bind::Text("eng*".into())]);
+        let (s, _) = sql(&Filter::Present(AttrPath::new("groups"))).unwrap();
+        assert!(
+            s.starts_with("EXISTS (SELECT 1 FROM group_members gm"),
+            "{s}"
+        );
+        assert!(s.contains("gm.member_id = u.id"), "{s}");
+    }
+
+    #[test]
+    fn group_allow_list_refuses_user_attributes() {
+        for path in [
+            AttrPath::new("userName"),
+            AttrPath::new("emails"),
+            AttrPath::with_sub("members", "display"),
+            AttrPath::with_sub("members", "$ref"),
+            AttrPath::with_sub("displayName", "x"),
+            AttrPath {
+                urn: Some(CORE_USER_URN.into()),
+                attr: "displayName".into(),
+                sub_attr: None,
+            },
+        ] {
+            match sql_for(Resource::Group, &cmp(path.clone(), CompareOp::Eq, "x")) {
+                Err(StoreError::Invalid(e)) => {
+                    assert_eq!(e.scim_type, scim_core::ScimType::InvalidFilter, "{path}");
+                    assert!(e.detail.contains("Group attributes"), "{}", e.detail);
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        // URN-qualified core Group attributes are fine.
+        let urn = AttrPath {
+            urn: Some(GROUP_URN.into()),
+            attr: "displayName".into(),
+            sub_attr: None,
+        };
+        assert!(sql_for(Resource::Group, &cmp(urn, CompareOp::Eq, "x")).is_ok());
+    }
+
+    #[test]
+    fn patch_member_filters_allow_display() {
+        let f = Filter::Or(
+            Box::new(cmp(AttrPath::new("value"), CompareOp::Eq, "a")),
+            Box::new(cmp(AttrPath::new("display"), CompareOp::Eq, "Bob")),
+        );
+        let mut b = SqlBuilder::new(Backend::Postgres);
+        push_element_filter(&mut b, &PATCH_MEMBERS, &f).unwrap();
+        assert!(
+            b.sql().starts_with("(group_members.member_id = $1 OR ("),
+            "{}",
+            b.sql()
+        );
+        assert_eq!(b.binds()[1], Bind::Text("bob".into()));
+        let mut b = SqlBuilder::new(Backend::Postgres);
+        let bad = cmp(AttrPath::new("primary"), CompareOp::Eq, "x");
+        match push_element_filter(&mut b, &PATCH_MEMBERS, &bad) {
+            Err(StoreError::Invalid(e)) => {
+                assert!(e.detail.contains("value, type, display"), "{}", e.detail)
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -2,9 +2,10 @@
 //! time by the database URL.
 //!
 //! [`Store`] owns the connection pools and the embedded migrations;
-//! repository functions ([`users`], [`tokens`]) take `&mut DbConnection`
-//! and run inside [`Store::read`] or [`Store::write`], so that several of
-//! them (and later an audit record) can share one transaction.
+//! repository functions ([`users`], [`groups`], [`tokens`]) take
+//! `&mut DbConnection` and run inside [`Store::read`] or [`Store::write`],
+//! so that several of them (and later an audit record) can share one
+//! transaction.
 //!
 //! Filters (RFC 7644 §3.4.2.2) are evaluated in the database: the AST from
 //! `scim_core::filter` is translated to SQL through an allow-list of
@@ -13,6 +14,8 @@
 pub mod connection;
 pub mod error;
 mod filter;
+pub mod groups;
+mod list;
 mod schema;
 mod sql;
 pub mod store;
@@ -24,6 +27,11 @@ pub mod testing;
 
 pub use connection::{Backend, DbConnection};
 pub use error::StoreError;
+pub use groups::{
+    add_members, delete_group, find_group, groups_of_users, insert_group, list_group_members,
+    list_groups, remove_all_members, remove_members, remove_members_matching, replace_members,
+    touch_group, update_group, GroupRecord, GroupRef, Member, MemberRef, MemberType,
+};
 pub use store::{Store, StoreConfig};
 pub use tokens::{
     authenticate_token, create_token, hash_secret, list_tokens, revoke_token, touch_token,

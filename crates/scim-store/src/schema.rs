@@ -47,6 +47,8 @@ diesel::table! {
         created -> Text,
         /// meta.lastModified.
         last_modified -> Text,
+        /// displayName as given: the `display` of the user's memberships.
+        display_name -> Nullable<Text>,
     }
 }
 
@@ -84,5 +86,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// SCIM groups (RFC 7643 §4.2), without their members.
+    groups (id) {
+        /// UUID text.
+        id -> Text,
+        /// displayName as given.
+        display_name -> Text,
+        /// displayName lowercased: the unique key.
+        display_name_ci -> Text,
+        /// externalId (caseExact).
+        external_id -> Nullable<Text>,
+        /// The canonical attribute JSON, without `members`.
+        resource -> Text,
+        /// Optimistic-concurrency version, also the ETag.
+        version -> BigInt,
+        /// meta.created.
+        created -> Text,
+        /// meta.lastModified.
+        last_modified -> Text,
+    }
+}
+
+diesel::table! {
+    /// One row per (group, member).
+    group_members (group_id, member_id) {
+        /// The group.
+        group_id -> Text,
+        /// The member's id: a User or a Group.
+        member_id -> Text,
+        /// `User` or `Group`.
+        member_type -> Text,
+    }
+}
+
 diesel::joinable!(user_values -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, user_values);
+diesel::joinable!(group_members -> groups (group_id));
+diesel::allow_tables_to_appear_in_same_query!(users, user_values, groups, group_members);

@@ -8,17 +8,17 @@
 //! commit together.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
 use serde_json::{Map, Value};
 
-use scim_core::filter::{AttrPath, Filter};
 use scim_core::ScimError;
 
 use crate::connection::DbConnection;
 use crate::error::{is_unique_violation, StoreError};
-use crate::filter::{push_filter, push_sort_key, single_leaves, ElemCol, MULTI_ATTRS};
+use crate::filter::{single_leaves, ElemCol, Resource, MULTI_ATTRS};
+use crate::list::{count_matching, list_rows};
+pub use crate::list::{ListQuery, Page};
 use crate::schema::{user_values, users};
-use crate::sql::{execute, load, Bind, SqlBuilder};
+use crate::sql::{execute, Bind, SqlBuilder};
 
 /// A stored User: the canonical attributes plus what the store manages.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,31 +45,6 @@ pub enum PasswordChange {
     Set(String),
 }
 
-/// A page of a list query (RFC 7644 §3.4.2).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ListQuery<'a> {
-    /// Only users matching this filter.
-    pub filter: Option<&'a Filter>,
-    /// Sort by this attribute (default: creation order).
-    pub sort_by: Option<&'a AttrPath>,
-    /// Sort descending (`sortOrder=descending`).
-    pub descending: bool,
-    /// 1-based index of the first result; values below 1 mean 1
-    /// (RFC 7644 §3.4.2.4).
-    pub start_index: i64,
-    /// Maximum results; 0 returns only the total, negative means 0.
-    pub count: i64,
-}
-
-/// One page of results and the total number of matches.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    /// All matches, not just this page (`totalResults`).
-    pub total: i64,
-    /// This page.
-    pub items: Vec<T>,
-}
-
 #[derive(Insertable)]
 #[diesel(table_name = users)]
 struct NewUserRow<'a> {
@@ -78,6 +53,7 @@ struct NewUserRow<'a> {
     user_name_ci: &'a str,
     external_id: Option<&'a str>,
     display_name_ci: Option<&'a str>,
+    display_name: Option<&'a str>,
     active: bool,
     resource: &'a str,
     password_hash: Option<&'a str>,
@@ -94,6 +70,7 @@ struct UserChanges<'a> {
     // `Some(None)` writes NULL; `None` would leave the column unchanged.
     external_id: Option<Option<&'a str>>,
     display_name_ci: Option<Option<&'a str>>,
+    display_name: Option<Option<&'a str>>,
     active: bool,
     resource: &'a str,
     password_hash: Option<Option<&'a str>>,
@@ -109,26 +86,6 @@ struct UserRow {
     version: i64,
     created: String,
     last_modified: String,
-}
-
-#[derive(QueryableByName)]
-struct ListRow {
-    #[diesel(sql_type = Text)]
-    id: String,
-    #[diesel(sql_type = Text)]
-    resource: String,
-    #[diesel(sql_type = BigInt)]
-    version: i64,
-    #[diesel(sql_type = Text)]
-    created: String,
-    #[diesel(sql_type = Text)]
-    last_modified: String,
-}
-
-#[derive(QueryableByName)]
-struct CountRow {
-    #[diesel(sql_type = BigInt)]
-    total: i64,
 }
 
 /// One row of the filter index.
@@ -176,6 +133,9 @@ struct Derived<'a> {
     user_name: &'a str,
     user_name_ci: String,
     external_id: Option<&'a str>,
+    /// displayName as given: the `display` of the user's memberships
+    /// (RFC 7643 §4.2), read by a join.
+    display_name: Option<&'a str>,
     display_name_ci: Option<String>,
     active: bool,
     resource: String,
@@ -215,10 +175,11 @@ fn derive(attrs: &Map<String, Value>) -> Result<Derived<'_>, StoreError> {
         Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
         _ => None,
     };
-    let display_name_ci = match get_ci(attrs, "displayName") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.to_lowercase()),
+    let display_name = match get_ci(attrs, "displayName") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
         _ => None,
     };
+    let display_name_ci = display_name.map(str::to_lowercase);
     // scimd treats a User without `active` as active; the column is NOT
     // NULL so `active eq true` is a plain indexed comparison.
     let active = !matches!(get_ci(attrs, "active"), Some(Value::Bool(false)));
@@ -228,6 +189,7 @@ fn derive(attrs: &Map<String, Value>) -> Result<Derived<'_>, StoreError> {
         user_name,
         user_name_ci: user_name.to_lowercase(),
         external_id,
+        display_name,
         display_name_ci,
         active,
         resource,
@@ -414,6 +376,7 @@ pub fn insert_user(
             user_name_ci: &d.user_name_ci,
             external_id: d.external_id,
             display_name_ci: d.display_name_ci.as_deref(),
+            display_name: d.display_name,
             active: d.active,
             resource: &d.resource,
             password_hash,
@@ -496,6 +459,7 @@ pub fn update_user(
         user_name_ci: &d.user_name_ci,
         external_id: Some(d.external_id),
         display_name_ci: Some(d.display_name_ci.as_deref()),
+        display_name: Some(d.display_name),
         active: d.active,
         resource: &d.resource,
         password_hash,
@@ -531,9 +495,11 @@ pub fn update_user(
     })
 }
 
-/// Deletes a User (and, by cascade, its index rows). With
-/// `expected_version`, only if the version still matches
-/// (`PreconditionFailed` otherwise); a missing user is `NotFound`.
+/// Deletes a User (and, by cascade, its index rows) and removes it from
+/// every Group it belongs to, bumping those groups' version and
+/// lastModified (their `members` changed, RFC 7644 §3.14), all in the
+/// caller's transaction. With `expected_version`, only if the version still
+/// matches (`PreconditionFailed` otherwise); a missing user is `NotFound`.
 pub fn delete_user(
     conn: &mut DbConnection,
     id: &str,
@@ -555,12 +521,16 @@ pub fn delete_user(
             StoreError::NotFound
         });
     }
+    // After the user row is gone (on PostgreSQL its row lock is now held):
+    // a concurrent `add_members` either committed before (its row is
+    // removed here) or now finds no such user.
+    crate::groups::remove_from_all_groups(conn, id)?;
     Ok(())
 }
 
 /// How many Users exist.
 pub fn count_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
-    Ok(users::table.count().get_result(conn)?)
+    count_matching(conn, Resource::User, None)
 }
 
 /// A page of Users matching `query.filter`, evaluated in the database
@@ -570,68 +540,16 @@ pub fn list_users(
     conn: &mut DbConnection,
     query: &ListQuery<'_>,
 ) -> Result<Page<UserRecord>, StoreError> {
-    let start_index = query.start_index.max(1);
-    let count = query.count.max(0);
-    if count == 0 {
-        return Ok(Page {
-            total: count_matching(conn, query.filter)?,
-            items: Vec::new(),
-        });
-    }
-    let offset = start_index - 1;
-    let mut b = SqlBuilder::new(conn.backend());
-    b.push("SELECT u.id, u.resource, u.version, u.created, u.last_modified FROM users u");
-    if let Some(f) = query.filter {
-        b.push(" WHERE ");
-        push_filter(&mut b, f)?;
-    }
-    b.push(" ORDER BY ");
-    if let Some(path) = query.sort_by {
-        let dir = if query.descending { " DESC" } else { " ASC" };
-        // Users without a value sort last ascending, first descending,
-        // the same on both backends (whose NULL ordering differs).
-        b.push("CASE WHEN ");
-        push_sort_key(&mut b, path)?;
-        b.push(" IS NULL THEN 1 ELSE 0 END").push(dir).push(", ");
-        push_sort_key(&mut b, path)?;
-        b.push(dir).push(", ");
-    }
-    // Creation order, then id, makes paging stable (and is indexed).
-    b.push("u.created ASC, u.id ASC LIMIT ")
-        .bind(Bind::BigInt(count))
-        .push(" OFFSET ")
-        .bind(Bind::BigInt(offset));
-    let rows: Vec<ListRow> = load(conn, &b)?;
-    // The total needs no second query when the page is not full: then it
-    // is the offset plus what was fetched (the common case of a filter
-    // matching one user). Otherwise count. A `COUNT(*) OVER ()` column
-    // would make it one query, but measured on SQLite with 100k users it
-    // materialises every match: 250–550 ms per page against ~50 ms worst
-    // case (~3 ms unfiltered) for LIMIT plus a separate COUNT.
-    let fetched = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    let total = if fetched > 0 && fetched < count {
-        offset.saturating_add(fetched)
-    } else if fetched == 0 && offset == 0 {
-        0
-    } else {
-        count_matching(conn, query.filter)?
-    };
-    let items = rows
+    let page = list_rows(conn, Resource::User, query)?;
+    let items = page
+        .items
         .into_iter()
         .map(|r| to_record(r.id, &r.resource, r.version, r.created, r.last_modified))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page { total, items })
-}
-
-fn count_matching(conn: &mut DbConnection, filter: Option<&Filter>) -> Result<i64, StoreError> {
-    let Some(f) = filter else {
-        return count_users(conn);
-    };
-    let mut b = SqlBuilder::new(conn.backend());
-    b.push("SELECT COUNT(*) AS total FROM users u WHERE ");
-    push_filter(&mut b, f)?;
-    let rows: Vec<CountRow> = load(conn, &b)?;
-    Ok(rows.first().map_or(0, |r| r.total))
+    Ok(Page {
+        total: page.total,
+        items,
+    })
 }
 
 #[cfg(test)]

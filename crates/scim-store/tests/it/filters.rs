@@ -466,7 +466,7 @@ fn unknown_attributes_are_invalid_filter() {
     for fx in fixtures() {
         for text in [
             r#"password eq "x""#,
-            r#"groups.value eq "x""#,
+            r#"groups.type eq "direct""#,
             r#"emails.bogus eq "x""#,
             r#"nosuch pr"#,
             r#"urn:example:custom:1.0:User:department eq "x""#,

@@ -4,6 +4,7 @@
 
 mod connect;
 mod filters;
+mod groups;
 mod migrations;
 mod tokens;
 mod transactions;

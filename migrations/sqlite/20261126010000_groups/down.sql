@@ -1,0 +1,3 @@
+ALTER TABLE users DROP COLUMN display_name;
+DROP TABLE group_members;
+DROP TABLE groups;
