@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use scim_core::schema::{
-    resource_type_json, schema_json, ResourceType, Schema, LIST_RESPONSE_SCHEMA,
+    resource_type_json, schema_json, ResourceType, Schema, GROUP, LIST_RESPONSE_SCHEMA,
     SERVICE_PROVIDER_CONFIG_SCHEMA, USER,
 };
 use serde_json::{json, Value};
@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::{scim_json, ScimApi};
 
-/// The resource types served (Groups join when their endpoint exists).
-pub fn resource_types_served() -> [&'static ResourceType; 1] {
-    [&USER]
+/// The resource types served.
+pub fn resource_types_served() -> [&'static ResourceType; 2] {
+    [&USER, &GROUP]
 }
 
 /// Every schema served: each resource type's core schema and extensions.

@@ -2,12 +2,13 @@
 //!
 //! [`ScimApi::configure`] mounts every endpoint under the configured base
 //! path: discovery (`/ServiceProviderConfig`, `/Schemas`,
-//! `/ResourceTypes`) and `/Users`. Every endpoint requires a bearer token;
+//! `/ResourceTypes`), `/Users` and `/Groups`. Every endpoint requires a bearer token;
 //! every response, errors included, is `application/scim+json`.
 
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod groups;
 pub mod password;
 pub mod request;
 pub mod users;
@@ -156,6 +157,25 @@ impl ScimApi {
                         .route(web::delete().to(users::delete))
                         .default_service(web::to(method_not_allowed)),
                 )
+                .service(
+                    web::resource(["/Groups", "/Groups/"])
+                        .route(web::get().to(groups::list))
+                        .route(web::post().to(groups::create))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/Groups/.search", "/Groups/.search/"])
+                        .route(web::post().to(groups::search))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/Groups/{id}", "/Groups/{id}/"])
+                        .route(web::get().to(groups::get))
+                        .route(web::put().to(groups::replace))
+                        .route(web::patch().to(groups::patch))
+                        .route(web::delete().to(groups::delete))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .default_service(web::to(not_found)),
         );
     }
@@ -177,6 +197,67 @@ pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiErr
         req.method(),
         req.path()
     )))
+}
+
+/// A response with the SCIM media type and an already-serialised body.
+pub(crate) fn scim_bytes(status: actix_web::http::StatusCode, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(SCIM_CONTENT_TYPE)
+        .body(body)
+}
+
+/// A single-resource response: the body, its `ETag`, and `Location` when
+/// the resource was just created.
+pub(crate) fn resource_response(
+    status: actix_web::http::StatusCode,
+    body: Vec<u8>,
+    version: i64,
+    location: Option<&str>,
+) -> HttpResponse {
+    let mut res = scim_bytes(status, body);
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&request::etag(version)) {
+        res.headers_mut().insert(actix_web::http::header::ETAG, v);
+    }
+    if let Some(Ok(v)) = location.map(actix_web::http::header::HeaderValue::from_str) {
+        res.headers_mut()
+            .insert(actix_web::http::header::LOCATION, v);
+    }
+    res
+}
+
+/// Maps a store error about resource `kind` `id`, naming it on 404.
+pub(crate) fn store_err<'a>(
+    kind: &'a str,
+    id: &'a str,
+) -> impl Fn(scim_store::StoreError) -> ApiError + 'a {
+    move |e| match e {
+        scim_store::StoreError::NotFound => ApiError::resource_not_found(kind, id),
+        other => other.into(),
+    }
+}
+
+/// How many times a read-modify-write is retried when another writer
+/// changed the resource between our read and our conditional write
+/// (PostgreSQL; the SQLite writer is serialised).
+const WRITE_RETRIES: usize = 5;
+
+/// Runs a read-modify-write, retrying on a version race. With an explicit
+/// `If-Match` from the client, a race is the client's 412 instead.
+pub(crate) fn retry_on_race<T>(
+    mut attempt: impl FnMut() -> Result<T, scim_store::StoreError>,
+    client_precondition: bool,
+) -> Result<T, scim_store::StoreError> {
+    let mut tries = 0;
+    loop {
+        match attempt() {
+            Err(scim_store::StoreError::PreconditionFailed)
+                if !client_precondition && tries < WRITE_RETRIES =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A JSON response with the SCIM media type.

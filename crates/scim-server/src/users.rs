@@ -11,20 +11,37 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use scim_core::patch::{self, PatchOp};
 use scim_core::resource::{self, Meta, Projection};
 use scim_core::schema::{LIST_RESPONSE_SCHEMA, USER};
-use scim_store::{ListQuery, PasswordChange, StoreError, UserRecord};
+use std::collections::HashMap;
+
+use scim_store::{GroupRef, ListQuery, PasswordChange, StoreError, UserRecord};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::request::{etag, ListParams, Precondition, QueryParams, ScimJson};
-use crate::{scim_json, ScimApi};
+use crate::{resource_response, retry_on_race, scim_json, store_err, ScimApi};
 
-/// How many times a PATCH/PUT is retried when another writer changed the
-/// user between our read and our conditional write (PostgreSQL only; the
-/// SQLite writer is serialised).
-const WRITE_RETRIES: usize = 5;
+/// The groups of each user, keyed by user id, or nothing when the
+/// response will not show `groups` (then the membership table is not
+/// read). One query for any number of users.
+fn load_groups(
+    conn: &mut scim_store::DbConnection,
+    ids: &[&str],
+    projection: &Projection,
+) -> Result<HashMap<String, Vec<GroupRef>>, StoreError> {
+    if ids.is_empty() || !projection.includes(&USER, "groups") {
+        return Ok(HashMap::new());
+    }
+    scim_store::groups_of_users(conn, ids)
+}
 
-/// Renders a stored user as its SCIM representation, projected.
-fn render(rec: &UserRecord, base: &str, projection: &Projection) -> Map<String, Value> {
+/// Renders a stored user as its SCIM representation, with its read-only
+/// `groups` (RFC 7643 §4.1.2, direct memberships), projected.
+fn render(
+    rec: &UserRecord,
+    groups: Option<&Vec<GroupRef>>,
+    base: &str,
+    projection: &Projection,
+) -> Map<String, Value> {
     let meta = Meta {
         resource_type: USER.name,
         created: rec.created.clone(),
@@ -33,6 +50,20 @@ fn render(rec: &UserRecord, base: &str, projection: &Projection) -> Map<String, 
         version: etag(rec.version),
     };
     let mut doc = resource::render(&USER, &rec.id, &rec.attrs, &meta);
+    if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+        let groups = groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "value": g.value,
+                    "$ref": format!("{base}/Groups/{}", g.value),
+                    "display": g.display,
+                    "type": "direct",
+                })
+            })
+            .collect();
+        doc.insert("groups".into(), Value::Array(groups));
+    }
     projection.apply(&USER, &mut doc);
     doc
 }
@@ -40,32 +71,23 @@ fn render(rec: &UserRecord, base: &str, projection: &Projection) -> Map<String, 
 fn user_response(
     status: StatusCode,
     rec: &UserRecord,
+    groups: Option<&Vec<GroupRef>>,
     base: &str,
     projection: &Projection,
-) -> HttpResponse {
-    let doc = render(rec, base, projection);
-    let mut res = scim_json(status, &doc);
-    if let Ok(v) = header::HeaderValue::from_str(&etag(rec.version)) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    if status == StatusCode::CREATED {
-        if let Ok(v) = header::HeaderValue::from_str(&format!("{base}/Users/{}", rec.id)) {
-            res.headers_mut().insert(header::LOCATION, v);
-        }
-    }
-    res
+) -> Result<HttpResponse, ApiError> {
+    let doc = render(rec, groups, base, projection);
+    let body = serde_json::to_vec(&doc).map_err(|_| ApiError::Internal)?;
+    let location = (status == StatusCode::CREATED).then(|| format!("{base}/Users/{}", rec.id));
+    Ok(resource_response(
+        status,
+        body,
+        rec.version,
+        location.as_deref(),
+    ))
 }
 
 fn not_found(id: &str) -> ApiError {
     ApiError::resource_not_found("User", id)
-}
-
-/// Maps a store error for user `id`, naming the user on 404.
-fn store_err(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::NotFound => not_found(id),
-        other => other.into(),
-    }
 }
 
 /// Hashes a password off the async workers: only an Argon2id hash is
@@ -92,12 +114,14 @@ pub async fn create(
         store.write(|conn| scim_store::insert_user(conn, &attrs, password_hash.as_deref()))
     })
     .await??;
-    Ok(user_response(
+    // A new user belongs to no group yet.
+    user_response(
         StatusCode::CREATED,
         &rec,
+        None,
         &api.location_base(&req),
         &projection,
-    ))
+    )
 }
 
 /// `GET /Users/{id}`
@@ -108,24 +132,40 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let projection = QueryParams::from_request(&req)?.projection()?;
+    let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
     let store = api.store().clone();
     let lookup = id.clone();
-    let rec = web::block(move || store.read(|conn| scim_store::find_user(conn, &lookup)))
-        .await??
-        .ok_or_else(|| not_found(&id))?;
-    if let Some(p) = Precondition::from_header(&req, header::IF_NONE_MATCH) {
-        if p.matches(rec.version) {
-            return Ok(HttpResponse::NotModified()
-                .insert_header((header::ETAG, etag(rec.version)))
-                .finish());
-        }
-    }
-    Ok(user_response(
+    let wanted = projection.clone();
+    let found = web::block(move || {
+        store.read(|conn| {
+            let Some(rec) = scim_store::find_user(conn, &lookup)? else {
+                return Ok(None);
+            };
+            if not_modified
+                .as_ref()
+                .is_some_and(|p| p.matches(rec.version))
+            {
+                return Ok(Some((rec, None)));
+            }
+            let mut groups = load_groups(conn, &[&lookup], &wanted)?;
+            let groups = groups.remove(&lookup).unwrap_or_default();
+            Ok(Some((rec, Some(groups))))
+        })
+    })
+    .await??;
+    let (rec, groups) = found.ok_or_else(|| not_found(&id))?;
+    let Some(groups) = groups else {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag(rec.version)))
+            .finish());
+    };
+    user_response(
         StatusCode::OK,
         &rec,
+        Some(&groups),
         &api.location_base(&req),
         &projection,
-    ))
+    )
 }
 
 /// `GET /Users`
@@ -158,9 +198,10 @@ async fn run_list(
         count,
         projection,
     } = params;
-    let page = web::block(move || {
+    let wanted = projection.clone();
+    let (page, groups) = web::block(move || {
         store.read(|conn| {
-            scim_store::list_users(
+            let page = scim_store::list_users(
                 conn,
                 &ListQuery {
                     filter: filter.as_ref(),
@@ -169,7 +210,10 @@ async fn run_list(
                     start_index,
                     count,
                 },
-            )
+            )?;
+            let ids: Vec<&str> = page.items.iter().map(|u| u.id.as_str()).collect();
+            let groups = load_groups(conn, &ids, &wanted)?;
+            Ok((page, groups))
         })
     })
     .await??;
@@ -177,7 +221,7 @@ async fn run_list(
     let resources: Vec<Value> = page
         .items
         .iter()
-        .map(|rec| Value::Object(render(rec, &base, &projection)))
+        .map(|rec| Value::Object(render(rec, groups.get(&rec.id), &base, &projection)))
         .collect();
     let body = json!({
         "schemas": [LIST_RESPONSE_SCHEMA],
@@ -209,8 +253,9 @@ pub async fn replace(
     let attrs = normalized.attrs;
     let store = api.store().clone();
     let target = id.clone();
-    let rec = web::block(move || {
-        retry_on_race(
+    let wanted = projection.clone();
+    let (rec, groups) = web::block(move || {
+        let rec = retry_on_race(
             || {
                 store.write(|conn| {
                     let current =
@@ -231,16 +276,19 @@ pub async fn replace(
                 })
             },
             if_match.is_some(),
-        )
+        )?;
+        let groups = store.read(|conn| load_groups(conn, &[&target], &wanted))?;
+        Ok((rec, groups))
     })
     .await?
-    .map_err(store_err(&id))?;
-    Ok(user_response(
+    .map_err(store_err("User", &id))?;
+    user_response(
         StatusCode::OK,
         &rec,
+        groups.get(&id),
         &api.location_base(&req),
         &projection,
-    ))
+    )
 }
 
 /// The password a PATCH sets, if any: `{"path":"password"}` or a
@@ -294,8 +342,9 @@ pub async fn patch(
     let password_hash = hash_password(patch_password(&ops)).await?;
     let store = api.store().clone();
     let target = id.clone();
+    let wanted = projection.clone();
     let outcome = web::block(move || {
-        retry_on_race(
+        let outcome = retry_on_race(
             || {
                 store.write(|conn| {
                     let current =
@@ -326,20 +375,28 @@ pub async fn patch(
                 })
             },
             if_match.is_some(),
-        )
+        )?;
+        // Memberships are read outside the write transaction, so the
+        // (SQLite) writer is held no longer than the write itself.
+        let groups = match &outcome {
+            PatchResult::Stored(_) => store.read(|conn| load_groups(conn, &[&target], &wanted))?,
+            PatchResult::Invalid(_) => HashMap::new(),
+        };
+        Ok((outcome, groups))
     })
     .await?
-    .map_err(store_err(&id))?;
-    let rec = match outcome {
-        PatchResult::Invalid(e) => return Err(e.into()),
-        PatchResult::Stored(rec) => rec,
+    .map_err(store_err("User", &id))?;
+    let (rec, groups) = match outcome {
+        (PatchResult::Invalid(e), _) => return Err(e.into()),
+        (PatchResult::Stored(rec), groups) => (rec, groups),
     };
-    Ok(user_response(
+    user_response(
         StatusCode::OK,
         &rec,
+        groups.get(&id),
         &api.location_base(&req),
         &projection,
-    ))
+    )
 }
 
 /// `DELETE /Users/{id}`: removes the user (204).
@@ -365,26 +422,6 @@ pub async fn delete(
         })
     })
     .await?
-    .map_err(store_err(&id))?;
+    .map_err(store_err("User", &id))?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Runs a read-modify-write, retrying when a concurrent writer bumped the
-/// version between the read and the conditional update. With an explicit
-/// `If-Match` from the client, a race is the client's 412 instead.
-fn retry_on_race<T>(
-    mut attempt: impl FnMut() -> Result<T, StoreError>,
-    client_precondition: bool,
-) -> Result<T, StoreError> {
-    let mut tries = 0;
-    loop {
-        match attempt() {
-            Err(StoreError::PreconditionFailed)
-                if !client_precondition && tries < WRITE_RETRIES =>
-            {
-                tries += 1;
-            }
-            other => return other,
-        }
-    }
 }

@@ -38,6 +38,7 @@ async fn schemas_and_resource_types() {
             .collect();
         assert!(ids.contains(&"urn:ietf:params:scim:schemas:core:2.0:User"));
         assert!(ids.contains(&"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+        assert!(ids.contains(&"urn:ietf:params:scim:schemas:core:2.0:Group"));
         assert_eq!(res.body["totalResults"], ids.len());
 
         let res = app
@@ -64,6 +65,14 @@ async fn schemas_and_resource_types() {
         assert_eq!(
             user["schemaExtensions"][0]["schema"],
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+        );
+        let group = &res.body["Resources"][1];
+        assert_eq!(group["name"], "Group");
+        assert_eq!(group["endpoint"], "/Groups");
+        let res = app.get("/scim/v2/ResourceTypes/group").await;
+        assert_eq!(
+            res.body["schema"],
+            "urn:ietf:params:scim:schemas:core:2.0:Group"
         );
         let res = app.get("/scim/v2/ResourceTypes/User").await;
         assert_eq!(res.status, StatusCode::OK);

@@ -4,6 +4,7 @@
 
 mod discovery;
 mod entra;
+mod groups;
 mod users;
 
 use actix_web::dev::{Service, ServiceResponse};
