@@ -11,13 +11,13 @@
 #
 # Exit status: 0 when no check about discovery (ServiceProviderConfig,
 # ResourceTypes, Schemas) or about a gated resource type (CONFORMANCE_GATE,
-# default "User") ends in ERROR or CRITICAL; 1 otherwise; 2 on a set-up
+# default "User Group") ends in ERROR or CRITICAL; 1 otherwise; 2 on a set-up
 # failure. Other results are printed but do not fail the run.
 #
 # Environment:
 #   SCIMD_BIN          binary to test (default target/release/scimd)
 #   CONFORMANCE_GATE   space-separated resource types whose failures fail the
-#                      run (default "User"; add "Group" once Groups exist)
+#                      run (default "User Group")
 #   CONFORMANCE_OUT    directory for the JSON report and the HTTP log
 #                      (default target/conformance)
 set -euo pipefail
@@ -26,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 BIN="${SCIMD_BIN:-$ROOT/target/release/scimd}"
-GATE="${CONFORMANCE_GATE:-User}"
+GATE="${CONFORMANCE_GATE:-User Group}"
 OUT="${CONFORMANCE_OUT:-$ROOT/target/conformance}"
 VENV="$ROOT/.venv"
 

@@ -29,7 +29,7 @@ fn not_found(id: &str) -> ApiError {
 /// Which sub-attributes of `members` a response shows (`None`: no
 /// `members` at all, so the membership table is not read).
 #[derive(Debug, Clone, Copy)]
-struct MemberFields {
+pub(crate) struct MemberFields {
     value: bool,
     reference: bool,
     kind: bool,
@@ -37,7 +37,7 @@ struct MemberFields {
 }
 
 impl MemberFields {
-    fn of(projection: &Projection) -> Option<MemberFields> {
+    pub(crate) fn of(projection: &Projection) -> Option<MemberFields> {
         if !projection.includes(&GROUP, "members") {
             return None;
         }
@@ -51,7 +51,7 @@ impl MemberFields {
 }
 
 /// Renders a group with its members (when shown) as JSON bytes.
-fn group_body(
+pub(crate) fn group_body(
     rec: &GroupRecord,
     members: Option<&[Member]>,
     fields: Option<MemberFields>,
@@ -273,7 +273,7 @@ fn split_ops(ops: Vec<PatchOp>) -> Result<(Vec<MemberChange>, Vec<PatchOp>), Sci
 }
 
 /// Loads the members of a group when the response shows them.
-fn load_members(
+pub(crate) fn load_members(
     conn: &mut scim_store::DbConnection,
     group_id: &str,
     fields: Option<MemberFields>,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod groups;
 pub mod password;
 pub mod request;
+pub mod search;
 pub mod users;
 
 use std::sync::Arc;
@@ -136,6 +137,11 @@ impl ScimApi {
                 .service(
                     web::resource(["/ResourceTypes/{name}", "/ResourceTypes/{name}/"])
                         .route(web::get().to(discovery::resource_type))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource(["/.search", "/.search/"])
+                        .route(web::post().to(search::search_all))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

@@ -23,7 +23,7 @@ use crate::{resource_response, retry_on_race, scim_json, store_err, ScimApi};
 /// The groups of each user, keyed by user id, or nothing when the
 /// response will not show `groups` (then the membership table is not
 /// read). One query for any number of users.
-fn load_groups(
+pub(crate) fn load_groups(
     conn: &mut scim_store::DbConnection,
     ids: &[&str],
     projection: &Projection,
@@ -36,7 +36,7 @@ fn load_groups(
 
 /// Renders a stored user as its SCIM representation, with its read-only
 /// `groups` (RFC 7643 §4.1.2, direct memberships), projected.
-fn render(
+pub(crate) fn render(
     rec: &UserRecord,
     groups: Option<&Vec<GroupRef>>,
     base: &str,

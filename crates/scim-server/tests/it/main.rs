@@ -5,6 +5,7 @@
 mod discovery;
 mod entra;
 mod groups;
+mod search;
 mod users;
 
 use actix_web::dev::{Service, ServiceResponse};
