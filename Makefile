@@ -8,7 +8,7 @@ help:
 	@echo "make run          build and start scimd on embedded SQLite (config/default.toml)"
 	@echo "make test         fmt check, clippy -D warnings, all tests on SQLite and PostgreSQL"
 	@echo "make conformance  run the scim2-tester checker against a fresh scimd"
-	@echo "make bench        load 100k users and measure the SCIM API (SQLite and PostgreSQL)"
+	@echo "make bench        100k users and a 100k-member group: throughput, p50/p99 (SQLite and PostgreSQL)"
 
 build:
 	$(CARGO) build -p scimd
@@ -36,9 +36,10 @@ lint:
 conformance: release
 	scripts/conformance.sh
 
-## Benchmarks (not run by CI): see docs/BENCHMARKS.md.
+## Benchmarks (not run by CI): see docs/BENCHMARKS.md and docs/BENCHMARKS-GROUPS.md.
 bench: release
 	scripts/bench.sh
+	scripts/bench-groups.sh
 
 clean-data:
 	rm -rf data
