@@ -41,3 +41,10 @@ pub use users::{
     count_users, delete_user, find_password_hash, find_user, insert_user, list_users, update_user,
     ListQuery, Page, PasswordChange, UserRecord,
 };
+
+// The admin side (issue 4): sync state, SAML, run-time settings, admins.
+pub mod admin;
+mod admin_schema;
+pub mod saml;
+pub mod settings;
+pub mod sync;

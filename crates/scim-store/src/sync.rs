@@ -1,0 +1,295 @@
+//! User Synchronization state: whether the SCIM API accepts the identity
+//! provider's requests, and the log of who switched it, when and with what.
+//!
+//! The state is one row read on every SCIM request. [`require_sync_enabled`]
+//! is a statically typed Diesel query, so both backends keep it as a cached
+//! prepared statement; callers run it on the connection they already hold
+//! (no second pool checkout), which is what makes a switch take effect on
+//! the next request of every replica without a cache to invalidate.
+
+use diesel::prelude::*;
+
+use crate::admin_schema::{sync_events, sync_state};
+use crate::connection::DbConnection;
+use crate::error::StoreError;
+
+/// The `detail` of the error every SCIM request gets while User
+/// Synchronization is disabled. [`is_sync_disabled`] recognises it.
+pub const SYNC_DISABLED_DETAIL: &str = "user synchronization is disabled: an administrator must enable it (admin console, User Synchronization, or `scimd sync enable --accept-cautions`) before the identity provider can provision users";
+
+/// The only row of `sync_state`.
+const STATE_ID: i32 = 1;
+
+/// The current User Synchronization state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncState {
+    /// Whether the SCIM API accepts requests.
+    pub enabled: bool,
+    /// When it was last enabled.
+    pub enabled_at: Option<String>,
+    /// Who last enabled it.
+    pub enabled_by: Option<String>,
+    /// The caution ids accepted when it was enabled (empty while disabled).
+    pub accepted_cautions: Vec<String>,
+    /// When it was last enabled or disabled.
+    pub changed_at: Option<String>,
+    /// Who last enabled or disabled it.
+    pub changed_by: Option<String>,
+}
+
+/// One entry of the change log.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = sync_events)]
+pub struct SyncEvent {
+    /// UUID text.
+    pub id: String,
+    /// When.
+    pub at: String,
+    /// Who (`admin:NAME`, `token:NAME`, `cli:USER`).
+    pub actor: String,
+    /// `enabled` or `disabled`.
+    pub action: String,
+    /// What was accepted, or why.
+    pub detail: String,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sync_state)]
+struct SyncStateRow {
+    enabled: bool,
+    enabled_at: Option<String>,
+    enabled_by: Option<String>,
+    accepted_cautions: String,
+    changed_at: Option<String>,
+    changed_by: Option<String>,
+}
+
+/// The error returned while synchronization is disabled.
+///
+/// It is carried as [`StoreError::Unavailable`] with
+/// [`SYNC_DISABLED_DETAIL`] so that it flows through repository closures
+/// unchanged; the HTTP layer turns it into 403 with [`is_sync_disabled`].
+pub fn sync_disabled_error() -> StoreError {
+    StoreError::Unavailable(SYNC_DISABLED_DETAIL.to_owned())
+}
+
+/// Whether `err` is the error of [`require_sync_enabled`].
+pub fn is_sync_disabled(err: &StoreError) -> bool {
+    matches!(err, StoreError::Unavailable(detail) if detail == SYNC_DISABLED_DETAIL)
+}
+
+/// Whether User Synchronization is enabled (a missing row means disabled).
+pub fn sync_enabled(conn: &mut DbConnection) -> Result<bool, StoreError> {
+    Ok(sync_state::table
+        .filter(sync_state::id.eq(STATE_ID))
+        .select(sync_state::enabled)
+        .first::<bool>(conn)
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// `Ok(())` while synchronization is enabled, else [`sync_disabled_error`].
+pub fn require_sync_enabled(conn: &mut DbConnection) -> Result<(), StoreError> {
+    if sync_enabled(conn)? {
+        Ok(())
+    } else {
+        Err(sync_disabled_error())
+    }
+}
+
+/// The whole state.
+pub fn get_sync_state(conn: &mut DbConnection) -> Result<SyncState, StoreError> {
+    let row: Option<SyncStateRow> = sync_state::table
+        .filter(sync_state::id.eq(STATE_ID))
+        .select(SyncStateRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        Some(r) => SyncState {
+            enabled: r.enabled,
+            enabled_at: r.enabled_at,
+            enabled_by: r.enabled_by,
+            accepted_cautions: split_ids(&r.accepted_cautions),
+            changed_at: r.changed_at,
+            changed_by: r.changed_by,
+        },
+        None => SyncState {
+            enabled: false,
+            enabled_at: None,
+            enabled_by: None,
+            accepted_cautions: Vec::new(),
+            changed_at: None,
+            changed_by: None,
+        },
+    })
+}
+
+fn split_ids(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Enables synchronization on behalf of `actor`, recording the accepted
+/// caution ids, and logs the change. Run it inside `Store::write` so the
+/// state and its log entry commit together.
+pub fn enable_sync(
+    conn: &mut DbConnection,
+    actor: &str,
+    accepted_cautions: &[String],
+) -> Result<SyncState, StoreError> {
+    let now = scim_core::datetime::now();
+    let accepted = accepted_cautions.join(",");
+    ensure_row(conn)?;
+    diesel::update(sync_state::table.filter(sync_state::id.eq(STATE_ID)))
+        .set((
+            sync_state::enabled.eq(true),
+            sync_state::enabled_at.eq(&now),
+            sync_state::enabled_by.eq(actor),
+            sync_state::accepted_cautions.eq(&accepted),
+            sync_state::changed_at.eq(&now),
+            sync_state::changed_by.eq(actor),
+        ))
+        .execute(conn)?;
+    log_event(
+        conn,
+        &now,
+        actor,
+        "enabled",
+        &format!("accepted cautions: {accepted}"),
+    )?;
+    get_sync_state(conn)
+}
+
+/// Disables synchronization on behalf of `actor` and logs the change. The
+/// accepted cautions are cleared: enabling again means reading them again.
+pub fn disable_sync(
+    conn: &mut DbConnection,
+    actor: &str,
+    reason: &str,
+) -> Result<SyncState, StoreError> {
+    let now = scim_core::datetime::now();
+    ensure_row(conn)?;
+    diesel::update(sync_state::table.filter(sync_state::id.eq(STATE_ID)))
+        .set((
+            sync_state::enabled.eq(false),
+            sync_state::accepted_cautions.eq(""),
+            sync_state::changed_at.eq(&now),
+            sync_state::changed_by.eq(actor),
+        ))
+        .execute(conn)?;
+    log_event(conn, &now, actor, "disabled", reason)?;
+    get_sync_state(conn)
+}
+
+/// The most recent `limit` changes, newest first.
+pub fn list_sync_events(conn: &mut DbConnection, limit: i64) -> Result<Vec<SyncEvent>, StoreError> {
+    Ok(sync_events::table
+        .select(SyncEvent::as_select())
+        .order((sync_events::at.desc(), sync_events::id.desc()))
+        .limit(limit.max(0))
+        .load(conn)?)
+}
+
+/// Re-creates the state row if an operator deleted it by hand.
+fn ensure_row(conn: &mut DbConnection) -> Result<(), StoreError> {
+    let exists: bool = diesel::select(diesel::dsl::exists(
+        sync_state::table.filter(sync_state::id.eq(STATE_ID)),
+    ))
+    .get_result(conn)?;
+    if !exists {
+        diesel::insert_into(sync_state::table)
+            .values((
+                sync_state::id.eq(STATE_ID),
+                sync_state::enabled.eq(false),
+                sync_state::accepted_cautions.eq(""),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn log_event(
+    conn: &mut DbConnection,
+    at: &str,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    diesel::insert_into(sync_events::table)
+        .values((
+            sync_events::id.eq(uuid::Uuid::new_v4().to_string()),
+            sync_events::at.eq(at),
+            sync_events::actor.eq(actor),
+            sync_events::action.eq(action),
+            sync_events::detail.eq(detail),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::testing::backends;
+
+    #[test]
+    fn starts_disabled_then_enables_and_disables_with_a_log() {
+        for db in backends() {
+            let store = db.store();
+            assert!(!store.read(sync_enabled).unwrap());
+            let err = store.read(require_sync_enabled).unwrap_err();
+            assert!(is_sync_disabled(&err), "{err}");
+            assert!(!is_sync_disabled(&StoreError::Unavailable("pool".into())));
+
+            let accepted = vec!["a".to_string(), "b".to_string()];
+            let state = store
+                .write(|c| enable_sync(c, "admin:alice", &accepted))
+                .unwrap();
+            assert!(state.enabled);
+            assert_eq!(state.enabled_by.as_deref(), Some("admin:alice"));
+            assert_eq!(state.accepted_cautions, accepted);
+            assert!(state.enabled_at.is_some());
+            store.read(require_sync_enabled).unwrap();
+
+            let state = store
+                .write(|c| disable_sync(c, "cli:root", "maintenance"))
+                .unwrap();
+            assert!(!state.enabled);
+            assert!(state.accepted_cautions.is_empty());
+            // enabled_at/by keep the last enablement.
+            assert_eq!(state.enabled_by.as_deref(), Some("admin:alice"));
+            assert_eq!(state.changed_by.as_deref(), Some("cli:root"));
+
+            let events = store.read(|c| list_sync_events(c, 10)).unwrap();
+            assert_eq!(events.len(), 2, "{:?}", db.backend());
+            assert_eq!(events[0].action, "disabled");
+            assert_eq!(events[0].actor, "cli:root");
+            assert_eq!(events[0].detail, "maintenance");
+            assert_eq!(events[1].action, "enabled");
+            assert!(events[1].detail.contains("a,b"));
+            assert_eq!(store.read(|c| list_sync_events(c, 1)).unwrap().len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_deleted_state_row_reads_as_disabled_and_is_recreated() {
+        for db in backends() {
+            let store = db.store();
+            store
+                .write(|c| {
+                    diesel::delete(sync_state::table).execute(c)?;
+                    Ok(())
+                })
+                .unwrap();
+            assert!(!store.read(sync_enabled).unwrap());
+            assert!(!store.read(get_sync_state).unwrap().enabled);
+            let state = store.write(|c| enable_sync(c, "cli:x", &[])).unwrap();
+            assert!(state.enabled);
+            assert!(store.read(sync_enabled).unwrap());
+        }
+    }
+}

@@ -1,0 +1,9 @@
+DROP TABLE login_attempts;
+DROP TABLE admin_setup_codes;
+DROP TABLE admin_tokens;
+DROP TABLE admin_sessions;
+DROP TABLE admins;
+DROP TABLE runtime_settings;
+DROP TABLE saml_settings;
+DROP TABLE sync_events;
+DROP TABLE sync_state;
