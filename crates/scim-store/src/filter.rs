@@ -1328,7 +1328,7 @@ mod tests {
     fn sql_for(res: Resource, f: &Filter) -> Result<(String, Vec<Bind>), StoreError> {
         let mut b = SqlBuilder::new(Backend::Sqlite);
         push_filter(&mut b, res, f)?;
-        Ok((b.sql().to_owned(), b.binds().to_vec()))
+        Ok((b.sql(), b.binds().to_vec()))
     }
 
     fn cmp(path: AttrPath, op: CompareOp, v: &str) -> Filter {

@@ -39,7 +39,7 @@ pub use tokens::{
 };
 pub use users::{
     count_users, delete_user, find_password_hash, find_user, insert_user, list_users, update_user,
-    ListQuery, Page, PasswordChange, UserRecord,
+    update_user_from, ListQuery, Page, PasswordChange, UserRecord,
 };
 
 // The admin side (issue 4): sync state, SAML, run-time settings, admins.

@@ -8,13 +8,16 @@
 //! on the connection variant to run the query. Client strings only ever
 //! become bind values, never SQL text.
 
+use std::collections::HashSet;
+use std::sync::{LazyLock, RwLock};
+
+use diesel::backend::Backend as DieselBackend;
 use diesel::pg::Pg;
-use diesel::query_builder::BoxedSqlQuery;
-use diesel::query_builder::SqlQuery;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::query_dsl::RunQueryDsl;
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Nullable, Text, Untyped};
 use diesel::sqlite::Sqlite;
-use diesel::QueryableByName;
+use diesel::{QueryResult, QueryableByName};
 
 use crate::connection::{Backend, DbConnection};
 
@@ -37,39 +40,131 @@ pub(crate) enum PatternKind {
     EndsWith,
 }
 
+/// How many distinct client-shaped SQL texts (translated filters, sort
+/// keys) the process lets Diesel keep as prepared statements. Diesel's
+/// per-connection statement cache never evicts, and a filter's SQL text
+/// follows its shape (attributes, operators, nesting), which the client
+/// chooses: without this budget, endlessly varied filters would grow every
+/// pooled connection's cache without bound. Real provisioning clients send
+/// a handful of shapes (`userName eq`, `externalId eq`, `id eq`), so once
+/// the budget is spent, further new shapes still run, just prepared per
+/// request as before. Each connection therefore caches at most this many
+/// client-shaped statements plus the store's own fixed ones.
+pub(crate) const CLIENT_SHAPES: usize = 256;
+/// Longer client-shaped SQL is never cached (it is also rare: one
+/// `userName eq` list query is about 200 bytes).
+pub(crate) const MAX_CACHED_SQL_LEN: usize = 2048;
+/// Client-shaped SQL with more binds is never cached.
+pub(crate) const MAX_CACHED_BINDS: usize = 32;
+
+/// The set of client-shaped SQL texts admitted to the statement caches,
+/// shared by every connection of the process, capped at `capacity`.
+#[derive(Debug)]
+pub(crate) struct ShapeBudget {
+    capacity: usize,
+    admitted: RwLock<HashSet<String>>,
+}
+
+impl ShapeBudget {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            admitted: RwLock::new(HashSet::new()),
+        }
+    }
+
+    /// Whether `sql` (with `binds` parameters) may be cached: it is small
+    /// enough and either already admitted or admitted now because the
+    /// budget has room.
+    pub(crate) fn admit(&self, sql: &str, binds: usize) -> bool {
+        if sql.len() > MAX_CACHED_SQL_LEN || binds > MAX_CACHED_BINDS {
+            return false;
+        }
+        // A poisoned lock only means another thread panicked while holding
+        // it; the set itself is still a valid set.
+        if self
+            .admitted
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(sql)
+        {
+            return true;
+        }
+        let mut admitted = self
+            .admitted
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if admitted.contains(sql) {
+            return true;
+        }
+        if admitted.len() >= self.capacity {
+            return false;
+        }
+        admitted.insert(sql.to_owned());
+        true
+    }
+}
+
+static CLIENT_SHAPE_BUDGET: LazyLock<ShapeBudget> =
+    LazyLock::new(|| ShapeBudget::new(CLIENT_SHAPES));
+
+/// Whether a statement's SQL text has a bounded number of forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Built by the store from fixed text (a bounded number of variants,
+    /// such as a multi-row INSERT of at most [`INSERT_CHUNK`] rows): always
+    /// cached.
+    Fixed,
+    /// Follows a client's request (filters, sorting): cached only within
+    /// the [`ShapeBudget`].
+    Client,
+}
+
 /// SQL text plus its binds in order, for one backend.
+///
+/// The text is kept without placeholders: `cuts[i]` is where bind `i`
+/// goes, and Diesel's query builder writes the placeholder (`?` or `$n`)
+/// there when the statement is run.
 #[derive(Debug, Clone)]
 pub(crate) struct SqlBuilder {
     backend: Backend,
-    sql: String,
+    text: String,
+    cuts: Vec<usize>,
     binds: Vec<Bind>,
+    shape: Shape,
 }
 
 impl SqlBuilder {
+    /// A statement whose text follows a client's request; see
+    /// [`ShapeBudget`].
     pub(crate) fn new(backend: Backend) -> Self {
         Self {
             backend,
-            sql: String::with_capacity(256),
+            text: String::with_capacity(256),
+            cuts: Vec::new(),
             binds: Vec::new(),
+            shape: Shape::Client,
         }
+    }
+
+    /// A statement built by the store from fixed text, with a bounded
+    /// number of variants; always kept in the statement cache.
+    pub(crate) fn fixed(backend: Backend) -> Self {
+        let mut b = Self::new(backend);
+        b.shape = Shape::Fixed;
+        b
     }
 
     /// Appends trusted SQL text (never client input).
     pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
-        self.sql.push_str(sql);
+        self.text.push_str(sql);
         self
     }
 
     /// Appends a placeholder bound to `value`.
     pub(crate) fn bind(&mut self, value: Bind) -> &mut Self {
+        self.cuts.push(self.text.len());
         self.binds.push(value);
-        match self.backend {
-            Backend::Sqlite => self.sql.push('?'),
-            Backend::Postgres => {
-                self.sql.push('$');
-                self.sql.push_str(&self.binds.len().to_string());
-            }
-        }
         self
     }
 
@@ -115,9 +210,46 @@ impl SqlBuilder {
         }
     }
 
+    /// The binds, in order (to re-use them in another statement).
+    pub(crate) fn into_binds(self) -> Vec<Bind> {
+        self.binds
+    }
+
+    /// Whether Diesel may keep this statement prepared, keyed by its text.
+    fn cacheable(&self) -> bool {
+        match self.shape {
+            Shape::Fixed => true,
+            Shape::Client => CLIENT_SHAPE_BUDGET.admit(&self.text, self.binds.len()),
+        }
+    }
+
+    fn query(&self, cache: bool) -> Prepared<'_> {
+        Prepared {
+            text: &self.text,
+            cuts: &self.cuts,
+            binds: &self.binds,
+            cache,
+        }
+    }
+
+    /// The SQL with the backend's placeholders, as it is sent.
     #[cfg(test)]
-    pub(crate) fn sql(&self) -> &str {
-        &self.sql
+    pub(crate) fn sql(&self) -> String {
+        let mut out = String::with_capacity(self.text.len() + 4 * self.cuts.len());
+        let mut prev = 0;
+        for (i, &cut) in self.cuts.iter().enumerate() {
+            out.push_str(&self.text[prev..cut]);
+            match self.backend {
+                Backend::Sqlite => out.push('?'),
+                Backend::Postgres => {
+                    out.push('$');
+                    out.push_str(&(i + 1).to_string());
+                }
+            }
+            prev = cut;
+        }
+        out.push_str(&self.text[prev..]);
+        out
     }
 
     #[cfg(test)]
@@ -125,6 +257,11 @@ impl SqlBuilder {
         &self.binds
     }
 }
+
+/// Rows per multi-row INSERT the store builds: keeps a pathological
+/// resource under SQLite's 32766 bind parameters per statement, and bounds
+/// how many variants of such a statement the caches hold.
+pub(crate) const INSERT_CHUNK: usize = 100;
 
 fn wrap(kind: PatternKind, escaped: &str, any: char) -> String {
     match kind {
@@ -134,16 +271,38 @@ fn wrap(kind: PatternKind, escaped: &str, any: char) -> String {
     }
 }
 
-fn with_binds<'f, DB>(
-    mut query: BoxedSqlQuery<'f, DB, SqlQuery>,
-    binds: &[Bind],
-) -> BoxedSqlQuery<'f, DB, SqlQuery>
+/// A [`SqlBuilder`]'s statement as a Diesel query.
+///
+/// Unlike `diesel::sql_query` (which always marks itself unsafe to cache,
+/// so SQLite re-parses and re-plans it on every call), this has no static
+/// query id and does not call `unsafe_to_cache_prepared` unless told to:
+/// Diesel then keeps the prepared statement in the connection's cache,
+/// keyed by the SQL text and bind types.
+struct Prepared<'a> {
+    text: &'a str,
+    cuts: &'a [usize],
+    binds: &'a [Bind],
+    cache: bool,
+}
+
+impl QueryId for Prepared<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Prepared<'_> {
+    type SqlType = Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for Prepared<'_> {}
+
+impl<DB> QueryFragment<DB> for Prepared<'_>
 where
-    DB: diesel::backend::Backend
-        + diesel::sql_types::HasSqlType<Text>
-        + diesel::sql_types::HasSqlType<BigInt>
-        + diesel::sql_types::HasSqlType<Bool>
-        + diesel::sql_types::HasSqlType<Integer>,
+    DB: DieselBackend
+        + HasSqlType<Text>
+        + HasSqlType<BigInt>
+        + HasSqlType<Bool>
+        + HasSqlType<Integer>,
     String: diesel::serialize::ToSql<Text, DB>,
     Option<String>: diesel::serialize::ToSql<Nullable<Text>, DB>,
     i32: diesel::serialize::ToSql<Integer, DB>,
@@ -151,17 +310,28 @@ where
     bool: diesel::serialize::ToSql<Bool, DB>,
     Option<bool>: diesel::serialize::ToSql<Nullable<Bool>, DB>,
 {
-    for b in binds {
-        query = match b {
-            Bind::Text(s) => query.bind::<Text, _>(s.clone()),
-            Bind::NullableText(s) => query.bind::<Nullable<Text>, _>(s.clone()),
-            Bind::Integer(n) => query.bind::<Integer, _>(*n),
-            Bind::BigInt(n) => query.bind::<BigInt, _>(*n),
-            Bind::Bool(v) => query.bind::<Bool, _>(*v),
-            Bind::NullableBool(v) => query.bind::<Nullable<Bool>, _>(*v),
-        };
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.cache {
+            out.unsafe_to_cache_prepared();
+        }
+        let mut prev = 0;
+        for (&cut, bind) in self.cuts.iter().zip(self.binds) {
+            out.push_sql(&self.text[prev..cut]);
+            match bind {
+                Bind::Text(s) => out.push_bind_param::<Text, String>(s)?,
+                Bind::NullableText(s) => {
+                    out.push_bind_param::<Nullable<Text>, Option<String>>(s)?
+                }
+                Bind::Integer(n) => out.push_bind_param::<Integer, i32>(n)?,
+                Bind::BigInt(n) => out.push_bind_param::<BigInt, i64>(n)?,
+                Bind::Bool(v) => out.push_bind_param::<Bool, bool>(v)?,
+                Bind::NullableBool(v) => out.push_bind_param::<Nullable<Bool>, Option<bool>>(v)?,
+            }
+            prev = cut;
+        }
+        out.push_sql(&self.text[prev..]);
+        Ok(())
     }
-    query
 }
 
 /// Runs the built query on the connection's backend and loads its rows.
@@ -169,22 +339,15 @@ pub(crate) fn load<R>(conn: &mut DbConnection, q: &SqlBuilder) -> diesel::QueryR
 where
     R: QueryableByName<Pg> + QueryableByName<Sqlite> + 'static,
 {
+    let query = q.query(q.cacheable());
     match conn {
         DbConnection::Sqlite(c) => {
             debug_assert_eq!(q.backend, Backend::Sqlite);
-            with_binds(
-                diesel::sql_query(q.sql.as_str()).into_boxed::<Sqlite>(),
-                &q.binds,
-            )
-            .load(c)
+            query.load(c)
         }
         DbConnection::Postgres(c) => {
             debug_assert_eq!(q.backend, Backend::Postgres);
-            with_binds(
-                diesel::sql_query(q.sql.as_str()).into_boxed::<Pg>(),
-                &q.binds,
-            )
-            .load(c)
+            query.load(c)
         }
     }
 }
@@ -192,29 +355,108 @@ where
 /// Runs the built statement on the connection's backend; returns the
 /// number of rows affected.
 pub(crate) fn execute(conn: &mut DbConnection, q: &SqlBuilder) -> diesel::QueryResult<usize> {
+    let query = q.query(q.cacheable());
     match conn {
         DbConnection::Sqlite(c) => {
             debug_assert_eq!(q.backend, Backend::Sqlite);
-            with_binds(
-                diesel::sql_query(q.sql.as_str()).into_boxed::<Sqlite>(),
-                &q.binds,
-            )
-            .execute(c)
+            query.execute(c)
         }
         DbConnection::Postgres(c) => {
             debug_assert_eq!(q.backend, Backend::Postgres);
-            with_binds(
-                diesel::sql_query(q.sql.as_str()).into_boxed::<Pg>(),
-                &q.binds,
-            )
-            .execute(c)
+            query.execute(c)
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+    use diesel::Connection;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(QueryableByName)]
+    struct One {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    /// An in-memory SQLite connection that counts the statements Diesel
+    /// prepares for its cache.
+    fn counting_connection() -> (DbConnection, Arc<AtomicUsize>) {
+        let cached = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&cached);
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let instrumentation = move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { .. } = event {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        conn.set_instrumentation(Box::new(instrumentation) as Box<dyn Instrumentation>);
+        (DbConnection::Sqlite(conn), cached)
+    }
+
+    #[test]
+    fn statements_are_prepared_once_and_reused() {
+        let (mut conn, cached) = counting_connection();
+        for n in 0..5_i64 {
+            let mut b = SqlBuilder::new(Backend::Sqlite);
+            b.push("SELECT ")
+                .bind(Bind::BigInt(n))
+                .push(" + 0 AS n /* statements_are_prepared_once */");
+            let rows: Vec<One> = load(&mut conn, &b).unwrap();
+            assert_eq!(rows[0].n, n);
+            let mut f = SqlBuilder::fixed(Backend::Sqlite);
+            f.push("SELECT ").bind(Bind::BigInt(n)).push(" + 1 AS n");
+            let rows: Vec<One> = load(&mut conn, &f).unwrap();
+            assert_eq!(rows[0].n, n + 1);
+        }
+        // One preparation per distinct text, not one per call.
+        assert_eq!(cached.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn oversized_client_statements_are_not_cached() {
+        let (mut conn, cached) = counting_connection();
+        let mut long = SqlBuilder::new(Backend::Sqlite);
+        long.push("SELECT 1 AS n /*")
+            .push(&"x".repeat(MAX_CACHED_SQL_LEN))
+            .push("*/");
+        let mut many = SqlBuilder::new(Backend::Sqlite);
+        many.push("SELECT 1 AS n WHERE 1 IN (");
+        for i in 0..=MAX_CACHED_BINDS {
+            if i > 0 {
+                many.push(", ");
+            }
+            many.bind(Bind::Integer(1));
+        }
+        many.push(")");
+        for _ in 0..3 {
+            for q in [&long, &many] {
+                let rows: Vec<One> = load(&mut conn, q).unwrap();
+                assert_eq!(rows[0].n, 1);
+            }
+        }
+        assert_eq!(cached.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_shape_budget_is_capped() {
+        let budget = ShapeBudget::new(3);
+        for i in 0..3 {
+            assert!(budget.admit(&format!("SELECT {i}"), 0));
+        }
+        // Full: a new shape is refused, admitted ones stay admitted.
+        assert!(!budget.admit("SELECT 3", 0));
+        assert!(budget.admit("SELECT 1", 0));
+        assert!(!budget.admit("SELECT 4", 0));
+        let budget = ShapeBudget::new(10);
+        assert!(!budget.admit(&"x".repeat(MAX_CACHED_SQL_LEN + 1), 0));
+        assert!(!budget.admit("SELECT 1", MAX_CACHED_BINDS + 1));
+        assert!(budget.admit("SELECT 1", MAX_CACHED_BINDS));
+    }
 
     #[test]
     fn placeholders_follow_the_backend() {

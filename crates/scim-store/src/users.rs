@@ -7,7 +7,10 @@
 //! functions inside [`crate::Store::write`] so the row and its index rows
 //! commit together.
 
+use std::collections::{HashMap, HashSet};
+
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Integer, Nullable, Text};
 use serde_json::{Map, Value};
 
 use scim_core::ScimError;
@@ -17,8 +20,8 @@ use crate::error::{is_unique_violation, StoreError};
 use crate::filter::{single_leaves, ElemCol, Resource, MULTI_ATTRS};
 use crate::list::{count_matching, list_rows};
 pub use crate::list::{ListQuery, Page};
-use crate::schema::{user_values, users};
-use crate::sql::{execute, Bind, SqlBuilder};
+use crate::schema::users;
+use crate::sql::{execute, load, Bind, SqlBuilder, INSERT_CHUNK};
 
 /// A stored User: the canonical attributes plus what the store manages.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,39 +46,6 @@ pub enum PasswordChange {
     /// Replace it with this hash (the caller hashes; the store never sees
     /// clear text).
     Set(String),
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = users)]
-struct NewUserRow<'a> {
-    id: &'a str,
-    user_name: &'a str,
-    user_name_ci: &'a str,
-    external_id: Option<&'a str>,
-    display_name_ci: Option<&'a str>,
-    display_name: Option<&'a str>,
-    active: bool,
-    resource: &'a str,
-    password_hash: Option<&'a str>,
-    version: i64,
-    created: &'a str,
-    last_modified: &'a str,
-}
-
-#[derive(AsChangeset)]
-#[diesel(table_name = users)]
-struct UserChanges<'a> {
-    user_name: &'a str,
-    user_name_ci: &'a str,
-    // `Some(None)` writes NULL; `None` would leave the column unchanged.
-    external_id: Option<Option<&'a str>>,
-    display_name_ci: Option<Option<&'a str>>,
-    display_name: Option<Option<&'a str>>,
-    active: bool,
-    resource: &'a str,
-    password_hash: Option<Option<&'a str>>,
-    version: i64,
-    last_modified: &'a str,
 }
 
 #[derive(Queryable, Selectable)]
@@ -271,58 +241,198 @@ fn derive_values(user_id: &str, attrs: &Map<String, Value>) -> Vec<UserValueRow>
     rows
 }
 
-/// Replaces the filter index rows of `user_id`.
-fn write_values(
-    conn: &mut DbConnection,
-    user_id: &str,
-    attrs: &Map<String, Value>,
-    replace: bool,
-) -> Result<(), StoreError> {
-    if replace {
-        diesel::delete(user_values::table.filter(user_values::user_id.eq(user_id)))
-            .execute(conn)?;
+/// The `user_values` columns after `user_id, attr, idx`, in the order every
+/// statement below binds them.
+const VALUE_COLUMNS: [&str; 11] = [
+    "value",
+    "value_ci",
+    "display_ci",
+    "type_ci",
+    "is_primary",
+    "formatted_ci",
+    "street_address_ci",
+    "locality_ci",
+    "region_ci",
+    "postal_code_ci",
+    "country_ci",
+];
+
+impl UserValueRow {
+    /// Binds the columns of [`VALUE_COLUMNS`], comma-separated.
+    fn bind_values(&self, b: &mut SqlBuilder) {
+        for (j, text) in [&self.value, &self.value_ci, &self.display_ci, &self.type_ci]
+            .into_iter()
+            .enumerate()
+        {
+            if j > 0 {
+                b.push(", ");
+            }
+            b.bind(Bind::NullableText(text.clone()));
+        }
+        b.push(", ").bind(Bind::NullableBool(self.is_primary));
+        for text in [
+            &self.formatted_ci,
+            &self.street_address_ci,
+            &self.locality_ci,
+            &self.region_ci,
+            &self.postal_code_ci,
+            &self.country_ci,
+        ] {
+            b.push(", ").bind(Bind::NullableText(text.clone()));
+        }
     }
-    let rows = derive_values(user_id, attrs);
-    // One multi-row INSERT (Diesel's batch insert is not available on the
-    // multi-backend connection). Chunked so a pathological resource stays
-    // under SQLite's 32766 bind parameters per statement.
-    for chunk in rows.chunks(500) {
-        let mut b = SqlBuilder::new(conn.backend());
-        b.push(
-            "INSERT INTO user_values (user_id, attr, idx, value, value_ci, display_ci, \
-             type_ci, is_primary, formatted_ci, street_address_ci, locality_ci, region_ci, \
-             postal_code_ci, country_ci) VALUES ",
-        );
+}
+
+/// A stored `user_values` row, as read back for diffing.
+#[derive(QueryableByName)]
+struct StoredValueRow {
+    #[diesel(sql_type = Text)]
+    attr: String,
+    #[diesel(sql_type = Integer)]
+    idx: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    value_ci: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    display_ci: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    type_ci: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    is_primary: Option<bool>,
+    #[diesel(sql_type = Nullable<Text>)]
+    formatted_ci: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    street_address_ci: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    locality_ci: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    region_ci: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    postal_code_ci: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    country_ci: Option<String>,
+}
+
+/// The filter index rows stored for `user_id` (one range scan of the
+/// primary key).
+fn stored_values(conn: &mut DbConnection, user_id: &str) -> Result<Vec<UserValueRow>, StoreError> {
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push("SELECT attr, idx, ")
+        .push(&VALUE_COLUMNS.join(", "))
+        .push(" FROM user_values WHERE user_id = ")
+        .bind_text(user_id);
+    let rows: Vec<StoredValueRow> = load(conn, &b)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| UserValueRow {
+            user_id: user_id.to_owned(),
+            attr: r.attr,
+            idx: r.idx,
+            value: r.value,
+            value_ci: r.value_ci,
+            display_ci: r.display_ci,
+            type_ci: r.type_ci,
+            is_primary: r.is_primary,
+            formatted_ci: r.formatted_ci,
+            street_address_ci: r.street_address_ci,
+            locality_ci: r.locality_ci,
+            region_ci: r.region_ci,
+            postal_code_ci: r.postal_code_ci,
+            country_ci: r.country_ci,
+        })
+        .collect())
+}
+
+/// Inserts `rows` in multi-row INSERTs of at most [`INSERT_CHUNK`] rows
+/// (Diesel's batch insert is not available on the multi-backend
+/// connection). Each chunk size is one cached statement.
+fn insert_values(conn: &mut DbConnection, rows: &[UserValueRow]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut b = SqlBuilder::fixed(conn.backend());
+        b.push("INSERT INTO user_values (user_id, attr, idx, ")
+            .push(&VALUE_COLUMNS.join(", "))
+            .push(") VALUES ");
         for (i, row) in chunk.iter().enumerate() {
             b.push(if i == 0 { "(" } else { ", (" });
             b.bind_text(row.user_id.clone()).push(", ");
             b.bind_text(row.attr.clone()).push(", ");
             b.bind(Bind::Integer(row.idx)).push(", ");
-            for (j, text) in [&row.value, &row.value_ci, &row.display_ci, &row.type_ci]
-                .into_iter()
-                .enumerate()
-            {
-                if j > 0 {
-                    b.push(", ");
-                }
-                b.bind(Bind::NullableText(text.clone()));
-            }
-            b.push(", ").bind(Bind::NullableBool(row.is_primary));
-            for text in [
-                &row.formatted_ci,
-                &row.street_address_ci,
-                &row.locality_ci,
-                &row.region_ci,
-                &row.postal_code_ci,
-                &row.country_ci,
-            ] {
-                b.push(", ").bind(Bind::NullableText(text.clone()));
-            }
+            row.bind_values(&mut b);
             b.push(")");
         }
         execute(conn, &b)?;
     }
     Ok(())
+}
+
+/// What turns the stored index rows `old` into `new`: rows to delete (by
+/// key), rows to update in place, rows to insert. Rows equal in both are
+/// left alone, so a PATCH of `title` touches one row.
+fn diff_values<'a>(
+    old: &'a [UserValueRow],
+    new: &'a [UserValueRow],
+) -> (
+    Vec<&'a UserValueRow>,
+    Vec<&'a UserValueRow>,
+    Vec<UserValueRow>,
+) {
+    let key = |r: &'a UserValueRow| (r.attr.as_str(), r.idx);
+    let old_by_key: HashMap<_, _> = old.iter().map(|r| (key(r), r)).collect();
+    let new_keys: HashSet<_> = new.iter().map(key).collect();
+    let removed = old.iter().filter(|r| !new_keys.contains(&key(r))).collect();
+    let mut changed = Vec::new();
+    let mut added = Vec::new();
+    for row in new {
+        match old_by_key.get(&key(row)) {
+            Some(stored) if *stored == row => {}
+            Some(_) => changed.push(row),
+            None => added.push(row.clone()),
+        }
+    }
+    (removed, changed, added)
+}
+
+/// Brings the filter index rows of `user_id` from `old` to `new`, writing
+/// only the rows that differ.
+fn write_value_diff(
+    conn: &mut DbConnection,
+    user_id: &str,
+    old: &[UserValueRow],
+    new: &[UserValueRow],
+) -> Result<(), StoreError> {
+    let (removed, changed, added) = diff_values(old, new);
+    for row in removed {
+        let mut b = SqlBuilder::fixed(conn.backend());
+        b.push("DELETE FROM user_values WHERE user_id = ")
+            .bind_text(user_id)
+            .push(" AND attr = ")
+            .bind_text(row.attr.clone())
+            .push(" AND idx = ")
+            .bind(Bind::Integer(row.idx));
+        execute(conn, &b)?;
+    }
+    for row in changed {
+        let mut b = SqlBuilder::fixed(conn.backend());
+        b.push("UPDATE user_values SET ");
+        // `col = ?` pairs, in VALUE_COLUMNS order.
+        let mut values = SqlBuilder::fixed(conn.backend());
+        row.bind_values(&mut values);
+        for (i, (column, bind)) in VALUE_COLUMNS.iter().zip(values.into_binds()).enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push(column).push(" = ").bind(bind);
+        }
+        b.push(" WHERE user_id = ")
+            .bind_text(user_id)
+            .push(" AND attr = ")
+            .bind_text(row.attr.clone())
+            .push(" AND idx = ")
+            .bind(Bind::Integer(row.idx));
+        execute(conn, &b)?;
+    }
+    insert_values(conn, &added)
 }
 
 fn to_record(
@@ -369,30 +479,43 @@ pub fn insert_user(
     let d = derive(attrs)?;
     let id = uuid::Uuid::new_v4().to_string();
     let now = scim_core::datetime::now();
-    diesel::insert_into(users::table)
-        .values(NewUserRow {
-            id: &id,
-            user_name: d.user_name,
-            user_name_ci: &d.user_name_ci,
-            external_id: d.external_id,
-            display_name_ci: d.display_name_ci.as_deref(),
-            display_name: d.display_name,
-            active: d.active,
-            resource: &d.resource,
-            password_hash,
-            version: 1,
-            created: &now,
-            last_modified: &now,
-        })
-        .execute(conn)
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                user_name_taken(d.user_name)
-            } else {
-                e.into()
-            }
-        })?;
-    write_values(conn, &id, attrs, false)?;
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push(
+        "INSERT INTO users (id, user_name, user_name_ci, external_id, display_name_ci, \
+         display_name, active, resource, password_hash, version, created, last_modified) \
+         VALUES (",
+    );
+    for (i, bind) in [
+        Bind::Text(id.clone()),
+        Bind::Text(d.user_name.to_owned()),
+        Bind::Text(d.user_name_ci.clone()),
+        Bind::NullableText(d.external_id.map(str::to_owned)),
+        Bind::NullableText(d.display_name_ci.clone()),
+        Bind::NullableText(d.display_name.map(str::to_owned)),
+        Bind::Bool(d.active),
+        Bind::Text(d.resource.clone()),
+        Bind::NullableText(password_hash.map(str::to_owned)),
+        Bind::BigInt(1),
+        Bind::Text(now.clone()),
+        Bind::Text(now.clone()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.bind(bind);
+    }
+    b.push(")");
+    execute(conn, &b).map_err(|e| {
+        if is_unique_violation(&e) {
+            user_name_taken(d.user_name)
+        } else {
+            e.into()
+        }
+    })?;
+    insert_values(conn, &derive_values(&id, attrs))?;
     Ok(UserRecord {
         id,
         attrs: attrs.clone(),
@@ -435,6 +558,11 @@ fn user_exists(conn: &mut DbConnection, id: &str) -> Result<bool, StoreError> {
 /// (optimistic concurrency, RFC 7644 §3.14): bumps the version and
 /// lastModified. A missing user is `NotFound`, a changed one
 /// `PreconditionFailed`, a userName taken by another user `Conflict`.
+///
+/// Only the filter index rows that differ are written; they are diffed
+/// against the stored rows (one primary-key range read). A caller that has
+/// just read the user in the same transaction can save that read with
+/// [`update_user_from`].
 pub fn update_user(
     conn: &mut DbConnection,
     id: &str,
@@ -442,50 +570,9 @@ pub fn update_user(
     attrs: &Map<String, Value>,
     password: PasswordChange,
 ) -> Result<UserRecord, StoreError> {
-    let d = derive(attrs)?;
-    let now = scim_core::datetime::now();
-    let version = expected_version.saturating_add(1);
-    let password_hash = match &password {
-        PasswordChange::Keep => None,
-        PasswordChange::Set(hash) => Some(Some(hash.as_str())),
-    };
-    let updated = diesel::update(
-        users::table
-            .filter(users::id.eq(id))
-            .filter(users::version.eq(expected_version)),
-    )
-    .set(UserChanges {
-        user_name: d.user_name,
-        user_name_ci: &d.user_name_ci,
-        external_id: Some(d.external_id),
-        display_name_ci: Some(d.display_name_ci.as_deref()),
-        display_name: Some(d.display_name),
-        active: d.active,
-        resource: &d.resource,
-        password_hash,
-        version,
-        last_modified: &now,
-    })
-    .execute(conn)
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            user_name_taken(d.user_name)
-        } else {
-            e.into()
-        }
-    })?;
-    if updated == 0 {
-        return Err(if user_exists(conn, id)? {
-            StoreError::PreconditionFailed
-        } else {
-            StoreError::NotFound
-        });
-    }
-    write_values(conn, id, attrs, true)?;
-    let created: String = users::table
-        .filter(users::id.eq(id))
-        .select(users::created)
-        .first(conn)?;
+    let (created, version, now) = update_user_row(conn, id, expected_version, attrs, &password)?;
+    let old = stored_values(conn, id)?;
+    write_value_diff(conn, id, &old, &derive_values(id, attrs))?;
     Ok(UserRecord {
         id: id.to_owned(),
         attrs: attrs.clone(),
@@ -493,6 +580,101 @@ pub fn update_user(
         created,
         last_modified: now,
     })
+}
+
+/// [`update_user`] for a caller holding the current record: replaces the
+/// attributes of `current` if its version is still `current.version`,
+/// diffing the filter index rows against `current.attrs` instead of reading
+/// them back. `current` must have been read in the same
+/// [`crate::Store::write`] transaction (or the version check turns a stale
+/// copy into `PreconditionFailed`); since every write derives the index
+/// rows from the attributes it stores, the rows of that version are exactly
+/// those derived from `current.attrs`.
+pub fn update_user_from(
+    conn: &mut DbConnection,
+    current: &UserRecord,
+    attrs: &Map<String, Value>,
+    password: PasswordChange,
+) -> Result<UserRecord, StoreError> {
+    let (created, version, now) =
+        update_user_row(conn, &current.id, current.version, attrs, &password)?;
+    write_value_diff(
+        conn,
+        &current.id,
+        &derive_values(&current.id, &current.attrs),
+        &derive_values(&current.id, attrs),
+    )?;
+    Ok(UserRecord {
+        id: current.id.clone(),
+        attrs: attrs.clone(),
+        version,
+        created,
+        last_modified: now,
+    })
+}
+
+#[derive(QueryableByName)]
+struct CreatedRow {
+    #[diesel(sql_type = Text)]
+    created: String,
+}
+
+/// The `users` row half of an update: one `UPDATE … WHERE id = ? AND
+/// version = ? RETURNING created` (both backends support RETURNING; SQLite
+/// since 3.35), so no second round trip reads `created`. Returns
+/// (created, new version, lastModified).
+fn update_user_row(
+    conn: &mut DbConnection,
+    id: &str,
+    expected_version: i64,
+    attrs: &Map<String, Value>,
+    password: &PasswordChange,
+) -> Result<(String, i64, String), StoreError> {
+    let d = derive(attrs)?;
+    let now = scim_core::datetime::now();
+    let version = expected_version.saturating_add(1);
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push("UPDATE users SET user_name = ")
+        .bind_text(d.user_name)
+        .push(", user_name_ci = ")
+        .bind_text(d.user_name_ci.clone())
+        .push(", external_id = ")
+        .bind(Bind::NullableText(d.external_id.map(str::to_owned)))
+        .push(", display_name_ci = ")
+        .bind(Bind::NullableText(d.display_name_ci.clone()))
+        .push(", display_name = ")
+        .bind(Bind::NullableText(d.display_name.map(str::to_owned)))
+        .push(", active = ")
+        .bind(Bind::Bool(d.active))
+        .push(", resource = ")
+        .bind_text(d.resource.clone());
+    if let PasswordChange::Set(hash) = password {
+        b.push(", password_hash = ").bind_text(hash.clone());
+    }
+    b.push(", version = ")
+        .bind(Bind::BigInt(version))
+        .push(", last_modified = ")
+        .bind_text(now.clone())
+        .push(" WHERE id = ")
+        .bind_text(id)
+        .push(" AND version = ")
+        .bind(Bind::BigInt(expected_version))
+        .push(" RETURNING created");
+    let rows: Vec<CreatedRow> = load(conn, &b).map_err(|e| {
+        if is_unique_violation(&e) {
+            user_name_taken(d.user_name)
+        } else {
+            StoreError::from(e)
+        }
+    })?;
+    match rows.into_iter().next() {
+        Some(row) => Ok((row.created, version, now)),
+        None => Err(if user_exists(conn, id)? {
+            StoreError::PreconditionFailed
+        } else {
+            StoreError::NotFound
+        }),
+    }
 }
 
 /// Deletes a User (and, by cascade, its index rows) and removes it from
@@ -611,6 +793,210 @@ mod tests {
             .as_deref(),
             Some("r&d")
         );
+    }
+
+    fn sorted(mut rows: Vec<UserValueRow>) -> Vec<UserValueRow> {
+        rows.sort_by(|a, b| (&a.attr, a.idx).cmp(&(&b.attr, b.idx)));
+        rows
+    }
+
+    fn user_names(conn: &mut DbConnection, filter: &str) -> Vec<String> {
+        let f = scim_core::filter::parse_filter(filter).unwrap();
+        let page = list_users(
+            conn,
+            &ListQuery {
+                filter: Some(&f),
+                sort_by: None,
+                descending: false,
+                start_index: 1,
+                count: 50,
+            },
+        )
+        .unwrap();
+        let mut names: Vec<String> = page
+            .items
+            .iter()
+            .map(|u| u.attrs["userName"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_title_change_touches_one_row() {
+        let old = json!({
+            "userName": "a", "title": "Engineer",
+            "emails": [{"value": "a@x"}, {"value": "b@x"}]
+        });
+        let mut new = old.clone();
+        new["title"] = json!("Manager");
+        let old = derive_values("u", old.as_object().unwrap());
+        let new = derive_values("u", new.as_object().unwrap());
+        let (removed, changed, added) = diff_values(&old, &new);
+        assert!(removed.is_empty());
+        assert!(added.is_empty());
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].attr, "title");
+        assert_eq!(changed[0].value.as_deref(), Some("Manager"));
+        let (removed, changed, added) = diff_values(&new, &new);
+        assert!(removed.is_empty() && changed.is_empty() && added.is_empty());
+    }
+
+    /// After each kind of update, the stored index rows are exactly those
+    /// derived from the new attributes, and filters see the new values and
+    /// no longer the old ones.
+    #[test]
+    fn diffed_updates_leave_exactly_the_derived_rows() {
+        for db in crate::testing::backends() {
+            let store = db.store();
+            let v1 = json!({
+                "userName": "Diff", "title": "Engineer", "nickName": "Dee",
+                "name": {"givenName": "Dana", "familyName": "Iff"},
+                "emails": [
+                    {"value": "one@x.com", "type": "work", "primary": true},
+                    {"value": "two@x.com", "type": "home"},
+                    {"value": "three@x.com"}
+                ]
+            });
+            let mut v2 = v1.clone();
+            // Changed single value, removed single value, a multi-valued
+            // element changed, one removed, and a new attribute.
+            v2["title"] = json!("Manager");
+            v2.as_object_mut().unwrap().remove("nickName");
+            v2["emails"] = json!([
+                {"value": "one@x.com", "type": "work", "primary": true},
+                {"value": "TWO@y.com", "type": "other"}
+            ]);
+            v2["phoneNumbers"] = json!([{"value": "+1 555", "type": "work"}]);
+            let mut v3 = v2.clone();
+            v3["emails"] = json!([{"value": "four@x.com"}]);
+            v3["title"] = json!("");
+            let other = json!({"userName": "Other", "title": "Engineer"});
+            let other = store
+                .write(|c| insert_user(c, other.as_object().unwrap(), None))
+                .unwrap();
+            let rec = store
+                .write(|c| insert_user(c, v1.as_object().unwrap(), None))
+                .unwrap();
+
+            // The wrapper that reads the stored rows back…
+            let rec2 = store
+                .write(|c| {
+                    update_user(
+                        c,
+                        &rec.id,
+                        rec.version,
+                        v2.as_object().unwrap(),
+                        PasswordChange::Keep,
+                    )
+                })
+                .unwrap();
+            assert_eq!(rec2.created, rec.created);
+            assert_eq!(rec2.version, 2);
+            store
+                .read(|c| {
+                    assert_eq!(
+                        sorted(stored_values(c, &rec.id)?),
+                        sorted(derive_values(&rec.id, v2.as_object().unwrap()))
+                    );
+                    assert_eq!(user_names(c, "title eq \"manager\""), ["Diff"]);
+                    assert_eq!(user_names(c, "title eq \"engineer\""), ["Other"]);
+                    assert!(user_names(c, "nickName pr").is_empty());
+                    assert!(user_names(c, "emails.value eq \"three@x.com\"").is_empty());
+                    assert!(user_names(c, "emails.value eq \"two@x.com\"").is_empty());
+                    assert_eq!(user_names(c, "emails[type eq \"other\"]"), ["Diff"]);
+                    assert_eq!(user_names(c, "emails.value eq \"one@x.com\""), ["Diff"]);
+                    assert_eq!(user_names(c, "phoneNumbers.type eq \"work\""), ["Diff"]);
+                    Ok(())
+                })
+                .unwrap();
+
+            // …and the one diffing against the record read in the same
+            // transaction.
+            let rec3 = store
+                .write(|c| {
+                    let current = find_user(c, &rec.id)?.ok_or(StoreError::NotFound)?;
+                    update_user_from(c, &current, v3.as_object().unwrap(), PasswordChange::Keep)
+                })
+                .unwrap();
+            assert_eq!(rec3.version, 3);
+            assert_eq!(rec3.created, rec.created);
+            store
+                .read(|c| {
+                    assert_eq!(
+                        sorted(stored_values(c, &rec.id)?),
+                        sorted(derive_values(&rec.id, v3.as_object().unwrap()))
+                    );
+                    assert!(user_names(c, "title pr").contains(&"Other".to_owned()));
+                    assert!(!user_names(c, "title pr").contains(&"Diff".to_owned()));
+                    assert_eq!(user_names(c, "emails.value eq \"four@x.com\""), ["Diff"]);
+                    assert!(user_names(c, "emails.value eq \"one@x.com\"").is_empty());
+                    // The other user's rows were never touched.
+                    assert_eq!(
+                        sorted(stored_values(c, &other.id)?),
+                        sorted(derive_values(&other.id, &other.attrs))
+                    );
+                    Ok(())
+                })
+                .unwrap();
+
+            // A stale record is refused, and writes nothing.
+            let stale = store.write(|c| {
+                update_user_from(c, &rec2, v1.as_object().unwrap(), PasswordChange::Keep)
+            });
+            assert!(
+                matches!(stale, Err(StoreError::PreconditionFailed)),
+                "{stale:?}"
+            );
+            let gone = UserRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                ..rec3.clone()
+            };
+            let missing = store.write(|c| {
+                update_user_from(c, &gone, v1.as_object().unwrap(), PasswordChange::Keep)
+            });
+            assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+            store
+                .read(|c| {
+                    assert_eq!(
+                        sorted(stored_values(c, &rec.id)?),
+                        sorted(derive_values(&rec.id, v3.as_object().unwrap()))
+                    );
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+
+    /// A userName taken by another user is `Conflict` on the RETURNING
+    /// update too, and the failed statement leaves the user as it was.
+    #[test]
+    fn update_to_a_taken_user_name_is_a_conflict() {
+        for db in crate::testing::backends() {
+            let store = db.store();
+            let a = json!({"userName": "alpha"});
+            let b = json!({"userName": "beta", "title": "t"});
+            store
+                .write(|c| insert_user(c, a.as_object().unwrap(), None))
+                .unwrap();
+            let rec = store
+                .write(|c| insert_user(c, b.as_object().unwrap(), None))
+                .unwrap();
+            let clash = json!({"userName": "ALPHA", "title": "u"});
+            let err = store.write(|c| {
+                update_user(
+                    c,
+                    &rec.id,
+                    1,
+                    clash.as_object().unwrap(),
+                    PasswordChange::Keep,
+                )
+            });
+            assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+            let found = store.read(|c| find_user(c, &rec.id)).unwrap().unwrap();
+            assert_eq!(found.version, 1);
+            assert_eq!(found.attrs["title"], "t");
+        }
     }
 
     #[test]
