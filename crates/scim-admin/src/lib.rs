@@ -1,5 +1,14 @@
-//! The admin API and console of scimd: the User Synchronization toggle,
-//! SAML settings, SCIM tokens, OAuth clients and activity.
+//! The admin side of scimd: the User Synchronization switch and its
+//! cautions, SAML sign-in settings, run-time settings, SCIM and admin API
+//! tokens, and administrator accounts.
 //!
-//! Not built yet: until it is, SCIM tokens are managed with the
-//! `scimd token` CLI, and this crate contributes no routes.
+//! [`service`] holds every operation, shared by the HTTP API and the
+//! `scimd` CLI.
+
+pub mod cautions;
+pub mod error;
+pub mod model;
+pub mod saml;
+pub mod service;
+
+pub use error::{AdminError, ErrorBody, FieldError};

@@ -43,6 +43,7 @@ pub async fn service_provider_config(
     api: web::Data<ScimApi>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    api.require_sync().await?;
     let base = api.location_base(&req);
     let config = api.config();
     let body = json!({
@@ -77,6 +78,7 @@ pub async fn service_provider_config(
 
 /// `GET /Schemas`.
 pub async fn schemas(api: web::Data<ScimApi>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    api.require_sync().await?;
     let base = api.location_base(&req);
     let items = schemas_served()
         .into_iter()
@@ -91,6 +93,7 @@ pub async fn schema(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    api.require_sync().await?;
     let id = path.into_inner();
     let base = api.location_base(&req);
     let found = schemas_served()
@@ -105,6 +108,7 @@ pub async fn resource_types(
     api: web::Data<ScimApi>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    api.require_sync().await?;
     let base = api.location_base(&req);
     let items = resource_types_served()
         .into_iter()
@@ -119,6 +123,7 @@ pub async fn resource_type(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    api.require_sync().await?;
     let name = path.into_inner();
     let base = api.location_base(&req);
     let found = resource_types_served()

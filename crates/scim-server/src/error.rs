@@ -66,6 +66,11 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
+        // The sync gate travels as a store error through repository
+        // closures; it is the administrator's switch, not an outage.
+        if scim_store::sync::is_sync_disabled(&err) {
+            return ApiError::Forbidden(scim_store::sync::SYNC_DISABLED_DETAIL.to_owned());
+        }
         match err {
             StoreError::NotFound => ApiError::NotFound("resource not found".into()),
             StoreError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
@@ -210,6 +215,13 @@ mod tests {
             ApiError::from(StoreError::Unavailable("pool".into())),
             ApiError::Unavailable
         ));
+        let gate = ApiError::from(scim_store::sync::sync_disabled_error());
+        let (status, body) = body_of(&gate);
+        assert_eq!(status, 403);
+        assert!(body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("user synchronization is disabled"));
         let internal = ApiError::from(StoreError::Internal("secret sql".into()));
         let (_, body) = body_of(&internal);
         assert!(!body.to_string().contains("secret"));

@@ -294,7 +294,7 @@ pub async fn create(
     let fields = MemberFields::of(&projection);
     let mut attrs = resource::normalize(&GROUP, &body.0)?.attrs;
     let members = take_members(&mut attrs)?;
-    let store = api.store().clone();
+    let store = api.gated_store();
     let (rec, members) = web::block(move || {
         store.write(|conn| {
             let rec = scim_store::insert_group(conn, &attrs, &members)?;
@@ -325,7 +325,7 @@ pub async fn get(
     let projection = QueryParams::from_request(&req)?.projection()?;
     let fields = MemberFields::of(&projection);
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
-    let store = api.store().clone();
+    let store = api.gated_store();
     let lookup = id.clone();
     let found = web::block(move || {
         store.read(|conn| {
@@ -384,7 +384,7 @@ async fn run_list(
         projection,
     } = params;
     let fields = MemberFields::of(&projection);
-    let store = api.store().clone();
+    let store = api.gated_store();
     let (total, page) = web::block(move || {
         store.read(|conn| {
             let page = scim_store::list_groups(
@@ -446,7 +446,7 @@ pub async fn replace(
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let mut attrs = resource::normalize(&GROUP, &body.0)?.attrs;
     let members = take_members(&mut attrs)?;
-    let store = api.store().clone();
+    let store = api.gated_store();
     let target = id.clone();
     let (rec, members) = web::block(move || {
         retry_on_race(
@@ -504,7 +504,7 @@ pub async fn patch(
     };
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let (changes, attr_ops) = split_ops(patch::parse_request(&body.0)?)?;
-    let store = api.store().clone();
+    let store = api.gated_store();
     let target = id.clone();
     let outcome = web::block(move || {
         retry_on_race(
@@ -588,7 +588,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
-    let store = api.store().clone();
+    let store = api.gated_store();
     let target = id.clone();
     web::block(move || {
         store.write(|conn| match &if_match {

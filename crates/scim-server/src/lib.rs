@@ -4,6 +4,11 @@
 //! path: discovery (`/ServiceProviderConfig`, `/Schemas`,
 //! `/ResourceTypes`), `/Users` and `/Groups`. Every endpoint requires a bearer token;
 //! every response, errors included, is `application/scim+json`.
+//!
+//! While User Synchronization is disabled (the admin side's switch, stored
+//! in the database), every authenticated request gets 403: handlers reach
+//! the store only through [`GatedStore`], and discovery calls
+//! [`ScimApi::require_sync`].
 
 pub mod auth;
 pub mod discovery;
@@ -95,6 +100,24 @@ impl ScimApi {
         &self.inner.tokens
     }
 
+    /// The store behind the User Synchronization gate: what every SCIM
+    /// handler reads and writes through, so that no handler can touch the
+    /// data while synchronization is disabled.
+    pub fn gated_store(&self) -> GatedStore {
+        GatedStore {
+            store: self.inner.store.clone(),
+        }
+    }
+
+    /// The gate alone, for endpoints that read no table (discovery): 403
+    /// while User Synchronization is disabled. It costs one pool checkout
+    /// and one cached one-row query.
+    pub async fn require_sync(&self) -> Result<(), ApiError> {
+        let gate = self.gated_store();
+        web::block(move || gate.read(|_| Ok(()))).await??;
+        Ok(())
+    }
+
     /// The absolute URL of the API root for `meta.location`: the
     /// configured public URL, or the request's scheme and host.
     pub fn location_base(&self, req: &HttpRequest) -> String {
@@ -184,6 +207,45 @@ impl ScimApi {
                 )
                 .default_service(web::to(not_found)),
         );
+    }
+}
+
+/// [`Store`] behind the User Synchronization gate.
+///
+/// [`GatedStore::read`] and [`GatedStore::write`] check the one-row
+/// `sync_state` table on the very connection (and, for writes, inside the
+/// very transaction) the handler's closure then uses: the gate costs no
+/// second pool checkout and no second blocking hop, and because it asks the
+/// database on every request, enabling or disabling takes effect on the
+/// next request of every replica. While disabled they fail with
+/// `scim_store::sync::sync_disabled_error`, which [`ApiError`] answers with 403.
+#[derive(Debug, Clone)]
+pub struct GatedStore {
+    store: Store,
+}
+
+impl GatedStore {
+    /// [`Store::read`], after checking that synchronization is enabled.
+    pub fn read<T, F>(&self, f: F) -> Result<T, scim_store::StoreError>
+    where
+        F: FnOnce(&mut scim_store::DbConnection) -> Result<T, scim_store::StoreError>,
+    {
+        self.store.read(|conn| {
+            scim_store::sync::require_sync_enabled(conn)?;
+            f(conn)
+        })
+    }
+
+    /// [`Store::write`], after checking (in the same transaction) that
+    /// synchronization is enabled.
+    pub fn write<T, F>(&self, f: F) -> Result<T, scim_store::StoreError>
+    where
+        F: FnOnce(&mut scim_store::DbConnection) -> Result<T, scim_store::StoreError>,
+    {
+        self.store.write(|conn| {
+            scim_store::sync::require_sync_enabled(conn)?;
+            f(conn)
+        })
     }
 }
 

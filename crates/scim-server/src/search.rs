@@ -45,7 +45,7 @@ pub async fn search_all(
     body: ScimJson,
 ) -> Result<HttpResponse, ApiError> {
     let params = ListParams::from_search(&body.0, &api)?;
-    let store = api.store().clone();
+    let store = api.gated_store();
     let fields = MemberFields::of(&params.projection);
     let projection = params.projection.clone();
     let start_index = params.start_index;

@@ -109,7 +109,7 @@ pub async fn create(
     let normalized = resource::normalize(&USER, &body.0)?;
     let password_hash = hash_password(normalized.password).await?;
     let attrs = normalized.attrs;
-    let store = api.store().clone();
+    let store = api.gated_store();
     let rec = web::block(move || {
         store.write(|conn| scim_store::insert_user(conn, &attrs, password_hash.as_deref()))
     })
@@ -133,7 +133,7 @@ pub async fn get(
     let id = path.into_inner();
     let projection = QueryParams::from_request(&req)?.projection()?;
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
-    let store = api.store().clone();
+    let store = api.gated_store();
     let lookup = id.clone();
     let wanted = projection.clone();
     let found = web::block(move || {
@@ -189,7 +189,7 @@ async fn run_list(
     req: &HttpRequest,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
-    let store = api.store().clone();
+    let store = api.gated_store();
     let ListParams {
         filter,
         sort_by,
@@ -251,7 +251,7 @@ pub async fn replace(
         None => PasswordChange::Keep,
     };
     let attrs = normalized.attrs;
-    let store = api.store().clone();
+    let store = api.gated_store();
     let target = id.clone();
     let wanted = projection.clone();
     let (rec, groups) = web::block(move || {
@@ -340,7 +340,7 @@ pub async fn patch(
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let ops: Vec<PatchOp> = patch::parse_request(&body.0)?;
     let password_hash = hash_password(patch_password(&ops)).await?;
-    let store = api.store().clone();
+    let store = api.gated_store();
     let target = id.clone();
     let wanted = projection.clone();
     let outcome = web::block(move || {
@@ -407,7 +407,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
-    let store = api.store().clone();
+    let store = api.gated_store();
     let target = id.clone();
     web::block(move || {
         store.write(|conn| match &if_match {

@@ -29,6 +29,77 @@ pub enum Command {
     /// Manage the bearer tokens identity providers use on the SCIM API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// User Synchronization: whether the SCIM API accepts the identity
+    /// provider's requests (off until an administrator enables it).
+    #[command(subcommand)]
+    Sync(SyncCommand),
+    /// SAML sign-in settings of the identity provider (required before
+    /// synchronization can be enabled).
+    #[command(subcommand)]
+    Saml(SamlCommand),
+    /// Administrator accounts of the admin API and console.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `scimd sync …`
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Show whether synchronization is enabled, the cautions and the
+    /// prerequisites.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable synchronization. Requires SAML to be configured and every
+    /// caution accepted with --accept-cautions (they are printed).
+    Enable {
+        /// Accept every caution listed by `scimd sync status`.
+        #[arg(long)]
+        accept_cautions: bool,
+    },
+    /// Disable synchronization: from the next request on, the identity
+    /// provider's requests get 403 on every replica.
+    Disable,
+}
+
+/// `scimd saml …`
+#[derive(Debug, Subcommand)]
+pub enum SamlCommand {
+    /// Set the identity provider's SAML settings, from its metadata XML or
+    /// from the entity ID, SSO URL and signing certificate.
+    Set {
+        /// The IdP's SAML metadata XML file.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["entity_id", "sso_url", "certificate"])]
+        metadata: Option<PathBuf>,
+        /// The IdP's entity ID.
+        #[arg(long, requires_all = ["sso_url", "certificate"])]
+        entity_id: Option<String>,
+        /// The IdP's single sign-on URL (https://).
+        #[arg(long, requires_all = ["entity_id", "certificate"])]
+        sso_url: Option<String>,
+        /// The IdP's signing certificate, a PEM file.
+        #[arg(long, value_name = "FILE", requires_all = ["entity_id", "sso_url"])]
+        certificate: Option<PathBuf>,
+    },
+    /// Show the SAML settings.
+    Show,
+}
+
+/// `scimd admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an administrator. The password is read from --password-file,
+    /// else from the first line of standard input.
+    Create {
+        /// The username.
+        #[arg(long)]
+        username: String,
+        /// A file whose first line is the password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
 }
 
 /// `scimd token …`

@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use scim_store::Store;
 
-use crate::cli::{Cli, Command, TokenCommand};
+use crate::cli::{AdminCommand, Cli, Command, SamlCommand, SyncCommand, TokenCommand};
 use crate::settings::Settings;
 
 /// Errors that stop a command.
@@ -31,6 +31,41 @@ pub enum Error {
     /// A command was given a bad argument.
     #[error("{0}")]
     Usage(String),
+    /// An admin operation was refused; the message says why and what to do.
+    #[error("{}", admin_message(.0))]
+    Admin(#[from] scim_admin::AdminError),
+}
+
+/// An admin error with its field-level messages, one per line.
+fn admin_message(err: &scim_admin::AdminError) -> String {
+    let body = err.body();
+    if body.fields.is_empty() {
+        return body.message;
+    }
+    let mut out = String::from(match err {
+        scim_admin::AdminError::SyncNotReady { .. } => {
+            "user synchronization cannot be enabled yet:"
+        }
+        _ => "invalid input:",
+    });
+    for f in body.fields {
+        out.push_str(&format!("\n  - {}: {}", f.field, f.message));
+    }
+    out
+}
+
+/// Who the CLI acts as in the change logs: `cli:<login name>`.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+fn connect(settings: &Settings) -> Result<Store, Error> {
+    let store = Store::connect(&settings.store_config())?;
+    store.migrate()?;
+    Ok(store)
 }
 
 /// Runs a parsed command line.
@@ -51,69 +86,194 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Token(cmd) => token_command(&settings, cmd),
+        Command::Sync(cmd) => sync_command(&settings, cmd),
+        Command::Saml(cmd) => saml_command(&settings, cmd),
+        Command::Admin(cmd) => admin_command(&settings, cmd),
+    }
+}
+
+fn print_sync_status(status: &scim_admin::model::SyncStatus) {
+    if status.enabled {
+        println!(
+            "User synchronization is ENABLED (since {} by {}).",
+            status.enabled_at.as_deref().unwrap_or("?"),
+            status.enabled_by.as_deref().unwrap_or("?")
+        );
+    } else {
+        println!(
+            "User synchronization is DISABLED: the identity provider's SCIM requests get 403."
+        );
+    }
+    println!("\nPrerequisites:");
+    for p in &status.prerequisites {
+        let mark = if p.satisfied { "ok" } else { "MISSING" };
+        println!("  [{mark}] {}: {}", p.id, p.description);
+    }
+    println!("\nCautions (accepted with `scimd sync enable --accept-cautions`):");
+    for c in &status.cautions {
+        println!("  - {}: {}", c.id, c.text);
+    }
+}
+
+fn sync_command(settings: &Settings, cmd: SyncCommand) -> Result<(), Error> {
+    let store = connect(settings)?;
+    match cmd {
+        SyncCommand::Status { json } => {
+            let status = scim_admin::service::sync_status(&store)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status)
+                        .map_err(|e| Error::Usage(e.to_string()))?
+                );
+            } else {
+                print_sync_status(&status);
+            }
+            Ok(())
+        }
+        SyncCommand::Enable { accept_cautions } => {
+            let status = scim_admin::service::sync_status(&store)?;
+            if !accept_cautions {
+                print_sync_status(&status);
+                return Err(Error::Usage(
+                    "read the cautions above, then run `scimd sync enable --accept-cautions` to accept them all and enable synchronization".into(),
+                ));
+            }
+            let ids = scim_admin::cautions::caution_ids();
+            let status = scim_admin::service::enable_sync(&store, &cli_actor(), &ids)?;
+            println!("Accepted cautions:");
+            for c in &status.cautions {
+                println!("  - {}: {}", c.id, c.text);
+            }
+            println!("User synchronization is enabled: the identity provider's SCIM requests are accepted from now on.");
+            Ok(())
+        }
+        SyncCommand::Disable => {
+            scim_admin::service::disable_sync(&store, &cli_actor())?;
+            println!("User synchronization is disabled: the identity provider's SCIM requests get 403 from now on.");
+            Ok(())
+        }
+    }
+}
+
+fn read_file(path: &std::path::Path, what: &str) -> Result<String, Error> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("{what}: cannot read {}: {e}", path.display())))
+}
+
+fn saml_command(settings: &Settings, cmd: SamlCommand) -> Result<(), Error> {
+    let store = connect(settings)?;
+    let view = match cmd {
+        SamlCommand::Show => scim_admin::service::get_saml(&store)?,
+        SamlCommand::Set {
+            metadata,
+            entity_id,
+            sso_url,
+            certificate,
+        } => {
+            let update =
+                match (metadata, certificate) {
+                    (Some(path), _) => scim_admin::model::SamlUpdate {
+                        metadata_xml: Some(read_file(&path, "--metadata")?),
+                        ..Default::default()
+                    },
+                    (None, Some(path)) => scim_admin::model::SamlUpdate {
+                        entity_id,
+                        sso_url,
+                        certificate_pem: Some(read_file(&path, "--certificate")?),
+                        ..Default::default()
+                    },
+                    (None, None) => return Err(Error::Usage(
+                        "give --metadata FILE, or --entity-id, --sso-url and --certificate FILE"
+                            .into(),
+                    )),
+                };
+            let view = scim_admin::service::set_saml(&store, &cli_actor(), &update)?;
+            println!("SAML settings saved.");
+            view
+        }
+    };
+    if !view.configured {
+        println!("SAML sign-in is not configured.");
+        return Ok(());
+    }
+    println!("Entity ID:   {}", view.entity_id.unwrap_or_default());
+    println!("SSO URL:     {}", view.sso_url.unwrap_or_default());
+    if let Some(c) = view.certificate {
+        println!("Certificate: {}", c.subject);
+        println!("  SHA-256:   {}", c.sha256_fingerprint);
+        println!("  valid:     {} to {}", c.not_before, c.not_after);
+    }
+    Ok(())
+}
+
+fn admin_command(settings: &Settings, cmd: AdminCommand) -> Result<(), Error> {
+    let store = connect(settings)?;
+    match cmd {
+        AdminCommand::Create {
+            username,
+            password_file,
+        } => {
+            let raw = match password_file {
+                Some(path) => read_file(&path, "--password-file")?,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line
+                }
+            };
+            // Only the line break is dropped: spaces may be part of a passphrase.
+            let password = raw.lines().next().unwrap_or_default();
+            let admin = scim_admin::service::create_admin(&store, &username, password)?;
+            println!("Created administrator {} ({}).", admin.username, admin.id);
+            Ok(())
+        }
     }
 }
 
 fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
-    let store = Store::connect(&settings.store_config())?;
-    store.migrate()?;
+    let store = connect(settings)?;
     match cmd {
         TokenCommand::Create {
             name,
             expires_in_days,
         } => {
-            let name = name.trim().to_string();
-            if name.is_empty() || name.len() > 200 {
-                return Err(Error::Usage(
-                    "--name must be 1 to 200 characters".to_string(),
-                ));
-            }
             let expires_at = expires_in_days.map(|days| {
                 scim_core::datetime::format(
                     time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days)),
                 )
             });
-            let (info, secret) =
-                store.write(|conn| scim_store::create_token(conn, &name, expires_at.clone()))?;
-            println!("Created token {} ({}).", info.id, info.name);
+            let created = scim_admin::service::create_scim_token(
+                &store,
+                &scim_admin::model::CreateTokenRequest { name, expires_at },
+            )?;
+            println!(
+                "Created token {} ({}).",
+                created.token.id, created.token.name
+            );
             println!("Secret (shown once; store it in your identity provider now):");
-            println!("{secret}");
+            println!("{}", created.secret);
             Ok(())
         }
         TokenCommand::List { json } => {
-            let tokens = store.read(scim_store::list_tokens)?;
+            let tokens = scim_admin::service::list_scim_tokens(&store)?;
             if json {
-                let rows: Vec<_> = tokens
-                    .iter()
-                    .map(|t| {
-                        serde_json::json!({
-                            "id": t.id, "name": t.name, "prefix": t.prefix,
-                            "created_at": t.created_at, "last_used_at": t.last_used_at,
-                            "expires_at": t.expires_at, "revoked_at": t.revoked_at,
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(rows));
+                println!(
+                    "{}",
+                    serde_json::to_string(&tokens).map_err(|e| Error::Usage(e.to_string()))?
+                );
                 return Ok(());
             }
             println!(
                 "{:<36}  {:<14}  {:<8}  {:<27}  {:<27}  NAME",
                 "ID", "PREFIX", "STATE", "CREATED", "LAST USED"
             );
-            let now = scim_core::datetime::now();
             for t in tokens {
-                let state = if t.revoked_at.is_some() {
-                    "revoked"
-                } else if t.expires_at.as_deref().is_some_and(|e| e <= now.as_str()) {
-                    "expired"
-                } else {
-                    "active"
-                };
                 println!(
                     "{:<36}  {:<14}  {:<8}  {:<27}  {:<27}  {}",
                     t.id,
                     t.prefix,
-                    state,
+                    t.state,
                     t.created_at,
                     t.last_used_at.as_deref().unwrap_or("never"),
                     t.name
@@ -122,7 +282,7 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
             Ok(())
         }
         TokenCommand::Revoke { id } => {
-            store.write(|conn| scim_store::revoke_token(conn, &id))?;
+            scim_admin::service::revoke_scim_token(&store, &id)?;
             println!("Revoked token {id}.");
             Ok(())
         }

@@ -6,6 +6,7 @@ mod discovery;
 mod entra;
 mod groups;
 mod search;
+mod sync_gate;
 mod users;
 
 use actix_web::dev::{Service, ServiceResponse};
@@ -37,12 +38,40 @@ impl Res {
 }
 
 impl TestApp {
+    /// The app with User Synchronization enabled (as after an
+    /// administrator enabled it), which every SCIM test needs.
     pub fn new(db: TestDb) -> Self {
         Self::with_config(db, ScimConfig::default())
     }
 
+    /// The app as freshly installed: User Synchronization disabled, so
+    /// every SCIM request gets 403.
+    pub fn with_sync_disabled(db: TestDb) -> Self {
+        let app = Self::new(db);
+        app.set_sync(false);
+        app
+    }
+
+    /// Enables or disables User Synchronization in the database, as the
+    /// admin API and `scimd sync` do.
+    pub fn set_sync(&self, enabled: bool) {
+        let store = self.db.store();
+        if enabled {
+            store
+                .write(|c| scim_store::sync::enable_sync(c, "tests", &[]))
+                .unwrap();
+        } else {
+            store
+                .write(|c| scim_store::sync::disable_sync(c, "tests", "test"))
+                .unwrap();
+        }
+    }
+
     pub fn with_config(db: TestDb, config: ScimConfig) -> Self {
         let store = db.store().clone();
+        store
+            .write(|c| scim_store::sync::enable_sync(c, "tests", &[]))
+            .unwrap();
         let (_, token) = store
             .write(|conn| scim_store::create_token(conn, "tests", None))
             .unwrap();

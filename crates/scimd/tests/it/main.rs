@@ -165,6 +165,32 @@ fn create_token(db_url: &str, name: &str) -> (String, String) {
     (id, secret)
 }
 
+const IDP_PEM: &str = include_str!("../../../scim-admin/tests/fixtures/idp-signing.pem");
+
+/// Configures SAML and enables User Synchronization through the CLI, as an
+/// operator automating a deployment would.
+fn enable_sync(db_url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("idp.pem");
+    std::fs::write(&pem, IDP_PEM).unwrap();
+    let out = run(scimd(db_url)
+        .args(["saml", "set", "--entity-id", "https://sts.windows.net/t/"])
+        .args(["--sso-url", "https://login.microsoftonline.com/t/saml2"])
+        .arg("--certificate")
+        .arg(&pem));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(scimd(db_url).args(["sync", "enable", "--accept-cautions"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn invalid_configuration_stops_startup_naming_the_key() {
     let out = run(scimd("mysql://localhost/db").arg("migrate"));
@@ -214,6 +240,7 @@ fn tokens_from_the_cli_open_the_scim_api_until_revoked() {
     let dir = tempfile::tempdir().unwrap();
     for (url, _db) in databases(dir.path()) {
         let (id, secret) = create_token(&url, "Entra ID");
+        enable_sync(&url);
         let out = run(scimd(&url).args(["token", "list"]));
         let listing = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
@@ -265,6 +292,7 @@ fn sigterm_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
     let (_, secret) = create_token(&url, "shutdown");
+    enable_sync(&url);
     let mut server = Server::start(&url);
     // Start a request and send only half of its body.
     let body = r#"{"userName":"inflight@example.com","title":"Finishing"}"#;
@@ -293,4 +321,123 @@ fn sigterm_lets_in_flight_requests_finish() {
     assert!(resp.contains("inflight@example.com"));
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sync_is_switched_from_the_cli_and_takes_effect_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, _db) in databases(dir.path()) {
+        let (_, secret) = create_token(&url, "Entra ID");
+        let out = run(scimd(&url).args(["sync", "status"]));
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            text.contains("DISABLED") && text.contains("username-matching"),
+            "{text}"
+        );
+
+        let server = Server::start(&url);
+        let (status, body) = server.http("GET", "/scim/v2/Users", Some(&secret), None);
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("user synchronization is disabled"), "{body}");
+
+        // Without --accept-cautions: the cautions are printed, nothing changes.
+        let out = run(scimd(&url).args(["sync", "enable"]));
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("deletes-follow-policy"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--accept-cautions"));
+        // Without SAML: a clear list of what is missing.
+        let out = run(scimd(&url).args(["sync", "enable", "--accept-cautions"]));
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            err.contains("cannot be enabled yet")
+                && err.contains("saml: SAML sign-in is not configured"),
+            "{err}"
+        );
+
+        // A bad certificate is refused with the field named.
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        let out = run(scimd(&url)
+            .args([
+                "saml",
+                "set",
+                "--entity-id",
+                "e",
+                "--sso-url",
+                "https://x/sso",
+                "--certificate",
+            ])
+            .arg(&bad));
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("certificate_pem"));
+
+        enable_sync(&url);
+        let out = run(scimd(&url).args(["sync", "status", "--json"]));
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(status["enabled"], true);
+        assert!(status["enabled_by"].as_str().unwrap().starts_with("cli:"));
+        let out = run(scimd(&url).args(["saml", "show"]));
+        assert!(String::from_utf8_lossy(&out.stdout)
+            .contains("Microsoft Azure Federated SSO Certificate"));
+
+        // The running server sees the switch on its next request.
+        assert_eq!(
+            server.http("GET", "/scim/v2/Users", Some(&secret), None).0,
+            200
+        );
+        let out = run(scimd(&url).args(["sync", "disable"]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            server
+                .http("GET", "/scim/v2/ServiceProviderConfig", Some(&secret), None)
+                .0,
+            403
+        );
+    }
+}
+
+#[test]
+fn admin_create_reads_the_password_from_stdin_or_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
+    let mut child = scimd(&url)
+        .args(["admin", "create", "--username", "root"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough passphrase\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Created administrator root"));
+
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "short\n").unwrap();
+    let out = run(scimd(&url)
+        .args(["admin", "create", "--username", "second", "--password-file"])
+        .arg(&file));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password: must be at least 12"));
+    std::fs::write(&file, "another long passphrase\n").unwrap();
+    let out = run(scimd(&url)
+        .args(["admin", "create", "--username", "ROOT", "--password-file"])
+        .arg(&file));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }
