@@ -1,0 +1,943 @@
+//! The Groups load tool of `scripts/bench-groups.sh`: drives a running
+//! scimd through the SCIM Groups API the way Entra ID provisions groups,
+//! and prints one JSON object per measurement on stdout (progress goes to
+//! stderr). See docs/BENCHMARKS-GROUPS.md for the method.
+//!
+//! It talks HTTP/1.1 with keep-alive over plain `std::net::TcpStream`s, one
+//! connection per worker thread, so every request's latency is measured
+//! exactly (write of the request to the last byte of the response) and
+//! every request count is exact, which wrk's duration-based runs are not.
+//!
+//! Usage (all flags but `--base` and `--token`/`BENCH_TOKEN` are
+//! optional; the defaults are shown):
+//!
+//! ```text
+//! groups_bench --base http://127.0.0.1:8080 --token scimd_… --pid 1234 \
+//!   --backend sqlite --users 100000 --pairs 3000 --serial-pairs 500 \
+//!   --conns 8 --user-conns 16 --groups 1000 --group-size 100 --batch 10 \
+//!   --fill-batch 1000 --get-reps 5 --excluded-reps 200 --user-body minimal
+//! ```
+//!
+//! Scenario, in order:
+//! 1. `POST /Users`: `users + pairs` users with `user-conns` connections
+//!    (`--user-body minimal`: userName and displayName only, which loads
+//!    faster; `entra`: Entra's create body as in bench/post_users.lua).
+//! 2. A group of 10 members (one POST with the members inline) and a group
+//!    filled to `users` members through Entra PATCH adds of `fill-batch`
+//!    members, on one connection.
+//! 3. Membership PATCH on each of the two groups, first with `conns`
+//!    connections (`pairs` pairs), then with one (`serial-pairs`): every
+//!    work item is an Entra `Add` of one user followed, on the same
+//!    connection, by an Entra `Remove` of the same user, so each group keeps
+//!    its size (10 to 10 + conns, and `users` to `users` + conns) while add
+//!    and remove latencies are recorded separately. The runs alternate
+//!    small, big, big, small (half the pairs each) so that drift in the
+//!    machine's load hits both groups alike.
+//! 4. `GET /Groups/{id}` of the big group (latency, size, scimd's VmHWM and
+//!    VmRSS before and after), and with `excludedAttributes=members`.
+//! 5. Provisioning: `groups` POST /Groups, then `groups × group-size /
+//!    batch` PATCH adds of `batch` members each, with `conns` connections.
+//!
+//! Consistency checks (group sizes after the pairs, a sample of the
+//! provisioned groups) are printed as `check` lines; they never abort.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+/// The PatchOp message schema (RFC 7644 §3.5.2).
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// How many failed responses are printed in full before going quiet.
+const ERRORS_SHOWN: usize = 5;
+
+/// Command-line settings.
+#[derive(Debug, Clone)]
+struct Args {
+    base: String,
+    token: String,
+    pid: Option<u32>,
+    backend: String,
+    users: usize,
+    pairs: usize,
+    serial_pairs: usize,
+    conns: usize,
+    user_conns: usize,
+    groups: usize,
+    group_size: usize,
+    batch: usize,
+    fill_batch: usize,
+    get_reps: usize,
+    excluded_reps: usize,
+    tag: String,
+    entra_users: bool,
+}
+
+impl Args {
+    fn parse() -> Result<Args> {
+        let mut map: HashMap<String, String> = HashMap::new();
+        let mut it = std::env::args().skip(1);
+        while let Some(key) = it.next() {
+            let Some(name) = key.strip_prefix("--") else {
+                bail!("unexpected argument {key:?}; flags are --name value");
+            };
+            let value = it
+                .next()
+                .ok_or_else(|| anyhow!("flag --{name} needs a value"))?;
+            map.insert(name.to_string(), value);
+        }
+        let num = |name: &str, default: usize| -> Result<usize> {
+            match map.get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .with_context(|| format!("--{name} must be a number, got {v:?}")),
+            }
+        };
+        let token = match map.get("token") {
+            Some(t) => t.clone(),
+            None => std::env::var("BENCH_TOKEN")
+                .map_err(|_| anyhow!("--token (or BENCH_TOKEN) is required"))?,
+        };
+        let args = Args {
+            base: map
+                .get("base")
+                .cloned()
+                .ok_or_else(|| anyhow!("--base http://host:port is required"))?,
+            token,
+            pid: match map.get("pid") {
+                None => None,
+                Some(p) => Some(p.parse().with_context(|| format!("--pid: {p:?}"))?),
+            },
+            backend: map.get("backend").cloned().unwrap_or_else(|| "-".into()),
+            users: num("users", 100_000)?,
+            pairs: num("pairs", 3_000)?,
+            serial_pairs: num("serial-pairs", 500)?,
+            conns: num("conns", 8)?,
+            user_conns: num("user-conns", 16)?,
+            groups: num("groups", 1_000)?,
+            group_size: num("group-size", 100)?,
+            batch: num("batch", 10)?,
+            fill_batch: num("fill-batch", 1_000)?,
+            get_reps: num("get-reps", 5)?,
+            excluded_reps: num("excluded-reps", 200)?,
+            entra_users: match map.get("user-body").map(String::as_str) {
+                None | Some("minimal") => false,
+                Some("entra") => true,
+                Some(other) => bail!("--user-body is minimal or entra, got {other:?}"),
+            },
+            tag: map
+                .get("tag")
+                .cloned()
+                .unwrap_or_else(|| std::process::id().to_string()),
+        };
+        if args.users < 10 || args.conns == 0 || args.user_conns == 0 || args.batch == 0 {
+            bail!("--users must be at least 10, and --conns, --user-conns, --batch at least 1");
+        }
+        if !args.group_size.is_multiple_of(args.batch) || args.groups * args.group_size > args.users
+        {
+            bail!("--group-size must be a multiple of --batch, and groups × group-size ≤ users");
+        }
+        if args.fill_batch == 0 || args.get_reps == 0 || args.excluded_reps == 0 {
+            bail!("--fill-batch, --get-reps and --excluded-reps must be at least 1");
+        }
+        Ok(args)
+    }
+}
+
+/// Where the server is: `host:port` and the SCIM base path.
+#[derive(Debug, Clone)]
+struct Target {
+    addr: String,
+    prefix: String,
+    token: String,
+}
+
+impl Target {
+    fn new(base: &str, token: &str) -> Result<Target> {
+        let rest = base
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow!("--base must start with http:// (got {base:?})"))?;
+        let (addr, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        Ok(Target {
+            addr: addr.to_string(),
+            prefix: format!("{path}/scim/v2"),
+            token: token.to_string(),
+        })
+    }
+}
+
+/// One HTTP/1.1 keep-alive connection.
+struct Conn<'a> {
+    target: &'a Target,
+    stream: Option<(TcpStream, BufReader<TcpStream>)>,
+}
+
+/// A response: status and body.
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl<'a> Conn<'a> {
+    fn new(target: &'a Target) -> Conn<'a> {
+        Conn {
+            target,
+            stream: None,
+        }
+    }
+
+    fn connect(&mut self) -> Result<()> {
+        let s = TcpStream::connect(&self.target.addr)
+            .with_context(|| format!("connecting to {}", self.target.addr))?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        let reader = BufReader::with_capacity(64 * 1024, s.try_clone()?);
+        self.stream = Some((s, reader));
+        Ok(())
+    }
+
+    /// Sends one request (path relative to /scim/v2) and reads the whole
+    /// response. A connection the server closed while idle is reopened
+    /// once, before any byte of the response arrived.
+    fn send(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Response> {
+        let mut req = Vec::with_capacity(256 + body.map_or(0, <[u8]>::len));
+        write!(
+            req,
+            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: application/scim+json\r\n",
+            self.target.prefix, self.target.addr, self.target.token
+        )?;
+        if let Some(b) = body {
+            write!(
+                req,
+                "Content-Type: application/scim+json\r\nContent-Length: {}\r\n",
+                b.len()
+            )?;
+        }
+        req.extend_from_slice(b"\r\n");
+        if let Some(b) = body {
+            req.extend_from_slice(b);
+        }
+        let reused = self.stream.is_some();
+        match self.exchange(&req) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) if reused => {
+                self.stream = None;
+                self.exchange(&req)?
+                    .ok_or_else(|| anyhow!("the server closed the connection"))
+            }
+            Ok(None) => bail!("the server closed the connection"),
+            Err(e) => {
+                self.stream = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// `Ok(None)`: the connection was closed before a response began.
+    fn exchange(&mut self, req: &[u8]) -> Result<Option<Response>> {
+        if self.stream.is_none() {
+            self.connect()?;
+        }
+        let Some((writer, reader)) = self.stream.as_mut() else {
+            bail!("no connection");
+        };
+        if writer.write_all(req).is_err() {
+            self.stream = None;
+            return Ok(None);
+        }
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            self.stream = None;
+            return Ok(None);
+        }
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("bad status line {line:?}"))?;
+        let mut length: Option<usize> = None;
+        let mut chunked = false;
+        let mut close = false;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                bail!("connection closed inside the response headers");
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                let v = v.trim();
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = Some(v.parse().context("bad Content-Length")?);
+                } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = v.eq_ignore_ascii_case("chunked");
+                } else if k.eq_ignore_ascii_case("connection") {
+                    close = v.eq_ignore_ascii_case("close");
+                }
+            }
+        }
+        let mut body = Vec::new();
+        if status == 204 || status == 304 {
+            // No body (RFC 9112 §6.3).
+        } else if chunked {
+            loop {
+                line.clear();
+                reader.read_line(&mut line)?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                    .with_context(|| format!("bad chunk size {line:?}"))?;
+                if size == 0 {
+                    // Trailers, then the blank line.
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                let start = body.len();
+                body.resize(start + size, 0);
+                reader.read_exact(&mut body[start..])?;
+                line.clear();
+                reader.read_line(&mut line)?;
+            }
+        } else if let Some(n) = length {
+            body.resize(n, 0);
+            reader.read_exact(&mut body)?;
+        } else {
+            reader.read_to_end(&mut body)?;
+            close = true;
+        }
+        if close {
+            self.stream = None;
+        }
+        Ok(Some(Response { status, body }))
+    }
+}
+
+/// Latencies (µs) and failures of one kind of request.
+#[derive(Debug, Default, Clone)]
+struct Series {
+    lat_us: Vec<u64>,
+    errors: usize,
+    /// Failed requests by status ("io" for socket errors).
+    statuses: HashMap<String, usize>,
+}
+
+impl Series {
+    fn merge(&mut self, other: Series) {
+        self.lat_us.extend(other.lat_us);
+        self.errors += other.errors;
+        for (k, v) in other.statuses {
+            *self.statuses.entry(k).or_default() += v;
+        }
+    }
+
+    fn fail(&mut self, what: String) {
+        self.errors += 1;
+        *self.statuses.entry(what).or_default() += 1;
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        let mut v = self.lat_us.clone();
+        v.sort_unstable();
+        if v.is_empty() {
+            return 0.0;
+        }
+        // Nearest rank.
+        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+        v[rank.min(v.len()) - 1] as f64 / 1000.0
+    }
+}
+
+/// Counts failures and prints the first few.
+static ERRORS_PRINTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs one request, timing it; a status other than `expect` (or an I/O
+/// error) counts as a failure in `series`. Returns the body on success.
+fn timed(
+    conn: &mut Conn<'_>,
+    series: &mut Series,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    expect: u16,
+) -> Option<Vec<u8>> {
+    let start = Instant::now();
+    let res = conn.send(method, path, body);
+    let took = start.elapsed();
+    match res {
+        Ok(r) if r.status == expect => {
+            series.lat_us.push(took.as_micros() as u64);
+            Some(r.body)
+        }
+        Ok(r) => {
+            series.fail(r.status.to_string());
+            if ERRORS_PRINTED.fetch_add(1, Ordering::Relaxed) < ERRORS_SHOWN {
+                eprintln!(
+                    "groups_bench: {method} {path} answered {} (expected {expect}): {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body[..r.body.len().min(400)])
+                );
+            }
+            None
+        }
+        Err(e) => {
+            series.fail("io".into());
+            if ERRORS_PRINTED.fetch_add(1, Ordering::Relaxed) < ERRORS_SHOWN {
+                eprintln!("groups_bench: {method} {path} failed: {e:#}");
+            }
+            None
+        }
+    }
+}
+
+/// What a phase's workers record: two series (e.g. add and remove) and
+/// the ids of created resources by work-item index.
+#[derive(Debug, Default)]
+struct Recorder {
+    a: Series,
+    b: Series,
+    ids: Vec<(usize, String)>,
+}
+
+/// A finished phase.
+struct Phase {
+    a: Series,
+    b: Series,
+    ids: Vec<Option<String>>,
+    elapsed: Duration,
+}
+
+/// Runs `items` work items over `conns` connections (one thread each);
+/// items are handed out in order from a shared counter.
+fn run_phase<F>(target: &Target, conns: usize, items: usize, work: F) -> Phase
+where
+    F: Fn(&mut Conn<'_>, usize, &mut Recorder) + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..conns.min(items.max(1)) {
+            s.spawn(|| {
+                let mut conn = Conn::new(target);
+                let mut rec = Recorder::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items {
+                        break;
+                    }
+                    work(&mut conn, i, &mut rec);
+                }
+                if let Ok(mut r) = results.lock() {
+                    r.push(rec);
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    let mut phase = Phase {
+        a: Series::default(),
+        b: Series::default(),
+        ids: vec![None; items],
+        elapsed,
+    };
+    for rec in results.into_inner().unwrap_or_default() {
+        phase.a.merge(rec.a);
+        phase.b.merge(rec.b);
+        for (i, id) in rec.ids {
+            phase.ids[i] = Some(id);
+        }
+    }
+    phase
+}
+
+/// The `id` of a created resource.
+fn id_of(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get("id")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Entra's membership add body (`"$ref": null` as Entra sends it).
+fn add_body(ids: &[&str]) -> Vec<u8> {
+    let value: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"$ref": null, "value": id}))
+        .collect();
+    serde_json::to_vec(&json!({
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "Add", "path": "members", "value": value}],
+    }))
+    .unwrap_or_default()
+}
+
+/// Entra's membership remove body.
+fn remove_body(ids: &[&str]) -> Vec<u8> {
+    let value: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    serde_json::to_vec(&json!({
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "Remove", "path": "members", "value": value}],
+    }))
+    .unwrap_or_default()
+}
+
+/// One measurement, printed as a JSON line for bench-groups.sh.
+fn emit(args: &Args, name: &str, fields: Value) {
+    let mut obj = json!({"backend": args.backend, "name": name});
+    if let (Some(o), Value::Object(f)) = (obj.as_object_mut(), fields) {
+        o.extend(f);
+    }
+    println!("{obj}");
+}
+
+/// Summary fields of a series run over `elapsed`.
+fn stats(series: &Series, elapsed: Duration) -> Value {
+    json!({
+        "requests": series.lat_us.len() + series.errors,
+        "ok": series.lat_us.len(),
+        "errors": series.errors,
+        "seconds": elapsed.as_secs_f64(),
+        "rps": series.lat_us.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        "p50_ms": series.percentile(50.0),
+        "p99_ms": series.percentile(99.0),
+        "max_ms": series.percentile(100.0),
+        "failed_by_status": series.statuses,
+    })
+}
+
+/// Records a consistency check (printed as a row, never fatal: a server
+/// that loses writes is a finding, not a broken benchmark).
+fn check(args: &Args, ok: bool, detail: String) {
+    if !ok {
+        eprintln!("groups_bench: CHECK FAILED: {detail}");
+    }
+    emit(args, "check", json!({"ok": ok, "detail": detail}));
+}
+
+/// scimd's VmHWM and VmRSS in kB (from /proc/PID/status).
+fn memory(pid: Option<u32>) -> (Option<u64>, Option<u64>) {
+    let Some(pid) = pid else {
+        return (None, None);
+    };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return (None, None);
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Number of `members` in a group document.
+fn member_count(body: &[u8]) -> Result<usize> {
+    let doc: Value = serde_json::from_slice(body).context("group body is not JSON")?;
+    Ok(doc
+        .get("members")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len))
+}
+
+/// Runs `pairs` add+remove pairs with `conns` connections on the small
+/// and on the big group, alternating small, big, big, small (half the
+/// pairs each) so that drift in the machine's load hits both alike, after
+/// a short warm-up on each; emits the add and remove figures per group.
+fn measure_pairs(
+    args: &Args,
+    target: &Target,
+    conns: usize,
+    pairs: usize,
+    small: &str,
+    big: &str,
+    spare: &[&str],
+) {
+    let run = |group: &str, range: std::ops::Range<usize>| {
+        let offset = range.start;
+        run_phase(target, conns, range.len(), |c, i, rec| {
+            let user = spare[offset + i];
+            let path = format!("/Groups/{group}");
+            timed(c, &mut rec.a, "PATCH", &path, Some(&add_body(&[user])), 204);
+            timed(
+                c,
+                &mut rec.b,
+                "PATCH",
+                &path,
+                Some(&remove_body(&[user])),
+                204,
+            );
+        })
+    };
+    let warm = (conns * 20).min(spare.len());
+    run(small, 0..warm);
+    run(big, 0..warm);
+    let half = pairs / 2;
+    let mut measured: HashMap<&str, (Series, Series, Duration)> = HashMap::new();
+    for (label, group, range) in [
+        ("small", small, 0..half),
+        ("big", big, 0..half),
+        ("big", big, half..pairs),
+        ("small", small, half..pairs),
+    ] {
+        log(&format!(
+            "[{}] PATCH add+remove pairs on the {label} group ({} pairs, {conns} connections)",
+            args.backend,
+            range.len(),
+        ));
+        let phase = run(group, range);
+        let entry = measured
+            .entry(label)
+            .or_insert_with(|| (Series::default(), Series::default(), Duration::ZERO));
+        entry.0.merge(phase.a);
+        entry.1.merge(phase.b);
+        entry.2 += phase.elapsed;
+    }
+    for (label, size) in [("small", 10), ("big", args.users)] {
+        let Some((add, remove, elapsed)) = measured.get(label) else {
+            continue;
+        };
+        let pair_rps =
+            (add.lat_us.len() + remove.lat_us.len()) as f64 / elapsed.as_secs_f64().max(1e-9);
+        for (op, series) in [("add", add), ("remove", remove)] {
+            let mut s = stats(series, *elapsed);
+            if let Value::Object(o) = &mut s {
+                o.insert("group_size".into(), json!(size));
+                o.insert("conns".into(), json!(conns));
+                o.insert("pair_rps".into(), json!(pair_rps));
+            }
+            emit(args, &format!("PATCH {op} 1 member"), s);
+        }
+    }
+}
+
+fn log(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse()?;
+    let target = Target::new(&args.base, &args.token)?;
+    let mut conn = Conn::new(&target);
+
+    // 1. Users: `users` for the groups, plus `pairs` that are in neither
+    // measured group, for the add/remove pairs.
+    let total_users = args.users + args.pairs;
+    log(&format!(
+        "[{}] creating {total_users} users ({} connections)",
+        args.backend, args.user_conns
+    ));
+    let tag = &args.tag;
+    let phase = run_phase(&target, args.user_conns, total_users, |c, i, rec| {
+        let name = format!("gb-{tag}-{i}");
+        let body = if args.entra_users {
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": name,
+                "externalId": format!("ext-{name}"),
+                "active": true,
+                "name": {"givenName": "Bench", "familyName": format!("User {i}")},
+                "displayName": format!("Bench User {i}"),
+                "emails": [{"value": format!("{name}@example.com"), "type": "work", "primary": true}],
+            })
+        } else {
+            // Members only need to exist and have a display name; fewer
+            // attributes make the 100,000 creates faster.
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": name,
+                "displayName": format!("Bench User {i}"),
+            })
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        if let Some(resp) = timed(c, &mut rec.a, "POST", "/Users", Some(&body), 201) {
+            match id_of(&resp) {
+                Some(id) => rec.ids.push((i, id)),
+                None => rec.a.fail("no id".into()),
+            }
+        }
+    });
+    emit(&args, "POST /Users (load)", stats(&phase.a, phase.elapsed));
+    let users: Vec<String> = phase.ids.into_iter().flatten().collect();
+    if users.len() != total_users {
+        bail!(
+            "only {} of {total_users} users were created ({} failed requests)",
+            users.len(),
+            phase.a.errors
+        );
+    }
+    log(&format!(
+        "[{}] {} users in {:.1} s ({:.0}/s)",
+        args.backend,
+        users.len(),
+        phase.elapsed.as_secs_f64(),
+        users.len() as f64 / phase.elapsed.as_secs_f64()
+    ));
+    let (members, spare) = users.split_at(args.users);
+    let spare: Vec<&str> = spare.iter().map(String::as_str).collect();
+
+    // 2. The 10-member group and the big group.
+    let mut one = Series::default();
+    let small_body = serde_json::to_vec(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": format!("gb-{tag}-ten"),
+        "members": members[..10].iter().map(|id| json!({"value": id})).collect::<Vec<_>>(),
+    }))?;
+    let small = timed(
+        &mut conn,
+        &mut one,
+        "POST",
+        "/Groups",
+        Some(&small_body),
+        201,
+    )
+    .and_then(|b| id_of(&b))
+    .ok_or_else(|| anyhow!("could not create the 10-member group"))?;
+    let big_body = serde_json::to_vec(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": format!("gb-{tag}-big"),
+    }))?;
+    let big = timed(&mut conn, &mut one, "POST", "/Groups", Some(&big_body), 201)
+        .and_then(|b| id_of(&b))
+        .ok_or_else(|| anyhow!("could not create the big group"))?;
+    log(&format!(
+        "[{}] filling group {big} with {} members, {} per PATCH",
+        args.backend, args.users, args.fill_batch
+    ));
+    let mut fill = Series::default();
+    let start = Instant::now();
+    for chunk in members.chunks(args.fill_batch) {
+        let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let body = add_body(&ids);
+        timed(
+            &mut conn,
+            &mut fill,
+            "PATCH",
+            &format!("/Groups/{big}"),
+            Some(&body),
+            204,
+        );
+    }
+    let fill_time = start.elapsed();
+    emit(
+        &args,
+        &format!("fill: PATCH add {} members (1 connection)", args.fill_batch),
+        stats(&fill, fill_time),
+    );
+    if fill.errors > 0 {
+        check(
+            &args,
+            false,
+            format!("{} of the fill requests failed", fill.errors),
+        );
+    }
+
+    // 3. Add/remove pairs on each group: first with `conns` connections,
+    // then with one connection (no contention on the group row).
+    for conns in [args.conns, 1] {
+        let pairs = if conns == 1 {
+            args.serial_pairs
+        } else {
+            args.pairs
+        };
+        if pairs > 0 {
+            measure_pairs(&args, &target, conns, pairs, &small, &big, &spare);
+        }
+    }
+
+    // Both groups must have kept their size (a failed remove leaves its
+    // member behind; a failed add followed by a remove does not).
+    let mut checks = Series::default();
+    let n = timed(
+        &mut conn,
+        &mut checks,
+        "GET",
+        &format!("/Groups/{small}?attributes=members.value"),
+        None,
+        200,
+    )
+    .map(|b| member_count(&b));
+    check(
+        &args,
+        matches!(n, Some(Ok(10))),
+        format!("the 10-member group has {n:?} members after the add/remove pairs (want 10)"),
+    );
+
+    // 4. GET of the big group, and scimd's memory around it.
+    log(&format!(
+        "[{}] GET /Groups/{{id}} of the {}-member group",
+        args.backend, args.users
+    ));
+    let (hwm_before, rss_before) = memory(args.pid);
+    let mut get = Series::default();
+    let mut size = 0;
+    let start = Instant::now();
+    for rep in 0..args.get_reps {
+        if let Some(body) = timed(
+            &mut conn,
+            &mut get,
+            "GET",
+            &format!("/Groups/{big}"),
+            None,
+            200,
+        ) {
+            size = body.len();
+            if rep == 0 {
+                let n = member_count(&body);
+                check(
+                    &args,
+                    matches!(n, Ok(n) if n == args.users),
+                    format!(
+                        "GET of the big group returned {n:?} members after the add/remove pairs (want {})",
+                        args.users
+                    ),
+                );
+            }
+        }
+    }
+    let get_time = start.elapsed();
+    let (hwm_after, rss_after) = memory(args.pid);
+    let mut s = stats(&get, get_time);
+    if let Value::Object(o) = &mut s {
+        o.insert("bytes".into(), json!(size));
+        o.insert("members".into(), json!(args.users));
+        o.insert("hwm_before_kb".into(), json!(hwm_before));
+        o.insert("hwm_after_kb".into(), json!(hwm_after));
+        o.insert("rss_before_kb".into(), json!(rss_before));
+        o.insert("rss_after_kb".into(), json!(rss_after));
+    }
+    emit(&args, "GET /Groups/{id}", s);
+    let mut excl = Series::default();
+    let mut size = 0;
+    let start = Instant::now();
+    for _ in 0..args.excluded_reps {
+        if let Some(body) = timed(
+            &mut conn,
+            &mut excl,
+            "GET",
+            &format!("/Groups/{big}?excludedAttributes=members"),
+            None,
+            200,
+        ) {
+            size = body.len();
+        }
+    }
+    let mut s = stats(&excl, start.elapsed());
+    if let Value::Object(o) = &mut s {
+        o.insert("bytes".into(), json!(size));
+    }
+    emit(&args, "GET /Groups/{id}?excludedAttributes=members", s);
+
+    // 5. Provisioning as Entra does it: create the groups, then add the
+    // members in batches. Item i patches group i % groups, so concurrent
+    // requests nearly always touch different groups.
+    log(&format!(
+        "[{}] provisioning {} groups × {} members, {} per PATCH, {} connections",
+        args.backend, args.groups, args.group_size, args.batch, args.conns
+    ));
+    let create = run_phase(&target, args.conns, args.groups, |c, i, rec| {
+        let body = serde_json::to_vec(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": format!("gb-{tag}-group-{i}"),
+            "externalId": format!("ext-gb-{tag}-group-{i}"),
+        }))
+        .unwrap_or_default();
+        if let Some(resp) = timed(c, &mut rec.a, "POST", "/Groups", Some(&body), 201) {
+            match id_of(&resp) {
+                Some(id) => rec.ids.push((i, id)),
+                None => rec.a.fail("no id".into()),
+            }
+        }
+    });
+    let groups: Vec<String> = create.ids.into_iter().flatten().collect();
+    if groups.len() != args.groups {
+        check(
+            &args,
+            false,
+            format!(
+                "only {} of {} groups were created",
+                groups.len(),
+                args.groups
+            ),
+        );
+        return Ok(());
+    }
+    let per_group = args.group_size / args.batch;
+    let patches = args.groups * per_group;
+    let add = run_phase(&target, args.conns, patches, |c, i, rec| {
+        let g = i % args.groups;
+        let b = i / args.groups;
+        let first = g * args.group_size + b * args.batch;
+        let ids: Vec<&str> = members[first..first + args.batch]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        timed(
+            c,
+            &mut rec.a,
+            "PATCH",
+            &format!("/Groups/{}", groups[g]),
+            Some(&add_body(&ids)),
+            204,
+        );
+    });
+    let total = create.elapsed + add.elapsed;
+    let mut all = create.a.clone();
+    all.merge(add.a.clone());
+    let mut s = stats(&all, total);
+    if let Value::Object(o) = &mut s {
+        o.insert("conns".into(), json!(args.conns));
+        o.insert("groups".into(), json!(args.groups));
+        o.insert("group_size".into(), json!(args.group_size));
+        o.insert("batch".into(), json!(args.batch));
+    }
+    emit(&args, "provision", s);
+    emit(
+        &args,
+        "provision: POST /Groups",
+        stats(&create.a, create.elapsed),
+    );
+    emit(
+        &args,
+        &format!("provision: PATCH add {} members", args.batch),
+        stats(&add.a, add.elapsed),
+    );
+    // Spot-check a few of them.
+    for g in [0, args.groups / 2, args.groups - 1] {
+        let n = timed(
+            &mut conn,
+            &mut checks,
+            "GET",
+            &format!("/Groups/{}?attributes=members.value", groups[g]),
+            None,
+            200,
+        )
+        .map(|b| member_count(&b));
+        check(
+            &args,
+            matches!(n, Some(Ok(n)) if n == args.group_size),
+            format!(
+                "provisioned group {g} has {n:?} members (want {})",
+                args.group_size
+            ),
+        );
+    }
+    log(&format!("[{}] done", args.backend));
+    Ok(())
+}
