@@ -120,10 +120,26 @@ impl Target {
 /// Per-connection SQLite setup. The order matters (STACK.md): with
 /// `journal_mode = WAL` before `busy_timeout`, fresh pool connections fail
 /// with "database is locked".
+///
+/// `synchronous = NORMAL` in WAL mode: a commit appends to the WAL without
+/// an fsync. A committed write survives a crash of the process (the WAL is
+/// in the OS page cache), but a power loss or kernel crash can lose the
+/// last transactions committed before the next checkpoint's fsync (about a
+/// second with the background checkpointer); the database itself is never
+/// corrupted. `FULL` would fsync on every commit.
+///
+/// `wal_autocheckpoint = 0`: SQLite would otherwise checkpoint inside the
+/// committing write transaction every 1000 WAL pages (two fsyncs on the
+/// writer's critical path, 11–12% of its time, docs/BENCHMARKS.md); the
+/// store's background checkpointer does it instead (`store.rs`).
+/// `journal_size_limit` truncates the WAL file back to 64 MiB when it is
+/// reset after a burst.
 const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; \
      PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; \
-     PRAGMA foreign_keys = ON;";
+     PRAGMA foreign_keys = ON; \
+     PRAGMA wal_autocheckpoint = 0; \
+     PRAGMA journal_size_limit = 67108864;";
 
 /// The r2d2 manager: opens the backend named by the URL, runs the SQLite
 /// per-connection setup, and surfaces the real connection error.
@@ -135,6 +151,14 @@ pub(crate) struct ConnectionManager {
 impl ConnectionManager {
     pub(crate) fn new(target: Target) -> Self {
         Self { target }
+    }
+
+    /// The SQLite file path, if this manager opens SQLite.
+    pub(crate) fn sqlite_path(&self) -> Option<&str> {
+        match &self.target {
+            Target::Sqlite(path) => Some(path),
+            Target::Postgres(_) => None,
+        }
     }
 
     /// Opens one connection.

@@ -11,6 +11,7 @@
 //! `scim_core::filter` is translated to SQL through an allow-list of
 //! attributes; anything else is `invalidFilter`.
 
+mod checkpoint;
 pub mod connection;
 pub mod error;
 mod filter;

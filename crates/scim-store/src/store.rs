@@ -1,12 +1,14 @@
 //! The store handle: connection pools, migrations, and the `read` / `write`
 //! entry points through which every repository function is called.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::migration::MigrationSource;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::checkpoint::{CheckpointPolicy, Checkpointer};
 use crate::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::error::StoreError;
 
@@ -32,13 +34,18 @@ pub struct StoreConfig {
 ///
 /// On SQLite, writes go through exactly one connection (a single writer
 /// beats writers busy-waiting on the database lock, STACK.md) and reads
-/// through their own pool; with WAL, readers never block the writer. On
+/// through their own pool; with WAL, readers never block the writer, and a
+/// background thread checkpoints the WAL so commits never do
+/// (`checkpoint.rs`); it stops when the last clone is dropped. On
 /// PostgreSQL one pool serves both.
 #[derive(Clone)]
 pub struct Store {
     read: Pool,
     write: Pool,
     backend: Backend,
+    /// Held for its `Drop`: the last clone stops the thread.
+    #[cfg_attr(not(test), allow(dead_code))]
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -56,6 +63,10 @@ impl Store {
     /// fails here with the real reason (never the URL itself, which may
     /// carry a password).
     pub fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
+        Self::connect_with(config, CheckpointPolicy::default())
+    }
+
+    fn connect_with(config: &StoreConfig, policy: CheckpointPolicy) -> Result<Store, StoreError> {
         let target =
             Target::parse(&config.url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let backend = target.backend();
@@ -84,14 +95,18 @@ impl Store {
                 })
         };
         let read = build(pool_size)?;
-        let write = match backend {
-            Backend::Sqlite => build(1)?,
-            Backend::Postgres => read.clone(),
+        let (write, checkpointer) = match backend {
+            Backend::Sqlite => (
+                build(1)?,
+                Some(Arc::new(Checkpointer::start(&manager, policy)?)),
+            ),
+            Backend::Postgres => (read.clone(), None),
         };
         Ok(Store {
             read,
             write,
             backend,
+            checkpointer,
         })
     }
 
@@ -202,4 +217,74 @@ where
         applied.push(migration.name().to_string());
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn the_checkpointer_runs_and_stops_with_the_last_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.db");
+        let config = StoreConfig {
+            url: format!("sqlite://{}", path.display()),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let policy = CheckpointPolicy {
+            interval: Duration::from_millis(50),
+            poll: Duration::from_millis(10),
+            ..CheckpointPolicy::default()
+        };
+        let store = Store::connect_with(&config, policy).unwrap();
+        store.migrate().unwrap();
+        let ckpt = store.checkpointer.clone().unwrap();
+        let (runs, running) = (Arc::clone(&ckpt.runs), Arc::clone(&ckpt.running));
+        drop(ckpt);
+        // Commits never checkpoint by themselves…
+        store
+            .write(|c| {
+                c.batch_execute("CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('a');")?;
+                Ok(())
+            })
+            .unwrap();
+        let frames = |store: &Store| {
+            store
+                .read(|c| {
+                    #[derive(diesel::QueryableByName)]
+                    struct Row {
+                        #[diesel(sql_type = diesel::sql_types::BigInt)]
+                        wal_autocheckpoint: i64,
+                    }
+                    let mut b = crate::sql::SqlBuilder::fixed(Backend::Sqlite);
+                    b.push("PRAGMA wal_autocheckpoint");
+                    let rows: Vec<Row> = crate::sql::load(c, &b)?;
+                    Ok(rows[0].wal_autocheckpoint)
+                })
+                .unwrap()
+        };
+        assert_eq!(frames(&store), 0, "auto-checkpoints are off");
+        // …the background thread does.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while runs.load(Ordering::Relaxed) < 2 {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // A clone keeps it alive; dropping the last one stops it.
+        let clone = store.clone();
+        drop(store);
+        assert!(running.load(Ordering::SeqCst));
+        drop(clone);
+        assert!(!running.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn postgres_has_no_checkpointer() {
+        if let Some(db) = crate::testing::TestDb::postgres() {
+            assert!(db.store().checkpointer.is_none());
+        }
+    }
 }
