@@ -2,13 +2,139 @@
 //! cautions, SAML sign-in settings, run-time settings, SCIM and admin API
 //! tokens, and administrator accounts.
 //!
-//! [`service`] holds every operation, shared by the HTTP API and the
-//! `scimd` CLI.
+//! - [`service`] holds every operation, shared by the HTTP API and the
+//!   `scimd` CLI.
+//! - [`AdminApi::configure`] mounts the admin API under `/admin/api/v1`
+//!   (routes collected into OpenAPI by utoipa-actix-web), the OpenAPI
+//!   documents (`/admin/api/openapi.json`, and the SCIM API's at
+//!   `<scim base>/openapi.json`) and Swagger UI at `/docs/`, served from
+//!   the binary (no internet).
 
+pub mod api;
+pub mod auth;
 pub mod cautions;
 pub mod error;
 pub mod model;
+pub mod openapi;
 pub mod saml;
 pub mod service;
 
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use scim_store::Store;
+
 pub use error::{AdminError, ErrorBody, FieldError};
+
+/// Settings of the admin API.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// How long a console session lasts.
+    pub session_ttl: time::Duration,
+    /// Failed sign-ins allowed per account and per address, and the window.
+    pub login_limits: service::LoginLimits,
+    /// Take the client address for rate limiting from `X-Forwarded-For` /
+    /// `Forwarded` (only behind a proxy that sets them), else the peer.
+    pub trust_forwarded_for: bool,
+    /// The SCIM API's mount point, for its OpenAPI document.
+    pub scim_base_path: String,
+    /// Largest accepted JSON body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            session_ttl: time::Duration::hours(12),
+            login_limits: service::LoginLimits::default(),
+            trust_forwarded_for: false,
+            scim_base_path: "/scim/v2".into(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The admin API. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    config: AdminConfig,
+}
+
+/// The admin API's mount point.
+pub const API_BASE: &str = "/admin/api/v1";
+/// Where the admin API's OpenAPI document is served.
+pub const ADMIN_OPENAPI_PATH: &str = "/admin/api/openapi.json";
+
+impl AdminApi {
+    /// Builds the admin API over `store`.
+    pub fn new(store: Store, config: AdminConfig) -> Self {
+        AdminApi {
+            inner: Arc::new(Inner { store, config }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AdminConfig {
+        &self.inner.config
+    }
+
+    /// The address failed sign-ins are counted against.
+    pub fn client_address(&self, req: &HttpRequest) -> String {
+        if self.inner.config.trust_forwarded_for {
+            if let Some(ip) = req.connection_info().realip_remote_addr() {
+                return ip.to_owned();
+            }
+        }
+        req.peer_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+    }
+
+    /// Mounts the admin API, the two OpenAPI documents and Swagger UI.
+    /// Call it before the SCIM API is mounted, so that
+    /// `<scim base>/openapi.json` is served here rather than by the SCIM
+    /// scope (which would demand a SCIM token).
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let scim_spec_path = format!("{}/openapi.json", self.inner.config.scim_base_path);
+        let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+            .urls(vec![
+                (
+                    utoipa_swagger_ui::Url::new("admin API", ADMIN_OPENAPI_PATH),
+                    openapi::admin_openapi(),
+                ),
+                (
+                    utoipa_swagger_ui::Url::from(scim_spec_path.clone()),
+                    openapi::scim_openapi(&self.inner.config.scim_base_path),
+                ),
+            ])
+            .config(
+                utoipa_swagger_ui::Config::new([
+                    utoipa_swagger_ui::Url::new("admin API", ADMIN_OPENAPI_PATH),
+                    utoipa_swagger_ui::Url::from(scim_spec_path),
+                ])
+                // Never contact validator.swagger.io: the page works offline.
+                .validator_url("none"),
+            );
+        cfg.app_data(web::Data::new(self.clone()))
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+                        .finish()
+                }),
+            )
+            .service(swagger)
+            .service(openapi::api_scope(self.inner.config.max_body_bytes));
+    }
+}

@@ -600,6 +600,38 @@ pub fn complete_setup(store: &Store, req: &SetupRequest) -> Result<AdminView, Ad
     }
 }
 
+/// The pseudo-account under which failed setup attempts are counted.
+const SETUP_ACCOUNT: &str = "(setup)";
+
+/// [`complete_setup`], rate-limited per address like logins: a wrong code
+/// counts as a failed attempt.
+pub fn guarded_setup(
+    store: &Store,
+    req: &SetupRequest,
+    address: &str,
+    limits: LoginLimits,
+) -> Result<AdminView, AdminError> {
+    let now_t = time::OffsetDateTime::now_utc();
+    let now = scim_core::datetime::format(now_t);
+    let since = scim_core::datetime::format(now_t - limits.window);
+    let (_, by_address) =
+        store.read(|c| admin::recent_login_failures(c, SETUP_ACCOUNT, address, &since))?;
+    if by_address >= limits.max_failures {
+        return Err(AdminError::TooManyRequests {
+            retry_after_secs: limits.window.whole_seconds().max(1).unsigned_abs(),
+        });
+    }
+    let result = complete_setup(store, req);
+    if let Err(AdminError::Validation { fields, .. }) = &result {
+        if fields.iter().any(|f| f.field == "code") {
+            store.write(|c| {
+                admin::record_login_attempt(c, SETUP_ACCOUNT, address, false, &now, &since)
+            })?;
+        }
+    }
+    result
+}
+
 /// Login rate limiting.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimits {

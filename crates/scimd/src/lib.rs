@@ -289,10 +289,12 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
     }
 }
 
-/// Adds every route of the process: health, readiness, the SCIM API and a
-/// SCIM-shaped 404 for anything else.
+/// Adds every route of the process: health, readiness, the admin API with
+/// its OpenAPI documents and Swagger UI, the SCIM API and a SCIM-shaped 404
+/// for anything else.
 pub fn configure_app(cfg: &mut web::ServiceConfig, store: &Store, settings: &Settings) {
     let scim = scim_server::ScimApi::new(store.clone(), settings.scim_config());
+    let admin = scim_admin::AdminApi::new(store.clone(), settings.admin_config());
     let ready_store = store.clone();
     cfg.route(
         "/healthz",
@@ -311,6 +313,9 @@ pub fn configure_app(cfg: &mut web::ServiceConfig, store: &Store, settings: &Set
             }
         }),
     );
+    // Before the SCIM scope: `<scim base>/openapi.json` is served by the
+    // admin side, without a SCIM token.
+    admin.configure(cfg);
     scim.configure(cfg);
     cfg.default_service(web::to(scim_server::not_found));
 }
@@ -321,6 +326,16 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
     let store = Store::connect(&settings.store_config())?;
     for name in store.migrate()? {
         tracing::info!(migration = %name, "applied migration");
+    }
+    // First run: with no administrator, a one-time code (logged once, here)
+    // lets whoever reads the log create the first one.
+    match scim_admin::service::issue_setup_code(&store, settings.setup_code_ttl()) {
+        Ok(Some(code)) => tracing::warn!(
+            setup_code = %code,
+            "no administrator exists: create the first one with this one-time setup code (POST /admin/api/v1/setup) or run `scimd admin create --username NAME`"
+        ),
+        Ok(None) => {}
+        Err(e) => return Err(Error::Admin(e)),
     }
     let addr = settings
         .bind_addr()

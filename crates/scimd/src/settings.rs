@@ -24,6 +24,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Bearer-token authentication.
     pub auth: AuthSettings,
+    /// The admin API.
+    pub admin: AdminSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -74,6 +76,23 @@ pub struct DatabaseSettings {
 pub struct AuthSettings {
     /// Seconds a verified token is cached (0 = off).
     pub token_cache_ttl_secs: u64,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Seconds a console session lasts.
+    pub session_ttl_secs: u64,
+    /// Failed sign-ins allowed per account and per address in the window.
+    pub login_max_failures: u32,
+    /// The rate-limiting window, in seconds.
+    pub login_window_secs: u64,
+    /// Count sign-in attempts per X-Forwarded-For address (only behind a
+    /// proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Seconds the first-run setup code stays valid.
+    pub setup_code_ttl_secs: u64,
 }
 
 /// `[log]`
@@ -205,6 +224,21 @@ impl Settings {
         if self.database.connect_timeout_secs == 0 {
             return bad("database.connect_timeout_secs", "must be at least 1".into());
         }
+        if !(60..=30 * 86_400).contains(&self.admin.session_ttl_secs) {
+            return bad(
+                "admin.session_ttl_secs",
+                "must be between 60 and 2592000 (30 days)".into(),
+            );
+        }
+        if self.admin.login_max_failures == 0 {
+            return bad("admin.login_max_failures", "must be at least 1".into());
+        }
+        if self.admin.login_window_secs == 0 {
+            return bad("admin.login_window_secs", "must be at least 1".into());
+        }
+        if self.admin.setup_code_ttl_secs < 60 {
+            return bad("admin.setup_code_ttl_secs", "must be at least 60".into());
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad(
                 "log.level",
@@ -242,6 +276,28 @@ impl Settings {
             max_body_bytes: self.server.max_body_bytes,
             token_cache_ttl: Duration::from_secs(self.auth.token_cache_ttl_secs),
         }
+    }
+}
+
+impl Settings {
+    /// The admin API's settings.
+    pub fn admin_config(&self) -> scim_admin::AdminConfig {
+        let secs = |s: u64| time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+        scim_admin::AdminConfig {
+            session_ttl: secs(self.admin.session_ttl_secs),
+            login_limits: scim_admin::service::LoginLimits {
+                max_failures: i64::from(self.admin.login_max_failures),
+                window: secs(self.admin.login_window_secs),
+            },
+            trust_forwarded_for: self.admin.trust_forwarded_for,
+            scim_base_path: self.scim.base_path.clone(),
+            max_body_bytes: self.server.max_body_bytes,
+        }
+    }
+
+    /// How long the first-run setup code stays valid.
+    pub fn setup_code_ttl(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.admin.setup_code_ttl_secs).unwrap_or(i64::MAX))
     }
 }
 
@@ -308,6 +364,16 @@ mod tests {
             ("SCIMD__LOG__FORMAT", "xml", "log.format"),
             ("SCIMD__DATABASE__POOL_SIZE", "lots", "database.pool_size"),
             ("SCIMD__SERVER__PUBLIC_URL", "ftp://x", "server.public_url"),
+            (
+                "SCIMD__ADMIN__SESSION_TTL_SECS",
+                "5",
+                "admin.session_ttl_secs",
+            ),
+            (
+                "SCIMD__ADMIN__LOGIN_MAX_FAILURES",
+                "0",
+                "admin.login_max_failures",
+            ),
         ];
         for (key, value, named) in cases {
             let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err();

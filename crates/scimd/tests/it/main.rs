@@ -441,3 +441,148 @@ fn admin_create_reads_the_password_from_stdin_or_a_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }
+
+/// Sends a raw HTTP/1.1 request and returns the status, the headers and
+/// the body.
+fn raw(server: &Server, head: &str, body: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "{head}Host: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    let (headers, _) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let (status, body) = parse_response(&out);
+    (status, headers.to_string(), body)
+}
+
+#[test]
+fn admin_and_scim_credentials_never_open_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, _db) in databases(dir.path()) {
+        let (_, scim_secret) = create_token(&url, "Entra ID");
+        enable_sync(&url);
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "a long enough passphrase\n").unwrap();
+        let out = run(scimd(&url)
+            .args(["admin", "create", "--username", "root", "--password-file"])
+            .arg(&pw));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let server = Server::start(&url);
+
+        // Sign in: a session cookie and a CSRF token.
+        let (status, headers, body) = raw(
+            &server,
+            "POST /admin/api/v1/session HTTP/1.1\r\nContent-Type: application/json\r\n",
+            r#"{"username":"root","password":"a long enough passphrase"}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        let cookie = headers
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .and_then(|c| c.split(';').next())
+            .unwrap()
+            .to_string();
+        let csrf = serde_json::from_str::<serde_json::Value>(&body).unwrap()["csrf_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // An admin API token.
+        let (status, _, body) = raw(
+            &server,
+            &format!("POST /admin/api/v1/admin-tokens HTTP/1.1\r\nCookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\n"),
+            r#"{"name":"ci"}"#,
+        );
+        assert_eq!(status, 201, "{body}");
+        let admin_secret = serde_json::from_str::<serde_json::Value>(&body).unwrap()["secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            server
+                .http("GET", "/admin/api/v1/sync", Some(&admin_secret), None)
+                .0,
+            200
+        );
+
+        // SCIM token on the admin API: 401. Admin token or session on SCIM: 401.
+        assert_eq!(
+            server
+                .http("GET", "/admin/api/v1/sync", Some(&scim_secret), None)
+                .0,
+            401
+        );
+        assert_eq!(
+            server
+                .http("GET", "/scim/v2/Users", Some(&admin_secret), None)
+                .0,
+            401
+        );
+        let (status, _, _) = raw(
+            &server,
+            &format!("GET /scim/v2/Users HTTP/1.1\r\nCookie: {cookie}\r\n"),
+            "",
+        );
+        assert_eq!(status, 401);
+        assert_eq!(
+            server
+                .http("GET", "/scim/v2/Users", Some(&scim_secret), None)
+                .0,
+            200
+        );
+
+        // Disabling through the admin API takes effect on the next SCIM request.
+        let (status, _, _) = raw(
+            &server,
+            &format!("POST /admin/api/v1/sync/disable HTTP/1.1\r\nAuthorization: Bearer {admin_secret}\r\n"),
+            "",
+        );
+        assert_eq!(status, 200);
+        assert_eq!(
+            server
+                .http("GET", "/scim/v2/Users", Some(&scim_secret), None)
+                .0,
+            403
+        );
+
+        // The documents and Swagger UI need no credentials.
+        assert_eq!(server.http("GET", "/docs/", None, None).0, 200);
+        let (status, body) = server.http("GET", "/scim/v2/openapi.json", None, None);
+        assert_eq!(status, 200);
+        assert!(body.contains("scimd SCIM 2.0 API"));
+        assert_eq!(
+            server.http("GET", "/admin/api/openapi.json", None, None).0,
+            200
+        );
+    }
+}
+
+#[test]
+fn the_setup_code_is_logged_once_while_no_admin_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
+    let mut server = Server::start(&url);
+    let (_, body) = server.http("GET", "/admin/api/v1/setup", None, None);
+    assert!(body.contains("\"required\":true"), "{body}");
+    server.terminate();
+    let mut log = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(log.matches("setup_code").count(), 1, "{log}");
+    assert!(log.contains("WARN"), "{log}");
+}

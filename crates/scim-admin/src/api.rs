@@ -1,0 +1,555 @@
+//! The admin API handlers (`/admin/api/v1`), documented with utoipa; their
+//! paths are collected by utoipa-actix-web from the route macros.
+
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+
+use crate::auth::{Caller, Credential, SESSION_COOKIE};
+use crate::error::{AdminError, ErrorBody};
+use crate::model::*;
+use crate::{service, AdminApi};
+
+/// The JSON body, or a 422 naming it. Handlers take the body as a
+/// `Result` and unwrap it after the `Caller` extractor succeeded, so an
+/// unauthenticated request gets 401 whatever its body.
+fn json_body<T>(body: Result<web::Json<T>, actix_web::Error>) -> Result<T, AdminError> {
+    body.map(web::Json::into_inner)
+        .map_err(|e| AdminError::field("body", format!("invalid JSON body: {e}")))
+}
+
+/// Runs a blocking service call off the async workers.
+async fn blocking<T, F>(f: F) -> Result<T, AdminError>
+where
+    F: FnOnce() -> Result<T, AdminError> + Send + 'static,
+    T: Send + 'static,
+{
+    web::block(f).await?
+}
+
+// ---------------------------------------------------------------- sync
+
+/// The User Synchronization state, its cautions and prerequisites.
+#[utoipa::path(
+    tag = "User Synchronization",
+    responses(
+        (status = 200, description = "The state", body = SyncStatus),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+    ),
+    security(("session" = []), ("admin_token" = []))
+)]
+#[get("/sync")]
+pub async fn get_sync(
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+) -> Result<web::Json<SyncStatus>, AdminError> {
+    let store = api.store().clone();
+    Ok(web::Json(
+        blocking(move || service::sync_status(&store)).await?,
+    ))
+}
+
+/// Enables User Synchronization: every caution id must be accepted and
+/// SAML configured. Takes effect on the next SCIM request of every replica.
+#[utoipa::path(
+    tag = "User Synchronization",
+    request_body = EnableSyncRequest,
+    responses(
+        (status = 200, description = "Enabled", body = SyncStatus),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
+        (status = 422, description = "Cautions not accepted or SAML not configured: `missing_cautions`, `missing_prerequisites` and `fields` say what", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[post("/sync/enable")]
+pub async fn enable_sync(
+    api: web::Data<AdminApi>,
+    caller: Caller,
+    body: Result<web::Json<EnableSyncRequest>, actix_web::Error>,
+) -> Result<web::Json<SyncStatus>, AdminError> {
+    let store = api.store().clone();
+    let accepted = json_body(body)?.accepted_cautions;
+    Ok(web::Json(
+        blocking(move || service::enable_sync(&store, &caller.actor, &accepted)).await?,
+    ))
+}
+
+/// Disables User Synchronization: from the next request on, every SCIM
+/// request gets 403.
+#[utoipa::path(
+    tag = "User Synchronization",
+    responses(
+        (status = 200, description = "Disabled", body = SyncStatus),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[post("/sync/disable")]
+pub async fn disable_sync(
+    api: web::Data<AdminApi>,
+    caller: Caller,
+) -> Result<web::Json<SyncStatus>, AdminError> {
+    let store = api.store().clone();
+    Ok(web::Json(
+        blocking(move || service::disable_sync(&store, &caller.actor)).await?,
+    ))
+}
+
+/// The last 100 changes of the User Synchronization state, newest first.
+#[utoipa::path(
+    tag = "User Synchronization",
+    responses(
+        (status = 200, description = "The change log", body = [SyncEventView]),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+    ),
+    security(("session" = []), ("admin_token" = []))
+)]
+#[get("/sync/events")]
+pub async fn sync_events(
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+) -> Result<web::Json<Vec<SyncEventView>>, AdminError> {
+    let store = api.store().clone();
+    Ok(web::Json(
+        blocking(move || service::sync_events(&store, 100)).await?,
+    ))
+}
+
+// ---------------------------------------------------------------- SAML
+
+/// The SAML sign-in settings.
+#[utoipa::path(
+    tag = "SAML",
+    responses(
+        (status = 200, description = "The settings (`configured: false` when unset)", body = SamlView),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+    ),
+    security(("session" = []), ("admin_token" = []))
+)]
+#[get("/saml")]
+pub async fn get_saml(
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+) -> Result<web::Json<SamlView>, AdminError> {
+    let store = api.store().clone();
+    Ok(web::Json(
+        blocking(move || service::get_saml(&store)).await?,
+    ))
+}
+
+/// Sets the SAML sign-in settings from IdP metadata XML, or from the
+/// entity ID, SSO URL and signing certificate (PEM, validated as X.509).
+#[utoipa::path(
+    tag = "SAML",
+    request_body = SamlUpdate,
+    responses(
+        (status = 200, description = "Saved", body = SamlView),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
+        (status = 422, description = "Invalid input; `fields` names each field at fault", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[put("/saml")]
+pub async fn put_saml(
+    api: web::Data<AdminApi>,
+    caller: Caller,
+    body: Result<web::Json<SamlUpdate>, actix_web::Error>,
+) -> Result<web::Json<SamlView>, AdminError> {
+    let store = api.store().clone();
+    let update = json_body(body)?;
+    Ok(web::Json(
+        blocking(move || service::set_saml(&store, &caller.actor, &update)).await?,
+    ))
+}
+
+// ---------------------------------------------------------------- settings
+
+fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+fn with_etag(view: SettingsView) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(view.version)))
+        .json(view)
+}
+
+/// The run-time settings; the `ETag` header carries their version.
+#[utoipa::path(
+    tag = "Settings",
+    responses(
+        (status = 200, description = "The settings", body = SettingsView,
+         headers(("ETag" = String, description = "The version, for If-Match"))),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+    ),
+    security(("session" = []), ("admin_token" = []))
+)]
+#[get("/settings")]
+pub async fn get_settings(
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+) -> Result<HttpResponse, AdminError> {
+    let store = api.store().clone();
+    Ok(with_etag(
+        blocking(move || service::get_settings(&store)).await?,
+    ))
+}
+
+/// Replaces the run-time settings. `If-Match` with the ETag of the
+/// settings read is required, so that two administrators cannot silently
+/// overwrite each other (RFC 7232 §3.1, RFC 6585 §3).
+#[utoipa::path(
+    tag = "Settings",
+    request_body = SettingsUpdate,
+    params(("If-Match" = String, Header, description = "The ETag from GET /settings")),
+    responses(
+        (status = 200, description = "Saved", body = SettingsView,
+         headers(("ETag" = String, description = "The new version"))),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
+        (status = 412, description = "The settings changed since they were read", body = ErrorBody),
+        (status = 422, description = "Invalid values; `fields` names each", body = ErrorBody),
+        (status = 428, description = "If-Match missing", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[put("/settings")]
+pub async fn put_settings(
+    api: web::Data<AdminApi>,
+    caller: Caller,
+    req: HttpRequest,
+    body: Result<web::Json<SettingsUpdate>, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let Some(raw) = req.headers().get(header::IF_MATCH) else {
+        return Err(AdminError::PreconditionRequired(
+            "send If-Match with the ETag from GET /admin/api/v1/settings".into(),
+        ));
+    };
+    let raw = raw.to_str().unwrap_or("").trim();
+    let store = api.store().clone();
+    let version = if raw == "*" {
+        None
+    } else {
+        let v = raw.trim_start_matches("W/").trim_matches('"');
+        Some(v.parse::<i64>().map_err(|_| {
+            AdminError::PreconditionFailed(format!(
+                "If-Match {raw:?} is not an ETag of the settings; GET them again"
+            ))
+        })?)
+    };
+    let update = json_body(body)?;
+    let view = blocking(move || {
+        let expected = match version {
+            Some(v) => v,
+            None => service::get_settings(&store)?.version,
+        };
+        service::update_settings(&store, &caller.actor, &update, expected)
+    })
+    .await?;
+    Ok(with_etag(view))
+}
+
+// ---------------------------------------------------------------- SCIM tokens
+
+/// The SCIM bearer tokens (never their secrets).
+#[utoipa::path(
+    tag = "SCIM tokens",
+    responses(
+        (status = 200, description = "Every token, oldest first", body = [TokenView]),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+    ),
+    security(("session" = []), ("admin_token" = []))
+)]
+#[get("/scim-tokens")]
+pub async fn list_scim_tokens(
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+) -> Result<web::Json<Vec<TokenView>>, AdminError> {
+    let store = api.store().clone();
+    Ok(web::Json(
+        blocking(move || service::list_scim_tokens(&store)).await?,
+    ))
+}
+
+/// Mints a SCIM bearer token for the identity provider; the secret is in
+/// this response only.
+#[utoipa::path(
+    tag = "SCIM tokens",
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, description = "Created", body = CreatedToken),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
+        (status = 422, description = "Invalid name or expiry", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[post("/scim-tokens")]
+pub async fn create_scim_token(
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+    body: Result<web::Json<CreateTokenRequest>, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let store = api.store().clone();
+    let req = json_body(body)?;
+    let created = blocking(move || service::create_scim_token(&store, &req)).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// Revokes a SCIM token (replicas that cached it stop accepting it within
+/// `auth.token_cache_ttl_secs`).
+#[utoipa::path(
+    tag = "SCIM tokens",
+    params(("id" = String, Path, description = "The token's id")),
+    responses(
+        (status = 204, description = "Revoked (also when it already was)"),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[delete("/scim-tokens/{id}")]
+pub async fn revoke_scim_token(
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let store = api.store().clone();
+    let id = path.into_inner();
+    blocking(move || service::revoke_scim_token(&store, &id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---------------------------------------------------------------- admin tokens
+
+/// The admin API tokens (never their secrets).
+#[utoipa::path(
+    tag = "Admin API tokens",
+    responses(
+        (status = 200, description = "Every token, oldest first", body = [TokenView]),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+    ),
+    security(("session" = []), ("admin_token" = []))
+)]
+#[get("/admin-tokens")]
+pub async fn list_admin_tokens(
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+) -> Result<web::Json<Vec<TokenView>>, AdminError> {
+    let store = api.store().clone();
+    Ok(web::Json(
+        blocking(move || service::list_admin_tokens(&store)).await?,
+    ))
+}
+
+/// Mints an admin API token for automation; the secret is in this
+/// response only.
+#[utoipa::path(
+    tag = "Admin API tokens",
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, description = "Created", body = CreatedToken),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
+        (status = 422, description = "Invalid name or expiry", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[post("/admin-tokens")]
+pub async fn create_admin_token(
+    api: web::Data<AdminApi>,
+    caller: Caller,
+    body: Result<web::Json<CreateTokenRequest>, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let store = api.store().clone();
+    let req = json_body(body)?;
+    let created =
+        blocking(move || service::create_admin_token(&store, &caller.actor, &req)).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// Revokes an admin API token, at once.
+#[utoipa::path(
+    tag = "Admin API tokens",
+    params(("id" = String, Path, description = "The token's id")),
+    responses(
+        (status = 204, description = "Revoked (also when it already was)"),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[delete("/admin-tokens/{id}")]
+pub async fn revoke_admin_token(
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let store = api.store().clone();
+    let id = path.into_inner();
+    blocking(move || service::revoke_admin_token(&store, &id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---------------------------------------------------------------- session
+
+fn session_cookie(req: &HttpRequest, value: String, max_age_secs: i64) -> Cookie<'static> {
+    // Secure when the request came over TLS, directly or through a proxy
+    // that says so (X-Forwarded-Proto / Forwarded).
+    let https = req.connection_info().scheme().eq_ignore_ascii_case("https");
+    Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(https)
+        .max_age(CookieDuration::seconds(max_age_secs))
+        .finish()
+}
+
+/// Signs in with username and password: sets the HttpOnly session cookie
+/// and returns the CSRF token to send in `X-CSRF-Token`. Failed attempts
+/// are limited per account and per address.
+#[utoipa::path(
+    tag = "Session",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; `Set-Cookie: scimd_admin_session=…; HttpOnly; SameSite=Strict`", body = SessionView),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 422, description = "Malformed body", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts for this account or from this address; see Retry-After", body = ErrorBody),
+    )
+)]
+#[post("/session")]
+pub async fn login(
+    api: web::Data<AdminApi>,
+    req: HttpRequest,
+    body: Result<web::Json<LoginRequest>, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let store = api.store().clone();
+    let address = api.client_address(&req);
+    let limits = api.config().login_limits;
+    let ttl = api.config().session_ttl;
+    let LoginRequest { username, password } = json_body(body)?;
+    let (session, session_id) =
+        blocking(move || service::login(&store, &username, &password, &address, limits, ttl))
+            .await?;
+    let cookie = session_cookie(&req, session_id, ttl.whole_seconds());
+    Ok(HttpResponse::Ok().cookie(cookie).json(SessionView {
+        username: session.admin.username,
+        csrf_token: session.csrf_token,
+        expires_at: session.expires_at,
+    }))
+}
+
+/// The current session (and its CSRF token).
+#[utoipa::path(
+    tag = "Session",
+    responses(
+        (status = 200, description = "Signed in", body = SessionView),
+        (status = 401, description = "No session", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
+#[get("/session")]
+pub async fn current_session(caller: Caller) -> Result<web::Json<SessionView>, AdminError> {
+    match caller.credential {
+        Credential::Session {
+            csrf_token,
+            expires_at,
+            ..
+        } => Ok(web::Json(SessionView {
+            username: caller.name,
+            csrf_token,
+            expires_at,
+        })),
+        Credential::Token { .. } => Err(AdminError::Unauthorized(
+            "an admin API token has no session; sign in with POST /admin/api/v1/session".into(),
+        )),
+    }
+}
+
+/// Signs out: ends the session and clears the cookie.
+#[utoipa::path(
+    tag = "Session",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "No session", body = ErrorBody),
+        (status = 403, description = "Missing or wrong X-CSRF-Token header", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []))
+)]
+#[delete("/session")]
+pub async fn logout(
+    api: web::Data<AdminApi>,
+    req: HttpRequest,
+    caller: Caller,
+) -> Result<HttpResponse, AdminError> {
+    let Credential::Session { session_id, .. } = caller.credential else {
+        return Err(AdminError::Unauthorized(
+            "an admin API token has no session to end; revoke the token instead".into(),
+        ));
+    };
+    let store = api.store().clone();
+    blocking(move || Ok(store.write(|c| scim_store::admin::delete_session(c, &session_id))?))
+        .await?;
+    let mut cookie = session_cookie(&req, String::new(), 0);
+    cookie.make_removal();
+    Ok(HttpResponse::NoContent().cookie(cookie).finish())
+}
+
+// ---------------------------------------------------------------- setup
+
+/// Whether first-run setup is open (no administrator exists yet).
+#[utoipa::path(
+    tag = "Setup",
+    responses(
+        (status = 200, description = "Whether setup is required", body = SetupStatus),
+        (status = 503, description = "The database is unreachable", body = ErrorBody),
+    )
+)]
+#[get("/setup")]
+pub async fn setup_status(api: web::Data<AdminApi>) -> Result<web::Json<SetupStatus>, AdminError> {
+    let store = api.store().clone();
+    let required = blocking(move || service::setup_required(&store)).await?;
+    Ok(web::Json(SetupStatus { required }))
+}
+
+/// Creates the first administrator with the one-time setup code that
+/// scimd logged at startup. Attempts count toward the login rate limit.
+#[utoipa::path(
+    tag = "Setup",
+    request_body = SetupRequest,
+    responses(
+        (status = 201, description = "The first administrator", body = AdminView),
+        (status = 409, description = "An administrator already exists", body = ErrorBody),
+        (status = 422, description = "Wrong code, or invalid username or password", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts from this address", body = ErrorBody),
+    )
+)]
+#[post("/setup")]
+pub async fn complete_setup(
+    api: web::Data<AdminApi>,
+    req: HttpRequest,
+    body: Result<web::Json<SetupRequest>, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let store = api.store().clone();
+    let address = api.client_address(&req);
+    let limits = api.config().login_limits;
+    let setup = json_body(body)?;
+    let admin = blocking(move || service::guarded_setup(&store, &setup, &address, limits)).await?;
+    Ok(HttpResponse::Created().json(admin))
+}
+
+/// A JSON 404 for unknown admin API paths.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AdminError> {
+    Err(AdminError::NotFound(format!(
+        "no admin API endpoint {} {}; see /admin/api/openapi.json",
+        req.method(),
+        req.path()
+    )))
+}
