@@ -213,7 +213,7 @@ for r in rows:
                      f"{r['rps']:,.0f} | {ms(r['p50_ms'])} | {ms(r['p99_ms'])} | {failed(r)} |")
 
 lines += ["", f"## GET of the {big:,}-member group (1 connection)", "",
-          "| backend | request | requests | p50 | max | response | scimd VmHWM before → after | VmRSS before → after | failed |",
+          "| backend | request | requests | p50 | max | response | scimd VmHWM before → after 1st GET → after all | VmRSS before → after all | failed |",
           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
 for r in rows:
     if r["name"].startswith("GET "):
@@ -221,14 +221,17 @@ for r in rows:
         size = f"{size / 1048576:.1f} MiB" if size > 1048576 else f"{size:,} B"
         mem = rss = ""
         if "hwm_before_kb" in r:
-            mem = f"{mib(r['hwm_before_kb'])} → {mib(r['hwm_after_kb'])}"
+            mem = (f"{mib(r['hwm_before_kb'])} → {mib(r.get('hwm_first_kb'))} → "
+                   f"{mib(r['hwm_after_kb'])}")
             rss = f"{mib(r['rss_before_kb'])} → {mib(r['rss_after_kb'])}"
         lines.append(f"| {r['backend']} | {r['name']} | {r['requests']} | {ms(r['p50_ms'])} | "
                      f"{ms(r['max_ms'])} | {size} | {mem} | {rss} | {failed(r)} |")
 
 lines += ["", f"## Target: {big:,}-member figures within 1.5× of the 10-member figures", "",
-          "Ratios are big ÷ small for latency and small ÷ big for req/s; met when all three are "
-          "≤ 1.5 and no request failed.", "",
+          f"Ratios are big ÷ small for latency and small ÷ big for req/s; met when all three are "
+          f"≤ 1.5 and no request failed. The target is judged on the {conns}-connection run; the "
+          "1-connection rows (no contention on the group row, 500 pairs, so p99 rests on a "
+          "handful of samples) are shown for information.", "",
           "| backend | operation | conns | p50 ratio | p99 ratio | req/s ratio | met |",
           "|---|---|---:|---:|---:|---:|---|"]
 for be in backends:
@@ -241,8 +244,9 @@ for be in backends:
             p99 = b["p99_ms"] / max(s["p99_ms"], 1e-9)
             rps = s["rps"] / max(b["rps"], 1e-9)
             ok = max(p50, p99, rps) <= 1.5 and b["errors"] == 0 and s["errors"] == 0
+            verdict = ("yes" if ok else "NO") if str(c) == conns else ("(yes)" if ok else "(no)")
             lines.append(f"| {be} | PATCH {op} | {c} | {p50:.2f}× | {p99:.2f}× | {rps:.2f}× | "
-                         f"{'yes' if ok else 'NO'} |")
+                         f"{verdict} |")
 
 checks = [r for r in rows if r["name"] == "check"]
 bad = [r for r in checks if not r["ok"]]

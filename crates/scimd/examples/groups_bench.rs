@@ -787,6 +787,7 @@ fn main() -> Result<()> {
     let (hwm_before, rss_before) = memory(args.pid);
     let mut get = Series::default();
     let mut size = 0;
+    let mut hwm_first = None;
     let start = Instant::now();
     for rep in 0..args.get_reps {
         if let Some(body) = timed(
@@ -799,6 +800,7 @@ fn main() -> Result<()> {
         ) {
             size = body.len();
             if rep == 0 {
+                hwm_first = memory(args.pid).0;
                 let n = member_count(&body);
                 check(
                     &args,
@@ -818,6 +820,7 @@ fn main() -> Result<()> {
         o.insert("bytes".into(), json!(size));
         o.insert("members".into(), json!(args.users));
         o.insert("hwm_before_kb".into(), json!(hwm_before));
+        o.insert("hwm_first_kb".into(), json!(hwm_first));
         o.insert("hwm_after_kb".into(), json!(hwm_after));
         o.insert("rss_before_kb".into(), json!(rss_before));
         o.insert("rss_after_kb".into(), json!(rss_after));
