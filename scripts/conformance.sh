@@ -102,6 +102,7 @@ export SCIMD__SERVER__BIND="127.0.0.1:$PORT"
 export SCIMD__LOG__LEVEL="${SCIMD__LOG__LEVEL:-warn}"
 
 "$BIN" migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; die "scimd migrate failed"; }
+"$ROOT/scripts/enable-sync.sh" "$BIN" >"$WORK/sync.log" 2>&1 || { cat "$WORK/sync.log" >&2; die "enabling User Synchronization failed"; }
 TOKEN="$("$BIN" token create --name conformance 2>"$WORK/token.err" | grep -E '^scimd_' | head -n1 || true)"
 [ -n "$TOKEN" ] || { cat "$WORK/token.err" >&2; die "scimd token create printed no secret"; }
 
