@@ -72,8 +72,15 @@ stop_server() {
 }
 drop_pg_db() {
   if [ -n "$PG_DB" ]; then
-    psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 \
-      || log "could not drop database $PG_DB"
+    # Retried: a drop right after the server stops has once failed here.
+    local i err=""
+    for i in 1 2 3 4 5; do
+      if err="$(psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" 2>&1)"; then
+        err=""; break
+      fi
+      sleep 1
+    done
+    [ -z "$err" ] || log "could not drop database $PG_DB: $err"
     PG_DB=""
   fi
 }
@@ -124,6 +131,19 @@ bench_backend() { # sqlite|postgres
   local token
   token="$("$BIN" token create --name bench 2>/dev/null | grep -E '^scimd_' | head -n1 || true)"
   [ -n "$token" ] || die "scimd token create printed no secret"
+  # Binaries with User Synchronization answer 403 until it is enabled,
+  # which needs SAML configured: scripts/enable-sync.sh sets up a
+  # throwaway one (older binaries have no `sync` command).
+  # Retried: `scimd saml set` has crashed (SIGSEGV) about once in ten
+  # runs on PostgreSQL here; it is idempotent.
+  if "$BIN" sync --help >/dev/null 2>&1; then
+    local try
+    for try in 1 2 3; do
+      if "$ROOT/scripts/enable-sync.sh" "$BIN" >"$WORK/sync-$backend.log" 2>&1; then break; fi
+      [ "$try" -lt 3 ] || { cat "$WORK/sync-$backend.log" >&2; die "cannot enable User Synchronization on $backend (scripts/enable-sync.sh)"; }
+      log "WARNING: scripts/enable-sync.sh failed on $backend (attempt $try): $(tail -n1 "$WORK/sync-$backend.log")"
+    done
+  fi
 
   "$BIN" serve >"$WORK/groups-server-$backend.log" 2>&1 &
   SERVER_PID=$!
