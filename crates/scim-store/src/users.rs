@@ -2,8 +2,10 @@
 //!
 //! The canonical attribute JSON (`users.resource`) is the source of truth
 //! for reads. On every write the store also derives the filter columns of
-//! `users` and the rows of `user_values` from it (delete, then one
-//! multi-row insert), so filters run as indexed SQL. Call the writing
+//! `users` and the rows of `user_values` from it (multi-row inserts; an
+//! update writes only the rows that differ), so filters run as indexed
+//! SQL. Every change to how rows are derived needs a migration that
+//! rebuilds `user_values`, since updates diff against the stored rows. Call the writing
 //! functions inside [`crate::Store::write`] so the row and its index rows
 //! commit together.
 
