@@ -453,7 +453,7 @@ pub async fn replace(
             || {
                 store.write(|conn| {
                     let current =
-                        scim_store::find_group(conn, &target)?.ok_or(StoreError::NotFound)?;
+                        scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
                     if if_match
                         .as_ref()
                         .is_some_and(|p| !p.matches(current.version))
@@ -511,7 +511,7 @@ pub async fn patch(
             || {
                 store.write(|conn| {
                     let current =
-                        scim_store::find_group(conn, &target)?.ok_or(StoreError::NotFound)?;
+                        scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
                     if if_match
                         .as_ref()
                         .is_some_and(|p| !p.matches(current.version))
@@ -594,7 +594,7 @@ pub async fn delete(
         store.write(|conn| match &if_match {
             None => scim_store::delete_group(conn, &target, None),
             Some(p) => {
-                let current = scim_store::find_group(conn, &target)?.ok_or(StoreError::NotFound)?;
+                let current = scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
                 if !p.matches(current.version) {
                     return Err(StoreError::PreconditionFailed);
                 }

@@ -310,7 +310,8 @@ pub(crate) fn store_err<'a>(
 const WRITE_RETRIES: usize = 5;
 
 /// Runs a read-modify-write, retrying on a version race. With an explicit
-/// `If-Match` from the client, a race is the client's 412 instead.
+/// `If-Match` from the client, a race is the client's 412 instead; without
+/// one, running out of retries is a 503 (retry later), never a 412.
 pub(crate) fn retry_on_race<T>(
     mut attempt: impl FnMut() -> Result<T, scim_store::StoreError>,
     client_precondition: bool,
@@ -318,10 +319,15 @@ pub(crate) fn retry_on_race<T>(
     let mut tries = 0;
     loop {
         match attempt() {
-            Err(scim_store::StoreError::PreconditionFailed)
-                if !client_precondition && tries < WRITE_RETRIES =>
-            {
+            Err(scim_store::StoreError::PreconditionFailed) if !client_precondition => {
                 tries += 1;
+                if tries > WRITE_RETRIES {
+                    // The client asked for no precondition, so a 412 would
+                    // be wrong: tell it to retry instead (503).
+                    return Err(scim_store::StoreError::Unavailable(
+                        "the resource is being modified concurrently".into(),
+                    ));
+                }
             }
             other => return other,
         }

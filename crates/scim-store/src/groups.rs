@@ -319,6 +319,28 @@ pub fn find_group(conn: &mut DbConnection, id: &str) -> Result<Option<GroupRecor
     row.map(to_record).transpose()
 }
 
+/// Reads a Group for a read-modify-write inside [`crate::Store::write`],
+/// locking its row until the transaction ends, so that concurrent PATCHes
+/// of one group (Entra sends one membership change at a time, often in
+/// parallel) queue on the lock instead of failing their version check.
+/// PostgreSQL takes `FOR NO KEY UPDATE` (member rows' foreign keys still
+/// resolve); SQLite's write transactions are already serialised
+/// (`BEGIN IMMEDIATE` on one writer connection).
+pub fn lock_group(conn: &mut DbConnection, id: &str) -> Result<Option<GroupRecord>, StoreError> {
+    match conn {
+        DbConnection::Postgres(pg) => {
+            let row: Option<GroupRow> = groups::table
+                .filter(groups::id.eq(id))
+                .select(GroupRow::as_select())
+                .for_no_key_update()
+                .first(pg)
+                .optional()?;
+            row.map(to_record).transpose()
+        }
+        DbConnection::Sqlite(_) => find_group(conn, id),
+    }
+}
+
 /// Replaces a Group's attributes (not its members) if its version is still
 /// `expected_version` (RFC 7644 §3.14): bumps the version and lastModified.
 /// A missing group is `NotFound`, a changed one `PreconditionFailed`, a

@@ -30,8 +30,9 @@ pub use connection::{Backend, DbConnection};
 pub use error::StoreError;
 pub use groups::{
     add_members, delete_group, find_group, groups_of_users, insert_group, list_group_members,
-    list_groups, remove_all_members, remove_members, remove_members_matching, replace_members,
-    touch_group, update_group, GroupRecord, GroupRef, Member, MemberRef, MemberType,
+    list_groups, lock_group, remove_all_members, remove_members, remove_members_matching,
+    replace_members, touch_group, update_group, GroupRecord, GroupRef, Member, MemberRef,
+    MemberType,
 };
 pub use store::{Store, StoreConfig};
 pub use tokens::{
