@@ -81,7 +81,14 @@ impl Store {
         let build = |size: u32| {
             r2d2::Pool::builder()
                 .max_size(size)
-                .min_idle(Some(1))
+                // No idle minimum: r2d2 would otherwise open replacement
+                // connections on a background thread whenever one is
+                // checked out, and a short-lived CLI process exiting in
+                // the middle of such a PostgreSQL handshake crashed inside
+                // OpenSSL (about 1 run in 15). Connections are opened on
+                // demand and, with no idle timeout, kept once opened.
+                .min_idle(Some(0))
+                .idle_timeout(None)
                 .connection_timeout(config.connect_timeout)
                 // A liveness query on every checkout cost ~25% of read
                 // throughput (STACK.md); broken connections are still
