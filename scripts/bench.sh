@@ -203,6 +203,8 @@ bench_backend() { # sqlite|postgres
 
   "$BIN" migrate >"$WORK/migrate-$backend.log" 2>&1 \
     || { cat "$WORK/migrate-$backend.log" >&2; die "scimd migrate failed on $backend"; }
+  "$ROOT/scripts/enable-sync.sh" "$BIN" >"$WORK/sync-$backend.log" 2>&1 \
+    || { cat "$WORK/sync-$backend.log" >&2; die "enabling User Synchronization failed on $backend"; }
   TOKEN="$("$BIN" token create --name bench 2>/dev/null | grep -E '^scimd_' | head -n1 || true)"
   [ -n "$TOKEN" ] || die "scimd token create printed no secret"
   export BENCH_TOKEN="$TOKEN"

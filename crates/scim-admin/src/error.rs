@@ -190,6 +190,11 @@ impl From<StoreError> for AdminError {
                 fields: Vec::new(),
             },
             StoreError::Unavailable(_) => AdminError::Unavailable,
+            // The admin API is never gated by the SCIM switch; should a
+            // repository still report it, it is a conflict with the state.
+            StoreError::SyncDisabled => {
+                AdminError::Conflict(scim_store::sync::SYNC_DISABLED_DETAIL.to_owned())
+            }
             StoreError::Internal(_) => AdminError::Internal,
         }
     }

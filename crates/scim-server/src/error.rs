@@ -66,12 +66,11 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        // The sync gate travels as a store error through repository
-        // closures; it is the administrator's switch, not an outage.
-        if scim_store::sync::is_sync_disabled(&err) {
-            return ApiError::Forbidden(scim_store::sync::SYNC_DISABLED_DETAIL.to_owned());
-        }
         match err {
+            // The administrator's switch, not an outage.
+            StoreError::SyncDisabled => {
+                ApiError::Forbidden(scim_store::sync::SYNC_DISABLED_DETAIL.to_owned())
+            }
             StoreError::NotFound => ApiError::NotFound("resource not found".into()),
             StoreError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
             StoreError::PreconditionFailed => ApiError::PreconditionFailed,

@@ -266,13 +266,7 @@ pub async fn replace(
                     {
                         return Err(StoreError::PreconditionFailed);
                     }
-                    scim_store::update_user(
-                        conn,
-                        &target,
-                        current.version,
-                        &attrs,
-                        password.clone(),
-                    )
+                    scim_store::update_user_from(conn, &current, &attrs, password.clone())
                 })
             },
             if_match.is_some(),
@@ -369,8 +363,7 @@ pub async fn patch(
                         // with the unchanged resource and version.
                         return Ok(PatchResult::Stored(current));
                     }
-                    let rec =
-                        scim_store::update_user(conn, &target, current.version, &attrs, password)?;
+                    let rec = scim_store::update_user_from(conn, &current, &attrs, password)?;
                     Ok(PatchResult::Stored(rec))
                 })
             },

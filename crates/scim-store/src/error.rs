@@ -22,6 +22,10 @@ pub enum StoreError {
     /// that is not filterable → `invalidFilter`).
     #[error("{0}")]
     Invalid(ScimError),
+    /// User Synchronization is disabled: the SCIM API refuses the request
+    /// until an administrator enables it (the message says how).
+    #[error("{}", crate::sync::SYNC_DISABLED_DETAIL)]
+    SyncDisabled,
     /// The database cannot be reached or the pool is exhausted; retrying
     /// later may succeed.
     #[error("database unavailable: {0}")]

@@ -64,18 +64,16 @@ struct SyncStateRow {
     changed_by: Option<String>,
 }
 
-/// The error returned while synchronization is disabled.
-///
-/// It is carried as [`StoreError::Unavailable`] with
-/// [`SYNC_DISABLED_DETAIL`] so that it flows through repository closures
-/// unchanged; the HTTP layer turns it into 403 with [`is_sync_disabled`].
+/// The error returned while synchronization is disabled
+/// ([`StoreError::SyncDisabled`]); it flows through repository closures
+/// unchanged and the HTTP layer answers it with 403.
 pub fn sync_disabled_error() -> StoreError {
-    StoreError::Unavailable(SYNC_DISABLED_DETAIL.to_owned())
+    StoreError::SyncDisabled
 }
 
 /// Whether `err` is the error of [`require_sync_enabled`].
 pub fn is_sync_disabled(err: &StoreError) -> bool {
-    matches!(err, StoreError::Unavailable(detail) if detail == SYNC_DISABLED_DETAIL)
+    matches!(err, StoreError::SyncDisabled)
 }
 
 /// Whether User Synchronization is enabled (a missing row means disabled).
