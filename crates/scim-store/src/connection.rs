@@ -134,7 +134,15 @@ impl Target {
 /// store's background checkpointer does it instead (`store.rs`).
 /// `journal_size_limit` truncates the WAL file back to 64 MiB when it is
 /// reset after a burst.
-const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; \
+///
+/// `page_size = 1024` (before anything is written; it takes effect only
+/// when the database file is created): every commit appends each page it
+/// dirtied to the WAL, and a user write dirties ~35 pages spread over the
+/// indexes, so smaller pages mean less to copy. Measured with the
+/// `write_path` example (20,000 users): inserts 2,100/s → 3,150/s and
+/// title updates 2,700/s → 4,000/s against the default 4096, with
+/// `userName eq` lookups unchanged. Existing databases keep their size.
+const SQLITE_SETUP: &str = "PRAGMA page_size = 1024; PRAGMA busy_timeout = 5000; \
      PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; \
      PRAGMA foreign_keys = ON; \

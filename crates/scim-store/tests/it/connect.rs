@@ -58,6 +58,17 @@ fn sqlite_connections_get_the_pragmas() {
     let wal =
         std::path::Path::new(db.url().trim_start_matches("sqlite://")).with_extension("db-wal");
     assert!(wal.exists(), "journal_mode = WAL");
+    // page_size = 1024 for a new database: the file header (offset 16,
+    // big-endian u16) or, before the first checkpoint, the WAL header
+    // (offset 8, big-endian u32) says so.
+    let main = std::fs::read(db.url().trim_start_matches("sqlite://")).unwrap();
+    let page_size = if main.len() >= 100 {
+        u32::from(u16::from_be_bytes([main[16], main[17]]))
+    } else {
+        let wal = std::fs::read(&wal).unwrap();
+        u32::from_be_bytes([wal[8], wal[9], wal[10], wal[11]])
+    };
+    assert_eq!(page_size, 1024);
 }
 
 #[test]
