@@ -586,23 +586,13 @@ pub async fn delete(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let if_match = Precondition::from_header(&req, header::IF_MATCH);
-    let store = api.gated_store();
-    let target = id.clone();
-    web::block(move || {
-        store.write(|conn| match &if_match {
-            None => scim_store::delete_group(conn, &target, None),
-            Some(p) => {
-                let current = scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
-                if !p.matches(current.version) {
-                    return Err(StoreError::PreconditionFailed);
-                }
-                scim_store::delete_group(conn, &target, Some(current.version))
-            }
-        })
-    })
-    .await?
-    .map_err(store_err("Group", &id))?;
-    Ok(HttpResponse::NoContent().finish())
+    crate::delete_resource(
+        &api,
+        &req,
+        "Group",
+        path.into_inner(),
+        |conn, id| Ok(scim_store::lock_group(conn, id)?.map(|g| g.version)),
+        scim_store::delete_group,
+    )
+    .await
 }

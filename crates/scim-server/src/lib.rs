@@ -293,6 +293,41 @@ pub(crate) fn resource_response(
     res
 }
 
+/// `DELETE` of a resource (204), honouring `If-Match` (RFC 7644 §3.14):
+/// `version` reads the current version inside the write transaction
+/// (`None` when the resource does not exist), `delete` removes it.
+pub(crate) async fn delete_resource(
+    api: &ScimApi,
+    req: &HttpRequest,
+    kind: &'static str,
+    id: String,
+    version: fn(&mut scim_store::DbConnection, &str) -> Result<Option<i64>, scim_store::StoreError>,
+    delete: fn(
+        &mut scim_store::DbConnection,
+        &str,
+        Option<i64>,
+    ) -> Result<(), scim_store::StoreError>,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = request::Precondition::from_header(req, actix_web::http::header::IF_MATCH);
+    let store = api.gated_store();
+    let target = id.clone();
+    web::block(move || {
+        store.write(|conn| match &if_match {
+            None => delete(conn, &target, None),
+            Some(p) => {
+                let current = version(conn, &target)?.ok_or(scim_store::StoreError::NotFound)?;
+                if !p.matches(current) {
+                    return Err(scim_store::StoreError::PreconditionFailed);
+                }
+                delete(conn, &target, Some(current))
+            }
+        })
+    })
+    .await?
+    .map_err(store_err(kind, &id))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Maps a store error about resource `kind` `id`, naming it on 404.
 pub(crate) fn store_err<'a>(
     kind: &'a str,

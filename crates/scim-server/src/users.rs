@@ -392,29 +392,19 @@ pub async fn patch(
     )
 }
 
-/// `DELETE /Users/{id}`: removes the user (204).
+/// `DELETE /Users/{id}`: removes the user and its memberships (204).
 pub async fn delete(
     api: web::Data<ScimApi>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let if_match = Precondition::from_header(&req, header::IF_MATCH);
-    let store = api.gated_store();
-    let target = id.clone();
-    web::block(move || {
-        store.write(|conn| match &if_match {
-            None => scim_store::delete_user(conn, &target, None),
-            Some(p) => {
-                let current = scim_store::find_user(conn, &target)?.ok_or(StoreError::NotFound)?;
-                if !p.matches(current.version) {
-                    return Err(StoreError::PreconditionFailed);
-                }
-                scim_store::delete_user(conn, &target, Some(current.version))
-            }
-        })
-    })
-    .await?
-    .map_err(store_err("User", &id))?;
-    Ok(HttpResponse::NoContent().finish())
+    crate::delete_resource(
+        &api,
+        &req,
+        "User",
+        path.into_inner(),
+        |conn, id| Ok(scim_store::find_user(conn, id)?.map(|u| u.version)),
+        scim_store::delete_user,
+    )
+    .await
 }
