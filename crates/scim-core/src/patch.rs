@@ -880,6 +880,38 @@ fn elements(
     check_primary(path, items)
 }
 
+/// The password a PATCH sets, if any: the last `{"path": "password"}`
+/// value or path-less value object's `password` key — the same one
+/// [`apply`] reports in [`PatchOutcome::password`]. Known before the
+/// operations are applied, so a caller can hash it outside its write
+/// transaction and keep the whole PATCH one atomic write.
+pub fn password_in(ops: &[PatchOp]) -> Option<&str> {
+    let mut found = None;
+    for op in ops {
+        match (&op.path, &op.value) {
+            (Some(path), Some(Value::String(pw)))
+                if path.urn.is_none()
+                    && path.attr.eq_ignore_ascii_case("password")
+                    && path.sub_attr.is_none()
+                    && path.filter.is_none() =>
+            {
+                found = Some(pw.as_str());
+            }
+            (None, Some(Value::Object(obj))) => {
+                if let Some(Value::String(pw)) = obj
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("password"))
+                    .map(|(_, v)| v)
+                {
+                    found = Some(pw.as_str());
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -1649,5 +1681,36 @@ mod tests {
         ])))
         .unwrap();
         let _ = apply(&USER, &mut weird, &ops);
+    }
+
+    #[test]
+    fn password_in_agrees_with_apply() {
+        let cases = [
+            (
+                json!([{"op": "replace", "path": "password", "value": "one"}]),
+                Some("one"),
+            ),
+            (
+                json!([{"op": "Replace", "value": {"Password": "two", "title": "t"}}]),
+                Some("two"),
+            ),
+            (
+                json!([
+                    {"op": "add", "path": "password", "value": "first"},
+                    {"op": "replace", "value": {"password": "last"}}
+                ]),
+                Some("last"),
+            ),
+            (
+                json!([{"op": "replace", "path": "title", "value": "x"}]),
+                None,
+            ),
+        ];
+        for (ops, want) in cases {
+            let parsed = parse_request(&body(ops.clone())).unwrap();
+            assert_eq!(password_in(&parsed), want, "{ops}");
+            let (_, outcome) = run(&USER, user(), ops.clone()).unwrap();
+            assert_eq!(outcome.password.as_deref(), want, "{ops}");
+        }
     }
 }

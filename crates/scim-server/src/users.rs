@@ -285,35 +285,6 @@ pub async fn replace(
     )
 }
 
-/// The password a PATCH sets, if any: `{"path":"password"}` or a
-/// path-less value object with a `password` key. It is hashed before the
-/// transaction so the whole PATCH stays one atomic write.
-fn patch_password(ops: &[PatchOp]) -> Option<String> {
-    let mut found = None;
-    for op in ops {
-        match (&op.path, &op.value) {
-            (Some(path), Some(Value::String(pw)))
-                if path.urn.is_none()
-                    && path.attr.eq_ignore_ascii_case("password")
-                    && path.sub_attr.is_none() =>
-            {
-                found = Some(pw.clone());
-            }
-            (None, Some(Value::Object(obj))) => {
-                if let Some(Value::String(pw)) = obj
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("password"))
-                    .map(|(_, v)| v)
-                {
-                    found = Some(pw.clone());
-                }
-            }
-            _ => {}
-        }
-    }
-    found
-}
-
 /// What a PATCH transaction ends with: the stored user, or the client
 /// error that made the transaction write nothing.
 enum PatchResult {
@@ -333,7 +304,7 @@ pub async fn patch(
     let projection = QueryParams::from_request(&req)?.projection()?;
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let ops: Vec<PatchOp> = patch::parse_request(&body.0)?;
-    let password_hash = hash_password(patch_password(&ops)).await?;
+    let password_hash = hash_password(patch::password_in(&ops).map(str::to_owned)).await?;
     let store = api.gated_store();
     let target = id.clone();
     let wanted = projection.clone();
