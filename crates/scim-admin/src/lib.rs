@@ -9,10 +9,12 @@
 //!   documents (`/admin/api/openapi.json`, and the SCIM API's at
 //!   `<scim base>/openapi.json`) and Swagger UI at `/docs/`, served from
 //!   the binary (no internet).
+//! - [`console`] serves the HTML console at `/admin/`.
 
 pub mod api;
 pub mod auth;
 pub mod cautions;
+pub mod console;
 pub mod error;
 pub mod model;
 pub mod openapi;
@@ -135,6 +137,7 @@ impl AdminApi {
                 }),
             )
             .service(swagger)
-            .service(openapi::api_scope(self.inner.config.max_body_bytes));
+            .service(openapi::api_scope(self.inner.config.max_body_bytes))
+            .configure(console::configure);
     }
 }
