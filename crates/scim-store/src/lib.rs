@@ -17,6 +17,8 @@ pub mod error;
 mod filter;
 pub mod groups;
 mod list;
+pub mod oauth;
+mod oauth_schema;
 mod schema;
 mod sql;
 pub mod store;
