@@ -167,3 +167,5 @@ diesel::table! {
 
 diesel::joinable!(admin_sessions -> admins (admin_id));
 diesel::allow_tables_to_appear_in_same_query!(admins, admin_sessions);
+// The SCIM API's per-request gate reads both one-row tables in one query.
+diesel::allow_tables_to_appear_in_same_query!(sync_state, runtime_settings);

@@ -243,6 +243,16 @@ impl Resource {
         }
     }
 
+    /// The condition every listed row meets: a soft-deleted User is
+    /// invisible to the SCIM API. Spelt out in every query so that SQLite's
+    /// planner can use the partial indexes `WHERE deleted_at IS NULL`.
+    pub(crate) fn live_condition(self) -> Option<&'static str> {
+        match self {
+            Resource::User => Some("u.deleted_at IS NULL"),
+            Resource::Group => None,
+        }
+    }
+
     fn id_column(self) -> &'static str {
         match self {
             Resource::User => "u.id",

@@ -497,8 +497,9 @@ fn push_in_list(b: &mut SqlBuilder, ids: &[&str]) {
 }
 
 /// Which of `ids` exist in `table` ("users" or "groups"): one query per
-/// [`CHUNK`] ids. On PostgreSQL the found rows are key-share locked until
-/// the transaction ends, so a concurrent delete of one of them waits for
+/// [`CHUNK`] ids (soft-deleted users are not found). On PostgreSQL the found
+/// rows are share-locked until the transaction ends, so a concurrent (soft)
+/// delete of one of them waits for
 /// this transaction and then removes the membership it added, instead of
 /// leaving a member that no longer exists.
 fn existing_ids(
@@ -511,8 +512,20 @@ fn existing_ids(
         let mut b = SqlBuilder::new(conn.backend());
         b.push("SELECT id FROM ").push(table).push(" WHERE id IN ");
         push_in_list(&mut b, chunk);
+        let users = table == "users";
+        if users {
+            // A soft-deleted user is not an existing User.
+            b.push(" AND deleted_at IS NULL");
+        }
         if conn.backend() == Backend::Postgres {
-            b.push(" FOR KEY SHARE");
+            // Users: FOR SHARE, which also waits for a soft delete (an
+            // UPDATE, which FOR KEY SHARE would let through) so that it
+            // removes the membership added here.
+            b.push(if users {
+                " FOR SHARE"
+            } else {
+                " FOR KEY SHARE"
+            });
         }
         let rows: Vec<IdRow> = load(conn, &b)?;
         found.extend(rows.into_iter().map(|r| r.id));

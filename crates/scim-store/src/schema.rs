@@ -49,6 +49,9 @@ diesel::table! {
         last_modified -> Text,
         /// displayName as given: the `display` of the user's memberships.
         display_name -> Nullable<Text>,
+        /// When the user was soft-deleted (then invisible to the SCIM API
+        /// until purged); NULL for a live user.
+        deleted_at -> Nullable<Text>,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::connection::DbConnection;
 use crate::error::StoreError;
 
 /// The only row of `runtime_settings`.
-const SETTINGS_ID: i32 = 1;
+pub(crate) const SETTINGS_ID: i32 = 1;
 
 /// What `DELETE /Users/{id}` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +76,58 @@ struct Row {
     version: i64,
     updated_at: Option<String>,
     updated_by: Option<String>,
+}
+
+/// The settings the SCIM API applies, as read on every request together
+/// with the User Synchronization state ([`crate::sync::scim_gate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScimRuntime {
+    /// What `DELETE /Users/{id}` does.
+    pub deprovisioning: Deprovisioning,
+    /// Page size when a list request gives no `count` (at least 1, at most
+    /// `max_page_size`).
+    pub default_page_size: i64,
+    /// Largest page size (at least 1).
+    pub max_page_size: i64,
+}
+
+impl ScimRuntime {
+    /// From stored values; a missing row means the defaults. Page sizes
+    /// edited by hand into nonsense are brought into range rather than
+    /// failing every request (the admin API validates them).
+    pub(crate) fn from_stored(
+        deprovisioning: Option<&str>,
+        default_page_size: Option<i32>,
+        max_page_size: Option<i32>,
+    ) -> Result<Self, StoreError> {
+        let defaults = default_settings();
+        let deprovisioning = match deprovisioning {
+            None => defaults.deprovisioning,
+            Some(raw) => Deprovisioning::parse(raw).ok_or_else(|| {
+                StoreError::internal(
+                    "runtime_settings.deprovisioning holds an unknown policy",
+                    &raw,
+                )
+            })?,
+        };
+        let max_page_size = i64::from(max_page_size.unwrap_or(defaults.max_page_size)).max(1);
+        let default_page_size = i64::from(default_page_size.unwrap_or(defaults.default_page_size))
+            .clamp(1, max_page_size);
+        Ok(ScimRuntime {
+            deprovisioning,
+            default_page_size,
+            max_page_size,
+        })
+    }
+
+    /// The page size of a list request asking for `count` results (RFC 7644
+    /// §3.4.2.4): the default without one, negative means 0, and more than
+    /// the maximum is capped (the response says how many came).
+    pub fn page_size(&self, count: Option<i64>) -> i64 {
+        count
+            .unwrap_or(self.default_page_size)
+            .clamp(0, self.max_page_size)
+    }
 }
 
 /// The defaults the migration installs.

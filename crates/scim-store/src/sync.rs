@@ -9,9 +9,10 @@
 
 use diesel::prelude::*;
 
-use crate::admin_schema::{sync_events, sync_state};
+use crate::admin_schema::{runtime_settings, sync_events, sync_state};
 use crate::connection::DbConnection;
 use crate::error::StoreError;
+use crate::settings::{ScimRuntime, SETTINGS_ID};
 
 /// The `detail` of the error every SCIM request gets while User
 /// Synchronization is disabled. [`is_sync_disabled`] recognises it.
@@ -92,6 +93,36 @@ pub fn require_sync_enabled(conn: &mut DbConnection) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(sync_disabled_error())
+    }
+}
+
+/// `sync_state.enabled` and the settings the SCIM API applies (NULL when the
+/// settings row is missing).
+type GateRow = (bool, Option<String>, Option<i32>, Option<i32>);
+
+/// The per-request gate of the SCIM API: `Err(`[`sync_disabled_error`]`)`
+/// while synchronization is disabled, else the run-time settings the API
+/// applies. ONE statically typed query (a cached prepared statement) reads
+/// both one-row tables, so applying the settings costs no round trip
+/// beyond the sync check, and a change of either takes effect on the next
+/// request of every replica.
+pub fn scim_gate(conn: &mut DbConnection) -> Result<ScimRuntime, StoreError> {
+    let row: Option<GateRow> = sync_state::table
+        .left_join(runtime_settings::table.on(runtime_settings::id.eq(SETTINGS_ID)))
+        .filter(sync_state::id.eq(STATE_ID))
+        .select((
+            sync_state::enabled,
+            runtime_settings::deprovisioning.nullable(),
+            runtime_settings::default_page_size.nullable(),
+            runtime_settings::max_page_size.nullable(),
+        ))
+        .first(conn)
+        .optional()?;
+    match row {
+        Some((true, deprovisioning, default_page_size, max_page_size)) => {
+            ScimRuntime::from_stored(deprovisioning.as_deref(), default_page_size, max_page_size)
+        }
+        _ => Err(sync_disabled_error()),
     }
 }
 
@@ -270,6 +301,56 @@ mod tests {
             assert_eq!(events[1].action, "enabled");
             assert!(events[1].detail.contains("a,b"));
             assert_eq!(store.read(|c| list_sync_events(c, 1)).unwrap().len(), 1);
+        }
+    }
+
+    /// The gate reads the sync state and the settings in one query, and
+    /// sees a settings change at once.
+    #[test]
+    fn the_gate_returns_the_runtime_settings_while_enabled() {
+        use crate::settings::{
+            get_runtime_settings, update_runtime_settings, Deprovisioning, SettingsValues,
+        };
+        for db in backends() {
+            let store = db.store();
+            let err = store.read(scim_gate).unwrap_err();
+            assert!(is_sync_disabled(&err), "{err}");
+            store.write(|c| enable_sync(c, "cli:x", &[])).unwrap();
+            let gate = store.read(scim_gate).unwrap();
+            assert_eq!(
+                gate,
+                ScimRuntime {
+                    deprovisioning: Deprovisioning::Hard,
+                    default_page_size: 100,
+                    max_page_size: 1000,
+                }
+            );
+            let version = store.read(get_runtime_settings).unwrap().version;
+            let values = SettingsValues {
+                deprovisioning: Deprovisioning::Soft,
+                soft_delete_retention_days: 3,
+                default_page_size: 2,
+                max_page_size: 5,
+            };
+            store
+                .write(|c| update_runtime_settings(c, &values, version, "cli:x"))
+                .unwrap();
+            let gate = store.read(scim_gate).unwrap();
+            assert_eq!(gate.deprovisioning, Deprovisioning::Soft);
+            assert_eq!((gate.default_page_size, gate.max_page_size), (2, 5));
+            assert_eq!(gate.page_size(None), 2);
+            assert_eq!(gate.page_size(Some(50)), 5);
+            assert_eq!(gate.page_size(Some(-3)), 0);
+            // A missing settings row means the defaults.
+            store
+                .write(|c| {
+                    diesel::delete(runtime_settings::table).execute(c)?;
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(store.read(scim_gate).unwrap().default_page_size, 100);
+            store.write(|c| disable_sync(c, "cli:x", "done")).unwrap();
+            assert!(is_sync_disabled(&store.read(scim_gate).unwrap_err()));
         }
     }
 

@@ -532,6 +532,7 @@ pub fn insert_user(
 pub fn find_user(conn: &mut DbConnection, id: &str) -> Result<Option<UserRecord>, StoreError> {
     let row: Option<UserRow> = users::table
         .filter(users::id.eq(id))
+        .filter(users::deleted_at.is_null())
         .select(UserRow::as_select())
         .first(conn)
         .optional()?;
@@ -544,16 +545,19 @@ pub fn find_user(conn: &mut DbConnection, id: &str) -> Result<Option<UserRecord>
 pub fn find_password_hash(conn: &mut DbConnection, id: &str) -> Result<Option<String>, StoreError> {
     users::table
         .filter(users::id.eq(id))
+        .filter(users::deleted_at.is_null())
         .select(users::password_hash)
         .first::<Option<String>>(conn)
         .map_err(StoreError::from)
 }
 
 fn user_exists(conn: &mut DbConnection, id: &str) -> Result<bool, StoreError> {
-    Ok(
-        diesel::select(diesel::dsl::exists(users::table.filter(users::id.eq(id))))
-            .get_result(conn)?,
-    )
+    Ok(diesel::select(diesel::dsl::exists(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::deleted_at.is_null()),
+    ))
+    .get_result(conn)?)
 }
 
 /// Replaces a User's attributes if its version is still `expected_version`
@@ -661,7 +665,7 @@ fn update_user_row(
         .bind_text(id)
         .push(" AND version = ")
         .bind(Bind::BigInt(expected_version))
-        .push(" RETURNING created");
+        .push(" AND deleted_at IS NULL RETURNING created");
     let rows: Vec<CreatedRow> = load(conn, &b).map_err(|e| {
         if is_unique_violation(&e) {
             user_name_taken(d.user_name)
@@ -689,14 +693,14 @@ pub fn delete_user(
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<(), StoreError> {
+    // A soft-deleted user is gone as far as the SCIM API is concerned: only
+    // the purge removes its row.
+    let live = users::table
+        .filter(users::id.eq(id))
+        .filter(users::deleted_at.is_null());
     let deleted = match expected_version {
-        Some(v) => diesel::delete(
-            users::table
-                .filter(users::id.eq(id))
-                .filter(users::version.eq(v)),
-        )
-        .execute(conn)?,
-        None => diesel::delete(users::table.filter(users::id.eq(id))).execute(conn)?,
+        Some(v) => diesel::delete(live.filter(users::version.eq(v))).execute(conn)?,
+        None => diesel::delete(live).execute(conn)?,
     };
     if deleted == 0 {
         return Err(if expected_version.is_some() && user_exists(conn, id)? {
@@ -712,7 +716,111 @@ pub fn delete_user(
     Ok(())
 }
 
-/// How many Users exist.
+/// How many times [`soft_delete_user`] re-reads a user that another
+/// transaction changed between its read and its write (PostgreSQL).
+const SOFT_DELETE_RETRIES: usize = 5;
+
+/// Soft-deletes a User (the `soft` deprovisioning policy): sets
+/// `deleted_at`, sets `active` to false (column and attributes), bumps the
+/// version and lastModified, keeps every other attribute, and removes it
+/// from every Group it belongs to as [`delete_user`] does (bumping those
+/// groups' version). From then on the user is invisible to the SCIM API
+/// (every read here filters `deleted_at IS NULL`), its userName is free
+/// again, and [`purge_deleted_users`] removes the row after the retention
+/// period. With `expected_version`, only if the version still matches
+/// (`PreconditionFailed` otherwise); a missing or already deleted user is
+/// `NotFound`. Call inside [`crate::Store::write`].
+pub fn soft_delete_user(
+    conn: &mut DbConnection,
+    id: &str,
+    expected_version: Option<i64>,
+) -> Result<(), StoreError> {
+    for _ in 0..SOFT_DELETE_RETRIES {
+        let current = find_user(conn, id)?.ok_or(StoreError::NotFound)?;
+        if expected_version.is_some_and(|v| v != current.version) {
+            return Err(StoreError::PreconditionFailed);
+        }
+        let mut attrs = current.attrs;
+        attrs.insert("active".into(), Value::Bool(false));
+        let resource = serde_json::to_string(&attrs)
+            .map_err(|e| StoreError::internal("serialising a user failed", &e))?;
+        let now = scim_core::datetime::now();
+        let updated = diesel::update(
+            users::table
+                .filter(users::id.eq(id))
+                .filter(users::version.eq(current.version))
+                .filter(users::deleted_at.is_null()),
+        )
+        .set((
+            users::active.eq(false),
+            users::resource.eq(&resource),
+            users::version.eq(current.version.saturating_add(1)),
+            users::last_modified.eq(&now),
+            users::deleted_at.eq(&now),
+        ))
+        .execute(conn)?;
+        if updated == 1 {
+            crate::groups::remove_from_all_groups(conn, id)?;
+            return Ok(());
+        }
+        // Changed (or deleted) since our read: read again, which answers
+        // NotFound or PreconditionFailed, or retries with the new version.
+    }
+    Err(StoreError::Unavailable(
+        "the user is being modified concurrently".into(),
+    ))
+}
+
+/// Hard-deletes at most `limit` soft-deleted Users whose `deleted_at` is
+/// before `cutoff` (fixed UTC text form, see `scim_core::datetime`), oldest
+/// first, and returns how many. Their index rows go by cascade; their
+/// memberships went at the soft delete. Idempotent, so several replicas
+/// may purge at once; bounded, so one call holds the (SQLite) writer
+/// briefly: call it in a loop, one [`crate::Store::write`] per batch.
+pub fn purge_deleted_users(
+    conn: &mut DbConnection,
+    cutoff: &str,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push(
+        "DELETE FROM users WHERE id IN (SELECT id FROM users \
+         WHERE deleted_at IS NOT NULL AND deleted_at < ",
+    )
+    .bind_text(cutoff)
+    .push(" ORDER BY deleted_at LIMIT ")
+    .bind(Bind::BigInt(limit.max(0)))
+    .push(")");
+    Ok(execute(conn, &b)?)
+}
+
+/// The purge as the background task and `scimd purge` run it: reads the
+/// retention period (`soft_delete_retention_days`, at purge time, so a
+/// change applies to the next run), then hard-deletes the users
+/// soft-deleted longer ago than that, in batches of `batch` (one write
+/// transaction each) until a batch comes back short. Returns how many.
+pub fn purge_expired_users(
+    store: &crate::Store,
+    now: time::OffsetDateTime,
+    batch: i64,
+) -> Result<usize, StoreError> {
+    let days = store
+        .read(crate::settings::get_runtime_settings)?
+        .values
+        .soft_delete_retention_days;
+    let cutoff = scim_core::datetime::format(now - time::Duration::days(i64::from(days.max(0))));
+    let batch = batch.max(1);
+    let mut total = 0usize;
+    loop {
+        let purged = store.write(|c| purge_deleted_users(c, &cutoff, batch))?;
+        total = total.saturating_add(purged);
+        if i64::try_from(purged).unwrap_or(i64::MAX) < batch {
+            return Ok(total);
+        }
+    }
+}
+
+/// How many Users exist (soft-deleted ones are not counted).
 pub fn count_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
     count_matching(conn, Resource::User, None)
 }

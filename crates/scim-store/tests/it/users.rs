@@ -4,8 +4,8 @@ use serde_json::json;
 
 use scim_store::testing::backends;
 use scim_store::{
-    count_users, delete_user, find_user, insert_user, update_user, users::find_password_hash,
-    PasswordChange, StoreError,
+    count_users, delete_user, find_user, insert_user, purge_deleted_users, purge_expired_users,
+    soft_delete_user, update_user, users::find_password_hash, PasswordChange, StoreError,
 };
 
 use crate::{attrs, user};
@@ -211,5 +211,252 @@ fn missing_user_name_is_invalid() {
             .store()
             .write(|c| insert_user(c, &attrs(json!({"displayName": "x"})), None));
         assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    }
+}
+
+/// Runs a COUNT(*) query written by the test.
+fn count(conn: &mut scim_store::DbConnection, sql: &str) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rows: Vec<N> = diesel::sql_query(sql).load(conn).unwrap();
+    rows[0].n
+}
+
+fn names(store: &scim_store::Store, filter: &str) -> Vec<String> {
+    let f = scim_core::filter::parse_filter(filter).unwrap();
+    let page = store
+        .read(|c| {
+            scim_store::list_users(
+                c,
+                &scim_store::ListQuery {
+                    filter: Some(&f),
+                    sort_by: None,
+                    descending: false,
+                    start_index: 1,
+                    count: 50,
+                },
+            )
+        })
+        .unwrap();
+    page.items
+        .iter()
+        .map(|u| u.attrs["userName"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
+    for db in backends() {
+        let store = db.store();
+        let a = attrs(json!({"userName": "Gone", "title": "Engineer", "active": true}));
+        let gone = store.write(|c| insert_user(c, &a, None)).unwrap();
+        let kept = store
+            .write(|c| insert_user(c, &user("kept"), None))
+            .unwrap();
+        let group = store
+            .write(|c| {
+                scim_store::insert_group(
+                    c,
+                    &attrs(json!({"displayName": "G"})),
+                    &[
+                        scim_store::MemberRef {
+                            value: gone.id.clone(),
+                            member_type: None,
+                        },
+                        scim_store::MemberRef {
+                            value: kept.id.clone(),
+                            member_type: None,
+                        },
+                    ],
+                )
+            })
+            .unwrap();
+
+        // A stale version is refused and changes nothing.
+        let stale = store.write(|c| soft_delete_user(c, &gone.id, Some(7)));
+        assert!(
+            matches!(stale, Err(StoreError::PreconditionFailed)),
+            "{stale:?}"
+        );
+        store
+            .write(|c| soft_delete_user(c, &gone.id, Some(1)))
+            .unwrap();
+
+        // Invisible: reads, writes, lists, filters, counts, members.
+        assert!(store.read(|c| find_user(c, &gone.id)).unwrap().is_none());
+        assert!(matches!(
+            store.read(|c| find_password_hash(c, &gone.id)),
+            Err(StoreError::NotFound)
+        ));
+        for r in [
+            store.write(|c| soft_delete_user(c, &gone.id, None)),
+            store.write(|c| delete_user(c, &gone.id, None)),
+            store
+                .write(|c| update_user(c, &gone.id, 2, &a, PasswordChange::Keep))
+                .map(|_| ()),
+        ] {
+            assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+        }
+        assert_eq!(store.read(count_users).unwrap(), 1);
+        assert!(names(store, "userName eq \"gone\"").is_empty());
+        assert!(names(store, "title eq \"Engineer\"").is_empty());
+        assert_eq!(names(store, "active eq false").len(), 0);
+        assert_eq!(names(store, "userName pr"), ["kept"]);
+        let members: Vec<String> = store
+            .read(|c| scim_store::list_group_members(c, &group.id))
+            .unwrap()
+            .into_iter()
+            .map(|m| m.value)
+            .collect();
+        assert_eq!(members, [kept.id.clone()]);
+        let g = store
+            .read(|c| scim_store::find_group(c, &group.id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.version, group.version + 1, "the group's members changed");
+        let re_add = store.write(|c| {
+            scim_store::add_members(
+                c,
+                &group.id,
+                &[scim_store::MemberRef {
+                    value: gone.id.clone(),
+                    member_type: None,
+                }],
+            )
+        });
+        assert!(matches!(re_add, Err(StoreError::Invalid(_))), "{re_add:?}");
+
+        // Still in the database: attributes kept, inactive, version bumped.
+        store
+            .read(|c| {
+                let id = &gone.id;
+                assert_eq!(
+                    count(
+                        c,
+                        &format!(
+                            "SELECT COUNT(*) AS n FROM users WHERE id = '{id}' \
+                             AND deleted_at IS NOT NULL AND active = FALSE AND version = 2 \
+                             AND resource LIKE '%Engineer%' AND resource LIKE '%\"active\":false%'"
+                        )
+                    ),
+                    1
+                );
+                assert_eq!(
+                    count(
+                        c,
+                        &format!("SELECT COUNT(*) AS n FROM user_values WHERE user_id = '{id}'")
+                    ),
+                    1,
+                    "the title's index row stays until the purge"
+                );
+                Ok(())
+            })
+            .unwrap();
+
+        // The identity provider may create the same userName again, but
+        // only one live user may have it.
+        let again = store
+            .write(|c| insert_user(c, &user("GONE"), None))
+            .unwrap();
+        assert_ne!(again.id, gone.id);
+        assert_eq!(names(store, "userName eq \"gone\""), ["GONE"]);
+        let clash = store.write(|c| insert_user(c, &user("gone"), None));
+        assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+        // And deleting that one too leaves two deleted rows with one name.
+        store
+            .write(|c| soft_delete_user(c, &again.id, None))
+            .unwrap();
+        store
+            .write(|c| insert_user(c, &user("gone"), None))
+            .unwrap();
+    }
+}
+
+#[test]
+fn the_purge_removes_only_expired_soft_deleted_users_in_batches() {
+    for db in backends() {
+        let store = db.store();
+        let mut ids = Vec::new();
+        for name in ["old1", "old2", "recent", "live"] {
+            let a = attrs(json!({"userName": name, "title": "t"}));
+            ids.push(store.write(|c| insert_user(c, &a, None)).unwrap().id);
+        }
+        for id in &ids[..3] {
+            store.write(|c| soft_delete_user(c, id, None)).unwrap();
+        }
+        // Backdate two deletions by 40 days (retention is 30 by default).
+        let old =
+            scim_core::datetime::format(time::OffsetDateTime::now_utc() - time::Duration::days(40));
+        store
+            .write(|c| {
+                use diesel::prelude::*;
+                diesel::sql_query(format!(
+                    "UPDATE users SET deleted_at = '{old}' WHERE id IN ('{}', '{}')",
+                    ids[0], ids[1]
+                ))
+                .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+        let cutoff =
+            scim_core::datetime::format(time::OffsetDateTime::now_utc() - time::Duration::days(30));
+        // Bounded batches, idempotent.
+        assert_eq!(
+            store.write(|c| purge_deleted_users(c, &cutoff, 1)).unwrap(),
+            1
+        );
+        assert_eq!(
+            store.write(|c| purge_deleted_users(c, &cutoff, 1)).unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .write(|c| purge_deleted_users(c, &cutoff, 10))
+                .unwrap(),
+            0
+        );
+        let left = |store: &scim_store::Store| {
+            store
+                .read(|c| {
+                    Ok((
+                        count(c, "SELECT COUNT(*) AS n FROM users"),
+                        count(c, "SELECT COUNT(*) AS n FROM user_values"),
+                    ))
+                })
+                .unwrap()
+        };
+        assert_eq!(left(store), (2, 2), "the recent deletion and the live user");
+        assert_eq!(store.read(count_users).unwrap(), 1);
+        // The store-level purge reads the retention period: with 0 days the
+        // recent deletion is expired too.
+        assert_eq!(
+            purge_expired_users(store, time::OffsetDateTime::now_utc(), 100).unwrap(),
+            0
+        );
+        let current = store
+            .read(scim_store::settings::get_runtime_settings)
+            .unwrap();
+        let mut values = current.values.clone();
+        values.soft_delete_retention_days = 0;
+        store
+            .write(|c| {
+                scim_store::settings::update_runtime_settings(c, &values, current.version, "test")
+            })
+            .unwrap();
+        assert_eq!(
+            purge_expired_users(
+                store,
+                time::OffsetDateTime::now_utc() + time::Duration::seconds(1),
+                1
+            )
+            .unwrap(),
+            1
+        );
+        assert_eq!(left(store), (1, 1));
+        assert!(store.read(|c| find_user(c, &ids[3])).unwrap().is_some());
     }
 }
