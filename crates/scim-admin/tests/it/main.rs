@@ -2,6 +2,8 @@
 //! and (when `TEST_DATABASE_URL` is set) PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod console;
+
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{test, App};

@@ -1,0 +1,569 @@
+//! The HTML console over HTTP (the browser test in the scimd crate drives
+//! it in Chromium): redirects to sign-in, security headers, CSRF on every
+//! form, messages next to the fields, and the same rules as the API.
+
+use actix_web::dev::Service;
+use actix_web::http::{header, StatusCode};
+use actix_web::test;
+use scim_store::testing::backends;
+
+use super::{TestApp, PASSWORD, PEM};
+
+struct Page {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    html: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn set_cookie(&self) -> Option<String> {
+        self.headers
+            .get(header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// The value of the first hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let at = self
+            .html
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field")
+            + 19;
+        self.html[at..].split('"').next().unwrap().to_owned()
+    }
+}
+
+async fn request(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Page {
+    let mut req = test::TestRequest::default()
+        .method(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path)
+        .peer_addr("192.0.2.7:40000".parse().unwrap());
+    if let Some(c) = cookie {
+        req = req.insert_header((header::COOKIE, format!("scimd_admin_session={c}")));
+    }
+    if let Some(body) = form {
+        req = req
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload(body.to_owned());
+    }
+    let svc = app.service().await;
+    let res = svc.call(req.to_request()).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    Page {
+        status,
+        headers,
+        html,
+    }
+}
+
+async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Page {
+    request(app, "GET", path, cookie, None).await
+}
+
+async fn post(app: &TestApp, path: &str, cookie: Option<&str>, form: &str) -> Page {
+    request(app, "POST", path, cookie, Some(form)).await
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Signs in through the login form; returns the cookie value.
+async fn sign_in(app: &TestApp) -> String {
+    scim_admin::service::create_admin(app.db.store(), "root", PASSWORD).unwrap();
+    let page = post(
+        app,
+        "/admin/login",
+        None,
+        &format!("username=root&password={}", enc(PASSWORD)),
+    )
+    .await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    let cookie = page.set_cookie().unwrap();
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("scimd_admin_session=")
+        .unwrap()
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn pages_lead_to_setup_then_sign_in_and_carry_security_headers() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let page = get(&app, "/admin/", None).await;
+        assert_eq!(page.status, 303);
+        assert_eq!(page.location(), "/admin/setup");
+        let page = get(&app, "/admin/setup", None).await;
+        assert_eq!(page.status, 200);
+        assert!(page.html.contains("setup code"));
+        let csp = page
+            .headers
+            .get("content-security-policy")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(page.headers.get("x-frame-options").unwrap(), "DENY");
+        assert_eq!(page.headers.get("cache-control").unwrap(), "no-store");
+
+        scim_admin::service::create_admin(app.db.store(), "root", PASSWORD).unwrap();
+        // Setup is closed once an administrator exists.
+        let page = get(&app, "/admin/setup", None).await;
+        assert_eq!(page.location(), "/admin/login");
+        // Every page asks for a sign-in and comes back afterwards.
+        for path in [
+            "/admin/sync",
+            "/admin/saml",
+            "/admin/settings",
+            "/admin/tokens",
+            "/admin/users",
+            "/admin/users/x",
+            "/admin/groups",
+            "/admin/groups/x",
+            "/admin/sync/disable",
+        ] {
+            let page = get(&app, path, None).await;
+            assert_eq!(page.status, 303, "{path}");
+            assert_eq!(
+                page.location(),
+                format!("/admin/login?next={}", enc(path)),
+                "{path}"
+            );
+            let page = get(&app, path, Some("forged-session")).await;
+            assert_eq!(page.status, 303, "{path}");
+        }
+        // Forms too: nothing happens without a session.
+        for path in [
+            "/admin/sync/enable",
+            "/admin/sync/disable",
+            "/admin/saml",
+            "/admin/settings",
+            "/admin/tokens",
+            "/admin/logout",
+        ] {
+            let page = post(&app, path, None, "csrf=x").await;
+            assert_eq!(page.status, 303, "{path}");
+            assert!(page.location().starts_with("/admin/login"), "{path}");
+        }
+        // The stylesheet and script are served by the binary.
+        let css = get(&app, "/admin/static/console.css", None).await;
+        assert_eq!(css.status, 200);
+        assert!(css
+            .headers
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/css"));
+        let js = get(&app, "/admin/static/console.js", None).await;
+        assert!(js.html.contains("enable-sync"));
+    }
+}
+
+#[actix_web::test]
+async fn sign_in_returns_to_a_local_page_only_and_sets_a_strict_cookie() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        scim_admin::service::create_admin(app.db.store(), "root", PASSWORD).unwrap();
+        let page = get(
+            &app,
+            "/admin/login?next=%2Foauth%2Fauthorize%3Fclient_id%3Dx",
+            None,
+        )
+        .await;
+        assert!(
+            page.html
+                .contains(r#"name="next" value="/oauth/authorize?client_id=x""#),
+            "{}",
+            page.html
+        );
+        let page = get(&app, "/admin/login?next=%2F%2Fevil.example%2F", None).await;
+        assert!(page.html.contains(r#"name="next" value="""#));
+
+        let page = post(
+            &app,
+            "/admin/login",
+            None,
+            "username=root&password=wrong-password&next=%2Fadmin%2Fusers",
+        )
+        .await;
+        assert_eq!(page.status, 401);
+        assert!(page.html.contains("Wrong username or password"));
+        assert!(
+            page.html.contains(r#"value="/admin/users""#),
+            "the next page is kept"
+        );
+        assert!(page.set_cookie().is_none());
+
+        for (next, to) in [
+            ("%2Fadmin%2Fusers%3Fq%3Da", "/admin/users?q=a"),
+            ("%2F%2Fevil.example%2F", "/admin/sync"),
+            ("https%3A%2F%2Fevil.example%2F", "/admin/sync"),
+            ("%2F%5Cevil.example", "/admin/sync"),
+        ] {
+            let page = post(
+                &app,
+                "/admin/login",
+                None,
+                &format!("username=root&password={}&next={next}", enc(PASSWORD)),
+            )
+            .await;
+            assert_eq!(page.status, 303);
+            assert_eq!(page.location(), to);
+            let cookie = page.set_cookie().unwrap();
+            assert!(
+                cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+                "{cookie}"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn every_form_needs_the_sessions_csrf_token() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let cookie = sign_in(&app).await;
+        let sync = get(&app, "/admin/sync", Some(&cookie)).await;
+        assert_eq!(sync.status, 200);
+        let csrf = sync.csrf();
+        scim_admin::service::set_saml(
+            app.db.store(),
+            "test",
+            &scim_admin::model::SamlUpdate {
+                entity_id: Some("https://sts.windows.net/t/".into()),
+                sso_url: Some("https://login.microsoftonline.com/t/saml2".into()),
+                certificate_pem: Some(PEM.into()),
+                metadata_xml: None,
+            },
+        )
+        .unwrap();
+        let all: String = scim_admin::cautions::caution_ids()
+            .iter()
+            .map(|id| format!("&caution={id}"))
+            .collect();
+        let (token, _) = app
+            .db
+            .store()
+            .write(|c| scim_store::create_token(c, "idp", None))
+            .unwrap();
+        let forms = [
+            ("/admin/sync/enable", all.clone()),
+            ("/admin/sync/disable", String::new()),
+            ("/admin/saml", "&mode=manual&entity_id=x&sso_url=https%3A%2F%2Fx&certificate_pem=x".into()),
+            ("/admin/settings", "&deprovisioning=soft&soft_delete_retention_days=5&default_page_size=5&max_page_size=5&version=1".into()),
+            ("/admin/tokens", "&kind=scim&name=x".into()),
+            (&*format!("/admin/tokens/scim/{}/revoke", token.id), String::new()),
+            ("/admin/logout", String::new()),
+        ];
+        for (path, rest) in &forms {
+            for bad in ["", "csrf=", "csrf=wrong-token"] {
+                let page = post(&app, path, Some(&cookie), &format!("{bad}{rest}")).await;
+                assert_eq!(page.status, 403, "{path} with {bad:?}");
+                assert!(page.html.contains("reload the page"), "{path}");
+            }
+        }
+        // Nothing was changed by the refused forms.
+        let status = scim_admin::service::sync_status(app.db.store()).unwrap();
+        assert!(!status.enabled);
+        assert_eq!(
+            scim_admin::service::list_scim_tokens(app.db.store())
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            scim_admin::service::get_settings(app.db.store())
+                .unwrap()
+                .version,
+            1
+        );
+        // With the token, the same form works.
+        let page = post(
+            &app,
+            "/admin/sync/enable",
+            Some(&cookie),
+            &format!("csrf={csrf}{all}"),
+        )
+        .await;
+        assert_eq!(page.status, 303, "{}", page.html);
+        assert_eq!(page.location(), "/admin/sync?done=enabled");
+        let sync = get(&app, "/admin/sync?done=enabled", Some(&cookie)).await;
+        assert!(
+            sync.html.contains(r#"id="sync-banner""#)
+                && sync.html.contains("User synchronization is enabled")
+        );
+        assert!(sync.html.contains("admin:root"), "who enabled it is shown");
+        // Sign-out ends the session.
+        let page = post(
+            &app,
+            "/admin/logout",
+            Some(&cookie),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(page.location(), "/admin/login?done=signed-out");
+        assert_eq!(get(&app, "/admin/sync", Some(&cookie)).await.status, 303);
+    }
+}
+
+#[actix_web::test]
+async fn invalid_input_is_shown_next_to_its_field() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let cookie = sign_in(&app).await;
+        let csrf = get(&app, "/admin/sync", Some(&cookie)).await.csrf();
+
+        // Enable without SAML or cautions: 422, what is missing is listed.
+        let page = post(
+            &app,
+            "/admin/sync/enable",
+            Some(&cookie),
+            &format!("csrf={csrf}&caution=username-matching"),
+        )
+        .await;
+        assert_eq!(page.status, 422);
+        assert!(page.html.contains(r#"id="saml-error""#), "{}", page.html);
+        assert!(page.html.contains("must be read and accepted"));
+        assert!(
+            page.html
+                .contains(r#"id="caution-username-matching" checked"#),
+            "ticks are kept"
+        );
+
+        // SAML: the certificate's message sits under the certificate.
+        let page = post(
+            &app,
+            "/admin/saml",
+            Some(&cookie),
+            &format!("csrf={csrf}&mode=manual&entity_id=https%3A%2F%2Fidp&sso_url=https%3A%2F%2Fidp%2Fsso&certificate_pem=nope"),
+        )
+        .await;
+        assert_eq!(page.status, 422);
+        assert!(
+            page.html.contains(r#"id="certificate_pem-error""#),
+            "{}",
+            page.html
+        );
+        assert!(
+            page.html.contains(r#"value="https://idp/sso""#),
+            "the input is kept"
+        );
+        let page = post(
+            &app,
+            "/admin/saml",
+            Some(&cookie),
+            &format!("csrf={csrf}&mode=metadata&metadata_xml=%3Cnot-xml"),
+        )
+        .await;
+        assert_eq!(page.status, 422);
+        assert!(
+            page.html.contains(r#"id="metadata_xml-error""#),
+            "{}",
+            page.html
+        );
+        let page = post(
+            &app,
+            "/admin/saml",
+            Some(&cookie),
+            &format!("csrf={csrf}&mode=manual&entity_id=https%3A%2F%2Fidp&sso_url=https%3A%2F%2Fidp%2Fsso&certificate_pem={}", enc(PEM)),
+        )
+        .await;
+        assert_eq!(page.location(), "/admin/saml?done=saml");
+        let page = get(&app, "/admin/saml?done=saml", Some(&cookie)).await;
+        assert!(page.html.contains("SHA-256 fingerprint"));
+
+        // Settings: bad numbers, then a stale version (another admin saved).
+        let page = post(
+            &app,
+            "/admin/settings",
+            Some(&cookie),
+            &format!("csrf={csrf}&deprovisioning=hard&soft_delete_retention_days=0&default_page_size=x&max_page_size=20000&version=1"),
+        )
+        .await;
+        assert_eq!(page.status, 422);
+        assert!(
+            page.html.contains("must be a whole number"),
+            "{}",
+            page.html
+        );
+        let page = post(
+            &app,
+            "/admin/settings",
+            Some(&cookie),
+            &format!("csrf={csrf}&deprovisioning=soft&soft_delete_retention_days=30&default_page_size=50&max_page_size=500&version=1"),
+        )
+        .await;
+        assert_eq!(page.location(), "/admin/settings?done=settings");
+        let page = post(
+            &app,
+            "/admin/settings",
+            Some(&cookie),
+            &format!("csrf={csrf}&deprovisioning=hard&soft_delete_retention_days=30&default_page_size=50&max_page_size=500&version=1"),
+        )
+        .await;
+        assert_eq!(page.status, 412, "{}", page.html);
+        assert!(page.html.contains("changed by someone else"));
+        assert!(
+            page.html.contains(r#"name="version" value="2""#),
+            "the form now builds on what is stored"
+        );
+        let s = scim_admin::service::get_settings(app.db.store()).unwrap();
+        assert_eq!((s.max_page_size, s.version), (500, 2));
+
+        // Tokens: an empty name is refused; a created secret is shown once.
+        let page = post(
+            &app,
+            "/admin/tokens",
+            Some(&cookie),
+            &format!("csrf={csrf}&kind=scim&name=+"),
+        )
+        .await;
+        assert_eq!(page.status, 422);
+        assert!(page.html.contains("must be 1 to 200 characters"));
+        let page = post(
+            &app,
+            "/admin/tokens",
+            Some(&cookie),
+            &format!("csrf={csrf}&kind=scim&name=Entra&expires_at=2000-01-01"),
+        )
+        .await;
+        assert_eq!(page.status, 422);
+        assert!(page.html.contains("must be in the future"));
+        let page = post(
+            &app,
+            "/admin/tokens",
+            Some(&cookie),
+            &format!("csrf={csrf}&kind=scim&name=Entra&expires_at=2999-01-01"),
+        )
+        .await;
+        assert_eq!(page.status, 200);
+        let at = page.html.find(r#"id="token-secret" value=""#).unwrap() + 25;
+        let secret = page.html[at..].split('"').next().unwrap().to_owned();
+        let now = scim_core::datetime::now();
+        let found = app
+            .db
+            .store()
+            .write(|c| scim_store::authenticate_token(c, &secret, &now))
+            .unwrap();
+        assert!(found.is_some(), "the secret shown is the token's");
+        let list = get(&app, "/admin/tokens", Some(&cookie)).await;
+        assert!(!list.html.contains(&secret), "never shown again");
+        let page = post(
+            &app,
+            "/admin/tokens",
+            Some(&cookie),
+            &format!("csrf={csrf}&kind=admin&name=ci"),
+        )
+        .await;
+        assert!(page.html.contains("scimd_admin_"));
+    }
+}
+
+#[actix_web::test]
+async fn users_and_groups_can_be_searched_and_inspected() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let cookie = sign_in(&app).await;
+        let store = app.db.store();
+        let mut ids = Vec::new();
+        for i in 0..30 {
+            let attrs = serde_json::json!({
+                "userName": format!("user{i:02}@example.com"),
+                "displayName": format!("User {i:02}"),
+                "active": i % 2 == 0,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Ops"}
+            });
+            let rec = store
+                .write(|c| scim_store::insert_user(c, attrs.as_object().unwrap(), None))
+                .unwrap();
+            ids.push(rec.id);
+        }
+        let group = store
+            .write(|c| {
+                scim_store::insert_group(
+                    c,
+                    serde_json::json!({"displayName": "Ops \"<team>\""})
+                        .as_object()
+                        .unwrap(),
+                    &[scim_store::MemberRef {
+                        value: ids[3].clone(),
+                        member_type: None,
+                    }],
+                )
+            })
+            .unwrap();
+
+        let page = get(&app, "/admin/users", Some(&cookie)).await;
+        assert_eq!(page.status, 200);
+        assert!(page.html.contains("30 users"));
+        assert!(
+            page.html.contains("user00@example.com") && !page.html.contains("user29@example.com")
+        );
+        assert!(page.html.contains("Page 1 of 2"));
+        let page = get(&app, "/admin/users?page=2", Some(&cookie)).await;
+        assert!(page.html.contains("user29@example.com"));
+        let page = get(&app, "/admin/users?q=USER07", Some(&cookie)).await;
+        assert!(page.html.contains("1 user matching"), "{}", page.html);
+        assert!(page.html.contains("suspended"), "user07 is inactive");
+        // Search text is data, never filter syntax, and is escaped in HTML.
+        let page = get(
+            &app,
+            "/admin/users?q=%22%20or%20userName%20pr%20or%20%22%3Cb%3E",
+            Some(&cookie),
+        )
+        .await;
+        assert_eq!(page.status, 200);
+        assert!(page.html.contains("0 users matching"), "{}", page.html);
+        assert!(!page.html.contains("<b>"));
+
+        let page = get(&app, &format!("/admin/users/{}", ids[3]), Some(&cookie)).await;
+        assert_eq!(page.status, 200);
+        assert!(page
+            .html
+            .contains("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"));
+        assert!(page.html.contains(&format!("/admin/groups/{}", group.id)));
+        assert!(
+            page.html.contains("Ops &#34;&#60;team&#62;&#34;") && !page.html.contains("<team>"),
+            "names are HTML-escaped"
+        );
+        assert_eq!(
+            get(&app, "/admin/users/unknown", Some(&cookie))
+                .await
+                .status,
+            404
+        );
+
+        let page = get(&app, "/admin/groups?q=ops", Some(&cookie)).await;
+        assert!(page.html.contains("1 group matching"));
+        let page = get(&app, &format!("/admin/groups/{}", group.id), Some(&cookie)).await;
+        assert!(page.html.contains("Members (1)"));
+        assert!(page.html.contains(&format!("/admin/users/{}", ids[3])));
+        assert!(page.html.contains("User 03"));
+        assert_eq!(
+            get(&app, "/admin/groups/unknown", Some(&cookie))
+                .await
+                .status,
+            404
+        );
+    }
+}
