@@ -43,14 +43,15 @@ pub async fn service_provider_config(
     api: web::Data<ScimApi>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    api.require_sync().await?;
+    // The page sizes are the run-time settings, read with the sync gate:
+    // a change shows here on the next request.
+    let settings = api.require_sync().await?;
     let base = api.location_base(&req);
-    let config = api.config();
     let body = json!({
         "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
         "patch": { "supported": true },
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
-        "filter": { "supported": true, "maxResults": config.max_page_size },
+        "filter": { "supported": true, "maxResults": settings.max_page_size },
         "changePassword": { "supported": true },
         "sort": { "supported": true },
         "etag": { "supported": true },
@@ -58,8 +59,8 @@ pub async fn service_provider_config(
             "cursor": false,
             "index": true,
             "defaultPaginationMethod": "index",
-            "defaultPageSize": config.default_page_size,
-            "maxPageSize": config.max_page_size,
+            "defaultPageSize": settings.default_page_size,
+            "maxPageSize": settings.max_page_size,
         },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

@@ -356,7 +356,7 @@ pub async fn get(
 
 /// `GET /Groups`
 pub async fn list(api: web::Data<ScimApi>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let params = ListParams::from_query(&QueryParams::from_request(&req)?, &api)?;
+    let params = ListParams::from_query(&QueryParams::from_request(&req)?)?;
     run_list(&api, &req, params).await
 }
 
@@ -366,7 +366,7 @@ pub async fn search(
     req: HttpRequest,
     body: ScimJson,
 ) -> Result<HttpResponse, ApiError> {
-    let params = ListParams::from_search(&body.0, &api)?;
+    let params = ListParams::from_search(&body.0)?;
     run_list(&api, &req, params).await
 }
 
@@ -386,7 +386,7 @@ async fn run_list(
     let fields = MemberFields::of(&projection);
     let store = api.gated_store();
     let (total, page) = web::block(move || {
-        store.read(|conn| {
+        store.read_with(|conn, settings| {
             let page = scim_store::list_groups(
                 conn,
                 &ListQuery {
@@ -394,7 +394,7 @@ async fn run_list(
                     sort_by: sort_by.as_ref(),
                     descending,
                     start_index,
-                    count,
+                    count: settings.page_size(count),
                 },
             )?;
             let mut out = Vec::with_capacity(page.items.len());
@@ -592,7 +592,7 @@ pub async fn delete(
         "Group",
         path.into_inner(),
         |conn, id| Ok(scim_store::lock_group(conn, id)?.map(|g| g.version)),
-        scim_store::delete_group,
+        |conn, _, id, version| scim_store::delete_group(conn, id, version),
     )
     .await
 }

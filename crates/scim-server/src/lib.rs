@@ -8,7 +8,10 @@
 //! While User Synchronization is disabled (the admin side's switch, stored
 //! in the database), every authenticated request gets 403: handlers reach
 //! the store only through [`GatedStore`], and discovery calls
-//! [`ScimApi::require_sync`].
+//! [`ScimApi::require_sync`]. The same per-request query reads the run-time
+//! settings the API applies (page sizes, the deprovisioning policy), so an
+//! administrator's change takes effect on the next request of every
+//! replica.
 
 pub mod auth;
 pub mod discovery;
@@ -23,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use scim_store::settings::ScimRuntime;
 use scim_store::Store;
 
 pub use error::{ApiError, SCIM_CONTENT_TYPE};
@@ -35,10 +39,6 @@ pub struct ScimConfig {
     /// Absolute base URL for `meta.location` (no trailing slash); `None`
     /// derives it from each request's scheme and Host.
     pub public_url: Option<String>,
-    /// Page size when `count` is absent.
-    pub default_page_size: u32,
-    /// Largest page size.
-    pub max_page_size: u32,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// How long a verified token is remembered (zero: always ask the
@@ -51,8 +51,6 @@ impl Default for ScimConfig {
         ScimConfig {
             base_path: "/scim/v2".into(),
             public_url: None,
-            default_page_size: 100,
-            max_page_size: 1000,
             max_body_bytes: 1024 * 1024,
             token_cache_ttl: Duration::from_secs(5),
         }
@@ -110,12 +108,11 @@ impl ScimApi {
     }
 
     /// The gate alone, for endpoints that read no table (discovery): 403
-    /// while User Synchronization is disabled. It costs one pool checkout
-    /// and one cached one-row query.
-    pub async fn require_sync(&self) -> Result<(), ApiError> {
+    /// while User Synchronization is disabled, else the run-time settings.
+    /// It costs one pool checkout and one cached query.
+    pub async fn require_sync(&self) -> Result<ScimRuntime, ApiError> {
         let gate = self.gated_store();
-        web::block(move || gate.read(|_| Ok(()))).await??;
-        Ok(())
+        Ok(web::block(move || gate.read_with(|_, settings| Ok(*settings))).await??)
     }
 
     /// The absolute URL of the API root for `meta.location`: the
@@ -219,6 +216,10 @@ impl ScimApi {
 /// database on every request, enabling or disabling takes effect on the
 /// next request of every replica. While disabled they fail with
 /// `scim_store::sync::sync_disabled_error`, which [`ApiError`] answers with 403.
+///
+/// The same query (`scim_store::sync::scim_gate`) reads the run-time
+/// settings; [`GatedStore::read_with`] and [`GatedStore::write_with`] hand
+/// them to the closure, so applying them costs no round trip either.
 #[derive(Debug, Clone)]
 pub struct GatedStore {
     store: Store,
@@ -230,9 +231,18 @@ impl GatedStore {
     where
         F: FnOnce(&mut scim_store::DbConnection) -> Result<T, scim_store::StoreError>,
     {
+        self.read_with(|conn, _| f(conn))
+    }
+
+    /// [`GatedStore::read`], handing the closure the run-time settings read
+    /// by the gate.
+    pub fn read_with<T, F>(&self, f: F) -> Result<T, scim_store::StoreError>
+    where
+        F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>,
+    {
         self.store.read(|conn| {
-            scim_store::sync::require_sync_enabled(conn)?;
-            f(conn)
+            let settings = scim_store::sync::scim_gate(conn)?;
+            f(conn, &settings)
         })
     }
 
@@ -242,9 +252,18 @@ impl GatedStore {
     where
         F: FnOnce(&mut scim_store::DbConnection) -> Result<T, scim_store::StoreError>,
     {
+        self.write_with(|conn, _| f(conn))
+    }
+
+    /// [`GatedStore::write`], handing the closure the run-time settings
+    /// read by the gate (in the same transaction).
+    pub fn write_with<T, F>(&self, f: F) -> Result<T, scim_store::StoreError>
+    where
+        F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>,
+    {
         self.store.write(|conn| {
-            scim_store::sync::require_sync_enabled(conn)?;
-            f(conn)
+            let settings = scim_store::sync::scim_gate(conn)?;
+            f(conn, &settings)
         })
     }
 }
@@ -295,7 +314,8 @@ pub(crate) fn resource_response(
 
 /// `DELETE` of a resource (204), honouring `If-Match` (RFC 7644 §3.14):
 /// `version` reads the current version inside the write transaction
-/// (`None` when the resource does not exist), `delete` removes it.
+/// (`None` when the resource does not exist), `delete` removes it (as the
+/// run-time settings say: a User may be soft-deleted).
 pub(crate) async fn delete_resource(
     api: &ScimApi,
     req: &HttpRequest,
@@ -304,6 +324,7 @@ pub(crate) async fn delete_resource(
     version: fn(&mut scim_store::DbConnection, &str) -> Result<Option<i64>, scim_store::StoreError>,
     delete: fn(
         &mut scim_store::DbConnection,
+        &ScimRuntime,
         &str,
         Option<i64>,
     ) -> Result<(), scim_store::StoreError>,
@@ -312,14 +333,14 @@ pub(crate) async fn delete_resource(
     let store = api.gated_store();
     let target = id.clone();
     web::block(move || {
-        store.write(|conn| match &if_match {
-            None => delete(conn, &target, None),
+        store.write_with(|conn, settings| match &if_match {
+            None => delete(conn, settings, &target, None),
             Some(p) => {
                 let current = version(conn, &target)?.ok_or(scim_store::StoreError::NotFound)?;
                 if !p.matches(current) {
                     return Err(scim_store::StoreError::PreconditionFailed);
                 }
-                delete(conn, &target, Some(current))
+                delete(conn, settings, &target, Some(current))
             }
         })
     })

@@ -124,15 +124,17 @@ pub struct ListParams {
     pub descending: bool,
     /// 1-based index of the first result.
     pub start_index: i64,
-    /// Page size (already capped at the maximum).
-    pub count: i64,
+    /// The page size the client asked for, if any. The run-time settings,
+    /// read per request by the gate, turn it into the page size
+    /// (`ScimRuntime::page_size`: default, cap, negative means 0).
+    pub count: Option<i64>,
     /// Attribute projection.
     pub projection: Projection,
 }
 
 impl ListParams {
     /// From a `GET` query string.
-    pub fn from_query(q: &QueryParams, api: &ScimApi) -> Result<Self, ApiError> {
+    pub fn from_query(q: &QueryParams) -> Result<Self, ApiError> {
         let int = |name: &str| -> Result<Option<i64>, ApiError> {
             q.get(name)
                 .map(|v| {
@@ -151,12 +153,11 @@ impl ListParams {
             int("startIndex")?,
             int("count")?,
             q.projection()?,
-            api,
         )
     }
 
     /// From a `POST /.search` SearchRequest body (RFC 7644 §3.4.3).
-    pub fn from_search(body: &Value, api: &ScimApi) -> Result<Self, ApiError> {
+    pub fn from_search(body: &Value) -> Result<Self, ApiError> {
         let obj = body.as_object().ok_or_else(|| {
             ScimError::invalid_syntax("the SearchRequest body must be a JSON object")
         })?;
@@ -228,7 +229,6 @@ impl ListParams {
             int("startIndex")?,
             int("count")?,
             projection,
-            api,
         )
     }
 
@@ -239,7 +239,6 @@ impl ListParams {
         start_index: Option<i64>,
         count: Option<i64>,
         projection: Projection,
-        api: &ScimApi,
     ) -> Result<Self, ApiError> {
         let filter = match filter.map(str::trim) {
             None | Some("") => None,
@@ -265,13 +264,9 @@ impl ListParams {
                 .into())
             }
         };
-        // RFC 7644 §3.4.2.4: startIndex < 1 is 1; count < 0 is 0; a count
-        // above the maximum is capped (the response says how many came).
-        let config = api.config();
+        // RFC 7644 §3.4.2.4: startIndex < 1 is 1. The count is resolved
+        // against the run-time page sizes by the handler.
         let start_index = start_index.unwrap_or(1).max(1);
-        let count = count
-            .unwrap_or(i64::from(config.default_page_size))
-            .clamp(0, i64::from(config.max_page_size));
         Ok(ListParams {
             filter,
             sort_by,

@@ -44,7 +44,7 @@ pub async fn search_all(
     req: HttpRequest,
     body: ScimJson,
 ) -> Result<HttpResponse, ApiError> {
-    let params = ListParams::from_search(&body.0, &api)?;
+    let params = ListParams::from_search(&body.0)?;
     let store = api.gated_store();
     let fields = MemberFields::of(&params.projection);
     let projection = params.projection.clone();
@@ -56,7 +56,7 @@ pub async fn search_all(
         Vec<(GroupRecord, Option<Vec<Member>>)>,
     );
     let found: Found = web::block(move || {
-        store.read(|conn| {
+        store.read_with(|conn, settings| {
             let query = |start_index: i64, count: i64| ListQuery {
                 filter: params.filter.as_ref(),
                 sort_by: params.sort_by.as_ref(),
@@ -78,7 +78,7 @@ pub async fn search_all(
             }
             // Page through Users, then Groups.
             let skip = params.start_index - 1;
-            let mut wanted = params.count;
+            let mut wanted = settings.page_size(params.count);
             let mut users = Vec::new();
             if skip < users_total && wanted > 0 {
                 let n = wanted.min(users_total - skip);

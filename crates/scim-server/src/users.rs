@@ -13,6 +13,7 @@ use scim_core::resource::{self, Meta, Projection};
 use scim_core::schema::{LIST_RESPONSE_SCHEMA, USER};
 use std::collections::HashMap;
 
+use scim_store::settings::Deprovisioning;
 use scim_store::{GroupRef, ListQuery, PasswordChange, StoreError, UserRecord};
 use serde_json::{json, Map, Value};
 
@@ -170,7 +171,7 @@ pub async fn get(
 
 /// `GET /Users`
 pub async fn list(api: web::Data<ScimApi>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let params = ListParams::from_query(&QueryParams::from_request(&req)?, &api)?;
+    let params = ListParams::from_query(&QueryParams::from_request(&req)?)?;
     run_list(&api, &req, params).await
 }
 
@@ -180,7 +181,7 @@ pub async fn search(
     req: HttpRequest,
     body: ScimJson,
 ) -> Result<HttpResponse, ApiError> {
-    let params = ListParams::from_search(&body.0, &api)?;
+    let params = ListParams::from_search(&body.0)?;
     run_list(&api, &req, params).await
 }
 
@@ -200,7 +201,7 @@ async fn run_list(
     } = params;
     let wanted = projection.clone();
     let (page, groups) = web::block(move || {
-        store.read(|conn| {
+        store.read_with(|conn, settings| {
             let page = scim_store::list_users(
                 conn,
                 &ListQuery {
@@ -208,7 +209,7 @@ async fn run_list(
                     sort_by: sort_by.as_ref(),
                     descending,
                     start_index,
-                    count,
+                    count: settings.page_size(count),
                 },
             )?;
             let ids: Vec<&str> = page.items.iter().map(|u| u.id.as_str()).collect();
@@ -363,7 +364,10 @@ pub async fn patch(
     )
 }
 
-/// `DELETE /Users/{id}`: removes the user and its memberships (204).
+/// `DELETE /Users/{id}` (204): removes the user's group memberships, and
+/// the user itself as the run-time `deprovisioning` setting says: `hard`
+/// deletes the row, `soft` marks it deleted (inactive, attributes kept,
+/// invisible to the SCIM API, its userName free again) until the purge.
 pub async fn delete(
     api: web::Data<ScimApi>,
     req: HttpRequest,
@@ -375,7 +379,10 @@ pub async fn delete(
         "User",
         path.into_inner(),
         |conn, id| Ok(scim_store::find_user(conn, id)?.map(|u| u.version)),
-        scim_store::delete_user,
+        |conn, settings, id, version| match settings.deprovisioning {
+            Deprovisioning::Hard => scim_store::delete_user(conn, id, version),
+            Deprovisioning::Soft => scim_store::soft_delete_user(conn, id, version),
+        },
     )
     .await
 }

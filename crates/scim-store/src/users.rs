@@ -820,6 +820,14 @@ pub fn purge_expired_users(
     }
 }
 
+/// How many soft-deleted Users await the purge.
+pub fn count_deleted_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    Ok(users::table
+        .filter(users::deleted_at.is_not_null())
+        .count()
+        .get_result(conn)?)
+}
+
 /// How many Users exist (soft-deleted ones are not counted).
 pub fn count_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
     count_matching(conn, Resource::User, None)

@@ -40,6 +40,10 @@ pub enum Command {
     /// Administrator accounts of the admin API and console.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Hard-delete the users soft-deleted longer ago than the run-time
+    /// setting soft_delete_retention_days, once, and print how many (what
+    /// `scimd serve` does every maintenance.purge_interval_secs).
+    Purge,
 }
 
 /// `scimd sync …`

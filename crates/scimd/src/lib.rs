@@ -89,7 +89,49 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Sync(cmd) => sync_command(&settings, cmd),
         Command::Saml(cmd) => saml_command(&settings, cmd),
         Command::Admin(cmd) => admin_command(&settings, cmd),
+        Command::Purge => {
+            let store = connect(&settings)?;
+            let purged = purge(&store)?;
+            println!(
+                "purged {purged} soft-deleted user{}",
+                if purged == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
     }
+}
+
+/// Users hard-deleted per transaction by the purge: small enough that one
+/// batch holds the SQLite writer for milliseconds, not seconds.
+pub const PURGE_BATCH: i64 = 500;
+
+/// Runs the purge of soft-deleted users once (`scim_store::purge_expired_users`:
+/// the retention period is read now, batches of [`PURGE_BATCH`]).
+pub fn purge(store: &Store) -> Result<usize, Error> {
+    Ok(scim_store::purge_expired_users(
+        store,
+        time::OffsetDateTime::now_utc(),
+        PURGE_BATCH,
+    )?)
+}
+
+/// The background purge of `scimd serve`: every `interval`, on the
+/// blocking pool. Several replicas may run it at once (the DELETE is
+/// idempotent). A failure is logged and retried at the next interval.
+fn spawn_purge(store: Store, interval: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = actix_web::rt::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            let store = store.clone();
+            match web::block(move || purge(&store)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(purged)) => tracing::info!(purged, "purged soft-deleted users"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "purging soft-deleted users failed"),
+                Err(e) => tracing::warn!(error = %e, "purging soft-deleted users failed"),
+            }
+        }
+    });
 }
 
 fn print_sync_status(status: &scim_admin::model::SyncStatus) {
@@ -352,7 +394,11 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         settings.server.workers
     };
     let shutdown = Duration::from_secs(settings.server.shutdown_timeout_secs);
+    let purge_interval = settings.purge_interval();
     actix_web::rt::System::new().block_on(async move {
+        if let Some(interval) = purge_interval {
+            spawn_purge(store.clone(), interval);
+        }
         let app_settings = settings.clone();
         actix_web::HttpServer::new(move || {
             let store = store.clone();

@@ -26,6 +26,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The admin API.
     pub admin: AdminSettings,
+    /// Background maintenance.
+    pub maintenance: MaintenanceSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -52,10 +54,15 @@ pub struct ServerSettings {
 pub struct ScimSettings {
     /// Mount point of the SCIM API.
     pub base_path: String,
-    /// Page size when `count` is absent.
-    pub default_page_size: u32,
-    /// Largest page size.
-    pub max_page_size: u32,
+}
+
+/// `[maintenance]`: background work of every replica.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSettings {
+    /// Seconds between two runs of the purge of soft-deleted users (0 = no
+    /// background purge; `scimd purge` runs it once).
+    pub purge_interval_secs: u64,
 }
 
 /// `[database]`
@@ -115,6 +122,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Keys that moved to the run-time settings (`runtime_settings`, seeded
+/// with 100 and 1000 by the migration).
+const REMOVED_PAGE_SIZE_KEYS: [&str; 2] = ["scim.default_page_size", "scim.max_page_size"];
+
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -155,9 +166,19 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(env)),
         );
-        let settings: Settings = builder
-            .build()
-            .and_then(|c| c.try_deserialize())
+        let config = builder.build().map_err(|e| SettingsError(e.to_string()))?;
+        // The page sizes were configuration keys before they became run-time
+        // settings: say where they went rather than "unknown field".
+        for key in REMOVED_PAGE_SIZE_KEYS {
+            if config.get::<config::Value>(key).is_ok() {
+                return Err(SettingsError(format!(
+                    "{key}: no longer a configuration key; page sizes are run-time settings \
+                     (admin console Settings, or PUT /admin/api/v1/settings), remove it"
+                )));
+            }
+        }
+        let settings: Settings = config
+            .try_deserialize()
             .map_err(|e| SettingsError(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
@@ -192,17 +213,11 @@ impl Settings {
                 format!("{base:?} must start with '/' and not end with '/', e.g. \"/scim/v2\""),
             );
         }
-        if self.scim.max_page_size == 0 {
-            return bad("scim.max_page_size", "must be at least 1".into());
-        }
-        if self.scim.default_page_size == 0 || self.scim.default_page_size > self.scim.max_page_size
-        {
+        let purge = self.maintenance.purge_interval_secs;
+        if purge != 0 && !(60..=7 * 86_400).contains(&purge) {
             return bad(
-                "scim.default_page_size",
-                format!(
-                    "must be between 1 and scim.max_page_size ({})",
-                    self.scim.max_page_size
-                ),
+                "maintenance.purge_interval_secs",
+                format!("{purge} must be 0 (off) or between 60 and 604800 (a week)"),
             );
         }
         let url = &self.database.url;
@@ -265,14 +280,18 @@ impl Settings {
         }
     }
 
+    /// How often the background purge runs (`None`: never).
+    pub fn purge_interval(&self) -> Option<Duration> {
+        let secs = self.maintenance.purge_interval_secs;
+        (secs > 0).then(|| Duration::from_secs(secs))
+    }
+
     /// The SCIM API's settings.
     pub fn scim_config(&self) -> scim_server::ScimConfig {
         let public = self.server.public_url.trim().trim_end_matches('/');
         scim_server::ScimConfig {
             base_path: self.scim.base_path.clone(),
             public_url: (!public.is_empty()).then(|| public.to_string()),
-            default_page_size: self.scim.default_page_size,
-            max_page_size: self.scim.max_page_size,
             max_body_bytes: self.server.max_body_bytes,
             token_cache_ttl: Duration::from_secs(self.auth.token_cache_ttl_secs),
         }
@@ -328,15 +347,14 @@ mod tests {
             None,
             env(&[
                 ("SCIMD__DATABASE__URL", "postgres://u:p@localhost/db"),
-                ("SCIMD__SCIM__MAX_PAGE_SIZE", "50"),
-                ("SCIMD__SCIM__DEFAULT_PAGE_SIZE", "20"),
+                ("SCIMD__MAINTENANCE__PURGE_INTERVAL_SECS", "600"),
                 ("SCIMD__LOG__FORMAT", "json"),
                 ("OTHER", "x"),
             ]),
         )
         .unwrap();
         assert_eq!(s.database.url, "postgres://u:p@localhost/db");
-        assert_eq!(s.scim.max_page_size, 50);
+        assert_eq!(s.purge_interval(), Some(Duration::from_secs(600)));
         assert_eq!(s.log.format, LogFormat::Json);
     }
 
@@ -358,8 +376,13 @@ mod tests {
             ("SCIMD__SCIM__BASE_PATH", "scim", "scim.base_path"),
             (
                 "SCIMD__SCIM__DEFAULT_PAGE_SIZE",
-                "5000",
+                "50",
                 "scim.default_page_size",
+            ),
+            (
+                "SCIMD__MAINTENANCE__PURGE_INTERVAL_SECS",
+                "5",
+                "maintenance.purge_interval_secs",
             ),
             ("SCIMD__LOG__FORMAT", "xml", "log.format"),
             ("SCIMD__DATABASE__POOL_SIZE", "lots", "database.pool_size"),

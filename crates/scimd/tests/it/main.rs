@@ -37,8 +37,14 @@ struct Server {
 
 impl Server {
     fn start(db_url: &str) -> Server {
+        Self::start_with(db_url, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    fn start_with(db_url: &str, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let child = scimd(db_url)
+            .envs(env.iter().copied())
             .env("SCIMD__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("SCIMD__SERVER__WORKERS", "2")
             .env("SCIMD__SERVER__SHUTDOWN_TIMEOUT_SECS", "10")
@@ -206,13 +212,24 @@ fn invalid_configuration_stops_startup_naming_the_key() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    std::fs::write(&file, "[scim]\nmax_page_size = 0\n").unwrap();
+    std::fs::write(&file, "[maintenance]\npurge_interval_secs = 1\n").unwrap();
     let out = run(scimd("sqlite://x.db")
         .arg("--config")
         .arg(&file)
         .arg("migrate"));
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("scim.max_page_size"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("maintenance.purge_interval_secs"));
+
+    // The page sizes moved to the run-time settings: the message says so.
+    std::fs::write(&file, "[scim]\nmax_page_size = 10\n").unwrap();
+    let out = run(scimd("sqlite://x.db")
+        .arg("--config")
+        .arg(&file)
+        .arg("migrate"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("scim.max_page_size"), "{err}");
+    assert!(err.contains("run-time settings"), "{err}");
 }
 
 #[test]
@@ -585,4 +602,99 @@ fn the_setup_code_is_logged_once_while_no_admin_exists() {
         .unwrap();
     assert_eq!(log.matches("setup_code").count(), 1, "{log}");
     assert!(log.contains("WARN"), "{log}");
+}
+
+/// Soft-deletes `n` new users (policy `soft` first) and returns the store.
+fn soft_deleted_users(url: &str, n: usize) -> scim_store::Store {
+    use scim_store::settings::{get_runtime_settings, update_runtime_settings, Deprovisioning};
+    let store = scim_store::Store::connect(&scim_store::StoreConfig {
+        url: url.to_owned(),
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(15),
+    })
+    .unwrap();
+    store.migrate().unwrap();
+    let current = store.read(get_runtime_settings).unwrap();
+    let mut values = current.values.clone();
+    values.deprovisioning = Deprovisioning::Soft;
+    store
+        .write(|c| update_runtime_settings(c, &values, current.version, "test"))
+        .unwrap();
+    store
+        .write(|c| {
+            let attrs = serde_json::json!({"userName": "live"});
+            scim_store::insert_user(c, attrs.as_object().unwrap(), None)?;
+            for i in 0..n {
+                let attrs = serde_json::json!({"userName": format!("gone{i}")});
+                let rec = scim_store::insert_user(c, attrs.as_object().unwrap(), None)?;
+                scim_store::soft_delete_user(c, &rec.id, None)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store
+}
+
+/// Sets the retention period as the admin API does.
+fn set_retention(store: &scim_store::Store, days: i32) {
+    use scim_store::settings::{get_runtime_settings, update_runtime_settings};
+    let current = store.read(get_runtime_settings).unwrap();
+    let mut values = current.values.clone();
+    values.soft_delete_retention_days = days;
+    store
+        .write(|c| update_runtime_settings(c, &values, current.version, "test"))
+        .unwrap();
+}
+
+#[test]
+fn purge_from_the_cli_removes_expired_soft_deleted_users() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, _db) in databases(dir.path()) {
+        let store = soft_deleted_users(&url, 3);
+        // Within the retention period (30 days): nothing to purge.
+        let out = run(scimd(&url).arg("purge"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "purged 0 soft-deleted users"
+        );
+        assert_eq!(store.read(scim_store::count_deleted_users).unwrap(), 3);
+        // The retention period is read at purge time.
+        set_retention(&store, 0);
+        let out = run(scimd(&url).arg("purge"));
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "purged 3 soft-deleted users",
+            "{url}"
+        );
+        assert_eq!(store.read(scim_store::count_deleted_users).unwrap(), 0);
+        assert_eq!(store.read(scim_store::count_users).unwrap(), 1);
+    }
+}
+
+#[test]
+fn serve_purges_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, _db) in databases(dir.path()) {
+        let store = soft_deleted_users(&url, 2);
+        set_retention(&store, 0);
+        // The first run is at startup.
+        let mut server =
+            Server::start_with(&url, &[("SCIMD__MAINTENANCE__PURGE_INTERVAL_SECS", "60")]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while store.read(scim_store::count_deleted_users).unwrap() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the background purge did not run"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(store.read(scim_store::count_users).unwrap(), 1);
+        assert!(server.terminate().success());
+    }
 }
