@@ -233,7 +233,7 @@ pub fn search_root() {}
     params(
         ("filter" = Option<String>, Query, description = "e.g. userName eq \"a@example.com\""),
         ("startIndex" = Option<i64>, Query, description = "1-based"),
-        ("count" = Option<i64>, Query, description = "Page size (capped)"),
+        ("count" = Option<i64>, Query, description = "Page size; default and cap are the run-time settings default_page_size and max_page_size (see /ServiceProviderConfig)"),
         ("sortBy" = Option<String>, Query, description = "Attribute"),
         ("sortOrder" = Option<String>, Query, description = "ascending or descending"),
         ("attributes" = Option<String>, Query, description = "Comma-separated"),
@@ -312,13 +312,25 @@ pub fn replace_user() {}
 pub fn patch_user() {}
 
 /// `DELETE /Users/{id}` (RFC 7644 §3.6).
+///
+/// What happens follows the run-time setting `deprovisioning` (admin API
+/// `/admin/api/v1/settings`, read on every request). Either way the user
+/// leaves every group (those groups' versions change) and from then on is
+/// answered 404 by GET, PUT, PATCH and DELETE, and is absent from lists,
+/// filters, `totalResults`, `/.search` and group members. `hard` (the
+/// default) removes the user at once. `soft` marks it deleted instead: it
+/// is set `active: false`, its version is bumped, every other attribute is
+/// kept in the database, and its userName is free again (the identity
+/// provider may create the same userName anew); it is purged for good
+/// `soft_delete_retention_days` days later. `If-Match` applies as on PUT.
 #[utoipa::path(delete, path = "/Users/{id}", tag = "Users",
     params(("id" = String, Path, description = "The user's id")),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Deleted (hard) or marked deleted (soft), per the deprovisioning setting"),
         (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
         (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "No such user", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 404, description = "No such user (or already deleted)", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 412, description = "If-Match is stale", content_type = "application/scim+json", body = ScimErrorDoc),
     ))]
 pub fn delete_user() {}
 
@@ -327,7 +339,7 @@ pub fn delete_user() {}
     params(
         ("filter" = Option<String>, Query, description = "e.g. displayName eq \"Sales\""),
         ("startIndex" = Option<i64>, Query, description = "1-based"),
-        ("count" = Option<i64>, Query, description = "Page size (capped)"),
+        ("count" = Option<i64>, Query, description = "Page size; default and cap are the run-time settings default_page_size and max_page_size (see /ServiceProviderConfig)"),
         ("excludedAttributes" = Option<String>, Query, description = "e.g. members"),
     ),
     responses(
