@@ -20,10 +20,13 @@ release:
 run: release
 	./target/release/scimd --config config/default.toml serve
 
-## Everything CI checks: formatting, lints, and every test on both backends.
+## Everything CI checks: formatting, lints, and every test on both backends
+## (the console's browser test needs chromium + chromium-driver: installed
+## by scripts/ensure-chromium.sh when missing).
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/ensure-chromium.sh
 	TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" $(CARGO) test --workspace --all-targets
 
 fmt:

@@ -15,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod cautions;
 pub mod console;
+mod docs;
 pub mod error;
 pub mod model;
 pub mod openapi;
@@ -23,7 +24,7 @@ pub mod service;
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use scim_store::Store;
 
 pub use error::{AdminError, ErrorBody, FieldError};
@@ -107,36 +108,9 @@ impl AdminApi {
     /// `<scim base>/openapi.json` is served here rather than by the SCIM
     /// scope (which would demand a SCIM token).
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        let scim_spec_path = format!("{}/openapi.json", self.inner.config.scim_base_path);
-        let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
-            .urls(vec![
-                (
-                    utoipa_swagger_ui::Url::new("admin API", ADMIN_OPENAPI_PATH),
-                    openapi::admin_openapi(),
-                ),
-                (
-                    utoipa_swagger_ui::Url::from(scim_spec_path.clone()),
-                    openapi::scim_openapi(&self.inner.config.scim_base_path),
-                ),
-            ])
-            .config(
-                utoipa_swagger_ui::Config::new([
-                    utoipa_swagger_ui::Url::new("admin API", ADMIN_OPENAPI_PATH),
-                    utoipa_swagger_ui::Url::from(scim_spec_path),
-                ])
-                // Never contact validator.swagger.io: the page works offline.
-                .validator_url("none"),
-            );
+        let scim_base_path = self.inner.config.scim_base_path.clone();
         cfg.app_data(web::Data::new(self.clone()))
-            .route(
-                "/docs",
-                web::get().to(|| async {
-                    HttpResponse::PermanentRedirect()
-                        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
-                        .finish()
-                }),
-            )
-            .service(swagger)
+            .configure(|c| docs::configure(c, &scim_base_path))
             .service(openapi::api_scope(self.inner.config.max_body_bytes))
             .configure(console::configure);
     }

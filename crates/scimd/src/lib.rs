@@ -374,7 +374,7 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
     match scim_admin::service::issue_setup_code(&store, settings.setup_code_ttl()) {
         Ok(Some(code)) => tracing::warn!(
             setup_code = %code,
-            "no administrator exists: create the first one with this one-time setup code (POST /admin/api/v1/setup) or run `scimd admin create --username NAME`"
+            "no administrator exists: open the console at /admin/setup and create the first one with this one-time setup code (or POST /admin/api/v1/setup, or run `scimd admin create --username NAME`)"
         ),
         Ok(None) => {}
         Err(e) => return Err(Error::Admin(e)),

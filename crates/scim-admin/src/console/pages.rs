@@ -54,13 +54,9 @@ fn notice(req: &HttpRequest) -> Option<String> {
     Some(text.to_owned())
 }
 
-/// The form's CSRF token is right, or the 403 page.
-fn verify(session: &ConsoleSession, form: &Form) -> Result<(), HttpResponse> {
-    if check_csrf(session, form.text("csrf")) {
-        Ok(())
-    } else {
-        Err(csrf_failed())
-    }
+/// Whether the form carries the session's CSRF token.
+fn verify(session: &ConsoleSession, form: &Form) -> bool {
+    check_csrf(session, form.text("csrf"))
 }
 
 macro_rules! session_or_return {
@@ -277,8 +273,8 @@ fn capitalize(s: &str) -> String {
 
 async fn logout(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
     let session = session_or_return!(req, api);
-    if let Err(resp) = verify(&session, &Form::parse(&body)) {
-        return resp;
+    if !verify(&session, &Form::parse(&body)) {
+        return csrf_failed();
     }
     let store = api.store().clone();
     let sid = session.session_id.clone();
@@ -369,8 +365,8 @@ async fn sync_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
 async fn sync_enable(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
     let session = session_or_return!(req, api);
     let form = Form::parse(&body);
-    if let Err(resp) = verify(&session, &form) {
-        return resp;
+    if !verify(&session, &form) {
+        return csrf_failed();
     }
     let ticked: Vec<String> = form.all("caution").into_iter().map(str::to_owned).collect();
     let store = api.store().clone();
@@ -415,8 +411,8 @@ async fn sync_disable(
     body: web::Bytes,
 ) -> HttpResponse {
     let session = session_or_return!(req, api);
-    if let Err(resp) = verify(&session, &Form::parse(&body)) {
-        return resp;
+    if !verify(&session, &Form::parse(&body)) {
+        return csrf_failed();
     }
     let store = api.store().clone();
     let actor = session.actor();
@@ -456,8 +452,8 @@ async fn saml_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
 async fn saml_submit(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
     let session = session_or_return!(req, api);
     let form = Form::parse(&body);
-    if let Err(resp) = verify(&session, &form) {
-        return resp;
+    if !verify(&session, &form) {
+        return csrf_failed();
     }
     let mode = if form.text("mode") == "metadata" {
         "metadata"
@@ -555,8 +551,8 @@ async fn settings_submit(
 ) -> HttpResponse {
     let session = session_or_return!(req, api);
     let form = Form::parse(&body);
-    if let Err(resp) = verify(&session, &form) {
-        return resp;
+    if !verify(&session, &form) {
+        return csrf_failed();
     }
     let mut errors = Vec::new();
     let soft = form.text("deprovisioning") == "soft";
@@ -677,8 +673,8 @@ async fn token_create(
 ) -> HttpResponse {
     let session = session_or_return!(req, api);
     let form = Form::parse(&body);
-    if let Err(resp) = verify(&session, &form) {
-        return resp;
+    if !verify(&session, &form) {
+        return csrf_failed();
     }
     let admin_kind = form.text("kind") == "admin";
     let request = CreateTokenRequest {
@@ -736,8 +732,8 @@ async fn token_revoke(
     body: web::Bytes,
 ) -> HttpResponse {
     let session = session_or_return!(req, api);
-    if let Err(resp) = verify(&session, &Form::parse(&body)) {
-        return resp;
+    if !verify(&session, &Form::parse(&body)) {
+        return csrf_failed();
     }
     let (kind, id) = path.into_inner();
     let store = api.store().clone();

@@ -717,17 +717,43 @@ async fn openapi_documents_and_swagger_ui_are_served_offline() {
     let res = app.send(Method::GET, "/docs", &Auth::None, None).await;
     assert_eq!(res.status, 308);
     assert_eq!(res.header("location"), Some("/docs/"));
+    // Administrators only: signed-out browsers go to the sign-in page, and
+    // the documents answer 401 (a SCIM token does not open them either).
     let res = app.send(Method::GET, "/docs/", &Auth::None, None).await;
+    assert_eq!(res.status, 303);
+    assert_eq!(res.header("location"), Some("/admin/login?next=%2Fdocs%2F"));
+    let (_, scim_secret) = app
+        .db
+        .store()
+        .write(|c| scim_store::create_token(c, "idp", None))
+        .unwrap();
+    for path in ["/admin/api/openapi.json", "/scim/v2/openapi.json"] {
+        for auth in [Auth::None, Auth::Bearer(scim_secret.clone())] {
+            let res = app.send(Method::GET, path, &auth, None).await;
+            assert_error(&res, 401, "unauthorized");
+        }
+    }
+    let session = app.signed_in().await;
+    let created = scim_admin::service::create_admin_token(
+        app.db.store(),
+        "test",
+        &scim_admin::model::CreateTokenRequest {
+            name: "ci".into(),
+            expires_at: None,
+        },
+    )
+    .unwrap();
+    let token = Auth::Bearer(created.secret);
+    let res = app
+        .send(Method::GET, "/admin/api/openapi.json", &token, None)
+        .await;
+    assert_eq!(res.status, 200);
+    let res = app.send(Method::GET, "/docs/", &session, None).await;
     assert_eq!(res.status, 200);
     let html = res.body.as_str().unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
     let res = app
-        .send(
-            Method::GET,
-            "/docs/swagger-initializer.js",
-            &Auth::None,
-            None,
-        )
+        .send(Method::GET, "/docs/swagger-initializer.js", &session, None)
         .await;
     let js = res.body.as_str().unwrap();
     assert!(
@@ -737,12 +763,12 @@ async fn openapi_documents_and_swagger_ui_are_served_offline() {
     assert!(js.contains("/admin/api/openapi.json") && js.contains("/scim/v2/openapi.json"));
     assert!(!js.contains("https://"), "no external URL: {js}");
     let res = app
-        .send(Method::GET, "/admin/api/openapi.json", &Auth::None, None)
+        .send(Method::GET, "/admin/api/openapi.json", &session, None)
         .await;
     assert_eq!(res.status, 200);
     assert_eq!(res.body["info"]["title"], "scimd admin API");
     let res = app
-        .send(Method::GET, "/scim/v2/openapi.json", &Auth::None, None)
+        .send(Method::GET, "/scim/v2/openapi.json", &session, None)
         .await;
     assert_eq!(res.status, 200);
     assert!(res.body["paths"]["/Users/{id}"]["patch"].is_object());

@@ -2,6 +2,8 @@
 //! health and readiness, SCIM over a real socket, and graceful shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod browser;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -572,13 +574,25 @@ fn admin_and_scim_credentials_never_open_each_other() {
             403
         );
 
-        // The documents and Swagger UI need no credentials.
-        assert_eq!(server.http("GET", "/docs/", None, None).0, 200);
-        let (status, body) = server.http("GET", "/scim/v2/openapi.json", None, None);
+        // The documents and Swagger UI are for administrators only.
+        assert_eq!(server.http("GET", "/docs/", None, None).0, 303);
+        assert_eq!(
+            server.http("GET", "/docs/", Some(&admin_secret), None).0,
+            200
+        );
+        assert_eq!(
+            server
+                .http("GET", "/scim/v2/openapi.json", Some(&scim_secret), None)
+                .0,
+            401
+        );
+        let (status, body) = server.http("GET", "/scim/v2/openapi.json", Some(&admin_secret), None);
         assert_eq!(status, 200);
         assert!(body.contains("scimd SCIM 2.0 API"));
         assert_eq!(
-            server.http("GET", "/admin/api/openapi.json", None, None).0,
+            server
+                .http("GET", "/admin/api/openapi.json", Some(&admin_secret), None)
+                .0,
             200
         );
     }

@@ -1,0 +1,440 @@
+//! The console in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver) against the real `scimd` binary, on each backend. Plays
+//! the administrator of the seed: first-run setup → SAML → the Enable
+//! button stays disabled until every caution is ticked → Enable → banner →
+//! SCIM token → the identity provider's requests work → Disable → 403.
+//!
+//! Screenshots of every page are saved under
+//! `target/browser-screenshots/<backend>/`. `make test` installs Debian's
+//! `chromium` and `chromium-driver` when they are missing.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use super::{databases, free_port, scimd, Server, IDP_PEM};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// chromedriver on a free port, stopped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start chromedriver ({e}): install Debian's chromium and chromium-driver \
+                     (`make test` does it: scripts/ensure-chromium.sh)"
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, port }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `scimd serve` and returns it with the setup code it logged.
+fn start_scimd(db_url: &str) -> (Server, String) {
+    let port = free_port();
+    let mut child = scimd(db_url)
+        .env("SCIMD__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("SCIMD__SERVER__WORKERS", "2")
+        .env("SCIMD__LOG__FORMAT", "json")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let server = Server { child, port };
+    let code = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("scimd logs the setup code at startup");
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let Some(code) = v
+            .pointer("/fields/setup_code")
+            .or_else(|| v.get("setup_code"))
+            .and_then(Value::as_str)
+        {
+            break code.to_owned();
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(server.try_http("GET", "/healthz", None, None), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "scimd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (server, code)
+}
+
+/// The WebDriver session over headless Chromium (flags from
+/// ../shared/STACK.md: no sandbox as root, no background networking).
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a WebDriver session with headless Chromium")
+}
+
+struct Shots {
+    dir: PathBuf,
+    n: u32,
+}
+
+impl Shots {
+    fn new(backend: &str) -> Shots {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+        let dir = target.join("browser-screenshots").join(backend);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Shots { dir, n: 0 }
+    }
+
+    async fn take(&mut self, c: &Client, name: &str) {
+        self.n += 1;
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(self.dir.join(format!("{:02}-{name}.png", self.n)), png).unwrap();
+    }
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} not found: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let el = c.find(Locator::Css(css)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(value).await.unwrap();
+}
+
+/// Sets a (long) field's value directly, as a paste would.
+async fn paste(c: &Client, css: &str, value: &str) {
+    c.execute(
+        "document.querySelector(arguments[0]).value = arguments[1];",
+        vec![json!(css), json!(value)],
+    )
+    .await
+    .unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn path_of(c: &Client) -> String {
+    c.current_url().await.unwrap().path().to_owned()
+}
+
+/// Waits until the browser is at `path` (a form's redirect may land after
+/// the click returns).
+async fn wait_path(c: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = path_of(c).await;
+        if now == path {
+            return;
+        }
+        assert!(Instant::now() < deadline, "expected {path}, still at {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn enabled(c: &Client, css: &str) -> bool {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .is_enabled()
+        .await
+        .unwrap()
+}
+
+async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &mut Shots) {
+    let base = format!("http://127.0.0.1:{}", server.port);
+
+    // First run: /admin/ leads to the setup page.
+    c.goto(&format!("{base}/admin/")).await.unwrap();
+    assert_eq!(path_of(c).await, "/admin/setup");
+    shots.take(c, "setup").await;
+    fill(c, "#code", "wrong-code").await;
+    fill(c, "#username", "alice").await;
+    fill(c, "#password", PASSWORD).await;
+    fill(c, "#password_confirm", PASSWORD).await;
+    click(c, "#setup-submit").await;
+    let err = text_of(c, "#code-error").await;
+    assert!(err.contains("setup code"), "{err}");
+    shots.take(c, "setup-wrong-code").await;
+    fill(c, "#code", code).await;
+    fill(c, "#password", PASSWORD).await;
+    fill(c, "#password_confirm", PASSWORD).await;
+    click(c, "#setup-submit").await;
+
+    // Signed in, on User Synchronization: disabled, SAML missing.
+    wait_path(c, "/admin/sync").await;
+    assert!(text_of(c, "#sync-banner").await.contains("disabled"));
+    assert!(!enabled(c, "#enable-sync").await);
+    assert!(text_of(c, "#enable-reason").await.contains("SAML"));
+    shots.take(c, "sync-needs-saml").await;
+    // Even with every caution ticked, no SAML means no Enable.
+    for b in c
+        .find_all(Locator::Css("input[name=caution]"))
+        .await
+        .unwrap()
+    {
+        b.click().await.unwrap();
+    }
+    assert!(!enabled(c, "#enable-sync").await);
+
+    // SAML: a bad certificate is reported next to its field.
+    click(c, "nav a[href='/admin/saml']").await;
+    fill(c, "#entity_id", "https://sts.windows.net/tenant/").await;
+    fill(
+        c,
+        "#sso_url",
+        "https://login.microsoftonline.com/tenant/saml2",
+    )
+    .await;
+    paste(c, "#certificate_pem", "not a certificate").await;
+    click(c, "#saml-save").await;
+    let err = text_of(c, "#certificate_pem-error").await;
+    assert!(!err.is_empty());
+    shots.take(c, "saml-invalid-certificate").await;
+    paste(c, "#certificate_pem", IDP_PEM).await;
+    click(c, "#saml-save").await;
+    assert!(text_of(c, "#notice").await.contains("SAML"));
+    assert!(text_of(c, "#saml-current").await.contains("SHA-256"));
+    shots.take(c, "saml-saved").await;
+
+    // Enable stays disabled until the last caution is ticked.
+    click(c, "nav a[href='/admin/sync']").await;
+    assert!(!enabled(c, "#enable-sync").await);
+    let boxes = c
+        .find_all(Locator::Css("input[name=caution]"))
+        .await
+        .unwrap();
+    assert!(boxes.len() >= 5, "the cautions are listed");
+    let (last, rest) = boxes.split_last().unwrap();
+    for b in rest {
+        b.click().await.unwrap();
+        assert!(!enabled(c, "#enable-sync").await);
+    }
+    shots.take(c, "sync-one-caution-left").await;
+    last.click().await.unwrap();
+    assert!(enabled(c, "#enable-sync").await);
+    shots.take(c, "sync-ready").await;
+    click(c, "#enable-sync").await;
+    let banner = text_of(c, "#sync-banner").await;
+    assert!(banner.contains("enabled"), "{banner}");
+    assert!(text_of(c, "#sync-state").await.contains("alice"));
+    shots.take(c, "sync-enabled").await;
+
+    // A SCIM token, shown once, works against the SCIM API.
+    click(c, "nav a[href='/admin/tokens']").await;
+    shots.take(c, "tokens").await;
+    fill(c, "#scim-name", "Entra ID").await;
+    click(c, "#create-scim-token-submit").await;
+    let secret = c
+        .find(Locator::Css("#token-secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(secret.starts_with("scimd_"), "{secret}");
+    assert!(text_of(c, "#tenant-url").await.ends_with("/scim/v2"));
+    shots.take(c, "token-created").await;
+    let (status, body) = server.http(
+        "GET",
+        "/scim/v2/Users?filter=userName%20eq%20%225c1e6a0e-9a4b-4c38-a3b9-0d5e2b7f1c11%22",
+        Some(&secret),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["totalResults"],
+        0
+    );
+    let (status, body) = server.http(
+        "POST",
+        "/scim/v2/Users",
+        Some(&secret),
+        Some(
+            r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bob@example.com","displayName":"Bob Jones","emails":[{"value":"bob@example.com","type":"work","primary":true}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Sales"}}"#,
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let bob = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = server.http(
+        "POST",
+        "/scim/v2/Groups",
+        Some(&secret),
+        Some(&format!(
+            r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Sales team","members":[{{"value":"{bob}"}}]}}"#
+        )),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // The users and groups the identity provider provisioned.
+    click(c, "nav a[href='/admin/users']").await;
+    assert!(text_of(c, "#user-count").await.starts_with("1 user"));
+    fill(c, "#q", "BOB@").await;
+    click(c, "#search-users").await;
+    assert!(text_of(c, "#users").await.contains("bob@example.com"));
+    shots.take(c, "users").await;
+    click(c, "#users a").await;
+    let attrs = text_of(c, "#attributes").await;
+    assert!(
+        attrs.contains("Sales") && attrs.contains("Bob Jones"),
+        "{attrs}"
+    );
+    assert!(text_of(c, "#groups").await.contains("Sales team"));
+    shots.take(c, "user-detail").await;
+    click(c, "#groups a").await;
+    assert!(text_of(c, "#members").await.contains("Bob Jones"));
+    shots.take(c, "group-detail").await;
+    click(c, "nav a[href='/admin/groups']").await;
+    assert!(text_of(c, "#groups").await.contains("Sales team"));
+    shots.take(c, "groups").await;
+
+    // Settings: invalid values are reported next to their field.
+    click(c, "nav a[href='/admin/settings']").await;
+    fill(c, "#max_page_size", "20000").await;
+    // The browser's own range check would stop the form; the server's
+    // message is what this test is about.
+    c.execute(
+        "document.getElementById('settings-form').noValidate = true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(c, "#settings-save").await;
+    let page = text_of(c, "#settings-form").await;
+    assert!(page.contains("between 1 and 10000"), "{page}");
+    shots.take(c, "settings-invalid").await;
+    fill(c, "#max_page_size", "500").await;
+    click(c, "#settings-save").await;
+    assert!(text_of(c, "#notice").await.contains("Settings saved"));
+    shots.take(c, "settings-saved").await;
+
+    // Disable, with confirmation: SCIM requests get 403 again.
+    click(c, "nav a[href='/admin/sync']").await;
+    click(c, "#disable-sync").await;
+    shots.take(c, "disable-confirmation").await;
+    click(c, "#confirm-disable").await;
+    assert!(text_of(c, "#sync-banner").await.contains("disabled"));
+    shots.take(c, "sync-disabled").await;
+    let (status, body) = server.http("GET", "/scim/v2/Users", Some(&secret), None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("disabled"), "{body}");
+
+    // Sign out; a wrong password is refused with a message; sign in again.
+    click(c, ".signout button").await;
+    wait_path(c, "/admin/login").await;
+    shots.take(c, "signed-out").await;
+    fill(c, "#username", "alice").await;
+    fill(c, "#password", "wrong password!").await;
+    click(c, "#login-submit").await;
+    assert!(text_of(c, "#login-error")
+        .await
+        .to_lowercase()
+        .contains("wrong username or password"));
+    shots.take(c, "login-refused").await;
+    fill(c, "#password", PASSWORD).await;
+    click(c, "#login-submit").await;
+    wait_path(c, "/admin/sync").await;
+
+    // Swagger UI, served by the binary for administrators, renders offline.
+    c.goto(&format!("{base}/docs/")).await.unwrap();
+    let title = text_of(c, ".swagger-ui .info .title").await;
+    assert!(title.contains("scimd admin API"), "{title}");
+    shots.take(c, "swagger-ui").await;
+}
+
+#[test]
+fn the_administrator_enables_synchronization_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let driver = Driver::start();
+    for (url, db) in databases(dir.path()) {
+        let backend = if db.is_some() { "postgres" } else { "sqlite" };
+        let (server, code) = start_scimd(&url);
+        let profile = tempfile::tempdir().unwrap();
+        let mut shots = Shots::new(backend);
+        rt.block_on(async {
+            let c = browser(&driver, profile.path()).await;
+            administrator_journey(&c, &server, &code, &mut shots).await;
+            c.close().await.unwrap();
+        });
+        drop(server);
+        drop(db);
+    }
+}
