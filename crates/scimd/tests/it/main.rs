@@ -712,3 +712,86 @@ fn serve_purges_in_the_background() {
         assert!(server.terminate().success());
     }
 }
+
+/// The committed SCIM OpenAPI document (hand-written in
+/// crates/scim-admin/src/openapi/scim.rs) and the routes the binary serves
+/// must agree: every documented operation is served, and on every
+/// documented path the methods it does not document are refused (404/405).
+#[test]
+fn the_scim_openapi_document_matches_the_served_routes() {
+    let spec: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../docs/openapi/scim.json")).unwrap();
+    assert_eq!(spec["servers"][0]["url"], "/scim/v2");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
+    let _ = run(scimd(&url).arg("migrate"));
+    enable_sync(&url);
+    let (_, secret) = create_token(&url, "spec");
+    let server = Server::start(&url);
+    let created = |path: &str, body: &str| {
+        let (status, body) = server.http("POST", path, Some(&secret), Some(body));
+        assert_eq!(status, 201, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let paths = spec["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (path, ops) in paths {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            // Fresh resources for each call: a DELETE must find something.
+            let user = created(
+                "/scim/v2/Users",
+                &format!(r#"{{"userName":"u{checked}@example.com"}}"#),
+            );
+            let group = created(
+                "/scim/v2/Groups",
+                &format!(r#"{{"displayName":"g{checked}"}}"#),
+            );
+            checked += 1;
+            let concrete = path
+                .replace("/Users/{id}", &format!("/Users/{user}"))
+                .replace("/Groups/{id}", &format!("/Groups/{group}"))
+                .replace("/ResourceTypes/{name}", "/ResourceTypes/User")
+                .replace(
+                    "/Schemas/{id}",
+                    "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+                );
+            assert!(!concrete.contains('{'), "unhandled parameter in {path}");
+            let body = match method {
+                "post" if path.ends_with(".search") => Some(r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}"#.to_owned()),
+                "post" | "put" if path.starts_with("/Users") => Some(format!(r#"{{"userName":"n{checked}@example.com"}}"#)),
+                "post" | "put" => Some(format!(r#"{{"displayName":"n{checked}"}}"#)),
+                "patch" => Some(r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"externalId","value":"x"}]}"#.to_owned()),
+                _ => None,
+            };
+            let (status, answer) = server.http(
+                &method.to_uppercase(),
+                &format!("/scim/v2{concrete}"),
+                Some(&secret),
+                body.as_deref(),
+            );
+            if ops.get(method).is_some() {
+                assert!(
+                    (200..300).contains(&status),
+                    "{method} {path} is documented but answered {status}: {answer}"
+                );
+                let documented = ops[method]["responses"]
+                    .as_object()
+                    .unwrap()
+                    .contains_key(&status.to_string());
+                assert!(
+                    documented,
+                    "{method} {path} answered {status}, which the document does not list"
+                );
+            } else {
+                assert!(
+                    status == 404 || status == 405,
+                    "{method} {path} is not documented but answered {status}: {answer}"
+                );
+            }
+        }
+    }
+    assert!(checked >= 50);
+}
