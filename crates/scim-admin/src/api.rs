@@ -398,7 +398,15 @@ pub async fn revoke_admin_token(
 
 // ---------------------------------------------------------------- session
 
-fn session_cookie(req: &HttpRequest, value: String, max_age_secs: i64) -> Cookie<'static> {
+/// The session cookie (the API's and the console's): `HttpOnly`, and
+/// `SameSite=Strict`, so a request started on another site (even a link,
+/// such as the identity provider's Authorize) never carries the session:
+/// the administrator signs in again there.
+pub(crate) fn session_cookie(
+    req: &HttpRequest,
+    value: String,
+    max_age_secs: i64,
+) -> Cookie<'static> {
     // Secure when the request came over TLS, directly or through a proxy
     // that says so (X-Forwarded-Proto / Forwarded).
     let https = req.connection_info().scheme().eq_ignore_ascii_case("https");

@@ -6,7 +6,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use scim_core::filter::{parse_filter, AttrPath, Filter};
 use scim_store::groups::{self, GroupRef, Member};
-use scim_store::{users, ListQuery};
+use scim_store::{users, DbConnection, GroupRecord, ListQuery, Page, StoreError, UserRecord};
 use serde_json::{Map, Value};
 
 use super::{blocking, error_page, render, require_session, Chrome, Form};
@@ -131,6 +131,63 @@ fn primary_email(attrs: &Map<String, Value>) -> String {
         .to_owned()
 }
 
+/// A page of search results, as rows: the users (sorted by userName) or
+/// groups (by displayName) matching `q`, and their total; a search the
+/// filter grammar refuses is a message instead of rows.
+async fn search<T, R>(
+    api: &AdminApi,
+    q: &str,
+    page: i64,
+    users: bool,
+    list: fn(&mut DbConnection, &ListQuery<'_>) -> Result<Page<T>, StoreError>,
+    row: fn(T) -> R,
+) -> Result<(Vec<R>, i64, Option<String>), AdminError>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let store = api.store().clone();
+    let needle = q.to_owned();
+    let result = blocking(move || {
+        let filter = search_filter(users, &needle)?;
+        let sort = AttrPath::new(if users { "userName" } else { "displayName" });
+        let query = ListQuery {
+            filter: filter.as_ref(),
+            sort_by: Some(&sort),
+            descending: false,
+            start_index: (page - 1) * PAGE_SIZE + 1,
+            count: PAGE_SIZE,
+        };
+        Ok(store.read(|c| list(c, &query))?)
+    })
+    .await;
+    match result {
+        Ok(p) => Ok((p.items.into_iter().map(row).collect(), p.total, None)),
+        Err(AdminError::Validation { message, .. }) => Ok((Vec::new(), 0, Some(message))),
+        Err(err) => Err(err),
+    }
+}
+
+fn user_row(u: UserRecord) -> UserRow {
+    UserRow {
+        user_name: text(&u.attrs, "userName"),
+        display_name: text(&u.attrs, "displayName"),
+        email: primary_email(&u.attrs),
+        active: u.attrs.get("active").and_then(Value::as_bool) != Some(false),
+        last_modified: u.last_modified,
+        id: u.id,
+    }
+}
+
+fn group_row(g: GroupRecord) -> GroupRow {
+    GroupRow {
+        display_name: text(&g.attrs, "displayName"),
+        external_id: text(&g.attrs, "externalId"),
+        last_modified: g.last_modified,
+        id: g.id,
+    }
+}
+
 #[derive(askama::Template)]
 #[template(path = "users.html")]
 struct UsersPage {
@@ -146,38 +203,9 @@ async fn users_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse 
     let form = Form::query(&req);
     let q = form.text("q").to_owned();
     let page = page_number(&form);
-    let store = api.store().clone();
-    let needle = q.clone();
-    let result = blocking(move || {
-        let filter = search_filter(true, &needle)?;
-        let sort = AttrPath::new("userName");
-        let query = ListQuery {
-            filter: filter.as_ref(),
-            sort_by: Some(&sort),
-            descending: false,
-            start_index: (page - 1) * PAGE_SIZE + 1,
-            count: PAGE_SIZE,
-        };
-        Ok(store.read(|c| users::list_users(c, &query))?)
-    })
-    .await;
-    let (rows, total, error) = match result {
-        Ok(p) => (
-            p.items
-                .into_iter()
-                .map(|u| UserRow {
-                    user_name: text(&u.attrs, "userName"),
-                    display_name: text(&u.attrs, "displayName"),
-                    email: primary_email(&u.attrs),
-                    active: u.attrs.get("active").and_then(Value::as_bool) != Some(false),
-                    last_modified: u.last_modified,
-                    id: u.id,
-                })
-                .collect(),
-            p.total,
-            None,
-        ),
-        Err(AdminError::Validation { message, .. }) => (Vec::new(), 0, Some(message)),
+    let (rows, total, error) = match search(&api, &q, page, true, users::list_users, user_row).await
+    {
+        Ok(found) => found,
         Err(err) => return error_page(&err),
     };
     render(&UsersPage {
@@ -318,38 +346,11 @@ async fn groups_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse
     let form = Form::query(&req);
     let q = form.text("q").to_owned();
     let page = page_number(&form);
-    let store = api.store().clone();
-    let needle = q.clone();
-    let result = blocking(move || {
-        let filter = search_filter(false, &needle)?;
-        let sort = AttrPath::new("displayName");
-        let query = ListQuery {
-            filter: filter.as_ref(),
-            sort_by: Some(&sort),
-            descending: false,
-            start_index: (page - 1) * PAGE_SIZE + 1,
-            count: PAGE_SIZE,
+    let (rows, total, error) =
+        match search(&api, &q, page, false, groups::list_groups, group_row).await {
+            Ok(found) => found,
+            Err(err) => return error_page(&err),
         };
-        Ok(store.read(|c| groups::list_groups(c, &query))?)
-    })
-    .await;
-    let (rows, total, error) = match result {
-        Ok(p) => (
-            p.items
-                .into_iter()
-                .map(|g| GroupRow {
-                    display_name: text(&g.attrs, "displayName"),
-                    external_id: text(&g.attrs, "externalId"),
-                    last_modified: g.last_modified,
-                    id: g.id,
-                })
-                .collect(),
-            p.total,
-            None,
-        ),
-        Err(AdminError::Validation { message, .. }) => (Vec::new(), 0, Some(message)),
-        Err(err) => return error_page(&err),
-    };
     render(&GroupsPage {
         chrome: Chrome::for_session(&session, "groups"),
         pager: Pager::new(page, total, PAGE_SIZE, &q),

@@ -4,7 +4,6 @@
 //! fields they concern, and on success the browser is redirected
 //! (303, post/redirect/get) to the page with a notice.
 
-use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -12,7 +11,7 @@ use super::{
     blocking, check_csrf, csrf_failed, error_page, render, render_status, require_session,
     safe_next, see_other, Chrome, ConsoleSession, FieldMessages, Form,
 };
-use crate::auth::SESSION_COOKIE;
+use crate::api::session_cookie;
 use crate::error::AdminError;
 use crate::model::*;
 use crate::{service, AdminApi};
@@ -75,21 +74,6 @@ macro_rules! ok_or_page {
             Err(err) => return error_page(&err),
         }
     };
-}
-
-fn session_cookie(req: &HttpRequest, value: String, max_age_secs: i64) -> Cookie<'static> {
-    let https = req.connection_info().scheme().eq_ignore_ascii_case("https");
-    Cookie::build(SESSION_COOKIE, value)
-        .path("/")
-        .http_only(true)
-        // Strict: a request started on another site (even a link, such as
-        // the identity provider's Authorize) never carries the session, so
-        // the administrator signs in again there; forms also carry the
-        // CSRF token.
-        .same_site(SameSite::Strict)
-        .secure(https)
-        .max_age(CookieDuration::seconds(max_age_secs))
-        .finish()
 }
 
 // ---------------------------------------------------------------- home
