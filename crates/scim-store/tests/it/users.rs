@@ -312,7 +312,7 @@ fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
             .into_iter()
             .map(|m| m.value)
             .collect();
-        assert_eq!(members, [kept.id.clone()]);
+        assert_eq!(members, std::slice::from_ref(&kept.id));
         let g = store
             .read(|c| scim_store::find_group(c, &group.id))
             .unwrap()
