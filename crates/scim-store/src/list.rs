@@ -239,7 +239,10 @@ mod tests {
                 })
                 .unwrap();
             db.store()
-                .write(|conn| Ok(conn.batch_execute("ANALYZE").unwrap()))
+                .write(|conn| {
+                    conn.batch_execute("ANALYZE").unwrap();
+                    Ok(())
+                })
                 .unwrap();
             db.store()
                 .read(|conn| {
