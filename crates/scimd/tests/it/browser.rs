@@ -184,6 +184,32 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
+/// Clicks something that loads another page, and waits for that page: a
+/// marker set on the old page's window is gone once the new one loaded
+/// (so later lookups never find an element of the old page).
+async fn follow(c: &Client, css: &str) {
+    c.execute("window.__scimdOldPage = true;", vec![])
+        .await
+        .unwrap();
+    click(c, css).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let loaded = c
+            .execute(
+                "return window.__scimdOldPage === undefined && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .map(|v| v == Value::Bool(true))
+            .unwrap_or(false);
+        if loaded {
+            return;
+        }
+        assert!(Instant::now() < deadline, "clicking {css} loaded no page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn path_of(c: &Client) -> String {
     c.current_url().await.unwrap().path().to_owned()
 }
@@ -222,14 +248,14 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     fill(c, "#username", "alice").await;
     fill(c, "#password", PASSWORD).await;
     fill(c, "#password_confirm", PASSWORD).await;
-    click(c, "#setup-submit").await;
+    follow(c, "#setup-submit").await;
     let err = text_of(c, "#code-error").await;
     assert!(err.contains("setup code"), "{err}");
     shots.take(c, "setup-wrong-code").await;
     fill(c, "#code", code).await;
     fill(c, "#password", PASSWORD).await;
     fill(c, "#password_confirm", PASSWORD).await;
-    click(c, "#setup-submit").await;
+    follow(c, "#setup-submit").await;
 
     // Signed in, on User Synchronization: disabled, SAML missing.
     wait_path(c, "/admin/sync").await;
@@ -248,7 +274,7 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     assert!(!enabled(c, "#enable-sync").await);
 
     // SAML: a bad certificate is reported next to its field.
-    click(c, "nav a[href='/admin/saml']").await;
+    follow(c, "nav a[href='/admin/saml']").await;
     fill(c, "#entity_id", "https://sts.windows.net/tenant/").await;
     fill(
         c,
@@ -257,18 +283,18 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     )
     .await;
     paste(c, "#certificate_pem", "not a certificate").await;
-    click(c, "#saml-save").await;
+    follow(c, "#saml-save").await;
     let err = text_of(c, "#certificate_pem-error").await;
     assert!(!err.is_empty());
     shots.take(c, "saml-invalid-certificate").await;
     paste(c, "#certificate_pem", IDP_PEM).await;
-    click(c, "#saml-save").await;
+    follow(c, "#saml-save").await;
     assert!(text_of(c, "#notice").await.contains("SAML"));
     assert!(text_of(c, "#saml-current").await.contains("SHA-256"));
     shots.take(c, "saml-saved").await;
 
     // Enable stays disabled until the last caution is ticked.
-    click(c, "nav a[href='/admin/sync']").await;
+    follow(c, "nav a[href='/admin/sync']").await;
     assert!(!enabled(c, "#enable-sync").await);
     let boxes = c
         .find_all(Locator::Css("input[name=caution]"))
@@ -284,17 +310,17 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     last.click().await.unwrap();
     assert!(enabled(c, "#enable-sync").await);
     shots.take(c, "sync-ready").await;
-    click(c, "#enable-sync").await;
+    follow(c, "#enable-sync").await;
     let banner = text_of(c, "#sync-banner").await;
     assert!(banner.contains("enabled"), "{banner}");
     assert!(text_of(c, "#sync-state").await.contains("alice"));
     shots.take(c, "sync-enabled").await;
 
     // A SCIM token, shown once, works against the SCIM API.
-    click(c, "nav a[href='/admin/tokens']").await;
+    follow(c, "nav a[href='/admin/tokens']").await;
     shots.take(c, "tokens").await;
     fill(c, "#scim-name", "Entra ID").await;
-    click(c, "#create-scim-token-submit").await;
+    follow(c, "#create-scim-token-submit").await;
     let secret = c
         .find(Locator::Css("#token-secret"))
         .await
@@ -341,13 +367,13 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     assert_eq!(status, 201, "{body}");
 
     // The users and groups the identity provider provisioned.
-    click(c, "nav a[href='/admin/users']").await;
+    follow(c, "nav a[href='/admin/users']").await;
     assert!(text_of(c, "#user-count").await.starts_with("1 user"));
     fill(c, "#q", "BOB@").await;
-    click(c, "#search-users").await;
+    follow(c, "#search-users").await;
     assert!(text_of(c, "#users").await.contains("bob@example.com"));
     shots.take(c, "users").await;
-    click(c, "#users a").await;
+    follow(c, "#users a").await;
     let attrs = text_of(c, "#attributes").await;
     assert!(
         attrs.contains("Sales") && attrs.contains("Bob Jones"),
@@ -355,15 +381,15 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     );
     assert!(text_of(c, "#groups").await.contains("Sales team"));
     shots.take(c, "user-detail").await;
-    click(c, "#groups a").await;
+    follow(c, "#groups a").await;
     assert!(text_of(c, "#members").await.contains("Bob Jones"));
     shots.take(c, "group-detail").await;
-    click(c, "nav a[href='/admin/groups']").await;
+    follow(c, "nav a[href='/admin/groups']").await;
     assert!(text_of(c, "#groups").await.contains("Sales team"));
     shots.take(c, "groups").await;
 
     // Settings: invalid values are reported next to their field.
-    click(c, "nav a[href='/admin/settings']").await;
+    follow(c, "nav a[href='/admin/settings']").await;
     fill(c, "#max_page_size", "20000").await;
     // The browser's own range check would stop the form; the server's
     // message is what this test is about.
@@ -373,20 +399,20 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     )
     .await
     .unwrap();
-    click(c, "#settings-save").await;
+    follow(c, "#settings-save").await;
     let page = text_of(c, "#settings-form").await;
     assert!(page.contains("between 1 and 10000"), "{page}");
     shots.take(c, "settings-invalid").await;
     fill(c, "#max_page_size", "500").await;
-    click(c, "#settings-save").await;
+    follow(c, "#settings-save").await;
     assert!(text_of(c, "#notice").await.contains("Settings saved"));
     shots.take(c, "settings-saved").await;
 
     // Disable, with confirmation: SCIM requests get 403 again.
-    click(c, "nav a[href='/admin/sync']").await;
-    click(c, "#disable-sync").await;
+    follow(c, "nav a[href='/admin/sync']").await;
+    follow(c, "#disable-sync").await;
     shots.take(c, "disable-confirmation").await;
-    click(c, "#confirm-disable").await;
+    follow(c, "#confirm-disable").await;
     assert!(text_of(c, "#sync-banner").await.contains("disabled"));
     shots.take(c, "sync-disabled").await;
     let (status, body) = server.http("GET", "/scim/v2/Users", Some(&secret), None);
@@ -394,19 +420,19 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     assert!(body.contains("disabled"), "{body}");
 
     // Sign out; a wrong password is refused with a message; sign in again.
-    click(c, ".signout button").await;
+    follow(c, ".signout button").await;
     wait_path(c, "/admin/login").await;
     shots.take(c, "signed-out").await;
     fill(c, "#username", "alice").await;
     fill(c, "#password", "wrong password!").await;
-    click(c, "#login-submit").await;
+    follow(c, "#login-submit").await;
     assert!(text_of(c, "#login-error")
         .await
         .to_lowercase()
         .contains("wrong username or password"));
     shots.take(c, "login-refused").await;
     fill(c, "#password", PASSWORD).await;
-    click(c, "#login-submit").await;
+    follow(c, "#login-submit").await;
     wait_path(c, "/admin/sync").await;
 
     // Swagger UI, served by the binary for administrators, renders offline.
