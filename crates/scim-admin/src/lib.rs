@@ -18,6 +18,7 @@ pub mod console;
 mod docs;
 pub mod error;
 pub mod model;
+pub mod oauth;
 pub mod openapi;
 pub mod saml;
 pub mod service;
@@ -43,6 +44,8 @@ pub struct AdminConfig {
     pub scim_base_path: String,
     /// Largest accepted JSON body.
     pub max_body_bytes: usize,
+    /// The OAuth 2.0 authorization server.
+    pub oauth: oauth::OAuthConfig,
 }
 
 impl Default for AdminConfig {
@@ -53,6 +56,7 @@ impl Default for AdminConfig {
             trust_forwarded_for: false,
             scim_base_path: "/scim/v2".into(),
             max_body_bytes: 1024 * 1024,
+            oauth: oauth::OAuthConfig::default(),
         }
     }
 }
@@ -112,6 +116,7 @@ impl AdminApi {
         cfg.app_data(web::Data::new(self.clone()))
             .configure(|c| docs::configure(c, &scim_base_path))
             .service(openapi::api_scope(self.inner.config.max_body_bytes))
+            .configure(oauth::configure)
             .configure(console::configure);
     }
 }

@@ -29,6 +29,8 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         (name = "Admin API tokens", description = "Bearer tokens of this API"),
         (name = "Session", description = "Console sign-in"),
         (name = "Setup", description = "First-run creation of the first administrator"),
+        (name = "OAuth clients", description = "Clients of the OAuth 2.0 authorization server (an identity provider's Authorize connection)"),
+        (name = "OAuth grants", description = "Approvals of OAuth clients: who, when, last use; revocable"),
     )
 )]
 struct AdminDoc;
@@ -98,6 +100,12 @@ pub fn api_scope(
         .service(api::logout)
         .service(api::setup_status)
         .service(api::complete_setup)
+        .service(crate::oauth::api::list_clients)
+        .service(crate::oauth::api::create_client)
+        .service(crate::oauth::api::rotate_client_secret)
+        .service(crate::oauth::api::delete_client)
+        .service(crate::oauth::api::list_grants)
+        .service(crate::oauth::api::revoke_grant)
         .default_service(web::to(api::not_found))
 }
 

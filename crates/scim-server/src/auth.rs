@@ -1,9 +1,21 @@
 //! Bearer-token authentication of the SCIM API (RFC 6750 §2.1).
 //!
+//! Two kinds of bearer token open it, side by side: the long-lived secret
+//! tokens an administrator mints (`scim_tokens`), and the access tokens of
+//! the OAuth 2.0 authorization server (`oauth_tokens`, issued to an
+//! identity provider that connected with Authorize).
+//!
 //! The presented secret is hashed with SHA-256 and looked up by hash; the
 //! store compares hashes in constant time. A verified token is remembered
 //! in memory for `token_cache_ttl` so that the hot path costs no database
-//! round trip; `last_used_at` is written at most once a minute per token.
+//! round trip; `last_used_at` (of the secret token, or of the OAuth grant)
+//! is written at most once a minute.
+//!
+//! Expiry is checked on every request, cached or not, so an expired
+//! access token gets 401 at once. Revocation (of a secret token, an OAuth
+//! grant or an access token, or deletion of an OAuth client) is seen when
+//! the cache entry is next verified: within `token_cache_ttl`
+//! (`auth.token_cache_ttl_secs`, 5 s by default) on every replica.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -27,13 +39,25 @@ const MAX_ENTRIES: usize = 10_000;
 /// extensions for handlers (and later audit records).
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The token's id.
+    /// The secret token's id, or the OAuth grant's id.
     pub token_id: String,
+    /// How the client authenticated.
+    pub kind: TokenKind,
+}
+
+/// The kind of bearer token presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A secret token minted by an administrator.
+    Secret,
+    /// An OAuth 2.0 access token; `token_id` is its grant.
+    OAuth,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     token_id: String,
+    kind: TokenKind,
     expires_at: Option<String>,
     verified: Instant,
     touched: Instant,
@@ -142,10 +166,19 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
             let secret = secret.to_string();
             let now2 = now.clone();
             let info = web::block(move || {
-                store.read(|conn| scim_store::authenticate_token(conn, &secret, &now2))
+                store.read(|conn| {
+                    if let Some(t) = scim_store::authenticate_token(conn, &secret, &now2)? {
+                        return Ok(Some((t.id, t.expires_at, TokenKind::Secret)));
+                    }
+                    if !secret.starts_with(scim_store::oauth::ACCESS_TOKEN_PREFIX) {
+                        return Ok(None);
+                    }
+                    let t = scim_store::oauth::authenticate_access_token(conn, &secret, &now2)?;
+                    Ok(t.map(|t| (t.grant_id, Some(t.expires_at), TokenKind::OAuth)))
+                })
             })
             .await??;
-            let Some(info) = info else {
+            let Some((token_id, expires_at, kind)) = info else {
                 return Err(ApiError::Unauthorized {
                     detail: "the bearer token is invalid, expired or revoked".into(),
                     token_presented: true,
@@ -155,8 +188,9 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
                 .checked_sub(TOUCH_EVERY)
                 .unwrap_or_else(Instant::now);
             let entry = Entry {
-                token_id: info.id,
-                expires_at: info.expires_at,
+                token_id,
+                kind,
+                expires_at,
                 verified: Instant::now(),
                 touched: touched_long_ago,
             };
@@ -167,11 +201,16 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
         api.tokens().mark_touched(&hash);
         let store = api.store().clone();
         let id = entry.token_id.clone();
+        let kind = entry.kind;
         // Recording last use is best effort and must not delay the request.
         actix_web::rt::spawn(async move {
-            let result =
-                web::block(move || store.write(|conn| scim_store::touch_token(conn, &id, &now)))
-                    .await;
+            let result = web::block(move || {
+                store.write(|conn| match kind {
+                    TokenKind::Secret => scim_store::touch_token(conn, &id, &now),
+                    TokenKind::OAuth => scim_store::oauth::touch_grant(conn, &id, &now),
+                })
+            })
+            .await;
             if !matches!(result, Ok(Ok(()))) {
                 tracing::warn!("could not record token last use");
             }
@@ -179,6 +218,7 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
     }
     Ok(Principal {
         token_id: entry.token_id,
+        kind: entry.kind,
     })
 }
 

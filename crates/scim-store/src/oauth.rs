@@ -41,6 +41,8 @@ pub const REFRESH_TOKEN_PREFIX: &str = "scimd_rt_";
 const DISPLAY_PREFIX_LEN: usize = 14;
 
 const ACCESS: &str = "access";
+/// Hash, grant id, expiry, and two optional timestamps of a token row.
+type TokenRow = (String, String, String, Option<String>, Option<String>);
 const REFRESH: &str = "refresh";
 
 fn now_text(now: OffsetDateTime) -> String {
@@ -615,19 +617,18 @@ pub fn refresh(
     lifetimes: TokenLifetimes,
 ) -> Result<Result<IssuedTokens, GrantFailure>, StoreError> {
     let hash = hash_secret(refresh_token);
-    let found: Option<(String, String, String, Option<String>, Option<String>)> =
-        oauth_tokens::table
-            .filter(oauth_tokens::token_hash.eq(&hash))
-            .filter(oauth_tokens::kind.eq(REFRESH))
-            .select((
-                oauth_tokens::token_hash,
-                oauth_tokens::grant_id,
-                oauth_tokens::expires_at,
-                oauth_tokens::used_at,
-                oauth_tokens::revoked_at,
-            ))
-            .first(conn)
-            .optional()?;
+    let found: Option<TokenRow> = oauth_tokens::table
+        .filter(oauth_tokens::token_hash.eq(&hash))
+        .filter(oauth_tokens::kind.eq(REFRESH))
+        .select((
+            oauth_tokens::token_hash,
+            oauth_tokens::grant_id,
+            oauth_tokens::expires_at,
+            oauth_tokens::used_at,
+            oauth_tokens::revoked_at,
+        ))
+        .first(conn)
+        .optional()?;
     let Some((stored_hash, grant_id, expires_at, used_at, token_revoked)) = found else {
         return Ok(Err(GrantFailure::Unknown));
     };
@@ -679,20 +680,19 @@ pub fn authenticate_access_token(
     now: &str,
 ) -> Result<Option<AccessTokenInfo>, StoreError> {
     let hash = hash_secret(secret);
-    let found: Option<(String, String, String, Option<String>, Option<String>)> =
-        oauth_tokens::table
-            .inner_join(oauth_grants::table)
-            .filter(oauth_tokens::token_hash.eq(&hash))
-            .filter(oauth_tokens::kind.eq(ACCESS))
-            .select((
-                oauth_tokens::token_hash,
-                oauth_tokens::grant_id,
-                oauth_tokens::expires_at,
-                oauth_tokens::revoked_at,
-                oauth_grants::revoked_at,
-            ))
-            .first(conn)
-            .optional()?;
+    let found: Option<TokenRow> = oauth_tokens::table
+        .inner_join(oauth_grants::table)
+        .filter(oauth_tokens::token_hash.eq(&hash))
+        .filter(oauth_tokens::kind.eq(ACCESS))
+        .select((
+            oauth_tokens::token_hash,
+            oauth_tokens::grant_id,
+            oauth_tokens::expires_at,
+            oauth_tokens::revoked_at,
+            oauth_grants::revoked_at,
+        ))
+        .first(conn)
+        .optional()?;
     let Some((stored, grant_id, expires_at, token_revoked, grant_revoked)) = found else {
         return Ok(None);
     };

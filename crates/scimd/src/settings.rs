@@ -26,6 +26,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The admin API.
     pub admin: AdminSettings,
+    /// The OAuth 2.0 authorization server.
+    pub oauth: OAuthSettings,
     /// Background maintenance.
     pub maintenance: MaintenanceSettings,
     /// Logging.
@@ -100,6 +102,24 @@ pub struct AdminSettings {
     pub trust_forwarded_for: bool,
     /// Seconds the first-run setup code stays valid.
     pub setup_code_ttl_secs: u64,
+}
+
+/// `[oauth]`: the authorization server an identity provider connects
+/// to with Authorize.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// Seconds an access token lives.
+    pub access_token_ttl_secs: u64,
+    /// Seconds a refresh token lives (each rotation starts a new lifetime).
+    pub refresh_token_ttl_secs: u64,
+    /// Seconds an authorization code lives.
+    pub code_ttl_secs: u64,
+    /// Failed token requests allowed per client, and per address, within
+    /// `token_window_secs`; further requests get 429.
+    pub token_max_failures: u32,
+    /// The token endpoint's rate-limiting window, in seconds.
+    pub token_window_secs: u64,
 }
 
 /// `[log]`
@@ -254,6 +274,33 @@ impl Settings {
         if self.admin.setup_code_ttl_secs < 60 {
             return bad("admin.setup_code_ttl_secs", "must be at least 60".into());
         }
+        if !(60..=86_400).contains(&self.oauth.access_token_ttl_secs) {
+            return bad(
+                "oauth.access_token_ttl_secs",
+                "must be between 60 and 86400 (1 day)".into(),
+            );
+        }
+        if self.oauth.refresh_token_ttl_secs < self.oauth.access_token_ttl_secs
+            || self.oauth.refresh_token_ttl_secs > 366 * 86_400
+        {
+            return bad(
+                "oauth.refresh_token_ttl_secs",
+                "must be at least oauth.access_token_ttl_secs and at most 31622400 (366 days)"
+                    .into(),
+            );
+        }
+        if !(10..=600).contains(&self.oauth.code_ttl_secs) {
+            return bad(
+                "oauth.code_ttl_secs",
+                "must be between 10 and 600 (RFC 6749 §4.1.2 recommends at most 10 minutes)".into(),
+            );
+        }
+        if self.oauth.token_max_failures == 0 {
+            return bad("oauth.token_max_failures", "must be at least 1".into());
+        }
+        if self.oauth.token_window_secs == 0 {
+            return bad("oauth.token_window_secs", "must be at least 1".into());
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad(
                 "log.level",
@@ -311,6 +358,23 @@ impl Settings {
             trust_forwarded_for: self.admin.trust_forwarded_for,
             scim_base_path: self.scim.base_path.clone(),
             max_body_bytes: self.server.max_body_bytes,
+            oauth: self.oauth_config(),
+        }
+    }
+
+    /// The OAuth authorization server's settings.
+    pub fn oauth_config(&self) -> scim_admin::oauth::OAuthConfig {
+        let secs = |s: u64| time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+        let public = self.server.public_url.trim().trim_end_matches('/');
+        scim_admin::oauth::OAuthConfig {
+            access_token_ttl: secs(self.oauth.access_token_ttl_secs),
+            refresh_token_ttl: secs(self.oauth.refresh_token_ttl_secs),
+            code_ttl: secs(self.oauth.code_ttl_secs),
+            token_limits: scim_admin::service::LoginLimits {
+                max_failures: i64::from(self.oauth.token_max_failures),
+                window: secs(self.oauth.token_window_secs),
+            },
+            public_url: (!public.is_empty()).then(|| public.to_string()),
         }
     }
 
@@ -397,6 +461,17 @@ mod tests {
                 "0",
                 "admin.login_max_failures",
             ),
+            (
+                "SCIMD__OAUTH__ACCESS_TOKEN_TTL_SECS",
+                "5",
+                "oauth.access_token_ttl_secs",
+            ),
+            (
+                "SCIMD__OAUTH__REFRESH_TOKEN_TTL_SECS",
+                "60",
+                "oauth.refresh_token_ttl_secs",
+            ),
+            ("SCIMD__OAUTH__CODE_TTL_SECS", "3600", "oauth.code_ttl_secs"),
         ];
         for (key, value, named) in cases {
             let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err();

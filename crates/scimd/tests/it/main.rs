@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod browser;
+mod oauth;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
