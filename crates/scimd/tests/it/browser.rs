@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use super::{databases, free_port, scimd, Server, IDP_PEM};
+use super::{databases, free_port, raw, scimd, Server, IDP_PEM};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const PASSWORD: &str = "correct horse battery staple";
@@ -208,6 +208,36 @@ async fn follow(c: &Client, css: &str) {
         assert!(Instant::now() < deadline, "clicking {css} loaded no page");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A form POST with HTTP Basic client authentication (RFC 6749 §2.3.1).
+fn form_post(server: &Server, path: &str, user: &str, password: &str, body: &str) -> (u16, String) {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        form_encode(user),
+        form_encode(password)
+    ));
+    let (status, _, body) = raw(
+        server,
+        &format!(
+            "POST {path} HTTP/1.1\r\nAuthorization: Basic {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        ),
+        body,
+    );
+    (status, body)
 }
 
 async fn path_of(c: &Client) -> String {
@@ -408,21 +438,42 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     assert!(text_of(c, "#notice").await.contains("Settings saved"));
     shots.take(c, "settings-saved").await;
 
-    // Disable, with confirmation: SCIM requests get 403 again.
-    follow(c, "nav a[href='/admin/sync']").await;
-    follow(c, "#disable-sync").await;
-    shots.take(c, "disable-confirmation").await;
-    follow(c, "#confirm-disable").await;
-    assert!(text_of(c, "#sync-banner").await.contains("disabled"));
-    shots.take(c, "sync-disabled").await;
-    let (status, body) = server.http("GET", "/scim/v2/Users", Some(&secret), None);
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("disabled"), "{body}");
+    // "Authorize": register an OAuth client for a gallery-style identity
+    // provider; its redirect URI is a page on this host, so the browser
+    // shows where the identity provider would receive the code.
+    let callback = format!("{base}/oauth-test-callback");
+    follow(c, "nav a[href='/admin/oauth-clients']").await;
+    fill(c, "#client-name", "Entra ID (gallery)").await;
+    paste(c, "#client-redirect-uris", &callback).await;
+    follow(c, "#create-oauth-client-submit").await;
+    let client_id = text_of(c, "#client-id").await;
+    let client_secret = c
+        .find(Locator::Css("#client-secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text_of(c, "#authorization-url")
+        .await
+        .ends_with("/oauth/authorize"));
+    shots.take(c, "oauth-client-created").await;
 
-    // Sign out; a wrong password is refused with a message; sign in again.
+    // The identity provider sends a signed-out browser to /oauth/authorize:
+    // sign-in first (a wrong password is refused with a message), then the
+    // consent page, then back to the identity provider with a code.
     follow(c, ".signout button").await;
     wait_path(c, "/admin/login").await;
     shots.take(c, "signed-out").await;
+    let state = "st-4f1c";
+    c.goto(&format!(
+        "{base}/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri={}&state={state}&scope=scim",
+        form_encode(&callback)
+    ))
+    .await
+    .unwrap();
+    wait_path(c, "/admin/login").await;
     fill(c, "#username", "alice").await;
     fill(c, "#password", "wrong password!").await;
     follow(c, "#login-submit").await;
@@ -433,7 +484,61 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     shots.take(c, "login-refused").await;
     fill(c, "#password", PASSWORD).await;
     follow(c, "#login-submit").await;
-    wait_path(c, "/admin/sync").await;
+    wait_path(c, "/oauth/authorize").await;
+    assert!(text_of(c, "#consent-summary")
+        .await
+        .contains("Entra ID (gallery)"));
+    assert!(text_of(c, "#consent-scope").await.contains("SCIM"));
+    shots.take(c, "oauth-consent").await;
+    follow(c, "#consent-approve").await;
+    let landed = c.current_url().await.unwrap();
+    assert_eq!(landed.path(), "/oauth-test-callback");
+    let query: std::collections::HashMap<String, String> =
+        landed.query_pairs().into_owned().collect();
+    assert_eq!(query.get("state").map(String::as_str), Some(state));
+    let code = query.get("code").expect("an authorization code").clone();
+
+    // The identity provider redeems the code and provisions with the token.
+    let (status, body) = form_post(
+        server,
+        "/oauth/token",
+        &client_id,
+        &client_secret,
+        &format!(
+            "grant_type=authorization_code&code={}&redirect_uri={}",
+            form_encode(&code),
+            form_encode(&callback)
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let tokens: Value = serde_json::from_str(&body).unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert!(tokens["refresh_token"].is_string());
+    let (status, body) = server.http(
+        "GET",
+        "/scim/v2/Users?filter=userName%20eq%20%22b8a3c1e2-0000-4000-8000-000000000000%22",
+        Some(&access),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    c.goto(&format!("{base}/admin/oauth-clients")).await.unwrap();
+    follow(c, "#grants-link").await;
+    assert!(text_of(c, "#oauth-grants").await.contains("alice"));
+    shots.take(c, "oauth-grants").await;
+
+    // Disable, with confirmation: SCIM requests get 403 again, whatever
+    // the credential.
+    follow(c, "nav a[href='/admin/sync']").await;
+    follow(c, "#disable-sync").await;
+    shots.take(c, "disable-confirmation").await;
+    follow(c, "#confirm-disable").await;
+    assert!(text_of(c, "#sync-banner").await.contains("disabled"));
+    shots.take(c, "sync-disabled").await;
+    for token in [&secret, &access] {
+        let (status, body) = server.http("GET", "/scim/v2/Users", Some(token), None);
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("disabled"), "{body}");
+    }
 
     // Swagger UI, served by the binary for administrators, renders offline.
     c.goto(&format!("{base}/docs/")).await.unwrap();
