@@ -567,3 +567,101 @@ async fn users_and_groups_can_be_searched_and_inspected() {
         );
     }
 }
+
+#[actix_web::test]
+async fn oauth_client_and_grant_pages_need_a_session_and_csrf() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        for path in ["/admin/oauth-clients", "/admin/oauth-grants"] {
+            let page = get(&app, path, None).await;
+            assert_eq!(page.status, 303, "{path}");
+            assert!(page.location().starts_with("/admin/login?next="));
+        }
+        let cookie = sign_in(&app).await;
+        let page = get(&app, "/admin/oauth-clients", Some(&cookie)).await;
+        assert_eq!(page.status, 200);
+        let csrf = page.csrf();
+        let entra = enc("https://portal.azure.com/TokenAuthorize");
+
+        // Without the CSRF token nothing is registered.
+        let page = post(
+            &app,
+            "/admin/oauth-clients",
+            Some(&cookie),
+            &format!("name=Entra&redirect_uris={entra}"),
+        )
+        .await;
+        assert_eq!(page.status, 403);
+        let store = app.db.store();
+        assert!(scim_admin::oauth::service::list_clients(store)
+            .unwrap()
+            .is_empty());
+
+        // A redirect URI that is not https (nor loopback) is refused next
+        // to its field, and what was typed is kept.
+        let page = post(
+            &app,
+            "/admin/oauth-clients",
+            Some(&cookie),
+            &format!(
+                "csrf={csrf}&name=Entra&redirect_uris={}",
+                enc("http://evil.example/cb")
+            ),
+        )
+        .await;
+        assert_eq!(page.status, 422, "{}", page.html);
+        assert!(page.html.contains("https://"), "{}", page.html);
+        assert!(page.html.contains("http://evil.example/cb"));
+
+        // Registered: the secret is shown once, with scimd's URLs.
+        let page = post(
+            &app,
+            "/admin/oauth-clients",
+            Some(&cookie),
+            &format!("csrf={csrf}&name=Entra&redirect_uris={entra}"),
+        )
+        .await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        let at = page.html.find(r#"id="client-secret" value=""#).unwrap() + 26;
+        let secret = page.html[at..].split('"').next().unwrap().to_owned();
+        assert!(page.html.contains("/oauth/authorize") && page.html.contains("/oauth/token"));
+        let clients = scim_admin::oauth::service::list_clients(store).unwrap();
+        assert_eq!(clients.len(), 1);
+        let client_id = clients[0].client_id.clone();
+        let list = get(&app, "/admin/oauth-clients", Some(&cookie)).await;
+        assert!(list.html.contains(&client_id) && !list.html.contains(&secret));
+
+        // Rotate and delete need the token too.
+        for action in ["rotate", "delete"] {
+            let path = format!("/admin/oauth-clients/{client_id}/{action}");
+            let page = post(&app, &path, Some(&cookie), "csrf=wrong").await;
+            assert_eq!(page.status, 403, "{action}");
+        }
+        let page = post(
+            &app,
+            &format!("/admin/oauth-clients/{client_id}/rotate"),
+            Some(&cookie),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(page.status, 200);
+        assert!(!page.html.contains(&secret), "a new secret");
+        let page = post(
+            &app,
+            &format!("/admin/oauth-clients/{client_id}/delete"),
+            Some(&cookie),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(page.status, 303);
+        assert!(scim_admin::oauth::service::list_clients(store)
+            .unwrap()
+            .is_empty());
+
+        // Grants: listed (none yet); revoking needs the token.
+        let page = get(&app, "/admin/oauth-grants", Some(&cookie)).await;
+        assert!(page.html.contains(r#"id="no-grants""#));
+        let page = post(&app, "/admin/oauth-grants/x/revoke", Some(&cookie), "").await;
+        assert_eq!(page.status, 403);
+    }
+}
