@@ -31,11 +31,15 @@ struct Server {
 
 impl Server {
     fn start(db: &TestDb) -> Server {
+        Server::start_with(db, 100)
+    }
+
+    fn start_with(db: &TestDb, token_max_failures: u32) -> Server {
         let env = vec![("SCIMD__DATABASE__URL".to_string(), db.url().to_string())];
         let mut settings = scimd::settings::Settings::load_from(None, env).unwrap();
         settings.oauth.access_token_ttl_secs = ACCESS_TTL;
         settings.oauth.code_ttl_secs = CODE_TTL;
-        settings.oauth.token_max_failures = 100;
+        settings.oauth.token_max_failures = token_max_failures;
         settings.auth.token_cache_ttl_secs = CACHE_TTL.as_secs();
         let store = db.store().clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -692,5 +696,48 @@ fn entra_authorize_connection_end_to_end() {
         std::thread::sleep(CACHE_TTL + Duration::from_millis(200));
         assert_eq!(test_connection(&server, &a).status, 401);
         assert_eq!(exchange(&server, &client, "x", None).status, 401);
+    }
+}
+
+/// The token endpoint is rate-limited per client and per address: after
+/// `oauth.token_max_failures` failures, even the right secret gets 429
+/// with `Retry-After` until the window passes.
+#[test]
+fn the_token_endpoint_is_rate_limited() {
+    for db in backends() {
+        let created = scim_admin::oauth::service::create_client(
+            db.store(),
+            "tests",
+            &scim_admin::oauth::model::CreateClientRequest {
+                name: "Entra".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                scopes: None,
+            },
+        )
+        .unwrap();
+        let id = created.client.client_id.clone();
+        let server = Server::start_with(&db, 3);
+        let grant = [
+            ("grant_type", "authorization_code"),
+            ("code", "no-such-code"),
+            ("redirect_uri", REDIRECT),
+        ];
+        for _ in 0..3 {
+            let res = server.form(
+                "/oauth/token",
+                &[("Authorization", &basic(&id, "wrong"))],
+                &grant,
+            );
+            assert_eq!(res.status, 401, "{}", res.body);
+            assert_eq!(res.json()["error"], "invalid_client");
+        }
+        let res = server.form(
+            "/oauth/token",
+            &[("Authorization", &basic(&id, &created.client_secret))],
+            &grant,
+        );
+        assert_eq!(res.status, 429, "{}", res.body);
+        assert!(res.header("retry-after").is_some());
+        assert_eq!(res.header("cache-control"), Some("no-store"));
     }
 }
