@@ -8,6 +8,7 @@
 pub mod datetime;
 pub mod error;
 pub mod filter;
+pub mod members;
 pub mod patch;
 pub mod resource;
 pub mod schema;

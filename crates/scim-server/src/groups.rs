@@ -10,10 +10,10 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use scim_core::filter::{Filter, PatchPath};
-use scim_core::patch::{self, PatchOp, PatchOpKind};
+use scim_core::members::{member_refs, split_ops, MemberChange};
+use scim_core::patch;
 use scim_core::resource::{self, Meta, Projection};
-use scim_core::schema::{GROUP, GROUP_SCHEMA, LIST_RESPONSE_SCHEMA};
+use scim_core::schema::{GROUP, LIST_RESPONSE_SCHEMA};
 use scim_core::ScimError;
 use scim_store::{GroupRecord, ListQuery, Member, MemberRef, MemberType, StoreError};
 use serde_json::{Map, Value};
@@ -131,145 +131,6 @@ fn take_members(attrs: &mut Map<String, Value>) -> Result<Vec<MemberRef>, ApiErr
         None => Ok(Vec::new()),
         Some(v) => Ok(member_refs(&v)?),
     }
-}
-
-/// Parses member references from a JSON value: an array of (or a single)
-/// `{"value": "id", "type": "User"|"Group", "$ref": …, "display": …}`.
-fn member_refs(value: &Value) -> Result<Vec<MemberRef>, ScimError> {
-    let items: Vec<&Value> = match value {
-        Value::Array(items) => items.iter().collect(),
-        Value::Object(_) => vec![value],
-        Value::Null => Vec::new(),
-        _ => {
-            return Err(ScimError::invalid_value(
-                "members must be an array of objects such as {\"value\": \"<id>\"}",
-            ))
-        }
-    };
-    items
-        .into_iter()
-        .map(|item| {
-            let obj = item.as_object().ok_or_else(|| {
-                ScimError::invalid_value(
-                    "each member must be an object such as {\"value\": \"<id>\"}",
-                )
-            })?;
-            let get = |name: &str| {
-                obj.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            };
-            let value = match get("value") {
-                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-                _ => {
-                    return Err(ScimError::invalid_value(
-                        "each member needs a \"value\": the id of a User or Group",
-                    ))
-                }
-            };
-            let member_type = match get("type") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(t)) if t.eq_ignore_ascii_case("user") => Some(MemberType::User),
-                Some(Value::String(t)) if t.eq_ignore_ascii_case("group") => {
-                    Some(MemberType::Group)
-                }
-                Some(other) => {
-                    return Err(ScimError::invalid_value(format!(
-                        "member type must be \"User\" or \"Group\", got {other}"
-                    )))
-                }
-            };
-            Ok(MemberRef { value, member_type })
-        })
-        .collect()
-}
-
-/// One change to a group's membership, in request order.
-#[derive(Debug)]
-enum MemberChange {
-    Add(Vec<MemberRef>),
-    Remove(Vec<String>),
-    RemoveMatching(Filter),
-    RemoveAll,
-    Replace(Vec<MemberRef>),
-}
-
-fn is_members(path: &PatchPath) -> bool {
-    path.attr.eq_ignore_ascii_case("members")
-        && path
-            .urn
-            .as_deref()
-            .is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA))
-}
-
-/// Splits a PATCH into membership changes (applied in SQL, proportional
-/// to the members named) and the remaining attribute operations (applied
-/// in memory by scim-core), covering every form Entra (both dialects) and
-/// Okta send.
-fn split_ops(ops: Vec<PatchOp>) -> Result<(Vec<MemberChange>, Vec<PatchOp>), ScimError> {
-    let mut changes = Vec::new();
-    let mut rest = Vec::new();
-    for op in ops {
-        match &op.path {
-            Some(path) if is_members(path) => {
-                if path.sub_attr.is_some() {
-                    return Err(ScimError::mutability(
-                        "the sub-attributes of members cannot be modified; add or remove members instead",
-                    ));
-                }
-                match (op.op, &path.filter) {
-                    (PatchOpKind::Remove, Some(filter)) => {
-                        changes.push(MemberChange::RemoveMatching(filter.clone()))
-                    }
-                    (_, Some(_)) => {
-                        return Err(ScimError::invalid_path(
-                            "a filter on members is only valid with \"remove\"; use add with a value to add members",
-                        ))
-                    }
-                    (PatchOpKind::Add, None) => {
-                        changes.push(MemberChange::Add(member_refs(op.value.as_ref().unwrap_or(&Value::Null))?))
-                    }
-                    (PatchOpKind::Replace, None) => changes.push(MemberChange::Replace(
-                        member_refs(op.value.as_ref().unwrap_or(&Value::Null))?,
-                    )),
-                    (PatchOpKind::Remove, None) => match &op.value {
-                        // Entra's default dialect: remove the listed members.
-                        Some(v) if !v.is_null() => changes.push(MemberChange::Remove(
-                            member_refs(v)?.into_iter().map(|m| m.value).collect(),
-                        )),
-                        _ => changes.push(MemberChange::RemoveAll),
-                    },
-                }
-            }
-            None => {
-                // Path-less add/replace: pull `members` out of the object.
-                let mut op = op;
-                if let Some(Value::Object(obj)) = &mut op.value {
-                    let key = obj
-                        .keys()
-                        .find(|k| {
-                            k.eq_ignore_ascii_case("members")
-                                || k.eq_ignore_ascii_case(&format!("{GROUP_SCHEMA}:members"))
-                        })
-                        .cloned();
-                    if let Some(key) = key {
-                        let members = obj.remove(&key).unwrap_or(Value::Null);
-                        let refs = member_refs(&members)?;
-                        changes.push(match op.op {
-                            PatchOpKind::Replace => MemberChange::Replace(refs),
-                            _ => MemberChange::Add(refs),
-                        });
-                        if obj.is_empty() {
-                            continue;
-                        }
-                    }
-                }
-                rest.push(op);
-            }
-            Some(_) => rest.push(op),
-        }
-    }
-    Ok((changes, rest))
 }
 
 /// Loads the members of a group when the response shows them.

@@ -56,47 +56,7 @@ pub struct GroupRecord {
     pub last_modified: String,
 }
 
-/// The kind of resource a member is (RFC 7643 §4.2 `members.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MemberType {
-    /// A User.
-    User,
-    /// A (nested) Group.
-    Group,
-}
-
-impl MemberType {
-    /// The canonical value of `members.type`: "User" or "Group".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberType::User => "User",
-            MemberType::Group => "Group",
-        }
-    }
-
-    /// Parses a client's `members.type`; canonical values compare
-    /// case-insensitively (the sub-attribute is not caseExact, RFC 7643
-    /// §4.2). `None` for anything else.
-    pub fn parse(s: &str) -> Option<MemberType> {
-        if s.eq_ignore_ascii_case("User") {
-            Some(MemberType::User)
-        } else if s.eq_ignore_ascii_case("Group") {
-            Some(MemberType::Group)
-        } else {
-            None
-        }
-    }
-}
-
-/// A member as a client names it: an id and, optionally, its type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberRef {
-    /// The member's id (`members.value`).
-    pub value: String,
-    /// `members.type`, if the client sent it; without it the store finds
-    /// out whether the id is a User or a Group.
-    pub member_type: Option<MemberType>,
-}
+pub use scim_core::members::{MemberRef, MemberType};
 
 /// A member as stored and returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
