@@ -15,6 +15,7 @@ mod checkpoint;
 pub mod connection;
 pub mod error;
 mod filter;
+mod group_commit;
 pub mod groups;
 mod list;
 pub mod oauth;

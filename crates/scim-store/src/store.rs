@@ -11,6 +11,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::checkpoint::{CheckpointPolicy, Checkpointer};
 use crate::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::error::StoreError;
+use crate::group_commit::GroupCommitWriter;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -33,19 +34,29 @@ pub struct StoreConfig {
 /// The storage handle: cheap to clone, shared by all request handlers.
 ///
 /// On SQLite, writes go through exactly one connection (a single writer
-/// beats writers busy-waiting on the database lock, STACK.md) and reads
-/// through their own pool; with WAL, readers never block the writer, and a
-/// background thread checkpoints the WAL so commits never do
-/// (`checkpoint.rs`); it stops when the last clone is dropped. On
-/// PostgreSQL one pool serves both.
+/// beats writers busy-waiting on the database lock, STACK.md), and writes
+/// queued behind each other share one transaction (group commit,
+/// `group_commit.rs`); reads have their own pool. With WAL, readers never
+/// block the writer, and a background thread checkpoints the WAL so
+/// commits never do (`checkpoint.rs`); it stops when the last clone is
+/// dropped. On PostgreSQL one pool serves both, one transaction per write.
 #[derive(Clone)]
 pub struct Store {
     read: Pool,
-    write: Pool,
+    write: Writer,
     backend: Backend,
     /// Held for its `Drop`: the last clone stops the thread.
     #[cfg_attr(not(test), allow(dead_code))]
     checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// Where writes go.
+#[derive(Clone)]
+enum Writer {
+    /// A transaction per call on a pooled connection (PostgreSQL).
+    Pool(Pool),
+    /// SQLite's single writer connection, with group commit.
+    GroupCommit(Arc<GroupCommitWriter>),
 }
 
 impl std::fmt::Debug for Store {
@@ -104,10 +115,10 @@ impl Store {
         let read = build(pool_size)?;
         let (write, checkpointer) = match backend {
             Backend::Sqlite => (
-                build(1)?,
+                Writer::GroupCommit(Arc::new(GroupCommitWriter::new(build(1)?))),
                 Some(Arc::new(Checkpointer::start(&manager, policy)?)),
             ),
-            Backend::Postgres => (read.clone(), None),
+            Backend::Postgres => (Writer::Pool(read.clone()), None),
         };
         Ok(Store {
             read,
@@ -124,24 +135,36 @@ impl Store {
 
     /// Applies pending migrations; returns the names of those applied.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.write.get()?;
-        match &mut *conn {
+        self.on_writer(|conn| match conn {
             DbConnection::Sqlite(c) => run_pending(c, SQLITE_MIGRATIONS),
             DbConnection::Postgres(c) => run_pending(c, POSTGRES_MIGRATIONS),
-        }
+        })
     }
 
     /// Reverts every applied migration, newest first; returns the names of
     /// those reverted. This drops all data: it exists for tests and for an
     /// operator tearing an installation down.
     pub fn revert_all_migrations(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.write.get()?;
-        let reverted = match &mut *conn {
-            DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS),
-            DbConnection::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),
+        self.on_writer(|conn| {
+            let reverted = match conn {
+                DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS),
+                DbConnection::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),
+            }
+            .map_err(|e| StoreError::internal("reverting migrations failed", &e))?;
+            Ok(reverted.iter().map(ToString::to_string).collect())
+        })
+    }
+
+    /// Runs `f` on the write connection outside any transaction (SQLite:
+    /// once no write batch is open).
+    fn on_writer<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.write {
+            Writer::Pool(pool) => f(&mut *pool.get()?),
+            Writer::GroupCommit(writer) => writer.exclusive(f),
         }
-        .map_err(|e| StoreError::internal("reverting migrations failed", &e))?;
-        Ok(reverted.iter().map(ToString::to_string).collect())
     }
 
     /// Checks that the database answers (readiness probe).
@@ -159,17 +182,27 @@ impl Store {
     }
 
     /// Runs `f` in one transaction on the write connection: everything `f`
-    /// does commits together, or, if it returns an error, rolls back.
+    /// does commits together, or, if it returns an error, rolls back. It
+    /// returns once that is durable in the database's sense (committed), so
+    /// any read that follows sees it.
     ///
-    /// On SQLite the transaction is `BEGIN IMMEDIATE`: it takes the write
-    /// lock up front, so a read followed by a write inside `f` cannot fail
-    /// with SQLITE_BUSY on the lock upgrade (STACK.md).
+    /// On SQLite, `f` runs in a savepoint of a `BEGIN IMMEDIATE`
+    /// transaction that other concurrent writes may share (group commit,
+    /// `group_commit.rs`): its changes still commit or roll back as one, and
+    /// independently of the others', unless the shared `COMMIT` itself
+    /// fails, which fails them all. `IMMEDIATE` takes the write lock up
+    /// front, so a read followed by a write inside `f` cannot fail with
+    /// SQLITE_BUSY on the lock upgrade (STACK.md). `f` must not call
+    /// `Store::write` itself (an error on SQLite); it may nest
+    /// `conn.transaction(…)` (a further savepoint).
     pub fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
     {
-        let mut conn = self.write.get()?;
-        transaction(&mut conn, f)
+        match &self.write {
+            Writer::Pool(pool) => transaction(&mut *pool.get()?, f),
+            Writer::GroupCommit(writer) => writer.run(f),
+        }
     }
 }
 

@@ -1,0 +1,694 @@
+//! Group commit on SQLite's single writer connection.
+//!
+//! Every SQLite write goes through one connection (`store.rs`), so the
+//! writer's critical section sets the write rate, and a third of it was
+//! appending each commit's dirtied pages to the WAL (a user write dirties
+//! ~35 pages spread over the indexes; docs/BENCHMARKS.md). Writes that
+//! queue up behind each other therefore share one transaction: pages that
+//! several of them dirty (index interior pages, the `user_values` leaves)
+//! are written to the WAL once per batch instead of once per request.
+//!
+//! Leader/follower on the writer mutex, with no `'static` closures:
+//!
+//! - `run` takes the mutex (counting itself in `waiting` until it has it).
+//!   With no batch open it begins one with `BEGIN IMMEDIATE`.
+//! - It runs its closure inside a savepoint (Diesel's nested transaction,
+//!   depth 2): released on `Ok`, rolled back on `Err`, so a failed job
+//!   leaves nothing behind and does not affect the others of its batch.
+//! - Then, if other writers are queued on the mutex and the batch is below
+//!   [`MAX_BATCH_JOBS`] and [`MAX_BATCH_AGE`], it leaves the transaction
+//!   open, releases the mutex and waits on the condition variable until its
+//!   batch is finished; otherwise it commits and wakes the batch's waiters.
+//!   A waiting writer always has a successor: the one it saw queued takes
+//!   the mutex next and joins the batch, and the last one commits.
+//! - `run` returns only once its batch committed (read-your-writes). If the
+//!   `COMMIT` fails, or the savepoint machinery does, the whole batch is
+//!   rolled back and every job of it fails.
+//! - A panicking closure is caught: its savepoint is rolled back (or, if it
+//!   left Diesel's transaction depth elsewhere, the whole batch), the batch
+//!   is committed or failed right away, and the panic resumes in the
+//!   caller. The mutex is never left poisoned or the transaction open.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::r2d2::R2D2Connection;
+use diesel::Connection;
+
+use crate::connection::{ConnectionManager, DbConnection};
+use crate::error::StoreError;
+
+/// At most this many jobs share one transaction: bounds the latency a
+/// batch adds to its first job, and the work a failed commit undoes.
+pub(crate) const MAX_BATCH_JOBS: usize = 32;
+
+/// A batch older than this commits with its next job, whoever is queued.
+pub(crate) const MAX_BATCH_AGE: Duration = Duration::from_millis(8);
+
+type Pool = r2d2::Pool<ConnectionManager>;
+type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+type Tm = <DbConnection as Connection>::TransactionManager;
+
+thread_local! {
+    /// Set while this thread runs a write closure: a nested `Store::write`
+    /// would wait for the mutex its own thread holds.
+    static IN_JOB: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The single SQLite writer, shared by every clone of the `Store`.
+pub(crate) struct GroupCommitWriter {
+    /// A pool of one: it opens (and, after a failure, reopens) the writer
+    /// connection, which is otherwise kept in `state` for good.
+    pool: Pool,
+    state: Mutex<WriterState>,
+    /// Signalled when a batch is finished (committed or failed).
+    finished: Condvar,
+    /// Writers between "wants the mutex" and "has it".
+    waiting: AtomicUsize,
+    max_jobs: usize,
+    max_age: Duration,
+    /// Batches committed so far (each one `COMMIT`).
+    commits: AtomicUsize,
+}
+
+#[derive(Default)]
+struct WriterState {
+    conn: Option<PooledConnection>,
+    batch: Option<Batch>,
+}
+
+/// The open transaction and its jobs so far.
+struct Batch {
+    outcome: Arc<Outcome>,
+    jobs: usize,
+    started: Instant,
+}
+
+/// How a batch ended: set once, under the mutex, before `finished` is
+/// signalled. A failure carries the error every job of the batch returns.
+#[derive(Default)]
+struct Outcome(OnceLock<Result<(), StoreError>>);
+
+/// What happened to one job inside the batch.
+enum JobEnd<T> {
+    /// The job's savepoint is closed (released or rolled back); `result`
+    /// is what the job returned, final once the batch commits.
+    Done(Result<T, StoreError>),
+    /// The job panicked after its savepoint was rolled back.
+    Panicked(Box<dyn Any + Send + 'static>),
+    /// The job's savepoint could not be closed, or the job left Diesel's
+    /// transaction depth elsewhere (a panic inside its own
+    /// `conn.transaction(…)`): the batch must be rolled back entirely.
+    Abandoned {
+        cause: StoreError,
+        panic: Option<Box<dyn Any + Send + 'static>>,
+    },
+}
+
+impl GroupCommitWriter {
+    pub(crate) fn new(pool: Pool) -> Self {
+        Self::with_limits(pool, MAX_BATCH_JOBS, MAX_BATCH_AGE)
+    }
+
+    fn with_limits(pool: Pool, max_jobs: usize, max_age: Duration) -> Self {
+        GroupCommitWriter {
+            pool,
+            state: Mutex::new(WriterState::default()),
+            finished: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            max_jobs,
+            max_age,
+            commits: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WriterState> {
+        // Nothing panics while the mutex is held (closures run under
+        // `catch_unwind`), and the state is consistent between statements
+        // anyway: never let a poison wedge the writer.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the writer connection with no transaction open (e.g.
+    /// migrations, which manage their own), after any open batch finished.
+    pub(crate) fn exclusive<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut state = self.lock();
+        while state.batch.is_some() {
+            state = self
+                .finished
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let conn = self.connection(&mut state)?;
+        let result = f(conn);
+        if conn.is_broken() {
+            state.conn = None;
+        }
+        result
+    }
+
+    fn connection<'s>(
+        &self,
+        state: &'s mut WriterState,
+    ) -> Result<&'s mut PooledConnection, StoreError> {
+        if state.conn.is_none() {
+            state.conn = Some(self.pool.get()?);
+        }
+        state
+            .conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Internal("the writer connection was lost".to_owned()))
+    }
+
+    /// Runs `f` as one job of the current batch (see the module docs).
+    pub(crate) fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+    {
+        if IN_JOB.with(Cell::get) {
+            // As the pool checkout it replaces would have timed out: the
+            // one write connection is busy (with this very thread).
+            tracing::error!("Store::write called inside a write closure");
+            return Err(StoreError::Unavailable(
+                "the write connection is held by this thread's own write".to_owned(),
+            ));
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let locked = self.state.lock();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut state = locked.unwrap_or_else(PoisonError::into_inner);
+
+        if state.batch.is_none() {
+            self.begin_batch(&mut state)?;
+        }
+        let outcome = match &mut state.batch {
+            Some(batch) => {
+                batch.jobs += 1;
+                Arc::clone(&batch.outcome)
+            }
+            None => return Err(StoreError::Internal("no write batch open".to_owned())),
+        };
+
+        match run_job(&mut state, f) {
+            JobEnd::Abandoned { cause, panic } => {
+                // The batch's transaction is in an unknown state: undo all
+                // of it.
+                self.fail_batch(&mut state, &cause);
+                drop(state);
+                match panic {
+                    Some(payload) => resume_unwind(payload),
+                    None => Err(cause),
+                }
+            }
+            JobEnd::Panicked(payload) => {
+                self.commit_batch(&mut state);
+                drop(state);
+                resume_unwind(payload)
+            }
+            JobEnd::Done(result) => {
+                let join_more =
+                    state.batch.as_ref().is_some_and(|b| {
+                        b.jobs < self.max_jobs && b.started.elapsed() < self.max_age
+                    }) && self.waiting.load(Ordering::SeqCst) > 0;
+                if !join_more {
+                    self.commit_batch(&mut state);
+                }
+                let state = self
+                    .finished
+                    .wait_while(state, |_| outcome.0.get().is_none())
+                    .unwrap_or_else(PoisonError::into_inner);
+                drop(state);
+                match outcome.0.get() {
+                    Some(Ok(())) => result,
+                    // A job that failed by itself keeps its own error.
+                    Some(Err(e)) => result.and_then(|_| Err(duplicate(e))),
+                    None => Err(StoreError::Internal(
+                        "the write batch ended without an outcome".to_owned(),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn begin_batch(&self, state: &mut WriterState) -> Result<(), StoreError> {
+        let conn = self.connection(state)?;
+        let begun = match &mut **conn {
+            // IMMEDIATE takes the write lock up front, so a read followed by
+            // a write cannot fail with SQLITE_BUSY on the upgrade (STACK.md).
+            DbConnection::Sqlite(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+            }
+            DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
+        };
+        if let Err(e) = begun {
+            if conn.is_broken() {
+                state.conn = None;
+            }
+            return Err(e.into());
+        }
+        state.batch = Some(Batch {
+            outcome: Arc::default(),
+            jobs: 0,
+            started: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Commits the open batch and wakes its waiters; a failed `COMMIT`
+    /// (which Diesel follows with a `ROLLBACK`) fails every job of it.
+    fn commit_batch(&self, state: &mut WriterState) {
+        let Some(batch) = state.batch.take() else {
+            return;
+        };
+        let committed = match &mut state.conn {
+            Some(conn) => {
+                let r = Tm::commit_transaction(conn).map_err(StoreError::from);
+                if conn.is_broken() {
+                    state.conn = None;
+                }
+                r
+            }
+            None => Err(StoreError::Internal(
+                "the writer connection was lost".to_owned(),
+            )),
+        };
+        if committed.is_ok() {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, jobs = batch.jobs, "committing a write batch failed");
+        }
+        let _ = batch.outcome.0.set(committed);
+        self.finished.notify_all();
+    }
+
+    /// Rolls the open batch back entirely and fails every job of it with
+    /// `cause`.
+    fn fail_batch(&self, state: &mut WriterState, cause: &StoreError) {
+        let Some(batch) = state.batch.take() else {
+            return;
+        };
+        if let Some(conn) = &mut state.conn {
+            if !rollback_all(conn) {
+                // Dropping the connection is the rollback of last resort:
+                // SQLite discards an open transaction on close, and r2d2
+                // discards a connection whose transaction state is broken.
+                state.conn = None;
+            }
+        }
+        tracing::error!(error = %cause, jobs = batch.jobs, "a write batch was rolled back");
+        let _ = batch.outcome.0.set(Err(duplicate(cause)));
+        self.finished.notify_all();
+    }
+}
+
+/// Runs `f` in a savepoint on the batch's connection.
+fn run_job<T, F>(state: &mut WriterState, f: F) -> JobEnd<T>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+{
+    let abandon = |cause: StoreError, panic| JobEnd::Abandoned { cause, panic };
+    let Some(conn) = state.conn.as_deref_mut() else {
+        let lost = StoreError::Internal("the writer connection was lost".to_owned());
+        return abandon(lost, None);
+    };
+    if let Err(e) = Tm::begin_transaction(conn) {
+        return abandon(e.into(), None);
+    }
+    let expected = depth(conn);
+    let ran = {
+        let _flag = InJob::set();
+        catch_unwind(AssertUnwindSafe(|| f(&mut *conn)))
+    };
+    // A closure that returned normally closed whatever it opened; after a
+    // panic inside its own `conn.transaction(…)` the depth is off, and the
+    // savepoint no longer identifies the job's work.
+    if depth(conn) != expected {
+        let cause = StoreError::Internal("a write closure left a transaction open".to_owned());
+        return abandon(cause, ran.err());
+    }
+    match ran {
+        Ok(Ok(value)) => match Tm::commit_transaction(conn) {
+            Ok(()) => JobEnd::Done(Ok(value)),
+            Err(e) => abandon(e.into(), None),
+        },
+        Ok(Err(job_error)) => match Tm::rollback_transaction(conn) {
+            Ok(()) => JobEnd::Done(Err(job_error)),
+            Err(e) => abandon(e.into(), None),
+        },
+        Err(payload) => match Tm::rollback_transaction(conn) {
+            Ok(()) => JobEnd::Panicked(payload),
+            Err(e) => abandon(e.into(), Some(payload)),
+        },
+    }
+}
+
+/// Diesel's transaction depth on `conn`, `None` outside a transaction or
+/// when its transaction manager is in error.
+fn depth(conn: &mut DbConnection) -> Option<u32> {
+    Tm::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .ok()
+        .flatten()
+        .map(std::num::NonZeroU32::get)
+}
+
+/// Rolls back every level Diesel has open on `conn`; `false` if that
+/// failed and the connection must not be used again.
+fn rollback_all(conn: &mut DbConnection) -> bool {
+    loop {
+        match Tm::transaction_manager_status_mut(conn).transaction_depth() {
+            Ok(None) => return true,
+            Ok(Some(_)) => {
+                if let Err(e) = Tm::rollback_transaction(conn) {
+                    tracing::error!(error = %e, "rolling back a write batch failed");
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The error a failed batch gives each of its jobs (`StoreError` is not
+/// `Clone`: its source was logged once, by the writer that saw it).
+fn duplicate(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Internal(m) => StoreError::Internal(m.clone()),
+        _ => StoreError::Internal("the write batch was not committed".to_owned()),
+    }
+}
+
+/// Marks this thread as running a write closure until dropped.
+struct InJob;
+
+impl InJob {
+    fn set() -> InJob {
+        IN_JOB.with(|c| c.set(true));
+        InJob
+    }
+}
+
+impl Drop for InJob {
+    fn drop(&mut self) {
+        IN_JOB.with(|c| c.set(false));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::sync::mpsc;
+    use std::thread;
+
+    use diesel::connection::SimpleConnection;
+    use diesel::RunQueryDsl;
+
+    use crate::connection::Target;
+
+    type Job<T> = Box<dyn FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send>;
+    type Handle<T> = thread::JoinHandle<Result<T, StoreError>>;
+
+    struct Fixture {
+        writer: Arc<GroupCommitWriter>,
+        path: String,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A writer over a fresh SQLite file with `t` (unique `x`) and `child`
+    /// (a deferred foreign key to `t`), batching until `max_jobs`.
+    fn fixture(max_jobs: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gc.db").display().to_string();
+        let target = Target::parse(&format!("sqlite://{path}")).unwrap();
+        let pool = r2d2::Pool::builder()
+            .max_size(1)
+            .build(ConnectionManager::new(target))
+            .unwrap();
+        let writer = Arc::new(GroupCommitWriter::with_limits(
+            pool,
+            max_jobs,
+            Duration::from_secs(60),
+        ));
+        writer
+            .exclusive(|c| {
+                c.batch_execute(
+                    "CREATE TABLE t (x TEXT PRIMARY KEY); \
+                     CREATE TABLE child (p TEXT REFERENCES t (x) DEFERRABLE INITIALLY DEFERRED);",
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        Fixture {
+            writer,
+            path,
+            _dir: dir,
+        }
+    }
+
+    fn insert(c: &mut DbConnection, x: &str) -> Result<(), StoreError> {
+        diesel::sql_query("INSERT INTO t (x) VALUES (?)")
+            .bind::<diesel::sql_types::Text, _>(x)
+            .execute(c)?;
+        Ok(())
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        x: String,
+    }
+
+    fn rows(writer: &GroupCommitWriter) -> Vec<String> {
+        writer
+            .exclusive(|c| {
+                let rows: Vec<Row> = diesel::sql_query("SELECT x FROM t ORDER BY x").load(c)?;
+                Ok(rows.into_iter().map(|r| r.x).collect())
+            })
+            .unwrap()
+    }
+
+    /// Starts a job that inserts "a", then holds the writer (and its open
+    /// batch) until `queued` other writers wait for it, so that they all
+    /// join its batch; then starts `jobs` one by one, each once the
+    /// previous one queued.
+    fn batch_of<T: Send + 'static>(
+        writer: &Arc<GroupCommitWriter>,
+        jobs: Vec<Job<T>>,
+    ) -> (Handle<()>, Vec<Handle<T>>) {
+        let queued = jobs.len();
+        let (inside, leader_inside) = mpsc::channel();
+        let w = Arc::clone(writer);
+        let leader = thread::spawn(move || {
+            w.run(|c| {
+                insert(c, "a")?;
+                inside.send(()).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while w.waiting.load(Ordering::SeqCst) < queued {
+                    assert!(Instant::now() < deadline, "the other writers never queued");
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Ok(())
+            })
+        });
+        leader_inside.recv().unwrap();
+        let mut handles = Vec::new();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let w = Arc::clone(writer);
+            handles.push(thread::spawn(move || w.run(job)));
+            // Queue them in order, so the last one started commits (once
+            // it queued, the leader lets go: only wait for the others).
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while i + 1 < queued && writer.waiting.load(Ordering::SeqCst) < i + 1 {
+                assert!(Instant::now() < deadline, "a writer never queued");
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        (leader, handles)
+    }
+
+    #[test]
+    fn a_failing_job_rolls_back_only_its_own_changes() {
+        let f = fixture(32);
+        let jobs: Vec<Job<()>> = vec![
+            Box::new(|c| insert(c, "b")),
+            Box::new(|c| {
+                insert(c, "c1")?;
+                insert(c, "c2")?;
+                Err(StoreError::Conflict("this job gives up".into()))
+            }),
+            // A database error (the duplicate) undoes the job's first insert.
+            Box::new(|c| {
+                insert(c, "d1")?;
+                insert(c, "a")
+            }),
+            Box::new(|c| insert(c, "e")),
+        ];
+        let (leader, handles) = batch_of(&f.writer, jobs);
+        leader.join().unwrap().unwrap();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(results[0].is_ok());
+        assert!(matches!(&results[1], Err(StoreError::Conflict(m)) if m == "this job gives up"));
+        assert!(matches!(results[2], Err(StoreError::Conflict(_))));
+        assert!(results[3].is_ok());
+        assert_eq!(rows(&f.writer), ["a", "b", "e"]);
+        assert_eq!(f.writer.commits.load(Ordering::Relaxed), 1, "one batch");
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_job_of_the_batch() {
+        let f = fixture(32);
+        let jobs: Vec<Job<()>> = vec![
+            Box::new(|c| insert(c, "b")),
+            // Deferred: checked only by the batch's COMMIT, which fails.
+            Box::new(|c| {
+                c.batch_execute("INSERT INTO child (p) VALUES ('nobody')")?;
+                Ok(())
+            }),
+            Box::new(|c| insert(c, "d")),
+        ];
+        let (leader, handles) = batch_of(&f.writer, jobs);
+        assert!(leader.join().unwrap().is_err());
+        for h in handles {
+            assert!(h.join().unwrap().is_err());
+        }
+        assert!(rows(&f.writer).is_empty());
+        // The writer is usable afterwards.
+        f.writer.run(|c| insert(c, "z")).unwrap();
+        assert_eq!(rows(&f.writer), ["z"]);
+    }
+
+    #[test]
+    fn a_panicking_job_does_not_wedge_the_writer() {
+        let f = fixture(32);
+        let jobs: Vec<Job<()>> = vec![
+            Box::new(|c| {
+                insert(c, "b")?;
+                panic!("job b panics");
+            }),
+            Box::new(|c| insert(c, "c")),
+        ];
+        let (leader, mut handles) = batch_of(&f.writer, jobs);
+        let c = handles.pop().unwrap();
+        let b = handles.pop().unwrap();
+        assert!(b.join().is_err(), "the panic reaches the caller");
+        leader.join().unwrap().unwrap();
+        c.join().unwrap().unwrap();
+        assert_eq!(rows(&f.writer), ["a", "c"]);
+        f.writer.run(|c| insert(c, "d")).unwrap();
+        assert_eq!(rows(&f.writer), ["a", "c", "d"]);
+    }
+
+    #[test]
+    fn a_panic_inside_a_nested_transaction_abandons_the_batch() {
+        let f = fixture(32);
+        let jobs: Vec<Job<()>> = vec![Box::new(|c| {
+            c.transaction::<(), StoreError, _>(|c| {
+                insert(c, "b")?;
+                panic!("inside a nested transaction");
+            })
+        })];
+        let (leader, handles) = batch_of(&f.writer, jobs);
+        for h in handles {
+            assert!(h.join().is_err(), "the panic reaches the caller");
+        }
+        // The leader's batch could not be told apart from the panicked
+        // job's leftovers: it was rolled back, and the leader told so.
+        assert!(leader.join().unwrap().is_err());
+        assert!(rows(&f.writer).is_empty());
+        f.writer.run(|c| insert(c, "z")).unwrap();
+        assert_eq!(rows(&f.writer), ["z"]);
+    }
+
+    #[test]
+    fn nested_transactions_inside_a_job_work() {
+        let f = fixture(32);
+        let jobs: Vec<Job<()>> = vec![Box::new(|c| {
+            insert(c, "b")?;
+            let undone = c.transaction::<(), StoreError, _>(|c| {
+                insert(c, "b-undone")?;
+                Err(StoreError::Conflict("undo".into()))
+            });
+            assert!(undone.is_err());
+            c.transaction::<(), StoreError, _>(|c| insert(c, "b-kept"))?;
+            Ok(())
+        })];
+        let (leader, handles) = batch_of(&f.writer, jobs);
+        leader.join().unwrap().unwrap();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        assert_eq!(rows(&f.writer), ["a", "b", "b-kept"]);
+    }
+
+    #[test]
+    fn batches_stop_at_the_job_limit() {
+        let f = fixture(2);
+        let jobs: Vec<Job<()>> = vec![
+            Box::new(|c| insert(c, "b")),
+            Box::new(|c| insert(c, "c")),
+            Box::new(|c| insert(c, "d")),
+        ];
+        let (leader, handles) = batch_of(&f.writer, jobs);
+        leader.join().unwrap().unwrap();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        assert_eq!(rows(&f.writer), ["a", "b", "c", "d"]);
+        assert_eq!(f.writer.commits.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn concurrent_writers_share_commits_and_see_their_rows() {
+        let f = fixture(MAX_BATCH_JOBS);
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let w = Arc::clone(&f.writer);
+                let path = f.path.clone();
+                thread::spawn(move || {
+                    let mut reader = diesel::SqliteConnection::establish(&path).unwrap();
+                    for i in 0..50 {
+                        let x = format!("{t}-{i}");
+                        w.run(|c| insert(c, &x)).unwrap();
+                        // Committed on return: another connection sees it.
+                        let seen: Vec<Row> = diesel::sql_query("SELECT x FROM t WHERE x = ?")
+                            .bind::<diesel::sql_types::Text, _>(&x)
+                            .load(&mut reader)
+                            .unwrap();
+                        assert_eq!(seen.len(), 1, "{x} not visible after write returned");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(rows(&f.writer).len(), 400);
+        let commits = f.writer.commits.load(Ordering::Relaxed);
+        assert!(commits < 400, "{commits} commits for 400 writes");
+    }
+
+    #[test]
+    fn a_nested_write_is_refused() {
+        let f = fixture(32);
+        let w = Arc::clone(&f.writer);
+        let r = f.writer.run(|c| {
+            insert(c, "outer")?;
+            w.run(|c| insert(c, "inner"))
+        });
+        assert!(matches!(r, Err(StoreError::Unavailable(_))));
+        assert!(rows(&f.writer).is_empty());
+        f.writer.run(|c| insert(c, "after")).unwrap();
+        assert_eq!(rows(&f.writer), ["after"]);
+    }
+}
