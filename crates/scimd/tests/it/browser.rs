@@ -10,6 +10,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -32,7 +33,10 @@ struct Driver {
 impl Driver {
     fn start() -> Driver {
         let port = free_port();
+        // Its own process group, so that dropping the driver also stops
+        // the browsers it started, even when a test failed mid-session.
         let child = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -54,6 +58,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -521,7 +527,9 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
         None,
     );
     assert_eq!(status, 200, "{body}");
-    c.goto(&format!("{base}/admin/oauth-clients")).await.unwrap();
+    c.goto(&format!("{base}/admin/oauth-clients"))
+        .await
+        .unwrap();
     follow(c, "#grants-link").await;
     assert!(text_of(c, "#oauth-grants").await.contains("alice"));
     shots.take(c, "oauth-grants").await;
