@@ -165,6 +165,17 @@ async fn text_of(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// The current value of an input (a secret shown once).
+async fn value_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
 async fn fill(c: &Client, css: &str, value: &str) {
     let el = c.find(Locator::Css(css)).await.unwrap();
     el.clear().await.unwrap();
@@ -357,14 +368,7 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     shots.take(c, "tokens").await;
     fill(c, "#scim-name", "Entra ID").await;
     follow(c, "#create-scim-token-submit").await;
-    let secret = c
-        .find(Locator::Css("#token-secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let secret = value_of(c, "#token-secret").await;
     assert!(secret.starts_with("scimd_"), "{secret}");
     assert!(text_of(c, "#tenant-url").await.ends_with("/scim/v2"));
     shots.take(c, "token-created").await;
@@ -453,14 +457,7 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     paste(c, "#client-redirect-uris", &callback).await;
     follow(c, "#create-oauth-client-submit").await;
     let client_id = text_of(c, "#client-id").await;
-    let client_secret = c
-        .find(Locator::Css("#client-secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let client_secret = value_of(c, "#client-secret").await;
     assert!(text_of(c, "#authorization-url")
         .await
         .ends_with("/oauth/authorize"));
