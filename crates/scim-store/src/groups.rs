@@ -707,6 +707,26 @@ pub fn list_group_members(
     conn: &mut DbConnection,
     group_id: &str,
 ) -> Result<Vec<Member>, StoreError> {
+    list_group_members_page(conn, group_id, 0, i64::MAX)
+}
+
+/// How many members a Group has (0 for a missing group), counted on the
+/// membership table's primary key.
+pub fn count_group_members(conn: &mut DbConnection, group_id: &str) -> Result<i64, StoreError> {
+    Ok(group_members::table
+        .filter(group_members::group_id.eq(group_id))
+        .count()
+        .get_result(conn)?)
+}
+
+/// [`list_group_members`], `limit` members from the `offset`-th (0-based)
+/// in the same order: a page of a large group without loading the rest.
+pub fn list_group_members_page(
+    conn: &mut DbConnection,
+    group_id: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<Member>, StoreError> {
     // A compact positional row (no per-column name lookup, a bool for the
     // type): this may return 100,000 rows.
     let rows: Vec<(String, bool, Option<String>, Option<String>)> = group_members::table
@@ -728,6 +748,8 @@ pub fn list_group_members(
             users::display_name.nullable(),
             groups::display_name.nullable(),
         ))
+        .limit(limit.max(0))
+        .offset(offset.max(0))
         .load(conn)?;
     Ok(rows
         .into_iter()

@@ -16,7 +16,7 @@ use crate::AdminApi;
 /// Rows per page of the user and group lists.
 const PAGE_SIZE: i64 = 25;
 /// Members per page of a group's detail page.
-const MEMBERS_PAGE_SIZE: usize = 100;
+const MEMBERS_PAGE_SIZE: i64 = 100;
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(users_page))
@@ -382,18 +382,27 @@ async fn group_page(
     let session = session_or_return!(req, api);
     let id = path.into_inner();
     let page = page_number(&Form::query(&req));
+    let per_page = MEMBERS_PAGE_SIZE;
     let store = api.store().clone();
     let result = blocking(move || {
         Ok(store.read(|c| {
             let Some(group) = groups::find_group(c, &id)? else {
                 return Ok(None);
             };
-            let members = groups::list_group_members(c, &id)?;
-            Ok(Some((group, members)))
+            // One page of members, never the whole (possibly 100,000)
+            // membership.
+            let total = groups::count_group_members(c, &id)?;
+            let members = groups::list_group_members_page(
+                c,
+                &id,
+                (page - 1).saturating_mul(per_page),
+                per_page,
+            )?;
+            Ok(Some((group, total, members)))
         })?)
     })
     .await;
-    let (group, members) = match result {
+    let (group, total, shown) = match result {
         Ok(Some(found)) => found,
         Ok(None) => {
             return error_page(&AdminError::NotFound(
@@ -402,16 +411,7 @@ async fn group_page(
         }
         Err(err) => return error_page(&err),
     };
-    let total = i64::try_from(members.len()).unwrap_or(i64::MAX);
-    let pager = Pager::new(page, total, MEMBERS_PAGE_SIZE as i64, "");
-    let skip = usize::try_from(page - 1)
-        .unwrap_or(0)
-        .saturating_mul(MEMBERS_PAGE_SIZE);
-    let shown: Vec<Member> = members
-        .into_iter()
-        .skip(skip)
-        .take(MEMBERS_PAGE_SIZE)
-        .collect();
+    let pager = Pager::new(page, total, per_page, "");
     let mut attrs = group.attrs.clone();
     attrs.remove("members");
     render(&GroupPage {

@@ -1198,3 +1198,40 @@ fn user_display_name_is_backfilled_by_the_migration() {
         assert_eq!(members[0].display.as_deref(), Some("Ann O'Neil"));
     }
 }
+
+#[test]
+fn a_page_of_members_is_read_without_the_rest() {
+    for db in backends() {
+        let store = db.store();
+        let users: Vec<_> = (0..7)
+            .map(|i| new_user(store, &format!("p{i}"), Some(&format!("P {i}"))))
+            .collect();
+        let refs: Vec<MemberRef> = users.iter().map(|u| untyped(&u.id)).collect();
+        let g = new_group(store, "Paged", &refs);
+        let all = store
+            .read(|c| scim_store::groups::list_group_members(c, &g.id))
+            .unwrap();
+        assert_eq!(all.len(), 7);
+        let total = store
+            .read(|c| scim_store::groups::count_group_members(c, &g.id))
+            .unwrap();
+        assert_eq!(total, 7);
+        let mut paged = Vec::new();
+        for offset in [0, 3, 6] {
+            let page = store
+                .read(|c| scim_store::groups::list_group_members_page(c, &g.id, offset, 3))
+                .unwrap();
+            assert!(page.len() <= 3);
+            paged.extend(page);
+        }
+        assert_eq!(paged, all, "pages are the full list, in order");
+        let beyond = store
+            .read(|c| scim_store::groups::list_group_members_page(c, &g.id, 100, 3))
+            .unwrap();
+        assert!(beyond.is_empty());
+        let missing = store
+            .read(|c| scim_store::groups::count_group_members(c, "no-such-group"))
+            .unwrap();
+        assert_eq!(missing, 0);
+    }
+}
