@@ -246,6 +246,20 @@ impl GatedStore {
         })
     }
 
+    /// `GET /Users/{id}`'s read: the gate, the user and (when
+    /// `with_groups`) its groups in one statement
+    /// (`scim_store::gated::find_user_gated`).
+    pub fn find_user(
+        &self,
+        id: &str,
+        with_groups: bool,
+    ) -> Result<Option<(scim_store::UserRecord, Vec<scim_store::GroupRef>)>, scim_store::StoreError>
+    {
+        self.store.read(|conn| {
+            scim_store::gated::find_user_gated(conn, id, with_groups).map(|gated| gated.found)
+        })
+    }
+
     /// [`Store::write`], after checking (in the same transaction) that
     /// synchronization is enabled.
     pub fn write<T, F>(&self, f: F) -> Result<T, scim_store::StoreError>

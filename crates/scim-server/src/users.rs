@@ -136,30 +136,17 @@ pub async fn get(
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
     let store = api.gated_store();
     let lookup = id.clone();
-    let wanted = projection.clone();
-    let found = web::block(move || {
-        store.read(|conn| {
-            let Some(rec) = scim_store::find_user(conn, &lookup)? else {
-                return Ok(None);
-            };
-            if not_modified
-                .as_ref()
-                .is_some_and(|p| p.matches(rec.version))
-            {
-                return Ok(Some((rec, None)));
-            }
-            let mut groups = load_groups(conn, &[&lookup], &wanted)?;
-            let groups = groups.remove(&lookup).unwrap_or_default();
-            Ok(Some((rec, Some(groups))))
-        })
-    })
-    .await??;
+    let with_groups = projection.includes(&USER, "groups");
+    let found = web::block(move || store.find_user(&lookup, with_groups)).await??;
     let (rec, groups) = found.ok_or_else(|| not_found(&id))?;
-    let Some(groups) = groups else {
+    if not_modified
+        .as_ref()
+        .is_some_and(|p| p.matches(rec.version))
+    {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag(rec.version)))
             .finish());
-    };
+    }
     user_response(
         StatusCode::OK,
         &rec,
@@ -199,10 +186,10 @@ async fn run_list(
         count,
         projection,
     } = params;
-    let wanted = projection.clone();
-    let (page, groups) = web::block(move || {
+    let with_groups = projection.includes(&USER, "groups");
+    let page = web::block(move || {
         store.read_with(|conn, settings| {
-            let page = scim_store::list_users(
+            scim_store::list_users_with_groups(
                 conn,
                 &ListQuery {
                     filter: filter.as_ref(),
@@ -211,10 +198,8 @@ async fn run_list(
                     start_index,
                     count: settings.page_size(count),
                 },
-            )?;
-            let ids: Vec<&str> = page.items.iter().map(|u| u.id.as_str()).collect();
-            let groups = load_groups(conn, &ids, &wanted)?;
-            Ok((page, groups))
+                with_groups,
+            )
         })
     })
     .await??;
@@ -222,7 +207,7 @@ async fn run_list(
     let resources: Vec<Value> = page
         .items
         .iter()
-        .map(|rec| Value::Object(render(rec, groups.get(&rec.id), &base, &projection)))
+        .map(|(rec, groups)| Value::Object(render(rec, Some(groups), &base, &projection)))
         .collect();
     let body = json!({
         "schemas": [LIST_RESPONSE_SCHEMA],

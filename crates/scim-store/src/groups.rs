@@ -807,6 +807,37 @@ pub fn groups_of_users(
     Ok(out)
 }
 
+/// A text SQL expression: the direct groups of the user whose id is the
+/// column `user_id` (e.g. `u.id`), as a JSON array of `[id, displayName,
+/// displayName lowercased]`, `[]` for none. A read selects it next to the
+/// user (`gated.rs`, `users::list_users_with_groups`) instead of asking a
+/// second query; [`parse_user_groups`] turns it into ordered `GroupRef`s.
+pub(crate) fn user_groups_json_sql(backend: Backend, user_id: &str) -> String {
+    let agg = match backend {
+        Backend::Sqlite => "json_group_array(json_array(g.id, g.display_name, g.display_name_ci))",
+        Backend::Postgres => {
+            "COALESCE(json_agg(json_build_array(g.id, g.display_name, g.display_name_ci)), \
+             '[]'::json)::text"
+        }
+    };
+    format!(
+        "(SELECT {agg} FROM group_members gm JOIN groups g ON g.id = gm.group_id \
+         WHERE gm.member_type = 'User' AND gm.member_id = {user_id})"
+    )
+}
+
+/// The groups of [`user_groups_json_sql`], ordered as [`groups_of_users`]
+/// orders them (displayName, case-insensitively; then id).
+pub(crate) fn parse_user_groups(json: &str) -> Result<Vec<GroupRef>, StoreError> {
+    let mut triples: Vec<(String, String, String)> = serde_json::from_str(json)
+        .map_err(|e| StoreError::internal("a user's groups did not aggregate as JSON", &e))?;
+    triples.sort_by(|a, b| (&a.2, &a.0).cmp(&(&b.2, &b.0)));
+    Ok(triples
+        .into_iter()
+        .map(|(value, display, _)| GroupRef { value, display })
+        .collect())
+}
+
 /// A page of Groups matching `query.filter`, evaluated in the database
 /// (RFC 7644 §3.4.2), without members: this never reads `group_members`
 /// unless the filter names `members`. Filterable: id, displayName
@@ -819,7 +850,7 @@ pub fn list_groups(
     conn: &mut DbConnection,
     query: &ListQuery<'_>,
 ) -> Result<Page<GroupRecord>, StoreError> {
-    let page = list_rows(conn, Resource::Group, query)?;
+    let page = list_rows(conn, Resource::Group, query, None)?;
     let items = page
         .items
         .into_iter()

@@ -392,6 +392,30 @@ async fn users_show_their_groups_and_filters_cross_both_ways() {
             .await;
         assert_eq!(res.body["totalResults"], 1, "{backend}: {}", res.body);
         assert_eq!(res.body["Resources"][0]["id"], u.as_str());
+        // A list shows each user's groups too (read in the list's own
+        // statement), ordered by displayName like GET.
+        let displays = |v: &serde_json::Value| -> Vec<String> {
+            v["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["display"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            displays(&res.body["Resources"][0]),
+            ["One", "Two"],
+            "{backend}"
+        );
+        let res = app.get(&format!("/scim/v2/Users/{u}")).await;
+        assert_eq!(displays(&res.body), ["One", "Two"], "{backend}");
+        let res = app.get("/scim/v2/Users?excludedAttributes=groups").await;
+        let listed = res.body["Resources"].as_array().unwrap();
+        assert!(
+            listed.len() == 2 && listed.iter().all(|r| r.get("groups").is_none()),
+            "{backend}: {}",
+            res.body
+        );
         let res = app
             .get(&format!(
                 "/scim/v2/Groups?filter=members%5Bvalue%20eq%20%22{u}%22%5D&excludedAttributes=members"

@@ -1,0 +1,200 @@
+//! Reads that check the User Synchronization gate in the statement that
+//! also reads the data.
+//!
+//! Every SCIM request first asks the database whether synchronization is
+//! enabled (and reads the run-time settings, `sync::scim_gate`), so that
+//! an administrator's change takes effect on the next request of every
+//! replica. For the reads identity providers repeat most, that check
+//! rides along in the same SQL statement instead of costing a statement
+//! of its own: `GET /Users/{id}` is one statement (gate, user, and the
+//! user's groups) instead of three. On PostgreSQL each statement is a
+//! network round trip; on SQLite each is a read transaction of its own.
+
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
+use diesel::QueryableByName;
+
+use crate::connection::DbConnection;
+use crate::error::StoreError;
+use crate::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
+use crate::settings::{ScimRuntime, SETTINGS_ID};
+use crate::sql::{load, Bind, SqlBuilder};
+use crate::sync::sync_disabled_error;
+use crate::users::{to_record, UserRecord};
+
+/// What [`find_user_gated`] found: the run-time settings (synchronization
+/// is enabled, or it would have failed), and the user with its groups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatedUser {
+    /// The run-time settings, read with the gate.
+    pub runtime: ScimRuntime,
+    /// The user and its direct groups (ordered by displayName,
+    /// case-insensitively; empty unless asked for), or `None` if there is
+    /// no such (non-deleted) user.
+    pub found: Option<(UserRecord, Vec<GroupRef>)>,
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Bool)]
+    enabled: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    deprovisioning: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    default_page_size: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    max_page_size: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    resource: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    version: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    created: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_modified: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    groups: Option<String>,
+}
+
+/// The gate and `GET /Users/{id}` in one statement: fails with
+/// `sync::sync_disabled_error()` while synchronization is disabled, else
+/// returns the settings and the user (with its groups when `with_groups`).
+/// The groups come back as one JSON array (`groups::user_groups_json_sql`).
+pub fn find_user_gated(
+    conn: &mut DbConnection,
+    id: &str,
+    with_groups: bool,
+) -> Result<GatedUser, StoreError> {
+    let backend = conn.backend();
+    let mut b = SqlBuilder::fixed(backend);
+    b.push(
+        "SELECT s.enabled AS enabled, r.deprovisioning AS deprovisioning, \
+         r.default_page_size AS default_page_size, r.max_page_size AS max_page_size, \
+         u.id AS id, u.resource AS resource, u.version AS version, u.created AS created, \
+         u.last_modified AS last_modified, ",
+    );
+    if with_groups {
+        b.push(&user_groups_json_sql(backend, "u.id"));
+    } else {
+        b.push("CAST(NULL AS TEXT)");
+    }
+    b.push(" AS groups FROM sync_state s LEFT JOIN runtime_settings r ON r.id = ")
+        .bind(Bind::Integer(SETTINGS_ID))
+        .push(" LEFT JOIN users u ON u.id = ")
+        .bind_text(id)
+        .push(" AND u.deleted_at IS NULL WHERE s.id = 1");
+    let rows: Vec<Row> = load(conn, &b)?;
+    let row = match rows.into_iter().next() {
+        Some(row) if row.enabled => row,
+        _ => return Err(sync_disabled_error()),
+    };
+    let runtime = ScimRuntime::from_stored(
+        row.deprovisioning.as_deref(),
+        row.default_page_size,
+        row.max_page_size,
+    )?;
+    let found = match (
+        row.id,
+        row.resource,
+        row.version,
+        row.created,
+        row.last_modified,
+    ) {
+        (Some(id), Some(resource), Some(version), Some(created), Some(last_modified)) => {
+            let rec = to_record(id, &resource, version, created, last_modified)?;
+            let groups = match row.groups {
+                Some(json) => parse_user_groups(&json)?,
+                None => Vec::new(),
+            };
+            Some((rec, groups))
+        }
+        _ => None,
+    };
+    Ok(GatedUser { runtime, found })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::testing::backends;
+    use crate::{MemberRef, MemberType};
+    use serde_json::json;
+
+    fn names(groups: &[GroupRef]) -> Vec<&str> {
+        groups.iter().map(|g| g.display.as_str()).collect()
+    }
+
+    #[test]
+    fn one_statement_reads_the_gate_the_user_and_its_groups() {
+        for db in backends() {
+            let store = db.store();
+            let backend = db.backend();
+            let (user, lonely) = store
+                .write(|c| {
+                    let u =
+                        crate::insert_user(c, json!({"userName": "a"}).as_object().unwrap(), None)?;
+                    let l =
+                        crate::insert_user(c, json!({"userName": "b"}).as_object().unwrap(), None)?;
+                    let member = [MemberRef {
+                        value: u.id.clone(),
+                        member_type: Some(MemberType::User),
+                    }];
+                    for name in ["beta", "Alpha", "gamma"] {
+                        crate::insert_group(
+                            c,
+                            json!({"displayName": name}).as_object().unwrap(),
+                            &member,
+                        )?;
+                    }
+                    Ok((u, l))
+                })
+                .unwrap();
+
+            // Disabled (a fresh database): refused, whatever the id.
+            for id in [user.id.as_str(), "no-such-id"] {
+                let err = store.read(|c| find_user_gated(c, id, true)).unwrap_err();
+                assert!(crate::sync::is_sync_disabled(&err), "{backend}: {err:?}");
+            }
+
+            store
+                .write(|c| crate::sync::enable_sync(c, "test", &[]).map(|_| ()))
+                .unwrap();
+            let got = store.read(|c| find_user_gated(c, &user.id, true)).unwrap();
+            assert_eq!(
+                got.runtime,
+                ScimRuntime::from_stored(None, None, None).unwrap()
+            );
+            let (rec, groups) = got.found.unwrap();
+            assert_eq!(rec, user, "{backend}");
+            // Ordered by displayName, case-insensitively.
+            assert_eq!(names(&groups), ["Alpha", "beta", "gamma"], "{backend}");
+            // Without groups asked for, none are read.
+            let (_, groups) = store
+                .read(|c| find_user_gated(c, &user.id, false))
+                .unwrap()
+                .found
+                .unwrap();
+            assert!(groups.is_empty(), "{backend}");
+            // A user in no group; an unknown id; a soft-deleted user.
+            let (_, groups) = store
+                .read(|c| find_user_gated(c, &lonely.id, true))
+                .unwrap()
+                .found
+                .unwrap();
+            assert!(groups.is_empty(), "{backend}");
+            let got = store
+                .read(|c| find_user_gated(c, "no-such-id", true))
+                .unwrap();
+            assert!(got.found.is_none(), "{backend}");
+            store
+                .write(|c| crate::soft_delete_user(c, &lonely.id, None).map(|_| ()))
+                .unwrap();
+            let got = store
+                .read(|c| find_user_gated(c, &lonely.id, true))
+                .unwrap();
+            assert!(got.found.is_none(), "{backend}");
+        }
+    }
+}
