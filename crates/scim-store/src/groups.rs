@@ -226,7 +226,8 @@ fn missed(
     })
 }
 
-/// Inserts a new Group with a fresh UUID v4 id, version 1, created =
+/// Inserts a new Group with a fresh UUID v7 id
+/// ([`crate::users::new_resource_id`]), version 1, created =
 /// lastModified = now, and `members` (validated as [`add_members`] does).
 /// `displayName` is required (`invalidValue` otherwise) and unique
 /// case-insensitively (`Conflict`; the database's unique index decides, so
@@ -238,7 +239,7 @@ pub fn insert_group(
     members: &[MemberRef],
 ) -> Result<GroupRecord, StoreError> {
     let d = derive(attrs)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::users::new_resource_id();
     let now = scim_core::datetime::now();
     diesel::insert_into(groups::table)
         .values(NewGroupRow {

@@ -470,7 +470,21 @@ fn user_name_taken(user_name: &str) -> StoreError {
     ))
 }
 
-/// Inserts a new User with a fresh UUID v4 id, version 1, and
+/// A new User or Group id: a UUID v7 (RFC 9562), whose leading 48 bits
+/// are the creation time in milliseconds and whose remaining 74 bits are
+/// random. SCIM ids are opaque to clients (RFC 7643 §3.1); to the
+/// database, time-ordered ids mean every index keyed by id (`users.id`,
+/// `user_values` by user, `group_members` by group) grows at its end
+/// instead of at a random leaf, so concurrent creates share the pages they
+/// dirty. Measured on SQLite with 100k users: POST /Users 1,840 → 2,580/s
+/// against UUID v4 (docs/BENCHMARKS.md). They reveal the creation time to
+/// the millisecond, which `meta.created` already shows.
+pub fn new_resource_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Inserts a new User with a fresh UUID v7 id (time-ordered: see
+/// [`new_resource_id`]), version 1, and
 /// created = lastModified = now. A userName already taken (compared
 /// case-insensitively, RFC 7643 §4.1.1) is `Conflict`; the database's
 /// unique index decides, so two racing inserts cannot both win.
@@ -480,7 +494,7 @@ pub fn insert_user(
     password_hash: Option<&str>,
 ) -> Result<UserRecord, StoreError> {
     let d = derive(attrs)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_resource_id();
     let now = scim_core::datetime::now();
     let mut b = SqlBuilder::fixed(conn.backend());
     b.push(
@@ -886,6 +900,30 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ids_are_time_ordered_uuid_v7() {
+        for db in crate::testing::backends() {
+            let ids: Vec<String> = db
+                .store()
+                .write(|c| {
+                    (0..50)
+                        .map(|i| {
+                            let attrs = json!({"userName": format!("v7-{i}")});
+                            insert_user(c, attrs.as_object().unwrap(), None).map(|u| u.id)
+                        })
+                        .collect()
+                })
+                .unwrap();
+            for id in &ids {
+                let parsed = uuid::Uuid::parse_str(id).unwrap();
+                assert_eq!(parsed.get_version_num(), 7, "{id}");
+            }
+            let mut sorted = ids.clone();
+            sorted.sort();
+            assert_eq!(sorted, ids, "{}: ids sort in creation order", db.backend());
+        }
+    }
 
     #[test]
     fn index_rows_follow_the_canonical_form() {
