@@ -32,7 +32,7 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,9 @@ pub(crate) struct GroupCommitWriter {
     max_age: Duration,
     /// Batches committed so far (each one `COMMIT`).
     commits: AtomicUsize,
+    /// Set by the checkpointer when the WAL should start over: the next
+    /// batch first runs a RESTART checkpoint (`checkpoint.rs`).
+    restart_wal: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -124,7 +127,13 @@ impl GroupCommitWriter {
             max_jobs,
             max_age,
             commits: AtomicUsize::new(0),
+            restart_wal: Arc::default(),
         }
+    }
+
+    /// The flag through which the checkpointer asks for a WAL restart.
+    pub(crate) fn restart_wal_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.restart_wal)
     }
 
     fn lock(&self) -> MutexGuard<'_, WriterState> {
@@ -240,6 +249,9 @@ impl GroupCommitWriter {
 
     fn begin_batch(&self, state: &mut WriterState) -> Result<(), StoreError> {
         let conn = self.connection(state)?;
+        if self.restart_wal.swap(false, Ordering::Relaxed) {
+            restart_wal(conn);
+        }
         let begun = match &mut **conn {
             // IMMEDIATE takes the write lock up front, so a read followed by
             // a write cannot fail with SQLITE_BUSY on the upgrade (STACK.md).
@@ -307,6 +319,23 @@ impl GroupCommitWriter {
         tracing::error!(error = %cause, jobs = batch.jobs, "a write batch was rolled back");
         let _ = batch.outcome.0.set(Err(duplicate(cause)));
         self.finished.notify_all();
+    }
+}
+
+/// Runs a RESTART checkpoint on the writer connection, between batches,
+/// when the checkpointer asked for one (`checkpoint.rs`): the writer holds
+/// still while the frames the last PASSIVE round left are copied and the
+/// files synced, and the batch it then begins writes from the start of
+/// the WAL. Waiting for readers still on old frames is bounded by the busy
+/// timeout; failing is harmless (the checkpointer asks again).
+fn restart_wal(conn: &mut DbConnection) {
+    let DbConnection::Sqlite(c) = conn else {
+        return;
+    };
+    let started = Instant::now();
+    match diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA wal_checkpoint(RESTART)") {
+        Ok(()) => tracing::debug!(elapsed = ?started.elapsed(), "WAL restarted"),
+        Err(e) => tracing::warn!(error = %e, "WAL restart checkpoint failed"),
     }
 }
 

@@ -114,10 +114,15 @@ impl Store {
         };
         let read = build(pool_size)?;
         let (write, checkpointer) = match backend {
-            Backend::Sqlite => (
-                Writer::GroupCommit(Arc::new(GroupCommitWriter::new(build(1)?))),
-                Some(Arc::new(Checkpointer::start(&manager, policy)?)),
-            ),
+            Backend::Sqlite => {
+                let writer = GroupCommitWriter::new(build(1)?);
+                let checkpointer =
+                    Checkpointer::start(&manager, policy, writer.restart_wal_flag())?;
+                (
+                    Writer::GroupCommit(Arc::new(writer)),
+                    Some(Arc::new(checkpointer)),
+                )
+            }
             Backend::Postgres => (Writer::Pool(read.clone()), None),
         };
         Ok(Store {
@@ -319,6 +324,67 @@ mod tests {
         assert!(running.load(Ordering::SeqCst));
         drop(clone);
         assert!(!running.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn the_writer_restarts_the_wal_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            url: format!("sqlite://{}", dir.path().join("restart.db").display()),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(5),
+        };
+        // A checkpointer that never runs by itself.
+        let policy = CheckpointPolicy {
+            interval: Duration::from_secs(3600),
+            poll: Duration::from_secs(3600),
+            ..CheckpointPolicy::default()
+        };
+        let store = Store::connect_with(&config, policy).unwrap();
+        store
+            .write(|c| Ok(c.batch_execute("CREATE TABLE t (x TEXT)")?))
+            .unwrap();
+        let insert = |store: &Store, n: usize| {
+            for i in 0..n {
+                store
+                    .write(|c| Ok(c.batch_execute(&format!("INSERT INTO t VALUES ('{i}')"))?))
+                    .unwrap();
+            }
+        };
+        insert(&store, 50);
+        let Writer::GroupCommit(writer) = &store.write else {
+            panic!("SQLite writes through the group-commit writer");
+        };
+        // Nothing checkpoints, so every write appends to the WAL file.
+        let wal = dir.path().join("restart.db-wal");
+        let size = || std::fs::metadata(&wal).unwrap().len();
+        let before = size();
+        insert(&store, 5);
+        let full = size();
+        assert!(full > before, "the WAL grew: {before} -> {full}");
+        // Asked: the next batch copies everything, then writes from the
+        // start of the WAL, so the next writes reuse the file.
+        writer.restart_wal_flag().store(true, Ordering::SeqCst);
+        insert(&store, 10);
+        assert!(
+            !writer.restart_wal_flag().load(Ordering::SeqCst),
+            "the request was taken"
+        );
+        assert_eq!(size(), full, "the WAL started over instead of growing");
+        // And nothing was lost.
+        let rows: i64 = store
+            .read(|c| {
+                #[derive(diesel::QueryableByName)]
+                struct N {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                let mut b = crate::sql::SqlBuilder::fixed(Backend::Sqlite);
+                b.push("SELECT COUNT(*) AS n FROM t");
+                Ok(crate::sql::load::<N>(c, &b)?[0].n)
+            })
+            .unwrap();
+        assert_eq!(rows, 65);
     }
 
     #[test]
