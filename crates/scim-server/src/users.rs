@@ -293,57 +293,94 @@ pub async fn patch(
     let password_hash = hash_password(patch::password_in(&ops).map(str::to_owned)).await?;
     let store = api.gated_store();
     let target = id.clone();
-    let wanted = projection.clone();
-    let outcome = web::block(move || {
-        let outcome = retry_on_race(
+    let with_groups = projection.includes(&USER, "groups");
+    let client_precondition = if_match.is_some();
+    // What the operations make of `current`: `Ok(None)` when nothing
+    // changes (RFC 7644 §3.5.2 lets us answer with the unchanged resource
+    // and version), an `Err` when they do not apply.
+    let apply = move |current: &UserRecord| {
+        if if_match
+            .as_ref()
+            .is_some_and(|p| !p.matches(current.version))
+        {
+            return Err(StoreError::PreconditionFailed);
+        }
+        let mut attrs = current.attrs.clone();
+        let result = match patch::apply(&USER, &mut attrs, &ops) {
+            Ok(result) => result,
+            Err(e) => return Ok(Err(e)),
+        };
+        let password = match (&result.password, &password_hash) {
+            (Some(_), Some(hash)) => PasswordChange::Set(hash.clone()),
+            _ => PasswordChange::Keep,
+        };
+        if !result.changed && matches!(password, PasswordChange::Keep) {
+            return Ok(Ok(None));
+        }
+        Ok(Ok(Some((attrs, password))))
+    };
+    let (outcome, groups) = web::block(move || {
+        let mut attempt = 0;
+        retry_on_race(
             || {
+                attempt += 1;
+                if attempt == 1 {
+                    // Optimistic: the user (and its groups, in the same
+                    // statement) is read on a read connection and patched
+                    // there; the writer only stores the result, with a
+                    // version check (`update_user_from`), so the SQLite
+                    // writer is held for the UPDATE alone.
+                    let (current, groups) = store
+                        .find_user(&target, with_groups)?
+                        .ok_or(StoreError::NotFound)?;
+                    let (attrs, password) = match apply(&current)? {
+                        Err(e) => return Ok((PatchResult::Invalid(e), groups)),
+                        Ok(None) => return Ok((PatchResult::Stored(current), groups)),
+                        Ok(Some(change)) => change,
+                    };
+                    let rec = store.write(|conn| {
+                        scim_store::update_user_from(conn, &current, &attrs, password)
+                    })?;
+                    return Ok((PatchResult::Stored(rec), groups));
+                }
+                // Another write changed the user in between (the version
+                // check failed): without If-Match, read and patch inside
+                // the write transaction, which on SQLite nothing can race
+                // (on PostgreSQL the check may fail again, and this is
+                // retried); with If-Match the client's version is stale,
+                // and the 412 stands.
                 store.write(|conn| {
                     let current =
                         scim_store::find_user(conn, &target)?.ok_or(StoreError::NotFound)?;
-                    if if_match
-                        .as_ref()
-                        .is_some_and(|p| !p.matches(current.version))
-                    {
-                        return Err(StoreError::PreconditionFailed);
-                    }
-                    let mut attrs = current.attrs.clone();
-                    let result = match patch::apply(&USER, &mut attrs, &ops) {
-                        Ok(result) => result,
-                        Err(e) => return Ok(PatchResult::Invalid(e)),
+                    let groups = if with_groups {
+                        scim_store::groups_of_users(conn, &[&target])?
+                            .remove(&target)
+                            .unwrap_or_default()
+                    } else {
+                        Vec::new()
                     };
-                    let password = match (&result.password, &password_hash) {
-                        (Some(_), Some(hash)) => PasswordChange::Set(hash.clone()),
-                        _ => PasswordChange::Keep,
+                    let (attrs, password) = match apply(&current)? {
+                        Err(e) => return Ok((PatchResult::Invalid(e), groups)),
+                        Ok(None) => return Ok((PatchResult::Stored(current), groups)),
+                        Ok(Some(change)) => change,
                     };
-                    if !result.changed && matches!(password, PasswordChange::Keep) {
-                        // Nothing to write: RFC 7644 §3.5.2 lets us answer
-                        // with the unchanged resource and version.
-                        return Ok(PatchResult::Stored(current));
-                    }
                     let rec = scim_store::update_user_from(conn, &current, &attrs, password)?;
-                    Ok(PatchResult::Stored(rec))
+                    Ok((PatchResult::Stored(rec), groups))
                 })
             },
-            if_match.is_some(),
-        )?;
-        // Memberships are read outside the write transaction, so the
-        // (SQLite) writer is held no longer than the write itself.
-        let groups = match &outcome {
-            PatchResult::Stored(_) => store.read(|conn| load_groups(conn, &[&target], &wanted))?,
-            PatchResult::Invalid(_) => HashMap::new(),
-        };
-        Ok((outcome, groups))
+            client_precondition,
+        )
     })
     .await?
     .map_err(store_err("User", &id))?;
-    let (rec, groups) = match outcome {
-        (PatchResult::Invalid(e), _) => return Err(e.into()),
-        (PatchResult::Stored(rec), groups) => (rec, groups),
+    let rec = match outcome {
+        PatchResult::Invalid(e) => return Err(e.into()),
+        PatchResult::Stored(rec) => rec,
     };
     user_response(
         StatusCode::OK,
         &rec,
-        groups.get(&id),
+        Some(&groups),
         &api.location_base(&req),
         &projection,
     )
