@@ -186,10 +186,10 @@ async fn run_list(
         count,
         projection,
     } = params;
-    let with_groups = projection.includes(&USER, "groups");
-    let page = web::block(move || {
+    let wanted = projection.clone();
+    let (page, groups) = web::block(move || {
         store.read_with(|conn, settings| {
-            scim_store::list_users_with_groups(
+            let page = scim_store::list_users(
                 conn,
                 &ListQuery {
                     filter: filter.as_ref(),
@@ -198,8 +198,10 @@ async fn run_list(
                     start_index,
                     count: settings.page_size(count),
                 },
-                with_groups,
-            )
+            )?;
+            let ids: Vec<&str> = page.items.iter().map(|u| u.id.as_str()).collect();
+            let groups = load_groups(conn, &ids, &wanted)?;
+            Ok((page, groups))
         })
     })
     .await??;
@@ -207,7 +209,7 @@ async fn run_list(
     let resources: Vec<Value> = page
         .items
         .iter()
-        .map(|(rec, groups)| Value::Object(render(rec, Some(groups), &base, &projection)))
+        .map(|rec| Value::Object(render(rec, groups.get(&rec.id), &base, &projection)))
         .collect();
     let body = json!({
         "schemas": [LIST_RESPONSE_SCHEMA],

@@ -810,9 +810,12 @@ pub fn groups_of_users(
 
 /// A text SQL expression: the direct groups of the user whose id is the
 /// column `user_id` (e.g. `u.id`), as a JSON array of `[id, displayName,
-/// displayName lowercased]`, `[]` for none. A read selects it next to the
-/// user (`gated.rs`, `users::list_users_with_groups`) instead of asking a
-/// second query; [`parse_user_groups`] turns it into ordered `GroupRef`s.
+/// displayName lowercased]`, `[]` for none. `GET /Users/{id}` selects it
+/// next to the user (`gated.rs`) instead of asking a second query;
+/// [`parse_user_groups`] turns it into ordered `GroupRef`s. (Lists keep
+/// [`groups_of_users`], one query per page: in a list statement the
+/// subquery made PostgreSQL re-plan it on every execution, 0.25 ms against
+/// 0.08 ms, and GET filter lost 15%.)
 pub(crate) fn user_groups_json_sql(backend: Backend, user_id: &str) -> String {
     let agg = match backend {
         Backend::Sqlite => "json_group_array(json_array(g.id, g.display_name, g.display_name_ci))",
@@ -851,7 +854,7 @@ pub fn list_groups(
     conn: &mut DbConnection,
     query: &ListQuery<'_>,
 ) -> Result<Page<GroupRecord>, StoreError> {
-    let page = list_rows(conn, Resource::Group, query, None)?;
+    let page = list_rows(conn, Resource::Group, query)?;
     let items = page
         .items
         .into_iter()

@@ -45,8 +45,8 @@ pub use tokens::{
 };
 pub use users::{
     count_deleted_users, count_users, delete_user, find_password_hash, find_user, insert_user,
-    list_users, list_users_with_groups, purge_deleted_users, purge_expired_users, soft_delete_user,
-    update_user, update_user_from, ListQuery, Page, PasswordChange, UserRecord,
+    list_users, purge_deleted_users, purge_expired_users, soft_delete_user, update_user,
+    update_user_from, ListQuery, Page, PasswordChange, UserRecord,
 };
 
 // The admin side (issue 4): sync state, SAML, run-time settings, admins.

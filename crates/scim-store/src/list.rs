@@ -3,7 +3,7 @@
 //! attributes may be filtered or sorted on is the resource's allow-list in
 //! [`crate::filter`].
 
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 
 use scim_core::filter::{AttrPath, Filter};
@@ -51,9 +51,6 @@ pub(crate) struct ListRow {
     pub(crate) created: String,
     #[diesel(sql_type = Text)]
     pub(crate) last_modified: String,
-    /// The `extra` expression of [`list_rows`], if one was given.
-    #[diesel(sql_type = Nullable<Text>)]
-    pub(crate) extra: Option<String>,
 }
 
 #[derive(QueryableByName)]
@@ -64,14 +61,11 @@ struct CountRow {
 
 /// A page of `res` rows matching `query`, evaluated in the database.
 /// Unsupported filter or sort attributes are `Invalid` (`invalidFilter` /
-/// `invalidValue`). `extra`, a text SQL expression over the row (its
-/// alias is `res.alias()`), is read into [`ListRow::extra`] in the same
-/// statement.
+/// `invalidValue`).
 pub(crate) fn list_rows(
     conn: &mut DbConnection,
     res: Resource,
     query: &ListQuery<'_>,
-    extra: Option<&str>,
 ) -> Result<Page<ListRow>, StoreError> {
     let start_index = query.start_index.max(1);
     let count = query.count.max(0);
@@ -94,10 +88,7 @@ pub(crate) fn list_rows(
         }
         b.push(a).push(column);
     }
-    b.push(", ")
-        .push(extra.unwrap_or("CAST(NULL AS TEXT)"))
-        .push(" AS extra FROM ")
-        .push(res.table());
+    b.push(" FROM ").push(res.table());
     push_where(&mut b, res, query.filter)?;
     b.push(" ORDER BY ");
     if let Some(path) = query.sort_by {

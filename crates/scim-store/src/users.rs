@@ -20,7 +20,6 @@ use scim_core::ScimError;
 use crate::connection::DbConnection;
 use crate::error::{is_unique_violation, StoreError};
 use crate::filter::{single_leaves, ElemCol, Resource, MULTI_ATTRS};
-use crate::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
 use crate::list::{count_matching, list_rows};
 pub use crate::list::{ListQuery, Page};
 use crate::schema::users;
@@ -855,40 +854,12 @@ pub fn list_users(
     conn: &mut DbConnection,
     query: &ListQuery<'_>,
 ) -> Result<Page<UserRecord>, StoreError> {
-    let page = list_rows(conn, Resource::User, query, None)?;
+    let page = list_rows(conn, Resource::User, query)?;
     let items = page
         .items
         .into_iter()
         .map(|r| to_record(r.id, &r.resource, r.version, r.created, r.last_modified))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page {
-        total: page.total,
-        items,
-    })
-}
-
-/// [`list_users`], each user with its direct groups (RFC 7643 §4.1.2,
-/// ordered by displayName) read in the same statement, or with none when
-/// `with_groups` is false.
-pub fn list_users_with_groups(
-    conn: &mut DbConnection,
-    query: &ListQuery<'_>,
-    with_groups: bool,
-) -> Result<Page<(UserRecord, Vec<GroupRef>)>, StoreError> {
-    let extra = with_groups.then(|| user_groups_json_sql(conn.backend(), "u.id"));
-    let page = list_rows(conn, Resource::User, query, extra.as_deref())?;
-    let items = page
-        .items
-        .into_iter()
-        .map(|r| {
-            let groups = match &r.extra {
-                Some(json) => parse_user_groups(json)?,
-                None => Vec::new(),
-            };
-            let rec = to_record(r.id, &r.resource, r.version, r.created, r.last_modified)?;
-            Ok((rec, groups))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Page {
         total: page.total,
         items,

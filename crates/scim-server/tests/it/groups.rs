@@ -392,8 +392,8 @@ async fn users_show_their_groups_and_filters_cross_both_ways() {
             .await;
         assert_eq!(res.body["totalResults"], 1, "{backend}: {}", res.body);
         assert_eq!(res.body["Resources"][0]["id"], u.as_str());
-        // A list shows each user's groups too (read in the list's own
-        // statement), ordered by displayName like GET.
+        // A list shows each user's groups too, ordered by displayName like
+        // GET (which reads them in its one statement).
         let displays = |v: &serde_json::Value| -> Vec<String> {
             v["groups"]
                 .as_array()
