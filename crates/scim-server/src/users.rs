@@ -241,33 +241,61 @@ pub async fn replace(
     let attrs = normalized.attrs;
     let store = api.gated_store();
     let target = id.clone();
-    let wanted = projection.clone();
+    let with_groups = projection.includes(&USER, "groups");
+    let client_precondition = if_match.is_some();
+    let stale = move |current: &UserRecord| {
+        if_match
+            .as_ref()
+            .is_some_and(|p| !p.matches(current.version))
+    };
     let (rec, groups) = web::block(move || {
-        let rec = retry_on_race(
+        let mut attempt = 0;
+        retry_on_race(
             || {
+                attempt += 1;
+                if attempt == 1 {
+                    // Optimistic, as PATCH: read (with the groups, one
+                    // statement) on a read connection; the writer only
+                    // runs the versioned UPDATE.
+                    let (current, groups) = store
+                        .find_user(&target, with_groups)?
+                        .ok_or(StoreError::NotFound)?;
+                    if stale(&current) {
+                        return Err(StoreError::PreconditionFailed);
+                    }
+                    let rec = store.write(|conn| {
+                        scim_store::update_user_from(conn, &current, &attrs, password.clone())
+                    })?;
+                    return Ok((rec, groups));
+                }
+                // A concurrent write won: read inside the write transaction.
                 store.write(|conn| {
                     let current =
                         scim_store::find_user(conn, &target)?.ok_or(StoreError::NotFound)?;
-                    if if_match
-                        .as_ref()
-                        .is_some_and(|p| !p.matches(current.version))
-                    {
+                    if stale(&current) {
                         return Err(StoreError::PreconditionFailed);
                     }
-                    scim_store::update_user_from(conn, &current, &attrs, password.clone())
+                    let groups = if with_groups {
+                        scim_store::groups_of_users(conn, &[&target])?
+                            .remove(&target)
+                            .unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    let rec =
+                        scim_store::update_user_from(conn, &current, &attrs, password.clone())?;
+                    Ok((rec, groups))
                 })
             },
-            if_match.is_some(),
-        )?;
-        let groups = store.read(|conn| load_groups(conn, &[&target], &wanted))?;
-        Ok((rec, groups))
+            client_precondition,
+        )
     })
     .await?
     .map_err(store_err("User", &id))?;
     user_response(
         StatusCode::OK,
         &rec,
-        groups.get(&id),
+        Some(&groups),
         &api.location_base(&req),
         &projection,
     )
