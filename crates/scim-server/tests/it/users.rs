@@ -156,6 +156,42 @@ async fn concurrent_patches_of_one_user_lose_no_update() {
     }
 }
 
+/// PUT reads optimistically too: concurrent PUTs of one user all succeed,
+/// one after the other (each bumps the version), and the last one wins.
+#[actix_web::test]
+async fn concurrent_puts_of_one_user_all_apply() {
+    for app in TestApp::all() {
+        let id = app
+            .create_user(json!({"userName": "put@example.com"}))
+            .await;
+        let svc = app.service().await;
+        let path = format!("/scim/v2/Users/{id}");
+        let requests = (0..6).map(|i| {
+            let body = json!({"userName": "put@example.com", "title": format!("t{i}")});
+            call(
+                &svc,
+                app.request(Method::PUT, &path)
+                    .insert_header((header::CONTENT_TYPE, "application/scim+json"))
+                    .set_payload(body.to_string()),
+            )
+        });
+        let mut titles = Vec::new();
+        for res in join_all(requests).await {
+            assert_eq!(
+                res.status,
+                StatusCode::OK,
+                "{}: {}",
+                app.backend(),
+                res.body
+            );
+            titles.push(res.body["title"].as_str().unwrap().to_owned());
+        }
+        let res = app.get(&path).await;
+        assert_eq!(res.header("etag"), Some("W/\"7\""), "{}", app.backend());
+        assert!(titles.contains(&res.body["title"].as_str().unwrap().to_owned()));
+    }
+}
+
 #[actix_web::test]
 async fn etags_and_preconditions() {
     for app in TestApp::all() {
