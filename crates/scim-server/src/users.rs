@@ -35,6 +35,25 @@ pub(crate) fn load_groups(
     scim_store::groups_of_users(conn, ids)
 }
 
+/// A user and (when `with_groups`) its direct groups, read on `conn`:
+/// the fallback of PUT and PATCH, inside their write transaction, after
+/// the optimistic read (`GatedStore::find_user`) lost a race.
+fn user_with_groups(
+    conn: &mut scim_store::DbConnection,
+    id: &str,
+    with_groups: bool,
+) -> Result<(UserRecord, Vec<GroupRef>), StoreError> {
+    let user = scim_store::find_user(conn, id)?.ok_or(StoreError::NotFound)?;
+    let groups = if with_groups {
+        scim_store::groups_of_users(conn, &[id])?
+            .remove(id)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok((user, groups))
+}
+
 /// Renders a stored user as its SCIM representation, with its read-only
 /// `groups` (RFC 7643 §4.1.2, direct memberships), projected.
 pub(crate) fn render(
@@ -270,18 +289,10 @@ pub async fn replace(
                 }
                 // A concurrent write won: read inside the write transaction.
                 store.write(|conn| {
-                    let current =
-                        scim_store::find_user(conn, &target)?.ok_or(StoreError::NotFound)?;
+                    let (current, groups) = user_with_groups(conn, &target, with_groups)?;
                     if stale(&current) {
                         return Err(StoreError::PreconditionFailed);
                     }
-                    let groups = if with_groups {
-                        scim_store::groups_of_users(conn, &[&target])?
-                            .remove(&target)
-                            .unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    };
                     let rec =
                         scim_store::update_user_from(conn, &current, &attrs, password.clone())?;
                     Ok((rec, groups))
@@ -380,15 +391,7 @@ pub async fn patch(
                 // retried); with If-Match the client's version is stale,
                 // and the 412 stands.
                 store.write(|conn| {
-                    let current =
-                        scim_store::find_user(conn, &target)?.ok_or(StoreError::NotFound)?;
-                    let groups = if with_groups {
-                        scim_store::groups_of_users(conn, &[&target])?
-                            .remove(&target)
-                            .unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    };
+                    let (current, groups) = user_with_groups(conn, &target, with_groups)?;
                     let (attrs, password) = match apply(&current)? {
                         Err(e) => return Ok((PatchResult::Invalid(e), groups)),
                         Ok(None) => return Ok((PatchResult::Stored(current), groups)),
