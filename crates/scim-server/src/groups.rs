@@ -8,6 +8,8 @@
 //! then written straight into the response body without building a JSON
 //! value per member.
 
+use std::sync::Arc;
+
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use scim_core::members::{member_refs, split_ops, MemberChange};
@@ -156,14 +158,13 @@ pub async fn create(
     let mut attrs = resource::normalize(&GROUP, &body.0)?.attrs;
     let members = take_members(&mut attrs)?;
     let store = api.gated_store();
-    let (rec, members) = web::block(move || {
-        store.write(|conn| {
+    let (rec, members) = store
+        .write_async(move |conn, _| {
             let rec = scim_store::insert_group(conn, &attrs, &members)?;
             let members = load_members(conn, &rec.id, fields)?;
             Ok((rec, members))
         })
-    })
-    .await??;
+        .await?;
     let base = api.location_base(&req);
     let body = group_body(&rec, members.as_deref(), fields, &base, &projection)?;
     let location = format!("{base}/Groups/{}", rec.id);
@@ -309,28 +310,34 @@ pub async fn replace(
     let members = take_members(&mut attrs)?;
     let store = api.gated_store();
     let target = id.clone();
-    let (rec, members) = web::block(move || {
-        retry_on_race(
-            || {
-                store.write(|conn| {
-                    let current =
-                        scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
-                    if if_match
-                        .as_ref()
-                        .is_some_and(|p| !p.matches(current.version))
-                    {
-                        return Err(StoreError::PreconditionFailed);
-                    }
-                    scim_store::replace_members(conn, &target, &members)?;
-                    let rec = scim_store::update_group(conn, &target, current.version, &attrs)?;
-                    let members = load_members(conn, &rec.id, fields)?;
-                    Ok((rec, members))
-                })
-            },
-            if_match.is_some(),
-        )
-    })
-    .await?
+    let client_precondition = if_match.is_some();
+    let (attrs, members) = (Arc::new(attrs), Arc::new(members));
+    let (rec, members) = retry_on_race(
+        |_| {
+            let (store, target, if_match) = (store.clone(), target.clone(), if_match.clone());
+            let (attrs, members) = (Arc::clone(&attrs), Arc::clone(&members));
+            async move {
+                store
+                    .write_async(move |conn, _| {
+                        let current =
+                            scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
+                        if if_match
+                            .as_ref()
+                            .is_some_and(|p| !p.matches(current.version))
+                        {
+                            return Err(StoreError::PreconditionFailed);
+                        }
+                        scim_store::replace_members(conn, &target, &members)?;
+                        let rec = scim_store::update_group(conn, &target, current.version, &attrs)?;
+                        let members = load_members(conn, &rec.id, fields)?;
+                        Ok((rec, members))
+                    })
+                    .await
+            }
+        },
+        client_precondition,
+    )
+    .await
     .map_err(store_err("Group", &id))?;
     let base = api.location_base(&req);
     let body = group_body(&rec, members.as_deref(), fields, &base, &projection)?;
@@ -367,63 +374,69 @@ pub async fn patch(
     let (changes, attr_ops) = split_ops(patch::parse_request(&body.0)?)?;
     let store = api.gated_store();
     let target = id.clone();
-    let outcome = web::block(move || {
-        retry_on_race(
-            || {
-                store.write(|conn| {
-                    let current =
-                        scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
-                    if if_match
-                        .as_ref()
-                        .is_some_and(|p| !p.matches(current.version))
-                    {
-                        return Err(StoreError::PreconditionFailed);
-                    }
-                    let mut attrs = current.attrs.clone();
-                    let attrs_changed = if attr_ops.is_empty() {
-                        false
-                    } else {
-                        match patch::apply(&GROUP, &mut attrs, &attr_ops) {
-                            Ok(outcome) => outcome.changed,
-                            Err(e) => return Ok(PatchResult::Invalid(e)),
+    let client_precondition = if_match.is_some();
+    let (changes, attr_ops) = (Arc::new(changes), Arc::new(attr_ops));
+    let outcome = retry_on_race(
+        |_| {
+            let (store, target, if_match) = (store.clone(), target.clone(), if_match.clone());
+            let (changes, attr_ops) = (Arc::clone(&changes), Arc::clone(&attr_ops));
+            async move {
+                store
+                    .write_async(move |conn, _| {
+                        let current =
+                            scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
+                        if if_match
+                            .as_ref()
+                            .is_some_and(|p| !p.matches(current.version))
+                        {
+                            return Err(StoreError::PreconditionFailed);
                         }
-                    };
-                    let mut members_changed = 0;
-                    for change in &changes {
-                        members_changed += match change {
-                            MemberChange::Add(refs) => {
-                                scim_store::add_members(conn, &target, refs)?
-                            }
-                            MemberChange::Remove(ids) => {
-                                scim_store::remove_members(conn, &target, ids)?
-                            }
-                            MemberChange::RemoveMatching(filter) => {
-                                scim_store::remove_members_matching(conn, &target, filter)?
-                            }
-                            MemberChange::RemoveAll => {
-                                scim_store::remove_all_members(conn, &target)?
-                            }
-                            MemberChange::Replace(refs) => {
-                                scim_store::replace_members(conn, &target, refs)?;
-                                1
+                        let mut attrs = current.attrs.clone();
+                        let attrs_changed = if attr_ops.is_empty() {
+                            false
+                        } else {
+                            match patch::apply(&GROUP, &mut attrs, &attr_ops) {
+                                Ok(outcome) => outcome.changed,
+                                Err(e) => return Ok(PatchResult::Invalid(e)),
                             }
                         };
-                    }
-                    let rec = if attrs_changed {
-                        scim_store::update_group(conn, &target, current.version, &attrs)?
-                    } else if members_changed > 0 {
-                        scim_store::touch_group(conn, &target, Some(current.version))?
-                    } else {
-                        current
-                    };
-                    let members = load_members(conn, &rec.id, fields)?;
-                    Ok(PatchResult::Stored(rec, members))
-                })
-            },
-            if_match.is_some(),
-        )
-    })
-    .await?;
+                        let mut members_changed = 0;
+                        for change in changes.iter() {
+                            members_changed += match change {
+                                MemberChange::Add(refs) => {
+                                    scim_store::add_members(conn, &target, refs)?
+                                }
+                                MemberChange::Remove(ids) => {
+                                    scim_store::remove_members(conn, &target, ids)?
+                                }
+                                MemberChange::RemoveMatching(filter) => {
+                                    scim_store::remove_members_matching(conn, &target, filter)?
+                                }
+                                MemberChange::RemoveAll => {
+                                    scim_store::remove_all_members(conn, &target)?
+                                }
+                                MemberChange::Replace(refs) => {
+                                    scim_store::replace_members(conn, &target, refs)?;
+                                    1
+                                }
+                            };
+                        }
+                        let rec = if attrs_changed {
+                            scim_store::update_group(conn, &target, current.version, &attrs)?
+                        } else if members_changed > 0 {
+                            scim_store::touch_group(conn, &target, Some(current.version))?
+                        } else {
+                            current
+                        };
+                        let members = load_members(conn, &rec.id, fields)?;
+                        Ok(PatchResult::Stored(rec, members))
+                    })
+                    .await
+            }
+        },
+        client_precondition,
+    )
+    .await;
     // A membership error (e.g. an unknown member id) aborts the
     // transaction; map it like any other store error.
     let (rec, members) = match outcome.map_err(store_err("Group", &id))? {

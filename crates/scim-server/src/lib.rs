@@ -260,6 +260,19 @@ impl GatedStore {
         })
     }
 
+    /// [`GatedStore::find_user`] on the blocking pool.
+    pub async fn find_user_async(
+        &self,
+        id: String,
+        with_groups: bool,
+    ) -> Result<Option<(scim_store::UserRecord, Vec<scim_store::GroupRef>)>, scim_store::StoreError>
+    {
+        let store = self.clone();
+        web::block(move || store.find_user(&id, with_groups))
+            .await
+            .unwrap_or_else(|_| Err(blocking_failed()))
+    }
+
     /// [`Store::write`], after checking (in the same transaction) that
     /// synchronization is enabled.
     pub fn write<T, F>(&self, f: F) -> Result<T, scim_store::StoreError>
@@ -280,6 +293,39 @@ impl GatedStore {
             f(conn, &settings)
         })
     }
+
+    /// [`GatedStore::write_with`] from a request handler, without holding
+    /// a thread while the write waits for its turn: on SQLite the write is
+    /// queued for the writer thread (`Store::queue_write`); on PostgreSQL
+    /// it runs on the blocking pool.
+    pub async fn write_async<T, F>(&self, f: F) -> Result<T, scim_store::StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>
+            + Send
+            + 'static,
+    {
+        let gated = move |conn: &mut scim_store::DbConnection| {
+            let settings = scim_store::sync::scim_gate(conn)?;
+            f(conn, &settings)
+        };
+        match self.store.queue_write(gated) {
+            Ok(queued) => queued.await,
+            Err(gated) => {
+                let store = self.store.clone();
+                web::block(move || store.write(gated))
+                    .await
+                    .unwrap_or_else(|_| Err(blocking_failed()))
+            }
+        }
+    }
+}
+
+/// What a task on the blocking pool that never finished (it panicked)
+/// answers.
+fn blocking_failed() -> scim_store::StoreError {
+    tracing::error!("blocking task failed");
+    scim_store::StoreError::Internal("a blocking task failed".to_owned())
 }
 
 /// A SCIM 404 for an unknown route (also usable as the app's default
@@ -346,8 +392,8 @@ pub(crate) async fn delete_resource(
     let if_match = request::Precondition::from_header(req, actix_web::http::header::IF_MATCH);
     let store = api.gated_store();
     let target = id.clone();
-    web::block(move || {
-        store.write_with(|conn, settings| match &if_match {
+    store
+        .write_async(move |conn, settings| match &if_match {
             None => delete(conn, settings, &target, None),
             Some(p) => {
                 let current = version(conn, &target)?.ok_or(scim_store::StoreError::NotFound)?;
@@ -357,9 +403,8 @@ pub(crate) async fn delete_resource(
                 delete(conn, settings, &target, Some(current))
             }
         })
-    })
-    .await?
-    .map_err(store_err(kind, &id))?;
+        .await
+        .map_err(store_err(kind, &id))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -379,16 +424,20 @@ pub(crate) fn store_err<'a>(
 /// (PostgreSQL; the SQLite writer is serialised).
 const WRITE_RETRIES: usize = 5;
 
-/// Runs a read-modify-write, retrying on a version race. With an explicit
-/// `If-Match` from the client, a race is the client's 412 instead; without
-/// one, running out of retries is a 503 (retry later), never a 412.
-pub(crate) fn retry_on_race<T>(
-    mut attempt: impl FnMut() -> Result<T, scim_store::StoreError>,
+/// Runs a read-modify-write, retrying on a version race: `attempt` gets
+/// the attempt's number (0 first). With an explicit `If-Match` from the
+/// client, a race is the client's 412 instead; without one, running out of
+/// retries is a 503 (retry later), never a 412.
+pub(crate) async fn retry_on_race<T, Fut>(
+    mut attempt: impl FnMut(usize) -> Fut,
     client_precondition: bool,
-) -> Result<T, scim_store::StoreError> {
+) -> Result<T, scim_store::StoreError>
+where
+    Fut: std::future::Future<Output = Result<T, scim_store::StoreError>>,
+{
     let mut tries = 0;
     loop {
-        match attempt() {
+        match attempt(tries).await {
             Err(scim_store::StoreError::PreconditionFailed) if !client_precondition => {
                 tries += 1;
                 if tries > WRITE_RETRIES {

@@ -12,6 +12,7 @@ use scim_core::patch::{self, PatchOp};
 use scim_core::resource::{self, Meta, Projection};
 use scim_core::schema::{LIST_RESPONSE_SCHEMA, USER};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use scim_store::settings::Deprovisioning;
 use scim_store::{GroupRef, ListQuery, PasswordChange, StoreError, UserRecord};
@@ -130,10 +131,9 @@ pub async fn create(
     let password_hash = hash_password(normalized.password).await?;
     let attrs = normalized.attrs;
     let store = api.gated_store();
-    let rec = web::block(move || {
-        store.write(|conn| scim_store::insert_user(conn, &attrs, password_hash.as_deref()))
-    })
-    .await??;
+    let rec = store
+        .write_async(move |conn, _| scim_store::insert_user(conn, &attrs, password_hash.as_deref()))
+        .await?;
     // A new user belongs to no group yet.
     user_response(
         StatusCode::CREATED,
@@ -267,41 +267,48 @@ pub async fn replace(
             .as_ref()
             .is_some_and(|p| !p.matches(current.version))
     };
-    let (rec, groups) = web::block(move || {
-        let mut attempt = 0;
-        retry_on_race(
-            || {
-                attempt += 1;
-                if attempt == 1 {
+    let attrs = Arc::new(attrs);
+    let stale = Arc::new(stale);
+    let (rec, groups) = retry_on_race(
+        |attempt| {
+            let (store, target) = (store.clone(), target.clone());
+            let (attrs, password, stale) =
+                (Arc::clone(&attrs), password.clone(), Arc::clone(&stale));
+            async move {
+                if attempt == 0 {
                     // Optimistic, as PATCH: read (with the groups, one
                     // statement) on a read connection; the writer only
                     // runs the versioned UPDATE.
                     let (current, groups) = store
-                        .find_user(&target, with_groups)?
+                        .find_user_async(target, with_groups)
+                        .await?
                         .ok_or(StoreError::NotFound)?;
                     if stale(&current) {
                         return Err(StoreError::PreconditionFailed);
                     }
-                    let rec = store.write(|conn| {
-                        scim_store::update_user_from(conn, &current, &attrs, password.clone())
-                    })?;
+                    let rec = store
+                        .write_async(move |conn, _| {
+                            scim_store::update_user_from(conn, &current, &attrs, password)
+                        })
+                        .await?;
                     return Ok((rec, groups));
                 }
                 // A concurrent write won: read inside the write transaction.
-                store.write(|conn| {
-                    let (current, groups) = user_with_groups(conn, &target, with_groups)?;
-                    if stale(&current) {
-                        return Err(StoreError::PreconditionFailed);
-                    }
-                    let rec =
-                        scim_store::update_user_from(conn, &current, &attrs, password.clone())?;
-                    Ok((rec, groups))
-                })
-            },
-            client_precondition,
-        )
-    })
-    .await?
+                store
+                    .write_async(move |conn, _| {
+                        let (current, groups) = user_with_groups(conn, &target, with_groups)?;
+                        if stale(&current) {
+                            return Err(StoreError::PreconditionFailed);
+                        }
+                        let rec = scim_store::update_user_from(conn, &current, &attrs, password)?;
+                        Ok((rec, groups))
+                    })
+                    .await
+            }
+        },
+        client_precondition,
+    )
+    .await
     .map_err(store_err("User", &id))?;
     user_response(
         StatusCode::OK,
@@ -360,28 +367,31 @@ pub async fn patch(
         }
         Ok(Ok(Some((attrs, password))))
     };
-    let (outcome, groups) = web::block(move || {
-        let mut attempt = 0;
-        retry_on_race(
-            || {
-                attempt += 1;
-                if attempt == 1 {
+    let apply = Arc::new(apply);
+    let (outcome, groups) = retry_on_race(
+        |attempt| {
+            let (store, target, apply) = (store.clone(), target.clone(), Arc::clone(&apply));
+            async move {
+                if attempt == 0 {
                     // Optimistic: the user (and its groups, in the same
                     // statement) is read on a read connection and patched
                     // there; the writer only stores the result, with a
                     // version check (`update_user_from`), so the SQLite
                     // writer is held for the UPDATE alone.
                     let (current, groups) = store
-                        .find_user(&target, with_groups)?
+                        .find_user_async(target, with_groups)
+                        .await?
                         .ok_or(StoreError::NotFound)?;
                     let (attrs, password) = match apply(&current)? {
                         Err(e) => return Ok((PatchResult::Invalid(e), groups)),
                         Ok(None) => return Ok((PatchResult::Stored(current), groups)),
                         Ok(Some(change)) => change,
                     };
-                    let rec = store.write(|conn| {
-                        scim_store::update_user_from(conn, &current, &attrs, password)
-                    })?;
+                    let rec = store
+                        .write_async(move |conn, _| {
+                            scim_store::update_user_from(conn, &current, &attrs, password)
+                        })
+                        .await?;
                     return Ok((PatchResult::Stored(rec), groups));
                 }
                 // Another write changed the user in between (the version
@@ -390,21 +400,23 @@ pub async fn patch(
                 // (on PostgreSQL the check may fail again, and this is
                 // retried); with If-Match the client's version is stale,
                 // and the 412 stands.
-                store.write(|conn| {
-                    let (current, groups) = user_with_groups(conn, &target, with_groups)?;
-                    let (attrs, password) = match apply(&current)? {
-                        Err(e) => return Ok((PatchResult::Invalid(e), groups)),
-                        Ok(None) => return Ok((PatchResult::Stored(current), groups)),
-                        Ok(Some(change)) => change,
-                    };
-                    let rec = scim_store::update_user_from(conn, &current, &attrs, password)?;
-                    Ok((PatchResult::Stored(rec), groups))
-                })
-            },
-            client_precondition,
-        )
-    })
-    .await?
+                store
+                    .write_async(move |conn, _| {
+                        let (current, groups) = user_with_groups(conn, &target, with_groups)?;
+                        let (attrs, password) = match apply(&current)? {
+                            Err(e) => return Ok((PatchResult::Invalid(e), groups)),
+                            Ok(None) => return Ok((PatchResult::Stored(current), groups)),
+                            Ok(Some(change)) => change,
+                        };
+                        let rec = scim_store::update_user_from(conn, &current, &attrs, password)?;
+                        Ok((PatchResult::Stored(rec), groups))
+                    })
+                    .await
+            }
+        },
+        client_precondition,
+    )
+    .await
     .map_err(store_err("User", &id))?;
     let rec = match outcome {
         PatchResult::Invalid(e) => return Err(e.into()),

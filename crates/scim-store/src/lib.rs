@@ -38,7 +38,7 @@ pub use groups::{
     replace_members, touch_group, update_group, GroupRecord, GroupRef, Member, MemberRef,
     MemberType,
 };
-pub use store::{Store, StoreConfig};
+pub use store::{QueuedWrite, Store, StoreConfig};
 pub use tokens::{
     authenticate_token, create_token, hash_secret, list_tokens, revoke_token, touch_token,
     TokenInfo,

@@ -1,7 +1,10 @@
 //! The store handle: connection pools, migrations, and the `read` / `write`
 //! entry points through which every repository function is called.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -11,7 +14,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::checkpoint::{CheckpointPolicy, Checkpointer};
 use crate::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::error::StoreError;
-use crate::group_commit::GroupCommitWriter;
+use crate::group_commit::{GroupCommitWriter, WriteQueue};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -55,8 +58,12 @@ pub struct Store {
 enum Writer {
     /// A transaction per call on a pooled connection (PostgreSQL).
     Pool(Pool),
-    /// SQLite's single writer connection, with group commit.
-    GroupCommit(Arc<GroupCommitWriter>),
+    /// SQLite's single writer connection, with group commit, and the
+    /// queue of its writer thread.
+    GroupCommit {
+        writer: Arc<GroupCommitWriter>,
+        queue: Arc<WriteQueue>,
+    },
 }
 
 impl std::fmt::Debug for Store {
@@ -115,11 +122,12 @@ impl Store {
         let read = build(pool_size)?;
         let (write, checkpointer) = match backend {
             Backend::Sqlite => {
-                let writer = GroupCommitWriter::new(build(1)?);
+                let writer = Arc::new(GroupCommitWriter::new(build(1)?));
                 let checkpointer =
                     Checkpointer::start(&manager, policy, writer.restart_wal_flag())?;
+                let queue = Arc::new(WriteQueue::start(Arc::clone(&writer))?);
                 (
-                    Writer::GroupCommit(Arc::new(writer)),
+                    Writer::GroupCommit { writer, queue },
                     Some(Arc::new(checkpointer)),
                 )
             }
@@ -168,7 +176,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         match &self.write {
             Writer::Pool(pool) => f(&mut *pool.get()?),
-            Writer::GroupCommit(writer) => writer.exclusive(f),
+            Writer::GroupCommit { writer, .. } => writer.exclusive(f),
         }
     }
 
@@ -206,8 +214,52 @@ impl Store {
     {
         match &self.write {
             Writer::Pool(pool) => transaction(&mut *pool.get()?, f),
-            Writer::GroupCommit(writer) => writer.run(f),
+            Writer::GroupCommit { writer, .. } => writer.run(f),
         }
+    }
+
+    /// [`Store::write`] without blocking the calling thread, for `f` that
+    /// owns what it needs.
+    ///
+    /// On SQLite, `f` is queued for the writer thread, which runs queued
+    /// writes back to back in one batch (group commit, `group_commit.rs`),
+    /// with the same guarantees as [`Store::write`]: the returned future
+    /// resolves once `f`'s changes are committed, or rolled back if it
+    /// failed. A closure that panics is rolled back and answers
+    /// `StoreError::Internal`. Handing a write to a running thread costs no
+    /// thread wake-up on either side while writes keep coming; a blocking
+    /// write instead waits for a pool thread and then for its turn on the
+    /// writer mutex.
+    ///
+    /// PostgreSQL has no writer thread: `f` comes back as `Err(f)`, to be
+    /// run with [`Store::write`] on a thread that may block.
+    pub fn queue_write<T, F>(&self, f: F) -> Result<QueuedWrite<T>, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.write {
+            Writer::Pool(_) => Err(f),
+            Writer::GroupCommit { queue, .. } => Ok(QueuedWrite(queue.submit(f))),
+        }
+    }
+}
+
+/// The result of a write queued by [`Store::queue_write`].
+#[derive(Debug)]
+pub struct QueuedWrite<T>(tokio::sync::oneshot::Receiver<Result<T, StoreError>>);
+
+impl<T> Future for QueuedWrite<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|answer| {
+            answer.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "the SQLite writer thread stopped before answering".to_owned(),
+                ))
+            })
+        })
     }
 }
 
@@ -352,7 +404,7 @@ mod tests {
             }
         };
         insert(&store, 50);
-        let Writer::GroupCommit(writer) = &store.write else {
+        let Writer::GroupCommit { writer, .. } = &store.write else {
             panic!("SQLite writes through the group-commit writer");
         };
         // Nothing checkpoints, so every write appends to the WAL file.
