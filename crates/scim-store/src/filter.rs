@@ -190,8 +190,14 @@ pub(crate) struct SingleLeaf {
 
 /// Every single-valued leaf indexed in `user_values`: its canonical path
 /// (`user_values.attr`), the keys leading to it in the canonical attribute
-/// map, and whether it is caseExact.
-pub(crate) fn single_leaves() -> Vec<(String, Vec<&'static str>, bool)> {
+/// map, and whether it is caseExact. Built once: every user write walks it.
+pub(crate) fn single_leaves() -> &'static [(String, Vec<&'static str>, bool)] {
+    static LEAVES: std::sync::LazyLock<Vec<(String, Vec<&'static str>, bool)>> =
+        std::sync::LazyLock::new(build_single_leaves);
+    &LEAVES
+}
+
+fn build_single_leaves() -> Vec<(String, Vec<&'static str>, bool)> {
     let mut out = Vec::new();
     for (name, exact) in CORE_SINGLE {
         out.push(((*name).to_owned(), vec![*name], *exact));

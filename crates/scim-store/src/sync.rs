@@ -9,10 +9,11 @@
 
 use diesel::prelude::*;
 
-use crate::admin_schema::{runtime_settings, sync_events, sync_state};
+use crate::admin_schema::{sync_events, sync_state};
 use crate::connection::DbConnection;
 use crate::error::StoreError;
 use crate::settings::{ScimRuntime, SETTINGS_ID};
+use crate::sql::{load, Bind, SqlBuilder};
 
 /// The `detail` of the error every SCIM request gets while User
 /// Synchronization is disabled. [`is_sync_disabled`] recognises it.
@@ -98,30 +99,45 @@ pub fn require_sync_enabled(conn: &mut DbConnection) -> Result<(), StoreError> {
 
 /// `sync_state.enabled` and the settings the SCIM API applies (NULL when the
 /// settings row is missing).
-type GateRow = (bool, Option<String>, Option<i32>, Option<i32>);
+#[derive(QueryableByName)]
+struct GateRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    enabled: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    deprovisioning: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    default_page_size: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    max_page_size: Option<i32>,
+}
 
 /// The per-request gate of the SCIM API: `Err(`[`sync_disabled_error`]`)`
 /// while synchronization is disabled, else the run-time settings the API
-/// applies. ONE statically typed query (a cached prepared statement) reads
+/// applies. ONE query (a cached prepared statement) reads
 /// both one-row tables, so applying the settings costs no round trip
 /// beyond the sync check, and a change of either takes effect on the next
 /// request of every replica.
 pub fn scim_gate(conn: &mut DbConnection) -> Result<ScimRuntime, StoreError> {
-    let row: Option<GateRow> = sync_state::table
-        .left_join(runtime_settings::table.on(runtime_settings::id.eq(SETTINGS_ID)))
-        .filter(sync_state::id.eq(STATE_ID))
-        .select((
-            sync_state::enabled,
-            runtime_settings::deprovisioning.nullable(),
-            runtime_settings::default_page_size.nullable(),
-            runtime_settings::max_page_size.nullable(),
-        ))
-        .first(conn)
-        .optional()?;
-    match row {
-        Some((true, deprovisioning, default_page_size, max_page_size)) => {
-            ScimRuntime::from_stored(deprovisioning.as_deref(), default_page_size, max_page_size)
-        }
+    // The store's own SQL text rather than the Diesel DSL: every SCIM
+    // write runs this in the SQLite writer's critical section, and
+    // building the DSL query (its AST walk, for the statement cache's
+    // key) cost more than running it.
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push(
+        "SELECT s.enabled AS enabled, r.deprovisioning AS deprovisioning, \
+         r.default_page_size AS default_page_size, r.max_page_size AS max_page_size \
+         FROM sync_state s LEFT JOIN runtime_settings r ON r.id = ",
+    )
+    .bind(Bind::Integer(SETTINGS_ID))
+    .push(" WHERE s.id = ")
+    .bind(Bind::Integer(STATE_ID));
+    let rows: Vec<GateRow> = load(conn, &b)?;
+    match rows.into_iter().next() {
+        Some(row) if row.enabled => ScimRuntime::from_stored(
+            row.deprovisioning.as_deref(),
+            row.default_page_size,
+            row.max_page_size,
+        ),
         _ => Err(sync_disabled_error()),
     }
 }
@@ -344,7 +360,7 @@ mod tests {
             // A missing settings row means the defaults.
             store
                 .write(|c| {
-                    diesel::delete(runtime_settings::table).execute(c)?;
+                    diesel::delete(crate::admin_schema::runtime_settings::table).execute(c)?;
                     Ok(())
                 })
                 .unwrap();

@@ -110,7 +110,11 @@ struct Derived<'a> {
     display_name: Option<&'a str>,
     display_name_ci: Option<String>,
     active: bool,
-    resource: String,
+}
+
+/// The canonical JSON stored in `users.resource`.
+fn serialize(attrs: &Map<String, Value>) -> Result<String, StoreError> {
+    serde_json::to_string(attrs).map_err(|e| StoreError::internal("serialising a user failed", &e))
 }
 
 /// A member of `map` by canonical name, falling back to a case-insensitive
@@ -155,8 +159,6 @@ fn derive(attrs: &Map<String, Value>) -> Result<Derived<'_>, StoreError> {
     // scimd treats a User without `active` as active; the column is NOT
     // NULL so `active eq true` is a plain indexed comparison.
     let active = !matches!(get_ci(attrs, "active"), Some(Value::Bool(false)));
-    let resource = serde_json::to_string(attrs)
-        .map_err(|e| StoreError::internal("serialising a user failed", &e))?;
     Ok(Derived {
         user_name,
         user_name_ci: user_name.to_lowercase(),
@@ -164,7 +166,6 @@ fn derive(attrs: &Map<String, Value>) -> Result<Derived<'_>, StoreError> {
         display_name,
         display_name_ci,
         active,
-        resource,
     })
 }
 
@@ -172,14 +173,15 @@ fn derive(attrs: &Map<String, Value>) -> Result<Derived<'_>, StoreError> {
 fn derive_values(user_id: &str, attrs: &Map<String, Value>) -> Vec<UserValueRow> {
     let mut rows = Vec::new();
     for (attr, keys, case_exact) in single_leaves() {
+        let case_exact = *case_exact;
         let mut current: Option<&Value> = None;
         let mut map = Some(attrs);
-        for key in &keys {
+        for key in keys {
             current = map.and_then(|m| get_ci(m, key));
             map = current.and_then(Value::as_object);
         }
         if let Some(text) = current.and_then(scalar_text) {
-            let mut row = UserValueRow::new(user_id, &attr, 0);
+            let mut row = UserValueRow::new(user_id, attr, 0);
             row.value_ci = Some(if case_exact {
                 text.clone()
             } else {
@@ -493,6 +495,7 @@ pub fn insert_user(
     password_hash: Option<&str>,
 ) -> Result<UserRecord, StoreError> {
     let d = derive(attrs)?;
+    let resource = serialize(attrs)?;
     let id = new_resource_id();
     let now = scim_core::datetime::now();
     let mut b = SqlBuilder::fixed(conn.backend());
@@ -509,7 +512,7 @@ pub fn insert_user(
         Bind::NullableText(d.display_name_ci.clone()),
         Bind::NullableText(d.display_name.map(str::to_owned)),
         Bind::Bool(d.active),
-        Bind::Text(d.resource.clone()),
+        Bind::Text(resource),
         Bind::NullableText(password_hash.map(str::to_owned)),
         Bind::BigInt(1),
         Bind::Text(now.clone()),
@@ -590,7 +593,8 @@ pub fn update_user(
     attrs: &Map<String, Value>,
     password: PasswordChange,
 ) -> Result<UserRecord, StoreError> {
-    let (created, version, now) = update_user_row(conn, id, expected_version, attrs, &password)?;
+    let (created, version, now) =
+        update_user_row(conn, id, expected_version, None, attrs, &password)?;
     let old = stored_values(conn, id)?;
     write_value_diff(conn, id, &old, &derive_values(id, attrs))?;
     Ok(UserRecord {
@@ -616,8 +620,14 @@ pub fn update_user_from(
     attrs: &Map<String, Value>,
     password: PasswordChange,
 ) -> Result<UserRecord, StoreError> {
-    let (created, version, now) =
-        update_user_row(conn, &current.id, current.version, attrs, &password)?;
+    let (created, version, now) = update_user_row(
+        conn,
+        &current.id,
+        current.version,
+        Some(&current.attrs),
+        attrs,
+        &password,
+    )?;
     write_value_diff(
         conn,
         &current.id,
@@ -642,32 +652,46 @@ struct CreatedRow {
 /// The `users` row half of an update: one `UPDATE … WHERE id = ? AND
 /// version = ? RETURNING created` (both backends support RETURNING; SQLite
 /// since 3.35), so no second round trip reads `created`. Returns
-/// (created, new version, lastModified).
+/// (created, new version, lastModified). Given the `previous` attributes,
+/// it sets only the derived columns whose value changes: an indexed
+/// column in the `SET` list costs an index update even when its value
+/// stays the same, so a PATCH of `title` leaves the userName, externalId
+/// and displayName indexes alone.
 fn update_user_row(
     conn: &mut DbConnection,
     id: &str,
     expected_version: i64,
+    previous: Option<&Map<String, Value>>,
     attrs: &Map<String, Value>,
     password: &PasswordChange,
 ) -> Result<(String, i64, String), StoreError> {
     let d = derive(attrs)?;
+    let old = previous.map(derive).transpose()?;
+    let changed = |same: &dyn Fn(&Derived<'_>) -> bool| !old.as_ref().is_some_and(same);
     let now = scim_core::datetime::now();
     let version = expected_version.saturating_add(1);
     let mut b = SqlBuilder::fixed(conn.backend());
-    b.push("UPDATE users SET user_name = ")
-        .bind_text(d.user_name)
-        .push(", user_name_ci = ")
-        .bind_text(d.user_name_ci.clone())
-        .push(", external_id = ")
-        .bind(Bind::NullableText(d.external_id.map(str::to_owned)))
-        .push(", display_name_ci = ")
-        .bind(Bind::NullableText(d.display_name_ci.clone()))
-        .push(", display_name = ")
-        .bind(Bind::NullableText(d.display_name.map(str::to_owned)))
-        .push(", active = ")
-        .bind(Bind::Bool(d.active))
-        .push(", resource = ")
-        .bind_text(d.resource.clone());
+    b.push("UPDATE users SET resource = ")
+        .bind_text(serialize(attrs)?);
+    if changed(&|o| o.user_name == d.user_name) {
+        b.push(", user_name = ")
+            .bind_text(d.user_name)
+            .push(", user_name_ci = ")
+            .bind_text(d.user_name_ci.clone());
+    }
+    if changed(&|o| o.external_id == d.external_id) {
+        b.push(", external_id = ")
+            .bind(Bind::NullableText(d.external_id.map(str::to_owned)));
+    }
+    if changed(&|o| o.display_name == d.display_name) {
+        b.push(", display_name_ci = ")
+            .bind(Bind::NullableText(d.display_name_ci.clone()))
+            .push(", display_name = ")
+            .bind(Bind::NullableText(d.display_name.map(str::to_owned)));
+    }
+    if changed(&|o| o.active == d.active) {
+        b.push(", active = ").bind(Bind::Bool(d.active));
+    }
     if let PasswordChange::Set(hash) = password {
         b.push(", password_hash = ").bind_text(hash.clone());
     }
@@ -1152,6 +1176,70 @@ mod tests {
             let found = store.read(|c| find_user(c, &rec.id)).unwrap().unwrap();
             assert_eq!(found.version, 1);
             assert_eq!(found.attrs["title"], "t");
+        }
+    }
+
+    /// `update_user_from` sets only the derived columns that change: the
+    /// ones it leaves out keep their values, the ones it sets take the new
+    /// ones, and the userName uniqueness check still applies.
+    #[test]
+    fn an_update_from_the_current_record_sets_exactly_the_changed_columns() {
+        for db in crate::testing::backends() {
+            let store = db.store();
+            let v1 = json!({
+                "userName": "Cols", "externalId": "e1", "displayName": "Col One",
+                "active": true, "title": "t1"
+            });
+            let rec = store
+                .write(|c| insert_user(c, v1.as_object().unwrap(), None))
+                .unwrap();
+            store
+                .write(|c| insert_user(c, json!({"userName": "taken"}).as_object().unwrap(), None))
+                .unwrap();
+            let step = |current: &UserRecord, next: Value| {
+                let next = next.as_object().unwrap().clone();
+                store
+                    .write(|c| update_user_from(c, current, &next, PasswordChange::Keep))
+                    .unwrap()
+            };
+            let names = |filter: &str| store.read(|c| Ok(user_names(c, filter))).unwrap();
+            // Only title: every indexed column keeps its value.
+            let mut v2 = v1.clone();
+            v2["title"] = json!("t2");
+            let rec = step(&rec, v2.clone());
+            assert_eq!(names(r#"userName eq "cols""#), ["Cols"], "{}", db.backend());
+            assert_eq!(names(r#"externalId eq "e1""#), ["Cols"]);
+            assert_eq!(names(r#"displayName eq "col one""#), ["Cols"]);
+            assert_eq!(names(r#"title eq "t2""#), ["Cols"]);
+            // Each column alone.
+            let mut v3 = v2.clone();
+            v3["userName"] = json!("COLS2");
+            let rec = step(&rec, v3.clone());
+            assert_eq!(names(r#"userName eq "cols2""#), ["COLS2"]);
+            assert!(names(r#"userName eq "cols""#).is_empty());
+            let mut v4 = v3.clone();
+            v4["externalId"] = json!("e2");
+            v4["active"] = json!(false);
+            let rec = step(&rec, v4.clone());
+            assert_eq!(names(r#"externalId eq "e2""#), ["COLS2"]);
+            assert_eq!(names("active eq false"), ["COLS2"]);
+            assert_eq!(names(r#"displayName eq "col one""#), ["COLS2"]);
+            let mut v5 = v4.clone();
+            v5.as_object_mut().unwrap().remove("displayName");
+            let rec = step(&rec, v5.clone());
+            assert!(names("displayName pr").is_empty());
+            assert_eq!(names(r#"userName eq "cols2""#), ["COLS2"]);
+            // A userName already taken is still a conflict.
+            let mut v6 = v5.clone();
+            v6["userName"] = json!("TAKEN");
+            let taken = store.write(|c| {
+                update_user_from(c, &rec, v6.as_object().unwrap(), PasswordChange::Keep)
+            });
+            assert!(
+                matches!(taken, Err(StoreError::Conflict(_))),
+                "{}",
+                db.backend()
+            );
         }
     }
 
