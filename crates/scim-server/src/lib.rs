@@ -260,6 +260,48 @@ impl GatedStore {
         })
     }
 
+    /// [`GatedStore::write_async`] of a change to the user `id`, which `f`
+    /// gets as stored (with its groups when `with_groups`; `None` if there
+    /// is no such user), read inside the write transaction together with
+    /// the gate in one statement (`scim_store::gated::find_user_gated`).
+    pub async fn write_user_async<T, F>(
+        &self,
+        id: String,
+        with_groups: bool,
+        f: F,
+    ) -> Result<T, scim_store::StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(
+                &mut scim_store::DbConnection,
+                Option<(scim_store::UserRecord, Vec<scim_store::GroupRef>)>,
+            ) -> Result<T, scim_store::StoreError>
+            + Send
+            + 'static,
+    {
+        let job = move |conn: &mut scim_store::DbConnection| {
+            let gated = scim_store::gated::find_user_gated(conn, &id, with_groups)?;
+            f(conn, gated.found)
+        };
+        match self.store.queue_write(job) {
+            Ok(queued) => queued.await,
+            Err(job) => {
+                let store = self.store.clone();
+                web::block(move || store.write(job))
+                    .await
+                    .unwrap_or_else(|_| Err(blocking_failed()))
+            }
+        }
+    }
+
+    /// Whether a read inside a write costs no more than a read beside it
+    /// and cannot race another write (`Store::serializes_writes`: SQLite's
+    /// single writer). PUT and PATCH then read inside the write; otherwise
+    /// (PostgreSQL) they first read optimistically on a read connection.
+    pub fn serializes_writes(&self) -> bool {
+        self.store.serializes_writes()
+    }
+
     /// [`GatedStore::find_user`] on the blocking pool.
     pub async fn find_user_async(
         &self,

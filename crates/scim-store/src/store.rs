@@ -218,6 +218,13 @@ impl Store {
         }
     }
 
+    /// Whether writes run one at a time on one connection (SQLite): then a
+    /// read inside a write cannot race another write, and costs no more
+    /// than a read beside it.
+    pub fn serializes_writes(&self) -> bool {
+        matches!(self.write, Writer::GroupCommit { .. })
+    }
+
     /// [`Store::write`] without blocking the calling thread, for `f` that
     /// owns what it needs.
     ///
