@@ -260,6 +260,18 @@ impl GatedStore {
         })
     }
 
+    /// The gate and the user named `user_name` (case-insensitively) in one
+    /// statement (`scim_store::gated::find_user_by_name_gated`): the
+    /// `userName eq` filter an identity provider matches users with.
+    pub fn find_user_by_name(
+        &self,
+        user_name: &str,
+        with_groups: bool,
+    ) -> Result<scim_store::gated::GatedUser, scim_store::StoreError> {
+        self.store
+            .read(|conn| scim_store::gated::find_user_by_name_gated(conn, user_name, with_groups))
+    }
+
     /// [`GatedStore::write_async`] of a change to the user `id`, which `f`
     /// gets as stored (with its groups when `with_groups`; `None` if there
     /// is no such user), read inside the write transaction together with

@@ -187,24 +187,55 @@ async fn run_list(
         projection,
     } = params;
     let wanted = projection.clone();
-    let (page, groups) = web::block(move || {
-        store.read_with(|conn, settings| {
-            let page = scim_store::list_users(
-                conn,
-                &ListQuery {
-                    filter: filter.as_ref(),
-                    sort_by: sort_by.as_ref(),
-                    descending,
-                    start_index,
-                    count: settings.page_size(count),
-                },
-            )?;
-            let ids: Vec<&str> = page.items.iter().map(|u| u.id.as_str()).collect();
-            let groups = load_groups(conn, &ids, &wanted)?;
-            Ok((page, groups))
-        })
-    })
-    .await??;
+    // `userName eq "…"`, the query identity providers match users with
+    // (before every create, and on Test Connection), finds at most one
+    // user: the gate, the user and its groups come in one statement
+    // instead of three. Sorting and paging past the first page take the
+    // general path (which also validates `sortBy`).
+    let by_name = match (&filter, &sort_by) {
+        (Some(f), None) if start_index <= 1 => {
+            scim_store::gated::user_name_equality(f).map(str::to_owned)
+        }
+        _ => None,
+    };
+    let (page, groups) = match by_name {
+        Some(name) => {
+            let with_groups = projection.includes(&USER, "groups");
+            let gated = web::block(move || store.find_user_by_name(&name, with_groups)).await??;
+            let total = i64::from(gated.found.is_some());
+            let mut groups = HashMap::new();
+            let items = match gated.found {
+                Some((rec, of_user)) if gated.runtime.page_size(count) > 0 => {
+                    if with_groups {
+                        groups.insert(rec.id.clone(), of_user);
+                    }
+                    vec![rec]
+                }
+                _ => Vec::new(),
+            };
+            (scim_store::Page { total, items }, groups)
+        }
+        None => {
+            web::block(move || {
+                store.read_with(|conn, settings| {
+                    let page = scim_store::list_users(
+                        conn,
+                        &ListQuery {
+                            filter: filter.as_ref(),
+                            sort_by: sort_by.as_ref(),
+                            descending,
+                            start_index,
+                            count: settings.page_size(count),
+                        },
+                    )?;
+                    let ids: Vec<&str> = page.items.iter().map(|u| u.id.as_str()).collect();
+                    let groups = load_groups(conn, &ids, &wanted)?;
+                    Ok((page, groups))
+                })
+            })
+            .await??
+        }
+    };
     let base = api.location_base(req);
     let resources: Vec<Value> = page
         .items

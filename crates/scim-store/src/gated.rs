@@ -13,8 +13,11 @@
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel::QueryableByName;
 
+use scim_core::filter::{CompValue, CompareOp, Filter};
+
 use crate::connection::DbConnection;
 use crate::error::StoreError;
+use crate::filter::CORE_USER_URN;
 use crate::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
 use crate::settings::{ScimRuntime, SETTINGS_ID};
 use crate::sql::{load, Bind, SqlBuilder};
@@ -66,6 +69,53 @@ pub fn find_user_gated(
     id: &str,
     with_groups: bool,
 ) -> Result<GatedUser, StoreError> {
+    find_gated(conn, UserKey::Id(id), with_groups)
+}
+
+/// The gate and the user whose userName equals `user_name`
+/// (case-insensitively, RFC 7643 §4.1.1) in one statement, as
+/// [`find_user_gated`]. This is the filter `userName eq "…"` that identity
+/// providers send to match a user before every create and on Test
+/// Connection; userName being unique, it finds at most one user.
+pub fn find_user_by_name_gated(
+    conn: &mut DbConnection,
+    user_name: &str,
+    with_groups: bool,
+) -> Result<GatedUser, StoreError> {
+    find_gated(conn, UserKey::UserName(user_name), with_groups)
+}
+
+/// The userName of a filter that is exactly `userName eq "…"` (any case
+/// of the attribute name, optionally qualified with the core User URN):
+/// the filter [`find_user_by_name_gated`] answers. It compares as the
+/// general filter does (userName is not caseExact).
+pub fn user_name_equality(filter: &Filter) -> Option<&str> {
+    match filter {
+        Filter::Compare(path, CompareOp::Eq, CompValue::String(name))
+            if path.attr.eq_ignore_ascii_case("userName")
+                && path.sub_attr.is_none()
+                && path
+                    .urn
+                    .as_deref()
+                    .is_none_or(|urn| urn.eq_ignore_ascii_case(CORE_USER_URN)) =>
+        {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
+/// How [`find_gated`] finds the user.
+enum UserKey<'a> {
+    Id(&'a str),
+    UserName(&'a str),
+}
+
+fn find_gated(
+    conn: &mut DbConnection,
+    key: UserKey<'_>,
+    with_groups: bool,
+) -> Result<GatedUser, StoreError> {
     let backend = conn.backend();
     let mut b = SqlBuilder::fixed(backend);
     b.push(
@@ -81,9 +131,14 @@ pub fn find_user_gated(
     }
     b.push(" AS groups FROM sync_state s LEFT JOIN runtime_settings r ON r.id = ")
         .bind(Bind::Integer(SETTINGS_ID))
-        .push(" LEFT JOIN users u ON u.id = ")
-        .bind_text(id)
-        .push(" AND u.deleted_at IS NULL WHERE s.id = 1");
+        .push(" LEFT JOIN users u ON ");
+    match key {
+        UserKey::Id(id) => b.push("u.id = ").bind_text(id),
+        // The column the unique index is on, lowercased as every write
+        // lowercases it (`users::derive`).
+        UserKey::UserName(name) => b.push("u.user_name_ci = ").bind_text(name.to_lowercase()),
+    };
+    b.push(" AND u.deleted_at IS NULL WHERE s.id = 1");
     let rows: Vec<Row> = load(conn, &b)?;
     let row = match rows.into_iter().next() {
         Some(row) if row.enabled => row,

@@ -586,3 +586,127 @@ async fn put_replaces_and_keeps_identity() {
         assert_eq!(res.body["totalResults"], 0);
     }
 }
+
+/// `userName eq "…"` (how Entra and Okta match users, and Test
+/// Connection) takes a one-statement path; it answers exactly what the
+/// general filter path answers, groups and paging parameters included.
+#[actix_web::test]
+async fn the_user_name_match_answers_as_the_general_filter_does() {
+    for app in TestApp::all() {
+        let backend = app.backend();
+        let id = app.create_user(entra_user("Match.Me@contoso.com")).await;
+        app.create_user(entra_user("other@contoso.com")).await;
+        let group = app
+            .post(
+                "/scim/v2/Groups",
+                json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Matchers",
+                    "members": [{"value": id}]
+                }),
+            )
+            .await;
+        assert_eq!(group.status, StatusCode::CREATED, "{}", group.body);
+        let general = |f: &str| format!("{f} and userName pr");
+        let enc = |s: &str| {
+            s.replace('%', "%25")
+                .replace(' ', "%20")
+                .replace('"', "%22")
+                .replace('@', "%40")
+        };
+        for (filter, query, total) in [
+            ("userName eq \"match.me@CONTOSO.com\"", "", 1),
+            (
+                "UserName eq \"Match.Me@contoso.com\"",
+                "&attributes=userName",
+                1,
+            ),
+            (
+                "userName eq \"Match.Me@contoso.com\"",
+                "&excludedAttributes=groups",
+                1,
+            ),
+            ("userName eq \"Match.Me@contoso.com\"", "&count=0", 1),
+            (
+                "userName eq \"Match.Me@contoso.com\"",
+                "&startIndex=1&count=1",
+                1,
+            ),
+            (
+                "urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"match.me@contoso.com\"",
+                "",
+                1,
+            ),
+            // Test Connection: a random userName, 200 and an empty list.
+            (
+                "userName eq \"8a0b6e1c-2f7d-4a52-9a4e-0d6c1f3b7e55\"",
+                "",
+                0,
+            ),
+        ] {
+            let fast = app
+                .get(&format!("/scim/v2/Users?filter={}{query}", enc(filter)))
+                .await;
+            let slow = app
+                .get(&format!(
+                    "/scim/v2/Users?filter={}{query}",
+                    enc(&general(filter))
+                ))
+                .await;
+            assert_eq!(
+                fast.status,
+                StatusCode::OK,
+                "{backend} {filter}: {}",
+                fast.body
+            );
+            assert_eq!(
+                fast.body["totalResults"], total,
+                "{backend} {filter}: {}",
+                fast.body
+            );
+            assert_eq!(fast.body, slow.body, "{backend} {filter}{query}");
+        }
+        let found = app
+            .get(&format!(
+                "/scim/v2/Users?filter={}",
+                enc("userName eq \"match.me@contoso.com\"")
+            ))
+            .await;
+        assert_eq!(found.body["Resources"][0]["id"], id.as_str(), "{backend}");
+        assert_eq!(
+            found.body["Resources"][0]["groups"][0]["display"], "Matchers",
+            "{backend}: {}",
+            found.body
+        );
+        // Past the first page: the general path, an empty page.
+        let past = app
+            .get(&format!(
+                "/scim/v2/Users?startIndex=2&filter={}",
+                enc("userName eq \"match.me@contoso.com\"")
+            ))
+            .await;
+        assert_eq!(past.body["totalResults"], 1, "{backend}");
+        assert_eq!(past.body["Resources"], json!([]), "{backend}");
+        // A deleted user is not found.
+        assert_eq!(
+            app.delete(&format!("/scim/v2/Users/{id}")).await.status,
+            StatusCode::NO_CONTENT
+        );
+        let gone = app
+            .get(&format!(
+                "/scim/v2/Users?filter={}",
+                enc("userName eq \"match.me@contoso.com\"")
+            ))
+            .await;
+        assert_eq!(gone.body["totalResults"], 0, "{backend}");
+        // While synchronization is disabled, the gate answers first.
+        app.set_sync(false);
+        let off = app
+            .get(&format!(
+                "/scim/v2/Users?filter={}",
+                enc("userName eq \"other@contoso.com\"")
+            ))
+            .await;
+        assert_scim_error(&off, 403, None);
+    }
+}
