@@ -370,17 +370,18 @@ fn insert_values(conn: &mut DbConnection, rows: &[UserValueRow]) -> Result<(), S
     Ok(())
 }
 
+/// Rows to delete, rows to update (stored, new), rows to insert.
+type ValueDiff<'a> = (
+    Vec<&'a UserValueRow>,
+    Vec<(&'a UserValueRow, &'a UserValueRow)>,
+    Vec<UserValueRow>,
+);
+
 /// What turns the stored index rows `old` into `new`: rows to delete (by
 /// key), rows to update in place, rows to insert. Rows equal in both are
 /// left alone, so a PATCH of `title` touches one row.
-fn diff_values<'a>(
-    old: &'a [UserValueRow],
-    new: &'a [UserValueRow],
-) -> (
-    Vec<&'a UserValueRow>,
-    Vec<&'a UserValueRow>,
-    Vec<UserValueRow>,
-) {
+/// Changed rows come as (stored, new).
+fn diff_values<'a>(old: &'a [UserValueRow], new: &'a [UserValueRow]) -> ValueDiff<'a> {
     let key = |r: &'a UserValueRow| (r.attr.as_str(), r.idx);
     let old_by_key: HashMap<_, _> = old.iter().map(|r| (key(r), r)).collect();
     let new_keys: HashSet<_> = new.iter().map(key).collect();
@@ -390,7 +391,7 @@ fn diff_values<'a>(
     for row in new {
         match old_by_key.get(&key(row)) {
             Some(stored) if *stored == row => {}
-            Some(_) => changed.push(row),
+            Some(stored) => changed.push((*stored, row)),
             None => added.push(row.clone()),
         }
     }
@@ -416,17 +417,29 @@ fn write_value_diff(
             .bind(Bind::Integer(row.idx));
         execute(conn, &b)?;
     }
-    for row in changed {
+    for (stored, row) in changed {
         let mut b = SqlBuilder::fixed(conn.backend());
         b.push("UPDATE user_values SET ");
-        // `col = ?` pairs, in VALUE_COLUMNS order.
-        let mut values = SqlBuilder::fixed(conn.backend());
-        row.bind_values(&mut values);
-        for (i, (column, bind)) in VALUE_COLUMNS.iter().zip(values.into_binds()).enumerate() {
-            if i > 0 {
+        // `col = ?` pairs of the columns that change, in VALUE_COLUMNS
+        // order: an unchanged `value_ci` then leaves its index alone.
+        let mut before = SqlBuilder::fixed(conn.backend());
+        stored.bind_values(&mut before);
+        let mut after = SqlBuilder::fixed(conn.backend());
+        row.bind_values(&mut after);
+        let mut first = true;
+        for ((column, old), new) in VALUE_COLUMNS
+            .iter()
+            .zip(before.into_binds())
+            .zip(after.into_binds())
+        {
+            if old == new {
+                continue;
+            }
+            if !first {
                 b.push(", ");
             }
-            b.push(column).push(" = ").bind(bind);
+            first = false;
+            b.push(column).push(" = ").bind(new);
         }
         b.push(" WHERE user_id = ")
             .bind_text(user_id)
@@ -624,7 +637,7 @@ pub fn update_user_from(
         conn,
         &current.id,
         current.version,
-        Some(&current.attrs),
+        Some(current),
         attrs,
         &password,
     )?;
@@ -652,8 +665,8 @@ struct CreatedRow {
 /// The `users` row half of an update: one `UPDATE … WHERE id = ? AND
 /// version = ? RETURNING created` (both backends support RETURNING; SQLite
 /// since 3.35), so no second round trip reads `created`. Returns
-/// (created, new version, lastModified). Given the `previous` attributes,
-/// it sets only the derived columns whose value changes: an indexed
+/// (created, new version, lastModified). Given the `previous` record
+/// (whose `created` it then reuses, without RETURNING), it sets only the derived columns whose value changes: an indexed
 /// column in the `SET` list costs an index update even when its value
 /// stays the same, so a PATCH of `title` leaves the userName, externalId
 /// and displayName indexes alone.
@@ -661,12 +674,12 @@ fn update_user_row(
     conn: &mut DbConnection,
     id: &str,
     expected_version: i64,
-    previous: Option<&Map<String, Value>>,
+    previous: Option<&UserRecord>,
     attrs: &Map<String, Value>,
     password: &PasswordChange,
 ) -> Result<(String, i64, String), StoreError> {
     let d = derive(attrs)?;
-    let old = previous.map(derive).transpose()?;
+    let old = previous.map(|p| derive(&p.attrs)).transpose()?;
     let changed = |same: &dyn Fn(&Derived<'_>) -> bool| !old.as_ref().is_some_and(same);
     let now = scim_core::datetime::now();
     let version = expected_version.saturating_add(1);
@@ -703,16 +716,26 @@ fn update_user_row(
         .bind_text(id)
         .push(" AND version = ")
         .bind(Bind::BigInt(expected_version))
-        .push(" AND deleted_at IS NULL RETURNING created");
-    let rows: Vec<CreatedRow> = load(conn, &b).map_err(|e| {
+        .push(" AND deleted_at IS NULL");
+    let taken = |e: diesel::result::Error| {
         if is_unique_violation(&e) {
             user_name_taken(d.user_name)
         } else {
             StoreError::from(e)
         }
-    })?;
-    match rows.into_iter().next() {
-        Some(row) => Ok((row.created, version, now)),
+    };
+    // With the previous record at hand, `created` is known: a plain
+    // UPDATE, whose row count says whether the version still matched.
+    let created = match previous {
+        Some(p) => (execute(conn, &b).map_err(taken)? == 1).then(|| p.created.clone()),
+        None => {
+            b.push(" RETURNING created");
+            let rows: Vec<CreatedRow> = load(conn, &b).map_err(taken)?;
+            rows.into_iter().next().map(|row| row.created)
+        }
+    };
+    match created {
+        Some(created) => Ok((created, version, now)),
         None => Err(if user_exists(conn, id)? {
             StoreError::PreconditionFailed
         } else {
@@ -1016,8 +1039,9 @@ mod tests {
         assert!(removed.is_empty());
         assert!(added.is_empty());
         assert_eq!(changed.len(), 1);
-        assert_eq!(changed[0].attr, "title");
-        assert_eq!(changed[0].value.as_deref(), Some("Manager"));
+        assert_eq!(changed[0].1.attr, "title");
+        assert_eq!(changed[0].0.value.as_deref(), Some("Engineer"));
+        assert_eq!(changed[0].1.value.as_deref(), Some("Manager"));
         let (removed, changed, added) = diff_values(&new, &new);
         assert!(removed.is_empty() && changed.is_empty() && added.is_empty());
     }
