@@ -260,18 +260,6 @@ impl GatedStore {
         })
     }
 
-    /// The gate and the user named `user_name` (case-insensitively) in one
-    /// statement (`scim_store::gated::find_user_by_name_gated`): the
-    /// `userName eq` filter an identity provider matches users with.
-    pub fn find_user_by_name(
-        &self,
-        user_name: &str,
-        with_groups: bool,
-    ) -> Result<scim_store::gated::GatedUser, scim_store::StoreError> {
-        self.store
-            .read(|conn| scim_store::gated::find_user_by_name_gated(conn, user_name, with_groups))
-    }
-
     /// [`GatedStore::write_async`] of a change to the user `id`, which `f`
     /// gets as stored (with its groups when `with_groups`; `None` if there
     /// is no such user), read inside the write transaction together with
@@ -314,17 +302,53 @@ impl GatedStore {
         self.store.serializes_writes()
     }
 
-    /// [`GatedStore::find_user`] on the blocking pool.
+    /// [`GatedStore::find_user`] from a request handler, queued for the
+    /// store's reader threads (`Store::queue_read`) rather than the
+    /// blocking pool.
     pub async fn find_user_async(
         &self,
         id: String,
         with_groups: bool,
     ) -> Result<Option<(scim_store::UserRecord, Vec<scim_store::GroupRef>)>, scim_store::StoreError>
     {
-        let store = self.clone();
-        web::block(move || store.find_user(&id, with_groups))
+        self.store
+            .queue_read(move |conn| {
+                scim_store::gated::find_user_gated(conn, &id, with_groups).map(|gated| gated.found)
+            })
             .await
-            .unwrap_or_else(|_| Err(blocking_failed()))
+    }
+
+    /// The gate and the user named `user_name` (case-insensitively) in one
+    /// statement (`scim_store::gated::find_user_by_name_gated`): the
+    /// `userName eq` filter an identity provider matches users with;
+    /// queued for the store's reader threads.
+    pub async fn find_user_by_name_async(
+        &self,
+        user_name: String,
+        with_groups: bool,
+    ) -> Result<scim_store::gated::GatedUser, scim_store::StoreError> {
+        self.store
+            .queue_read(move |conn| {
+                scim_store::gated::find_user_by_name_gated(conn, &user_name, with_groups)
+            })
+            .await
+    }
+
+    /// [`GatedStore::read_with`] from a request handler, queued for the
+    /// store's reader threads.
+    pub async fn read_async<T, F>(&self, f: F) -> Result<T, scim_store::StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>
+            + Send
+            + 'static,
+    {
+        self.store
+            .queue_read(move |conn| {
+                let settings = scim_store::sync::scim_gate(conn)?;
+                f(conn, &settings)
+            })
+            .await
     }
 
     /// [`Store::write`], after checking (in the same transaction) that

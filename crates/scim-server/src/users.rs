@@ -137,7 +137,7 @@ pub async fn get(
     let store = api.gated_store();
     let lookup = id.clone();
     let with_groups = projection.includes(&USER, "groups");
-    let found = web::block(move || store.find_user(&lookup, with_groups)).await??;
+    let found = store.find_user_async(lookup, with_groups).await?;
     let (rec, groups) = found.ok_or_else(|| not_found(&id))?;
     if not_modified
         .as_ref()
@@ -201,7 +201,7 @@ async fn run_list(
     let (page, groups) = match by_name {
         Some(name) => {
             let with_groups = projection.includes(&USER, "groups");
-            let gated = web::block(move || store.find_user_by_name(&name, with_groups)).await??;
+            let gated = store.find_user_by_name_async(name, with_groups).await?;
             let total = i64::from(gated.found.is_some());
             let mut groups = HashMap::new();
             let items = match gated.found {
@@ -216,8 +216,8 @@ async fn run_list(
             (scim_store::Page { total, items }, groups)
         }
         None => {
-            web::block(move || {
-                store.read_with(|conn, settings| {
+            store
+                .read_async(move |conn, settings| {
                     let page = scim_store::list_users(
                         conn,
                         &ListQuery {
@@ -232,8 +232,7 @@ async fn run_list(
                     let groups = load_groups(conn, &ids, &wanted)?;
                     Ok((page, groups))
                 })
-            })
-            .await??
+                .await?
         }
     };
     let base = api.location_base(req);

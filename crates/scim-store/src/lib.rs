@@ -21,6 +21,7 @@ pub mod groups;
 mod list;
 pub mod oauth;
 mod oauth_schema;
+mod read_queue;
 mod schema;
 mod sql;
 pub mod store;
@@ -38,7 +39,7 @@ pub use groups::{
     replace_members, touch_group, update_group, GroupRecord, GroupRef, Member, MemberRef,
     MemberType,
 };
-pub use store::{QueuedWrite, Store, StoreConfig};
+pub use store::{Answer, Store, StoreConfig};
 pub use tokens::{
     authenticate_token, create_token, hash_secret, list_tokens, revoke_token, touch_token,
     TokenInfo,

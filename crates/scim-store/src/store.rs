@@ -15,6 +15,7 @@ use crate::checkpoint::{CheckpointPolicy, Checkpointer};
 use crate::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::error::StoreError;
 use crate::group_commit::{GroupCommitWriter, WriteQueue};
+use crate::read_queue::ReadQueue;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -46,6 +47,8 @@ pub struct StoreConfig {
 #[derive(Clone)]
 pub struct Store {
     read: Pool,
+    /// The reader threads of [`Store::queue_read`].
+    reads: Arc<ReadQueue>,
     write: Writer,
     backend: Backend,
     /// Held for its `Drop`: the last clone stops the thread.
@@ -120,6 +123,10 @@ impl Store {
                 })
         };
         let read = build(pool_size)?;
+        let reads = Arc::new(ReadQueue::start(
+            read.clone(),
+            usize::try_from(pool_size).unwrap_or(1),
+        )?);
         let (write, checkpointer) = match backend {
             Backend::Sqlite => {
                 let writer = Arc::new(GroupCommitWriter::new(build(1)?));
@@ -135,6 +142,7 @@ impl Store {
         };
         Ok(Store {
             read,
+            reads,
             write,
             backend,
             checkpointer,
@@ -194,6 +202,19 @@ impl Store {
         f(&mut conn)
     }
 
+    /// [`Store::read`] without blocking the calling thread, for `f` that
+    /// owns what it needs: `f` is queued for the reader threads (one per
+    /// read-pool connection, `read_queue.rs`), which take queued reads one
+    /// after another without waiting to be woken while reads keep coming.
+    /// A closure that panics answers `StoreError::Internal`.
+    pub fn queue_read<T, F>(&self, f: F) -> Answer<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Answer(self.reads.submit(f))
+    }
+
     /// Runs `f` in one transaction on the write connection: everything `f`
     /// does commits together, or, if it returns an error, rolls back. It
     /// returns once that is durable in the database's sense (committed), so
@@ -240,30 +261,31 @@ impl Store {
     ///
     /// PostgreSQL has no writer thread: `f` comes back as `Err(f)`, to be
     /// run with [`Store::write`] on a thread that may block.
-    pub fn queue_write<T, F>(&self, f: F) -> Result<QueuedWrite<T>, F>
+    pub fn queue_write<T, F>(&self, f: F) -> Result<Answer<T>, F>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         match &self.write {
             Writer::Pool(_) => Err(f),
-            Writer::GroupCommit { queue, .. } => Ok(QueuedWrite(queue.submit(f))),
+            Writer::GroupCommit { queue, .. } => Ok(Answer(queue.submit(f))),
         }
     }
 }
 
-/// The result of a write queued by [`Store::queue_write`].
+/// The result of a write queued by [`Store::queue_write`], or of a read
+/// queued by [`Store::queue_read`].
 #[derive(Debug)]
-pub struct QueuedWrite<T>(tokio::sync::oneshot::Receiver<Result<T, StoreError>>);
+pub struct Answer<T>(tokio::sync::oneshot::Receiver<Result<T, StoreError>>);
 
-impl<T> Future for QueuedWrite<T> {
+impl<T> Future for Answer<T> {
     type Output = Result<T, StoreError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0).poll(cx).map(|answer| {
             answer.unwrap_or_else(|_| {
                 Err(StoreError::Unavailable(
-                    "the SQLite writer thread stopped before answering".to_owned(),
+                    "the thread running the query stopped before answering".to_owned(),
                 ))
             })
         })
