@@ -189,8 +189,8 @@ pub async fn get(
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
     let store = api.gated_store();
     let lookup = id.clone();
-    let found = web::block(move || {
-        store.read(|conn| {
+    let found = store
+        .read_async(move |conn, _| {
             let Some(rec) = scim_store::find_group(conn, &lookup)? else {
                 return Ok(None);
             };
@@ -203,8 +203,7 @@ pub async fn get(
             let members = load_members(conn, &rec.id, fields)?;
             Ok(Some((rec, members, false)))
         })
-    })
-    .await??;
+        .await?;
     let (rec, members, unchanged) = found.ok_or_else(|| not_found(&id))?;
     if unchanged {
         return Ok(HttpResponse::NotModified()
@@ -247,8 +246,8 @@ async fn run_list(
     } = params;
     let fields = MemberFields::of(&projection);
     let store = api.gated_store();
-    let (total, page) = web::block(move || {
-        store.read_with(|conn, settings| {
+    let (total, page) = store
+        .read_async(move |conn, settings| {
             let page = scim_store::list_groups(
                 conn,
                 &ListQuery {
@@ -266,8 +265,7 @@ async fn run_list(
             }
             Ok((page.total, out))
         })
-    })
-    .await??;
+        .await?;
     let base = api.location_base(req);
     let mut body = Vec::with_capacity(256 + page.len() * 512);
     let head = serde_json::json!({

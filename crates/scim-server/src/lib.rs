@@ -111,8 +111,10 @@ impl ScimApi {
     /// while User Synchronization is disabled, else the run-time settings.
     /// It costs one pool checkout and one cached query.
     pub async fn require_sync(&self) -> Result<ScimRuntime, ApiError> {
-        let gate = self.gated_store();
-        Ok(web::block(move || gate.read_with(|_, settings| Ok(*settings))).await??)
+        Ok(self
+            .gated_store()
+            .read_async(|_, settings| Ok(*settings))
+            .await?)
     }
 
     /// The absolute URL of the API root for `meta.location`: the
@@ -283,15 +285,7 @@ impl GatedStore {
             let gated = scim_store::gated::find_user_gated(conn, &id, with_groups)?;
             f(conn, gated.found)
         };
-        match self.store.queue_write(job) {
-            Ok(queued) => queued.await,
-            Err(job) => {
-                let store = self.store.clone();
-                web::block(move || store.write(job))
-                    .await
-                    .unwrap_or_else(|_| Err(blocking_failed()))
-            }
-        }
+        self.store.queue_write(job).await
     }
 
     /// Whether a read inside a write costs no more than a read beside it
@@ -373,9 +367,9 @@ impl GatedStore {
     }
 
     /// [`GatedStore::write_with`] from a request handler, without holding
-    /// a thread while the write waits for its turn: on SQLite the write is
-    /// queued for the writer thread (`Store::queue_write`); on PostgreSQL
-    /// it runs on the blocking pool.
+    /// a thread while the write waits for its turn (`Store::queue_write`:
+    /// SQLite's writer thread, or on PostgreSQL the store's reader
+    /// threads).
     pub async fn write_async<T, F>(&self, f: F) -> Result<T, scim_store::StoreError>
     where
         T: Send + 'static,
@@ -387,23 +381,8 @@ impl GatedStore {
             let settings = scim_store::sync::scim_gate(conn)?;
             f(conn, &settings)
         };
-        match self.store.queue_write(gated) {
-            Ok(queued) => queued.await,
-            Err(gated) => {
-                let store = self.store.clone();
-                web::block(move || store.write(gated))
-                    .await
-                    .unwrap_or_else(|_| Err(blocking_failed()))
-            }
-        }
+        self.store.queue_write(gated).await
     }
-}
-
-/// What a task on the blocking pool that never finished (it panicked)
-/// answers.
-fn blocking_failed() -> scim_store::StoreError {
-    tracing::error!("blocking task failed");
-    scim_store::StoreError::Internal("a blocking task failed".to_owned())
 }
 
 /// A SCIM 404 for an unknown route (also usable as the app's default

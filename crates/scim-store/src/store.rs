@@ -253,22 +253,21 @@ impl Store {
     /// writes back to back in one batch (group commit, `group_commit.rs`),
     /// with the same guarantees as [`Store::write`]: the returned future
     /// resolves once `f`'s changes are committed, or rolled back if it
-    /// failed. A closure that panics is rolled back and answers
-    /// `StoreError::Internal`. Handing a write to a running thread costs no
-    /// thread wake-up on either side while writes keep coming; a blocking
-    /// write instead waits for a pool thread and then for its turn on the
-    /// writer mutex.
-    ///
-    /// PostgreSQL has no writer thread: `f` comes back as `Err(f)`, to be
-    /// run with [`Store::write`] on a thread that may block.
-    pub fn queue_write<T, F>(&self, f: F) -> Result<Answer<T>, F>
+    /// failed. Handing a write to a running thread costs no thread wake-up
+    /// on either side while writes keep coming; a blocking write instead
+    /// waits for a pool thread and then for its turn on the writer mutex.
+    /// On PostgreSQL, `f` runs in a transaction of its own on one of the
+    /// reader threads (`read_queue.rs`), as [`Store::write`] would on the
+    /// caller's thread. Either way a closure that panics is rolled back
+    /// and answers `StoreError::Internal`.
+    pub fn queue_write<T, F>(&self, f: F) -> Answer<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         match &self.write {
-            Writer::Pool(_) => Err(f),
-            Writer::GroupCommit { queue, .. } => Ok(Answer(queue.submit(f))),
+            Writer::Pool(_) => Answer(self.reads.submit(move |conn| transaction(conn, f))),
+            Writer::GroupCommit { queue, .. } => Answer(queue.submit(f)),
         }
     }
 }
