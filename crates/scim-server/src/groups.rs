@@ -147,6 +147,21 @@ pub(crate) fn load_members(
     }
 }
 
+/// The group `id`, its row locked for the rest of the transaction (so
+/// concurrent membership changes queue), if its version still satisfies
+/// the client's `If-Match`.
+fn locked_current(
+    conn: &mut scim_store::DbConnection,
+    id: &str,
+    if_match: Option<&Precondition>,
+) -> Result<GroupRecord, StoreError> {
+    let current = scim_store::lock_group(conn, id)?.ok_or(StoreError::NotFound)?;
+    if if_match.is_some_and(|p| !p.matches(current.version)) {
+        return Err(StoreError::PreconditionFailed);
+    }
+    Ok(current)
+}
+
 /// `POST /Groups`
 pub async fn create(
     api: web::Data<ScimApi>,
@@ -317,14 +332,7 @@ pub async fn replace(
             async move {
                 store
                     .write_async(move |conn, _| {
-                        let current =
-                            scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
-                        if if_match
-                            .as_ref()
-                            .is_some_and(|p| !p.matches(current.version))
-                        {
-                            return Err(StoreError::PreconditionFailed);
-                        }
+                        let current = locked_current(conn, &target, if_match.as_ref())?;
                         scim_store::replace_members(conn, &target, &members)?;
                         let rec = scim_store::update_group(conn, &target, current.version, &attrs)?;
                         let members = load_members(conn, &rec.id, fields)?;
@@ -381,14 +389,7 @@ pub async fn patch(
             async move {
                 store
                     .write_async(move |conn, _| {
-                        let current =
-                            scim_store::lock_group(conn, &target)?.ok_or(StoreError::NotFound)?;
-                        if if_match
-                            .as_ref()
-                            .is_some_and(|p| !p.matches(current.version))
-                        {
-                            return Err(StoreError::PreconditionFailed);
-                        }
+                        let current = locked_current(conn, &target, if_match.as_ref())?;
                         let mut attrs = current.attrs.clone();
                         let attrs_changed = if attr_ops.is_empty() {
                             false

@@ -242,24 +242,7 @@ impl GatedStore {
     where
         F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>,
     {
-        self.store.read(|conn| {
-            let settings = scim_store::sync::scim_gate(conn)?;
-            f(conn, &settings)
-        })
-    }
-
-    /// `GET /Users/{id}`'s read: the gate, the user and (when
-    /// `with_groups`) its groups in one statement
-    /// (`scim_store::gated::find_user_gated`).
-    pub fn find_user(
-        &self,
-        id: &str,
-        with_groups: bool,
-    ) -> Result<Option<(scim_store::UserRecord, Vec<scim_store::GroupRef>)>, scim_store::StoreError>
-    {
-        self.store.read(|conn| {
-            scim_store::gated::find_user_gated(conn, id, with_groups).map(|gated| gated.found)
-        })
+        self.store.read(gated(f))
     }
 
     /// [`GatedStore::write_async`] of a change to the user `id`, which `f`
@@ -296,9 +279,10 @@ impl GatedStore {
         self.store.serializes_writes()
     }
 
-    /// [`GatedStore::find_user`] from a request handler, queued for the
-    /// store's reader threads (`Store::queue_read`) rather than the
-    /// blocking pool.
+    /// `GET /Users/{id}`'s read: the gate, the user and (when
+    /// `with_groups`) its groups in one statement
+    /// (`scim_store::gated::find_user_gated`), queued for the store's
+    /// reader threads (`Store::queue_read`) rather than the blocking pool.
     pub async fn find_user_async(
         &self,
         id: String,
@@ -337,12 +321,7 @@ impl GatedStore {
             + Send
             + 'static,
     {
-        self.store
-            .queue_read(move |conn| {
-                let settings = scim_store::sync::scim_gate(conn)?;
-                f(conn, &settings)
-            })
-            .await
+        self.store.queue_read(gated(f)).await
     }
 
     /// [`Store::write`], after checking (in the same transaction) that
@@ -360,10 +339,7 @@ impl GatedStore {
     where
         F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>,
     {
-        self.store.write(|conn| {
-            let settings = scim_store::sync::scim_gate(conn)?;
-            f(conn, &settings)
-        })
+        self.store.write(gated(f))
     }
 
     /// [`GatedStore::write_with`] from a request handler, without holding
@@ -377,11 +353,21 @@ impl GatedStore {
             + Send
             + 'static,
     {
-        let gated = move |conn: &mut scim_store::DbConnection| {
-            let settings = scim_store::sync::scim_gate(conn)?;
-            f(conn, &settings)
-        };
-        self.store.queue_write(gated).await
+        self.store.queue_write(gated(f)).await
+    }
+}
+
+/// `f` behind the gate: fails while synchronization is disabled, else
+/// hands `f` the run-time settings read with it, on the same connection.
+fn gated<T, F>(
+    f: F,
+) -> impl FnOnce(&mut scim_store::DbConnection) -> Result<T, scim_store::StoreError>
+where
+    F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>,
+{
+    move |conn| {
+        let settings = scim_store::sync::scim_gate(conn)?;
+        f(conn, &settings)
     }
 }
 
