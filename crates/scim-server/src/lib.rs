@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use scim_store::settings::ScimRuntime;
+use scim_store::user_batch::Edit;
 use scim_store::Store;
 
 pub use error::{ApiError, SCIM_CONTENT_TYPE};
@@ -245,11 +246,20 @@ impl GatedStore {
         self.store.read(gated(f))
     }
 
-    /// [`GatedStore::write_async`] of a change to the user `id`, which `f`
-    /// gets as stored (with its groups when `with_groups`; `None` if there
-    /// is no such user), read inside the write transaction together with
-    /// the gate in one statement (`scim_store::gated::find_user_gated`).
-    pub async fn write_user_async<T, F>(
+    /// Creates a user behind the gate (`Store::queue_insert_user`: on
+    /// PostgreSQL batched with the other user writes that are waiting).
+    pub async fn insert_user_async(
+        &self,
+        attrs: serde_json::Map<String, serde_json::Value>,
+        password_hash: Option<String>,
+    ) -> Result<scim_store::UserRecord, scim_store::StoreError> {
+        self.store.queue_insert_user(attrs, password_hash).await
+    }
+
+    /// Edits the user `id` behind the gate (`Store::queue_user_edit`): `f`
+    /// gets the user as stored (with its groups when `with_groups`), read
+    /// where no other write can change it before `f`'s result is stored.
+    pub async fn edit_user_async<T, F>(
         &self,
         id: String,
         with_groups: bool,
@@ -257,26 +267,11 @@ impl GatedStore {
     ) -> Result<T, scim_store::StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(
-                &mut scim_store::DbConnection,
-                Option<(scim_store::UserRecord, Vec<scim_store::GroupRef>)>,
-            ) -> Result<T, scim_store::StoreError>
+        F: Fn(scim_store::user_batch::Found) -> Result<Edit<T>, scim_store::StoreError>
             + Send
             + 'static,
     {
-        let job = move |conn: &mut scim_store::DbConnection| {
-            let gated = scim_store::gated::find_user_gated(conn, &id, with_groups)?;
-            f(conn, gated.found)
-        };
-        self.store.queue_write(job).await
-    }
-
-    /// Whether a read inside a write costs no more than a read beside it
-    /// and cannot race another write (`Store::serializes_writes`: SQLite's
-    /// single writer). PUT and PATCH then read inside the write; otherwise
-    /// (PostgreSQL) they first read optimistically on a read connection.
-    pub fn serializes_writes(&self) -> bool {
-        self.store.serializes_writes()
+        self.store.queue_user_edit(id, with_groups, f).await
     }
 
     /// `GET /Users/{id}`'s read: the gate, the user and (when

@@ -12,15 +12,15 @@ use scim_core::patch::{self, PatchOp};
 use scim_core::resource::{self, Meta, Projection};
 use scim_core::schema::{LIST_RESPONSE_SCHEMA, USER};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use scim_store::settings::Deprovisioning;
+use scim_store::user_batch::{Edit, Found};
 use scim_store::{GroupRef, ListQuery, PasswordChange, StoreError, UserRecord};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::request::{etag, ListParams, Precondition, QueryParams, ScimJson};
-use crate::{resource_response, retry_on_race, scim_json, store_err, ScimApi};
+use crate::{resource_response, scim_json, store_err, ScimApi};
 
 /// The groups of each user, keyed by user id, or nothing when the
 /// response will not show `groups` (then the membership table is not
@@ -111,9 +111,9 @@ pub async fn create(
     let normalized = resource::normalize(&USER, &body.0)?;
     let password_hash = hash_password(normalized.password).await?;
     let attrs = normalized.attrs;
-    let store = api.gated_store();
-    let rec = store
-        .write_async(move |conn, _| scim_store::insert_user(conn, &attrs, password_hash.as_deref()))
+    let rec = api
+        .gated_store()
+        .insert_user_async(attrs, password_hash)
         .await?;
     // A new user belongs to no group yet.
     user_response(
@@ -269,60 +269,30 @@ pub async fn replace(
         None => PasswordChange::Keep,
     };
     let attrs = normalized.attrs;
-    let store = api.gated_store();
-    let target = id.clone();
     let with_groups = projection.includes(&USER, "groups");
-    let client_precondition = if_match.is_some();
-    let stale = move |current: &UserRecord| {
-        if_match
+    // The user is read where no other write can change it before this
+    // one is stored (`Store::queue_user_edit`), so only the client's own
+    // `If-Match` can fail.
+    let replace = move |found: Found| {
+        let (current, groups) = found.ok_or(StoreError::NotFound)?;
+        if if_match
             .as_ref()
             .is_some_and(|p| !p.matches(current.version))
+        {
+            return Err(StoreError::PreconditionFailed);
+        }
+        Ok(Edit::Store {
+            current,
+            attrs: attrs.clone(),
+            password: password.clone(),
+            then: Box::new(move |rec| (rec, groups)),
+        })
     };
-    let attrs = Arc::new(attrs);
-    let stale = Arc::new(stale);
-    let optimistic = !store.serializes_writes();
-    let (rec, groups) = retry_on_race(
-        |attempt| {
-            let (store, target) = (store.clone(), target.clone());
-            let (attrs, password, stale) =
-                (Arc::clone(&attrs), password.clone(), Arc::clone(&stale));
-            async move {
-                if attempt == 0 && optimistic {
-                    // Optimistic (PostgreSQL), as PATCH: read (with the
-                    // groups, one statement) on a read connection; the
-                    // write only runs the versioned UPDATE.
-                    let (current, groups) = store
-                        .find_user_async(target, with_groups)
-                        .await?
-                        .ok_or(StoreError::NotFound)?;
-                    if stale(&current) {
-                        return Err(StoreError::PreconditionFailed);
-                    }
-                    let rec = store
-                        .write_async(move |conn, _| {
-                            scim_store::update_user_from(conn, &current, &attrs, password)
-                        })
-                        .await?;
-                    return Ok((rec, groups));
-                }
-                // SQLite, or a concurrent write won: read inside the write
-                // transaction (as PATCH).
-                store
-                    .write_user_async(target, with_groups, move |conn, found| {
-                        let (current, groups) = found.ok_or(StoreError::NotFound)?;
-                        if stale(&current) {
-                            return Err(StoreError::PreconditionFailed);
-                        }
-                        let rec = scim_store::update_user_from(conn, &current, &attrs, password)?;
-                        Ok((rec, groups))
-                    })
-                    .await
-            }
-        },
-        client_precondition,
-    )
-    .await
-    .map_err(store_err("User", &id))?;
+    let (rec, groups) = api
+        .gated_store()
+        .edit_user_async(id.clone(), with_groups, replace)
+        .await
+        .map_err(store_err("User", &id))?;
     user_response(
         StatusCode::OK,
         &rec,
@@ -352,14 +322,14 @@ pub async fn patch(
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let ops: Vec<PatchOp> = patch::parse_request(&body.0)?;
     let password_hash = hash_password(patch::password_in(&ops).map(str::to_owned)).await?;
-    let store = api.gated_store();
-    let target = id.clone();
     let with_groups = projection.includes(&USER, "groups");
-    let client_precondition = if_match.is_some();
-    // What the operations make of `current`: `Ok(None)` when nothing
-    // changes (RFC 7644 §3.5.2 lets us answer with the unchanged resource
-    // and version), an `Err` when they do not apply.
-    let apply = move |current: &UserRecord| {
+    // What the operations make of the user, read where no other write can
+    // change it before the result is stored (`Store::queue_user_edit`):
+    // nothing to store when nothing changes (RFC 7644 §3.5.2 lets us
+    // answer with the unchanged resource and version), a client error
+    // when they do not apply.
+    let apply = move |found: Found| {
+        let (current, groups) = found.ok_or(StoreError::NotFound)?;
         if if_match
             .as_ref()
             .is_some_and(|p| !p.matches(current.version))
@@ -369,72 +339,27 @@ pub async fn patch(
         let mut attrs = current.attrs.clone();
         let result = match patch::apply(&USER, &mut attrs, &ops) {
             Ok(result) => result,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Edit::Answer((PatchResult::Invalid(e), groups))),
         };
         let password = match (&result.password, &password_hash) {
             (Some(_), Some(hash)) => PasswordChange::Set(hash.clone()),
             _ => PasswordChange::Keep,
         };
         if !result.changed && matches!(password, PasswordChange::Keep) {
-            return Ok(Ok(None));
+            return Ok(Edit::Answer((PatchResult::Stored(current), groups)));
         }
-        Ok(Ok(Some((attrs, password))))
+        Ok(Edit::Store {
+            current,
+            attrs,
+            password,
+            then: Box::new(move |rec| (PatchResult::Stored(rec), groups)),
+        })
     };
-    let apply = Arc::new(apply);
-    let optimistic = !store.serializes_writes();
-    let (outcome, groups) = retry_on_race(
-        |attempt| {
-            let (store, target, apply) = (store.clone(), target.clone(), Arc::clone(&apply));
-            async move {
-                if attempt == 0 && optimistic {
-                    // Optimistic (PostgreSQL): the user (and its groups, in
-                    // the same statement) is read on a read connection and
-                    // patched there, outside any transaction; the write
-                    // only stores the result, with a version check
-                    // (`update_user_from`).
-                    let (current, groups) = store
-                        .find_user_async(target, with_groups)
-                        .await?
-                        .ok_or(StoreError::NotFound)?;
-                    let (attrs, password) = match apply(&current)? {
-                        Err(e) => return Ok((PatchResult::Invalid(e), groups)),
-                        Ok(None) => return Ok((PatchResult::Stored(current), groups)),
-                        Ok(Some(change)) => change,
-                    };
-                    let rec = store
-                        .write_async(move |conn, _| {
-                            scim_store::update_user_from(conn, &current, &attrs, password)
-                        })
-                        .await?;
-                    return Ok((PatchResult::Stored(rec), groups));
-                }
-                // On SQLite, or after another write changed the user in
-                // between (the version check failed; with If-Match the
-                // client's version is stale and the 412 stands): read and
-                // patch inside the write transaction, the gate, the user
-                // and its groups in one statement. On SQLite's single
-                // writer nothing can race that, and the read costs no
-                // hand-off to another thread (measured +10–14% against
-                // the optimistic read there); on PostgreSQL the check may
-                // fail again, and this is retried.
-                store
-                    .write_user_async(target, with_groups, move |conn, found| {
-                        let (current, groups) = found.ok_or(StoreError::NotFound)?;
-                        let (attrs, password) = match apply(&current)? {
-                            Err(e) => return Ok((PatchResult::Invalid(e), groups)),
-                            Ok(None) => return Ok((PatchResult::Stored(current), groups)),
-                            Ok(Some(change)) => change,
-                        };
-                        let rec = scim_store::update_user_from(conn, &current, &attrs, password)?;
-                        Ok((PatchResult::Stored(rec), groups))
-                    })
-                    .await
-            }
-        },
-        client_precondition,
-    )
-    .await
-    .map_err(store_err("User", &id))?;
+    let (outcome, groups) = api
+        .gated_store()
+        .edit_user_async(id.clone(), with_groups, apply)
+        .await
+        .map_err(store_err("User", &id))?;
     let rec = match outcome {
         PatchResult::Invalid(e) => return Err(e.into()),
         PatchResult::Stored(rec) => rec,

@@ -26,6 +26,7 @@ mod schema;
 mod sql;
 pub mod store;
 pub mod tokens;
+pub mod user_batch;
 pub mod users;
 
 #[cfg(feature = "testing")]

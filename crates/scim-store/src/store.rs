@@ -16,6 +16,8 @@ use crate::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::error::StoreError;
 use crate::group_commit::{GroupCommitWriter, WriteQueue};
 use crate::read_queue::ReadQueue;
+use crate::user_batch::{Edit, Found, UserBatcher};
+use crate::users::{insert_user, UserRecord};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -59,8 +61,9 @@ pub struct Store {
 /// Where writes go.
 #[derive(Clone)]
 enum Writer {
-    /// A transaction per call on a pooled connection (PostgreSQL).
-    Pool(Pool),
+    /// A transaction per call on a pooled connection (PostgreSQL), and
+    /// the batcher threads of User creates and edits (`user_batch.rs`).
+    Pool { pool: Pool, users: Arc<UserBatcher> },
     /// SQLite's single writer connection, with group commit, and the
     /// queue of its writer thread.
     GroupCommit {
@@ -138,7 +141,13 @@ impl Store {
                     Some(Arc::new(checkpointer)),
                 )
             }
-            Backend::Postgres => (Writer::Pool(read.clone()), None),
+            Backend::Postgres => (
+                Writer::Pool {
+                    pool: read.clone(),
+                    users: Arc::new(UserBatcher::start(read.clone())?),
+                },
+                None,
+            ),
         };
         Ok(Store {
             read,
@@ -183,7 +192,7 @@ impl Store {
         f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match &self.write {
-            Writer::Pool(pool) => f(&mut *pool.get()?),
+            Writer::Pool { pool, .. } => f(&mut *pool.get()?),
             Writer::GroupCommit { writer, .. } => writer.exclusive(f),
         }
     }
@@ -234,16 +243,9 @@ impl Store {
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
     {
         match &self.write {
-            Writer::Pool(pool) => transaction(&mut *pool.get()?, f),
+            Writer::Pool { pool, .. } => transaction(&mut *pool.get()?, f),
             Writer::GroupCommit { writer, .. } => writer.run(f),
         }
-    }
-
-    /// Whether writes run one at a time on one connection (SQLite): then a
-    /// read inside a write cannot race another write, and costs no more
-    /// than a read beside it.
-    pub fn serializes_writes(&self) -> bool {
-        matches!(self.write, Writer::GroupCommit { .. })
     }
 
     /// [`Store::write`] without blocking the calling thread, for `f` that
@@ -266,8 +268,55 @@ impl Store {
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         match &self.write {
-            Writer::Pool(_) => Answer(self.reads.submit(move |conn| transaction(conn, f))),
+            Writer::Pool { .. } => Answer(self.reads.submit(move |conn| transaction(conn, f))),
             Writer::GroupCommit { queue, .. } => Answer(queue.submit(f)),
+        }
+    }
+    /// Creates a User (`users::insert_user`) behind the User
+    /// Synchronization gate, without blocking the calling thread.
+    ///
+    /// On SQLite this is a [`Store::queue_write`]. On PostgreSQL the create
+    /// joins whatever other User creates and edits are waiting, in one
+    /// transaction with one statement per step for all of them
+    /// (`user_batch.rs`). Either way it answers once committed, with
+    /// `Conflict` for a userName already taken.
+    pub fn queue_insert_user(
+        &self,
+        attrs: serde_json::Map<String, serde_json::Value>,
+        password_hash: Option<String>,
+    ) -> Answer<UserRecord> {
+        match &self.write {
+            Writer::Pool { users, .. } => Answer(users.insert(attrs, password_hash)),
+            Writer::GroupCommit { queue, .. } => Answer(queue.submit(move |conn| {
+                crate::sync::scim_gate(conn)?;
+                insert_user(conn, &attrs, password_hash.as_deref())
+            })),
+        }
+    }
+
+    /// Edits the User `id` behind the User Synchronization gate, without
+    /// blocking the calling thread: `f` gets the user as stored (with its
+    /// groups when `with_groups`; `None` if there is no such user) and
+    /// says what to store ([`Edit`]); the user cannot change between that
+    /// read and the write.
+    ///
+    /// On SQLite this is a [`Store::queue_write`] that reads the user on
+    /// the single writer. On PostgreSQL the edit joins whatever other User
+    /// creates and edits are waiting (`user_batch.rs`), which read their
+    /// users in one statement, locking their rows. `f` may be called more
+    /// than once (once more if the batch falls back to running its writes
+    /// alone), always with the user as then stored; the answer comes from
+    /// the call whose outcome was committed.
+    pub fn queue_user_edit<T, F>(&self, id: String, with_groups: bool, f: F) -> Answer<T>
+    where
+        T: Send + 'static,
+        F: Fn(Found) -> Result<Edit<T>, StoreError> + Send + 'static,
+    {
+        match &self.write {
+            Writer::Pool { users, .. } => Answer(users.edit(id, with_groups, f)),
+            Writer::GroupCommit { queue, .. } => Answer(
+                queue.submit(move |conn| crate::user_batch::edit_alone(conn, &id, with_groups, &f)),
+            ),
         }
     }
 }
@@ -276,6 +325,19 @@ impl Store {
 /// queued by [`Store::queue_read`].
 #[derive(Debug)]
 pub struct Answer<T>(tokio::sync::oneshot::Receiver<Result<T, StoreError>>);
+
+impl<T> Answer<T> {
+    /// Blocks the calling thread until the answer comes: for blocking
+    /// callers (tools, tests). It must not be called on an async runtime's
+    /// thread (tokio panics), where the answer is awaited instead.
+    pub fn wait(self) -> Result<T, StoreError> {
+        self.0.blocking_recv().unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the thread running the query stopped before answering".to_owned(),
+            ))
+        })
+    }
+}
 
 impl<T> Future for Answer<T> {
     type Output = Result<T, StoreError>;
@@ -296,7 +358,7 @@ impl<T> Future for Answer<T> {
 /// manager delegates to the inner connection's `AnsiTransactionManager`, so
 /// beginning on the inner connection and committing through the outer one
 /// keeps Diesel's transaction state consistent.
-fn transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, StoreError>
+pub(crate) fn transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, StoreError>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
 {

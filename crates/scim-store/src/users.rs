@@ -62,21 +62,21 @@ struct UserRow {
 
 /// One row of the filter index.
 #[derive(Debug, Clone, PartialEq)]
-struct UserValueRow {
-    user_id: String,
-    attr: String,
-    idx: i32,
-    value: Option<String>,
-    value_ci: Option<String>,
-    display_ci: Option<String>,
-    type_ci: Option<String>,
-    is_primary: Option<bool>,
-    formatted_ci: Option<String>,
-    street_address_ci: Option<String>,
-    locality_ci: Option<String>,
-    region_ci: Option<String>,
-    postal_code_ci: Option<String>,
-    country_ci: Option<String>,
+pub(crate) struct UserValueRow {
+    pub(crate) user_id: String,
+    pub(crate) attr: String,
+    pub(crate) idx: i32,
+    pub(crate) value: Option<String>,
+    pub(crate) value_ci: Option<String>,
+    pub(crate) display_ci: Option<String>,
+    pub(crate) type_ci: Option<String>,
+    pub(crate) is_primary: Option<bool>,
+    pub(crate) formatted_ci: Option<String>,
+    pub(crate) street_address_ci: Option<String>,
+    pub(crate) locality_ci: Option<String>,
+    pub(crate) region_ci: Option<String>,
+    pub(crate) postal_code_ci: Option<String>,
+    pub(crate) country_ci: Option<String>,
 }
 
 impl UserValueRow {
@@ -101,19 +101,19 @@ impl UserValueRow {
 }
 
 /// The columns of `users` derived from the canonical attributes.
-struct Derived<'a> {
-    user_name: &'a str,
-    user_name_ci: String,
-    external_id: Option<&'a str>,
+pub(crate) struct Derived<'a> {
+    pub(crate) user_name: &'a str,
+    pub(crate) user_name_ci: String,
+    pub(crate) external_id: Option<&'a str>,
     /// displayName as given: the `display` of the user's memberships
     /// (RFC 7643 §4.2), read by a join.
-    display_name: Option<&'a str>,
-    display_name_ci: Option<String>,
-    active: bool,
+    pub(crate) display_name: Option<&'a str>,
+    pub(crate) display_name_ci: Option<String>,
+    pub(crate) active: bool,
 }
 
 /// The canonical JSON stored in `users.resource`.
-fn serialize(attrs: &Map<String, Value>) -> Result<String, StoreError> {
+pub(crate) fn serialize(attrs: &Map<String, Value>) -> Result<String, StoreError> {
     serde_json::to_string(attrs).map_err(|e| StoreError::internal("serialising a user failed", &e))
 }
 
@@ -138,7 +138,7 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-fn derive(attrs: &Map<String, Value>) -> Result<Derived<'_>, StoreError> {
+pub(crate) fn derive(attrs: &Map<String, Value>) -> Result<Derived<'_>, StoreError> {
     let user_name = match get_ci(attrs, "userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.as_str(),
         _ => {
@@ -170,7 +170,7 @@ fn derive(attrs: &Map<String, Value>) -> Result<Derived<'_>, StoreError> {
 }
 
 /// The `user_values` rows for a user's attributes.
-fn derive_values(user_id: &str, attrs: &Map<String, Value>) -> Vec<UserValueRow> {
+pub(crate) fn derive_values(user_id: &str, attrs: &Map<String, Value>) -> Vec<UserValueRow> {
     let mut rows = Vec::new();
     for (attr, keys, case_exact) in single_leaves() {
         let case_exact = *case_exact;
@@ -320,7 +320,10 @@ struct StoredValueRow {
 
 /// The filter index rows stored for `user_id` (one range scan of the
 /// primary key).
-fn stored_values(conn: &mut DbConnection, user_id: &str) -> Result<Vec<UserValueRow>, StoreError> {
+pub(crate) fn stored_values(
+    conn: &mut DbConnection,
+    user_id: &str,
+) -> Result<Vec<UserValueRow>, StoreError> {
     let mut b = SqlBuilder::fixed(conn.backend());
     b.push("SELECT attr, idx, ")
         .push(&VALUE_COLUMNS.join(", "))
@@ -371,7 +374,7 @@ fn insert_values(conn: &mut DbConnection, rows: &[UserValueRow]) -> Result<(), S
 }
 
 /// Rows to delete, rows to update (stored, new), rows to insert.
-type ValueDiff<'a> = (
+pub(crate) type ValueDiff<'a> = (
     Vec<&'a UserValueRow>,
     Vec<(&'a UserValueRow, &'a UserValueRow)>,
     Vec<UserValueRow>,
@@ -381,7 +384,7 @@ type ValueDiff<'a> = (
 /// key), rows to update in place, rows to insert. Rows equal in both are
 /// left alone, so a PATCH of `title` touches one row.
 /// Changed rows come as (stored, new).
-fn diff_values<'a>(old: &'a [UserValueRow], new: &'a [UserValueRow]) -> ValueDiff<'a> {
+pub(crate) fn diff_values<'a>(old: &'a [UserValueRow], new: &'a [UserValueRow]) -> ValueDiff<'a> {
     let key = |r: &'a UserValueRow| (r.attr.as_str(), r.idx);
     let old_by_key: HashMap<_, _> = old.iter().map(|r| (key(r), r)).collect();
     let new_keys: HashSet<_> = new.iter().map(key).collect();
@@ -478,7 +481,7 @@ pub(crate) fn to_record(
     })
 }
 
-fn user_name_taken(user_name: &str) -> StoreError {
+pub(crate) fn user_name_taken(user_name: &str) -> StoreError {
     StoreError::Conflict(format!(
         "userName \"{user_name}\" is already taken (userName is unique, case-insensitively)"
     ))
