@@ -362,12 +362,26 @@ pub(crate) fn transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, Stor
 where
     F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
 {
+    transaction_begun_by(conn, "BEGIN", f)
+}
+
+/// [`transaction`], beginning it on PostgreSQL with `pg_begin` (which
+/// must start with `BEGIN`; it may add statements, such as `SET LOCAL`,
+/// that run in the same round trip).
+pub(crate) fn transaction_begun_by<T, F>(
+    conn: &mut DbConnection,
+    pg_begin: &str,
+    f: F,
+) -> Result<T, StoreError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+{
     match conn {
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
         }
         DbConnection::Postgres(c) => {
-            AnsiTransactionManager::begin_transaction(c)?;
+            AnsiTransactionManager::begin_transaction_sql(c, pg_begin)?;
         }
     }
     match f(conn) {

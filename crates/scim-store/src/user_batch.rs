@@ -57,7 +57,7 @@ use crate::connection::{ConnectionManager, DbConnection};
 use crate::error::StoreError;
 use crate::gated::find_user_gated;
 use crate::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
-use crate::store::transaction;
+use crate::store::{transaction, transaction_begun_by};
 use crate::users::{
     derive, derive_values, diff_values, insert_user, serialize, to_record, update_user_from,
     user_name_taken, PasswordChange, UserRecord, UserValueRow,
@@ -74,6 +74,15 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// COMMIT to reach the disk; more only split the queue into smaller
 /// batches (docs/BENCHMARKS.md).
 pub(crate) const BATCHERS: usize = 2;
+
+/// How a batch transaction begins: its statements use generic plans.
+/// Their texts are fixed, but PostgreSQL's plan cache kept planning the
+/// array-driven ones anew for every execution (a custom plan looks
+/// cheaper once it knows the arrays' lengths): that planning was a
+/// quarter of PostgreSQL's CPU under a PATCH load (docs/BENCHMARKS.md).
+/// `SET LOCAL` ends with the transaction, so other statements on the
+/// pooled connection keep the default.
+const BATCH_BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
 
 /// A user as stored and its direct groups (empty unless asked for), or
 /// `None` when there is no such user: what an edit decides on.
@@ -443,7 +452,7 @@ fn serve(pool: &Pool, queue: &Mutex<mpsc::Receiver<Job>>) {
 /// Runs a batch: in one transaction, or, if that fails, each write alone.
 fn run(conn: &mut DbConnection, inserts: &mut [InsertJob], edits: &mut [Box<dyn EditJob>]) {
     let together = catch_unwind(AssertUnwindSafe(|| {
-        transaction(conn, |conn| write_batch(conn, inserts, edits))
+        transaction_begun_by(conn, BATCH_BEGIN, |conn| write_batch(conn, inserts, edits))
     }));
     match together {
         Ok(Ok(stored)) => {
