@@ -734,7 +734,7 @@ fn update_users(
          WHERE u.id = t.id AND u.version = t.expected AND u.deleted_at IS NULL \
          RETURNING u.id AS id",
     )
-    .bind(ArrayBind::Scalar(now.clone()))
+    .bind(ArrayBind::ScalarText(now.clone()))
     .bind(ArrayBind::Text(cols.id))
     .bind(ArrayBind::BigInt(cols.expected))
     .bind(ArrayBind::Text(cols.user_name))
@@ -874,7 +874,7 @@ enum ArrayBind {
     BigInt(Vec<i64>),
     Bool(Vec<bool>),
     NullableBool(Vec<Option<bool>>),
-    Scalar(String),
+    ScalarText(String),
 }
 
 /// A PostgreSQL statement with fixed text, where each `?` is a bind, run
@@ -924,7 +924,7 @@ impl QueryFragment<Pg> for ArrayQuery<'_> {
                 ArrayBind::BigInt(v) => out.push_bind_param::<Array<BigInt>, _>(v)?,
                 ArrayBind::Bool(v) => out.push_bind_param::<Array<Bool>, _>(v)?,
                 ArrayBind::NullableBool(v) => out.push_bind_param::<Array<Nullable<Bool>>, _>(v)?,
-                ArrayBind::Scalar(s) => out.push_bind_param::<Text, _>(s)?,
+                ArrayBind::ScalarText(s) => out.push_bind_param::<Text, _>(s)?,
             }
             out.push_sql(part);
         }
