@@ -17,7 +17,7 @@ use crate::error::StoreError;
 use crate::group_commit::{GroupCommitWriter, WriteQueue};
 use crate::read_queue::ReadQueue;
 use crate::user_batch::{Edit, Found, UserBatcher};
-use crate::users::{insert_user, UserRecord};
+use crate::users::UserRecord;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -288,8 +288,7 @@ impl Store {
         match &self.write {
             Writer::Pool { users, .. } => Answer(users.insert(attrs, password_hash)),
             Writer::GroupCommit { queue, .. } => Answer(queue.submit(move |conn| {
-                crate::sync::scim_gate(conn)?;
-                insert_user(conn, &attrs, password_hash.as_deref())
+                crate::user_batch::insert_alone(conn, &attrs, password_hash.as_deref())
             })),
         }
     }

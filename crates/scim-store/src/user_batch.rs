@@ -265,6 +265,17 @@ where
     }
 }
 
+/// A create on its own, inside the caller's transaction: the gate, then
+/// `users::insert_user`.
+pub(crate) fn insert_alone(
+    conn: &mut DbConnection,
+    attrs: &Map<String, Value>,
+    password_hash: Option<&str>,
+) -> Result<UserRecord, StoreError> {
+    crate::sync::scim_gate(conn)?;
+    insert_user(conn, attrs, password_hash)
+}
+
 /// A queued create.
 struct InsertJob {
     attrs: Map<String, Value>,
@@ -276,10 +287,7 @@ struct InsertJob {
 impl InsertJob {
     fn alone(&mut self, conn: &mut DbConnection) {
         let (attrs, hash) = (&self.attrs, self.password_hash.as_deref());
-        self.result = Some(transaction(conn, |conn| {
-            crate::sync::scim_gate(conn)?;
-            insert_user(conn, attrs, hash)
-        }));
+        self.result = Some(transaction(conn, |conn| insert_alone(conn, attrs, hash)));
     }
 
     fn answer(self) {
