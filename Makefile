@@ -36,7 +36,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## SCIM conformance: scim2-tester (PyPI) in a local venv against a fresh scimd.
-conformance: release
+conformance: build
 	scripts/conformance.sh
 
 ## Benchmarks (not run by CI): see docs/BENCHMARKS.md and docs/BENCHMARKS-GROUPS.md.

@@ -2,8 +2,8 @@
 # SCIM 2.0 conformance: runs the public checker scim2-tester (PyPI, by Yaal
 # Coop) against a fresh scimd on a temporary SQLite database.
 #
-#   make conformance            # builds the release binary, then runs this
-#   scripts/conformance.sh      # uses target/release/scimd as it is
+#   make conformance            # builds the debug binary, then runs this
+#   scripts/conformance.sh      # uses target/debug/scimd as it is
 #
 # The checker is installed, with every dependency pinned, into .venv/ (created
 # when missing). It reads the server's discovery endpoints, then runs its
@@ -15,7 +15,7 @@
 # failure. Other results are printed but do not fail the run.
 #
 # Environment:
-#   SCIMD_BIN          binary to test (default target/release/scimd)
+#   SCIMD_BIN          binary to test (default target/debug/scimd)
 #   CONFORMANCE_GATE   space-separated resource types whose failures fail the
 #                      run (default "User Group")
 #   CONFORMANCE_OUT    directory for the JSON report and the HTTP log
@@ -25,7 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-BIN="${SCIMD_BIN:-$ROOT/target/release/scimd}"
+BIN="${SCIMD_BIN:-$ROOT/target/debug/scimd}"
 GATE="${CONFORMANCE_GATE:-User Group}"
 OUT="${CONFORMANCE_OUT:-$ROOT/target/conformance}"
 VENV="$ROOT/.venv"
@@ -53,7 +53,7 @@ typing_extensions==4.16.0"
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'conformance: %s\n' "$*" >&2; exit 2; }
 
-[ -x "$BIN" ] || die "$BIN not found: run 'make conformance' (or 'cargo build --release -p scimd') first"
+[ -x "$BIN" ] || die "$BIN not found: run 'make conformance' (or 'cargo build -p scimd') first"
 command -v python3 >/dev/null || die "python3 is required"
 
 # --- the checker, in .venv/ ---------------------------------------------------
