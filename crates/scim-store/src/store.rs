@@ -318,6 +318,15 @@ impl Store {
             ),
         }
     }
+
+    /// PostgreSQL's User write batches so far (`None` on SQLite).
+    #[cfg(test)]
+    pub(crate) fn user_batch_stats(&self) -> Option<crate::user_batch::BatchStats> {
+        match &self.write {
+            Writer::Pool { users, .. } => Some(users.stats()),
+            Writer::GroupCommit { .. } => None,
+        }
+    }
 }
 
 /// The result of a write queued by [`Store::queue_write`], or of a read

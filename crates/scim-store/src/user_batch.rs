@@ -15,18 +15,24 @@
 //! and run every write that is waiting in ONE transaction, with one
 //! statement per step for the whole batch, whatever its size:
 //!
-//! 1. the User Synchronization gate (`sync::scim_gate`);
-//! 2. the new users: one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO
-//!    NOTHING RETURNING id` (a userName taken, by another transaction or
-//!    by an earlier create of the same batch, returns no id and answers
-//!    409, exactly as a lone insert's unique violation would);
-//! 3. the users being edited, with their groups when asked, locked
+//! 1. the creates, in one statement: the User Synchronization gate, then
+//!    `INSERT INTO users … SELECT FROM unnest(…) ON CONFLICT DO NOTHING
+//!    RETURNING id` (a userName taken, by another transaction or by an
+//!    earlier create of the same batch, returns no id and answers 409,
+//!    exactly as a lone insert's unique violation would), and, as a
+//!    data-modifying CTE, the `user_values` rows of the users inserted;
+//! 2. the users being edited, with their groups when asked, locked
 //!    (`FOR NO KEY UPDATE`, in id order so that two batches cannot
-//!    deadlock); each edit's closure then decides on its user in memory;
-//! 4. one `UPDATE users … FROM unnest(…)` for every edit that writes;
-//! 5. the `user_values` rows: one DELETE, one UPDATE and one INSERT (new
-//!    users' rows and edited ones' together), each only when needed;
-//! 6. COMMIT, after which every write is answered.
+//!    deadlock), with the gate in the same statement; each edit's closure
+//!    then decides on its user in memory;
+//! 3. one `UPDATE users … FROM unnest(…)` for every edit that writes,
+//!    with the `user_values` rows to delete, update and insert as
+//!    data-modifying CTEs of the same statement;
+//! 4. COMMIT, after which every write is answered.
+//!
+//! So a batch of edits is four round trips (BEGIN, the read, the write,
+//! COMMIT), and a batch of creates three, where one transaction per write
+//! took five or six each.
 //!
 //! The statement texts are fixed (arrays are bound, not rows), so each is
 //! one cached prepared statement.
@@ -44,6 +50,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError, TryLockError};
 
 use diesel::pg::{Pg, PgConnection};
@@ -251,7 +258,7 @@ where
              FOR NO KEY UPDATE",
         )
         .bind(ArrayBind::Text(vec![id.to_owned()]))
-        .load::<IdRow>(pg)?;
+        .execute(pg)?;
     }
     let gated = find_user_gated(conn, id, with_groups)?;
     match f(gated.found)? {
@@ -309,6 +316,25 @@ enum Job {
 /// queue: the batchers finish what was queued and exit (not joined).
 pub(crate) struct UserBatcher {
     sender: mpsc::Sender<Job>,
+    counters: Arc<Counters>,
+}
+
+/// What the batchers count (read by tests, through
+/// [`UserBatcher::stats`]).
+#[derive(Default)]
+struct Counters {
+    /// Batches of more than one write that failed and ran each alone.
+    fallbacks: AtomicUsize,
+    /// The most writes one batch committed together.
+    largest: AtomicUsize,
+}
+
+/// A snapshot of the batchers' [`Counters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct BatchStats {
+    pub(crate) fallbacks: usize,
+    pub(crate) largest: usize,
 }
 
 impl UserBatcher {
@@ -316,14 +342,23 @@ impl UserBatcher {
     pub(crate) fn start(pool: Pool) -> Result<UserBatcher, StoreError> {
         let (sender, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let counters = Arc::new(Counters::default());
         for i in 0..BATCHERS {
-            let (pool, queue) = (pool.clone(), Arc::clone(&queue));
+            let (pool, queue, counters) = (pool.clone(), Arc::clone(&queue), Arc::clone(&counters));
             std::thread::Builder::new()
                 .name(format!("user-batcher-{i}"))
-                .spawn(move || serve(&pool, &queue))
+                .spawn(move || serve(&pool, &queue, &counters))
                 .map_err(|e| StoreError::internal("cannot start a user batcher thread", &e))?;
         }
-        Ok(UserBatcher { sender })
+        Ok(UserBatcher { sender, counters })
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn stats(&self) -> BatchStats {
+        BatchStats {
+            fallbacks: self.counters.fallbacks.load(Ordering::Relaxed),
+            largest: self.counters.largest.load(Ordering::Relaxed),
+        }
     }
 
     /// Queues the creation of a user (behind the gate).
@@ -394,7 +429,7 @@ fn fail_all(jobs: Vec<Job>, e: &StoreError) {
 /// at most one edit per user: a second edit of the same user waits for
 /// the next batch, so it sees the first one's result) and runs them as
 /// one batch. Returns when the queue closes.
-fn serve(pool: &Pool, queue: &Mutex<mpsc::Receiver<Job>>) {
+fn serve(pool: &Pool, queue: &Mutex<mpsc::Receiver<Job>>, counters: &Counters) {
     let mut carried: Vec<Job> = Vec::new();
     loop {
         let mut jobs = std::mem::take(&mut carried);
@@ -437,7 +472,7 @@ fn serve(pool: &Pool, queue: &Mutex<mpsc::Receiver<Job>>) {
             }
         }
         match pool.get() {
-            Ok(mut conn) => run(&mut conn, &mut inserts, &mut edits),
+            Ok(mut conn) => run(&mut conn, &mut inserts, &mut edits, counters),
             Err(e) => {
                 let e = StoreError::from(e);
                 for j in &mut inserts {
@@ -458,22 +493,26 @@ fn serve(pool: &Pool, queue: &Mutex<mpsc::Receiver<Job>>) {
 }
 
 /// Runs a batch: in one transaction, or, if that fails, each write alone.
-fn run(conn: &mut DbConnection, inserts: &mut [InsertJob], edits: &mut [Box<dyn EditJob>]) {
+fn run(
+    conn: &mut DbConnection,
+    inserts: &mut [InsertJob],
+    edits: &mut [Box<dyn EditJob>],
+    counters: &Counters,
+) {
     let together = catch_unwind(AssertUnwindSafe(|| {
         transaction_begun_by(conn, BATCH_BEGIN, |conn| write_batch(conn, inserts, edits))
     }));
+    let size = inserts.len() + edits.len();
     match together {
         Ok(Ok(stored)) => {
+            counters.largest.fetch_max(size, Ordering::Relaxed);
             for (i, rec) in stored {
                 edits[i].stored(rec);
             }
         }
         Ok(Err(e)) => {
-            #[cfg(test)]
-            if inserts.len() + edits.len() > 1 {
-                tests::SHARED_FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            if inserts.len() + edits.len() > 1 {
+            if size > 1 {
+                counters.fallbacks.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, "a user write batch failed; running its writes alone");
             }
             for j in inserts.iter_mut() {
@@ -512,29 +551,56 @@ struct NewUser {
 
 /// The body of a batch transaction; returns the edits' stored records
 /// (by index into `edits`). The creates' answers are set on their jobs.
+///
+/// The User Synchronization gate rides in the batch's first statement
+/// (the INSERT of the creates, else the locking read of the edits), so
+/// it costs no round trip of its own; a batch that runs neither (every
+/// create invalid) asks it alone. A closed gate fails the batch, and each
+/// write then gets the refusal from running alone.
 fn write_batch(
     conn: &mut DbConnection,
     inserts: &mut [InsertJob],
     edits: &mut [Box<dyn EditJob>],
 ) -> Result<Vec<(usize, UserRecord)>, StoreError> {
-    crate::sync::scim_gate(conn)?;
-    let DbConnection::Postgres(pg) = conn else {
-        return Err(StoreError::Internal(
-            "user write batches are for PostgreSQL".to_owned(),
-        ));
+    let (stored, gated) = {
+        let DbConnection::Postgres(pg) = &mut *conn else {
+            return Err(StoreError::Internal(
+                "user write batches are for PostgreSQL".to_owned(),
+            ));
+        };
+        let inserted = insert_users(pg, inserts)?;
+        let edited = update_users(pg, edits)?;
+        (edited.stored, inserted || edited.gated)
     };
-    let mut values: Vec<UserValueRow> = Vec::new();
-    insert_users(pg, inserts, &mut values)?;
-    let stored = update_users(pg, edits, &mut values)?;
-    insert_values(pg, &values)?;
+    if !gated {
+        crate::sync::scim_gate(conn)?;
+    }
     Ok(stored)
 }
 
-fn insert_users(
-    pg: &mut PgConnection,
-    inserts: &mut [InsertJob],
-    values: &mut Vec<UserValueRow>,
-) -> Result<(), StoreError> {
+/// The gate, read in the statement of the batch that carries it.
+const GATE_CTE: &str = "g AS (SELECT s.enabled FROM sync_state s WHERE s.id = 1)";
+
+#[derive(QueryableByName)]
+struct GatedIdRow {
+    #[diesel(sql_type = Bool)]
+    enabled: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    id: Option<String>,
+}
+
+/// Fails with the gate's error unless the first row says it is open.
+fn check_gate(enabled: Option<bool>) -> Result<(), StoreError> {
+    match enabled {
+        Some(true) => Ok(()),
+        _ => Err(crate::sync::sync_disabled_error()),
+    }
+}
+
+/// The creates' part of a batch, in one statement: the gate, the `users`
+/// rows, and the `user_values` rows of those inserted. Returns whether it
+/// ran (and so checked the gate).
+fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool, StoreError> {
     let mut rows = Vec::with_capacity(inserts.len());
     for (i, job) in inserts.iter_mut().enumerate() {
         let prepared = derive(&job.attrs).and_then(|d| {
@@ -564,58 +630,77 @@ fn insert_users(
         }
     }
     if rows.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     // In userName order, so that two batches creating the same names wait
     // for each other in one order and cannot deadlock.
     rows.sort_by(|a, b| a.user_name_ci.cmp(&b.user_name_ci));
-    let inserted: HashSet<String> = ArrayQuery::new(
-        "INSERT INTO users (id, user_name, user_name_ci, external_id, display_name_ci, \
-         display_name, active, resource, password_hash, version, created, last_modified) \
+    // Every create's index rows are bound; only those of the users
+    // actually inserted (`ins`) are written.
+    let values: Vec<UserValueRow> = rows
+        .iter()
+        .flat_map(|r| derive_values(&r.record.id, &inserts[r.job].attrs))
+        .collect();
+    let values_cte = if values.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", v AS (INSERT INTO user_values ({VALUE_COLUMNS}) SELECT t.* FROM unnest({VALUE_BINDS}) \
+             AS t({VALUE_COLUMNS}) WHERE t.user_id IN (SELECT ins.id FROM ins))"
+        )
+    };
+    let sql = format!(
+        "WITH {GATE_CTE}, ins AS (INSERT INTO users (id, user_name, user_name_ci, external_id, \
+         display_name_ci, display_name, active, resource, password_hash, version, created, \
+         last_modified) \
          SELECT t.id, t.user_name, t.user_name_ci, t.external_id, t.display_name_ci, \
          t.display_name, t.active, t.resource, t.password_hash, 1, t.created, t.created \
          FROM unnest(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) AS t(id, user_name, user_name_ci, \
          external_id, display_name_ci, display_name, active, resource, password_hash, created) \
-         ON CONFLICT DO NOTHING RETURNING id",
-    )
-    .bind(ArrayBind::Text(
-        rows.iter().map(|r| r.record.id.clone()).collect(),
-    ))
-    .bind(ArrayBind::Text(
-        rows.iter().map(|r| r.user_name.clone()).collect(),
-    ))
-    .bind(ArrayBind::Text(
-        rows.iter().map(|r| r.user_name_ci.clone()).collect(),
-    ))
-    .bind(ArrayBind::NullableText(
-        rows.iter().map(|r| r.external_id.clone()).collect(),
-    ))
-    .bind(ArrayBind::NullableText(
-        rows.iter().map(|r| r.display_name_ci.clone()).collect(),
-    ))
-    .bind(ArrayBind::NullableText(
-        rows.iter().map(|r| r.display_name.clone()).collect(),
-    ))
-    .bind(ArrayBind::Bool(rows.iter().map(|r| r.active).collect()))
-    .bind(ArrayBind::Text(
-        rows.iter().map(|r| r.resource.clone()).collect(),
-    ))
-    .bind(ArrayBind::NullableText(
-        rows.iter()
-            .map(|r| inserts[r.job].password_hash.clone())
-            .collect(),
-    ))
-    .bind(ArrayBind::Text(
-        rows.iter().map(|r| r.record.created.clone()).collect(),
-    ))
-    .load::<IdRow>(pg)?
-    .into_iter()
-    .map(|r| r.id)
-    .collect();
+         WHERE (SELECT g.enabled FROM g) \
+         ON CONFLICT DO NOTHING RETURNING id){values_cte} \
+         SELECT g.enabled AS enabled, ins.id AS id FROM g LEFT JOIN ins ON true"
+    );
+    let mut query = ArrayQuery::new(&sql)
+        .bind(ArrayBind::Text(
+            rows.iter().map(|r| r.record.id.clone()).collect(),
+        ))
+        .bind(ArrayBind::Text(
+            rows.iter().map(|r| r.user_name.clone()).collect(),
+        ))
+        .bind(ArrayBind::Text(
+            rows.iter().map(|r| r.user_name_ci.clone()).collect(),
+        ))
+        .bind(ArrayBind::NullableText(
+            rows.iter().map(|r| r.external_id.clone()).collect(),
+        ))
+        .bind(ArrayBind::NullableText(
+            rows.iter().map(|r| r.display_name_ci.clone()).collect(),
+        ))
+        .bind(ArrayBind::NullableText(
+            rows.iter().map(|r| r.display_name.clone()).collect(),
+        ))
+        .bind(ArrayBind::Bool(rows.iter().map(|r| r.active).collect()))
+        .bind(ArrayBind::Text(
+            rows.iter().map(|r| r.resource.clone()).collect(),
+        ))
+        .bind(ArrayBind::NullableText(
+            rows.iter()
+                .map(|r| inserts[r.job].password_hash.clone())
+                .collect(),
+        ))
+        .bind(ArrayBind::Text(
+            rows.iter().map(|r| r.record.created.clone()).collect(),
+        ));
+    if !values.is_empty() {
+        query = query.bind_values(&values);
+    }
+    let answer = query.load::<GatedIdRow>(pg)?;
+    check_gate(answer.first().map(|r| r.enabled))?;
+    let inserted: HashSet<String> = answer.into_iter().filter_map(|r| r.id).collect();
     for row in rows {
         let job = &mut inserts[row.job];
         if inserted.contains(&row.record.id) {
-            values.extend(derive_values(&row.record.id, &job.attrs));
             let mut record = row.record;
             record.attrs = job.attrs.clone();
             job.result = Some(Ok(record));
@@ -623,40 +708,55 @@ fn insert_users(
             job.result = Some(Err(user_name_taken(&row.user_name)));
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 #[derive(QueryableByName)]
-struct IdRow {
-    #[diesel(sql_type = Text)]
-    id: String,
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
 }
 
+/// A row of the edits' locking read: the gate, and one locked user (none
+/// when no user matched).
 #[derive(QueryableByName)]
 struct LockedRow {
-    #[diesel(sql_type = Text)]
-    id: String,
-    #[diesel(sql_type = Text)]
-    resource: String,
-    #[diesel(sql_type = BigInt)]
-    version: i64,
-    #[diesel(sql_type = Text)]
-    created: String,
-    #[diesel(sql_type = Text)]
-    last_modified: String,
+    #[diesel(sql_type = Bool)]
+    enabled: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    resource: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    version: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    created: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_modified: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     groups: Option<String>,
 }
 
-/// The edits' part of a batch: locks and reads their users, decides each
-/// edit, and writes those that store. Index rows to insert go to `values`.
+/// What the edits' part of a batch did.
+struct Edited {
+    /// The stored records, by index into the edits.
+    stored: Vec<(usize, UserRecord)>,
+    /// Whether it read (and so checked) the gate.
+    gated: bool,
+}
+
+/// The edits' part of a batch: one statement reads the gate and locks and
+/// reads their users; each edit decides in memory; one more statement
+/// writes those that store (`users` and their `user_values` rows).
 fn update_users(
     pg: &mut PgConnection,
     edits: &mut [Box<dyn EditJob>],
-    values: &mut Vec<UserValueRow>,
-) -> Result<Vec<(usize, UserRecord)>, StoreError> {
+) -> Result<Edited, StoreError> {
     if edits.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Edited {
+            stored: Vec::new(),
+            gated: false,
+        });
     }
     let with_groups = edits.iter().any(|e| e.with_groups());
     let ids: Vec<String> = edits.iter().map(|e| e.id().to_owned()).collect();
@@ -665,35 +765,50 @@ fn update_users(
     } else {
         "CAST(NULL AS TEXT)".to_owned()
     };
-    // Row locks in id order: two batches cannot deadlock on them.
+    // Row locks in id order: two batches cannot deadlock on them. The
+    // gate's one row is joined to the locked users, so it comes back even
+    // when no user matched.
     let sql = format!(
-        "SELECT u.id AS id, u.resource AS resource, u.version AS version, \
-         u.created AS created, u.last_modified AS last_modified, {groups} AS groups \
-         FROM users u WHERE u.id = ANY(?) AND u.deleted_at IS NULL \
-         ORDER BY u.id FOR NO KEY UPDATE OF u"
+        "WITH {GATE_CTE} \
+         SELECT g.enabled AS enabled, l.id AS id, l.resource AS resource, l.version AS version, \
+         l.created AS created, l.last_modified AS last_modified, l.groups AS groups \
+         FROM g LEFT JOIN (SELECT u.id, u.resource, u.version, u.created, u.last_modified, \
+         {groups} AS groups FROM users u WHERE u.id = ANY(?) AND u.deleted_at IS NULL \
+         ORDER BY u.id FOR NO KEY UPDATE OF u) l ON true"
     );
-    let mut locked: HashMap<String, LockedRow> = ArrayQuery::new(&sql)
+    let rows = ArrayQuery::new(&sql)
         .bind(ArrayBind::Text(ids))
-        .load::<LockedRow>(pg)?
+        .load::<LockedRow>(pg)?;
+    check_gate(rows.first().map(|r| r.enabled))?;
+    let mut locked: HashMap<String, LockedRow> = rows
         .into_iter()
-        .map(|r| (r.id.clone(), r))
+        .filter_map(|r| Some((r.id.clone()?, r)))
         .collect();
     let mut pending = Vec::new();
     for (i, edit) in edits.iter_mut().enumerate() {
         let found = match locked.remove(edit.id()) {
-            Some(row) => {
-                let groups = match (&row.groups, edit.with_groups()) {
+            Some(LockedRow {
+                id: Some(id),
+                resource: Some(resource),
+                version: Some(version),
+                created: Some(created),
+                last_modified: Some(last_modified),
+                groups,
+                ..
+            }) => {
+                let groups = match (&groups, edit.with_groups()) {
                     (Some(json), true) => parse_user_groups(json)?,
                     _ => Vec::new(),
                 };
-                let rec = to_record(
-                    row.id,
-                    &row.resource,
-                    row.version,
-                    row.created,
-                    row.last_modified,
-                )?;
-                Some((rec, groups))
+                Some((
+                    to_record(id, &resource, version, created, last_modified)?,
+                    groups,
+                ))
+            }
+            Some(_) => {
+                return Err(StoreError::Internal(
+                    "a locked user came back without its columns".to_owned(),
+                ))
             }
             None => None,
         };
@@ -702,7 +817,10 @@ fn update_users(
         }
     }
     if pending.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Edited {
+            stored: Vec::new(),
+            gated: true,
+        });
     }
     let now = scim_core::datetime::now();
     let mut cols = UpdateColumns::default();
@@ -729,49 +847,18 @@ fn update_users(
         }
     }
     let expected = pending.len();
-    let updated = ArrayQuery::new(
-        "UPDATE users AS u SET resource = t.resource, user_name = t.user_name, \
-         user_name_ci = t.user_name_ci, external_id = t.external_id, \
-         display_name_ci = t.display_name_ci, display_name = t.display_name, \
-         active = t.active, \
-         password_hash = CASE WHEN t.set_password THEN t.password_hash ELSE u.password_hash END, \
-         version = t.expected + 1, last_modified = ? \
-         FROM unnest(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) AS t(id, expected, user_name, \
-         user_name_ci, external_id, display_name_ci, display_name, active, resource, \
-         set_password, password_hash) \
-         WHERE u.id = t.id AND u.version = t.expected AND u.deleted_at IS NULL \
-         RETURNING u.id AS id",
-    )
-    .bind(ArrayBind::ScalarText(now.clone()))
-    .bind(ArrayBind::Text(cols.id))
-    .bind(ArrayBind::BigInt(cols.expected))
-    .bind(ArrayBind::Text(cols.user_name))
-    .bind(ArrayBind::Text(cols.user_name_ci))
-    .bind(ArrayBind::NullableText(cols.external_id))
-    .bind(ArrayBind::NullableText(cols.display_name_ci))
-    .bind(ArrayBind::NullableText(cols.display_name))
-    .bind(ArrayBind::Bool(cols.active))
-    .bind(ArrayBind::Text(cols.resource))
-    .bind(ArrayBind::Bool(cols.set_password))
-    .bind(ArrayBind::NullableText(cols.password_hash))
-    .load::<IdRow>(pg)?
-    .len();
-    if updated != expected {
-        // The rows are locked, so this cannot happen; if it does, the
-        // batch is rolled back and each edit runs alone.
-        return Err(StoreError::PreconditionFailed);
-    }
     let mut removed: Vec<UserValueRow> = Vec::new();
     let mut changed: Vec<UserValueRow> = Vec::new();
+    let mut added: Vec<UserValueRow> = Vec::new();
     let mut stored = Vec::with_capacity(pending.len());
     for (i, w) in pending {
         let id = &w.current.id;
         let old = derive_values(id, &w.current.attrs);
         let new = derive_values(id, &w.attrs);
-        let (gone, differ, added) = diff_values(&old, &new);
+        let (gone, differ, fresh) = diff_values(&old, &new);
         removed.extend(gone.into_iter().cloned());
         changed.extend(differ.into_iter().map(|(_, row)| row.clone()));
-        values.extend(added);
+        added.extend(fresh);
         stored.push((
             i,
             UserRecord {
@@ -783,36 +870,86 @@ fn update_users(
             },
         ));
     }
+    // One statement: the `users` UPDATE and, as data-modifying CTEs of
+    // it, the `user_values` rows to delete, update and insert (each only
+    // when there are some, so at most eight statement texts, each cached).
+    // Their keys are disjoint (`diff_values`), so the sub-statements,
+    // which see one snapshot, never touch the same row.
+    let mut sql = String::from(
+        "WITH upd AS (UPDATE users AS u SET resource = t.resource, user_name = t.user_name, \
+         user_name_ci = t.user_name_ci, external_id = t.external_id, \
+         display_name_ci = t.display_name_ci, display_name = t.display_name, \
+         active = t.active, \
+         password_hash = CASE WHEN t.set_password THEN t.password_hash ELSE u.password_hash END, \
+         version = t.expected + 1, last_modified = ? \
+         FROM unnest(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) AS t(id, expected, user_name, \
+         user_name_ci, external_id, display_name_ci, display_name, active, resource, \
+         set_password, password_hash) \
+         WHERE u.id = t.id AND u.version = t.expected AND u.deleted_at IS NULL \
+         RETURNING u.id AS id)",
+    );
     if !removed.is_empty() {
-        ArrayQuery::new(
-            "DELETE FROM user_values AS v USING unnest(?, ?, ?) AS t(user_id, attr, idx) \
-             WHERE v.user_id = t.user_id AND v.attr = t.attr AND v.idx = t.idx",
-        )
-        .bind(ArrayBind::Text(
-            removed.iter().map(|r| r.user_id.clone()).collect(),
-        ))
-        .bind(ArrayBind::Text(
-            removed.iter().map(|r| r.attr.clone()).collect(),
-        ))
-        .bind(ArrayBind::Integer(removed.iter().map(|r| r.idx).collect()))
-        .execute(pg)?;
+        sql.push_str(
+            ", d AS (DELETE FROM user_values AS v USING unnest(?, ?, ?) AS t(user_id, attr, idx) \
+             WHERE v.user_id = t.user_id AND v.attr = t.attr AND v.idx = t.idx)",
+        );
     }
     if !changed.is_empty() {
-        value_rows(
-            "UPDATE user_values AS v SET value = t.value, value_ci = t.value_ci, \
+        sql.push_str(&format!(
+            ", c AS (UPDATE user_values AS v SET value = t.value, value_ci = t.value_ci, \
              display_ci = t.display_ci, type_ci = t.type_ci, is_primary = t.is_primary, \
              formatted_ci = t.formatted_ci, street_address_ci = t.street_address_ci, \
              locality_ci = t.locality_ci, region_ci = t.region_ci, \
              postal_code_ci = t.postal_code_ci, country_ci = t.country_ci \
-             FROM unnest(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) AS t(user_id, attr, idx, \
-             value, value_ci, display_ci, type_ci, is_primary, formatted_ci, \
-             street_address_ci, locality_ci, region_ci, postal_code_ci, country_ci) \
-             WHERE v.user_id = t.user_id AND v.attr = t.attr AND v.idx = t.idx",
-            &changed,
-        )
-        .execute(pg)?;
+             FROM unnest({VALUE_BINDS}) AS t({VALUE_COLUMNS}) \
+             WHERE v.user_id = t.user_id AND v.attr = t.attr AND v.idx = t.idx)"
+        ));
     }
-    Ok(stored)
+    if !added.is_empty() {
+        sql.push_str(&format!(
+            ", i AS (INSERT INTO user_values ({VALUE_COLUMNS}) SELECT * FROM unnest({VALUE_BINDS}))"
+        ));
+    }
+    sql.push_str(" SELECT count(*) AS n FROM upd");
+    let mut query = ArrayQuery::new(&sql)
+        .bind(ArrayBind::ScalarText(now.clone()))
+        .bind(ArrayBind::Text(cols.id))
+        .bind(ArrayBind::BigInt(cols.expected))
+        .bind(ArrayBind::Text(cols.user_name))
+        .bind(ArrayBind::Text(cols.user_name_ci))
+        .bind(ArrayBind::NullableText(cols.external_id))
+        .bind(ArrayBind::NullableText(cols.display_name_ci))
+        .bind(ArrayBind::NullableText(cols.display_name))
+        .bind(ArrayBind::Bool(cols.active))
+        .bind(ArrayBind::Text(cols.resource))
+        .bind(ArrayBind::Bool(cols.set_password))
+        .bind(ArrayBind::NullableText(cols.password_hash));
+    if !removed.is_empty() {
+        query = query
+            .bind(ArrayBind::Text(
+                removed.iter().map(|r| r.user_id.clone()).collect(),
+            ))
+            .bind(ArrayBind::Text(
+                removed.iter().map(|r| r.attr.clone()).collect(),
+            ))
+            .bind(ArrayBind::Integer(removed.iter().map(|r| r.idx).collect()));
+    }
+    if !changed.is_empty() {
+        query = query.bind_values(&changed);
+    }
+    if !added.is_empty() {
+        query = query.bind_values(&added);
+    }
+    let updated = query.load::<CountRow>(pg)?.first().map_or(0, |r| r.n);
+    if usize::try_from(updated).ok() != Some(expected) {
+        // The rows are locked, so this cannot happen; if it does, the
+        // batch is rolled back and each edit runs alone.
+        return Err(StoreError::PreconditionFailed);
+    }
+    Ok(Edited {
+        stored,
+        gated: true,
+    })
 }
 
 /// The columns of the batch UPDATE of `users`, one array each.
@@ -831,47 +968,13 @@ struct UpdateColumns {
     password_hash: Vec<Option<String>>,
 }
 
-fn insert_values(pg: &mut PgConnection, rows: &[UserValueRow]) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    value_rows(
-        "INSERT INTO user_values (user_id, attr, idx, value, value_ci, display_ci, type_ci, \
-         is_primary, formatted_ci, street_address_ci, locality_ci, region_ci, postal_code_ci, \
-         country_ci) SELECT * FROM unnest(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    .execute(pg)?;
-    Ok(())
-}
+/// The columns of `user_values`, in table order.
+const VALUE_COLUMNS: &str = "user_id, attr, idx, value, value_ci, display_ci, type_ci, \
+     is_primary, formatted_ci, street_address_ci, locality_ci, region_ci, postal_code_ci, \
+     country_ci";
 
-/// `sql` with every column of `rows` bound as an array, in table order.
-fn value_rows<'a>(sql: &'a str, rows: &[UserValueRow]) -> ArrayQuery<'a> {
-    let text = |f: fn(&UserValueRow) -> &Option<String>| {
-        ArrayBind::NullableText(rows.iter().map(|r| f(r).clone()).collect())
-    };
-    ArrayQuery::new(sql)
-        .bind(ArrayBind::Text(
-            rows.iter().map(|r| r.user_id.clone()).collect(),
-        ))
-        .bind(ArrayBind::Text(
-            rows.iter().map(|r| r.attr.clone()).collect(),
-        ))
-        .bind(ArrayBind::Integer(rows.iter().map(|r| r.idx).collect()))
-        .bind(text(|r| &r.value))
-        .bind(text(|r| &r.value_ci))
-        .bind(text(|r| &r.display_ci))
-        .bind(text(|r| &r.type_ci))
-        .bind(ArrayBind::NullableBool(
-            rows.iter().map(|r| r.is_primary).collect(),
-        ))
-        .bind(text(|r| &r.formatted_ci))
-        .bind(text(|r| &r.street_address_ci))
-        .bind(text(|r| &r.locality_ci))
-        .bind(text(|r| &r.region_ci))
-        .bind(text(|r| &r.postal_code_ci))
-        .bind(text(|r| &r.country_ci))
-}
+/// One array bind per column of [`VALUE_COLUMNS`].
+const VALUE_BINDS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 
 /// A bound parameter of an [`ArrayQuery`]: a PostgreSQL array (one
 /// element per row), or one scalar.
@@ -904,6 +1007,34 @@ impl<'a> ArrayQuery<'a> {
     fn bind(mut self, bind: ArrayBind) -> Self {
         self.binds.push(bind);
         self
+    }
+
+    /// Binds every column of `rows` as an array, in the order of
+    /// [`VALUE_COLUMNS`].
+    fn bind_values(self, rows: &[UserValueRow]) -> Self {
+        let text = |f: fn(&UserValueRow) -> &Option<String>| {
+            ArrayBind::NullableText(rows.iter().map(|r| f(r).clone()).collect())
+        };
+        self.bind(ArrayBind::Text(
+            rows.iter().map(|r| r.user_id.clone()).collect(),
+        ))
+        .bind(ArrayBind::Text(
+            rows.iter().map(|r| r.attr.clone()).collect(),
+        ))
+        .bind(ArrayBind::Integer(rows.iter().map(|r| r.idx).collect()))
+        .bind(text(|r| &r.value))
+        .bind(text(|r| &r.value_ci))
+        .bind(text(|r| &r.display_ci))
+        .bind(text(|r| &r.type_ci))
+        .bind(ArrayBind::NullableBool(
+            rows.iter().map(|r| r.is_primary).collect(),
+        ))
+        .bind(text(|r| &r.formatted_ci))
+        .bind(text(|r| &r.street_address_ci))
+        .bind(text(|r| &r.locality_ci))
+        .bind(text(|r| &r.region_ci))
+        .bind(text(|r| &r.postal_code_ci))
+        .bind(text(|r| &r.country_ci))
     }
 }
 
@@ -948,11 +1079,6 @@ mod tests {
     use crate::testing::backends;
     use crate::{find_password_hash, find_user, Store};
     use serde_json::json;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Batches of more than one write that fell back to running each
-    /// alone.
-    pub(super) static SHARED_FALLBACKS: AtomicUsize = AtomicUsize::new(0);
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
@@ -1057,6 +1183,11 @@ mod tests {
                 }
             }
             assert_eq!(won, [1; 50], "{backend}");
+            if let Some(stats) = store.user_batch_stats() {
+                // The names taken within a batch or by another one were
+                // answered by the batch's INSERT, not by a fallback.
+                assert_eq!(stats.fallbacks, 0, "{backend}: {stats:?}");
+            }
             assert!(
                 matches!(invalid.wait(), Err(StoreError::Invalid(_))),
                 "{backend}"
@@ -1138,42 +1269,8 @@ mod tests {
                 })
                 .unwrap();
 
-            // On PostgreSQL, both batchers first wait on two row locks
-            // held here, so that everything queued next shares a batch.
-            let fallbacks = SHARED_FALLBACKS.load(Ordering::SeqCst);
-            let blockers = [create(store, "blocker-0"), create(store, "blocker-1")];
-            let holder = (backend == crate::Backend::Postgres).then(|| {
-                let (locked, wait) = std::sync::mpsc::channel();
-                let (store, sql) = (
-                    store.clone(),
-                    format!(
-                        "SELECT 1 FROM users WHERE id IN ('{}', '{}') FOR UPDATE",
-                        blockers[0].id, blockers[1].id
-                    ),
-                );
-                let holder = std::thread::spawn(move || {
-                    store.write(|c| {
-                        diesel::connection::SimpleConnection::batch_execute(c, &sql)?;
-                        locked.send(()).unwrap();
-                        std::thread::sleep(std::time::Duration::from_millis(500));
-                        Ok(())
-                    })
-                });
-                wait.recv().unwrap();
-                holder
-            });
-            let blocked: Vec<_> = blockers
-                .iter()
-                .map(|b| {
-                    let edit = store.queue_user_edit(
-                        b.id.clone(),
-                        false,
-                        set_title("b", PasswordChange::Keep),
-                    );
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    edit
-                })
-                .collect();
+            let before = store.user_batch_stats();
+            let blocked = Blocked::start(store);
 
             // Queued at once: a rename to a taken userName (the batch's
             // UPDATE fails on the unique index), and around it edits and
@@ -1224,12 +1321,7 @@ mod tests {
                 })
             });
 
-            if let Some(holder) = holder {
-                holder.join().unwrap().unwrap();
-            }
-            for edit in blocked {
-                edit.wait().unwrap();
-            }
+            blocked.release();
             assert!(
                 matches!(rename.wait(), Err(StoreError::Conflict(_))),
                 "{backend}"
@@ -1263,11 +1355,181 @@ mod tests {
                 "{backend}"
             );
             assert_eq!(hash(&others[3].id), None, "{backend}");
-            if backend == crate::Backend::Postgres {
+            if let (Some(before), Some(after)) = (before, store.user_batch_stats()) {
                 assert!(
-                    SHARED_FALLBACKS.load(Ordering::SeqCst) > fallbacks,
+                    after.fallbacks > before.fallbacks,
                     "the failing rename shared a batch"
                 );
+            }
+        }
+    }
+
+    /// On PostgreSQL, both batcher threads held up on two row locks, so
+    /// that every write queued until [`Blocked::release`] shares one batch.
+    /// Nothing on SQLite.
+    struct Blocked {
+        holder: Option<std::thread::JoinHandle<Result<(), StoreError>>>,
+        edits: Vec<crate::Answer<UserRecord>>,
+    }
+
+    impl Blocked {
+        fn start(store: &Store) -> Blocked {
+            if store.backend() != crate::Backend::Postgres {
+                return Blocked {
+                    holder: None,
+                    edits: Vec::new(),
+                };
+            }
+            let n = store.read(crate::count_users).unwrap();
+            let blockers = [
+                create(store, &format!("blocker-{n}-0")),
+                create(store, &format!("blocker-{n}-1")),
+            ];
+            let (locked, wait) = std::sync::mpsc::channel();
+            let (holder_store, sql) = (
+                store.clone(),
+                format!(
+                    "SELECT 1 FROM users WHERE id IN ('{}', '{}') FOR UPDATE",
+                    blockers[0].id, blockers[1].id
+                ),
+            );
+            let holder = std::thread::spawn(move || {
+                holder_store.write(|c| {
+                    diesel::connection::SimpleConnection::batch_execute(c, &sql)?;
+                    locked.send(()).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    Ok(())
+                })
+            });
+            wait.recv().unwrap();
+            // Each batcher takes one of these and waits on its lock.
+            let edits = blockers
+                .iter()
+                .map(|b| {
+                    let edit = store.queue_user_edit(
+                        b.id.clone(),
+                        false,
+                        set_title("b", PasswordChange::Keep),
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    edit
+                })
+                .collect();
+            Blocked {
+                holder: Some(holder),
+                edits,
+            }
+        }
+
+        /// Waits for the locks to go and the blocked edits to finish.
+        fn release(self) {
+            if let Some(holder) = self.holder {
+                holder.join().unwrap().unwrap();
+            }
+            for edit in self.edits {
+                edit.wait().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn creates_and_edits_share_one_batch_and_its_index_writes() {
+        for db in backends() {
+            let store = db.store();
+            let backend = db.backend();
+            enable(store);
+            let email = |v: &str| json!({"value": v, "type": "work"});
+            let users: Vec<UserRecord> = (0..6)
+                .map(|i| {
+                    let attrs = json!({
+                        "userName": format!("member-{i}"),
+                        "title": "Engineer",
+                        "emails": [email(&format!("m{i}@example.com"))],
+                    });
+                    store
+                        .write(|c| insert_user(c, &obj(attrs.clone()), None))
+                        .unwrap()
+                })
+                .collect();
+            let before = store.user_batch_stats();
+            let blocked = Blocked::start(store);
+
+            // Queued at once, each with other index rows to write: an
+            // email added (insert), the emails dropped (delete), the title
+            // changed (update), all three at once, a rename, no change.
+            let edit = |user: &UserRecord, f: fn(&mut Map<String, Value>)| {
+                store.queue_user_edit(user.id.clone(), false, move |found: Found| {
+                    let (current, _) = found.ok_or(StoreError::NotFound)?;
+                    let mut attrs = current.attrs.clone();
+                    f(&mut attrs);
+                    Ok(Edit::Store {
+                        current,
+                        attrs,
+                        password: PasswordChange::Keep,
+                        then: Box::new(|rec| rec),
+                    })
+                })
+            };
+            let edits = vec![
+                edit(&users[0], |a| {
+                    a["emails"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"value": "second@example.com", "type": "home"}));
+                }),
+                edit(&users[1], |a| {
+                    a.remove("emails");
+                }),
+                edit(&users[2], |a| {
+                    a.insert("title".into(), json!("Manager"));
+                }),
+                edit(&users[3], |a| {
+                    a.remove("title");
+                    a.insert("displayName".into(), json!("Four"));
+                    a.insert(
+                        "emails".into(),
+                        json!([{"value": "FOUR@example.com", "primary": true}]),
+                    );
+                }),
+                edit(&users[4], |a| {
+                    a.insert("userName".into(), json!("Member-Renamed"));
+                }),
+                edit(&users[5], |_| {}),
+            ];
+            let creates: Vec<_> = (0..4)
+                .map(|i| {
+                    store.queue_insert_user(
+                        obj(json!({
+                            "userName": format!("joiner-{i}"),
+                            "emails": [email(&format!("j{i}@example.com")), email("shared@example.com")],
+                        })),
+                        None,
+                    )
+                })
+                .collect();
+            blocked.release();
+
+            for (answer, user) in edits.into_iter().zip(&users) {
+                let rec = answer.wait().unwrap();
+                assert_eq!(rec.version, user.version + 1, "{backend}");
+                assert_stored(store, &rec);
+            }
+            for answer in creates {
+                assert_stored(store, &answer.wait().unwrap());
+            }
+            let renamed = store
+                .read(|c| crate::gated::find_user_by_name_gated(c, "member-renamed", false))
+                .unwrap()
+                .found
+                .unwrap();
+            assert_eq!(renamed.0.id, users[4].id, "{backend}");
+            if let (Some(before), Some(after)) = (before, store.user_batch_stats()) {
+                assert_eq!(
+                    after.fallbacks, before.fallbacks,
+                    "{backend}: no write failed"
+                );
+                // The blocked edits' batches, then one batch of all ten.
+                assert!(after.largest >= 10, "{backend}: {after:?}");
             }
         }
     }
