@@ -46,8 +46,18 @@ struct Row {
     default_page_size: Option<i32>,
     #[diesel(sql_type = Nullable<Integer>)]
     max_page_size: Option<i32>,
+    #[diesel(embed)]
+    user: UserColumns,
+}
+
+/// A user's columns next to the gate's, all NULL when no user matched
+/// (the user is outer-joined to the gate's row): `id`, `resource`,
+/// `version`, `created`, `last_modified` and `groups`
+/// (`groups::user_groups_json_sql`, or NULL when not asked for).
+#[derive(QueryableByName)]
+pub(crate) struct UserColumns {
     #[diesel(sql_type = Nullable<Text>)]
-    id: Option<String>,
+    pub(crate) id: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     resource: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -58,6 +68,31 @@ struct Row {
     last_modified: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     groups: Option<String>,
+}
+
+impl UserColumns {
+    /// The user and, when `with_groups`, its groups; `None` if no user
+    /// matched.
+    pub(crate) fn found(
+        self,
+        with_groups: bool,
+    ) -> Result<Option<(UserRecord, Vec<GroupRef>)>, StoreError> {
+        let (Some(id), Some(resource), Some(version), Some(created), Some(last_modified)) = (
+            self.id,
+            self.resource,
+            self.version,
+            self.created,
+            self.last_modified,
+        ) else {
+            return Ok(None);
+        };
+        let rec = to_record(id, &resource, version, created, last_modified)?;
+        let groups = match (self.groups, with_groups) {
+            (Some(json), true) => parse_user_groups(&json)?,
+            _ => Vec::new(),
+        };
+        Ok(Some((rec, groups)))
+    }
 }
 
 /// The gate and `GET /Users/{id}` in one statement: fails with
@@ -149,23 +184,7 @@ fn find_gated(
         row.default_page_size,
         row.max_page_size,
     )?;
-    let found = match (
-        row.id,
-        row.resource,
-        row.version,
-        row.created,
-        row.last_modified,
-    ) {
-        (Some(id), Some(resource), Some(version), Some(created), Some(last_modified)) => {
-            let rec = to_record(id, &resource, version, created, last_modified)?;
-            let groups = match row.groups {
-                Some(json) => parse_user_groups(&json)?,
-                None => Vec::new(),
-            };
-            Some((rec, groups))
-        }
-        _ => None,
-    };
+    let found = row.user.found(with_groups)?;
     Ok(GatedUser { runtime, found })
 }
 

@@ -62,12 +62,12 @@ use tokio::sync::oneshot;
 
 use crate::connection::{ConnectionManager, DbConnection};
 use crate::error::StoreError;
-use crate::gated::find_user_gated;
-use crate::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
+use crate::gated::{find_user_gated, UserColumns};
+use crate::groups::{user_groups_json_sql, GroupRef};
 use crate::store::{transaction, transaction_begun_by};
 use crate::users::{
-    derive, derive_values, diff_values, insert_user, serialize, to_record, update_user_from,
-    user_name_taken, PasswordChange, UserRecord, UserValueRow,
+    derive, derive_values, diff_values, insert_user, serialize, update_user_from, user_name_taken,
+    PasswordChange, UserRecord, UserValueRow,
 };
 
 type Pool = r2d2::Pool<ConnectionManager>;
@@ -723,18 +723,8 @@ struct CountRow {
 struct LockedRow {
     #[diesel(sql_type = Bool)]
     enabled: bool,
-    #[diesel(sql_type = Nullable<Text>)]
-    id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    resource: Option<String>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    version: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
-    created: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    last_modified: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    groups: Option<String>,
+    #[diesel(embed)]
+    user: UserColumns,
 }
 
 /// What the edits' part of a batch did.
@@ -780,36 +770,14 @@ fn update_users(
         .bind(ArrayBind::Text(ids))
         .load::<LockedRow>(pg)?;
     check_gate(rows.first().map(|r| r.enabled))?;
-    let mut locked: HashMap<String, LockedRow> = rows
+    let mut locked: HashMap<String, UserColumns> = rows
         .into_iter()
-        .filter_map(|r| Some((r.id.clone()?, r)))
+        .filter_map(|r| Some((r.user.id.clone()?, r.user)))
         .collect();
     let mut pending = Vec::new();
     for (i, edit) in edits.iter_mut().enumerate() {
         let found = match locked.remove(edit.id()) {
-            Some(LockedRow {
-                id: Some(id),
-                resource: Some(resource),
-                version: Some(version),
-                created: Some(created),
-                last_modified: Some(last_modified),
-                groups,
-                ..
-            }) => {
-                let groups = match (&groups, edit.with_groups()) {
-                    (Some(json), true) => parse_user_groups(json)?,
-                    _ => Vec::new(),
-                };
-                Some((
-                    to_record(id, &resource, version, created, last_modified)?,
-                    groups,
-                ))
-            }
-            Some(_) => {
-                return Err(StoreError::Internal(
-                    "a locked user came back without its columns".to_owned(),
-                ))
-            }
+            Some(user) => user.found(edit.with_groups())?,
             None => None,
         };
         if let Some(write) = edit.decide(found) {
