@@ -17,9 +17,11 @@
 //!   channel is empty (or the batch full) it commits, and each job's reply
 //!   goes out with the batch's outcome. No thread waits for another to
 //!   wake up between two jobs. When a blocking writer waits for the mutex,
-//!   the writer thread lets it in after the job it is running, so that a
-//!   steady stream of requests cannot starve an administrator's write. Measured against blocking writes only:
-//!   POST /Users 2.6–2.9k → 4.5–5.0k/s (docs/BENCHMARKS.md).
+//!   the writer thread lets it in after the job it is running and waits
+//!   (on `turn_taken`) until it has had its turn, so that a steady stream
+//!   of requests cannot starve an administrator's write, however busy the
+//!   machine. Measured against blocking writes only: POST /Users
+//!   2.6–2.9k → 4.5–5.0k/s (docs/BENCHMARKS.md).
 //! - **Blocking** ([`GroupCommitWriter::run`], `Store::write`): any closure,
 //!   borrowing the caller's stack, run on the caller's thread. Leader and
 //!   follower on the writer mutex:
@@ -32,8 +34,10 @@
 //!     its batch. Queued jobs run the same way.
 //!   - Then, if other writers are queued on the mutex and the batch is
 //!     below [`MAX_BATCH_JOBS`] and [`MAX_BATCH_AGE`], it leaves the
-//!     transaction open, releases the mutex and waits on the condition
-//!     variable until its batch is finished; otherwise it commits and
+//!     transaction open, releases the mutex and waits on the batch's
+//!     `Outcome` (its own lock, so a long drain by the writer thread, which
+//!     holds the mutex, does not keep it waiting once its batch
+//!     committed) until its batch is finished; otherwise it commits and
 //!     wakes the batch's waiters. A waiting writer always has a successor:
 //!     the one it saw queued takes the mutex next and joins the batch, and
 //!     the last one commits. The writer thread, after a drain, follows the
@@ -92,6 +96,9 @@ pub(crate) struct GroupCommitWriter {
     finished: Condvar,
     /// Writers between "wants the mutex" and "has it".
     waiting: AtomicUsize,
+    /// Signalled when a waiting writer took the mutex
+    /// ([`WriterState::turns`]).
+    turn_taken: Condvar,
     max_jobs: usize,
     max_age: Duration,
     /// Batches committed so far (each one `COMMIT`).
@@ -105,6 +112,9 @@ pub(crate) struct GroupCommitWriter {
 pub(crate) struct WriterState {
     conn: Option<PooledConnection>,
     batch: Option<Batch>,
+    /// How many times a waiting writer has taken the mutex: the queue's
+    /// thread, having let a blocking writer in, waits for this to move.
+    turns: u64,
 }
 
 /// The open transaction and its jobs so far.
@@ -190,10 +200,41 @@ fn panicked() -> StoreError {
     StoreError::Internal("the write failed unexpectedly (it panicked)".to_owned())
 }
 
-/// How a batch ended: set once, under the mutex, before `finished` is
-/// signalled. A failure carries the error every job of the batch returns.
+/// How a batch ended: set once, under the writer mutex, before `finished`
+/// is signalled. A failure carries the error every job of the batch
+/// returns. A blocking writer waits for it on the outcome's own lock, not
+/// on the writer mutex: the queue's thread may hold that one for a long
+/// drain, and a writer whose batch committed must not wait for the drain
+/// to end before it returns.
 #[derive(Default)]
-struct Outcome(OnceLock<Result<(), StoreError>>);
+struct Outcome {
+    result: OnceLock<Result<(), StoreError>>,
+    lock: Mutex<()>,
+    set: Condvar,
+}
+
+impl Outcome {
+    fn finish(&self, result: Result<(), StoreError>) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self.result.set(result);
+        self.set.notify_all();
+    }
+
+    fn wait(&self) -> Result<(), StoreError> {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self
+            .set
+            .wait_while(guard, |_| self.result.get().is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        match self.result.get() {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(duplicate(e)),
+            None => Err(StoreError::Internal(
+                "the write batch ended without an outcome".to_owned(),
+            )),
+        }
+    }
+}
 
 /// What happened to one job inside the batch.
 enum JobEnd<T> {
@@ -222,6 +263,7 @@ impl GroupCommitWriter {
             state: Mutex::new(WriterState::default()),
             finished: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            turn_taken: Condvar::new(),
             max_jobs,
             max_age,
             commits: AtomicUsize::new(0),
@@ -239,6 +281,17 @@ impl GroupCommitWriter {
         // `catch_unwind`), and the state is consistent between statements
         // anyway: never let a poison wedge the writer.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the mutex as a writer: counted in `waiting` until it has it,
+    /// then a turn taken (which wakes a queue thread that let it in).
+    fn take_turn(&self) -> MutexGuard<'_, WriterState> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.lock();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        state.turns = state.turns.wrapping_add(1);
+        self.turn_taken.notify_all();
+        state
     }
 
     /// Runs `f` on the writer connection with no transaction open (e.g.
@@ -288,10 +341,7 @@ impl GroupCommitWriter {
                 "the write connection is held by this thread's own write".to_owned(),
             ));
         }
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let locked = self.state.lock();
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        let mut state = locked.unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.take_turn();
 
         if state.batch.is_none() {
             self.begin_batch(&mut state)?;
@@ -326,18 +376,11 @@ impl GroupCommitWriter {
                 if !join_more {
                     self.commit_batch(&mut state);
                 }
-                let state = self
-                    .finished
-                    .wait_while(state, |_| outcome.0.get().is_none())
-                    .unwrap_or_else(PoisonError::into_inner);
                 drop(state);
-                match outcome.0.get() {
-                    Some(Ok(())) => result,
+                match outcome.wait() {
+                    Ok(()) => result,
                     // A job that failed by itself keeps its own error.
-                    Some(Err(e)) => result.and_then(|_| Err(duplicate(e))),
-                    None => Err(StoreError::Internal(
-                        "the write batch ended without an outcome".to_owned(),
-                    )),
+                    Err(e) => result.and_then(|_| Err(e)),
                 }
             }
         }
@@ -352,10 +395,7 @@ impl GroupCommitWriter {
     /// other writer. Returns when the queue's sender is dropped.
     fn serve(&self, queue: &mpsc::Receiver<Box<dyn QueuedJob>>) {
         while let Ok(first) = queue.recv() {
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-            let locked = self.state.lock();
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            let mut state = locked.unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.take_turn();
             let mut next = Some(first);
             let mut let_in = false;
             while let Some(job) = next {
@@ -472,7 +512,7 @@ impl GroupCommitWriter {
         for reply in batch.replies {
             reply(&committed);
         }
-        let _ = batch.outcome.0.set(committed);
+        batch.outcome.finish(committed);
         self.finished.notify_all();
     }
 
@@ -495,7 +535,7 @@ impl GroupCommitWriter {
         for reply in batch.replies {
             reply(&failed);
         }
-        let _ = batch.outcome.0.set(failed);
+        batch.outcome.finish(failed);
         self.finished.notify_all();
     }
 }
@@ -1063,6 +1103,44 @@ mod tests {
             .collect();
         f.writer.run(|c| insert(c, "blocking")).unwrap();
         let mut last = answers.into_iter().last().unwrap();
+        assert!(
+            last.try_recv().is_err(),
+            "the blocking write waited for the whole queue"
+        );
+        last.blocking_recv().unwrap().unwrap();
+        assert_eq!(rows(&f.writer).len(), 5001);
+    }
+
+    #[test]
+    fn a_blocking_write_that_the_queue_joined_returns_before_the_drain_ends() {
+        let f = fixture(32);
+        let queue = WriteQueue::start(Arc::clone(&f.writer)).unwrap();
+        let w = Arc::clone(&f.writer);
+        let mut answers = Vec::new();
+        f.writer
+            .run(|c| {
+                insert(c, "blocking")?;
+                // About a second of queued work, and the queue's thread
+                // waiting for the mutex: this write leaves its batch open
+                // for it, and the thread then drains the queue in batches
+                // of 32 while holding the mutex.
+                answers = (0..5000)
+                    .map(|i| {
+                        queue.submit(move |c| {
+                            thread::sleep(Duration::from_micros(200));
+                            insert(c, &format!("q{i:05}"))
+                        })
+                    })
+                    .collect();
+                while w.waiting.load(Ordering::SeqCst) == 0 {
+                    thread::yield_now();
+                }
+                Ok(())
+            })
+            .unwrap();
+        // Answered once its batch (with the first 31 queued jobs)
+        // committed, not once the queue ran dry.
+        let mut last = answers.pop().unwrap();
         assert!(
             last.try_recv().is_err(),
             "the blocking write waited for the whole queue"
