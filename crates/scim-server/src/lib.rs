@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use scim_store::gated::LookupBy;
 use scim_store::settings::ScimRuntime;
 use scim_store::user_batch::Edit;
 use scim_store::Store;
@@ -277,18 +278,19 @@ impl GatedStore {
     /// `GET /Users/{id}`'s read: the gate, the user and (when
     /// `with_groups`) its groups in one statement
     /// (`scim_store::gated::find_user_gated`), queued for the store's
-    /// reader threads (`Store::queue_read`) rather than the blocking pool.
+    /// reader threads (`Store::queue_user_lookup`, which answer the
+    /// lookups queued together with one statement) rather than the
+    /// blocking pool.
     pub async fn find_user_async(
         &self,
-        id: String,
+        id: &str,
         with_groups: bool,
     ) -> Result<Option<(scim_store::UserRecord, Vec<scim_store::GroupRef>)>, scim_store::StoreError>
     {
         self.store
-            .queue_read(move |conn| {
-                scim_store::gated::find_user_gated(conn, &id, with_groups).map(|gated| gated.found)
-            })
+            .queue_user_lookup(LookupBy::Id, id, with_groups)
             .await
+            .map(|gated| gated.found)
     }
 
     /// The gate and the user named `user_name` (case-insensitively) in one
@@ -297,13 +299,11 @@ impl GatedStore {
     /// queued for the store's reader threads.
     pub async fn find_user_by_name_async(
         &self,
-        user_name: String,
+        user_name: &str,
         with_groups: bool,
     ) -> Result<scim_store::gated::GatedUser, scim_store::StoreError> {
         self.store
-            .queue_read(move |conn| {
-                scim_store::gated::find_user_by_name_gated(conn, &user_name, with_groups)
-            })
+            .queue_user_lookup(LookupBy::UserName, user_name, with_groups)
             .await
     }
 

@@ -135,9 +135,8 @@ pub async fn get(
     let projection = QueryParams::from_request(&req)?.projection()?;
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
     let store = api.gated_store();
-    let lookup = id.clone();
     let with_groups = projection.includes(&USER, "groups");
-    let found = store.find_user_async(lookup, with_groups).await?;
+    let found = store.find_user_async(&id, with_groups).await?;
     let (rec, groups) = found.ok_or_else(|| not_found(&id))?;
     if not_modified
         .as_ref()
@@ -201,7 +200,7 @@ async fn run_list(
     let (page, groups) = match by_name {
         Some(name) => {
             let with_groups = projection.includes(&USER, "groups");
-            let gated = store.find_user_by_name_async(name, with_groups).await?;
+            let gated = store.find_user_by_name_async(&name, with_groups).await?;
             let total = i64::from(gated.found.is_some());
             let mut groups = HashMap::new();
             let items = match gated.found {

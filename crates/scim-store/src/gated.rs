@@ -40,6 +40,9 @@ pub struct GatedUser {
 struct Row {
     #[diesel(sql_type = Bool)]
     enabled: bool,
+    /// The key the user matched: its id, or its lowercased userName.
+    #[diesel(sql_type = Nullable<Text>)]
+    matched: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     deprovisioning: Option<String>,
     #[diesel(sql_type = Nullable<Integer>)]
@@ -54,7 +57,7 @@ struct Row {
 /// (the user is outer-joined to the gate's row): `id`, `resource`,
 /// `version`, `created`, `last_modified` and `groups`
 /// (`groups::user_groups_json_sql`, or NULL when not asked for).
-#[derive(QueryableByName)]
+#[derive(QueryableByName, Clone)]
 pub(crate) struct UserColumns {
     #[diesel(sql_type = Nullable<Text>)]
     pub(crate) id: Option<String>,
@@ -104,7 +107,7 @@ pub fn find_user_gated(
     id: &str,
     with_groups: bool,
 ) -> Result<GatedUser, StoreError> {
-    find_gated(conn, UserKey::Id(id), with_groups)
+    find_one(conn, LookupBy::Id, id, with_groups)
 }
 
 /// The gate and the user whose userName equals `user_name`
@@ -117,7 +120,7 @@ pub fn find_user_by_name_gated(
     user_name: &str,
     with_groups: bool,
 ) -> Result<GatedUser, StoreError> {
-    find_gated(conn, UserKey::UserName(user_name), with_groups)
+    find_one(conn, LookupBy::UserName, user_name, with_groups)
 }
 
 /// The userName of a filter that is exactly `userName eq "…"` (any case
@@ -140,17 +143,78 @@ pub fn user_name_equality(filter: &Filter) -> Option<&str> {
     }
 }
 
-/// How [`find_gated`] finds the user.
-enum UserKey<'a> {
-    Id(&'a str),
-    UserName(&'a str),
+/// What a gated lookup finds users by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupBy {
+    /// The user's id.
+    Id,
+    /// The user's userName, case-insensitively.
+    UserName,
 }
 
-fn find_gated(
+/// The most keys one statement of [`find_users_gated`] looks up.
+pub(crate) const MAX_LOOKUP_KEYS: usize = 32;
+
+/// What [`find_users_gated`] found: the run-time settings, and the users
+/// found, each with the key it matched (its id, or its lowercased
+/// userName, as [`lookup_key`] gives it).
+pub(crate) struct GatedUsers {
+    pub(crate) runtime: ScimRuntime,
+    pub(crate) found: Vec<(String, UserColumns)>,
+}
+
+/// `key` as [`find_users_gated`] matches it: a userName lowercased, as
+/// every write lowercases the column its unique index is on
+/// (`users::derive`).
+pub(crate) fn lookup_key(by: LookupBy, key: &str) -> String {
+    match by {
+        LookupBy::Id => key.to_owned(),
+        LookupBy::UserName => key.to_lowercase(),
+    }
+}
+
+fn find_one(
     conn: &mut DbConnection,
-    key: UserKey<'_>,
+    by: LookupBy,
+    key: &str,
     with_groups: bool,
 ) -> Result<GatedUser, StoreError> {
+    let key = lookup_key(by, key);
+    let GatedUsers { runtime, found } =
+        find_users_gated(conn, by, std::slice::from_ref(&key), with_groups)?;
+    let found = match found.into_iter().next() {
+        Some((_, user)) => user.found(with_groups)?,
+        None => None,
+    };
+    Ok(GatedUser { runtime, found })
+}
+
+/// The gate and the users of `keys` (at most [`MAX_LOOKUP_KEYS`], each as
+/// [`lookup_key`] gives it) in one statement: fails with
+/// `sync::sync_disabled_error()` while synchronization is disabled. The
+/// reader threads answer several queued `GET /Users/{id}` (or
+/// `userName eq`) requests with one of these (`read_queue.rs`): one round
+/// trip, one executor start-up and one gate check for all of them.
+///
+/// The key list is padded (repeating its last key) to a power of two, so
+/// that there are few statement texts to prepare and cache, and each one's
+/// generic plan expects as many keys as it gets (with `= ANY($array)`
+/// PostgreSQL cannot know how many, and re-plans every execution).
+pub(crate) fn find_users_gated(
+    conn: &mut DbConnection,
+    by: LookupBy,
+    keys: &[String],
+    with_groups: bool,
+) -> Result<GatedUsers, StoreError> {
+    let Some(last) = keys.last() else {
+        return Err(StoreError::Internal("a lookup of no users".to_owned()));
+    };
+    if keys.len() > MAX_LOOKUP_KEYS {
+        return Err(StoreError::Internal(format!(
+            "a lookup of {} users (at most {MAX_LOOKUP_KEYS})",
+            keys.len()
+        )));
+    }
     let backend = conn.backend();
     let mut b = SqlBuilder::fixed(backend);
     b.push(
@@ -164,28 +228,45 @@ fn find_gated(
     } else {
         b.push("CAST(NULL AS TEXT)");
     }
-    b.push(" AS groups FROM sync_state s LEFT JOIN runtime_settings r ON r.id = ")
-        .bind(Bind::Integer(SETTINGS_ID))
-        .push(" LEFT JOIN users u ON ");
-    match key {
-        UserKey::Id(id) => b.push("u.id = ").bind_text(id),
-        // The column the unique index is on, lowercased as every write
-        // lowercases it (`users::derive`).
-        UserKey::UserName(name) => b.push("u.user_name_ci = ").bind_text(name.to_lowercase()),
+    // The column the key is on: the primary key, or the lowercased
+    // userName the unique index is on.
+    let column = match by {
+        LookupBy::Id => "u.id",
+        LookupBy::UserName => "u.user_name_ci",
     };
-    b.push(" AND u.deleted_at IS NULL WHERE s.id = 1");
+    b.push(" AS groups, ")
+        .push(column)
+        .push(" AS matched FROM sync_state s LEFT JOIN runtime_settings r ON r.id = ")
+        .bind(Bind::Integer(SETTINGS_ID))
+        .push(" LEFT JOIN users u ON ")
+        .push(column)
+        .push(" IN (");
+    for (i, key) in keys
+        .iter()
+        .chain(std::iter::repeat(last))
+        .take(keys.len().next_power_of_two())
+        .enumerate()
+    {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.bind_text(key.as_str());
+    }
+    b.push(") AND u.deleted_at IS NULL WHERE s.id = 1");
     let rows: Vec<Row> = load(conn, &b)?;
-    let row = match rows.into_iter().next() {
-        Some(row) if row.enabled => row,
-        _ => return Err(sync_disabled_error()),
+    let Some(first) = rows.first().filter(|row| row.enabled) else {
+        return Err(sync_disabled_error());
     };
     let runtime = ScimRuntime::from_stored(
-        row.deprovisioning.as_deref(),
-        row.default_page_size,
-        row.max_page_size,
+        first.deprovisioning.as_deref(),
+        first.default_page_size,
+        first.max_page_size,
     )?;
-    let found = row.user.found(with_groups)?;
-    Ok(GatedUser { runtime, found })
+    let found = rows
+        .into_iter()
+        .filter_map(|row| row.matched.map(|key| (key, row.user)))
+        .collect();
+    Ok(GatedUsers { runtime, found })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::checkpoint::{CheckpointPolicy, Checkpointer};
 use crate::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::error::StoreError;
+use crate::gated::{GatedUser, LookupBy};
 use crate::group_commit::{GroupCommitWriter, WriteQueue};
 use crate::read_queue::ReadQueue;
 use crate::user_batch::{Edit, Found, UserBatcher};
@@ -222,6 +223,25 @@ impl Store {
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         Answer(self.reads.submit(f))
+    }
+
+    /// `gated::find_user_gated` (`by` id) or `find_user_by_name_gated`
+    /// (`by` userName), queued for the reader threads: the reader that
+    /// takes it answers it together with the lookups queued behind it, in
+    /// one statement (`read_queue.rs`).
+    pub fn queue_user_lookup(
+        &self,
+        by: LookupBy,
+        key: &str,
+        with_groups: bool,
+    ) -> Answer<GatedUser> {
+        Answer(self.reads.lookup(by, key, with_groups))
+    }
+
+    /// The most user lookups one statement has answered so far.
+    #[cfg(test)]
+    pub(crate) fn largest_lookup_batch(&self) -> usize {
+        self.reads.largest_lookup_batch()
     }
 
     /// Runs `f` in one transaction on the write connection: everything `f`
