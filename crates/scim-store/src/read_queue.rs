@@ -294,7 +294,8 @@ mod tests {
         after.blocking_recv().unwrap().unwrap();
     }
 
-    /// Holds every reader of `store` (the test store has 4) on a queued
+    /// Holds every reader of `store` (the test store has 4:
+    /// `testing::config`'s pool size) on a queued
     /// read until the returned closure is called, so that what is queued
     /// meanwhile waits in the queue.
     fn hold_readers(store: &crate::Store) -> impl FnOnce() {
@@ -313,7 +314,9 @@ mod tests {
             })
             .collect();
         for _ in 0..READERS {
-            all_started.recv().unwrap();
+            all_started
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the test store has fewer readers than the test holds");
         }
         move || {
             for _ in 0..READERS {
