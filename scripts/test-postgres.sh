@@ -46,4 +46,16 @@ if [ "$(as_postgres psql -qAtc "select 1 from pg_database where datname = 'scimd
   as_postgres createdb -O scimd scimd >&2
 fi
 
+# Test databases (`scimd_test_<uuid>`) left behind by test processes that
+# were killed: a test drops its own database when it ends, so one that no
+# session is connected to is a leftover. (A `make test` running at the same
+# moment could lose a database it created a millisecond earlier; don't run
+# two at once on one cluster.)
+as_postgres psql -qAt -c "SELECT datname FROM pg_database d
+  WHERE datname LIKE 'scimd\_test\_%'
+    AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.datname = d.datname)" |
+  while read -r db; do
+    as_postgres psql -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
+  done
+
 echo "$URL"
