@@ -78,7 +78,7 @@ impl ReadQueue {
         Ok(ReadQueue { sender, largest })
     }
 
-    /// The most lookups one statement has answered so far.
+    /// The most lookups one reader has taken together so far.
     #[cfg(test)]
     pub(crate) fn largest_lookup_batch(&self) -> usize {
         self.largest.load(Ordering::Relaxed)

@@ -238,7 +238,8 @@ impl Store {
         Answer(self.reads.lookup(by, key, with_groups))
     }
 
-    /// The most user lookups one statement has answered so far.
+    /// The most user lookups one reader thread has taken together so far
+    /// (answered with one statement per kind of key).
     #[cfg(test)]
     pub(crate) fn largest_lookup_batch(&self) -> usize {
         self.reads.largest_lookup_batch()
