@@ -198,8 +198,10 @@ fn find_one(
 ///
 /// The key list is padded (repeating its last key) to a power of two, so
 /// that there are few statement texts to prepare and cache, and each one's
-/// generic plan expects as many keys as it gets (with `= ANY($array)`
-/// PostgreSQL cannot know how many, and re-plans every execution).
+/// generic plan expects as many keys as it gets. (With the keys as one
+/// array parameter, `unnest($array)`, the generic plan expects 10 whatever
+/// the array holds, and PostgreSQL re-planned the statement on every
+/// execution: half the throughput, docs/BENCHMARKS.md.)
 pub(crate) fn find_users_gated(
     conn: &mut DbConnection,
     by: LookupBy,
