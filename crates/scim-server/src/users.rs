@@ -381,16 +381,19 @@ pub async fn delete(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::delete_resource(
+    let id = path.into_inner();
+    let deleted = crate::delete_resource(
         &api,
         &req,
         "User",
-        path.into_inner(),
+        id.clone(),
         |conn, id| Ok(scim_store::find_user(conn, id)?.map(|u| u.version)),
         |conn, settings, id, version| match settings.deprovisioning {
             Deprovisioning::Hard => scim_store::delete_user(conn, id, version),
             Deprovisioning::Soft => scim_store::soft_delete_user(conn, id, version),
         },
     )
-    .await
+    .await?;
+    api.store().forget_user(&id);
+    Ok(deleted)
 }

@@ -661,12 +661,24 @@ impl WriteQueue {
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, receiver) = tokio::sync::oneshot::channel();
+        self.submit_to(f, reply);
+        receiver
+    }
+
+    /// Queues `f`; `reply` gets its result once its batch ended.
+    pub(crate) fn submit_to<T, F>(
+        &self,
+        f: F,
+        reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+    ) where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
         if let Err(mpsc::SendError(job)) = self.sender.send(Box::new(Queued { f, reply })) {
             job.reject(StoreError::Unavailable(
                 "the SQLite writer thread has stopped".to_owned(),
             ));
         }
-        receiver
     }
 }
 

@@ -830,6 +830,33 @@ pub(crate) fn user_groups_json_sql(backend: Backend, user_id: &str) -> String {
     )
 }
 
+/// The direct groups of one user, ordered as [`groups_of_users`] orders
+/// them: one fixed statement (a cached prepared statement).
+pub(crate) fn user_groups(
+    conn: &mut DbConnection,
+    user_id: &str,
+) -> Result<Vec<GroupRef>, StoreError> {
+    let sql = user_groups_json_sql(conn.backend(), "\u{0}");
+    let (before, after) = sql.split_once('\u{0}').unwrap_or((sql.as_str(), ""));
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push("SELECT ")
+        .push(before)
+        .bind_text(user_id)
+        .push(after)
+        .push(" AS groups");
+    let rows: Vec<GroupsJsonRow> = load(conn, &b)?;
+    match rows.into_iter().next().and_then(|r| r.groups) {
+        Some(json) => parse_user_groups(&json),
+        None => Ok(Vec::new()),
+    }
+}
+
+#[derive(QueryableByName)]
+struct GroupsJsonRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    groups: Option<String>,
+}
+
 /// The groups of [`user_groups_json_sql`], ordered as [`groups_of_users`]
 /// orders them (displayName, case-insensitively; then id).
 pub(crate) fn parse_user_groups(json: &str) -> Result<Vec<GroupRef>, StoreError> {

@@ -24,9 +24,11 @@ mod oauth_schema;
 mod read_queue;
 mod schema;
 mod sql;
+mod sqlite_edit;
 pub mod store;
 pub mod tokens;
 pub mod user_batch;
+mod user_hints;
 pub mod users;
 
 #[cfg(feature = "testing")]

@@ -32,6 +32,7 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use crate::connection::{ConnectionManager, DbConnection};
 use crate::error::StoreError;
 use crate::gated::{find_users_gated, lookup_key, GatedUser, LookupBy, MAX_LOOKUP_KEYS};
+use crate::user_hints::UserHints;
 
 type Pool = r2d2::Pool<ConnectionManager>;
 
@@ -64,15 +65,22 @@ pub(crate) struct ReadQueue {
 
 impl ReadQueue {
     /// Starts `readers` threads reading from `pool`.
-    pub(crate) fn start(pool: Pool, readers: usize) -> Result<ReadQueue, StoreError> {
+    /// The users they look up are offered to `hints` (SQLite's,
+    /// `user_hints.rs`).
+    pub(crate) fn start(
+        pool: Pool,
+        readers: usize,
+        hints: Option<Arc<UserHints>>,
+    ) -> Result<ReadQueue, StoreError> {
         let (sender, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let largest = Arc::new(AtomicUsize::new(0));
         for i in 0..readers.max(1) {
             let (pool, queue, largest) = (pool.clone(), Arc::clone(&queue), Arc::clone(&largest));
+            let hints = hints.clone();
             std::thread::Builder::new()
                 .name(format!("db-reader-{i}"))
-                .spawn(move || serve(&pool, &queue, &largest))
+                .spawn(move || serve(&pool, &queue, &largest, hints.as_deref()))
                 .map_err(|e| StoreError::internal("cannot start a reader thread", &e))?;
         }
         Ok(ReadQueue { sender, largest })
@@ -108,6 +116,14 @@ impl ReadQueue {
         receiver
     }
 
+    /// Queues `job`, which answers for itself: it gets a connection, or
+    /// the error of not getting one (it is called either way).
+    fn spawn(&self, job: ReadJob) {
+        if let Err(mpsc::SendError(Job::Run(job))) = self.sender.send(Job::Run(job)) {
+            job(Err(stopped()));
+        }
+    }
+
     /// Queues `f`; the receiver gets its result.
     pub(crate) fn submit<T, F>(&self, f: F) -> tokio::sync::oneshot::Receiver<Result<T, StoreError>>
     where
@@ -131,9 +147,7 @@ impl ReadQueue {
             // The caller may have gone away (a dropped request).
             let _ = reply.send(result);
         });
-        if let Err(mpsc::SendError(Job::Run(job))) = self.sender.send(Job::Run(job)) {
-            job(Err(stopped()));
-        }
+        self.spawn(job);
         receiver
     }
 }
@@ -144,7 +158,12 @@ fn stopped() -> StoreError {
 
 /// A reader thread: one queued read after another, each on a connection
 /// checked out for it. Returns when the queue closes.
-fn serve(pool: &Pool, queue: &Mutex<mpsc::Receiver<Job>>, largest: &AtomicUsize) {
+fn serve(
+    pool: &Pool,
+    queue: &Mutex<mpsc::Receiver<Job>>,
+    largest: &AtomicUsize,
+    hints: Option<&UserHints>,
+) {
     // A read met while taking lookups, run after them.
     let mut held = None;
     loop {
@@ -162,7 +181,7 @@ fn serve(pool: &Pool, queue: &Mutex<mpsc::Receiver<Job>>, largest: &AtomicUsize)
             },
             Work::Lookups(lookups) => {
                 largest.fetch_max(lookups.len(), Ordering::Relaxed);
-                answer_lookups(pool, lookups);
+                answer_lookups(pool, lookups, hints);
             }
         }
     }
@@ -198,7 +217,7 @@ fn take(queue: &Mutex<mpsc::Receiver<Job>>, held: &mut Option<ReadJob>) -> Optio
 }
 
 /// Answers `lookups` with one statement per kind of key.
-fn answer_lookups(pool: &Pool, lookups: Vec<Lookup>) {
+fn answer_lookups(pool: &Pool, lookups: Vec<Lookup>, hints: Option<&UserHints>) {
     let mut conn = match pool.get() {
         Ok(conn) => conn,
         Err(e) => {
@@ -213,13 +232,18 @@ fn answer_lookups(pool: &Pool, lookups: Vec<Lookup>) {
         lookups.into_iter().partition(|l| l.by == LookupBy::Id);
     for (by, lookups) in [(LookupBy::Id, by_id), (LookupBy::UserName, by_name)] {
         if !lookups.is_empty() {
-            answer_batch(&mut conn, by, lookups);
+            answer_batch(&mut conn, by, lookups, hints);
         }
     }
 }
 
 /// Answers `lookups` (all by `by`) with one statement.
-fn answer_batch(conn: &mut DbConnection, by: LookupBy, lookups: Vec<Lookup>) {
+fn answer_batch(
+    conn: &mut DbConnection,
+    by: LookupBy,
+    lookups: Vec<Lookup>,
+    hints: Option<&UserHints>,
+) {
     let mut keys: Vec<String> = Vec::with_capacity(lookups.len());
     for lookup in &lookups {
         if !keys.contains(&lookup.key) {
@@ -247,6 +271,16 @@ fn answer_batch(conn: &mut DbConnection, by: LookupBy, lookups: Vec<Lookup>) {
                 found: user,
             })
         });
+        if let (
+            Some(hints),
+            Ok(GatedUser {
+                found: Some((user, groups)),
+                ..
+            }),
+        ) = (hints, &answer)
+        {
+            hints.offer(user, lookup.with_groups.then_some(groups.as_slice()));
+        }
         // The caller may have gone away (a dropped request).
         let _ = lookup.reply.send(answer);
     }
@@ -270,7 +304,7 @@ mod tests {
     #[test]
     fn reads_are_answered_and_a_panic_is_an_error() {
         let db = TestDb::sqlite();
-        let queue = ReadQueue::start(pool_of(&db), 2).unwrap();
+        let queue = ReadQueue::start(pool_of(&db), 2, None).unwrap();
         let answers: Vec<_> = (0..50)
             .map(|i| {
                 queue.submit(move |c| {

@@ -18,6 +18,7 @@ use crate::gated::{GatedUser, LookupBy};
 use crate::group_commit::{GroupCommitWriter, WriteQueue};
 use crate::read_queue::ReadQueue;
 use crate::user_batch::{Edit, Found, UserBatcher};
+use crate::user_hints::{UserHints, HINTS};
 use crate::users::UserRecord;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -70,6 +71,9 @@ enum Writer {
     GroupCommit {
         writer: Arc<GroupCommitWriter>,
         queue: Arc<WriteQueue>,
+        /// Users as last seen, for edits decided before the writer
+        /// (`sqlite_edit.rs`).
+        hints: Arc<UserHints>,
     },
 }
 
@@ -127,18 +131,19 @@ impl Store {
                 })
         };
         let read = build(pool_size)?;
-        let reads = Arc::new(ReadQueue::start(
-            read.clone(),
-            usize::try_from(pool_size).unwrap_or(1),
-        )?);
         let (write, checkpointer) = match backend {
             Backend::Sqlite => {
+                let hints = Arc::new(UserHints::new(HINTS));
                 let writer = Arc::new(GroupCommitWriter::new(build(1)?));
                 let checkpointer =
                     Checkpointer::start(&manager, policy, writer.restart_wal_flag())?;
                 let queue = Arc::new(WriteQueue::start(Arc::clone(&writer))?);
                 (
-                    Writer::GroupCommit { writer, queue },
+                    Writer::GroupCommit {
+                        writer,
+                        queue,
+                        hints,
+                    },
                     Some(Arc::new(checkpointer)),
                 )
             }
@@ -150,6 +155,16 @@ impl Store {
                 None,
             ),
         };
+        // The readers offer the users they look up as hints (SQLite).
+        let hints = match &write {
+            Writer::GroupCommit { hints, .. } => Some(Arc::clone(hints)),
+            Writer::Pool { .. } => None,
+        };
+        let reads = Arc::new(ReadQueue::start(
+            read.clone(),
+            usize::try_from(pool_size).unwrap_or(1),
+            hints,
+        )?);
         Ok(Store {
             read,
             reads,
@@ -317,16 +332,19 @@ impl Store {
     /// Edits the User `id` behind the User Synchronization gate, without
     /// blocking the calling thread: `f` gets the user as stored (with its
     /// groups when `with_groups`; `None` if there is no such user) and
-    /// says what to store ([`Edit`]); the user cannot change between that
-    /// read and the write.
+    /// says what to store ([`Edit`]); what is stored is `f`'s result on
+    /// the user as stored when it is written (no lost update).
     ///
-    /// On SQLite this is a [`Store::queue_write`] that reads the user on
-    /// the single writer. On PostgreSQL the edit joins whatever other User
-    /// creates and edits are waiting (`user_batch.rs`), which read their
-    /// users in one statement, locking their rows. `f` may be called more
-    /// than once (once more if the batch falls back to running its writes
+    /// On SQLite a reader thread reads the user, calls `f` and builds the
+    /// write, which the single writer runs only if the user is still that
+    /// version; if it is not, the writer runs the whole edit again under
+    /// its lock (`sqlite_edit.rs`). On PostgreSQL the edit joins whatever
+    /// other User creates and edits are waiting (`user_batch.rs`), which
+    /// read their users in one statement, locking their rows. `f` may be
+    /// called more than once (on SQLite when the user changed in between,
+    /// on PostgreSQL when the batch falls back to running its writes
     /// alone), always with the user as then stored; the answer comes from
-    /// the call whose outcome was committed.
+    /// the call whose outcome stands.
     pub fn queue_user_edit<T, F>(&self, id: String, with_groups: bool, f: F) -> Answer<T>
     where
         T: Send + 'static,
@@ -334,9 +352,33 @@ impl Store {
     {
         match &self.write {
             Writer::Pool { users, .. } => Answer(users.edit(id, with_groups, f)),
-            Writer::GroupCommit { queue, .. } => Answer(
-                queue.submit(move |conn| crate::user_batch::edit_alone(conn, &id, with_groups, &f)),
-            ),
+            Writer::GroupCommit { queue, hints, .. } => Answer(crate::sqlite_edit::queue_edit(
+                queue,
+                Arc::clone(hints),
+                id,
+                with_groups,
+                f,
+            )),
+        }
+    }
+
+    /// Drops what the store keeps in memory about the User `id` (on
+    /// SQLite, its hint: `user_hints.rs`), once it has been deleted: its
+    /// attributes should not outlive it in this process. Hints are only
+    /// ever used after a check against the database, so this is hygiene,
+    /// not correctness.
+    pub fn forget_user(&self, id: &str) {
+        if let Writer::GroupCommit { hints, .. } = &self.write {
+            hints.forget(id);
+        }
+    }
+
+    /// How many users the store keeps hints of (SQLite; 0 on PostgreSQL).
+    #[cfg(test)]
+    pub(crate) fn user_hints(&self) -> usize {
+        match &self.write {
+            Writer::GroupCommit { hints, .. } => hints.len(),
+            Writer::Pool { .. } => 0,
         }
     }
 

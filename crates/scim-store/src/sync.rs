@@ -20,7 +20,7 @@ use crate::sql::{load, Bind, SqlBuilder};
 pub const SYNC_DISABLED_DETAIL: &str = "user synchronization is disabled: an administrator must enable it (admin console, User Synchronization, or `scimd sync enable --accept-cautions`) before the identity provider can provision users";
 
 /// The only row of `sync_state`.
-const STATE_ID: i32 = 1;
+pub(crate) const STATE_ID: i32 = 1;
 
 /// The current User Synchronization state.
 #[derive(Debug, Clone, PartialEq, Eq)]

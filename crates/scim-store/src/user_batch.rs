@@ -65,6 +65,7 @@ use crate::error::StoreError;
 use crate::gated::{find_user_gated, UserColumns};
 use crate::groups::{user_groups_json_sql, GroupRef};
 use crate::store::{transaction, transaction_begun_by};
+use crate::user_hints::UserHints;
 use crate::users::{
     derive, derive_values, diff_values, insert_user, serialize, update_user_from, user_name_taken,
     PasswordChange, UserRecord, UserValueRow,
@@ -216,7 +217,7 @@ where
         self.then = None;
         self.result = Some(
             catch_unwind(AssertUnwindSafe(|| {
-                transaction(conn, |conn| edit_alone(conn, id, with_groups, f))
+                transaction(conn, |conn| edit_alone(conn, id, with_groups, f, None))
             }))
             .unwrap_or_else(|_| Err(panicked("edit"))),
         );
@@ -242,12 +243,14 @@ where
 /// user (with its groups when asked) in one statement, the closure, and
 /// the conditional write. On PostgreSQL the user's row is locked first, so
 /// no other write can change it between the read and the write; SQLite's
-/// single writer needs no lock.
+/// single writer needs no lock. The user stored is offered to `hints`
+/// (SQLite's, `user_hints.rs`).
 pub(crate) fn edit_alone<T, F>(
     conn: &mut DbConnection,
     id: &str,
     with_groups: bool,
     f: &F,
+    hints: Option<&UserHints>,
 ) -> Result<T, StoreError>
 where
     F: Fn(Found) -> Result<Edit<T>, StoreError>,
@@ -261,6 +264,11 @@ where
         .execute(pg)?;
     }
     let gated = find_user_gated(conn, id, with_groups)?;
+    // The groups read, for the hint of the user stored.
+    let groups = match (hints, &gated.found) {
+        (Some(_), Some((_, groups))) if with_groups => Some(groups.clone()),
+        _ => None,
+    };
     match f(gated.found)? {
         Edit::Answer(t) => Ok(t),
         Edit::Store {
@@ -268,7 +276,13 @@ where
             attrs,
             password,
             then,
-        } => Ok(then(update_user_from(conn, &current, &attrs, password)?)),
+        } => {
+            let stored = update_user_from(conn, &current, &attrs, password)?;
+            if let Some(hints) = hints {
+                hints.offer(&stored, groups.as_deref());
+            }
+            Ok(then(stored))
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use crate::list::{count_matching, list_rows};
 pub use crate::list::{ListQuery, Page};
 use crate::schema::users;
 use crate::sql::{execute, load, Bind, SqlBuilder, INSERT_CHUNK};
+use crate::Backend;
 
 /// A stored User: the canonical attributes plus what the store manages.
 #[derive(Debug, Clone, PartialEq)]
@@ -355,22 +356,31 @@ pub(crate) fn stored_values(
 /// (Diesel's batch insert is not available on the multi-backend
 /// connection). Each chunk size is one cached statement.
 fn insert_values(conn: &mut DbConnection, rows: &[UserValueRow]) -> Result<(), StoreError> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut b = SqlBuilder::fixed(conn.backend());
-        b.push("INSERT INTO user_values (user_id, attr, idx, ")
-            .push(&VALUE_COLUMNS.join(", "))
-            .push(") VALUES ");
-        for (i, row) in chunk.iter().enumerate() {
-            b.push(if i == 0 { "(" } else { ", (" });
-            b.bind_text(row.user_id.clone()).push(", ");
-            b.bind_text(row.attr.clone()).push(", ");
-            b.bind(Bind::Integer(row.idx)).push(", ");
-            row.bind_values(&mut b);
-            b.push(")");
-        }
-        execute(conn, &b)?;
+    for statement in insert_values_sql(conn.backend(), rows) {
+        execute(conn, &statement)?;
     }
     Ok(())
+}
+
+/// The statements of [`insert_values`].
+fn insert_values_sql(backend: Backend, rows: &[UserValueRow]) -> Vec<SqlBuilder> {
+    rows.chunks(INSERT_CHUNK)
+        .map(|chunk| {
+            let mut b = SqlBuilder::fixed(backend);
+            b.push("INSERT INTO user_values (user_id, attr, idx, ")
+                .push(&VALUE_COLUMNS.join(", "))
+                .push(") VALUES ");
+            for (i, row) in chunk.iter().enumerate() {
+                b.push(if i == 0 { "(" } else { ", (" });
+                b.bind_text(row.user_id.clone()).push(", ");
+                b.bind_text(row.attr.clone()).push(", ");
+                b.bind(Bind::Integer(row.idx)).push(", ");
+                row.bind_values(&mut b);
+                b.push(")");
+            }
+            b
+        })
+        .collect()
 }
 
 /// Rows to delete, rows to update (stored, new), rows to insert.
@@ -409,25 +419,42 @@ fn write_value_diff(
     old: &[UserValueRow],
     new: &[UserValueRow],
 ) -> Result<(), StoreError> {
+    for statement in value_diff_sql(conn.backend(), user_id, old, new) {
+        execute(conn, &statement)?;
+    }
+    Ok(())
+}
+
+/// The statements of [`write_value_diff`]: a DELETE per row gone, an
+/// UPDATE per row changed (of the columns that change only, so an
+/// unchanged `value_ci` leaves its index alone), and the INSERTs of the
+/// rows added. Pure, so a write can be prepared off the writer thread.
+fn value_diff_sql(
+    backend: Backend,
+    user_id: &str,
+    old: &[UserValueRow],
+    new: &[UserValueRow],
+) -> Vec<SqlBuilder> {
     let (removed, changed, added) = diff_values(old, new);
+    let mut statements = Vec::with_capacity(removed.len() + changed.len() + 1);
     for row in removed {
-        let mut b = SqlBuilder::fixed(conn.backend());
+        let mut b = SqlBuilder::fixed(backend);
         b.push("DELETE FROM user_values WHERE user_id = ")
             .bind_text(user_id)
             .push(" AND attr = ")
             .bind_text(row.attr.clone())
             .push(" AND idx = ")
             .bind(Bind::Integer(row.idx));
-        execute(conn, &b)?;
+        statements.push(b);
     }
     for (stored, row) in changed {
-        let mut b = SqlBuilder::fixed(conn.backend());
+        let mut b = SqlBuilder::fixed(backend);
         b.push("UPDATE user_values SET ");
         // `col = ?` pairs of the columns that change, in VALUE_COLUMNS
         // order: an unchanged `value_ci` then leaves its index alone.
-        let mut before = SqlBuilder::fixed(conn.backend());
+        let mut before = SqlBuilder::fixed(backend);
         stored.bind_values(&mut before);
-        let mut after = SqlBuilder::fixed(conn.backend());
+        let mut after = SqlBuilder::fixed(backend);
         row.bind_values(&mut after);
         let mut first = true;
         for ((column, old), new) in VALUE_COLUMNS
@@ -450,9 +477,10 @@ fn write_value_diff(
             .bind_text(row.attr.clone())
             .push(" AND idx = ")
             .bind(Bind::Integer(row.idx));
-        execute(conn, &b)?;
+        statements.push(b);
     }
-    insert_values(conn, &added)
+    statements.extend(insert_values_sql(backend, &added));
+    statements
 }
 
 pub(crate) fn to_record(
@@ -479,6 +507,20 @@ pub(crate) fn to_record(
         created,
         last_modified,
     })
+}
+
+/// A write's database error: `Conflict` when it is the unique index on
+/// userName that refused `attrs`.
+fn taken_or(e: diesel::result::Error, attrs: &Map<String, Value>) -> StoreError {
+    if is_unique_violation(&e) {
+        user_name_taken(
+            get_ci(attrs, "userName")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        )
+    } else {
+        StoreError::from(e)
+    }
 }
 
 pub(crate) fn user_name_taken(user_name: &str) -> StoreError {
@@ -659,34 +701,27 @@ pub fn update_user_from(
     })
 }
 
-#[derive(QueryableByName)]
-struct CreatedRow {
-    #[diesel(sql_type = Text)]
-    created: String,
-}
-
-/// The `users` row half of an update: one `UPDATE … WHERE id = ? AND
-/// version = ? RETURNING created` (both backends support RETURNING; SQLite
-/// since 3.35), so no second round trip reads `created`. Returns
-/// (created, new version, lastModified). Given the `previous` record
-/// (whose `created` it then reuses, without RETURNING), it sets only the derived columns whose value changes: an indexed
-/// column in the `SET` list costs an index update even when its value
-/// stays the same, so a PATCH of `title` leaves the userName, externalId
-/// and displayName indexes alone.
-fn update_user_row(
-    conn: &mut DbConnection,
+/// The `UPDATE users` of an update, without `RETURNING`: the resource,
+/// the version (`expected_version` + 1) and lastModified (`now`), where the
+/// id and `expected_version` match a user not deleted. Given the
+/// `previous` attributes, it sets only the derived columns whose value
+/// changes: an indexed column in the `SET` list costs an index update even
+/// when its value stays the same, so a PATCH of `title` leaves the
+/// userName, externalId and displayName indexes alone. Pure, so a write
+/// can be prepared off the writer thread.
+fn users_update_sql(
+    backend: Backend,
     id: &str,
     expected_version: i64,
-    previous: Option<&UserRecord>,
+    previous: Option<&Map<String, Value>>,
     attrs: &Map<String, Value>,
     password: &PasswordChange,
-) -> Result<(String, i64, String), StoreError> {
+    now: &str,
+) -> Result<SqlBuilder, StoreError> {
     let d = derive(attrs)?;
-    let old = previous.map(|p| derive(&p.attrs)).transpose()?;
+    let old = previous.map(derive).transpose()?;
     let changed = |same: &dyn Fn(&Derived<'_>) -> bool| !old.as_ref().is_some_and(same);
-    let now = scim_core::datetime::now();
-    let version = expected_version.saturating_add(1);
-    let mut b = SqlBuilder::fixed(conn.backend());
+    let mut b = SqlBuilder::fixed(backend);
     b.push("UPDATE users SET resource = ")
         .bind_text(serialize(attrs)?);
     if changed(&|o| o.user_name == d.user_name) {
@@ -712,21 +747,130 @@ fn update_user_row(
         b.push(", password_hash = ").bind_text(hash.clone());
     }
     b.push(", version = ")
-        .bind(Bind::BigInt(version))
+        .bind(Bind::BigInt(expected_version.saturating_add(1)))
         .push(", last_modified = ")
-        .bind_text(now.clone())
+        .bind_text(now)
         .push(" WHERE id = ")
         .bind_text(id)
         .push(" AND version = ")
         .bind(Bind::BigInt(expected_version))
         .push(" AND deleted_at IS NULL");
-    let taken = |e: diesel::result::Error| {
-        if is_unique_violation(&e) {
-            user_name_taken(d.user_name)
-        } else {
-            StoreError::from(e)
-        }
-    };
+    Ok(b)
+}
+
+/// An update of a user read earlier, built in full where it was decided
+/// (see `Store::queue_user_edit`): [`apply_prepared_update`] only runs its
+/// statements, on the condition that the user is still the version it
+/// was built from and the User Synchronization gate still open.
+pub(crate) struct PreparedUpdate {
+    /// The `UPDATE users`, conditional on the version and the gate.
+    users: SqlBuilder,
+    /// The filter index rows' diff ([`value_diff_sql`]).
+    values: Vec<SqlBuilder>,
+    /// What is stored when it applies.
+    record: UserRecord,
+}
+
+/// Builds the update of `current` (as read) to `attrs` that
+/// [`update_user_from`] would write, with lastModified now. Pure: no
+/// connection, so it runs before the write is queued.
+pub(crate) fn prepare_update(
+    backend: Backend,
+    current: &UserRecord,
+    attrs: Map<String, Value>,
+    password: &PasswordChange,
+) -> Result<PreparedUpdate, StoreError> {
+    let now = scim_core::datetime::now();
+    let mut users = users_update_sql(
+        backend,
+        &current.id,
+        current.version,
+        Some(&current.attrs),
+        &attrs,
+        password,
+        &now,
+    )?;
+    // The gate (`sync::scim_gate`) as a condition: a write that finds
+    // synchronization disabled changes nothing, and the caller falls back
+    // to the full edit, which answers why.
+    users
+        .push(" AND EXISTS (SELECT 1 FROM sync_state WHERE id = ")
+        .bind(Bind::Integer(crate::sync::STATE_ID))
+        .push(" AND enabled)");
+    let values = value_diff_sql(
+        backend,
+        &current.id,
+        &derive_values(&current.id, &current.attrs),
+        &derive_values(&current.id, &attrs),
+    );
+    Ok(PreparedUpdate {
+        users,
+        values,
+        record: UserRecord {
+            id: current.id.clone(),
+            attrs,
+            version: current.version.saturating_add(1),
+            created: current.created.clone(),
+            last_modified: now,
+        },
+    })
+}
+
+/// Runs a [`PreparedUpdate`] in the caller's transaction: the stored
+/// record, or `None` (nothing written) when the user is no longer the
+/// version it was built from (changed, deleted) or synchronization was
+/// disabled since. A userName taken since is `Conflict`, as in
+/// [`update_user_from`].
+pub(crate) fn apply_prepared_update(
+    conn: &mut DbConnection,
+    prepared: PreparedUpdate,
+) -> Result<Option<UserRecord>, StoreError> {
+    let PreparedUpdate {
+        users,
+        values,
+        record,
+    } = prepared;
+    if execute(conn, &users).map_err(|e| taken_or(e, &record.attrs))? != 1 {
+        return Ok(None);
+    }
+    for statement in &values {
+        execute(conn, statement)?;
+    }
+    Ok(Some(record))
+}
+
+#[derive(QueryableByName)]
+struct CreatedRow {
+    #[diesel(sql_type = Text)]
+    created: String,
+}
+
+/// The `users` row half of an update: one `UPDATE … WHERE id = ? AND
+/// version = ? RETURNING created` (both backends support RETURNING; SQLite
+/// since 3.35), so no second round trip reads `created`. Returns
+/// (created, new version, lastModified). Given the `previous` record
+/// (whose `created` it then reuses, without RETURNING), it sets only the
+/// derived columns whose value changes ([`users_update_sql`]).
+fn update_user_row(
+    conn: &mut DbConnection,
+    id: &str,
+    expected_version: i64,
+    previous: Option<&UserRecord>,
+    attrs: &Map<String, Value>,
+    password: &PasswordChange,
+) -> Result<(String, i64, String), StoreError> {
+    let now = scim_core::datetime::now();
+    let version = expected_version.saturating_add(1);
+    let mut b = users_update_sql(
+        conn.backend(),
+        id,
+        expected_version,
+        previous.map(|p| &p.attrs),
+        attrs,
+        password,
+        &now,
+    )?;
+    let taken = |e| taken_or(e, attrs);
     // With the previous record at hand, `created` is known: a plain
     // UPDATE, whose row count says whether the version still matched.
     let created = match previous {
