@@ -308,10 +308,15 @@ impl Store {
             Writer::GroupCommit { queue, .. } => Answer(queue.submit(f)),
         }
     }
+
     /// Creates a User (`users::insert_user`) behind the User
     /// Synchronization gate, without blocking the calling thread.
     ///
-    /// On SQLite this is a [`Store::queue_write`]. On PostgreSQL the create
+    /// On SQLite the create is built in full on the calling thread (the
+    /// id, the derived columns, the JSON and the filter rows), and the
+    /// writer thread only runs its statements, the gate being a condition
+    /// of the `INSERT`: that work needs no write lock, and the writer is
+    /// SQLite's bottleneck. On PostgreSQL the create
     /// joins whatever other User creates and edits are waiting, in one
     /// transaction with one statement per step for all of them
     /// (`user_batch.rs`). Either way it answers once committed, with
@@ -323,9 +328,24 @@ impl Store {
     ) -> Answer<UserRecord> {
         match &self.write {
             Writer::Pool { users, .. } => Answer(users.insert(attrs, password_hash)),
-            Writer::GroupCommit { queue, .. } => Answer(queue.submit(move |conn| {
-                crate::user_batch::insert_alone(conn, &attrs, password_hash.as_deref())
-            })),
+            // Built in full here, so the writer only runs its statements
+            // (the gate is a condition of the INSERT).
+            Writer::GroupCommit { queue, .. } => Answer(
+                match crate::users::prepare_insert(
+                    Backend::Sqlite,
+                    attrs,
+                    password_hash.as_deref(),
+                    true,
+                ) {
+                    Ok(prepared) => queue
+                        .submit(move |conn| crate::users::apply_prepared_insert(conn, prepared)),
+                    // A closed gate answers first, as it does on its own.
+                    Err(e) => queue.submit(move |conn| {
+                        crate::sync::scim_gate(conn)?;
+                        Err(e)
+                    }),
+                },
+            ),
         }
     }
 

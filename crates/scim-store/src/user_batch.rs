@@ -1121,6 +1121,13 @@ mod tests {
                 .wait()
                 .unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
+            // The gate answers before the body is looked at.
+            let refused = store
+                .queue_insert_user(obj(json!({"displayName": "nameless"})), None)
+                .wait()
+                .unwrap_err();
+            assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
+            assert_eq!(store.read(crate::count_users).unwrap(), 0, "{backend}");
             let refused = store
                 .queue_user_edit("any".into(), false, set_title("t", PasswordChange::Keep))
                 .wait()

@@ -352,17 +352,9 @@ pub(crate) fn stored_values(
         .collect())
 }
 
-/// Inserts `rows` in multi-row INSERTs of at most [`INSERT_CHUNK`] rows
+/// The INSERTs of `rows`: multi-row, at most [`INSERT_CHUNK`] rows each
 /// (Diesel's batch insert is not available on the multi-backend
 /// connection). Each chunk size is one cached statement.
-fn insert_values(conn: &mut DbConnection, rows: &[UserValueRow]) -> Result<(), StoreError> {
-    for statement in insert_values_sql(conn.backend(), rows) {
-        execute(conn, &statement)?;
-    }
-    Ok(())
-}
-
-/// The statements of [`insert_values`].
 fn insert_values_sql(backend: Backend, rows: &[UserValueRow]) -> Vec<SqlBuilder> {
     rows.chunks(INSERT_CHUNK)
         .map(|chunk| {
@@ -552,16 +544,43 @@ pub fn insert_user(
     attrs: &Map<String, Value>,
     password_hash: Option<&str>,
 ) -> Result<UserRecord, StoreError> {
-    let d = derive(attrs)?;
-    let resource = serialize(attrs)?;
+    let prepared = prepare_insert(conn.backend(), attrs.clone(), password_hash, false)?;
+    apply_prepared_insert(conn, prepared)
+}
+
+/// A create built in full before the writer runs it
+/// ([`apply_prepared_insert`]).
+pub(crate) struct PreparedInsert {
+    /// The `INSERT INTO users`.
+    users: SqlBuilder,
+    /// Whether it is conditional on User Synchronization being enabled.
+    gated: bool,
+    /// The filter index rows' INSERTs.
+    values: Vec<SqlBuilder>,
+    /// What is stored.
+    record: UserRecord,
+}
+
+/// Builds the create of [`insert_user`]: a fresh id, the derived columns,
+/// the resource and the filter rows. Pure: no connection, so the SQLite
+/// writer gets it ready to run. When `gated`, the `INSERT` is conditional
+/// on the User Synchronization gate (`sync::scim_gate`), so the writer
+/// needs no statement of its own for it.
+pub(crate) fn prepare_insert(
+    backend: Backend,
+    attrs: Map<String, Value>,
+    password_hash: Option<&str>,
+    gated: bool,
+) -> Result<PreparedInsert, StoreError> {
+    let d = derive(&attrs)?;
     let id = new_resource_id();
     let now = scim_core::datetime::now();
-    let mut b = SqlBuilder::fixed(conn.backend());
+    let mut b = SqlBuilder::fixed(backend);
     b.push(
         "INSERT INTO users (id, user_name, user_name_ci, external_id, display_name_ci, \
-         display_name, active, resource, password_hash, version, created, last_modified) \
-         VALUES (",
+         display_name, active, resource, password_hash, version, created, last_modified) ",
     );
+    b.push(if gated { "SELECT " } else { "VALUES (" });
     for (i, bind) in [
         Bind::Text(id.clone()),
         Bind::Text(d.user_name.to_owned()),
@@ -570,7 +589,7 @@ pub fn insert_user(
         Bind::NullableText(d.display_name_ci.clone()),
         Bind::NullableText(d.display_name.map(str::to_owned)),
         Bind::Bool(d.active),
-        Bind::Text(resource),
+        Bind::Text(serialize(&attrs)?),
         Bind::NullableText(password_hash.map(str::to_owned)),
         Bind::BigInt(1),
         Bind::Text(now.clone()),
@@ -584,22 +603,49 @@ pub fn insert_user(
         }
         b.bind(bind);
     }
-    b.push(")");
-    execute(conn, &b).map_err(|e| {
-        if is_unique_violation(&e) {
-            user_name_taken(d.user_name)
-        } else {
-            e.into()
-        }
-    })?;
-    insert_values(conn, &derive_values(&id, attrs))?;
-    Ok(UserRecord {
-        id,
-        attrs: attrs.clone(),
-        version: 1,
-        created: now.clone(),
-        last_modified: now,
+    if gated {
+        b.push(" WHERE EXISTS (SELECT 1 FROM sync_state WHERE id = ")
+            .bind(Bind::Integer(crate::sync::STATE_ID))
+            .push(" AND enabled)");
+    } else {
+        b.push(")");
+    }
+    let values = insert_values_sql(backend, &derive_values(&id, &attrs));
+    Ok(PreparedInsert {
+        users: b,
+        gated,
+        values,
+        record: UserRecord {
+            id,
+            attrs,
+            version: 1,
+            created: now.clone(),
+            last_modified: now,
+        },
     })
+}
+
+/// Runs a [`PreparedInsert`] in the caller's transaction. A gated one
+/// fails with `sync::sync_disabled_error()`, writing nothing, while
+/// synchronization is disabled.
+pub(crate) fn apply_prepared_insert(
+    conn: &mut DbConnection,
+    prepared: PreparedInsert,
+) -> Result<UserRecord, StoreError> {
+    let PreparedInsert {
+        users,
+        gated,
+        values,
+        record,
+    } = prepared;
+    let inserted = execute(conn, &users).map_err(|e| taken_or(e, &record.attrs))?;
+    if gated && inserted == 0 {
+        return Err(crate::sync::sync_disabled_error());
+    }
+    for statement in &values {
+        execute(conn, statement)?;
+    }
+    Ok(record)
 }
 
 /// The User with this id, if any (an id that is not a UUID simply matches
