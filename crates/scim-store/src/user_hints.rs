@@ -9,6 +9,12 @@
 //! process on the same file, a group write, a delete) just makes the
 //! writer's check fail, and the edit runs in full.
 //!
+//! The check relies on one invariant of the store: every write of a user
+//! (update, replace, soft delete) bumps its version, so a user at a given
+//! version has exactly the attributes, and the filter index rows, of that
+//! version. Group memberships are the exception (a group write does not
+//! touch its members' versions), hence the separate check of the groups.
+//!
 //! Hints are filled where the store already holds the user: by the writer
 //! after each User edit and create, and by the readers after each user
 //! lookup (`GET /Users/{id}`, and the `userName eq` filter with which an
