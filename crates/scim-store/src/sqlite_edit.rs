@@ -122,7 +122,7 @@ where
             password,
             then,
         }) => Some(Decided {
-            prepared: prepare_update(Backend::Sqlite, &current, attrs, &password).ok()?,
+            prepared: prepare_update(Backend::Sqlite, &current, attrs, &password, true).ok()?,
             groups,
             then,
         }),

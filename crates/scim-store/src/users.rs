@@ -697,8 +697,7 @@ pub fn update_user(
     attrs: &Map<String, Value>,
     password: PasswordChange,
 ) -> Result<UserRecord, StoreError> {
-    let (created, version, now) =
-        update_user_row(conn, id, expected_version, None, attrs, &password)?;
+    let (created, version, now) = update_user_row(conn, id, expected_version, attrs, &password)?;
     let old = stored_values(conn, id)?;
     write_value_diff(conn, id, &old, &derive_values(id, attrs))?;
     Ok(UserRecord {
@@ -724,27 +723,15 @@ pub fn update_user_from(
     attrs: &Map<String, Value>,
     password: PasswordChange,
 ) -> Result<UserRecord, StoreError> {
-    let (created, version, now) = update_user_row(
-        conn,
-        &current.id,
-        current.version,
-        Some(current),
-        attrs,
-        &password,
-    )?;
-    write_value_diff(
-        conn,
-        &current.id,
-        &derive_values(&current.id, &current.attrs),
-        &derive_values(&current.id, attrs),
-    )?;
-    Ok(UserRecord {
-        id: current.id.clone(),
-        attrs: attrs.clone(),
-        version,
-        created,
-        last_modified: now,
-    })
+    let prepared = prepare_update(conn.backend(), current, attrs.clone(), &password, false)?;
+    match apply_prepared_update(conn, prepared)? {
+        Some(stored) => Ok(stored),
+        None => Err(if user_exists(conn, &current.id)? {
+            StoreError::PreconditionFailed
+        } else {
+            StoreError::NotFound
+        }),
+    }
 }
 
 /// The `UPDATE users` of an update, without `RETURNING`: the resource,
@@ -817,14 +804,19 @@ pub(crate) struct PreparedUpdate {
     record: UserRecord,
 }
 
-/// Builds the update of `current` (as read) to `attrs` that
-/// [`update_user_from`] would write, with lastModified now. Pure: no
-/// connection, so it runs before the write is queued.
+/// Builds the update of `current` (as read) to `attrs`, with lastModified
+/// now: the `UPDATE users` of the derived columns that change, and the
+/// filter rows that differ, diffed against `current.attrs` (the rows of a
+/// version are exactly those its attributes derive, as every write
+/// derives them). When `gated`, the `UPDATE` is also conditional on the
+/// User Synchronization gate. Pure: no connection, so an edit can be
+/// built before it is queued for the writer (`sqlite_edit.rs`).
 pub(crate) fn prepare_update(
     backend: Backend,
     current: &UserRecord,
     attrs: Map<String, Value>,
     password: &PasswordChange,
+    gated: bool,
 ) -> Result<PreparedUpdate, StoreError> {
     let now = scim_core::datetime::now();
     let mut users = users_update_sql(
@@ -839,10 +831,12 @@ pub(crate) fn prepare_update(
     // The gate (`sync::scim_gate`) as a condition: a write that finds
     // synchronization disabled changes nothing, and the caller falls back
     // to the full edit, which answers why.
-    users
-        .push(" AND EXISTS (SELECT 1 FROM sync_state WHERE id = ")
-        .bind(Bind::Integer(crate::sync::STATE_ID))
-        .push(" AND enabled)");
+    if gated {
+        users
+            .push(" AND EXISTS (SELECT 1 FROM sync_state WHERE id = ")
+            .bind(Bind::Integer(crate::sync::STATE_ID))
+            .push(" AND enabled)");
+    }
     let values = value_diff_sql(
         backend,
         &current.id,
@@ -891,17 +885,14 @@ struct CreatedRow {
     created: String,
 }
 
-/// The `users` row half of an update: one `UPDATE … WHERE id = ? AND
-/// version = ? RETURNING created` (both backends support RETURNING; SQLite
-/// since 3.35), so no second round trip reads `created`. Returns
-/// (created, new version, lastModified). Given the `previous` record
-/// (whose `created` it then reuses, without RETURNING), it sets only the
-/// derived columns whose value changes ([`users_update_sql`]).
+/// The `users` row half of [`update_user`]: one `UPDATE … WHERE id = ?
+/// AND version = ? RETURNING created` (both backends support RETURNING;
+/// SQLite since 3.35), so no second round trip reads `created`. Returns
+/// (created, new version, lastModified).
 fn update_user_row(
     conn: &mut DbConnection,
     id: &str,
     expected_version: i64,
-    previous: Option<&UserRecord>,
     attrs: &Map<String, Value>,
     password: &PasswordChange,
 ) -> Result<(String, i64, String), StoreError> {
@@ -911,24 +902,15 @@ fn update_user_row(
         conn.backend(),
         id,
         expected_version,
-        previous.map(|p| &p.attrs),
+        None,
         attrs,
         password,
         &now,
     )?;
-    let taken = |e| taken_or(e, attrs);
-    // With the previous record at hand, `created` is known: a plain
-    // UPDATE, whose row count says whether the version still matched.
-    let created = match previous {
-        Some(p) => (execute(conn, &b).map_err(taken)? == 1).then(|| p.created.clone()),
-        None => {
-            b.push(" RETURNING created");
-            let rows: Vec<CreatedRow> = load(conn, &b).map_err(taken)?;
-            rows.into_iter().next().map(|row| row.created)
-        }
-    };
-    match created {
-        Some(created) => Ok((created, version, now)),
+    b.push(" RETURNING created");
+    let rows: Vec<CreatedRow> = load(conn, &b).map_err(|e| taken_or(e, attrs))?;
+    match rows.into_iter().next() {
+        Some(row) => Ok((row.created, version, now)),
         None => Err(if user_exists(conn, id)? {
             StoreError::PreconditionFailed
         } else {
