@@ -116,14 +116,6 @@ impl ReadQueue {
         receiver
     }
 
-    /// Queues `job`, which answers for itself: it gets a connection, or
-    /// the error of not getting one (it is called either way).
-    fn spawn(&self, job: ReadJob) {
-        if let Err(mpsc::SendError(Job::Run(job))) = self.sender.send(Job::Run(job)) {
-            job(Err(stopped()));
-        }
-    }
-
     /// Queues `f`; the receiver gets its result.
     pub(crate) fn submit<T, F>(&self, f: F) -> tokio::sync::oneshot::Receiver<Result<T, StoreError>>
     where
@@ -147,7 +139,9 @@ impl ReadQueue {
             // The caller may have gone away (a dropped request).
             let _ = reply.send(result);
         });
-        self.spawn(job);
+        if let Err(mpsc::SendError(Job::Run(job))) = self.sender.send(Job::Run(job)) {
+            job(Err(stopped()));
+        }
         receiver
     }
 }
