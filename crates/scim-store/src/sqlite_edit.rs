@@ -136,24 +136,15 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use serde_json::{json, Map, Value};
+    use serde_json::json;
 
     use super::*;
     use crate::gated::LookupBy;
-    use crate::sync::{disable_sync, enable_sync, is_sync_disabled};
+    use crate::sync::{disable_sync, is_sync_disabled};
     use crate::testing::backends;
+    use crate::user_batch::tests::{enable, obj};
     use crate::users::{update_user, PasswordChange};
     use crate::{find_user, insert_user, MemberRef, MemberType, Store};
-
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
-    }
-
-    fn enable(store: &Store) {
-        store
-            .write(|c| enable_sync(c, "test", &[]).map(|_| ()))
-            .unwrap();
-    }
 
     /// An edit setting `attr` to `value`, counting its calls, answering
     /// with the stored user and the groups it was given; with `if_match`,
@@ -183,6 +174,25 @@ mod tests {
         }
     }
 
+    /// What an edit with [`set`] answered, and how many times its closure
+    /// ran (twice when a hint turned out stale).
+    type Edited = (Result<(UserRecord, Vec<GroupRef>), StoreError>, usize);
+
+    /// Queues [`set`] on user `id` (showing its groups) and waits.
+    fn edit(
+        store: &Store,
+        id: &str,
+        attr: &'static str,
+        value: &'static str,
+        if_match: Option<i64>,
+    ) -> Edited {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let answer = store
+            .queue_user_edit(id.to_owned(), true, set(attr, value, if_match, &calls))
+            .wait();
+        (answer, calls.load(Ordering::SeqCst))
+    }
+
     /// Changes `attr` of user `id` behind the hints' back (a plain write,
     /// which offers nothing to them).
     fn change_behind(store: &Store, id: &str, attr: &str, value: &str) -> UserRecord {
@@ -202,12 +212,7 @@ mod tests {
         let user = store
             .write(|c| insert_user(c, &obj(json!({"userName": name})), None))
             .unwrap();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let (rec, _) = store
-            .queue_user_edit(user.id, true, set("title", "first", None, &calls))
-            .wait()
-            .unwrap();
-        rec
+        edit(store, &user.id, "title", "first", None).0.unwrap().0
     }
 
     #[test]
@@ -222,15 +227,8 @@ mod tests {
             assert_eq!(behind.version, 3);
             // The client's If-Match names the stored version, which the
             // hint does not have: a hint must not answer 412 for it.
-            let calls = Arc::new(AtomicUsize::new(0));
-            let (rec, _) = store
-                .queue_user_edit(
-                    user.id.clone(),
-                    true,
-                    set("title", "second", Some(3), &calls),
-                )
-                .wait()
-                .unwrap();
+            let (answer, calls) = edit(store, &user.id, "title", "second", Some(3));
+            let (rec, _) = answer.unwrap();
             assert_eq!(rec.version, 4);
             // No lost update: the change made behind the hint is kept.
             assert_eq!(rec.attrs["displayName"], "Behind");
@@ -241,26 +239,15 @@ mod tests {
             );
             if sqlite {
                 // Once on the hint, once on the user as stored.
-                assert_eq!(calls.load(Ordering::SeqCst), 2);
+                assert_eq!(calls, 2);
                 // The next edit finds the fresh hint and is decided once.
-                let calls = Arc::new(AtomicUsize::new(0));
-                let (rec, _) = store
-                    .queue_user_edit(
-                        user.id.clone(),
-                        true,
-                        set("title", "third", Some(4), &calls),
-                    )
-                    .wait()
-                    .unwrap();
-                assert_eq!((rec.version, calls.load(Ordering::SeqCst)), (5, 1));
+                let (answer, calls) = edit(store, &user.id, "title", "third", Some(4));
+                let (rec, _) = answer.unwrap();
+                assert_eq!((rec.version, calls), (5, 1));
                 assert_eq!(rec.attrs["displayName"], "Behind");
             }
             // A stale If-Match is still refused, hint or not.
-            let calls = Arc::new(AtomicUsize::new(0));
-            let refused = store
-                .queue_user_edit(user.id.clone(), true, set("title", "x", Some(2), &calls))
-                .wait()
-                .unwrap_err();
+            let refused = edit(store, &user.id, "title", "x", Some(2)).0.unwrap_err();
             assert!(
                 matches!(refused, StoreError::PreconditionFailed),
                 "{refused:?}"
@@ -288,18 +275,15 @@ mod tests {
                     )
                 })
                 .unwrap();
-            let calls = Arc::new(AtomicUsize::new(0));
-            let (rec, groups) = store
-                .queue_user_edit(user.id.clone(), true, set("title", "second", None, &calls))
-                .wait()
-                .unwrap();
+            let (answer, calls) = edit(store, &user.id, "title", "second", None);
+            let (rec, groups) = answer.unwrap();
             assert_eq!(rec.version, user.version + 1);
             assert_eq!(
                 groups.iter().map(|g| g.value.as_str()).collect::<Vec<_>>(),
                 vec![group.id.as_str()]
             );
             if db.backend() == Backend::Sqlite {
-                assert_eq!(calls.load(Ordering::SeqCst), 2);
+                assert_eq!(calls, 2);
             }
         }
     }
@@ -314,11 +298,7 @@ mod tests {
             store
                 .write(|c| disable_sync(c, "test", "a test").map(|_| ()))
                 .unwrap();
-            let calls = Arc::new(AtomicUsize::new(0));
-            let refused = store
-                .queue_user_edit(user.id.clone(), true, set("title", "late", None, &calls))
-                .wait()
-                .unwrap_err();
+            let refused = edit(store, &user.id, "title", "late", None).0.unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
             assert_eq!(
                 store.read(|c| find_user(c, &user.id)).unwrap().unwrap(),
@@ -328,10 +308,7 @@ mod tests {
             store
                 .write(|c| crate::delete_user(c, &user.id, None))
                 .unwrap();
-            let gone = store
-                .queue_user_edit(user.id.clone(), true, set("title", "late", None, &calls))
-                .wait()
-                .unwrap_err();
+            let gone = edit(store, &user.id, "title", "late", None).0.unwrap_err();
             assert!(matches!(gone, StoreError::NotFound), "{backend}: {gone:?}");
         }
     }
@@ -346,14 +323,8 @@ mod tests {
             store
                 .write(|c| insert_user(c, &obj(json!({"userName": "Taken"})), None))
                 .unwrap();
-            let calls = Arc::new(AtomicUsize::new(0));
-            let refused = store
-                .queue_user_edit(
-                    user.id.clone(),
-                    true,
-                    set("userName", "taken", None, &calls),
-                )
-                .wait()
+            let refused = edit(store, &user.id, "userName", "taken", None)
+                .0
                 .unwrap_err();
             assert!(
                 matches!(refused, StoreError::Conflict(_)),
@@ -384,12 +355,8 @@ mod tests {
             assert_eq!(store.user_hints(), usize::from(sqlite));
             if sqlite {
                 // The lookup's hint (with groups) decides the edit at once.
-                let calls = Arc::new(AtomicUsize::new(0));
-                let (rec, _) = store
-                    .queue_user_edit(user.id.clone(), true, set("title", "t", None, &calls))
-                    .wait()
-                    .unwrap();
-                assert_eq!((rec.version, calls.load(Ordering::SeqCst)), (2, 1));
+                let (answer, calls) = edit(store, &user.id, "title", "t", None);
+                assert_eq!((answer.unwrap().0.version, calls), (2, 1));
             }
             store.forget_user(&user.id);
             assert_eq!(store.user_hints(), 0);

@@ -1054,7 +1054,7 @@ impl QueryFragment<Pg> for ArrayQuery<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::sync::{enable_sync, is_sync_disabled};
@@ -1062,11 +1062,12 @@ mod tests {
     use crate::{find_password_hash, find_user, Store};
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
+    pub(crate) fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
 
-    fn enable(store: &Store) {
+    /// Enables User Synchronization.
+    pub(crate) fn enable(store: &Store) {
         store
             .write(|c| enable_sync(c, "test", &[]).map(|_| ()))
             .unwrap();
