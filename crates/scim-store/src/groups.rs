@@ -836,6 +836,7 @@ pub(crate) fn user_groups(
     conn: &mut DbConnection,
     user_id: &str,
 ) -> Result<Vec<GroupRef>, StoreError> {
+    // The shared subquery, with a marker where the bound user id goes.
     let sql = user_groups_json_sql(conn.backend(), "\u{0}");
     let (before, after) = sql.split_once('\u{0}').unwrap_or((sql.as_str(), ""));
     let mut b = SqlBuilder::fixed(conn.backend());

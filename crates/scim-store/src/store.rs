@@ -355,16 +355,19 @@ impl Store {
     /// says what to store ([`Edit`]); what is stored is `f`'s result on
     /// the user as stored when it is written (no lost update).
     ///
-    /// On SQLite a reader thread reads the user, calls `f` and builds the
-    /// write, which the single writer runs only if the user is still that
-    /// version; if it is not, the writer runs the whole edit again under
-    /// its lock (`sqlite_edit.rs`). On PostgreSQL the edit joins whatever
+    /// On SQLite, when the store has a hint of the user (its last-seen
+    /// state, `user_hints.rs`), `f` runs on it on the calling thread and
+    /// the write is built there; the single writer runs it only if the
+    /// user is still that version and in those groups, and otherwise runs
+    /// the whole edit again under its lock, as it does without a hint
+    /// (`sqlite_edit.rs`). On PostgreSQL the edit joins whatever
     /// other User creates and edits are waiting (`user_batch.rs`), which
     /// read their users in one statement, locking their rows. `f` may be
-    /// called more than once (on SQLite when the user changed in between,
-    /// on PostgreSQL when the batch falls back to running its writes
-    /// alone), always with the user as then stored; the answer comes from
-    /// the call whose outcome stands.
+    /// called more than once (on SQLite when the hint was stale, on
+    /// PostgreSQL when the batch falls back to running its writes
+    /// alone); the answer comes from the call whose outcome stands, which
+    /// was given the user as stored (a call on a stale hint writes and
+    /// answers nothing).
     pub fn queue_user_edit<T, F>(&self, id: String, with_groups: bool, f: F) -> Answer<T>
     where
         T: Send + 'static,
