@@ -37,12 +37,14 @@ GROUP_SIZE=100
 BATCH=10
 OUT="${BENCH_OUT:-$ROOT/target/bench}"
 
-log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench-groups: %s\n' "$*" >&2; exit 2; }
 
 [ -x "$BIN" ] || die "$BIN not found: run 'make bench' (or 'cargo build --release -p scimd') first"
 command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required"
+
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 
 log "building the load tool (examples/groups_bench.rs)"
 TOOL="$ROOT/target/release/examples/groups_bench"
@@ -57,33 +59,7 @@ mkdir -p "$OUT"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/scimd-bench-groups.XXXXXX")"
 RESULTS="$OUT/groups.jsonl"
 : >"$RESULTS"
-SERVER_PID=""
-PG_ADMIN_URL=""
-PG_DB=""
 
-stop_server() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
-drop_pg_db() {
-  if [ -n "$PG_DB" ]; then
-    # Retried: a drop right after the server stops has once failed here.
-    local i err=""
-    for i in 1 2 3 4 5; do
-      if err="$(psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" 2>&1)"; then
-        err=""; break
-      fi
-      sleep 1
-    done
-    [ -z "$err" ] || log "could not drop database $PG_DB: $err"
-    PG_DB=""
-  fi
-}
 cleanup() {
   stop_server
   drop_pg_db
@@ -92,73 +68,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() { # URL
-  for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
-
 bench_backend() { # sqlite|postgres
-  local backend="$1" url
-  case "$backend" in
-    sqlite) url="sqlite://$WORK/bench-groups.db" ;;
-    postgres)
-      command -v psql >/dev/null || die "psql is required for the PostgreSQL run"
-      PG_ADMIN_URL="${BENCH_PG_URL:-$("$ROOT/scripts/test-postgres.sh")}"
-      PG_DB="scimd_bench_groups_$$"
-      psql "$PG_ADMIN_URL" -qAtc "CREATE DATABASE \"$PG_DB\"" >/dev/null \
-        || die "cannot create database $PG_DB on $PG_ADMIN_URL"
-      url="${PG_ADMIN_URL%/*}/$PG_DB"
-      ;;
-    *) die "unknown backend $backend" ;;
-  esac
-
-  local port
-  port="$(free_port)"
-  export SCIMD__DATABASE__URL="$url"
-  export SCIMD__SERVER__BIND="127.0.0.1:$port"
-  export SCIMD__LOG__LEVEL=warn
-  local base="http://127.0.0.1:$port"
-
-  "$BIN" migrate >"$WORK/migrate-$backend.log" 2>&1 \
-    || { cat "$WORK/migrate-$backend.log" >&2; die "scimd migrate failed on $backend"; }
-  local token
-  token="$("$BIN" token create --name bench 2>/dev/null | grep -E '^scimd_' | head -n1 || true)"
-  [ -n "$token" ] || die "scimd token create printed no secret"
-  # Binaries with User Synchronization answer 403 until it is enabled,
-  # which needs SAML configured: scripts/enable-sync.sh sets up a
-  # throwaway one (older binaries have no `sync` command).
-  # Retried: `scimd saml set` has crashed (SIGSEGV) about once in ten
-  # runs on PostgreSQL here; it is idempotent.
-  if "$BIN" sync --help >/dev/null 2>&1; then
-    local try
-    for try in 1 2 3; do
-      if "$ROOT/scripts/enable-sync.sh" "$BIN" >"$WORK/sync-$backend.log" 2>&1; then break; fi
-      [ "$try" -lt 3 ] || { cat "$WORK/sync-$backend.log" >&2; die "cannot enable User Synchronization on $backend (scripts/enable-sync.sh)"; }
-      log "WARNING: scripts/enable-sync.sh failed on $backend (attempt $try): $(tail -n1 "$WORK/sync-$backend.log")"
-    done
-  fi
-
-  "$BIN" serve >"$WORK/groups-server-$backend.log" 2>&1 &
-  SERVER_PID=$!
-  wait_ready "$base/readyz" || { cat "$WORK/groups-server-$backend.log" >&2; die "scimd did not start on $backend"; }
-  log "scimd on $backend ($base, pid $SERVER_PID)"
-
-  BENCH_TOKEN="$token" "$TOOL" --base "$base" --pid "$SERVER_PID" --backend "$backend" \
+  local backend="$1"
+  start_scimd "$backend" groups
+  BENCH_TOKEN="$TOKEN" "$TOOL" --base "$BASE" --pid "$SERVER_PID" --backend "$backend" \
     --users "$USERS" --pairs "$PAIRS" --serial-pairs "$SERIAL_PAIRS" --conns "$CONNS" --user-conns "$USER_CONNS" \
     --groups "$NGROUPS" --group-size "$GROUP_SIZE" --batch "$BATCH" --fill-batch 1000 \
-    >>"$RESULTS" || { cp "$WORK/groups-server-$backend.log" "$OUT/" 2>/dev/null; die "the load tool failed on $backend"; }
-
-  if grep -qiE 'error|panick' "$WORK/groups-server-$backend.log"; then
-    log "server log on $backend has errors:"
-    grep -iE 'error|panick' "$WORK/groups-server-$backend.log" | tail -n 20 >&2
-  fi
+    >>"$RESULTS" || { cp "$SERVER_LOG" "$OUT/" 2>/dev/null; die "the load tool failed on $backend"; }
+  report_server_errors "$backend"
   stop_server
   [ "$backend" = postgres ] && drop_pg_db
   return 0

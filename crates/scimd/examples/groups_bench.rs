@@ -3,10 +3,8 @@
 //! and prints one JSON object per measurement on stdout (progress goes to
 //! stderr). See docs/BENCHMARKS-GROUPS.md for the method.
 //!
-//! It talks HTTP/1.1 with keep-alive over plain `std::net::TcpStream`s, one
-//! connection per worker thread, so every request's latency is measured
-//! exactly (write of the request to the last byte of the response) and
-//! every request count is exact, which wrk's duration-based runs are not.
+//! It talks HTTP/1.1 with keep-alive, one connection per worker thread
+//! (`load/mod.rs`, shared with `entra_cycle.rs`).
 //!
 //! Usage (all flags but `--base` and `--token`/`BENCH_TOKEN` are
 //! optional; the defaults are shown):
@@ -41,20 +39,15 @@
 //! Consistency checks (group sizes after the pairs, a sample of the
 //! provisioned groups) are printed as `check` lines; they never abort.
 
+mod load;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-/// The PatchOp message schema (RFC 7644 §3.5.2).
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-/// How many failed responses are printed in full before going quiet.
-const ERRORS_SHOWN: usize = 5;
+use load::{add_body, id_of, memory, run_phase, stats, timed, Conn, Series, Target, PATCH_OP};
 
 /// Command-line settings.
 #[derive(Debug, Clone)]
@@ -150,342 +143,6 @@ impl Args {
     }
 }
 
-/// Where the server is: `host:port` and the SCIM base path.
-#[derive(Debug, Clone)]
-struct Target {
-    addr: String,
-    prefix: String,
-    token: String,
-}
-
-impl Target {
-    fn new(base: &str, token: &str) -> Result<Target> {
-        let rest = base
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("--base must start with http:// (got {base:?})"))?;
-        let (addr, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        Ok(Target {
-            addr: addr.to_string(),
-            prefix: format!("{path}/scim/v2"),
-            token: token.to_string(),
-        })
-    }
-}
-
-/// One HTTP/1.1 keep-alive connection.
-struct Conn<'a> {
-    target: &'a Target,
-    stream: Option<(TcpStream, BufReader<TcpStream>)>,
-}
-
-/// A response: status and body.
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl<'a> Conn<'a> {
-    fn new(target: &'a Target) -> Conn<'a> {
-        Conn {
-            target,
-            stream: None,
-        }
-    }
-
-    fn connect(&mut self) -> Result<()> {
-        let s = TcpStream::connect(&self.target.addr)
-            .with_context(|| format!("connecting to {}", self.target.addr))?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(120)))?;
-        let reader = BufReader::with_capacity(64 * 1024, s.try_clone()?);
-        self.stream = Some((s, reader));
-        Ok(())
-    }
-
-    /// Sends one request (path relative to /scim/v2) and reads the whole
-    /// response. A connection the server closed while idle is reopened
-    /// once, before any byte of the response arrived.
-    fn send(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Response> {
-        let mut req = Vec::with_capacity(256 + body.map_or(0, <[u8]>::len));
-        write!(
-            req,
-            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nAccept: application/scim+json\r\n",
-            self.target.prefix, self.target.addr, self.target.token
-        )?;
-        if let Some(b) = body {
-            write!(
-                req,
-                "Content-Type: application/scim+json\r\nContent-Length: {}\r\n",
-                b.len()
-            )?;
-        }
-        req.extend_from_slice(b"\r\n");
-        if let Some(b) = body {
-            req.extend_from_slice(b);
-        }
-        let reused = self.stream.is_some();
-        match self.exchange(&req) {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) if reused => {
-                self.stream = None;
-                self.exchange(&req)?
-                    .ok_or_else(|| anyhow!("the server closed the connection"))
-            }
-            Ok(None) => bail!("the server closed the connection"),
-            Err(e) => {
-                self.stream = None;
-                Err(e)
-            }
-        }
-    }
-
-    /// `Ok(None)`: the connection was closed before a response began.
-    fn exchange(&mut self, req: &[u8]) -> Result<Option<Response>> {
-        if self.stream.is_none() {
-            self.connect()?;
-        }
-        let Some((writer, reader)) = self.stream.as_mut() else {
-            bail!("no connection");
-        };
-        if writer.write_all(req).is_err() {
-            self.stream = None;
-            return Ok(None);
-        }
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            self.stream = None;
-            return Ok(None);
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("bad status line {line:?}"))?;
-        let mut length: Option<usize> = None;
-        let mut chunked = false;
-        let mut close = false;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                bail!("connection closed inside the response headers");
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                let v = v.trim();
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = Some(v.parse().context("bad Content-Length")?);
-                } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                    chunked = v.eq_ignore_ascii_case("chunked");
-                } else if k.eq_ignore_ascii_case("connection") {
-                    close = v.eq_ignore_ascii_case("close");
-                }
-            }
-        }
-        let mut body = Vec::new();
-        if status == 204 || status == 304 {
-            // No body (RFC 9112 §6.3).
-        } else if chunked {
-            loop {
-                line.clear();
-                reader.read_line(&mut line)?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                    .with_context(|| format!("bad chunk size {line:?}"))?;
-                if size == 0 {
-                    // Trailers, then the blank line.
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-                            break;
-                        }
-                    }
-                    break;
-                }
-                let start = body.len();
-                body.resize(start + size, 0);
-                reader.read_exact(&mut body[start..])?;
-                line.clear();
-                reader.read_line(&mut line)?;
-            }
-        } else if let Some(n) = length {
-            body.resize(n, 0);
-            reader.read_exact(&mut body)?;
-        } else {
-            reader.read_to_end(&mut body)?;
-            close = true;
-        }
-        if close {
-            self.stream = None;
-        }
-        Ok(Some(Response { status, body }))
-    }
-}
-
-/// Latencies (µs) and failures of one kind of request.
-#[derive(Debug, Default, Clone)]
-struct Series {
-    lat_us: Vec<u64>,
-    errors: usize,
-    /// Failed requests by status ("io" for socket errors).
-    statuses: HashMap<String, usize>,
-}
-
-impl Series {
-    fn merge(&mut self, other: Series) {
-        self.lat_us.extend(other.lat_us);
-        self.errors += other.errors;
-        for (k, v) in other.statuses {
-            *self.statuses.entry(k).or_default() += v;
-        }
-    }
-
-    fn fail(&mut self, what: String) {
-        self.errors += 1;
-        *self.statuses.entry(what).or_default() += 1;
-    }
-
-    fn percentile(&self, p: f64) -> f64 {
-        let mut v = self.lat_us.clone();
-        v.sort_unstable();
-        if v.is_empty() {
-            return 0.0;
-        }
-        // Nearest rank.
-        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-        v[rank.min(v.len()) - 1] as f64 / 1000.0
-    }
-}
-
-/// Counts failures and prints the first few.
-static ERRORS_PRINTED: AtomicUsize = AtomicUsize::new(0);
-
-/// Runs one request, timing it; a status other than `expect` (or an I/O
-/// error) counts as a failure in `series`. Returns the body on success.
-fn timed(
-    conn: &mut Conn<'_>,
-    series: &mut Series,
-    method: &str,
-    path: &str,
-    body: Option<&[u8]>,
-    expect: u16,
-) -> Option<Vec<u8>> {
-    let start = Instant::now();
-    let res = conn.send(method, path, body);
-    let took = start.elapsed();
-    match res {
-        Ok(r) if r.status == expect => {
-            series.lat_us.push(took.as_micros() as u64);
-            Some(r.body)
-        }
-        Ok(r) => {
-            series.fail(r.status.to_string());
-            if ERRORS_PRINTED.fetch_add(1, Ordering::Relaxed) < ERRORS_SHOWN {
-                eprintln!(
-                    "groups_bench: {method} {path} answered {} (expected {expect}): {}",
-                    r.status,
-                    String::from_utf8_lossy(&r.body[..r.body.len().min(400)])
-                );
-            }
-            None
-        }
-        Err(e) => {
-            series.fail("io".into());
-            if ERRORS_PRINTED.fetch_add(1, Ordering::Relaxed) < ERRORS_SHOWN {
-                eprintln!("groups_bench: {method} {path} failed: {e:#}");
-            }
-            None
-        }
-    }
-}
-
-/// What a phase's workers record: two series (e.g. add and remove) and
-/// the ids of created resources by work-item index.
-#[derive(Debug, Default)]
-struct Recorder {
-    a: Series,
-    b: Series,
-    ids: Vec<(usize, String)>,
-}
-
-/// A finished phase.
-struct Phase {
-    a: Series,
-    b: Series,
-    ids: Vec<Option<String>>,
-    elapsed: Duration,
-}
-
-/// Runs `items` work items over `conns` connections (one thread each);
-/// items are handed out in order from a shared counter.
-fn run_phase<F>(target: &Target, conns: usize, items: usize, work: F) -> Phase
-where
-    F: Fn(&mut Conn<'_>, usize, &mut Recorder) + Sync,
-{
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..conns.min(items.max(1)) {
-            s.spawn(|| {
-                let mut conn = Conn::new(target);
-                let mut rec = Recorder::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= items {
-                        break;
-                    }
-                    work(&mut conn, i, &mut rec);
-                }
-                if let Ok(mut r) = results.lock() {
-                    r.push(rec);
-                }
-            });
-        }
-    });
-    let elapsed = start.elapsed();
-    let mut phase = Phase {
-        a: Series::default(),
-        b: Series::default(),
-        ids: vec![None; items],
-        elapsed,
-    };
-    for rec in results.into_inner().unwrap_or_default() {
-        phase.a.merge(rec.a);
-        phase.b.merge(rec.b);
-        for (i, id) in rec.ids {
-            phase.ids[i] = Some(id);
-        }
-    }
-    phase
-}
-
-/// The `id` of a created resource.
-fn id_of(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<Value>(body)
-        .ok()?
-        .get("id")?
-        .as_str()
-        .map(str::to_string)
-}
-
-/// Entra's membership add body (`"$ref": null` as Entra sends it).
-fn add_body(ids: &[&str]) -> Vec<u8> {
-    let value: Vec<Value> = ids
-        .iter()
-        .map(|id| json!({"$ref": null, "value": id}))
-        .collect();
-    serde_json::to_vec(&json!({
-        "schemas": [PATCH_OP],
-        "Operations": [{"op": "Add", "path": "members", "value": value}],
-    }))
-    .unwrap_or_default()
-}
-
 /// Entra's membership remove body.
 fn remove_body(ids: &[&str]) -> Vec<u8> {
     let value: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
@@ -505,21 +162,6 @@ fn emit(args: &Args, name: &str, fields: Value) {
     println!("{obj}");
 }
 
-/// Summary fields of a series run over `elapsed`.
-fn stats(series: &Series, elapsed: Duration) -> Value {
-    json!({
-        "requests": series.lat_us.len() + series.errors,
-        "ok": series.lat_us.len(),
-        "errors": series.errors,
-        "seconds": elapsed.as_secs_f64(),
-        "rps": series.lat_us.len() as f64 / elapsed.as_secs_f64().max(1e-9),
-        "p50_ms": series.percentile(50.0),
-        "p99_ms": series.percentile(99.0),
-        "max_ms": series.percentile(100.0),
-        "failed_by_status": series.statuses,
-    })
-}
-
 /// Records a consistency check (printed as a row, never fatal: a server
 /// that loses writes is a finding, not a broken benchmark).
 fn check(args: &Args, ok: bool, detail: String) {
@@ -527,24 +169,6 @@ fn check(args: &Args, ok: bool, detail: String) {
         eprintln!("groups_bench: CHECK FAILED: {detail}");
     }
     emit(args, "check", json!({"ok": ok, "detail": detail}));
-}
-
-/// scimd's VmHWM and VmRSS in kB (from /proc/PID/status).
-fn memory(pid: Option<u32>) -> (Option<u64>, Option<u64>) {
-    let Some(pid) = pid else {
-        return (None, None);
-    };
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return (None, None);
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-    };
-    (field("VmHWM:"), field("VmRSS:"))
 }
 
 /// Number of `members` in a group document.
