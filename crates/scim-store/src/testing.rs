@@ -92,6 +92,21 @@ impl TestDb {
         })
     }
 
+    /// [`TestDb::postgres`] for a test that is about PostgreSQL itself (its
+    /// row locks, several processes on one database): fails, saying how to
+    /// get a server, when `TEST_DATABASE_URL` is unset, rather than skip.
+    pub fn postgres_required() -> TestDb {
+        match TestDb::postgres() {
+            Some(db) => db,
+            None => panic!(
+                "this test needs PostgreSQL and {TEST_DATABASE_URL} is unset: run \
+                 `TEST_DATABASE_URL=\"$(scripts/test-postgres.sh)\" cargo test` \
+                 (scripts/test-postgres.sh starts the local PostgreSQL and prints the URL), \
+                 or set {TEST_DATABASE_URL} to a postgres:// URL whose role may CREATE DATABASE"
+            ),
+        }
+    }
+
     /// The store over this database.
     pub fn store(&self) -> &Store {
         &self.store
