@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use scim_store::testing::{TableLock, TestDb};
 use serde_json::{json, Value};
 
-use super::{create_token, enable_sync, raw, run, scimd, set_retention, soft_deleted_users, Server};
+use super::{
+    create_token, enable_sync, raw, run, scimd, set_retention, soft_deleted_users, Server,
+};
 
 /// Users of the Entra cycle; user `i` is created through replica `i % 2`.
 const USERS: usize = 200;
@@ -120,7 +122,13 @@ impl Log {
 }
 
 /// A SCIM request; any 5xx fails the test at once.
-fn scim(server: &Server, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+fn scim(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let body = body.map(|b| b.to_string());
     let (status, text) = server.http(method, path, Some(token), body.as_deref());
     assert!(status < 500, "{method} {path} answered {status}: {text}");
@@ -412,7 +420,11 @@ fn two_replicas_on_one_postgresql_database() {
     let out = run(scimd(url)
         .args(["admin", "create", "--username", "root", "--password-file"])
         .arg(&pw));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     enable_sync(url);
     // Deletion policy soft, retention 0 days: every soft-deleted user is
     // expired, and the replicas purge them at their start.
@@ -447,7 +459,10 @@ fn two_replicas_on_one_postgresql_database() {
                 .unwrap()
         })
         .collect();
-    eprintln!("startup purge: A purged {}, B purged {}", purged[0], purged[1]);
+    eprintln!(
+        "startup purge: A purged {}, B purged {}",
+        purged[0], purged[1]
+    );
     // Each user purged once, by one of them; and both took a share: a
     // batch skips the users the other's batch holds (SKIP LOCKED) rather
     // than waiting for them and then finding them gone.
@@ -489,7 +504,13 @@ fn two_replicas_on_one_postgresql_database() {
     let (status, _) = scim(&b, &revocable, "GET", "/scim/v2/Users?count=1", None);
     assert_eq!(status, 401);
     let new_user = json!({"userName": "after-revocation@example.com"});
-    let (status, _) = scim(&b, &revocable, "POST", "/scim/v2/Users", Some(new_user.clone()));
+    let (status, _) = scim(
+        &b,
+        &revocable,
+        "POST",
+        "/scim/v2/Users",
+        Some(new_user.clone()),
+    );
     assert_eq!(status, 401);
     let (status, _) = scim(&b, &token, "GET", "/scim/v2/Users?count=1", None);
     assert_eq!(status, 200, "the other token still works");
@@ -508,11 +529,18 @@ fn two_replicas_on_one_postgresql_database() {
     });
     let requests = [
         ("POST", "/scim/v2/Users".to_owned(), Some(new_user)),
-        ("PATCH", format!("/scim/v2/Groups/{}", groups[GROUPS - 1]), Some(member)),
+        (
+            "PATCH",
+            format!("/scim/v2/Groups/{}", groups[GROUPS - 1]),
+            Some(member),
+        ),
         ("GET", format!("/scim/v2/Users/{}", users[0]), None),
         (
             "GET",
-            format!("/scim/v2/Users?filter=userName%20eq%20%22{}%22", user_name(0)),
+            format!(
+                "/scim/v2/Users?filter=userName%20eq%20%22{}%22",
+                user_name(0)
+            ),
             None,
         ),
         ("GET", format!("/scim/v2/Groups/{}", groups[0]), None),
@@ -524,7 +552,10 @@ fn two_replicas_on_one_postgresql_database() {
             assert_eq!(status, 403, "{method} {path}: {answer}");
         }
     }
-    assert_eq!(store.read(scim_store::count_users).unwrap(), USERS as i64 + 1);
+    assert_eq!(
+        store.read(scim_store::count_users).unwrap(),
+        USERS as i64 + 1
+    );
 
     // Both stop cleanly, and neither logged a warning, an error or a 5xx.
     assert!(a.terminate().success());
