@@ -44,7 +44,7 @@ const CLIENTS: usize = 4;
 /// and before the two `scimd purge` runs: more than two batches of
 /// `scimd::PURGE_BATCH`, so that concurrent purges overlap.
 const EXPIRED_AT_START: usize = 1200;
-const EXPIRED_FOR_CLI: usize = 1100;
+const EXPIRED_FOR_CLI: usize = 800;
 /// How long to wait for a replica's log line: generous, for a busy machine.
 const LOG_DEADLINE: Duration = Duration::from_secs(60);
 const ADMIN_PASSWORD: &str = "a long enough passphrase";
@@ -273,8 +273,34 @@ fn create_groups(replicas: [&Server; 2], token: &str, users: &[String]) -> Vec<S
     groups
 }
 
+/// Entra's updates of the users: replica A replaces every user's `title`
+/// while replica B replaces every user's `displayName`, both in the same
+/// order, so that the two replicas edit the same user at the same time;
+/// neither edit may be lost.
+fn update_users(replicas: [&Server; 2], token: &str, users: &[String]) {
+    std::thread::scope(|s| {
+        for (server, attr, value) in [
+            (replicas[0], "title", "Title"),
+            (replicas[1], "displayName", "Display"),
+        ] {
+            s.spawn(move || {
+                for (i, id) in users.iter().enumerate() {
+                    let body = json!({
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "Replace", "path": attr, "value": format!("{value} {i}")}],
+                    });
+                    let path = format!("/scim/v2/Users/{id}");
+                    let (status, answer) = scim(server, token, "PATCH", &path, Some(body));
+                    assert!(status == 200 || status == 204, "{status}: {answer}");
+                }
+            });
+        }
+    });
+}
+
 /// Reads every user and group back through `server`: each one is there,
-/// with exactly the members (and, on the users, the groups) expected.
+/// with both replicas' updates, and exactly the members (and, on the
+/// users, the groups) expected.
 fn check_cycle(server: &Server, token: &str, users: &[String], groups: &[String]) {
     let (_, list) = scim(server, token, "GET", "/scim/v2/Users?count=1", None);
     // The users of the cycle and the one live user of the purge's set-up.
@@ -311,6 +337,8 @@ fn check_cycle(server: &Server, token: &str, users: &[String], groups: &[String]
         let (status, user) = scim(server, token, "GET", &format!("/scim/v2/Users/{id}"), None);
         assert_eq!(status, 200, "{user}");
         assert_eq!(user["userName"], json!(user_name(i)));
+        assert_eq!(user["title"], json!(format!("Title {i}")), "{user}");
+        assert_eq!(user["displayName"], json!(format!("Display {i}")), "{user}");
         let found: BTreeSet<usize> = user["groups"]
             .as_array()
             .map(Vec::as_slice)
@@ -476,6 +504,7 @@ fn two_replicas_on_one_postgresql_database() {
     let cycle = Instant::now();
     let users = create_users([&a, &b], &token);
     let groups = create_groups([&a, &b], &token, &users);
+    update_users([&a, &b], &token, &users);
     eprintln!("Entra cycle: {:?}", cycle.elapsed());
     check_cycle(&a, &token, &users, &groups);
     check_cycle(&b, &token, &users, &groups);
