@@ -5,7 +5,8 @@
 //! nature, and fails (rather than skips) without `TEST_DATABASE_URL`. It
 //! proves what holds across replicas:
 //! - an Entra-style initial cycle split across both, with concurrent group
-//!   member PATCHes from both, loses no write and no member;
+//!   member PATCHes, and PATCHes of the same users, from both, loses no
+//!   write and no member;
 //! - the background purge runs on both at once without errors or double
 //!   work (and so do two `scimd purge`);
 //! - a token revoked through one is refused by the other on its next
@@ -41,9 +42,9 @@ const REMOVED: usize = 2;
 /// Client threads of the cycle; thread `w` talks to replica `w % 2`.
 const CLIENTS: usize = 4;
 /// Users soft-deleted before the replicas start (purged at their start),
-/// and before the two `scimd purge` runs: more than two batches of
-/// `scimd::PURGE_BATCH`, so that concurrent purges overlap.
-const EXPIRED_AT_START: usize = 1200;
+/// and before the two `scimd purge` runs: more than one batch of
+/// `scimd::PURGE_BATCH`, so that each of two concurrent purges finds work.
+const EXPIRED_AT_START: usize = 1000;
 const EXPIRED_FOR_CLI: usize = 800;
 /// How long to wait for a replica's log line: generous, for a busy machine.
 const LOG_DEADLINE: Duration = Duration::from_secs(60);
@@ -563,6 +564,14 @@ fn two_replicas_on_one_postgresql_database() {
             format!("/scim/v2/Groups/{}", groups[GROUPS - 1]),
             Some(member),
         ),
+        (
+            "PATCH",
+            format!("/scim/v2/Users/{}", users[0]),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "Replace", "path": "title", "value": "Disabled"}],
+            })),
+        ),
         ("GET", format!("/scim/v2/Users/{}", users[0]), None),
         (
             "GET",
@@ -581,10 +590,20 @@ fn two_replicas_on_one_postgresql_database() {
             assert_eq!(status, 403, "{method} {path}: {answer}");
         }
     }
+    // Nothing was written.
     assert_eq!(
         store.read(scim_store::count_users).unwrap(),
         USERS as i64 + 1
     );
+    let user = store
+        .read(|c| scim_store::find_user(c, &users[0]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.attrs["title"], "Title 0");
+    let members = store
+        .read(|c| scim_store::list_group_members(c, &groups[GROUPS - 1]))
+        .unwrap();
+    assert_eq!(members.len(), final_members_of(GROUPS - 1).len());
 
     // Both stop cleanly, and neither logged a warning, an error or a 5xx.
     assert!(a.terminate().success());
