@@ -247,8 +247,9 @@ mod tests {
         let now = "2026-01-01T00:00:00Z";
         let cache = TokenCache::default();
         cache.put("fresh".into(), entry(Instant::now()));
-        let Some(stale) = Instant::now().checked_sub(ttl) else {
-            return;
+        let stale = match Instant::now().checked_sub(ttl) {
+            Some(stale) => stale,
+            None => panic!("the monotonic clock started less than {ttl:?} ago"),
         };
         cache.put("stale".into(), entry(stale));
         assert!(cache.get("fresh", ttl, now).is_some());
