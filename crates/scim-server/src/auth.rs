@@ -226,6 +226,37 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
 mod tests {
     use super::*;
 
+    fn entry(verified: Instant) -> Entry {
+        Entry {
+            token_id: "t".into(),
+            kind: TokenKind::Secret,
+            expires_at: None,
+            verified,
+            touched: verified,
+        }
+    }
+
+    /// The bound on revocation: an entry verified `ttl` ago or earlier is
+    /// not answered from the cache, so the next request asks the database
+    /// (and a revoked token gets 401). A zero TTL skips the cache
+    /// altogether (`authenticate`); the two-replica test in
+    /// crates/scimd/tests/it/replicas.rs proves that end to end.
+    #[test]
+    fn a_cached_token_is_verified_again_after_the_ttl() {
+        let ttl = Duration::from_secs(5);
+        let now = "2026-01-01T00:00:00Z";
+        let cache = TokenCache::default();
+        cache.put("fresh".into(), entry(Instant::now()));
+        let stale = match Instant::now().checked_sub(ttl) {
+            Some(stale) => stale,
+            None => panic!("the monotonic clock started less than {ttl:?} ago"),
+        };
+        cache.put("stale".into(), entry(stale));
+        assert!(cache.get("fresh", ttl, now).is_some());
+        assert!(cache.get("stale", ttl, now).is_none());
+        assert!(cache.get("fresh", Duration::ZERO, now).is_none());
+    }
+
     #[test]
     fn bearer_parsing() {
         assert_eq!(bearer("Bearer abc"), Some("abc"));

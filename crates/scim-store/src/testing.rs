@@ -92,6 +92,21 @@ impl TestDb {
         })
     }
 
+    /// [`TestDb::postgres`] for a test that is about PostgreSQL itself (its
+    /// row locks, several processes on one database): fails, saying how to
+    /// get a server, when `TEST_DATABASE_URL` is unset, rather than skip.
+    pub fn postgres_required() -> TestDb {
+        match TestDb::postgres() {
+            Some(db) => db,
+            None => panic!(
+                "this test needs PostgreSQL and {TEST_DATABASE_URL} is unset: run \
+                 `TEST_DATABASE_URL=\"$(scripts/test-postgres.sh)\" cargo test` \
+                 (scripts/test-postgres.sh starts the local PostgreSQL and prints the URL), \
+                 or set {TEST_DATABASE_URL} to a postgres:// URL whose role may CREATE DATABASE"
+            ),
+        }
+    }
+
     /// The store over this database.
     pub fn store(&self) -> &Store {
         &self.store
@@ -121,6 +136,96 @@ impl Drop for TestDb {
             if let Err(e) = dropped {
                 eprintln!("warning: could not drop test database {name}: {e}");
             }
+        }
+    }
+}
+
+/// A `SHARE` lock on a PostgreSQL table, held by a transaction of the test
+/// ([`TestDb::lock_table`]) until released or dropped: reads go on, and
+/// every write of the table waits. A test lines up several processes'
+/// writes behind it, and releases it once [`TableLock::waiting`] shows
+/// they all wait, so that they run at the same moment.
+pub struct TableLock {
+    store: Store,
+    table: &'static str,
+    release: Option<std::sync::mpsc::Sender<()>>,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Waiting {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+impl TableLock {
+    /// How many connections wait for a lock on the table.
+    pub fn waiting(&self) -> i64 {
+        use diesel::RunQueryDsl;
+        // `table` is the test's constant, not input.
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM pg_locks WHERE NOT granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND relation = '{}'::regclass",
+            self.table
+        );
+        let counted = self.store.read(|c| {
+            let rows: Vec<Waiting> = diesel::sql_query(sql).load(c)?;
+            Ok(rows.first().map_or(0, |r| r.n))
+        });
+        match counted {
+            Ok(n) => n,
+            Err(e) => panic!("cannot read pg_locks: {e}"),
+        }
+    }
+
+    /// Ends the transaction holding the lock.
+    pub fn release(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        self.release.take();
+        if let Some(holder) = self.holder.take() {
+            let _ = holder.join();
+        }
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+impl TestDb {
+    /// Locks `table` of this PostgreSQL database in `SHARE` mode until the
+    /// returned [`TableLock`] is released.
+    pub fn lock_table(&self, table: &'static str) -> TableLock {
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let store = self.store.clone();
+        let holder = std::thread::spawn(move || {
+            let held = store.write(|c| {
+                // `table` is the test's constant, not input.
+                c.batch_execute(&format!("LOCK TABLE {table} IN SHARE MODE"))?;
+                let _ = locked_tx.send(());
+                // Until the sender is dropped.
+                let _ = released.recv();
+                Ok(())
+            });
+            if let Err(e) = held {
+                eprintln!("cannot lock {table}: {e}");
+            }
+        });
+        if locked_rx.recv().is_err() {
+            panic!("cannot lock table {table}");
+        }
+        TableLock {
+            store: self.store.clone(),
+            table,
+            release: Some(release),
+            holder: Some(holder),
         }
     }
 }

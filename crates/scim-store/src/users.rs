@@ -1010,23 +1010,35 @@ pub fn soft_delete_user(
 /// Hard-deletes at most `limit` soft-deleted Users whose `deleted_at` is
 /// before `cutoff` (fixed UTC text form, see `scim_core::datetime`), oldest
 /// first, and returns how many. Their index rows go by cascade; their
-/// memberships went at the soft delete. Idempotent, so several replicas
-/// may purge at once; bounded, so one call holds the (SQLite) writer
-/// briefly: call it in a loop, one [`crate::Store::write`] per batch.
+/// memberships went at the soft delete. Bounded, so one call holds the
+/// (SQLite) writer briefly: call it in a loop, one [`crate::Store::write`]
+/// per batch.
+///
+/// Several replicas may purge at once. On PostgreSQL the batch is chosen
+/// `FOR UPDATE SKIP LOCKED`: a batch skips the users another purge's
+/// uncommitted batch holds, so concurrent purges share the work instead
+/// of queueing behind each other's locks, and each user is deleted (and
+/// counted) by exactly one of them. A short batch therefore means that
+/// nothing is left but what other purges are deleting right now. SQLite
+/// runs one write transaction at a time, so its batches never overlap.
 pub fn purge_deleted_users(
     conn: &mut DbConnection,
     cutoff: &str,
     limit: i64,
 ) -> Result<usize, StoreError> {
-    let mut b = SqlBuilder::fixed(conn.backend());
+    let backend = conn.backend();
+    let mut b = SqlBuilder::fixed(backend);
     b.push(
         "DELETE FROM users WHERE id IN (SELECT id FROM users \
          WHERE deleted_at IS NOT NULL AND deleted_at < ",
     )
     .bind_text(cutoff)
     .push(" ORDER BY deleted_at LIMIT ")
-    .bind(Bind::BigInt(limit.max(0)))
-    .push(")");
+    .bind(Bind::BigInt(limit.max(0)));
+    if backend == Backend::Postgres {
+        b.push(" FOR UPDATE SKIP LOCKED");
+    }
+    b.push(")");
     Ok(execute(conn, &b)?)
 }
 

@@ -124,8 +124,8 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a token by id; it stops working at once on this replica and
-    /// within `auth.token_cache_ttl_secs` on others.
+    /// Revoke a token by id; every replica refuses it within
+    /// `auth.token_cache_ttl_secs` (at once where that is 0).
     Revoke {
         /// The token's id, as shown by `scimd token list`.
         id: String,

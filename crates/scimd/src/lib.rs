@@ -115,9 +115,12 @@ pub fn purge(store: &Store) -> Result<usize, Error> {
     )?)
 }
 
-/// The background purge of `scimd serve`: every `interval`, on the
-/// blocking pool. Several replicas may run it at once (the DELETE is
-/// idempotent). A failure is logged and retried at the next interval.
+/// The background purge of `scimd serve`: at startup, then every
+/// `interval`, on the blocking pool. Several replicas may run it at once:
+/// their batches skip each other's (`scim_store::purge_deleted_users`), so
+/// each user is purged, and counted, once. Every round logs how many it
+/// purged (one line per interval); a failure is logged and retried at the
+/// next interval.
 fn spawn_purge(store: Store, interval: Duration) {
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(interval);
@@ -125,7 +128,6 @@ fn spawn_purge(store: Store, interval: Duration) {
             ticks.tick().await;
             let store = store.clone();
             match web::block(move || purge(&store)).await {
-                Ok(Ok(0)) => {}
                 Ok(Ok(purged)) => tracing::info!(purged, "purged soft-deleted users"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "purging soft-deleted users failed"),
                 Err(e) => tracing::warn!(error = %e, "purging soft-deleted users failed"),

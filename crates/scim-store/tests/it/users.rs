@@ -460,3 +460,57 @@ fn the_purge_removes_only_expired_soft_deleted_users_in_batches() {
         assert!(store.read(|c| find_user(c, &ids[3])).unwrap().is_some());
     }
 }
+
+/// Two purges at once on one PostgreSQL database, as two replicas run
+/// them: while one purge's batch is uncommitted, the other skips the users
+/// that batch holds instead of waiting for it, and every user is purged,
+/// and counted, by exactly one of them.
+#[test]
+fn concurrent_purges_on_postgres_share_the_work() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let db = scim_store::testing::TestDb::postgres_required();
+    let store = db.store();
+    for i in 0..6 {
+        let a = attrs(json!({"userName": format!("gone{i}")}));
+        let id = store.write(|c| insert_user(c, &a, None)).unwrap().id;
+        store.write(|c| soft_delete_user(c, &id, None)).unwrap();
+    }
+    let live = attrs(json!({"userName": "live"}));
+    store.write(|c| insert_user(c, &live, None)).unwrap();
+    let cutoff =
+        scim_core::datetime::format(time::OffsetDateTime::now_utc() + time::Duration::seconds(1));
+
+    let (first, second) = std::thread::scope(|s| {
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let cutoff = cutoff.as_str();
+        // The first purge deletes a batch of 2 and keeps its transaction
+        // open until told to commit.
+        let first = s.spawn(move || {
+            store
+                .write(|c| {
+                    let n = purge_deleted_users(c, cutoff, 2)?;
+                    held_tx.send(n).unwrap();
+                    let _ = release_rx.recv();
+                    Ok(n)
+                })
+                .unwrap()
+        });
+        assert_eq!(held_rx.recv().unwrap(), 2);
+        let (done_tx, done_rx) = mpsc::channel();
+        s.spawn(move || done_tx.send(store.write(|c| purge_deleted_users(c, cutoff, 10))));
+        // A generous deadline: without SKIP LOCKED the second purge waits
+        // for the first one's commit, which comes only after this.
+        let second = done_rx.recv_timeout(Duration::from_secs(30));
+        release_tx.send(()).unwrap();
+        let second = second
+            .expect("the second purge waited for the first one's uncommitted batch")
+            .unwrap();
+        (first.join().unwrap(), second)
+    });
+    assert_eq!((first, second), (2, 4));
+    assert_eq!(store.read(scim_store::count_deleted_users).unwrap(), 0);
+    assert_eq!(store.read(count_users).unwrap(), 1);
+}

@@ -4,6 +4,7 @@
 
 mod browser;
 mod oauth;
+mod replicas;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -45,6 +46,13 @@ impl Server {
 
     /// [`Server::start`] with extra environment variables.
     fn start_with(db_url: &str, env: &[(&str, &str)]) -> Server {
+        let server = Self::spawn(db_url, env);
+        server.wait_ready();
+        server
+    }
+
+    /// Starts `scimd serve` without waiting for it to listen.
+    fn spawn(db_url: &str, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let child = scimd(db_url)
             .envs(env.iter().copied())
@@ -56,11 +64,15 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let server = Server { child, port };
+        Server { child, port }
+    }
+
+    /// Waits until the server answers `/healthz`.
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok((200, _)) = server.try_http("GET", "/healthz", None, None) {
-                return server;
+            if let Ok((200, _)) = self.try_http("GET", "/healthz", None, None) {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
