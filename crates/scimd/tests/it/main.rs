@@ -4,6 +4,7 @@
 
 mod browser;
 mod oauth;
+mod slow_clients;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
