@@ -203,7 +203,25 @@ fn a_late_body_gets_408_in_the_format_of_its_api() {
     let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
     let (_, token) = create_token(&url, "idp");
     enable_sync(&url);
-    let server = Server::start_with(&url, &[("SCIMD__SERVER__BODY_TIMEOUT_SECS", "1")]);
+    let server = Server::start_with(
+        &url,
+        &[
+            ("SCIMD__SERVER__BODY_TIMEOUT_SECS", "1"),
+            ("SCIMD__SERVER__MAX_BODY_BYTES", "2048"),
+        ],
+    );
+
+    // The size limit holds on the form routes too (actix's own default
+    // would have taken this body and waited for it).
+    let mut large = connect(&server);
+    start_slow_request(
+        &mut large,
+        "POST /oauth/token HTTP/1.1\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+        4096,
+        "grant_type=",
+    );
+    let (status, head, _) = read_until_closed(&mut large);
+    assert_eq!(status, 413, "{head}");
 
     let mut scim = connect(&server);
     start_slow_request(
