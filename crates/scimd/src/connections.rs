@@ -86,7 +86,8 @@ impl ConnectionLimit {
     }
 
     /// The open connections counted for `ip`.
-    pub fn open_from(&self, ip: IpAddr) -> usize {
+    #[cfg(test)]
+    fn open_from(&self, ip: IpAddr) -> usize {
         self.lock().get(&ip.to_canonical()).copied().unwrap_or(0)
     }
 

@@ -342,27 +342,24 @@ pub fn configure_app(cfg: &mut web::ServiceConfig, store: &Store, settings: &Set
     let ready_store = store.clone();
     // actix's own body extractors (`Bytes`, used by the console and OAuth
     // forms) get the same size limit as the SCIM and admin JSON readers.
-    cfg.app_data(web::PayloadConfig::new(settings.server.max_body_bytes))
-        .route(
-            "/healthz",
-            web::get()
-                .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route(
-            "/readyz",
-            web::get().to(move || {
-                let store = ready_store.clone();
-                async move {
-                    match web::block(move || store.ping()).await {
-                        Ok(Ok(())) => {
-                            HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
-                        }
-                        _ => HttpResponse::ServiceUnavailable()
-                            .json(serde_json::json!({"status": "database unreachable"})),
-                    }
+    cfg.app_data(web::PayloadConfig::new(settings.server.max_body_bytes));
+    cfg.route(
+        "/healthz",
+        web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+    )
+    .route(
+        "/readyz",
+        web::get().to(move || {
+            let store = ready_store.clone();
+            async move {
+                match web::block(move || store.ping()).await {
+                    Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+                    _ => HttpResponse::ServiceUnavailable()
+                        .json(serde_json::json!({"status": "database unreachable"})),
                 }
-            }),
-        );
+            }
+        }),
+    );
     // Before the SCIM scope: `<scim base>/openapi.json` is served by the
     // admin side, without a SCIM token.
     admin.configure(cfg);

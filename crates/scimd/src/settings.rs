@@ -420,6 +420,8 @@ mod tests {
         assert_eq!(s.scim.base_path, "/scim/v2");
         assert_eq!(s.database.url, "sqlite://data/scimd.db");
         assert_eq!(s.log.format, LogFormat::Human);
+        assert_eq!(s.body_timeout(), Duration::from_secs(30));
+        assert_eq!(s.server.max_connections_per_address, 64);
     }
 
     #[test]
