@@ -69,6 +69,8 @@ start_scimd() { # sqlite|postgres NAME
   export SCIMD__DATABASE__URL="$url"
   export SCIMD__SERVER__BIND="127.0.0.1:$port"
   export SCIMD__LOG__LEVEL=warn
+  # Every load connection comes from 127.0.0.1: no per-address cap.
+  export SCIMD__SERVER__MAX_CONNECTIONS_PER_ADDRESS=0
   BASE="http://127.0.0.1:$port"
 
   "$BIN" migrate >"$WORK/migrate-$backend.log" 2>&1 \

@@ -215,6 +215,8 @@ bench_backend() { # sqlite|postgres
   export SCIMD__DATABASE__URL="$url"
   export SCIMD__SERVER__BIND="127.0.0.1:$PORT"
   export SCIMD__LOG__LEVEL=warn
+  # Every load connection comes from 127.0.0.1: no per-address cap.
+  export SCIMD__SERVER__MAX_CONNECTIONS_PER_ADDRESS=0
   local base="http://127.0.0.1:$PORT"
 
   "$BIN" migrate >"$WORK/migrate-$backend.log" 2>&1 \

@@ -36,8 +36,8 @@ pub struct ErrorBody {
     pub status: u16,
     /// A stable code: `unauthorized`, `csrf_failed`, `forbidden`,
     /// `not_found`, `conflict`, `validation_failed`, `precondition_failed`,
-    /// `precondition_required`, `too_many_requests`, `unavailable`,
-    /// `internal`.
+    /// `precondition_required`, `request_timeout`, `too_many_requests`,
+    /// `unavailable`, `internal`.
     #[schema(example = "validation_failed")]
     pub error: String,
     /// What went wrong and what to do.
@@ -98,6 +98,12 @@ pub enum AdminError {
     /// `If-Match` is required and missing (428).
     #[error("{0}")]
     PreconditionRequired(String),
+    /// The request body did not arrive within this many seconds of the
+    /// request head (408, RFC 9110 §15.5.9).
+    #[error(
+        "the request body did not arrive within {0} seconds; send the whole body without pauses"
+    )]
+    RequestTimeout(u64),
     /// Too many failed logins (429).
     #[error("too many failed sign-in attempts; try again in {retry_after_secs} seconds")]
     TooManyRequests {
@@ -143,6 +149,7 @@ impl AdminError {
             AdminError::SyncNotReady { .. } => "sync_not_ready",
             AdminError::PreconditionFailed(_) => "precondition_failed",
             AdminError::PreconditionRequired(_) => "precondition_required",
+            AdminError::RequestTimeout(_) => "request_timeout",
             AdminError::TooManyRequests { .. } => "too_many_requests",
             AdminError::Unavailable => "unavailable",
             AdminError::Internal => "internal",
@@ -219,6 +226,7 @@ impl ResponseError for AdminError {
             }
             AdminError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AdminError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            AdminError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AdminError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AdminError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -278,6 +286,7 @@ mod tests {
                 428,
                 "precondition_required",
             ),
+            (AdminError::RequestTimeout(30), 408, "request_timeout"),
             (
                 AdminError::TooManyRequests {
                     retry_after_secs: 60,

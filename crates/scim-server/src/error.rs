@@ -39,6 +39,12 @@ pub enum ApiError {
     /// The body is larger than allowed (413).
     #[error("the request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body did not arrive within this many seconds of the request
+    /// head (408, RFC 9110 §15.5.9).
+    #[error(
+        "the request body did not arrive within {0} seconds; send the whole body without pauses"
+    )]
+    RequestTimeout(u64),
     /// The body is not JSON (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -100,6 +106,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -183,6 +190,7 @@ mod tests {
             (ApiError::Forbidden("off".into()), 403, None),
             (ApiError::MethodNotAllowed("m".into()), 405, None),
             (ApiError::PayloadTooLarge(10), 413, None),
+            (ApiError::RequestTimeout(30), 408, None),
             (ApiError::UnsupportedMediaType("t".into()), 415, None),
             (ApiError::Unavailable, 503, None),
             (ApiError::Internal, 500, None),

@@ -16,6 +16,9 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::ScimApi;
 
+/// What the JSON body buffer starts with (as actix's own extractors).
+const INITIAL_BODY_CAPACITY: usize = 8 * 1024;
+
 /// A JSON request body, accepted as `application/scim+json` or
 /// `application/json` (RFC 7644 §3.1), limited to the configured size.
 #[derive(Debug)]
@@ -57,7 +60,16 @@ impl FromRequest for ScimJson {
             if declared_len.is_some_and(|n| n > limit) {
                 return Err(ApiError::PayloadTooLarge(limit));
             }
-            let mut body = web::BytesMut::with_capacity(declared_len.unwrap_or(1024).min(limit));
+            // The buffer grows with the bytes that arrive, from at most
+            // INITIAL_BODY_CAPACITY: a declared Content-Length is only a
+            // claim, and reserving it before the bytes arrive would let
+            // each slow client pin up to `limit` bytes. How long the body
+            // may take is bounded by the process (`server.body_timeout_secs`).
+            let mut body = web::BytesMut::with_capacity(
+                declared_len
+                    .unwrap_or(INITIAL_BODY_CAPACITY)
+                    .min(INITIAL_BODY_CAPACITY),
+            );
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| {
                     ScimError::invalid_syntax(format!("the request body could not be read: {e}"))

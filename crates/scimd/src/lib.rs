@@ -4,7 +4,9 @@
 //! `main.rs` only parses arguments and calls [`run`]; tests build the very
 //! same app through [`configure_app`].
 
+pub mod body_deadline;
 pub mod cli;
+pub mod connections;
 pub mod logging;
 pub mod settings;
 
@@ -340,6 +342,9 @@ pub fn configure_app(cfg: &mut web::ServiceConfig, store: &Store, settings: &Set
     let scim = scim_server::ScimApi::new(store.clone(), settings.scim_config());
     let admin = scim_admin::AdminApi::new(store.clone(), settings.admin_config());
     let ready_store = store.clone();
+    // actix's own body extractors (`Bytes`, used by the console and OAuth
+    // forms) get the same size limit as the SCIM and admin JSON readers.
+    cfg.app_data(web::PayloadConfig::new(settings.server.max_body_bytes));
     cfg.route(
         "/healthz",
         web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
@@ -363,6 +368,15 @@ pub fn configure_app(cfg: &mut web::ServiceConfig, store: &Store, settings: &Set
     scim.configure(cfg);
     cfg.default_service(web::to(scim_server::not_found));
 }
+
+/// How long a new connection may take to send its first request head
+/// before it is closed: with the body deadline and the per-address cap,
+/// what bounds a slow client.
+pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle keep-alive connection stays open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// How long a closing connection is given to take the last response.
+pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Connects, migrates and serves until SIGTERM/SIGINT, letting in-flight
 /// requests finish.
@@ -397,6 +411,14 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
     };
     let shutdown = Duration::from_secs(settings.server.shutdown_timeout_secs);
     let purge_interval = settings.purge_interval();
+    let connection_limit =
+        connections::ConnectionLimit::new(settings.server.max_connections_per_address);
+    if settings.admin.trust_forwarded_for && settings.server.max_connections_per_address != 0 {
+        tracing::warn!(
+            max_connections_per_address = settings.server.max_connections_per_address,
+            "admin.trust_forwarded_for is on, so scimd is behind a proxy: server.max_connections_per_address counts the proxy's connections; set it to 0 or above the proxy's connection pool"
+        );
+    }
     actix_web::rt::System::new().block_on(async move {
         if let Some(interval) = purge_interval {
             spawn_purge(store.clone(), interval);
@@ -405,10 +427,21 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         actix_web::HttpServer::new(move || {
             let store = store.clone();
             let settings = app_settings.clone();
+            let deadline =
+                body_deadline::BodyDeadline::new(settings.body_timeout(), &settings.scim.base_path);
             actix_web::App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    move |req, next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
+                        deadline.clone().enforce(req, next)
+                    },
+                ))
                 .wrap(actix_web::middleware::from_fn(logging::request_log))
                 .configure(move |cfg| configure_app(cfg, &store, &settings))
         })
+        .on_connect(move |connection, data| connection_limit.on_connect(connection, data))
+        .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
         .workers(workers)
         .shutdown_timeout(shutdown.as_secs())
         .bind(addr)?

@@ -46,6 +46,12 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Seconds a request body may take to arrive after the request head
+    /// (then 408 and the connection is closed).
+    pub body_timeout_secs: u64,
+    /// Open connections allowed per client (TCP peer) address; 0 =
+    /// unlimited.
+    pub max_connections_per_address: usize,
     /// Absolute base URL for `meta.location`; empty = from the request.
     pub public_url: String,
 }
@@ -219,6 +225,12 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             return bad("server.max_body_bytes", "must be at least 1024".into());
         }
+        if !(1..=3600).contains(&self.server.body_timeout_secs) {
+            return bad(
+                "server.body_timeout_secs",
+                "must be between 1 and 3600 (an hour)".into(),
+            );
+        }
         let public = self.server.public_url.trim();
         if !(public.is_empty() || public.starts_with("http://") || public.starts_with("https://")) {
             return bad(
@@ -313,6 +325,11 @@ impl Settings {
         Ok(())
     }
 
+    /// How long a request body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.body_timeout_secs)
+    }
+
     /// The parsed listen address.
     pub fn bind_addr(&self) -> Option<SocketAddr> {
         self.server.bind.parse().ok()
@@ -403,6 +420,8 @@ mod tests {
         assert_eq!(s.scim.base_path, "/scim/v2");
         assert_eq!(s.database.url, "sqlite://data/scimd.db");
         assert_eq!(s.log.format, LogFormat::Human);
+        assert_eq!(s.body_timeout(), Duration::from_secs(30));
+        assert_eq!(s.server.max_connections_per_address, 64);
     }
 
     #[test]
@@ -451,6 +470,16 @@ mod tests {
             ("SCIMD__LOG__FORMAT", "xml", "log.format"),
             ("SCIMD__DATABASE__POOL_SIZE", "lots", "database.pool_size"),
             ("SCIMD__SERVER__PUBLIC_URL", "ftp://x", "server.public_url"),
+            (
+                "SCIMD__SERVER__BODY_TIMEOUT_SECS",
+                "0",
+                "server.body_timeout_secs",
+            ),
+            (
+                "SCIMD__SERVER__MAX_CONNECTIONS_PER_ADDRESS",
+                "-1",
+                "server.max_connections_per_address",
+            ),
             (
                 "SCIMD__ADMIN__SESSION_TTL_SECS",
                 "5",

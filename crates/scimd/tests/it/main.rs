@@ -5,6 +5,7 @@
 mod browser;
 mod oauth;
 mod replicas;
+mod slow_clients;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
