@@ -347,9 +347,7 @@ pub(crate) fn coerce_one(
             Ok((!out.is_empty()).then_some(Value::Object(out)))
         }
         // The enterprise `manager` as a bare id, as Entra sends it.
-        Value::String(s) if is_bare_value_complex(def) && s.contains('\0') => {
-            Err(nul_error(path))
-        }
+        Value::String(s) if is_bare_value_complex(def) && s.contains('\0') => Err(nul_error(path)),
         Value::String(s) if is_bare_value_complex(def) => {
             Ok((!s.is_empty()).then(|| json!({ "value": s })))
         }

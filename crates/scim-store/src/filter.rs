@@ -538,8 +538,16 @@ fn resolve_group(path: &AttrPath) -> Result<Field, StoreError> {
         "id" => simple(Field::Column(col("g.id", false, Kind::TextExact))),
         // displayName is unique case-insensitively (Entra ID), so it is
         // compared through its lowered column.
-        "displayname" => simple(Field::Column(hashed("g.display_name_ci", false, Kind::TextCi))),
-        "externalid" => simple(Field::Column(hashed("g.external_id", true, Kind::TextExact))),
+        "displayname" => simple(Field::Column(hashed(
+            "g.display_name_ci",
+            false,
+            Kind::TextCi,
+        ))),
+        "externalid" => simple(Field::Column(hashed(
+            "g.external_id",
+            true,
+            Kind::TextExact,
+        ))),
         "meta" => resolve_meta(res, path),
         "members" => resolve_relation(res, &GROUP_MEMBERS, path),
         _ => Err(not_filterable(res, path)),
@@ -596,9 +604,19 @@ fn resolve_user(path: &AttrPath) -> Result<Field, StoreError> {
     match lower.as_str() {
         "id" => return simple(Field::Column(col("u.id", false, Kind::TextExact))),
         "username" => return simple(Field::Column(hashed("u.user_name_ci", false, Kind::TextCi))),
-        "externalid" => return simple(Field::Column(hashed("u.external_id", true, Kind::TextExact))),
+        "externalid" => {
+            return simple(Field::Column(hashed(
+                "u.external_id",
+                true,
+                Kind::TextExact,
+            )))
+        }
         "displayname" => {
-            return simple(Field::Column(hashed("u.display_name_ci", true, Kind::TextCi)))
+            return simple(Field::Column(hashed(
+                "u.display_name_ci",
+                true,
+                Kind::TextCi,
+            )))
         }
         "active" => return simple(Field::Column(col("u.active", false, Kind::Bool))),
         "meta" => return resolve_meta(res, path),
@@ -1375,6 +1393,46 @@ mod tests {
         let (s, binds) = sql(&cmp(AttrPath::new("USERNAME"), CompareOp::Eq, "Bob'--")).unwrap();
         assert_eq!(s, "u.user_name_ci = ?");
         assert_eq!(binds, vec![Bind::Text("bob'--".into())]);
+    }
+
+    /// On PostgreSQL, equality on a client-filled indexed column compares
+    /// the MD5s (which the index holds) and the values (exactness); other
+    /// operators and unindexed columns compare the values only.
+    #[test]
+    fn postgres_equality_on_indexed_text_compares_hashes_and_values() {
+        let pg = |f: &Filter| {
+            let mut b = SqlBuilder::new(Backend::Postgres);
+            push_filter(&mut b, Resource::User, f).unwrap();
+            (b.sql(), b.binds().to_vec())
+        };
+        let (s, binds) = pg(&cmp(AttrPath::new("userName"), CompareOp::Eq, "Bob"));
+        assert_eq!(s, "md5(u.user_name_ci) = md5($1) AND u.user_name_ci = $2");
+        assert_eq!(
+            binds,
+            vec![Bind::Text("bob".into()), Bind::Text("bob".into())]
+        );
+        let (s, _) = pg(&cmp(AttrPath::new("externalId"), CompareOp::Ne, "X"));
+        assert_eq!(
+            s,
+            "NOT ((u.external_id IS NOT NULL AND md5(u.external_id) = md5($1) AND u.external_id = $2))"
+        );
+        let (s, _) = pg(&cmp(
+            AttrPath::with_sub("emails", "value"),
+            CompareOp::Eq,
+            "a@b",
+        ));
+        assert_eq!(
+            s,
+            "u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = $1 AND (v.value_ci IS NOT NULL AND md5(v.value_ci) = md5($2) AND v.value_ci = $3))"
+        );
+        let (s, _) = pg(&cmp(
+            AttrPath::with_sub("emails", "type"),
+            CompareOp::Eq,
+            "work",
+        ));
+        assert!(!s.contains("md5"), "{s}");
+        let (s, _) = pg(&cmp(AttrPath::new("userName"), CompareOp::Sw, "b"));
+        assert_eq!(s, "u.user_name_ci LIKE $1 ESCAPE '\\'");
     }
 
     #[test]

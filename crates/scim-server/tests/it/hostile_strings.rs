@@ -8,12 +8,13 @@
 
 use std::cell::Cell;
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
+use futures_util::future::join_all;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::TestApp;
+use crate::{assert_scim_error, call, TestApp};
 
 /// A generated string, as the text of a JSON string literal (quotes
 /// included): a lone surrogate can only be written this way.
@@ -61,12 +62,30 @@ fn hostile() -> impl Strategy<Value = Lit> {
         // A lone surrogate, escaped: valid JSON syntax, but not a string.
         ("[a-z]{0,8}", 0xD800u32..0xE000).prop_map(|(a, u)| Lit(format!("\"{a}\\u{u:04x}\""))),
         // Past the B-tree entry limit but inside the filter limit, and 100 KB.
-        (word, prop_oneof![Just(5_000usize), Just(100_000usize)]).prop_map(|(w, n)| {
-            let mut s = w.repeat(n / w.len() + 1);
-            s.truncate(n);
-            Lit::of(&s)
-        }),
+        (
+            any::<u64>(),
+            prop_oneof![Just(5_000usize), Just(100_000usize)]
+        )
+            .prop_map(|(seed, n)| Lit::of(&noise(seed, n))),
     ]
+}
+
+/// `len` pseudo-random characters of the base64 alphabet from `seed`. A
+/// long value must not be repetitive: PostgreSQL compresses index entries,
+/// and a repeated pattern would fit in a B-tree entry however long it is.
+fn noise(seed: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    // xorshift64* (any non-zero state).
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 58;
+            char::from(ALPHABET[usize::try_from(r).unwrap()])
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -78,21 +97,22 @@ struct Case {
 }
 
 fn cases() -> impl Strategy<Value = Case> {
-    (hostile(), hostile(), hostile(), hostile()).prop_map(|(user_name, email, external_id, patched)| {
-        Case {
+    (hostile(), hostile(), hostile(), hostile()).prop_map(
+        |(user_name, email, external_id, patched)| Case {
             user_name,
             email,
             external_id,
             patched,
-        }
-    })
+        },
+    )
 }
 
 /// One answer: what was asked, the status, the body without server ids.
 type Answer = (String, u16, Value);
 
-/// `body` without what the server assigns: `id`, `meta`, `$ref`, and any
-/// string equal to one of `ids` (member values, ids in error details).
+/// `body` without what the server assigns: `id`, `meta`, `$ref`, any id
+/// (a UUID: member and group values, also of earlier cases' resources),
+/// and `ids` inside other strings (error details).
 fn scrub(body: &Value, ids: &[String]) -> Value {
     match body {
         Value::Object(m) => Value::Object(
@@ -102,6 +122,7 @@ fn scrub(body: &Value, ids: &[String]) -> Value {
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(|v| scrub(v, ids)).collect()),
+        Value::String(s) if uuid::Uuid::try_parse(s).is_ok() => Value::String("<id>".into()),
         Value::String(s) => {
             let mut s = s.clone();
             for id in ids {
@@ -187,7 +208,12 @@ async fn run(app: &TestApp, n: usize, case: &Case) -> Result<Vec<Answer>, TestCa
             );
             let user = format!("/scim/v2/Users/{id}");
             requests.extend([
-                ("again".into(), Method::POST, "/scim/v2/Users".into(), Some(user_body.clone())),
+                (
+                    "again".into(),
+                    Method::POST,
+                    "/scim/v2/Users".into(),
+                    Some(user_body.clone()),
+                ),
                 ("get".into(), Method::GET, user.clone(), None),
                 (
                     "patch user".into(),
@@ -273,7 +299,11 @@ async fn run(app: &TestApp, n: usize, case: &Case) -> Result<Vec<Answer>, TestCa
         .chain(lookups.into_iter().map(|path| (Method::GET, path, None)));
     for (k, (method, path, body)) in requests.enumerate() {
         let res = app
-            .send(method, &path, body.map(|b| serde_json::from_str(&b).unwrap()))
+            .send(
+                method,
+                &path,
+                body.map(|b| serde_json::from_str(&b).unwrap()),
+            )
             .await;
         prop_assert!(
             res.status.as_u16() < 500,
@@ -350,5 +380,180 @@ fn hostile_strings_get_the_same_answers_on_every_backend() {
     });
     if let Err(e) = result {
         panic!("{e}");
+    }
+}
+
+/// A value longer than a PostgreSQL B-tree entry may hold, even
+/// compressed (6,000 pseudo-random characters), ending in `last`.
+fn long(seed: u64, last: char) -> String {
+    let mut s = noise(seed, 6_000);
+    s.push(last);
+    s
+}
+
+/// userName and Group displayName stay unique case-insensitively when
+/// they are too long to be index keys: racing creates of one long userName
+/// (in two cases) have one winner, and so do two long displayNames that
+/// differ only in case.
+#[actix_web::test]
+async fn long_unique_values_stay_unique_under_races() {
+    for app in TestApp::all() {
+        let svc = app.service().await;
+        let name = long(1, 'x');
+        let (upper, lower) = (name.to_uppercase(), name.to_lowercase());
+        let requests = (0..16).map(|i| {
+            let body = json!({"userName": if i % 2 == 0 { &upper } else { &lower }});
+            call(
+                &svc,
+                app.request(Method::POST, "/scim/v2/Users")
+                    .insert_header((header::CONTENT_TYPE, "application/scim+json"))
+                    .set_payload(body.to_string()),
+            )
+        });
+        let statuses: Vec<u16> = join_all(requests)
+            .await
+            .iter()
+            .map(|r| r.status.as_u16())
+            .collect();
+        let created = statuses.iter().filter(|s| **s == 201).count();
+        let conflicts = statuses.iter().filter(|s| **s == 409).count();
+        assert_eq!((created, conflicts), (1, 15), "{}", app.backend());
+
+        let name = long(2, 'q');
+        let (upper, lower) = (name.to_uppercase(), name.to_lowercase());
+        let requests = [&upper, &lower].map(|name| {
+            call(
+                &svc,
+                app.request(Method::POST, "/scim/v2/Groups")
+                    .insert_header((header::CONTENT_TYPE, "application/scim+json"))
+                    .set_payload(json!({"displayName": name}).to_string()),
+            )
+        });
+        let mut statuses: Vec<u16> = join_all(requests)
+            .await
+            .iter()
+            .map(|r| r.status.as_u16())
+            .collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "{}", app.backend());
+    }
+}
+
+/// A value past the B-tree limit is stored, read back and matched exactly
+/// by `eq` (a value that differs in its last character does not match),
+/// and by `co`, `sw` and `ew`: a certificate in x509Certificates (caseExact,
+/// RFC 7643 §8.7.1), an email, an externalId.
+#[actix_web::test]
+async fn long_values_store_read_back_and_filter_exactly() {
+    for app in TestApp::all() {
+        let cert = long(3, '=');
+        let email = long(4, '@').to_lowercase();
+        let external_id = long(5, '1');
+        let id = app
+            .create_user(json!({
+                "userName": "certified",
+                "externalId": external_id,
+                "emails": [{"value": email, "type": "work"}],
+                "x509Certificates": [{"value": cert}],
+            }))
+            .await;
+        let res = app.get(&format!("/scim/v2/Users/{id}")).await;
+        assert_eq!(res.body["x509Certificates"][0]["value"], cert.as_str());
+        assert_eq!(res.body["emails"][0]["value"], email.as_str());
+
+        let mut near = cert.clone();
+        near.pop();
+        near.push('A');
+        let cases = [
+            (format!("x509Certificates.value eq {}", json!(cert)), 1),
+            (format!("x509Certificates.value eq {}", json!(near)), 0),
+            // caseExact: another case is another certificate.
+            (
+                format!("x509Certificates.value eq {}", json!(cert.to_lowercase())),
+                0,
+            ),
+            // caseExact false: matched in any case.
+            (
+                format!("emails.value eq {}", json!(email.to_uppercase())),
+                1,
+            ),
+            (format!("emails co {}", json!(&email[100..200])), 1),
+            (format!("emails.value sw {}", json!(&email[..3000])), 1),
+            (format!("emails.value ew {}", json!(&email[3000..])), 1),
+            (format!("externalId eq {}", json!(external_id)), 1),
+            (
+                format!("externalId eq {}", json!(external_id.to_uppercase())),
+                0,
+            ),
+        ];
+        for (filter, expected) in cases {
+            let res = app
+                .post(
+                    "/scim/v2/Users/.search",
+                    json!({
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                        "filter": filter,
+                    }),
+                )
+                .await;
+            assert_eq!(
+                res.status,
+                StatusCode::OK,
+                "{}: {}",
+                app.backend(),
+                short(&res.body)
+            );
+            assert_eq!(
+                res.body["totalResults"],
+                expected,
+                "{}: {}",
+                app.backend(),
+                &filter[..60]
+            );
+        }
+    }
+}
+
+/// U+0000 is refused where it could reach SQL, the same on every backend:
+/// attribute values (`invalidValue`, naming the attribute), filter strings
+/// (`invalidFilter`), member values, and ids in the path (404, as for any
+/// unknown id).
+#[actix_web::test]
+async fn nul_is_refused_the_same_on_every_backend() {
+    for app in TestApp::all() {
+        let user = app.create_user(json!({"userName": "plain"})).await;
+        let res = app
+            .post("/scim/v2/Users", json!({"userName": "a\u{0}b"}))
+            .await;
+        assert_scim_error(&res, 400, Some("invalidValue"));
+        let detail = res.body["detail"].as_str().unwrap();
+        assert!(detail.starts_with("userName contains the NUL"), "{detail}");
+        let res = app
+            .patch(
+                &format!("/scim/v2/Users/{user}"),
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                       "Operations": [{"op": "add", "path": "title", "value": "x\u{0}"}]}),
+            )
+            .await;
+        assert_scim_error(&res, 400, Some("invalidValue"));
+        let detail = res.body["detail"].as_str().unwrap();
+        assert!(detail.contains("title contains the NUL"), "{detail}");
+        let res = app
+            .get("/scim/v2/Users?filter=userName%20eq%20%22a%5Cu0000%22")
+            .await;
+        assert_scim_error(&res, 400, Some("invalidFilter"));
+        let res = app
+            .post(
+                "/scim/v2/Groups",
+                json!({"displayName": "g", "members": [{"value": "\u{0}"}]}),
+            )
+            .await;
+        assert_scim_error(&res, 400, Some("invalidValue"));
+        for path in ["/scim/v2/Users/%00", "/scim/v2/Groups/a%00"] {
+            let res = app.get(path).await;
+            assert_scim_error(&res, 404, None);
+            let res = app.delete(path).await;
+            assert_scim_error(&res, 404, None);
+        }
     }
 }
