@@ -81,6 +81,9 @@ pub fn member_refs(value: &Value) -> Result<Vec<MemberRef>, ScimError> {
                     .map(|(_, v)| v)
             };
             let value = match get("value") {
+                Some(Value::String(s)) if s.contains('\0') => {
+                    return Err(crate::resource::nul_error("members.value"))
+                }
                 Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
                 _ => {
                     return Err(ScimError::invalid_value(
@@ -231,6 +234,7 @@ mod tests {
             json!([1]),
             json!([{"value": ""}]),
             json!([{"value": "u", "type": "Robot"}]),
+            json!([{"value": "u\u{0}"}]),
         ] {
             let err = member_refs(&bad).unwrap_err();
             assert_eq!(err.scim_type, crate::ScimType::InvalidValue, "{bad}");

@@ -347,6 +347,7 @@ pub(crate) fn coerce_one(
             Ok((!out.is_empty()).then_some(Value::Object(out)))
         }
         // The enterprise `manager` as a bare id, as Entra sends it.
+        Value::String(s) if is_bare_value_complex(def) && s.contains('\0') => Err(nul_error(path)),
         Value::String(s) if is_bare_value_complex(def) => {
             Ok((!s.is_empty()).then(|| json!({ "value": s })))
         }
@@ -369,6 +370,7 @@ pub(crate) fn coerce_scalar(
     let ok = |v: Value| Ok(Some(v));
     match (def.ty, v) {
         (_, Value::Null) => Ok(None),
+        (_, Value::String(s)) if s.contains('\0') => Err(nul_error(path)),
         (AttrType::String | AttrType::Reference | AttrType::Binary, Value::String(_)) => {
             ok(v.clone())
         }
@@ -391,6 +393,16 @@ pub(crate) fn coerce_scalar(
         (AttrType::Complex, _) => coerce_one(def, path, v),
         (ty, other) => Err(type_error(path, ty, other)),
     }
+}
+
+/// The error for a string value that contains U+0000 (NUL). JSON may
+/// carry it (`"\u0000"`), but no SCIM attribute needs it, and PostgreSQL
+/// `text` cannot hold it: refusing it here, where every attribute value of
+/// a POST, PUT or PATCH is checked, makes both backends answer the same.
+pub(crate) fn nul_error(path: &str) -> ScimError {
+    ScimError::invalid_value(format!(
+        "{path} contains the NUL character (U+0000), which attribute values may not contain; remove it"
+    ))
 }
 
 /// The service-provider metadata of a resource (RFC 7643 §3.1 `meta`).
@@ -986,6 +998,16 @@ mod tests {
             (json!({"userName": "u", EXT: {"department": 3}}), ScimType::InvalidValue,
              "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department must be a string"),
             (json!({"userName": "u", EXT: {"manager": 3}}), ScimType::InvalidValue, "manager must be a JSON object"),
+            // U+0000 is refused wherever a string value goes, naming the attribute.
+            (json!({"userName": "a\u{0}b"}), ScimType::InvalidValue, "userName contains the NUL character"),
+            (json!({"userName": "u", "emails": [{"value": "x\u{0}"}]}), ScimType::InvalidValue,
+             "emails.value contains the NUL character"),
+            (json!({"userName": "u", "active": "true\u{0}"}), ScimType::InvalidValue,
+             "active contains the NUL character"),
+            (json!({"userName": "u", EXT: {"manager": "\u{0}"}}), ScimType::InvalidValue,
+             "manager contains the NUL character"),
+            (json!({"userName": "u", "password": "\u{0}"}), ScimType::InvalidValue,
+             "password contains the NUL character"),
         ];
         for (input, ty, detail) in cases {
             let e = norm(input.clone()).unwrap_err();

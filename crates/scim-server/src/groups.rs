@@ -198,7 +198,7 @@ pub async fn get(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = crate::path_id("Group", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let fields = MemberFields::of(&projection);
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
@@ -315,7 +315,7 @@ pub async fn replace(
     path: web::Path<String>,
     body: ScimJson,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = crate::path_id("Group", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let fields = MemberFields::of(&projection);
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
@@ -367,7 +367,7 @@ pub async fn patch(
     path: web::Path<String>,
     body: ScimJson,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = crate::path_id("Group", path)?;
     let query = QueryParams::from_request(&req)?;
     let wants_body = query.get("attributes").is_some() || query.get("excludedAttributes").is_some();
     let projection = query.projection()?;
@@ -463,7 +463,7 @@ pub async fn delete(
         &api,
         &req,
         "Group",
-        path.into_inner(),
+        crate::path_id("Group", path)?,
         |conn, id| Ok(scim_store::lock_group(conn, id)?.map(|g| g.version)),
         |conn, _, id, version| scim_store::delete_group(conn, id, version),
     )

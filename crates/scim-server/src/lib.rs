@@ -446,6 +446,19 @@ pub(crate) async fn delete_resource(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The id of the resource `kind` addressed by the URL path
+/// (`/Users/{id}`, `/Groups/{id}`). Ids are UUIDs the service provider
+/// assigns (RFC 7643 §3.1), so one holding U+0000 names no resource: it is
+/// answered 404 as any unknown id, and never reaches SQL (PostgreSQL
+/// `text` cannot hold it).
+pub(crate) fn path_id(kind: &str, path: web::Path<String>) -> Result<String, ApiError> {
+    let id = path.into_inner();
+    if id.contains('\0') {
+        return Err(ApiError::resource_not_found(kind, &id));
+    }
+    Ok(id)
+}
+
 /// Maps a store error about resource `kind` `id`, naming it on 404.
 pub(crate) fn store_err<'a>(
     kind: &'a str,

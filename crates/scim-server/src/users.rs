@@ -131,7 +131,7 @@ pub async fn get(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = crate::path_id("User", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
     let store = api.gated_store();
@@ -259,7 +259,7 @@ pub async fn replace(
     path: web::Path<String>,
     body: ScimJson,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = crate::path_id("User", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let normalized = resource::normalize(&USER, &body.0)?;
@@ -316,7 +316,7 @@ pub async fn patch(
     path: web::Path<String>,
     body: ScimJson,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = crate::path_id("User", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let ops: Vec<PatchOp> = patch::parse_request(&body.0)?;
@@ -381,7 +381,7 @@ pub async fn delete(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let id = crate::path_id("User", path)?;
     let deleted = crate::delete_resource(
         &api,
         &req,

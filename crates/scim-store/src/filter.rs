@@ -291,6 +291,9 @@ pub(crate) struct Column {
     /// Whether it may be NULL (then comparisons get an `IS NOT NULL` guard).
     nullable: bool,
     kind: Kind,
+    /// Whether its PostgreSQL index is on `md5(column)`, so that equality
+    /// compares the hashes too (`SqlBuilder::push_hashed_eq`).
+    hashed: bool,
 }
 
 const fn col(sql: &'static str, nullable: bool, kind: Kind) -> Column {
@@ -298,6 +301,18 @@ const fn col(sql: &'static str, nullable: bool, kind: Kind) -> Column {
         sql,
         nullable,
         kind,
+        hashed: false,
+    }
+}
+
+/// A client-filled text column indexed by its hash on PostgreSQL
+/// (migration `20261206000000_bounded_index_keys`).
+const fn hashed(sql: &'static str, nullable: bool, kind: Kind) -> Column {
+    Column {
+        sql,
+        nullable,
+        kind,
+        hashed: true,
     }
 }
 
@@ -391,7 +406,7 @@ const USER_GROUPS: Relation = Relation {
         },
         RelSub {
             name: "display",
-            column: col("gg.display_name_ci", false, Kind::TextCi),
+            column: hashed("gg.display_name_ci", false, Kind::TextCi),
         },
     ],
 };
@@ -523,8 +538,16 @@ fn resolve_group(path: &AttrPath) -> Result<Field, StoreError> {
         "id" => simple(Field::Column(col("g.id", false, Kind::TextExact))),
         // displayName is unique case-insensitively (Entra ID), so it is
         // compared through its lowered column.
-        "displayname" => simple(Field::Column(col("g.display_name_ci", false, Kind::TextCi))),
-        "externalid" => simple(Field::Column(col("g.external_id", true, Kind::TextExact))),
+        "displayname" => simple(Field::Column(hashed(
+            "g.display_name_ci",
+            false,
+            Kind::TextCi,
+        ))),
+        "externalid" => simple(Field::Column(hashed(
+            "g.external_id",
+            true,
+            Kind::TextExact,
+        ))),
         "meta" => resolve_meta(res, path),
         "members" => resolve_relation(res, &GROUP_MEMBERS, path),
         _ => Err(not_filterable(res, path)),
@@ -580,10 +603,20 @@ fn resolve_user(path: &AttrPath) -> Result<Field, StoreError> {
     };
     match lower.as_str() {
         "id" => return simple(Field::Column(col("u.id", false, Kind::TextExact))),
-        "username" => return simple(Field::Column(col("u.user_name_ci", false, Kind::TextCi))),
-        "externalid" => return simple(Field::Column(col("u.external_id", true, Kind::TextExact))),
+        "username" => return simple(Field::Column(hashed("u.user_name_ci", false, Kind::TextCi))),
+        "externalid" => {
+            return simple(Field::Column(hashed(
+                "u.external_id",
+                true,
+                Kind::TextExact,
+            )))
+        }
         "displayname" => {
-            return simple(Field::Column(col("u.display_name_ci", true, Kind::TextCi)))
+            return simple(Field::Column(hashed(
+                "u.display_name_ci",
+                true,
+                Kind::TextCi,
+            )))
         }
         "active" => return simple(Field::Column(col("u.active", false, Kind::Bool))),
         "meta" => return resolve_meta(res, path),
@@ -682,13 +715,17 @@ fn op_name(op: CompareOp) -> &'static str {
 /// missing value compares false rather than NULL.
 fn push_compare(
     b: &mut SqlBuilder,
-    column: &str,
-    nullable: bool,
-    kind: Kind,
+    c: Column,
     op: CompareOp,
     value: &CompValue,
     path: &AttrPath,
 ) -> Result<(), StoreError> {
+    let Column {
+        sql: column,
+        nullable,
+        kind,
+        hashed,
+    } = c;
     match kind {
         Kind::Bool => {
             let v = match value {
@@ -745,6 +782,9 @@ fn push_compare(
                 b.push("(").push(column).push(" IS NOT NULL AND ");
             }
             match op {
+                CompareOp::Eq | CompareOp::Ne if hashed => {
+                    b.push_hashed_eq(column, literal);
+                }
                 CompareOp::Eq | CompareOp::Ne => {
                     b.push(column).push(" = ").bind_text(literal);
                 }
@@ -974,7 +1014,7 @@ fn compare(
             if negate {
                 b.push("NOT (");
             }
-            push_compare(b, c.sql, c.nullable, c.kind, op, value, path)?;
+            push_compare(b, c, op, value, path)?;
             if negate {
                 b.push(")");
             }
@@ -986,15 +1026,8 @@ fn compare(
             b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
                 .bind_text(leaf.attr.clone())
                 .push(" AND ");
-            push_compare(
-                b,
-                "v.value_ci",
-                true,
-                kind_for(leaf.case_exact),
-                op,
-                value,
-                path,
-            )?;
+            let c = hashed("v.value_ci", true, kind_for(leaf.case_exact));
+            push_compare(b, c, op, value, path)?;
             b.push(")");
             Ok(())
         }
@@ -1023,7 +1056,7 @@ fn compare(
                 .bind_text(attr.name)
                 .push(" AND ");
             let c = values_column(attr, col);
-            push_compare(b, c.sql, c.nullable, c.kind, op, value, path)?;
+            push_compare(b, c, op, value, path)?;
             b.push(")");
             Ok(())
         }
@@ -1034,7 +1067,7 @@ fn compare(
             };
             push_relation_in(b, res, rel, negate);
             let c = sub.column;
-            push_compare(b, c.sql, c.nullable, c.kind, op, value, path)?;
+            push_compare(b, c, op, value, path)?;
             b.push(")");
             Ok(())
         }
@@ -1049,7 +1082,11 @@ fn values_column(attr: MultiAttr, c: ElemCol) -> Column {
         ElemCol::Value => kind_for(attr.value_case_exact),
         _ => Kind::TextCi,
     };
-    col(c.column(), true, kind)
+    if c == ElemCol::Value {
+        hashed(c.column(), true, kind)
+    } else {
+        col(c.column(), true, kind)
+    }
 }
 
 /// `meta.resourceType` is a constant per resource type (caseExact, RFC
@@ -1270,7 +1307,7 @@ fn elem_expr(
             if negate {
                 b.push("NOT (");
             }
-            push_compare(b, c.sql, c.nullable, c.kind, op, value, p)?;
+            push_compare(b, c, op, value, p)?;
             if negate {
                 b.push(")");
             }
@@ -1356,6 +1393,46 @@ mod tests {
         let (s, binds) = sql(&cmp(AttrPath::new("USERNAME"), CompareOp::Eq, "Bob'--")).unwrap();
         assert_eq!(s, "u.user_name_ci = ?");
         assert_eq!(binds, vec![Bind::Text("bob'--".into())]);
+    }
+
+    /// On PostgreSQL, equality on a client-filled indexed column compares
+    /// the MD5s (which the index holds) and the values (exactness); other
+    /// operators and unindexed columns compare the values only.
+    #[test]
+    fn postgres_equality_on_indexed_text_compares_hashes_and_values() {
+        let pg = |f: &Filter| {
+            let mut b = SqlBuilder::new(Backend::Postgres);
+            push_filter(&mut b, Resource::User, f).unwrap();
+            (b.sql(), b.binds().to_vec())
+        };
+        let (s, binds) = pg(&cmp(AttrPath::new("userName"), CompareOp::Eq, "Bob"));
+        assert_eq!(s, "md5(u.user_name_ci) = md5($1) AND u.user_name_ci = $2");
+        assert_eq!(
+            binds,
+            vec![Bind::Text("bob".into()), Bind::Text("bob".into())]
+        );
+        let (s, _) = pg(&cmp(AttrPath::new("externalId"), CompareOp::Ne, "X"));
+        assert_eq!(
+            s,
+            "NOT ((u.external_id IS NOT NULL AND md5(u.external_id) = md5($1) AND u.external_id = $2))"
+        );
+        let (s, _) = pg(&cmp(
+            AttrPath::with_sub("emails", "value"),
+            CompareOp::Eq,
+            "a@b",
+        ));
+        assert_eq!(
+            s,
+            "u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = $1 AND (v.value_ci IS NOT NULL AND md5(v.value_ci) = md5($2) AND v.value_ci = $3))"
+        );
+        let (s, _) = pg(&cmp(
+            AttrPath::with_sub("emails", "type"),
+            CompareOp::Eq,
+            "work",
+        ));
+        assert!(!s.contains("md5"), "{s}");
+        let (s, _) = pg(&cmp(AttrPath::new("userName"), CompareOp::Sw, "b"));
+        assert_eq!(s, "u.user_name_ci LIKE $1 ESCAPE '\\'");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use diesel::QueryableByName;
 
 use scim_core::filter::{CompValue, CompareOp, Filter};
 
-use crate::connection::DbConnection;
+use crate::connection::{Backend, DbConnection};
 use crate::error::StoreError;
 use crate::filter::CORE_USER_URN;
 use crate::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
@@ -240,15 +240,26 @@ pub(crate) fn find_users_gated(
         .push(column)
         .push(" AS matched FROM sync_state s LEFT JOIN runtime_settings r ON r.id = ")
         .bind(Bind::Integer(SETTINGS_ID))
-        .push(" LEFT JOIN users u ON ")
-        .push(column)
-        .push(" IN (");
-    for (i, key) in keys
+        .push(" LEFT JOIN users u ON ");
+    let padded = keys
         .iter()
         .chain(std::iter::repeat(last))
-        .take(keys.len().next_power_of_two())
-        .enumerate()
-    {
+        .take(keys.len().next_power_of_two());
+    // On PostgreSQL the userName index is on md5(user_name_ci) (a B-tree
+    // entry cannot hold a long userName): the hashes find the rows through
+    // it, the values make the match exact (`SqlBuilder::push_hashed_eq`).
+    if by == LookupBy::UserName && backend == Backend::Postgres {
+        b.push("md5(").push(column).push(") IN (");
+        for (i, key) in padded.clone().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push("md5(").bind_text(key.as_str()).push(")");
+        }
+        b.push(") AND ");
+    }
+    b.push(column).push(" IN (");
+    for (i, key) in padded.enumerate() {
         if i > 0 {
             b.push(", ");
         }

@@ -210,6 +210,24 @@ impl SqlBuilder {
         }
     }
 
+    /// Appends `column = literal` for a column whose PostgreSQL index is on
+    /// `md5(column)` (migration `20261206000000_bounded_index_keys`: a
+    /// B-tree entry holds at most about 2,704 bytes, and clients send longer
+    /// values). On PostgreSQL the hashes are compared too, so that the index
+    /// serves the lookup, and the values themselves, so that the match is
+    /// exact. SQLite indexes hold the whole values (long keys go to overflow
+    /// pages), so there the plain comparison uses them.
+    pub(crate) fn push_hashed_eq(&mut self, column: &str, literal: String) -> &mut Self {
+        if self.backend == Backend::Postgres {
+            self.push("md5(")
+                .push(column)
+                .push(") = md5(")
+                .bind_text(literal.clone())
+                .push(") AND ");
+        }
+        self.push(column).push(" = ").bind_text(literal)
+    }
+
     /// The binds, in order (to re-use them in another statement).
     pub(crate) fn into_binds(self) -> Vec<Bind> {
         self.binds

@@ -568,14 +568,20 @@ impl<'a> Parser<'a> {
         };
         let literal = rest.get(..=end).unwrap_or("");
         self.pos += end + 1;
-        serde_json::from_str::<String>(literal)
-            .map(CompValue::String)
-            .map_err(|e| {
-                format!(
-                    "invalid string at position {start}: {}; strings are JSON strings (valid escapes are \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
-                    json_error(&e, start)
-                )
-            })
+        let value = serde_json::from_str::<String>(literal).map_err(|e| {
+            format!(
+                "invalid string at position {start}: {}; strings are JSON strings (valid escapes are \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
+                json_error(&e, start)
+            )
+        })?;
+        // No stored value contains U+0000 (attribute values refuse it,
+        // resource::nul_error), and PostgreSQL text cannot hold it.
+        if value.contains('\0') {
+            return Err(format!(
+                "the string at position {start} contains the NUL character (U+0000), which no attribute value contains; remove it"
+            ));
+        }
+        Ok(CompValue::String(value))
     }
 
     /// A JSON number: `-? int frac? exp?`.
@@ -1020,6 +1026,10 @@ mod tests {
                 "unterminated string starting at position 12",
             ),
             ("userName eq \"john\\\"", "unterminated string"),
+            (
+                "userName eq \"a\\u0000b\"",
+                "the string at position 12 contains the NUL character (U+0000)",
+            ),
             ("userName eq john", "invalid value \"john\" at position 12"),
             (
                 "userName eq",
