@@ -60,9 +60,24 @@ pub struct Normalized {
 ///   expected type; dateTime values must be RFC 3339 and are stored in
 ///   the fixed form of [`crate::datetime`].
 ///
+/// - A multi-valued attribute with a cap ([`AttributeDef::max_values`])
+///   holds at most that many values, else `invalidValue` naming the
+///   attribute and the cap.
+///
 /// Immutable attributes are accepted: comparing a PUT against the stored
 /// resource is the caller's job.
 pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Normalized, ScimError> {
+    let n = normalize_uncounted(rt, input)?;
+    check_counts(rt, &n.attrs, None)?;
+    Ok(n)
+}
+
+/// [`normalize`] without the cap on the number of values, for PATCH,
+/// which checks it against the resource as it was.
+pub(crate) fn normalize_uncounted(
+    rt: &ResourceType,
+    input: &Value,
+) -> Result<Normalized, ScimError> {
     let obj = input
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
@@ -157,6 +172,102 @@ fn put(
         }
         Ok(())
     })
+}
+
+/// Refuses a multi-valued attribute of `attrs` holding more values than
+/// its cap ([`AttributeDef::max_values`]). With `before` (the resource
+/// before a PATCH), an attribute that already held more than its cap
+/// (stored before the cap existed) may keep as many, but not grow.
+pub(crate) fn check_counts(
+    rt: &ResourceType,
+    attrs: &Map<String, Value>,
+    before: Option<&Map<String, Value>>,
+) -> Result<(), ScimError> {
+    for schema in rt.schemas() {
+        let core = std::ptr::eq(schema, rt.schema);
+        for a in schema.attributes.iter().filter(|a| a.max_values.is_some()) {
+            let count = |m: &Map<String, Value>| {
+                let c = if core {
+                    Some(m)
+                } else {
+                    m.get(schema.id).and_then(Value::as_object)
+                };
+                c.and_then(|c| c.get(a.name))
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+            };
+            let path = if core {
+                a.name.to_string()
+            } else {
+                format!("{}:{}", schema.id, a.name)
+            };
+            check_count(a, &path, before.map_or(0, count), count(attrs))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `after` values of multi-valued attribute `def` (at `path`)
+/// above its cap, unless there were already as many `before`.
+pub(crate) fn check_count(
+    def: &AttributeDef,
+    path: &str,
+    before: usize,
+    after: usize,
+) -> Result<(), ScimError> {
+    match def.max_values {
+        Some(max) if after > max && after > before => Err(ScimError::invalid_value(format!(
+            "{path} has {after} values, more than the {max} a resource may hold (see its description in /Schemas)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A canonical text form of a JSON value, for hashing: two values have
+/// the same form exactly when they are equal (`==`), whatever the order of
+/// their objects' keys. It lets multi-valued attributes be compared
+/// element by element in linear time rather than each with each.
+pub(crate) fn canonical(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    use std::fmt::Write;
+    match v {
+        Value::Object(o) => {
+            let mut entries: Vec<(&String, &Value)> = o.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{k:?}:");
+                write_canonical(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => {
+            let _ = write!(out, "{s:?}");
+        }
+        // 0.0 and -0.0 are equal numbers with different texts.
+        Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => out.push_str("0.0"),
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
 }
 
 /// The first required attribute of `rt` that is missing or empty in
@@ -1025,6 +1136,7 @@ mod tests {
             canonical_values: &[],
             reference_types: &[],
             sub_attributes: &[],
+            max_values: None,
         };
         assert_eq!(
             coerce_attr(&def, "when", &json!("2011-05-13T04:42:34Z")).unwrap(),
