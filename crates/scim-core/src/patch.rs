@@ -1814,7 +1814,7 @@ mod tests {
             json!([
                 {"op": "add", "path": "members", "value": members(n / 2, n + n / 2)},
                 {"op": "remove", "path": "members", "value": members(0, n / 2)},
-                {"op": "remove", "path": "members[value sw \"m1\"]"}
+                {"op": "remove", "path": "members[value sw \"m3\"]"}
             ]),
         )
         .unwrap();
