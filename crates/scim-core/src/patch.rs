@@ -17,11 +17,19 @@ use serde_json::{Map, Value};
 use crate::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
 use crate::resource::{
     canonical, check_count, check_counts, check_primary, coerce_attr, coerce_one, coerce_scalar,
-    in_container, is_bare_value_complex, is_password, is_primary, is_read_only, kind,
+    given_count, in_container, is_bare_value_complex, is_password, is_primary, is_read_only, kind,
     missing_required, normalize_uncounted, with_object,
 };
 use crate::schema::{AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceType, Schema};
 use crate::ScimError;
+
+/// The most operations [`apply`] takes in one PATCH. Each operation may
+/// look at every value of the attribute it names (a value filter), so a
+/// PATCH's work is its operations times [`crate::schema::MAX_VALUES`];
+/// identity providers send a few dozen at most. Group `members`
+/// operations are split off before [`apply`] (`crate::members`) and do
+/// not count.
+pub const MAX_OPERATIONS: usize = 500;
 
 /// The `op` of a PATCH operation (RFC 7644 §3.5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -233,6 +241,9 @@ fn parse_path(i: usize, raw: &str) -> Result<PatchPath, ScimError> {
 ///   (RFC 7643 §2.4).
 /// - `password` goes to [`PatchOutcome::password`], never into `attrs`.
 ///
+/// More than [`MAX_OPERATIONS`] operations are refused (`invalidValue`)
+/// before any is applied.
+///
 /// The result is validated like a PUT body
 /// ([`crate::resource::normalize`]), except that an attribute that already
 /// held more values than its cap may keep them (it may not grow). Each
@@ -244,6 +255,12 @@ pub fn apply(
     attrs: &mut Map<String, Value>,
     ops: &[PatchOp],
 ) -> Result<PatchOutcome, ScimError> {
+    if ops.len() > MAX_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "a PATCH may carry at most {MAX_OPERATIONS} operations, this one carries {}: split it",
+            ops.len()
+        )));
+    }
     let mut work = attrs.clone();
     let mut password = None;
     for (i, op) in ops.iter().enumerate() {
@@ -650,9 +667,20 @@ fn with_array<R>(m: &mut Map<String, Value>, key: &str, f: impl FnOnce(&mut Vec<
     r
 }
 
-/// What makes elements of a multi-valued attribute the same value, as a
-/// hashable key: Group `members` (whose `value` is immutable) compare by
-/// `value`, other elements (and members without one) as a whole.
+/// Elements of a multi-valued attribute are the same value: Group
+/// `members` (whose `value` is immutable) by `value`, others (and members
+/// without one) as a whole.
+fn same_element(by_value: bool, a: &Value, b: &Value) -> bool {
+    if by_value {
+        if let (Some(x), Some(y)) = (a.get("value"), b.get("value")) {
+            return x == y;
+        }
+    }
+    a == b
+}
+
+/// [`same_element`] as a hashable key: two elements are the same exactly
+/// when their keys are equal.
 fn element_key(by_value: bool, e: &Value) -> String {
     match e.get("value") {
         Some(v) if by_value => format!("v{}", canonical(v)),
@@ -709,7 +737,10 @@ fn multi(
         }
         PatchOpKind::Replace => {
             let before = count_values(m, attr.name);
-            match coerce_attr(attr, path, value.unwrap_or(&Value::Null))? {
+            let value = value.unwrap_or(&Value::Null);
+            // Refused before any value is looked at.
+            check_count(attr, path, before, given_count(value))?;
+            match coerce_attr(attr, path, value)? {
                 Some(v) => {
                     check_count(attr, path, before, v.as_array().map_or(1, Vec::len))?;
                     m.insert(attr.name.to_string(), v)
@@ -719,29 +750,56 @@ fn multi(
             Ok(())
         }
         PatchOpKind::Add => {
-            let Some(Value::Array(new)) = coerce_attr(attr, path, value.unwrap_or(&Value::Null))?
-            else {
+            let value = value.unwrap_or(&Value::Null);
+            check_count(attr, path, count_values(m, attr.name), given_count(value))?;
+            let Some(Value::Array(new)) = coerce_attr(attr, path, value)? else {
                 return Ok(());
             };
             with_array(m, attr.name, |items| {
                 let before = items.len();
                 let by_value = compares_by_value(attr);
-                add_unique(items, new, |e| element_key(by_value, e));
+                add_unique(
+                    items,
+                    new,
+                    |a, b| same_element(by_value, a, b),
+                    |e| element_key(by_value, e),
+                );
                 check_count(attr, path, before, items.len())
             })
         }
     }
 }
 
+/// Up to this many new values, [`add_unique`] compares each with the
+/// elements directly: cheaper than keying every element when a PATCH
+/// adds one or two values, and still linear in the elements.
+const COMPARE_DIRECTLY: usize = 4;
+
 /// Appends the elements of `new` whose `key` no element has yet, in
 /// order; the last primary one added stays primary and the others are
-/// demoted (RFC 7643 §2.4), as if each demoted the others in turn. Each
-/// element is keyed once: linear in `items` and `new`.
-fn add_unique(items: &mut Vec<Value>, new: Vec<Value>, mut key: impl FnMut(&Value) -> String) {
-    let mut seen: HashSet<String> = items.iter().map(&mut key).collect();
+/// demoted (RFC 7643 §2.4), as if each demoted the others in turn.
+/// Linear in `items` and `new`: each element is keyed once, or, for at
+/// most [`COMPARE_DIRECTLY`] new values, compared with each element.
+fn add_unique(
+    items: &mut Vec<Value>,
+    new: Vec<Value>,
+    same: impl Fn(&Value, &Value) -> bool,
+    mut key: impl FnMut(&Value) -> String,
+) {
+    let direct = new.len() <= COMPARE_DIRECTLY;
+    let mut seen: HashSet<String> = if direct {
+        HashSet::new()
+    } else {
+        items.iter().map(&mut key).collect()
+    };
     let mut primary = None;
     for n in new {
-        if !seen.insert(key(&n)) {
+        let known = if direct {
+            items.iter().any(|e| same(e, &n))
+        } else {
+            !seen.insert(key(&n))
+        };
+        if known {
             continue;
         }
         if is_primary(&n) {
@@ -1762,10 +1820,15 @@ mod tests {
         let mut new = emails("a", n / 2, None);
         new.extend(emails("b", n / 2, Some(n / 4)));
         let mut keyed = 0;
-        add_unique(&mut items, new, |e| {
-            keyed += 1;
-            element_key(false, e)
-        });
+        add_unique(
+            &mut items,
+            new,
+            |_, _| unreachable!("keyed, not compared"),
+            |e| {
+                keyed += 1;
+                element_key(false, e)
+            },
+        );
         assert_eq!(keyed, 2 * n);
         assert_eq!(items.len(), n + n / 2);
         assert_eq!(items[n]["value"], "b0@x");
@@ -1867,7 +1930,7 @@ mod tests {
             let e = run(&USER, at_cap.clone(), ops.clone()).unwrap_err();
             assert_eq!(e.scim_type, ScimType::InvalidValue, "{ops}");
             assert!(
-                e.detail.contains("emails has 101 values")
+                e.detail.contains("emails: 101 values")
                     && e.detail.contains(&format!("the {cap} a resource may hold")),
                 "{ops}: {}",
                 e.detail
@@ -1879,11 +1942,17 @@ mod tests {
             json!([{"op": "replace", "path": "roles", "value": list(45_000)}]),
         )
         .unwrap_err();
-        assert!(e.detail.contains("roles has 45000 values"), "{}", e.detail);
+        assert!(e.detail.contains("roles: 45000 values"), "{}", e.detail);
+        let ops: Vec<Value> = (0..=MAX_OPERATIONS)
+            .map(|_| json!({"op": "replace", "path": "emails[value eq \"e0@x\"].display", "value": "d"}))
+            .collect();
+        let e = run(&USER, at_cap.clone(), Value::Array(ops)).unwrap_err();
+        assert_eq!(e.scim_type, ScimType::InvalidValue);
+        assert!(e.detail.contains("at most 500 operations, this one carries 501"), "{}", e.detail);
         let e = crate::resource::normalize(&USER, &json!({"userName": "u", "phoneNumbers": list(cap + 1)}))
             .unwrap_err();
         assert_eq!(e.scim_type, ScimType::InvalidValue);
-        assert!(e.detail.starts_with("phoneNumbers has 101 values"), "{}", e.detail);
+        assert!(e.detail.starts_with("phoneNumbers: 101 values"), "{}", e.detail);
 
         // A resource stored with more (before the cap) can still be
         // patched, and shrink, but not grow.
@@ -1899,7 +1968,7 @@ mod tests {
         let fewer = patch(json!([{"op": "remove", "path": "emails[value eq \"e0@x\"]"}])).unwrap();
         assert_eq!(fewer["emails"].as_array().unwrap().len(), cap + 49);
         let e = patch(json!([{"op": "add", "path": "emails", "value": {"value": "more@x"}}])).unwrap_err();
-        assert!(e.detail.contains("emails has 151 values"), "{}", e.detail);
+        assert!(e.detail.contains("emails: 151 values"), "{}", e.detail);
         assert!(patch(json!([{"op": "remove", "path": "title"}])).is_ok());
     }
 

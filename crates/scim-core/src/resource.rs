@@ -67,17 +67,19 @@ pub struct Normalized {
 /// Immutable attributes are accepted: comparing a PUT against the stored
 /// resource is the caller's job.
 pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Normalized, ScimError> {
-    let n = normalize_uncounted(rt, input)?;
-    check_counts(rt, &n.attrs, None)?;
-    Ok(n)
+    normalize_with(rt, input, true)
 }
 
 /// [`normalize`] without the cap on the number of values, for PATCH,
-/// which checks it against the resource as it was.
+/// which checks it against the resource as it was ([`check_counts`]).
 pub(crate) fn normalize_uncounted(
     rt: &ResourceType,
     input: &Value,
 ) -> Result<Normalized, ScimError> {
+    normalize_with(rt, input, false)
+}
+
+fn normalize_with(rt: &ResourceType, input: &Value, capped: bool) -> Result<Normalized, ScimError> {
     let obj = input
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
@@ -94,7 +96,7 @@ pub(crate) fn normalize_uncounted(
                 Value::Null => {}
                 Value::Object(inner) => {
                     for (k, v) in inner {
-                        put(rt, &mut n, Some(ext), k, v)?;
+                        put(rt, &mut n, Some(ext), k, v, capped)?;
                     }
                 }
                 other => {
@@ -109,7 +111,7 @@ pub(crate) fn normalize_uncounted(
         }
         // A key with an unknown `urn:` prefix names nothing we store.
         if let Some((schema, rest)) = rt.split_urn(key) {
-            put(rt, &mut n, schema, rest, value)?;
+            put(rt, &mut n, schema, rest, value, capped)?;
         }
     }
     if let Some(name) = missing_required(rt, &n.attrs) {
@@ -118,13 +120,16 @@ pub(crate) fn normalize_uncounted(
     Ok(n)
 }
 
-/// Stores one body member (`name` may be `attr` or `attr.sub`).
+/// Stores one body member (`name` may be `attr` or `attr.sub`); with
+/// `capped`, a multi-valued attribute given more values than its cap is
+/// refused before any of them is looked at.
 fn put(
     rt: &ResourceType,
     n: &mut Normalized,
     schema: Option<&'static Schema>,
     name: &str,
     value: &Value,
+    capped: bool,
 ) -> Result<(), ScimError> {
     let (attr, sub) = match name.split_once('.') {
         Some((a, s)) => (a, Some(s)),
@@ -146,6 +151,9 @@ fn put(
         return Ok(());
     }
     let path = r.canonical_path();
+    if capped && r.sub.is_none() {
+        check_count(r.attr, &path, 0, given_count(value))?;
+    }
     in_container(&mut n.attrs, &r, |m| {
         match r.sub {
             None => match coerce_attr(r.attr, &path, value)? {
@@ -207,6 +215,16 @@ pub(crate) fn check_counts(
     Ok(())
 }
 
+/// How many values a request gives in `v`: an array's length, else one
+/// (a multi-valued attribute may be given a single value).
+pub(crate) fn given_count(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => a.len(),
+        Value::Null => 0,
+        _ => 1,
+    }
+}
+
 /// Refuses `after` values of multi-valued attribute `def` (at `path`)
 /// above its cap, unless there were already as many `before`.
 pub(crate) fn check_count(
@@ -217,7 +235,7 @@ pub(crate) fn check_count(
 ) -> Result<(), ScimError> {
     match def.max_values {
         Some(max) if after > max && after > before => Err(ScimError::invalid_value(format!(
-            "{path} has {after} values, more than the {max} a resource may hold (see its description in /Schemas)"
+            "{path}: {after} values, more than the {max} a resource may hold (see its description in /Schemas)"
         ))),
         _ => Ok(()),
     }
