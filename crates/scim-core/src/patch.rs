@@ -10,14 +10,16 @@
 //! `replace emails[type eq "work"].value` creating the work email when
 //! there is none.
 
-use std::collections::HashSet;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use serde_json::{Map, Value};
 
 use crate::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
 use crate::resource::{
-    canonical, check_count, check_counts, check_primary, coerce_attr, coerce_one, coerce_scalar,
-    given_count, in_container, is_bare_value_complex, is_password, is_primary, is_read_only, kind,
+    check_count, check_counts, check_primary, coerce_attr, coerce_one, coerce_scalar,
+    given_count, hash_value, in_container, is_bare_value_complex, is_password, is_primary, is_read_only, kind,
     missing_required, normalize_uncounted, with_object,
 };
 use crate::schema::{AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceType, Schema};
@@ -679,16 +681,18 @@ fn same_element(by_value: bool, a: &Value, b: &Value) -> bool {
     a == b
 }
 
-/// [`same_element`] as a hashable key: two elements are the same exactly
-/// when their keys are equal.
-fn element_key(by_value: bool, e: &Value) -> String {
+/// A hash of an element that agrees with [`same_element`]: the same
+/// elements hash alike.
+fn element_hash(by_value: bool, e: &Value) -> u64 {
+    let mut h = DefaultHasher::new();
     match e.get("value") {
-        Some(v) if by_value => format!("v{}", canonical(v)),
-        _ => format!("w{}", canonical(e)),
+        Some(v) if by_value => hash_value(v, false, &mut h),
+        _ => hash_value(e, false, &mut h),
     }
+    h.finish()
 }
 
-/// Whether elements of `attr` compare by their `value` ([`element_key`]).
+/// Whether elements of `attr` compare by their `value` ([`same_element`]).
 fn compares_by_value(attr: &AttributeDef) -> bool {
     attr.sub("value")
         .is_some_and(|v| v.mutability == Mutability::Immutable)
@@ -762,7 +766,7 @@ fn multi(
                     items,
                     new,
                     |a, b| same_element(by_value, a, b),
-                    |e| element_key(by_value, e),
+                    |e| element_hash(by_value, e),
                 );
                 check_count(attr, path, before, items.len())
             })
@@ -771,33 +775,46 @@ fn multi(
 }
 
 /// Up to this many new values, [`add_unique`] compares each with the
-/// elements directly: cheaper than keying every element when a PATCH
+/// elements directly: cheaper than hashing every element when a PATCH
 /// adds one or two values, and still linear in the elements.
 const COMPARE_DIRECTLY: usize = 4;
 
-/// Appends the elements of `new` whose `key` no element has yet, in
-/// order; the last primary one added stays primary and the others are
-/// demoted (RFC 7643 §2.4), as if each demoted the others in turn.
-/// Linear in `items` and `new`: each element is keyed once, or, for at
-/// most [`COMPARE_DIRECTLY`] new values, compared with each element.
+/// Appends the elements of `new` that are not the `same` as one already
+/// there, in order; the last primary one added stays primary and the
+/// others are demoted (RFC 7643 §2.4), as if each demoted the others in
+/// turn. Linear in `items` and `new`: each element is hashed once (`hash`
+/// must agree with `same`) and compared only with an element of the same
+/// hash, or, for at most [`COMPARE_DIRECTLY`] new values, compared with
+/// each element.
 fn add_unique(
     items: &mut Vec<Value>,
     new: Vec<Value>,
-    same: impl Fn(&Value, &Value) -> bool,
-    mut key: impl FnMut(&Value) -> String,
+    mut same: impl FnMut(&Value, &Value) -> bool,
+    mut hash: impl FnMut(&Value) -> u64,
 ) {
     let direct = new.len() <= COMPARE_DIRECTLY;
-    let mut seen: HashSet<String> = if direct {
-        HashSet::new()
-    } else {
-        items.iter().map(&mut key).collect()
-    };
+    // Each hash's first element; a second element with a hash already
+    // taken (a collision, or a duplicate) is compared with all of them.
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    if !direct {
+        for (i, e) in items.iter().enumerate() {
+            seen.entry(hash(e)).or_insert(i);
+        }
+    }
     let mut primary = None;
     for n in new {
         let known = if direct {
             items.iter().any(|e| same(e, &n))
         } else {
-            !seen.insert(key(&n))
+            let h = hash(&n);
+            match seen.get(&h).and_then(|&i| items.get(i)) {
+                Some(first) if same(first, &n) => true,
+                Some(_) => items.iter().any(|e| same(e, &n)),
+                None => {
+                    seen.insert(h, items.len());
+                    false
+                }
+            }
         };
         if known {
             continue;
@@ -822,12 +839,20 @@ fn remove_listed(attr: &AttributeDef, items: &mut Vec<Value>, listed: &Value) {
         other => vec![other],
     };
     let case_exact = attr.sub("value").is_none_or(|s| s.case_exact);
-    let value_key = |v: &Value| match v {
-        Value::String(s) if !case_exact => format!("s{}", s.to_lowercase()),
-        other => format!("j{}", canonical(other)),
+    let eq = |a: &Value, b: &Value| match (a, b) {
+        (Value::String(x), Value::String(y)) if !case_exact => x.to_lowercase() == y.to_lowercase(),
+        _ => a == b,
     };
-    let mut values = HashSet::new();
-    let mut wholes = HashSet::new();
+    let hash = |v: &Value, fold: bool| {
+        let mut h = DefaultHasher::new();
+        hash_value(v, fold, &mut h);
+        h.finish()
+    };
+    // The listed values and the listed elements, by hash (folded like
+    // `eq` compares): each element of `items` is hashed once and compared
+    // only with those of its hash.
+    let mut values: HashMap<u64, Vec<&Value>> = HashMap::new();
+    let mut wholes: HashMap<u64, Vec<&Value>> = HashMap::new();
     for t in listed {
         let wanted = match t {
             Value::Object(o) => o
@@ -839,14 +864,18 @@ fn remove_listed(attr: &AttributeDef, items: &mut Vec<Value>, listed: &Value) {
         // A listed object without `value` can only equal an element
         // without one.
         if let Some(w) = wanted {
-            values.insert(value_key(w));
+            values.entry(hash(w, !case_exact)).or_default().push(w);
         }
-        wholes.insert(canonical(t));
+        wholes.entry(hash(t, false)).or_default().push(t);
     }
     items.retain(|e| {
         let listed = match e.get("value") {
-            Some(have) => values.contains(&value_key(have)),
-            None => wholes.contains(&canonical(e)),
+            Some(have) => values
+                .get(&hash(have, !case_exact))
+                .is_some_and(|ws| ws.iter().any(|w| eq(have, w))),
+            None => wholes
+                .get(&hash(e, false))
+                .is_some_and(|ts| ts.iter().any(|t| e == *t)),
         };
         !listed
     });
@@ -1820,16 +1849,22 @@ mod tests {
         let mut new = emails("a", n / 2, None);
         new.extend(emails("b", n / 2, Some(n / 4)));
         let mut keyed = 0;
+        let mut compared = 0;
         add_unique(
             &mut items,
             new,
-            |_, _| unreachable!("keyed, not compared"),
+            |a, b| {
+                compared += 1;
+                a == b
+            },
             |e| {
                 keyed += 1;
-                element_key(false, e)
+                element_hash(false, e)
             },
         );
         assert_eq!(keyed, 2 * n);
+        // Only the duplicates are compared, each with its twin.
+        assert_eq!(compared, n / 2);
         assert_eq!(items.len(), n + n / 2);
         assert_eq!(items[n]["value"], "b0@x");
         // The new primary value wins; the stored one is demoted.
@@ -1839,23 +1874,39 @@ mod tests {
     }
 
     #[test]
-    fn element_keys_follow_equality() {
+    fn element_hashes_agree_with_equality() {
         // Members compare by value, other elements as a whole, whatever
-        // the order of their keys.
+        // the order of their keys: the same elements hash alike.
         let a = json!({"value": "u1", "type": "User"});
         let b = json!({"type": "Group", "value": "u1"});
-        assert_eq!(element_key(true, &a), element_key(true, &b));
-        assert_ne!(element_key(false, &a), element_key(false, &b));
         let c: Value = serde_json::from_str(r#"{"type": "User", "value": "u1"}"#).unwrap();
-        assert_eq!(element_key(false, &a), element_key(false, &c));
-        assert_ne!(element_key(true, &a), element_key(true, &json!({"type": "User"})));
-        assert_ne!(element_key(false, &json!("1")), element_key(false, &json!(1)));
-        assert_ne!(element_key(false, &json!(1)), element_key(false, &json!(1.0)));
-        assert_eq!(element_key(false, &json!(0.0)), element_key(false, &json!(-0.0)));
-        assert_ne!(
-            element_key(false, &json!({"value": "a\",b"})),
-            element_key(false, &json!({"value": "a", "b": null}))
-        );
+        assert!(same_element(true, &a, &b) && !same_element(false, &a, &b));
+        assert_eq!(element_hash(true, &a), element_hash(true, &b));
+        assert_eq!(element_hash(false, &a), element_hash(false, &c));
+        assert_eq!(element_hash(false, &json!(0.0)), element_hash(false, &json!(-0.0)));
+        let mut h = (DefaultHasher::new(), DefaultHasher::new());
+        hash_value(&json!({"v": ["ÄB", 1]}), true, &mut h.0);
+        hash_value(&json!({"v": ["äb", 1]}), true, &mut h.1);
+        assert_eq!(h.0.finish(), h.1.finish());
+        // Whatever the hashes, only the same elements are dropped, in
+        // both ways of adding (direct and hashed).
+        let distinct = [
+            json!({"value": "u1"}),
+            json!({"value": "U1"}),
+            json!({"value": 1}),
+            json!({"value": 1.0}),
+            json!({"value": "1"}),
+            json!({"value": "u1", "type": "work"}),
+            json!({"type": "work"}),
+            json!("u1"),
+        ];
+        for new in [distinct.to_vec(), distinct[..4].to_vec()] {
+            let mut items = vec![json!({"type": "work", "value": "u1"})];
+            let mut want = items.clone();
+            want.extend(new.iter().filter(|v| **v != items[0]).cloned());
+            add_unique(&mut items, new.clone(), |a, b| a == b, |_| 7);
+            assert_eq!(items, want);
+        }
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //! provider and are added by [`render`] (or, for `groups` and
 //! `members.display`, by the server from the store).
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
 use serde_json::{json, Map, Value};
 
 use crate::filter::AttrPath;
@@ -241,49 +244,34 @@ pub(crate) fn check_count(
     }
 }
 
-/// A canonical text form of a JSON value, for hashing: two values have
-/// the same form exactly when they are equal (`==`), whatever the order of
-/// their objects' keys. It lets multi-valued attributes be compared
-/// element by element in linear time rather than each with each.
-pub(crate) fn canonical(v: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_canonical(v: &Value, out: &mut String) {
-    use std::fmt::Write;
+/// Feeds `v` to `h` so that equal values (`==`) hash alike, whatever the
+/// order of their objects' keys; with `fold`, strings are hashed
+/// lower-cased. It lets the elements of a multi-valued attribute be
+/// matched in linear time, by hash (then `==` on a hit), rather than
+/// each compared with each.
+pub(crate) fn hash_value(v: &Value, fold: bool, h: &mut impl Hasher) {
     match v {
-        Value::Object(o) => {
-            let mut entries: Vec<(&String, &Value)> = o.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, "{k:?}:");
-                write_canonical(v, out);
-            }
-            out.push('}');
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => (2u8, n).hash(h),
+        Value::String(s) if fold => {
+            3u8.hash(h);
+            s.chars().flat_map(char::to_lowercase).for_each(|c| c.hash(h));
         }
+        Value::String(s) => (3u8, s).hash(h),
         Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(']');
+            (4u8, items.len()).hash(h);
+            items.iter().for_each(|x| hash_value(x, fold, h));
         }
-        Value::String(s) => {
-            let _ = write!(out, "{s:?}");
-        }
-        // 0.0 and -0.0 are equal numbers with different texts.
-        Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => out.push_str("0.0"),
-        other => {
-            let _ = write!(out, "{other}");
+        Value::Object(o) => {
+            // Order-independent: the sum of the members' own hashes.
+            let sum = o.iter().fold(0u64, |sum, (k, x)| {
+                let mut m = DefaultHasher::new();
+                k.hash(&mut m);
+                hash_value(x, fold, &mut m);
+                sum.wrapping_add(m.finish())
+            });
+            (5u8, o.len(), sum).hash(h);
         }
     }
 }
