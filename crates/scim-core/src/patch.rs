@@ -18,8 +18,8 @@ use serde_json::{Map, Value};
 
 use crate::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
 use crate::resource::{
-    check_count, check_counts, check_primary, coerce_attr, coerce_one, coerce_scalar,
-    given_count, hash_value, in_container, is_bare_value_complex, is_password, is_primary, is_read_only, kind,
+    check_count, check_counts, check_primary, coerce_attr, coerce_one, coerce_scalar, given_count,
+    hash_value, in_container, is_bare_value_complex, is_password, is_primary, is_read_only, kind,
     missing_required, normalize_uncounted, with_object,
 };
 use crate::schema::{AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceType, Schema};
@@ -875,7 +875,7 @@ fn remove_listed(attr: &AttributeDef, items: &mut Vec<Value>, listed: &Value) {
                 .is_some_and(|ws| ws.iter().any(|w| eq(have, w))),
             None => wholes
                 .get(&hash(e, false))
-                .is_some_and(|ts| ts.iter().any(|t| e == *t)),
+                .is_some_and(|ts| ts.contains(&e)),
         };
         !listed
     });
@@ -1883,7 +1883,10 @@ mod tests {
         assert!(same_element(true, &a, &b) && !same_element(false, &a, &b));
         assert_eq!(element_hash(true, &a), element_hash(true, &b));
         assert_eq!(element_hash(false, &a), element_hash(false, &c));
-        assert_eq!(element_hash(false, &json!(0.0)), element_hash(false, &json!(-0.0)));
+        assert_eq!(
+            element_hash(false, &json!(0.0)),
+            element_hash(false, &json!(-0.0))
+        );
         let mut h = (DefaultHasher::new(), DefaultHasher::new());
         hash_value(&json!({"v": ["ÄB", 1]}), true, &mut h.0);
         hash_value(&json!({"v": ["äb", 1]}), true, &mut h.1);
@@ -1999,11 +2002,23 @@ mod tests {
             .collect();
         let e = run(&USER, at_cap.clone(), Value::Array(ops)).unwrap_err();
         assert_eq!(e.scim_type, ScimType::InvalidValue);
-        assert!(e.detail.contains("at most 500 operations, this one carries 501"), "{}", e.detail);
-        let e = crate::resource::normalize(&USER, &json!({"userName": "u", "phoneNumbers": list(cap + 1)}))
-            .unwrap_err();
+        assert!(
+            e.detail
+                .contains("at most 500 operations, this one carries 501"),
+            "{}",
+            e.detail
+        );
+        let e = crate::resource::normalize(
+            &USER,
+            &json!({"userName": "u", "phoneNumbers": list(cap + 1)}),
+        )
+        .unwrap_err();
         assert_eq!(e.scim_type, ScimType::InvalidValue);
-        assert!(e.detail.starts_with("phoneNumbers: 101 values"), "{}", e.detail);
+        assert!(
+            e.detail.starts_with("phoneNumbers: 101 values"),
+            "{}",
+            e.detail
+        );
 
         // A resource stored with more (before the cap) can still be
         // patched, and shrink, but not grow.
@@ -2018,7 +2033,8 @@ mod tests {
         assert!(patch(json!([{"op": "replace", "path": "active", "value": false}])).is_ok());
         let fewer = patch(json!([{"op": "remove", "path": "emails[value eq \"e0@x\"]"}])).unwrap();
         assert_eq!(fewer["emails"].as_array().unwrap().len(), cap + 49);
-        let e = patch(json!([{"op": "add", "path": "emails", "value": {"value": "more@x"}}])).unwrap_err();
+        let e = patch(json!([{"op": "add", "path": "emails", "value": {"value": "more@x"}}]))
+            .unwrap_err();
         assert!(e.detail.contains("emails: 151 values"), "{}", e.detail);
         assert!(patch(json!([{"op": "remove", "path": "title"}])).is_ok());
     }

@@ -256,7 +256,9 @@ pub(crate) fn hash_value(v: &Value, fold: bool, h: &mut impl Hasher) {
         Value::Number(n) => (2u8, n).hash(h),
         Value::String(s) if fold => {
             3u8.hash(h);
-            s.chars().flat_map(char::to_lowercase).for_each(|c| c.hash(h));
+            s.chars()
+                .flat_map(char::to_lowercase)
+                .for_each(|c| c.hash(h));
         }
         Value::String(s) => (3u8, s).hash(h),
         Value::Array(items) => {

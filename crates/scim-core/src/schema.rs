@@ -619,7 +619,9 @@ static MEMBER_SUBS: &[AttributeDef] = &[
 
 static GROUP_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef::string("displayName", "A human-readable name for the Group.").required(),
-    AttributeDef::complex("members", MEMBER_SUBS, "A list of members of the Group.").multi().uncapped(),
+    AttributeDef::complex("members", MEMBER_SUBS, "A list of members of the Group.")
+        .multi()
+        .uncapped(),
 ];
 
 /// The core User schema (RFC 7643 §4.1, §8.7.1).

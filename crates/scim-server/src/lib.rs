@@ -370,8 +370,9 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// not route with 405 and `Allow: allow` (RFC 9110 §15.5.6): `allow` must
 /// list the methods of its routes.
 fn resource(paths: [&str; 2], allow: &'static str) -> actix_web::Resource {
-    web::resource(paths)
-        .default_service(web::to(move |req: HttpRequest| method_not_allowed(req, allow)))
+    web::resource(paths).default_service(web::to(move |req: HttpRequest| {
+        method_not_allowed(req, allow)
+    }))
 }
 
 /// A SCIM 405 for a method an endpoint does not support, listing the

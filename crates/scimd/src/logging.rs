@@ -46,9 +46,7 @@ where
 {
     let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let lines: Box<dyn Layer<Registry> + Send + Sync> = match settings.format {
-        LogFormat::Human => tracing_subscriber::fmt::layer()
-            .with_writer(writer)
-            .boxed(),
+        LogFormat::Human => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -86,7 +84,10 @@ static CLIENT_WARNING: Metadata<'static> = Metadata::new(
     Some(file!()),
     Some(line!()),
     Some(module_path!()),
-    FieldSet::new(&["message"], tracing_core::identify_callsite!(&CLIENT_CALLSITE)),
+    FieldSet::new(
+        &["message"],
+        tracing_core::identify_callsite!(&CLIENT_CALLSITE),
+    ),
     Kind::EVENT,
 );
 static CLIENT_CALLSITE: DefaultCallsite = DefaultCallsite::new(&CLIENT_WARNING);
@@ -196,7 +197,10 @@ mod tests {
 
     impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(buf);
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -232,10 +236,19 @@ mod tests {
                 && lines[0].contains("client connection: stream error: Parse(Header)"),
             "{out}"
         );
-        assert!(lines[1].contains("WARN") && lines[1].contains("payload stream error"), "{out}");
-        assert!(lines[2].contains("WARN") && lines[2].contains("stays a warning"), "{out}");
+        assert!(
+            lines[1].contains("WARN") && lines[1].contains("payload stream error"),
+            "{out}"
+        );
+        assert!(
+            lines[2].contains("WARN") && lines[2].contains("stays a warning"),
+            "{out}"
+        );
         // The server's own errors stay errors.
-        assert!(lines[3].contains("ERROR") && lines[3].contains("a real error"), "{out}");
+        assert!(
+            lines[3].contains("ERROR") && lines[3].contains("a real error"),
+            "{out}"
+        );
         assert_eq!(out.matches("ERROR").count(), 1, "{out}");
 
         let out = logged(LogFormat::Json, "warn");

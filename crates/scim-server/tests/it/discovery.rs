@@ -105,15 +105,23 @@ async fn other_methods_on_discovery_are_405() {
 #[actix_web::test]
 async fn every_405_lists_the_allowed_methods() {
     for app in TestApp::all() {
-        let user = app.create_user(serde_json::json!({"userName": "allow"})).await;
+        let user = app
+            .create_user(serde_json::json!({"userName": "allow"}))
+            .await;
         let res = app
-            .post("/scim/v2/Groups", serde_json::json!({"displayName": "Allow"}))
+            .post(
+                "/scim/v2/Groups",
+                serde_json::json!({"displayName": "Allow"}),
+            )
             .await;
         let group = res.body["id"].as_str().unwrap().to_string();
         let routes = [
             ("/scim/v2/ServiceProviderConfig".to_string(), "GET"),
             ("/scim/v2/Schemas".into(), "GET"),
-            ("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User".into(), "GET"),
+            (
+                "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User".into(),
+                "GET",
+            ),
             ("/scim/v2/ResourceTypes".into(), "GET"),
             ("/scim/v2/ResourceTypes/User/".into(), "GET"),
             ("/scim/v2/.search".into(), "POST"),
@@ -122,7 +130,10 @@ async fn every_405_lists_the_allowed_methods() {
             (format!("/scim/v2/Users/{user}"), "GET, PUT, PATCH, DELETE"),
             ("/scim/v2/Groups/".into(), "GET, POST"),
             ("/scim/v2/Groups/.search".into(), "POST"),
-            (format!("/scim/v2/Groups/{group}"), "GET, PUT, PATCH, DELETE"),
+            (
+                format!("/scim/v2/Groups/{group}"),
+                "GET, PUT, PATCH, DELETE",
+            ),
         ];
         for (path, allow) in &routes {
             for method in [
@@ -153,7 +164,10 @@ async fn every_405_lists_the_allowed_methods() {
                 assert_ne!(res.status.as_u16(), 405, "{method} {path}: {}", res.body);
             }
         }
-        for path in [format!("/scim/v2/Users/{user}"), format!("/scim/v2/Groups/{group}")] {
+        for path in [
+            format!("/scim/v2/Users/{user}"),
+            format!("/scim/v2/Groups/{group}"),
+        ] {
             assert_eq!(app.delete(&path).await.status.as_u16(), 204);
         }
     }

@@ -191,7 +191,10 @@ fn malformed(app: &TestApp, user: &str) -> Vec<(&'static str, actix_web::test::T
         ),
         (
             "too many values",
-            json(app.request(Method::POST, "/scim/v2/Users"), &too_many.to_string()),
+            json(
+                app.request(Method::POST, "/scim/v2/Users"),
+                &too_many.to_string(),
+            ),
             400,
         ),
         (
@@ -199,7 +202,11 @@ fn malformed(app: &TestApp, user: &str) -> Vec<(&'static str, actix_web::test::T
             json(app.request(Method::POST, "/scim/v2/Users"), "{}"),
             400,
         ),
-        ("unknown path", app.request(Method::GET, "/scim/v2/Nope"), 404),
+        (
+            "unknown path",
+            app.request(Method::GET, "/scim/v2/Nope"),
+            404,
+        ),
         (
             "unknown nested path",
             app.request(Method::GET, &format!("/scim/v2/Users/{user}/x")),

@@ -758,7 +758,10 @@ async fn too_many_values_are_refused_by_post_put_and_patch_and_nothing_is_writte
         });
         let res = app.patch(&format!("/scim/v2/Users/{id}"), patch).await;
         refused(&res, 45_000);
-        assert!(res.body["detail"].as_str().unwrap().starts_with("Operations[0]: "));
+        assert!(res.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Operations[0]: "));
         // One more value than the cap, path-less, is refused too.
         let patch = json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -777,7 +780,11 @@ async fn too_many_values_are_refused_by_post_put_and_patch_and_nothing_is_writte
         // Nothing was written.
         let res = app.get(&format!("/scim/v2/Users/{id}")).await;
         assert_eq!(res.body["meta"]["version"], "W/\"1\"", "{backend}");
-        assert_eq!(res.body["emails"].as_array().unwrap().len(), cap, "{backend}");
+        assert_eq!(
+            res.body["emails"].as_array().unwrap().len(),
+            cap,
+            "{backend}"
+        );
         assert_eq!(res.body["emails"][0]["value"], "e0@example.com");
         // The cap is advertised in /Schemas.
         let res = app
@@ -810,7 +817,9 @@ async fn a_patch_with_too_many_operations_is_refused() {
                 "Operations": vec![op.clone(); n]
             })
         };
-        let res = app.patch(&format!("/scim/v2/Users/{id}"), patch(max + 1)).await;
+        let res = app
+            .patch(&format!("/scim/v2/Users/{id}"), patch(max + 1))
+            .await;
         assert_scim_error(&res, 400, Some("invalidValue"));
         assert!(res.body["detail"]
             .as_str()

@@ -334,7 +334,11 @@ fn malformed_http_is_logged_as_a_warning_not_an_error() {
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
     assert!(!log.contains("ERROR"), "{log}");
-    assert_eq!(log.matches("client connection: stream error").count(), 3, "{log}");
+    assert_eq!(
+        log.matches("client connection: stream error").count(),
+        3,
+        "{log}"
+    );
     assert!(log.contains("WARN"), "{log}");
 }
 
