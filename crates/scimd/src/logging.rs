@@ -8,7 +8,9 @@
 //! A client's malformed HTTP or broken connection is not the server's
 //! error: actix-http's connection dispatchers log it at ERROR (through
 //! `tracing`, under their module paths), and [`DemoteClientErrors`] logs
-//! it at WARN instead.
+//! it at WARN instead. actix-web's own few `log` records (start-up
+//! failures) reach the same subscriber through `tracing-log`, which
+//! `try_init` installs; none of them is about a client.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
