@@ -1839,16 +1839,16 @@ mod tests {
     }
 
     #[test]
-    fn adding_values_keys_each_element_once() {
+    fn adding_values_hashes_each_element_once() {
         // 200,000 elements: 100,000 stored, 100,000 added of which half are
-        // already there. Each element is keyed exactly once, so the work is
+        // already there. Each element is hashed exactly once, so the work is
         // linear; comparing each new element with every stored one would
         // be 10^10 comparisons.
         let n = 100_000;
         let mut items = emails("a", n, Some(n - 1));
         let mut new = emails("a", n / 2, None);
         new.extend(emails("b", n / 2, Some(n / 4)));
-        let mut keyed = 0;
+        let mut hashed = 0;
         let mut compared = 0;
         add_unique(
             &mut items,
@@ -1858,11 +1858,11 @@ mod tests {
                 a == b
             },
             |e| {
-                keyed += 1;
+                hashed += 1;
                 element_hash(false, e)
             },
         );
-        assert_eq!(keyed, 2 * n);
+        assert_eq!(hashed, 2 * n);
         // Only the duplicates are compared, each with its twin.
         assert_eq!(compared, n / 2);
         assert_eq!(items.len(), n + n / 2);
