@@ -10,15 +10,28 @@
 //! `replace emails[type eq "work"].value` creating the work email when
 //! there is none.
 
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
 use serde_json::{Map, Value};
 
 use crate::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
 use crate::resource::{
-    check_primary, coerce_attr, coerce_one, coerce_scalar, in_container, is_bare_value_complex,
-    is_password, is_primary, is_read_only, kind, missing_required, normalize, with_object,
+    check_count, check_counts, check_primary, coerce_attr, coerce_one, coerce_scalar, given_count,
+    hash_value, in_container, is_bare_value_complex, is_password, is_primary, is_read_only, kind,
+    missing_required, normalize_uncounted, with_object,
 };
 use crate::schema::{AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceType, Schema};
 use crate::ScimError;
+
+/// The most operations [`apply`] takes in one PATCH. Each operation may
+/// look at every value of the attribute it names (a value filter), so a
+/// PATCH's work is its operations times [`crate::schema::MAX_VALUES`];
+/// identity providers send a few dozen at most. Group `members`
+/// operations are split off before [`apply`] (`crate::members`) and do
+/// not count.
+pub const MAX_OPERATIONS: usize = 500;
 
 /// The `op` of a PATCH operation (RFC 7644 §3.5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -230,12 +243,26 @@ fn parse_path(i: usize, raw: &str) -> Result<PatchPath, ScimError> {
 ///   (RFC 7643 §2.4).
 /// - `password` goes to [`PatchOutcome::password`], never into `attrs`.
 ///
-/// The result is validated like a PUT body ([`normalize`]).
+/// More than [`MAX_OPERATIONS`] operations are refused (`invalidValue`)
+/// before any is applied.
+///
+/// The result is validated like a PUT body
+/// ([`crate::resource::normalize`]), except that an attribute that already
+/// held more values than its cap may keep them (it may not grow). Each
+/// operation's work is linear in the values it touches, and no operation
+/// may take an attribute above its cap, so a PATCH's work is bounded by
+/// its size and the cap, never by the square of either.
 pub fn apply(
     rt: &ResourceType,
     attrs: &mut Map<String, Value>,
     ops: &[PatchOp],
 ) -> Result<PatchOutcome, ScimError> {
+    if ops.len() > MAX_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "a PATCH may carry at most {MAX_OPERATIONS} operations, this one carries {}: split it",
+            ops.len()
+        )));
+    }
     let mut work = attrs.clone();
     let mut password = None;
     for (i, op) in ops.iter().enumerate() {
@@ -252,7 +279,8 @@ pub fn apply(
             "{name} is required and cannot be removed (RFC 7644 §3.5.2.2)"
         )));
     }
-    let normalized = normalize(rt, &Value::Object(work))?;
+    let normalized = normalize_uncounted(rt, &Value::Object(work))?;
+    check_counts(rt, &normalized.attrs, Some(attrs))?;
     let changed = normalized.attrs != *attrs;
     *attrs = normalized.attrs;
     Ok(PatchOutcome { password, changed })
@@ -642,17 +670,41 @@ fn with_array<R>(m: &mut Map<String, Value>, key: &str, f: impl FnOnce(&mut Vec<
 }
 
 /// Elements of a multi-valued attribute are the same value: Group
-/// `members` (whose `value` is immutable) by `value`, others as a whole.
-fn same_element(attr: &AttributeDef, a: &Value, b: &Value) -> bool {
-    let by_value = attr
-        .sub("value")
-        .is_some_and(|v| v.mutability == Mutability::Immutable);
+/// `members` (whose `value` is immutable) by `value`, others (and members
+/// without one) as a whole.
+fn same_element(by_value: bool, a: &Value, b: &Value) -> bool {
     if by_value {
         if let (Some(x), Some(y)) = (a.get("value"), b.get("value")) {
             return x == y;
         }
     }
     a == b
+}
+
+/// A hash of an element that agrees with [`same_element`]: the same
+/// elements hash alike.
+fn element_hash(by_value: bool, e: &Value) -> u64 {
+    let mut h = DefaultHasher::new();
+    match e.get("value") {
+        Some(v) if by_value => hash_value(v, false, &mut h),
+        _ => hash_value(e, false, &mut h),
+    }
+    h.finish()
+}
+
+/// Whether elements of `attr` compare by their `value` ([`same_element`]).
+fn compares_by_value(attr: &AttributeDef) -> bool {
+    attr.sub("value")
+        .is_some_and(|v| v.mutability == Mutability::Immutable)
+}
+
+/// The number of values under `name` in `m`.
+fn count_values(m: &Map<String, Value>, name: &str) -> usize {
+    match m.get(name) {
+        Some(Value::Array(a)) => a.len(),
+        None | Some(Value::Null) => 0,
+        Some(_) => 1,
+    }
 }
 
 /// Clears `primary` on every element but `keep` (RFC 7643 §2.4).
@@ -688,38 +740,99 @@ fn multi(
             Ok(())
         }
         PatchOpKind::Replace => {
-            match coerce_attr(attr, path, value.unwrap_or(&Value::Null))? {
-                Some(v) => m.insert(attr.name.to_string(), v),
+            let before = count_values(m, attr.name);
+            let value = value.unwrap_or(&Value::Null);
+            // Refused before any value is looked at.
+            check_count(attr, path, before, given_count(value))?;
+            match coerce_attr(attr, path, value)? {
+                Some(v) => {
+                    check_count(attr, path, before, v.as_array().map_or(1, Vec::len))?;
+                    m.insert(attr.name.to_string(), v)
+                }
                 None => m.remove(attr.name),
             };
             Ok(())
         }
         PatchOpKind::Add => {
-            let Some(Value::Array(new)) = coerce_attr(attr, path, value.unwrap_or(&Value::Null))?
-            else {
+            let value = value.unwrap_or(&Value::Null);
+            check_count(attr, path, count_values(m, attr.name), given_count(value))?;
+            let Some(Value::Array(new)) = coerce_attr(attr, path, value)? else {
                 return Ok(());
             };
             with_array(m, attr.name, |items| {
-                for n in new {
-                    if items.iter().any(|e| same_element(attr, e, &n)) {
-                        continue;
-                    }
-                    let primary = is_primary(&n);
-                    items.push(n);
-                    if primary {
-                        let last = items.len() - 1;
-                        demote_others(items, last);
-                    }
-                }
-            });
-            Ok(())
+                let before = items.len();
+                let by_value = compares_by_value(attr);
+                add_unique(
+                    items,
+                    new,
+                    |a, b| same_element(by_value, a, b),
+                    |e| element_hash(by_value, e),
+                );
+                check_count(attr, path, before, items.len())
+            })
         }
     }
 }
 
+/// Up to this many new values, [`add_unique`] compares each with the
+/// elements directly: cheaper than hashing every element when a PATCH
+/// adds one or two values, and still linear in the elements.
+const COMPARE_DIRECTLY: usize = 4;
+
+/// Appends the elements of `new` that are not the `same` as one already
+/// there, in order; the last primary one added stays primary and the
+/// others are demoted (RFC 7643 §2.4), as if each demoted the others in
+/// turn. Linear in `items` and `new`: each element is hashed once (`hash`
+/// must agree with `same`) and compared only with an element of the same
+/// hash, or, for at most [`COMPARE_DIRECTLY`] new values, compared with
+/// each element.
+fn add_unique(
+    items: &mut Vec<Value>,
+    new: Vec<Value>,
+    mut same: impl FnMut(&Value, &Value) -> bool,
+    mut hash: impl FnMut(&Value) -> u64,
+) {
+    let direct = new.len() <= COMPARE_DIRECTLY;
+    // Each hash's first element; a second element with a hash already
+    // taken (a collision, or a duplicate) is compared with all of them.
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    if !direct {
+        for (i, e) in items.iter().enumerate() {
+            seen.entry(hash(e)).or_insert(i);
+        }
+    }
+    let mut primary = None;
+    for n in new {
+        let known = if direct {
+            items.iter().any(|e| same(e, &n))
+        } else {
+            let h = hash(&n);
+            match seen.get(&h).and_then(|&i| items.get(i)) {
+                Some(first) if same(first, &n) => true,
+                Some(_) => items.iter().any(|e| same(e, &n)),
+                None => {
+                    seen.insert(h, items.len());
+                    false
+                }
+            }
+        };
+        if known {
+            continue;
+        }
+        if is_primary(&n) {
+            primary = Some(items.len());
+        }
+        items.push(n);
+    }
+    if let Some(keep) = primary {
+        demote_others(items, keep);
+    }
+}
+
 /// Removes the elements whose `value` equals one of `listed` (objects with
-/// a `value`, or bare values); elements without `value` must be equal as
-/// a whole.
+/// a `value`, or bare values; strings compare case-insensitively unless
+/// `value` is caseExact); elements without `value` must be equal to one
+/// listed as a whole. Linear: both sides are hashed.
 fn remove_listed(attr: &AttributeDef, items: &mut Vec<Value>, listed: &Value) {
     let listed: Vec<&Value> = match listed {
         Value::Array(a) => a.iter().collect(),
@@ -730,20 +843,41 @@ fn remove_listed(attr: &AttributeDef, items: &mut Vec<Value>, listed: &Value) {
         (Value::String(x), Value::String(y)) if !case_exact => x.to_lowercase() == y.to_lowercase(),
         _ => a == b,
     };
+    let hash = |v: &Value, fold: bool| {
+        let mut h = DefaultHasher::new();
+        hash_value(v, fold, &mut h);
+        h.finish()
+    };
+    // The listed values and the listed elements, by hash (folded like
+    // `eq` compares): each element of `items` is hashed once and compared
+    // only with those of its hash.
+    let mut values: HashMap<u64, Vec<&Value>> = HashMap::new();
+    let mut wholes: HashMap<u64, Vec<&Value>> = HashMap::new();
+    for t in listed {
+        let wanted = match t {
+            Value::Object(o) => o
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+                .map(|(_, v)| v),
+            other => Some(other),
+        };
+        // A listed object without `value` can only equal an element
+        // without one.
+        if let Some(w) = wanted {
+            values.entry(hash(w, !case_exact)).or_default().push(w);
+        }
+        wholes.entry(hash(t, false)).or_default().push(t);
+    }
     items.retain(|e| {
-        !listed.iter().any(|t| {
-            let wanted = match t {
-                Value::Object(o) => o
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("value"))
-                    .map(|(_, v)| v),
-                other => Some(*other),
-            };
-            match (wanted, e.get("value")) {
-                (Some(w), Some(have)) => eq(have, w),
-                _ => e == *t,
-            }
-        })
+        let listed = match e.get("value") {
+            Some(have) => values
+                .get(&hash(have, !case_exact))
+                .is_some_and(|ws| ws.iter().any(|w| eq(have, w))),
+            None => wholes
+                .get(&hash(e, false))
+                .is_some_and(|ts| ts.contains(&e)),
+        };
+        !listed
     });
 }
 
@@ -797,12 +931,14 @@ fn elements(
     if op == PatchOpKind::Remove {
         match sub {
             None => {
-                let mut i = 0;
-                items.retain(|_| {
-                    let keep = !selected.contains(&i);
-                    i += 1;
-                    keep
-                });
+                let mut drop = vec![false; items.len()];
+                for &i in &selected {
+                    if let Some(d) = drop.get_mut(i) {
+                        *d = true;
+                    }
+                }
+                let mut drop = drop.into_iter();
+                items.retain(|_| !drop.next().unwrap_or(false));
             }
             Some(sub) => {
                 for &i in &selected {
@@ -859,6 +995,12 @@ fn elements(
                 let last = items.len() - 1;
                 demote_others(items, last);
             }
+            // The count is the attribute's, not the sub-attribute's.
+            let attr_path = match sub {
+                Some(_) => path.rsplit_once('.').map_or(path, |(a, _)| a),
+                None => path,
+            };
+            check_count(attr, attr_path, items.len() - 1, items.len())?;
         }
         return Ok(());
     }
@@ -1681,6 +1823,220 @@ mod tests {
         ])))
         .unwrap();
         let _ = apply(&USER, &mut weird, &ops);
+    }
+
+    /// `n` work emails `prefix0@x` … with `primary` on the one at `primary`.
+    fn emails(prefix: &str, n: usize, primary: Option<usize>) -> Vec<Value> {
+        (0..n)
+            .map(|i| {
+                let mut e = json!({"value": format!("{prefix}{i}@x"), "type": "work"});
+                if primary == Some(i) {
+                    e["primary"] = json!(true);
+                }
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn adding_values_hashes_each_element_once() {
+        // 200,000 elements: 100,000 stored, 100,000 added of which half are
+        // already there. Each element is hashed exactly once, so the work is
+        // linear; comparing each new element with every stored one would
+        // be 10^10 comparisons.
+        let n = 100_000;
+        let mut items = emails("a", n, Some(n - 1));
+        let mut new = emails("a", n / 2, None);
+        new.extend(emails("b", n / 2, Some(n / 4)));
+        let mut hashed = 0;
+        let mut compared = 0;
+        add_unique(
+            &mut items,
+            new,
+            |a, b| {
+                compared += 1;
+                a == b
+            },
+            |e| {
+                hashed += 1;
+                element_hash(false, e)
+            },
+        );
+        assert_eq!(hashed, 2 * n);
+        // Only the duplicates are compared, each with its twin.
+        assert_eq!(compared, n / 2);
+        assert_eq!(items.len(), n + n / 2);
+        assert_eq!(items[n]["value"], "b0@x");
+        // The new primary value wins; the stored one is demoted.
+        assert_eq!(items[n - 1]["primary"], json!(false));
+        assert_eq!(items[n + n / 4]["primary"], json!(true));
+        assert_eq!(items.iter().filter(|e| is_primary(e)).count(), 1);
+    }
+
+    #[test]
+    fn element_hashes_agree_with_equality() {
+        // Members compare by value, other elements as a whole, whatever
+        // the order of their keys: the same elements hash alike.
+        let a = json!({"value": "u1", "type": "User"});
+        let b = json!({"type": "Group", "value": "u1"});
+        let c: Value = serde_json::from_str(r#"{"type": "User", "value": "u1"}"#).unwrap();
+        assert!(same_element(true, &a, &b) && !same_element(false, &a, &b));
+        assert_eq!(element_hash(true, &a), element_hash(true, &b));
+        assert_eq!(element_hash(false, &a), element_hash(false, &c));
+        assert_eq!(
+            element_hash(false, &json!(0.0)),
+            element_hash(false, &json!(-0.0))
+        );
+        let mut h = (DefaultHasher::new(), DefaultHasher::new());
+        hash_value(&json!({"v": ["ÄB", 1]}), true, &mut h.0);
+        hash_value(&json!({"v": ["äb", 1]}), true, &mut h.1);
+        assert_eq!(h.0.finish(), h.1.finish());
+        // Whatever the hashes, only the same elements are dropped, in
+        // both ways of adding (direct and hashed).
+        let distinct = [
+            json!({"value": "u1"}),
+            json!({"value": "U1"}),
+            json!({"value": 1}),
+            json!({"value": 1.0}),
+            json!({"value": "1"}),
+            json!({"value": "u1", "type": "work"}),
+            json!({"type": "work"}),
+            json!("u1"),
+        ];
+        for new in [distinct.to_vec(), distinct[..4].to_vec()] {
+            let mut items = vec![json!({"type": "work", "value": "u1"})];
+            let mut want = items.clone();
+            want.extend(new.iter().filter(|v| **v != items[0]).cloned());
+            add_unique(&mut items, new.clone(), |a, b| a == b, |_| 7);
+            assert_eq!(items, want);
+        }
+    }
+
+    #[test]
+    fn large_group_patches_stay_linear() {
+        // Group members are not capped (the server applies them in the
+        // store); in memory too, adding and removing 40,000 of them is
+        // linear: each would otherwise be compared with every other
+        // (about 10^9 comparisons).
+        let n = 40_000;
+        let members = |from: usize, to: usize| -> Value {
+            (from..to)
+                .map(|i| json!({"value": format!("m{i}"), "type": "User"}))
+                .collect()
+        };
+        let start = json!({"displayName": "Big", "members": members(0, n)});
+        let (attrs, _) = run(
+            &GROUP,
+            start,
+            json!([
+                {"op": "add", "path": "members", "value": members(n / 2, n + n / 2)},
+                {"op": "remove", "path": "members", "value": members(0, n / 2)},
+                {"op": "remove", "path": "members[value sw \"m3\"]"}
+            ]),
+        )
+        .unwrap();
+        let left = attrs["members"].as_array().unwrap();
+        let want = (n / 2..n + n / 2)
+            .filter(|i| !i.to_string().starts_with('3'))
+            .count();
+        assert_eq!(left.len(), want);
+        assert_eq!(left[0]["value"], "m20000");
+    }
+
+    #[test]
+    fn removing_listed_values_follows_case_exactness() {
+        // emails.value is not caseExact; members.value is.
+        let (attrs, _) = run(
+            &USER,
+            json!({"userName": "u", "emails": [{"value": "A@x"}, {"value": "b@x"}, {"type": "work"}]}),
+            json!([{"op": "remove", "path": "emails", "value": [{"value": "a@X"}, {"type": "work"}]}]),
+        )
+        .unwrap();
+        assert_eq!(attrs["emails"], json!([{"value": "b@x"}]));
+        let (attrs, _) = run(
+            &GROUP,
+            json!({"displayName": "g", "members": [{"value": "U1"}, {"value": "u2"}]}),
+            json!([{"op": "remove", "path": "members", "value": ["u1", {"Value": "u2"}]}]),
+        )
+        .unwrap();
+        assert_eq!(attrs["members"], json!([{"value": "U1"}]));
+    }
+
+    #[test]
+    fn values_are_capped_but_stored_excess_may_stay() {
+        let cap = crate::schema::MAX_VALUES;
+        let list = |n: usize| Value::Array(emails("e", n, None));
+        // At the cap: fine. One more, by add, replace or filter: refused,
+        // naming the attribute and the cap.
+        let at_cap = json!({"userName": "u", "emails": list(cap)});
+        let (attrs, _) = run(
+            &USER,
+            at_cap.clone(),
+            json!([{"op": "add", "path": "emails", "value": list(cap)}]),
+        )
+        .unwrap();
+        assert_eq!(attrs["emails"].as_array().unwrap().len(), cap);
+        for ops in [
+            json!([{"op": "add", "path": "emails", "value": [{"value": "new@x"}]}]),
+            json!([{"op": "add", "path": "emails[type eq \"home\"].value", "value": "h@x"}]),
+            json!([{"op": "add", "value": {"emails": [{"value": "new@x"}]}}]),
+        ] {
+            let e = run(&USER, at_cap.clone(), ops.clone()).unwrap_err();
+            assert_eq!(e.scim_type, ScimType::InvalidValue, "{ops}");
+            assert!(
+                e.detail.contains("emails: 101 values")
+                    && e.detail.contains(&format!("the {cap} a resource may hold")),
+                "{ops}: {}",
+                e.detail
+            );
+        }
+        let e = run(
+            &USER,
+            json!({"userName": "u"}),
+            json!([{"op": "replace", "path": "roles", "value": list(45_000)}]),
+        )
+        .unwrap_err();
+        assert!(e.detail.contains("roles: 45000 values"), "{}", e.detail);
+        let ops: Vec<Value> = (0..=MAX_OPERATIONS)
+            .map(|_| json!({"op": "replace", "path": "emails[value eq \"e0@x\"].display", "value": "d"}))
+            .collect();
+        let e = run(&USER, at_cap.clone(), Value::Array(ops)).unwrap_err();
+        assert_eq!(e.scim_type, ScimType::InvalidValue);
+        assert!(
+            e.detail
+                .contains("at most 500 operations, this one carries 501"),
+            "{}",
+            e.detail
+        );
+        let e = crate::resource::normalize(
+            &USER,
+            &json!({"userName": "u", "phoneNumbers": list(cap + 1)}),
+        )
+        .unwrap_err();
+        assert_eq!(e.scim_type, ScimType::InvalidValue);
+        assert!(
+            e.detail.starts_with("phoneNumbers: 101 values"),
+            "{}",
+            e.detail
+        );
+
+        // A resource stored with more (before the cap) can still be
+        // patched, and shrink, but not grow.
+        let stored: Map<String, Value> = serde_json::from_value(
+            json!({"userName": "u", "title": "t", "emails": list(cap + 50)}),
+        )
+        .unwrap();
+        let patch = |ops: Value| {
+            let mut attrs = stored.clone();
+            apply(&USER, &mut attrs, &parse_request(&body(ops)).unwrap()).map(|_| attrs)
+        };
+        assert!(patch(json!([{"op": "replace", "path": "active", "value": false}])).is_ok());
+        let fewer = patch(json!([{"op": "remove", "path": "emails[value eq \"e0@x\"]"}])).unwrap();
+        assert_eq!(fewer["emails"].as_array().unwrap().len(), cap + 49);
+        let e = patch(json!([{"op": "add", "path": "emails", "value": {"value": "more@x"}}]))
+            .unwrap_err();
+        assert!(e.detail.contains("emails: 151 values"), "{}", e.detail);
+        assert!(patch(json!([{"op": "remove", "path": "title"}])).is_ok());
     }
 
     #[test]

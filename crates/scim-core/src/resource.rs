@@ -13,6 +13,9 @@
 //! provider and are added by [`render`] (or, for `groups` and
 //! `members.display`, by the server from the store).
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
 use serde_json::{json, Map, Value};
 
 use crate::filter::AttrPath;
@@ -60,9 +63,26 @@ pub struct Normalized {
 ///   expected type; dateTime values must be RFC 3339 and are stored in
 ///   the fixed form of [`crate::datetime`].
 ///
+/// - A multi-valued attribute with a cap ([`AttributeDef::max_values`])
+///   holds at most that many values, else `invalidValue` naming the
+///   attribute and the cap.
+///
 /// Immutable attributes are accepted: comparing a PUT against the stored
 /// resource is the caller's job.
 pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Normalized, ScimError> {
+    normalize_with(rt, input, true)
+}
+
+/// [`normalize`] without the cap on the number of values, for PATCH,
+/// which checks it against the resource as it was ([`check_counts`]).
+pub(crate) fn normalize_uncounted(
+    rt: &ResourceType,
+    input: &Value,
+) -> Result<Normalized, ScimError> {
+    normalize_with(rt, input, false)
+}
+
+fn normalize_with(rt: &ResourceType, input: &Value, capped: bool) -> Result<Normalized, ScimError> {
     let obj = input
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
@@ -79,7 +99,7 @@ pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Normalized, ScimErr
                 Value::Null => {}
                 Value::Object(inner) => {
                     for (k, v) in inner {
-                        put(rt, &mut n, Some(ext), k, v)?;
+                        put(rt, &mut n, Some(ext), k, v, capped)?;
                     }
                 }
                 other => {
@@ -94,7 +114,7 @@ pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Normalized, ScimErr
         }
         // A key with an unknown `urn:` prefix names nothing we store.
         if let Some((schema, rest)) = rt.split_urn(key) {
-            put(rt, &mut n, schema, rest, value)?;
+            put(rt, &mut n, schema, rest, value, capped)?;
         }
     }
     if let Some(name) = missing_required(rt, &n.attrs) {
@@ -103,13 +123,16 @@ pub fn normalize(rt: &ResourceType, input: &Value) -> Result<Normalized, ScimErr
     Ok(n)
 }
 
-/// Stores one body member (`name` may be `attr` or `attr.sub`).
+/// Stores one body member (`name` may be `attr` or `attr.sub`); with
+/// `capped`, a multi-valued attribute given more values than its cap is
+/// refused before any of them is looked at.
 fn put(
     rt: &ResourceType,
     n: &mut Normalized,
     schema: Option<&'static Schema>,
     name: &str,
     value: &Value,
+    capped: bool,
 ) -> Result<(), ScimError> {
     let (attr, sub) = match name.split_once('.') {
         Some((a, s)) => (a, Some(s)),
@@ -131,6 +154,9 @@ fn put(
         return Ok(());
     }
     let path = r.canonical_path();
+    if capped && r.sub.is_none() {
+        check_count(r.attr, &path, 0, given_count(value))?;
+    }
     in_container(&mut n.attrs, &r, |m| {
         match r.sub {
             None => match coerce_attr(r.attr, &path, value)? {
@@ -157,6 +183,99 @@ fn put(
         }
         Ok(())
     })
+}
+
+/// Refuses a multi-valued attribute of `attrs` holding more values than
+/// its cap ([`AttributeDef::max_values`]). With `before` (the resource
+/// before a PATCH), an attribute that already held more than its cap
+/// (stored before the cap existed) may keep as many, but not grow.
+pub(crate) fn check_counts(
+    rt: &ResourceType,
+    attrs: &Map<String, Value>,
+    before: Option<&Map<String, Value>>,
+) -> Result<(), ScimError> {
+    for schema in rt.schemas() {
+        let core = std::ptr::eq(schema, rt.schema);
+        for a in schema.attributes.iter().filter(|a| a.max_values.is_some()) {
+            let count = |m: &Map<String, Value>| {
+                let c = if core {
+                    Some(m)
+                } else {
+                    m.get(schema.id).and_then(Value::as_object)
+                };
+                c.and_then(|c| c.get(a.name))
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+            };
+            let path = if core {
+                a.name.to_string()
+            } else {
+                format!("{}:{}", schema.id, a.name)
+            };
+            check_count(a, &path, before.map_or(0, count), count(attrs))?;
+        }
+    }
+    Ok(())
+}
+
+/// How many values a request gives in `v`: an array's length, else one
+/// (a multi-valued attribute may be given a single value).
+pub(crate) fn given_count(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => a.len(),
+        Value::Null => 0,
+        _ => 1,
+    }
+}
+
+/// Refuses `after` values of multi-valued attribute `def` (at `path`)
+/// above its cap, unless there were already as many `before`.
+pub(crate) fn check_count(
+    def: &AttributeDef,
+    path: &str,
+    before: usize,
+    after: usize,
+) -> Result<(), ScimError> {
+    match def.max_values {
+        Some(max) if after > max && after > before => Err(ScimError::invalid_value(format!(
+            "{path}: {after} values, more than the {max} a resource may hold (see its description in /Schemas)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Feeds `v` to `h` so that equal values (`==`) hash alike, whatever the
+/// order of their objects' keys; with `fold`, strings are hashed
+/// lower-cased. It lets the elements of a multi-valued attribute be
+/// matched in linear time, by hash (then `==` on a hit), rather than
+/// each compared with each.
+pub(crate) fn hash_value(v: &Value, fold: bool, h: &mut impl Hasher) {
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => (2u8, n).hash(h),
+        Value::String(s) if fold => {
+            3u8.hash(h);
+            s.chars()
+                .flat_map(char::to_lowercase)
+                .for_each(|c| c.hash(h));
+        }
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(h);
+            items.iter().for_each(|x| hash_value(x, fold, h));
+        }
+        Value::Object(o) => {
+            // Order-independent: the sum of the members' own hashes.
+            let sum = o.iter().fold(0u64, |sum, (k, x)| {
+                let mut m = DefaultHasher::new();
+                k.hash(&mut m);
+                hash_value(x, fold, &mut m);
+                sum.wrapping_add(m.finish())
+            });
+            (5u8, o.len(), sum).hash(h);
+        }
+    }
 }
 
 /// The first required attribute of `rt` that is missing or empty in
@@ -1047,6 +1166,7 @@ mod tests {
             canonical_values: &[],
             reference_types: &[],
             sub_attributes: &[],
+            max_values: None,
         };
         assert_eq!(
             coerce_attr(&def, "when", &json!("2011-05-13T04:42:34Z")).unwrap(),

@@ -32,6 +32,17 @@ pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Re
 /// The schema of schema representations (RFC 7643 §7).
 pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 
+/// The most values one resource may hold in a multi-valued attribute that
+/// clients write (`emails`, `phoneNumbers`, `roles`, …), and the most one
+/// request may give it. Group `members` is not capped: the store applies
+/// membership changes row by row (`crate::members`).
+///
+/// A person has a handful of addresses of each kind; identity providers
+/// send one value per `type`. The cap keeps every request's work on these
+/// attributes small, whatever its size: a PATCH of 45,000 `emails` is
+/// refused before any work proportional to it is done twice (docs/SCIM.md).
+pub const MAX_VALUES: usize = 100;
+
 /// An attribute's data type (RFC 7643 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AttrType {
@@ -169,6 +180,10 @@ pub struct AttributeDef {
     pub reference_types: &'static [&'static str],
     /// For complex attributes: the sub-attributes.
     pub sub_attributes: &'static [AttributeDef],
+    /// For multi-valued attributes: the most values a resource may hold
+    /// ([`MAX_VALUES`]), advertised in the `/Schemas` description; `None`
+    /// for no cap.
+    pub max_values: Option<usize>,
 }
 
 impl AttributeDef {
@@ -188,6 +203,7 @@ impl AttributeDef {
             canonical_values: &[],
             reference_types: &[],
             sub_attributes: &[],
+            max_values: None,
         }
     }
 
@@ -219,8 +235,16 @@ impl AttributeDef {
         a
     }
 
+    /// Multi-valued, holding at most [`MAX_VALUES`] values.
     const fn multi(mut self) -> Self {
         self.multi_valued = true;
+        self.max_values = Some(MAX_VALUES);
+        self
+    }
+
+    /// Without a cap on the number of values.
+    const fn uncapped(mut self) -> Self {
+        self.max_values = None;
         self
     }
 
@@ -265,7 +289,11 @@ impl AttributeDef {
         m.insert("name".into(), json!(self.name));
         m.insert("type".into(), json!(self.ty.as_str()));
         m.insert("multiValued".into(), json!(self.multi_valued));
-        m.insert("description".into(), json!(self.description));
+        let description = match self.max_values {
+            Some(max) => format!("{} At most {max} values.", self.description),
+            None => self.description.to_string(),
+        };
+        m.insert("description".into(), json!(description));
         m.insert("required".into(), json!(self.required));
         if !self.canonical_values.is_empty() {
             m.insert("canonicalValues".into(), json!(self.canonical_values));
@@ -530,7 +558,7 @@ static USER_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef::complex("ims", IMS_SUBS, "Instant messaging addresses for the User.").multi(),
     AttributeDef::complex("photos", PHOTO_SUBS, "URLs of photos of the User.").multi(),
     AttributeDef::complex("addresses", ADDRESS_SUBS, "A physical mailing address for this User.").multi(),
-    read_only(AttributeDef::complex("groups", USER_GROUP_SUBS, "A list of groups to which the user belongs.")).multi(),
+    read_only(AttributeDef::complex("groups", USER_GROUP_SUBS, "A list of groups to which the user belongs.")).multi().uncapped(),
     AttributeDef::complex("entitlements", ENTITLEMENT_SUBS, "A list of entitlements for the User.").multi(),
     AttributeDef::complex("roles", ROLE_SUBS, "A list of roles for the User.").multi(),
     AttributeDef::complex("x509Certificates", X509_SUBS, "A list of certificates issued to the User.").multi(),
@@ -591,7 +619,9 @@ static MEMBER_SUBS: &[AttributeDef] = &[
 
 static GROUP_ATTRIBUTES: &[AttributeDef] = &[
     AttributeDef::string("displayName", "A human-readable name for the Group.").required(),
-    AttributeDef::complex("members", MEMBER_SUBS, "A list of members of the Group.").multi(),
+    AttributeDef::complex("members", MEMBER_SUBS, "A list of members of the Group.")
+        .multi()
+        .uncapped(),
 ];
 
 /// The core User schema (RFC 7643 §4.1, §8.7.1).
@@ -992,6 +1022,11 @@ mod tests {
         assert_eq!(user_name["multiValued"], false);
         let emails = attrs.iter().find(|a| a["name"] == "emails").unwrap();
         assert_eq!(emails["multiValued"], true);
+        // The cap on values is advertised where RFC 7643 §7 leaves room.
+        assert_eq!(
+            emails["description"],
+            format!("Email addresses for the user. At most {MAX_VALUES} values.")
+        );
         let subs = emails["subAttributes"].as_array().unwrap();
         let ty = subs.iter().find(|a| a["name"] == "type").unwrap();
         assert_eq!(ty["canonicalValues"], json!(["work", "home", "other"]));
@@ -1049,6 +1084,13 @@ mod tests {
 
         let group = schema_json(&GROUP_CORE, "https://x");
         assert_eq!(group["attributes"][0]["name"], "displayName");
+        // Group members are not capped, nor are a user's groups.
+        assert_eq!(
+            group["attributes"][1]["description"],
+            "A list of members of the Group."
+        );
+        let groups = attrs.iter().find(|a| a["name"] == "groups").unwrap();
+        assert!(!groups["description"].as_str().unwrap().contains("At most"));
         assert_eq!(group["attributes"][0]["required"], true);
         assert_eq!(
             group["attributes"][1]["subAttributes"][0]["mutability"],

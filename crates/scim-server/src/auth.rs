@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
 
@@ -116,7 +116,19 @@ fn bearer(value: &str) -> Option<&str> {
 }
 
 /// Middleware (for `actix_web::middleware::from_fn`) requiring a valid
-/// bearer token on every request it wraps.
+/// bearer token on every request it wraps, and putting the User
+/// Synchronization gate before every other answer.
+///
+/// The gate first: while synchronization is disabled, an authenticated
+/// request gets 403 whatever else is wrong with it (an unknown path, a
+/// method not allowed, a body that is not JSON, a bad filter). Every
+/// handler already reaches the data only through the gate, which checks
+/// the state in the very statement (and transaction) that reads or writes,
+/// so a request that succeeds was let through by it; only an error answer
+/// can have been decided before the gate was asked. So an error answer
+/// (other than 401 and 403) is checked against the gate before it is
+/// sent: one cached statement (`scim_store::sync::scim_gate`), paid only
+/// by requests that fail anyway, and none by those that succeed.
 pub async fn require_bearer(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -147,7 +159,22 @@ pub async fn require_bearer(
     };
     let principal = authenticate(&api, secret).await?;
     req.extensions_mut().insert(principal);
-    next.call(req).await
+    let res = next.call(req).await;
+    let status = match &res {
+        Ok(res) => res.status(),
+        Err(err) => err.as_response_error().status_code(),
+    };
+    let decided_before_gate = (status.is_client_error() || status.is_server_error())
+        && status != StatusCode::UNAUTHORIZED
+        && status != StatusCode::FORBIDDEN;
+    if decided_before_gate {
+        // Only the gate's own answer replaces the error; if the gate
+        // cannot be read, the original error stands.
+        if let Err(gate @ ApiError::Forbidden(_)) = api.require_sync().await {
+            return Err(gate.into());
+        }
+    }
+    res
 }
 
 async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError> {

@@ -33,9 +33,15 @@ pub enum ApiError {
     /// Authenticated but not allowed (403).
     #[error("{0}")]
     Forbidden(String),
-    /// The method is not supported on this endpoint (405).
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// The method is not supported on this endpoint (405), with the
+    /// methods it supports for the `Allow` header (RFC 9110 §15.5.6).
+    #[error("{detail}")]
+    MethodNotAllowed {
+        /// Which method was refused where.
+        detail: String,
+        /// The endpoint's methods, comma-separated (`GET, POST`).
+        allow: &'static str,
+    },
     /// The body is larger than allowed (413).
     #[error("the request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
@@ -104,7 +110,7 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -139,6 +145,9 @@ impl ResponseError for ApiError {
                 r#"Bearer realm="scimd""#
             };
             res.insert_header((header::WWW_AUTHENTICATE, value));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            res.insert_header((header::ALLOW, *allow));
         }
         if matches!(self, ApiError::Unavailable) {
             res.insert_header((header::RETRY_AFTER, "5"));
@@ -188,7 +197,14 @@ mod tests {
                 None,
             ),
             (ApiError::Forbidden("off".into()), 403, None),
-            (ApiError::MethodNotAllowed("m".into()), 405, None),
+            (
+                ApiError::MethodNotAllowed {
+                    detail: "m".into(),
+                    allow: "GET",
+                },
+                405,
+                None,
+            ),
             (ApiError::PayloadTooLarge(10), 413, None),
             (ApiError::RequestTimeout(30), 408, None),
             (ApiError::UnsupportedMediaType("t".into()), 415, None),
@@ -232,6 +248,16 @@ mod tests {
         let internal = ApiError::from(StoreError::Internal("secret sql".into()));
         let (_, body) = body_of(&internal);
         assert!(!body.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn method_not_allowed_sets_allow() {
+        let res = ApiError::MethodNotAllowed {
+            detail: "no".into(),
+            allow: "GET, POST",
+        }
+        .error_response();
+        assert_eq!(res.headers().get(header::ALLOW).unwrap(), "GET, POST");
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //!
 //! While User Synchronization is disabled (the admin side's switch, stored
 //! in the database), every authenticated request gets 403: handlers reach
-//! the store only through [`GatedStore`], and discovery calls
-//! [`ScimApi::require_sync`]. The same per-request query reads the run-time
+//! the store only through [`GatedStore`], discovery calls
+//! [`ScimApi::require_sync`], and [`auth::require_bearer`] asks the gate
+//! before sending any other error (a 404, 405, 415 or 400 decided before
+//! a handler reached the store). A 405 carries `Allow` (RFC 9110
+//! §15.5.6). The same per-request query reads the run-time
 //! settings the API applies (page sizes, the deprovisioning policy), so an
 //! administrator's change takes effect on the next request of every
 //! replica.
@@ -139,72 +142,60 @@ impl ScimApi {
             web::scope(&base)
                 .wrap(actix_web::middleware::from_fn(auth::require_bearer))
                 .service(
-                    web::resource(["/ServiceProviderConfig", "/ServiceProviderConfig/"])
-                        .route(web::get().to(discovery::service_provider_config))
-                        .default_service(web::to(method_not_allowed)),
+                    resource(["/ServiceProviderConfig", "/ServiceProviderConfig/"], "GET")
+                        .route(web::get().to(discovery::service_provider_config)),
                 )
                 .service(
-                    web::resource(["/Schemas", "/Schemas/"])
-                        .route(web::get().to(discovery::schemas))
-                        .default_service(web::to(method_not_allowed)),
+                    resource(["/Schemas", "/Schemas/"], "GET")
+                        .route(web::get().to(discovery::schemas)),
                 )
                 .service(
-                    web::resource(["/Schemas/{id}", "/Schemas/{id}/"])
-                        .route(web::get().to(discovery::schema))
-                        .default_service(web::to(method_not_allowed)),
+                    resource(["/Schemas/{id}", "/Schemas/{id}/"], "GET")
+                        .route(web::get().to(discovery::schema)),
                 )
                 .service(
-                    web::resource(["/ResourceTypes", "/ResourceTypes/"])
-                        .route(web::get().to(discovery::resource_types))
-                        .default_service(web::to(method_not_allowed)),
+                    resource(["/ResourceTypes", "/ResourceTypes/"], "GET")
+                        .route(web::get().to(discovery::resource_types)),
                 )
                 .service(
-                    web::resource(["/ResourceTypes/{name}", "/ResourceTypes/{name}/"])
-                        .route(web::get().to(discovery::resource_type))
-                        .default_service(web::to(method_not_allowed)),
+                    resource(["/ResourceTypes/{name}", "/ResourceTypes/{name}/"], "GET")
+                        .route(web::get().to(discovery::resource_type)),
                 )
                 .service(
-                    web::resource(["/.search", "/.search/"])
-                        .route(web::post().to(search::search_all))
-                        .default_service(web::to(method_not_allowed)),
+                    resource(["/.search", "/.search/"], "POST")
+                        .route(web::post().to(search::search_all)),
                 )
                 .service(
-                    web::resource(["/Users", "/Users/"])
+                    resource(["/Users", "/Users/"], "GET, POST")
                         .route(web::get().to(users::list))
-                        .route(web::post().to(users::create))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::post().to(users::create)),
                 )
                 .service(
-                    web::resource(["/Users/.search", "/Users/.search/"])
-                        .route(web::post().to(users::search))
-                        .default_service(web::to(method_not_allowed)),
+                    resource(["/Users/.search", "/Users/.search/"], "POST")
+                        .route(web::post().to(users::search)),
                 )
                 .service(
-                    web::resource(["/Users/{id}", "/Users/{id}/"])
+                    resource(["/Users/{id}", "/Users/{id}/"], "GET, PUT, PATCH, DELETE")
                         .route(web::get().to(users::get))
                         .route(web::put().to(users::replace))
                         .route(web::patch().to(users::patch))
-                        .route(web::delete().to(users::delete))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::delete().to(users::delete)),
                 )
                 .service(
-                    web::resource(["/Groups", "/Groups/"])
+                    resource(["/Groups", "/Groups/"], "GET, POST")
                         .route(web::get().to(groups::list))
-                        .route(web::post().to(groups::create))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::post().to(groups::create)),
                 )
                 .service(
-                    web::resource(["/Groups/.search", "/Groups/.search/"])
-                        .route(web::post().to(groups::search))
-                        .default_service(web::to(method_not_allowed)),
+                    resource(["/Groups/.search", "/Groups/.search/"], "POST")
+                        .route(web::post().to(groups::search)),
                 )
                 .service(
-                    web::resource(["/Groups/{id}", "/Groups/{id}/"])
+                    resource(["/Groups/{id}", "/Groups/{id}/"], "GET, PUT, PATCH, DELETE")
                         .route(web::get().to(groups::get))
                         .route(web::put().to(groups::replace))
                         .route(web::patch().to(groups::patch))
-                        .route(web::delete().to(groups::delete))
-                        .default_service(web::to(method_not_allowed)),
+                        .route(web::delete().to(groups::delete)),
                 )
                 .default_service(web::to(not_found)),
         );
@@ -375,13 +366,29 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// A SCIM 405 for a method an endpoint does not support.
-pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(format!(
-        "{} is not supported on {}",
-        req.method(),
-        req.path()
-    )))
+/// A resource of the route table at `paths`, answering a method it does
+/// not route with 405 and `Allow: allow` (RFC 9110 §15.5.6): `allow` must
+/// list the methods of its routes.
+fn resource(paths: [&str; 2], allow: &'static str) -> actix_web::Resource {
+    web::resource(paths).default_service(web::to(move |req: HttpRequest| {
+        method_not_allowed(req, allow)
+    }))
+}
+
+/// A SCIM 405 for a method an endpoint does not support, listing the
+/// ones it does (`allow`, for the `Allow` header).
+pub async fn method_not_allowed(
+    req: HttpRequest,
+    allow: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed {
+        detail: format!(
+            "{} is not supported on {}; use {allow}",
+            req.method(),
+            req.path()
+        ),
+        allow,
+    })
 }
 
 /// A response with the SCIM media type and an already-serialised body.

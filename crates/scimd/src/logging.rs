@@ -4,6 +4,13 @@
 //! The request line carries method, path (never the query string, which
 //! may hold personal data in filters), status, latency and a request id;
 //! never a header value (so never a token) and never a body.
+//!
+//! A client's malformed HTTP or broken connection is not the server's
+//! error: actix-http's connection dispatchers log it at ERROR (through
+//! `tracing`, under their module paths), and [`DemoteClientErrors`] logs
+//! it at WARN instead. actix-web's own few `log` records (start-up
+//! failures) reach the same subscriber through `tracing-log`, which
+//! `try_init` installs; none of them is about a client.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -14,22 +21,107 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::Error;
-use tracing_subscriber::EnvFilter;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_core::callsite::DefaultCallsite;
+use tracing_core::field::FieldSet;
+use tracing_core::metadata::Kind;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::settings::{LogFormat, LogSettings};
 
-/// Installs the global subscriber. Safe to call once per process.
+/// Installs the global subscriber, writing to stderr. Safe to call once
+/// per process.
 pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match settings.format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
     // A second init (e.g. in tests) keeps the first subscriber.
-    let _ = result;
+    let _ = subscriber(settings, std::io::stderr).try_init();
+}
+
+/// The subscriber [`init`] installs, writing to `writer`: the configured
+/// filter, [`DemoteClientErrors`], and lines in the configured format.
+fn subscriber<W>(settings: &LogSettings, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = match settings.format {
+        LogFormat::Human => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(writer)
+            .boxed(),
+    };
+    // The demotion is outermost: its warnings go through the filter.
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(filter)
+        .with(DemoteClientErrors)
+}
+
+/// The targets of actix-http's connection dispatchers. Their ERROR events
+/// are about one client's connection: a request that does not parse
+/// ("stream error: …"), a body cut short, a peer gone while writing.
+const CLIENT_CONNECTION_TARGETS: &[&str] =
+    &["actix_http::h1::dispatcher", "actix_http::h2::dispatcher"];
+
+/// Logs the ERROR events of [`CLIENT_CONNECTION_TARGETS`] at WARN, under
+/// the target `scimd::client`, and drops the originals: a client sending
+/// garbage is worth knowing about, but it is not an error of the server,
+/// and it must not page anyone.
+///
+/// The warning is handed to the layers below this one (the filter, then
+/// the lines): an event logged with `tracing::warn!` from inside a
+/// subscriber is dropped by tracing's re-entrancy guard.
+struct DemoteClientErrors;
+
+/// The metadata of [`DemoteClientErrors`]' warnings.
+static CLIENT_WARNING: Metadata<'static> = Metadata::new(
+    "client connection",
+    "scimd::client",
+    Level::WARN,
+    Some(file!()),
+    Some(line!()),
+    Some(module_path!()),
+    FieldSet::new(
+        &["message"],
+        tracing_core::identify_callsite!(&CLIENT_CALLSITE),
+    ),
+    Kind::EVENT,
+);
+static CLIENT_CALLSITE: DefaultCallsite = DefaultCallsite::new(&CLIENT_WARNING);
+
+impl<S: Subscriber> Layer<S> for DemoteClientErrors {
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != Level::ERROR || !CLIENT_CONNECTION_TARGETS.contains(&meta.target()) {
+            return true;
+        }
+        let fields = CLIENT_WARNING.fields();
+        if let (true, Some(field)) = (ctx.enabled(&CLIENT_WARNING), fields.field("message")) {
+            let mut message = Message(String::from("client connection: "));
+            event.record(&mut message);
+            let value: &dyn tracing::Value = &message.0.as_str();
+            let values = [(&field, Some(value))];
+            ctx.event(&Event::new(&CLIENT_WARNING, &fields.value_set(&values)));
+        }
+        false
+    }
+}
+
+/// The `message` field of an event.
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            use std::fmt::Write;
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
 }
 
 /// The header carrying the request id, both ways.
@@ -97,6 +189,78 @@ pub async fn request_log(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// Log lines captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(format: LogFormat, level: &str) -> String {
+        let out = Captured::default();
+        let writer = out.clone();
+        let settings = LogSettings {
+            format,
+            level: level.into(),
+        };
+        tracing::subscriber::with_default(subscriber(&settings, move || writer.clone()), || {
+            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: {}", "Parse(Header)");
+            tracing::error!(target: "actix_http::h2::dispatcher", "Response payload stream error: x");
+            tracing::warn!(target: "actix_http::h1::dispatcher", "stays a warning");
+            tracing::error!(target: "scim_store::users", "a real error");
+        });
+        let bytes = out.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn malformed_http_from_clients_is_a_warning() {
+        let out = logged(LogFormat::Human, "info");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(
+            lines[0].contains("WARN")
+                && lines[0].contains("scimd::client")
+                && lines[0].contains("client connection: stream error: Parse(Header)"),
+            "{out}"
+        );
+        assert!(
+            lines[1].contains("WARN") && lines[1].contains("payload stream error"),
+            "{out}"
+        );
+        assert!(
+            lines[2].contains("WARN") && lines[2].contains("stays a warning"),
+            "{out}"
+        );
+        // The server's own errors stay errors.
+        assert!(
+            lines[3].contains("ERROR") && lines[3].contains("a real error"),
+            "{out}"
+        );
+        assert_eq!(out.matches("ERROR").count(), 1, "{out}");
+
+        let out = logged(LogFormat::Json, "warn");
+        assert_eq!(out.matches(r#""level":"ERROR""#).count(), 1, "{out}");
+        assert_eq!(out.matches(r#""level":"WARN""#).count(), 3, "{out}");
+        // Only errors asked for: the demoted ones are not shown at all.
+        let out = logged(LogFormat::Human, "error");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("a real error"), "{out}");
+    }
 
     #[test]
     fn request_ids_are_unique() {

@@ -103,6 +103,77 @@ async fn other_methods_on_discovery_are_405() {
 }
 
 #[actix_web::test]
+async fn every_405_lists_the_allowed_methods() {
+    for app in TestApp::all() {
+        let user = app
+            .create_user(serde_json::json!({"userName": "allow"}))
+            .await;
+        let res = app
+            .post(
+                "/scim/v2/Groups",
+                serde_json::json!({"displayName": "Allow"}),
+            )
+            .await;
+        let group = res.body["id"].as_str().unwrap().to_string();
+        let routes = [
+            ("/scim/v2/ServiceProviderConfig".to_string(), "GET"),
+            ("/scim/v2/Schemas".into(), "GET"),
+            (
+                "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User".into(),
+                "GET",
+            ),
+            ("/scim/v2/ResourceTypes".into(), "GET"),
+            ("/scim/v2/ResourceTypes/User/".into(), "GET"),
+            ("/scim/v2/.search".into(), "POST"),
+            ("/scim/v2/Users".into(), "GET, POST"),
+            ("/scim/v2/Users/.search".into(), "POST"),
+            (format!("/scim/v2/Users/{user}"), "GET, PUT, PATCH, DELETE"),
+            ("/scim/v2/Groups/".into(), "GET, POST"),
+            ("/scim/v2/Groups/.search".into(), "POST"),
+            (
+                format!("/scim/v2/Groups/{group}"),
+                "GET, PUT, PATCH, DELETE",
+            ),
+        ];
+        for (path, allow) in &routes {
+            for method in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ] {
+                if allow.split(", ").any(|m| m == method.as_str()) {
+                    continue;
+                }
+                let res = app
+                    .send(method.clone(), path, Some(serde_json::json!({})))
+                    .await;
+                assert_scim_error(&res, 405, None);
+                assert_eq!(res.header("allow"), Some(*allow), "{method} {path}");
+            }
+        }
+        // Each method listed is routed (anything but 405).
+        for (path, allow) in &routes {
+            for method in allow.split(", ").filter(|m| *m != "DELETE") {
+                let method = Method::from_bytes(method.as_bytes()).unwrap();
+                let res = app
+                    .send(method.clone(), path, Some(serde_json::json!({})))
+                    .await;
+                assert_ne!(res.status.as_u16(), 405, "{method} {path}: {}", res.body);
+            }
+        }
+        for path in [
+            format!("/scim/v2/Users/{user}"),
+            format!("/scim/v2/Groups/{group}"),
+        ] {
+            assert_eq!(app.delete(&path).await.status.as_u16(), 204);
+        }
+    }
+}
+
+#[actix_web::test]
 async fn unknown_routes_are_scim_404s() {
     for app in TestApp::all() {
         assert_scim_error(&app.get("/scim/v2/Widgets").await, 404, None);

@@ -158,3 +158,133 @@ async fn switching_takes_effect_on_the_next_request_without_restart() {
         assert_scim_error(&res, 403, None);
     }
 }
+
+/// Authenticated requests that are wrong in every other way too: each
+/// as `(what, request, status while enabled)`.
+fn malformed(app: &TestApp, user: &str) -> Vec<(&'static str, actix_web::test::TestRequest, u16)> {
+    let json = |req: actix_web::test::TestRequest, body: &str| {
+        req.insert_header(("Content-Type", "application/scim+json"))
+            .set_payload(body.to_owned())
+    };
+    let too_many = json!({"userName": "many@example.com",
+        "emails": (0..45_000).map(|i| json!({"value": format!("{i}@x")})).collect::<Vec<_>>()});
+    vec![
+        (
+            "malformed JSON",
+            json(app.request(Method::POST, "/scim/v2/Users"), "{not json"),
+            400,
+        ),
+        (
+            "wrong content type",
+            app.request(Method::POST, "/scim/v2/Users")
+                .insert_header(("Content-Type", "text/plain"))
+                .set_payload("userName=x"),
+            415,
+        ),
+        (
+            "body over the limit",
+            json(
+                app.request(Method::POST, "/scim/v2/Users"),
+                &format!("{{\"userName\": \"{}\"}}", "x".repeat(2 * 1024 * 1024)),
+            ),
+            413,
+        ),
+        (
+            "too many values",
+            json(
+                app.request(Method::POST, "/scim/v2/Users"),
+                &too_many.to_string(),
+            ),
+            400,
+        ),
+        (
+            "missing userName",
+            json(app.request(Method::POST, "/scim/v2/Users"), "{}"),
+            400,
+        ),
+        (
+            "unknown path",
+            app.request(Method::GET, "/scim/v2/Nope"),
+            404,
+        ),
+        (
+            "unknown nested path",
+            app.request(Method::GET, &format!("/scim/v2/Users/{user}/x")),
+            404,
+        ),
+        (
+            "wrong method on discovery",
+            app.request(Method::DELETE, "/scim/v2/ServiceProviderConfig"),
+            405,
+        ),
+        (
+            "wrong method on a collection",
+            app.request(Method::PUT, "/scim/v2/Users"),
+            405,
+        ),
+        (
+            "bad filter",
+            app.request(Method::GET, "/scim/v2/Users?filter=userName%20eq"),
+            400,
+        ),
+        (
+            "bad attributes",
+            app.request(Method::GET, "/scim/v2/Users?attributes=emails%5Btype"),
+            400,
+        ),
+        (
+            "bad filter in a search",
+            json(
+                app.request(Method::POST, "/scim/v2/.search"),
+                r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "(("}"#,
+            ),
+            400,
+        ),
+        (
+            "PATCH without operations",
+            json(
+                app.request(Method::PATCH, &format!("/scim/v2/Users/{user}")),
+                r#"{"Operations": []}"#,
+            ),
+            400,
+        ),
+    ]
+}
+
+#[actix_web::test]
+async fn the_gate_comes_before_every_other_error() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let user = app
+            .create_user(json!({"userName": "gate@example.com"}))
+            .await;
+        // Enabled, each request is refused for what is wrong with it...
+        for (what, req, status) in malformed(&app, &user) {
+            let res = app.call(req).await;
+            assert_eq!(res.status.as_u16(), status, "{what}: {}", res.body);
+        }
+        // ...disabled, for the switch first.
+        app.set_sync(false);
+        for (what, req, _) in malformed(&app, &user) {
+            let res = app.call(req).await;
+            assert_scim_error(&res, 403, None);
+            let detail = res.body["detail"].as_str().unwrap();
+            assert!(
+                detail.contains("user synchronization is disabled"),
+                "{what}: {detail}"
+            );
+        }
+        // Without a token, still 401 first, however malformed.
+        for (path, method) in [
+            ("/scim/v2/Nope", Method::GET),
+            ("/scim/v2/Users", Method::PUT),
+        ] {
+            let req = actix_web::test::TestRequest::default()
+                .method(method)
+                .uri(path)
+                .insert_header(("Content-Type", "text/plain"))
+                .set_payload("{not json");
+            assert_scim_error(&app.call(req).await, 401, None);
+        }
+    }
+}

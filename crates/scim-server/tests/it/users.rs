@@ -710,3 +710,123 @@ async fn the_user_name_match_answers_as_the_general_filter_does() {
         assert_scim_error(&off, 403, None);
     }
 }
+
+/// `n` email values `prefix0@example.com` ….
+fn emails(prefix: &str, n: usize) -> serde_json::Value {
+    (0..n)
+        .map(|i| json!({"value": format!("{prefix}{i}@example.com"), "type": "work"}))
+        .collect()
+}
+
+#[actix_web::test]
+async fn too_many_values_are_refused_by_post_put_and_patch_and_nothing_is_written() {
+    let cap = scim_core::schema::MAX_VALUES;
+    // A body limit raised well above the default: the cap holds whatever
+    // the operator allows.
+    let config = scim_server::ScimConfig {
+        max_body_bytes: 16 * 1024 * 1024,
+        ..Default::default()
+    };
+    for db in scim_store::testing::backends() {
+        let app = TestApp::with_config(db, config.clone());
+        let backend = app.backend();
+        let refused = |res: &crate::Res, n: usize| {
+            assert_scim_error(res, 400, Some("invalidValue"));
+            let detail = res.body["detail"].as_str().unwrap();
+            assert!(
+                detail.contains(&format!("emails: {n} values"))
+                    && detail.contains(&format!("the {cap} a resource may hold")),
+                "{backend}: {detail}"
+            );
+        };
+        // POST: at the cap is fine, one more is refused.
+        let res = app
+            .post(
+                "/scim/v2/Users",
+                json!({"userName": "over@example.com", "emails": emails("e", cap + 1)}),
+            )
+            .await;
+        refused(&res, cap + 1);
+        let id = app
+            .create_user(json!({"userName": "many@example.com", "emails": emails("e", cap)}))
+            .await;
+        // The 45,000-value PATCH of the report: refused at once (it took
+        // 25.8 s, and stalled every other write on SQLite, when applied).
+        let patch = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "emails", "value": emails("n", 45_000)}]
+        });
+        let res = app.patch(&format!("/scim/v2/Users/{id}"), patch).await;
+        refused(&res, 45_000);
+        assert!(res.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Operations[0]: "));
+        // One more value than the cap, path-less, is refused too.
+        let patch = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "value": {"emails": [{"value": "one.more@example.com"}]}}]
+        });
+        let res = app.patch(&format!("/scim/v2/Users/{id}"), patch).await;
+        refused(&res, cap + 1);
+        // PUT: the same cap.
+        let res = app
+            .put(
+                &format!("/scim/v2/Users/{id}"),
+                json!({"userName": "many@example.com", "emails": emails("p", 45_000)}),
+            )
+            .await;
+        refused(&res, 45_000);
+        // Nothing was written.
+        let res = app.get(&format!("/scim/v2/Users/{id}")).await;
+        assert_eq!(res.body["meta"]["version"], "W/\"1\"", "{backend}");
+        assert_eq!(
+            res.body["emails"].as_array().unwrap().len(),
+            cap,
+            "{backend}"
+        );
+        assert_eq!(res.body["emails"][0]["value"], "e0@example.com");
+        // The cap is advertised in /Schemas.
+        let res = app
+            .get("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+            .await;
+        let attrs = res.body["attributes"].as_array().unwrap();
+        let emails = attrs.iter().find(|a| a["name"] == "emails").unwrap();
+        assert!(
+            emails["description"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("At most {cap} values.")),
+            "{backend}: {}",
+            emails["description"]
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_patch_with_too_many_operations_is_refused() {
+    let max = scim_core::patch::MAX_OPERATIONS;
+    for app in TestApp::all() {
+        let id = app
+            .create_user(json!({"userName": "ops@example.com", "emails": emails("e", 1)}))
+            .await;
+        let op = json!({"op": "replace", "path": "emails[value eq \"e0@example.com\"].display", "value": "d"});
+        let patch = |n: usize| {
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": vec![op.clone(); n]
+            })
+        };
+        let res = app
+            .patch(&format!("/scim/v2/Users/{id}"), patch(max + 1))
+            .await;
+        assert_scim_error(&res, 400, Some("invalidValue"));
+        assert!(res.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("at most {max} operations")));
+        let res = app.patch(&format!("/scim/v2/Users/{id}"), patch(max)).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(res.body["emails"][0]["display"], "d");
+    }
+}

@@ -321,6 +321,41 @@ fn tokens_from_the_cli_open_the_scim_api_until_revoked() {
 }
 
 #[test]
+fn malformed_http_is_logged_as_a_warning_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
+    let mut server = Server::start(&url);
+    for garbage in [
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n"[..],
+        b"GET /scim/v2/Users HTTP/1.1\r\nHost x\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.write_all(garbage).unwrap();
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        let raw = String::from_utf8_lossy(&raw);
+        assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
+    }
+    // The server is still well.
+    assert_eq!(server.http("GET", "/healthz", None, None).0, 200);
+    let mut stderr = server.child.stderr.take().unwrap();
+    assert!(server.terminate().success());
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(!log.contains("ERROR"), "{log}");
+    assert_eq!(
+        log.matches("client connection: stream error").count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("WARN"), "{log}");
+}
+
+#[test]
 fn sigterm_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
