@@ -45,6 +45,12 @@ pub enum ApiError {
     /// The database is unreachable or saturated (503).
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable,
+    /// Every password-hashing slot stayed busy for the queue timeout (503).
+    #[error("too many passwords are being hashed at once; retry in {retry_after_secs} seconds")]
+    HashingBusy {
+        /// What to send in `Retry-After`.
+        retry_after_secs: u64,
+    },
     /// An unexpected failure (500); details are logged, never returned.
     #[error("internal error")]
     Internal,
@@ -81,6 +87,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<scim_store::PasswordError> for ApiError {
+    fn from(err: scim_store::PasswordError) -> Self {
+        match err {
+            scim_store::PasswordError::Busy { retry_after_secs } => {
+                ApiError::HashingBusy { retry_after_secs }
+            }
+            scim_store::PasswordError::Failed => ApiError::Internal,
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(_: actix_web::error::BlockingError) -> Self {
         tracing::error!("blocking task failed");
@@ -101,7 +118,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::HashingBusy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,8 +152,14 @@ impl ResponseError for ApiError {
             };
             res.insert_header((header::WWW_AUTHENTICATE, value));
         }
-        if matches!(self, ApiError::Unavailable) {
-            res.insert_header((header::RETRY_AFTER, "5"));
+        match self {
+            ApiError::Unavailable => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::HashingBusy { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         res.body(body.to_string())
     }
@@ -185,6 +210,13 @@ mod tests {
             (ApiError::PayloadTooLarge(10), 413, None),
             (ApiError::UnsupportedMediaType("t".into()), 415, None),
             (ApiError::Unavailable, 503, None),
+            (
+                ApiError::HashingBusy {
+                    retry_after_secs: 5,
+                },
+                503,
+                None,
+            ),
             (ApiError::Internal, 500, None),
         ];
         for (err, status, scim_type) in cases {
@@ -224,6 +256,20 @@ mod tests {
         let internal = ApiError::from(StoreError::Internal("secret sql".into()));
         let (_, body) = body_of(&internal);
         assert!(!body.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn a_busy_password_gate_is_503_with_retry_after() {
+        let err = ApiError::from(scim_store::PasswordError::Busy {
+            retry_after_secs: 7,
+        });
+        let res = err.error_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "7");
+        assert!(matches!(
+            ApiError::from(scim_store::PasswordError::Failed),
+            ApiError::Internal
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod groups;
 mod list;
 pub mod oauth;
 mod oauth_schema;
+pub mod password;
 mod read_queue;
 mod schema;
 mod sql;
@@ -36,6 +37,7 @@ pub mod testing;
 
 pub use connection::{Backend, DbConnection};
 pub use error::StoreError;
+pub use password::{PasswordError, PasswordHasher};
 pub use groups::{
     add_members, delete_group, find_group, groups_of_users, insert_group, list_group_members,
     list_groups, lock_group, remove_all_members, remove_members, remove_members_matching,
