@@ -334,6 +334,16 @@ pub fn create_setup_code(conn: &mut DbConnection, expires_at: &str) -> Result<St
     Ok(code)
 }
 
+/// Whether `code` is a known setup code unexpired at `now`.
+pub fn setup_code_valid(conn: &mut DbConnection, code: &str, now: &str) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        admin_setup_codes::table
+            .filter(admin_setup_codes::code_hash.eq(hash_secret(code)))
+            .filter(admin_setup_codes::expires_at.gt(now)),
+    ))
+    .get_result(conn)?)
+}
+
 /// Creates the first administrator with a setup code: the code must be
 /// known and unexpired, and no administrator may exist yet (else
 /// `PreconditionFailed`). Every setup code is then deleted. Run inside
@@ -348,13 +358,7 @@ pub fn create_first_admin(
     if count_admins(conn)? > 0 {
         return Err(StoreError::PreconditionFailed);
     }
-    let valid: bool = diesel::select(diesel::dsl::exists(
-        admin_setup_codes::table
-            .filter(admin_setup_codes::code_hash.eq(hash_secret(code)))
-            .filter(admin_setup_codes::expires_at.gt(now)),
-    ))
-    .get_result(conn)?;
-    if !valid {
+    if !setup_code_valid(conn, code, now)? {
         return Ok(None);
     }
     let admin = insert_admin(conn, username, password_hash)?;
@@ -386,6 +390,19 @@ pub struct AttemptLimits {
     pub max_delay: time::Duration,
 }
 
+impl Default for AttemptLimits {
+    /// Administrators' sign-in: 5 per (account, address) in 15 minutes;
+    /// beyond 20 for an account or from an address, up to 5 minutes apart.
+    fn default() -> Self {
+        AttemptLimits {
+            max_failures: 5,
+            window: time::Duration::minutes(15),
+            slow_after: 20,
+            max_delay: time::Duration::minutes(5),
+        }
+    }
+}
+
 /// An attempt counted (as a failure until it is known to have succeeded)
 /// before its secret is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,6 +411,9 @@ pub struct Attempt {
     credential: String,
     address: String,
 }
+
+/// How long an attempt is kept at most, whatever the window.
+pub const FORGET_AFTER: time::Duration = time::Duration::days(1);
 
 /// What [`reserve_attempt`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,8 +458,8 @@ fn parse_at(at: &str) -> Option<time::OffsetDateTime> {
 /// limits refuse it; run inside [`crate::Store::write`], so the check and
 /// the count are one step no concurrent attempt can slip between (on
 /// PostgreSQL under advisory locks on the credential and the address,
-/// taken in that order by every caller). Attempts older than the window
-/// are forgotten on the way.
+/// taken in that order by every caller). Attempts older than
+/// [`FORGET_AFTER`] are deleted on the way.
 ///
 /// Refused when the pair already has `max_failures` attempts in the
 /// window, or when the address has attempts in the window and the
@@ -456,10 +476,14 @@ pub fn reserve_attempt(
     lock_key(conn, "credential", credential)?;
     lock_key(conn, "address", address)?;
     let since = scim_core::datetime::format(now - limits.window);
-    diesel::delete(a::login_attempts.filter(a::at.lt(&since))).execute(conn)?;
+    // Every limiter shares the table, each with its own window (at most a
+    // day, `scimd` checks): what is older than a day counts for none.
+    let forget = scim_core::datetime::format(now - limits.window.max(FORGET_AFTER));
+    diesel::delete(a::login_attempts.filter(a::at.lt(&forget))).execute(conn)?;
     let pair: Vec<String> = a::login_attempts
         .filter(a::username_ci.eq(credential))
         .filter(a::address.eq(address))
+        .filter(a::at.ge(&since))
         .select(a::at)
         .order(a::at.desc())
         .limit(limits.max_failures.max(1))
@@ -473,11 +497,13 @@ pub fn reserve_attempt(
     }
     let by_address: i64 = a::login_attempts
         .filter(a::address.eq(address))
+        .filter(a::at.ge(&since))
         .count()
         .get_result(conn)?;
     if by_address > 0 {
         let by_credential: i64 = a::login_attempts
             .filter(a::username_ci.eq(credential))
+            .filter(a::at.ge(&since))
             .count()
             .get_result(conn)?;
         let beyond = by_credential.max(by_address) - limits.slow_after;
@@ -486,6 +512,7 @@ pub fn reserve_attempt(
                 time::Duration::seconds(1i64 << (beyond - 1).min(30)).min(limits.max_delay);
             let last: Option<String> = a::login_attempts
                 .filter(a::address.eq(address))
+                .filter(a::at.ge(&since))
                 .select(diesel::dsl::max(a::at))
                 .first(conn)?;
             if let Some(last) = last.as_deref().and_then(parse_at) {
@@ -775,6 +802,38 @@ mod tests {
                 reserve("dave", "10.0.0.4", later, &limits),
                 Admission::Refused { .. }
             ));
+        }
+    }
+
+    /// Concurrent attempts on one pair (threads released together, each
+    /// with its own connection on PostgreSQL) never exceed the limit.
+    #[test]
+    fn concurrent_reservations_cannot_pass_the_limit() {
+        for db in backends() {
+            let store = db.store();
+            let limits = AttemptLimits {
+                max_failures: 3,
+                ..AttemptLimits::default()
+            };
+            let now = time::OffsetDateTime::now_utc();
+            let barrier = std::sync::Barrier::new(16);
+            let admitted = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..16 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        for _ in 0..4 {
+                            let got = store
+                                .write(|c| reserve_attempt(c, "root", "10.9.9.9", now, &limits))
+                                .unwrap();
+                            if matches!(got, Admission::Admitted(_)) {
+                                admitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                        }
+                    });
+                }
+            });
+            assert_eq!(admitted.into_inner(), 3);
         }
     }
 

@@ -157,6 +157,17 @@ impl PasswordHasher {
         })
     }
 
+    /// Runs `f` in a slot of the gate, as a password would be: tests fill
+    /// the gate with closures they release when they choose.
+    #[cfg(feature = "testing")]
+    pub async fn run_in_slot<T, F>(&self, f: F) -> Result<T, PasswordError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(f).await
+    }
+
     /// How many Argon2 runs have started (tests count checked passwords).
     pub fn runs_started(&self) -> usize {
         self.inner.started.load(Ordering::SeqCst)
@@ -168,9 +179,8 @@ impl PasswordHasher {
     }
 }
 
-/// Argon2id of `password` on the calling thread, outside the gate: only
-/// for one-shot processes (`scimd admin create`), never in the server.
-pub fn hash_now(password: &str) -> Result<String, PasswordError> {
+/// Argon2id of `password` on the calling thread (inside the gate).
+fn hash_now(password: &str) -> Result<String, PasswordError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)

@@ -140,15 +140,12 @@ async fn setup_submit(
         username: username.clone(),
         password: password.clone(),
     };
-    let store = api.store().clone();
-    let address = api.client_address(&req);
-    let limits = api.config().login_limits;
     let ttl = api.config().session_ttl;
-    let result = blocking(move || {
-        service::guarded_setup(&store, &request, &address, limits)?;
-        service::login(&store, &request.username, &password, &address, limits, ttl)
-    })
-    .await;
+    let guard = api.sign_in_guard(&req);
+    let result = match service::guarded_setup(&guard, &request).await {
+        Ok(_) => service::login(&guard, &request.username, &password, ttl).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok((_, session_id)) => {
             let mut resp = see_other("/admin/sync?done=setup");
@@ -210,13 +207,8 @@ async fn login_submit(
         .filter(|n| safe_next(n))
         .unwrap_or("")
         .to_owned();
-    let store = api.store().clone();
-    let address = api.client_address(&req);
-    let limits = api.config().login_limits;
     let ttl = api.config().session_ttl;
-    let user = username.clone();
-    let result =
-        blocking(move || service::login(&store, &user, &password, &address, limits, ttl)).await;
+    let result = service::login(&api.sign_in_guard(&req), &username, &password, ttl).await;
     match result {
         Ok((_, session_id)) => {
             let to = if next.is_empty() {
