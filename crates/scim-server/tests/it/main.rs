@@ -5,6 +5,7 @@
 mod discovery;
 mod entra;
 mod groups;
+mod passwords;
 mod search;
 mod settings;
 mod sync_gate;
