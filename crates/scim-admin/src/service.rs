@@ -597,9 +597,8 @@ impl Guard {
         let (address, limits, now) = (self.address.clone(), self.limits, self.now);
         let admission = self
             .blocking(move |store| {
-                Ok(store.write(|c| {
-                    admin::reserve_attempt(c, &credential, &address, now, &limits)
-                })?)
+                Ok(store
+                    .write(|c| admin::reserve_attempt(c, &credential, &address, now, &limits))?)
             })
             .await?;
         match admission {
@@ -639,7 +638,7 @@ pub async fn guarded_setup(guard: &Guard, req: &SetupRequest) -> Result<AdminVie
     let username = check_credentials(&req.username, &req.password)?;
     let code = req.code.trim().to_owned();
     let now = scim_core::datetime::format(guard.now);
-    if !guard.blocking(|store| setup_required(store)).await? {
+    if !guard.blocking(setup_required).await? {
         return Err(setup_done());
     }
     let attempt = guard.reserve(SETUP_CREDENTIAL.to_owned()).await?;
@@ -674,7 +673,9 @@ pub async fn guarded_setup(guard: &Guard, req: &SetupRequest) -> Result<AdminVie
 }
 
 fn setup_done() -> AdminError {
-    AdminError::Conflict("setup is already complete: an administrator exists; sign in instead".into())
+    AdminError::Conflict(
+        "setup is already complete: an administrator exists; sign in instead".into(),
+    )
 }
 
 fn wrong_setup_code() -> AdminError {
@@ -1067,17 +1068,35 @@ mod tests {
             web::block(move || entered.recv()).await.unwrap().unwrap();
             let mut g = guard(store, &busy, "a1", 0);
             for _ in 0..5 {
-                let err = login(&g, "root", "correct horse battery", time::Duration::hours(1))
-                    .await
-                    .unwrap_err();
-                assert!(matches!(err, AdminError::Busy { retry_after_secs: 1 }), "{err:?}");
+                let err = login(
+                    &g,
+                    "root",
+                    "correct horse battery",
+                    time::Duration::hours(1),
+                )
+                .await
+                .unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        AdminError::Busy {
+                            retry_after_secs: 1
+                        }
+                    ),
+                    "{err:?}"
+                );
             }
             release_tx.send(()).unwrap();
             held.await.unwrap().unwrap();
             g.hasher = hasher;
-            login(&g, "root", "correct horse battery", time::Duration::hours(1))
-                .await
-                .unwrap();
+            login(
+                &g,
+                "root",
+                "correct horse battery",
+                time::Duration::hours(1),
+            )
+            .await
+            .unwrap();
         }
     }
 }

@@ -335,7 +335,11 @@ pub fn create_setup_code(conn: &mut DbConnection, expires_at: &str) -> Result<St
 }
 
 /// Whether `code` is a known setup code unexpired at `now`.
-pub fn setup_code_valid(conn: &mut DbConnection, code: &str, now: &str) -> Result<bool, StoreError> {
+pub fn setup_code_valid(
+    conn: &mut DbConnection,
+    code: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
     Ok(diesel::select(diesel::dsl::exists(
         admin_setup_codes::table
             .filter(admin_setup_codes::code_hash.eq(hash_secret(code)))
@@ -508,8 +512,7 @@ pub fn reserve_attempt(
             .get_result(conn)?;
         let beyond = by_credential.max(by_address) - limits.slow_after;
         if beyond > 0 {
-            let delay =
-                time::Duration::seconds(1i64 << (beyond - 1).min(30)).min(limits.max_delay);
+            let delay = time::Duration::seconds(1i64 << (beyond - 1).min(30)).min(limits.max_delay);
             let last: Option<String> = a::login_attempts
                 .filter(a::address.eq(address))
                 .filter(a::at.ge(&since))
@@ -565,7 +568,8 @@ pub fn succeed_attempt(conn: &mut DbConnection, attempt: &Attempt) -> Result<(),
 /// The attempt was never decided (the request was malformed, or the
 /// server too busy to check it): it stops counting.
 pub fn abandon_attempt(conn: &mut DbConnection, attempt: &Attempt) -> Result<(), StoreError> {
-    diesel::delete(login_attempts::table.filter(login_attempts::id.eq(&attempt.id))).execute(conn)?;
+    diesel::delete(login_attempts::table.filter(login_attempts::id.eq(&attempt.id)))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -753,7 +757,9 @@ mod tests {
                 max_delay: time::Duration::minutes(1),
             };
             let reserve = |c: &str, a: &str, at: time::OffsetDateTime, l: &AttemptLimits| {
-                store.write(|conn| reserve_attempt(conn, c, a, at, l)).unwrap()
+                store
+                    .write(|conn| reserve_attempt(conn, c, a, at, l))
+                    .unwrap()
             };
             let admitted = |adm: Admission| match adm {
                 Admission::Admitted(a) => a,
@@ -877,7 +883,10 @@ mod tests {
             };
             store.write(|c| succeed_attempt(c, &real)).unwrap();
             // The failed address is slowed, not locked out.
-            assert!(matches!(reserve("a0", t0 + secs(4)), Admission::Admitted(_)));
+            assert!(matches!(
+                reserve("a0", t0 + secs(4)),
+                Admission::Admitted(_)
+            ));
             assert_eq!(
                 reserve("a0", t0 + secs(5)),
                 Admission::Refused {
@@ -897,7 +906,13 @@ mod tests {
             }
             assert!(matches!(
                 store
-                    .write(|conn| reserve_attempt(conn, "user9", "sprayer", t0 + secs(108), &limits))
+                    .write(|conn| reserve_attempt(
+                        conn,
+                        "user9",
+                        "sprayer",
+                        t0 + secs(108),
+                        &limits
+                    ))
                     .unwrap(),
                 Admission::Refused { .. }
             ));

@@ -37,13 +37,13 @@ pub mod testing;
 
 pub use connection::{Backend, DbConnection};
 pub use error::StoreError;
-pub use password::{PasswordError, PasswordHasher};
 pub use groups::{
     add_members, delete_group, find_group, groups_of_users, insert_group, list_group_members,
     list_groups, lock_group, remove_all_members, remove_members, remove_members_matching,
     replace_members, touch_group, update_group, GroupRecord, GroupRef, Member, MemberRef,
     MemberType,
 };
+pub use password::{PasswordError, PasswordHasher};
 pub use store::{Answer, Store, StoreConfig};
 pub use tokens::{
     authenticate_token, create_token, hash_secret, list_tokens, revoke_token, touch_token,

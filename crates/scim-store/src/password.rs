@@ -126,20 +126,16 @@ impl PasswordHasher {
         T: Send + 'static,
     {
         let permits = self.inner.permits.clone();
-        let permit = match tokio::time::timeout(
-            self.inner.queue_timeout,
-            permits.acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => permit,
-            // The semaphore is never closed; treat it like a timeout.
-            Ok(Err(_)) | Err(_) => {
-                return Err(PasswordError::Busy {
-                    retry_after_secs: self.inner.queue_timeout.as_secs().max(1),
-                })
-            }
-        };
+        let permit =
+            match tokio::time::timeout(self.inner.queue_timeout, permits.acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                // The semaphore is never closed; treat it like a timeout.
+                Ok(Err(_)) | Err(_) => {
+                    return Err(PasswordError::Busy {
+                        retry_after_secs: self.inner.queue_timeout.as_secs().max(1),
+                    })
+                }
+            };
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             inner.started.fetch_add(1, Ordering::SeqCst);

@@ -271,8 +271,9 @@ fn login_csrf_cookie(req: &HttpRequest) -> Option<String> {
 /// (constant time).
 pub fn check_login_csrf(req: &HttpRequest, form: &Form) -> bool {
     let given = form.text("csrf");
-    login_csrf_cookie(req)
-        .is_some_and(|token| !given.is_empty() && bool::from(given.as_bytes().ct_eq(token.as_bytes())))
+    login_csrf_cookie(req).is_some_and(|token| {
+        !given.is_empty() && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+    })
 }
 
 /// `resp` with `cookie` set, if any.

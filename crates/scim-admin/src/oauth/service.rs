@@ -244,8 +244,12 @@ pub async fn authenticate_client(
     client_id: &str,
     secret: &str,
 ) -> Result<Option<oauth::ClientRecord>, AdminError> {
-    let (credential, address, limits, now) =
-        (account(client_id), guard.address.clone(), guard.limits, guard.now);
+    let (credential, address, limits, now) = (
+        account(client_id),
+        guard.address.clone(),
+        guard.limits,
+        guard.now,
+    );
     let (id, secret) = (client_id.to_owned(), secret.to_owned());
     let store = guard.store.clone();
     web::block(move || -> Result<_, AdminError> {

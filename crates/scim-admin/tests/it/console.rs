@@ -124,7 +124,7 @@ fn enc(s: &str) -> String {
 
 /// Signs in through the login form; returns the cookie value.
 async fn sign_in(app: &TestApp) -> String {
-    create_root(&app).await;
+    create_root(app).await;
     let page = post_form(
         app,
         "/admin/login",

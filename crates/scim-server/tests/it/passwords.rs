@@ -24,9 +24,7 @@ async fn password_writes_wait_for_the_gate_then_get_503() {
                 ..ScimConfig::default()
             },
         );
-        let created = app
-            .post("/scim/v2/Users", json!({"userName": "ada"}))
-            .await;
+        let created = app.post("/scim/v2/Users", json!({"userName": "ada"})).await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
         let id = created.body["id"].as_str().unwrap().to_owned();
 

@@ -53,9 +53,7 @@ impl Server {
                     let hasher = hasher.clone();
                     actix_web::App::new()
                         .wrap(actix_web::middleware::from_fn(scimd::logging::request_log))
-                        .configure(move |cfg| {
-                            scimd::configure_app(cfg, &store, &hasher, &settings)
-                        })
+                        .configure(move |cfg| scimd::configure_app(cfg, &store, &hasher, &settings))
                 })
                 .workers(2)
                 .listen(listener)
@@ -451,7 +449,9 @@ fn entra_authorize_connection_end_to_end() {
             .unwrap()
             .to_string();
         let csrf = csrf_cookie.split_once('=').unwrap().1.to_string();
-        assert!(form.body.contains(&format!(r#"name="csrf" value="{csrf}""#)));
+        assert!(form
+            .body
+            .contains(&format!(r#"name="csrf" value="{csrf}""#)));
         let signed_in = server.form(
             "/admin/login",
             &[("Cookie", &csrf_cookie)],
