@@ -217,6 +217,32 @@ async fn pages_lead_to_setup_then_sign_in_and_carry_security_headers() {
 }
 
 #[actix_web::test]
+async fn the_setup_form_needs_its_pre_session_csrf_token() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let code = scim_admin::service::issue_setup_code(app.db.store(), time::Duration::hours(1))
+            .unwrap()
+            .unwrap();
+        let form = format!(
+            "code={}&username=first&password={p}&password_confirm={p}",
+            enc(&code),
+            p = enc(PASSWORD)
+        );
+        let page = post(&app, "/admin/setup", None, &form).await;
+        assert_eq!(page.status, 403, "{}", page.html);
+        assert!(scim_admin::service::setup_required(app.db.store()).unwrap());
+        let page = post_form(&app, "/admin/setup", &form).await;
+        assert_eq!(page.status, 303, "{}", page.html);
+        assert_eq!(page.location(), "/admin/sync?done=setup");
+        assert!(page
+            .set_cookie()
+            .unwrap()
+            .starts_with("scimd_admin_session="));
+        assert!(!scim_admin::service::setup_required(app.db.store()).unwrap());
+    }
+}
+
+#[actix_web::test]
 async fn sign_in_returns_to_a_local_page_only_and_sets_a_strict_cookie() {
     for db in backends() {
         let app = TestApp::new(db);
