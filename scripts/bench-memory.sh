@@ -14,7 +14,9 @@
 #   SCIMD_BIN      binary to measure (default target/release/scimd)
 #   MEM_SIGNINS    parallel sign-ins (default 150)
 #   MEM_POSTS      parallel password-bearing POSTs (default 128)
-#   MEM_SETTLE     seconds to let memory settle after a burst (default 5)
+#   MEM_SETTLE     seconds to let memory settle after a burst (default 15:
+#                  tokio's idle blocking threads exit after 10 s, and
+#                  mimalloc returns their pages then)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +25,7 @@ cd "$ROOT"
 BIN="${SCIMD_BIN:-$ROOT/target/release/scimd}"
 SIGNINS="${MEM_SIGNINS:-150}"
 POSTS="${MEM_POSTS:-128}"
-SETTLE="${MEM_SETTLE:-5}"
+SETTLE="${MEM_SETTLE:-15}"
 PASSWORD="memory bench password"
 
 log() { printf '==> %s\n' "$*" >&2; }
