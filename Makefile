@@ -8,7 +8,7 @@ help:
 	@echo "make run          build and start scimd on embedded SQLite (config/default.toml)"
 	@echo "make test         fmt check, clippy -D warnings, all tests on SQLite and PostgreSQL"
 	@echo "make conformance  run the scim2-tester checker against a fresh scimd"
-	@echo "make bench        100k users and a 100k-member group: throughput, p50/p99; Entra's initial cycle (SQLite and PostgreSQL)"
+	@echo "make bench        100k users and a 100k-member group: throughput, p50/p99; Entra's initial cycle (SQLite and PostgreSQL); memory under Argon2 bursts"
 
 build:
 	$(CARGO) build -p scimd
@@ -44,6 +44,7 @@ bench: release
 	scripts/bench.sh
 	scripts/bench-groups.sh
 	scripts/bench-entra.sh
+	scripts/bench-memory.sh
 
 clean-data:
 	rm -rf data

@@ -420,8 +420,9 @@ pub(crate) fn session_cookie(
 }
 
 /// Signs in with username and password: sets the HttpOnly session cookie
-/// and returns the CSRF token to send in `X-CSRF-Token`. Failed attempts
-/// are limited per account and per address.
+/// and returns the CSRF token to send in `X-CSRF-Token`. Attempts are
+/// limited per (account, address): another address's failures never
+/// refuse the right password from an address without failures.
 #[utoipa::path(
     tag = "Session",
     request_body = LoginRequest,
@@ -429,7 +430,8 @@ pub(crate) fn session_cookie(
         (status = 200, description = "Signed in; `Set-Cookie: scimd_admin_session=…; HttpOnly; SameSite=Strict`", body = SessionView),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
         (status = 422, description = "Malformed body", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts for this account or from this address; see Retry-After", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts for this account from this address, or (slowed down) from an address that failed while the account or the address is under attack; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many passwords are being checked at once (`busy`); see Retry-After", body = ErrorBody),
     )
 )]
 #[post("/session")]
@@ -438,14 +440,10 @@ pub async fn login(
     req: HttpRequest,
     body: Result<web::Json<LoginRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
-    let store = api.store().clone();
-    let address = api.client_address(&req);
-    let limits = api.config().login_limits;
     let ttl = api.config().session_ttl;
     let LoginRequest { username, password } = json_body(body)?;
     let (session, session_id) =
-        blocking(move || service::login(&store, &username, &password, &address, limits, ttl))
-            .await?;
+        service::login(&api.sign_in_guard(&req), &username, &password, ttl).await?;
     let cookie = session_cookie(&req, session_id, ttl.whole_seconds());
     Ok(HttpResponse::Ok().cookie(cookie).json(SessionView {
         username: session.admin.username,
@@ -536,7 +534,8 @@ pub async fn setup_status(api: web::Data<AdminApi>) -> Result<web::Json<SetupSta
         (status = 201, description = "The first administrator", body = AdminView),
         (status = 409, description = "An administrator already exists", body = ErrorBody),
         (status = 422, description = "Wrong code, or invalid username or password", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts from this address", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts from this address; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many passwords are being checked at once (`busy`); see Retry-After", body = ErrorBody),
     )
 )]
 #[post("/setup")]
@@ -545,11 +544,8 @@ pub async fn complete_setup(
     req: HttpRequest,
     body: Result<web::Json<SetupRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
-    let store = api.store().clone();
-    let address = api.client_address(&req);
-    let limits = api.config().login_limits;
     let setup = json_body(body)?;
-    let admin = blocking(move || service::guarded_setup(&store, &setup, &address, limits)).await?;
+    let admin = service::guarded_setup(&api.sign_in_guard(&req), &setup).await?;
     Ok(HttpResponse::Created().json(admin))
 }
 

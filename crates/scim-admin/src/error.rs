@@ -37,7 +37,7 @@ pub struct ErrorBody {
     /// A stable code: `unauthorized`, `csrf_failed`, `forbidden`,
     /// `not_found`, `conflict`, `validation_failed`, `precondition_failed`,
     /// `precondition_required`, `request_timeout`, `too_many_requests`,
-    /// `unavailable`, `internal`.
+    /// `unavailable`, `busy`, `internal`.
     #[schema(example = "validation_failed")]
     pub error: String,
     /// What went wrong and what to do.
@@ -113,6 +113,12 @@ pub enum AdminError {
     /// The database is unreachable (503).
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable,
+    /// Every password-hashing slot stayed busy for the queue timeout (503).
+    #[error("too many passwords are being checked at once; retry in {retry_after_secs} seconds")]
+    Busy {
+        /// Seconds to wait (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// An unexpected failure (500); logged, never detailed.
     #[error("internal error")]
     Internal,
@@ -152,6 +158,7 @@ impl AdminError {
             AdminError::RequestTimeout(_) => "request_timeout",
             AdminError::TooManyRequests { .. } => "too_many_requests",
             AdminError::Unavailable => "unavailable",
+            AdminError::Busy { .. } => "busy",
             AdminError::Internal => "internal",
         }
     }
@@ -207,6 +214,17 @@ impl From<StoreError> for AdminError {
     }
 }
 
+impl From<scim_store::PasswordError> for AdminError {
+    fn from(err: scim_store::PasswordError) -> Self {
+        match err {
+            scim_store::PasswordError::Busy { retry_after_secs } => {
+                AdminError::Busy { retry_after_secs }
+            }
+            scim_store::PasswordError::Failed => AdminError::Internal,
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for AdminError {
     fn from(_: actix_web::error::BlockingError) -> Self {
         tracing::error!("blocking task failed");
@@ -228,7 +246,7 @@ impl ResponseError for AdminError {
             AdminError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             AdminError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AdminError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AdminError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Unavailable | AdminError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -239,7 +257,8 @@ impl ResponseError for AdminError {
             AdminError::Unauthorized(_) => {
                 res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="scimd-admin""#));
             }
-            AdminError::TooManyRequests { retry_after_secs } => {
+            AdminError::TooManyRequests { retry_after_secs }
+            | AdminError::Busy { retry_after_secs } => {
                 res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             AdminError::Unavailable => {
@@ -295,11 +314,21 @@ mod tests {
                 "too_many_requests",
             ),
             (AdminError::Unavailable, 503, "unavailable"),
+            (
+                AdminError::Busy {
+                    retry_after_secs: 5,
+                },
+                503,
+                "busy",
+            ),
             (AdminError::Internal, 500, "internal"),
         ];
         for (err, status, code) in cases {
             let res = err.error_response();
             assert_eq!(res.status().as_u16(), status);
+            if status == 429 || status == 503 {
+                assert!(res.headers().contains_key(header::RETRY_AFTER), "{err:?}");
+            }
             let bytes = res.into_body().try_into_bytes().unwrap();
             let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(body["status"], status);

@@ -35,8 +35,8 @@ pub use error::{AdminError, ErrorBody, FieldError};
 pub struct AdminConfig {
     /// How long a console session lasts.
     pub session_ttl: time::Duration,
-    /// Failed sign-ins allowed per account and per address, and the window.
-    pub login_limits: service::LoginLimits,
+    /// Limits on sign-in and setup-code attempts, per (account, address).
+    pub login_limits: service::AttemptLimits,
     /// Take the client address for rate limiting from `X-Forwarded-For` /
     /// `Forwarded` (only behind a proxy that sets them), else the peer.
     pub trust_forwarded_for: bool,
@@ -46,17 +46,20 @@ pub struct AdminConfig {
     pub max_body_bytes: usize,
     /// The OAuth 2.0 authorization server.
     pub oauth: oauth::OAuthConfig,
+    /// The process's bounded Argon2id gate, shared with the SCIM API.
+    pub password_hasher: scim_store::PasswordHasher,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             session_ttl: time::Duration::hours(12),
-            login_limits: service::LoginLimits::default(),
+            login_limits: service::AttemptLimits::default(),
             trust_forwarded_for: false,
             scim_base_path: "/scim/v2".into(),
             max_body_bytes: 1024 * 1024,
             oauth: oauth::OAuthConfig::default(),
+            password_hasher: scim_store::PasswordHasher::default(),
         }
     }
 }
@@ -105,6 +108,17 @@ impl AdminApi {
         }
         req.peer_addr()
             .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+    }
+
+    /// What a sign-in or setup attempt from `req` is checked with, now.
+    pub fn sign_in_guard(&self, req: &HttpRequest) -> service::Guard {
+        service::Guard {
+            store: self.inner.store.clone(),
+            hasher: self.inner.config.password_hasher.clone(),
+            address: self.client_address(req),
+            limits: self.inner.config.login_limits,
+            now: time::OffsetDateTime::now_utc(),
+        }
     }
 
     /// Mounts the admin API, the two OpenAPI documents and Swagger UI.

@@ -1,13 +1,16 @@
 //! The admin operations, shared by the HTTP API and the `scimd` CLI so the
-//! two can never disagree. Every function is synchronous (the HTTP layer
-//! calls them inside `web::block`) and takes the [`Store`] plus the actor
+//! two can never disagree. Most functions are synchronous (the HTTP layer
+//! calls them inside `web::block`) and take the [`Store`] plus the actor
 //! (`admin:NAME`, `token:NAME`, `cli:USER`) recorded with each change.
+//! Those that check or hash a password are async: the password waits for
+//! the process's bounded Argon2id gate ([`PasswordHasher`]) without holding
+//! a thread, and the database steps around it run on the blocking pool.
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use scim_store::admin::{Admission, Attempt};
 use scim_store::settings::{Deprovisioning, SettingsValues};
-use scim_store::{admin, saml, settings, sync, Store};
+use scim_store::{admin, saml, settings, sync, PasswordHasher, Store};
+
+use actix_web::web;
 
 use crate::cautions::CAUTIONS;
 use crate::error::{AdminError, FieldError};
@@ -512,28 +515,6 @@ fn check_credentials(username: &str, password: &str) -> Result<String, AdminErro
     }
 }
 
-/// Argon2id hash of `password` (PHC string, default parameters).
-pub fn hash_password(password: &str) -> Result<String, AdminError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| {
-            tracing::error!(error = %e, "argon2 hashing failed");
-            AdminError::Internal
-        })
-}
-
-fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
 fn admin_view(a: admin::AdminRecord) -> AdminView {
     AdminView {
         id: a.id,
@@ -543,15 +524,17 @@ fn admin_view(a: admin::AdminRecord) -> AdminView {
 }
 
 /// Creates an administrator (what `scimd admin create` does).
-pub fn create_admin(
+pub async fn create_admin(
     store: &Store,
+    hasher: &PasswordHasher,
     username: &str,
     password: &str,
 ) -> Result<AdminView, AdminError> {
     let username = check_credentials(username, password)?;
-    let hash = hash_password(password)?;
-    let created = store
-        .write(|c| admin::insert_admin(c, &username, &hash))
+    let hash = hasher.hash(password.to_owned()).await?;
+    let store = store.clone();
+    let created = web::block(move || store.write(|c| admin::insert_admin(c, &username, &hash)))
+        .await?
         .map_err(|e| match e {
             scim_store::StoreError::Conflict(m) => {
                 AdminError::fields(vec![FieldError::new("username", m)])
@@ -578,122 +561,168 @@ pub fn issue_setup_code(store: &Store, ttl: time::Duration) -> Result<Option<Str
     })?)
 }
 
-/// Creates the first administrator with a setup code.
-pub fn complete_setup(store: &Store, req: &SetupRequest) -> Result<AdminView, AdminError> {
+/// Limits on attempts at a credential (see [`admin::AttemptLimits`]).
+pub use scim_store::admin::AttemptLimits;
+
+/// What a limited check of a secret needs: the store, the password gate,
+/// the caller's address, the limits and the time (passed in, so tests
+/// move it instead of waiting out a window).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// The store.
+    pub store: Store,
+    /// The process's Argon2id gate.
+    pub hasher: PasswordHasher,
+    /// The address attempts are counted against.
+    pub address: String,
+    /// The limits.
+    pub limits: AttemptLimits,
+    /// Now.
+    pub now: time::OffsetDateTime,
+}
+
+impl Guard {
+    /// Runs `f` with the store on the blocking pool.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, AdminError>
+    where
+        F: FnOnce(&Store) -> Result<T, AdminError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        web::block(move || f(&store)).await?
+    }
+
+    /// Counts an attempt at `credential`, or 429 when the limits refuse it.
+    async fn reserve(&self, credential: String) -> Result<Attempt, AdminError> {
+        let (address, limits, now) = (self.address.clone(), self.limits, self.now);
+        let admission = self
+            .blocking(move |store| {
+                Ok(store
+                    .write(|c| admin::reserve_attempt(c, &credential, &address, now, &limits))?)
+            })
+            .await?;
+        match admission {
+            Admission::Admitted(attempt) => Ok(attempt),
+            Admission::Refused { retry_after_secs } => {
+                Err(AdminError::TooManyRequests { retry_after_secs })
+            }
+        }
+    }
+
+    /// The attempt was never decided: it stops counting. Returns `err`.
+    async fn abandon(&self, attempt: Attempt, err: AdminError) -> AdminError {
+        let done = self
+            .blocking(move |store| Ok(store.write(|c| admin::abandon_attempt(c, &attempt))?))
+            .await;
+        match done {
+            Ok(()) => err,
+            Err(e) => e,
+        }
+    }
+}
+
+/// The credential key of an administrator's sign-in (bounded, so an
+/// attacker cannot store long strings).
+fn admin_credential(username: &str) -> String {
+    let name: String = username.trim().to_lowercase().chars().take(100).collect();
+    format!("admin:{name}")
+}
+
+/// The credential key of the first-run setup code.
+const SETUP_CREDENTIAL: &str = "setup";
+
+/// Creates the first administrator with a setup code, limited like
+/// sign-ins: the attempt is counted before the code is checked, and the
+/// password is hashed only for a valid code.
+pub async fn guarded_setup(guard: &Guard, req: &SetupRequest) -> Result<AdminView, AdminError> {
     let username = check_credentials(&req.username, &req.password)?;
-    let hash = hash_password(&req.password)?;
-    let now = scim_core::datetime::now();
-    let created = store
-        .write(|c| admin::create_first_admin(c, req.code.trim(), &username, &hash, &now))
-        .map_err(|e| match e {
-            scim_store::StoreError::PreconditionFailed => AdminError::Conflict(
-                "setup is already complete: an administrator exists; sign in instead".into(),
-            ),
-            other => other.into(),
-        })?;
+    let code = req.code.trim().to_owned();
+    let now = scim_core::datetime::format(guard.now);
+    if !guard.blocking(setup_required).await? {
+        return Err(setup_done());
+    }
+    let attempt = guard.reserve(SETUP_CREDENTIAL.to_owned()).await?;
+    let (c, n) = (code.clone(), now.clone());
+    let valid = guard
+        .blocking(move |store| Ok(store.read(|conn| admin::setup_code_valid(conn, &c, &n))?))
+        .await?;
+    if !valid {
+        return Err(wrong_setup_code());
+    }
+    let hash = match guard.hasher.hash(req.password.clone()).await {
+        Ok(hash) => hash,
+        Err(e) => return Err(guard.abandon(attempt, e.into()).await),
+    };
+    let created = guard
+        .blocking(move |store| {
+            Ok(store.write(|c| {
+                let created = admin::create_first_admin(c, &code, &username, &hash, &now)?;
+                if created.is_some() {
+                    admin::succeed_attempt(c, &attempt)?;
+                }
+                Ok(created)
+            }))
+        })
+        .await?;
     match created {
-        Some(a) => Ok(admin_view(a)),
-        None => Err(AdminError::field(
-            "code",
-            "unknown or expired setup code; use the code printed in scimd's log at startup (restart scimd for a new one)",
-        )),
+        Ok(Some(a)) => Ok(admin_view(a)),
+        Ok(None) => Err(wrong_setup_code()),
+        Err(scim_store::StoreError::PreconditionFailed) => Err(setup_done()),
+        Err(other) => Err(other.into()),
     }
 }
 
-/// The pseudo-account under which failed setup attempts are counted.
-const SETUP_ACCOUNT: &str = "(setup)";
-
-/// [`complete_setup`], rate-limited per address like logins: a wrong code
-/// counts as a failed attempt.
-pub fn guarded_setup(
-    store: &Store,
-    req: &SetupRequest,
-    address: &str,
-    limits: LoginLimits,
-) -> Result<AdminView, AdminError> {
-    let now_t = time::OffsetDateTime::now_utc();
-    let now = scim_core::datetime::format(now_t);
-    let since = scim_core::datetime::format(now_t - limits.window);
-    let (_, by_address) =
-        store.read(|c| admin::recent_login_failures(c, SETUP_ACCOUNT, address, &since))?;
-    if by_address >= limits.max_failures {
-        return Err(AdminError::TooManyRequests {
-            retry_after_secs: limits.window.whole_seconds().max(1).unsigned_abs(),
-        });
-    }
-    let result = complete_setup(store, req);
-    if let Err(AdminError::Validation { fields, .. }) = &result {
-        if fields.iter().any(|f| f.field == "code") {
-            store.write(|c| {
-                admin::record_login_attempt(c, SETUP_ACCOUNT, address, false, &now, &since)
-            })?;
-        }
-    }
-    result
+fn setup_done() -> AdminError {
+    AdminError::Conflict(
+        "setup is already complete: an administrator exists; sign in instead".into(),
+    )
 }
 
-/// Login rate limiting.
-#[derive(Debug, Clone, Copy)]
-pub struct LoginLimits {
-    /// Failed attempts allowed per account, and per address, in `window`.
-    pub max_failures: i64,
-    /// The window.
-    pub window: time::Duration,
+fn wrong_setup_code() -> AdminError {
+    AdminError::field(
+        "code",
+        "unknown or expired setup code; use the code printed in scimd's log at startup (restart scimd for a new one)",
+    )
 }
 
-impl Default for LoginLimits {
-    fn default() -> Self {
-        LoginLimits {
-            max_failures: 5,
-            window: time::Duration::minutes(15),
-        }
-    }
-}
-
-/// Verifies a login and opens a session until `now + ttl`: 429 after too
-/// many recent failures for the account or from the address, 401 on a
-/// wrong username or password (the same answer for both).
-pub fn login(
-    store: &Store,
+/// Verifies a sign-in and opens a session until `now + ttl`. The attempt
+/// is counted before the password is checked ([`admin::reserve_attempt`]):
+/// 429 when the limits refuse it, 401 on a wrong username or password (the
+/// same answer for both, after the same Argon2 work), 503 when the
+/// password gate stays full (the attempt then does not count).
+pub async fn login(
+    guard: &Guard,
     username: &str,
     password: &str,
-    address: &str,
-    limits: LoginLimits,
     ttl: time::Duration,
 ) -> Result<(admin::SessionInfo, String), AdminError> {
-    let now_t = time::OffsetDateTime::now_utc();
-    let now = scim_core::datetime::format(now_t);
-    let since = scim_core::datetime::format(now_t - limits.window);
-    let username = username.trim();
-    let (by_user, by_address) =
-        store.read(|c| admin::recent_login_failures(c, username, address, &since))?;
-    if by_user >= limits.max_failures || by_address >= limits.max_failures {
-        return Err(AdminError::TooManyRequests {
-            retry_after_secs: limits.window.whole_seconds().max(1).unsigned_abs(),
-        });
-    }
-    let found = store.read(|c| admin::find_admin_credentials(c, username))?;
-    let ok = match &found {
-        Some((_, hash)) => verify_password(password, hash),
-        None => {
-            // Spend the same time as a real check, so response times do
-            // not reveal which usernames exist.
-            let _ = hash_password(password);
-            false
-        }
+    let attempt = guard.reserve(admin_credential(username)).await?;
+    let name = username.trim().to_owned();
+    let found = guard
+        .blocking(move |store| Ok(store.read(|c| admin::find_admin_credentials(c, &name))?))
+        .await?;
+    let (record, hash) = found.map_or((None, None), |(r, h)| (Some(r), Some(h)));
+    let ok = match guard.hasher.verify(password.to_owned(), hash).await {
+        Ok(ok) => ok,
+        Err(e) => return Err(guard.abandon(attempt, e.into()).await),
     };
-    store.write(|c| admin::record_login_attempt(c, username, address, ok, &now, &since))?;
-    let Some((record, _)) = found.filter(|_| ok) else {
+    let Some(record) = record.filter(|_| ok) else {
         return Err(AdminError::Unauthorized(
             "wrong username or password".into(),
         ));
     };
-    let expires = scim_core::datetime::format(now_t + ttl);
-    Ok(store.write(|c| {
-        admin::record_admin_login(c, &record.id, &now)?;
-        admin::purge_expired_sessions(c, &now)?;
-        admin::create_session(c, &record, &expires)
-    })?)
+    let now = scim_core::datetime::format(guard.now);
+    let expires = scim_core::datetime::format(guard.now + ttl);
+    guard
+        .blocking(move |store| {
+            Ok(store.write(|c| {
+                admin::succeed_attempt(c, &attempt)?;
+                admin::record_admin_login(c, &record.id, &now)?;
+                admin::purge_expired_sessions(c, &now)?;
+                admin::create_session(c, &record, &expires)
+            })?)
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -812,50 +841,155 @@ mod tests {
         }
     }
 
-    #[test]
-    fn login_is_rate_limited_per_account_and_address() {
-        for db in backends() {
-            let store = db.store();
-            create_admin(store, "root", "correct horse battery").unwrap();
-            let limits = LoginLimits {
+    const T0: time::OffsetDateTime = time::macros::datetime!(2026-01-01 00:00:00 UTC);
+
+    fn guard(store: &Store, hasher: &PasswordHasher, address: &str, at: i64) -> Guard {
+        Guard {
+            store: store.clone(),
+            hasher: hasher.clone(),
+            address: address.to_owned(),
+            limits: AttemptLimits {
                 max_failures: 3,
                 window: time::Duration::minutes(15),
-            };
-            let ttl = time::Duration::hours(1);
-            let (session, sid) =
-                login(store, "ROOT", "correct horse battery", "a1", limits, ttl).unwrap();
-            assert_eq!(session.admin.username, "root");
-            assert!(!sid.is_empty());
-            for _ in 0..3 {
-                let err = login(store, "root", "wrong password!", "a1", limits, ttl).unwrap_err();
-                assert!(matches!(err, AdminError::Unauthorized(_)));
-            }
-            // The account is locked, even with the right password, from anywhere.
-            let err = login(store, "root", "correct horse battery", "a2", limits, ttl).unwrap_err();
-            assert!(matches!(
-                err,
-                AdminError::TooManyRequests {
-                    retry_after_secs: 900
-                }
-            ));
-            // The address is locked for other accounts too.
-            let err = login(store, "other", "x", "a1", limits, ttl).unwrap_err();
-            assert!(matches!(err, AdminError::TooManyRequests { .. }));
-            // Unknown users get the same 401 as wrong passwords.
-            let err = login(store, "ghost", "x", "a3", limits, ttl).unwrap_err();
-            assert_eq!(err.to_string(), "wrong username or password");
+                slow_after: 6,
+                max_delay: time::Duration::seconds(30),
+            },
+            now: T0 + time::Duration::seconds(at),
         }
     }
 
-    #[test]
-    fn admin_creation_validates() {
+    #[actix_web::test]
+    async fn login_is_limited_per_account_and_address_never_for_a_clean_address() {
         for db in backends() {
             let store = db.store();
-            let err = create_admin(store, "bad name", "short").unwrap_err();
+            let hasher = PasswordHasher::default();
+            let g = |address: &str, at: i64| guard(store, &hasher, address, at);
+            create_admin(store, &hasher, "root", "correct horse battery")
+                .await
+                .unwrap();
+            let ttl = time::Duration::hours(1);
+            let (session, sid) = login(&g("a1", 0), "ROOT", "correct horse battery", ttl)
+                .await
+                .unwrap();
+            assert_eq!(session.admin.username, "root");
+            assert!(!sid.is_empty());
+            for i in 0..3 {
+                let err = login(&g("a1", i), "root", "wrong password!", ttl)
+                    .await
+                    .unwrap_err();
+                assert!(matches!(err, AdminError::Unauthorized(_)), "{err:?}");
+            }
+            // That address is refused for that account, even with the right
+            // password, until its oldest failure leaves the window…
+            let err = login(&g("a1", 60), "root", "correct horse battery", ttl)
+                .await
+                .unwrap_err();
+            assert!(matches!(
+                err,
+                AdminError::TooManyRequests {
+                    retry_after_secs: 840
+                }
+            ));
+            // …but the real administrator, from another address, gets in.
+            login(&g("a2", 60), "root", "correct horse battery", ttl)
+                .await
+                .unwrap();
+            // Unknown users get the same 401 as wrong passwords.
+            let err = login(&g("a3", 60), "ghost", "x", ttl).await.unwrap_err();
+            assert_eq!(err.to_string(), "wrong username or password");
+            // Once the window has passed, a1 is admitted again.
+            login(&g("a1", 15 * 60 + 1), "root", "correct horse battery", ttl)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Many addresses guessing one account slow down those addresses, not
+    /// the administrator's own clean one.
+    #[actix_web::test]
+    async fn an_attack_from_many_addresses_does_not_lock_the_admin_out() {
+        for db in backends() {
+            let store = db.store();
+            let hasher = PasswordHasher::default();
+            let g = |address: &str, at: i64| guard(store, &hasher, address, at);
+            create_admin(store, &hasher, "root", "correct horse battery")
+                .await
+                .unwrap();
+            let ttl = time::Duration::hours(1);
+            for i in 0..10 {
+                let err = login(&g(&format!("10.0.0.{i}"), 0), "root", "guess", ttl)
+                    .await
+                    .unwrap_err();
+                assert!(matches!(err, AdminError::Unauthorized(_)), "{err:?}");
+            }
+            // An attacking address is slowed (not locked: it may try again
+            // after Retry-After)…
+            let err = login(&g("10.0.0.1", 1), "root", "guess", ttl)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, AdminError::TooManyRequests { retry_after_secs } if retry_after_secs <= 30),
+                "{err:?}"
+            );
+            assert!(matches!(
+                login(&g("10.0.0.1", 31), "root", "guess", ttl).await,
+                Err(AdminError::Unauthorized(_))
+            ));
+            // …and the administrator signs in at once from a clean address.
+            login(&g("192.0.2.1", 1), "root", "correct horse battery", ttl)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// 40 parallel wrong passwords from one address: at most the limit is
+    /// checked (hashed); the others are refused before any Argon2 work.
+    #[actix_web::test]
+    async fn parallel_wrong_passwords_cannot_pass_the_limit() {
+        for db in backends() {
+            let store = db.store();
+            let setup = PasswordHasher::default();
+            create_admin(store, &setup, "root", "correct horse battery")
+                .await
+                .unwrap();
+            let hasher = PasswordHasher::new(2, std::time::Duration::from_secs(600));
+            let tasks: Vec<_> = (0..40)
+                .map(|_| {
+                    let g = guard(store, &hasher, "198.51.100.7", 0);
+                    actix_web::rt::spawn(async move {
+                        login(&g, "root", "wrong password!", time::Duration::hours(1)).await
+                    })
+                })
+                .collect();
+            let (mut unauthorized, mut too_many) = (0, 0);
+            for t in tasks {
+                match t.await.unwrap() {
+                    Err(AdminError::Unauthorized(_)) => unauthorized += 1,
+                    Err(AdminError::TooManyRequests { .. }) => too_many += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!((unauthorized, too_many), (3, 37));
+            assert_eq!(hasher.runs_started(), 3);
+        }
+    }
+
+    #[actix_web::test]
+    async fn admin_creation_validates() {
+        for db in backends() {
+            let store = db.store();
+            let hasher = PasswordHasher::default();
+            let err = create_admin(store, &hasher, "bad name", "short")
+                .await
+                .unwrap_err();
             let fields: Vec<_> = err.body().fields.into_iter().map(|f| f.field).collect();
             assert_eq!(fields, ["username", "password"]);
-            create_admin(store, "Alice", "a long enough password").unwrap();
-            let err = create_admin(store, "alice", "a long enough password").unwrap_err();
+            create_admin(store, &hasher, "Alice", "a long enough password")
+                .await
+                .unwrap();
+            let err = create_admin(store, &hasher, "alice", "a long enough password")
+                .await
+                .unwrap_err();
             assert_eq!(err.body().fields[0].field, "username");
             assert!(!setup_required(store).unwrap());
             assert_eq!(
@@ -865,10 +999,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn setup_creates_the_first_admin_once() {
+    #[actix_web::test]
+    async fn setup_creates_the_first_admin_once_and_limits_wrong_codes() {
         for db in backends() {
             let store = db.store();
+            let hasher = PasswordHasher::default();
+            let now = time::OffsetDateTime::now_utc();
+            let g = |address: &str| Guard {
+                now,
+                ..guard(store, &hasher, address, 0)
+            };
             assert!(setup_required(store).unwrap());
             let code = issue_setup_code(store, time::Duration::hours(1))
                 .unwrap()
@@ -878,12 +1018,85 @@ mod tests {
                 username: "first".into(),
                 password: "a long enough password".into(),
             };
-            let err = complete_setup(store, &req("wrong")).unwrap_err();
-            assert_eq!(err.body().fields[0].field, "code");
-            let admin = complete_setup(store, &req(&code)).unwrap();
+            // Wrong codes are refused without hashing, and count.
+            for _ in 0..3 {
+                let err = guarded_setup(&g("a1"), &req("wrong")).await.unwrap_err();
+                assert_eq!(err.body().fields[0].field, "code");
+            }
+            let err = guarded_setup(&g("a1"), &req(&code)).await.unwrap_err();
+            assert!(matches!(err, AdminError::TooManyRequests { .. }), "{err:?}");
+            assert_eq!(hasher.runs_started(), 0);
+            // Invalid input is not an attempt.
+            let bad = SetupRequest {
+                password: "short".into(),
+                ..req(&code)
+            };
+            assert!(matches!(
+                guarded_setup(&g("a2"), &bad).await,
+                Err(AdminError::Validation { .. })
+            ));
+            // The right code from a clean address creates the administrator.
+            let admin = guarded_setup(&g("a2"), &req(&code)).await.unwrap();
             assert_eq!(admin.username, "first");
-            let err = complete_setup(store, &req(&code)).unwrap_err();
+            let err = guarded_setup(&g("a3"), &req(&code)).await.unwrap_err();
             assert!(matches!(err, AdminError::Conflict(_)));
+        }
+    }
+
+    /// A full gate answers 503 (`Busy`), and the attempt does not count.
+    #[actix_web::test]
+    async fn a_full_password_gate_is_busy_and_costs_no_attempt() {
+        for db in backends() {
+            let store = db.store();
+            let hasher = PasswordHasher::default();
+            create_admin(store, &hasher, "root", "correct horse battery")
+                .await
+                .unwrap();
+            let busy = PasswordHasher::new(1, std::time::Duration::ZERO);
+            let (entered_tx, entered) = std::sync::mpsc::channel();
+            let (release_tx, release) = std::sync::mpsc::channel::<()>();
+            let holder = busy.clone();
+            // Hold the only slot until released.
+            let held = actix_web::rt::spawn(async move {
+                holder
+                    .run_in_slot(move || {
+                        entered_tx.send(()).unwrap();
+                        release.recv().unwrap();
+                    })
+                    .await
+            });
+            web::block(move || entered.recv()).await.unwrap().unwrap();
+            let mut g = guard(store, &busy, "a1", 0);
+            for _ in 0..5 {
+                let err = login(
+                    &g,
+                    "root",
+                    "correct horse battery",
+                    time::Duration::hours(1),
+                )
+                .await
+                .unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        AdminError::Busy {
+                            retry_after_secs: 1
+                        }
+                    ),
+                    "{err:?}"
+                );
+            }
+            release_tx.send(()).unwrap();
+            held.await.unwrap().unwrap();
+            g.hasher = hasher;
+            login(
+                &g,
+                "root",
+                "correct horse battery",
+                time::Duration::hours(1),
+            )
+            .await
+            .unwrap();
         }
     }
 }

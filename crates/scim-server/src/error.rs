@@ -57,6 +57,12 @@ pub enum ApiError {
     /// The database is unreachable or saturated (503).
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable,
+    /// Every password-hashing slot stayed busy for the queue timeout (503).
+    #[error("too many passwords are being hashed at once; retry in {retry_after_secs} seconds")]
+    HashingBusy {
+        /// What to send in `Retry-After`.
+        retry_after_secs: u64,
+    },
     /// An unexpected failure (500); details are logged, never returned.
     #[error("internal error")]
     Internal,
@@ -93,6 +99,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<scim_store::PasswordError> for ApiError {
+    fn from(err: scim_store::PasswordError) -> Self {
+        match err {
+            scim_store::PasswordError::Busy { retry_after_secs } => {
+                ApiError::HashingBusy { retry_after_secs }
+            }
+            scim_store::PasswordError::Failed => ApiError::Internal,
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(_: actix_web::error::BlockingError) -> Self {
         tracing::error!("blocking task failed");
@@ -114,7 +131,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::HashingBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,11 +163,17 @@ impl ResponseError for ApiError {
             };
             res.insert_header((header::WWW_AUTHENTICATE, value));
         }
-        if let ApiError::MethodNotAllowed { allow, .. } = self {
-            res.insert_header((header::ALLOW, *allow));
-        }
-        if matches!(self, ApiError::Unavailable) {
-            res.insert_header((header::RETRY_AFTER, "5"));
+        match self {
+            ApiError::MethodNotAllowed { allow, .. } => {
+                res.insert_header((header::ALLOW, *allow));
+            }
+            ApiError::Unavailable => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::HashingBusy { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         res.body(body.to_string())
     }
@@ -209,6 +232,13 @@ mod tests {
             (ApiError::RequestTimeout(30), 408, None),
             (ApiError::UnsupportedMediaType("t".into()), 415, None),
             (ApiError::Unavailable, 503, None),
+            (
+                ApiError::HashingBusy {
+                    retry_after_secs: 5,
+                },
+                503,
+                None,
+            ),
             (ApiError::Internal, 500, None),
         ];
         for (err, status, scim_type) in cases {
@@ -258,6 +288,20 @@ mod tests {
         }
         .error_response();
         assert_eq!(res.headers().get(header::ALLOW).unwrap(), "GET, POST");
+    }
+
+    #[test]
+    fn a_busy_password_gate_is_503_with_retry_after() {
+        let err = ApiError::from(scim_store::PasswordError::Busy {
+            retry_after_secs: 7,
+        });
+        let res = err.error_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "7");
+        assert!(matches!(
+            ApiError::from(scim_store::PasswordError::Failed),
+            ApiError::Internal
+        ));
     }
 
     #[test]

@@ -20,7 +20,6 @@ pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod groups;
-pub mod password;
 pub mod request;
 pub mod search;
 pub mod users;
@@ -49,6 +48,10 @@ pub struct ScimConfig {
     /// How long a verified token is remembered (zero: always ask the
     /// database).
     pub token_cache_ttl: Duration,
+    /// The process's bounded Argon2id gate, shared with the admin side: a
+    /// User's `password` is hashed there (RFC 7643 §4.1.1: write-only, and
+    /// only a hash is kept).
+    pub password_hasher: scim_store::PasswordHasher,
 }
 
 impl Default for ScimConfig {
@@ -58,6 +61,7 @@ impl Default for ScimConfig {
             public_url: None,
             max_body_bytes: 1024 * 1024,
             token_cache_ttl: Duration::from_secs(5),
+            password_hasher: scim_store::PasswordHasher::default(),
         }
     }
 }

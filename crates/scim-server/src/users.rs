@@ -92,12 +92,16 @@ fn not_found(id: &str) -> ApiError {
     ApiError::resource_not_found("User", id)
 }
 
-/// Hashes a password off the async workers: only an Argon2id hash is
-/// kept, never anything reversible.
-async fn hash_password(password: Option<String>) -> Result<Option<String>, ApiError> {
+/// Hashes a password on the process's bounded Argon2id gate (503 when it
+/// stays full): only the hash is kept, never anything reversible (RFC 7643
+/// §4.1.1).
+async fn hash_password(
+    api: &ScimApi,
+    password: Option<String>,
+) -> Result<Option<String>, ApiError> {
     match password {
         None => Ok(None),
-        Some(pw) => Ok(Some(web::block(move || crate::password::hash(&pw)).await??)),
+        Some(pw) => Ok(Some(api.config().password_hasher.hash(pw).await?)),
     }
 }
 
@@ -109,7 +113,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let projection = QueryParams::from_request(&req)?.projection()?;
     let normalized = resource::normalize(&USER, &body.0)?;
-    let password_hash = hash_password(normalized.password).await?;
+    let password_hash = hash_password(&api, normalized.password).await?;
     let attrs = normalized.attrs;
     let rec = api
         .gated_store()
@@ -263,7 +267,7 @@ pub async fn replace(
     let projection = QueryParams::from_request(&req)?.projection()?;
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let normalized = resource::normalize(&USER, &body.0)?;
-    let password = match hash_password(normalized.password).await? {
+    let password = match hash_password(&api, normalized.password).await? {
         Some(hash) => PasswordChange::Set(hash),
         None => PasswordChange::Keep,
     };
@@ -320,7 +324,7 @@ pub async fn patch(
     let projection = QueryParams::from_request(&req)?.projection()?;
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let ops: Vec<PatchOp> = patch::parse_request(&body.0)?;
-    let password_hash = hash_password(patch::password_in(&ops).map(str::to_owned)).await?;
+    let password_hash = hash_password(&api, patch::password_in(&ops).map(str::to_owned)).await?;
     let with_groups = projection.includes(&USER, "groups");
     // What the operations make of the user, read where no other write can
     // change it before the result is stored (`Store::queue_user_edit`):

@@ -1,6 +1,7 @@
 //! Administrators of scimd: accounts (Argon2id hashes, computed by the
 //! caller), console sessions, admin API tokens, first-run setup codes and
-//! login attempts for rate limiting.
+//! the attempts of sign-ins, setup codes and OAuth client secrets, for
+//! their limits.
 //!
 //! Every secret (session id, API token, setup code) is random, shown once,
 //! and stored only as its SHA-256: a database leak yields nothing usable.
@@ -333,6 +334,20 @@ pub fn create_setup_code(conn: &mut DbConnection, expires_at: &str) -> Result<St
     Ok(code)
 }
 
+/// Whether `code` is a known setup code unexpired at `now`.
+pub fn setup_code_valid(
+    conn: &mut DbConnection,
+    code: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        admin_setup_codes::table
+            .filter(admin_setup_codes::code_hash.eq(hash_secret(code)))
+            .filter(admin_setup_codes::expires_at.gt(now)),
+    ))
+    .get_result(conn)?)
+}
+
 /// Creates the first administrator with a setup code: the code must be
 /// known and unexpired, and no administrator may exist yet (else
 /// `PreconditionFailed`). Every setup code is then deleted. Run inside
@@ -347,13 +362,7 @@ pub fn create_first_admin(
     if count_admins(conn)? > 0 {
         return Err(StoreError::PreconditionFailed);
     }
-    let valid: bool = diesel::select(diesel::dsl::exists(
-        admin_setup_codes::table
-            .filter(admin_setup_codes::code_hash.eq(hash_secret(code)))
-            .filter(admin_setup_codes::expires_at.gt(now)),
-    ))
-    .get_result(conn)?;
-    if !valid {
+    if !setup_code_valid(conn, code, now)? {
         return Ok(None);
     }
     let admin = insert_admin(conn, username, password_hash)?;
@@ -361,60 +370,224 @@ pub fn create_first_admin(
     Ok(Some(admin))
 }
 
-/// Records a login attempt for `username` from `address` at `now`. A
-/// success clears the account's earlier failures; attempts older than
-/// `forget_before` are deleted on the way.
-pub fn record_login_attempt(
-    conn: &mut DbConnection,
-    username: &str,
-    address: &str,
-    succeeded: bool,
-    now: &str,
-    forget_before: &str,
-) -> Result<(), StoreError> {
-    let username_ci = username.to_lowercase();
-    diesel::delete(login_attempts::table.filter(login_attempts::at.lt(forget_before)))
-        .execute(conn)?;
-    if succeeded {
-        diesel::delete(
-            login_attempts::table
-                .filter(login_attempts::username_ci.eq(&username_ci))
-                .filter(login_attempts::succeeded.eq(false)),
-        )
-        .execute(conn)?;
+// ---------------------------------------------------------------- attempt limits
+
+/// Limits on guessing one credential (an administrator's password, the
+/// setup code, an OAuth client secret), keyed on (credential, address) so
+/// that nobody else's failures ever refuse a credential presented from a
+/// clean address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptLimits {
+    /// Attempts that did not succeed allowed per (credential, address) in
+    /// `window`; further ones from that pair are refused until the oldest
+    /// leaves the window.
+    pub max_failures: i64,
+    /// How long an attempt counts.
+    pub window: time::Duration,
+    /// Beyond this many attempts in `window` for the credential (from all
+    /// addresses) or from the address (for all credentials), an address
+    /// that has attempts of its own in the window waits before each
+    /// further one: 1 s, doubling per attempt beyond, up to `max_delay`.
+    /// An address without attempts is never slowed.
+    pub slow_after: i64,
+    /// The longest such wait.
+    pub max_delay: time::Duration,
+}
+
+impl Default for AttemptLimits {
+    /// Administrators' sign-in: 5 per (account, address) in 15 minutes;
+    /// beyond 20 for an account or from an address, up to 5 minutes apart.
+    fn default() -> Self {
+        AttemptLimits {
+            max_failures: 5,
+            window: time::Duration::minutes(15),
+            slow_after: 20,
+            max_delay: time::Duration::minutes(5),
+        }
     }
+}
+
+/// An attempt counted (as a failure until it is known to have succeeded)
+/// before its secret is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    id: String,
+    credential: String,
+    address: String,
+}
+
+/// How long an attempt is kept at most, whatever the window.
+pub const FORGET_AFTER: time::Duration = time::Duration::days(1);
+
+/// What [`reserve_attempt`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Check the secret, then finish the attempt.
+    Admitted(Attempt),
+    /// Too many attempts: try again in this many seconds.
+    Refused {
+        /// Seconds until an attempt from this address can be admitted.
+        retry_after_secs: u64,
+    },
+}
+
+/// PostgreSQL: a transaction-scoped advisory lock on `key`, so that the
+/// check-and-count of concurrent attempts on one key (from any replica)
+/// runs one at a time. SQLite needs none: its writes are serialised by
+/// the one writer connection.
+fn lock_key(conn: &mut DbConnection, class: &str, key: &str) -> Result<(), StoreError> {
+    if let DbConnection::Postgres(pg) = conn {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("scimd-attempts\0{class}\0{key}").as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(i64::from_be_bytes(first))
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+fn secs_until(at: time::OffsetDateTime, now: time::OffsetDateTime) -> u64 {
+    let d = at - now;
+    let whole = d.whole_seconds() + i64::from(d.subsec_nanoseconds() > 0);
+    whole.max(1).unsigned_abs()
+}
+
+fn parse_at(at: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Counts an attempt at `credential` from `address` at `now`, unless the
+/// limits refuse it; run inside [`crate::Store::write`], so the check and
+/// the count are one step no concurrent attempt can slip between (on
+/// PostgreSQL under advisory locks on the credential and the address,
+/// taken in that order by every caller). Attempts older than
+/// [`FORGET_AFTER`] are deleted on the way.
+///
+/// Refused when the pair already has `max_failures` attempts in the
+/// window, or when the address has attempts in the window and the
+/// credential or the address has more than `slow_after` and the address's
+/// last attempt is more recent than the delay ([`AttemptLimits`]).
+pub fn reserve_attempt(
+    conn: &mut DbConnection,
+    credential: &str,
+    address: &str,
+    now: time::OffsetDateTime,
+    limits: &AttemptLimits,
+) -> Result<Admission, StoreError> {
+    use login_attempts::dsl as a;
+    lock_key(conn, "credential", credential)?;
+    lock_key(conn, "address", address)?;
+    let since = scim_core::datetime::format(now - limits.window);
+    // Every limiter shares the table, each with its own window (at most a
+    // day, `scimd` checks): what is older than a day counts for none.
+    let forget = scim_core::datetime::format(now - limits.window.max(FORGET_AFTER));
+    diesel::delete(a::login_attempts.filter(a::at.lt(&forget))).execute(conn)?;
+    let pair: Vec<String> = a::login_attempts
+        .filter(a::username_ci.eq(credential))
+        .filter(a::address.eq(address))
+        .filter(a::at.ge(&since))
+        .select(a::at)
+        .order(a::at.desc())
+        .limit(limits.max_failures.max(1))
+        .load(conn)?;
+    if i64::try_from(pair.len()).unwrap_or(i64::MAX) >= limits.max_failures {
+        // A slot frees when the oldest of the last `max_failures` leaves.
+        let oldest = pair.last().and_then(|at| parse_at(at)).unwrap_or(now);
+        return Ok(Admission::Refused {
+            retry_after_secs: secs_until(oldest + limits.window, now),
+        });
+    }
+    let by_address: i64 = a::login_attempts
+        .filter(a::address.eq(address))
+        .filter(a::at.ge(&since))
+        .count()
+        .get_result(conn)?;
+    if by_address > 0 {
+        let by_credential: i64 = a::login_attempts
+            .filter(a::username_ci.eq(credential))
+            .filter(a::at.ge(&since))
+            .count()
+            .get_result(conn)?;
+        let beyond = by_credential.max(by_address) - limits.slow_after;
+        if beyond > 0 {
+            let delay = time::Duration::seconds(1i64 << (beyond - 1).min(30)).min(limits.max_delay);
+            let last: Option<String> = a::login_attempts
+                .filter(a::address.eq(address))
+                .filter(a::at.ge(&since))
+                .select(diesel::dsl::max(a::at))
+                .first(conn)?;
+            if let Some(last) = last.as_deref().and_then(parse_at) {
+                if now < last + delay {
+                    return Ok(Admission::Refused {
+                        retry_after_secs: secs_until(last + delay, now),
+                    });
+                }
+            }
+        }
+    }
+    let attempt = Attempt {
+        id: uuid::Uuid::new_v4().to_string(),
+        credential: credential.to_owned(),
+        address: address.to_owned(),
+    };
+    insert_attempt(conn, &attempt, now)?;
+    Ok(Admission::Admitted(attempt))
+}
+
+fn insert_attempt(
+    conn: &mut DbConnection,
+    attempt: &Attempt,
+    now: time::OffsetDateTime,
+) -> Result<(), StoreError> {
     diesel::insert_into(login_attempts::table)
         .values((
-            login_attempts::id.eq(uuid::Uuid::new_v4().to_string()),
-            login_attempts::username_ci.eq(&username_ci),
-            login_attempts::address.eq(address),
-            login_attempts::at.eq(now),
-            login_attempts::succeeded.eq(succeeded),
+            login_attempts::id.eq(&attempt.id),
+            login_attempts::username_ci.eq(&attempt.credential),
+            login_attempts::address.eq(&attempt.address),
+            login_attempts::at.eq(scim_core::datetime::format(now)),
+            login_attempts::succeeded.eq(false),
         ))
         .execute(conn)?;
     Ok(())
 }
 
-/// Failed logins since `since`: `(for this account, from this address)`.
-pub fn recent_login_failures(
+/// The attempt succeeded: it, and the earlier failures of the same
+/// (credential, address), stop counting. Other addresses' failures stay.
+pub fn succeed_attempt(conn: &mut DbConnection, attempt: &Attempt) -> Result<(), StoreError> {
+    diesel::delete(
+        login_attempts::table
+            .filter(login_attempts::username_ci.eq(&attempt.credential))
+            .filter(login_attempts::address.eq(&attempt.address)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The attempt was never decided (the request was malformed, or the
+/// server too busy to check it): it stops counting.
+pub fn abandon_attempt(conn: &mut DbConnection, attempt: &Attempt) -> Result<(), StoreError> {
+    diesel::delete(login_attempts::table.filter(login_attempts::id.eq(&attempt.id)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Counts a failure at `credential` from `address` found after the
+/// credential itself was accepted (an invalid OAuth code or refresh
+/// token), without a limit check.
+pub fn record_failure(
     conn: &mut DbConnection,
-    username: &str,
+    credential: &str,
     address: &str,
-    since: &str,
-) -> Result<(i64, i64), StoreError> {
-    let by_user: i64 = login_attempts::table
-        .filter(login_attempts::username_ci.eq(username.to_lowercase()))
-        .filter(login_attempts::succeeded.eq(false))
-        .filter(login_attempts::at.ge(since))
-        .count()
-        .get_result(conn)?;
-    let by_address: i64 = login_attempts::table
-        .filter(login_attempts::address.eq(address))
-        .filter(login_attempts::succeeded.eq(false))
-        .filter(login_attempts::at.ge(since))
-        .count()
-        .get_result(conn)?;
-    Ok((by_user, by_address))
+    now: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    let attempt = Attempt {
+        id: uuid::Uuid::new_v4().to_string(),
+        credential: credential.to_owned(),
+        address: address.to_owned(),
+    };
+    insert_attempt(conn, &attempt, now)
 }
 
 #[cfg(test)]
@@ -572,43 +745,177 @@ mod tests {
     }
 
     #[test]
-    fn login_failures_count_per_account_and_address() {
+    fn attempts_are_limited_per_credential_and_address() {
         for db in backends() {
             let store = db.store();
-            let t = |s: u32| format!("2026-01-01T00:{s:02}:00.000000Z");
-            for i in 0..3 {
+            let t0 = time::macros::datetime!(2026-01-01 00:00:00 UTC);
+            let secs = time::Duration::seconds;
+            let limits = AttemptLimits {
+                max_failures: 3,
+                window: time::Duration::minutes(15),
+                slow_after: 100,
+                max_delay: time::Duration::minutes(1),
+            };
+            let reserve = |c: &str, a: &str, at: time::OffsetDateTime, l: &AttemptLimits| {
                 store
-                    .write(|c| record_login_attempt(c, "Alice", "10.0.0.1", false, &t(i), &t(0)))
-                    .unwrap();
+                    .write(|conn| reserve_attempt(conn, c, a, at, l))
+                    .unwrap()
+            };
+            let admitted = |adm: Admission| match adm {
+                Admission::Admitted(a) => a,
+                other => panic!("refused: {other:?}"),
+            };
+            for i in 0..3 {
+                admitted(reserve("alice", "10.0.0.1", t0 + secs(i), &limits));
             }
+            // The pair is refused until its oldest attempt leaves the window…
+            assert_eq!(
+                reserve("alice", "10.0.0.1", t0 + secs(60), &limits),
+                Admission::Refused {
+                    retry_after_secs: 840
+                }
+            );
+            // …but not the credential from another address, nor the address
+            // for another credential.
+            let other = admitted(reserve("alice", "10.0.0.2", t0 + secs(60), &limits));
+            admitted(reserve("bob", "10.0.0.1", t0 + secs(60), &limits));
+            // A success clears its own pair only.
+            store.write(|c| succeed_attempt(c, &other)).unwrap();
+            for i in 0..3 {
+                admitted(reserve("alice", "10.0.0.2", t0 + secs(61 + i), &limits));
+            }
+            assert!(matches!(
+                reserve("alice", "10.0.0.2", t0 + secs(70), &limits),
+                Admission::Refused { .. }
+            ));
+            // An abandoned attempt does not count.
+            let carol = admitted(reserve("carol", "10.0.0.3", t0, &limits));
+            store.write(|c| abandon_attempt(c, &carol)).unwrap();
+            for _ in 0..3 {
+                admitted(reserve("carol", "10.0.0.3", t0, &limits));
+            }
+            // Once the window has passed, the pair is admitted again.
+            let later = t0 + time::Duration::minutes(15) + secs(1);
+            admitted(reserve("alice", "10.0.0.1", later, &limits));
+            // Failures found after the credential was accepted count too.
             store
-                .write(|c| record_login_attempt(c, "bob", "10.0.0.1", false, &t(3), &t(0)))
+                .write(|c| record_failure(c, "dave", "10.0.0.4", later))
                 .unwrap();
-            let counts = store
-                .read(|c| recent_login_failures(c, "alice", "10.0.0.1", &t(0)))
-                .unwrap();
-            assert_eq!(counts, (3, 4));
-            // The window: only attempts at or after `since` count.
-            let counts = store
-                .read(|c| recent_login_failures(c, "alice", "10.0.0.2", &t(2)))
-                .unwrap();
-            assert_eq!(counts, (1, 0));
-            // A success clears the account's failures, not the address's.
-            store
-                .write(|c| record_login_attempt(c, "ALICE", "10.0.0.9", true, &t(4), &t(0)))
-                .unwrap();
-            let counts = store
-                .read(|c| recent_login_failures(c, "alice", "10.0.0.1", &t(0)))
-                .unwrap();
-            assert_eq!(counts, (0, 1));
-            // Old attempts are forgotten.
-            store
-                .write(|c| record_login_attempt(c, "carol", "10.0.0.3", false, &t(30), &t(10)))
-                .unwrap();
-            let counts = store
-                .read(|c| recent_login_failures(c, "bob", "10.0.0.1", &t(0)))
-                .unwrap();
-            assert_eq!(counts, (0, 0));
+            for _ in 0..2 {
+                admitted(reserve("dave", "10.0.0.4", later, &limits));
+            }
+            assert!(matches!(
+                reserve("dave", "10.0.0.4", later, &limits),
+                Admission::Refused { .. }
+            ));
+        }
+    }
+
+    /// Concurrent attempts on one pair (threads released together, each
+    /// with its own connection on PostgreSQL) never exceed the limit.
+    #[test]
+    fn concurrent_reservations_cannot_pass_the_limit() {
+        for db in backends() {
+            let store = db.store();
+            let limits = AttemptLimits {
+                max_failures: 3,
+                ..AttemptLimits::default()
+            };
+            let now = time::OffsetDateTime::now_utc();
+            let barrier = std::sync::Barrier::new(16);
+            let admitted = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..16 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        for _ in 0..4 {
+                            let got = store
+                                .write(|c| reserve_attempt(c, "root", "10.9.9.9", now, &limits))
+                                .unwrap();
+                            if matches!(got, Admission::Admitted(_)) {
+                                admitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                        }
+                    });
+                }
+            });
+            assert_eq!(admitted.into_inner(), 3);
+        }
+    }
+
+    /// Many addresses failing at one credential slow down the addresses
+    /// that failed, exponentially, and never a clean address.
+    #[test]
+    fn a_credential_under_attack_slows_dirty_addresses_only() {
+        for db in backends() {
+            let store = db.store();
+            let t0 = time::macros::datetime!(2026-01-01 00:00:00 UTC);
+            let secs = time::Duration::seconds;
+            let limits = AttemptLimits {
+                max_failures: 5,
+                window: time::Duration::minutes(5),
+                slow_after: 2,
+                max_delay: secs(4),
+            };
+            let reserve = |a: &str, at: time::OffsetDateTime| {
+                store
+                    .write(|conn| reserve_attempt(conn, "client", a, at, &limits))
+                    .unwrap()
+            };
+            // Ten addresses, one failure each: each was clean, so admitted.
+            for i in 0..10 {
+                assert!(matches!(
+                    reserve(&format!("a{i}"), t0),
+                    Admission::Admitted(_)
+                ));
+            }
+            // A failed address must now wait: 10 attempts is 8 beyond 2,
+            // so 2^7 s, capped at 4 s.
+            assert_eq!(
+                reserve("a0", t0 + secs(1)),
+                Admission::Refused {
+                    retry_after_secs: 3
+                }
+            );
+            // The real client, from its own clean address, gets in at once.
+            let Admission::Admitted(real) = reserve("entra", t0 + secs(1)) else {
+                panic!("a clean address was refused")
+            };
+            store.write(|c| succeed_attempt(c, &real)).unwrap();
+            // The failed address is slowed, not locked out.
+            assert!(matches!(
+                reserve("a0", t0 + secs(4)),
+                Admission::Admitted(_)
+            ));
+            assert_eq!(
+                reserve("a0", t0 + secs(5)),
+                Admission::Refused {
+                    retry_after_secs: 3
+                }
+            );
+            // One address spraying many credentials is slowed the same way.
+            for i in 0..3 {
+                let c = format!("user{i}");
+                let at = t0 + secs(100 + 4 * i);
+                assert!(matches!(
+                    store
+                        .write(|conn| reserve_attempt(conn, &c, "sprayer", at, &limits))
+                        .unwrap(),
+                    Admission::Admitted(_)
+                ));
+            }
+            assert!(matches!(
+                store
+                    .write(|conn| reserve_attempt(
+                        conn,
+                        "user9",
+                        "sprayer",
+                        t0 + secs(108),
+                        &limits
+                    ))
+                    .unwrap(),
+                Admission::Refused { .. }
+            ));
         }
     }
 }

@@ -150,17 +150,21 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Login attempts, for rate limiting.
+    /// Attempts at a credential (an administrator sign-in, the setup code,
+    /// an OAuth client secret), counted before the secret is checked and
+    /// deleted when it succeeds: every row is a failure or an attempt in
+    /// progress.
     login_attempts (id) {
         /// UUID text.
         id -> Text,
-        /// The username tried, lower-cased.
+        /// The credential tried (`admin:NAME` lower-cased, `setup`,
+        /// `oauth-client:ID`).
         username_ci -> Text,
-        /// The client address.
+        /// The client address (`oauth:ADDRESS` for OAuth clients).
         address -> Text,
         /// When.
         at -> Text,
-        /// Whether the password was right.
+        /// Always false (successes are deleted); kept from the first schema.
         succeeded -> Bool,
     }
 }

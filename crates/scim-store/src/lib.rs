@@ -21,6 +21,7 @@ pub mod groups;
 mod list;
 pub mod oauth;
 mod oauth_schema;
+pub mod password;
 mod read_queue;
 mod schema;
 mod sql;
@@ -42,6 +43,7 @@ pub use groups::{
     replace_members, touch_group, update_group, GroupRecord, GroupRef, Member, MemberRef,
     MemberType,
 };
+pub use password::{PasswordError, PasswordHasher};
 pub use store::{Answer, Store, StoreConfig};
 pub use tokens::{
     authenticate_token, create_token, hash_secret, list_tokens, revoke_token, touch_token,

@@ -270,7 +270,12 @@ fn admin_command(settings: &Settings, cmd: AdminCommand) -> Result<(), Error> {
             };
             // Only the line break is dropped: spaces may be part of a passphrase.
             let password = raw.lines().next().unwrap_or_default();
-            let admin = scim_admin::service::create_admin(&store, &username, password)?;
+            // One hash in a one-shot process: the server's gate is not
+            // involved, but the same code path is.
+            let hasher = scim_store::PasswordHasher::new(1, Duration::from_secs(60));
+            let admin = actix_web::rt::System::new().block_on(
+                scim_admin::service::create_admin(&store, &hasher, &username, password),
+            )?;
             println!("Created administrator {} ({}).", admin.username, admin.id);
             Ok(())
         }
@@ -338,9 +343,22 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
 /// Adds every route of the process: health, readiness, the admin API with
 /// its OpenAPI documents and Swagger UI, the SCIM API and a SCIM-shaped 404
 /// for anything else.
-pub fn configure_app(cfg: &mut web::ServiceConfig, store: &Store, settings: &Settings) {
-    let scim = scim_server::ScimApi::new(store.clone(), settings.scim_config());
-    let admin = scim_admin::AdminApi::new(store.clone(), settings.admin_config());
+///
+/// `hasher` is the process's one Argon2id gate: build it once
+/// ([`Settings::password_hasher`]) and pass it to every worker's app, so
+/// the bound holds for the process.
+pub fn configure_app(
+    cfg: &mut web::ServiceConfig,
+    store: &Store,
+    hasher: &scim_store::PasswordHasher,
+    settings: &Settings,
+) {
+    let mut scim_config = settings.scim_config();
+    scim_config.password_hasher = hasher.clone();
+    let mut admin_config = settings.admin_config();
+    admin_config.password_hasher = hasher.clone();
+    let scim = scim_server::ScimApi::new(store.clone(), scim_config);
+    let admin = scim_admin::AdminApi::new(store.clone(), admin_config);
     let ready_store = store.clone();
     // actix's own body extractors (`Bytes`, used by the console and OAuth
     // forms) get the same size limit as the SCIM and admin JSON readers.
@@ -424,11 +442,13 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
             spawn_purge(store.clone(), interval);
         }
         let app_settings = settings.clone();
+        let hasher = settings.password_hasher();
         actix_web::HttpServer::new(move || {
             let store = store.clone();
             let settings = app_settings.clone();
             let deadline =
                 body_deadline::BodyDeadline::new(settings.body_timeout(), &settings.scim.base_path);
+            let hasher = hasher.clone();
             actix_web::App::new()
                 .wrap(actix_web::middleware::from_fn(
                     move |req, next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
@@ -436,7 +456,7 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
                     },
                 ))
                 .wrap(actix_web::middleware::from_fn(logging::request_log))
-                .configure(move |cfg| configure_app(cfg, &store, &settings))
+                .configure(move |cfg| configure_app(cfg, &store, &hasher, &settings))
         })
         .on_connect(move |connection, data| connection_limit.on_connect(connection, data))
         .client_request_timeout(REQUEST_HEAD_TIMEOUT)

@@ -54,6 +54,10 @@ pub struct ServerSettings {
     pub max_connections_per_address: usize,
     /// Absolute base URL for `meta.location`; empty = from the request.
     pub public_url: String,
+    /// Argon2id password hashes computed at once (0 = one per core).
+    pub password_hash_concurrency: usize,
+    /// Seconds a request waits for a hashing slot before 503.
+    pub password_hash_queue_secs: u64,
 }
 
 /// `[scim]`
@@ -99,10 +103,15 @@ pub struct AuthSettings {
 pub struct AdminSettings {
     /// Seconds a console session lasts.
     pub session_ttl_secs: u64,
-    /// Failed sign-ins allowed per account and per address in the window.
+    /// Failed sign-ins allowed per (account, address) in the window.
     pub login_max_failures: u32,
     /// The rate-limiting window, in seconds.
     pub login_window_secs: u64,
+    /// Attempts per account (all addresses) or per address (all accounts)
+    /// in the window beyond which addresses with failures are slowed down.
+    pub login_slow_after: u32,
+    /// The longest wait imposed by that slow-down, in seconds.
+    pub login_max_delay_secs: u64,
     /// Count sign-in attempts per X-Forwarded-For address (only behind a
     /// proxy that sets it).
     pub trust_forwarded_for: bool,
@@ -121,11 +130,15 @@ pub struct OAuthSettings {
     pub refresh_token_ttl_secs: u64,
     /// Seconds an authorization code lives.
     pub code_ttl_secs: u64,
-    /// Failed token requests allowed per client, and per address, within
-    /// `token_window_secs`; further requests get 429.
+    /// Failed token requests allowed per (client, address) within
+    /// `token_window_secs`; further requests from that address get 429.
     pub token_max_failures: u32,
     /// The token endpoint's rate-limiting window, in seconds.
     pub token_window_secs: u64,
+    /// Like `admin.login_slow_after`, for token requests.
+    pub token_slow_after: u32,
+    /// Like `admin.login_max_delay_secs`, for token requests.
+    pub token_max_delay_secs: u64,
 }
 
 /// `[log]`
@@ -280,8 +293,26 @@ impl Settings {
         if self.admin.login_max_failures == 0 {
             return bad("admin.login_max_failures", "must be at least 1".into());
         }
-        if self.admin.login_window_secs == 0 {
-            return bad("admin.login_window_secs", "must be at least 1".into());
+        if !(1..=86_400).contains(&self.admin.login_window_secs) {
+            return bad(
+                "admin.login_window_secs",
+                "must be between 1 and 86400 (a day)".into(),
+            );
+        }
+        if self.admin.login_slow_after == 0 {
+            return bad("admin.login_slow_after", "must be at least 1".into());
+        }
+        if !(1..=86_400).contains(&self.admin.login_max_delay_secs) {
+            return bad(
+                "admin.login_max_delay_secs",
+                "must be between 1 and 86400 (a day)".into(),
+            );
+        }
+        if self.server.password_hash_queue_secs > 600 {
+            return bad(
+                "server.password_hash_queue_secs",
+                "must be at most 600".into(),
+            );
         }
         if self.admin.setup_code_ttl_secs < 60 {
             return bad("admin.setup_code_ttl_secs", "must be at least 60".into());
@@ -310,8 +341,20 @@ impl Settings {
         if self.oauth.token_max_failures == 0 {
             return bad("oauth.token_max_failures", "must be at least 1".into());
         }
-        if self.oauth.token_window_secs == 0 {
-            return bad("oauth.token_window_secs", "must be at least 1".into());
+        if !(1..=86_400).contains(&self.oauth.token_window_secs) {
+            return bad(
+                "oauth.token_window_secs",
+                "must be between 1 and 86400 (a day)".into(),
+            );
+        }
+        if self.oauth.token_slow_after == 0 {
+            return bad("oauth.token_slow_after", "must be at least 1".into());
+        }
+        if !(1..=86_400).contains(&self.oauth.token_max_delay_secs) {
+            return bad(
+                "oauth.token_max_delay_secs",
+                "must be between 1 and 86400 (a day)".into(),
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return bad(
@@ -358,7 +401,21 @@ impl Settings {
             public_url: (!public.is_empty()).then(|| public.to_string()),
             max_body_bytes: self.server.max_body_bytes,
             token_cache_ttl: Duration::from_secs(self.auth.token_cache_ttl_secs),
+            password_hasher: scim_store::PasswordHasher::default(),
         }
+    }
+
+    /// A new Argon2id gate as configured: build one per process and share
+    /// it between the SCIM API and the admin side (`configure_app`).
+    pub fn password_hasher(&self) -> scim_store::PasswordHasher {
+        let concurrency = match self.server.password_hash_concurrency {
+            0 => scim_store::password::default_concurrency(),
+            n => n,
+        };
+        scim_store::PasswordHasher::new(
+            concurrency,
+            Duration::from_secs(self.server.password_hash_queue_secs),
+        )
     }
 }
 
@@ -368,14 +425,17 @@ impl Settings {
         let secs = |s: u64| time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
         scim_admin::AdminConfig {
             session_ttl: secs(self.admin.session_ttl_secs),
-            login_limits: scim_admin::service::LoginLimits {
+            login_limits: scim_admin::service::AttemptLimits {
                 max_failures: i64::from(self.admin.login_max_failures),
                 window: secs(self.admin.login_window_secs),
+                slow_after: i64::from(self.admin.login_slow_after),
+                max_delay: secs(self.admin.login_max_delay_secs),
             },
             trust_forwarded_for: self.admin.trust_forwarded_for,
             scim_base_path: self.scim.base_path.clone(),
             max_body_bytes: self.server.max_body_bytes,
             oauth: self.oauth_config(),
+            password_hasher: scim_store::PasswordHasher::default(),
         }
     }
 
@@ -387,9 +447,11 @@ impl Settings {
             access_token_ttl: secs(self.oauth.access_token_ttl_secs),
             refresh_token_ttl: secs(self.oauth.refresh_token_ttl_secs),
             code_ttl: secs(self.oauth.code_ttl_secs),
-            token_limits: scim_admin::service::LoginLimits {
+            token_limits: scim_admin::service::AttemptLimits {
                 max_failures: i64::from(self.oauth.token_max_failures),
                 window: secs(self.oauth.token_window_secs),
+                slow_after: i64::from(self.oauth.token_slow_after),
+                max_delay: secs(self.oauth.token_max_delay_secs),
             },
             public_url: (!public.is_empty()).then(|| public.to_string()),
         }
@@ -501,6 +563,26 @@ mod tests {
                 "oauth.refresh_token_ttl_secs",
             ),
             ("SCIMD__OAUTH__CODE_TTL_SECS", "3600", "oauth.code_ttl_secs"),
+            (
+                "SCIMD__ADMIN__LOGIN_WINDOW_SECS",
+                "100000",
+                "admin.login_window_secs",
+            ),
+            (
+                "SCIMD__ADMIN__LOGIN_SLOW_AFTER",
+                "0",
+                "admin.login_slow_after",
+            ),
+            (
+                "SCIMD__OAUTH__TOKEN_MAX_DELAY_SECS",
+                "0",
+                "oauth.token_max_delay_secs",
+            ),
+            (
+                "SCIMD__SERVER__PASSWORD_HASH_QUEUE_SECS",
+                "3600",
+                "server.password_hash_queue_secs",
+            ),
         ];
         for (key, value, named) in cases {
             let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err();

@@ -232,6 +232,63 @@ pub fn check_csrf(session: &ConsoleSession, given: &str) -> bool {
     !given.is_empty() && bool::from(given.as_bytes().ct_eq(session.csrf_token.as_bytes()))
 }
 
+/// The pre-session cookie behind the sign-in and setup forms' CSRF token.
+pub const LOGIN_CSRF_COOKIE: &str = "scimd_login_csrf";
+
+/// The CSRF token of the sign-in and setup forms, which no session backs
+/// yet (login CSRF: a cross-site form must not sign the browser in to an
+/// account of the attacker's choosing). Double-submit (OWASP CSRF cheat
+/// sheet): a random value in an `HttpOnly`, `SameSite=Strict` cookie, and
+/// the same value in the form's hidden `csrf` field; a cross-site page can
+/// neither read the cookie nor make the browser send it. Returns the
+/// request's token when it carries a well-formed one, else a new one with
+/// the cookie to set.
+pub fn login_csrf(req: &HttpRequest) -> (String, Option<actix_web::cookie::Cookie<'static>>) {
+    if let Some(token) = login_csrf_cookie(req) {
+        return (token, None);
+    }
+    let token = scim_store::admin::random_secret();
+    let https = req.connection_info().scheme().eq_ignore_ascii_case("https");
+    let cookie = actix_web::cookie::Cookie::build(LOGIN_CSRF_COOKIE, token.clone())
+        .path(CONSOLE_BASE)
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .secure(https)
+        .finish();
+    (token, Some(cookie))
+}
+
+fn login_csrf_cookie(req: &HttpRequest) -> Option<String> {
+    let value = req.cookie(LOGIN_CSRF_COOKIE)?.value().to_owned();
+    let well_formed = value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed.then_some(value)
+}
+
+/// Whether a sign-in or setup form's `csrf` field is the cookie's token
+/// (constant time).
+pub fn check_login_csrf(req: &HttpRequest, form: &Form) -> bool {
+    let given = form.text("csrf");
+    login_csrf_cookie(req).is_some_and(|token| {
+        !given.is_empty() && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+    })
+}
+
+/// `resp` with `cookie` set, if any.
+pub fn with_cookie(
+    mut resp: HttpResponse,
+    cookie: Option<actix_web::cookie::Cookie<'static>>,
+) -> HttpResponse {
+    if let Some(c) = cookie {
+        if let Err(e) = resp.add_cookie(&c) {
+            tracing::error!(error = %e, "could not set a console cookie");
+        }
+    }
+    resp
+}
+
 /// An `application/x-www-form-urlencoded` body (or query string), keeping
 /// repeated names (checkboxes) in order.
 #[derive(Debug, Clone, Default)]

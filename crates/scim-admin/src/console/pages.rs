@@ -8,8 +8,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{
-    blocking, check_csrf, csrf_failed, error_page, render, render_status, require_session,
-    safe_next, see_other, Chrome, ConsoleSession, FieldMessages, Form,
+    blocking, check_csrf, check_login_csrf, csrf_failed, error_page, login_csrf, render,
+    render_status, require_session, safe_next, see_other, with_cookie, Chrome, ConsoleSession,
+    FieldMessages, Form,
 };
 use crate::api::session_cookie;
 use crate::error::AdminError;
@@ -97,16 +98,40 @@ struct SetupPage {
     errors: FieldMessages,
 }
 
-async fn setup_form(api: web::Data<AdminApi>) -> HttpResponse {
+/// The frame of the sign-in and setup pages, with their CSRF token, and
+/// the cookie to set with it (see [`login_csrf`]).
+fn signed_out_chrome(
+    req: &HttpRequest,
+    active: &'static str,
+) -> (Chrome, Option<actix_web::cookie::Cookie<'static>>) {
+    let (csrf, cookie) = login_csrf(req);
+    (
+        Chrome {
+            csrf,
+            ..Chrome::signed_out(active)
+        },
+        cookie,
+    )
+}
+
+/// What a sign-in or setup form without the cookie's token gets (403).
+const LOGIN_CSRF_FAILED: &str =
+    "This form has expired or was not sent from this site; please try again.";
+
+async fn setup_form(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let store = api.store().clone();
     if !ok_or_page!(blocking(move || service::setup_required(&store)).await) {
         return see_other("/admin/login");
     }
-    render(&SetupPage {
-        chrome: Chrome::signed_out("setup"),
-        username: String::new(),
-        errors: FieldMessages::none(),
-    })
+    let (chrome, cookie) = signed_out_chrome(&req, "setup");
+    with_cookie(
+        render(&SetupPage {
+            chrome,
+            username: String::new(),
+            errors: FieldMessages::none(),
+        }),
+        cookie,
+    )
 }
 
 async fn setup_submit(
@@ -119,15 +144,26 @@ async fn setup_submit(
     let password = form.text("password").to_owned();
     let again = form.text("password_confirm");
     let page = |errors: FieldMessages, status: StatusCode, username: String| {
-        render_status(
-            status,
-            &SetupPage {
-                chrome: Chrome::signed_out("setup"),
-                username,
-                errors,
-            },
+        let (chrome, cookie) = signed_out_chrome(&req, "setup");
+        with_cookie(
+            render_status(
+                status,
+                &SetupPage {
+                    chrome,
+                    username,
+                    errors,
+                },
+            ),
+            cookie,
         )
     };
+    if !check_login_csrf(&req, &form) {
+        return page(
+            FieldMessages::general(LOGIN_CSRF_FAILED.to_owned()),
+            StatusCode::FORBIDDEN,
+            username,
+        );
+    }
     if password != again {
         let errors = FieldMessages::from_error(&AdminError::field(
             "password_confirm",
@@ -140,15 +176,12 @@ async fn setup_submit(
         username: username.clone(),
         password: password.clone(),
     };
-    let store = api.store().clone();
-    let address = api.client_address(&req);
-    let limits = api.config().login_limits;
     let ttl = api.config().session_ttl;
-    let result = blocking(move || {
-        service::guarded_setup(&store, &request, &address, limits)?;
-        service::login(&store, &request.username, &password, &address, limits, ttl)
-    })
-    .await;
+    let guard = api.sign_in_guard(&req);
+    let result = match service::guarded_setup(&guard, &request).await {
+        Ok(_) => service::login(&guard, &request.username, &password, ttl).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok((_, session_id)) => {
             let mut resp = see_other("/admin/sync?done=setup");
@@ -189,12 +222,16 @@ async fn login_form(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse 
     }
     let q = Form::query(&req);
     let next = q.get("next").filter(|n| safe_next(n)).unwrap_or("");
-    render(&LoginPage {
-        chrome: Chrome::signed_out("login").with_notice(notice(&req)),
-        username: String::new(),
-        next: next.to_owned(),
-        errors: FieldMessages::none(),
-    })
+    let (chrome, cookie) = signed_out_chrome(&req, "login");
+    with_cookie(
+        render(&LoginPage {
+            chrome: chrome.with_notice(notice(&req)),
+            username: String::new(),
+            next: next.to_owned(),
+            errors: FieldMessages::none(),
+        }),
+        cookie,
+    )
 }
 
 async fn login_submit(
@@ -210,13 +247,31 @@ async fn login_submit(
         .filter(|n| safe_next(n))
         .unwrap_or("")
         .to_owned();
-    let store = api.store().clone();
-    let address = api.client_address(&req);
-    let limits = api.config().login_limits;
+    let page = |status: StatusCode, message: String, username: String, next: String| {
+        let (chrome, cookie) = signed_out_chrome(&req, "login");
+        with_cookie(
+            render_status(
+                status,
+                &LoginPage {
+                    chrome,
+                    username,
+                    next,
+                    errors: FieldMessages::general(message),
+                },
+            ),
+            cookie,
+        )
+    };
+    if !check_login_csrf(&req, &form) {
+        return page(
+            StatusCode::FORBIDDEN,
+            LOGIN_CSRF_FAILED.to_owned(),
+            username,
+            next,
+        );
+    }
     let ttl = api.config().session_ttl;
-    let user = username.clone();
-    let result =
-        blocking(move || service::login(&store, &user, &password, &address, limits, ttl)).await;
+    let result = service::login(&api.sign_in_guard(&req), &username, &password, ttl).await;
     match result {
         Ok((_, session_id)) => {
             let to = if next.is_empty() {
@@ -231,17 +286,13 @@ async fn login_submit(
             }
             resp
         }
-        Err(err @ (AdminError::Unauthorized(_) | AdminError::TooManyRequests { .. })) => {
+        Err(
+            err @ (AdminError::Unauthorized(_)
+            | AdminError::TooManyRequests { .. }
+            | AdminError::Busy { .. }),
+        ) => {
             let status = actix_web::ResponseError::status_code(&err);
-            render_status(
-                status,
-                &LoginPage {
-                    chrome: Chrome::signed_out("login"),
-                    username,
-                    next,
-                    errors: FieldMessages::general(capitalize(&err.to_string())),
-                },
-            )
+            page(status, capitalize(&err.to_string()), username, next)
         }
         Err(err) => error_page(&err),
     }

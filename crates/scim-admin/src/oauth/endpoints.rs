@@ -427,7 +427,7 @@ fn too_many(retry_after_secs: u64) -> HttpResponse {
         .insert_header((header::RETRY_AFTER, retry_after_secs.to_string()))
         .json(serde_json::json!({
             "error": "invalid_request",
-            "error_description": format!("too many failed requests for this client or from this address; retry in {retry_after_secs} seconds"),
+            "error_description": format!("too many failed requests for this client from this address; retry in {retry_after_secs} seconds"),
         }))
 }
 
@@ -560,30 +560,21 @@ async fn authenticated_client(
         return Err(oauth_error("invalid_request", &format!("{p} is repeated")));
     }
     let (client_id, secret) = client_credentials(req, &form).map_err(|e| *e)?;
-    let address = api.client_address(req);
-    let limits = api.config().oauth.token_limits;
-    let keep = std::cmp::max(limits.window, api.config().login_limits.window);
-    let store = api.store().clone();
-    let (id, addr) = (client_id.clone(), address.clone());
-    let checked = web::block(move || -> Result<Option<ClientRecord>, AdminError> {
-        service::check_token_rate(&store, &id, &addr, limits)?;
-        let client = store.read(|c| store::authenticate_client(c, &id, &secret))?;
-        if client.is_none() {
-            service::record_token_failure(&store, &id, &addr, keep)?;
-        }
-        Ok(client)
-    })
-    .await;
-    match checked {
-        Ok(Ok(Some(client))) => Ok((form, client)),
-        Ok(Ok(None)) => Err(oauth_error(
+    let guard = crate::service::Guard {
+        store: api.store().clone(),
+        hasher: api.config().password_hasher.clone(),
+        address: service::address_key(&api.client_address(req)),
+        limits: api.config().oauth.token_limits,
+        now: time::OffsetDateTime::now_utc(),
+    };
+    match service::authenticate_client(&guard, &client_id, &secret).await {
+        Ok(Some(client)) => Ok((form, client)),
+        Ok(None) => Err(oauth_error(
             "invalid_client",
             "unknown client or wrong client secret",
         )),
-        Ok(Err(AdminError::TooManyRequests { retry_after_secs })) => {
-            Err(too_many(retry_after_secs))
-        }
-        Ok(Err(_)) | Err(_) => Err(unavailable()),
+        Err(AdminError::TooManyRequests { retry_after_secs }) => Err(too_many(retry_after_secs)),
+        Err(_) => Err(unavailable()),
     }
 }
 
@@ -641,8 +632,7 @@ async fn token(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> 
     };
     let store = api.store().clone();
     let client_id = client.id.clone();
-    let address = api.client_address(&req);
-    let keep = std::cmp::max(config.token_limits.window, api.config().login_limits.window);
+    let address = service::address_key(&api.client_address(&req));
     let result = web::block(move || -> Result<_, AdminError> {
         let now = time::OffsetDateTime::now_utc();
         let outcome = store.write(|c| {
@@ -671,7 +661,7 @@ async fn token(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> 
             Ok(outcome)
         })?;
         if outcome.is_err() {
-            service::record_token_failure(&store, &client_id, &address, keep)?;
+            service::record_token_failure(&store, &client_id, &address, now)?;
         }
         Ok(outcome)
     })

@@ -28,7 +28,7 @@ use actix_web::web;
 
 pub use scim_store::oauth::pkce_s256;
 
-use crate::service::LoginLimits;
+use crate::service::AttemptLimits;
 
 /// Settings of the authorization server.
 #[derive(Debug, Clone)]
@@ -39,8 +39,9 @@ pub struct OAuthConfig {
     pub refresh_token_ttl: time::Duration,
     /// Authorization code lifetime.
     pub code_ttl: time::Duration,
-    /// Failed token requests allowed per client and per address in a window.
-    pub token_limits: LoginLimits,
+    /// Limits on token requests per (client, address): wrong secrets,
+    /// invalid codes and refresh tokens count.
+    pub token_limits: AttemptLimits,
     /// The issuer's absolute base URL (`server.public_url`); `None` uses
     /// each request's scheme and host.
     pub public_url: Option<String>,
@@ -52,9 +53,11 @@ impl Default for OAuthConfig {
             access_token_ttl: time::Duration::hours(1),
             refresh_token_ttl: time::Duration::days(90),
             code_ttl: time::Duration::seconds(60),
-            token_limits: LoginLimits {
+            token_limits: AttemptLimits {
                 max_failures: 10,
                 window: time::Duration::minutes(5),
+                slow_after: 20,
+                max_delay: time::Duration::minutes(1),
             },
             public_url: None,
         }

@@ -2,11 +2,13 @@
 //! registration, rotation and deletion, grants, and the token endpoint's
 //! rate limiting.
 
+use actix_web::web;
+use scim_store::admin::Admission;
 use scim_store::{admin, oauth, Store};
 
 use super::model::{ClientView, CreateClientRequest, CreatedClient, GrantView};
 use crate::error::{AdminError, FieldError};
-use crate::service::LoginLimits;
+use crate::service::Guard;
 
 /// The one scope: SCIM provisioning (the whole SCIM API).
 pub const SCOPE_SCIM: &str = "scim";
@@ -226,53 +228,57 @@ fn account(client_id: &str) -> String {
     format!("oauth-client:{id}")
 }
 
-fn address_key(address: &str) -> String {
+/// The address key of token requests: apart from administrators' sign-in,
+/// so a client's failures never slow an administrator down.
+pub fn address_key(address: &str) -> String {
     format!("oauth:{address}")
 }
 
-/// `Err(TooManyRequests)` when client `client_id` or `address` had
-/// `limits.max_failures` failed token requests within `limits.window`.
-/// Failures are kept in the login limiter's table (shared by replicas),
-/// under keys of their own, so they never lock an administrator out.
-pub fn check_token_rate(
-    store: &Store,
+/// Authenticates client `client_id` with `secret` (RFC 6749 §2.3.1),
+/// limited per (client, address): the attempt is counted before the
+/// secret is compared, 429 when the limits refuse it. `None` for an
+/// unknown client or a wrong secret. `guard.address` is the
+/// [`address_key`].
+pub async fn authenticate_client(
+    guard: &Guard,
     client_id: &str,
-    address: &str,
-    limits: LoginLimits,
-) -> Result<(), AdminError> {
-    let since = scim_core::datetime::format(time::OffsetDateTime::now_utc() - limits.window);
-    let (by_client, by_address) = store.read(|c| {
-        admin::recent_login_failures(c, &account(client_id), &address_key(address), &since)
-    })?;
-    if by_client >= limits.max_failures || by_address >= limits.max_failures {
-        return Err(AdminError::TooManyRequests {
-            retry_after_secs: limits.window.whole_seconds().max(1).unsigned_abs(),
-        });
-    }
-    Ok(())
+    secret: &str,
+) -> Result<Option<oauth::ClientRecord>, AdminError> {
+    let (credential, address, limits, now) = (
+        account(client_id),
+        guard.address.clone(),
+        guard.limits,
+        guard.now,
+    );
+    let (id, secret) = (client_id.to_owned(), secret.to_owned());
+    let store = guard.store.clone();
+    web::block(move || -> Result<_, AdminError> {
+        let admission =
+            store.write(|c| admin::reserve_attempt(c, &credential, &address, now, &limits))?;
+        let attempt = match admission {
+            Admission::Admitted(attempt) => attempt,
+            Admission::Refused { retry_after_secs } => {
+                return Err(AdminError::TooManyRequests { retry_after_secs })
+            }
+        };
+        let client = store.read(|c| oauth::authenticate_client(c, &id, &secret))?;
+        if client.is_some() {
+            store.write(|c| admin::succeed_attempt(c, &attempt))?;
+        }
+        Ok(client)
+    })
+    .await?
 }
 
-/// Records a failed token request (wrong client credentials, or an
-/// invalid code or refresh token). `keep` is how long attempts are kept
-/// (the longest window of the login and token limiters).
+/// Counts a failed token request of an authenticated client (an invalid
+/// code or refresh token) against (client, `address_key`).
 pub fn record_token_failure(
     store: &Store,
     client_id: &str,
-    address: &str,
-    keep: time::Duration,
+    address_key: &str,
+    now: time::OffsetDateTime,
 ) -> Result<(), AdminError> {
-    let now = time::OffsetDateTime::now_utc();
-    let forget_before = scim_core::datetime::format(now - keep);
-    store.write(|c| {
-        admin::record_login_attempt(
-            c,
-            &account(client_id),
-            &address_key(address),
-            false,
-            &scim_core::datetime::format(now),
-            &forget_before,
-        )
-    })?;
+    store.write(|c| admin::record_failure(c, &account(client_id), address_key, now))?;
     Ok(())
 }
 
@@ -359,35 +365,77 @@ mod tests {
         }
     }
 
-    #[test]
-    fn token_failures_are_limited_per_client_and_address() {
+    /// Ten wrong client secrets from ten addresses do not stop the real
+    /// client, from its own address, with the right secret.
+    #[actix_web::test]
+    async fn wrong_secrets_from_many_addresses_do_not_lock_the_client_out() {
         for db in backends() {
             let store = db.store();
-            let limits = LoginLimits {
-                max_failures: 2,
-                window: time::Duration::minutes(5),
+            let created = create_client(
+                store,
+                "admin:root",
+                &CreateClientRequest {
+                    name: "Entra ID".into(),
+                    redirect_uris: vec!["https://portal.azure.com/TokenAuthorize".into()],
+                    scopes: None,
+                },
+            )
+            .unwrap();
+            let id = created.client.client_id.clone();
+            let t0 = time::macros::datetime!(2026-01-01 00:00:00 UTC);
+            let g = |address: &str, at: i64| Guard {
+                store: store.clone(),
+                hasher: scim_store::PasswordHasher::default(),
+                address: address_key(address),
+                limits: crate::service::AttemptLimits {
+                    max_failures: 2,
+                    window: time::Duration::minutes(5),
+                    slow_after: 5,
+                    max_delay: time::Duration::minutes(1),
+                },
+                now: t0 + time::Duration::seconds(at),
             };
-            let keep = time::Duration::minutes(15);
-            check_token_rate(store, "c1", "a1", limits).unwrap();
-            record_token_failure(store, "c1", "a1", keep).unwrap();
-            record_token_failure(store, "c1", "a2", keep).unwrap();
-            // The client is limited from anywhere…
+            for i in 0..10 {
+                let got = authenticate_client(&g(&format!("203.0.113.{i}"), 0), &id, "wrong")
+                    .await
+                    .unwrap();
+                assert_eq!(got, None);
+            }
+            // The attackers' addresses are slowed…
             assert!(matches!(
-                check_token_rate(store, "c1", "a3", limits),
+                authenticate_client(&g("203.0.113.1", 1), &id, "wrong").await,
+                Err(AdminError::TooManyRequests { .. })
+            ));
+            // …the real client from its own address is not.
+            let got = authenticate_client(&g("192.0.2.10", 1), &id, &created.client_secret)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.id, id);
+            // A pair that failed twice is refused, whoever else fails.
+            record_token_failure(store, &id, &address_key("192.0.2.20"), t0).unwrap();
+            record_token_failure(store, &id, &address_key("192.0.2.20"), t0).unwrap();
+            assert!(matches!(
+                authenticate_client(&g("192.0.2.20", 600), &id, &created.client_secret).await,
+                Ok(Some(_))
+            ));
+            record_token_failure(store, &id, &address_key("192.0.2.30"), t0).unwrap();
+            record_token_failure(store, &id, &address_key("192.0.2.30"), t0).unwrap();
+            assert!(matches!(
+                authenticate_client(&g("192.0.2.30", 1), &id, &created.client_secret).await,
                 Err(AdminError::TooManyRequests {
-                    retry_after_secs: 300
+                    retry_after_secs: 299
                 })
             ));
-            check_token_rate(store, "c2", "a3", limits).unwrap();
-            record_token_failure(store, "c2", "a3", keep).unwrap();
-            record_token_failure(store, "c3", "a3", keep).unwrap();
-            // …and the address for every client.
-            assert!(check_token_rate(store, "c4", "a3", limits).is_err());
             // Administrators' sign-in from the same address is not affected.
-            let (_, by_address) = store
-                .read(|c| admin::recent_login_failures(c, "root", "a3", "2000-01-01T00:00:00Z"))
-                .unwrap();
-            assert_eq!(by_address, 0);
+            let admin = crate::service::Guard {
+                address: "203.0.113.1".into(),
+                ..g("x", 1)
+            };
+            assert!(matches!(
+                crate::service::login(&admin, "root", "x", time::Duration::hours(1)).await,
+                Err(AdminError::Unauthorized(_))
+            ));
         }
     }
 }

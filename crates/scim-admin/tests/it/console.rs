@@ -7,7 +7,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::test;
 use scim_store::testing::backends;
 
-use super::{TestApp, PASSWORD, PEM};
+use scim_admin::console::LOGIN_CSRF_COOKIE;
+
+use super::{create_root, TestApp, PASSWORD, PEM};
 
 struct Page {
     status: StatusCode,
@@ -48,12 +50,23 @@ async fn request(
     cookie: Option<&str>,
     form: Option<&str>,
 ) -> Page {
+    let header = cookie.map(|c| format!("scimd_admin_session={c}"));
+    request_with_cookies(app, method, path, header, form).await
+}
+
+async fn request_with_cookies(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    cookie_header: Option<String>,
+    form: Option<&str>,
+) -> Page {
     let mut req = test::TestRequest::default()
         .method(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap())
         .uri(path)
         .peer_addr("192.0.2.7:40000".parse().unwrap());
-    if let Some(c) = cookie {
-        req = req.insert_header((header::COOKIE, format!("scimd_admin_session={c}")));
+    if let Some(c) = cookie_header {
+        req = req.insert_header((header::COOKIE, c));
     }
     if let Some(body) = form {
         req = req
@@ -80,17 +93,41 @@ async fn post(app: &TestApp, path: &str, cookie: Option<&str>, form: &str) -> Pa
     request(app, "POST", path, cookie, Some(form)).await
 }
 
+/// Posts the sign-in (or setup) form as a browser does after showing it:
+/// with the pre-session CSRF cookie the form page set, and its token in
+/// the `csrf` field.
+async fn post_form(app: &TestApp, path: &str, form: &str) -> Page {
+    let shown = get(app, path, None).await;
+    assert_eq!(shown.status, 200, "{}", shown.html);
+    let token = shown.csrf();
+    let set = shown.set_cookie().unwrap();
+    assert!(
+        set.starts_with(&format!("{LOGIN_CSRF_COOKIE}={token}"))
+            && set.contains("HttpOnly")
+            && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = format!("{LOGIN_CSRF_COOKIE}={token}");
+    request_with_cookies(
+        app,
+        "POST",
+        path,
+        Some(cookie),
+        Some(&format!("{form}&csrf={token}")),
+    )
+    .await
+}
+
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Signs in through the login form; returns the cookie value.
 async fn sign_in(app: &TestApp) -> String {
-    scim_admin::service::create_admin(app.db.store(), "root", PASSWORD).unwrap();
-    let page = post(
+    create_root(app).await;
+    let page = post_form(
         app,
         "/admin/login",
-        None,
         &format!("username=root&password={}", enc(PASSWORD)),
     )
     .await;
@@ -125,7 +162,7 @@ async fn pages_lead_to_setup_then_sign_in_and_carry_security_headers() {
         assert_eq!(page.headers.get("x-frame-options").unwrap(), "DENY");
         assert_eq!(page.headers.get("cache-control").unwrap(), "no-store");
 
-        scim_admin::service::create_admin(app.db.store(), "root", PASSWORD).unwrap();
+        create_root(&app).await;
         // Setup is closed once an administrator exists.
         let page = get(&app, "/admin/setup", None).await;
         assert_eq!(page.location(), "/admin/login");
@@ -180,10 +217,36 @@ async fn pages_lead_to_setup_then_sign_in_and_carry_security_headers() {
 }
 
 #[actix_web::test]
+async fn the_setup_form_needs_its_pre_session_csrf_token() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let code = scim_admin::service::issue_setup_code(app.db.store(), time::Duration::hours(1))
+            .unwrap()
+            .unwrap();
+        let form = format!(
+            "code={}&username=first&password={p}&password_confirm={p}",
+            enc(&code),
+            p = enc(PASSWORD)
+        );
+        let page = post(&app, "/admin/setup", None, &form).await;
+        assert_eq!(page.status, 403, "{}", page.html);
+        assert!(scim_admin::service::setup_required(app.db.store()).unwrap());
+        let page = post_form(&app, "/admin/setup", &form).await;
+        assert_eq!(page.status, 303, "{}", page.html);
+        assert_eq!(page.location(), "/admin/sync?done=setup");
+        assert!(page
+            .set_cookie()
+            .unwrap()
+            .starts_with("scimd_admin_session="));
+        assert!(!scim_admin::service::setup_required(app.db.store()).unwrap());
+    }
+}
+
+#[actix_web::test]
 async fn sign_in_returns_to_a_local_page_only_and_sets_a_strict_cookie() {
     for db in backends() {
         let app = TestApp::new(db);
-        scim_admin::service::create_admin(app.db.store(), "root", PASSWORD).unwrap();
+        create_root(&app).await;
         let page = get(
             &app,
             "/admin/login?next=%2Foauth%2Fauthorize%3Fclient_id%3Dx",
@@ -199,10 +262,9 @@ async fn sign_in_returns_to_a_local_page_only_and_sets_a_strict_cookie() {
         let page = get(&app, "/admin/login?next=%2F%2Fevil.example%2F", None).await;
         assert!(page.html.contains(r#"name="next" value="""#));
 
-        let page = post(
+        let page = post_form(
             &app,
             "/admin/login",
-            None,
             "username=root&password=wrong-password&next=%2Fadmin%2Fusers",
         )
         .await;
@@ -213,6 +275,32 @@ async fn sign_in_returns_to_a_local_page_only_and_sets_a_strict_cookie() {
             "the next page is kept"
         );
         assert!(page.set_cookie().is_none());
+        // Without the pre-session CSRF cookie and field (login CSRF), the
+        // form is refused before the password is checked.
+        let page = post(
+            &app,
+            "/admin/login",
+            None,
+            &format!("username=root&password={}", enc(PASSWORD)),
+        )
+        .await;
+        assert_eq!(page.status, 403, "{}", page.html);
+        assert!(page.html.contains("expired or was not sent from this site"));
+        let token = page.csrf();
+        let forged = request_with_cookies(
+            &app,
+            "POST",
+            "/admin/login",
+            Some(format!("{LOGIN_CSRF_COOKIE}={token}")),
+            Some(&format!(
+                "username=root&password={}&csrf={}",
+                enc(PASSWORD),
+                "A".repeat(43)
+            )),
+        )
+        .await;
+        assert_eq!(forged.status, 403);
+        assert!(forged.set_cookie().is_none(), "no session");
 
         for (next, to) in [
             ("%2Fadmin%2Fusers%3Fq%3Da", "/admin/users?q=a"),
@@ -220,10 +308,9 @@ async fn sign_in_returns_to_a_local_page_only_and_sets_a_strict_cookie() {
             ("https%3A%2F%2Fevil.example%2F", "/admin/sync"),
             ("%2F%5Cevil.example", "/admin/sync"),
         ] {
-            let page = post(
+            let page = post_form(
                 &app,
                 "/admin/login",
-                None,
                 &format!("username=root&password={}&next={next}", enc(PASSWORD)),
             )
             .await;

@@ -6,6 +6,7 @@ mod discovery;
 mod entra;
 mod groups;
 mod hostile_strings;
+mod passwords;
 mod search;
 mod settings;
 mod sync_gate;

@@ -31,27 +31,29 @@ struct Server {
 
 impl Server {
     fn start(db: &TestDb) -> Server {
-        Server::start_with(db, 100)
+        Server::start_with(db, |s| s.oauth.token_max_failures = 100)
     }
 
-    fn start_with(db: &TestDb, token_max_failures: u32) -> Server {
+    fn start_with(db: &TestDb, tweak: impl FnOnce(&mut scimd::settings::Settings)) -> Server {
         let env = vec![("SCIMD__DATABASE__URL".to_string(), db.url().to_string())];
         let mut settings = scimd::settings::Settings::load_from(None, env).unwrap();
         settings.oauth.access_token_ttl_secs = ACCESS_TTL;
         settings.oauth.code_ttl_secs = CODE_TTL;
-        settings.oauth.token_max_failures = token_max_failures;
+        tweak(&mut settings);
         settings.auth.token_cache_ttl_secs = CACHE_TTL.as_secs();
         let store = db.store().clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = std::sync::mpsc::channel();
+        let hasher = settings.password_hasher();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let server = actix_web::HttpServer::new(move || {
                     let (store, settings) = (store.clone(), settings.clone());
+                    let hasher = hasher.clone();
                     actix_web::App::new()
                         .wrap(actix_web::middleware::from_fn(scimd::logging::request_log))
-                        .configure(move |cfg| scimd::configure_app(cfg, &store, &settings))
+                        .configure(move |cfg| scimd::configure_app(cfg, &store, &hasher, &settings))
                 })
                 .workers(2)
                 .listen(listener)
@@ -369,7 +371,14 @@ fn entra_authorize_connection_end_to_end() {
         store
             .write(|c| scim_store::sync::enable_sync(c, "tests", &[]))
             .unwrap();
-        scim_admin::service::create_admin(store, "root", PASSWORD).unwrap();
+        actix_web::rt::System::new()
+            .block_on(scim_admin::service::create_admin(
+                store,
+                &scim_store::PasswordHasher::default(),
+                "root",
+                PASSWORD,
+            ))
+            .unwrap();
         let server = Server::start(&db);
 
         // Metadata (RFC 8414).
@@ -429,14 +438,28 @@ fn entra_authorize_connection_end_to_end() {
         assert!(to_login.starts_with("/admin/login?next="), "{to_login}");
         let next = param(&to_login, "next").unwrap();
         assert_eq!(next, path);
-        assert_eq!(server.get(&to_login, &[]).status, 200);
+        let form = server.get(&to_login, &[]);
+        assert_eq!(form.status, 200);
+        // The sign-in form's pre-session CSRF token, in its cookie and field.
+        let csrf_cookie = form
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let csrf = csrf_cookie.split_once('=').unwrap().1.to_string();
+        assert!(form
+            .body
+            .contains(&format!(r#"name="csrf" value="{csrf}""#)));
         let signed_in = server.form(
             "/admin/login",
-            &[],
+            &[("Cookie", &csrf_cookie)],
             &[
                 ("username", "root"),
                 ("password", PASSWORD),
                 ("next", &next),
+                ("csrf", &csrf),
             ],
         );
         assert_eq!(signed_in.status, 303, "{}", signed_in.body);
@@ -699,9 +722,9 @@ fn entra_authorize_connection_end_to_end() {
     }
 }
 
-/// The token endpoint is rate-limited per client and per address: after
-/// `oauth.token_max_failures` failures, even the right secret gets 429
-/// with `Retry-After` until the window passes.
+/// The token endpoint is rate-limited per (client, address): after
+/// `oauth.token_max_failures` failures from one address, even the right
+/// secret from there gets 429 with `Retry-After` until the window passes.
 #[test]
 fn the_token_endpoint_is_rate_limited() {
     for db in backends() {
@@ -716,7 +739,7 @@ fn the_token_endpoint_is_rate_limited() {
         )
         .unwrap();
         let id = created.client.client_id.clone();
-        let server = Server::start_with(&db, 3);
+        let server = Server::start_with(&db, |s| s.oauth.token_max_failures = 3);
         let grant = [
             ("grant_type", "authorization_code"),
             ("code", "no-such-code"),
@@ -739,5 +762,71 @@ fn the_token_endpoint_is_rate_limited() {
         assert_eq!(res.status, 429, "{}", res.body);
         assert!(res.header("retry-after").is_some());
         assert_eq!(res.header("cache-control"), Some("no-store"));
+    }
+}
+
+/// With `trust_forwarded_for`, wrong client secrets from ten addresses do
+/// not stop the real client (Entra's provisioning) from its own address:
+/// limits key on (client, address), and the many-address attack only
+/// slows the addresses that failed.
+#[test]
+fn wrong_secrets_from_other_addresses_never_lock_the_client_out() {
+    for db in backends() {
+        let created = scim_admin::oauth::service::create_client(
+            db.store(),
+            "tests",
+            &scim_admin::oauth::model::CreateClientRequest {
+                name: "Entra".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                scopes: None,
+            },
+        )
+        .unwrap();
+        let id = created.client.client_id.clone();
+        let server = Server::start_with(&db, |s| {
+            s.admin.trust_forwarded_for = true;
+            s.oauth.token_max_failures = 3;
+            s.oauth.token_slow_after = 5;
+        });
+        let grant = [
+            ("grant_type", "authorization_code"),
+            ("code", "no-such-code"),
+            ("redirect_uri", REDIRECT),
+        ];
+        for i in 0..10 {
+            let from = format!("203.0.113.{i}");
+            let res = server.form(
+                "/oauth/token",
+                &[
+                    ("Authorization", &basic(&id, "wrong")),
+                    ("X-Forwarded-For", &from),
+                ],
+                &grant,
+            );
+            assert_eq!(res.status, 401, "{}", res.body);
+        }
+        // An attacking address is slowed down…
+        let res = server.form(
+            "/oauth/token",
+            &[
+                ("Authorization", &basic(&id, "wrong")),
+                ("X-Forwarded-For", "203.0.113.1"),
+            ],
+            &grant,
+        );
+        assert_eq!(res.status, 429, "{}", res.body);
+        assert!(res.header("retry-after").is_some());
+        // …the real client, from its own address, is authenticated (its
+        // made-up code is then refused as a code, not as a client).
+        let res = server.form(
+            "/oauth/token",
+            &[
+                ("Authorization", &basic(&id, &created.client_secret)),
+                ("X-Forwarded-For", "192.0.2.50"),
+            ],
+            &grant,
+        );
+        assert_eq!(res.status, 400, "{}", res.body);
+        assert_eq!(res.json()["error"], "invalid_grant");
     }
 }
