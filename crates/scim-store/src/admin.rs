@@ -102,6 +102,11 @@ pub fn find_admin_credentials(
     conn: &mut DbConnection,
     username: &str,
 ) -> Result<Option<(AdminRecord, String)>, StoreError> {
+    // No administrator's name holds NUL (usernames are checked when
+    // created), and PostgreSQL refuses it in any text parameter.
+    if username.contains('\0') {
+        return Ok(None);
+    }
     Ok(admins::table
         .filter(admins::username_ci.eq(username.to_lowercase()))
         .select((AdminRecord::as_select(), admins::password_hash))
@@ -272,6 +277,7 @@ pub fn list_admin_tokens(conn: &mut DbConnection) -> Result<Vec<AdminTokenInfo>,
 
 /// Revokes an admin API token; again is a no-op; unknown id → `NotFound`.
 pub fn revoke_admin_token(conn: &mut DbConnection, id: &str) -> Result<(), StoreError> {
+    crate::error::known_id(id)?;
     let now = scim_core::datetime::now();
     let updated = diesel::update(
         admin_tokens::table
@@ -431,6 +437,25 @@ pub enum Admission {
     },
 }
 
+/// Longest credential or address key stored as it is in `login_attempts`.
+const MAX_ATTEMPT_KEY_BYTES: usize = 256;
+
+/// `key` as `login_attempts` stores it: as it is when short and free of
+/// NUL, otherwise `sha256:` and its hash. Credentials and addresses come
+/// from clients (a username, a client id, an `X-Forwarded-For` value), and
+/// PostgreSQL refuses NUL in text and index entries over about 2.7 KB;
+/// the hash gives every such key the same answer on both backends.
+fn attempt_key(key: &str) -> String {
+    if key.len() <= MAX_ATTEMPT_KEY_BYTES && !key.contains('\0') {
+        return key.to_owned();
+    }
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
+}
+
 /// PostgreSQL: a transaction-scoped advisory lock on `key`, so that the
 /// check-and-count of concurrent attempts on one key (from any replica)
 /// runs one at a time. SQLite needs none: its writes are serialised by
@@ -477,6 +502,8 @@ pub fn reserve_attempt(
     limits: &AttemptLimits,
 ) -> Result<Admission, StoreError> {
     use login_attempts::dsl as a;
+    let credential = &attempt_key(credential);
+    let address = &attempt_key(address);
     lock_key(conn, "credential", credential)?;
     lock_key(conn, "address", address)?;
     let since = scim_core::datetime::format(now - limits.window);
@@ -584,8 +611,8 @@ pub fn record_failure(
 ) -> Result<(), StoreError> {
     let attempt = Attempt {
         id: uuid::Uuid::new_v4().to_string(),
-        credential: credential.to_owned(),
-        address: address.to_owned(),
+        credential: attempt_key(credential),
+        address: attempt_key(address),
     };
     insert_attempt(conn, &attempt, now)
 }

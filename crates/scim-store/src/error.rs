@@ -87,6 +87,20 @@ impl From<DieselError> for StoreError {
                 tracing::warn!(error = %info.message(), "database busy");
                 StoreError::Unavailable("the database is busy; retry the request".to_owned())
             }
+            // PostgreSQL refuses NUL in text and index entries over about
+            // 2.7 KB, where SQLite takes both. The SCIM API refuses NUL and
+            // indexes long values through a hash before they get here; this
+            // answers the client (400, nothing written) wherever another
+            // caller's value still reaches such a column.
+            DieselError::DatabaseError(_, info)
+                if info.message().contains("0x00") || info.message().contains("index row size") =>
+            {
+                tracing::warn!(error = %info.message(), "a value the database refuses");
+                StoreError::Invalid(ScimError::invalid_value(
+                    "a value contains the NUL character (U+0000) or is too long for an indexed \
+                     field; remove the NUL character or shorten the value",
+                ))
+            }
             other => StoreError::internal("database query failed", &other),
         }
     }
@@ -99,6 +113,15 @@ impl From<r2d2::Error> for StoreError {
         tracing::warn!(error = %e, "database pool checkout timed out");
         StoreError::Unavailable(format!("no database connection available: {e}"))
     }
+}
+
+/// `NotFound` for an id holding NUL: no stored id does, and PostgreSQL
+/// refuses NUL in any text parameter, so such an id must not reach SQL.
+pub(crate) fn known_id(id: &str) -> Result<(), StoreError> {
+    if id.contains('\0') {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }
 
 /// Whether `e` is a unique violation (used where the caller knows which

@@ -176,6 +176,10 @@ pub fn list_clients(conn: &mut DbConnection) -> Result<Vec<ClientRecord>, StoreE
 
 /// The client whose client_id is `id`.
 pub fn find_client(conn: &mut DbConnection, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    // Client ids are UUIDs; PostgreSQL refuses NUL in any text parameter.
+    if id.contains('\0') {
+        return Ok(None);
+    }
     let row: Option<ClientRow> = oauth_clients::table
         .filter(oauth_clients::id.eq(id))
         .select(ClientRow::as_select())
@@ -212,6 +216,7 @@ pub fn rotate_client_secret(
     conn: &mut DbConnection,
     id: &str,
 ) -> Result<(ClientRecord, String), StoreError> {
+    crate::error::known_id(id)?;
     let (secret, prefix, hash) = new_client_secret();
     let updated = diesel::update(oauth_clients::table.filter(oauth_clients::id.eq(id)))
         .set((
@@ -230,6 +235,7 @@ pub fn rotate_client_secret(
 /// Deletes client `id` with its grants, codes and tokens (they stop
 /// working at once). Unknown id → `NotFound`.
 pub fn delete_client(conn: &mut DbConnection, id: &str) -> Result<(), StoreError> {
+    crate::error::known_id(id)?;
     let grants = oauth_grants::table
         .filter(oauth_grants::client_id.eq(id))
         .select(oauth_grants::id);
@@ -288,6 +294,7 @@ pub fn revoke_grant(
     reason: &str,
     now: &str,
 ) -> Result<(), StoreError> {
+    crate::error::known_id(id)?;
     let updated = diesel::update(
         oauth_grants::table
             .filter(oauth_grants::id.eq(id))

@@ -120,6 +120,7 @@ pub fn list_tokens(conn: &mut DbConnection) -> Result<Vec<TokenInfo>, StoreError
 
 /// Revokes a token; revoking it again is a no-op. Unknown id → `NotFound`.
 pub fn revoke_token(conn: &mut DbConnection, id: &str) -> Result<(), StoreError> {
+    crate::error::known_id(id)?;
     let now = scim_core::datetime::now();
     let updated = diesel::update(
         scim_tokens::table

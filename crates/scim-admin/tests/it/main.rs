@@ -803,3 +803,35 @@ async fn openapi_documents_and_swagger_ui_are_served_offline() {
         .await;
     assert_error(&res, 404, "not_found");
 }
+
+/// What PostgreSQL refuses and SQLite takes (NUL, index keys over about
+/// 2.7 KB) gets the same answer on both, never a 500: sign-in with such a
+/// username, and ids holding NUL in the paths of the admin API.
+#[actix_web::test]
+async fn hostile_names_and_ids_get_the_same_answers_on_every_backend() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let auth = app.signed_in().await;
+        let long = "r".repeat(5_000);
+        for username in ["ro\u{0}ot", long.as_str()] {
+            let res = app
+                .send(
+                    Method::POST,
+                    "/admin/api/v1/session",
+                    &Auth::None,
+                    Some(json!({"username": username, "password": "not the password"})),
+                )
+                .await;
+            assert_error(&res, 401, "unauthorized");
+        }
+        for path in [
+            "/admin/api/v1/scim-tokens/a%00b",
+            "/admin/api/v1/admin-tokens/a%00b",
+            "/admin/api/v1/oauth-clients/a%00b",
+            "/admin/api/v1/oauth-grants/a%00b",
+        ] {
+            let res = app.send(Method::DELETE, path, &auth, None).await;
+            assert_error(&res, 404, "not_found");
+        }
+    }
+}
