@@ -315,7 +315,7 @@ pub async fn list_scim_tokens(
 #[utoipa::path(
     tag = "SCIM tokens",
     request_body(content = CreateTokenRequest,
-        example = json!({"name": "Entra ID production", "expires_at": "2027-06-30T00:00:00Z"})),
+        example = json!({"name": "Entra ID production", "expires_at": "2030-01-01T00:00:00Z"})),
     responses(
         (status = 201, description = "Created", body = CreatedToken),
         (status = 401, description = "No or invalid credentials", body = ErrorBody),

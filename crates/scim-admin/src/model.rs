@@ -14,7 +14,9 @@ pub struct CautionView {
     #[schema(example = "username-matching")]
     pub id: String,
     /// What the administrator must know.
-    #[schema(example = "Users are matched by userName (usually the email address), case-insensitively: Alice@Example.com and alice@example.com are the same user, and the identity provider cannot create a second user whose userName differs only in case.")]
+    #[schema(
+        example = "Users are matched by userName (usually the email address), case-insensitively: Alice@Example.com and alice@example.com are the same user, and the identity provider cannot create a second user whose userName differs only in case."
+    )]
     pub text: String,
     /// Accepted by the administrator who enabled synchronization (always
     /// false while it is disabled).
@@ -82,7 +84,9 @@ pub struct SyncEventView {
     #[schema(example = "enabled")]
     pub action: String,
     /// What was accepted, or why.
-    #[schema(example = "accepted: username-matching, deprovisioned-users-remain, local-changes-overwritten, refused-while-disabled, deletes-follow-policy")]
+    #[schema(
+        example = "accepted: username-matching, deprovisioned-users-remain, local-changes-overwritten, refused-while-disabled, deletes-follow-policy"
+    )]
     pub detail: String,
 }
 
@@ -96,7 +100,9 @@ pub struct SamlView {
     #[schema(example = "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/")]
     pub entity_id: Option<String>,
     /// The IdP's SSO URL.
-    #[schema(example = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/saml2")]
+    #[schema(
+        example = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/saml2"
+    )]
     pub sso_url: Option<String>,
     /// The signing certificate.
     pub certificate: Option<CertificateInfo>,
@@ -121,7 +127,9 @@ pub struct SamlUpdate {
     #[schema(example = "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/")]
     pub entity_id: Option<String>,
     /// The IdP's SSO URL (Entra: "Login URL").
-    #[schema(example = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/saml2")]
+    #[schema(
+        example = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/saml2"
+    )]
     pub sso_url: Option<String>,
     /// The IdP's signing certificate, PEM (Entra: "Certificate (Base64)").
     pub certificate_pem: Option<String>,
@@ -206,7 +214,7 @@ pub struct TokenView {
     #[schema(example = "2026-12-06T09:14:03Z")]
     pub last_used_at: Option<String>,
     /// Expiry.
-    #[schema(example = "2027-06-30T00:00:00Z")]
+    #[schema(example = "2030-01-01T00:00:00Z")]
     pub expires_at: Option<String>,
     /// Revocation time.
     #[schema(example = json!(null))]
@@ -221,7 +229,7 @@ pub struct CreateTokenRequest {
     #[schema(example = "Entra ID production")]
     pub name: String,
     /// Expiry (RFC 3339), or none.
-    #[schema(example = "2027-06-30T00:00:00Z")]
+    #[schema(example = "2030-01-01T00:00:00Z")]
     pub expires_at: Option<String>,
 }
 
@@ -258,7 +266,7 @@ pub struct SessionView {
     #[schema(example = "k9Zr2Xw7Lq4Tn8Vb1Mc6Hd3Js5Gf0Ka2Pe4Rt6Yu8Io")]
     pub csrf_token: String,
     /// When the session ends.
-    #[schema(example = "2027-06-30T00:00:00Z")]
+    #[schema(example = "2030-01-01T00:00:00Z")]
     pub expires_at: String,
 }
 

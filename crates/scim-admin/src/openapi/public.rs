@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 /// The client id in the examples.
 pub const EXAMPLE_CLIENT_ID: &str = "3f2c1a8e-5b7d-4e9f-a0c6-1d2e3f4a5b6c";
 /// The client secret in the examples.
-pub const EXAMPLE_CLIENT_SECRET: &str = "scimd_cs_Jq3v0Zr8n1Wm5Tb7Xk2Lp9Yd4Hs6Gc0FaQ1wE3rT5yU7iO9pA2s";
+pub const EXAMPLE_CLIENT_SECRET: &str =
+    "scimd_cs_Jq3v0Zr8n1Wm5Tb7Xk2Lp9Yd4Hs6Gc0FaQ1wE3rT5yU7iO9pA2s";
 /// The authorization code in the examples.
 pub const EXAMPLE_CODE: &str = "SplxlOBeZQQYbYS6WxSbIA";
 /// The PKCE verifier in the examples (RFC 7636 Appendix B's).
@@ -23,7 +24,8 @@ pub const EXAMPLE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 /// Its S256 challenge.
 pub const EXAMPLE_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// The refresh token in the examples.
-pub const EXAMPLE_REFRESH_TOKEN: &str = "scimd_rt_Vb6nM3qW9eR2tY5uI8oP1aS4dF7gH0jKzX1cV3bN5mQ7wE9rT2yU";
+pub const EXAMPLE_REFRESH_TOKEN: &str =
+    "scimd_rt_Vb6nM3qW9eR2tY5uI8oP1aS4dF7gH0jKzX1cV3bN5mQ7wE9rT2yU";
 /// The console session's CSRF token in the examples.
 pub const EXAMPLE_CSRF: &str = "k9Zr2Xw7Lq4Tn8Vb1Mc6Hd3Js5Gf0Ka2Pe4Rt6Yu8Io";
 /// The redirect URI in the examples: Entra ID's.

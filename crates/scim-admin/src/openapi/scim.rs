@@ -19,8 +19,8 @@ use utoipa::openapi::{Content, Header, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use super::scim_types::{
-    self, Group, GroupListResponse, ListResponse, PatchOp, ResourceListResponse,
-    SearchRequest, User, UserListResponse,
+    self, Group, GroupListResponse, ListResponse, PatchOp, ResourceListResponse, SearchRequest,
+    User, UserListResponse,
 };
 
 /// The user id in the examples (RFC 7643 §8.1's).

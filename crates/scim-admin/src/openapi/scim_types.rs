@@ -246,7 +246,11 @@ fn patch_schema() -> RefOr<Schema> {
 }
 
 fn search_schema() -> RefOr<Schema> {
-    let string = |d: &str| ObjectBuilder::new().schema_type(Type::String).description(Some(d));
+    let string = |d: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(d))
+    };
     let int = |d: &str| {
         ObjectBuilder::new()
             .schema_type(Type::Integer)
@@ -329,10 +333,7 @@ pub fn components() -> Vec<(String, RefOr<Schema>)> {
         ("Group".into(), group_schema()),
         (
             "ListResponse".into(),
-            list_schema(
-                None,
-                "A list (RFC 7644 §3.4.2): schemas or resource types",
-            ),
+            list_schema(None, "A list (RFC 7644 §3.4.2): schemas or resource types"),
         ),
         (
             "UserListResponse".into(),
