@@ -29,7 +29,7 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         public::healthz, public::readyz, public::oauth_metadata, public::oauth_authorize,
         public::oauth_decide, public::oauth_token, public::oauth_revoke
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ErrorExamples),
     tags(
         (name = "Health", description = "Liveness and readiness probes; no credentials"),
         (name = "OAuth endpoints", description = "The OAuth 2.0 authorization server that an identity provider's Authorize connection uses (RFC 6749, PKCE RFC 7636, revocation RFC 7009, metadata RFC 8414)"),
@@ -74,6 +74,93 @@ impl Modify for SecuritySchemes {
                 "The session's csrf_token; required with the session cookie on POST, PUT and DELETE",
             ))),
         );
+    }
+}
+
+/// Gives every admin API error response (`ErrorBody`) an example with its
+/// own status and code, as scimd sends it; and documents 408 where a body
+/// is read (the body deadline, `server.body_timeout_secs`).
+struct ErrorExamples;
+
+impl ErrorExamples {
+    fn example(status: u16, path: &str) -> Option<serde_json::Value> {
+        let (error, message) = match status {
+            401 if path.ends_with("/session") => ("unauthorized", "the session has expired or ended; sign in again"),
+            401 => ("unauthorized", "authentication required: sign in (POST /admin/api/v1/session) or send Authorization: Bearer <admin API token>"),
+            403 => ("csrf_failed", "state-changing requests made with the session cookie need the X-CSRF-Token header with the session's csrf_token (from POST or GET /admin/api/v1/session)"),
+            404 => {
+                let message = if path.contains("/oauth-clients/") {
+                    "no OAuth client with client_id \"3f2c1a8e-5b7d-4e9f-a0c6-1d2e3f4a5b6c\"".to_owned()
+                } else if path.contains("/oauth-grants/") {
+                    "no OAuth grant with id \"6c9e2b1a-3d4f-4a5b-8c7d-0e1f2a3b4c5d\"".to_owned()
+                } else if path.contains("/admin-tokens/") {
+                    "no admin token with id \"0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d\"".to_owned()
+                } else {
+                    "no SCIM token with id \"0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d\"".to_owned()
+                };
+                return Some(serde_json::json!({"status": 404, "error": "not_found", "message": message}));
+            }
+            408 => ("request_timeout", "the request body did not arrive within 30 seconds; send the whole body without pauses"),
+            409 => ("conflict", "setup is already complete: an administrator exists; sign in instead"),
+            412 => ("precondition_failed", "the settings were changed by someone else since you read them (If-Match is stale); reload them and apply your change again"),
+            422 => {
+                return Some(serde_json::json!({
+                    "status": 422,
+                    "error": "validation_failed",
+                    "message": "soft_delete_retention_days: must be between 1 and 3650 days",
+                    "fields": [{"field": "soft_delete_retention_days", "message": "must be between 1 and 3650 days"}]
+                }))
+            }
+            428 => ("precondition_required", "send If-Match with the ETag from GET /admin/api/v1/settings"),
+            429 => ("too_many_requests", "too many failed sign-in attempts; try again in 300 seconds"),
+            503 => ("unavailable", "the service is temporarily unavailable; retry later"),
+            _ => return None,
+        };
+        Some(serde_json::json!({"status": status, "error": error, "message": message}))
+    }
+}
+
+impl Modify for ErrorExamples {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, RefOr, Response};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with(API_BASE) {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if op.request_body.is_some() {
+                    let mut timeout = Response::new("The body did not arrive within server.body_timeout_secs of the request head; the connection is closed");
+                    timeout.content.insert(
+                        "application/json".into(),
+                        Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            "ErrorBody",
+                        )))),
+                    );
+                    op.responses
+                        .responses
+                        .entry("408".into())
+                        .or_insert(RefOr::T(timeout));
+                }
+                for (code, response) in op.responses.responses.iter_mut() {
+                    let (Ok(status), RefOr::T(response)) = (code.parse::<u16>(), response) else {
+                        continue;
+                    };
+                    for content in response.content.values_mut() {
+                        if content.example.is_none() {
+                            content.example = Self::example(status, path);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
