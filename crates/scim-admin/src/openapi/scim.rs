@@ -215,7 +215,7 @@ fn error_example(status: u16, description: &str, path: &str) -> Value {
         .copied();
     let detail = match (status, scim_type) {
         (400, Some("invalidFilter")) => {
-            "filter: unknown attribute \"usrName\"; see /Schemas for the attributes".to_owned()
+            "unknown operator \"eqq\" at position 9; expected one of eq, ne, co, sw, ew, pr, gt, ge, lt, le".to_owned()
         }
         (400, Some("invalidPath")) => {
             "path \"name.givnName\" names no attribute of the User schema".to_owned()
