@@ -568,10 +568,16 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     }
     let status = text_of(
         c,
-        &format!("{op} .live-responses-table .response-col_status"),
+        &format!("{op} .live-responses-table tbody .response-col_status"),
     )
     .await;
     assert!(status.starts_with("201"), "Try it out answered {status}");
+    c.execute(
+        "document.querySelector(arguments[0]).scrollIntoView();",
+        vec![json!(format!("{op} .live-responses-table"))],
+    )
+    .await
+    .unwrap();
     shots.take(c, "swagger-try-it-out").await;
 }
 
