@@ -230,6 +230,10 @@ fn error_example(status: u16, description: &str, path: &str) -> Value {
         (400, _) => "the request body is not valid JSON: expected `,` or `}` at line 1 column 27".to_owned(),
         (401, _) => "authentication required: send Authorization: Bearer <token>".to_owned(),
         (403, _) => scim_store::sync::SYNC_DISABLED_DETAIL.to_owned(),
+        (404, _) if path.starts_with("/Schemas") => {
+            "no schema \"urn:ietf:params:scim:schemas:core:2.0:Usr\"".to_owned()
+        }
+        (404, _) if path.starts_with("/ResourceTypes") => "no resource type \"Users\"".to_owned(),
         (404, _) => format!("{} {:?} not found", resource.0, resource.1),
         (408, _) => "the request body did not arrive within 30 seconds; send the whole body without pauses".to_owned(),
         (409, _) if resource.0 == "Group" => {
@@ -472,8 +476,9 @@ pub fn list_users() {}
 /// Creates a User (RFC 7644 §3.3)
 ///
 /// Answers 201 with the user as stored, its `Location` and `ETag`.
-/// `userName` is required and unique case-insensitively; unknown
-/// attributes are refused with `invalidSyntax`.
+/// `userName` is required and unique case-insensitively. Unknown and
+/// readOnly attributes (`id`, `meta`, `groups`) are ignored (RFC 7644
+/// §3.5.1).
 #[utoipa::path(post, path = "/Users", tag = "Users",
     request_body(content = User, content_type = "application/scim+json",
         examples(
@@ -570,7 +575,8 @@ pub fn patch_user() {}
 /// provider may create the same userName anew); it is purged for good
 /// `soft_delete_retention_days` days later. `If-Match` applies as on PUT.
 #[utoipa::path(delete, path = "/Users/{id}", tag = "Users",
-    params(("id" = String, Path, description = "The user's id", example = "2819c223-7f76-453a-919d-413861904646")),
+    params(("id" = String, Path, description = "The user's id", example = "2819c223-7f76-453a-919d-413861904646"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the user changed since")),
     responses(
         (status = 204, description = "Deleted (hard) or marked deleted (soft), per the deprovisioning setting"),
         (status = 404, description = "No such user (or already deleted)"),
@@ -626,9 +632,12 @@ pub fn search_groups() {}
 ///
 /// With its members, unless `excludedAttributes=members`.
 #[utoipa::path(get, path = "/Groups/{id}", tag = "Groups",
-    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a")),
+    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a"),
+           ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier read")),
     responses(
-        (status = 200, description = "The group", content_type = "application/scim+json", body = Group),
+        (status = 200, description = "The group", content_type = "application/scim+json", body = Group,
+         headers(("ETag" = String, description = "The version"))),
+        (status = 304, description = "Not modified"),
         (status = 404, description = "No such group"),
     ))]
 pub fn get_group() {}
@@ -637,7 +646,8 @@ pub fn get_group() {}
 ///
 /// The members become exactly those sent.
 #[utoipa::path(put, path = "/Groups/{id}", tag = "Groups",
-    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a")),
+    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the group changed since")),
     request_body(content = Group, content_type = "application/scim+json",
         examples(("Rename, two members" = (value = json!(group_replace()))))),
     responses(
@@ -645,6 +655,7 @@ pub fn get_group() {}
         (status = 400, description = "invalidValue: displayName missing or a member that does not exist"),
         (status = 404, description = "No such group"),
         (status = 409, description = "uniqueness: the displayName is taken by another group"),
+        (status = 412, description = "If-Match is stale"),
     ))]
 pub fn replace_group() {}
 
@@ -653,7 +664,8 @@ pub fn replace_group() {}
 /// Answers 204 without a body, as Entra ID expects, unless `attributes`
 /// or `excludedAttributes` asks for the group back (200).
 #[utoipa::path(patch, path = "/Groups/{id}", tag = "Groups",
-    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a")),
+    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the group changed since")),
     request_body(content = PatchOp, content_type = "application/scim+json",
         examples(
             ("Add a member" = (summary = "Entra ID adds a member", value = json!(group_add_member()))),
@@ -665,6 +677,8 @@ pub fn replace_group() {}
         (status = 200, description = "Patched, with attributes/excludedAttributes given", content_type = "application/scim+json", body = Group),
         (status = 400, description = "invalidPath: the path names no attribute; noTarget, invalidValue, mutability"),
         (status = 404, description = "No such group"),
+        (status = 409, description = "uniqueness: a new displayName is taken"),
+        (status = 412, description = "If-Match is stale"),
     ))]
 pub fn patch_group() {}
 
@@ -672,9 +686,11 @@ pub fn patch_group() {}
 ///
 /// Its members are not touched.
 #[utoipa::path(delete, path = "/Groups/{id}", tag = "Groups",
-    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a")),
+    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the group changed since")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such group"),
+        (status = 412, description = "If-Match is stale"),
     ))]
 pub fn delete_group() {}
