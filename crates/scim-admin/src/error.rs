@@ -50,9 +50,11 @@ pub struct ErrorBody {
     pub fields: Vec<FieldError>,
     /// Enabling synchronization: the caution ids not accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["deletes-follow-policy"]))]
     pub missing_cautions: Option<Vec<String>>,
     /// Enabling synchronization: the prerequisite ids not satisfied.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["saml-configured"]))]
     pub missing_prerequisites: Option<Vec<String>>,
 }
 

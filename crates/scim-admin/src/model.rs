@@ -107,6 +107,7 @@ pub struct SamlView {
     /// The signing certificate.
     pub certificate: Option<CertificateInfo>,
     /// The signing certificate, PEM.
+    #[schema(example = json!(crate::openapi::EXAMPLE_CERTIFICATE_PEM))]
     pub certificate_pem: Option<String>,
     /// Last change.
     #[schema(example = "2026-12-06T09:14:03Z")]
@@ -122,6 +123,7 @@ pub struct SamlView {
 #[serde(deny_unknown_fields)]
 pub struct SamlUpdate {
     /// The IdP's SAML 2.0 metadata document (Entra: "Federation Metadata XML").
+    #[schema(example = json!(null))]
     pub metadata_xml: Option<String>,
     /// The IdP's entity ID (Entra: "Microsoft Entra Identifier").
     #[schema(example = "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/")]
@@ -132,6 +134,7 @@ pub struct SamlUpdate {
     )]
     pub sso_url: Option<String>,
     /// The IdP's signing certificate, PEM (Entra: "Certificate (Base64)").
+    #[schema(example = json!(crate::openapi::EXAMPLE_CERTIFICATE_PEM))]
     pub certificate_pem: Option<String>,
 }
 

@@ -89,16 +89,22 @@ pub struct OAuthMetadata {
     #[schema(example = "https://scim.example.com/oauth/revoke")]
     pub revocation_endpoint: String,
     /// `["code"]`.
+    #[schema(example = json!(["code"]))]
     pub response_types_supported: Vec<String>,
     /// `["authorization_code", "refresh_token"]`.
+    #[schema(example = json!(["authorization_code", "refresh_token"]))]
     pub grant_types_supported: Vec<String>,
     /// `["client_secret_basic", "client_secret_post"]`.
+    #[schema(example = json!(["client_secret_basic", "client_secret_post"]))]
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// `["client_secret_basic", "client_secret_post"]`.
+    #[schema(example = json!(["client_secret_basic", "client_secret_post"]))]
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// `["S256"]`.
+    #[schema(example = json!(["S256"]))]
     pub code_challenge_methods_supported: Vec<String>,
     /// `["scim"]`.
+    #[schema(example = json!(["scim"]))]
     pub scopes_supported: Vec<String>,
 }
 
