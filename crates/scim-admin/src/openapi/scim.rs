@@ -218,14 +218,14 @@ fn error_example(status: u16, description: &str, path: &str) -> Value {
             "unknown operator \"eqq\" at position 9; expected one of eq, ne, co, sw, ew, pr, gt, ge, lt, le".to_owned()
         }
         (400, Some("invalidPath")) => {
-            "path \"name.givnName\" names no attribute of the User schema".to_owned()
+            "name.givnName: name has no sub-attribute \"givnName\"".to_owned()
         }
         (400, Some("noTarget")) => {
-            "no value matches the path emails[type eq \"home\"]".to_owned()
+            "Operations[0]: remove needs a path (RFC 7644 §3.5.2.2)".to_owned()
         }
-        (400, Some("mutability")) => "attribute \"id\" is readOnly and cannot be modified".to_owned(),
+        (400, Some("mutability")) => "id is readOnly".to_owned(),
         (400, Some("invalidValue")) => {
-            "attribute \"userName\" is required and missing".to_owned()
+            "userName is required".to_owned()
         }
         (400, _) => "the request body is not valid JSON: expected `,` or `}` at line 1 column 27".to_owned(),
         (401, _) => "authentication required: send Authorization: Bearer <token>".to_owned(),

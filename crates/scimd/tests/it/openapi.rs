@@ -5,8 +5,9 @@
 //! documented success status and match that response's schema (JSON
 //! Schema 2020-12, as OpenAPI 3.1 uses, with `$ref`s resolved to the
 //! document's components). Every operation that documents 401 is also
-//! sent without credentials and its answer checked the same way, and every
-//! documented response example must match its own schema.
+//! sent without credentials and its answer checked the same way; the SCIM
+//! API's 401, 415 and 404 answers must equal the documented examples; and
+//! every documented response example must match its own schema.
 //!
 //! The examples name made-up ids, codes and secrets (the `EXAMPLE_*`
 //! constants of `scim_admin::openapi`); each request gets fresh state of
@@ -415,6 +416,16 @@ fn check_answer(doc: &Value, op: &Operation, res: &Res, success: bool, what: &st
     }
 }
 
+/// A SCIM error answer: its status, and a body equal to the documented
+/// example of that status.
+fn check_error(doc: &Value, op: &Operation, res: &Res, status: u16, what: &str) {
+    assert_eq!(res.status, status, "{what}: {}", res.body);
+    check_answer(doc, op, res, false, what);
+    let example =
+        &op.op["responses"][status.to_string()]["content"]["application/scim+json"]["example"];
+    assert_eq!(&res.body, example, "{what}: the documented example differs");
+}
+
 /// Every documented response example matches its own schema; a SCIM
 /// error example's `status` is the status it documents.
 fn check_response_examples(doc: &Value) {
@@ -580,23 +591,48 @@ async fn scim_document(h: &mut Harness<impl AppService>) -> usize {
             check_answer(&doc, &op, &res, true, &what);
             sent += 1;
         }
-        // The errors every operation documents: no token, and a body that
-        // is not JSON.
+        // The errors every operation documents, answered exactly as their
+        // examples say: no token; a body that is not JSON; and, where an
+        // id is in the path, the example's own id, which names nothing.
         let state = h.scim_state().await;
         let uri = uri_of(&base, &op, &state);
         let res = h.send(&op.method, &uri, &[], None).await;
-        let what = format!("SCIM {} {} without a token", op.method, op.path);
-        assert_eq!(res.status, 401, "{what}: {}", res.body);
-        check_answer(&doc, &op, &res, false, &what);
+        check_error(
+            &doc,
+            &op,
+            &res,
+            401,
+            &format!("SCIM {} {} without a token", op.method, op.path),
+        );
         if op.op["requestBody"].is_object() {
             let mut headers = h.scim_auth();
             headers.push(("Content-Type".into(), "text/plain".into()));
             let res = h
                 .send(&op.method, &uri, &headers, Some("userName=x".into()))
                 .await;
-            let what = format!("SCIM {} {} as text/plain", op.method, op.path);
-            assert_eq!(res.status, 415, "{what}: {}", res.body);
-            check_answer(&doc, &op, &res, false, &what);
+            check_error(
+                &doc,
+                &op,
+                &res,
+                415,
+                &format!("SCIM {} {} as text/plain", op.method, op.path),
+            );
+        }
+        if op.path.ends_with("s/{id}") && !op.path.starts_with("/Schemas") {
+            let uri = uri_of(&base, &op, &BTreeMap::new());
+            let mut headers = h.scim_auth();
+            let body = request_examples(&op.op).remove(0).1.map(|(media, b)| {
+                headers.push(("Content-Type".into(), media));
+                b
+            });
+            let res = h.send(&op.method, &uri, &headers, body).await;
+            check_error(
+                &doc,
+                &op,
+                &res,
+                404,
+                &format!("SCIM {} {} of no resource", op.method, op.path),
+            );
         }
     }
     sent
