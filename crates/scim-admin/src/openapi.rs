@@ -83,7 +83,7 @@ impl Modify for SecuritySchemes {
 struct ErrorExamples;
 
 impl ErrorExamples {
-    fn example(status: u16, path: &str) -> Option<serde_json::Value> {
+    fn example(status: u16, path: &str, description: &str) -> Option<serde_json::Value> {
         let (error, message) = match status {
             401 if path.ends_with("/session") => ("unauthorized", "the session has expired or ended; sign in again"),
             401 => ("unauthorized", "authentication required: sign in (POST /admin/api/v1/session) or send Authorization: Bearer <admin API token>"),
@@ -113,6 +113,10 @@ impl ErrorExamples {
             }
             428 => ("precondition_required", "send If-Match with the ETag from GET /admin/api/v1/settings"),
             429 => ("too_many_requests", "too many failed sign-in attempts; try again in 300 seconds"),
+            503 if description.contains("`busy`") => (
+                "busy",
+                "too many passwords are being checked at once; retry in 2 seconds",
+            ),
             503 => ("unavailable", "the service is temporarily unavailable; retry later"),
             _ => return None,
         };
@@ -153,9 +157,10 @@ impl Modify for ErrorExamples {
                     let (Ok(status), RefOr::T(response)) = (code.parse::<u16>(), response) else {
                         continue;
                     };
+                    let description = response.description.clone();
                     for content in response.content.values_mut() {
                         if content.example.is_none() {
-                            content.example = Self::example(status, path);
+                            content.example = Self::example(status, path, &description);
                         }
                     }
                 }
