@@ -29,7 +29,7 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         public::healthz, public::readyz, public::oauth_metadata, public::oauth_authorize,
         public::oauth_decide, public::oauth_token, public::oauth_revoke
     ),
-    modifiers(&SecuritySchemes, &ErrorExamples),
+    modifiers(&SecuritySchemes),
     tags(
         (name = "Health", description = "Liveness and readiness probes; no credentials"),
         (name = "OAuth endpoints", description = "The OAuth 2.0 authorization server that an identity provider's Authorize connection uses (RFC 6749, PKCE RFC 7636, revocation RFC 7009, metadata RFC 8414)"),
@@ -223,11 +223,13 @@ pub fn api_scope(
 /// The admin API's OpenAPI document, with every path collected from the
 /// routes of [`api_scope`].
 pub fn admin_openapi() -> utoipa::openapi::OpenApi {
-    let (_, doc) = actix_web::App::new()
+    let (_, mut doc) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(AdminDoc::openapi())
         .service(api_scope(1024))
         .split_for_parts();
+    // After the collection: the routes' paths are only there now.
+    ErrorExamples.modify(&mut doc);
     doc
 }
 

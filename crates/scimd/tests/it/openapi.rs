@@ -560,6 +560,9 @@ async fn admin_document(h: &mut Harness<impl AppService>) -> usize {
             let what = format!("admin {} {} without credentials", op.method, op.path);
             assert_eq!(res.status, 401, "{what}: {}", res.body);
             check_answer(&doc, op, &res, false, &what);
+            let example = &op.op["responses"]["401"]["content"]["application/json"]["example"];
+            assert_eq!(res.body["status"], example["status"], "{what}");
+            assert_eq!(res.body["error"], example["error"], "{what}");
         }
     }
     sent
