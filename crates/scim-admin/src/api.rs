@@ -29,7 +29,11 @@ where
 
 // ---------------------------------------------------------------- sync
 
-/// The User Synchronization state, its cautions and prerequisites.
+/// The User Synchronization state
+///
+/// Whether the SCIM API accepts the identity provider's requests, who
+/// switched it and when, the cautions an administrator accepts to enable
+/// it, and its prerequisites (SAML sign-in configured).
 #[utoipa::path(
     tag = "User Synchronization",
     responses(
@@ -49,11 +53,14 @@ pub async fn get_sync(
     ))
 }
 
-/// Enables User Synchronization: every caution id must be accepted and
-/// SAML configured. Takes effect on the next SCIM request of every replica.
+/// Enables User Synchronization
+///
+/// Every caution id of `GET /sync` must be accepted, and SAML sign-in
+/// configured. Takes effect on the next SCIM request of every replica.
 #[utoipa::path(
     tag = "User Synchronization",
-    request_body = EnableSyncRequest,
+    request_body(content = EnableSyncRequest,
+        example = json!({"accepted_cautions": ["username-matching", "deprovisioned-users-remain", "local-changes-overwritten", "refused-while-disabled", "deletes-follow-policy"]})),
     responses(
         (status = 200, description = "Enabled", body = SyncStatus),
         (status = 401, description = "No or invalid credentials", body = ErrorBody),
@@ -75,8 +82,10 @@ pub async fn enable_sync(
     ))
 }
 
-/// Disables User Synchronization: from the next request on, every SCIM
-/// request gets 403.
+/// Disables User Synchronization
+///
+/// From the next request on, every SCIM request gets 403 and nothing the
+/// identity provider sends is written. Users and groups are kept.
 #[utoipa::path(
     tag = "User Synchronization",
     responses(
@@ -97,7 +106,10 @@ pub async fn disable_sync(
     ))
 }
 
-/// The last 100 changes of the User Synchronization state, newest first.
+/// The User Synchronization change log
+///
+/// The last 100 changes of the User Synchronization state, newest first,
+/// with who made each and what was accepted.
 #[utoipa::path(
     tag = "User Synchronization",
     responses(
@@ -119,7 +131,10 @@ pub async fn sync_events(
 
 // ---------------------------------------------------------------- SAML
 
-/// The SAML sign-in settings.
+/// The SAML sign-in settings
+///
+/// The identity provider's entity ID, SSO URL and signing certificate
+/// (with its subject and validity), or `configured: false`.
 #[utoipa::path(
     tag = "SAML",
     responses(
@@ -139,11 +154,19 @@ pub async fn get_saml(
     ))
 }
 
-/// Sets the SAML sign-in settings from IdP metadata XML, or from the
-/// entity ID, SSO URL and signing certificate (PEM, validated as X.509).
+/// Sets the SAML sign-in settings
+///
+/// From the identity provider's metadata XML (Entra: "Federation
+/// Metadata XML"), or from the entity ID, SSO URL and signing certificate
+/// (PEM, validated as X.509). Each field at fault is named in `fields`.
 #[utoipa::path(
     tag = "SAML",
-    request_body = SamlUpdate,
+    request_body(content = SamlUpdate,
+        example = json!({
+            "entity_id": "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/",
+            "sso_url": "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/saml2",
+            "certificate_pem": crate::openapi::EXAMPLE_CERTIFICATE_PEM
+        })),
     responses(
         (status = 200, description = "Saved", body = SamlView),
         (status = 401, description = "No or invalid credentials", body = ErrorBody),
@@ -177,7 +200,11 @@ fn with_etag(view: SettingsView) -> HttpResponse {
         .json(view)
 }
 
-/// The run-time settings; the `ETag` header carries their version.
+/// The run-time settings
+///
+/// What DELETE of a user does, the soft-delete retention and the SCIM
+/// page sizes, read by every replica on each request. The `ETag` header
+/// carries their version: send it back in `If-Match` to change them.
 #[utoipa::path(
     tag = "Settings",
     responses(
@@ -198,13 +225,17 @@ pub async fn get_settings(
     ))
 }
 
-/// Replaces the run-time settings. `If-Match` with the ETag of the
-/// settings read is required, so that two administrators cannot silently
-/// overwrite each other (RFC 7232 §3.1, RFC 6585 §3).
+/// Replaces the run-time settings
+///
+/// `If-Match` with the ETag of the settings read is required, so that two
+/// administrators cannot silently overwrite each other (RFC 7232 §3.1,
+/// RFC 6585 §3): a stale ETag gets 412, none gets 428. `*` replaces
+/// whatever is current.
 #[utoipa::path(
     tag = "Settings",
-    request_body = SettingsUpdate,
-    params(("If-Match" = String, Header, description = "The ETag from GET /settings")),
+    request_body(content = SettingsUpdate,
+        example = json!({"deprovisioning": "soft", "soft_delete_retention_days": 30, "default_page_size": 100, "max_page_size": 1000})),
+    params(("If-Match" = String, Header, description = "The ETag from GET /settings, e.g. \"3\"", example = "\"1\"")),
     responses(
         (status = 200, description = "Saved", body = SettingsView,
          headers(("ETag" = String, description = "The new version"))),
@@ -254,7 +285,10 @@ pub async fn put_settings(
 
 // ---------------------------------------------------------------- SCIM tokens
 
-/// The SCIM bearer tokens (never their secrets).
+/// The SCIM bearer tokens
+///
+/// Every token the identity provider may use, with its state and last
+/// use, oldest first; never the secrets.
 #[utoipa::path(
     tag = "SCIM tokens",
     responses(
@@ -274,11 +308,14 @@ pub async fn list_scim_tokens(
     ))
 }
 
-/// Mints a SCIM bearer token for the identity provider; the secret is in
-/// this response only.
+/// Creates a SCIM bearer token
+///
+/// For the identity provider's "Secret Token" field. The secret is in this
+/// response only: scimd keeps a hash.
 #[utoipa::path(
     tag = "SCIM tokens",
-    request_body = CreateTokenRequest,
+    request_body(content = CreateTokenRequest,
+        example = json!({"name": "Entra ID production", "expires_at": "2030-01-01T00:00:00Z"})),
     responses(
         (status = 201, description = "Created", body = CreatedToken),
         (status = 401, description = "No or invalid credentials", body = ErrorBody),
@@ -299,8 +336,10 @@ pub async fn create_scim_token(
     Ok(HttpResponse::Created().json(created))
 }
 
-/// Revokes a SCIM token (replicas that cached it stop accepting it within
-/// `auth.token_cache_ttl_secs`).
+/// Revokes a SCIM token
+///
+/// Replicas that cached it stop accepting it within
+/// `auth.token_cache_ttl_secs`.
 #[utoipa::path(
     tag = "SCIM tokens",
     params(("id" = String, Path, description = "The token's id")),
@@ -326,7 +365,10 @@ pub async fn revoke_scim_token(
 
 // ---------------------------------------------------------------- admin tokens
 
-/// The admin API tokens (never their secrets).
+/// The admin API tokens
+///
+/// Every token of this API, with who created it, its state and last use,
+/// oldest first; never the secrets.
 #[utoipa::path(
     tag = "Admin API tokens",
     responses(
@@ -346,11 +388,14 @@ pub async fn list_admin_tokens(
     ))
 }
 
-/// Mints an admin API token for automation; the secret is in this
-/// response only.
+/// Creates an admin API token
+///
+/// For automation (`Authorization: Bearer scimd_admin_…`). The secret is
+/// in this response only.
 #[utoipa::path(
     tag = "Admin API tokens",
-    request_body = CreateTokenRequest,
+    request_body(content = CreateTokenRequest,
+        example = json!({"name": "Terraform", "expires_at": null})),
     responses(
         (status = 201, description = "Created", body = CreatedToken),
         (status = 401, description = "No or invalid credentials", body = ErrorBody),
@@ -372,7 +417,9 @@ pub async fn create_admin_token(
     Ok(HttpResponse::Created().json(created))
 }
 
-/// Revokes an admin API token, at once.
+/// Revokes an admin API token
+///
+/// At once, on every replica.
 #[utoipa::path(
     tag = "Admin API tokens",
     params(("id" = String, Path, description = "The token's id")),
@@ -419,13 +466,16 @@ pub(crate) fn session_cookie(
         .finish()
 }
 
-/// Signs in with username and password: sets the HttpOnly session cookie
-/// and returns the CSRF token to send in `X-CSRF-Token`. Attempts are
+/// Signs in
+///
+/// With username and password: sets the HttpOnly session cookie and
+/// returns the CSRF token to send in `X-CSRF-Token`. Attempts are
 /// limited per (account, address): another address's failures never
 /// refuse the right password from an address without failures.
 #[utoipa::path(
     tag = "Session",
-    request_body = LoginRequest,
+    request_body(content = LoginRequest,
+        example = json!({"username": "alice", "password": "correct horse battery staple"})),
     responses(
         (status = 200, description = "Signed in; `Set-Cookie: scimd_admin_session=…; HttpOnly; SameSite=Strict`", body = SessionView),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
@@ -452,7 +502,10 @@ pub async fn login(
     }))
 }
 
-/// The current session (and its CSRF token).
+/// The current session
+///
+/// Who is signed in, until when, and the session's CSRF token (Swagger
+/// UI's "Try it out" reads it from here).
 #[utoipa::path(
     tag = "Session",
     responses(
@@ -479,7 +532,9 @@ pub async fn current_session(caller: Caller) -> Result<web::Json<SessionView>, A
     }
 }
 
-/// Signs out: ends the session and clears the cookie.
+/// Signs out
+///
+/// Ends the session and clears the cookie.
 #[utoipa::path(
     tag = "Session",
     responses(
@@ -510,7 +565,9 @@ pub async fn logout(
 
 // ---------------------------------------------------------------- setup
 
-/// Whether first-run setup is open (no administrator exists yet).
+/// Whether first-run setup is open
+///
+/// True while no administrator exists; needs no credentials.
 #[utoipa::path(
     tag = "Setup",
     responses(
@@ -525,11 +582,15 @@ pub async fn setup_status(api: web::Data<AdminApi>) -> Result<web::Json<SetupSta
     Ok(web::Json(SetupStatus { required }))
 }
 
-/// Creates the first administrator with the one-time setup code that
-/// scimd logged at startup. Attempts count toward the login rate limit.
+/// Creates the first administrator
+///
+/// With the one-time setup code that scimd logged at startup; needs no
+/// other credentials, and is refused once an administrator exists.
+/// Attempts count toward the login rate limit.
 #[utoipa::path(
     tag = "Setup",
-    request_body = SetupRequest,
+    request_body(content = SetupRequest,
+        example = json!({"code": crate::openapi::EXAMPLE_SETUP_CODE, "username": "alice", "password": "correct horse battery staple"})),
     responses(
         (status = 201, description = "The first administrator", body = AdminView),
         (status = 409, description = "An administrator already exists", body = ErrorBody),

@@ -4,6 +4,12 @@
 //! administrators only: a console session or an admin API token. Only
 //! `/healthz` and `/readyz`, the sign-in and setup pages and the console's
 //! stylesheet and script are open to anyone.
+//!
+//! The spec picker names the two documents "Admin API" and "SCIM 2.0 API".
+//! "Try it out" works with the console session: Swagger UI's
+//! `requestInterceptor` ([`CSRF_INTERCEPTOR`]) adds the session's CSRF
+//! token to every POST, PUT, PATCH and DELETE, as the admin API requires of
+//! cookie-authenticated changes.
 
 use std::sync::Arc;
 
@@ -15,11 +21,53 @@ use crate::auth::Caller;
 use crate::error::AdminError;
 use crate::{console, openapi, ADMIN_OPENAPI_PATH};
 
+/// The names of the two documents in Swagger UI's spec picker.
+pub const ADMIN_DOC_NAME: &str = "Admin API";
+/// See [`ADMIN_DOC_NAME`].
+pub const SCIM_DOC_NAME: &str = "SCIM 2.0 API";
+
+/// Swagger UI's `requestInterceptor` (added to its generated
+/// `swagger-initializer.js`): a state-changing request gets the
+/// `X-CSRF-Token` of the console session, read from
+/// `GET /admin/api/v1/session` just before it is sent (the token changes
+/// with each sign-in). Without a session (an admin API token pasted in
+/// "Authorize") the request goes as it is.
+pub const CSRF_INTERCEPTOR: &str = r#"
+// scimd: "Try it out" with the console session sends its CSRF token.
+async function scimdRequestInterceptor(req) {
+  const method = (req.method || "GET").toUpperCase();
+  if (!["POST", "PUT", "PATCH", "DELETE"].includes(method)) return req;
+  if (new URL(req.url, window.location.href).origin !== window.location.origin) return req;
+  try {
+    const res = await fetch("/admin/api/v1/session", { credentials: "same-origin" });
+    if (res.ok) {
+      const session = await res.json();
+      req.headers["X-CSRF-Token"] = session.csrf_token;
+    }
+  } catch (e) {
+    // No session: the request goes without the header.
+  }
+  return req;
+}
+"#;
+
 /// What the documentation routes serve, built once at startup.
 struct Docs {
     admin_json: web::Bytes,
     scim_json: web::Bytes,
-    config: Arc<Config<'static>>,
+    scim_spec_path: String,
+}
+
+impl Docs {
+    /// Swagger UI's configuration: both documents, named, and no call to
+    /// validator.swagger.io (the page works offline).
+    fn config(&self) -> Config<'_> {
+        Config::new([
+            Url::new(ADMIN_DOC_NAME, ADMIN_OPENAPI_PATH),
+            Url::new(SCIM_DOC_NAME, &self.scim_spec_path),
+        ])
+        .validator_url("none")
+    }
 }
 
 fn to_json(doc: &utoipa::openapi::OpenApi) -> web::Bytes {
@@ -38,14 +86,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, scim_base_path: &str) {
     let docs = Docs {
         admin_json: to_json(&openapi::admin_openapi()),
         scim_json: to_json(&openapi::scim_openapi(scim_base_path)),
-        config: Arc::new(
-            Config::new([
-                Url::new("admin API", ADMIN_OPENAPI_PATH),
-                Url::from(scim_spec_path.clone()),
-            ])
-            // Never contact validator.swagger.io: the page works offline.
-            .validator_url("none"),
-        ),
+        scim_spec_path: scim_spec_path.clone(),
     };
     cfg.app_data(web::Data::new(docs))
         .route(
@@ -86,7 +127,16 @@ async fn swagger_file(
     if caller.is_none() {
         return Ok(console::see_other("/admin/login?next=%2Fdocs%2F"));
     }
-    match utoipa_swagger_ui::serve(&tail, docs.config.clone()) {
+    match utoipa_swagger_ui::serve(&tail, Arc::new(docs.config())) {
+        Ok(Some(file)) if tail.as_str() == "swagger-initializer.js" => {
+            let script = String::from_utf8_lossy(&file.bytes).replace(
+                "SwaggerUIBundle({",
+                "SwaggerUIBundle({\n  requestInterceptor: scimdRequestInterceptor,",
+            );
+            Ok(HttpResponse::Ok()
+                .content_type(file.content_type)
+                .body(format!("{CSRF_INTERCEPTOR}\n{script}")))
+        }
         Ok(Some(file)) => Ok(HttpResponse::Ok()
             .content_type(file.content_type)
             .body(file.bytes.to_vec())),

@@ -13,8 +13,10 @@ use utoipa::ToSchema;
 pub struct FieldError {
     /// The field, as named in the request body (`certificate_pem`,
     /// `accepted_cautions`, …).
+    #[schema(example = "soft_delete_retention_days")]
     pub field: String,
     /// What is wrong and how to fix it.
+    #[schema(example = "must be between 1 and 3650 days")]
     pub message: String,
 }
 
@@ -41,15 +43,18 @@ pub struct ErrorBody {
     #[schema(example = "validation_failed")]
     pub error: String,
     /// What went wrong and what to do.
+    #[schema(example = "soft_delete_retention_days: must be between 1 and 3650 days")]
     pub message: String,
     /// Field-level messages (422).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldError>,
     /// Enabling synchronization: the caution ids not accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["deletes-follow-policy"]))]
     pub missing_cautions: Option<Vec<String>>,
     /// Enabling synchronization: the prerequisite ids not satisfied.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["saml-configured"]))]
     pub missing_prerequisites: Option<Vec<String>>,
 }
 

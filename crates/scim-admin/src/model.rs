@@ -14,9 +14,13 @@ pub struct CautionView {
     #[schema(example = "username-matching")]
     pub id: String,
     /// What the administrator must know.
+    #[schema(
+        example = "Users are matched by userName (usually the email address), case-insensitively: Alice@Example.com and alice@example.com are the same user, and the identity provider cannot create a second user whose userName differs only in case."
+    )]
     pub text: String,
     /// Accepted by the administrator who enabled synchronization (always
     /// false while it is disabled).
+    #[schema(example = true)]
     pub accepted: bool,
 }
 
@@ -27,8 +31,10 @@ pub struct PrerequisiteView {
     #[schema(example = "saml-configured")]
     pub id: String,
     /// What is required.
+    #[schema(example = "SAML sign-in is configured")]
     pub description: String,
     /// Whether it is met.
+    #[schema(example = true)]
     pub satisfied: bool,
 }
 
@@ -36,14 +42,19 @@ pub struct PrerequisiteView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SyncStatus {
     /// Whether the SCIM API accepts the identity provider's requests.
+    #[schema(example = true)]
     pub enabled: bool,
     /// When it was last enabled.
+    #[schema(example = "2026-12-06T09:14:03Z")]
     pub enabled_at: Option<String>,
     /// Who last enabled it (`admin:NAME`, `token:NAME`, `cli:USER`).
+    #[schema(example = "admin:alice")]
     pub enabled_by: Option<String>,
     /// When it was last enabled or disabled.
+    #[schema(example = "2026-12-06T09:14:03Z")]
     pub changed_at: Option<String>,
     /// Who last enabled or disabled it.
+    #[schema(example = "admin:alice")]
     pub changed_by: Option<String>,
     /// The cautions to accept.
     pub cautions: Vec<CautionView>,
@@ -56,6 +67,7 @@ pub struct SyncStatus {
 #[serde(deny_unknown_fields)]
 pub struct EnableSyncRequest {
     /// The ids of every caution, each read and accepted.
+    #[schema(example = json!(["username-matching", "deprovisioned-users-remain", "local-changes-overwritten", "refused-while-disabled", "deletes-follow-policy"]))]
     pub accepted_cautions: Vec<String>,
 }
 
@@ -63,12 +75,18 @@ pub struct EnableSyncRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SyncEventView {
     /// When.
+    #[schema(example = "2026-12-06T09:14:03Z")]
     pub at: String,
     /// Who.
+    #[schema(example = "admin:alice")]
     pub actor: String,
     /// `enabled` or `disabled`.
+    #[schema(example = "enabled")]
     pub action: String,
     /// What was accepted, or why.
+    #[schema(
+        example = "accepted: username-matching, deprovisioned-users-remain, local-changes-overwritten, refused-while-disabled, deletes-follow-policy"
+    )]
     pub detail: String,
 }
 
@@ -76,18 +94,26 @@ pub struct SyncEventView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SamlView {
     /// Whether SAML sign-in is configured.
+    #[schema(example = true)]
     pub configured: bool,
     /// The IdP's entity ID.
+    #[schema(example = "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/")]
     pub entity_id: Option<String>,
     /// The IdP's SSO URL.
+    #[schema(
+        example = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/saml2"
+    )]
     pub sso_url: Option<String>,
     /// The signing certificate.
     pub certificate: Option<CertificateInfo>,
     /// The signing certificate, PEM.
+    #[schema(example = json!(crate::openapi::EXAMPLE_CERTIFICATE_PEM))]
     pub certificate_pem: Option<String>,
     /// Last change.
+    #[schema(example = "2026-12-06T09:14:03Z")]
     pub updated_at: Option<String>,
     /// Who made the last change.
+    #[schema(example = "admin:alice")]
     pub updated_by: Option<String>,
 }
 
@@ -97,12 +123,18 @@ pub struct SamlView {
 #[serde(deny_unknown_fields)]
 pub struct SamlUpdate {
     /// The IdP's SAML 2.0 metadata document (Entra: "Federation Metadata XML").
+    #[schema(example = json!(null))]
     pub metadata_xml: Option<String>,
     /// The IdP's entity ID (Entra: "Microsoft Entra Identifier").
+    #[schema(example = "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/")]
     pub entity_id: Option<String>,
     /// The IdP's SSO URL (Entra: "Login URL").
+    #[schema(
+        example = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/saml2"
+    )]
     pub sso_url: Option<String>,
     /// The IdP's signing certificate, PEM (Entra: "Certificate (Base64)").
+    #[schema(example = json!(crate::openapi::EXAMPLE_CERTIFICATE_PEM))]
     pub certificate_pem: Option<String>,
 }
 
@@ -123,16 +155,22 @@ pub struct SettingsView {
     /// What DELETE of a user does.
     pub deprovisioning: DeprovisioningPolicy,
     /// Days a soft-deleted user is kept (1–3650).
+    #[schema(example = 30, minimum = 1, maximum = 3650)]
     pub soft_delete_retention_days: i32,
     /// Page size when a list request gives no `count` (1–`max_page_size`).
+    #[schema(example = 100, minimum = 1, maximum = 10000)]
     pub default_page_size: i32,
     /// Largest page size (1–10000).
+    #[schema(example = 1000, minimum = 1, maximum = 10000)]
     pub max_page_size: i32,
     /// The version (the ETag is `"<version>"`).
+    #[schema(example = 3)]
     pub version: i64,
     /// Last change.
+    #[schema(example = "2026-12-06T09:14:03Z")]
     pub updated_at: Option<String>,
     /// Who made the last change.
+    #[schema(example = "admin:alice")]
     pub updated_by: Option<String>,
 }
 
@@ -143,10 +181,13 @@ pub struct SettingsUpdate {
     /// What DELETE of a user does.
     pub deprovisioning: DeprovisioningPolicy,
     /// Days a soft-deleted user is kept (1–3650).
+    #[schema(example = 30, minimum = 1, maximum = 3650)]
     pub soft_delete_retention_days: i32,
     /// Page size when a list request gives no `count`.
+    #[schema(example = 100, minimum = 1, maximum = 10000)]
     pub default_page_size: i32,
     /// Largest page size (1–10000).
+    #[schema(example = 1000, minimum = 1, maximum = 10000)]
     pub max_page_size: i32,
 }
 
@@ -154,23 +195,32 @@ pub struct SettingsUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct TokenView {
     /// Id.
+    #[schema(example = "0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d")]
     pub id: String,
     /// Label.
+    #[schema(example = "Entra ID production")]
     pub name: String,
     /// The first characters of the secret.
+    #[schema(example = "scimd_Xk2Lp9Y")]
     pub prefix: String,
     /// `active`, `expired` or `revoked`.
+    #[schema(example = "active")]
     pub state: String,
     /// Creation time.
+    #[schema(example = "2026-12-06T09:14:03Z")]
     pub created_at: String,
     /// Who created it (admin API tokens only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "admin:alice")]
     pub created_by: Option<String>,
     /// Last successful use.
+    #[schema(example = "2026-12-06T09:14:03Z")]
     pub last_used_at: Option<String>,
     /// Expiry.
+    #[schema(example = "2030-01-01T00:00:00Z")]
     pub expires_at: Option<String>,
     /// Revocation time.
+    #[schema(example = json!(null))]
     pub revoked_at: Option<String>,
 }
 
@@ -179,8 +229,10 @@ pub struct TokenView {
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// A label (1–200 characters), e.g. "Entra ID production".
+    #[schema(example = "Entra ID production")]
     pub name: String,
     /// Expiry (RFC 3339), or none.
+    #[schema(example = "2030-01-01T00:00:00Z")]
     pub expires_at: Option<String>,
 }
 
@@ -190,6 +242,7 @@ pub struct CreatedToken {
     /// The token.
     pub token: TokenView,
     /// The secret: store it now, it cannot be shown again.
+    #[schema(example = "scimd_Xk2Lp9Yd4Hs6Gc0FaQ1wE3rT5yU7iO9pA2sJq3v0Zr8n1Wm")]
     pub secret: String,
 }
 
@@ -198,8 +251,10 @@ pub struct CreatedToken {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The administrator's username.
+    #[schema(example = "alice")]
     pub username: String,
     /// The password.
+    #[schema(example = "correct horse battery staple")]
     pub password: String,
 }
 
@@ -207,11 +262,14 @@ pub struct LoginRequest {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionView {
     /// The administrator.
+    #[schema(example = "alice")]
     pub username: String,
     /// Send this in the `X-CSRF-Token` header on every POST, PUT, PATCH and
     /// DELETE made with the session cookie.
+    #[schema(example = "k9Zr2Xw7Lq4Tn8Vb1Mc6Hd3Js5Gf0Ka2Pe4Rt6Yu8Io")]
     pub csrf_token: String,
     /// When the session ends.
+    #[schema(example = "2030-01-01T00:00:00Z")]
     pub expires_at: String,
 }
 
@@ -220,6 +278,7 @@ pub struct SessionView {
 pub struct SetupStatus {
     /// True while no administrator exists: the setup code from the log
     /// creates the first one.
+    #[schema(example = false)]
     pub required: bool,
 }
 
@@ -228,10 +287,13 @@ pub struct SetupStatus {
 #[serde(deny_unknown_fields)]
 pub struct SetupRequest {
     /// The one-time setup code printed in scimd's log at startup.
+    #[schema(example = "Hq2Zt7Lx0Vb9Nc4Mw6Kp1Rj8Sd3Fg5Ty2Ue7Io0PaWs")]
     pub code: String,
     /// The first administrator's username.
+    #[schema(example = "alice")]
     pub username: String,
     /// Its password (at least 12 characters).
+    #[schema(example = "correct horse battery staple")]
     pub password: String,
 }
 
@@ -239,9 +301,12 @@ pub struct SetupRequest {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AdminView {
     /// Id.
+    #[schema(example = "0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d")]
     pub id: String,
     /// Username.
+    #[schema(example = "alice")]
     pub username: String,
     /// Creation time.
+    #[schema(example = "2026-12-06T09:14:03Z")]
     pub created_at: String,
 }

@@ -2,6 +2,11 @@
 //! collects from the routes themselves, and the SCIM API's (RFC 7644
 //! endpoints, parameters, bodies and the error schema).
 //!
+//! Both carry request examples taken from real clients; the `openapi`
+//! test of the `scimd` crate sends every one of them to the whole app on
+//! both database backends and validates each answer against the documented
+//! status and schema.
+//!
 //! Both are committed under `docs/openapi/`; the `openapi_snapshots_match`
 //! test fails when they drift. Regenerate with
 //! `UPDATE_OPENAPI=1 cargo test -p scim-admin openapi`.
@@ -20,8 +25,14 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         description = "Administration of scimd: User Synchronization, SAML sign-in, run-time settings, SCIM and admin API tokens, sessions and first-run setup. Authenticate with the console session cookie (state-changing requests also need the X-CSRF-Token header) or an admin API token (Authorization: Bearer scimd_admin_…). SCIM tokens never open this API.",
         license(name = "Apache-2.0")
     ),
+    paths(
+        public::healthz, public::readyz, public::oauth_metadata, public::oauth_authorize,
+        public::oauth_decide, public::oauth_token, public::oauth_revoke
+    ),
     modifiers(&SecuritySchemes),
     tags(
+        (name = "Health", description = "Liveness and readiness probes; no credentials"),
+        (name = "OAuth endpoints", description = "The OAuth 2.0 authorization server that an identity provider's Authorize connection uses (RFC 6749, PKCE RFC 7636, revocation RFC 7009, metadata RFC 8414)"),
         (name = "User Synchronization", description = "The switch that lets the identity provider provision users"),
         (name = "SAML", description = "The identity provider's SAML sign-in (a prerequisite of synchronization)"),
         (name = "Settings", description = "Run-time settings, guarded by ETag/If-Match"),
@@ -65,6 +76,106 @@ impl Modify for SecuritySchemes {
         );
     }
 }
+
+/// Gives every admin API error response (`ErrorBody`) an example with its
+/// own status and code, as scimd sends it; and documents 408 where a body
+/// is read (the body deadline, `server.body_timeout_secs`).
+struct ErrorExamples;
+
+impl ErrorExamples {
+    fn example(status: u16, path: &str, description: &str) -> Option<serde_json::Value> {
+        let (error, message) = match status {
+            401 if path.ends_with("/session") => ("unauthorized", "the session has expired or ended; sign in again"),
+            401 => ("unauthorized", "authentication required: sign in (POST /admin/api/v1/session) or send Authorization: Bearer <admin API token>"),
+            403 => ("csrf_failed", "state-changing requests made with the session cookie need the X-CSRF-Token header with the session's csrf_token (from POST or GET /admin/api/v1/session)"),
+            404 => {
+                let message = if path.contains("/oauth-clients/") {
+                    "no OAuth client with client_id \"3f2c1a8e-5b7d-4e9f-a0c6-1d2e3f4a5b6c\"".to_owned()
+                } else if path.contains("/oauth-grants/") {
+                    "no OAuth grant with id \"6c9e2b1a-3d4f-4a5b-8c7d-0e1f2a3b4c5d\"".to_owned()
+                } else if path.contains("/admin-tokens/") {
+                    "no admin token with id \"0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d\"".to_owned()
+                } else {
+                    "no SCIM token with id \"0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d\"".to_owned()
+                };
+                return Some(serde_json::json!({"status": 404, "error": "not_found", "message": message}));
+            }
+            408 => ("request_timeout", "the request body did not arrive within 30 seconds; send the whole body without pauses"),
+            409 => ("conflict", "setup is already complete: an administrator exists; sign in instead"),
+            412 => ("precondition_failed", "the settings were changed by someone else since you read them (If-Match is stale); reload them and apply your change again"),
+            422 => {
+                return Some(serde_json::json!({
+                    "status": 422,
+                    "error": "validation_failed",
+                    "message": "soft_delete_retention_days: must be between 1 and 3650 days",
+                    "fields": [{"field": "soft_delete_retention_days", "message": "must be between 1 and 3650 days"}]
+                }))
+            }
+            428 => ("precondition_required", "send If-Match with the ETag from GET /admin/api/v1/settings"),
+            429 => ("too_many_requests", "too many failed sign-in attempts; try again in 300 seconds"),
+            503 if description.contains("`busy`") => (
+                "busy",
+                "too many passwords are being checked at once; retry in 2 seconds",
+            ),
+            503 => ("unavailable", "the service is temporarily unavailable; retry later"),
+            _ => return None,
+        };
+        Some(serde_json::json!({"status": status, "error": error, "message": message}))
+    }
+}
+
+impl Modify for ErrorExamples {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, RefOr, Response};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with(API_BASE) {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if op.request_body.is_some() {
+                    let mut timeout = Response::new("The body did not arrive within server.body_timeout_secs of the request head; the connection is closed");
+                    timeout.content.insert(
+                        "application/json".into(),
+                        Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            "ErrorBody",
+                        )))),
+                    );
+                    op.responses
+                        .responses
+                        .entry("408".into())
+                        .or_insert(RefOr::T(timeout));
+                }
+                for (code, response) in op.responses.responses.iter_mut() {
+                    let (Ok(status), RefOr::T(response)) = (code.parse::<u16>(), response) else {
+                        continue;
+                    };
+                    let description = response.description.clone();
+                    for content in response.content.values_mut() {
+                        if content.example.is_none() {
+                            content.example = Self::example(status, path, &description);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The signing certificate in the `PUT /saml` example: a real self-signed
+/// X.509 certificate, so that the example passes scimd's validation.
+pub const EXAMPLE_CERTIFICATE_PEM: &str = include_str!("../tests/fixtures/idp-signing.pem");
+
+/// The setup code in the `POST /setup` example (the real one is printed in
+/// scimd's log at startup).
+pub const EXAMPLE_SETUP_CODE: &str = "Hq2Zt7Lx0Vb9Nc4Mw6Kp1Rj8Sd3Fg5Ty2Ue7Io0PaWs";
 
 /// The admin API's route scope (mounted by `AdminApi::configure`).
 pub fn api_scope(
@@ -112,11 +223,13 @@ pub fn api_scope(
 /// The admin API's OpenAPI document, with every path collected from the
 /// routes of [`api_scope`].
 pub fn admin_openapi() -> utoipa::openapi::OpenApi {
-    let (_, doc) = actix_web::App::new()
+    let (_, mut doc) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(AdminDoc::openapi())
         .service(api_scope(1024))
         .split_for_parts();
+    // After the collection: the routes' paths are only there now.
+    ErrorExamples.modify(&mut doc);
     doc
 }
 
@@ -132,7 +245,9 @@ pub fn scim_openapi(base_path: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
+pub mod public;
 pub mod scim;
+pub mod scim_types;
 
 #[cfg(test)]
 mod tests {
@@ -180,10 +295,18 @@ mod tests {
         }
         let json = serde_json::to_value(&doc).unwrap();
         for (path, item) in json["paths"].as_object().unwrap() {
+            // The liveness probe and the OAuth metadata answer whatever
+            // the database's state: they have no error to document.
+            if path == "/healthz" || path == "/.well-known/oauth-authorization-server" {
+                continue;
+            }
             for (method, op) in item.as_object().unwrap() {
                 let responses = op["responses"].as_object().unwrap();
                 assert!(
-                    responses.keys().any(|s| s.starts_with('2')),
+                    // The consent decision's success is a redirect.
+                    responses
+                        .keys()
+                        .any(|s| s.starts_with('2') || s.starts_with('3')),
                     "{method} {path}: no success response"
                 );
                 assert!(

@@ -20,12 +20,18 @@ pub struct CertificateInfo {
     #[schema(example = "CN=Microsoft Azure Federated SSO Certificate")]
     pub subject: String,
     /// The issuer's distinguished name.
+    #[schema(example = "CN=Microsoft Azure Federated SSO Certificate")]
     pub issuer: String,
     /// SHA-256 of the DER encoding, upper-case hex pairs separated by colons.
+    #[schema(
+        example = "3A:1F:C2:07:9B:5E:D4:88:61:0C:AF:23:E9:7D:4B:15:92:C6:0E:F8:37:A1:5D:B2:6C:09:E4:7F:18:D3:A5:2B"
+    )]
     pub sha256_fingerprint: String,
     /// Start of validity (RFC 3339).
+    #[schema(example = "2026-01-15T00:00:00Z")]
     pub not_before: String,
     /// End of validity (RFC 3339).
+    #[schema(example = "2029-01-15T00:00:00Z")]
     pub not_after: String,
 }
 

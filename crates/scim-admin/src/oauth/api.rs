@@ -18,7 +18,10 @@ where
     web::block(f).await?
 }
 
-/// The registered OAuth clients (never their secrets).
+/// The registered OAuth clients
+///
+/// Every client with its redirect URIs and scopes, oldest first; never
+/// the secrets.
 #[utoipa::path(
     tag = "OAuth clients",
     responses(
@@ -38,12 +41,15 @@ pub async fn list_clients(
     ))
 }
 
-/// Registers an OAuth client for an identity provider (e.g. Entra ID with
-/// the redirect URI `https://portal.azure.com/TokenAuthorize`); the client
+/// Registers an OAuth client
+///
+/// For an identity provider's Authorize connection (e.g. Entra ID with the
+/// redirect URI `https://portal.azure.com/TokenAuthorize`). The client
 /// secret is in this response only.
 #[utoipa::path(
     tag = "OAuth clients",
-    request_body = CreateClientRequest,
+    request_body(content = CreateClientRequest,
+        example = json!({"name": "Microsoft Entra ID", "redirect_uris": ["https://portal.azure.com/TokenAuthorize"], "scopes": ["scim"]})),
     responses(
         (status = 201, description = "Registered", body = CreatedClient),
         (status = 401, description = "No or invalid credentials", body = ErrorBody),
@@ -66,8 +72,10 @@ pub async fn create_client(
     Ok(HttpResponse::Created().json(created))
 }
 
-/// Replaces a client's secret; the new one is in this response only. The
-/// old secret stops working at once; tokens already issued keep working.
+/// Rotates a client's secret
+///
+/// The new secret is in this response only. The old secret stops working
+/// at once; tokens already issued keep working.
 #[utoipa::path(
     tag = "OAuth clients",
     params(("client_id" = String, Path, description = "The client's id")),
@@ -92,9 +100,10 @@ pub async fn rotate_client_secret(
     ))
 }
 
-/// Deletes a client with its grants and tokens (they stop working; replicas
-/// that cached an access token accept it for at most
-/// `auth.token_cache_ttl_secs` more).
+/// Deletes a client
+///
+/// With its grants and tokens: they stop working (replicas that cached an
+/// access token accept it for at most `auth.token_cache_ttl_secs` more).
 #[utoipa::path(
     tag = "OAuth clients",
     params(("client_id" = String, Path, description = "The client's id")),
@@ -118,8 +127,10 @@ pub async fn delete_client(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The grants: which client, which administrator approved it, when, last
-/// use, and revocation. Newest first.
+/// The OAuth grants
+///
+/// Which client, which administrator approved it, when, last use, and
+/// revocation; newest first.
 #[utoipa::path(
     tag = "OAuth grants",
     responses(
@@ -139,8 +150,10 @@ pub async fn list_grants(
     ))
 }
 
-/// Revokes a grant: its refresh tokens stop working at once, its access
-/// tokens within `auth.token_cache_ttl_secs` on every replica.
+/// Revokes a grant
+///
+/// Its refresh tokens stop working at once, its access tokens within
+/// `auth.token_cache_ttl_secs` on every replica.
 #[utoipa::path(
     tag = "OAuth grants",
     params(("id" = String, Path, description = "The grant's id")),

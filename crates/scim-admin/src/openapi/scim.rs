@@ -3,126 +3,346 @@
 //! crate does not depend on — they only anchor the documented operations.
 //! Every operation needs `Authorization: Bearer <SCIM token>`, and answers
 //! 403 while User Synchronization is disabled.
+//!
+//! The request examples are those the identity providers send (Entra ID in
+//! both PATCH dialects, Okta), with the ids of [`EXAMPLE_USER_ID`],
+//! [`EXAMPLE_MEMBER_ID`] and [`EXAMPLE_GROUP_ID`]: a test sends each of
+//! them to scimd, with those ids replaced by real ones, and checks the
+//! answer against the documented status and schema. The error responses
+//! that every operation shares (401, 403, 503; with a body also 400, 408,
+//! 413 and 415) and every error example are added by [`ScimResponses`],
+//! from one table of what scimd really sends.
 
-use serde::Serialize;
-use utoipa::{Modify, OpenApi, ToSchema};
+use serde_json::{json, Value};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{Content, Header, RefOr, Response};
+use utoipa::{Modify, OpenApi};
 
-/// An RFC 7644 §3.12 error document.
-#[derive(Serialize, ToSchema)]
-pub struct ScimErrorDoc {
-    /// `["urn:ietf:params:scim:api:messages:2.0:Error"]`.
-    pub schemas: Vec<String>,
-    /// The HTTP status, as a string.
-    #[schema(example = "400")]
-    pub status: String,
-    /// `invalidFilter`, `invalidPath`, `invalidValue`, `invalidSyntax`,
-    /// `noTarget`, `mutability`, `uniqueness`, `tooMany` (400 and 409 only).
-    #[serde(rename = "scimType")]
-    pub scim_type: Option<String>,
-    /// What went wrong and what to fix.
-    pub detail: String,
+use super::scim_types::{
+    self, Group, GroupListResponse, ListResponse, PatchOp, ResourceListResponse, SearchRequest,
+    User, UserListResponse,
+};
+
+/// The user id in the examples (RFC 7643 §8.1's).
+pub const EXAMPLE_USER_ID: &str = "2819c223-7f76-453a-919d-413861904646";
+/// A second user id in the examples: the member a group PATCH adds.
+pub const EXAMPLE_MEMBER_ID: &str = "902c246b-6245-4190-8e05-00816be7344a";
+/// The group id in the examples (RFC 7643 §8.4's).
+pub const EXAMPLE_GROUP_ID: &str = "e9e30dba-f08f-4109-8486-d5c6a331660a";
+
+const SCIM_JSON: &str = "application/scim+json";
+
+/// Entra ID's POST /Users (its default attribute mappings).
+fn entra_create() -> Value {
+    json!({
+        "schemas": [
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+        ],
+        "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+        "userName": "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1@contoso.com",
+        "active": true,
+        "addresses": [{
+            "primary": true,
+            "type": "work",
+            "country": "JP",
+            "locality": "Tokyo",
+            "postalCode": "100-0001",
+            "streetAddress": "1 Chiyoda"
+        }],
+        "displayName": "Test User",
+        "emails": [{"primary": true, "type": "work", "value": "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1@contoso.com"}],
+        "meta": {"resourceType": "User"},
+        "name": {"familyName": "User", "givenName": "Test", "formatted": "Test User"},
+        "title": "Engineer",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+            "department": "Platform",
+            "organization": "Contoso",
+            "employeeNumber": "1001"
+        }
+    })
 }
 
-/// A User (RFC 7643 §4.1, with the enterprise extension §4.3); every
-/// attribute of the core schema is accepted.
-#[derive(Serialize, ToSchema)]
-pub struct ScimUserDoc {
-    /// Schema URNs.
-    pub schemas: Vec<String>,
-    /// Assigned by scimd.
-    pub id: Option<String>,
-    /// Required; unique case-insensitively.
-    #[serde(rename = "userName")]
-    pub user_name: String,
-    /// The identity provider's id.
-    #[serde(rename = "externalId")]
-    pub external_id: Option<String>,
-    /// Whether the user may sign in (false = suspended).
-    pub active: Option<bool>,
-    /// Display name.
-    #[serde(rename = "displayName")]
-    pub display_name: Option<String>,
-    /// `givenName`, `familyName`, `formatted`, …
-    pub name: Option<serde_json::Value>,
-    /// `[{"value", "type", "primary"}]`.
-    pub emails: Option<Vec<serde_json::Value>>,
-    /// Read-only: direct group memberships.
-    pub groups: Option<Vec<serde_json::Value>>,
-    /// `resourceType`, `created`, `lastModified`, `location`, `version`.
-    pub meta: Option<serde_json::Value>,
+/// Okta's POST /Users.
+fn okta_create() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "okta.user@example.com",
+        "name": {"givenName": "Okta", "familyName": "User"},
+        "emails": [{"primary": true, "value": "okta.user@example.com", "type": "work"}],
+        "displayName": "Okta User",
+        "locale": "en-US",
+        "externalId": "00ujl29u0le5T6Aj10h7",
+        "groups": [],
+        "password": "1mz050nq",
+        "active": true
+    })
 }
 
-/// A Group (RFC 7643 §4.2).
-#[derive(Serialize, ToSchema)]
-pub struct ScimGroupDoc {
-    /// Schema URNs.
-    pub schemas: Vec<String>,
-    /// Assigned by scimd.
-    pub id: Option<String>,
-    /// Required; unique case-insensitively.
-    #[serde(rename = "displayName")]
-    pub display_name: String,
-    /// The identity provider's id.
-    #[serde(rename = "externalId")]
-    pub external_id: Option<String>,
-    /// `[{"value", "type", "display", "$ref"}]`.
-    pub members: Option<Vec<serde_json::Value>>,
-    /// Resource metadata.
-    pub meta: Option<serde_json::Value>,
+/// Entra ID's default PATCH dialect: capitalised `op`, one operation per
+/// attribute with a path, booleans as the strings "True"/"False", the
+/// manager as a bare id.
+fn entra_patch_default() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [
+            {"op": "Replace", "path": "displayName", "value": "Updated Name"},
+            {"op": "Add", "path": "title", "value": "Principal"},
+            {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "moved@contoso.com"},
+            {"op": "Replace", "path": "name.familyName", "value": "Changed"},
+            {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Sales"},
+            {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": EXAMPLE_MEMBER_ID},
+            {"op": "Replace", "path": "active", "value": "False"}
+        ]
+    })
 }
 
-/// A ListResponse (RFC 7644 §3.4.2).
-#[derive(Serialize, ToSchema)]
-pub struct ScimListResponseDoc {
-    /// `["urn:ietf:params:scim:api:messages:2.0:ListResponse"]`.
-    pub schemas: Vec<String>,
-    /// Matches in total.
-    #[serde(rename = "totalResults")]
-    pub total_results: i64,
-    /// 1-based index of the first result.
-    #[serde(rename = "startIndex")]
-    pub start_index: i64,
-    /// Results in this page.
-    #[serde(rename = "itemsPerPage")]
-    pub items_per_page: i64,
-    /// The resources.
-    #[serde(rename = "Resources")]
-    pub resources: Vec<serde_json::Value>,
+/// Entra ID with the `aadOptscim062020` feature flag: RFC 7644 clean
+/// (lower-case `op`, real booleans), several attributes in one path-less
+/// replace whose keys are dotted or URN-qualified.
+fn entra_patch_062020() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{
+            "op": "replace",
+            "value": {
+                "displayName": "New Display",
+                "name.givenName": "Given",
+                "name.familyName": "Family",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Finance",
+                "active": false
+            }
+        }]
+    })
 }
 
-/// A PatchOp request (RFC 7644 §3.5.2).
-#[derive(Serialize, ToSchema)]
-pub struct ScimPatchDoc {
-    /// `["urn:ietf:params:scim:api:messages:2.0:PatchOp"]`.
-    pub schemas: Vec<String>,
-    /// `[{"op": "add"|"replace"|"remove", "path", "value"}]`.
-    #[serde(rename = "Operations")]
-    pub operations: Vec<serde_json::Value>,
+fn okta_deactivate() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}]
+    })
 }
 
-/// A SearchRequest (RFC 7644 §3.4.3).
-#[derive(Serialize, ToSchema)]
-pub struct ScimSearchDoc {
-    /// `["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]`.
-    pub schemas: Vec<String>,
-    /// A filter (RFC 7644 §3.4.2.2).
-    pub filter: Option<String>,
-    /// Sort attribute.
-    #[serde(rename = "sortBy")]
-    pub sort_by: Option<String>,
-    /// `ascending` or `descending`.
-    #[serde(rename = "sortOrder")]
-    pub sort_order: Option<String>,
-    /// 1-based start.
-    #[serde(rename = "startIndex")]
-    pub start_index: Option<i64>,
-    /// Page size.
-    pub count: Option<i64>,
-    /// Attributes to return.
-    pub attributes: Option<Vec<String>>,
-    /// Attributes to omit.
-    #[serde(rename = "excludedAttributes")]
-    pub excluded_attributes: Option<Vec<String>>,
+/// Okta's PUT /Users/{id} on a profile change.
+fn okta_replace() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": EXAMPLE_USER_ID,
+        "userName": "okta.renamed@example.com",
+        "name": {"givenName": "Okta", "familyName": "Renamed"},
+        "emails": [{"primary": true, "value": "okta.renamed@example.com", "type": "work"}],
+        "active": true
+    })
+}
+
+fn group_create() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+        "displayName": "Sales",
+        "members": [{"value": EXAMPLE_USER_ID}]
+    })
+}
+
+fn group_replace() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Sales EMEA",
+        "members": [{"value": EXAMPLE_USER_ID}, {"value": EXAMPLE_MEMBER_ID}]
+    })
+}
+
+/// Entra ID adds a member.
+fn group_add_member() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Add", "path": "members", "value": [{"value": EXAMPLE_MEMBER_ID}]}]
+    })
+}
+
+/// Entra ID removes a member (a value list; Okta and RFC 7644 §3.5.2.2
+/// use the `members[value eq "…"]` path instead, also accepted).
+fn group_remove_member() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Remove", "path": "members", "value": [{"value": EXAMPLE_USER_ID}]}]
+    })
+}
+
+fn group_remove_member_filter() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": format!("members[value eq \"{EXAMPLE_USER_ID}\"]")}]
+    })
+}
+
+fn search_users_example() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName eq \"Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1@contoso.com\" or externalId eq \"00ujl29u0le5T6Aj10h7\"",
+        "startIndex": 1,
+        "count": 10
+    })
+}
+
+fn search_groups_example() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "displayName eq \"Sales\"",
+        "excludedAttributes": ["members"]
+    })
+}
+
+fn search_root_example() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "externalId pr",
+        "count": 50
+    })
+}
+
+/// The RFC 7644 §3.12 error scimd sends with `status` on `path`, as the
+/// example of that response; `description` names the `scimType` first.
+fn error_example(status: u16, description: &str, path: &str) -> Value {
+    let resource = if path.starts_with("/Groups") {
+        ("Group", EXAMPLE_GROUP_ID)
+    } else {
+        ("User", EXAMPLE_USER_ID)
+    };
+    let scim_type = scim_types::SCIM_TYPES
+        .iter()
+        .find(|t| description.starts_with(**t))
+        .copied();
+    let detail = match (status, scim_type) {
+        (400, Some("invalidFilter")) => {
+            "unknown operator \"eqq\" at position 9; expected one of eq, ne, co, sw, ew, pr, gt, ge, lt, le".to_owned()
+        }
+        (400, Some("invalidPath")) => {
+            "name.givnName: name has no sub-attribute \"givnName\"".to_owned()
+        }
+        (400, Some("noTarget")) => {
+            "Operations[0]: remove needs a path (RFC 7644 §3.5.2.2)".to_owned()
+        }
+        (400, Some("mutability")) => "id is readOnly".to_owned(),
+        (400, Some("invalidValue")) => {
+            "userName is required".to_owned()
+        }
+        (400, _) => "the request body is not valid JSON: expected `,` or `}` at line 1 column 27".to_owned(),
+        (401, _) => "authentication required: send Authorization: Bearer <token>".to_owned(),
+        (403, _) => scim_store::sync::SYNC_DISABLED_DETAIL.to_owned(),
+        (404, _) if path.starts_with("/Schemas") => {
+            "no schema \"urn:ietf:params:scim:schemas:core:2.0:Usr\"".to_owned()
+        }
+        (404, _) if path.starts_with("/ResourceTypes") => "no resource type \"Users\"".to_owned(),
+        (404, _) => format!("{} {:?} not found", resource.0, resource.1),
+        (408, _) => "the request body did not arrive within 30 seconds; send the whole body without pauses".to_owned(),
+        (409, _) if resource.0 == "Group" => {
+            "displayName \"Sales\" is already taken (displayName is unique, case-insensitively)".to_owned()
+        }
+        (409, _) => "userName \"okta.user@example.com\" is already taken (userName is unique, case-insensitively)".to_owned(),
+        (412, _) => "the resource was modified: its version no longer matches If-Match".to_owned(),
+        (413, _) => "the request body exceeds the limit of 1048576 bytes".to_owned(),
+        (415, _) => "Content-Type \"text/plain\" is not supported; send application/scim+json or application/json".to_owned(),
+        (503, _) => "the service is temporarily unavailable; retry later".to_owned(),
+        _ => "the request failed".to_owned(),
+    };
+    let mut body = json!({
+        "schemas": [scim_core::schema::ERROR_SCHEMA],
+        "status": status.to_string(),
+        "detail": detail,
+    });
+    let scim_type = match (status, scim_type) {
+        (400, Some(t)) => Some(t),
+        (400, None) => Some("invalidSyntax"),
+        (409, _) => Some("uniqueness"),
+        _ => None,
+    };
+    if let (Some(t), Some(obj)) = (scim_type, body.as_object_mut()) {
+        obj.insert("scimType".into(), t.into());
+    }
+    body
+}
+
+/// The responses every operation shares, as (status, description, only
+/// with a request body).
+const SHARED_ERRORS: &[(u16, &str, bool)] = &[
+    (400, "invalidSyntax: the body is not JSON, or invalidValue: an attribute's value is wrong", true),
+    (401, "Missing, invalid, expired or revoked bearer token (`WWW-Authenticate: Bearer`)", false),
+    (403, "User Synchronization is disabled: an administrator must enable it", false),
+    (408, "The body did not arrive within server.body_timeout_secs of the request head; the connection is closed", true),
+    (413, "The body exceeds server.max_body_bytes", true),
+    (415, "Content-Type is neither application/scim+json nor application/json", true),
+    (503, "The database is unreachable or saturated; retry after `Retry-After` seconds", false),
+];
+
+/// Adds the shared error responses, gives every error its example, and
+/// registers the component schemas.
+struct ScimResponses;
+
+impl ScimResponses {
+    fn operation(path: &str, op: &mut Operation) {
+        let has_body = op.request_body.is_some();
+        for (status, description, with_body) in SHARED_ERRORS {
+            if *with_body && !has_body {
+                continue;
+            }
+            op.responses
+                .responses
+                .entry(status.to_string())
+                .or_insert_with(|| RefOr::T(Response::new(*description)));
+        }
+        for (code, response) in op.responses.responses.iter_mut() {
+            let (Ok(status), RefOr::T(response)) = (code.parse::<u16>(), response) else {
+                continue;
+            };
+            if status < 400 {
+                continue;
+            }
+            let mut content = Content::new(Some(RefOr::Ref(
+                utoipa::openapi::Ref::from_schema_name("Error"),
+            )));
+            content.example = Some(error_example(status, &response.description, path));
+            response.content.clear();
+            response.content.insert(SCIM_JSON.to_owned(), content);
+            let string = || {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+            };
+            if status == 401 {
+                let mut h = Header::new(string());
+                h.description = Some("`Bearer realm=\"scimd\"`, with `error=\"invalid_token\"` when a token was sent".into());
+                response.headers.insert("WWW-Authenticate".into(), h);
+            }
+            if status == 503 {
+                let mut h = Header::new(string());
+                h.description = Some("Seconds to wait before retrying".into());
+                response.headers.insert("Retry-After".into(), h);
+            }
+        }
+    }
+}
+
+impl Modify for ScimResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, schema) in scim_types::components() {
+            components.schemas.insert(name, schema);
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                Self::operation(path, op);
+            }
+        }
+    }
 }
 
 struct Bearer;
@@ -150,7 +370,7 @@ impl Modify for Bearer {
 #[openapi(
     info(
         title = "scimd SCIM 2.0 API",
-        description = "RFC 7643/7644 Users and Groups for identity providers (Entra ID, Okta). Every operation needs a SCIM bearer token; while User Synchronization is disabled every operation answers 403. Errors are RFC 7644 §3.12 documents (application/scim+json).",
+        description = "RFC 7643/7644 Users and Groups for identity providers (Entra ID, Okta). Every operation needs a SCIM bearer token (`Authorization: Bearer scimd_…`, from the admin console, the admin API or `scimd token create`, or an OAuth access token from Authorize). While User Synchronization is disabled every operation answers 403. Errors are RFC 7644 §3.12 documents (application/scim+json) whose `status` is a string. scimd does not rate-limit the SCIM API (it never answers 429); a 503 with `Retry-After` means the database is unreachable or saturated.",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -158,160 +378,191 @@ impl Modify for Bearer {
         list_users, create_user, search_users, get_user, replace_user, patch_user, delete_user,
         list_groups, create_group, search_groups, get_group, replace_group, patch_group, delete_group
     ),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &ScimResponses),
     security(("scim_token" = [])),
     tags(
-        (name = "Discovery", description = "RFC 7644 §4"),
-        (name = "Users", description = "RFC 7643 §4.1"),
-        (name = "Groups", description = "RFC 7643 §4.2"),
+        (name = "Discovery", description = "What scimd supports (RFC 7644 §4)"),
+        (name = "Users", description = "User accounts (RFC 7643 §4.1, with the Enterprise User extension §4.3)"),
+        (name = "Groups", description = "Groups and their members (RFC 7643 §4.2)"),
     )
 )]
 pub struct ScimDoc;
 
-/// `GET /ServiceProviderConfig` (RFC 7643 §5).
+/// The service provider configuration (RFC 7643 §5)
+///
+/// What scimd supports: PATCH, filtering (with the page sizes of the
+/// run-time settings), sorting, ETags; no bulk, no password change.
 #[utoipa::path(get, path = "/ServiceProviderConfig", tag = "Discovery",
     responses(
         (status = 200, description = "What scimd supports", content_type = "application/scim+json", body = serde_json::Value),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
     ))]
 pub fn service_provider_config() {}
 
-/// `GET /Schemas` (RFC 7643 §7).
+/// The schemas (RFC 7643 §7)
+///
+/// User, the Enterprise User extension and Group, with every attribute's
+/// type, mutability and returned characteristic.
 #[utoipa::path(get, path = "/Schemas", tag = "Discovery",
     responses(
-        (status = 200, description = "The schemas", content_type = "application/scim+json", body = ScimListResponseDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "The schemas", content_type = "application/scim+json", body = ListResponse),
     ))]
 pub fn schemas() {}
 
-/// `GET /Schemas/{id}`.
+/// One schema
+///
+/// The schema with this URN.
 #[utoipa::path(get, path = "/Schemas/{id}", tag = "Discovery",
-    params(("id" = String, Path, description = "Schema URN")),
+    params(("id" = String, Path, description = "Schema URN", example = "urn:ietf:params:scim:schemas:core:2.0:User")),
     responses(
         (status = 200, description = "The schema", content_type = "application/scim+json", body = serde_json::Value),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "Unknown schema", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 404, description = "Unknown schema"),
     ))]
 pub fn schema() {}
 
-/// `GET /ResourceTypes` (RFC 7643 §6).
+/// The resource types (RFC 7643 §6)
+///
+/// User (with the optional Enterprise User extension) and Group.
 #[utoipa::path(get, path = "/ResourceTypes", tag = "Discovery",
     responses(
-        (status = 200, description = "User and Group", content_type = "application/scim+json", body = ScimListResponseDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "User and Group", content_type = "application/scim+json", body = ListResponse),
     ))]
 pub fn resource_types() {}
 
-/// `GET /ResourceTypes/{name}`.
+/// One resource type
+///
+/// `User` or `Group`.
 #[utoipa::path(get, path = "/ResourceTypes/{name}", tag = "Discovery",
-    params(("name" = String, Path, description = "`User` or `Group`")),
+    params(("name" = String, Path, description = "`User` or `Group`", example = "User")),
     responses(
         (status = 200, description = "The resource type", content_type = "application/scim+json", body = serde_json::Value),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "Unknown resource type", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 404, description = "Unknown resource type"),
     ))]
 pub fn resource_type() {}
 
-/// `POST /.search` across Users and Groups (RFC 7644 §3.4.3).
+/// Searches Users and Groups together (RFC 7644 §3.4.3)
+///
+/// The filter applies to both resource types; the results list the Users,
+/// then the Groups.
 #[utoipa::path(post, path = "/.search", tag = "Discovery",
-    request_body(content = ScimSearchDoc, content_type = "application/scim+json"),
+    request_body(content = SearchRequest, content_type = "application/scim+json",
+        examples(("Every resource with an externalId" = (value = json!(search_root_example()))))),
     responses(
-        (status = 200, description = "Users then Groups", content_type = "application/scim+json", body = ScimListResponseDoc),
-        (status = 400, description = "invalidFilter, invalidSyntax", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "Users then Groups", content_type = "application/scim+json", body = ResourceListResponse),
+        (status = 400, description = "invalidFilter: the filter does not parse or names an unknown attribute"),
     ))]
 pub fn search_root() {}
 
-/// `GET /Users` (RFC 7644 §3.4.2).
+/// Lists or filters Users (RFC 7644 §3.4.2)
+///
+/// Entra ID's "Test Connection" and its matching step are this request
+/// with `filter=userName eq "…"`; Okta's probe is `startIndex=1&count=2`.
+/// Attribute names and `eq` on userName are case-insensitive.
 #[utoipa::path(get, path = "/Users", tag = "Users",
     params(
-        ("filter" = Option<String>, Query, description = "e.g. userName eq \"a@example.com\""),
-        ("startIndex" = Option<i64>, Query, description = "1-based"),
-        ("count" = Option<i64>, Query, description = "Page size; default and cap are the run-time settings default_page_size and max_page_size (see /ServiceProviderConfig)"),
-        ("sortBy" = Option<String>, Query, description = "Attribute"),
+        ("filter" = Option<String>, Query, description = "A filter (RFC 7644 §3.4.2.2)", example = "userName eq \"Test_User_dfeef4c5-5681-4387-b016-bdf221e82081\""),
+        ("startIndex" = Option<i64>, Query, description = "1-based index of the first result", example = 1),
+        ("count" = Option<i64>, Query, description = "Page size; default and cap are the run-time settings default_page_size and max_page_size (see /ServiceProviderConfig)", example = 100),
+        ("sortBy" = Option<String>, Query, description = "The attribute to sort by, e.g. userName"),
         ("sortOrder" = Option<String>, Query, description = "ascending or descending"),
-        ("attributes" = Option<String>, Query, description = "Comma-separated"),
-        ("excludedAttributes" = Option<String>, Query, description = "Comma-separated"),
+        ("attributes" = Option<String>, Query, description = "Comma-separated attributes to return, e.g. userName,active"),
+        ("excludedAttributes" = Option<String>, Query, description = "Comma-separated attributes to leave out"),
     ),
     responses(
-        (status = 200, description = "A page of users", content_type = "application/scim+json", body = ScimListResponseDoc),
-        (status = 400, description = "invalidFilter", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "A page of users", content_type = "application/scim+json", body = UserListResponse),
+        (status = 400, description = "invalidFilter: the filter does not parse or names an unknown attribute"),
     ))]
 pub fn list_users() {}
 
-/// `POST /Users` (RFC 7644 §3.3).
+/// Creates a User (RFC 7644 §3.3)
+///
+/// Answers 201 with the user as stored, its `Location` and `ETag`.
+/// `userName` is required and unique case-insensitively. Unknown and
+/// readOnly attributes (`id`, `meta`, `groups`) are ignored (RFC 7644
+/// §3.5.1).
 #[utoipa::path(post, path = "/Users", tag = "Users",
-    request_body(content = ScimUserDoc, content_type = "application/scim+json"),
+    request_body(content = User, content_type = "application/scim+json",
+        examples(
+            ("Entra ID" = (summary = "Entra ID's create, with the Enterprise User extension", value = json!(entra_create()))),
+            ("Okta" = (summary = "Okta's create, with a password", value = json!(okta_create()))),
+        )),
     responses(
-        (status = 201, description = "Created; Location and ETag headers", content_type = "application/scim+json", body = ScimUserDoc),
-        (status = 400, description = "invalidValue, invalidSyntax", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 409, description = "uniqueness: userName taken", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 201, description = "Created", content_type = "application/scim+json", body = User,
+         headers(("Location" = String, description = "The user's URL"), ("ETag" = String, description = "The version, e.g. W/\"1\""))),
+        (status = 400, description = "invalidValue: userName missing or an attribute of the wrong type; invalidSyntax: not a User"),
+        (status = 409, description = "uniqueness: the userName is taken"),
     ))]
 pub fn create_user() {}
 
-/// `POST /Users/.search` (RFC 7644 §3.4.3).
+/// Searches Users with POST (RFC 7644 §3.4.3)
+///
+/// The same query as GET /Users, in the body (for filters too long for a
+/// URL).
 #[utoipa::path(post, path = "/Users/.search", tag = "Users",
-    request_body(content = ScimSearchDoc, content_type = "application/scim+json"),
+    request_body(content = SearchRequest, content_type = "application/scim+json",
+        examples(("By userName or externalId" = (value = json!(search_users_example()))))),
     responses(
-        (status = 200, description = "A page of users", content_type = "application/scim+json", body = ScimListResponseDoc),
-        (status = 400, description = "invalidFilter", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "A page of users", content_type = "application/scim+json", body = UserListResponse),
+        (status = 400, description = "invalidFilter: the filter does not parse or names an unknown attribute"),
     ))]
 pub fn search_users() {}
 
-/// `GET /Users/{id}` (RFC 7644 §3.4.1).
+/// Reads a User (RFC 7644 §3.4.1)
+///
+/// With `If-None-Match` set to the current ETag, answers 304.
 #[utoipa::path(get, path = "/Users/{id}", tag = "Users",
-    params(("id" = String, Path, description = "The user's id"), ("If-None-Match" = Option<String>, Header, description = "ETag")),
+    params(("id" = String, Path, description = "The user's id", example = "2819c223-7f76-453a-919d-413861904646"),
+           ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier read")),
     responses(
-        (status = 200, description = "The user", content_type = "application/scim+json", body = ScimUserDoc),
+        (status = 200, description = "The user", content_type = "application/scim+json", body = User,
+         headers(("ETag" = String, description = "The version"))),
         (status = 304, description = "Not modified"),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "No such user", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 404, description = "No such user"),
     ))]
 pub fn get_user() {}
 
-/// `PUT /Users/{id}` (RFC 7644 §3.5.1).
+/// Replaces a User (RFC 7644 §3.5.1)
+///
+/// Attributes not sent are removed; `id` and `meta` are ignored.
 #[utoipa::path(put, path = "/Users/{id}", tag = "Users",
-    params(("id" = String, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "ETag")),
-    request_body(content = ScimUserDoc, content_type = "application/scim+json"),
+    params(("id" = String, Path, description = "The user's id", example = "2819c223-7f76-453a-919d-413861904646"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the user changed since")),
+    request_body(content = User, content_type = "application/scim+json",
+        examples(("Okta" = (summary = "Okta's profile update", value = json!(okta_replace()))))),
     responses(
-        (status = 200, description = "Replaced", content_type = "application/scim+json", body = ScimUserDoc),
-        (status = 400, description = "invalidValue, mutability", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "No such user", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 409, description = "uniqueness", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 412, description = "If-Match is stale", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "Replaced", content_type = "application/scim+json", body = User),
+        (status = 400, description = "invalidValue: userName missing or an attribute of the wrong type; mutability: a readOnly attribute changed"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "uniqueness: the userName is taken by another user"),
+        (status = 412, description = "If-Match is stale"),
     ))]
 pub fn replace_user() {}
 
-/// `PATCH /Users/{id}` (RFC 7644 §3.5.2).
+/// Modifies a User (RFC 7644 §3.5.2)
+///
+/// Applies the operations in order, all or nothing, and answers the user.
+/// Both of Entra ID's dialects are accepted: the default one
+/// (capitalised `op`, booleans as "True"/"False", the manager as a bare
+/// id) and `aadOptscim062020` (RFC 7644 clean, several attributes in one
+/// path-less replace with dotted or URN-qualified keys).
 #[utoipa::path(patch, path = "/Users/{id}", tag = "Users",
-    params(("id" = String, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "ETag")),
-    request_body(content = ScimPatchDoc, content_type = "application/scim+json"),
+    params(("id" = String, Path, description = "The user's id", example = "2819c223-7f76-453a-919d-413861904646"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the user changed since")),
+    request_body(content = PatchOp, content_type = "application/scim+json",
+        examples(
+            ("Entra ID (default)" = (summary = "Entra ID's default dialect: update and disable", value = json!(entra_patch_default()))),
+            ("Entra ID (aadOptscim062020)" = (summary = "Entra ID with the aadOptscim062020 flag", value = json!(entra_patch_062020()))),
+            ("Okta" = (summary = "Okta's deactivation", value = json!(okta_deactivate()))),
+        )),
     responses(
-        (status = 200, description = "Patched", content_type = "application/scim+json", body = ScimUserDoc),
-        (status = 400, description = "invalidPath, noTarget, invalidValue, mutability, invalidSyntax", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "No such user", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 412, description = "If-Match is stale", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "Patched", content_type = "application/scim+json", body = User),
+        (status = 400, description = "invalidPath: the path names no attribute; noTarget, invalidValue, mutability, invalidSyntax"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "uniqueness: the new userName is taken"),
+        (status = 412, description = "If-Match is stale"),
     ))]
 pub fn patch_user() {}
 
-/// `DELETE /Users/{id}` (RFC 7644 §3.6).
+/// Deletes a User (RFC 7644 §3.6)
 ///
 /// What happens follows the run-time setting `deprovisioning` (admin API
 /// `/admin/api/v1/settings`, read on every request). Either way the user
@@ -324,100 +575,122 @@ pub fn patch_user() {}
 /// provider may create the same userName anew); it is purged for good
 /// `soft_delete_retention_days` days later. `If-Match` applies as on PUT.
 #[utoipa::path(delete, path = "/Users/{id}", tag = "Users",
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id", example = "2819c223-7f76-453a-919d-413861904646"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the user changed since")),
     responses(
         (status = 204, description = "Deleted (hard) or marked deleted (soft), per the deprovisioning setting"),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "No such user (or already deleted)", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 412, description = "If-Match is stale", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 404, description = "No such user (or already deleted)"),
+        (status = 412, description = "If-Match is stale"),
     ))]
 pub fn delete_user() {}
 
-/// `GET /Groups`.
+/// Lists or filters Groups (RFC 7644 §3.4.2)
+///
+/// Entra ID matches a group with `filter=displayName eq "…"` and
+/// `excludedAttributes=members`.
 #[utoipa::path(get, path = "/Groups", tag = "Groups",
     params(
-        ("filter" = Option<String>, Query, description = "e.g. displayName eq \"Sales\""),
-        ("startIndex" = Option<i64>, Query, description = "1-based"),
+        ("filter" = Option<String>, Query, description = "A filter (RFC 7644 §3.4.2.2)", example = "displayName eq \"Sales\""),
+        ("startIndex" = Option<i64>, Query, description = "1-based index of the first result"),
         ("count" = Option<i64>, Query, description = "Page size; default and cap are the run-time settings default_page_size and max_page_size (see /ServiceProviderConfig)"),
-        ("excludedAttributes" = Option<String>, Query, description = "e.g. members"),
+        ("excludedAttributes" = Option<String>, Query, description = "Comma-separated attributes to leave out", example = "members"),
     ),
     responses(
-        (status = 200, description = "A page of groups", content_type = "application/scim+json", body = ScimListResponseDoc),
-        (status = 400, description = "invalidFilter", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "A page of groups", content_type = "application/scim+json", body = GroupListResponse),
+        (status = 400, description = "invalidFilter: the filter does not parse or names an unknown attribute"),
     ))]
 pub fn list_groups() {}
 
-/// `POST /Groups`.
+/// Creates a Group (RFC 7644 §3.3)
+///
+/// `displayName` is required and unique case-insensitively; members are
+/// Users or Groups by id.
 #[utoipa::path(post, path = "/Groups", tag = "Groups",
-    request_body(content = ScimGroupDoc, content_type = "application/scim+json"),
+    request_body(content = Group, content_type = "application/scim+json",
+        examples(("With a member" = (value = json!(group_create()))))),
     responses(
-        (status = 201, description = "Created", content_type = "application/scim+json", body = ScimGroupDoc),
-        (status = 400, description = "invalidValue", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 409, description = "uniqueness: displayName taken", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 201, description = "Created", content_type = "application/scim+json", body = Group,
+         headers(("Location" = String, description = "The group's URL"), ("ETag" = String, description = "The version"))),
+        (status = 400, description = "invalidValue: displayName missing or a member that does not exist"),
+        (status = 409, description = "uniqueness: the displayName is taken"),
     ))]
 pub fn create_group() {}
 
-/// `POST /Groups/.search`.
+/// Searches Groups with POST (RFC 7644 §3.4.3)
+///
+/// The same query as GET /Groups, in the body.
 #[utoipa::path(post, path = "/Groups/.search", tag = "Groups",
-    request_body(content = ScimSearchDoc, content_type = "application/scim+json"),
+    request_body(content = SearchRequest, content_type = "application/scim+json",
+        examples(("By displayName" = (value = json!(search_groups_example()))))),
     responses(
-        (status = 200, description = "A page of groups", content_type = "application/scim+json", body = ScimListResponseDoc),
-        (status = 400, description = "invalidFilter", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "A page of groups", content_type = "application/scim+json", body = GroupListResponse),
+        (status = 400, description = "invalidFilter: the filter does not parse or names an unknown attribute"),
     ))]
 pub fn search_groups() {}
 
-/// `GET /Groups/{id}`.
+/// Reads a Group (RFC 7644 §3.4.1)
+///
+/// With its members, unless `excludedAttributes=members`.
 #[utoipa::path(get, path = "/Groups/{id}", tag = "Groups",
-    params(("id" = String, Path, description = "The group's id")),
+    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a"),
+           ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier read")),
     responses(
-        (status = 200, description = "The group", content_type = "application/scim+json", body = ScimGroupDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "No such group", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "The group", content_type = "application/scim+json", body = Group,
+         headers(("ETag" = String, description = "The version"))),
+        (status = 304, description = "Not modified"),
+        (status = 404, description = "No such group"),
     ))]
 pub fn get_group() {}
 
-/// `PUT /Groups/{id}`.
+/// Replaces a Group (RFC 7644 §3.5.1)
+///
+/// The members become exactly those sent.
 #[utoipa::path(put, path = "/Groups/{id}", tag = "Groups",
-    params(("id" = String, Path, description = "The group's id")),
-    request_body(content = ScimGroupDoc, content_type = "application/scim+json"),
+    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the group changed since")),
+    request_body(content = Group, content_type = "application/scim+json",
+        examples(("Rename, two members" = (value = json!(group_replace()))))),
     responses(
-        (status = 200, description = "Replaced", content_type = "application/scim+json", body = ScimGroupDoc),
-        (status = 400, description = "invalidValue", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "No such group", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "Replaced", content_type = "application/scim+json", body = Group),
+        (status = 400, description = "invalidValue: displayName missing or a member that does not exist"),
+        (status = 404, description = "No such group"),
+        (status = 409, description = "uniqueness: the displayName is taken by another group"),
+        (status = 412, description = "If-Match is stale"),
     ))]
 pub fn replace_group() {}
 
-/// `PATCH /Groups/{id}`: 204 by default.
+/// Modifies a Group (RFC 7644 §3.5.2)
+///
+/// Answers 204 without a body, as Entra ID expects, unless `attributes`
+/// or `excludedAttributes` asks for the group back (200).
 #[utoipa::path(patch, path = "/Groups/{id}", tag = "Groups",
-    params(("id" = String, Path, description = "The group's id")),
-    request_body(content = ScimPatchDoc, content_type = "application/scim+json"),
+    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the group changed since")),
+    request_body(content = PatchOp, content_type = "application/scim+json",
+        examples(
+            ("Add a member" = (summary = "Entra ID adds a member", value = json!(group_add_member()))),
+            ("Remove a member" = (summary = "Entra ID removes a member", value = json!(group_remove_member()))),
+            ("Remove a member (filter)" = (summary = "Okta and RFC 7644 §3.5.2.2 remove a member by path filter", value = json!(group_remove_member_filter()))),
+        )),
     responses(
         (status = 204, description = "Patched"),
-        (status = 200, description = "Patched, with attributes/excludedAttributes given", content_type = "application/scim+json", body = ScimGroupDoc),
-        (status = 400, description = "invalidPath, noTarget, invalidValue, mutability", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "No such group", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 200, description = "Patched, with attributes/excludedAttributes given", content_type = "application/scim+json", body = Group),
+        (status = 400, description = "invalidPath: the path names no attribute; noTarget, invalidValue, mutability"),
+        (status = 404, description = "No such group"),
+        (status = 409, description = "uniqueness: a new displayName is taken"),
+        (status = 412, description = "If-Match is stale"),
     ))]
 pub fn patch_group() {}
 
-/// `DELETE /Groups/{id}`.
+/// Deletes a Group (RFC 7644 §3.6)
+///
+/// Its members are not touched.
 #[utoipa::path(delete, path = "/Groups/{id}", tag = "Groups",
-    params(("id" = String, Path, description = "The group's id")),
+    params(("id" = String, Path, description = "The group's id", example = "e9e30dba-f08f-4109-8486-d5c6a331660a"),
+           ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the group changed since")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 403, description = "User Synchronization is disabled", content_type = "application/scim+json", body = ScimErrorDoc),
-        (status = 404, description = "No such group", content_type = "application/scim+json", body = ScimErrorDoc),
+        (status = 404, description = "No such group"),
+        (status = 412, description = "If-Match is stale"),
     ))]
 pub fn delete_group() {}

@@ -787,6 +787,20 @@ async fn openapi_documents_and_swagger_ui_are_served_offline() {
         "{js}"
     );
     assert!(js.contains("/admin/api/openapi.json") && js.contains("/scim/v2/openapi.json"));
+    // The spec picker names both documents plainly.
+    assert!(
+        js.contains(r#""name": "Admin API""#) && js.contains(r#""name": "SCIM 2.0 API""#),
+        "{js}"
+    );
+    // "Try it out" with the session: the interceptor adds the session's
+    // CSRF token to state-changing requests.
+    assert!(
+        js.contains("requestInterceptor: scimdRequestInterceptor,")
+            && js.contains("async function scimdRequestInterceptor(req)")
+            && js.contains(r#"req.headers["X-CSRF-Token"] = session.csrf_token"#)
+            && js.contains(r#"fetch("/admin/api/v1/session""#),
+        "{js}"
+    );
     assert!(!js.contains("https://"), "no external URL: {js}");
     let res = app
         .send(Method::GET, "/admin/api/openapi.json", &session, None)

@@ -2,7 +2,8 @@
 //! (chromedriver) against the real `scimd` binary, on each backend. Plays
 //! the administrator of the seed: first-run setup → SAML → the Enable
 //! button stays disabled until every caution is ticked → Enable → banner →
-//! SCIM token → the identity provider's requests work → Disable → 403.
+//! SCIM token → the identity provider's requests work → Disable → 403 →
+//! Swagger UI's "Try it out" creates a token with the session.
 //!
 //! Screenshots of every page are saved under
 //! `target/browser-screenshots/<backend>/`. `make test` installs Debian's
@@ -550,6 +551,34 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     let title = text_of(c, ".swagger-ui .info .title").await;
     assert!(title.contains("scimd admin API"), "{title}");
     shots.take(c, "swagger-ui").await;
+
+    // "Try it out" with the console session: the documented example of
+    // POST /admin/api/v1/scim-tokens goes out with the session's CSRF
+    // token (Swagger UI's request interceptor adds it) and creates a token.
+    let op = "#operations-SCIM_tokens-create_scim_token";
+    for step in [".opblock-summary", ".try-out__btn", ".execute"] {
+        c.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(&format!("{op} {step}")))
+            .await
+            .unwrap_or_else(|e| panic!("{op} {step} not found: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+    let status = text_of(
+        c,
+        &format!("{op} .live-responses-table tbody .response-col_status"),
+    )
+    .await;
+    assert!(status.starts_with("201"), "Try it out answered {status}");
+    c.execute(
+        "document.querySelector(arguments[0]).scrollIntoView();",
+        vec![json!(format!("{op} .live-responses-table"))],
+    )
+    .await
+    .unwrap();
+    shots.take(c, "swagger-try-it-out").await;
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod browser;
 mod oauth;
+mod openapi;
 mod replicas;
 mod slow_clients;
 
