@@ -166,7 +166,11 @@ pub fn copy_database(from: &str, to: &str, force: bool) -> Result<CopyReport, Co
         detail,
     })?;
 
-    begin(&mut source, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    begin(
+        &mut source,
+        "BEGIN",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    )?;
     // The target's write lock is taken up front (SQLite: no lock upgrade
     // that could fail half-way).
     if let Err(e) = begin(&mut target, "BEGIN IMMEDIATE", "BEGIN") {
@@ -204,7 +208,11 @@ pub fn copy_database(from: &str, to: &str, force: bool) -> Result<CopyReport, Co
 /// migrated).
 pub fn table_checksums(url: &str) -> Result<Vec<TableSummary>, CopyError> {
     let mut conn = open(parse(url, "the URL")?, "source")?;
-    begin(&mut conn, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    begin(
+        &mut conn,
+        "BEGIN",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    )?;
     let mut out = Vec::with_capacity(TABLES.len());
     for spec in TABLES.iter() {
         match (spec.tally)(&mut conn) {
@@ -340,10 +348,9 @@ fn check_source_migrations(source: &mut DbConnection) -> Result<(), CopyError> {
         .into_iter()
         .map(|v| v.version)
         .collect();
-    let embedded: BTreeSet<String> =
-        crate::store::embedded_migration_versions(source.backend())?
-            .into_iter()
-            .collect();
+    let embedded: BTreeSet<String> = crate::store::embedded_migration_versions(source.backend())?
+        .into_iter()
+        .collect();
     let pending: Vec<_> = embedded.difference(&applied).cloned().collect();
     if !pending.is_empty() {
         return Err(CopyError::Migrations(format!(
@@ -439,8 +446,7 @@ fn begin(conn: &mut DbConnection, sqlite: &str, postgres: &str) -> Result<(), Co
 /// Rolls the transaction back; a failed rollback only means the
 /// connection is gone, and it is dropped right after.
 fn roll_back(conn: &mut DbConnection) {
-    if let Err(e) = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn)
-    {
+    if let Err(e) = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn) {
         tracing::warn!(error = %e, "rolling back the copy's transaction failed");
     }
 }
@@ -756,3 +762,190 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         )),
     ]
 });
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::testing::{backends, TestDb};
+    use diesel::connection::SimpleConnection;
+    use scim_core::members::MemberRef;
+
+    #[test]
+    fn the_copy_knows_every_table_and_column_of_the_schema() {
+        for db in backends() {
+            let store = db.store();
+            assert_eq!(store.read(|c| Ok(check_schema(c))).unwrap(), Ok(()));
+            // A later migration's table or column fails the check (and so
+            // every copy) until TABLES copies it.
+            store
+                .write(|c| {
+                    c.batch_execute("CREATE TABLE audit_log (id TEXT PRIMARY KEY NOT NULL)")?;
+                    c.batch_execute("ALTER TABLE users ADD COLUMN nickname TEXT NULL")?;
+                    Ok(())
+                })
+                .unwrap();
+            let err = store.read(|c| Ok(check_schema(c))).unwrap().unwrap_err();
+            assert!(err.contains("table audit_log is not copied"), "{err}");
+            assert!(err.contains("column users.nickname is not copied"), "{err}");
+            let copied = copy_database(db.url(), &TestDb::sqlite().url().to_owned(), false);
+            assert!(
+                matches!(
+                    copied,
+                    Err(CopyError::Schema {
+                        which: "source",
+                        ..
+                    })
+                ),
+                "{copied:?}"
+            );
+        }
+    }
+
+    /// `n` users with two emails each (several `user_values` rows per
+    /// user, so its three-column key is paged), a soft-deleted one, and a
+    /// group holding them all.
+    fn fill(db: &TestDb, n: usize) {
+        db.store()
+            .write(|c| {
+                let mut members = Vec::with_capacity(n);
+                for i in 0..n {
+                    let attrs = serde_json::json!({
+                        "userName": format!("user{i}@example.com"),
+                        "emails": [
+                            {"value": format!("user{i}@example.com"), "type": "work", "primary": true},
+                            {"value": format!("u{i}@home.example"), "type": "home"},
+                        ],
+                        "active": i % 3 != 0,
+                    });
+                    let rec = crate::insert_user(c, attrs.as_object().unwrap(), Some("$argon2id$x"))?;
+                    members.push(MemberRef {
+                        value: rec.id,
+                        member_type: None,
+                    });
+                }
+                let gone = serde_json::json!({"userName": "gone@example.com"});
+                let gone = crate::insert_user(c, gone.as_object().unwrap(), None)?;
+                crate::soft_delete_user(c, &gone.id, None)?;
+                let group = serde_json::json!({"displayName": "Everyone"});
+                crate::insert_group(c, group.as_object().unwrap(), &members)?;
+                crate::create_token(c, "Entra ID", None)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_copy_pages_through_every_table_and_verifies_it() {
+        for source in backends() {
+            // More than two pages of users, many of user_values.
+            let n = usize::try_from(PAGE).unwrap() * 2 + 17;
+            fill(&source, n);
+            let target = TestDb::sqlite();
+            let report = copy_database(source.url(), target.url(), false).unwrap();
+            assert!(report.migrations_applied.is_empty());
+            let rows = |t: &str| report.tables.iter().find(|s| s.table == t).unwrap().rows;
+            assert_eq!(rows("users"), n as u64 + 1);
+            // One row per email.
+            assert_eq!(rows("user_values"), (n as u64) * 2);
+            assert_eq!(rows("group_members"), n as u64);
+            assert_eq!(table_checksums(source.url()).unwrap(), report.tables);
+            assert_eq!(table_checksums(target.url()).unwrap(), report.tables);
+            // The target now holds data: refused without force.
+            let again = copy_database(source.url(), target.url(), false);
+            assert!(
+                matches!(&again, Err(CopyError::NotEmpty { tables }) if tables.contains("users: ")),
+                "{again:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_copy_leaves_the_target_as_it_was() {
+        let source = TestDb::sqlite();
+        fill(&source, 3);
+        let target = TestDb::sqlite();
+        target
+            .store()
+            .write(|c| {
+                crate::create_token(c, "kept", None)?;
+                // Groups come after users and tokens: the copy fails half-way.
+                c.batch_execute(
+                    "CREATE TRIGGER refuse_groups BEFORE INSERT ON groups \
+                     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let before = table_checksums(target.url()).unwrap();
+        let copied = copy_database(source.url(), target.url(), true);
+        assert!(
+            matches!(&copied, Err(CopyError::Database { table: "groups", message, .. }) if message.contains("refused by the test")),
+            "{copied:?}"
+        );
+        assert_eq!(table_checksums(target.url()).unwrap(), before);
+    }
+
+    #[test]
+    fn sources_that_are_not_scimd_databases_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = format!("sqlite://{}", dir.path().join("missing.db").display());
+        let target = TestDb::sqlite();
+        let err = copy_database(&missing, target.url(), false).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!dir.path().join("missing.db").exists());
+        let err = copy_database(target.url(), target.url(), false).unwrap_err();
+        assert!(err.to_string().contains("same database"), "{err}");
+        let err = copy_database("mysql://u:secret@h/db", target.url(), false).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        // An empty SQLite file: no migrations table.
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let err = copy_database(
+            &format!("sqlite://{}", empty.display()),
+            target.url(),
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, CopyError::Migrations(_)), "{err}");
+    }
+
+    #[test]
+    fn checksums_ignore_row_order_and_see_every_byte() {
+        let rows: [&[u8]; 3] = [b"a", b"b", b"c"];
+        let mut forward = Tally::default();
+        for r in rows {
+            forward.add_row(r);
+        }
+        let mut backward = Tally::default();
+        for r in rows.iter().rev() {
+            backward.add_row(r);
+        }
+        assert_eq!(forward, backward);
+        let mut changed = Tally::default();
+        for r in [&b"a"[..], b"b", b"d"] {
+            changed.add_row(r);
+        }
+        assert_ne!(forward, changed);
+        // Values are length-prefixed: ("ab", "c") is not ("a", "bc").
+        let encode = |a: &str, b: &str| {
+            let mut out = Vec::new();
+            a.to_owned().encode(&mut out);
+            b.to_owned().encode(&mut out);
+            out
+        };
+        assert_ne!(encode("ab", "c"), encode("a", "bc"));
+        let mut none = Vec::new();
+        Option::<String>::None.encode(&mut none);
+        let mut empty = Vec::new();
+        Some(String::new()).encode(&mut empty);
+        assert_ne!(none, empty);
+        // The sum carries across bytes.
+        let mut sum = Checksum::default();
+        let mut one = [0u8; 32];
+        one[31] = 0xff;
+        sum.add(&one);
+        sum.add(&one);
+        assert_eq!(&sum.0[30..], &[0x01, 0xfe]);
+    }
+}

@@ -53,10 +53,20 @@ pub enum Command {
     /// configuration.
     Copy {
         /// The database to copy from: sqlite://PATH or postgres://….
-        #[arg(long, value_name = "URL", env = "SCIMD_COPY_FROM", hide_env_values = true)]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "SCIMD_COPY_FROM",
+            hide_env_values = true
+        )]
         from: String,
         /// The database to copy into (created tables are migrated first).
-        #[arg(long, value_name = "URL", env = "SCIMD_COPY_TO", hide_env_values = true)]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "SCIMD_COPY_TO",
+            hide_env_values = true
+        )]
         to: String,
         /// Replace whatever the target holds (its rows are deleted in the
         /// same transaction); without it, a target holding data is refused.
