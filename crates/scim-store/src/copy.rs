@@ -788,7 +788,8 @@ mod tests {
             let err = store.read(|c| Ok(check_schema(c))).unwrap().unwrap_err();
             assert!(err.contains("table audit_log is not copied"), "{err}");
             assert!(err.contains("column users.nickname is not copied"), "{err}");
-            let copied = copy_database(db.url(), &TestDb::sqlite().url().to_owned(), false);
+            let target = TestDb::sqlite();
+            let copied = copy_database(db.url(), target.url(), false);
             assert!(
                 matches!(
                     copied,
