@@ -60,7 +60,7 @@ pub enum Command {
             hide_env_values = true
         )]
         from: String,
-        /// The database to copy into (created tables are migrated first).
+        /// The database to copy into (migrated first; a SQLite file is created).
         #[arg(
             long,
             value_name = "URL",

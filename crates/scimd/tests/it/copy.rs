@@ -395,7 +395,7 @@ fn a_directory_survives_sqlite_to_postgres_and_back() {
 }
 
 #[test]
-fn a_copy_postgres_refuses_leaves_nothing_behind() {
+fn a_copy_that_postgres_refuses_leaves_nothing_behind() {
     let pg = TestDb::postgres_required();
     let dir = tempfile::tempdir().unwrap();
     let source = format!("sqlite://{}", dir.path().join("source.db").display());
