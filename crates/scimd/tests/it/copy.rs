@@ -54,9 +54,7 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
     );
 
     let store = open(url);
-    use scim_store::admin::{
-        create_admin_token, create_session, create_setup_code, list_admins, record_login_attempt,
-    };
+    use scim_store::admin::{create_admin_token, create_session, create_setup_code, list_admins};
     use scim_store::settings::{get_runtime_settings, update_runtime_settings, Deprovisioning};
     let now = time::OffsetDateTime::now_utc();
     let later = scim_core::datetime::format(now + time::Duration::days(1));
@@ -73,14 +71,6 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
             create_session(c, &admin, &later)?;
             create_admin_token(c, "ci", None, "admin:root")?;
             create_setup_code(c, &later)?;
-            record_login_attempt(
-                c,
-                "root",
-                "192.0.2.1",
-                false,
-                &later,
-                "2000-01-01T00:00:00Z",
-            )?;
             let (client, _) = scim_store::oauth::create_client(
                 c,
                 "Entra ID",
@@ -284,6 +274,16 @@ fn a_directory_survives_sqlite_to_postgres_and_back() {
     let source = format!("sqlite://{}", dir.path().join("source.db").display());
     let back = format!("sqlite://{}", dir.path().join("back.db").display());
     let (secret, access_token) = fill(&source, dir.path());
+    {
+        // A failed sign-in, so login_attempts holds a row.
+        let server = Server::start(&source);
+        let (status, _, body) = raw(
+            &server,
+            "POST /admin/api/v1/session HTTP/1.1\r\nContent-Type: application/json\r\n",
+            r#"{"username":"root","password":"not the passphrase"}"#,
+        );
+        assert_eq!(status, 401, "{body}");
+    }
 
     let started = std::time::Instant::now();
     let out = copy(&source, pg.url(), false);
@@ -400,12 +400,13 @@ fn a_copy_that_postgres_refuses_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let source = format!("sqlite://{}", dir.path().join("source.db").display());
     let store = open(&source);
-    // SQLite stores a NUL in text; PostgreSQL refuses it (STACK.md).
+    // SQLite stores a NUL in text; PostgreSQL refuses it (STACK.md). The
+    // password hash is the one column the store takes as given.
     store
         .write(|c| {
-            for name in ["a", "b\u{0}x"] {
-                let attrs = json!({"userName": name.replace('\u{0}', ""), "displayName": name});
-                scim_store::insert_user(c, attrs.as_object().unwrap(), None)?;
+            for (name, hash) in [("a", "$argon2id$a"), ("b", "$argon2id$b\u{0}x")] {
+                let attrs = json!({"userName": name});
+                scim_store::insert_user(c, attrs.as_object().unwrap(), Some(hash))?;
             }
             Ok(())
         })
