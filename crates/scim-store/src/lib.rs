@@ -13,6 +13,7 @@
 
 mod checkpoint;
 pub mod connection;
+pub mod copy;
 pub mod error;
 mod filter;
 pub mod gated;

@@ -181,10 +181,7 @@ impl Store {
 
     /// Applies pending migrations; returns the names of those applied.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        self.on_writer(|conn| match conn {
-            DbConnection::Sqlite(c) => run_pending(c, SQLITE_MIGRATIONS),
-            DbConnection::Postgres(c) => run_pending(c, POSTGRES_MIGRATIONS),
-        })
+        self.on_writer(migrate_connection)
     }
 
     /// Reverts every applied migration, newest first; returns the names of
@@ -493,6 +490,37 @@ where
             }
             Err(e)
         }
+    }
+}
+
+/// Applies the embedded migrations of the connection's backend that are
+/// pending; returns the names of those applied (for tools that work on a
+/// plain connection, such as `copy.rs`).
+pub(crate) fn migrate_connection(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    match conn {
+        DbConnection::Sqlite(c) => run_pending(c, SQLITE_MIGRATIONS),
+        DbConnection::Postgres(c) => run_pending(c, POSTGRES_MIGRATIONS),
+    }
+}
+
+/// The versions of the migrations embedded for `backend`, oldest first.
+pub(crate) fn embedded_migration_versions(backend: Backend) -> Result<Vec<String>, StoreError> {
+    fn versions<DB: diesel::backend::Backend>(
+        source: &EmbeddedMigrations,
+    ) -> Result<Vec<String>, StoreError>
+    where
+        EmbeddedMigrations: MigrationSource<DB>,
+    {
+        let migrations = MigrationSource::<DB>::migrations(source)
+            .map_err(|e| StoreError::internal("listing the embedded migrations failed", &e))?;
+        Ok(migrations
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect())
+    }
+    match backend {
+        Backend::Sqlite => versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS),
+        Backend::Postgres => versions::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS),
     }
 }
 

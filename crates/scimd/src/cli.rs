@@ -44,6 +44,35 @@ pub enum Command {
     /// setting soft_delete_retention_days, once, and print how many (what
     /// `scimd serve` does every maintenance.purge_interval_secs).
     Purge,
+    /// Copy every row of one database into another, e.g. from SQLite to
+    /// PostgreSQL (docs/DEPLOY.md, "Moving from SQLite to PostgreSQL").
+    /// The source is read in one snapshot and never written; the target is
+    /// migrated, then written in one transaction that commits only once
+    /// every table's row count and checksum match the source's. Tokens
+    /// stay valid. The database URLs come from the options, not from the
+    /// configuration.
+    Copy {
+        /// The database to copy from: sqlite://PATH or postgres://….
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "SCIMD_COPY_FROM",
+            hide_env_values = true
+        )]
+        from: String,
+        /// The database to copy into (migrated first; a SQLite file is created).
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "SCIMD_COPY_TO",
+            hide_env_values = true
+        )]
+        to: String,
+        /// Replace whatever the target holds (its rows are deleted in the
+        /// same transaction); without it, a target holding data is refused.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `scimd sync …`

@@ -36,6 +36,9 @@ pub enum Error {
     /// An admin operation was refused; the message says why and what to do.
     #[error("{}", admin_message(.0))]
     Admin(#[from] scim_admin::AdminError),
+    /// `scimd copy` failed; the target was left as it was.
+    #[error("copy: {0}")]
+    Copy(#[from] scim_store::copy::CopyError),
 }
 
 /// An admin error with its field-level messages, one per line.
@@ -91,6 +94,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Sync(cmd) => sync_command(&settings, cmd),
         Command::Saml(cmd) => saml_command(&settings, cmd),
         Command::Admin(cmd) => admin_command(&settings, cmd),
+        Command::Copy { from, to, force } => copy_command(&from, &to, force),
         Command::Purge => {
             let store = connect(&settings)?;
             let purged = purge(&store)?;
@@ -101,6 +105,32 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// `scimd copy`: copies, then prints what was verified per table.
+fn copy_command(from: &str, to: &str, force: bool) -> Result<(), Error> {
+    let report = scim_store::copy::copy_database(from, to, force)?;
+    for name in &report.migrations_applied {
+        println!("applied {name} to the target");
+    }
+    if report.rows_replaced > 0 {
+        println!(
+            "replaced {} rows the target held (--force)",
+            report.rows_replaced
+        );
+    }
+    println!("{:<20}  {:>10}  CHECKSUM (SHA-256 sum)", "TABLE", "ROWS");
+    for t in &report.tables {
+        println!("{:<20}  {:>10}  {}", t.table, t.rows, t.checksum);
+    }
+    let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
+    println!(
+        "copied {rows} rows in {} tables from {} to {}; counts and checksums verified",
+        report.tables.len(),
+        report.from,
+        report.to
+    );
+    Ok(())
 }
 
 /// Users hard-deleted per transaction by the purge: small enough that one
