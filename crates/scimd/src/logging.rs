@@ -5,6 +5,7 @@
 //! may hold personal data in filters), status, latency and a request id;
 //! never a header value (so never a token) and never a body.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -19,10 +20,15 @@ use tracing_subscriber::EnvFilter;
 use crate::settings::{LogFormat, LogSettings};
 
 /// Installs the global subscriber. Safe to call once per process.
+///
+/// Human lines carry ANSI colours only when stderr is a terminal: piped
+/// into journald, a file or `docker logs`, escape codes would be noise
+/// (and would stick to a setup code copied from the log).
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match settings.format {
         LogFormat::Human => builder.try_init(),

@@ -5,6 +5,7 @@
 mod browser;
 mod oauth;
 mod replicas;
+mod rough_edges;
 mod slow_clients;
 
 use std::io::{Read, Write};
