@@ -290,12 +290,13 @@ pub async fn list_scim_tokens(
 #[post("/scim-tokens")]
 pub async fn create_scim_token(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     body: Result<Json<CreateTokenRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let req = json_body(body)?;
-    let created = blocking(move || service::create_scim_token(&store, &req)).await?;
+    let created =
+        blocking(move || service::create_scim_token(&store, &caller.actor, &req)).await?;
     Ok(HttpResponse::Created().json(created))
 }
 

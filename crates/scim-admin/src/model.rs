@@ -163,7 +163,9 @@ pub struct TokenView {
     pub state: String,
     /// Creation time.
     pub created_at: String,
-    /// Who created it (admin API tokens only).
+    /// Who created it: `admin:<name>` (console), `token:<name>` (admin API
+    /// token), `cli:<login>` (`scimd token create`). Absent for SCIM tokens
+    /// created before scimd recorded it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
     /// Last successful use.

@@ -44,7 +44,8 @@ pub use groups::{
 };
 pub use store::{Answer, Store, StoreConfig};
 pub use tokens::{
-    authenticate_token, create_token, hash_secret, list_tokens, revoke_token, touch_token,
+    authenticate_token, create_token, create_token_by, hash_secret, list_tokens, revoke_token,
+    touch_token,
     TokenInfo,
 };
 pub use users::{

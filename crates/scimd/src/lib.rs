@@ -300,6 +300,7 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
             });
             let created = scim_admin::service::create_scim_token(
                 &store,
+                &cli_actor(),
                 &scim_admin::model::CreateTokenRequest { name, expires_at },
             )?;
             println!(
