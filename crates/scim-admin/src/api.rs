@@ -295,8 +295,7 @@ pub async fn create_scim_token(
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let req = json_body(body)?;
-    let created =
-        blocking(move || service::create_scim_token(&store, &caller.actor, &req)).await?;
+    let created = blocking(move || service::create_scim_token(&store, &caller.actor, &req)).await?;
     Ok(HttpResponse::Created().json(created))
 }
 

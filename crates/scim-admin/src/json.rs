@@ -127,12 +127,32 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (r#"{"name": 5}"#, "name", "invalid type: integer `5`, expected a string"),
+            (
+                r#"{"name": 5}"#,
+                "name",
+                "invalid type: integer `5`, expected a string",
+            ),
             (r#"{}"#, "name", "is required"),
-            (r#"{"name": "x", "expires_at": 1}"#, "expires_at", "invalid type"),
-            (r#"{"name": "x", "items": [{"value": "a"}, {"value": 2}]}"#, "items[1].value", "invalid type"),
-            (r#"{"name": "x", "items": [{}]}"#, "items[0].value", "is required"),
-            (r#"{"name": "x", "nmae": 1}"#, "nmae", "unknown field `nmae`"),
+            (
+                r#"{"name": "x", "expires_at": 1}"#,
+                "expires_at",
+                "invalid type",
+            ),
+            (
+                r#"{"name": "x", "items": [{"value": "a"}, {"value": 2}]}"#,
+                "items[1].value",
+                "invalid type",
+            ),
+            (
+                r#"{"name": "x", "items": [{}]}"#,
+                "items[0].value",
+                "is required",
+            ),
+            (
+                r#"{"name": "x", "nmae": 1}"#,
+                "nmae",
+                "unknown field `nmae`",
+            ),
             (r#"{"name": "x""#, "body", "not valid JSON"),
             (r#"{"name": "x"} trailing"#, "body", "not valid JSON"),
             (r#""name""#, "body", "invalid type: string"),
@@ -141,7 +161,10 @@ mod tests {
             let (f, m) = field_and_message(body);
             assert_eq!(f, field, "{body}: {m}");
             assert!(m.contains(message), "{body}: {m}");
-            assert!(!m.contains("line 1 column") || field == "body", "{body}: {m}");
+            assert!(
+                !m.contains("line 1 column") || field == "body",
+                "{body}: {m}"
+            );
         }
     }
 }

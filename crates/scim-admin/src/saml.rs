@@ -105,8 +105,8 @@ pub fn parse_certificate(input: &str, field: &str) -> Result<ValidCertificate, F
             "the certificate is not valid base64 inside its PEM block",
         )
     })?;
-    let (rest, cert) =
-        X509Certificate::from_der(&der).map_err(|e| FieldError::new(field, der_problem(&der, &e)))?;
+    let (rest, cert) = X509Certificate::from_der(&der)
+        .map_err(|e| FieldError::new(field, der_problem(&der, &e)))?;
     if !rest.is_empty() {
         return Err(FieldError::new(
             field,

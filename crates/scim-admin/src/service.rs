@@ -411,9 +411,8 @@ pub fn create_scim_token(
     req: &CreateTokenRequest,
 ) -> Result<CreatedToken, AdminError> {
     let (name, expires_at) = check_token_input(req)?;
-    let (info, secret) = store.write(|c| {
-        scim_store::create_token_by(c, &name, expires_at.clone(), Some(actor))
-    })?;
+    let (info, secret) =
+        store.write(|c| scim_store::create_token_by(c, &name, expires_at.clone(), Some(actor)))?;
     Ok(CreatedToken {
         token: scim_token_view(info, &scim_core::datetime::now()),
         secret,

@@ -45,8 +45,7 @@ pub use groups::{
 pub use store::{Answer, Store, StoreConfig};
 pub use tokens::{
     authenticate_token, create_token, create_token_by, hash_secret, list_tokens, revoke_token,
-    touch_token,
-    TokenInfo,
+    touch_token, TokenInfo,
 };
 pub use users::{
     count_deleted_users, count_users, delete_user, find_password_hash, find_user, insert_user,

@@ -559,7 +559,13 @@ mod tests {
                 "{bad}: {msg}"
             );
         }
-        for good in ["info", "WARN", "off", "scimd=debug,info", "scim_store=trace"] {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "scimd=debug,info",
+            "scim_store=trace",
+        ] {
             let s = Settings::load_from(None, env(&[("SCIMD__LOG__LEVEL", good)])).unwrap();
             assert_eq!(s.log.level, good);
         }
@@ -572,7 +578,10 @@ mod tests {
         let path = dir.path().join("scimd.toml");
         std::fs::write(&path, "[log]\nlevel = \"loud\"\n").unwrap();
         let err = Settings::load_from(Some(&path), env(&[])).unwrap_err();
-        assert!(err.to_string().contains("\"loud\" is not a log level"), "{err}");
+        assert!(
+            err.to_string().contains("\"loud\" is not a log level"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,9 +9,7 @@ use scim_store::groups::{self, GroupRef, Member};
 use scim_store::{users, DbConnection, GroupRecord, ListQuery, Page, StoreError, UserRecord};
 use serde_json::{Map, Value};
 
-use super::{
-    blocking, error_page, render, require_session, session_error_page, Chrome, Form,
-};
+use super::{blocking, error_page, render, require_session, session_error_page, Chrome, Form};
 use crate::error::AdminError;
 use crate::AdminApi;
 
@@ -417,11 +415,20 @@ async fn groups_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse
     let form = Form::query(&req);
     let q = form.text("q").to_owned();
     let page = page_number(&form);
-    let (rows, total, error) =
-        match search(&api, &q, UserState::Any, page, false, groups::list_groups, group_row).await {
-            Ok(found) => found,
-            Err(err) => return error_page(&err),
-        };
+    let (rows, total, error) = match search(
+        &api,
+        &q,
+        UserState::Any,
+        page,
+        false,
+        groups::list_groups,
+        group_row,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(err) => return error_page(&err),
+    };
     render(&GroupsPage {
         chrome: Chrome::for_session(&session, "groups"),
         pager: Pager::new(page, total, PAGE_SIZE, &q),
@@ -515,16 +522,16 @@ mod tests {
         // Four comparisons of the one literal, nothing else.
         let shown = format!("{f:?}");
         assert!(shown.contains(r#"a\" or userName pr or \"b"#), "{shown}");
-        assert!(search_filter(true, "  ", UserState::Any)
-            .unwrap()
-            .is_none());
+        assert!(search_filter(true, "  ", UserState::Any).unwrap().is_none());
         assert!(search_filter(false, "x", UserState::Any).unwrap().is_some());
         let f = search_filter(true, "ann", UserState::Suspended)
             .unwrap()
             .unwrap();
         let shown = format!("{f:?}");
         assert!(shown.starts_with("And("), "{shown}");
-        assert!(search_filter(true, "", UserState::Active).unwrap().is_some());
+        assert!(search_filter(true, "", UserState::Active)
+            .unwrap()
+            .is_some());
     }
 
     #[test]

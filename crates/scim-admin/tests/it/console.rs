@@ -688,9 +688,7 @@ async fn lists_filter_by_state_show_times_and_creators_and_a_404_keeps_the_navig
         assert!(page.html.contains("2 suspended users"), "{}", page.html);
         assert!(page.html.contains("user0@") && page.html.contains("user3@"));
         assert!(!page.html.contains("user1@"));
-        assert!(page
-            .html
-            .contains(r#"<option value="suspended" selected>"#));
+        assert!(page.html.contains(r#"<option value="suspended" selected>"#));
         let page = get(&app, "/admin/users?state=active&q=user4", Some(&cookie)).await;
         assert!(
             page.html.contains("1 active user matching"),
@@ -703,7 +701,9 @@ async fn lists_filter_by_state_show_times_and_creators_and_a_404_keeps_the_navig
 
         // The frame: a skip link to the content, tables that scroll
         // sideways, and timestamps the script localises (UTC in the title).
-        assert!(page.html.contains(r##"<a class="skip-link" href="#main">"##));
+        assert!(page
+            .html
+            .contains(r##"<a class="skip-link" href="#main">"##));
         assert!(page.html.contains(r#"<main id="main""#));
         assert!(page.html.contains(r#"<div class="table-wrap">"#));
         let at = page.html.find("<time datetime=\"").expect("a <time>") + 16;
@@ -736,7 +736,11 @@ async fn lists_filter_by_state_show_times_and_creators_and_a_404_keeps_the_navig
         assert_eq!(listed[0].created_by.as_deref(), Some("admin:root"));
 
         // Wrong addresses answer 404 inside the frame, navigation included.
-        for path in ["/admin/nope", "/admin/users/unknown", "/admin/groups/unknown"] {
+        for path in [
+            "/admin/nope",
+            "/admin/users/unknown",
+            "/admin/groups/unknown",
+        ] {
             let page = get(&app, path, Some(&cookie)).await;
             assert_eq!(page.status, 404, "{path}");
             assert!(

@@ -490,7 +490,9 @@ async fn sync_needs_every_caution_and_saml_and_is_logged() {
         // In plain words, not x509-parser's `Der(UnexpectedTag { … })`.
         let message = res.body["fields"][2]["message"].as_str().unwrap();
         assert!(
-            message.starts_with("not an X.509 certificate: the data decodes, but not to a certificate"),
+            message.starts_with(
+                "not an X.509 certificate: the data decodes, but not to a certificate"
+            ),
             "{message}"
         );
         let res = app

@@ -629,7 +629,7 @@ fn the_setup_code_is_logged_once_while_no_admin_exists() {
         .unwrap()
         .read_to_string(&mut log)
         .unwrap();
-    assert_eq!(log.matches("setup_code").count(), 1, "{log}");
+    assert_eq!(log.matches("one-time setup code ").count(), 1, "{log}");
     assert!(log.contains("WARN"), "{log}");
 }
 

@@ -31,18 +31,31 @@ fn the_root_sends_browsers_to_the_console_and_clients_to_the_scim_base() {
         let server = Server::start(&url);
         // Chromium's navigation Accept header.
         let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
-        let (status, headers, _) = raw(&server, &format!("GET / HTTP/1.1\r\nAccept: {browser}\r\n"), "");
+        let (status, headers, _) = raw(
+            &server,
+            &format!("GET / HTTP/1.1\r\nAccept: {browser}\r\n"),
+            "",
+        );
         assert_eq!(status, 302, "{headers}");
-        assert!(headers.to_ascii_lowercase().contains("location: /admin/"), "{headers}");
+        assert!(
+            headers.to_ascii_lowercase().contains("location: /admin/"),
+            "{headers}"
+        );
 
-        for accept in ["*/*", "application/scim+json", "application/json, text/html;q=0.5"] {
-            let (status, headers, body) =
-                raw(&server, &format!("GET / HTTP/1.1\r\nAccept: {accept}\r\n"), "");
+        for accept in [
+            "*/*",
+            "application/scim+json",
+            "application/json, text/html;q=0.5",
+        ] {
+            let (status, headers, body) = raw(
+                &server,
+                &format!("GET / HTTP/1.1\r\nAccept: {accept}\r\n"),
+                "",
+            );
             assert_eq!(status, 200, "{accept}: {headers}");
             let hint: serde_json::Value = serde_json::from_str(&body).unwrap();
             assert_eq!(
-                hint["scim_base_url"],
-                "http://127.0.0.1/scim/v2",
+                hint["scim_base_url"], "http://127.0.0.1/scim/v2",
                 "{accept}: {body}"
             );
             assert_eq!(hint["console"], "http://127.0.0.1/admin/");
@@ -62,7 +75,10 @@ fn the_log_on_a_pipe_has_no_colours_and_the_setup_code_copies_cleanly() {
     server.terminate();
     let log = stderr_of(&mut server);
     assert!(log.contains("scimd listening"), "{log}");
-    assert!(!log.contains('\u{1b}'), "ANSI escape codes in a piped log: {log:?}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a piped log: {log:?}"
+    );
     // The code stands alone between spaces: a double-click selects it and
     // nothing else, and it works as it is in the setup page.
     let line = log
