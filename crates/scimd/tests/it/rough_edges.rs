@@ -157,7 +157,11 @@ struct Proxy {
 
 impl Proxy {
     fn start(upstream: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0, upstream)
+    }
+
+    fn start_on(port: u16, upstream: String) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let open = Arc::new(AtomicBool::new(true));
         let streams: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
@@ -224,7 +228,7 @@ fn host_port(url: &str) -> String {
 }
 
 #[test]
-fn readyz_answers_503_at_once_while_postgres_is_down_and_the_log_stays_calm() {
+fn readyz_answers_503_at_once_while_postgres_is_down_recovers_and_the_log_stays_calm() {
     let db = TestDb::postgres_required();
     let proxy = Proxy::start(host_port(db.url()));
     let via_proxy = db.url().replacen(
@@ -258,7 +262,18 @@ fn readyz_answers_503_at_once_while_postgres_is_down_and_the_log_stays_calm() {
         Duration::from_millis(500),
         "docs/ and this test say 500 ms"
     );
+    // The database comes back on the same address: readiness follows.
+    let again = Proxy::start_on(proxy.port, host_port(db.url()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.http("GET", "/readyz", None, None).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed 503 after the database came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     server.terminate();
+    again.cut();
     let log = stderr_of(&mut server);
     let connect_errors = log
         .lines()
