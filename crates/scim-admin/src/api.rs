@@ -7,15 +7,15 @@ use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 
 use crate::auth::{Caller, Credential, SESSION_COOKIE};
 use crate::error::{AdminError, ErrorBody};
+use crate::json::Json;
 use crate::model::*;
 use crate::{service, AdminApi};
 
-/// The JSON body, or a 422 naming it. Handlers take the body as a
-/// `Result` and unwrap it after the `Caller` extractor succeeded, so an
-/// unauthenticated request gets 401 whatever its body.
-fn json_body<T>(body: Result<web::Json<T>, actix_web::Error>) -> Result<T, AdminError> {
-    body.map(web::Json::into_inner)
-        .map_err(|e| AdminError::field("body", format!("invalid JSON body: {e}")))
+/// The JSON body, or a 422 naming the field at fault. Handlers take the
+/// body as a `Result` and unwrap it after the `Caller` extractor
+/// succeeded, so an unauthenticated request gets 401 whatever its body.
+fn json_body<T>(body: Result<Json<T>, actix_web::Error>) -> Result<T, AdminError> {
+    body.map(|Json(t)| t).map_err(crate::json::body_error)
 }
 
 /// Runs a blocking service call off the async workers.
@@ -73,7 +73,7 @@ pub async fn get_sync(
 pub async fn enable_sync(
     api: web::Data<AdminApi>,
     caller: Caller,
-    body: Result<web::Json<EnableSyncRequest>, actix_web::Error>,
+    body: Result<Json<EnableSyncRequest>, actix_web::Error>,
 ) -> Result<web::Json<SyncStatus>, AdminError> {
     let store = api.store().clone();
     let accepted = json_body(body)?.accepted_cautions;
@@ -179,7 +179,7 @@ pub async fn get_saml(
 pub async fn put_saml(
     api: web::Data<AdminApi>,
     caller: Caller,
-    body: Result<web::Json<SamlUpdate>, actix_web::Error>,
+    body: Result<Json<SamlUpdate>, actix_web::Error>,
 ) -> Result<web::Json<SamlView>, AdminError> {
     let store = api.store().clone();
     let update = json_body(body)?;
@@ -252,7 +252,7 @@ pub async fn put_settings(
     api: web::Data<AdminApi>,
     caller: Caller,
     req: HttpRequest,
-    body: Result<web::Json<SettingsUpdate>, actix_web::Error>,
+    body: Result<Json<SettingsUpdate>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let Some(raw) = req.headers().get(header::IF_MATCH) else {
         return Err(AdminError::PreconditionRequired(
@@ -327,12 +327,12 @@ pub async fn list_scim_tokens(
 #[post("/scim-tokens")]
 pub async fn create_scim_token(
     api: web::Data<AdminApi>,
-    _caller: Caller,
-    body: Result<web::Json<CreateTokenRequest>, actix_web::Error>,
+    caller: Caller,
+    body: Result<Json<CreateTokenRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let req = json_body(body)?;
-    let created = blocking(move || service::create_scim_token(&store, &req)).await?;
+    let created = blocking(move || service::create_scim_token(&store, &caller.actor, &req)).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -408,7 +408,7 @@ pub async fn list_admin_tokens(
 pub async fn create_admin_token(
     api: web::Data<AdminApi>,
     caller: Caller,
-    body: Result<web::Json<CreateTokenRequest>, actix_web::Error>,
+    body: Result<Json<CreateTokenRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let req = json_body(body)?;
@@ -488,7 +488,7 @@ pub(crate) fn session_cookie(
 pub async fn login(
     api: web::Data<AdminApi>,
     req: HttpRequest,
-    body: Result<web::Json<LoginRequest>, actix_web::Error>,
+    body: Result<Json<LoginRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let ttl = api.config().session_ttl;
     let LoginRequest { username, password } = json_body(body)?;
@@ -603,7 +603,7 @@ pub async fn setup_status(api: web::Data<AdminApi>) -> Result<web::Json<SetupSta
 pub async fn complete_setup(
     api: web::Data<AdminApi>,
     req: HttpRequest,
-    body: Result<web::Json<SetupRequest>, actix_web::Error>,
+    body: Result<Json<SetupRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let setup = json_body(body)?;
     let admin = service::guarded_setup(&api.sign_in_guard(&req), &setup).await?;

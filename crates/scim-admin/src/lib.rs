@@ -17,6 +17,7 @@ pub mod cautions;
 pub mod console;
 mod docs;
 pub mod error;
+pub mod json;
 pub mod model;
 pub mod oauth;
 pub mod openapi;

@@ -209,7 +209,9 @@ pub struct TokenView {
     /// Creation time.
     #[schema(example = "2026-12-06T09:14:03Z")]
     pub created_at: String,
-    /// Who created it (admin API tokens only).
+    /// Who created it: `admin:<name>` (console), `token:<name>` (admin API
+    /// token), `cli:<login>` (`scimd token create`). Absent for SCIM tokens
+    /// created before scimd recorded it.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "admin:alice")]
     pub created_by: Option<String>,

@@ -189,7 +189,8 @@ pub fn api_scope(
         InitError = (),
     >,
 > {
-    let json = web::JsonConfig::default().limit(max_body_bytes);
+    // The JSON bodies (`json.rs`) are read as bytes under this limit.
+    let json = web::PayloadConfig::new(max_body_bytes);
     utoipa_actix_web::scope(API_BASE)
         .app_data(json)
         .service(api::get_sync)

@@ -44,6 +44,40 @@ pub struct ValidCertificate {
     pub info: CertificateInfo,
 }
 
+/// What is wrong with a certificate x509-parser could not read, in words
+/// an operator can act on (its own errors read `Der(UnexpectedTag { … })`).
+fn der_problem(der: &[u8], e: &x509_parser::nom::Err<x509_parser::error::X509Error>) -> String {
+    use x509_parser::der_parser::error::BerError;
+    use x509_parser::error::X509Error;
+    use x509_parser::nom::error::ErrorKind;
+    const WHAT_TO_SEND: &str = "send the identity provider's SAML signing certificate \
+        (in Entra: Certificate (Base64)), from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----";
+    // Every certificate is a DER SEQUENCE (tag 0x30, RFC 5280 §4.1).
+    if der.first() != Some(&0x30) {
+        return format!(
+            "not an X.509 certificate: the data decodes, but not to a certificate (it may be a key, a certificate request or another file); {WHAT_TO_SEND}"
+        );
+    }
+    match e {
+        x509_parser::nom::Err::Incomplete(_)
+        | x509_parser::nom::Err::Error(
+            X509Error::NomError(ErrorKind::Eof) | X509Error::Der(BerError::Incomplete(_)),
+        )
+        | x509_parser::nom::Err::Failure(
+            X509Error::NomError(ErrorKind::Eof) | X509Error::Der(BerError::Incomplete(_)),
+        ) => {
+            format!("the certificate is cut short (part of it is missing); {WHAT_TO_SEND}")
+        }
+        x509_parser::nom::Err::Error(X509Error::Der(_))
+        | x509_parser::nom::Err::Failure(X509Error::Der(_)) => format!(
+            "not an X.509 certificate: the data decodes, but not to a certificate (it may be a key, a certificate request or another file); {WHAT_TO_SEND}"
+        ),
+        x509_parser::nom::Err::Error(inner) | x509_parser::nom::Err::Failure(inner) => format!(
+            "not an X.509 certificate that scimd can read: one of its parts is damaged ({inner}); {WHAT_TO_SEND}"
+        ),
+    }
+}
+
 /// Parses `input` (PEM, or the bare base64 found in metadata) as an X.509
 /// certificate that is valid now. Errors name the field `field`.
 pub fn parse_certificate(input: &str, field: &str) -> Result<ValidCertificate, FieldError> {
@@ -78,7 +112,7 @@ pub fn parse_certificate(input: &str, field: &str) -> Result<ValidCertificate, F
         )
     })?;
     let (rest, cert) = X509Certificate::from_der(&der)
-        .map_err(|e| FieldError::new(field, format!("not an X.509 certificate: {e}")))?;
+        .map_err(|e| FieldError::new(field, der_problem(&der, &e)))?;
     if !rest.is_empty() {
         return Err(FieldError::new(
             field,
@@ -286,6 +320,7 @@ mod tests {
 
     #[test]
     fn bad_certificates_say_why() {
+        let whole = bare(PEM);
         let cases = [
             ("", "required"),
             (
@@ -297,12 +332,15 @@ mod tests {
                 "PEM block",
             ),
             ("aGVsbG8gd29ybGQ=", "not an X.509"),
+            // The first bytes of a real certificate only: cut short.
+            (&whole[..40], "cut short"),
             (EXPIRED, "expired on 2021-01-01"),
         ];
         for (input, why) in cases {
             let err = parse_certificate(input, "certificate_pem").unwrap_err();
             assert_eq!(err.field, "certificate_pem");
             assert!(err.message.contains(why), "{input:?}: {}", err.message);
+            assert!(!err.message.contains("Der("), "{}", err.message);
         }
     }
 

@@ -355,7 +355,7 @@ fn scim_token_view(t: scim_store::TokenInfo, now: &str) -> TokenView {
         name: t.name,
         prefix: t.prefix,
         created_at: t.created_at,
-        created_by: None,
+        created_by: t.created_by,
         last_used_at: t.last_used_at,
         expires_at: t.expires_at,
         revoked_at: t.revoked_at,
@@ -406,13 +406,16 @@ fn check_token_input(req: &CreateTokenRequest) -> Result<(String, Option<String>
     }
 }
 
-/// Mints a SCIM token (what `scimd token create` does).
+/// Mints a SCIM token (what `scimd token create` does), recording `actor`
+/// as its creator.
 pub fn create_scim_token(
     store: &Store,
+    actor: &str,
     req: &CreateTokenRequest,
 ) -> Result<CreatedToken, AdminError> {
     let (name, expires_at) = check_token_input(req)?;
-    let (info, secret) = store.write(|c| scim_store::create_token(c, &name, expires_at.clone()))?;
+    let (info, secret) =
+        store.write(|c| scim_store::create_token_by(c, &name, expires_at.clone(), Some(actor)))?;
     Ok(CreatedToken {
         token: scim_token_view(info, &scim_core::datetime::now()),
         secret,

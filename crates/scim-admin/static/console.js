@@ -3,6 +3,17 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
+  // Timestamps: the server writes UTC (the exact value stays in the
+  // title, shown on hover); show them in the browser's time zone.
+  document.querySelectorAll("time[datetime]").forEach((t) => {
+    // Microseconds are trimmed to what Date parses everywhere.
+    const iso = t.dateTime.replace(/(\.\d{3})\d+/, "$1");
+    const when = new Date(iso);
+    if (Number.isNaN(when.getTime())) return;
+    t.textContent = when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    t.title = t.dateTime + " (UTC)";
+  });
+
   // User Synchronization: Enable stays disabled until SAML sign-in is
   // configured and every caution is ticked; the reason is shown.
   const form = document.getElementById("enable-form");

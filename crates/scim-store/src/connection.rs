@@ -213,9 +213,83 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
+/// How often [`ConnectErrorLog`] logs at most.
+pub(crate) const CONNECT_ERROR_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// r2d2's error handler (shared by every pool of a store): a failed
+/// attempt to open a connection is logged at most once per interval, with
+/// the number of failures left out since the last line. r2d2 retries every
+/// missing connection in the background with a short backoff, and its own
+/// handler logged each attempt: dozens of ERROR lines a minute during a
+/// database outage.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectErrorLog {
+    every: std::time::Duration,
+    state: std::sync::Arc<std::sync::Mutex<ErrorLogState>>,
+}
+
+#[derive(Debug, Default)]
+struct ErrorLogState {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl ConnectErrorLog {
+    pub(crate) fn new(every: std::time::Duration) -> Self {
+        Self {
+            every,
+            state: std::sync::Arc::default(),
+        }
+    }
+
+    /// Whether a failure at `now` is logged, and if so how many were left
+    /// out before it.
+    fn admit(&self, now: std::time::Instant) -> Option<u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < self.every)
+        {
+            state.suppressed += 1;
+            return None;
+        }
+        state.last = Some(now);
+        Some(std::mem::take(&mut state.suppressed))
+    }
+}
+
+impl r2d2::HandleError<diesel::r2d2::Error> for ConnectErrorLog {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        if let Some(suppressed) = self.admit(std::time::Instant::now()) {
+            tracing::error!(
+                error = %error,
+                suppressed,
+                "cannot open a database connection; retrying (logged at most every {}s)",
+                self.every.as_secs()
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_errors_are_logged_at_most_once_per_interval() {
+        let log = ConnectErrorLog::new(std::time::Duration::from_secs(10));
+        let t0 = std::time::Instant::now();
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        assert_eq!(log.admit(at(0)), Some(0));
+        assert_eq!(log.admit(at(200)), None);
+        assert_eq!(log.admit(at(9_999)), None);
+        assert_eq!(log.admit(at(10_000)), Some(2));
+        assert_eq!(log.admit(at(10_001)), None);
+        assert_eq!(log.admit(at(25_000)), Some(1));
+    }
 
     #[test]
     fn schemes_choose_the_backend() {

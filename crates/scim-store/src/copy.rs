@@ -701,7 +701,8 @@ macro_rules! table_spec {
 pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::new(|| {
     vec![
         table_spec!(scim_tokens, pk: (id), columns: (
-            id, name, prefix, secret_hash, created_at, last_used_at, expires_at, revoked_at,
+            id, name, prefix, secret_hash, created_at, created_by, last_used_at, expires_at,
+            revoked_at,
         )),
         table_spec!(users, pk: (id), columns: (
             id, user_name, user_name_ci, external_id, display_name_ci, active, resource,

@@ -47,8 +47,8 @@ pub use groups::{
 pub use password::{PasswordError, PasswordHasher};
 pub use store::{Answer, Store, StoreConfig};
 pub use tokens::{
-    authenticate_token, create_token, hash_secret, list_tokens, revoke_token, touch_token,
-    TokenInfo,
+    authenticate_token, create_token, create_token_by, hash_secret, list_tokens, revoke_token,
+    touch_token, TokenInfo,
 };
 pub use users::{
     count_deleted_users, count_users, delete_user, find_password_hash, find_user, insert_user,

@@ -19,6 +19,9 @@ diesel::table! {
         expires_at -> Nullable<Text>,
         /// Revocation time, if revoked.
         revoked_at -> Nullable<Text>,
+        /// Who created it (`admin:…`, `token:…`, `cli:…`); NULL when
+        /// unknown.
+        created_by -> Nullable<Text>,
     }
 }
 

@@ -12,7 +12,9 @@ use diesel::migration::MigrationSource;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::checkpoint::{CheckpointPolicy, Checkpointer};
-use crate::connection::{Backend, ConnectionManager, DbConnection, Target};
+use crate::connection::{
+    Backend, ConnectErrorLog, ConnectionManager, DbConnection, Target, CONNECT_ERROR_LOG_EVERY,
+};
 use crate::error::StoreError;
 use crate::gated::{GatedUser, LookupBy};
 use crate::group_commit::{GroupCommitWriter, WriteQueue};
@@ -107,6 +109,7 @@ impl Store {
         })?;
         drop(probe);
         let pool_size = config.pool_size.max(1);
+        let error_log = ConnectErrorLog::new(CONNECT_ERROR_LOG_EVERY);
         let build = |size: u32| {
             r2d2::Pool::builder()
                 .max_size(size)
@@ -123,6 +126,7 @@ impl Store {
                 // throughput (STACK.md); broken connections are still
                 // dropped through `has_broken`.
                 .test_on_check_out(false)
+                .error_handler(Box::new(error_log.clone()))
                 .build(manager.clone())
                 .map_err(|e| {
                     StoreError::Unavailable(format!(
@@ -212,7 +216,15 @@ impl Store {
 
     /// Checks that the database answers (readiness probe).
     pub fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))
+        self.ping_within(self.read.connection_timeout())
+    }
+
+    /// [`Store::ping`] waiting at most `checkout` for a pooled connection
+    /// (instead of the configured connect timeout), so that a readiness
+    /// probe answers quickly while the database is down.
+    pub fn ping_within(&self, checkout: Duration) -> Result<(), StoreError> {
+        let mut conn = self.read.get_timeout(checkout)?;
+        conn.batch_execute("SELECT 1").map_err(StoreError::from)
     }
 
     /// Runs `f` on a pooled read connection (no transaction).

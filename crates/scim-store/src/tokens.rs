@@ -41,6 +41,9 @@ pub struct TokenInfo {
     pub expires_at: Option<String>,
     /// Revocation time, if revoked.
     pub revoked_at: Option<String>,
+    /// Who created it (`admin:<name>`, `token:<name>`, `cli:<login>`), if
+    /// known.
+    pub created_by: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -52,6 +55,7 @@ struct NewTokenRow<'a> {
     secret_hash: &'a str,
     created_at: &'a str,
     expires_at: Option<&'a str>,
+    created_by: Option<&'a str>,
 }
 
 /// SHA-256 of `secret`, lowercase hex: the stored form of a token secret.
@@ -60,12 +64,23 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 /// Creates a token named `name`, optionally expiring at `expires_at` (any
-/// RFC 3339 date-time). Returns the token and its secret, which is not
-/// stored and cannot be shown again.
+/// RFC 3339 date-time), with no creator recorded. Returns the token and
+/// its secret, which is not stored and cannot be shown again.
 pub fn create_token(
     conn: &mut DbConnection,
     name: &str,
     expires_at: Option<String>,
+) -> Result<(TokenInfo, String), StoreError> {
+    create_token_by(conn, name, expires_at, None)
+}
+
+/// [`create_token`], recording who created it (`admin:<name>`,
+/// `token:<name>`, `cli:<login>`).
+pub fn create_token_by(
+    conn: &mut DbConnection,
+    name: &str,
+    expires_at: Option<String>,
+    created_by: Option<&str>,
 ) -> Result<(TokenInfo, String), StoreError> {
     let name = name.trim();
     if name.is_empty() {
@@ -96,6 +111,7 @@ pub fn create_token(
             secret_hash: &secret_hash,
             created_at: &created_at,
             expires_at: expires_at.as_deref(),
+            created_by,
         })
         .execute(conn)?;
     let info = TokenInfo {
@@ -106,6 +122,7 @@ pub fn create_token(
         last_used_at: None,
         expires_at,
         revoked_at: None,
+        created_by: created_by.map(str::to_owned),
     };
     Ok((info, secret))
 }

@@ -8,6 +8,7 @@ pub mod body_deadline;
 pub mod cli;
 pub mod connections;
 pub mod logging;
+pub mod root;
 pub mod settings;
 
 use std::time::Duration;
@@ -30,6 +31,14 @@ pub enum Error {
     /// The listener failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// The listen address (`server.bind`) cannot be bound.
+    #[error("server.bind: cannot listen on {addr}: {source}")]
+    Listen {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why (address in use, permission denied, …).
+        source: std::io::Error,
+    },
     /// A command was given a bad argument.
     #[error("{0}")]
     Usage(String),
@@ -326,6 +335,7 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
             });
             let created = scim_admin::service::create_scim_token(
                 &store,
+                &cli_actor(),
                 &scim_admin::model::CreateTokenRequest { name, expires_at },
             )?;
             println!(
@@ -370,6 +380,11 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
     }
 }
 
+/// How long `/readyz` waits for a database connection before it answers
+/// 503: well under a second, whatever `database.connect_timeout_secs` is,
+/// so that a load balancer learns of an outage at once.
+pub const READY_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Adds every route of the process: health, readiness, the admin API with
 /// its OpenAPI documents and Swagger UI, the SCIM API and a SCIM-shaped 404
 /// for anything else.
@@ -402,7 +417,7 @@ pub fn configure_app(
         web::get().to(move || {
             let store = ready_store.clone();
             async move {
-                match web::block(move || store.ping()).await {
+                match web::block(move || store.ping_within(READY_CHECKOUT_TIMEOUT)).await {
                     Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
                     _ => HttpResponse::ServiceUnavailable()
                         .json(serde_json::json!({"status": "database unreachable"})),
@@ -414,6 +429,11 @@ pub fn configure_app(
     // admin side, without a SCIM token.
     admin.configure(cfg);
     scim.configure(cfg);
+    root::Root {
+        scim_base_path: settings.scim.base_path.clone(),
+        public_url: settings.scim_config().public_url,
+    }
+    .configure(cfg);
     cfg.default_service(web::to(scim_server::not_found));
 }
 
@@ -426,9 +446,26 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long a closing connection is given to take the last response.
 pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A listening socket on `addr`, set up as actix's own `bind` does it
+/// (`SO_REUSEADDR`, a backlog of 1024).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 /// Connects, migrates and serves until SIGTERM/SIGINT, letting in-flight
 /// requests finish.
 pub fn serve(settings: Settings) -> Result<(), Error> {
+    // Bound first: an address in use stops startup before anything is
+    // logged or written (no migration, no setup code).
+    let addr = settings
+        .bind_addr()
+        .ok_or_else(|| Error::Usage("server.bind is not an address".into()))?;
+    let listener = listen(addr).map_err(|source| Error::Listen { addr, source })?;
     let store = Store::connect(&settings.store_config())?;
     for name in store.migrate()? {
         tracing::info!(migration = %name, "applied migration");
@@ -436,16 +473,13 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
     // First run: with no administrator, a one-time code (logged once, here)
     // lets whoever reads the log create the first one.
     match scim_admin::service::issue_setup_code(&store, settings.setup_code_ttl()) {
+        // The code stands alone between spaces, so a double-click copies it.
         Ok(Some(code)) => tracing::warn!(
-            setup_code = %code,
-            "no administrator exists: open the console at /admin/setup and create the first one with this one-time setup code (or POST /admin/api/v1/setup, or run `scimd admin create --username NAME`)"
+            "no administrator exists: open the console at /admin/setup and create the first one with the one-time setup code {code} (or POST /admin/api/v1/setup, or run scimd admin create --username NAME)"
         ),
         Ok(None) => {}
         Err(e) => return Err(Error::Admin(e)),
     }
-    let addr = settings
-        .bind_addr()
-        .ok_or_else(|| Error::Usage("server.bind is not an address".into()))?;
     tracing::info!(
         %addr,
         backend = ?store.backend(),
@@ -494,7 +528,7 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         .client_disconnect_timeout(DISCONNECT_TIMEOUT)
         .workers(workers)
         .shutdown_timeout(shutdown.as_secs())
-        .bind(addr)?
+        .listen(listener)?
         .run()
         .await
     })?;

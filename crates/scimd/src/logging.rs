@@ -12,6 +12,7 @@
 //! failures) reach the same subscriber through `tracing-log`, which
 //! `try_init` installs; none of them is about a client.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -35,20 +36,27 @@ use crate::settings::{LogFormat, LogSettings};
 
 /// Installs the global subscriber, writing to stderr. Safe to call once
 /// per process.
+///
+/// Human lines carry ANSI colours only when stderr is a terminal: piped
+/// into journald, a file or `docker logs`, escape codes would be noise
+/// (and would stick to a setup code copied from the log).
 pub fn init(settings: &LogSettings) {
     // A second init (e.g. in tests) keeps the first subscriber.
-    let _ = subscriber(settings, std::io::stderr).try_init();
+    let _ = subscriber(settings, std::io::stderr, std::io::stderr().is_terminal()).try_init();
 }
 
 /// The subscriber [`init`] installs, writing to `writer`: the configured
 /// filter, [`DemoteClientErrors`], and lines in the configured format.
-fn subscriber<W>(settings: &LogSettings, writer: W) -> impl Subscriber + Send + Sync
+fn subscriber<W>(settings: &LogSettings, writer: W, ansi: bool) -> impl Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let lines: Box<dyn Layer<Registry> + Send + Sync> = match settings.format {
-        LogFormat::Human => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+        LogFormat::Human => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -217,12 +225,15 @@ mod tests {
             format,
             level: level.into(),
         };
-        tracing::subscriber::with_default(subscriber(&settings, move || writer.clone()), || {
-            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: {}", "Parse(Header)");
-            tracing::error!(target: "actix_http::h2::dispatcher", "Response payload stream error: x");
-            tracing::warn!(target: "actix_http::h1::dispatcher", "stays a warning");
-            tracing::error!(target: "scim_store::users", "a real error");
-        });
+        tracing::subscriber::with_default(
+            subscriber(&settings, move || writer.clone(), false),
+            || {
+                tracing::error!(target: "actix_http::h1::dispatcher", "stream error: {}", "Parse(Header)");
+                tracing::error!(target: "actix_http::h2::dispatcher", "Response payload stream error: x");
+                tracing::warn!(target: "actix_http::h1::dispatcher", "stays a warning");
+                tracing::error!(target: "scim_store::users", "a real error");
+            },
+        );
         let bytes = out.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
     }

@@ -147,7 +147,10 @@ pub struct OAuthSettings {
 pub struct LogSettings {
     /// `human` or `json`.
     pub format: LogFormat,
-    /// A tracing `EnvFilter` directive.
+    /// A level (`trace`, `debug`, `info`, `warn`, `error`, `off`), or
+    /// comma-separated `target=level` directives with an optional bare
+    /// level for everything else (a tracing `EnvFilter`, e.g.
+    /// `scim_store=debug,info`).
     pub level: String,
 }
 
@@ -159,6 +162,37 @@ pub enum LogFormat {
     Human,
     /// One JSON object per line.
     Json,
+}
+
+/// The values `log.format` accepts.
+const LOG_FORMATS: [&str; 2] = ["human", "json"];
+
+/// The bare levels `log.level` accepts (alone or after `target=`).
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Why `level` is not a `log.level` scimd accepts, if it is not.
+///
+/// `EnvFilter` itself takes any bare word as a target name enabled at every
+/// level, so `"loud"` would parse and silence every log line: here a bare
+/// word must be a level, and a `target=level` directive must end in one.
+fn log_level_problem(level: &str) -> Option<String> {
+    let allowed = "use one of trace, debug, info, warn, error, off, or directives such as \
+                   \"scimd=debug,info\" (target=level, comma-separated)";
+    if level.trim().is_empty() {
+        return Some(format!("is empty; {allowed}"));
+    }
+    for directive in level.split(',').map(str::trim) {
+        let lvl = match directive.rsplit_once('=') {
+            Some((target, lvl)) if !target.trim().is_empty() => lvl.trim(),
+            _ => directive,
+        };
+        if !LOG_LEVELS.contains(&lvl.to_ascii_lowercase().as_str()) {
+            return Some(format!("{directive:?} is not a log level; {allowed}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .err()
+        .map(|e| format!("{level:?} is not a valid filter ({e}); {allowed}"))
 }
 
 /// Keys that moved to the run-time settings (`runtime_settings`, seeded
@@ -208,6 +242,15 @@ impl Settings {
         let config = builder.build().map_err(|e| SettingsError(e.to_string()))?;
         // The page sizes were configuration keys before they became run-time
         // settings: say where they went rather than "unknown field".
+        // Checked before deserialising, so the message lists the allowed
+        // values instead of serde's "unknown variant" wording.
+        if let Ok(format) = config.get_string("log.format") {
+            if !LOG_FORMATS.contains(&format.as_str()) {
+                return Err(SettingsError(format!(
+                    "log.format: {format:?} is not a log format; use \"human\" or \"json\""
+                )));
+            }
+        }
         for key in REMOVED_PAGE_SIZE_KEYS {
             if config.get::<config::Value>(key).is_ok() {
                 return Err(SettingsError(format!(
@@ -356,14 +399,8 @@ impl Settings {
                 "must be between 1 and 86400 (a day)".into(),
             );
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return bad(
-                "log.level",
-                format!(
-                    "{:?} is not a tracing filter such as \"info\" or \"scimd=debug,warn\"",
-                    self.log.level
-                ),
-            );
+        if let Some(problem) = log_level_problem(&self.log.level) {
+            return bad("log.level", problem);
         }
         Ok(())
     }
@@ -591,6 +628,42 @@ mod tests {
                 "{key}={value}: {err} should name {named}"
             );
         }
+    }
+
+    #[test]
+    fn log_settings_list_the_allowed_values() {
+        for bad in ["loud", "", "scimd=loud", "info,verbose", "=info"] {
+            let err = Settings::load_from(None, env(&[("SCIMD__LOG__LEVEL", bad)])).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("log.level"), "{bad}: {msg}");
+            assert!(
+                msg.contains("trace, debug, info, warn, error"),
+                "{bad}: {msg}"
+            );
+        }
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "scimd=debug,info",
+            "scim_store=trace",
+        ] {
+            let s = Settings::load_from(None, env(&[("SCIMD__LOG__LEVEL", good)])).unwrap();
+            assert_eq!(s.log.level, good);
+        }
+        let err = Settings::load_from(None, env(&[("SCIMD__LOG__FORMAT", "yaml")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: log.format: \"yaml\" is not a log format; use \"human\" or \"json\""
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scimd.toml");
+        std::fs::write(&path, "[log]\nlevel = \"loud\"\n").unwrap();
+        let err = Settings::load_from(Some(&path), env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("\"loud\" is not a log level"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use scim_store::groups::{self, GroupRef, Member};
 use scim_store::{users, DbConnection, GroupRecord, ListQuery, Page, StoreError, UserRecord};
 use serde_json::{Map, Value};
 
-use super::{blocking, error_page, render, require_session, Chrome, Form};
+use super::{blocking, error_page, render, require_session, session_error_page, Chrome, Form};
 use crate::error::AdminError;
 use crate::AdminApi;
 
@@ -34,25 +34,82 @@ macro_rules! session_or_return {
     };
 }
 
+/// A 404 for a console address that does not exist, inside the console's
+/// frame (navigation included) for a signed-in administrator.
+pub(super) async fn not_found_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
+    let session = session_or_return!(req, api);
+    session_error_page(
+        &session,
+        &AdminError::NotFound(format!(
+            "there is no console page at {}; use the navigation above",
+            req.path()
+        )),
+    )
+}
+
 /// The filter a search box means: a case-insensitive substring of the
 /// names and emails, or the exact externalId. The text is embedded as a
 /// JSON string literal, so quotes in it cannot change the filter.
-fn search_filter(users: bool, q: &str) -> Result<Option<Filter>, AdminError> {
+/// With `state`, only users in that state: `active eq true` or `active eq
+/// false` (RFC 7643 §4.1.1), and'd with the search.
+fn search_filter(users: bool, q: &str, state: UserState) -> Result<Option<Filter>, AdminError> {
     let q = q.trim();
-    if q.is_empty() {
-        return Ok(None);
-    }
-    let lit = serde_json::to_string(q).map_err(|_| AdminError::Internal)?;
-    let expr = if users {
-        format!(
-            "userName co {lit} or displayName co {lit} or emails.value co {lit} or externalId eq {lit}"
-        )
+    let search = if q.is_empty() {
+        None
     } else {
-        format!("displayName co {lit} or externalId eq {lit}")
+        let lit = serde_json::to_string(q).map_err(|_| AdminError::Internal)?;
+        Some(if users {
+            format!(
+                "userName co {lit} or displayName co {lit} or emails.value co {lit} or externalId eq {lit}"
+            )
+        } else {
+            format!("displayName co {lit} or externalId eq {lit}")
+        })
+    };
+    let state = match state {
+        UserState::Any => None,
+        UserState::Active => Some("active eq true"),
+        UserState::Suspended => Some("active eq false"),
+    };
+    let expr = match (search, state) {
+        (None, None) => return Ok(None),
+        (Some(search), None) => search,
+        (None, Some(state)) => state.to_owned(),
+        (Some(search), Some(state)) => format!("({search}) and {state}"),
     };
     parse_filter(&expr)
         .map(Some)
         .map_err(|e| AdminError::field("q", e.detail))
+}
+
+/// The users list's state filter (`?state=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UserState {
+    /// Every user.
+    Any,
+    /// `active` true.
+    Active,
+    /// `active` false: suspended by the identity provider.
+    Suspended,
+}
+
+impl UserState {
+    fn from_query(form: &Form) -> Self {
+        match form.text("state") {
+            "active" => UserState::Active,
+            "suspended" => UserState::Suspended,
+            _ => UserState::Any,
+        }
+    }
+
+    /// The `?state=` value ("" for every user).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::Any => "",
+            UserState::Active => "active",
+            UserState::Suspended => "suspended",
+        }
+    }
 }
 
 /// The 1-based page number in `?page=`.
@@ -74,6 +131,8 @@ pub(super) struct Pager {
     pub total: i64,
     /// The search text, URL-encoded for the links.
     pub q_encoded: String,
+    /// The users list's state filter, kept by the links ("" for none).
+    pub state: &'static str,
 }
 
 impl Pager {
@@ -83,6 +142,7 @@ impl Pager {
             pages: ((total + per_page - 1) / per_page).max(1),
             total,
             q_encoded: form_urlencoded::byte_serialize(q.as_bytes()).collect(),
+            state: "",
         }
     }
 
@@ -137,6 +197,7 @@ fn primary_email(attrs: &Map<String, Value>) -> String {
 async fn search<T, R>(
     api: &AdminApi,
     q: &str,
+    state: UserState,
     page: i64,
     users: bool,
     list: fn(&mut DbConnection, &ListQuery<'_>) -> Result<Page<T>, StoreError>,
@@ -149,7 +210,7 @@ where
     let store = api.store().clone();
     let needle = q.to_owned();
     let result = blocking(move || {
-        let filter = search_filter(users, &needle)?;
+        let filter = search_filter(users, &needle, state)?;
         let sort = AttrPath::new(if users { "userName" } else { "displayName" });
         let query = ListQuery {
             filter: filter.as_ref(),
@@ -193,6 +254,7 @@ fn group_row(g: GroupRecord) -> GroupRow {
 struct UsersPage {
     chrome: Chrome,
     q: String,
+    state: UserState,
     rows: Vec<UserRow>,
     pager: Pager,
     error: Option<String>,
@@ -202,16 +264,20 @@ async fn users_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse 
     let session = session_or_return!(req, api);
     let form = Form::query(&req);
     let q = form.text("q").to_owned();
+    let state = UserState::from_query(&form);
     let page = page_number(&form);
-    let (rows, total, error) = match search(&api, &q, page, true, users::list_users, user_row).await
-    {
-        Ok(found) => found,
-        Err(err) => return error_page(&err),
-    };
+    let (rows, total, error) =
+        match search(&api, &q, state, page, true, users::list_users, user_row).await {
+            Ok(found) => found,
+            Err(err) => return error_page(&err),
+        };
+    let mut pager = Pager::new(page, total, PAGE_SIZE, &q);
+    pager.state = state.as_str();
     render(&UsersPage {
         chrome: Chrome::for_session(&session, "users"),
-        pager: Pager::new(page, total, PAGE_SIZE, &q),
+        pager,
         q,
+        state,
         rows,
         error,
     })
@@ -303,9 +369,12 @@ async fn user_page(
     let (user, groups) = match result {
         Ok(Some(found)) => found,
         Ok(None) => {
-            return error_page(&AdminError::NotFound(
-                "no such user: it may have been deleted by the identity provider".into(),
-            ))
+            return session_error_page(
+                &session,
+                &AdminError::NotFound(
+                    "no such user: it may have been deleted by the identity provider".into(),
+                ),
+            )
         }
         Err(err) => return error_page(&err),
     };
@@ -346,11 +415,20 @@ async fn groups_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse
     let form = Form::query(&req);
     let q = form.text("q").to_owned();
     let page = page_number(&form);
-    let (rows, total, error) =
-        match search(&api, &q, page, false, groups::list_groups, group_row).await {
-            Ok(found) => found,
-            Err(err) => return error_page(&err),
-        };
+    let (rows, total, error) = match search(
+        &api,
+        &q,
+        UserState::Any,
+        page,
+        false,
+        groups::list_groups,
+        group_row,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(err) => return error_page(&err),
+    };
     render(&GroupsPage {
         chrome: Chrome::for_session(&session, "groups"),
         pager: Pager::new(page, total, PAGE_SIZE, &q),
@@ -405,9 +483,12 @@ async fn group_page(
     let (group, total, shown) = match result {
         Ok(Some(found)) => found,
         Ok(None) => {
-            return error_page(&AdminError::NotFound(
-                "no such group: it may have been deleted by the identity provider".into(),
-            ))
+            return session_error_page(
+                &session,
+                &AdminError::NotFound(
+                    "no such group: it may have been deleted by the identity provider".into(),
+                ),
+            )
         }
         Err(err) => return error_page(&err),
     };
@@ -435,14 +516,22 @@ mod tests {
 
     #[test]
     fn search_text_cannot_break_out_of_the_literal() {
-        let f = search_filter(true, r#"a" or userName pr or "b"#)
+        let f = search_filter(true, r#"a" or userName pr or "b"#, UserState::Any)
             .unwrap()
             .unwrap();
         // Four comparisons of the one literal, nothing else.
         let shown = format!("{f:?}");
         assert!(shown.contains(r#"a\" or userName pr or \"b"#), "{shown}");
-        assert!(search_filter(true, "  ").unwrap().is_none());
-        assert!(search_filter(false, "x").unwrap().is_some());
+        assert!(search_filter(true, "  ", UserState::Any).unwrap().is_none());
+        assert!(search_filter(false, "x", UserState::Any).unwrap().is_some());
+        let f = search_filter(true, "ann", UserState::Suspended)
+            .unwrap()
+            .unwrap();
+        let shown = format!("{f:?}");
+        assert!(shown.starts_with("And("), "{shown}");
+        assert!(search_filter(true, "", UserState::Active)
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -425,6 +425,21 @@ pub fn error_page(err: &AdminError) -> HttpResponse {
     )
 }
 
+/// [`error_page`] inside the frame of `session`'s pages: the navigation
+/// stays, so a wrong address is one click from the right one.
+pub fn session_error_page(session: &ConsoleSession, err: &AdminError) -> HttpResponse {
+    use actix_web::ResponseError;
+    let status = err.status_code();
+    render_status(
+        status,
+        &ErrorPage {
+            chrome: Chrome::for_session(session, ""),
+            status: status.as_u16(),
+            message: err.to_string(),
+        },
+    )
+}
+
 /// A 403 page for a form without the right CSRF token.
 pub fn csrf_failed() -> HttpResponse {
     error_page(&AdminError::CsrfFailed(
@@ -468,7 +483,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/static/console.css", web::get().to(stylesheet))
             .route("/static/console.js", web::get().to(script))
             .configure(pages::configure)
-            .configure(browse::configure),
+            .configure(browse::configure)
+            .default_service(web::to(browse::not_found_page)),
     );
 }
 

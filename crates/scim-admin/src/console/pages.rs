@@ -722,7 +722,7 @@ async fn token_create(
         if admin_kind {
             service::create_admin_token(&store, &actor, &request)
         } else {
-            service::create_scim_token(&store, &request)
+            service::create_scim_token(&store, &actor, &request)
         }
     })
     .await;

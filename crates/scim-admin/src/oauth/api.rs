@@ -62,12 +62,12 @@ pub async fn list_clients(
 pub async fn create_client(
     api: web::Data<AdminApi>,
     caller: Caller,
-    body: Result<web::Json<CreateClientRequest>, actix_web::Error>,
+    body: Result<crate::json::Json<CreateClientRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let req = body
-        .map(web::Json::into_inner)
-        .map_err(|e| AdminError::field("body", format!("invalid JSON body: {e}")))?;
+        .map(|crate::json::Json(req)| req)
+        .map_err(crate::json::body_error)?;
     let created = blocking(move || service::create_client(&store, &caller.actor, &req)).await?;
     Ok(HttpResponse::Created().json(created))
 }

@@ -752,3 +752,92 @@ async fn oauth_client_and_grant_pages_need_a_session_and_csrf() {
         assert_eq!(page.status, 403);
     }
 }
+
+#[actix_web::test]
+async fn lists_filter_by_state_show_times_and_creators_and_a_404_keeps_the_navigation() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let cookie = sign_in(&app).await;
+        let store = app.db.store();
+        for i in 0..6 {
+            let attrs = serde_json::json!({
+                "userName": format!("user{i}@example.com"),
+                "active": i % 3 != 0,
+            });
+            store
+                .write(|c| scim_store::insert_user(c, attrs.as_object().unwrap(), None))
+                .unwrap();
+        }
+
+        // Users by state: user0 and user3 are suspended.
+        let page = get(&app, "/admin/users?state=suspended", Some(&cookie)).await;
+        assert_eq!(page.status, 200);
+        assert!(page.html.contains("2 suspended users"), "{}", page.html);
+        assert!(page.html.contains("user0@") && page.html.contains("user3@"));
+        assert!(!page.html.contains("user1@"));
+        assert!(page.html.contains(r#"<option value="suspended" selected>"#));
+        let page = get(&app, "/admin/users?state=active&q=user4", Some(&cookie)).await;
+        assert!(
+            page.html.contains("1 active user matching"),
+            "{}",
+            page.html
+        );
+        let page = get(&app, "/admin/users?state=active", Some(&cookie)).await;
+        assert!(page.html.contains("4 active users"), "{}", page.html);
+        assert!(!page.html.contains("user0@") && !page.html.contains("user3@"));
+
+        // The frame: a skip link to the content, tables that scroll
+        // sideways, and timestamps the script localises (UTC in the title).
+        assert!(page
+            .html
+            .contains(r##"<a class="skip-link" href="#main">"##));
+        assert!(page.html.contains(r#"<main id="main""#));
+        assert!(page.html.contains(r#"<div class="table-wrap">"#));
+        let at = page.html.find("<time datetime=\"").expect("a <time>") + 16;
+        let stamp = page.html[at..].split('"').next().unwrap();
+        assert!(
+            stamp.ends_with('Z') && page.html.contains(&format!("title=\"{stamp} (UTC)\"")),
+            "{stamp}"
+        );
+
+        // A SCIM token records who created it, shown in the token table.
+        let tokens = get(&app, "/admin/tokens", Some(&cookie)).await;
+        let csrf = tokens.csrf();
+        let created = post(
+            &app,
+            "/admin/tokens",
+            Some(&cookie),
+            &format!("csrf={}&kind=scim&name=Entra&expires_at=", enc(&csrf)),
+        )
+        .await;
+        assert!(created.status.is_success(), "{}", created.html);
+        let tokens = get(&app, "/admin/tokens", Some(&cookie)).await;
+        assert!(
+            tokens
+                .html
+                .contains(r#"<td class="created-by">admin:root</td>"#),
+            "{}",
+            tokens.html
+        );
+        let listed = scim_admin::service::list_scim_tokens(store).unwrap();
+        assert_eq!(listed[0].created_by.as_deref(), Some("admin:root"));
+
+        // Wrong addresses answer 404 inside the frame, navigation included.
+        for path in [
+            "/admin/nope",
+            "/admin/users/unknown",
+            "/admin/groups/unknown",
+        ] {
+            let page = get(&app, path, Some(&cookie)).await;
+            assert_eq!(page.status, 404, "{path}");
+            assert!(
+                page.html.contains(r#"<nav aria-label="Main">"#)
+                    && page.html.contains(r#"href="/admin/users""#),
+                "{path}: {}",
+                page.html
+            );
+        }
+        // Signed out, an unknown console address asks for a sign-in first.
+        assert_eq!(get(&app, "/admin/nope", None).await.status, 303);
+    }
+}

@@ -472,7 +472,32 @@ async fn sync_needs_every_caution_and_saml_and_is_logged() {
             )
             .await;
         assert_error(&res, 422, "validation_failed");
-        assert_eq!(field_names(&res), ["body"]);
+        // A body that does not fit its type names the field at fault.
+        assert_eq!(field_names(&res), ["accepted"]);
+        let message = res.body["fields"][0]["message"].as_str().unwrap();
+        assert!(message.starts_with("unknown field `accepted`"), "{message}");
+        for (body, field, says) in [
+            (
+                json!({"name": 5}),
+                "name",
+                "invalid type: integer `5`, expected a string",
+            ),
+            (json!({"expires_at": null}), "name", "is required"),
+            (
+                json!({"name": "x", "expires_at": 20270101}),
+                "expires_at",
+                "invalid type",
+            ),
+        ] {
+            let res = app
+                .send(Method::POST, "/admin/api/v1/scim-tokens", &auth, Some(body))
+                .await;
+            assert_error(&res, 422, "validation_failed");
+            assert_eq!(field_names(&res), [field], "{:?}", res.body);
+            let message = res.body["fields"][0]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{message}");
+            assert!(!message.contains("line 1"), "{message}");
+        }
 
         // SAML: invalid input is per field; valid input is described.
         let res = app
@@ -487,6 +512,14 @@ async fn sync_needs_every_caution_and_saml_and_is_logged() {
         assert_eq!(
             field_names(&res),
             ["entity_id", "sso_url", "certificate_pem"]
+        );
+        // In plain words, not x509-parser's `Der(UnexpectedTag { … })`.
+        let message = res.body["fields"][2]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "not an X.509 certificate: the data decodes, but not to a certificate"
+            ),
+            "{message}"
         );
         let res = app
             .send(

@@ -93,10 +93,12 @@ fn start_scimd(db_url: &str) -> (Server, String) {
         let Ok(v) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
+        // The code stands alone in the message, between spaces.
         if let Some(code) = v
-            .pointer("/fields/setup_code")
-            .or_else(|| v.get("setup_code"))
+            .get("message")
             .and_then(Value::as_str)
+            .and_then(|m| m.split("one-time setup code ").nth(1))
+            .and_then(|rest| rest.split(' ').next())
         {
             break code.to_owned();
         }
@@ -288,8 +290,9 @@ async fn enabled(c: &Client, css: &str) -> bool {
 async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &mut Shots) {
     let base = format!("http://127.0.0.1:{}", server.port);
 
-    // First run: /admin/ leads to the setup page.
-    c.goto(&format!("{base}/admin/")).await.unwrap();
+    // First run: the server's bare address leads a browser to the console,
+    // and the console to the setup page.
+    c.goto(&format!("{base}/")).await.unwrap();
     assert_eq!(path_of(c).await, "/admin/setup");
     shots.take(c, "setup").await;
     fill(c, "#code", "wrong-code").await;
@@ -373,6 +376,25 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     assert!(secret.starts_with("scimd_"), "{secret}");
     assert!(text_of(c, "#tenant-url").await.ends_with("/scim/v2"));
     shots.take(c, "token-created").await;
+    // The token table says who created it, and when in the browser's time
+    // zone, with the exact UTC time on hover.
+    follow(c, "nav a[href='/admin/tokens']").await;
+    assert_eq!(text_of(c, "#scim-tokens .created-by").await, "admin:alice");
+    let stamp = c
+        .execute(
+            "const t = document.querySelector('#scim-tokens time'); return [t.dateTime, t.textContent, t.title];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (utc, shown, title) = (
+        stamp[0].as_str().unwrap(),
+        stamp[1].as_str().unwrap(),
+        stamp[2].as_str().unwrap(),
+    );
+    assert!(utc.ends_with('Z') && shown != utc, "{utc} shown as {shown}");
+    assert_eq!(title, format!("{utc} (UTC)"));
+    shots.take(c, "tokens-created-by").await;
     let (status, body) = server.http(
         "GET",
         "/scim/v2/Users?filter=userName%20eq%20%225c1e6a0e-9a4b-4c38-a3b9-0d5e2b7f1c11%22",
@@ -428,6 +450,69 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     follow(c, "nav a[href='/admin/groups']").await;
     assert!(text_of(c, "#groups").await.contains("Sales team"));
     shots.take(c, "groups").await;
+
+    // Users by state: a suspended user, found with the State filter.
+    let (status, body) = server.http(
+        "POST",
+        "/scim/v2/Users",
+        Some(&secret),
+        Some(
+            r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"carol@example.com","displayName":"Carol Suspended","active":false}"#,
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    follow(c, "nav a[href='/admin/users']").await;
+    c.find(Locator::Css("#state"))
+        .await
+        .unwrap()
+        .select_by_value("suspended")
+        .await
+        .unwrap();
+    follow(c, "#search-users").await;
+    let count = text_of(c, "#user-count").await;
+    assert!(count.starts_with("1 suspended user"), "{count}");
+    let rows = text_of(c, "#users").await;
+    assert!(
+        rows.contains("carol@example.com") && !rows.contains("bob@"),
+        "{rows}"
+    );
+    shots.take(c, "users-suspended").await;
+
+    // On a narrow screen the table scrolls inside its frame.
+    c.set_window_size(420, 900).await.unwrap();
+    follow(c, "nav a[href='/admin/users']").await;
+    let scrolls = c
+        .execute(
+            "const w = document.querySelector('.table-wrap'); return w.scrollWidth > w.clientWidth && w.getBoundingClientRect().right <= window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(scrolls, Value::Bool(true));
+    shots.take(c, "users-narrow").await;
+    c.set_window_size(1280, 1000).await.unwrap();
+
+    // The first Tab reaches the skip link, which leads to the content.
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    let focused = c
+        .execute("return document.activeElement.className;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, Value::String("skip-link".into()));
+    shots.take(c, "skip-link").await;
+
+    // A wrong console address keeps the navigation.
+    c.goto(&format!("{base}/admin/no-such-page")).await.unwrap();
+    assert!(text_of(c, "#error-message")
+        .await
+        .contains("no console page"));
+    assert!(text_of(c, "nav[aria-label='Main']").await.contains("Users"));
+    shots.take(c, "not-found").await;
 
     // Settings: invalid values are reported next to their field.
     follow(c, "nav a[href='/admin/settings']").await;

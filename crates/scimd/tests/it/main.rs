@@ -7,6 +7,7 @@ mod copy;
 mod oauth;
 mod openapi;
 mod replicas;
+mod rough_edges;
 mod slow_clients;
 
 use std::io::{Read, Write};
@@ -665,7 +666,7 @@ fn the_setup_code_is_logged_once_while_no_admin_exists() {
         .unwrap()
         .read_to_string(&mut log)
         .unwrap();
-    assert_eq!(log.matches("setup_code").count(), 1, "{log}");
+    assert_eq!(log.matches("one-time setup code ").count(), 1, "{log}");
     assert!(log.contains("WARN"), "{log}");
 }
 

@@ -63,6 +63,7 @@ async fn harness(db: TestDb) -> Harness<impl AppService> {
     .await;
     let scim_token = scim_admin::service::create_scim_token(
         db.store(),
+        "cli:test",
         &scim_admin::model::CreateTokenRequest {
             name: "Entra ID".into(),
             expires_at: None,
@@ -198,7 +199,8 @@ impl<S: AppService> Harness<S> {
             name: format!("{name} {n}"),
             expires_at: None,
         };
-        let scim = scim_admin::service::create_scim_token(store, &token("scim")).unwrap();
+        let scim =
+            scim_admin::service::create_scim_token(store, "cli:test", &token("scim")).unwrap();
         out.insert("{scim-token}".into(), scim.token.id);
         let admin =
             scim_admin::service::create_admin_token(store, "admin:alice", &token("admin")).unwrap();

@@ -1,0 +1,1 @@
+ALTER TABLE scim_tokens DROP COLUMN created_by;
