@@ -17,7 +17,9 @@ release:
 	$(CARGO) build --release -p scimd
 
 ## Start scimd on embedded SQLite (data/scimd.db) with config/default.toml.
-run: release
+run:
+	@echo "building scimd, first build takes a few minutes"
+	$(CARGO) build --release -p scimd
 	./target/release/scimd --config config/default.toml serve
 
 ## Everything CI checks: formatting, lints, and every test on both backends
