@@ -9,7 +9,9 @@ pub mod cli;
 pub mod connections;
 pub mod logging;
 pub mod settings;
+pub mod tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
@@ -33,6 +35,9 @@ pub enum Error {
     /// A command was given a bad argument.
     #[error("{0}")]
     Usage(String),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// An admin operation was refused; the message says why and what to do.
     #[error("{}", admin_message(.0))]
     Admin(#[from] scim_admin::AdminError),
@@ -378,6 +383,38 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long a closing connection is given to take the last response.
 pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+fn log_certificate(summary: &tls::CertSummary, message: &str) {
+    if summary.expired {
+        tracing::warn!(subject = %summary.subject, not_after = %summary.not_after,
+            "{message}, but it has EXPIRED: clients will refuse it; renew it and send SIGHUP");
+    } else {
+        tracing::info!(subject = %summary.subject, not_after = %summary.not_after, "{message}");
+    }
+}
+
+/// SIGHUP re-reads the TLS certificate and key (`tls::ReloadableCert`);
+/// without TLS it is logged and ignored, so a `systemctl reload` never
+/// stops the process.
+fn spawn_reload_on_hangup(tls: Option<Arc<tls::ReloadableCert>>) -> Result<(), Error> {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match &tls {
+                Some(cert) => match cert.reload() {
+                    Ok(summary) => log_certificate(&summary, "TLS certificate reloaded"),
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "TLS certificate not reloaded; the previous certificate stays in use"
+                    ),
+                },
+                None => tracing::info!("SIGHUP: no TLS certificate configured, nothing to reload"),
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Connects, migrates and serves until SIGTERM/SIGINT, letting in-flight
 /// requests finish.
 pub fn serve(settings: Settings) -> Result<(), Error> {
@@ -398,8 +435,17 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
     let addr = settings
         .bind_addr()
         .ok_or_else(|| Error::Usage("server.bind is not an address".into()))?;
+    let tls = match settings.tls_files() {
+        Some((cert, key)) => {
+            let (cert, summary) = tls::ReloadableCert::load(&cert, &key)?;
+            log_certificate(&summary, "TLS certificate loaded");
+            Some(Arc::new(cert))
+        }
+        None => None,
+    };
     tracing::info!(
         %addr,
+        tls = tls.is_some(),
         backend = ?store.backend(),
         base_path = %settings.scim.base_path,
         "scimd listening"
@@ -423,8 +469,9 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         if let Some(interval) = purge_interval {
             spawn_purge(store.clone(), interval);
         }
+        spawn_reload_on_hangup(tls.clone())?;
         let app_settings = settings.clone();
-        actix_web::HttpServer::new(move || {
+        let server = actix_web::HttpServer::new(move || {
             let store = store.clone();
             let settings = app_settings.clone();
             let deadline =
@@ -443,10 +490,14 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         .keep_alive(KEEP_ALIVE)
         .client_disconnect_timeout(DISCONNECT_TIMEOUT)
         .workers(workers)
-        .shutdown_timeout(shutdown.as_secs())
-        .bind(addr)?
+        .shutdown_timeout(shutdown.as_secs());
+        match tls {
+            Some(cert) => server.bind_rustls_0_23(addr, tls::server_config(cert)?)?,
+            None => server.bind(addr)?,
+        }
         .run()
         .await
+        .map_err(Error::from)
     })?;
     tracing::info!("scimd stopped");
     Ok(())

@@ -6,6 +6,7 @@ mod browser;
 mod oauth;
 mod replicas;
 mod slow_clients;
+mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
