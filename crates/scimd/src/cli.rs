@@ -44,6 +44,14 @@ pub enum Command {
     /// setting soft_delete_retention_days, once, and print how many (what
     /// `scimd serve` does every maintenance.purge_interval_secs).
     Purge,
+    /// Write a consistent copy of the SQLite database to FILE (a new file,
+    /// mode 0600) while scimd keeps serving; no migration is applied first.
+    /// On PostgreSQL, use pg_dump (docs/DEPLOY.md).
+    Backup {
+        /// The backup file to create (never overwritten).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// `scimd sync …`

@@ -96,6 +96,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Sync(cmd) => sync_command(&settings, cmd),
         Command::Saml(cmd) => saml_command(&settings, cmd),
         Command::Admin(cmd) => admin_command(&settings, cmd),
+        Command::Backup { file } => backup(&settings, &file),
         Command::Purge => {
             let store = connect(&settings)?;
             let purged = purge(&store)?;
@@ -106,6 +107,26 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// `scimd backup FILE`: the store is opened as it is, without migrating,
+/// so that a backup taken before an upgrade holds the old schema.
+fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), Error> {
+    let url = &settings.database.url;
+    if let Some(db) = scim_store::connection::sqlite_file(url) {
+        // Opening a missing SQLite file would create an empty database
+        // and back that up.
+        if !db.is_file() {
+            return Err(Error::Usage(format!(
+                "database.url: no SQLite database at {}; check --config or SCIMD__DATABASE__URL",
+                db.display()
+            )));
+        }
+    }
+    let store = Store::connect(&settings.store_config())?;
+    scim_store::backup_sqlite(&store, file).map_err(|e| Error::Usage(e.to_string()))?;
+    println!("backed up the SQLite database to {}", file.display());
+    Ok(())
 }
 
 /// Users hard-deleted per transaction by the purge: small enough that one
