@@ -43,8 +43,9 @@ test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/ensure-chromium.sh
-	TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" $(CARGO) test --workspace --all-targets
-	scripts/test-package.sh target/debug/scimd
+	export TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" && \
+	$(CARGO) test --workspace --all-targets && \
+	scripts/test-package.sh target/debug/scimd && \
 	scripts/test-image.sh target/debug/scimd
 
 fmt:
