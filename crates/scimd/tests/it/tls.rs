@@ -232,3 +232,14 @@ fn an_unusable_certificate_stops_startup_and_says_why() {
     assert!(err.contains("server.tls_key"), "{err}");
     assert!(err.contains("does not belong to the certificate"), "{err}");
 }
+
+#[test]
+fn sighup_without_tls_is_logged_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
+    let mut server = Server::start_with(&url, &[("SCIMD__LOG__LEVEL", "info")]);
+    let lines = log_lines(&mut server);
+    hangup(&server);
+    wait_for_log(&lines, "no TLS certificate configured");
+    assert_eq!(server.http("GET", "/healthz", None, None).0, 200);
+}
