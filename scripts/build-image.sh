@@ -17,7 +17,8 @@ podman=${PODMAN:-podman}
 
 ctx=target/image
 rm -rf "$ctx"
-mkdir -p "$ctx/rootfs/usr/bin" "$ctx/rootfs/etc/scimd" "$ctx/rootfs/tmp" "$ctx/data"
+mkdir -p "$ctx/rootfs/usr/bin" "$ctx/rootfs/etc/scimd" "$ctx/rootfs/tmp" "$ctx/data/scimd"
+chmod 0700 "$ctx/data/scimd"
 chmod 1777 "$ctx/rootfs/tmp"
 install -m 0755 "$bin" "$ctx/rootfs/usr/bin/scimd"
 

@@ -79,6 +79,7 @@ podman run -d --name "$name" "${run_opts[@]}" -p "127.0.0.1:$port:8080" \
 wait_healthy "$port" healthz '"ok"'
 wait_healthy "$port" readyz ready
 data=$(podman volume inspect "$volume" --format '{{.Mountpoint}}')
+[ "$(stat -c '%a %u' "$data")" = "700 10001" ] || fail "the data volume is $(stat -c '%a %u' "$data")"
 for f in scimd.db scimd.db-wal scimd.db-shm; do
     [ "$(stat -c '%a %u' "$data/$f")" = "600 10001" ] || fail "$f in the volume is $(stat -c '%a %u' "$data/$f")"
 done
