@@ -21,6 +21,8 @@ mkdir -p "$ctx/rootfs/usr/bin" "$ctx/rootfs/etc/scimd" "$ctx/rootfs/tmp" "$ctx/d
 chmod 0700 "$ctx/data/scimd"
 chmod 1777 "$ctx/rootfs/tmp"
 install -m 0755 "$bin" "$ctx/rootfs/usr/bin/scimd"
+# Without the line tables the release profile keeps (most of its size).
+strip --strip-debug "$ctx/rootfs/usr/bin/scimd"
 
 # Every library the dynamic loader would load, and the loader itself, at
 # the paths the binary looks for them.

@@ -103,7 +103,7 @@ impl ConnectionLimit {
 
 /// The TCP socket under a connection: plain, or under built-in TLS (where
 /// actix-web calls the hook once the handshake is done, so a TLS connection
-/// is counted from then on; `actix_tls` bounds the handshake to 3 seconds).
+/// is counted from then on; the handshake has `TLS_HANDSHAKE_TIMEOUT`).
 fn tcp_of(connection: &dyn Any) -> Option<&TcpStream> {
     if let Some(tcp) = connection.downcast_ref::<TcpStream>() {
         return Some(tcp);

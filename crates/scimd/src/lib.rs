@@ -403,6 +403,9 @@ pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long a closing connection is given to take the last response.
 pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a client has for the TLS handshake (built-in TLS), before the
+/// per-address cap counts the connection and the head timeout starts.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn log_certificate(summary: &tls::CertSummary, message: &str) {
     if summary.expired {
@@ -510,6 +513,7 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         .client_request_timeout(REQUEST_HEAD_TIMEOUT)
         .keep_alive(KEEP_ALIVE)
         .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+        .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
         .workers(workers)
         .shutdown_timeout(shutdown.as_secs());
         match tls {
