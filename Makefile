@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run build release test test-rust lint fmt conformance bench clean-data help
+.PHONY: run build release deb image test test-rust lint fmt conformance bench clean-data help
 
 help:
 	@echo "make run          build and start scimd on embedded SQLite (config/default.toml)"
 	@echo "make test         fmt check, clippy -D warnings, all tests on SQLite and PostgreSQL"
+	@echo "make deb          build the Debian package (target/debian/scimd_VERSION_ARCH.deb)"
+	@echo "make image        build the container image scimd:latest with podman (Containerfile)"
 	@echo "make conformance  run the scim2-tester checker against a fresh scimd"
 	@echo "make bench        100k users and a 100k-member group: throughput, p50/p99; Entra's initial cycle (SQLite and PostgreSQL); memory under Argon2 bursts"
 
@@ -16,18 +18,35 @@ build:
 release:
 	$(CARGO) build --release -p scimd
 
+## The Debian package of the release binary (docs/DEPLOY.md).
+deb: release
+	scripts/build-deb.sh target/release/scimd
+
+## The container image of the release binary, built by podman from nothing
+## but this machine's files (docs/DEPLOY.md).
+image: release
+	scripts/build-image.sh target/release/scimd
+
 ## Start scimd on embedded SQLite (data/scimd.db) with config/default.toml.
-run: release
+run:
+	@echo "building scimd, first build takes a few minutes"
+	$(CARGO) build --release -p scimd
 	./target/release/scimd --config config/default.toml serve
 
 ## Everything CI checks: formatting, lints, and every test on both backends
 ## (the console's browser test needs chromium + chromium-driver: installed
-## by scripts/ensure-chromium.sh when missing).
+## by scripts/ensure-chromium.sh when missing), then the Debian package and
+## the container image built around the test binary, installed and run
+## (scripts/test-package.sh needs root; scripts/test-image.sh needs podman,
+## which it installs where apt can).
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/ensure-chromium.sh
-	TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" $(CARGO) test --workspace --all-targets
+	export TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" && \
+	$(CARGO) test --workspace --all-targets && \
+	scripts/test-package.sh target/debug/scimd && \
+	scripts/test-image.sh target/debug/scimd
 
 fmt:
 	$(CARGO) fmt --all

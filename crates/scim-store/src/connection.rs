@@ -62,6 +62,15 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// The file of a `sqlite://PATH` (or `sqlite:PATH`) URL; `None` for any
+/// other URL.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    match Target::parse(url) {
+        Ok(Target::Sqlite(path)) => Some(path.into()),
+        _ => None,
+    }
+}
+
 /// A database URL resolved to its backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -114,6 +123,48 @@ impl Target {
             Target::Sqlite(_) => Backend::Sqlite,
             Target::Postgres(_) => Backend::Postgres,
         }
+    }
+}
+
+/// Creates a missing SQLite database file, and its missing directories,
+/// readable by the owner only (0600 and 0700, whatever the umask): the
+/// database holds token hashes, password hashes and personal data. SQLite
+/// then gives the `-wal` and `-shm` files it creates beside it the
+/// database file's permissions. An existing file keeps the mode its owner
+/// chose.
+fn prepare_sqlite_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| {
+                    format!(
+                        "cannot create the directory {} for the SQLite database: {e}",
+                        parent.display()
+                    )
+                })?;
+        }
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        // `mode` is filtered by the umask; 0600 survives any usual umask,
+        // but set it outright so that none can widen or narrow it.
+        Ok(file) => file
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot set the mode of {}: {e}", path.display())),
+        // Another connection (or an earlier run) created it.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!(
+            "cannot create the SQLite database {}: {e}",
+            path.display()
+        )),
     }
 }
 
@@ -174,16 +225,7 @@ impl ConnectionManager {
         match &self.target {
             Target::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
             Target::Sqlite(path) => {
-                if let Some(parent) = Path::new(path).parent() {
-                    if !parent.as_os_str().is_empty() && !parent.exists() {
-                        std::fs::create_dir_all(parent).map_err(|e| {
-                            ConnectionError::BadConnection(format!(
-                                "cannot create the directory {} for the SQLite database: {e}",
-                                parent.display()
-                            ))
-                        })?;
-                    }
-                }
+                prepare_sqlite_file(Path::new(path)).map_err(ConnectionError::BadConnection)?;
                 let mut conn = SqliteConnection::establish(path)?;
                 conn.batch_execute(SQLITE_SETUP)
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;

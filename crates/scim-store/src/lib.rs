@@ -11,6 +11,7 @@
 //! `scim_core::filter` is translated to SQL through an allow-list of
 //! attributes; anything else is `invalidFilter`.
 
+pub mod backup;
 mod checkpoint;
 pub mod connection;
 pub mod copy;
@@ -36,6 +37,7 @@ pub mod users;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use backup::{backup_sqlite, BackupError};
 pub use connection::{Backend, DbConnection};
 pub use error::StoreError;
 pub use groups::{

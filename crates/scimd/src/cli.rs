@@ -73,6 +73,14 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Write a consistent copy of the SQLite database to FILE (a new file,
+    /// mode 0600) while scimd keeps serving; no migration is applied first.
+    /// On PostgreSQL, use pg_dump (docs/DEPLOY.md).
+    Backup {
+        /// The backup file to create (never overwritten).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// `scimd sync …`

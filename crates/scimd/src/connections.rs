@@ -10,6 +10,9 @@
 //! connection ends; beyond it, the socket is shut down at once, without a
 //! response, so the refused connection holds nothing.
 //!
+//! With built-in TLS the hook sees the TLS stream, and counts the TCP
+//! connection under it.
+//!
 //! The address is the TCP peer, never `X-Forwarded-For`: behind a reverse
 //! proxy every connection comes from the proxy.
 
@@ -18,7 +21,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Shutdown};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::dev::Extensions;
+use actix_web::rt::net::TcpStream;
 
 /// The open connections of each address and the cap (0 = none).
 #[derive(Debug, Clone)]
@@ -43,7 +48,7 @@ impl ConnectionLimit {
         if self.max_per_address == 0 {
             return;
         }
-        let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        let Some(tcp) = tcp_of(connection) else {
             return;
         };
         let Ok(peer) = tcp.peer_addr() else {
@@ -94,6 +99,18 @@ impl ConnectionLimit {
     fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
         lock(&self.open)
     }
+}
+
+/// The TCP socket under a connection: plain, or under built-in TLS (where
+/// actix-web calls the hook once the handshake is done, so a TLS connection
+/// is counted from then on; the handshake has `TLS_HANDSHAKE_TIMEOUT`).
+fn tcp_of(connection: &dyn Any) -> Option<&TcpStream> {
+    if let Some(tcp) = connection.downcast_ref::<TcpStream>() {
+        return Some(tcp);
+    }
+    connection
+        .downcast_ref::<TlsStream<TcpStream>>()
+        .map(|tls| tls.get_ref().0)
 }
 
 /// The counts stay consistent even if a thread panicked while holding the

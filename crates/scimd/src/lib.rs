@@ -10,7 +10,9 @@ pub mod connections;
 pub mod logging;
 pub mod root;
 pub mod settings;
+pub mod tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
@@ -42,6 +44,9 @@ pub enum Error {
     /// A command was given a bad argument.
     #[error("{0}")]
     Usage(String),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// An admin operation was refused; the message says why and what to do.
     #[error("{}", admin_message(.0))]
     Admin(#[from] scim_admin::AdminError),
@@ -104,6 +109,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Saml(cmd) => saml_command(&settings, cmd),
         Command::Admin(cmd) => admin_command(&settings, cmd),
         Command::Copy { from, to, force } => copy_command(&from, &to, force),
+        Command::Backup { file } => backup(&settings, &file),
         Command::Purge => {
             let store = connect(&settings)?;
             let purged = purge(&store)?;
@@ -139,6 +145,26 @@ fn copy_command(from: &str, to: &str, force: bool) -> Result<(), Error> {
         report.from,
         report.to
     );
+    Ok(())
+}
+
+/// `scimd backup FILE`: the store is opened as it is, without migrating,
+/// so that a backup taken before an upgrade holds the old schema.
+fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), Error> {
+    let url = &settings.database.url;
+    if let Some(db) = scim_store::connection::sqlite_file(url) {
+        // Opening a missing SQLite file would create an empty database
+        // and back that up.
+        if !db.is_file() {
+            return Err(Error::Usage(format!(
+                "database.url: no SQLite database at {}; check --config or SCIMD__DATABASE__URL",
+                db.display()
+            )));
+        }
+    }
+    let store = Store::connect(&settings.store_config())?;
+    scim_store::backup_sqlite(&store, file).map_err(|e| Error::Usage(e.to_string()))?;
+    println!("backed up the SQLite database to {}", file.display());
     Ok(())
 }
 
@@ -445,6 +471,41 @@ pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// How long a closing connection is given to take the last response.
 pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a client has for the TLS handshake (built-in TLS), before the
+/// per-address cap counts the connection and the head timeout starts.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn log_certificate(summary: &tls::CertSummary, message: &str) {
+    if summary.expired {
+        tracing::warn!(subject = %summary.subject, not_after = %summary.not_after,
+            "{message}, but it has EXPIRED: clients will refuse it; renew it and send SIGHUP");
+    } else {
+        tracing::info!(subject = %summary.subject, not_after = %summary.not_after, "{message}");
+    }
+}
+
+/// SIGHUP re-reads the TLS certificate and key (`tls::ReloadableCert`);
+/// without TLS it is logged and ignored, so a `systemctl reload` never
+/// stops the process.
+fn spawn_reload_on_hangup(tls: Option<Arc<tls::ReloadableCert>>) -> Result<(), Error> {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    actix_web::rt::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match &tls {
+                Some(cert) => match cert.reload() {
+                    Ok(summary) => log_certificate(&summary, "TLS certificate reloaded"),
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "TLS certificate not reloaded; the previous certificate stays in use"
+                    ),
+                },
+                None => tracing::info!("SIGHUP: no TLS certificate configured, nothing to reload"),
+            }
+        }
+    });
+    Ok(())
+}
 
 /// A listening socket on `addr`, set up as actix's own `bind` does it
 /// (`SO_REUSEADDR`, a backlog of 1024).
@@ -466,6 +527,14 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         .bind_addr()
         .ok_or_else(|| Error::Usage("server.bind is not an address".into()))?;
     let listener = listen(addr).map_err(|source| Error::Listen { addr, source })?;
+    let tls = match settings.tls_files() {
+        Some((cert, key)) => {
+            let (cert, summary) = tls::ReloadableCert::load(&cert, &key)?;
+            log_certificate(&summary, "TLS certificate loaded");
+            Some(Arc::new(cert))
+        }
+        None => None,
+    };
     let store = Store::connect(&settings.store_config())?;
     for name in store.migrate()? {
         tracing::info!(migration = %name, "applied migration");
@@ -482,6 +551,7 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
     }
     tracing::info!(
         %addr,
+        tls = tls.is_some(),
         backend = ?store.backend(),
         base_path = %settings.scim.base_path,
         "scimd listening"
@@ -505,9 +575,10 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         if let Some(interval) = purge_interval {
             spawn_purge(store.clone(), interval);
         }
+        spawn_reload_on_hangup(tls.clone())?;
         let app_settings = settings.clone();
         let hasher = settings.password_hasher();
-        actix_web::HttpServer::new(move || {
+        let server = actix_web::HttpServer::new(move || {
             let store = store.clone();
             let settings = app_settings.clone();
             let deadline =
@@ -526,11 +597,16 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         .client_request_timeout(REQUEST_HEAD_TIMEOUT)
         .keep_alive(KEEP_ALIVE)
         .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+        .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
         .workers(workers)
-        .shutdown_timeout(shutdown.as_secs())
-        .listen(listener)?
+        .shutdown_timeout(shutdown.as_secs());
+        match tls {
+            Some(cert) => server.listen_rustls_0_23(listener, tls::server_config(cert)?)?,
+            None => server.listen(listener)?,
+        }
         .run()
         .await
+        .map_err(Error::from)
     })?;
     tracing::info!("scimd stopped");
     Ok(())

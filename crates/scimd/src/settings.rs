@@ -3,7 +3,7 @@
 //! environment variables. Loaded once in `main` and passed down.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -58,6 +58,10 @@ pub struct ServerSettings {
     pub password_hash_concurrency: usize,
     /// Seconds a request waits for a hashing slot before 503.
     pub password_hash_queue_secs: u64,
+    /// PEM certificate chain for built-in TLS; empty = plain HTTP.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
 }
 
 /// `[scim]`
@@ -294,6 +298,22 @@ impl Settings {
                 format!("{public:?} must start with http:// or https:// (or be empty)"),
             );
         }
+        match (self.server.tls_cert.trim(), self.server.tls_key.trim()) {
+            ("", "") => {}
+            ("", _) => {
+                return bad(
+                    "server.tls_cert",
+                    "must be set when server.tls_key is".into(),
+                )
+            }
+            (_, "") => {
+                return bad(
+                    "server.tls_key",
+                    "must be set when server.tls_cert is".into(),
+                )
+            }
+            _ => {}
+        }
         let base = &self.scim.base_path;
         if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') || base.contains(' ') {
             return bad(
@@ -408,6 +428,12 @@ impl Settings {
     /// How long a request body may take to arrive.
     pub fn body_timeout(&self) -> Duration {
         Duration::from_secs(self.server.body_timeout_secs)
+    }
+
+    /// The certificate and key files of built-in TLS, when configured.
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        let (cert, key) = (self.server.tls_cert.trim(), self.server.tls_key.trim());
+        (!cert.is_empty() && !key.is_empty()).then(|| (PathBuf::from(cert), PathBuf::from(key)))
     }
 
     /// The parsed listen address.
@@ -620,6 +646,8 @@ mod tests {
                 "3600",
                 "server.password_hash_queue_secs",
             ),
+            ("SCIMD__SERVER__TLS_CERT", "/etc/cert.pem", "server.tls_key"),
+            ("SCIMD__SERVER__TLS_KEY", "/etc/key.pem", "server.tls_cert"),
         ];
         for (key, value, named) in cases {
             let err = Settings::load_from(None, env(&[(key, value)])).unwrap_err();

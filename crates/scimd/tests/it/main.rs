@@ -4,11 +4,13 @@
 
 mod browser;
 mod copy;
+mod files;
 mod oauth;
 mod openapi;
 mod replicas;
 mod rough_edges;
 mod slow_clients;
+mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
