@@ -85,12 +85,30 @@ impl FromRequest for ScimJson {
                 )
                 .into());
             }
-            let value: Value = serde_json::from_slice(&body).map_err(|e| {
-                ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
-            })?;
+            let value = if body.len() <= INLINE_PARSE_BYTES {
+                parse_json(&body)?
+            } else {
+                let body = body.freeze();
+                web::block(move || parse_json(&body))
+                    .await
+                    .map_err(|_| ApiError::Internal)??
+            };
             Ok(ScimJson(value))
         })
     }
+}
+
+/// Bodies up to this size are parsed on the connection's worker thread;
+/// larger ones (up to `max_body_bytes`) on the blocking pool. Parsing a
+/// megabyte of JSON takes tens of milliseconds, and on the worker thread
+/// it would stall every other connection of that worker meanwhile.
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
+
+/// Parses a request body as JSON.
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into()
+    })
 }
 
 /// The query parameters of a request, with names matched
