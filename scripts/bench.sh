@@ -33,8 +33,9 @@ WARMUP=2
 export BENCH_DIR="$ROOT/bench"
 export BENCH_BASE_PATH="/scim/v2"
 
-log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 
 [ -x "$BIN" ] || die "$BIN not found: run 'make bench' (or 'cargo build --release -p scimd') first"
 command -v curl >/dev/null || die "curl is required"
@@ -61,26 +62,7 @@ mkdir -p "$OUT"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/scimd-bench.XXXXXX")"
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
-SERVER_PID=""
-PG_ADMIN_URL=""
-PG_DB=""
 
-stop_server() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
-drop_pg_db() {
-  if [ -n "$PG_DB" ]; then
-    psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 \
-      || log "could not drop database $PG_DB"
-    PG_DB=""
-  fi
-}
 cleanup() {
   stop_ceiling
   stop_server
@@ -89,18 +71,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ready() { # URL
-  for _ in $(seq 1 100); do
-    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
 
 # Runs wrk and prints its BENCH line (see bench/common.lua).
 # Args: lua-script connections seconds url [script args...]
