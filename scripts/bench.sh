@@ -15,6 +15,8 @@
 #   BENCH_PG_URL       admin URL of a PostgreSQL server whose role may CREATE
 #                      DATABASE (default: scripts/test-postgres.sh's URL)
 #   BENCH_OUT          output directory (default target/bench)
+#   BENCH_HOSTILE_PAUSE seconds between the 45,000-email PATCHes sent beside
+#                      the last POST run (default 0: back to back)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +30,7 @@ OUT="${BENCH_OUT:-$ROOT/target/bench}"
 READ_CONNS=32
 WRITE_CONNS=16
 THREADS=2
+HOSTILE_PAUSE="${BENCH_HOSTILE_PAUSE:-0}"
 WARMUP=2
 
 export BENCH_DIR="$ROOT/bench"
@@ -138,9 +141,9 @@ open(sys.argv[3], "w").write("\n".join(names) + "\n")
 PY
 }
 
-# Sends `PATCH /Users/ID` adding 45,000 emails, one after another, until
-# killed; counts them in $WORK/hostile.count, their statuses in
-# $WORK/hostile.status.
+# Sends `PATCH /Users/ID` adding 45,000 emails, one after another (with
+# BENCH_HOSTILE_PAUSE seconds between them, default none), until killed;
+# counts them in $WORK/hostile.count, their statuses in $WORK/hostile.status.
 hostile_patches() { # base-url user-id
   python3 - "$WORK/hostile.json" <<'PY'
 import json, sys
@@ -156,6 +159,7 @@ PY
       "$1/scim/v2/Users/$2" >>"$WORK/hostile.status" || true
     n=$(( n + 1 ))
     echo "$n" >"$WORK/hostile.count"
+    sleep "$HOSTILE_PAUSE"
   done
 }
 
