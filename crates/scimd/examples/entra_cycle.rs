@@ -30,14 +30,13 @@
 
 mod load;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use load::{add_body, id_of, memory, run_phase, stats, timed, Series, Target};
+use load::{add_body, id_of, memory, run_phase, stats, timed, Flags, Series, Target};
 
 /// Command-line settings.
 #[derive(Debug, Clone)]
@@ -56,50 +55,20 @@ struct Args {
 
 impl Args {
     fn parse() -> Result<Args> {
-        let mut map: HashMap<String, String> = HashMap::new();
-        let mut it = std::env::args().skip(1);
-        while let Some(key) = it.next() {
-            let Some(name) = key.strip_prefix("--") else {
-                bail!("unexpected argument {key:?}; flags are --name value");
-            };
-            let value = it
-                .next()
-                .ok_or_else(|| anyhow!("flag --{name} needs a value"))?;
-            map.insert(name.to_string(), value);
-        }
-        let num = |name: &str, default: usize| -> Result<usize> {
-            match map.get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse()
-                    .with_context(|| format!("--{name} must be a number, got {v:?}")),
-            }
-        };
-        let token = match map.get("token") {
-            Some(t) => t.clone(),
-            None => std::env::var("BENCH_TOKEN")
-                .map_err(|_| anyhow!("--token (or BENCH_TOKEN) is required"))?,
-        };
+        let flags = Flags::parse()?;
+        let num = |name: &str, default: usize| flags.num(name, default);
+        let common = flags.common()?;
         let args = Args {
-            base: map
-                .get("base")
-                .cloned()
-                .ok_or_else(|| anyhow!("--base http://host:port is required"))?,
-            token,
-            pid: match map.get("pid") {
-                None => None,
-                Some(p) => Some(p.parse().with_context(|| format!("--pid: {p:?}"))?),
-            },
-            backend: map.get("backend").cloned().unwrap_or_else(|| "-".into()),
+            base: common.base,
+            token: common.token,
+            pid: common.pid,
+            backend: common.backend,
             users: num("users", 100_000)?,
             groups: num("groups", 1_000)?,
             group_size: num("group-size", 100)?,
             batch: num("batch", 10)?,
             conns: num("conns", 16)?,
-            tag: map
-                .get("tag")
-                .cloned()
-                .unwrap_or_else(|| std::process::id().to_string()),
+            tag: common.tag,
         };
         if args.users == 0 || args.conns == 0 || args.batch == 0 {
             bail!("--users, --conns and --batch must be at least 1");

@@ -47,7 +47,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use load::{add_body, id_of, memory, run_phase, stats, timed, Conn, Series, Target, PATCH_OP};
+use load::{
+    add_body, id_of, memory, run_phase, stats, timed, Conn, Flags, Series, Target, PATCH_OP,
+};
 
 /// Command-line settings.
 #[derive(Debug, Clone)]
@@ -73,41 +75,14 @@ struct Args {
 
 impl Args {
     fn parse() -> Result<Args> {
-        let mut map: HashMap<String, String> = HashMap::new();
-        let mut it = std::env::args().skip(1);
-        while let Some(key) = it.next() {
-            let Some(name) = key.strip_prefix("--") else {
-                bail!("unexpected argument {key:?}; flags are --name value");
-            };
-            let value = it
-                .next()
-                .ok_or_else(|| anyhow!("flag --{name} needs a value"))?;
-            map.insert(name.to_string(), value);
-        }
-        let num = |name: &str, default: usize| -> Result<usize> {
-            match map.get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse()
-                    .with_context(|| format!("--{name} must be a number, got {v:?}")),
-            }
-        };
-        let token = match map.get("token") {
-            Some(t) => t.clone(),
-            None => std::env::var("BENCH_TOKEN")
-                .map_err(|_| anyhow!("--token (or BENCH_TOKEN) is required"))?,
-        };
+        let flags = Flags::parse()?;
+        let num = |name: &str, default: usize| flags.num(name, default);
+        let common = flags.common()?;
         let args = Args {
-            base: map
-                .get("base")
-                .cloned()
-                .ok_or_else(|| anyhow!("--base http://host:port is required"))?,
-            token,
-            pid: match map.get("pid") {
-                None => None,
-                Some(p) => Some(p.parse().with_context(|| format!("--pid: {p:?}"))?),
-            },
-            backend: map.get("backend").cloned().unwrap_or_else(|| "-".into()),
+            base: common.base,
+            token: common.token,
+            pid: common.pid,
+            backend: common.backend,
             users: num("users", 100_000)?,
             pairs: num("pairs", 3_000)?,
             serial_pairs: num("serial-pairs", 500)?,
@@ -119,15 +94,12 @@ impl Args {
             fill_batch: num("fill-batch", 1_000)?,
             get_reps: num("get-reps", 5)?,
             excluded_reps: num("excluded-reps", 200)?,
-            entra_users: match map.get("user-body").map(String::as_str) {
+            entra_users: match flags.get("user-body") {
                 None | Some("minimal") => false,
                 Some("entra") => true,
                 Some(other) => bail!("--user-body is minimal or entra, got {other:?}"),
             },
-            tag: map
-                .get("tag")
-                .cloned()
-                .unwrap_or_else(|| std::process::id().to_string()),
+            tag: common.tag,
         };
         if args.users < 10 || args.conns == 0 || args.user_conns == 0 || args.batch == 0 {
             bail!("--users must be at least 10, and --conns, --user-conns, --batch at least 1");

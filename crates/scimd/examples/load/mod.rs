@@ -22,6 +22,77 @@ const ERRORS_SHOWN: usize = 5;
 /// The tool's name, for its messages.
 const PROGRAM: &str = env!("CARGO_CRATE_NAME");
 
+/// The `--name value` flags of a load tool's command line.
+pub struct Flags(HashMap<String, String>);
+
+/// The flags every load tool takes: where the server is, the token, the
+/// server's pid (for its memory), a backend label and a tag that keeps
+/// the names of one run apart from another's.
+pub struct Common {
+    pub base: String,
+    pub token: String,
+    pub pid: Option<u32>,
+    pub backend: String,
+    pub tag: String,
+}
+
+impl Flags {
+    /// Reads `--name value` pairs from the command line.
+    pub fn parse() -> Result<Flags> {
+        let mut map = HashMap::new();
+        let mut it = std::env::args().skip(1);
+        while let Some(key) = it.next() {
+            let Some(name) = key.strip_prefix("--") else {
+                bail!("unexpected argument {key:?}; flags are --name value");
+            };
+            let value = it
+                .next()
+                .ok_or_else(|| anyhow!("flag --{name} needs a value"))?;
+            map.insert(name.to_string(), value);
+        }
+        Ok(Flags(map))
+    }
+
+    /// Flag `name` as text, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Flag `name` as a number, `default` when not given.
+    pub fn num(&self, name: &str, default: usize) -> Result<usize> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .with_context(|| format!("--{name} must be a number, got {v:?}")),
+        }
+    }
+
+    /// `--base`, `--token` (or `BENCH_TOKEN`), `--pid`, `--backend`, `--tag`.
+    pub fn common(&self) -> Result<Common> {
+        let token = match self.get("token") {
+            Some(t) => t.to_string(),
+            None => std::env::var("BENCH_TOKEN")
+                .map_err(|_| anyhow!("--token (or BENCH_TOKEN) is required"))?,
+        };
+        Ok(Common {
+            base: self
+                .get("base")
+                .ok_or_else(|| anyhow!("--base http://host:port is required"))?
+                .to_string(),
+            token,
+            pid: match self.get("pid") {
+                None => None,
+                Some(p) => Some(p.parse().with_context(|| format!("--pid: {p:?}"))?),
+            },
+            backend: self.get("backend").unwrap_or("-").to_string(),
+            tag: self
+                .get("tag")
+                .map_or_else(|| std::process::id().to_string(), str::to_string),
+        })
+    }
+}
+
 /// Where the server is: `host:port` and the SCIM base path.
 #[derive(Debug, Clone)]
 pub struct Target {
