@@ -99,7 +99,7 @@ fn entra_patch_default() -> Value {
 
 /// Entra ID with the `aadOptscim062020` feature flag: RFC 7644 clean
 /// (lower-case `op`, real booleans), several attributes in one path-less
-/// replace whose keys are dotted or URN-qualified.
+/// replace whose keys are dotted, URN-qualified or value paths.
 fn entra_patch_062020() -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -110,6 +110,7 @@ fn entra_patch_062020() -> Value {
                 "name.givenName": "Given",
                 "name.familyName": "Family",
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Finance",
+                "emails[type eq \"work\"].value": "given.family@contoso.com",
                 "active": false
             }
         }]
@@ -543,7 +544,7 @@ pub fn replace_user() {}
 /// Both of Entra ID's dialects are accepted: the default one
 /// (capitalised `op`, booleans as "True"/"False", the manager as a bare
 /// id) and `aadOptscim062020` (RFC 7644 clean, several attributes in one
-/// path-less replace with dotted or URN-qualified keys).
+/// path-less replace with dotted, URN-qualified or value-path keys).
 #[utoipa::path(patch, path = "/Users/{id}", tag = "Users",
     params(("id" = String, Path, description = "The user's id", example = "2819c223-7f76-453a-919d-413861904646"),
            ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the user changed since")),
