@@ -411,23 +411,31 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
 /// so that a load balancer learns of an outage at once.
 pub const READY_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// What every worker's app shares: built once per process
+/// ([`Settings::shared`]) and passed to each worker's [`configure_app`], so
+/// that its bounds hold for the process, not for each worker.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The one Argon2id gate of the SCIM API and the admin side.
+    pub password_hasher: scim_store::PasswordHasher,
+    /// The SCIM API's per-credential request budget (`None`: unlimited).
+    pub scim_rate_limiter: Option<scim_server::rate_limit::RateLimiter>,
+}
+
 /// Adds every route of the process: health, readiness, the admin API with
 /// its OpenAPI documents and Swagger UI, the SCIM API and a SCIM-shaped 404
 /// for anything else.
-///
-/// `hasher` is the process's one Argon2id gate: build it once
-/// ([`Settings::password_hasher`]) and pass it to every worker's app, so
-/// the bound holds for the process.
 pub fn configure_app(
     cfg: &mut web::ServiceConfig,
     store: &Store,
-    hasher: &scim_store::PasswordHasher,
+    shared: &Shared,
     settings: &Settings,
 ) {
     let mut scim_config = settings.scim_config();
-    scim_config.password_hasher = hasher.clone();
+    scim_config.password_hasher = shared.password_hasher.clone();
+    scim_config.rate_limiter = shared.scim_rate_limiter.clone();
     let mut admin_config = settings.admin_config();
-    admin_config.password_hasher = hasher.clone();
+    admin_config.password_hasher = shared.password_hasher.clone();
     let scim = scim_server::ScimApi::new(store.clone(), scim_config);
     let admin = scim_admin::AdminApi::new(store.clone(), admin_config);
     let ready_store = store.clone();
@@ -577,13 +585,13 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         }
         spawn_reload_on_hangup(tls.clone())?;
         let app_settings = settings.clone();
-        let hasher = settings.password_hasher();
+        let shared = settings.shared();
         let server = actix_web::HttpServer::new(move || {
             let store = store.clone();
             let settings = app_settings.clone();
             let deadline =
                 body_deadline::BodyDeadline::new(settings.body_timeout(), &settings.scim.base_path);
-            let hasher = hasher.clone();
+            let shared = shared.clone();
             actix_web::App::new()
                 .wrap(actix_web::middleware::from_fn(
                     move |req, next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
@@ -591,7 +599,7 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
                     },
                 ))
                 .wrap(actix_web::middleware::from_fn(logging::request_log))
-                .configure(move |cfg| configure_app(cfg, &store, &hasher, &settings))
+                .configure(move |cfg| configure_app(cfg, &store, &shared, &settings))
         })
         .on_connect(move |connection, data| connection_limit.on_connect(connection, data))
         .client_request_timeout(REQUEST_HEAD_TIMEOUT)

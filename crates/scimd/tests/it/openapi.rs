@@ -56,9 +56,9 @@ async fn harness(db: TestDb) -> Harness<impl AppService> {
     let env = vec![("SCIMD__DATABASE__URL".to_string(), db.url().to_string())];
     let settings = scimd::settings::Settings::load_from(None, env).unwrap();
     let store = db.store().clone();
-    let hasher = settings.password_hasher();
+    let shared = settings.shared();
     let app = test::init_service(
-        App::new().configure(move |cfg| scimd::configure_app(cfg, &store, &hasher, &settings)),
+        App::new().configure(move |cfg| scimd::configure_app(cfg, &store, &shared, &settings)),
     )
     .await;
     let scim_token = scim_admin::service::create_scim_token(
