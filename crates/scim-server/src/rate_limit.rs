@@ -74,8 +74,12 @@ trait States: Send + Sync {
     fn len(&self) -> usize;
 }
 
-type Keyed<C> =
-    governor::RateLimiter<String, DashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Keyed<C> = governor::RateLimiter<
+    String,
+    DashMapStateStore<String>,
+    C,
+    NoOpMiddleware<<C as Clock>::Instant>,
+>;
 
 impl<C> States for Keyed<C>
 where

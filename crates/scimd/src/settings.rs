@@ -716,7 +716,11 @@ mod tests {
                 "-1",
                 "scim.rate_limit_per_second",
             ),
-            ("SCIMD__SCIM__RATE_LIMIT_BURST", "0", "scim.rate_limit_burst"),
+            (
+                "SCIMD__SCIM__RATE_LIMIT_BURST",
+                "0",
+                "scim.rate_limit_burst",
+            ),
             ("SCIMD__SERVER__TLS_CERT", "/etc/cert.pem", "server.tls_key"),
             ("SCIMD__SERVER__TLS_KEY", "/etc/key.pem", "server.tls_cert"),
         ];

@@ -96,7 +96,9 @@ async fn a_credential_over_its_budget_gets_429_until_it_refills() {
         clock.advance(Duration::from_millis(300));
         assert_throttled(&app.get("/scim/v2/Users").await, "1");
         clock.advance(Duration::from_millis(700));
-        let res = app.get("/scim/v2/Users?filter=userName%20eq%20%22throttled@example.com%22").await;
+        let res = app
+            .get("/scim/v2/Users?filter=userName%20eq%20%22throttled@example.com%22")
+            .await;
         assert_eq!(res.status, StatusCode::OK, "{backend}: {}", res.body);
         // The refused POST created nothing.
         assert_eq!(res.body["totalResults"], 0, "{backend}");
@@ -177,7 +179,11 @@ async fn without_a_limit_nothing_is_limited() {
         assert!(app.api.config().rate_limiter.is_none());
         let svc = app.service().await;
         for i in 0..200 {
-            let res = crate::call(&svc, app.request(Method::GET, "/scim/v2/ServiceProviderConfig")).await;
+            let res = crate::call(
+                &svc,
+                app.request(Method::GET, "/scim/v2/ServiceProviderConfig"),
+            )
+            .await;
             assert_eq!(res.status, StatusCode::OK, "#{i}: {}", res.body);
         }
     }

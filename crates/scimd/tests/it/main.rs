@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod browser;
+mod cli_output;
 mod copy;
 mod files;
 mod oauth;

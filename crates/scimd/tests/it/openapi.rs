@@ -694,10 +694,15 @@ async fn the_documented_429_is_what_a_throttled_credential_gets() {
         .unwrap()
         .secret;
         let auth = vec![("Authorization".to_string(), format!("Bearer {reader}"))];
-        let doc = h.send("GET", "/scim/v2/openapi.json", &auth, None).await.body;
+        let doc = h
+            .send("GET", "/scim/v2/openapi.json", &auth, None)
+            .await
+            .body;
         let base = doc["servers"][0]["url"].as_str().unwrap().to_owned();
         // The one request of the budget (the fake clock never moves).
-        let first = h.send("GET", &format!("{base}/Users"), &h.scim_auth(), None).await;
+        let first = h
+            .send("GET", &format!("{base}/Users"), &h.scim_auth(), None)
+            .await;
         assert_ne!(first.status, 429, "{}", first.body);
         let mut checked = 0;
         for op in operations(&doc) {
@@ -711,7 +716,9 @@ async fn the_documented_429_is_what_a_throttled_credential_gets() {
             let what = format!("SCIM {} {} over the budget", op.method, op.path);
             check_error(&doc, &op, &res, 429, &what);
             assert_eq!(
-                res.headers.get(header::RETRY_AFTER).map(|v| v.to_str().unwrap()),
+                res.headers
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.to_str().unwrap()),
                 Some("1"),
                 "{what}"
             );
