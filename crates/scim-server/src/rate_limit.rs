@@ -131,7 +131,6 @@ impl RateLimiter {
     /// Spends one request of the credential `token_id`'s budget; over it,
     /// the whole seconds to wait before the next request passes (at least
     /// 1, for `Retry-After`).
-    #[expect(clippy::ptr_arg, reason = "governor's check_key takes &K")]
     pub fn check(&self, token_id: &String) -> Result<(), u64> {
         let checks = self.inner.checks.fetch_add(1, Ordering::Relaxed);
         if checks % RETAIN_EVERY == RETAIN_EVERY - 1 {

@@ -8,6 +8,7 @@ mod copy;
 mod files;
 mod oauth;
 mod openapi;
+mod rate_limit;
 mod replicas;
 mod rough_edges;
 mod slow_clients;
