@@ -15,11 +15,15 @@
 //! settings the API applies (page sizes, the deprovisioning policy), so an
 //! administrator's change takes effect on the next request of every
 //! replica.
+//!
+//! An authenticated credential over its request budget gets 429 with
+//! `Retry-After` ([`rate_limit`]), before the gate is asked.
 
 pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod groups;
+pub mod rate_limit;
 pub mod request;
 pub mod search;
 pub mod users;
@@ -52,6 +56,9 @@ pub struct ScimConfig {
     /// User's `password` is hashed there (RFC 7643 §4.1.1: write-only, and
     /// only a hash is kept).
     pub password_hasher: scim_store::PasswordHasher,
+    /// The per-credential request budget (`None`: unlimited); one limiter
+    /// per process, shared by every worker's app.
+    pub rate_limiter: Option<rate_limit::RateLimiter>,
 }
 
 impl Default for ScimConfig {
@@ -62,6 +69,7 @@ impl Default for ScimConfig {
             max_body_bytes: 1024 * 1024,
             token_cache_ttl: Duration::from_secs(5),
             password_hasher: scim_store::PasswordHasher::default(),
+            rate_limiter: None,
         }
     }
 }
