@@ -398,8 +398,8 @@ lines += [
     "",
     "| backend | operation | binary | "
     + " | ".join(f"round {r}" for r in range(1, rounds + 1))
-    + " | median req/s | p99 | vs A | failed |",
-    "|---|---|---|" + "---:|" * rounds + "---:|---:|---:|---:|",
+    + " | median req/s | spread | p99 | vs A | failed |",
+    "|---|---|---|" + "---:|" * rounds + "---:|---:|---:|---:|---:|",
 ]
 ops = list(dict.fromkeys(r[1] for r in rows))
 for be in backends.split():
@@ -417,9 +417,10 @@ for be in backends.split():
                 base, change = med, "—"
             else:
                 change = f"{100 * (med / base - 1):+.1f}%" if base else "?"
+            spread = f"{100 * (max(rps) - min(rps)) / med:.0f}%" if med else "?"
             cells = [f"{float(mine[r][4]):,.0f}" if r in mine else "-" for r in range(1, rounds + 1)]
             lines.append(f"| {be} | {op} | {label} | " + " | ".join(cells)
-                         + f" | {med:,.0f} | {p99:.2f} ms | {change} | {failed} |")
+                         + f" | {med:,.0f} | {spread} | {p99:.2f} ms | {change} | {failed} |")
 lines += [
     "",
     "- The database is loaded once per backend by A (POST, as scripts/bench.sh loads); the "
@@ -431,8 +432,9 @@ lines += [
     "- Connections: reads 32, POST and user PATCH 16 (2 wrk threads), group-member PATCH 8 "
     "(8 wrk threads, one connection each: an Add of one member, then its Remove). Its req/s "
     "counts adds and removes together.",
-    "- p99 is the median of the rounds' p99; vs A compares the median req/s; failed counts "
-    "answers outside 2xx/3xx and socket errors over all rounds.",
+    "- spread is (highest − lowest round) ÷ median: a change against A smaller than the "
+    "spreads is noise. p99 is the median of the rounds' p99; vs A compares the median req/s; "
+    "failed counts answers outside 2xx/3xx and socket errors over all rounds.",
 ]
 text = "\n".join(lines) + "\n"
 open(out_path, "w").write(text)
