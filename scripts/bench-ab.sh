@@ -429,9 +429,9 @@ for be in backends.split():
                          + f" | {med:,.0f} | {spread} | {p99:.2f} ms | {change} | {failed} |")
 lines += [
     "",
-    "- The database is loaded once per backend by A (POST, as scripts/bench.sh loads); the "
-    "reads, the user PATCH and the group-member PATCH run on it. PostgreSQL gets a "
-    "`VACUUM (ANALYZE)` before every turn.",
+    "- The database is loaded once per backend by A (POST, as scripts/bench.sh loads), then "
+    "served by an unmeasured turn of A; the reads, the user PATCH and the group-member PATCH "
+    "run on it. PostgreSQL gets a `VACUUM (ANALYZE)` before every turn.",
     "- POST /Users is measured on a fresh database of its own for each binary and round, "
     "empty but for the warm-up's users (scripts/bench.sh measures it from an empty table), "
     "so POSTs never grow the shared database.",
