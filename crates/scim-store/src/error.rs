@@ -24,7 +24,7 @@ pub enum StoreError {
     Invalid(ScimError),
     /// User Synchronization is disabled: the SCIM API refuses the request
     /// until an administrator enables it (the message says how).
-    #[error("{}", crate::sync::SYNC_DISABLED_DETAIL)]
+    #[error("{}", crate::admin::sync::SYNC_DISABLED_DETAIL)]
     SyncDisabled,
     /// The database cannot be reached or the pool is exhausted; retrying
     /// later may succeed.

@@ -11,7 +11,7 @@
 //! never read `group_members`: the caller fetches members
 //! ([`list_group_members`]) only when the response includes them.
 //!
-//! Call the writing functions inside [`crate::Store::write`], so that an
+//! Call the writing functions inside [`crate::engine::Store::write`], so that an
 //! error (an unknown member, say) rolls back everything the request did.
 
 use std::collections::{HashMap, HashSet};
@@ -24,12 +24,12 @@ use serde_json::{Map, Value};
 use scim_core::filter::Filter;
 use scim_core::ScimError;
 
-use crate::connection::{Backend, DbConnection};
+use crate::db::connection::{Backend, DbConnection};
+use crate::db::schema::scim::{group_members, groups, users};
+use crate::db::sql::{execute, load, SqlBuilder};
 use crate::error::{is_unique_violation, StoreError};
-use crate::filter::{push_element_filter, Resource, PATCH_MEMBERS};
-use crate::list::{list_rows, ListQuery, Page};
-use crate::schema::{group_members, groups, users};
-use crate::sql::{execute, load, SqlBuilder};
+use crate::scim::filter::{push_element_filter, Resource, PATCH_MEMBERS};
+use crate::scim::list::{list_rows, ListQuery, Page};
 
 /// Ids per `IN (…)` list and rows per multi-row `INSERT`: far below
 /// SQLite's 32766 and PostgreSQL's 65535 bind parameters per statement.
@@ -227,7 +227,7 @@ fn missed(
 }
 
 /// Inserts a new Group with a fresh UUID v7 id
-/// ([`crate::users::new_resource_id`]), version 1, created =
+/// ([`crate::scim::users::new_resource_id`]), version 1, created =
 /// lastModified = now, and `members` (validated as [`add_members`] does).
 /// `displayName` is required (`invalidValue` otherwise) and unique
 /// case-insensitively (`Conflict`; the database's unique index decides, so
@@ -239,7 +239,7 @@ pub fn insert_group(
     members: &[MemberRef],
 ) -> Result<GroupRecord, StoreError> {
     let d = derive(attrs)?;
-    let id = crate::users::new_resource_id();
+    let id = crate::scim::users::new_resource_id();
     let now = scim_core::datetime::now();
     diesel::insert_into(groups::table)
         .values(NewGroupRow {
@@ -280,7 +280,7 @@ pub fn find_group(conn: &mut DbConnection, id: &str) -> Result<Option<GroupRecor
     row.map(to_record).transpose()
 }
 
-/// Reads a Group for a read-modify-write inside [`crate::Store::write`],
+/// Reads a Group for a read-modify-write inside [`crate::engine::Store::write`],
 /// locking its row until the transaction ends, so that concurrent PATCHes
 /// of one group (Entra sends one membership change at a time, often in
 /// parallel) queue on the lock instead of failing their version check.

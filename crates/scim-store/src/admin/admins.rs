@@ -15,12 +15,12 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use crate::admin_schema::{
+use crate::admin::tokens::hash_secret;
+use crate::db::connection::DbConnection;
+use crate::db::schema::admin::{
     admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts,
 };
-use crate::connection::DbConnection;
 use crate::error::{is_unique_violation, StoreError};
-use crate::tokens::hash_secret;
 
 /// The fixed start of every admin API token secret (distinct from SCIM
 /// tokens' `scimd_`, so leaked ones are recognisable).
@@ -484,7 +484,7 @@ fn parse_at(at: &str) -> Option<time::OffsetDateTime> {
 }
 
 /// Counts an attempt at `credential` from `address` at `now`, unless the
-/// limits refuse it; run inside [`crate::Store::write`], so the check and
+/// limits refuse it; run inside [`crate::engine::Store::write`], so the check and
 /// the count are one step no concurrent attempt can slip between (on
 /// PostgreSQL under advisory locks on the credential and the address,
 /// taken in that order by every caller). Attempts older than
@@ -694,7 +694,7 @@ mod tests {
             assert_eq!(got.id, info.id);
             // A SCIM token is not an admin token.
             let (_, scim) = store
-                .write(|c| crate::tokens::create_token(c, "scim", None))
+                .write(|c| crate::admin::tokens::create_token(c, "scim", None))
                 .unwrap();
             assert_eq!(
                 store
@@ -705,7 +705,7 @@ mod tests {
             // …and an admin token is not a SCIM token.
             assert_eq!(
                 store
-                    .read(|c| crate::tokens::authenticate_token(c, &secret, &now))
+                    .read(|c| crate::admin::tokens::authenticate_token(c, &secret, &now))
                     .unwrap(),
                 None
             );

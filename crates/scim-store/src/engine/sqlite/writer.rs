@@ -66,7 +66,7 @@ use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::R2D2Connection;
 use diesel::Connection;
 
-use crate::connection::{ConnectionManager, DbConnection};
+use crate::db::connection::{ConnectionManager, DbConnection};
 use crate::error::StoreError;
 
 /// At most this many jobs share one transaction: bounds the latency a
@@ -708,7 +708,7 @@ mod tests {
     use diesel::connection::SimpleConnection;
     use diesel::RunQueryDsl;
 
-    use crate::connection::Target;
+    use crate::db::connection::Target;
 
     type Job<T> = Box<dyn FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send>;
     type Handle<T> = thread::JoinHandle<Result<T, StoreError>>;

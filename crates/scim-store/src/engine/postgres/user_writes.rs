@@ -11,7 +11,7 @@
 //! generator took their share of the CPU.
 //!
 //! Here a few batcher threads take the writes queued by request handlers
-//! ([`crate::Store::queue_insert_user`], [`crate::Store::queue_user_edit`])
+//! ([`crate::engine::Store::queue_insert_user`], [`crate::engine::Store::queue_user_edit`])
 //! and run every write that is waiting in ONE transaction, with one
 //! statement per step for the whole batch, whatever its size:
 //!
@@ -60,13 +60,14 @@ use diesel::{QueryResult, QueryableByName, RunQueryDsl};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use crate::connection::{ConnectionManager, DbConnection};
+use crate::db::connection::{ConnectionManager, DbConnection};
+use crate::db::transaction::{transaction, transaction_begun_by};
+use crate::engine::edit::{Edit, Found};
+use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
-use crate::gated::{find_user_gated, UserColumns};
-use crate::groups::{user_groups_json_sql, GroupRef};
-use crate::store::{transaction, transaction_begun_by};
-use crate::user_hints::UserHints;
-use crate::users::{
+use crate::scim::groups::user_groups_json_sql;
+use crate::scim::lookup::{find_user_gated, UserColumns};
+use crate::scim::users::{
     derive, derive_values, diff_values, insert_user, serialize, update_user_from, user_name_taken,
     PasswordChange, UserRecord, UserValueRow,
 };
@@ -91,30 +92,6 @@ pub(crate) const BATCHERS: usize = 2;
 /// `SET LOCAL` ends with the transaction, so other statements on the
 /// pooled connection keep the default.
 const BATCH_BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
-
-/// A user as stored and its direct groups (empty unless asked for), or
-/// `None` when there is no such user: what an edit decides on.
-pub type Found = Option<(UserRecord, Vec<GroupRef>)>;
-
-/// What an edit ([`crate::Store::queue_user_edit`]) makes of the user it
-/// was given.
-pub enum Edit<T> {
-    /// Nothing to write: answer with this (a 404, a 412, an unchanged
-    /// user, an invalid PATCH…).
-    Answer(T),
-    /// Store `attrs` (and the password change) over `current`, the record
-    /// the edit was given, and answer with `then` of the stored record.
-    Store {
-        /// The record the edit was given (its version is checked again).
-        current: UserRecord,
-        /// The new attributes.
-        attrs: Map<String, Value>,
-        /// What happens to the password hash.
-        password: PasswordChange,
-        /// The answer, from the stored record.
-        then: Box<dyn FnOnce(UserRecord) -> T + Send>,
-    },
-}
 
 /// An edit's write, as the batch needs it.
 struct PendingWrite {
@@ -293,7 +270,7 @@ pub(crate) fn insert_alone(
     attrs: &Map<String, Value>,
     password_hash: Option<&str>,
 ) -> Result<UserRecord, StoreError> {
-    crate::sync::scim_gate(conn)?;
+    crate::admin::sync::scim_gate(conn)?;
     insert_user(conn, attrs, password_hash)
 }
 
@@ -587,7 +564,7 @@ fn write_batch(
         (edited.stored, inserted || edited.gated)
     };
     if !gated {
-        crate::sync::scim_gate(conn)?;
+        crate::admin::sync::scim_gate(conn)?;
     }
     Ok(stored)
 }
@@ -607,7 +584,7 @@ struct GatedIdRow {
 fn check_gate(enabled: Option<bool>) -> Result<(), StoreError> {
     match enabled {
         Some(true) => Ok(()),
-        _ => Err(crate::sync::sync_disabled_error()),
+        _ => Err(crate::admin::sync::sync_disabled_error()),
     }
 }
 
@@ -618,7 +595,7 @@ fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool
     let mut rows = Vec::with_capacity(inserts.len());
     for (i, job) in inserts.iter_mut().enumerate() {
         let prepared = derive(&job.attrs).and_then(|d| {
-            let id = crate::users::new_resource_id();
+            let id = crate::scim::users::new_resource_id();
             let now = scim_core::datetime::now();
             Ok(NewUser {
                 job: i,
@@ -765,7 +742,7 @@ fn update_users(
     let with_groups = edits.iter().any(|e| e.with_groups());
     let ids: Vec<String> = edits.iter().map(|e| e.id().to_owned()).collect();
     let groups = if with_groups {
-        user_groups_json_sql(crate::Backend::Postgres, "u.id")
+        user_groups_json_sql(crate::db::connection::Backend::Postgres, "u.id")
     } else {
         "CAST(NULL AS TEXT)".to_owned()
     };
@@ -1057,9 +1034,9 @@ impl QueryFragment<Pg> for ArrayQuery<'_> {
 pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::sync::{enable_sync, is_sync_disabled};
+    use crate::admin::sync::{enable_sync, is_sync_disabled};
     use crate::testing::backends;
-    use crate::{find_password_hash, find_user, Store};
+    use crate::{engine::Store, scim::users::find_password_hash, scim::users::find_user};
     use serde_json::json;
 
     pub(crate) fn obj(v: Value) -> Map<String, Value> {
@@ -1086,7 +1063,7 @@ pub(crate) mod tests {
         assert_eq!(&found, rec);
         let key = |r: &UserValueRow| (r.attr.clone(), r.idx);
         let mut stored = store
-            .read(|c| crate::users::stored_values(c, &rec.id))
+            .read(|c| crate::scim::users::stored_values(c, &rec.id))
             .unwrap();
         stored.sort_by_key(key);
         let mut want = derive_values(&rec.id, &rec.attrs);
@@ -1128,7 +1105,11 @@ pub(crate) mod tests {
                 .wait()
                 .unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
-            assert_eq!(store.read(crate::count_users).unwrap(), 0, "{backend}");
+            assert_eq!(
+                store.read(crate::scim::users::count_users).unwrap(),
+                0,
+                "{backend}"
+            );
             let refused = store
                 .queue_user_edit("any".into(), false, set_title("t", PasswordChange::Keep))
                 .wait()
@@ -1182,7 +1163,11 @@ pub(crate) mod tests {
                 matches!(invalid.wait(), Err(StoreError::Invalid(_))),
                 "{backend}"
             );
-            assert_eq!(store.read(crate::count_users).unwrap(), 50, "{backend}");
+            assert_eq!(
+                store.read(crate::scim::users::count_users).unwrap(),
+                50,
+                "{backend}"
+            );
         }
     }
 
@@ -1248,12 +1233,12 @@ pub(crate) mod tests {
             let grouped = create(store, "grouped");
             store
                 .write(|c| {
-                    crate::insert_group(
+                    crate::scim::groups::insert_group(
                         c,
                         &obj(json!({"displayName": "Team"})),
-                        &[crate::MemberRef {
+                        &[crate::scim::groups::MemberRef {
                             value: grouped.id.clone(),
-                            member_type: Some(crate::MemberType::User),
+                            member_type: Some(crate::scim::groups::MemberType::User),
                         }],
                     )
                 })
@@ -1359,18 +1344,18 @@ pub(crate) mod tests {
     /// Nothing on SQLite.
     struct Blocked {
         holder: Option<std::thread::JoinHandle<Result<(), StoreError>>>,
-        edits: Vec<crate::Answer<UserRecord>>,
+        edits: Vec<crate::engine::Answer<UserRecord>>,
     }
 
     impl Blocked {
         fn start(store: &Store) -> Blocked {
-            if store.backend() != crate::Backend::Postgres {
+            if store.backend() != crate::db::connection::Backend::Postgres {
                 return Blocked {
                     holder: None,
                     edits: Vec::new(),
                 };
             }
-            let n = store.read(crate::count_users).unwrap();
+            let n = store.read(crate::scim::users::count_users).unwrap();
             let blockers = [
                 create(store, &format!("blocker-{n}-0")),
                 create(store, &format!("blocker-{n}-1")),
@@ -1508,7 +1493,7 @@ pub(crate) mod tests {
                 assert_stored(store, &answer.wait().unwrap());
             }
             let renamed = store
-                .read(|c| crate::gated::find_user_by_name_gated(c, "member-renamed", false))
+                .read(|c| crate::scim::lookup::find_user_by_name_gated(c, "member-renamed", false))
                 .unwrap()
                 .found
                 .unwrap();

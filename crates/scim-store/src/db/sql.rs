@@ -19,7 +19,7 @@ use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Nullable, Text, Untyp
 use diesel::sqlite::Sqlite;
 use diesel::{QueryResult, QueryableByName};
 
-use crate::connection::{Backend, DbConnection};
+use crate::db::connection::{Backend, DbConnection};
 
 /// A typed bind value.
 #[derive(Debug, Clone, PartialEq)]

@@ -45,9 +45,9 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::Integer;
 use diesel::QueryableByName;
 
-use crate::connection::{ConnectionManager, DbConnection};
+use crate::db::connection::{ConnectionManager, DbConnection};
+use crate::db::sql::{load, SqlBuilder};
 use crate::error::StoreError;
-use crate::sql::{load, SqlBuilder};
 
 /// When the checkpointer runs.
 #[derive(Debug, Clone, Copy)]

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use diesel::RunQueryDsl;
 
-use crate::{DbConnection, Store, StoreError};
+use crate::{db::connection::DbConnection, engine::Store, error::StoreError};
 
 /// What went wrong with a backup, in words for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub enum BackupError {
 /// Never overwrites: an existing `dest` is refused. On failure nothing is
 /// left at `dest`.
 pub fn backup_sqlite(store: &Store, dest: &Path) -> Result<(), BackupError> {
-    if store.backend() != crate::Backend::Sqlite {
+    if store.backend() != crate::db::connection::Backend::Sqlite {
         return Err(BackupError::NotSqlite);
     }
     let name = dest.to_str().ok_or_else(|| {
@@ -102,12 +102,12 @@ mod tests {
 
     use super::*;
     use crate::testing::backends;
-    use crate::{Backend, ListQuery, StoreConfig};
+    use crate::{db::connection::Backend, engine::StoreConfig, scim::list::ListQuery};
 
     fn user_names(store: &Store) -> Vec<String> {
         let page = store
             .read(|c| {
-                crate::list_users(
+                crate::scim::users::list_users(
                     c,
                     &ListQuery {
                         filter: None,
@@ -142,7 +142,7 @@ mod tests {
             for i in 0..50 {
                 let attrs = json!({"userName": format!("user{i}@example.com")});
                 db.store()
-                    .write(|c| crate::insert_user(c, attrs.as_object().unwrap(), None))
+                    .write(|c| crate::scim::users::insert_user(c, attrs.as_object().unwrap(), None))
                     .unwrap();
             }
             // The store stays open and serving: this is the online case.

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
 
-use crate::groups::GroupRef;
-use crate::users::UserRecord;
+use crate::scim::groups::GroupRef;
+use crate::scim::users::UserRecord;
 
 /// Users kept at most, the least recently used going first. A user's hint
 /// is its attributes (about a kilobyte for a typical Entra user), so this

@@ -1,30 +1,34 @@
 //! The store handle: connection pools, migrations, and the `read` / `write`
 //! entry points through which every repository function is called.
 
+mod edit;
+mod postgres;
+mod reader;
+mod sqlite;
+mod user_hints;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
-use diesel::migration::MigrationSource;
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use diesel::connection::SimpleConnection;
 
-use crate::checkpoint::{CheckpointPolicy, Checkpointer};
-use crate::connection::{
+use crate::db::connection::{
     Backend, ConnectErrorLog, ConnectionManager, DbConnection, Target, CONNECT_ERROR_LOG_EVERY,
 };
+use crate::db::migrations::{migrate_connection, revert_all};
+use crate::db::transaction::transaction;
+use crate::engine::postgres::user_writes::UserBatcher;
+use crate::engine::reader::ReadQueue;
+use crate::engine::sqlite::checkpoint::{CheckpointPolicy, Checkpointer};
+use crate::engine::sqlite::writer::{GroupCommitWriter, WriteQueue};
+use crate::engine::user_hints::{UserHints, HINTS};
 use crate::error::StoreError;
-use crate::gated::{GatedUser, LookupBy};
-use crate::group_commit::{GroupCommitWriter, WriteQueue};
-use crate::read_queue::ReadQueue;
-use crate::user_batch::{Edit, Found, UserBatcher};
-use crate::user_hints::{UserHints, HINTS};
-use crate::users::UserRecord;
-
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
-const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+use crate::scim::lookup::{GatedUser, LookupBy};
+use crate::scim::users::UserRecord;
+pub use edit::{Edit, Found};
 
 type Pool = r2d2::Pool<ConnectionManager>;
 
@@ -192,14 +196,7 @@ impl Store {
     /// those reverted. This drops all data: it exists for tests and for an
     /// operator tearing an installation down.
     pub fn revert_all_migrations(&self) -> Result<Vec<String>, StoreError> {
-        self.on_writer(|conn| {
-            let reverted = match conn {
-                DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS),
-                DbConnection::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),
-            }
-            .map_err(|e| StoreError::internal("reverting migrations failed", &e))?;
-            Ok(reverted.iter().map(ToString::to_string).collect())
-        })
+        self.on_writer(revert_all)
     }
 
     /// Runs `f` on the write connection outside any transaction (SQLite:
@@ -340,17 +337,18 @@ impl Store {
             // Built in full here, so the writer only runs its statements
             // (the gate is a condition of the INSERT).
             Writer::GroupCommit { queue, .. } => Answer(
-                match crate::users::prepare_insert(
+                match crate::scim::users::prepare_insert(
                     Backend::Sqlite,
                     attrs,
                     password_hash.as_deref(),
                     true,
                 ) {
-                    Ok(prepared) => queue
-                        .submit(move |conn| crate::users::apply_prepared_insert(conn, prepared)),
+                    Ok(prepared) => queue.submit(move |conn| {
+                        crate::scim::users::apply_prepared_insert(conn, prepared)
+                    }),
                     // A closed gate answers first, as it does on its own.
                     Err(e) => queue.submit(move |conn| {
-                        crate::sync::scim_gate(conn)?;
+                        crate::admin::sync::scim_gate(conn)?;
                         Err(e)
                     }),
                 },
@@ -384,13 +382,15 @@ impl Store {
     {
         match &self.write {
             Writer::Pool { users, .. } => Answer(users.edit(id, with_groups, f)),
-            Writer::GroupCommit { queue, hints, .. } => Answer(crate::sqlite_edit::queue_edit(
-                queue,
-                Arc::clone(hints),
-                id,
-                with_groups,
-                f,
-            )),
+            Writer::GroupCommit { queue, hints, .. } => {
+                Answer(crate::engine::sqlite::user_edit::queue_edit(
+                    queue,
+                    Arc::clone(hints),
+                    id,
+                    with_groups,
+                    f,
+                ))
+            }
         }
     }
 
@@ -416,7 +416,9 @@ impl Store {
 
     /// PostgreSQL's User write batches so far (`None` on SQLite).
     #[cfg(test)]
-    pub(crate) fn user_batch_stats(&self) -> Option<crate::user_batch::BatchStats> {
+    pub(crate) fn user_batch_stats(
+        &self,
+    ) -> Option<crate::engine::postgres::user_writes::BatchStats> {
         match &self.write {
             Writer::Pool { users, .. } => Some(users.stats()),
             Writer::GroupCommit { .. } => None,
@@ -454,104 +456,6 @@ impl<T> Future for Answer<T> {
             })
         })
     }
-}
-
-/// `TransactionManager::transaction`, but opening the transaction with
-/// `BEGIN IMMEDIATE` on SQLite. The derived multi-connection transaction
-/// manager delegates to the inner connection's `AnsiTransactionManager`, so
-/// beginning on the inner connection and committing through the outer one
-/// keeps Diesel's transaction state consistent.
-pub(crate) fn transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, StoreError>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
-{
-    transaction_begun_by(conn, "BEGIN", f)
-}
-
-/// [`transaction`], beginning it on PostgreSQL with `pg_begin` (which
-/// must start with `BEGIN`; it may add statements, such as `SET LOCAL`,
-/// that run in the same round trip).
-pub(crate) fn transaction_begun_by<T, F>(
-    conn: &mut DbConnection,
-    pg_begin: &str,
-    f: F,
-) -> Result<T, StoreError>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
-{
-    match conn {
-        DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
-        }
-        DbConnection::Postgres(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, pg_begin)?;
-        }
-    }
-    match f(conn) {
-        Ok(value) => {
-            <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;
-            Ok(value)
-        }
-        Err(e) => {
-            if let Err(rollback) =
-                <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn)
-            {
-                // The connection is now marked broken and r2d2 drops it;
-                // the caller's error is the one worth reporting.
-                tracing::error!(error = %rollback, "rollback failed");
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Applies the embedded migrations of the connection's backend that are
-/// pending; returns the names of those applied (for tools that work on a
-/// plain connection, such as `copy.rs`).
-pub(crate) fn migrate_connection(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
-    match conn {
-        DbConnection::Sqlite(c) => run_pending(c, SQLITE_MIGRATIONS),
-        DbConnection::Postgres(c) => run_pending(c, POSTGRES_MIGRATIONS),
-    }
-}
-
-/// The versions of the migrations embedded for `backend`, oldest first.
-pub(crate) fn embedded_migration_versions(backend: Backend) -> Result<Vec<String>, StoreError> {
-    fn versions<DB: diesel::backend::Backend>(
-        source: &EmbeddedMigrations,
-    ) -> Result<Vec<String>, StoreError>
-    where
-        EmbeddedMigrations: MigrationSource<DB>,
-    {
-        let migrations = MigrationSource::<DB>::migrations(source)
-            .map_err(|e| StoreError::internal("listing the embedded migrations failed", &e))?;
-        Ok(migrations
-            .iter()
-            .map(|m| m.name().version().to_string())
-            .collect())
-    }
-    match backend {
-        Backend::Sqlite => versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS),
-        Backend::Postgres => versions::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS),
-    }
-}
-
-fn run_pending<DB, C>(conn: &mut C, source: EmbeddedMigrations) -> Result<Vec<String>, StoreError>
-where
-    DB: diesel::backend::Backend,
-    C: MigrationHarness<DB>,
-    EmbeddedMigrations: MigrationSource<DB>,
-{
-    let pending = conn
-        .pending_migrations(source)
-        .map_err(|e| StoreError::internal("listing pending migrations failed", &e))?;
-    let mut applied = Vec::with_capacity(pending.len());
-    for migration in pending {
-        conn.run_migration(&*migration)
-            .map_err(|e| StoreError::internal("applying a migration failed", &e))?;
-        applied.push(migration.name().to_string());
-    }
-    Ok(applied)
 }
 
 #[cfg(test)]
@@ -594,9 +498,9 @@ mod tests {
                         #[diesel(sql_type = diesel::sql_types::BigInt)]
                         wal_autocheckpoint: i64,
                     }
-                    let mut b = crate::sql::SqlBuilder::fixed(Backend::Sqlite);
+                    let mut b = crate::db::sql::SqlBuilder::fixed(Backend::Sqlite);
                     b.push("PRAGMA wal_autocheckpoint");
-                    let rows: Vec<Row> = crate::sql::load(c, &b)?;
+                    let rows: Vec<Row> = crate::db::sql::load(c, &b)?;
                     Ok(rows[0].wal_autocheckpoint)
                 })
                 .unwrap()
@@ -669,9 +573,9 @@ mod tests {
                     #[diesel(sql_type = diesel::sql_types::BigInt)]
                     n: i64,
                 }
-                let mut b = crate::sql::SqlBuilder::fixed(Backend::Sqlite);
+                let mut b = crate::db::sql::SqlBuilder::fixed(Backend::Sqlite);
                 b.push("SELECT COUNT(*) AS n FROM t");
-                Ok(crate::sql::load::<N>(c, &b)?[0].n)
+                Ok(crate::db::sql::load::<N>(c, &b)?[0].n)
             })
             .unwrap();
         assert_eq!(rows, 65);

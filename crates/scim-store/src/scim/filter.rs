@@ -12,8 +12,8 @@
 use scim_core::filter::{AttrPath, CompValue, CompareOp, Filter};
 use scim_core::ScimError;
 
+use crate::db::sql::{Bind, PatternKind, SqlBuilder};
 use crate::error::StoreError;
-use crate::sql::{Bind, PatternKind, SqlBuilder};
 
 /// The core User schema URN (RFC 7643 §4.1), allowed as a prefix.
 pub(crate) const CORE_USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -1372,7 +1372,7 @@ pub(crate) fn push_sort_key(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::connection::Backend;
+    use crate::db::connection::Backend;
 
     fn sql(f: &Filter) -> Result<(String, Vec<Bind>), StoreError> {
         sql_for(Resource::User, f)

@@ -1,17 +1,17 @@
 //! The list machinery shared by every resource type (RFC 7644 §3.4.2):
 //! filter, sort and page one resource table in the database. Which
 //! attributes may be filtered or sorted on is the resource's allow-list in
-//! [`crate::filter`].
+//! [`crate::scim::filter`].
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 
 use scim_core::filter::{AttrPath, Filter};
 
-use crate::connection::DbConnection;
+use crate::db::connection::DbConnection;
+use crate::db::sql::{load, Bind, SqlBuilder};
 use crate::error::StoreError;
-use crate::filter::{push_filter, push_sort_key, Resource};
-use crate::sql::{load, Bind, SqlBuilder};
+use crate::scim::filter::{push_filter, push_sort_key, Resource};
 
 /// A page of a list query (RFC 7644 §3.4.2).
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +168,7 @@ fn push_where(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::connection::Backend;
+    use crate::db::connection::Backend;
     use crate::testing::backends;
     use diesel::connection::SimpleConnection;
 
@@ -233,7 +233,7 @@ mod tests {
                 .write(|conn| {
                     for i in 0..300 {
                         let attrs = serde_json::json!({ "userName": format!("user{i}") });
-                        crate::users::insert_user(conn, attrs.as_object().unwrap(), None)?;
+                        crate::scim::users::insert_user(conn, attrs.as_object().unwrap(), None)?;
                     }
                     Ok(())
                 })

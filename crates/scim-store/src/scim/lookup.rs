@@ -15,14 +15,14 @@ use diesel::QueryableByName;
 
 use scim_core::filter::{CompValue, CompareOp, Filter};
 
-use crate::connection::{Backend, DbConnection};
+use crate::admin::settings::{ScimRuntime, SETTINGS_ID};
+use crate::admin::sync::sync_disabled_error;
+use crate::db::connection::{Backend, DbConnection};
+use crate::db::sql::{load, Bind, SqlBuilder};
 use crate::error::StoreError;
-use crate::filter::CORE_USER_URN;
-use crate::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
-use crate::settings::{ScimRuntime, SETTINGS_ID};
-use crate::sql::{load, Bind, SqlBuilder};
-use crate::sync::sync_disabled_error;
-use crate::users::{to_record, UserRecord};
+use crate::scim::filter::CORE_USER_URN;
+use crate::scim::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
+use crate::scim::users::{to_record, UserRecord};
 
 /// What [`find_user_gated`] found: the run-time settings (synchronization
 /// is enabled, or it would have failed), and the user with its groups.
@@ -287,7 +287,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::testing::backends;
-    use crate::{MemberRef, MemberType};
+    use crate::{scim::groups::MemberRef, scim::groups::MemberType};
     use serde_json::json;
 
     fn names(groups: &[GroupRef]) -> Vec<&str> {
@@ -301,16 +301,22 @@ mod tests {
             let backend = db.backend();
             let (user, lonely) = store
                 .write(|c| {
-                    let u =
-                        crate::insert_user(c, json!({"userName": "a"}).as_object().unwrap(), None)?;
-                    let l =
-                        crate::insert_user(c, json!({"userName": "b"}).as_object().unwrap(), None)?;
+                    let u = crate::scim::users::insert_user(
+                        c,
+                        json!({"userName": "a"}).as_object().unwrap(),
+                        None,
+                    )?;
+                    let l = crate::scim::users::insert_user(
+                        c,
+                        json!({"userName": "b"}).as_object().unwrap(),
+                        None,
+                    )?;
                     let member = [MemberRef {
                         value: u.id.clone(),
                         member_type: Some(MemberType::User),
                     }];
                     for name in ["beta", "Alpha", "gamma"] {
-                        crate::insert_group(
+                        crate::scim::groups::insert_group(
                             c,
                             json!({"displayName": name}).as_object().unwrap(),
                             &member,
@@ -323,11 +329,14 @@ mod tests {
             // Disabled (a fresh database): refused, whatever the id.
             for id in [user.id.as_str(), "no-such-id"] {
                 let err = store.read(|c| find_user_gated(c, id, true)).unwrap_err();
-                assert!(crate::sync::is_sync_disabled(&err), "{backend}: {err:?}");
+                assert!(
+                    crate::admin::sync::is_sync_disabled(&err),
+                    "{backend}: {err:?}"
+                );
             }
 
             store
-                .write(|c| crate::sync::enable_sync(c, "test", &[]).map(|_| ()))
+                .write(|c| crate::admin::sync::enable_sync(c, "test", &[]).map(|_| ()))
                 .unwrap();
             let got = store.read(|c| find_user_gated(c, &user.id, true)).unwrap();
             assert_eq!(
@@ -357,7 +366,7 @@ mod tests {
                 .unwrap();
             assert!(got.found.is_none(), "{backend}");
             store
-                .write(|c| crate::soft_delete_user(c, &lonely.id, None).map(|_| ()))
+                .write(|c| crate::scim::users::soft_delete_user(c, &lonely.id, None).map(|_| ()))
                 .unwrap();
             let got = store
                 .read(|c| find_user_gated(c, &lonely.id, true))

@@ -9,11 +9,11 @@
 
 use diesel::prelude::*;
 
-use crate::admin_schema::{sync_events, sync_state};
-use crate::connection::DbConnection;
+use crate::admin::settings::{ScimRuntime, SETTINGS_ID};
+use crate::db::connection::DbConnection;
+use crate::db::schema::admin::{sync_events, sync_state};
+use crate::db::sql::{load, Bind, SqlBuilder};
 use crate::error::StoreError;
-use crate::settings::{ScimRuntime, SETTINGS_ID};
-use crate::sql::{load, Bind, SqlBuilder};
 
 /// The `detail` of the error every SCIM request gets while User
 /// Synchronization is disabled. [`is_sync_disabled`] recognises it.
@@ -324,7 +324,7 @@ mod tests {
     /// sees a settings change at once.
     #[test]
     fn the_gate_returns_the_runtime_settings_while_enabled() {
-        use crate::settings::{
+        use crate::admin::settings::{
             get_runtime_settings, update_runtime_settings, Deprovisioning, SettingsValues,
         };
         for db in backends() {
@@ -360,7 +360,7 @@ mod tests {
             // A missing settings row means the defaults.
             store
                 .write(|c| {
-                    diesel::delete(crate::admin_schema::runtime_settings::table).execute(c)?;
+                    diesel::delete(crate::db::schema::admin::runtime_settings::table).execute(c)?;
                     Ok(())
                 })
                 .unwrap();

@@ -5,8 +5,8 @@
 
 use diesel::prelude::*;
 
-use crate::admin_schema::runtime_settings;
-use crate::connection::DbConnection;
+use crate::db::connection::DbConnection;
+use crate::db::schema::admin::runtime_settings;
 use crate::error::StoreError;
 
 /// The only row of `runtime_settings`.
@@ -79,7 +79,7 @@ struct Row {
 }
 
 /// The settings the SCIM API applies, as read on every request together
-/// with the User Synchronization state ([`crate::sync::scim_gate`]).
+/// with the User Synchronization state ([`crate::admin::sync::scim_gate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScimRuntime {
     /// What `DELETE /Users/{id}` does.

@@ -5,8 +5,8 @@
 
 use diesel::prelude::*;
 
-use crate::admin_schema::saml_settings;
-use crate::connection::DbConnection;
+use crate::db::connection::DbConnection;
+use crate::db::schema::admin::saml_settings;
 use crate::error::StoreError;
 
 /// The only row of `saml_settings`.

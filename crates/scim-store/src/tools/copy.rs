@@ -45,14 +45,14 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use sha2::{Digest, Sha256};
 
-use crate::admin_schema::{
+use crate::db::connection::{Backend, ConnectionManager, DbConnection, Target};
+use crate::db::schema::admin::{
     admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts, runtime_settings,
     saml_settings, sync_events, sync_state,
 };
-use crate::connection::{Backend, ConnectionManager, DbConnection, Target};
+use crate::db::schema::oauth::{oauth_clients, oauth_codes, oauth_grants, oauth_tokens};
+use crate::db::schema::scim::{group_members, groups, scim_tokens, user_values, users};
 use crate::error::StoreError;
-use crate::oauth_schema::{oauth_clients, oauth_codes, oauth_grants, oauth_tokens};
-use crate::schema::{group_members, groups, scim_tokens, user_values, users};
 
 /// Rows per page read from the source and per multi-row `INSERT` into the
 /// target. The widest table (`user_values`, 14 columns) stays far below
@@ -160,7 +160,7 @@ pub fn copy_database(from: &str, to: &str, force: bool) -> Result<CopyReport, Co
     }
     let mut source = open(source_target, "source")?;
     let mut target = open(target_target, "target")?;
-    let migrations_applied = crate::store::migrate_connection(&mut target)?;
+    let migrations_applied = crate::db::migrations::migrate_connection(&mut target)?;
     check_schema(&mut target).map_err(|detail| CopyError::Schema {
         which: "target",
         detail,
@@ -337,9 +337,9 @@ fn check_source_migrations(source: &mut DbConnection) -> Result<(), CopyError> {
         #[diesel(sql_type = Text)]
         version: String,
     }
-    let mut q = crate::sql::SqlBuilder::fixed(source.backend());
+    let mut q = crate::db::sql::SqlBuilder::fixed(source.backend());
     q.push("SELECT version FROM __diesel_schema_migrations");
-    let applied: BTreeSet<String> = crate::sql::load::<Version>(source, &q)
+    let applied: BTreeSet<String> = crate::db::sql::load::<Version>(source, &q)
         .map_err(|_| {
             CopyError::Migrations(
                 "the source is not a scimd database (it has no migrations table)".to_owned(),
@@ -348,9 +348,10 @@ fn check_source_migrations(source: &mut DbConnection) -> Result<(), CopyError> {
         .into_iter()
         .map(|v| v.version)
         .collect();
-    let embedded: BTreeSet<String> = crate::store::embedded_migration_versions(source.backend())?
-        .into_iter()
-        .collect();
+    let embedded: BTreeSet<String> =
+        crate::db::migrations::embedded_migration_versions(source.backend())?
+            .into_iter()
+            .collect();
     let pending: Vec<_> = embedded.difference(&applied).cloned().collect();
     if !pending.is_empty() {
         return Err(CopyError::Migrations(format!(
@@ -381,7 +382,7 @@ fn database_columns(
         column_name: String,
     }
     let backend = conn.backend();
-    let mut q = crate::sql::SqlBuilder::fixed(backend);
+    let mut q = crate::db::sql::SqlBuilder::fixed(backend);
     match backend {
         Backend::Sqlite => q.push(
             "SELECT m.name AS table_name, p.name AS column_name \
@@ -399,7 +400,7 @@ fn database_columns(
         ),
     };
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for c in crate::sql::load::<Column>(conn, &q)? {
+    for c in crate::db::sql::load::<Column>(conn, &q)? {
         out.entry(c.table_name).or_default().insert(c.column_name);
     }
     Ok(out)
@@ -820,18 +821,18 @@ mod tests {
                         ],
                         "active": i % 3 != 0,
                     });
-                    let rec = crate::insert_user(c, attrs.as_object().unwrap(), Some("$argon2id$x"))?;
+                    let rec = crate::scim::users::insert_user(c, attrs.as_object().unwrap(), Some("$argon2id$x"))?;
                     members.push(MemberRef {
                         value: rec.id,
                         member_type: None,
                     });
                 }
                 let gone = serde_json::json!({"userName": "gone@example.com"});
-                let gone = crate::insert_user(c, gone.as_object().unwrap(), None)?;
-                crate::soft_delete_user(c, &gone.id, None)?;
+                let gone = crate::scim::users::insert_user(c, gone.as_object().unwrap(), None)?;
+                crate::scim::users::soft_delete_user(c, &gone.id, None)?;
                 let group = serde_json::json!({"displayName": "Everyone"});
-                crate::insert_group(c, group.as_object().unwrap(), &members)?;
-                crate::create_token(c, "Entra ID", None)?;
+                crate::scim::groups::insert_group(c, group.as_object().unwrap(), &members)?;
+                crate::admin::tokens::create_token(c, "Entra ID", None)?;
                 Ok(())
             })
             .unwrap();
@@ -870,7 +871,7 @@ mod tests {
         target
             .store()
             .write(|c| {
-                crate::create_token(c, "kept", None)?;
+                crate::admin::tokens::create_token(c, "kept", None)?;
                 // Groups come after users and tokens: the copy fails half-way.
                 c.batch_execute(
                     "CREATE TRIGGER refuse_groups BEFORE INSERT ON groups \

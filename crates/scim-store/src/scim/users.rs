@@ -6,7 +6,7 @@
 //! update writes only the rows that differ), so filters run as indexed
 //! SQL. Every change to how rows are derived needs a migration that
 //! rebuilds `user_values`, since updates diff against the stored rows. Call the writing
-//! functions inside [`crate::Store::write`] so the row and its index rows
+//! functions inside [`crate::engine::Store::write`] so the row and its index rows
 //! commit together.
 
 use std::collections::{HashMap, HashSet};
@@ -17,14 +17,14 @@ use serde_json::{Map, Value};
 
 use scim_core::ScimError;
 
-use crate::connection::DbConnection;
+use crate::db::connection::Backend;
+use crate::db::connection::DbConnection;
+use crate::db::schema::scim::users;
+use crate::db::sql::{execute, load, Bind, SqlBuilder, INSERT_CHUNK};
 use crate::error::{is_unique_violation, StoreError};
-use crate::filter::{single_leaves, ElemCol, Resource, MULTI_ATTRS};
-use crate::list::{count_matching, list_rows};
-pub use crate::list::{ListQuery, Page};
-use crate::schema::users;
-use crate::sql::{execute, load, Bind, SqlBuilder, INSERT_CHUNK};
-use crate::Backend;
+use crate::scim::filter::{single_leaves, ElemCol, Resource, MULTI_ATTRS};
+use crate::scim::list::{count_matching, list_rows};
+pub use crate::scim::list::{ListQuery, Page};
 
 /// A stored User: the canonical attributes plus what the store manages.
 #[derive(Debug, Clone, PartialEq)]
@@ -605,7 +605,7 @@ pub(crate) fn prepare_insert(
     }
     if gated {
         b.push(" WHERE EXISTS (SELECT 1 FROM sync_state WHERE id = ")
-            .bind(Bind::Integer(crate::sync::STATE_ID))
+            .bind(Bind::Integer(crate::admin::sync::STATE_ID))
             .push(" AND enabled)");
     } else {
         b.push(")");
@@ -640,7 +640,7 @@ pub(crate) fn apply_prepared_insert(
     } = prepared;
     let inserted = execute(conn, &users).map_err(|e| taken_or(e, &record.attrs))?;
     if gated && inserted == 0 {
-        return Err(crate::sync::sync_disabled_error());
+        return Err(crate::admin::sync::sync_disabled_error());
     }
     for statement in &values {
         execute(conn, statement)?;
@@ -713,7 +713,7 @@ pub fn update_user(
 /// attributes of `current` if its version is still `current.version`,
 /// diffing the filter index rows against `current.attrs` instead of reading
 /// them back. `current` must have been read in the same
-/// [`crate::Store::write`] transaction (or the version check turns a stale
+/// [`crate::engine::Store::write`] transaction (or the version check turns a stale
 /// copy into `PreconditionFailed`); since every write derives the index
 /// rows from the attributes it stores, the rows of that version are exactly
 /// those derived from `current.attrs`.
@@ -834,7 +834,7 @@ pub(crate) fn prepare_update(
     if gated {
         users
             .push(" AND EXISTS (SELECT 1 FROM sync_state WHERE id = ")
-            .bind(Bind::Integer(crate::sync::STATE_ID))
+            .bind(Bind::Integer(crate::admin::sync::STATE_ID))
             .push(" AND enabled)");
     }
     let values = value_diff_sql(
@@ -948,7 +948,7 @@ pub fn delete_user(
     // After the user row is gone (on PostgreSQL its row lock is now held):
     // a concurrent `add_members` either committed before (its row is
     // removed here) or now finds no such user.
-    crate::groups::remove_from_all_groups(conn, id)?;
+    crate::scim::groups::remove_from_all_groups(conn, id)?;
     Ok(())
 }
 
@@ -965,7 +965,7 @@ const SOFT_DELETE_RETRIES: usize = 5;
 /// again, and [`purge_deleted_users`] removes the row after the retention
 /// period. With `expected_version`, only if the version still matches
 /// (`PreconditionFailed` otherwise); a missing or already deleted user is
-/// `NotFound`. Call inside [`crate::Store::write`].
+/// `NotFound`. Call inside [`crate::engine::Store::write`].
 pub fn soft_delete_user(
     conn: &mut DbConnection,
     id: &str,
@@ -996,7 +996,7 @@ pub fn soft_delete_user(
         ))
         .execute(conn)?;
         if updated == 1 {
-            crate::groups::remove_from_all_groups(conn, id)?;
+            crate::scim::groups::remove_from_all_groups(conn, id)?;
             return Ok(());
         }
         // Changed (or deleted) since our read: read again, which answers
@@ -1011,7 +1011,7 @@ pub fn soft_delete_user(
 /// before `cutoff` (fixed UTC text form, see `scim_core::datetime`), oldest
 /// first, and returns how many. Their index rows go by cascade; their
 /// memberships went at the soft delete. Bounded, so one call holds the
-/// (SQLite) writer briefly: call it in a loop, one [`crate::Store::write`]
+/// (SQLite) writer briefly: call it in a loop, one [`crate::engine::Store::write`]
 /// per batch.
 ///
 /// Several replicas may purge at once. On PostgreSQL the batch is chosen
@@ -1048,12 +1048,12 @@ pub fn purge_deleted_users(
 /// soft-deleted longer ago than that, in batches of `batch` (one write
 /// transaction each) until a batch comes back short. Returns how many.
 pub fn purge_expired_users(
-    store: &crate::Store,
+    store: &crate::engine::Store,
     now: time::OffsetDateTime,
     batch: i64,
 ) -> Result<usize, StoreError> {
     let days = store
-        .read(crate::settings::get_runtime_settings)?
+        .read(crate::admin::settings::get_runtime_settings)?
         .values
         .soft_delete_retention_days;
     let cutoff = scim_core::datetime::format(now - time::Duration::days(i64::from(days.max(0))));

@@ -25,11 +25,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use crate::admin::random_secret;
-use crate::connection::DbConnection;
+use crate::admin::admins::random_secret;
+use crate::admin::tokens::hash_secret;
+use crate::db::connection::DbConnection;
+use crate::db::schema::oauth::{oauth_clients, oauth_codes, oauth_grants, oauth_tokens};
 use crate::error::StoreError;
-use crate::oauth_schema::{oauth_clients, oauth_codes, oauth_grants, oauth_tokens};
-use crate::tokens::hash_secret;
 
 /// The start of every client secret.
 pub const CLIENT_SECRET_PREFIX: &str = "scimd_cs_";
@@ -802,7 +802,7 @@ mod tests {
         }
     }
 
-    fn client(store: &crate::Store) -> (ClientRecord, String) {
+    fn client(store: &crate::engine::Store) -> (ClientRecord, String) {
         store
             .write(|c| {
                 create_client(
@@ -816,7 +816,7 @@ mod tests {
             .unwrap()
     }
 
-    fn authorize(store: &crate::Store, client_id: &str, challenge: Option<&str>) -> String {
+    fn authorize(store: &crate::engine::Store, client_id: &str, challenge: Option<&str>) -> String {
         let new = NewAuthorization {
             client_id,
             redirect_uri: URI,
@@ -839,7 +839,7 @@ mod tests {
     }
 
     fn exchange(
-        store: &crate::Store,
+        store: &crate::engine::Store,
         client_id: &str,
         code: &str,
         verifier: Option<&str>,
@@ -859,7 +859,7 @@ mod tests {
             .unwrap()
     }
 
-    fn access_ok(store: &crate::Store, token: &str) -> bool {
+    fn access_ok(store: &crate::engine::Store, token: &str) -> bool {
         let now = scim_core::datetime::now();
         store
             .read(|c| authenticate_access_token(c, token, &now))

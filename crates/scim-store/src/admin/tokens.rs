@@ -13,9 +13,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::connection::DbConnection;
+use crate::db::connection::DbConnection;
+use crate::db::schema::scim::scim_tokens;
 use crate::error::StoreError;
-use crate::schema::scim_tokens;
 
 /// The fixed start of every secret, so leaked tokens are recognisable by
 /// secret scanners.

@@ -29,10 +29,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
-use crate::connection::{ConnectionManager, DbConnection};
+use crate::db::connection::{ConnectionManager, DbConnection};
+use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
-use crate::gated::{find_users_gated, lookup_key, GatedUser, LookupBy, MAX_LOOKUP_KEYS};
-use crate::user_hints::UserHints;
+use crate::scim::lookup::{find_users_gated, lookup_key, GatedUser, LookupBy, MAX_LOOKUP_KEYS};
 
 type Pool = r2d2::Pool<ConnectionManager>;
 
@@ -288,7 +288,7 @@ mod tests {
     use diesel::connection::SimpleConnection;
 
     fn pool_of(db: &TestDb) -> Pool {
-        let target = crate::connection::Target::parse(db.url()).unwrap();
+        let target = crate::db::connection::Target::parse(db.url()).unwrap();
         r2d2::Pool::builder()
             .max_size(2)
             .build(ConnectionManager::new(target))
@@ -326,7 +326,7 @@ mod tests {
     /// `testing::config`'s pool size) on a queued
     /// read until the returned closure is called, so that what is queued
     /// meanwhile waits in the queue.
-    fn hold_readers(store: &crate::Store) -> impl FnOnce() {
+    fn hold_readers(store: &crate::engine::Store) -> impl FnOnce() {
         const READERS: usize = 4;
         let (started, all_started) = mpsc::channel();
         let (release, released) = mpsc::channel::<()>();
@@ -358,9 +358,9 @@ mod tests {
 
     #[test]
     fn queued_lookups_share_a_statement_and_each_gets_its_own_answer() {
-        use crate::gated::{find_user_by_name_gated, find_user_gated};
+        use crate::scim::lookup::{find_user_by_name_gated, find_user_gated};
         use crate::testing::backends;
-        use crate::{MemberRef, MemberType};
+        use crate::{scim::groups::MemberRef, scim::groups::MemberType};
         use serde_json::json;
 
         for db in backends() {
@@ -371,19 +371,19 @@ mod tests {
                     let users = (0..6)
                         .map(|i| {
                             let attrs = json!({"userName": format!("User{i}@Example.com")});
-                            crate::insert_user(c, attrs.as_object().unwrap(), None)
+                            crate::scim::users::insert_user(c, attrs.as_object().unwrap(), None)
                         })
                         .collect::<Result<Vec<_>, _>>()?;
                     let member = [MemberRef {
                         value: users[0].id.clone(),
                         member_type: Some(MemberType::User),
                     }];
-                    crate::insert_group(
+                    crate::scim::groups::insert_group(
                         c,
                         json!({"displayName": "g"}).as_object().unwrap(),
                         &member,
                     )?;
-                    crate::soft_delete_user(c, &users[5].id, None)?;
+                    crate::scim::users::soft_delete_user(c, &users[5].id, None)?;
                     Ok(users)
                 })
                 .unwrap();
@@ -396,10 +396,13 @@ mod tests {
             release();
             for answer in refused {
                 let err = answer.wait().unwrap_err();
-                assert!(crate::sync::is_sync_disabled(&err), "{backend}: {err:?}");
+                assert!(
+                    crate::admin::sync::is_sync_disabled(&err),
+                    "{backend}: {err:?}"
+                );
             }
             store
-                .write(|c| crate::sync::enable_sync(c, "test", &[]).map(|_| ()))
+                .write(|c| crate::admin::sync::enable_sync(c, "test", &[]).map(|_| ()))
                 .unwrap();
 
             // Ids (one twice, with and without groups; an unknown one; a
@@ -422,7 +425,7 @@ mod tests {
                 .iter()
                 .map(|(by, key, with_groups)| store.queue_user_lookup(*by, key, *with_groups))
                 .collect();
-            let read = store.queue_read(crate::count_users);
+            let read = store.queue_read(crate::scim::users::count_users);
             answers.push(store.queue_user_lookup(LookupBy::Id, &users[1].id, true));
             wanted.push((LookupBy::Id, users[1].id.clone(), true));
             release();

@@ -38,13 +38,14 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::db::connection::Backend;
+use crate::engine::edit::{Edit, Found};
+use crate::engine::postgres::user_writes::edit_alone;
+use crate::engine::sqlite::writer::WriteQueue;
+use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
-use crate::group_commit::WriteQueue;
-use crate::groups::{user_groups, GroupRef};
-use crate::user_batch::{edit_alone, Edit, Found};
-use crate::user_hints::UserHints;
-use crate::users::{apply_prepared_update, prepare_update, PreparedUpdate, UserRecord};
-use crate::Backend;
+use crate::scim::groups::{user_groups, GroupRef};
+use crate::scim::users::{apply_prepared_update, prepare_update, PreparedUpdate, UserRecord};
 
 /// An edit decided on a hint: the write, and what to answer with the
 /// stored record.
@@ -139,12 +140,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::gated::LookupBy;
-    use crate::sync::{disable_sync, is_sync_disabled};
+    use crate::admin::sync::{disable_sync, is_sync_disabled};
+    use crate::engine::postgres::user_writes::tests::{enable, obj};
+    use crate::scim::lookup::LookupBy;
+    use crate::scim::users::{update_user, PasswordChange};
     use crate::testing::backends;
-    use crate::user_batch::tests::{enable, obj};
-    use crate::users::{update_user, PasswordChange};
-    use crate::{find_user, insert_user, MemberRef, MemberType, Store};
+    use crate::{
+        engine::Store, scim::groups::MemberRef, scim::groups::MemberType, scim::users::find_user,
+        scim::users::insert_user,
+    };
 
     /// An edit setting `attr` to `value`, counting its calls, answering
     /// with the stored user and the groups it was given; with `if_match`,
@@ -265,7 +269,7 @@ mod tests {
             // version does not change).
             let group = store
                 .write(|c| {
-                    crate::insert_group(
+                    crate::scim::groups::insert_group(
                         c,
                         &obj(json!({"displayName": "Joined"})),
                         &[MemberRef {
@@ -306,7 +310,7 @@ mod tests {
             );
             enable(store);
             store
-                .write(|c| crate::delete_user(c, &user.id, None))
+                .write(|c| crate::scim::users::delete_user(c, &user.id, None))
                 .unwrap();
             let gone = edit(store, &user.id, "title", "late", None).0.unwrap_err();
             assert!(matches!(gone, StoreError::NotFound), "{backend}: {gone:?}");

@@ -1,0 +1,5 @@
+//! Whole-database tools: the SQLite online backup and the copy between
+//! databases. The top layer: they may use everything else.
+
+pub mod backup;
+pub mod copy;
