@@ -48,7 +48,8 @@ pub use scim::groups::{
 pub use scim::list::{ListQuery, Page};
 pub use scim::users::{
     count_deleted_users, count_users, delete_user, find_password_hash, find_user, insert_user,
-    list_users, purge_deleted_users, purge_expired_users, soft_delete_user, update_user,
-    update_user_from, PasswordChange, UserRecord,
+    list_users, purge_deleted_users, soft_delete_user, update_user, update_user_from,
+    PasswordChange, UserRecord,
 };
 pub use tools::backup::{backup_sqlite, BackupError};
+pub use tools::purge::purge_expired_users;

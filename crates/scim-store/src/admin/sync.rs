@@ -15,9 +15,7 @@ use crate::db::schema::admin::{sync_events, sync_state};
 use crate::db::sql::{load, Bind, SqlBuilder};
 use crate::error::StoreError;
 
-/// The `detail` of the error every SCIM request gets while User
-/// Synchronization is disabled. [`is_sync_disabled`] recognises it.
-pub const SYNC_DISABLED_DETAIL: &str = "user synchronization is disabled: an administrator must enable it (admin console, User Synchronization, or `scimd sync enable --accept-cautions`) before the identity provider can provision users";
+pub use crate::error::SYNC_DISABLED_DETAIL;
 
 /// The only row of `sync_state`.
 pub(crate) const STATE_ID: i32 = 1;

@@ -227,7 +227,7 @@ fn missed(
 }
 
 /// Inserts a new Group with a fresh UUID v7 id
-/// ([`crate::scim::users::new_resource_id`]), version 1, created =
+/// ([`crate::scim::new_resource_id`]), version 1, created =
 /// lastModified = now, and `members` (validated as [`add_members`] does).
 /// `displayName` is required (`invalidValue` otherwise) and unique
 /// case-insensitively (`Conflict`; the database's unique index decides, so
@@ -239,7 +239,7 @@ pub fn insert_group(
     members: &[MemberRef],
 ) -> Result<GroupRecord, StoreError> {
     let d = derive(attrs)?;
-    let id = crate::scim::users::new_resource_id();
+    let id = crate::scim::new_resource_id();
     let now = scim_core::datetime::now();
     diesel::insert_into(groups::table)
         .values(NewGroupRow {

@@ -141,7 +141,7 @@ pub(crate) fn count_matching(
 }
 
 /// ` WHERE …`: the resource's live condition and the filter, if any.
-fn push_where(
+pub(crate) fn push_where(
     b: &mut SqlBuilder,
     res: Resource,
     filter: Option<&Filter>,
@@ -162,108 +162,4 @@ fn push_where(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-    use crate::db::connection::Backend;
-    use crate::testing::backends;
-    use diesel::connection::SimpleConnection;
-
-    #[derive(QueryableByName)]
-    struct SqlitePlan {
-        #[diesel(sql_type = Text)]
-        detail: String,
-    }
-
-    #[derive(QueryableByName)]
-    struct PgPlan {
-        #[diesel(sql_type = Text)]
-        #[diesel(column_name = "QUERY PLAN")]
-        line: String,
-    }
-
-    /// The plan of `select … FROM users u WHERE <live> AND (<filter>) tail`,
-    /// as generated for lists. On PostgreSQL sequential scans are disabled
-    /// first: a test table is tiny, and the question is whether the index
-    /// CAN be used.
-    fn plan(conn: &mut DbConnection, select: &str, filter: Option<&str>, tail: &str) -> String {
-        let f = filter.map(|f| scim_core::filter::parse_filter(f).unwrap());
-        let backend = conn.backend();
-        let mut b = SqlBuilder::new(backend);
-        b.push(match backend {
-            Backend::Sqlite => "EXPLAIN QUERY PLAN ",
-            Backend::Postgres => "EXPLAIN ",
-        })
-        .push(select)
-        .push(" FROM users u");
-        push_where(&mut b, Resource::User, f.as_ref()).unwrap();
-        b.push(tail);
-        match backend {
-            Backend::Sqlite => load::<SqlitePlan>(conn, &b)
-                .unwrap()
-                .into_iter()
-                .map(|r| r.detail)
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Backend::Postgres => {
-                conn.batch_execute("SET enable_seqscan = off").unwrap();
-                let out = load::<PgPlan>(conn, &b)
-                    .unwrap()
-                    .into_iter()
-                    .map(|r| r.line)
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                conn.batch_execute("RESET enable_seqscan").unwrap();
-                out
-            }
-        }
-    }
-
-    /// Every list query says `deleted_at IS NULL`, so the partial indexes
-    /// (the unique userName index, creation order) serve it.
-    #[test]
-    fn list_queries_use_the_partial_indexes() {
-        for db in backends() {
-            // Enough rows, with statistics, for PostgreSQL's costs to mean
-            // something.
-            db.store()
-                .write(|conn| {
-                    for i in 0..300 {
-                        let attrs = serde_json::json!({ "userName": format!("user{i}") });
-                        crate::scim::users::insert_user(conn, attrs.as_object().unwrap(), None)?;
-                    }
-                    Ok(())
-                })
-                .unwrap();
-            db.store()
-                .write(|conn| {
-                    conn.batch_execute("ANALYZE").unwrap();
-                    Ok(())
-                })
-                .unwrap();
-            db.store()
-                .read(|conn| {
-                    let p = plan(conn, "SELECT u.id", Some("userName eq \"Bob\""), "");
-                    assert!(p.contains("users_user_name_ci"), "{:?}: {p}", db.backend());
-                    let p = plan(
-                        conn,
-                        "SELECT u.id",
-                        None,
-                        " ORDER BY u.created ASC, u.id ASC LIMIT 10",
-                    );
-                    assert!(p.contains("users_created_id"), "{:?}: {p}", db.backend());
-                    let p = plan(conn, "SELECT COUNT(*)", None, "");
-                    if db.backend() == Backend::Sqlite {
-                        // An index scan (the smallest partial index), not
-                        // a scan of the rows with their JSON.
-                        assert!(p.contains("USING INDEX users_"), "{p}");
-                    }
-                    Ok(())
-                })
-                .unwrap();
-        }
-    }
 }

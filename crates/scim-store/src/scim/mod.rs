@@ -8,3 +8,16 @@ pub mod groups;
 pub(crate) mod list;
 pub mod lookup;
 pub mod users;
+
+/// A new User or Group id: a UUID v7 (RFC 9562), whose leading 48 bits
+/// are the creation time in milliseconds and whose remaining 74 bits are
+/// random. SCIM ids are opaque to clients (RFC 7643 §3.1); to the
+/// database, time-ordered ids mean every index keyed by id (`users.id`,
+/// `user_values` by user, `group_members` by group) grows at its end
+/// instead of at a random leaf, so concurrent creates share the pages they
+/// dirty. Measured on SQLite with 100k users: POST /Users 1,840 → 2,580/s
+/// against UUID v4 (docs/BENCHMARKS.md). They reveal the creation time to
+/// the millisecond, which `meta.created` already shows.
+pub fn new_resource_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -595,7 +595,7 @@ fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool
     let mut rows = Vec::with_capacity(inserts.len());
     for (i, job) in inserts.iter_mut().enumerate() {
         let prepared = derive(&job.attrs).and_then(|d| {
-            let id = crate::scim::users::new_resource_id();
+            let id = crate::scim::new_resource_id();
             let now = scim_core::datetime::now();
             Ok(NewUser {
                 job: i,
