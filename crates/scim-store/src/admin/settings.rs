@@ -6,11 +6,9 @@
 use diesel::prelude::*;
 
 use crate::db::connection::DbConnection;
+use crate::db::gate::SETTINGS_ID;
 use crate::db::schema::admin::runtime_settings;
 use crate::error::StoreError;
-
-/// The only row of `runtime_settings`.
-pub(crate) const SETTINGS_ID: i32 = 1;
 
 /// What `DELETE /Users/{id}` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

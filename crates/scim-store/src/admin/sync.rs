@@ -9,16 +9,14 @@
 
 use diesel::prelude::*;
 
-use crate::admin::settings::{ScimRuntime, SETTINGS_ID};
+use crate::admin::settings::ScimRuntime;
 use crate::db::connection::DbConnection;
+use crate::db::gate::{self, STATE_ID};
 use crate::db::schema::admin::{sync_events, sync_state};
-use crate::db::sql::{load, Bind, SqlBuilder};
+use crate::db::sql::{load, SqlBuilder};
 use crate::error::StoreError;
 
 pub use crate::error::SYNC_DISABLED_DETAIL;
-
-/// The only row of `sync_state`.
-pub(crate) const STATE_ID: i32 = 1;
 
 /// The current User Synchronization state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,23 +119,19 @@ pub fn scim_gate(conn: &mut DbConnection) -> Result<ScimRuntime, StoreError> {
     // building the DSL query (its AST walk, for the statement cache's
     // key) cost more than running it.
     let mut b = SqlBuilder::fixed(conn.backend());
-    b.push(
-        "SELECT s.enabled AS enabled, r.deprovisioning AS deprovisioning, \
-         r.default_page_size AS default_page_size, r.max_page_size AS max_page_size \
-         FROM sync_state s LEFT JOIN runtime_settings r ON r.id = ",
-    )
-    .bind(Bind::Integer(SETTINGS_ID))
-    .push(" WHERE s.id = ")
-    .bind(Bind::Integer(STATE_ID));
+    b.push("SELECT ")
+        .push(gate::COLUMNS)
+        .push(" FROM ")
+        .push(gate::FROM)
+        .push(" WHERE ")
+        .push(gate::WHERE);
     let rows: Vec<GateRow> = load(conn, &b)?;
-    match rows.into_iter().next() {
-        Some(row) if row.enabled => ScimRuntime::from_stored(
-            row.deprovisioning.as_deref(),
-            row.default_page_size,
-            row.max_page_size,
-        ),
-        _ => Err(sync_disabled_error()),
-    }
+    let row = gate::passed(rows.into_iter().next(), |row| row.enabled)?;
+    ScimRuntime::from_stored(
+        row.deprovisioning.as_deref(),
+        row.default_page_size,
+        row.max_page_size,
+    )
 }
 
 /// The whole state.

@@ -3,6 +3,7 @@
 //! Synchronization gate. It imports nothing but [`crate::error`].
 
 pub mod connection;
+pub(crate) mod gate;
 pub(crate) mod migrations;
 pub mod schema;
 pub(crate) mod sql;

@@ -15,10 +15,10 @@ use diesel::QueryableByName;
 
 use scim_core::filter::{CompValue, CompareOp, Filter};
 
-use crate::admin::settings::{ScimRuntime, SETTINGS_ID};
-use crate::admin::sync::sync_disabled_error;
+use crate::admin::settings::ScimRuntime;
 use crate::db::connection::{Backend, DbConnection};
-use crate::db::sql::{load, Bind, SqlBuilder};
+use crate::db::gate;
+use crate::db::sql::{load, SqlBuilder};
 use crate::error::StoreError;
 use crate::scim::filter::CORE_USER_URN;
 use crate::scim::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
@@ -219,10 +219,8 @@ pub(crate) fn find_users_gated(
     }
     let backend = conn.backend();
     let mut b = SqlBuilder::fixed(backend);
-    b.push(
-        "SELECT s.enabled AS enabled, r.deprovisioning AS deprovisioning, \
-         r.default_page_size AS default_page_size, r.max_page_size AS max_page_size, \
-         u.id AS id, u.resource AS resource, u.version AS version, u.created AS created, \
+    b.push("SELECT ").push(gate::COLUMNS).push(
+        ", u.id AS id, u.resource AS resource, u.version AS version, u.created AS created, \
          u.last_modified AS last_modified, ",
     );
     if with_groups {
@@ -238,8 +236,8 @@ pub(crate) fn find_users_gated(
     };
     b.push(" AS groups, ")
         .push(column)
-        .push(" AS matched FROM sync_state s LEFT JOIN runtime_settings r ON r.id = ")
-        .bind(Bind::Integer(SETTINGS_ID))
+        .push(" AS matched FROM ")
+        .push(gate::FROM)
         .push(" LEFT JOIN users u ON ");
     let padded = keys
         .iter()
@@ -265,11 +263,10 @@ pub(crate) fn find_users_gated(
         }
         b.bind_text(key.as_str());
     }
-    b.push(") AND u.deleted_at IS NULL WHERE s.id = 1");
+    b.push(") AND u.deleted_at IS NULL WHERE ")
+        .push(gate::WHERE);
     let rows: Vec<Row> = load(conn, &b)?;
-    let Some(first) = rows.first().filter(|row| row.enabled) else {
-        return Err(sync_disabled_error());
-    };
+    let first = gate::passed(rows.first(), |row| row.enabled)?;
     let runtime = ScimRuntime::from_stored(
         first.deprovisioning.as_deref(),
         first.default_page_size,

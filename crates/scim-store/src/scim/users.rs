@@ -19,6 +19,7 @@ use scim_core::ScimError;
 
 use crate::db::connection::Backend;
 use crate::db::connection::DbConnection;
+use crate::db::gate;
 use crate::db::schema::scim::users;
 use crate::db::sql::{execute, load, Bind, SqlBuilder, INSERT_CHUNK};
 use crate::error::{is_unique_violation, StoreError};
@@ -591,9 +592,7 @@ pub(crate) fn prepare_insert(
         b.bind(bind);
     }
     if gated {
-        b.push(" WHERE EXISTS (SELECT 1 FROM sync_state WHERE id = ")
-            .bind(Bind::Integer(crate::admin::sync::STATE_ID))
-            .push(" AND enabled)");
+        b.push(" WHERE ").push(gate::OPEN);
     } else {
         b.push(")");
     }
@@ -627,7 +626,7 @@ pub(crate) fn apply_prepared_insert(
     } = prepared;
     let inserted = execute(conn, &users).map_err(|e| taken_or(e, &record.attrs))?;
     if gated && inserted == 0 {
-        return Err(crate::admin::sync::sync_disabled_error());
+        return Err(StoreError::SyncDisabled);
     }
     for statement in &values {
         execute(conn, statement)?;
@@ -819,10 +818,7 @@ pub(crate) fn prepare_update(
     // synchronization disabled changes nothing, and the caller falls back
     // to the full edit, which answers why.
     if gated {
-        users
-            .push(" AND EXISTS (SELECT 1 FROM sync_state WHERE id = ")
-            .bind(Bind::Integer(crate::admin::sync::STATE_ID))
-            .push(" AND enabled)");
+        users.push(" AND ").push(gate::OPEN);
     }
     let values = value_diff_sql(
         backend,

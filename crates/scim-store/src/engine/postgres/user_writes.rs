@@ -61,6 +61,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::db::connection::{ConnectionManager, DbConnection};
+use crate::db::gate;
 use crate::db::transaction::{transaction, transaction_begun_by};
 use crate::engine::edit::{Edit, Found};
 use crate::engine::user_hints::UserHints;
@@ -569,23 +570,12 @@ fn write_batch(
     Ok(stored)
 }
 
-/// The gate, read in the statement of the batch that carries it.
-const GATE_CTE: &str = "g AS (SELECT s.enabled FROM sync_state s WHERE s.id = 1)";
-
 #[derive(QueryableByName)]
 struct GatedIdRow {
     #[diesel(sql_type = Bool)]
     enabled: bool,
     #[diesel(sql_type = Nullable<Text>)]
     id: Option<String>,
-}
-
-/// Fails with the gate's error unless the first row says it is open.
-fn check_gate(enabled: Option<bool>) -> Result<(), StoreError> {
-    match enabled {
-        Some(true) => Ok(()),
-        _ => Err(crate::admin::sync::sync_disabled_error()),
-    }
 }
 
 /// The creates' part of a batch, in one statement: the gate, the `users`
@@ -641,7 +631,7 @@ fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool
         )
     };
     let sql = format!(
-        "WITH {GATE_CTE}, ins AS (INSERT INTO users (id, user_name, user_name_ci, external_id, \
+        "WITH {gate_cte}, ins AS (INSERT INTO users (id, user_name, user_name_ci, external_id, \
          display_name_ci, display_name, active, resource, password_hash, version, created, \
          last_modified) \
          SELECT t.id, t.user_name, t.user_name_ci, t.external_id, t.display_name_ci, \
@@ -650,7 +640,8 @@ fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool
          external_id, display_name_ci, display_name, active, resource, password_hash, created) \
          WHERE (SELECT g.enabled FROM g) \
          ON CONFLICT DO NOTHING RETURNING id){values_cte} \
-         SELECT g.enabled AS enabled, ins.id AS id FROM g LEFT JOIN ins ON true"
+         SELECT g.enabled AS enabled, ins.id AS id FROM g LEFT JOIN ins ON true",
+        gate_cte = gate::CTE
     );
     let mut query = ArrayQuery::new(&sql)
         .bind(ArrayBind::Text(
@@ -687,7 +678,7 @@ fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool
         query = query.bind_values(&values);
     }
     let answer = query.load::<GatedIdRow>(pg)?;
-    check_gate(answer.first().map(|r| r.enabled))?;
+    gate::passed(answer.first(), |r| r.enabled)?;
     let inserted: HashSet<String> = answer.into_iter().filter_map(|r| r.id).collect();
     for row in rows {
         let job = &mut inserts[row.job];
@@ -750,17 +741,18 @@ fn update_users(
     // gate's one row is joined to the locked users, so it comes back even
     // when no user matched.
     let sql = format!(
-        "WITH {GATE_CTE} \
+        "WITH {gate_cte} \
          SELECT g.enabled AS enabled, l.id AS id, l.resource AS resource, l.version AS version, \
          l.created AS created, l.last_modified AS last_modified, l.groups AS groups \
          FROM g LEFT JOIN (SELECT u.id, u.resource, u.version, u.created, u.last_modified, \
          {groups} AS groups FROM users u WHERE u.id = ANY(?) AND u.deleted_at IS NULL \
-         ORDER BY u.id FOR NO KEY UPDATE OF u) l ON true"
+         ORDER BY u.id FOR NO KEY UPDATE OF u) l ON true",
+        gate_cte = gate::CTE
     );
     let rows = ArrayQuery::new(&sql)
         .bind(ArrayBind::Text(ids))
         .load::<LockedRow>(pg)?;
-    check_gate(rows.first().map(|r| r.enabled))?;
+    gate::passed(rows.first(), |r| r.enabled)?;
     let mut locked: HashMap<String, UserColumns> = rows
         .into_iter()
         .filter_map(|r| Some((r.user.id.clone()?, r.user)))
