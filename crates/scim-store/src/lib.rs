@@ -32,8 +32,8 @@ pub use scim::{groups, lookup, users};
 pub use tools::{backup, copy};
 
 pub use admin::tokens::{
-    authenticate_token, create_token, create_token_by, hash_secret, list_tokens, revoke_token,
-    touch_token, TokenInfo,
+    authenticate_token, create_token_by, hash_secret, list_tokens, revoke_token, touch_token,
+    TokenInfo,
 };
 pub use db::connection::{Backend, DbConnection};
 pub use engine::{Answer, Edit, Found, Store, StoreConfig};
@@ -47,9 +47,15 @@ pub use scim::groups::{
 };
 pub use scim::list::{ListQuery, Page};
 pub use scim::users::{
-    count_deleted_users, count_users, delete_user, find_password_hash, find_user, insert_user,
-    list_users, purge_deleted_users, soft_delete_user, update_user, update_user_from,
-    PasswordChange, UserRecord,
+    delete_user, find_user, insert_user, list_users, purge_deleted_users, soft_delete_user,
+    update_user_from, PasswordChange, UserRecord,
 };
 pub use tools::backup::{backup_sqlite, BackupError};
 pub use tools::purge::purge_expired_users;
+
+// Functions only tests call: compiled for this crate's tests and for the
+// crates above with the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
+pub use admin::tokens::create_token;
+#[cfg(any(test, feature = "testing"))]
+pub use scim::users::{count_deleted_users, count_users, find_password_hash, update_user};

@@ -55,6 +55,7 @@ pub fn count_admins(conn: &mut DbConnection) -> Result<i64, StoreError> {
 }
 
 /// Every administrator, oldest first.
+#[cfg(any(test, feature = "testing"))]
 pub fn list_admins(conn: &mut DbConnection) -> Result<Vec<AdminRecord>, StoreError> {
     Ok(admins::table
         .select(AdminRecord::as_select())

@@ -70,6 +70,7 @@ pub fn sync_disabled_error() -> StoreError {
 }
 
 /// Whether `err` is the error of [`require_sync_enabled`].
+#[cfg(any(test, feature = "testing"))]
 pub fn is_sync_disabled(err: &StoreError) -> bool {
     matches!(err, StoreError::SyncDisabled)
 }
@@ -85,6 +86,7 @@ pub fn sync_enabled(conn: &mut DbConnection) -> Result<bool, StoreError> {
 }
 
 /// `Ok(())` while synchronization is enabled, else [`sync_disabled_error`].
+#[cfg(any(test, feature = "testing"))]
 pub fn require_sync_enabled(conn: &mut DbConnection) -> Result<(), StoreError> {
     if sync_enabled(conn)? {
         Ok(())

@@ -66,6 +66,7 @@ pub fn hash_secret(secret: &str) -> String {
 /// Creates a token named `name`, optionally expiring at `expires_at` (any
 /// RFC 3339 date-time), with no creator recorded. Returns the token and
 /// its secret, which is not stored and cannot be shown again.
+#[cfg(any(test, feature = "testing"))]
 pub fn create_token(
     conn: &mut DbConnection,
     name: &str,

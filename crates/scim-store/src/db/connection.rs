@@ -168,7 +168,7 @@ fn prepare_sqlite_file(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Per-connection SQLite setup. The order matters (STACK.md): with
+/// Per-connection SQLite setup. The order matters: with
 /// `journal_mode = WAL` before `busy_timeout`, fresh pool connections fail
 /// with "database is locked".
 ///
@@ -182,7 +182,7 @@ fn prepare_sqlite_file(path: &Path) -> Result<(), String> {
 /// `wal_autocheckpoint = 0`: SQLite would otherwise checkpoint inside the
 /// committing write transaction every 1000 WAL pages (two fsyncs on the
 /// writer's critical path, 11–12% of its time, docs/BENCHMARKS.md); the
-/// store's background checkpointer does it instead (`store.rs`).
+/// store's background checkpointer does it instead (`engine/mod.rs`).
 /// `journal_size_limit` truncates the WAL file back to 64 MiB when it is
 /// reset after a burst.
 ///

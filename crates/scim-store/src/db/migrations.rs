@@ -12,7 +12,7 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrati
 
 /// Applies the embedded migrations of the connection's backend that are
 /// pending; returns the names of those applied (for tools that work on a
-/// plain connection, such as `copy.rs`).
+/// plain connection, such as `tools/copy.rs`).
 pub(crate) fn migrate_connection(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
     match conn {
         DbConnection::Sqlite(c) => run_pending(c, SQLITE_MIGRATIONS),

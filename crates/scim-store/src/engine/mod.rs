@@ -48,11 +48,11 @@ pub struct StoreConfig {
 /// The storage handle: cheap to clone, shared by all request handlers.
 ///
 /// On SQLite, writes go through exactly one connection (a single writer
-/// beats writers busy-waiting on the database lock, STACK.md), and writes
+/// beats writers busy-waiting on the database lock), and writes
 /// queued behind each other share one transaction (group commit,
-/// `group_commit.rs`); reads have their own pool. With WAL, readers never
+/// `engine/sqlite/writer.rs`); reads have their own pool. With WAL, readers never
 /// block the writer, and a background thread checkpoints the WAL so
-/// commits never do (`checkpoint.rs`); it stops when the last clone is
+/// commits never do (`engine/sqlite/checkpoint.rs`); it stops when the last clone is
 /// dropped. On PostgreSQL one pool serves both, one transaction per write.
 #[derive(Clone)]
 pub struct Store {
@@ -70,7 +70,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Writer {
     /// A transaction per call on a pooled connection (PostgreSQL), and
-    /// the batcher threads of User creates and edits (`user_batch.rs`).
+    /// the batcher threads of User creates and edits (`engine/postgres/user_writes.rs`).
     Pool { pool: Pool, users: Arc<UserBatcher> },
     /// SQLite's single writer connection, with group commit, and the
     /// queue of its writer thread.
@@ -78,7 +78,7 @@ enum Writer {
         writer: Arc<GroupCommitWriter>,
         queue: Arc<WriteQueue>,
         /// Users as last seen, for edits decided before the writer
-        /// (`sqlite_edit.rs`).
+        /// (`engine/sqlite/user_edit.rs`).
         hints: Arc<UserHints>,
     },
 }
@@ -126,8 +126,8 @@ impl Store {
                 .min_idle(Some(0))
                 .idle_timeout(None)
                 .connection_timeout(config.connect_timeout)
-                // A liveness query on every checkout cost ~25% of read
-                // throughput (STACK.md); broken connections are still
+                // A liveness query on every checkout is a statement per
+                // read (docs/BENCHMARKS.md); broken connections are still
                 // dropped through `has_broken`.
                 .test_on_check_out(false)
                 .error_handler(Box::new(error_log.clone()))
@@ -235,7 +235,7 @@ impl Store {
 
     /// [`Store::read`] without blocking the calling thread, for `f` that
     /// owns what it needs: `f` is queued for the reader threads (one per
-    /// read-pool connection, `read_queue.rs`), which take queued reads one
+    /// read-pool connection, `engine/reader.rs`), which take queued reads one
     /// after another without waiting to be woken while reads keep coming.
     /// A closure that panics answers `StoreError::Internal`.
     pub fn queue_read<T, F>(&self, f: F) -> Answer<T>
@@ -246,10 +246,10 @@ impl Store {
         Answer(self.reads.submit(f))
     }
 
-    /// `gated::find_user_gated` (`by` id) or `find_user_by_name_gated`
+    /// `scim::lookup::find_user_gated` (`by` id) or `find_user_by_name_gated`
     /// (`by` userName), queued for the reader threads: the reader that
     /// takes it answers it together with the lookups queued behind it, in
-    /// one statement (`read_queue.rs`).
+    /// one statement (`engine/reader.rs`).
     pub fn queue_user_lookup(
         &self,
         by: LookupBy,
@@ -273,11 +273,11 @@ impl Store {
     ///
     /// On SQLite, `f` runs in a savepoint of a `BEGIN IMMEDIATE`
     /// transaction that other concurrent writes may share (group commit,
-    /// `group_commit.rs`): its changes still commit or roll back as one, and
+    /// `engine/sqlite/writer.rs`): its changes still commit or roll back as one, and
     /// independently of the others', unless the shared `COMMIT` itself
     /// fails, which fails them all. `IMMEDIATE` takes the write lock up
     /// front, so a read followed by a write inside `f` cannot fail with
-    /// SQLITE_BUSY on the lock upgrade (STACK.md). `f` must not call
+    /// SQLITE_BUSY on the lock upgrade. `f` must not call
     /// `Store::write` itself (an error on SQLite); it may nest
     /// `conn.transaction(…)` (a further savepoint).
     pub fn write<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -294,14 +294,14 @@ impl Store {
     /// owns what it needs.
     ///
     /// On SQLite, `f` is queued for the writer thread, which runs queued
-    /// writes back to back in one batch (group commit, `group_commit.rs`),
+    /// writes back to back in one batch (group commit, `engine/sqlite/writer.rs`),
     /// with the same guarantees as [`Store::write`]: the returned future
     /// resolves once `f`'s changes are committed, or rolled back if it
     /// failed. Handing a write to a running thread costs no thread wake-up
     /// on either side while writes keep coming; a blocking write instead
     /// waits for a pool thread and then for its turn on the writer mutex.
     /// On PostgreSQL, `f` runs in a transaction of its own on one of the
-    /// reader threads (`read_queue.rs`), as [`Store::write`] would on the
+    /// reader threads (`engine/reader.rs`), as [`Store::write`] would on the
     /// caller's thread. Either way a closure that panics is rolled back
     /// and answers `StoreError::Internal`.
     pub fn queue_write<T, F>(&self, f: F) -> Answer<T>
@@ -325,7 +325,7 @@ impl Store {
     /// SQLite's bottleneck. On PostgreSQL the create
     /// joins whatever other User creates and edits are waiting, in one
     /// transaction with one statement per step for all of them
-    /// (`user_batch.rs`). Either way it answers once committed, with
+    /// (`engine/postgres/user_writes.rs`). Either way it answers once committed, with
     /// `Conflict` for a userName already taken.
     pub fn queue_insert_user(
         &self,
@@ -363,12 +363,12 @@ impl Store {
     /// the user as stored when it is written (no lost update).
     ///
     /// On SQLite, when the store has a hint of the user (its last-seen
-    /// state, `user_hints.rs`), `f` runs on it on the calling thread and
+    /// state, `engine/user_hints.rs`), `f` runs on it on the calling thread and
     /// the write is built there; the single writer runs it only if the
     /// user is still that version and in those groups, and otherwise runs
     /// the whole edit again under its lock, as it does without a hint
-    /// (`sqlite_edit.rs`). On PostgreSQL the edit joins whatever
-    /// other User creates and edits are waiting (`user_batch.rs`), which
+    /// (`engine/sqlite/user_edit.rs`). On PostgreSQL the edit joins whatever
+    /// other User creates and edits are waiting (`engine/postgres/user_writes.rs`), which
     /// read their users in one statement, locking their rows. `f` may be
     /// called more than once (on SQLite when the hint was stale, on
     /// PostgreSQL when the batch falls back to running its writes
@@ -395,7 +395,7 @@ impl Store {
     }
 
     /// Drops what the store keeps in memory about the User `id` (on
-    /// SQLite, its hint: `user_hints.rs`), once it has been deleted: its
+    /// SQLite, its hint: `engine/user_hints.rs`), once it has been deleted: its
     /// attributes should not outlive it in this process. Hints are only
     /// ever used after a check against the database, so this is hygiene,
     /// not correctness.
@@ -411,17 +411,6 @@ impl Store {
         match &self.write {
             Writer::GroupCommit { hints, .. } => hints.len(),
             Writer::Pool { .. } => 0,
-        }
-    }
-
-    /// PostgreSQL's User write batches so far (`None` on SQLite).
-    #[cfg(test)]
-    pub(crate) fn user_batch_stats(
-        &self,
-    ) -> Option<crate::engine::postgres::user_writes::BatchStats> {
-        match &self.write {
-            Writer::Pool { users, .. } => Some(users.stats()),
-            Writer::GroupCommit { .. } => None,
         }
     }
 }

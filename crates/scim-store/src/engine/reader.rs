@@ -4,7 +4,7 @@
 //! tokio's blocking pool, which wakes an idle pool thread for every task
 //! (a futex wake and a context switch each way), even when another pool
 //! thread is about to finish and could take it. Under load that hand-off
-//! cost as much CPU as the SQL of a point read (docs/BENCHMARKS.md).
+//! costs as much CPU as the SQL of a point read (docs/BENCHMARKS.md).
 //!
 //! Here a few reader threads (one per read-pool connection) take closures
 //! off one queue: a reader that finishes a read takes the next one without
@@ -18,10 +18,10 @@
 //! providers match users with) are queued as such rather than as closures:
 //! a reader that takes one also takes the lookups queued behind it (up to
 //! [`MAX_LOOKUP_KEYS`]) and answers them all with one statement
-//! (`gated::find_users_gated`). On PostgreSQL a point read's cost is
+//! (`scim::lookup::find_users_gated`). On PostgreSQL a point read's cost is
 //! mostly per statement, not per row: the round trip, the executor's
-//! start-up, the gate's two rows. Measured with pgbench on this machine, 8
-//! keys in one statement cost 49 µs each against 243 µs alone. Under light
+//! start-up, the gate's two rows (docs/BENCHMARKS.md, "Figures behind
+//! scim-store's mechanisms"). Under light
 //! load nothing waits for a batch to fill: a lookup that finds the queue
 //! empty runs alone, at once.
 
@@ -43,7 +43,7 @@ type ReadJob = Box<dyn FnOnce(Result<&mut DbConnection, StoreError>) + Send>;
 /// A queued user lookup ([`ReadQueue::lookup`]).
 struct Lookup {
     by: LookupBy,
-    /// As `gated::lookup_key` gives it.
+    /// As `scim::lookup::lookup_key` gives it.
     key: String,
     with_groups: bool,
     reply: tokio::sync::oneshot::Sender<Result<GatedUser, StoreError>>,
@@ -66,7 +66,7 @@ pub(crate) struct ReadQueue {
 impl ReadQueue {
     /// Starts `readers` threads reading from `pool`.
     /// The users they look up are offered to `hints` (SQLite's,
-    /// `user_hints.rs`).
+    /// `engine/user_hints.rs`).
     pub(crate) fn start(
         pool: Pool,
         readers: usize,
@@ -94,7 +94,7 @@ impl ReadQueue {
 
     /// Queues the lookup of the user whose id (or userName,
     /// case-insensitively) is `key`, behind the gate, as
-    /// `gated::find_user_gated` (or `find_user_by_name_gated`) would: the
+    /// `scim::lookup::find_user_gated` (or `find_user_by_name_gated`) would: the
     /// reader that takes it answers it together with the lookups queued
     /// behind it.
     pub(crate) fn lookup(

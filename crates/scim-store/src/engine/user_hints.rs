@@ -1,4 +1,4 @@
-//! Users as last seen, kept as hints for SQLite's edits (`sqlite_edit.rs`).
+//! Users as last seen, kept as hints for SQLite's edits (`engine/sqlite/user_edit.rs`).
 //!
 //! A hint is a user (and its direct groups, when they were read with it)
 //! as the store last read or wrote it. It is never answered to anyone as

@@ -811,11 +811,11 @@ pub fn groups_of_users(
 /// A text SQL expression: the direct groups of the user whose id is the
 /// column `user_id` (e.g. `u.id`), as a JSON array of `[id, displayName,
 /// displayName lowercased]`, `[]` for none. `GET /Users/{id}` selects it
-/// next to the user (`gated.rs`) instead of asking a second query;
+/// next to the user (`scim/lookup.rs`) instead of asking a second query;
 /// [`parse_user_groups`] turns it into ordered `GroupRef`s. (Lists keep
 /// [`groups_of_users`], one query per page: in a list statement the
-/// subquery made PostgreSQL re-plan it on every execution, 0.25 ms against
-/// 0.08 ms, and GET filter lost 15%.)
+/// subquery makes PostgreSQL re-plan it on every execution;
+/// docs/BENCHMARKS.md.)
 pub(crate) fn user_groups_json_sql(backend: Backend, user_id: &str) -> String {
     let agg = match backend {
         Backend::Sqlite => "json_group_array(json_array(g.id, g.display_name, g.display_name_ci))",

@@ -113,9 +113,8 @@ pub(crate) fn list_rows(
     // The total needs no second query when the page is not full: then it
     // is the offset plus what was fetched (the common case of a filter
     // matching one resource). Otherwise count. A `COUNT(*) OVER ()` column
-    // would make it one query, but measured on SQLite with 100k users it
-    // materialises every match: 250–550 ms per page against ~50 ms worst
-    // case (~3 ms unfiltered) for LIMIT plus a separate COUNT.
+    // would make it one query, but it materialises every match, which
+    // costs far more than LIMIT plus a separate COUNT (docs/BENCHMARKS.md).
     let fetched = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     let total = if fetched > 0 && fetched < count {
         offset.saturating_add(fetched)

@@ -2,7 +2,7 @@
 //! also reads the data.
 //!
 //! Every SCIM request first asks the database whether synchronization is
-//! enabled (and reads the run-time settings, `sync::scim_gate`), so that
+//! enabled (and reads the run-time settings, `admin::sync::scim_gate`), so that
 //! an administrator's change takes effect on the next request of every
 //! replica. For the reads identity providers repeat most, that check
 //! rides along in the same SQL statement instead of costing a statement
@@ -99,7 +99,7 @@ impl UserColumns {
 }
 
 /// The gate and `GET /Users/{id}` in one statement: fails with
-/// `sync::sync_disabled_error()` while synchronization is disabled, else
+/// `StoreError::SyncDisabled` while synchronization is disabled, else
 /// returns the settings and the user (with its groups when `with_groups`).
 /// The groups come back as one JSON array (`groups::user_groups_json_sql`).
 pub fn find_user_gated(
@@ -115,6 +115,7 @@ pub fn find_user_gated(
 /// [`find_user_gated`]. This is the filter `userName eq "…"` that identity
 /// providers send to match a user before every create and on Test
 /// Connection; userName being unique, it finds at most one user.
+#[cfg(any(test, feature = "testing"))]
 pub fn find_user_by_name_gated(
     conn: &mut DbConnection,
     user_name: &str,
@@ -191,17 +192,17 @@ fn find_one(
 
 /// The gate and the users of `keys` (at most [`MAX_LOOKUP_KEYS`], each as
 /// [`lookup_key`] gives it) in one statement: fails with
-/// `sync::sync_disabled_error()` while synchronization is disabled. The
+/// `StoreError::SyncDisabled` while synchronization is disabled. The
 /// reader threads answer several queued `GET /Users/{id}` (or
-/// `userName eq`) requests with one of these (`read_queue.rs`): one round
+/// `userName eq`) requests with one of these (`engine/reader.rs`): one round
 /// trip, one executor start-up and one gate check for all of them.
 ///
 /// The key list is padded (repeating its last key) to a power of two, so
 /// that there are few statement texts to prepare and cache, and each one's
 /// generic plan expects as many keys as it gets. (With the keys as one
 /// array parameter, `unnest($array)`, the generic plan expects 10 whatever
-/// the array holds, and PostgreSQL re-planned the statement on every
-/// execution: half the throughput, docs/BENCHMARKS.md.)
+/// the array holds, and PostgreSQL re-plans the statement on every
+/// execution; docs/BENCHMARKS.md.)
 pub(crate) fn find_users_gated(
     conn: &mut DbConnection,
     by: LookupBy,

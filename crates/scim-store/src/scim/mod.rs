@@ -15,8 +15,7 @@ pub mod users;
 /// database, time-ordered ids mean every index keyed by id (`users.id`,
 /// `user_values` by user, `group_members` by group) grows at its end
 /// instead of at a random leaf, so concurrent creates share the pages they
-/// dirty. Measured on SQLite with 100k users: POST /Users 1,840 → 2,580/s
-/// against UUID v4 (docs/BENCHMARKS.md). They reveal the creation time to
+/// dirty (docs/BENCHMARKS.md). They reveal the creation time to
 /// the millisecond, which `meta.created` already shows.
 pub fn new_resource_id() -> String {
     uuid::Uuid::now_v7().to_string()

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
+#[cfg(any(test, feature = "testing"))]
 use diesel::sql_types::{Bool, Integer, Nullable, Text};
 use serde_json::{Map, Value};
 
@@ -21,10 +22,12 @@ use crate::db::connection::Backend;
 use crate::db::connection::DbConnection;
 use crate::db::gate;
 use crate::db::schema::scim::users;
-use crate::db::sql::{execute, load, Bind, SqlBuilder, INSERT_CHUNK};
+#[cfg(any(test, feature = "testing"))]
+use crate::db::sql::load;
+use crate::db::sql::{execute, Bind, SqlBuilder, INSERT_CHUNK};
 use crate::error::{is_unique_violation, StoreError};
 use crate::scim::filter::{single_leaves, ElemCol, Resource, MULTI_ATTRS};
-use crate::scim::list::{count_matching, list_rows};
+use crate::scim::list::list_rows;
 pub use crate::scim::list::{ListQuery, Page};
 
 /// A stored User: the canonical attributes plus what the store manages.
@@ -291,6 +294,7 @@ impl UserValueRow {
 
 /// A stored `user_values` row, as read back for diffing.
 #[derive(QueryableByName)]
+#[cfg(any(test, feature = "testing"))]
 struct StoredValueRow {
     #[diesel(sql_type = Text)]
     attr: String,
@@ -322,6 +326,7 @@ struct StoredValueRow {
 
 /// The filter index rows stored for `user_id` (one range scan of the
 /// primary key).
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn stored_values(
     conn: &mut DbConnection,
     user_id: &str,
@@ -406,6 +411,7 @@ pub(crate) fn diff_values<'a>(old: &'a [UserValueRow], new: &'a [UserValueRow]) 
 
 /// Brings the filter index rows of `user_id` from `old` to `new`, writing
 /// only the rows that differ.
+#[cfg(any(test, feature = "testing"))]
 fn write_value_diff(
     conn: &mut DbConnection,
     user_id: &str,
@@ -552,7 +558,7 @@ pub(crate) struct PreparedInsert {
 /// Builds the create of [`insert_user`]: a fresh id, the derived columns,
 /// the resource and the filter rows. Pure: no connection, so the SQLite
 /// writer gets it ready to run. When `gated`, the `INSERT` is conditional
-/// on the User Synchronization gate (`sync::scim_gate`), so the writer
+/// on the User Synchronization gate (`admin::sync::scim_gate`), so the writer
 /// needs no statement of its own for it.
 pub(crate) fn prepare_insert(
     backend: Backend,
@@ -612,7 +618,7 @@ pub(crate) fn prepare_insert(
 }
 
 /// Runs a [`PreparedInsert`] in the caller's transaction. A gated one
-/// fails with `sync::sync_disabled_error()`, writing nothing, while
+/// fails with `StoreError::SyncDisabled`, writing nothing, while
 /// synchronization is disabled.
 pub(crate) fn apply_prepared_insert(
     conn: &mut DbConnection,
@@ -649,6 +655,7 @@ pub fn find_user(conn: &mut DbConnection, id: &str) -> Result<Option<UserRecord>
 
 /// The stored password hash of a User (`None` if it has none);
 /// `NotFound` if the user does not exist.
+#[cfg(any(test, feature = "testing"))]
 pub fn find_password_hash(conn: &mut DbConnection, id: &str) -> Result<Option<String>, StoreError> {
     users::table
         .filter(users::id.eq(id))
@@ -676,6 +683,7 @@ fn user_exists(conn: &mut DbConnection, id: &str) -> Result<bool, StoreError> {
 /// against the stored rows (one primary-key range read). A caller that has
 /// just read the user in the same transaction can save that read with
 /// [`update_user_from`].
+#[cfg(any(test, feature = "testing"))]
 pub fn update_user(
     conn: &mut DbConnection,
     id: &str,
@@ -796,7 +804,7 @@ pub(crate) struct PreparedUpdate {
 /// version are exactly those its attributes derive, as every write
 /// derives them). When `gated`, the `UPDATE` is also conditional on the
 /// User Synchronization gate. Pure: no connection, so an edit can be
-/// built before it is queued for the writer (`sqlite_edit.rs`).
+/// built before it is queued for the writer (`engine/sqlite/user_edit.rs`).
 pub(crate) fn prepare_update(
     backend: Backend,
     current: &UserRecord,
@@ -814,7 +822,7 @@ pub(crate) fn prepare_update(
         password,
         &now,
     )?;
-    // The gate (`sync::scim_gate`) as a condition: a write that finds
+    // The gate (`admin::sync::scim_gate`) as a condition: a write that finds
     // synchronization disabled changes nothing, and the caller falls back
     // to the full edit, which answers why.
     if gated {
@@ -863,6 +871,7 @@ pub(crate) fn apply_prepared_update(
 }
 
 #[derive(QueryableByName)]
+#[cfg(any(test, feature = "testing"))]
 struct CreatedRow {
     #[diesel(sql_type = Text)]
     created: String,
@@ -872,6 +881,7 @@ struct CreatedRow {
 /// AND version = ? RETURNING created` (both backends support RETURNING;
 /// SQLite since 3.35), so no second round trip reads `created`. Returns
 /// (created, new version, lastModified).
+#[cfg(any(test, feature = "testing"))]
 fn update_user_row(
     conn: &mut DbConnection,
     id: &str,
@@ -1026,6 +1036,7 @@ pub fn purge_deleted_users(
 }
 
 /// How many soft-deleted Users await the purge.
+#[cfg(any(test, feature = "testing"))]
 pub fn count_deleted_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
     Ok(users::table
         .filter(users::deleted_at.is_not_null())
@@ -1034,8 +1045,9 @@ pub fn count_deleted_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
 }
 
 /// How many Users exist (soft-deleted ones are not counted).
+#[cfg(any(test, feature = "testing"))]
 pub fn count_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
-    count_matching(conn, Resource::User, None)
+    crate::scim::list::count_matching(conn, Resource::User, None)
 }
 
 /// A page of Users matching `query.filter`, evaluated in the database

@@ -206,6 +206,7 @@ pub fn copy_database(from: &str, to: &str, force: bool) -> Result<CopyReport, Co
 /// Every table's row count and checksum in the database at `url`, read in
 /// one snapshot (to compare two databases; the database must exist and be
 /// migrated).
+#[cfg(any(test, feature = "testing"))]
 pub fn table_checksums(url: &str) -> Result<Vec<TableSummary>, CopyError> {
     let mut conn = open(parse(url, "the URL")?, "source")?;
     begin(

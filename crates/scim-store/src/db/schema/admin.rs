@@ -1,5 +1,5 @@
 //! Diesel table definitions of the admin side (migration
-//! `20261126020000_admin`), kept apart from `schema.rs` so the SCIM tables
+//! `20261126020000_admin`), kept apart from `scim.rs` so the SCIM tables
 //! and the admin tables evolve independently. Only column types both
 //! backends share.
 

@@ -21,7 +21,7 @@
 //!   allows either (the writer appends while PASSIVE copies). When the
 //!   frames in the WAL pass [`CheckpointPolicy::restart_above`] bytes, the
 //!   thread asks the writer to run `wal_checkpoint(RESTART)` before its
-//!   next batch (`group_commit.rs`): it copies the few frames PASSIVE had
+//!   next batch (`engine/sqlite/writer.rs`): it copies the few frames PASSIVE had
 //!   not, syncs, and the batch then writes from the start of the WAL.
 //!   (Run from this thread, RESTART would have to win the write lock from
 //!   a writer that retakes it at once.)

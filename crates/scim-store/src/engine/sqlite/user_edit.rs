@@ -1,14 +1,13 @@
 //! User edits on SQLite: decided before the writer, written by it.
 //!
-//! SQLite has one writer thread (`group_commit.rs`), and under a stream of
-//! `PATCH /Users/{id}` it is the bottleneck: it ran at 90% of a core while
-//! the machine still had idle CPU. An edit run entirely on the writer
-//! (`user_batch::edit_alone`) spends about a third of the writer's time
-//! on work that needs no write lock: parsing the stored JSON, applying the
-//! PATCH, deriving the indexed columns and filter rows, and serialising
-//! the result (docs/BENCHMARKS.md).
+//! SQLite has one writer thread (`engine/sqlite/writer.rs`), and under a
+//! stream of `PATCH /Users/{id}` it is the bottleneck. An edit run entirely
+//! on the writer (`engine::postgres::user_writes::edit_alone`) spends much
+//! of the writer's time on work that needs no write lock: parsing the
+//! stored JSON, applying the PATCH, deriving the indexed columns and filter
+//! rows, and serialising the result (docs/BENCHMARKS.md).
 //!
-//! So an edit ([`queue_edit`]) whose user has a hint (`user_hints.rs`: the
+//! So an edit ([`queue_edit`]) whose user has a hint (`engine/user_hints.rs`: the
 //! user as the store last read or wrote it) is decided on the calling
 //! thread, on that hint, and the writer only checks and writes:
 //!

@@ -1,9 +1,9 @@
 //! Group commit on SQLite's single writer connection.
 //!
-//! Every SQLite write goes through one connection (`store.rs`), so the
-//! writer's critical section sets the write rate, and a third of it was
+//! Every SQLite write goes through one connection (`engine/mod.rs`), so the
+//! writer's critical section sets the write rate, and much of it is
 //! appending each commit's dirtied pages to the WAL (a user write dirties
-//! ~35 pages spread over the indexes; docs/BENCHMARKS.md). Writes that
+//! pages all over the indexes; docs/BENCHMARKS.md). Writes that
 //! queue up behind each other therefore share one transaction: pages that
 //! several of them dirty (index interior pages, the `user_values` leaves)
 //! are written to the WAL once per batch instead of once per request.
@@ -20,8 +20,8 @@
 //!   the writer thread lets it in after the job it is running and waits
 //!   (on `turn_taken`) until it has had its turn, so that a steady stream
 //!   of requests cannot starve an administrator's write, however busy the
-//!   machine. Measured against blocking writes only: POST /Users
-//!   2.6–2.9k → 4.5–5.0k/s (docs/BENCHMARKS.md).
+//!   machine. Queued writes pay no thread wake-up between two jobs
+//!   (docs/BENCHMARKS.md).
 //! - **Blocking** ([`GroupCommitWriter::run`], `Store::write`): any closure,
 //!   borrowing the caller's stack, run on the caller's thread. Leader and
 //!   follower on the writer mutex:
@@ -104,7 +104,7 @@ pub(crate) struct GroupCommitWriter {
     /// Batches committed so far (each one `COMMIT`).
     commits: AtomicUsize,
     /// Set by the checkpointer when the WAL should start over: the next
-    /// batch first runs a RESTART checkpoint (`checkpoint.rs`).
+    /// batch first runs a RESTART checkpoint (`engine/sqlite/checkpoint.rs`).
     restart_wal: Arc<AtomicBool>,
 }
 
@@ -464,7 +464,7 @@ impl GroupCommitWriter {
         }
         let begun = match &mut **conn {
             // IMMEDIATE takes the write lock up front, so a read followed by
-            // a write cannot fail with SQLITE_BUSY on the upgrade (STACK.md).
+            // a write cannot fail with SQLITE_BUSY on the upgrade.
             DbConnection::Sqlite(c) => {
                 AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
             }
@@ -541,7 +541,7 @@ impl GroupCommitWriter {
 }
 
 /// Runs a RESTART checkpoint on the writer connection, between batches,
-/// when the checkpointer asked for one (`checkpoint.rs`): the writer holds
+/// when the checkpointer asked for one (`engine/sqlite/checkpoint.rs`): the writer holds
 /// still while the frames the last PASSIVE round left are copied and the
 /// files synced, and the batch it then begins writes from the start of
 /// the WAL. Waiting for readers still on old frames is bounded by the busy
@@ -625,8 +625,11 @@ fn rollback_all(conn: &mut DbConnection) -> bool {
     }
 }
 
-/// The error a failed batch gives each of its jobs (`StoreError` is not
-/// `Clone`: its source was logged once, by the writer that saw it).
+/// The error a failed batch gives each of its jobs: the cause itself when
+/// the database failed (unavailable, internal), else a generic internal
+/// error, since the cause belongs to one job, not to the others whose
+/// writes it rolled back. The cause's source was logged once, by the
+/// writer that saw it.
 fn duplicate(e: &StoreError) -> StoreError {
     match e {
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
