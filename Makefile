@@ -34,13 +34,15 @@ run:
 	$(CARGO) build --release -p scimd
 	./target/release/scimd --config config/default.toml serve
 
-## Everything CI checks: formatting, lints, and every test on both backends
+## Everything CI checks: scim-store's import graph has no cycle
+## (scripts/store-graph.sh), formatting, lints, and every test on both backends
 ## (the console's browser test needs chromium + chromium-driver: installed
 ## by scripts/ensure-chromium.sh when missing), then the Debian package and
 ## the container image built around the test binary, installed and run
 ## (scripts/test-package.sh needs root; scripts/test-image.sh needs podman,
 ## which it installs where apt can).
 test:
+	scripts/store-graph.sh >/dev/null
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/ensure-chromium.sh

@@ -32,9 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use scim_store::gated::LookupBy;
+use scim_store::lookup::LookupBy;
 use scim_store::settings::ScimRuntime;
-use scim_store::user_batch::Edit;
+use scim_store::Edit;
 use scim_store::Store;
 
 pub use error::{ApiError, SCIM_CONTENT_TYPE};
@@ -271,16 +271,14 @@ impl GatedStore {
     ) -> Result<T, scim_store::StoreError>
     where
         T: Send + 'static,
-        F: Fn(scim_store::user_batch::Found) -> Result<Edit<T>, scim_store::StoreError>
-            + Send
-            + 'static,
+        F: Fn(scim_store::Found) -> Result<Edit<T>, scim_store::StoreError> + Send + 'static,
     {
         self.store.queue_user_edit(id, with_groups, f).await
     }
 
     /// `GET /Users/{id}`'s read: the gate, the user and (when
     /// `with_groups`) its groups in one statement
-    /// (`scim_store::gated::find_user_gated`), queued for the store's
+    /// (`scim_store::lookup::find_user_gated`), queued for the store's
     /// reader threads (`Store::queue_user_lookup`, which answer the
     /// lookups queued together with one statement) rather than the
     /// blocking pool.
@@ -297,14 +295,14 @@ impl GatedStore {
     }
 
     /// The gate and the user named `user_name` (case-insensitively) in one
-    /// statement (`scim_store::gated::find_user_by_name_gated`): the
+    /// statement (`scim_store::lookup::find_user_by_name_gated`): the
     /// `userName eq` filter an identity provider matches users with;
     /// queued for the store's reader threads.
     pub async fn find_user_by_name_async(
         &self,
         user_name: &str,
         with_groups: bool,
-    ) -> Result<scim_store::gated::GatedUser, scim_store::StoreError> {
+    ) -> Result<scim_store::lookup::GatedUser, scim_store::StoreError> {
         self.store
             .queue_user_lookup(LookupBy::UserName, user_name, with_groups)
             .await
