@@ -1,5 +1,5 @@
 //! HTTP tests of the admin API through the real actix routes, on SQLite
-//! and (when `TEST_DATABASE_URL` is set) PostgreSQL.
+//! and PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod console;

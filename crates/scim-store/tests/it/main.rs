@@ -1,5 +1,5 @@
-//! Integration tests of scim-store. Every storage test runs on SQLite and,
-//! when `TEST_DATABASE_URL` is set, on PostgreSQL too.
+//! Integration tests of scim-store. Every storage test runs on SQLite and
+//! PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod connect;

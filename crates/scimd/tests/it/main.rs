@@ -162,7 +162,8 @@ fn parse_response(raw: &str) -> (u16, String) {
 }
 
 /// The database URLs to run against: a fresh SQLite file, and a fresh
-/// PostgreSQL database when TEST_DATABASE_URL is set.
+/// PostgreSQL database (`TestDb::postgres`: missing only under
+/// `SCIMD_TEST_SQLITE_ONLY=1`).
 fn databases(dir: &Path) -> Vec<(String, Option<scim_store::testing::TestDb>)> {
     let mut out = vec![(format!("sqlite://{}", dir.join("scimd.db").display()), None)];
     if let Some(db) = scim_store::testing::TestDb::postgres() {
