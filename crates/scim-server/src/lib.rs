@@ -52,6 +52,9 @@ pub struct ScimConfig {
     /// User's `password` is hashed there (RFC 7643 §4.1.1: write-only, and
     /// only a hash is kept).
     pub password_hasher: scim_store::PasswordHasher,
+    /// The clock that token expiry and the token cache's lifetime are
+    /// decided by (shared with the admin side).
+    pub clock: scim_core::Clock,
 }
 
 impl Default for ScimConfig {
@@ -62,6 +65,7 @@ impl Default for ScimConfig {
             max_body_bytes: 1024 * 1024,
             token_cache_ttl: Duration::from_secs(5),
             password_hasher: scim_store::PasswordHasher::default(),
+            clock: scim_core::Clock::system(),
         }
     }
 }

@@ -417,17 +417,22 @@ pub const READY_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(500);
 ///
 /// `hasher` is the process's one Argon2id gate: build it once
 /// ([`Settings::password_hasher`]) and pass it to every worker's app, so
-/// the bound holds for the process.
+/// the bound holds for the process. `clock` times sessions, OAuth codes
+/// and tokens and the token cache (`scim_core::Clock::system()`, except in
+/// tests that move time forward).
 pub fn configure_app(
     cfg: &mut web::ServiceConfig,
     store: &Store,
     hasher: &scim_store::PasswordHasher,
+    clock: &scim_core::Clock,
     settings: &Settings,
 ) {
     let mut scim_config = settings.scim_config();
     scim_config.password_hasher = hasher.clone();
+    scim_config.clock = clock.clone();
     let mut admin_config = settings.admin_config();
     admin_config.password_hasher = hasher.clone();
+    admin_config.clock = clock.clone();
     let scim = scim_server::ScimApi::new(store.clone(), scim_config);
     let admin = scim_admin::AdminApi::new(store.clone(), admin_config);
     let ready_store = store.clone();
@@ -578,12 +583,13 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         spawn_reload_on_hangup(tls.clone())?;
         let app_settings = settings.clone();
         let hasher = settings.password_hasher();
+        let clock = scim_core::Clock::system();
         let server = actix_web::HttpServer::new(move || {
             let store = store.clone();
             let settings = app_settings.clone();
             let deadline =
                 body_deadline::BodyDeadline::new(settings.body_timeout(), &settings.scim.base_path);
-            let hasher = hasher.clone();
+            let (hasher, clock) = (hasher.clone(), clock.clone());
             actix_web::App::new()
                 .wrap(actix_web::middleware::from_fn(
                     move |req, next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
@@ -591,7 +597,7 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
                     },
                 ))
                 .wrap(actix_web::middleware::from_fn(logging::request_log))
-                .configure(move |cfg| configure_app(cfg, &store, &hasher, &settings))
+                .configure(move |cfg| configure_app(cfg, &store, &hasher, &clock, &settings))
         })
         .on_connect(move |connection, data| connection_limit.on_connect(connection, data))
         .client_request_timeout(REQUEST_HEAD_TIMEOUT)

@@ -465,6 +465,7 @@ impl Settings {
             max_body_bytes: self.server.max_body_bytes,
             token_cache_ttl: Duration::from_secs(self.auth.token_cache_ttl_secs),
             password_hasher: scim_store::PasswordHasher::default(),
+            clock: scim_core::Clock::system(),
         }
     }
 
@@ -499,6 +500,7 @@ impl Settings {
             max_body_bytes: self.server.max_body_bytes,
             oauth: self.oauth_config(),
             password_hasher: scim_store::PasswordHasher::default(),
+            clock: scim_core::Clock::system(),
         }
     }
 

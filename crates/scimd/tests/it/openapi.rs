@@ -57,9 +57,9 @@ async fn harness(db: TestDb) -> Harness<impl AppService> {
     let settings = scimd::settings::Settings::load_from(None, env).unwrap();
     let store = db.store().clone();
     let hasher = settings.password_hasher();
-    let app = test::init_service(
-        App::new().configure(move |cfg| scimd::configure_app(cfg, &store, &hasher, &settings)),
-    )
+    let app = test::init_service(App::new().configure(move |cfg| {
+        scimd::configure_app(cfg, &store, &hasher, &scim_core::Clock::system(), &settings)
+    }))
     .await;
     let scim_token = scim_admin::service::create_scim_token(
         db.store(),
