@@ -20,6 +20,15 @@ pub fn attrs(v: Value) -> Map<String, Value> {
     }
 }
 
+/// Returns as soon as the clock has passed `stamp` (a stored timestamp, to
+/// the microsecond), so that the next write is stamped later: distinct,
+/// ordered `meta` timestamps without sleeping.
+pub fn after(stamp: &str) {
+    while scim_core::datetime::now().as_str() <= stamp {
+        std::hint::spin_loop();
+    }
+}
+
 /// A minimal user.
 pub fn user(name: &str) -> Map<String, Value> {
     attrs(json!({ "userName": name, "active": true }))
