@@ -12,10 +12,11 @@ mod rough_edges;
 mod slow_clients;
 mod tls;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 fn scimd(db_url: &str) -> Command {
@@ -135,6 +136,33 @@ impl Server {
             }
             assert!(Instant::now() < deadline, "scimd did not stop");
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The server's log lines, as they come.
+fn log_lines(server: &mut Server) -> Receiver<String> {
+    let stderr = server.child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for the log line containing `needle`.
+fn wait_for_log(lines: &Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no log line with {needle:?}: {e}"),
         }
     }
 }
@@ -361,32 +389,62 @@ fn malformed_http_is_logged_as_a_warning_not_an_error() {
     assert!(log.contains("WARN"), "{log}");
 }
 
+/// Reads one HTTP/1.1 response (head and `Content-Length` body, or an
+/// interim `100 Continue`), leaving the connection open.
+fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "connection closed");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 #[test]
 fn sigterm_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
     let (_, secret) = create_token(&url, "shutdown");
     enable_sync(&url);
-    let mut server = Server::start(&url);
-    // Start a request and send only half of its body.
-    let body = r#"{"userName":"inflight@example.com","title":"Finishing"}"#;
-    let (head, tail) = body.split_at(20);
+    // actix-server logs at info when SIGTERM starts the graceful shutdown.
+    let mut server = Server::start_with(&url, &[("SCIMD__LOG__LEVEL", "warn,actix_server=info")]);
+    let lines = log_lines(&mut server);
     let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
+    // Start a request; `Expect: 100-continue` (RFC 9110 §10.1.1) makes the
+    // server say when it has read the head and started the request.
+    let body = r#"{"userName":"inflight@example.com","title":"Finishing"}"#;
+    let (head, tail) = body.split_at(20);
     write!(
         stream,
-        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {secret}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{head}",
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nAuthorization: Bearer {secret}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .unwrap();
+    assert_eq!(read_response(&mut stream).0, 100);
+    // Only half of its body, then SIGTERM.
+    stream.write_all(head.as_bytes()).unwrap();
     stream.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     let pid = server.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    // The request in flight still completes.
+    wait_for_log(&lines, "starting graceful shutdown");
+    // The shutdown has begun; the request in flight still completes.
     stream.write_all(tail.as_bytes()).unwrap();
     let mut raw = String::new();
     stream.read_to_string(&mut raw).unwrap();
