@@ -46,7 +46,7 @@ test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/ensure-chromium.sh
-	export TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" && \
+	TEST_DATABASE_URL="$$(scripts/test-postgres.sh)" && export TEST_DATABASE_URL && \
 	$(CARGO) test --workspace --all-targets && \
 	scripts/test-package.sh target/debug/scimd && \
 	scripts/test-image.sh target/debug/scimd

@@ -80,7 +80,7 @@ impl FromRequest for Caller {
         Box::pin(async move {
             let api = api.ok_or(AdminError::Internal)?;
             let store = api.store().clone();
-            let now = scim_core::datetime::now();
+            let now = api.config().clock.now_text();
             if let Some(value) = authorization {
                 let Some(secret) = bearer(&value).map(str::to_owned) else {
                     return Err(AdminError::Unauthorized(

@@ -49,6 +49,9 @@ pub struct AdminConfig {
     pub oauth: oauth::OAuthConfig,
     /// The process's bounded Argon2id gate, shared with the SCIM API.
     pub password_hasher: scim_store::PasswordHasher,
+    /// The clock that sessions, sign-in limits and OAuth codes and tokens
+    /// are timed by (shared with the SCIM API).
+    pub clock: scim_core::Clock,
 }
 
 impl Default for AdminConfig {
@@ -61,6 +64,7 @@ impl Default for AdminConfig {
             max_body_bytes: 1024 * 1024,
             oauth: oauth::OAuthConfig::default(),
             password_hasher: scim_store::PasswordHasher::default(),
+            clock: scim_core::Clock::system(),
         }
     }
 }
@@ -118,7 +122,7 @@ impl AdminApi {
             hasher: self.inner.config.password_hasher.clone(),
             address: self.client_address(req),
             limits: self.inner.config.login_limits,
-            now: time::OffsetDateTime::now_utc(),
+            now: self.inner.config.clock.now(),
         }
     }
 

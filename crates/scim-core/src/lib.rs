@@ -5,6 +5,7 @@
 //! store turns its filter AST into SQL, the server turns its errors into
 //! responses.
 
+pub mod clock;
 pub mod datetime;
 pub mod error;
 pub mod filter;
@@ -13,4 +14,5 @@ pub mod patch;
 pub mod resource;
 pub mod schema;
 
+pub use clock::Clock;
 pub use error::{ScimError, ScimType};

@@ -70,10 +70,10 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    fn get(&self, hash: &str, ttl: Duration, now: &str) -> Option<Entry> {
+    fn get(&self, hash: &str, ttl: Duration, now: &str, at: Instant) -> Option<Entry> {
         let entries = self.entries.read().ok()?;
         let entry = entries.get(hash)?;
-        let fresh = entry.verified.elapsed() < ttl;
+        let fresh = at.saturating_duration_since(entry.verified) < ttl;
         let unexpired = entry.expires_at.as_deref().is_none_or(|e| e > now);
         (fresh && unexpired).then(|| entry.clone())
     }
@@ -92,10 +92,10 @@ impl TokenCache {
         entry
     }
 
-    fn mark_touched(&self, hash: &str) {
+    fn mark_touched(&self, hash: &str, at: Instant) {
         if let Ok(mut entries) = self.entries.write() {
             if let Some(e) = entries.get_mut(hash) {
-                e.touched = Instant::now();
+                e.touched = at;
             }
         }
     }
@@ -192,12 +192,13 @@ pub async fn require_bearer(
 
 async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError> {
     let hash = scim_store::hash_secret(secret);
-    let now = scim_core::datetime::now();
+    let clock = &api.config().clock;
+    let (now, at) = (clock.now_text(), clock.instant());
     let ttl = api.config().token_cache_ttl;
     let cached = if ttl.is_zero() {
         None
     } else {
-        api.tokens().get(&hash, ttl, &now)
+        api.tokens().get(&hash, ttl, &now, at)
     };
     let entry = match cached {
         Some(entry) => entry,
@@ -224,21 +225,19 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
                     token_presented: true,
                 });
             };
-            let touched_long_ago = Instant::now()
-                .checked_sub(TOUCH_EVERY)
-                .unwrap_or_else(Instant::now);
+            let touched_long_ago = at.checked_sub(TOUCH_EVERY).unwrap_or(at);
             let entry = Entry {
                 token_id,
                 kind,
                 expires_at,
-                verified: Instant::now(),
+                verified: at,
                 touched: touched_long_ago,
             };
             api.tokens().put(hash.clone(), entry)
         }
     };
-    if entry.touched.elapsed() >= TOUCH_EVERY {
-        api.tokens().mark_touched(&hash);
+    if at.saturating_duration_since(entry.touched) >= TOUCH_EVERY {
+        api.tokens().mark_touched(&hash, at);
         let store = api.store().clone();
         let id = entry.token_id.clone();
         let kind = entry.kind;
@@ -285,16 +284,15 @@ mod tests {
     fn a_cached_token_is_verified_again_after_the_ttl() {
         let ttl = Duration::from_secs(5);
         let now = "2026-01-01T00:00:00Z";
+        let clock = scim_core::Clock::system();
         let cache = TokenCache::default();
-        cache.put("fresh".into(), entry(Instant::now()));
-        let stale = match Instant::now().checked_sub(ttl) {
-            Some(stale) => stale,
-            None => panic!("the monotonic clock started less than {ttl:?} ago"),
-        };
-        cache.put("stale".into(), entry(stale));
-        assert!(cache.get("fresh", ttl, now).is_some());
-        assert!(cache.get("stale", ttl, now).is_none());
-        assert!(cache.get("fresh", Duration::ZERO, now).is_none());
+        cache.put("fresh".into(), entry(clock.instant()));
+        clock.advance(ttl);
+        cache.put("recent".into(), entry(clock.instant()));
+        let at = clock.instant();
+        assert!(cache.get("fresh", ttl, now, at).is_none());
+        assert!(cache.get("recent", ttl, now, at).is_some());
+        assert!(cache.get("recent", Duration::ZERO, now, at).is_none());
     }
 
     #[test]

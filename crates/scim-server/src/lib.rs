@@ -59,6 +59,9 @@ pub struct ScimConfig {
     /// The per-credential request budget (`None`: unlimited); one limiter
     /// per process, shared by every worker's app.
     pub rate_limiter: Option<rate_limit::RateLimiter>,
+    /// The clock that token expiry and the token cache's lifetime are
+    /// decided by (shared with the admin side).
+    pub clock: scim_core::Clock,
 }
 
 impl Default for ScimConfig {
@@ -70,6 +73,7 @@ impl Default for ScimConfig {
             token_cache_ttl: Duration::from_secs(5),
             password_hasher: scim_store::PasswordHasher::default(),
             rate_limiter: None,
+            clock: scim_core::Clock::system(),
         }
     }
 }

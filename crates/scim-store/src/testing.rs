@@ -1,6 +1,10 @@
 //! Test support (feature `testing`): throwaway, migrated databases on each
 //! backend, so every storage test — here and in the HTTP server — runs on
-//! SQLite and, when `TEST_DATABASE_URL` is set, on PostgreSQL too.
+//! SQLite and on PostgreSQL.
+//!
+//! PostgreSQL is never skipped in silence: without `TEST_DATABASE_URL`, a
+//! test that asks for the backends fails, saying how to get one, unless
+//! `SCIMD_TEST_SQLITE_ONLY=1` opts out explicitly ([`postgres_url`]).
 //!
 //! These helpers panic on setup failure: they only run in tests, where a
 //! missing database must fail loudly rather than skip silently.
@@ -16,6 +20,34 @@ use crate::{Backend, Store, StoreConfig};
 /// The environment variable naming the PostgreSQL server for tests: a URL
 /// whose role may `CREATE DATABASE`.
 pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+
+/// The environment variable that, set to `1`, runs the tests on SQLite
+/// only: PostgreSQL is then skipped on purpose (and `TEST_DATABASE_URL`
+/// ignored).
+pub const SQLITE_ONLY: &str = "SCIMD_TEST_SQLITE_ONLY";
+
+/// The PostgreSQL server the tests run on: `TEST_DATABASE_URL`, or `None`
+/// when `SCIMD_TEST_SQLITE_ONLY=1` opts out of PostgreSQL.
+///
+/// # Panics
+///
+/// When `TEST_DATABASE_URL` is unset (or empty) and there is no opt-out:
+/// the message says how to get a server.
+pub fn postgres_url() -> Option<String> {
+    if std::env::var(SQLITE_ONLY).is_ok_and(|v| v.trim() == "1") {
+        return None;
+    }
+    match std::env::var(TEST_DATABASE_URL) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => panic!(
+            "the tests run on SQLite and PostgreSQL, and {TEST_DATABASE_URL} is unset: run \
+             `TEST_DATABASE_URL=\"$(scripts/test-postgres.sh)\" cargo test` \
+             (scripts/test-postgres.sh starts the local PostgreSQL and prints the URL; \
+             `make test` does this), or set {TEST_DATABASE_URL} to a postgres:// URL whose \
+             role may CREATE DATABASE; or set {SQLITE_ONLY}=1 to skip PostgreSQL on purpose"
+        ),
+    }
+}
 
 /// A migrated database that is removed when dropped.
 pub struct TestDb {
@@ -64,13 +96,12 @@ impl TestDb {
     }
 
     /// A fresh PostgreSQL database (`scimd_test_<random>`) on the server
-    /// named by `TEST_DATABASE_URL`, migrated; `None` when that variable is
-    /// unset. The database is dropped (`WITH (FORCE)`) on drop.
+    /// named by `TEST_DATABASE_URL`, migrated; `None` only when
+    /// `SCIMD_TEST_SQLITE_ONLY=1` opts out, and a panic saying how to get
+    /// a server when the variable is missing ([`postgres_url`]). The
+    /// database is dropped (`WITH (FORCE)`) on drop.
     pub fn postgres() -> Option<TestDb> {
-        let admin_url = std::env::var(TEST_DATABASE_URL).ok()?;
-        if admin_url.trim().is_empty() {
-            return None;
-        }
+        let admin_url = postgres_url()?;
         let name = format!("scimd_test_{}", uuid::Uuid::new_v4().simple());
         let url = match with_database(&admin_url, &name) {
             Some(url) => url,
@@ -90,21 +121,6 @@ impl TestDb {
             url,
             cleanup: Cleanup::Postgres { admin_url, name },
         })
-    }
-
-    /// [`TestDb::postgres`] for a test that is about PostgreSQL itself (its
-    /// row locks, several processes on one database): fails, saying how to
-    /// get a server, when `TEST_DATABASE_URL` is unset, rather than skip.
-    pub fn postgres_required() -> TestDb {
-        match TestDb::postgres() {
-            Some(db) => db,
-            None => panic!(
-                "this test needs PostgreSQL and {TEST_DATABASE_URL} is unset: run \
-                 `TEST_DATABASE_URL=\"$(scripts/test-postgres.sh)\" cargo test` \
-                 (scripts/test-postgres.sh starts the local PostgreSQL and prints the URL), \
-                 or set {TEST_DATABASE_URL} to a postgres:// URL whose role may CREATE DATABASE"
-            ),
-        }
     }
 
     /// The store over this database.
@@ -230,7 +246,9 @@ impl TestDb {
     }
 }
 
-/// SQLite always, plus PostgreSQL when `TEST_DATABASE_URL` is set.
+/// SQLite and PostgreSQL; SQLite alone only when `SCIMD_TEST_SQLITE_ONLY=1`
+/// opts out, and a panic saying how to get a server when
+/// `TEST_DATABASE_URL` is missing ([`postgres_url`]).
 pub fn backends() -> Vec<TestDb> {
     let mut dbs = vec![TestDb::sqlite()];
     dbs.extend(TestDb::postgres());

@@ -491,6 +491,10 @@ pub struct Shared {
     pub password_hasher: scim_store::PasswordHasher,
     /// The SCIM API's per-credential request budget (`None`: unlimited).
     pub scim_rate_limiter: Option<scim_server::rate_limit::RateLimiter>,
+    /// Times sessions, OAuth codes and tokens and the token cache
+    /// (`scim_core::Clock::system()`, except in tests that move time
+    /// forward).
+    pub clock: scim_core::Clock,
 }
 
 /// Adds every route of the process: health, readiness, the admin API with
@@ -505,8 +509,10 @@ pub fn configure_app(
     let mut scim_config = settings.scim_config();
     scim_config.password_hasher = shared.password_hasher.clone();
     scim_config.rate_limiter = shared.scim_rate_limiter.clone();
+    scim_config.clock = shared.clock.clone();
     let mut admin_config = settings.admin_config();
     admin_config.password_hasher = shared.password_hasher.clone();
+    admin_config.clock = shared.clock.clone();
     let scim = scim_server::ScimApi::new(store.clone(), scim_config);
     let admin = scim_admin::AdminApi::new(store.clone(), admin_config);
     let ready_store = store.clone();

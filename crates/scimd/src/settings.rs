@@ -488,6 +488,7 @@ impl Settings {
             token_cache_ttl: Duration::from_secs(self.auth.token_cache_ttl_secs),
             password_hasher: scim_store::PasswordHasher::default(),
             rate_limiter: None,
+            clock: scim_core::Clock::system(),
         }
     }
 
@@ -507,6 +508,7 @@ impl Settings {
         crate::Shared {
             password_hasher: self.password_hasher(),
             scim_rate_limiter: self.scim_rate_limiter(),
+            clock: scim_core::Clock::system(),
         }
     }
 
@@ -541,6 +543,7 @@ impl Settings {
             max_body_bytes: self.server.max_body_bytes,
             oauth: self.oauth_config(),
             password_hasher: scim_store::PasswordHasher::default(),
+            clock: scim_core::Clock::system(),
         }
     }
 

@@ -205,9 +205,9 @@ pub async fn require_session(
     };
     let store = api.store().clone();
     let sid = session_id.clone();
+    let now = api.config().clock.now_text();
     let found = web::block(move || {
         store.read(|c| {
-            let now = scim_core::datetime::now();
             let session = scim_store::admin::find_session(c, &sid, &now)?;
             let enabled = scim_store::sync::sync_enabled(c)?;
             Ok(session.map(|s| (s, enabled)))

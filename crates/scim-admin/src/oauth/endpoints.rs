@@ -342,6 +342,7 @@ async fn authorize_post(
     }
     let store = api.store().clone();
     let code_ttl = api.config().oauth.code_ttl;
+    let clock = api.config().clock.clone();
     let sid = session.session_id.clone();
     let (client_id, redirect_uri, scope, challenge) = (
         authz.client.id.clone(),
@@ -351,7 +352,7 @@ async fn authorize_post(
     );
     let created = web::block(move || {
         store.write(|c| {
-            let now = time::OffsetDateTime::now_utc();
+            let now = clock.now();
             let Some(s) =
                 scim_store::admin::find_session(c, &sid, &scim_core::datetime::format(now))?
             else {
@@ -565,7 +566,7 @@ async fn authenticated_client(
         hasher: api.config().password_hasher.clone(),
         address: service::address_key(&api.client_address(req)),
         limits: api.config().oauth.token_limits,
-        now: time::OffsetDateTime::now_utc(),
+        now: api.config().clock.now(),
     };
     match service::authenticate_client(&guard, &client_id, &secret).await {
         Ok(Some(client)) => Ok((form, client)),
@@ -633,8 +634,8 @@ async fn token(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> 
     let store = api.store().clone();
     let client_id = client.id.clone();
     let address = service::address_key(&api.client_address(&req));
+    let now = api.config().clock.now();
     let result = web::block(move || -> Result<_, AdminError> {
-        let now = time::OffsetDateTime::now_utc();
         let outcome = store.write(|c| {
             let outcome = match &grant {
                 Grant::Code {
@@ -692,11 +693,9 @@ async fn revoke(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) ->
         return oauth_error("invalid_request", "token is missing");
     };
     let store = api.store().clone();
-    let result = web::block(move || {
-        let now = scim_core::datetime::now();
-        store.write(|c| store::revoke_token(c, &client.id, &token, &now))
-    })
-    .await;
+    let now = api.config().clock.now_text();
+    let result =
+        web::block(move || store.write(|c| store::revoke_token(c, &client.id, &token, &now))).await;
     match result {
         Ok(Ok(Revocation::OtherClient)) => {
             oauth_error("invalid_request", "the token was not issued to this client")

@@ -1,5 +1,5 @@
 //! HTTP tests of the admin API through the real actix routes, on SQLite
-//! and (when `TEST_DATABASE_URL` is set) PostgreSQL.
+//! and PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod console;
@@ -37,6 +37,16 @@ enum Auth {
     },
 }
 
+impl Auth {
+    fn describe(&self) -> &'static str {
+        match self {
+            Auth::None => "no credentials",
+            Auth::Bearer(_) => "a bearer token that is not an admin token",
+            Auth::Session { .. } => "a forged session",
+        }
+    }
+}
+
 struct TestApp {
     db: TestDb,
     api: AdminApi,
@@ -72,48 +82,63 @@ impl TestApp {
         body: Option<Value>,
         extra: impl FnOnce(test::TestRequest) -> test::TestRequest,
     ) -> Res {
-        let mut req = test::TestRequest::default()
-            .method(method)
-            .uri(path)
-            .peer_addr("192.0.2.1:40000".parse().unwrap());
-        match auth {
-            Auth::None => {}
-            Auth::Bearer(t) => {
-                req = req.insert_header((header::AUTHORIZATION, format!("Bearer {t}")));
-            }
-            Auth::Session { cookie, csrf } => {
-                req = req.insert_header((header::COOKIE, format!("scimd_admin_session={cookie}")));
-                if let Some(c) = csrf {
-                    req = req.insert_header(("X-CSRF-Token", c.clone()));
-                }
-            }
-        }
-        if let Some(b) = body {
-            req = req
-                .insert_header((header::CONTENT_TYPE, "application/json"))
-                .set_payload(b.to_string());
-        }
-        let req = extra(req);
+        let req = extra(request(method, path, auth, body));
         let svc = self.service().await;
-        let res = match svc.call(req.to_request()).await {
-            Ok(r) => r,
-            Err(e) => ServiceResponse::new(
-                test::TestRequest::default().to_http_request(),
-                e.error_response(),
-            ),
-        };
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = test::read_body(res).await;
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Res {
-            status,
-            headers,
-            body,
+        call(&svc, req).await
+    }
+}
+
+/// Builds a request as [`TestApp::send`] does.
+fn request(method: Method, path: &str, auth: &Auth, body: Option<Value>) -> test::TestRequest {
+    let mut req = test::TestRequest::default()
+        .method(method)
+        .uri(path)
+        .peer_addr("192.0.2.1:40000".parse().unwrap());
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(t) => {
+            req = req.insert_header((header::AUTHORIZATION, format!("Bearer {t}")));
+        }
+        Auth::Session { cookie, csrf } => {
+            req = req.insert_header((header::COOKIE, format!("scimd_admin_session={cookie}")));
+            if let Some(c) = csrf {
+                req = req.insert_header(("X-CSRF-Token", c.clone()));
+            }
         }
     }
+    if let Some(b) = body {
+        req = req
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(b.to_string());
+    }
+    req
+}
 
+/// Sends `req` to an app built by [`TestApp::service`].
+async fn call(
+    svc: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    req: test::TestRequest,
+) -> Res {
+    let res = match svc.call(req.to_request()).await {
+        Ok(r) => r,
+        Err(e) => ServiceResponse::new(
+            test::TestRequest::default().to_http_request(),
+            e.error_response(),
+        ),
+    };
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = test::read_body(res).await;
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Res {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl TestApp {
     /// Creates the first admin through the CLI's service and signs in.
     async fn signed_in(&self) -> Auth {
         create_root(self).await;
@@ -171,27 +196,85 @@ fn field_names(res: &Res) -> Vec<String> {
         .unwrap_or_default()
 }
 
-const PROTECTED: &[(&str, &str)] = &[
-    ("GET", "/admin/api/v1/sync"),
-    ("POST", "/admin/api/v1/sync/enable"),
-    ("POST", "/admin/api/v1/sync/disable"),
-    ("GET", "/admin/api/v1/sync/events"),
-    ("GET", "/admin/api/v1/saml"),
-    ("PUT", "/admin/api/v1/saml"),
-    ("GET", "/admin/api/v1/settings"),
-    ("PUT", "/admin/api/v1/settings"),
-    ("GET", "/admin/api/v1/scim-tokens"),
-    ("POST", "/admin/api/v1/scim-tokens"),
-    ("DELETE", "/admin/api/v1/scim-tokens/x"),
-    ("GET", "/admin/api/v1/admin-tokens"),
-    ("POST", "/admin/api/v1/admin-tokens"),
-    ("DELETE", "/admin/api/v1/admin-tokens/x"),
-    ("GET", "/admin/api/v1/session"),
-    ("DELETE", "/admin/api/v1/session"),
+/// The operations of the admin OpenAPI document that need no
+/// administrator: health, first-run setup, signing in, and the OAuth
+/// protocol endpoints (their clients authenticate with client secrets, or
+/// not at all). The document leaves `security` off exactly these; every
+/// other operation must answer 401 without credentials.
+const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/oauth/authorize"),
+    ("POST", "/oauth/authorize"),
+    ("POST", "/oauth/token"),
+    ("POST", "/oauth/revoke"),
+    ("GET", "/admin/api/v1/setup"),
+    ("POST", "/admin/api/v1/setup"),
+    ("POST", "/admin/api/v1/session"),
 ];
 
+/// Every operation of the admin OpenAPI document (`admin_openapi`, the
+/// one served at /admin/api/openapi.json): its method, its path with each
+/// `{parameter}` filled in, and whether the document requires credentials
+/// for it (a non-empty `security`, the operation's own or else the
+/// document's).
+fn documented_operations() -> Vec<(Method, String, String, bool)> {
+    let doc = serde_json::to_value(scim_admin::openapi::admin_openapi()).unwrap();
+    let default_security = doc.get("security").cloned().unwrap_or(Value::Null);
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Ok(m) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+                continue;
+            };
+            if !op.is_object() || !op["responses"].is_object() {
+                continue;
+            }
+            let security = op.get("security").unwrap_or(&default_security);
+            let protected = security.as_array().is_some_and(|s| !s.is_empty());
+            let mut uri = String::new();
+            let mut rest = path.as_str();
+            while let Some((before, after)) = rest.split_once('{') {
+                uri.push_str(before);
+                uri.push('x');
+                rest = after.split_once('}').unwrap().1;
+            }
+            uri.push_str(rest);
+            ops.push((m, path.clone(), uri, protected));
+        }
+    }
+    ops
+}
+
 #[actix_web::test]
-async fn every_endpoint_needs_admin_credentials_and_scim_tokens_do_not_count() {
+async fn every_documented_operation_needs_admin_credentials_unless_public() {
+    let ops = documented_operations();
+    let mut public: Vec<(String, String)> = ops
+        .iter()
+        .filter(|(_, _, _, protected)| !protected)
+        .map(|(m, path, _, _)| (m.to_string(), path.clone()))
+        .collect();
+    public.sort();
+    let mut expected: Vec<(String, String)> = PUBLIC
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        public, expected,
+        "the operations the admin OpenAPI document leaves public (no `security`)"
+    );
+    let protected: Vec<_> = ops.iter().filter(|op| op.3).collect();
+    // The OAuth client and grant routes are among them.
+    assert!(
+        protected
+            .iter()
+            .filter(|(_, path, _, _)| path.starts_with("/admin/api/v1/oauth-"))
+            .count()
+            >= 6,
+        "{protected:?}"
+    );
     for db in backends() {
         let app = TestApp::new(db);
         let (_, scim_secret) = app
@@ -199,8 +282,8 @@ async fn every_endpoint_needs_admin_credentials_and_scim_tokens_do_not_count() {
             .store()
             .write(|c| scim_store::create_token(c, "idp", None))
             .unwrap();
-        for (method, path) in PROTECTED {
-            let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let svc = app.service().await;
+        for (method, path, uri, _) in &protected {
             for auth in [
                 Auth::None,
                 Auth::Bearer(scim_secret.clone()),
@@ -210,9 +293,12 @@ async fn every_endpoint_needs_admin_credentials_and_scim_tokens_do_not_count() {
                     csrf: Some("x".into()),
                 },
             ] {
-                let res = app.send(method.clone(), path, &auth, Some(json!({}))).await;
+                let req = request(method.clone(), uri, &auth, Some(json!({})));
+                let res = call(&svc, req).await;
+                let what = format!("{method} {path} with {}", auth.describe());
+                assert_eq!(res.status, 401, "{what}: {}", res.body);
                 assert_error(&res, 401, "unauthorized");
-                assert!(res.header("www-authenticate").is_some());
+                assert!(res.header("www-authenticate").is_some(), "{what}");
             }
         }
     }

@@ -1,5 +1,5 @@
 //! HTTP tests of the SCIM API through the real actix app, on SQLite and
-//! (when `TEST_DATABASE_URL` is set) PostgreSQL.
+//! PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod discovery;
@@ -243,7 +243,7 @@ pub fn entra_user(user_name: &str) -> Value {
 
 #[actix_web::test]
 async fn postgres_runs_when_configured() {
-    let expected = if std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
+    let expected = if scim_store::testing::postgres_url().is_some() {
         2
     } else {
         1

@@ -9,7 +9,7 @@ use scim_core::ScimType;
 use scim_store::testing::{backends, TestDb};
 use scim_store::{insert_user, list_users, ListQuery, Store, StoreError, UserRecord};
 
-use crate::attrs;
+use crate::{after, attrs};
 
 const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
@@ -24,7 +24,7 @@ struct Fixture {
 fn insert(store: &Store, v: serde_json::Value) -> UserRecord {
     let u = store.write(|c| insert_user(c, &attrs(v), None)).unwrap();
     // Distinct timestamps, so created order is insertion order.
-    std::thread::sleep(std::time::Duration::from_millis(3));
+    after(&u.last_modified);
     u
 }
 

@@ -882,8 +882,9 @@ fn paging_and_sorting_groups() {
             if let Some(e) = ext {
                 a.insert("externalId".into(), json!(e));
             }
-            store.write(|c| insert_group(c, &a, &[])).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(3));
+            let g = store.write(|c| insert_group(c, &a, &[])).unwrap();
+            // Distinct timestamps, so created order is insertion order.
+            crate::after(&g.last_modified);
         }
         let names = |by: Option<&str>, descending: bool, start: i64, count: i64| {
             let path = by.map(|b| parse_attr_path(b).unwrap());

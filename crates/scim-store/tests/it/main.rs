@@ -1,5 +1,5 @@
-//! Integration tests of scim-store. Every storage test runs on SQLite and,
-//! when `TEST_DATABASE_URL` is set, on PostgreSQL too.
+//! Integration tests of scim-store. Every storage test runs on SQLite and
+//! PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod connect;
@@ -17,6 +17,15 @@ pub fn attrs(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
         other => panic!("not an object: {other}"),
+    }
+}
+
+/// Returns as soon as the clock has passed `stamp` (a stored timestamp, to
+/// the microsecond), so that the next write is stamped later: distinct,
+/// ordered `meta` timestamps without sleeping.
+pub fn after(stamp: &str) {
+    while scim_core::datetime::now().as_str() <= stamp {
+        std::hint::spin_loop();
     }
 }
 

@@ -10,7 +10,6 @@
 //! `chromium` and `chromium-driver` when they are missing.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -20,7 +19,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use super::{databases, free_port, raw, scimd, Server, IDP_PEM};
+use super::{databases, free_port, log_lines, raw, scimd, wait_for_log, Server, IDP_PEM};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const PASSWORD: &str = "correct horse battery staple";
@@ -36,10 +35,10 @@ impl Driver {
         let port = free_port();
         // Its own process group, so that dropping the driver also stops
         // the browsers it started, even when a test failed mid-session.
-        let child = Command::new("chromedriver")
+        let mut child = Command::new("chromedriver")
             .process_group(0)
             .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
@@ -48,11 +47,23 @@ impl Driver {
                      (`make test` does it: scripts/ensure-chromium.sh)"
                 )
             });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // It says so once it listens; the rest of its output is drained on
+        // a thread of its own, so that the pipe never fills.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, started) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("started successfully") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        });
+        started
+            .recv_timeout(Duration::from_secs(20))
+            .expect("chromedriver did not start");
         Driver { child, port }
     }
 }
@@ -69,25 +80,20 @@ impl Drop for Driver {
 /// Starts `scimd serve` and returns it with the setup code it logged.
 fn start_scimd(db_url: &str) -> (Server, String) {
     let port = free_port();
-    let mut child = scimd(db_url)
+    let child = scimd(db_url)
         .env("SCIMD__SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("SCIMD__SERVER__WORKERS", "2")
         .env("SCIMD__LOG__FORMAT", "json")
+        .env("SCIMD__LOG__LEVEL", super::LOG_LEVEL)
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let server = Server { child, port };
+    let mut server = Server::of(child, port);
+    let lines = log_lines(&mut server);
     let code = loop {
-        let line = rx
+        let line = lines
             .recv_timeout(Duration::from_secs(30))
             .expect("scimd logs the setup code at startup");
         let Ok(v) = serde_json::from_str::<Value>(&line) else {
@@ -103,11 +109,8 @@ fn start_scimd(db_url: &str) -> (Server, String) {
             break code.to_owned();
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(server.try_http("GET", "/healthz", None, None), Ok((200, _))) {
-        assert!(Instant::now() < deadline, "scimd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The socket is bound before this line is logged, after the code.
+    wait_for_log(&lines, "scimd listening");
     (server, code)
 }
 

@@ -31,12 +31,12 @@ fn the_database_and_its_wal_are_private_whatever_the_umask() {
             .env("SCIMD__DATABASE__URL", format!("sqlite://{}", db.display()))
             .env("SCIMD__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("SCIMD__SERVER__WORKERS", "1")
-            .env("SCIMD__LOG__LEVEL", "warn")
+            .env("SCIMD__LOG__LEVEL", super::LOG_LEVEL)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let server = Server { child, port };
+        let mut server = Server::of(child, port);
         server.wait_ready();
         assert_eq!(mode(&data), 0o700, "umask {umask}: the data directory");
         for file in ["scimd.db", "scimd.db-wal", "scimd.db-shm"] {

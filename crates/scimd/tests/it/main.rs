@@ -14,10 +14,12 @@ mod rough_edges;
 mod slow_clients;
 mod tls;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 fn scimd(db_url: &str) -> Command {
@@ -42,10 +44,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A `scimd serve` child process, killed on drop.
 struct Server {
     child: Child,
     port: u16,
+    /// Its log (stderr), a line at a time, read on a thread of its own so
+    /// that the pipe never fills; `None` once a test took it. (In a
+    /// mutex: tests share a `&Server` between threads.)
+    log: Mutex<Option<Receiver<String>>>,
+    /// The lines [`Server::wait_ready`] read, handed on by [`log_lines`].
+    read: Vec<String>,
 }
+
+/// The log level the servers run at: quiet, except for scimd's own info
+/// lines (`scimd listening`, the purge), which the tests wait for; not a
+/// line per request.
+const LOG_LEVEL: &str = "warn,scimd=info,scimd::logging=warn";
 
 impl Server {
     fn start(db_url: &str) -> Server {
@@ -54,16 +68,23 @@ impl Server {
 
     /// [`Server::start`] with extra environment variables.
     fn start_with(db_url: &str, env: &[(&str, &str)]) -> Server {
-        let server = Self::spawn(db_url, env);
+        let mut server = Self::spawn(db_url, env);
         server.wait_ready();
         server
     }
 
-    /// Starts `scimd serve` without waiting for it to listen.
+    /// Starts `scimd serve` without waiting for it to listen. A
+    /// `SCIMD__LOG__LEVEL` in `env` gets `scimd=info` added, so that
+    /// [`Server::wait_ready`] sees the `scimd listening` line.
     fn spawn(db_url: &str, env: &[(&str, &str)]) -> Server {
         let port = free_port();
+        let level = env
+            .iter()
+            .find(|(k, _)| *k == "SCIMD__LOG__LEVEL")
+            .map_or(LOG_LEVEL.to_owned(), |(_, v)| format!("{v},scimd=info"));
         let child = scimd(db_url)
             .envs(env.iter().copied())
+            .env("SCIMD__LOG__LEVEL", level)
             .env("SCIMD__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("SCIMD__SERVER__WORKERS", "2")
             .env("SCIMD__SERVER__SHUTDOWN_TIMEOUT_SECS", "10")
@@ -72,19 +93,55 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        Server { child, port }
+        Server::of(child, port)
     }
 
-    /// Waits until the server answers `/healthz`.
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok((200, _)) = self.try_http("GET", "/healthz", None, None) {
-                return;
+    /// A server started by the test itself, with its stderr piped and
+    /// scimd's info lines logged.
+    fn of(mut child: Child, port: u16) -> Server {
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
             }
-            std::thread::sleep(Duration::from_millis(50));
+        });
+        Server {
+            child,
+            port,
+            log: Mutex::new(Some(rx)),
+            read: Vec::new(),
         }
-        panic!("scimd did not start");
+    }
+
+    /// Waits until the server logs `scimd listening` (its socket is bound
+    /// before that line is written), then until it answers one request:
+    /// by then its signal handlers are in place.
+    fn wait_ready(&mut self) {
+        let lines = self
+            .log
+            .get_mut()
+            .unwrap()
+            .as_ref()
+            .expect("the log was taken");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    let ready = line.contains("scimd listening");
+                    self.read.push(line);
+                    if ready {
+                        break;
+                    }
+                }
+                Err(e) => panic!("scimd did not start ({e}); its log: {:#?}", self.read),
+            }
+        }
+        let (status, body) = self.http("GET", "/healthz", None, None);
+        assert_eq!(status, 200, "{body}");
     }
 
     fn try_http(
@@ -127,16 +184,71 @@ impl Server {
         self.try_http(method, path, token, body).unwrap()
     }
 
+    /// Sends SIGTERM and waits for the process to exit; fails (and kills
+    /// it) if it is still running 30 s later.
     fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+        let (exited, watched) = mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            let late = matches!(
+                watched.recv_timeout(Duration::from_secs(30)),
+                Err(mpsc::RecvTimeoutError::Timeout)
+            );
+            if late {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
             }
-            assert!(Instant::now() < deadline, "scimd did not stop");
-            std::thread::sleep(Duration::from_millis(50));
+            late
+        });
+        let status = self.child.wait().unwrap();
+        let _ = exited.send(());
+        assert!(!watchdog.join().unwrap(), "scimd did not stop within 30 s");
+        status
+    }
+}
+
+/// The server's log lines, as they come, from its start: the lines
+/// [`Server::wait_ready`] read, then the rest.
+fn log_lines(server: &mut Server) -> Receiver<String> {
+    let rest = server
+        .log
+        .get_mut()
+        .unwrap()
+        .take()
+        .expect("the log was taken");
+    let (tx, rx) = mpsc::channel();
+    for line in server.read.drain(..) {
+        tx.send(line).unwrap();
+    }
+    std::thread::spawn(move || {
+        for line in rest {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The whole log of a server that has exited.
+fn log_text(server: &mut Server) -> String {
+    let mut text = String::new();
+    for line in log_lines(server) {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+/// Waits for the log line containing `needle`.
+fn wait_for_log(lines: &Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no log line with {needle:?}: {e}"),
         }
     }
 }
@@ -164,7 +276,8 @@ fn parse_response(raw: &str) -> (u16, String) {
 }
 
 /// The database URLs to run against: a fresh SQLite file, and a fresh
-/// PostgreSQL database when TEST_DATABASE_URL is set.
+/// PostgreSQL database (`TestDb::postgres`: missing only under
+/// `SCIMD_TEST_SQLITE_ONLY=1`).
 fn databases(dir: &Path) -> Vec<(String, Option<scim_store::testing::TestDb>)> {
     let mut out = vec![(format!("sqlite://{}", dir.join("scimd.db").display()), None)];
     if let Some(db) = scim_store::testing::TestDb::postgres() {
@@ -349,10 +462,8 @@ fn malformed_http_is_logged_as_a_warning_not_an_error() {
     }
     // The server is still well.
     assert_eq!(server.http("GET", "/healthz", None, None).0, 200);
-    let mut stderr = server.child.stderr.take().unwrap();
     assert!(server.terminate().success());
-    let mut log = String::new();
-    stderr.read_to_string(&mut log).unwrap();
+    let log = log_text(&mut server);
     assert!(!log.contains("ERROR"), "{log}");
     assert_eq!(
         log.matches("client connection: stream error").count(),
@@ -362,32 +473,62 @@ fn malformed_http_is_logged_as_a_warning_not_an_error() {
     assert!(log.contains("WARN"), "{log}");
 }
 
+/// Reads one HTTP/1.1 response (head and `Content-Length` body, or an
+/// interim `100 Continue`), leaving the connection open.
+fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "connection closed");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 #[test]
 fn sigterm_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
     let (_, secret) = create_token(&url, "shutdown");
     enable_sync(&url);
-    let mut server = Server::start(&url);
-    // Start a request and send only half of its body.
-    let body = r#"{"userName":"inflight@example.com","title":"Finishing"}"#;
-    let (head, tail) = body.split_at(20);
+    // actix-server logs at info when SIGTERM starts the graceful shutdown.
+    let mut server = Server::start_with(&url, &[("SCIMD__LOG__LEVEL", "warn,actix_server=info")]);
+    let lines = log_lines(&mut server);
     let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
+    // Start a request; `Expect: 100-continue` (RFC 9110 §10.1.1) makes the
+    // server say when it has read the head and started the request.
+    let body = r#"{"userName":"inflight@example.com","title":"Finishing"}"#;
+    let (head, tail) = body.split_at(20);
     write!(
         stream,
-        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {secret}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{head}",
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nAuthorization: Bearer {secret}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .unwrap();
+    assert_eq!(read_response(&mut stream).0, 100);
+    // Only half of its body, then SIGTERM.
+    stream.write_all(head.as_bytes()).unwrap();
     stream.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     let pid = server.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    // The request in flight still completes.
+    wait_for_log(&lines, "starting graceful shutdown");
+    // The shutdown has begun; the request in flight still completes.
     stream.write_all(tail.as_bytes()).unwrap();
     let mut raw = String::new();
     stream.read_to_string(&mut raw).unwrap();
@@ -662,14 +803,7 @@ fn the_setup_code_is_logged_once_while_no_admin_exists() {
     let (_, body) = server.http("GET", "/admin/api/v1/setup", None, None);
     assert!(body.contains("\"required\":true"), "{body}");
     server.terminate();
-    let mut log = String::new();
-    server
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = log_text(&mut server);
     assert_eq!(log.matches("one-time setup code ").count(), 1, "{log}");
     assert!(log.contains("WARN"), "{log}");
 }
@@ -756,14 +890,10 @@ fn serve_purges_in_the_background() {
         // The first run is at startup.
         let mut server =
             Server::start_with(&url, &[("SCIMD__MAINTENANCE__PURGE_INTERVAL_SECS", "60")]);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while store.read(scim_store::count_deleted_users).unwrap() > 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the background purge did not run"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let lines = log_lines(&mut server);
+        let line = wait_for_log(&lines, "purged soft-deleted users");
+        assert!(line.contains("purged=2"), "{line}");
+        assert_eq!(store.read(scim_store::count_deleted_users).unwrap(), 0);
         assert_eq!(store.read(scim_store::count_users).unwrap(), 1);
         assert!(server.terminate().success());
     }

@@ -4,7 +4,9 @@
 //! SQLite and PostgreSQL. The test plays Entra ID's part: register a
 //! client → authorize (admin sign-in + consent with CSRF) → code → token →
 //! Test Connection → provision → let the access token expire → refresh →
-//! continue; then every failure path.
+//! continue; then every failure path. Lifetimes run out on the app's
+//! injected clock (`scim_core::Clock`), moved forward by the test: nothing
+//! waits for real time to pass.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,15 +18,16 @@ use serde_json::{json, Value};
 const REDIRECT: &str = "https://portal.azure.com/TokenAuthorize";
 const PASSWORD: &str = "correct horse battery staple";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-/// Short lifetimes so expiry can be watched (the configuration's minimums
-/// apply to files and the environment, not to a `Settings` built here).
-const ACCESS_TTL: u64 = 2;
-const CODE_TTL: u64 = 2;
-const CACHE_TTL: Duration = Duration::from_secs(1);
+/// Lifetimes as configured by default; the test moves the clock past them.
+const ACCESS_TTL: u64 = 3600;
+const CODE_TTL: u64 = 60;
+const CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// One app on a real socket, stopped on drop.
 struct Server {
     port: u16,
+    /// The app's clock: [`Server::advance`] moves it.
+    clock: scim_core::Clock,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -46,6 +49,7 @@ impl Server {
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = settings.shared();
+        let clock = shared.clock.clone();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let server = actix_web::HttpServer::new(move || {
@@ -66,6 +70,7 @@ impl Server {
         let handle = rx.recv().unwrap();
         Server {
             port,
+            clock,
             handle,
             thread: Some(thread),
         }
@@ -90,6 +95,11 @@ impl Server {
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).unwrap();
         Res::parse(&String::from_utf8_lossy(&raw))
+    }
+
+    /// Lets `by` pass on the app's clock.
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> Res {
@@ -532,7 +542,7 @@ fn entra_authorize_connection_end_to_end() {
         assert_eq!(res.status, 201, "{}", res.body);
 
         // The access token expires; Entra refreshes and continues.
-        std::thread::sleep(Duration::from_secs(ACCESS_TTL) + Duration::from_millis(300));
+        server.advance(Duration::from_secs(ACCESS_TTL + 1));
         let res = test_connection(&server, &access);
         assert_eq!(res.status, 401, "{}", res.body);
         let res = refresh(&server, &client, &refresh1);
@@ -566,7 +576,7 @@ fn entra_authorize_connection_end_to_end() {
         let res = refresh(&server, &client, &refresh1);
         assert_invalid_grant(&res);
         assert!(res.body.contains("already used"), "{}", res.body);
-        std::thread::sleep(CACHE_TTL + Duration::from_millis(200));
+        server.advance(CACHE_TTL);
         assert_eq!(test_connection(&server, &access2).status, 401);
         assert_invalid_grant(&refresh(&server, &client, &refresh2));
         let grants = server
@@ -617,7 +627,7 @@ fn entra_authorize_connection_end_to_end() {
         assert_eq!(test_connection(&server, &a).status, 200);
         let res = exchange(&server, &client, &c, None);
         assert_invalid_grant(&res);
-        std::thread::sleep(CACHE_TTL + Duration::from_millis(200));
+        server.advance(CACHE_TTL);
         assert_eq!(test_connection(&server, &a).status, 401);
 
         // --- Wrong client secret: 401 invalid_client with a Basic challenge.
@@ -645,7 +655,7 @@ fn entra_authorize_connection_end_to_end() {
 
         // --- Expired code.
         let c = code(&server, &cookie, &client, false);
-        std::thread::sleep(Duration::from_secs(CODE_TTL) + Duration::from_millis(300));
+        server.advance(Duration::from_secs(CODE_TTL + 1));
         let res = exchange(&server, &client, &c, None);
         assert_invalid_grant(&res);
         assert!(res.body.contains("expired"), "{}", res.body);
@@ -669,7 +679,7 @@ fn entra_authorize_connection_end_to_end() {
             "",
         );
         assert_eq!(res.status, 204, "{}", res.body);
-        std::thread::sleep(CACHE_TTL + Duration::from_millis(200));
+        server.advance(CACHE_TTL);
         assert_eq!(test_connection(&server, &a).status, 401);
         assert_invalid_grant(&refresh(&server, &client, &r));
 
@@ -687,7 +697,7 @@ fn entra_authorize_connection_end_to_end() {
             &[("token", &r), ("token_type_hint", "refresh_token")],
         );
         assert_eq!(res.status, 200, "{}", res.body);
-        std::thread::sleep(CACHE_TTL + Duration::from_millis(200));
+        server.advance(CACHE_TTL);
         assert_eq!(test_connection(&server, &a).status, 401);
         // Unknown tokens are a success too (RFC 7009 §2.2).
         let res = server.form(
@@ -716,7 +726,7 @@ fn entra_authorize_connection_end_to_end() {
             "",
         );
         assert_eq!(res.status, 204);
-        std::thread::sleep(CACHE_TTL + Duration::from_millis(200));
+        server.advance(CACHE_TTL);
         assert_eq!(test_connection(&server, &a).status, 401);
         assert_eq!(exchange(&server, &client, "x", None).status, 401);
     }

@@ -6,18 +6,17 @@
 //!
 //! SQLite only: nothing here reaches the store.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use super::Server;
+use super::{log_lines, wait_for_log, Server};
 
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
@@ -99,33 +98,6 @@ fn healthz(tls: &mut Tls) -> std::io::Result<(u16, CertificateDer<'static>)> {
         .unwrap_or(0);
     let cert = tls.conn.peer_certificates().unwrap()[0].clone();
     Ok((status, cert))
-}
-
-/// The server's log lines, as they come.
-fn log_lines(server: &mut Server) -> Receiver<String> {
-    let stderr = server.child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for the log line containing `needle`.
-fn wait_for_log(lines: &Receiver<String>, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no log line with {needle:?}: {e}"),
-        }
-    }
 }
 
 fn hangup(server: &Server) {
