@@ -24,6 +24,7 @@ mod list;
 pub mod oauth;
 mod oauth_schema;
 pub mod password;
+mod queue;
 mod read_queue;
 mod schema;
 mod sql;

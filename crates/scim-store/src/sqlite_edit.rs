@@ -39,7 +39,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::error::StoreError;
-use crate::group_commit::WriteQueue;
+use crate::group_commit::SqliteWriter;
 use crate::groups::{user_groups, GroupRef};
 use crate::user_batch::{edit_alone, Edit, Found};
 use crate::user_hints::UserHints;
@@ -59,7 +59,7 @@ struct Decided<T> {
 /// as stored (with its groups when `with_groups`), and the receiver the
 /// answer once its write, if any, committed.
 pub(crate) fn queue_edit<T, F>(
-    writes: &WriteQueue,
+    writes: &SqliteWriter,
     hints: Arc<UserHints>,
     id: String,
     with_groups: bool,
@@ -69,7 +69,6 @@ where
     T: Send + 'static,
     F: Fn(Found) -> Result<Edit<T>, StoreError> + Send + 'static,
 {
-    let (reply, answer) = oneshot::channel();
     let decided = hints.get(&id, with_groups).and_then(|(record, groups)| {
         // A closure that panics here panics again on the writer, which
         // answers it as a failed write.
@@ -84,29 +83,22 @@ where
             prepared,
             groups,
             then,
-        }) => writes.submit_to(
-            move |conn| {
-                if let Some(seen) = &groups {
-                    if user_groups(conn, &id)? != *seen {
-                        return edit_alone(conn, &id, with_groups, &f, Some(&hints));
-                    }
+        }) => writes.submit(move |conn| {
+            if let Some(seen) = &groups {
+                if user_groups(conn, &id)? != *seen {
+                    return edit_alone(conn, &id, with_groups, &f, Some(&hints));
                 }
-                match apply_prepared_update(conn, prepared)? {
-                    Some(stored) => {
-                        hints.offer(&stored, groups.as_deref());
-                        Ok(then(stored))
-                    }
-                    None => edit_alone(conn, &id, with_groups, &f, Some(&hints)),
+            }
+            match apply_prepared_update(conn, prepared)? {
+                Some(stored) => {
+                    hints.offer(&stored, groups.as_deref());
+                    Ok(then(stored))
                 }
-            },
-            reply,
-        ),
-        None => writes.submit_to(
-            move |conn| edit_alone(conn, &id, with_groups, &f, Some(&hints)),
-            reply,
-        ),
+                None => edit_alone(conn, &id, with_groups, &f, Some(&hints)),
+            }
+        }),
+        None => writes.submit(move |conn| edit_alone(conn, &id, with_groups, &f, Some(&hints))),
     }
-    answer
 }
 
 /// Runs the edit on a hint: the write it decides, if it decides one.
