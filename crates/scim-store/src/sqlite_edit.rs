@@ -33,7 +33,6 @@
 //! closure may be called twice (it is `Fn`, as on PostgreSQL, whose
 //! batches may also call it again).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -41,6 +40,7 @@ use tokio::sync::oneshot;
 use crate::error::StoreError;
 use crate::group_commit::SqliteWriter;
 use crate::groups::{user_groups, GroupRef};
+use crate::queue::catch;
 use crate::user_batch::{edit_alone, Edit, Found};
 use crate::user_hints::UserHints;
 use crate::users::{apply_prepared_update, prepare_update, PreparedUpdate, UserRecord};
@@ -72,9 +72,9 @@ where
     let decided = hints.get(&id, with_groups).and_then(|(record, groups)| {
         // A closure that panics here panics again on the writer, which
         // answers it as a failed write.
-        catch_unwind(AssertUnwindSafe(|| {
-            decide(&f, &record, groups.filter(|_| with_groups))
-        }))
+        catch("user edit", || {
+            Ok(decide(&f, &record, groups.filter(|_| with_groups)))
+        })
         .ok()
         .flatten()
     });
