@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run build release deb image test test-rust lint fmt conformance bench clean-data help
+.PHONY: run build release deb image test test-rust lint fmt conformance bench bench-ab clean-data help
 
 help:
 	@echo "make run          build and start scimd on embedded SQLite (config/default.toml)"
@@ -11,6 +11,7 @@ help:
 	@echo "make image        build the container image scimd:latest with podman (Containerfile)"
 	@echo "make conformance  run the scim2-tester checker against a fresh scimd"
 	@echo "make bench        100k users and a 100k-member group: throughput, p50/p99; Entra's initial cycle (SQLite and PostgreSQL); memory under Argon2 bursts"
+	@echo "make bench-ab A=OLD B=NEW  two (or three, C=) scimd binaries side by side, interleaved: the five identity-provider figures on both backends"
 
 build:
 	$(CARGO) build -p scimd
@@ -33,13 +34,15 @@ run:
 	$(CARGO) build --release -p scimd
 	./target/release/scimd --config config/default.toml serve
 
-## Everything CI checks: formatting, lints, and every test on both backends
+## Everything CI checks: scim-store's import graph has no cycle
+## (scripts/store-graph.sh), formatting, lints, and every test on both backends
 ## (the console's browser test needs chromium + chromium-driver: installed
 ## by scripts/ensure-chromium.sh when missing), then the Debian package and
 ## the container image built around the test binary, installed and run
 ## (scripts/test-package.sh needs root; scripts/test-image.sh needs podman,
 ## which it installs where apt can).
 test:
+	scripts/store-graph.sh >/dev/null
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/ensure-chromium.sh
@@ -64,6 +67,12 @@ bench: release
 	scripts/bench-groups.sh
 	scripts/bench-entra.sh
 	scripts/bench-memory.sh
+
+## Binaries side by side in one run, taking turns on the same database
+## (docs/BENCHMARKS.md, "Side by side"); build them first.
+bench-ab:
+	@if [ -z "$(A)" ] || [ -z "$(B)" ]; then echo "usage: make bench-ab A=OLD_BIN B=NEW_BIN [C=BIN]" >&2; exit 2; fi
+	scripts/bench-ab.sh $(A) $(B) $(C)
 
 clean-data:
 	rm -rf data

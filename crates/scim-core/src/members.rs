@@ -8,8 +8,8 @@
 use serde_json::Value;
 
 use crate::error::ScimError;
-use crate::filter::{Filter, PatchPath};
-use crate::patch::{PatchOp, PatchOpKind};
+use crate::filter::{parse_patch_path, Filter, PatchPath};
+use crate::patch::{is_value_path, PatchOp, PatchOpKind};
 use crate::schema::GROUP_SCHEMA;
 
 /// The kind of resource a member is (RFC 7643 §4.2 `members.type`).
@@ -142,34 +142,7 @@ pub fn split_ops(ops: Vec<PatchOp>) -> Result<(Vec<MemberChange>, Vec<PatchOp>),
     for op in ops {
         match &op.path {
             Some(path) if is_members(path) => {
-                if path.sub_attr.is_some() {
-                    return Err(ScimError::mutability(
-                        "the sub-attributes of members cannot be modified; add or remove members instead",
-                    ));
-                }
-                match (op.op, &path.filter) {
-                    (PatchOpKind::Remove, Some(filter)) => {
-                        changes.push(MemberChange::RemoveMatching(filter.clone()))
-                    }
-                    (_, Some(_)) => {
-                        return Err(ScimError::invalid_path(
-                            "a filter on members is only valid with \"remove\"; use add with a value to add members",
-                        ))
-                    }
-                    (PatchOpKind::Add, None) => {
-                        changes.push(MemberChange::Add(member_refs(op.value.as_ref().unwrap_or(&Value::Null))?))
-                    }
-                    (PatchOpKind::Replace, None) => changes.push(MemberChange::Replace(
-                        member_refs(op.value.as_ref().unwrap_or(&Value::Null))?,
-                    )),
-                    (PatchOpKind::Remove, None) => match &op.value {
-                        // Entra's default dialect: remove the listed members.
-                        Some(v) if !v.is_null() => changes.push(MemberChange::Remove(
-                            member_refs(v)?.into_iter().map(|m| m.value).collect(),
-                        )),
-                        _ => changes.push(MemberChange::RemoveAll),
-                    },
-                }
+                changes.push(member_change(op.op, path, op.value.as_ref())?);
             }
             None => {
                 // Path-less add/replace: pull `members` out of the object.
@@ -189,9 +162,25 @@ pub fn split_ops(ops: Vec<PatchOp>) -> Result<(Vec<MemberChange>, Vec<PatchOp>),
                             PatchOpKind::Replace => MemberChange::Replace(refs),
                             _ => MemberChange::Add(refs),
                         });
-                        if obj.is_empty() {
-                            continue;
-                        }
+                    }
+                    // A key written as a value path on members
+                    // (`members[value eq "id"]`) is taken exactly as an
+                    // operation with that path, as crate::patch does
+                    // for the other attributes.
+                    let value_paths: Vec<(String, PatchPath)> = obj
+                        .keys()
+                        .filter(|k| is_value_path(k))
+                        .filter_map(|k| Some((k.clone(), parse_patch_path(k).ok()?)))
+                        .filter(|(_, p)| is_members(p))
+                        .collect();
+                    for (key, path) in value_paths {
+                        let v = obj.remove(&key).unwrap_or(Value::Null);
+                        changes.push(member_change(op.op, &path, Some(&v)).map_err(|e| {
+                            ScimError::new(e.scim_type, format!("value key {key:?}: {}", e.detail))
+                        })?);
+                    }
+                    if obj.is_empty() {
+                        continue;
                     }
                 }
                 rest.push(op);
@@ -200,6 +189,38 @@ pub fn split_ops(ops: Vec<PatchOp>) -> Result<(Vec<MemberChange>, Vec<PatchOp>),
         }
     }
     Ok((changes, rest))
+}
+
+/// The membership change of one operation whose path names `members`.
+fn member_change(
+    op: PatchOpKind,
+    path: &PatchPath,
+    value: Option<&Value>,
+) -> Result<MemberChange, ScimError> {
+    if path.sub_attr.is_some() {
+        return Err(ScimError::mutability(
+            "the sub-attributes of members cannot be modified; add or remove members instead",
+        ));
+    }
+    Ok(match (op, &path.filter) {
+        (PatchOpKind::Remove, Some(filter)) => MemberChange::RemoveMatching(filter.clone()),
+        (_, Some(_)) => {
+            return Err(ScimError::invalid_path(
+                "a filter on members is only valid with \"remove\"; use add with a value to add members",
+            ))
+        }
+        (PatchOpKind::Add, None) => MemberChange::Add(member_refs(value.unwrap_or(&Value::Null))?),
+        (PatchOpKind::Replace, None) => {
+            MemberChange::Replace(member_refs(value.unwrap_or(&Value::Null))?)
+        }
+        (PatchOpKind::Remove, None) => match value {
+            // Entra's default dialect: remove the listed members.
+            Some(v) if !v.is_null() => {
+                MemberChange::Remove(member_refs(v)?.into_iter().map(|m| m.value).collect())
+            }
+            _ => MemberChange::RemoveAll,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -303,5 +324,52 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(err.scim_type, crate::ScimType::InvalidValue);
+    }
+
+    #[test]
+    fn pathless_value_path_keys_on_members_are_refused_as_their_paths() {
+        // Path-less add/replace with a key written as a members value
+        // path: the same error as that path, naming the key; never
+        // applied to the stored attributes as if members were one of them.
+        let cases = [
+            (
+                "members[value eq \"u\"]",
+                json!([{"value": "u"}]),
+                crate::ScimType::InvalidPath,
+            ),
+            (
+                "urn:ietf:params:scim:schemas:core:2.0:Group:members[value eq \"u\"]",
+                json!({"value": "u"}),
+                crate::ScimType::InvalidPath,
+            ),
+            (
+                "members[value eq \"u\"].display",
+                json!("x"),
+                crate::ScimType::Mutability,
+            ),
+        ];
+        for (key, v, ty) in cases {
+            for op in ["add", "replace"] {
+                let err = split(patch(json!([{"op": op, "path": key, "value": v}]))).unwrap_err();
+                assert_eq!(err.scim_type, ty, "{op} path {key}");
+                let err = split(patch(
+                    json!([{"op": op, "value": {"displayName": "d", key: v}}]),
+                ))
+                .unwrap_err();
+                assert_eq!(err.scim_type, ty, "{op} {key}");
+                assert!(
+                    err.detail.starts_with(&format!("value key {key:?}: ")),
+                    "{}",
+                    err.detail
+                );
+            }
+        }
+        // Other value-path keys are left to crate::patch.
+        let (c, rest) = split(patch(json!([
+            {"op": "replace", "value": {"displayName[value eq \"x\"]": "y"}}
+        ])))
+        .unwrap();
+        assert!(c.is_empty());
+        assert_eq!(rest.len(), 1);
     }
 }

@@ -5,7 +5,8 @@
 //! (see Microsoft's "Known issues and resolutions with SCIM 2.0 protocol
 //! compliance"): capitalised op names, boolean strings (`"False"`),
 //! path-less values whose keys are attribute paths (`"name.givenName"`,
-//! `"urn:…:enterprise:2.0:User:department"`), the enterprise `manager` as a
+//! `"urn:…:enterprise:2.0:User:department"`) or value paths
+//! (`"emails[type eq \"work\"].value"`), the enterprise `manager` as a
 //! bare id, `remove` on `members` with a `value` array, and
 //! `replace emails[type eq "work"].value` creating the work email when
 //! there is none.
@@ -233,8 +234,13 @@ fn parse_path(i: usize, raw: &str) -> Result<PatchPath, ScimError> {
 /// - `replace` with `null` unassigns the target (RFC 7644 §3.5.2: null and
 ///   unassigned are equivalent); `add` with `null` adds nothing.
 /// - A path-less `add`/`replace` takes an object whose keys are attribute
-///   paths; unknown and readOnly keys are ignored, as in PUT
-///   (RFC 7644 §3.5.1). An explicit path naming an unknown attribute is
+///   paths (`displayName`, `name.givenName`, `urn:…:User:department`);
+///   unknown and readOnly ones are ignored, as in PUT (RFC 7644 §3.5.1,
+///   §3.3: Microsoft's and Okta's clients send `id`, `meta`, `groups` and
+///   attributes of extensions scimd does not define). A key written as a
+///   value path (`emails[type eq "work"].value`, as Entra sends) is applied
+///   exactly as an operation with that `path`, with the same errors
+///   (named by the key). An explicit path naming an unknown attribute is
 ///   `invalidPath`, one naming a readOnly attribute `mutability`.
 /// - Changing an immutable value that is already set is `mutability`
 ///   (RFC 7644 §3.5.2); so is removing or unassigning a required
@@ -323,6 +329,10 @@ impl Cx<'_> {
             if key.eq_ignore_ascii_case("schemas") {
                 continue;
             }
+            if is_value_path(key) {
+                self.apply_value_path_key(op, key, v)?;
+                continue;
+            }
             if let Some(ext) = self.rt.extension(key) {
                 self.apply_extension(op, ext, v)?;
                 continue;
@@ -357,7 +367,11 @@ impl Cx<'_> {
             }
             Value::Object(inner) => {
                 for (k, iv) in inner {
-                    self.apply_key(op, Some(ext), k, iv)?;
+                    if is_value_path(k) {
+                        self.apply_value_path_key(op, &format!("{}:{k}", ext.id), iv)?;
+                    } else {
+                        self.apply_key(op, Some(ext), k, iv)?;
+                    }
                 }
                 Ok(())
             }
@@ -367,6 +381,26 @@ impl Cx<'_> {
                 kind(other)
             ))),
         }
+    }
+
+    /// A key of a path-less value written as a value path
+    /// (`emails[type eq "work"].value`, RFC 7644 §3.5.2 `valuePath`):
+    /// applied exactly as an operation with that `path` and the key's value
+    /// would be, errors included. Such a key can only be a PATCH path,
+    /// never a member of a resource representation, so the leniency of
+    /// [`Cx::apply_key`] does not apply: a malformed path or an unknown
+    /// attribute is `invalidPath`, a readOnly one `mutability`, and a
+    /// `replace` whose filter matches nothing and cannot create the value
+    /// `noTarget`. Errors name the key.
+    fn apply_value_path_key(
+        &mut self,
+        op: PatchOpKind,
+        key: &str,
+        v: &Value,
+    ) -> Result<(), ScimError> {
+        crate::filter::parse_patch_path(key)
+            .and_then(|path| self.apply_path(op, &path, Some(v)))
+            .map_err(|e| ScimError::new(e.scim_type, format!("value key {key:?}: {}", e.detail)))
     }
 
     /// One key of a path-less value (`attr` or `attr.sub`); unknown and
@@ -505,6 +539,14 @@ impl Cx<'_> {
             }
         })
     }
+}
+
+/// Whether a key of a path-less value is written as a value path
+/// (`attr[filter]` or `attr[filter].sub`) rather than an attribute name:
+/// attribute names (RFC 7643 §2.1 `ATTRNAME`) and schema URNs hold no
+/// brackets.
+pub(crate) fn is_value_path(key: &str) -> bool {
+    key.contains(['[', ']'])
 }
 
 /// How a path was written, for error details.
@@ -1778,6 +1820,8 @@ mod tests {
             json!({}),
             json!({"value": [1]}),
             json!({"value": {"x": 1}, "primary": "nah"}),
+            json!({"emails[type eq \"work\"].value": [1], "members[value eq \"x\"]": {}}),
+            json!({"emails[": null, "urn:ietf:params:scim:schemas:core:2.0:User": {"addresses[type eq \"work\"]": "x"}}),
         ];
         let paths = [
             None,
@@ -2037,6 +2081,312 @@ mod tests {
             .unwrap_err();
         assert!(e.detail.contains("emails: 151 values"), "{}", e.detail);
         assert!(patch(json!([{"op": "remove", "path": "title"}])).is_ok());
+    }
+
+    /// Entra ID (aadOptscim062020) sends several attributes in one
+    /// path-less `replace`, value paths among them.
+    fn entra_pathless(value: Value) -> Value {
+        json!([{"op": "replace", "value": value}])
+    }
+
+    #[test]
+    fn pathless_value_path_keys_are_applied() {
+        let core = "urn:ietf:params:scim:schemas:core:2.0:User";
+        check(
+            &USER,
+            vec![
+                (
+                    "Entra: work email, address and mobile on a user that has a work email and address",
+                    user(),
+                    entra_pathless(json!({
+                        "displayName": "x",
+                        "name.givenName": "y",
+                        format!("{EXT}:department"): "z",
+                        "emails[type eq \"work\"].value": "a@b.c",
+                        "addresses[type eq \"work\"].locality": "X",
+                        "phoneNumbers[type eq \"mobile\"].value": "+1 555 0100",
+                    })),
+                    {
+                        let mut u = user();
+                        u["displayName"] = json!("x");
+                        u["name"]["givenName"] = json!("y");
+                        u[EXT] = json!({"department": "z"});
+                        u["emails"][0]["value"] = json!("a@b.c");
+                        u["addresses"][0]["locality"] = json!("X");
+                        u["phoneNumbers"] = json!([{"type": "mobile", "value": "+1 555 0100"}]);
+                        u
+                    },
+                ),
+                (
+                    "Entra: replace creates the work email and address on a bare user",
+                    json!({"userName": "u"}),
+                    entra_pathless(json!({
+                        "emails[type eq \"work\"].value": "a@b.c",
+                        "addresses[type eq \"work\"].locality": "X",
+                        "addresses[type eq \"work\"].postalCode": "100-0001",
+                        "phoneNumbers[type eq \"mobile\"].value": "+1 555 0100",
+                    })),
+                    json!({"userName": "u",
+                           "emails": [{"type": "work", "value": "a@b.c"}],
+                           "addresses": [{"type": "work", "locality": "X", "postalCode": "100-0001"}],
+                           "phoneNumbers": [{"type": "mobile", "value": "+1 555 0100"}]}),
+                ),
+                (
+                    "Entra: the home email is kept, a work one added",
+                    json!({"userName": "u", "emails": [{"value": "h@x", "type": "home"}]}),
+                    entra_pathless(json!({"emails[type eq \"work\"].value": "w@x"})),
+                    json!({"userName": "u", "emails": [{"value": "h@x", "type": "home"},
+                                                       {"type": "work", "value": "w@x"}]}),
+                ),
+                (
+                    "Entra: null unassigns the selection",
+                    user(),
+                    entra_pathless(json!({"emails[type eq \"work\"].value": null,
+                                          "addresses[type eq \"work\"]": null})),
+                    {
+                        let mut u = user();
+                        u["emails"] = json!([{"type": "work", "primary": true}]);
+                        u.as_object_mut().unwrap().remove("addresses");
+                        u
+                    },
+                ),
+                (
+                    "path-less add, URN-qualified, nested under the core schema URN",
+                    json!({"userName": "u"}),
+                    json!([{"op": "Add", "value": {
+                        format!("{core}:emails[type eq \"work\"].value"): "a@b.c",
+                        core: {"phoneNumbers[type eq \"work\"].value": "+1 555 0199"},
+                    }}]),
+                    json!({"userName": "u",
+                           "emails": [{"type": "work", "value": "a@b.c"}],
+                           "phoneNumbers": [{"type": "work", "value": "+1 555 0199"}]}),
+                ),
+                (
+                    "a filter with dots and brackets in its string, and a primary that demotes",
+                    json!({"userName": "u", "emails": [{"value": "a.b@x.y", "primary": true}, {"value": "[c]@x"}]}),
+                    json!([{"op": "replace", "value": {
+                        "emails[value eq \"[c]@x\"].primary": true,
+                        "emails[value eq \"a.b@x.y\"].display": "A. B.",
+                    }}]),
+                    json!({"userName": "u", "emails": [
+                        {"value": "a.b@x.y", "primary": false, "display": "A. B."},
+                        {"value": "[c]@x", "primary": true}]}),
+                ),
+                (
+                    "Okta: path-less replace of active, unchanged",
+                    user(),
+                    json!([{"op": "replace", "value": {"active": false}}]),
+                    {
+                        let mut u = user();
+                        u["active"] = json!(false);
+                        u
+                    },
+                ),
+            ],
+        );
+        check(
+            &GROUP,
+            vec![(
+                "Okta: path-less group rename with its id, unchanged",
+                group(),
+                json!([{"op": "replace", "value": {"id": "abf4dd94", "displayName": "Renamed"}}]),
+                {
+                    let mut g = group();
+                    g["displayName"] = json!("Renamed");
+                    g
+                },
+            )],
+        );
+    }
+
+    #[test]
+    fn pathless_value_path_keys_act_as_their_paths() {
+        // Each key, sent by Entra's default dialect as a `path` and by
+        // aadOptscim062020 as a path-less key, gives the same result or
+        // the same error, on users with and without a matching value.
+        let starts = [
+            user(),
+            json!({"userName": "u"}),
+            json!({"userName": "u", "emails": [{"value": "h@x", "type": "home"}],
+                   "phoneNumbers": [{"value": "+1", "type": "mobile"}, {"value": "+2", "type": "work"}]}),
+        ];
+        let keys: [(&str, Value); 12] = [
+            ("emails[type eq \"work\"].value", json!("w@x")),
+            ("emails[type eq \"work\"].primary", json!("True")),
+            (
+                "emails[type eq \"work\" and primary eq true].value",
+                json!("p@x"),
+            ),
+            ("emails[value ew \"example.com\"].display", json!("d")),
+            (
+                "emails[type eq \"work\"]",
+                json!({"value": "o@x", "display": "o"}),
+            ),
+            ("addresses[type eq \"work\"].locality", json!("X")),
+            ("addresses[type eq \"work\"].streetAddress", json!(null)),
+            ("phoneNumbers[type eq \"mobile\"].value", json!("+3")),
+            ("phoneNumbers[type eq \"fax\"]", json!({"value": "+4"})),
+            ("emails[type eq \"work\"].nope", json!("x")),
+            ("groups[value eq \"g\"].display", json!("x")),
+            ("name[givenName eq \"x\"].familyName", json!("x")),
+        ];
+        let (mut same_values, mut same_errors) = (0, 0);
+        for start in &starts {
+            for (key, v) in &keys {
+                for op in ["Add", "Replace"] {
+                    let by_path = run(
+                        &USER,
+                        start.clone(),
+                        json!([{"op": op, "path": key, "value": v}]),
+                    );
+                    let pathless = run(
+                        &USER,
+                        start.clone(),
+                        json!([{"op": op, "value": {*key: v}}]),
+                    );
+                    match (by_path, pathless) {
+                        (Ok(a), Ok(b)) => {
+                            assert_eq!(a, b, "{op} {key} on {start}");
+                            same_values += 1;
+                        }
+                        (Err(a), Err(b)) => {
+                            same_errors += 1;
+                            assert_eq!(
+                                a.scim_type, b.scim_type,
+                                "{op} {key} on {start}: {a} / {b}"
+                            );
+                            assert!(
+                                b.detail.contains(&format!("value key {key:?}")),
+                                "{}",
+                                b.detail
+                            );
+                        }
+                        (a, b) => panic!("{op} {key} on {start}: path {a:?}, path-less {b:?}"),
+                    }
+                }
+            }
+        }
+        // Both outcomes are covered: of 72 pairs, 27 are errors (18 unknown
+        // or readOnly keys, 9 filters that match nothing and create nothing).
+        assert_eq!((same_values, same_errors), (45, 27));
+    }
+
+    #[test]
+    fn pathless_value_path_keys_that_cannot_apply_are_errors() {
+        let ext_key = format!("value key \"{EXT}:manager[value eq \\\"m\\\"].displayName\"");
+        let cases: Vec<(&ResourceType, Value, ScimType, &str)> = vec![
+            (
+                &USER,
+                json!({"foo[type eq \"work\"].value": "x"}),
+                ScimType::InvalidPath,
+                "value key \"foo[type eq \\\"work\\\"].value\": foo[…].value: no attribute \"foo\"",
+            ),
+            (
+                &USER,
+                json!({"emails[type eq \"work\".value": "x"}),
+                ScimType::InvalidPath,
+                "value key \"emails[type eq \\\"work\\\".value\"",
+            ),
+            (
+                &USER,
+                json!({"emails[type eq]": "x"}),
+                ScimType::InvalidPath,
+                "value key \"emails[type eq]\"",
+            ),
+            (
+                &USER,
+                json!({"emails]": "x"}),
+                ScimType::InvalidPath,
+                "value key \"emails]\"",
+            ),
+            (
+                &USER,
+                json!({"urn:x:y:emails[type eq \"work\"].value": "x"}),
+                ScimType::InvalidPath,
+                "value key \"urn:x:y:emails",
+            ),
+            (
+                &USER,
+                json!({"displayName[value eq \"x\"]": "x"}),
+                ScimType::InvalidPath,
+                "multi-valued",
+            ),
+            (
+                &USER,
+                json!({"emails[type eq \"work\"].nope": "x"}),
+                ScimType::InvalidPath,
+                "no sub-attribute \"nope\"",
+            ),
+            (
+                &USER,
+                json!({EXT: {"manager[value eq \"m\"].displayName": "x"}}),
+                ScimType::InvalidPath,
+                &ext_key,
+            ),
+            (
+                &USER,
+                json!({"groups[value eq \"g\"].display": "x"}),
+                ScimType::Mutability,
+                "groups.display is readOnly",
+            ),
+            (
+                &USER,
+                json!({"emails[value sw \"zz\"].value": "x"}),
+                ScimType::NoTarget,
+                "no value of emails.value matches",
+            ),
+            (
+                &USER,
+                json!({"emails[type eq \"other\"]": {"value": "x"}}),
+                ScimType::NoTarget,
+                "matches",
+            ),
+            (
+                &USER,
+                json!({"emails[type eq \"work\"].primary": "maybe"}),
+                ScimType::InvalidValue,
+                "value key",
+            ),
+            (
+                &GROUP,
+                json!({"displayName[value eq \"x\"]": "x"}),
+                ScimType::InvalidPath,
+                "value key",
+            ),
+        ];
+        for (rt, value, ty, detail) in cases {
+            let start = if std::ptr::eq(rt, &GROUP) {
+                group()
+            } else {
+                user()
+            };
+            let e = run(rt, start, json!([{"op": "replace", "value": value}])).unwrap_err();
+            assert_eq!(e.scim_type, ty, "{value}: {}", e.detail);
+            assert!(
+                e.detail.starts_with("Operations[0]: "),
+                "{value}: {}",
+                e.detail
+            );
+            assert!(e.detail.contains(detail), "{value}: {}", e.detail);
+        }
+        // The other keys of the operation are not applied either.
+        let mut attrs = crate::resource::normalize(&USER, &user()).unwrap().attrs;
+        let before = attrs.clone();
+        let ops = parse_request(&body(json!([{"op": "replace", "value": {
+            "displayName": "changed", "foo[type eq \"work\"].value": "x"}}])))
+        .unwrap();
+        assert!(apply(&USER, &mut attrs, &ops).is_err());
+        assert_eq!(attrs, before);
+        // Unknown attribute names without a value filter stay ignored, as
+        // in PUT (documented in docs/SCIM.md).
+        let (got, _) = run(
+            &USER,
+            user(),
+            json!([{"op": "replace", "value": {"unknownThing": 1, "name.nope": 2,
+                    "urn:example:custom:2.0:User:costCenter": 3, "id": "x"}}]),
+        )
+        .unwrap();
+        assert_eq!(got, user());
     }
 
     #[test]

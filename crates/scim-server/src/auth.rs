@@ -116,8 +116,13 @@ fn bearer(value: &str) -> Option<&str> {
 }
 
 /// Middleware (for `actix_web::middleware::from_fn`) requiring a valid
-/// bearer token on every request it wraps, and putting the User
-/// Synchronization gate before every other answer.
+/// bearer token on every request it wraps, applying the credential's rate
+/// limit, and putting the User Synchronization gate before every other
+/// answer.
+///
+/// The order of the answers: 401 (no valid credential), then 429 (the
+/// credential is over its budget, `crate::rate_limit`; no database work),
+/// then 403 (synchronization disabled), then whatever the handler decides.
 ///
 /// The gate first: while synchronization is disabled, an authenticated
 /// request gets 403 whatever else is wrong with it (an unknown path, a
@@ -158,6 +163,14 @@ pub async fn require_bearer(
         .into());
     };
     let principal = authenticate(&api, secret).await?;
+    // After authentication (a rejected credential gets 401 and spends
+    // nothing) and before the gate: a throttled request costs no database
+    // work.
+    if let Some(limiter) = &api.config().rate_limiter {
+        limiter
+            .check(&principal.token_id)
+            .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    }
     req.extensions_mut().insert(principal);
     let res = next.call(req).await;
     let status = match &res {

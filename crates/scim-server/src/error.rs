@@ -54,6 +54,16 @@ pub enum ApiError {
     /// The body is not JSON (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The credential sent more requests than its rate limit allows (429,
+    /// RFC 6585 §4; `crate::rate_limit`).
+    #[error(
+        "too many requests with this bearer token; slow down and retry in {retry_after_secs} {}",
+        if *retry_after_secs == 1 { "second" } else { "seconds" }
+    )]
+    TooManyRequests {
+        /// What to send in `Retry-After`.
+        retry_after_secs: u64,
+    },
     /// The database is unreachable or saturated (503).
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable,
@@ -131,6 +141,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable | ApiError::HashingBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -170,7 +181,8 @@ impl ResponseError for ApiError {
             ApiError::Unavailable => {
                 res.insert_header((header::RETRY_AFTER, "5"));
             }
-            ApiError::HashingBusy { retry_after_secs } => {
+            ApiError::HashingBusy { retry_after_secs }
+            | ApiError::TooManyRequests { retry_after_secs } => {
                 res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             _ => {}
@@ -231,6 +243,13 @@ mod tests {
             (ApiError::PayloadTooLarge(10), 413, None),
             (ApiError::RequestTimeout(30), 408, None),
             (ApiError::UnsupportedMediaType("t".into()), 415, None),
+            (
+                ApiError::TooManyRequests {
+                    retry_after_secs: 2,
+                },
+                429,
+                None,
+            ),
             (ApiError::Unavailable, 503, None),
             (
                 ApiError::HashingBusy {
@@ -302,6 +321,23 @@ mod tests {
             ApiError::from(scim_store::PasswordError::Failed),
             ApiError::Internal
         ));
+    }
+
+    #[test]
+    fn too_many_requests_is_429_with_retry_after() {
+        let res = ApiError::TooManyRequests {
+            retry_after_secs: 3,
+        }
+        .error_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "3");
+        let (_, body) = body_of(&ApiError::TooManyRequests {
+            retry_after_secs: 1,
+        });
+        assert_eq!(
+            body["detail"],
+            "too many requests with this bearer token; slow down and retry in 1 second"
+        );
     }
 
     #[test]

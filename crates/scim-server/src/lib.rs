@@ -15,11 +15,15 @@
 //! settings the API applies (page sizes, the deprovisioning policy), so an
 //! administrator's change takes effect on the next request of every
 //! replica.
+//!
+//! An authenticated credential over its request budget gets 429 with
+//! `Retry-After` ([`rate_limit`]), before the gate is asked.
 
 pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod groups;
+pub mod rate_limit;
 pub mod request;
 pub mod search;
 pub mod users;
@@ -28,9 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use scim_store::gated::LookupBy;
+use scim_store::lookup::LookupBy;
 use scim_store::settings::ScimRuntime;
-use scim_store::user_batch::Edit;
+use scim_store::Edit;
 use scim_store::Store;
 
 pub use error::{ApiError, SCIM_CONTENT_TYPE};
@@ -52,6 +56,9 @@ pub struct ScimConfig {
     /// User's `password` is hashed there (RFC 7643 §4.1.1: write-only, and
     /// only a hash is kept).
     pub password_hasher: scim_store::PasswordHasher,
+    /// The per-credential request budget (`None`: unlimited); one limiter
+    /// per process, shared by every worker's app.
+    pub rate_limiter: Option<rate_limit::RateLimiter>,
 }
 
 impl Default for ScimConfig {
@@ -62,6 +69,7 @@ impl Default for ScimConfig {
             max_body_bytes: 1024 * 1024,
             token_cache_ttl: Duration::from_secs(5),
             password_hasher: scim_store::PasswordHasher::default(),
+            rate_limiter: None,
         }
     }
 }
@@ -263,16 +271,14 @@ impl GatedStore {
     ) -> Result<T, scim_store::StoreError>
     where
         T: Send + 'static,
-        F: Fn(scim_store::user_batch::Found) -> Result<Edit<T>, scim_store::StoreError>
-            + Send
-            + 'static,
+        F: Fn(scim_store::Found) -> Result<Edit<T>, scim_store::StoreError> + Send + 'static,
     {
         self.store.queue_user_edit(id, with_groups, f).await
     }
 
     /// `GET /Users/{id}`'s read: the gate, the user and (when
     /// `with_groups`) its groups in one statement
-    /// (`scim_store::gated::find_user_gated`), queued for the store's
+    /// (`scim_store::lookup::find_user_gated`), queued for the store's
     /// reader threads (`Store::queue_user_lookup`, which answer the
     /// lookups queued together with one statement) rather than the
     /// blocking pool.
@@ -289,14 +295,14 @@ impl GatedStore {
     }
 
     /// The gate and the user named `user_name` (case-insensitively) in one
-    /// statement (`scim_store::gated::find_user_by_name_gated`): the
+    /// statement (`scim_store::lookup::find_user_by_name_gated`): the
     /// `userName eq` filter an identity provider matches users with;
     /// queued for the store's reader threads.
     pub async fn find_user_by_name_async(
         &self,
         user_name: &str,
         with_groups: bool,
-    ) -> Result<scim_store::gated::GatedUser, scim_store::StoreError> {
+    ) -> Result<scim_store::lookup::GatedUser, scim_store::StoreError> {
         self.store
             .queue_user_lookup(LookupBy::UserName, user_name, with_groups)
             .await

@@ -14,7 +14,7 @@ use scim_core::schema::{LIST_RESPONSE_SCHEMA, USER};
 use std::collections::HashMap;
 
 use scim_store::settings::Deprovisioning;
-use scim_store::user_batch::{Edit, Found};
+use scim_store::{Edit, Found};
 use scim_store::{GroupRef, ListQuery, PasswordChange, StoreError, UserRecord};
 use serde_json::{json, Map, Value};
 
@@ -197,7 +197,7 @@ async fn run_list(
     // general path (which also validates `sortBy`).
     let by_name = match (&filter, &sort_by) {
         (Some(f), None) if start_index <= 1 => {
-            scim_store::gated::user_name_equality(f).map(str::to_owned)
+            scim_store::lookup::user_name_equality(f).map(str::to_owned)
         }
         _ => None,
     };

@@ -5,6 +5,10 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use scim_core::ScimError;
 
+/// The `detail` of the error every SCIM request gets while User
+/// Synchronization is disabled ([`StoreError::SyncDisabled`]).
+pub const SYNC_DISABLED_DETAIL: &str = "user synchronization is disabled: an administrator must enable it (admin console, User Synchronization, or `scimd sync enable --accept-cautions`) before the identity provider can provision users";
+
 /// What a storage operation can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -24,7 +28,7 @@ pub enum StoreError {
     Invalid(ScimError),
     /// User Synchronization is disabled: the SCIM API refuses the request
     /// until an administrator enables it (the message says how).
-    #[error("{}", crate::sync::SYNC_DISABLED_DETAIL)]
+    #[error("{}", SYNC_DISABLED_DETAIL)]
     SyncDisabled,
     /// The database cannot be reached or the pool is exhausted; retrying
     /// later may succeed.

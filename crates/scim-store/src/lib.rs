@@ -2,7 +2,7 @@
 //! time by the database URL.
 //!
 //! [`Store`] owns the connection pools and the embedded migrations;
-//! repository functions ([`users`], [`groups`], [`tokens`]) take
+//! repository functions ([`scim::users`], [`scim::groups`], [`admin::tokens`]) take
 //! `&mut DbConnection` and run inside [`Store::read`] or [`Store::write`],
 //! so that several of them (and later an audit record) can share one
 //! transaction.
@@ -10,58 +10,52 @@
 //! Filters (RFC 7644 §3.4.2.2) are evaluated in the database: the AST from
 //! `scim_core::filter` is translated to SQL through an allow-list of
 //! attributes; anything else is `invalidFilter`.
+//!
+//! The modules are folders by concern, and their imports point one way
+//! (`scripts/store-graph.sh` fails on a cycle):
+//! [`tools`] → [`engine`] → [`scim`] → [`admin`] → [`db`] → [`error`].
 
-pub mod backup;
-mod checkpoint;
-pub mod connection;
-pub mod copy;
+pub mod admin;
+pub mod db;
+pub mod engine;
 pub mod error;
-mod filter;
-pub mod gated;
-mod group_commit;
-pub mod groups;
-mod list;
-pub mod oauth;
-mod oauth_schema;
 pub mod password;
-mod queue;
-mod read_queue;
-mod schema;
-mod sql;
-mod sqlite_edit;
-pub mod store;
-pub mod tokens;
-pub mod user_batch;
-mod user_hints;
-pub mod users;
+pub mod scim;
+pub mod tools;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use backup::{backup_sqlite, BackupError};
-pub use connection::{Backend, DbConnection};
+pub use admin::{oauth, saml, settings, sync, tokens};
+pub use db::connection;
+pub use scim::{groups, lookup, users};
+pub use tools::{backup, copy};
+
+pub use admin::tokens::{
+    authenticate_token, create_token_by, hash_secret, list_tokens, revoke_token, touch_token,
+    TokenInfo,
+};
+pub use db::connection::{Backend, DbConnection};
+pub use engine::{Answer, Edit, Found, Store, StoreConfig};
 pub use error::StoreError;
-pub use groups::{
+pub use password::{PasswordError, PasswordHasher};
+pub use scim::groups::{
     add_members, delete_group, find_group, groups_of_users, insert_group, list_group_members,
     list_groups, lock_group, remove_all_members, remove_members, remove_members_matching,
     replace_members, touch_group, update_group, GroupRecord, GroupRef, Member, MemberRef,
     MemberType,
 };
-pub use password::{PasswordError, PasswordHasher};
-pub use store::{Answer, Store, StoreConfig};
-pub use tokens::{
-    authenticate_token, create_token, create_token_by, hash_secret, list_tokens, revoke_token,
-    touch_token, TokenInfo,
+pub use scim::list::{ListQuery, Page};
+pub use scim::users::{
+    delete_user, find_user, insert_user, list_users, purge_deleted_users, soft_delete_user,
+    update_user_from, PasswordChange, UserRecord,
 };
-pub use users::{
-    count_deleted_users, count_users, delete_user, find_password_hash, find_user, insert_user,
-    list_users, purge_deleted_users, purge_expired_users, soft_delete_user, update_user,
-    update_user_from, ListQuery, Page, PasswordChange, UserRecord,
-};
+pub use tools::backup::{backup_sqlite, BackupError};
+pub use tools::purge::purge_expired_users;
 
-// The admin side (issue 4): sync state, SAML, run-time settings, admins.
-pub mod admin;
-mod admin_schema;
-pub mod saml;
-pub mod settings;
-pub mod sync;
+// Functions only tests call: compiled for this crate's tests and for the
+// crates above with the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
+pub use admin::tokens::create_token;
+#[cfg(any(test, feature = "testing"))]
+pub use scim::users::{count_deleted_users, count_users, find_password_hash, update_user};

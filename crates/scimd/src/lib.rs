@@ -12,6 +12,7 @@ pub mod root;
 pub mod settings;
 pub mod tls;
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,26 @@ pub enum Error {
     /// `scimd copy` failed; the target was left as it was.
     #[error("copy: {0}")]
     Copy(#[from] scim_store::copy::CopyError),
+    /// A command's output could not be written to standard output.
+    #[error("cannot write to standard output: {0}")]
+    Output(std::io::Error),
+}
+
+impl Error {
+    /// Whether the output's reader went away (`scimd token list | head
+    /// -n1`): the command's work is done and `main` exits 0, as if the
+    /// reader had read everything.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// `writeln!` for a command's output: a failed write becomes
+/// [`Error::Output`] (where `println!` would panic, e.g. on a closed pipe).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).map_err(Error::Output)
+    };
 }
 
 /// An admin error with its field-level messages, one per line.
@@ -87,70 +108,85 @@ fn connect(settings: &Settings) -> Result<Store, Error> {
     Ok(store)
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line, writing what a command prints to standard
+/// output (a reader that went away ends it with [`Error::Output`]).
 pub fn run(cli: Cli) -> Result<(), Error> {
     let settings = Settings::load(cli.config.as_deref())?;
     logging::init(&settings.log);
-    match cli.command {
+    let out = &mut std::io::stdout();
+    run_command(out, settings, cli.command)?;
+    out.flush().map_err(Error::Output)
+}
+
+fn run_command(out: &mut impl Write, settings: Settings, command: Command) -> Result<(), Error> {
+    match command {
         Command::Serve => serve(settings),
         Command::Migrate => {
             let store = Store::connect(&settings.store_config())?;
             let applied = store.migrate()?;
             if applied.is_empty() {
-                println!("database is up to date");
+                outln!(out, "database is up to date")?;
             }
             for name in applied {
-                println!("applied {name}");
+                outln!(out, "applied {name}")?;
             }
             Ok(())
         }
-        Command::Token(cmd) => token_command(&settings, cmd),
-        Command::Sync(cmd) => sync_command(&settings, cmd),
-        Command::Saml(cmd) => saml_command(&settings, cmd),
-        Command::Admin(cmd) => admin_command(&settings, cmd),
-        Command::Copy { from, to, force } => copy_command(&from, &to, force),
-        Command::Backup { file } => backup(&settings, &file),
+        Command::Token(cmd) => token_command(out, &settings, cmd),
+        Command::Sync(cmd) => sync_command(out, &settings, cmd),
+        Command::Saml(cmd) => saml_command(out, &settings, cmd),
+        Command::Admin(cmd) => admin_command(out, &settings, cmd),
+        Command::Copy { from, to, force } => copy_command(out, &from, &to, force),
+        Command::Backup { file } => backup(out, &settings, &file),
         Command::Purge => {
             let store = connect(&settings)?;
             let purged = purge(&store)?;
-            println!(
+            outln!(
+                out,
                 "purged {purged} soft-deleted user{}",
                 if purged == 1 { "" } else { "s" }
-            );
+            )?;
             Ok(())
         }
     }
 }
 
 /// `scimd copy`: copies, then prints what was verified per table.
-fn copy_command(from: &str, to: &str, force: bool) -> Result<(), Error> {
+fn copy_command(out: &mut impl Write, from: &str, to: &str, force: bool) -> Result<(), Error> {
     let report = scim_store::copy::copy_database(from, to, force)?;
     for name in &report.migrations_applied {
-        println!("applied {name} to the target");
+        outln!(out, "applied {name} to the target")?;
     }
     if report.rows_replaced > 0 {
-        println!(
+        outln!(
+            out,
             "replaced {} rows the target held (--force)",
             report.rows_replaced
-        );
+        )?;
     }
-    println!("{:<20}  {:>10}  CHECKSUM (SHA-256 sum)", "TABLE", "ROWS");
+    outln!(
+        out,
+        "{:<20}  {:>10}  CHECKSUM (SHA-256 sum)",
+        "TABLE",
+        "ROWS"
+    )?;
     for t in &report.tables {
-        println!("{:<20}  {:>10}  {}", t.table, t.rows, t.checksum);
+        outln!(out, "{:<20}  {:>10}  {}", t.table, t.rows, t.checksum)?;
     }
     let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
-    println!(
+    outln!(
+        out,
         "copied {rows} rows in {} tables from {} to {}; counts and checksums verified",
         report.tables.len(),
         report.from,
         report.to
-    );
+    )?;
     Ok(())
 }
 
 /// `scimd backup FILE`: the store is opened as it is, without migrating,
 /// so that a backup taken before an upgrade holds the old schema.
-fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), Error> {
+fn backup(out: &mut impl Write, settings: &Settings, file: &std::path::Path) -> Result<(), Error> {
     let url = &settings.database.url;
     if let Some(db) = scim_store::connection::sqlite_file(url) {
         // Opening a missing SQLite file would create an empty database
@@ -164,7 +200,7 @@ fn backup(settings: &Settings, file: &std::path::Path) -> Result<(), Error> {
     }
     let store = Store::connect(&settings.store_config())?;
     scim_store::backup_sqlite(&store, file).map_err(|e| Error::Usage(e.to_string()))?;
-    println!("backed up the SQLite database to {}", file.display());
+    outln!(out, "backed up the SQLite database to {}", file.display())?;
     Ok(())
 }
 
@@ -203,65 +239,75 @@ fn spawn_purge(store: Store, interval: Duration) {
     });
 }
 
-fn print_sync_status(status: &scim_admin::model::SyncStatus) {
+fn print_sync_status(
+    out: &mut impl Write,
+    status: &scim_admin::model::SyncStatus,
+) -> Result<(), Error> {
     if status.enabled {
-        println!(
+        outln!(
+            out,
             "User synchronization is ENABLED (since {} by {}).",
             status.enabled_at.as_deref().unwrap_or("?"),
             status.enabled_by.as_deref().unwrap_or("?")
-        );
+        )?;
     } else {
-        println!(
+        outln!(
+            out,
             "User synchronization is DISABLED: the identity provider's SCIM requests get 403."
-        );
+        )?;
     }
-    println!("\nPrerequisites:");
+    outln!(out, "\nPrerequisites:")?;
     for p in &status.prerequisites {
         let mark = if p.satisfied { "ok" } else { "MISSING" };
-        println!("  [{mark}] {}: {}", p.id, p.description);
+        outln!(out, "  [{mark}] {}: {}", p.id, p.description)?;
     }
-    println!("\nCautions (accepted with `scimd sync enable --accept-cautions`):");
+    outln!(
+        out,
+        "\nCautions (accepted with `scimd sync enable --accept-cautions`):"
+    )?;
     for c in &status.cautions {
-        println!("  - {}: {}", c.id, c.text);
+        outln!(out, "  - {}: {}", c.id, c.text)?;
     }
+    Ok(())
 }
 
-fn sync_command(settings: &Settings, cmd: SyncCommand) -> Result<(), Error> {
+fn sync_command(out: &mut impl Write, settings: &Settings, cmd: SyncCommand) -> Result<(), Error> {
     let store = connect(settings)?;
     match cmd {
         SyncCommand::Status { json } => {
             let status = scim_admin::service::sync_status(&store)?;
             if json {
-                println!(
+                outln!(
+                    out,
                     "{}",
                     serde_json::to_string_pretty(&status)
                         .map_err(|e| Error::Usage(e.to_string()))?
-                );
+                )?;
             } else {
-                print_sync_status(&status);
+                print_sync_status(out, &status)?;
             }
             Ok(())
         }
         SyncCommand::Enable { accept_cautions } => {
             let status = scim_admin::service::sync_status(&store)?;
             if !accept_cautions {
-                print_sync_status(&status);
+                print_sync_status(out, &status)?;
                 return Err(Error::Usage(
                     "read the cautions above, then run `scimd sync enable --accept-cautions` to accept them all and enable synchronization".into(),
                 ));
             }
             let ids = scim_admin::cautions::caution_ids();
             let status = scim_admin::service::enable_sync(&store, &cli_actor(), &ids)?;
-            println!("Accepted cautions:");
+            outln!(out, "Accepted cautions:")?;
             for c in &status.cautions {
-                println!("  - {}: {}", c.id, c.text);
+                outln!(out, "  - {}: {}", c.id, c.text)?;
             }
-            println!("User synchronization is enabled: the identity provider's SCIM requests are accepted from now on.");
+            outln!(out, "User synchronization is enabled: the identity provider's SCIM requests are accepted from now on.")?;
             Ok(())
         }
         SyncCommand::Disable => {
             scim_admin::service::disable_sync(&store, &cli_actor())?;
-            println!("User synchronization is disabled: the identity provider's SCIM requests get 403 from now on.");
+            outln!(out, "User synchronization is disabled: the identity provider's SCIM requests get 403 from now on.")?;
             Ok(())
         }
     }
@@ -272,7 +318,7 @@ fn read_file(path: &std::path::Path, what: &str) -> Result<String, Error> {
         .map_err(|e| Error::Usage(format!("{what}: cannot read {}: {e}", path.display())))
 }
 
-fn saml_command(settings: &Settings, cmd: SamlCommand) -> Result<(), Error> {
+fn saml_command(out: &mut impl Write, settings: &Settings, cmd: SamlCommand) -> Result<(), Error> {
     let store = connect(settings)?;
     let view = match cmd {
         SamlCommand::Show => scim_admin::service::get_saml(&store)?,
@@ -300,25 +346,29 @@ fn saml_command(settings: &Settings, cmd: SamlCommand) -> Result<(), Error> {
                     )),
                 };
             let view = scim_admin::service::set_saml(&store, &cli_actor(), &update)?;
-            println!("SAML settings saved.");
+            outln!(out, "SAML settings saved.")?;
             view
         }
     };
     if !view.configured {
-        println!("SAML sign-in is not configured.");
+        outln!(out, "SAML sign-in is not configured.")?;
         return Ok(());
     }
-    println!("Entity ID:   {}", view.entity_id.unwrap_or_default());
-    println!("SSO URL:     {}", view.sso_url.unwrap_or_default());
+    outln!(out, "Entity ID:   {}", view.entity_id.unwrap_or_default())?;
+    outln!(out, "SSO URL:     {}", view.sso_url.unwrap_or_default())?;
     if let Some(c) = view.certificate {
-        println!("Certificate: {}", c.subject);
-        println!("  SHA-256:   {}", c.sha256_fingerprint);
-        println!("  valid:     {} to {}", c.not_before, c.not_after);
+        outln!(out, "Certificate: {}", c.subject)?;
+        outln!(out, "  SHA-256:   {}", c.sha256_fingerprint)?;
+        outln!(out, "  valid:     {} to {}", c.not_before, c.not_after)?;
     }
     Ok(())
 }
 
-fn admin_command(settings: &Settings, cmd: AdminCommand) -> Result<(), Error> {
+fn admin_command(
+    out: &mut impl Write,
+    settings: &Settings,
+    cmd: AdminCommand,
+) -> Result<(), Error> {
     let store = connect(settings)?;
     match cmd {
         AdminCommand::Create {
@@ -341,13 +391,22 @@ fn admin_command(settings: &Settings, cmd: AdminCommand) -> Result<(), Error> {
             let admin = actix_web::rt::System::new().block_on(
                 scim_admin::service::create_admin(&store, &hasher, &username, password),
             )?;
-            println!("Created administrator {} ({}).", admin.username, admin.id);
+            outln!(
+                out,
+                "Created administrator {} ({}).",
+                admin.username,
+                admin.id
+            )?;
             Ok(())
         }
     }
 }
 
-fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
+fn token_command(
+    out: &mut impl Write,
+    settings: &Settings,
+    cmd: TokenCommand,
+) -> Result<(), Error> {
     let store = connect(settings)?;
     match cmd {
         TokenCommand::Create {
@@ -364,29 +423,41 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
                 &cli_actor(),
                 &scim_admin::model::CreateTokenRequest { name, expires_at },
             )?;
-            println!(
+            outln!(
+                out,
                 "Created token {} ({}).",
-                created.token.id, created.token.name
-            );
-            println!("Secret (shown once; store it in your identity provider now):");
-            println!("{}", created.secret);
+                created.token.id,
+                created.token.name
+            )?;
+            outln!(
+                out,
+                "Secret (shown once; store it in your identity provider now):"
+            )?;
+            outln!(out, "{}", created.secret)?;
             Ok(())
         }
         TokenCommand::List { json } => {
             let tokens = scim_admin::service::list_scim_tokens(&store)?;
             if json {
-                println!(
+                outln!(
+                    out,
                     "{}",
                     serde_json::to_string(&tokens).map_err(|e| Error::Usage(e.to_string()))?
-                );
+                )?;
                 return Ok(());
             }
-            println!(
+            outln!(
+                out,
                 "{:<36}  {:<14}  {:<8}  {:<27}  {:<27}  NAME",
-                "ID", "PREFIX", "STATE", "CREATED", "LAST USED"
-            );
+                "ID",
+                "PREFIX",
+                "STATE",
+                "CREATED",
+                "LAST USED"
+            )?;
             for t in tokens {
-                println!(
+                outln!(
+                    out,
                     "{:<36}  {:<14}  {:<8}  {:<27}  {:<27}  {}",
                     t.id,
                     t.prefix,
@@ -394,13 +465,13 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
                     t.created_at,
                     t.last_used_at.as_deref().unwrap_or("never"),
                     t.name
-                );
+                )?;
             }
             Ok(())
         }
         TokenCommand::Revoke { id } => {
             scim_admin::service::revoke_scim_token(&store, &id)?;
-            println!("Revoked token {id}.");
+            outln!(out, "Revoked token {id}.")?;
             Ok(())
         }
     }
@@ -411,23 +482,31 @@ fn token_command(settings: &Settings, cmd: TokenCommand) -> Result<(), Error> {
 /// so that a load balancer learns of an outage at once.
 pub const READY_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// What every worker's app shares: built once per process
+/// ([`Settings::shared`]) and passed to each worker's [`configure_app`], so
+/// that its bounds hold for the process, not for each worker.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The one Argon2id gate of the SCIM API and the admin side.
+    pub password_hasher: scim_store::PasswordHasher,
+    /// The SCIM API's per-credential request budget (`None`: unlimited).
+    pub scim_rate_limiter: Option<scim_server::rate_limit::RateLimiter>,
+}
+
 /// Adds every route of the process: health, readiness, the admin API with
 /// its OpenAPI documents and Swagger UI, the SCIM API and a SCIM-shaped 404
 /// for anything else.
-///
-/// `hasher` is the process's one Argon2id gate: build it once
-/// ([`Settings::password_hasher`]) and pass it to every worker's app, so
-/// the bound holds for the process.
 pub fn configure_app(
     cfg: &mut web::ServiceConfig,
     store: &Store,
-    hasher: &scim_store::PasswordHasher,
+    shared: &Shared,
     settings: &Settings,
 ) {
     let mut scim_config = settings.scim_config();
-    scim_config.password_hasher = hasher.clone();
+    scim_config.password_hasher = shared.password_hasher.clone();
+    scim_config.rate_limiter = shared.scim_rate_limiter.clone();
     let mut admin_config = settings.admin_config();
-    admin_config.password_hasher = hasher.clone();
+    admin_config.password_hasher = shared.password_hasher.clone();
     let scim = scim_server::ScimApi::new(store.clone(), scim_config);
     let admin = scim_admin::AdminApi::new(store.clone(), admin_config);
     let ready_store = store.clone();
@@ -577,13 +656,13 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         }
         spawn_reload_on_hangup(tls.clone())?;
         let app_settings = settings.clone();
-        let hasher = settings.password_hasher();
+        let shared = settings.shared();
         let server = actix_web::HttpServer::new(move || {
             let store = store.clone();
             let settings = app_settings.clone();
             let deadline =
                 body_deadline::BodyDeadline::new(settings.body_timeout(), &settings.scim.base_path);
-            let hasher = hasher.clone();
+            let shared = shared.clone();
             actix_web::App::new()
                 .wrap(actix_web::middleware::from_fn(
                     move |req, next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
@@ -591,7 +670,7 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
                     },
                 ))
                 .wrap(actix_web::middleware::from_fn(logging::request_log))
-                .configure(move |cfg| configure_app(cfg, &store, &hasher, &settings))
+                .configure(move |cfg| configure_app(cfg, &store, &shared, &settings))
         })
         .on_connect(move |connection, data| connection_limit.on_connect(connection, data))
         .client_request_timeout(REQUEST_HEAD_TIMEOUT)

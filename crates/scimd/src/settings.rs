@@ -3,6 +3,7 @@
 //! environment variables. Loaded once in `main` and passed down.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -70,6 +71,11 @@ pub struct ServerSettings {
 pub struct ScimSettings {
     /// Mount point of the SCIM API.
     pub base_path: String,
+    /// Requests per second each credential may send, sustained, in this
+    /// process (0 = unlimited).
+    pub rate_limit_per_second: u32,
+    /// Requests a credential that has been idle may send at once.
+    pub rate_limit_burst: u32,
 }
 
 /// `[maintenance]`: background work of every replica.
@@ -203,6 +209,10 @@ fn log_level_problem(level: &str) -> Option<String> {
 /// with 100 and 1000 by the migration).
 const REMOVED_PAGE_SIZE_KEYS: [&str; 2] = ["scim.default_page_size", "scim.max_page_size"];
 
+/// The largest `scim.rate_limit_per_second` and `scim.rate_limit_burst`:
+/// far above what one process serves, so a larger value is a typo.
+const MAX_RATE: u32 = 1_000_000;
+
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -319,6 +329,18 @@ impl Settings {
             return bad(
                 "scim.base_path",
                 format!("{base:?} must start with '/' and not end with '/', e.g. \"/scim/v2\""),
+            );
+        }
+        if self.scim.rate_limit_per_second > MAX_RATE {
+            return bad(
+                "scim.rate_limit_per_second",
+                format!("must be 0 (unlimited) or at most {MAX_RATE}"),
+            );
+        }
+        if !(1..=MAX_RATE).contains(&self.scim.rate_limit_burst) {
+            return bad(
+                "scim.rate_limit_burst",
+                format!("must be between 1 and {MAX_RATE}"),
             );
         }
         let purge = self.maintenance.purge_interval_secs;
@@ -465,11 +487,31 @@ impl Settings {
             max_body_bytes: self.server.max_body_bytes,
             token_cache_ttl: Duration::from_secs(self.auth.token_cache_ttl_secs),
             password_hasher: scim_store::PasswordHasher::default(),
+            rate_limiter: None,
+        }
+    }
+
+    /// A new per-credential limiter of the SCIM API as configured (`None`
+    /// when `scim.rate_limit_per_second` is 0): build one per process and
+    /// share it between the workers (`configure_app`).
+    pub fn scim_rate_limiter(&self) -> Option<scim_server::rate_limit::RateLimiter> {
+        let per_second = NonZeroU32::new(self.scim.rate_limit_per_second)?;
+        let burst = NonZeroU32::new(self.scim.rate_limit_burst)?;
+        Some(scim_server::rate_limit::RateLimiter::new(
+            scim_server::rate_limit::RateLimit { per_second, burst },
+        ))
+    }
+
+    /// What every worker's app shares, built once per process.
+    pub fn shared(&self) -> crate::Shared {
+        crate::Shared {
+            password_hasher: self.password_hasher(),
+            scim_rate_limiter: self.scim_rate_limiter(),
         }
     }
 
     /// A new Argon2id gate as configured: build one per process and share
-    /// it between the SCIM API and the admin side (`configure_app`).
+    /// it between the SCIM API and the admin side ([`Settings::shared`]).
     pub fn password_hasher(&self) -> scim_store::PasswordHasher {
         let concurrency = match self.server.password_hash_concurrency {
             0 => scim_store::password::default_concurrency(),
@@ -547,6 +589,24 @@ mod tests {
         assert_eq!(s.log.format, LogFormat::Human);
         assert_eq!(s.body_timeout(), Duration::from_secs(30));
         assert_eq!(s.server.max_connections_per_address, 64);
+        // Unlimited by default: `make bench` drives one token hard.
+        assert_eq!(s.scim.rate_limit_per_second, 0);
+        assert!(s.scim_rate_limiter().is_none());
+    }
+
+    #[test]
+    fn the_scim_rate_limit_is_built_as_configured() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SCIMD__SCIM__RATE_LIMIT_PER_SECOND", "50"),
+                ("SCIMD__SCIM__RATE_LIMIT_BURST", "100"),
+            ]),
+        )
+        .unwrap();
+        let limit = s.scim_rate_limiter().unwrap().limit();
+        assert_eq!(limit.per_second.get(), 50);
+        assert_eq!(limit.burst.get(), 100);
     }
 
     #[test]
@@ -645,6 +705,21 @@ mod tests {
                 "SCIMD__SERVER__PASSWORD_HASH_QUEUE_SECS",
                 "3600",
                 "server.password_hash_queue_secs",
+            ),
+            (
+                "SCIMD__SCIM__RATE_LIMIT_PER_SECOND",
+                "2000000",
+                "scim.rate_limit_per_second",
+            ),
+            (
+                "SCIMD__SCIM__RATE_LIMIT_PER_SECOND",
+                "-1",
+                "scim.rate_limit_per_second",
+            ),
+            (
+                "SCIMD__SCIM__RATE_LIMIT_BURST",
+                "0",
+                "scim.rate_limit_burst",
             ),
             ("SCIMD__SERVER__TLS_CERT", "/etc/cert.pem", "server.tls_key"),
             ("SCIMD__SERVER__TLS_KEY", "/etc/key.pem", "server.tls_cert"),

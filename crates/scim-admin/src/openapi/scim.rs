@@ -9,8 +9,8 @@
 //! [`EXAMPLE_MEMBER_ID`] and [`EXAMPLE_GROUP_ID`]: a test sends each of
 //! them to scimd, with those ids replaced by real ones, and checks the
 //! answer against the documented status and schema. The error responses
-//! that every operation shares (401, 403, 503; with a body also 400, 408,
-//! 413 and 415) and every error example are added by [`ScimResponses`],
+//! that every operation shares (401, 403, 429, 503; with a body also 400,
+//! 408, 413 and 415) and every error example are added by [`ScimResponses`],
 //! from one table of what scimd really sends.
 
 use serde_json::{json, Value};
@@ -99,7 +99,7 @@ fn entra_patch_default() -> Value {
 
 /// Entra ID with the `aadOptscim062020` feature flag: RFC 7644 clean
 /// (lower-case `op`, real booleans), several attributes in one path-less
-/// replace whose keys are dotted or URN-qualified.
+/// replace whose keys are dotted, URN-qualified or value paths.
 fn entra_patch_062020() -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -110,6 +110,7 @@ fn entra_patch_062020() -> Value {
                 "name.givenName": "Given",
                 "name.familyName": "Family",
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Finance",
+                "emails[type eq \"work\"].value": "given.family@contoso.com",
                 "active": false
             }
         }]
@@ -243,6 +244,7 @@ fn error_example(status: u16, description: &str, path: &str) -> Value {
         (412, _) => "the resource was modified: its version no longer matches If-Match".to_owned(),
         (413, _) => "the request body exceeds the limit of 1048576 bytes".to_owned(),
         (415, _) => "Content-Type \"text/plain\" is not supported; send application/scim+json or application/json".to_owned(),
+        (429, _) => "too many requests with this bearer token; slow down and retry in 1 second".to_owned(),
         (503, _) => "the service is temporarily unavailable; retry later".to_owned(),
         _ => "the request failed".to_owned(),
     };
@@ -272,6 +274,7 @@ const SHARED_ERRORS: &[(u16, &str, bool)] = &[
     (408, "The body did not arrive within server.body_timeout_secs of the request head; the connection is closed", true),
     (413, "The body exceeds server.max_body_bytes", true),
     (415, "Content-Type is neither application/scim+json nor application/json", true),
+    (429, "The credential (SCIM token or OAuth grant) is over its request budget, scim.rate_limit_per_second with bursts of scim.rate_limit_burst (per scimd process; off by default): retry after `Retry-After` seconds", false),
     (503, "The database is unreachable or saturated; retry after `Retry-After` seconds", false),
 ];
 
@@ -313,7 +316,7 @@ impl ScimResponses {
                 h.description = Some("`Bearer realm=\"scimd\"`, with `error=\"invalid_token\"` when a token was sent".into());
                 response.headers.insert("WWW-Authenticate".into(), h);
             }
-            if status == 503 {
+            if status == 429 || status == 503 {
                 let mut h = Header::new(string());
                 h.description = Some("Seconds to wait before retrying".into());
                 response.headers.insert("Retry-After".into(), h);
@@ -370,7 +373,7 @@ impl Modify for Bearer {
 #[openapi(
     info(
         title = "scimd SCIM 2.0 API",
-        description = "RFC 7643/7644 Users and Groups for identity providers (Entra ID, Okta). Every operation needs a SCIM bearer token (`Authorization: Bearer scimd_…`, from the admin console, the admin API or `scimd token create`, or an OAuth access token from Authorize). While User Synchronization is disabled every operation answers 403. Errors are RFC 7644 §3.12 documents (application/scim+json) whose `status` is a string. scimd does not rate-limit the SCIM API (it never answers 429); a 503 with `Retry-After` means the database is unreachable or saturated.",
+        description = "RFC 7643/7644 Users and Groups for identity providers (Entra ID, Okta). Every operation needs a SCIM bearer token (`Authorization: Bearer scimd_…`, from the admin console, the admin API or `scimd token create`, or an OAuth access token from Authorize). While User Synchronization is disabled every operation answers 403. Errors are RFC 7644 §3.12 documents (application/scim+json) whose `status` is a string. When scim.rate_limit_per_second is set, each credential (SCIM token or OAuth grant) has a request budget per scimd process, checked after authentication (401 first) and before the synchronization gate (403): over it, the answer is 429 with `Retry-After` (whole seconds). A 503 with `Retry-After` means the database is unreachable or saturated.",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -543,7 +546,7 @@ pub fn replace_user() {}
 /// Both of Entra ID's dialects are accepted: the default one
 /// (capitalised `op`, booleans as "True"/"False", the manager as a bare
 /// id) and `aadOptscim062020` (RFC 7644 clean, several attributes in one
-/// path-less replace with dotted or URN-qualified keys).
+/// path-less replace with dotted, URN-qualified or value-path keys).
 #[utoipa::path(patch, path = "/Users/{id}", tag = "Users",
     params(("id" = String, Path, description = "The user's id", example = "2819c223-7f76-453a-919d-413861904646"),
            ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the user changed since")),

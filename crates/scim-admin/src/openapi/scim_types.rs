@@ -199,7 +199,7 @@ fn patch_schema() -> RefOr<Schema> {
     let operation = ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some(
-            "One operation (RFC 7644 §3.5.2.1–3). `op` is matched case-insensitively (Entra sends `Replace`, `Add`). Without `path`, `value` is an object of attributes to add or replace; its keys may be dotted (`name.givenName`) or URN-qualified (Entra's aadOptscim062020 dialect).",
+            "One operation (RFC 7644 §3.5.2.1–3). `op` is matched case-insensitively (Entra sends `Replace`, `Add`). Without `path`, `value` is an object of attributes to add or replace; its keys are paths: dotted (`name.givenName`), URN-qualified, or value paths (`emails[type eq \"work\"].value`), each applied as the same `path` would be (Entra's aadOptscim062020 dialect). Unknown plain keys and readOnly ones are ignored, as in PUT; a value-path key that cannot be applied is an error naming it.",
         ))
         .property(
             "op",

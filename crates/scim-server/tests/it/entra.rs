@@ -211,6 +211,107 @@ async fn entra_aad_opt_scim_062020_dialect() {
 }
 
 #[actix_web::test]
+async fn entra_062020_pathless_value_path_keys() {
+    const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+    for app in TestApp::all() {
+        let backend = app.backend();
+        // A user with a work email and a work address (Entra's create),
+        // and one with neither.
+        let full = app.create_user(entra_user("vp.full@contoso.com")).await;
+        let bare = app
+            .create_user(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "vp.bare@contoso.com",
+                "emails": [{"type": "home", "value": "home@example.com"}]
+            }))
+            .await;
+        for id in [&full, &bare] {
+            let res = app
+                .patch(
+                    &format!("/scim/v2/Users/{id}"),
+                    json!({
+                        "schemas": [PATCH_OP],
+                        "Operations": [{"op": "replace", "value": {
+                            "displayName": "Value Paths",
+                            "name.givenName": "Vera",
+                            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Research",
+                            "emails[type eq \"work\"].value": format!("work.{id}@contoso.com"),
+                            "addresses[type eq \"work\"].locality": "Osaka",
+                            "phoneNumbers[type eq \"mobile\"].value": "+81 90 0000 0000"
+                        }}]
+                    }),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::OK, "{backend}: {}", res.body);
+
+            let b = app.get(&format!("/scim/v2/Users/{id}")).await.body;
+            assert_eq!(b["displayName"], "Value Paths", "{backend}: {b}");
+            assert_eq!(b["name"]["givenName"], "Vera");
+            assert_eq!(
+                b["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+                "Research"
+            );
+            let work: Vec<_> = b["emails"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "work")
+                .collect();
+            assert_eq!(work.len(), 1, "{backend}: {b}");
+            assert_eq!(work[0]["value"], format!("work.{id}@contoso.com"));
+            assert_eq!(b["addresses"][0]["type"], "work", "{backend}: {b}");
+            assert_eq!(b["addresses"][0]["locality"], "Osaka");
+            assert_eq!(
+                b["phoneNumbers"],
+                json!([{"type": "mobile", "value": "+81 90 0000 0000"}]),
+                "{backend}"
+            );
+            // Filters see the new values.
+            let res = app
+                .get(&format!(
+                    "/scim/v2/Users?filter=emails%5Btype%20eq%20%22work%22%5D.value%20eq%20%22work.{id}@contoso.com%22"
+                ))
+                .await;
+            assert_eq!(res.body["totalResults"], 1, "{backend}: {}", res.body);
+            assert_eq!(res.body["Resources"][0]["id"], id.as_str());
+        }
+        // The full user's work address was updated in place, not added to.
+        let b = app.get(&format!("/scim/v2/Users/{full}")).await.body;
+        assert_eq!(b["addresses"].as_array().unwrap().len(), 1, "{backend}");
+        assert_eq!(b["addresses"][0]["streetAddress"], "1 Chiyoda");
+        // The bare user kept its home email beside the new work one.
+        let b = app.get(&format!("/scim/v2/Users/{bare}")).await.body;
+        assert_eq!(b["emails"].as_array().unwrap().len(), 2, "{backend}: {b}");
+
+        // A value-path key scimd cannot apply is a 400 naming the key, and
+        // nothing of the request is written.
+        let res = app
+            .patch(
+                &format!("/scim/v2/Users/{bare}"),
+                json!({
+                    "schemas": [PATCH_OP],
+                    "Operations": [{"op": "replace", "value": {
+                        "displayName": "Not Written",
+                        "faxes[type eq \"work\"].value": "+1"
+                    }}]
+                }),
+            )
+            .await;
+        assert_scim_error(&res, 400, Some("invalidPath"));
+        assert!(
+            res.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("value key \"faxes[type eq \\\"work\\\"].value\""),
+            "{backend}: {}",
+            res.body
+        );
+        let b = app.get(&format!("/scim/v2/Users/{bare}")).await.body;
+        assert_eq!(b["displayName"], "Value Paths", "{backend}");
+    }
+}
+
+#[actix_web::test]
 async fn okta_forms() {
     for app in TestApp::all() {
         let backend = app.backend();

@@ -7,6 +7,7 @@ mod entra;
 mod groups;
 mod hostile_strings;
 mod passwords;
+mod rate_limit;
 mod search;
 mod settings;
 mod sync_gate;

@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod browser;
+mod cli_output;
 mod copy;
 mod files;
 mod oauth;
 mod openapi;
+mod rate_limit;
 mod replicas;
 mod rough_edges;
 mod slow_clients;

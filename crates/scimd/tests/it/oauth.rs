@@ -45,15 +45,15 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = std::sync::mpsc::channel();
-        let hasher = settings.password_hasher();
+        let shared = settings.shared();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let server = actix_web::HttpServer::new(move || {
                     let (store, settings) = (store.clone(), settings.clone());
-                    let hasher = hasher.clone();
+                    let shared = shared.clone();
                     actix_web::App::new()
                         .wrap(actix_web::middleware::from_fn(scimd::logging::request_log))
-                        .configure(move |cfg| scimd::configure_app(cfg, &store, &hasher, &settings))
+                        .configure(move |cfg| scimd::configure_app(cfg, &store, &shared, &settings))
                 })
                 .workers(2)
                 .listen(listener)

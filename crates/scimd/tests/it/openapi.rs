@@ -53,12 +53,20 @@ struct Harness<S> {
 }
 
 async fn harness(db: TestDb) -> Harness<impl AppService> {
+    harness_with(db, scimd::settings::Settings::shared).await
+}
+
+/// [`harness`] with the process-wide parts `shared` builds.
+async fn harness_with(
+    db: TestDb,
+    shared: impl FnOnce(&scimd::settings::Settings) -> scimd::Shared,
+) -> Harness<impl AppService> {
     let env = vec![("SCIMD__DATABASE__URL".to_string(), db.url().to_string())];
     let settings = scimd::settings::Settings::load_from(None, env).unwrap();
     let store = db.store().clone();
-    let hasher = settings.password_hasher();
+    let shared = shared(&settings);
     let app = test::init_service(
-        App::new().configure(move |cfg| scimd::configure_app(cfg, &store, &hasher, &settings)),
+        App::new().configure(move |cfg| scimd::configure_app(cfg, &store, &shared, &settings)),
     )
     .await;
     let scim_token = scim_admin::service::create_scim_token(
@@ -656,5 +664,66 @@ async fn every_documented_example_is_answered_as_documented() {
         // 20 operations; POST /Users and PATCH /Users/{id} have several
         // examples, PATCH /Groups/{id} three.
         assert_eq!(scim, 25, "{backend}: SCIM requests");
+    }
+}
+
+/// With a rate limit, every SCIM operation answers a credential over its
+/// budget with the documented 429 example and `Retry-After`.
+#[actix_web::test]
+async fn the_documented_429_is_what_a_throttled_credential_gets() {
+    use scim_server::rate_limit::{RateLimit, RateLimiter};
+    for db in backends() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limit = RateLimit {
+            per_second: std::num::NonZeroU32::new(1).unwrap(),
+            burst: std::num::NonZeroU32::new(1).unwrap(),
+        };
+        let h = harness_with(db, |settings| scimd::Shared {
+            scim_rate_limiter: Some(RateLimiter::with_clock(limit, clock.clone())),
+            ..settings.shared()
+        })
+        .await;
+        let reader = scim_admin::service::create_admin_token(
+            h.db.store(),
+            "cli:test",
+            &scim_admin::model::CreateTokenRequest {
+                name: "reader".into(),
+                expires_at: None,
+            },
+        )
+        .unwrap()
+        .secret;
+        let auth = vec![("Authorization".to_string(), format!("Bearer {reader}"))];
+        let doc = h
+            .send("GET", "/scim/v2/openapi.json", &auth, None)
+            .await
+            .body;
+        let base = doc["servers"][0]["url"].as_str().unwrap().to_owned();
+        // The one request of the budget (the fake clock never moves).
+        let first = h
+            .send("GET", &format!("{base}/Users"), &h.scim_auth(), None)
+            .await;
+        assert_ne!(first.status, 429, "{}", first.body);
+        let mut checked = 0;
+        for op in operations(&doc) {
+            let uri = uri_of(&base, &op, &BTreeMap::new());
+            let mut headers = h.scim_auth();
+            let body = request_examples(&op.op).remove(0).1.map(|(media, b)| {
+                headers.push(("Content-Type".into(), media));
+                b
+            });
+            let res = h.send(&op.method, &uri, &headers, body).await;
+            let what = format!("SCIM {} {} over the budget", op.method, op.path);
+            check_error(&doc, &op, &res, 429, &what);
+            assert_eq!(
+                res.headers
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.to_str().unwrap()),
+                Some("1"),
+                "{what}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 20);
     }
 }

@@ -1,0 +1,12 @@
+//! The admin side's repositories: administrators and their sessions and
+//! tokens, SCIM bearer tokens, the OAuth authorization server, SAML, User
+//! Synchronization and run-time settings.
+
+pub mod admins;
+pub mod oauth;
+pub mod saml;
+pub mod settings;
+pub mod sync;
+pub mod tokens;
+
+pub use admins::*;

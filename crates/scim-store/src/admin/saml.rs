@@ -1,0 +1,114 @@
+//! The identity provider's SAML sign-in settings: the prerequisite of User
+//! Synchronization (users provisioned over SCIM sign in through SAML).
+//! Parsing and validating the certificate or metadata is the admin crate's
+//! job; this module stores what was validated.
+
+use diesel::prelude::*;
+
+use crate::db::connection::DbConnection;
+use crate::db::schema::admin::saml_settings;
+use crate::error::StoreError;
+
+/// The only row of `saml_settings`.
+const SETTINGS_ID: i32 = 1;
+
+/// Stored SAML settings.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = saml_settings)]
+pub struct SamlSettings {
+    /// The IdP's entity ID.
+    pub entity_id: String,
+    /// The IdP's single sign-on URL.
+    pub sso_url: String,
+    /// The IdP's signing certificate, PEM.
+    pub certificate_pem: String,
+    /// Last change.
+    pub updated_at: String,
+    /// Who made the last change.
+    pub updated_by: String,
+}
+
+/// The configured settings, if any.
+pub fn find_saml_settings(conn: &mut DbConnection) -> Result<Option<SamlSettings>, StoreError> {
+    Ok(saml_settings::table
+        .filter(saml_settings::id.eq(SETTINGS_ID))
+        .select(SamlSettings::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether SAML sign-in is configured.
+pub fn saml_configured(conn: &mut DbConnection) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        saml_settings::table.filter(saml_settings::id.eq(SETTINGS_ID)),
+    ))
+    .get_result(conn)?)
+}
+
+/// Stores (replaces) the settings on behalf of `actor`. Run it inside
+/// `Store::write`: the update-then-insert is one transaction.
+pub fn save_saml_settings(
+    conn: &mut DbConnection,
+    entity_id: &str,
+    sso_url: &str,
+    certificate_pem: &str,
+    actor: &str,
+) -> Result<SamlSettings, StoreError> {
+    let now = scim_core::datetime::now();
+    let updated = diesel::update(saml_settings::table.filter(saml_settings::id.eq(SETTINGS_ID)))
+        .set((
+            saml_settings::entity_id.eq(entity_id),
+            saml_settings::sso_url.eq(sso_url),
+            saml_settings::certificate_pem.eq(certificate_pem),
+            saml_settings::updated_at.eq(&now),
+            saml_settings::updated_by.eq(actor),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(saml_settings::table)
+            .values((
+                saml_settings::id.eq(SETTINGS_ID),
+                saml_settings::entity_id.eq(entity_id),
+                saml_settings::sso_url.eq(sso_url),
+                saml_settings::certificate_pem.eq(certificate_pem),
+                saml_settings::updated_at.eq(&now),
+                saml_settings::updated_by.eq(actor),
+            ))
+            .execute(conn)?;
+    }
+    Ok(SamlSettings {
+        entity_id: entity_id.to_owned(),
+        sso_url: sso_url.to_owned(),
+        certificate_pem: certificate_pem.to_owned(),
+        updated_at: now,
+        updated_by: actor.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::testing::backends;
+
+    #[test]
+    fn saves_and_replaces_one_row() {
+        for db in backends() {
+            let store = db.store();
+            assert!(!store.read(saml_configured).unwrap());
+            assert_eq!(store.read(find_saml_settings).unwrap(), None);
+            store
+                .write(|c| save_saml_settings(c, "urn:a", "https://a/sso", "PEM-A", "cli:x"))
+                .unwrap();
+            store
+                .write(|c| save_saml_settings(c, "urn:b", "https://b/sso", "PEM-B", "admin:y"))
+                .unwrap();
+            assert!(store.read(saml_configured).unwrap());
+            let s = store.read(find_saml_settings).unwrap().unwrap();
+            assert_eq!(s.entity_id, "urn:b");
+            assert_eq!(s.sso_url, "https://b/sso");
+            assert_eq!(s.certificate_pem, "PEM-B");
+            assert_eq!(s.updated_by, "admin:y");
+        }
+    }
+}

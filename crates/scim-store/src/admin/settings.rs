@@ -1,0 +1,260 @@
+//! Settings an operator changes at run time (deprovisioning policy, page
+//! sizes), in one versioned row: the version is the ETag, and an update
+//! names the version it was based on, so two administrators cannot
+//! silently overwrite each other (RFC 7232 §3.1 `If-Match`).
+
+use diesel::prelude::*;
+
+use crate::db::connection::DbConnection;
+use crate::db::gate::SETTINGS_ID;
+use crate::db::schema::admin::runtime_settings;
+use crate::error::StoreError;
+
+/// What `DELETE /Users/{id}` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deprovisioning {
+    /// The user is removed at once.
+    Hard,
+    /// The user is suspended and kept for the retention period, then purged.
+    Soft,
+}
+
+impl Deprovisioning {
+    /// The stored keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deprovisioning::Hard => "hard",
+            Deprovisioning::Soft => "soft",
+        }
+    }
+
+    /// Parses the stored keyword.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "hard" => Some(Deprovisioning::Hard),
+            "soft" => Some(Deprovisioning::Soft),
+            _ => None,
+        }
+    }
+}
+
+/// The values an update sets (validated by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsValues {
+    /// Deprovisioning policy.
+    pub deprovisioning: Deprovisioning,
+    /// Days a soft-deleted user is kept.
+    pub soft_delete_retention_days: i32,
+    /// Page size when a list request gives no `count`.
+    pub default_page_size: i32,
+    /// Largest page size.
+    pub max_page_size: i32,
+}
+
+/// The stored settings with their version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeSettings {
+    /// The values.
+    pub values: SettingsValues,
+    /// The version (the ETag).
+    pub version: i64,
+    /// Last change, if ever changed.
+    pub updated_at: Option<String>,
+    /// Who made the last change.
+    pub updated_by: Option<String>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = runtime_settings)]
+struct Row {
+    deprovisioning: String,
+    soft_delete_retention_days: i32,
+    default_page_size: i32,
+    max_page_size: i32,
+    version: i64,
+    updated_at: Option<String>,
+    updated_by: Option<String>,
+}
+
+/// The settings the SCIM API applies, as read on every request together
+/// with the User Synchronization state ([`crate::admin::sync::scim_gate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScimRuntime {
+    /// What `DELETE /Users/{id}` does.
+    pub deprovisioning: Deprovisioning,
+    /// Page size when a list request gives no `count` (at least 1, at most
+    /// `max_page_size`).
+    pub default_page_size: i64,
+    /// Largest page size (at least 1).
+    pub max_page_size: i64,
+}
+
+impl ScimRuntime {
+    /// From stored values; a missing row means the defaults. Page sizes
+    /// edited by hand into nonsense are brought into range rather than
+    /// failing every request (the admin API validates them).
+    pub(crate) fn from_stored(
+        deprovisioning: Option<&str>,
+        default_page_size: Option<i32>,
+        max_page_size: Option<i32>,
+    ) -> Result<Self, StoreError> {
+        let defaults = default_settings();
+        let deprovisioning = match deprovisioning {
+            None => defaults.deprovisioning,
+            Some(raw) => Deprovisioning::parse(raw).ok_or_else(|| {
+                StoreError::internal(
+                    "runtime_settings.deprovisioning holds an unknown policy",
+                    &raw,
+                )
+            })?,
+        };
+        let max_page_size = i64::from(max_page_size.unwrap_or(defaults.max_page_size)).max(1);
+        let default_page_size = i64::from(default_page_size.unwrap_or(defaults.default_page_size))
+            .clamp(1, max_page_size);
+        Ok(ScimRuntime {
+            deprovisioning,
+            default_page_size,
+            max_page_size,
+        })
+    }
+
+    /// The page size of a list request asking for `count` results (RFC 7644
+    /// §3.4.2.4): the default without one, negative means 0, and more than
+    /// the maximum is capped (the response says how many came).
+    pub fn page_size(&self, count: Option<i64>) -> i64 {
+        count
+            .unwrap_or(self.default_page_size)
+            .clamp(0, self.max_page_size)
+    }
+}
+
+/// The defaults the migration installs.
+pub fn default_settings() -> SettingsValues {
+    SettingsValues {
+        deprovisioning: Deprovisioning::Hard,
+        soft_delete_retention_days: 30,
+        default_page_size: 100,
+        max_page_size: 1000,
+    }
+}
+
+/// The current settings.
+pub fn get_runtime_settings(conn: &mut DbConnection) -> Result<RuntimeSettings, StoreError> {
+    let row: Option<Row> = runtime_settings::table
+        .filter(runtime_settings::id.eq(SETTINGS_ID))
+        .select(Row::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(RuntimeSettings {
+            values: default_settings(),
+            version: 0,
+            updated_at: None,
+            updated_by: None,
+        });
+    };
+    let deprovisioning = Deprovisioning::parse(&row.deprovisioning).ok_or_else(|| {
+        StoreError::internal(
+            "runtime_settings.deprovisioning holds an unknown policy",
+            &row.deprovisioning,
+        )
+    })?;
+    Ok(RuntimeSettings {
+        values: SettingsValues {
+            deprovisioning,
+            soft_delete_retention_days: row.soft_delete_retention_days,
+            default_page_size: row.default_page_size,
+            max_page_size: row.max_page_size,
+        },
+        version: row.version,
+        updated_at: row.updated_at,
+        updated_by: row.updated_by,
+    })
+}
+
+/// Replaces the settings if their version is still `expected_version`
+/// (else `PreconditionFailed`), bumping the version. Run inside
+/// `Store::write`.
+pub fn update_runtime_settings(
+    conn: &mut DbConnection,
+    values: &SettingsValues,
+    expected_version: i64,
+    actor: &str,
+) -> Result<RuntimeSettings, StoreError> {
+    let now = scim_core::datetime::now();
+    let current = get_runtime_settings(conn)?;
+    if current.version != expected_version {
+        return Err(StoreError::PreconditionFailed);
+    }
+    let set = (
+        runtime_settings::deprovisioning.eq(values.deprovisioning.as_str()),
+        runtime_settings::soft_delete_retention_days.eq(values.soft_delete_retention_days),
+        runtime_settings::default_page_size.eq(values.default_page_size),
+        runtime_settings::max_page_size.eq(values.max_page_size),
+        runtime_settings::version.eq(expected_version + 1),
+        runtime_settings::updated_at.eq(&now),
+        runtime_settings::updated_by.eq(actor),
+    );
+    // The version condition makes the write race-proof on PostgreSQL, where
+    // two transactions may both have read the same version.
+    let updated = diesel::update(
+        runtime_settings::table
+            .filter(runtime_settings::id.eq(SETTINGS_ID))
+            .filter(runtime_settings::version.eq(expected_version)),
+    )
+    .set(set)
+    .execute(conn)?;
+    if updated == 0 {
+        if expected_version != 0 {
+            return Err(StoreError::PreconditionFailed);
+        }
+        // Version 0 is a missing row (deleted by hand): recreate it.
+        diesel::insert_into(runtime_settings::table)
+            .values((runtime_settings::id.eq(SETTINGS_ID), set))
+            .execute(conn)?;
+    }
+    get_runtime_settings(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::testing::backends;
+
+    #[test]
+    fn versioned_updates() {
+        for db in backends() {
+            let store = db.store();
+            let s = store.read(get_runtime_settings).unwrap();
+            assert_eq!(s.values, default_settings());
+            assert_eq!(s.version, 1);
+            let new = SettingsValues {
+                deprovisioning: Deprovisioning::Soft,
+                soft_delete_retention_days: 7,
+                default_page_size: 50,
+                max_page_size: 500,
+            };
+            let s2 = store
+                .write(|c| update_runtime_settings(c, &new, 1, "admin:a"))
+                .unwrap();
+            assert_eq!(s2.values, new);
+            assert_eq!(s2.version, 2);
+            assert_eq!(s2.updated_by.as_deref(), Some("admin:a"));
+            // A stale version is refused and changes nothing.
+            let err = store
+                .write(|c| update_runtime_settings(c, &default_settings(), 1, "admin:b"))
+                .unwrap_err();
+            assert!(matches!(err, StoreError::PreconditionFailed));
+            assert_eq!(store.read(get_runtime_settings).unwrap(), s2);
+        }
+    }
+
+    #[test]
+    fn policy_keywords_round_trip() {
+        for p in [Deprovisioning::Hard, Deprovisioning::Soft] {
+            assert_eq!(Deprovisioning::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Deprovisioning::parse("HARD"), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! Diesel table definitions of the admin side (migration
+//! `20261126020000_admin`), kept apart from `scim.rs` so the SCIM tables
+//! and the admin tables evolve independently. Only column types both
+//! backends share.
+
+diesel::table! {
+    /// One row (id = 1): whether the SCIM API accepts requests.
+    sync_state (id) {
+        /// Always 1.
+        id -> Integer,
+        /// Whether User Synchronization is enabled.
+        enabled -> Bool,
+        /// When it was last enabled.
+        enabled_at -> Nullable<Text>,
+        /// Who last enabled it.
+        enabled_by -> Nullable<Text>,
+        /// Comma-separated caution ids accepted when it was enabled.
+        accepted_cautions -> Text,
+        /// When it was last changed (enabled or disabled).
+        changed_at -> Nullable<Text>,
+        /// Who last changed it.
+        changed_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// The change log of User Synchronization.
+    sync_events (id) {
+        /// UUID text.
+        id -> Text,
+        /// When.
+        at -> Text,
+        /// Who (`admin:NAME`, `token:NAME`, `cli:USER`).
+        actor -> Text,
+        /// `enabled` or `disabled`.
+        action -> Text,
+        /// What was accepted or why.
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    /// One row (id = 1) once configured: SAML sign-in of the identity provider.
+    saml_settings (id) {
+        /// Always 1.
+        id -> Integer,
+        /// The IdP's entity ID.
+        entity_id -> Text,
+        /// The IdP's single sign-on URL.
+        sso_url -> Text,
+        /// The IdP's signing certificate, PEM.
+        certificate_pem -> Text,
+        /// Last change.
+        updated_at -> Text,
+        /// Who made the last change.
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    /// One row (id = 1): settings changed at run time.
+    runtime_settings (id) {
+        /// Always 1.
+        id -> Integer,
+        /// `hard` or `soft`.
+        deprovisioning -> Text,
+        /// Days a soft-deleted user is kept before it is purged.
+        soft_delete_retention_days -> Integer,
+        /// Page size when a list request gives no `count`.
+        default_page_size -> Integer,
+        /// Largest page size.
+        max_page_size -> Integer,
+        /// Optimistic-concurrency version, also the ETag.
+        version -> BigInt,
+        /// Last change.
+        updated_at -> Nullable<Text>,
+        /// Who made the last change.
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Administrators of scimd.
+    admins (id) {
+        /// UUID text.
+        id -> Text,
+        /// As given.
+        username -> Text,
+        /// Lower-cased: the unique key.
+        username_ci -> Text,
+        /// Argon2id PHC string.
+        password_hash -> Text,
+        /// Creation time.
+        created_at -> Text,
+        /// Last successful login.
+        last_login_at -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Console sessions.
+    admin_sessions (id_hash) {
+        /// SHA-256 of the session id, hex.
+        id_hash -> Text,
+        /// The administrator.
+        admin_id -> Text,
+        /// The CSRF token required on state-changing requests.
+        csrf_token -> Text,
+        /// Creation time.
+        created_at -> Text,
+        /// Expiry.
+        expires_at -> Text,
+    }
+}
+
+diesel::table! {
+    /// Bearer tokens of the admin API.
+    admin_tokens (id) {
+        /// UUID text.
+        id -> Text,
+        /// A label.
+        name -> Text,
+        /// The first characters of the secret, for display.
+        prefix -> Text,
+        /// SHA-256 of the secret, hex.
+        secret_hash -> Text,
+        /// Creation time.
+        created_at -> Text,
+        /// Who created it.
+        created_by -> Text,
+        /// Last successful authentication.
+        last_used_at -> Nullable<Text>,
+        /// Expiry, if any.
+        expires_at -> Nullable<Text>,
+        /// Revocation time, if revoked.
+        revoked_at -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// One-time codes that create the first administrator.
+    admin_setup_codes (code_hash) {
+        /// SHA-256 of the code, hex.
+        code_hash -> Text,
+        /// Creation time.
+        created_at -> Text,
+        /// Expiry.
+        expires_at -> Text,
+    }
+}
+
+diesel::table! {
+    /// Attempts at a credential (an administrator sign-in, the setup code,
+    /// an OAuth client secret), counted before the secret is checked and
+    /// deleted when it succeeds: every row is a failure or an attempt in
+    /// progress.
+    login_attempts (id) {
+        /// UUID text.
+        id -> Text,
+        /// The credential tried (`admin:NAME` lower-cased, `setup`,
+        /// `oauth-client:ID`).
+        username_ci -> Text,
+        /// The client address (`oauth:ADDRESS` for OAuth clients).
+        address -> Text,
+        /// When.
+        at -> Text,
+        /// Always false (successes are deleted); kept from the first schema.
+        succeeded -> Bool,
+    }
+}
+
+diesel::joinable!(admin_sessions -> admins (admin_id));
+diesel::allow_tables_to_appear_in_same_query!(admins, admin_sessions);
+// The SCIM API's per-request gate reads both one-row tables in one query.
+diesel::allow_tables_to_appear_in_same_query!(sync_state, runtime_settings);

@@ -1,0 +1,6 @@
+//! Diesel table definitions, one file per area, using only column types
+//! both backends share.
+
+pub mod admin;
+pub mod oauth;
+pub mod scim;

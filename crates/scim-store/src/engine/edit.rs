@@ -1,0 +1,31 @@
+//! The public edit API of User writes: an edit is a closure that is given
+//! the user as stored ([`Found`]) and decides what to write ([`Edit`]).
+
+use serde_json::{Map, Value};
+
+use crate::scim::groups::GroupRef;
+use crate::scim::users::{PasswordChange, UserRecord};
+
+/// A user as stored and its direct groups (empty unless asked for), or
+/// `None` when there is no such user: what an edit decides on.
+pub type Found = Option<(UserRecord, Vec<GroupRef>)>;
+
+/// What an edit ([`crate::engine::Store::queue_user_edit`]) makes of the user it
+/// was given.
+pub enum Edit<T> {
+    /// Nothing to write: answer with this (a 404, a 412, an unchanged
+    /// user, an invalid PATCH…).
+    Answer(T),
+    /// Store `attrs` (and the password change) over `current`, the record
+    /// the edit was given, and answer with `then` of the stored record.
+    Store {
+        /// The record the edit was given (its version is checked again).
+        current: UserRecord,
+        /// The new attributes.
+        attrs: Map<String, Value>,
+        /// What happens to the password hash.
+        password: PasswordChange,
+        /// The answer, from the stored record.
+        then: Box<dyn FnOnce(UserRecord) -> T + Send>,
+    },
+}
