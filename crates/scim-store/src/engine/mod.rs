@@ -3,12 +3,14 @@
 
 mod edit;
 mod postgres;
+pub(crate) mod queue;
 mod reader;
 mod sqlite;
 mod user_hints;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,7 +25,7 @@ use crate::db::transaction::transaction;
 use crate::engine::postgres::user_writes::UserBatcher;
 use crate::engine::reader::ReadQueue;
 use crate::engine::sqlite::checkpoint::{CheckpointPolicy, Checkpointer};
-use crate::engine::sqlite::writer::{GroupCommitWriter, WriteQueue};
+use crate::engine::sqlite::writer::SqliteWriter;
 use crate::engine::user_hints::{UserHints, HINTS};
 use crate::error::StoreError;
 use crate::scim::lookup::{GatedUser, LookupBy};
@@ -75,8 +77,7 @@ enum Writer {
     /// SQLite's single writer connection, with group commit, and the
     /// queue of its writer thread.
     GroupCommit {
-        writer: Arc<GroupCommitWriter>,
-        queue: Arc<WriteQueue>,
+        writer: Arc<SqliteWriter>,
         /// Users as last seen, for edits decided before the writer
         /// (`engine/sqlite/user_edit.rs`).
         hints: Arc<UserHints>,
@@ -142,16 +143,11 @@ impl Store {
         let (write, checkpointer) = match backend {
             Backend::Sqlite => {
                 let hints = Arc::new(UserHints::new(HINTS));
-                let writer = Arc::new(GroupCommitWriter::new(build(1)?));
-                let checkpointer =
-                    Checkpointer::start(&manager, policy, writer.restart_wal_flag())?;
-                let queue = Arc::new(WriteQueue::start(Arc::clone(&writer))?);
+                let restart_wal = Arc::new(AtomicBool::new(false));
+                let writer = Arc::new(SqliteWriter::start(build(1)?, Arc::clone(&restart_wal))?);
+                let checkpointer = Checkpointer::start(&manager, policy, restart_wal)?;
                 (
-                    Writer::GroupCommit {
-                        writer,
-                        queue,
-                        hints,
-                    },
+                    Writer::GroupCommit { writer, hints },
                     Some(Arc::new(checkpointer)),
                 )
             }
@@ -286,7 +282,7 @@ impl Store {
     {
         match &self.write {
             Writer::Pool { pool, .. } => transaction(&mut *pool.get()?, f),
-            Writer::GroupCommit { writer, .. } => writer.run(f),
+            Writer::GroupCommit { writer, .. } => writer.write(f),
         }
     }
 
@@ -311,7 +307,7 @@ impl Store {
     {
         match &self.write {
             Writer::Pool { .. } => Answer(self.reads.submit(move |conn| transaction(conn, f))),
-            Writer::GroupCommit { queue, .. } => Answer(queue.submit(f)),
+            Writer::GroupCommit { writer, .. } => Answer(writer.submit(f)),
         }
     }
 
@@ -336,23 +332,20 @@ impl Store {
             Writer::Pool { users, .. } => Answer(users.insert(attrs, password_hash)),
             // Built in full here, so the writer only runs its statements
             // (the gate is a condition of the INSERT).
-            Writer::GroupCommit { queue, .. } => Answer(
-                match crate::scim::users::prepare_insert(
-                    Backend::Sqlite,
-                    attrs,
-                    password_hash.as_deref(),
-                    true,
-                ) {
-                    Ok(prepared) => queue.submit(move |conn| {
-                        crate::scim::users::apply_prepared_insert(conn, prepared)
-                    }),
-                    // A closed gate answers first, as it does on its own.
-                    Err(e) => queue.submit(move |conn| {
-                        crate::admin::sync::scim_gate(conn)?;
-                        Err(e)
-                    }),
-                },
-            ),
+            Writer::GroupCommit { writer, .. } => Answer(match crate::scim::users::prepare_insert(
+                Backend::Sqlite,
+                attrs,
+                password_hash.as_deref(),
+                true,
+            ) {
+                Ok(prepared) => writer
+                    .submit(move |conn| crate::scim::users::apply_prepared_insert(conn, prepared)),
+                // A closed gate answers first, as it does on its own.
+                Err(e) => writer.submit(move |conn| {
+                    crate::admin::sync::scim_gate(conn)?;
+                    Err(e)
+                }),
+            }),
         }
     }
 
@@ -382,9 +375,9 @@ impl Store {
     {
         match &self.write {
             Writer::Pool { users, .. } => Answer(users.edit(id, with_groups, f)),
-            Writer::GroupCommit { queue, hints, .. } => {
+            Writer::GroupCommit { writer, hints } => {
                 Answer(crate::engine::sqlite::user_edit::queue_edit(
-                    queue,
+                    writer,
                     Arc::clone(hints),
                     id,
                     with_groups,
@@ -535,9 +528,7 @@ mod tests {
             }
         };
         insert(&store, 50);
-        let Writer::GroupCommit { writer, .. } = &store.write else {
-            panic!("SQLite writes through the group-commit writer");
-        };
+        let restart_wal = Arc::clone(&store.checkpointer.as_ref().unwrap().restart_wal);
         // Nothing checkpoints, so every write appends to the WAL file.
         let wal = dir.path().join("restart.db-wal");
         let size = || std::fs::metadata(&wal).unwrap().len();
@@ -547,12 +538,9 @@ mod tests {
         assert!(full > before, "the WAL grew: {before} -> {full}");
         // Asked: the next batch copies everything, then writes from the
         // start of the WAL, so the next writes reuse the file.
-        writer.restart_wal_flag().store(true, Ordering::SeqCst);
+        restart_wal.store(true, Ordering::SeqCst);
         insert(&store, 10);
-        assert!(
-            !writer.restart_wal_flag().load(Ordering::SeqCst),
-            "the request was taken"
-        );
+        assert!(!restart_wal.load(Ordering::SeqCst), "the request was taken");
         assert_eq!(size(), full, "the WAL started over instead of growing");
         // And nothing was lost.
         let rows: i64 = store

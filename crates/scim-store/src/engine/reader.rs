@@ -25,11 +25,11 @@
 //! load nothing waits for a batch to fill: a lookup that finds the queue
 //! empty runs alone, at once.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use crate::db::connection::{ConnectionManager, DbConnection};
+use crate::engine::queue::{catch, Behind, Workers};
 use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
 use crate::scim::lookup::{find_users_gated, lookup_key, GatedUser, LookupBy, MAX_LOOKUP_KEYS};
@@ -57,7 +57,7 @@ enum Job {
 /// The queue in front of the reader threads. Dropping it closes the queue:
 /// the readers finish what was queued and exit (they are not joined).
 pub(crate) struct ReadQueue {
-    sender: mpsc::Sender<Job>,
+    jobs: Workers<Job>,
     /// The most lookups one reader took together so far (for tests).
     #[cfg_attr(not(test), allow(dead_code))]
     largest: Arc<AtomicUsize>,
@@ -72,18 +72,14 @@ impl ReadQueue {
         readers: usize,
         hints: Option<Arc<UserHints>>,
     ) -> Result<ReadQueue, StoreError> {
-        let (sender, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
         let largest = Arc::new(AtomicUsize::new(0));
-        for i in 0..readers.max(1) {
-            let (pool, queue, largest) = (pool.clone(), Arc::clone(&queue), Arc::clone(&largest));
-            let hints = hints.clone();
-            std::thread::Builder::new()
-                .name(format!("db-reader-{i}"))
-                .spawn(move || serve(&pool, &queue, &largest, hints.as_deref()))
-                .map_err(|e| StoreError::internal("cannot start a reader thread", &e))?;
-        }
-        Ok(ReadQueue { sender, largest })
+        let jobs = Workers::start("db-reader", readers, |_| {
+            let (pool, largest, hints) = (pool.clone(), Arc::clone(&largest), hints.clone());
+            move |job, behind: &mut Behind<'_, Job>| {
+                serve(&pool, job, behind, &largest, hints.as_deref());
+            }
+        })?;
+        Ok(ReadQueue { jobs, largest })
     }
 
     /// The most lookups one reader has taken together so far.
@@ -110,7 +106,7 @@ impl ReadQueue {
             with_groups,
             reply,
         });
-        if let Err(mpsc::SendError(Job::Lookup(lookup))) = self.sender.send(job) {
+        if let Err(Job::Lookup(lookup)) = self.jobs.push(job) {
             let _ = lookup.reply.send(Err(stopped()));
         }
         receiver
@@ -124,22 +120,11 @@ impl ReadQueue {
     {
         let (reply, receiver) = tokio::sync::oneshot::channel();
         let job: ReadJob = Box::new(move |conn| {
-            let result = match conn {
-                Ok(conn) => match catch_unwind(AssertUnwindSafe(|| f(conn))) {
-                    Ok(result) => result,
-                    Err(_) => {
-                        tracing::error!("a queued read panicked");
-                        Err(StoreError::Internal(
-                            "the read failed unexpectedly (it panicked)".to_owned(),
-                        ))
-                    }
-                },
-                Err(e) => Err(e),
-            };
+            let result = conn.and_then(|conn| catch("read", || f(conn)));
             // The caller may have gone away (a dropped request).
             let _ = reply.send(result);
         });
-        if let Err(mpsc::SendError(Job::Run(job))) = self.sender.send(Job::Run(job)) {
+        if let Err(Job::Run(job)) = self.jobs.push(Job::Run(job)) {
             job(Err(stopped()));
         }
         receiver
@@ -150,64 +135,44 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the reader threads have stopped".to_owned())
 }
 
-/// A reader thread: one queued read after another, each on a connection
-/// checked out for it. Returns when the queue closes.
+/// A reader's turn: a read on a connection checked out for it, or a
+/// lookup with the lookups queued right behind it (a read met among them
+/// runs after them).
 fn serve(
     pool: &Pool,
-    queue: &Mutex<mpsc::Receiver<Job>>,
+    job: Job,
+    behind: &mut Behind<'_, Job>,
     largest: &AtomicUsize,
     hints: Option<&UserHints>,
 ) {
-    // A read met while taking lookups, run after them.
-    let mut held = None;
-    loop {
-        let work = match held.take() {
-            Some(job) => Work::Run(job),
-            None => match take(queue, &mut held) {
-                Some(work) => work,
-                None => return,
-            },
-        };
-        match work {
-            Work::Run(job) => match pool.get() {
-                Ok(mut conn) => job(Ok(&mut conn)),
-                Err(e) => job(Err(e.into())),
-            },
-            Work::Lookups(lookups) => {
-                largest.fetch_max(lookups.len(), Ordering::Relaxed);
-                answer_lookups(pool, lookups, hints);
-            }
-        }
-    }
-}
-
-/// What a reader does next.
-enum Work {
-    Run(ReadJob),
-    Lookups(Vec<Lookup>),
-}
-
-/// Waits for the next job. A lookup comes with the lookups queued right
-/// behind it, taken while the queue is this reader's; a read met among
-/// them goes to `held`, to run next. `None` once the queue closed.
-fn take(queue: &Mutex<mpsc::Receiver<Job>>, held: &mut Option<ReadJob>) -> Option<Work> {
-    let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
-    let first = match queue.recv().ok()? {
-        Job::Run(job) => return Some(Work::Run(job)),
+    let first = match job {
+        Job::Run(job) => return run(pool, job),
         Job::Lookup(lookup) => lookup,
     };
     let mut lookups = vec![first];
+    let mut held = None;
     while lookups.len() < MAX_LOOKUP_KEYS {
-        match queue.try_recv() {
-            Ok(Job::Lookup(next)) => lookups.push(next),
-            Ok(Job::Run(job)) => {
-                *held = Some(job);
+        match behind.next() {
+            Some(Job::Lookup(next)) => lookups.push(next),
+            Some(Job::Run(job)) => {
+                held = Some(job);
                 break;
             }
-            Err(_) => break,
+            None => break,
         }
     }
-    Some(Work::Lookups(lookups))
+    largest.fetch_max(lookups.len(), Ordering::Relaxed);
+    answer_lookups(pool, lookups, hints);
+    if let Some(job) = held {
+        run(pool, job);
+    }
+}
+
+fn run(pool: &Pool, job: ReadJob) {
+    match pool.get() {
+        Ok(mut conn) => job(Ok(&mut conn)),
+        Err(e) => job(Err(e.into())),
+    }
 }
 
 /// Answers `lookups` with one statement per kind of key.
@@ -245,14 +210,8 @@ fn answer_batch(
         }
     }
     let with_groups = lookups.iter().any(|l| l.with_groups);
-    let found = catch_unwind(AssertUnwindSafe(|| {
+    let found = catch("user lookup", || {
         find_users_gated(conn, by, &keys, with_groups)
-    }))
-    .unwrap_or_else(|_| {
-        tracing::error!("a queued user lookup panicked");
-        Err(StoreError::Internal(
-            "the read failed unexpectedly (it panicked)".to_owned(),
-        ))
     });
     for lookup in lookups {
         let answer = found.as_ref().map_err(Clone::clone).and_then(|gated| {
@@ -286,6 +245,7 @@ mod tests {
     use super::*;
     use crate::testing::TestDb;
     use diesel::connection::SimpleConnection;
+    use std::sync::{mpsc, Mutex};
 
     fn pool_of(db: &TestDb) -> Pool {
         let target = crate::db::connection::Target::parse(db.url()).unwrap();

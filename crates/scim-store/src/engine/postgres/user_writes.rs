@@ -47,8 +47,6 @@
 //! semantic one.
 
 use std::collections::{HashMap, HashSet};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc, Mutex, PoisonError, TryLockError};
 
 use diesel::pg::{Pg, PgConnection};
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -61,6 +59,7 @@ use crate::db::connection::{ConnectionManager, DbConnection};
 use crate::db::gate;
 use crate::db::transaction::{transaction, transaction_begun_by};
 use crate::engine::edit::{Edit, Found};
+use crate::engine::queue::{catch, Behind, Workers};
 use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
 use crate::scim::groups::user_groups_json_sql;
@@ -126,11 +125,6 @@ struct EditTask<T, F> {
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-fn panicked(what: &str) -> StoreError {
-    tracing::error!("a batched user {what} panicked");
-    StoreError::Internal(format!("the user {what} failed unexpectedly (it panicked)"))
-}
-
 impl<T, F> EditJob for EditTask<T, F>
 where
     T: Send + 'static,
@@ -146,17 +140,17 @@ where
 
     fn decide(&mut self, found: Found) -> Option<PendingWrite> {
         self.then = None;
-        match catch_unwind(AssertUnwindSafe(|| (self.f)(found))) {
-            Ok(Ok(Edit::Answer(t))) => {
+        match catch("user edit", || (self.f)(found)) {
+            Ok(Edit::Answer(t)) => {
                 self.result = Some(Ok(t));
                 None
             }
-            Ok(Ok(Edit::Store {
+            Ok(Edit::Store {
                 current,
                 attrs,
                 password,
                 then,
-            })) => {
+            }) => {
                 self.result = None;
                 self.then = Some(then);
                 Some(PendingWrite {
@@ -165,12 +159,8 @@ where
                     password,
                 })
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 self.result = Some(Err(e));
-                None
-            }
-            Err(_) => {
-                self.result = Some(Err(panicked("edit")));
                 None
             }
         }
@@ -178,9 +168,7 @@ where
 
     fn stored(&mut self, rec: UserRecord) {
         self.result = Some(match self.then.take() {
-            Some(then) => {
-                catch_unwind(AssertUnwindSafe(|| then(rec))).map_err(|_| panicked("edit"))
-            }
+            Some(then) => catch("user edit", || Ok(then(rec))),
             None => Err(StoreError::Internal(
                 "a batched edit was stored without being decided".to_owned(),
             )),
@@ -190,12 +178,9 @@ where
     fn alone(&mut self, conn: &mut DbConnection) {
         let (id, with_groups, f) = (&self.id, self.with_groups, &self.f);
         self.then = None;
-        self.result = Some(
-            catch_unwind(AssertUnwindSafe(|| {
-                transaction(conn, |conn| edit_alone(conn, id, with_groups, f, None))
-            }))
-            .unwrap_or_else(|_| Err(panicked("edit"))),
-        );
+        self.result = Some(catch("user edit", || {
+            transaction(conn, |conn| edit_alone(conn, id, with_groups, f, None))
+        }));
     }
 
     fn force(&mut self, e: StoreError) {
@@ -304,22 +289,17 @@ enum Job {
 /// The queue in front of the batcher threads. Dropping it closes the
 /// queue: the batchers finish what was queued and exit (not joined).
 pub(crate) struct UserBatcher {
-    sender: mpsc::Sender<Job>,
+    jobs: Workers<Job>,
 }
 
 impl UserBatcher {
     /// Starts [`BATCHERS`] threads writing through `pool`.
     pub(crate) fn start(pool: Pool) -> Result<UserBatcher, StoreError> {
-        let (sender, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..BATCHERS {
-            let (pool, queue) = (pool.clone(), Arc::clone(&queue));
-            std::thread::Builder::new()
-                .name(format!("user-batcher-{i}"))
-                .spawn(move || serve(&pool, &queue))
-                .map_err(|e| StoreError::internal("cannot start a user batcher thread", &e))?;
-        }
-        Ok(UserBatcher { sender })
+        let jobs = Workers::start("user-batcher", BATCHERS, |_| {
+            let pool = pool.clone();
+            move |job, behind: &mut Behind<'_, Job>| serve(&pool, job, behind)
+        })?;
+        Ok(UserBatcher { jobs })
     }
 
     /// Queues the creation of a user (behind the gate).
@@ -362,7 +342,7 @@ impl UserBatcher {
     }
 
     fn submit(&self, job: Job) {
-        if let Err(mpsc::SendError(job)) = self.sender.send(job) {
+        if let Err(job) = self.jobs.push(job) {
             fail_all(
                 vec![job],
                 &StoreError::Unavailable("the user batcher threads have stopped".to_owned()),
@@ -386,46 +366,27 @@ fn fail_all(jobs: Vec<Job>, e: &StoreError) {
     }
 }
 
-/// A batcher thread: takes every write waiting (at most [`MAX_BATCH`],
-/// at most one edit per user: a second edit of the same user waits for
-/// the next batch, so it sees the first one's result) and runs them as
-/// one batch. Returns when the queue closes.
-fn serve(pool: &Pool, queue: &Mutex<mpsc::Receiver<Job>>) {
-    let mut carried: Vec<Job> = Vec::new();
-    loop {
-        let mut jobs = std::mem::take(&mut carried);
-        // With writes carried over, never wait for the queue: the other
-        // batcher may be holding it, waiting for the next write.
-        let queue = if jobs.is_empty() {
-            Some(queue.lock().unwrap_or_else(PoisonError::into_inner))
-        } else {
-            match queue.try_lock() {
-                Ok(queue) => Some(queue),
-                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            }
-        };
-        if let Some(queue) = queue {
-            if jobs.is_empty() {
-                match queue.recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => return,
-                }
-            }
-            while jobs.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
+/// A batcher's turn: `first` and every write waiting behind it (at most
+/// [`MAX_BATCH`]), run as one batch. At most one edit per user goes in a
+/// batch: a second edit of the same user goes in the next batch, run
+/// right after, so that it sees the first one's result.
+fn serve(pool: &Pool, first: Job, behind: &mut Behind<'_, Job>) {
+    let mut jobs = vec![first];
+    while !jobs.is_empty() {
+        while jobs.len() < MAX_BATCH {
+            match behind.next() {
+                Some(job) => jobs.push(job),
+                None => break,
             }
         }
         let mut inserts = Vec::new();
         let mut edits: Vec<Box<dyn EditJob>> = Vec::new();
         let mut editing = HashSet::new();
+        let mut next = Vec::new();
         for job in jobs {
             match job {
                 Job::Insert(j) => inserts.push(j),
-                Job::Edit(j) if editing.contains(j.id()) => carried.push(Job::Edit(j)),
+                Job::Edit(j) if editing.contains(j.id()) => next.push(Job::Edit(j)),
                 Job::Edit(j) => {
                     editing.insert(j.id().to_owned());
                     edits.push(j);
@@ -450,22 +411,23 @@ fn serve(pool: &Pool, queue: &Mutex<mpsc::Receiver<Job>>) {
         for j in edits {
             j.answer();
         }
+        jobs = next;
     }
 }
 
 /// Runs a batch: in one transaction, or, if that fails, each write alone.
 fn run(conn: &mut DbConnection, inserts: &mut [InsertJob], edits: &mut [Box<dyn EditJob>]) {
-    let together = catch_unwind(AssertUnwindSafe(|| {
-        transaction_begun_by(conn, BATCH_BEGIN, |conn| write_batch(conn, inserts, edits))
-    }));
+    // The edits' closures run inside, each under `queue::catch`.
+    let together =
+        transaction_begun_by(conn, BATCH_BEGIN, |conn| write_batch(conn, inserts, edits));
     let size = inserts.len() + edits.len();
     match together {
-        Ok(Ok(stored)) => {
+        Ok(stored) => {
             for (i, rec) in stored {
                 edits[i].stored(rec);
             }
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             if size > 1 {
                 tracing::debug!(error = %e, "a user write batch failed; running its writes alone");
             }
@@ -474,17 +436,6 @@ fn run(conn: &mut DbConnection, inserts: &mut [InsertJob], edits: &mut [Box<dyn 
             }
             for j in edits.iter_mut() {
                 j.alone(conn);
-            }
-        }
-        Err(_) => {
-            // The connection, left in a transaction, is not returned to
-            // the pool (`ConnectionManager::has_broken`).
-            let e = panicked("write batch");
-            for j in inserts.iter_mut() {
-                j.result = Some(Err(e.clone()));
-            }
-            for j in edits.iter_mut() {
-                j.force(e.clone());
             }
         }
     }

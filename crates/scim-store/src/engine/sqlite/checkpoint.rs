@@ -86,6 +86,9 @@ pub(crate) struct Checkpointer {
     /// True while the thread is alive, for tests.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) running: Arc<AtomicBool>,
+    /// How the thread asks the writer to restart the WAL.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) restart_wal: Arc<AtomicBool>,
 }
 
 #[derive(QueryableByName)]
@@ -123,6 +126,7 @@ impl Checkpointer {
         policy: CheckpointPolicy,
         restart_wal: Arc<AtomicBool>,
     ) -> Result<Checkpointer, StoreError> {
+        let asked = Arc::clone(&restart_wal);
         let Some(path) = manager.sqlite_path() else {
             return Err(StoreError::internal(
                 "the checkpointer is for SQLite only",
@@ -231,6 +235,7 @@ impl Checkpointer {
             thread: Some(thread),
             runs,
             running,
+            restart_wal: asked,
         })
     }
 }

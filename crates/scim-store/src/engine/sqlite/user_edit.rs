@@ -32,7 +32,6 @@
 //! closure may be called twice (it is `Fn`, as on PostgreSQL, whose
 //! batches may also call it again).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -40,7 +39,8 @@ use tokio::sync::oneshot;
 use crate::db::connection::Backend;
 use crate::engine::edit::{Edit, Found};
 use crate::engine::postgres::user_writes::edit_alone;
-use crate::engine::sqlite::writer::WriteQueue;
+use crate::engine::queue::catch;
+use crate::engine::sqlite::writer::SqliteWriter;
 use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
 use crate::scim::groups::{user_groups, GroupRef};
@@ -59,7 +59,7 @@ struct Decided<T> {
 /// as stored (with its groups when `with_groups`), and the receiver the
 /// answer once its write, if any, committed.
 pub(crate) fn queue_edit<T, F>(
-    writes: &WriteQueue,
+    writes: &SqliteWriter,
     hints: Arc<UserHints>,
     id: String,
     with_groups: bool,
@@ -69,13 +69,12 @@ where
     T: Send + 'static,
     F: Fn(Found) -> Result<Edit<T>, StoreError> + Send + 'static,
 {
-    let (reply, answer) = oneshot::channel();
     let decided = hints.get(&id, with_groups).and_then(|(record, groups)| {
         // A closure that panics here panics again on the writer, which
         // answers it as a failed write.
-        catch_unwind(AssertUnwindSafe(|| {
-            decide(&f, &record, groups.filter(|_| with_groups))
-        }))
+        catch("user edit", || {
+            Ok(decide(&f, &record, groups.filter(|_| with_groups)))
+        })
         .ok()
         .flatten()
     });
@@ -84,29 +83,22 @@ where
             prepared,
             groups,
             then,
-        }) => writes.submit_to(
-            move |conn| {
-                if let Some(seen) = &groups {
-                    if user_groups(conn, &id)? != *seen {
-                        return edit_alone(conn, &id, with_groups, &f, Some(&hints));
-                    }
+        }) => writes.submit(move |conn| {
+            if let Some(seen) = &groups {
+                if user_groups(conn, &id)? != *seen {
+                    return edit_alone(conn, &id, with_groups, &f, Some(&hints));
                 }
-                match apply_prepared_update(conn, prepared)? {
-                    Some(stored) => {
-                        hints.offer(&stored, groups.as_deref());
-                        Ok(then(stored))
-                    }
-                    None => edit_alone(conn, &id, with_groups, &f, Some(&hints)),
+            }
+            match apply_prepared_update(conn, prepared)? {
+                Some(stored) => {
+                    hints.offer(&stored, groups.as_deref());
+                    Ok(then(stored))
                 }
-            },
-            reply,
-        ),
-        None => writes.submit_to(
-            move |conn| edit_alone(conn, &id, with_groups, &f, Some(&hints)),
-            reply,
-        ),
+                None => edit_alone(conn, &id, with_groups, &f, Some(&hints)),
+            }
+        }),
+        None => writes.submit(move |conn| edit_alone(conn, &id, with_groups, &f, Some(&hints))),
     }
-    answer
 }
 
 /// Runs the edit on a hint: the write it decides, if it decides one.

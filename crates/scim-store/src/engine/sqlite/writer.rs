@@ -1,65 +1,47 @@
-//! Group commit on SQLite's single writer connection.
+//! SQLite's writer: one thread owns the single write connection, and the
+//! writes queued behind each other share one transaction (group commit).
 //!
-//! Every SQLite write goes through one connection (`engine/mod.rs`), so the
-//! writer's critical section sets the write rate, and much of it is
-//! appending each commit's dirtied pages to the WAL (a user write dirties
-//! pages all over the indexes; docs/BENCHMARKS.md). Writes that
-//! queue up behind each other therefore share one transaction: pages that
-//! several of them dirty (index interior pages, the `user_values` leaves)
-//! are written to the WAL once per batch instead of once per request.
+//! Every SQLite write goes through one connection (a single writer beats
+//! writers busy-waiting on the database lock), so the writer's time sets
+//! the write rate, and much of it was appending each commit's dirtied pages
+//! to the WAL (docs/BENCHMARKS.md). Writes queued behind each other
+//! therefore share one `BEGIN IMMEDIATE` transaction: pages several of them
+//! dirty (index interior pages, the `user_values` leaves) reach the WAL
+//! once per batch instead of once per request.
 //!
-//! Writes arrive two ways, and both share the batches:
+//! Every write goes through the one queue of the writer thread
+//! ([`crate::engine::queue::Workers`]), in order:
 //!
-//! - **Queued** ([`WriteQueue::submit`], `Store::queue_write`): the
-//!   request handlers' writes, closures that own what they need. A
-//!   dedicated writer thread ([`GroupCommitWriter::serve`]) takes them off
-//!   a channel and runs them back to back in the open batch; once the
-//!   channel is empty (or the batch full) it commits, and each job's reply
-//!   goes out with the batch's outcome. No thread waits for another to
-//!   wake up between two jobs. When a blocking writer waits for the mutex,
-//!   the writer thread lets it in after the job it is running and waits
-//!   (on `turn_taken`) until it has had its turn, so that a steady stream
-//!   of requests cannot starve an administrator's write, however busy the
-//!   machine. Queued writes pay no thread wake-up between two jobs
-//!   (docs/BENCHMARKS.md).
-//! - **Blocking** ([`GroupCommitWriter::run`], `Store::write`): any closure,
-//!   borrowing the caller's stack, run on the caller's thread. Leader and
-//!   follower on the writer mutex:
-//!   - `run` takes the mutex (counting itself in `waiting` until it has
-//!     it; so does the writer thread). With no batch open it begins one
-//!     with `BEGIN IMMEDIATE`.
-//!   - It runs its closure inside a savepoint (Diesel's nested
-//!     transaction, depth 2): released on `Ok`, rolled back on `Err`, so a
-//!     failed job leaves nothing behind and does not affect the others of
-//!     its batch. Queued jobs run the same way.
-//!   - Then, if other writers are queued on the mutex and the batch is
-//!     below [`MAX_BATCH_JOBS`] and [`MAX_BATCH_AGE`], it leaves the
-//!     transaction open, releases the mutex and waits on the batch's
-//!     `Outcome` (its own lock, so a long drain by the writer thread, which
-//!     holds the mutex, does not keep it waiting once its batch
-//!     committed) until its batch is finished; otherwise it commits and
-//!     wakes the batch's waiters. A waiting writer always has a successor:
-//!     the one it saw queued takes the mutex next and joins the batch, and
-//!     the last one commits. The writer thread, after a drain, follows the
-//!     same rule.
+//! - a **queued** write ([`SqliteWriter::submit`], `Store::queue_write`),
+//!   a closure that owns what it needs, runs on the writer thread;
+//! - a **blocking** write ([`SqliteWriter::write`], `Store::write`: admin
+//!   actions, the CLI, tests), a closure that may borrow from its caller's
+//!   stack, runs on its caller's thread: when its turn comes, the writer
+//!   thread lends it the connection, with the batch's transaction open,
+//!   and waits until it is given back;
+//! - an **exclusive** job ([`SqliteWriter::exclusive`]: migrations, which
+//!   manage their own transactions) is lent the connection the same way,
+//!   once the open batch has committed, outside any transaction.
 //!
-//! Either way a write is answered only once its batch committed
-//! (read-your-writes). If the `COMMIT` fails, or the savepoint machinery
-//! does, the whole batch is rolled back and every job of it fails.
+//! The writer thread takes a job and then the jobs queued behind it, each
+//! in a savepoint of the open batch (Diesel's nested transaction: released
+//! on `Ok`, rolled back on `Err`, so a failed write leaves nothing and does
+//! not touch the others), and commits when nothing more is queued, or the
+//! batch has [`MAX_BATCH_JOBS`] jobs or is [`MAX_BATCH_AGE`] old. Every
+//! write is answered once its batch committed (read-your-writes); a failed
+//! `COMMIT` fails every write of the batch.
 //!
-//! A panicking closure is caught: its savepoint is rolled back (or, if it
-//! left Diesel's transaction depth elsewhere, the whole batch). A blocking
-//! writer's batch is then committed or failed right away and the panic
-//! resumes in the caller; a queued job answers `StoreError::Internal` and
-//! the batch goes on. The mutex is never left poisoned or the transaction
-//! open.
+//! A closure that panics is rolled back to its savepoint. A queued write
+//! then answers `StoreError::Internal`; a blocking write's panic resumes in
+//! its caller. A panic inside the closure's own `conn.transaction(…)`
+//! leaves Diesel's transaction depth off, so that the savepoint no longer
+//! identifies the job's work: the whole batch is rolled back and every
+//! write of it fails.
 
-use std::any::Any;
 use std::cell::Cell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -67,6 +49,7 @@ use diesel::r2d2::R2D2Connection;
 use diesel::Connection;
 
 use crate::db::connection::{ConnectionManager, DbConnection};
+use crate::engine::queue::{catch, Behind, Workers};
 use crate::error::StoreError;
 
 /// At most this many jobs share one transaction: bounds the latency a
@@ -81,65 +64,38 @@ type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 type Tm = <DbConnection as Connection>::TransactionManager;
 
 thread_local! {
-    /// Set while this thread runs a write closure: a nested `Store::write`
-    /// would wait for the mutex its own thread holds.
-    static IN_JOB: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread runs a write closure: a write it started
+    /// would wait for the writer, which is waiting for this very closure.
+    static IN_WRITE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The single SQLite writer, shared by every clone of the `Store`.
-pub(crate) struct GroupCommitWriter {
-    /// A pool of one: it opens (and, after a failure, reopens) the writer
-    /// connection, which is otherwise kept in `state` for good.
-    pool: Pool,
-    state: Mutex<WriterState>,
-    /// Signalled when a batch is finished (committed or failed).
-    finished: Condvar,
-    /// Writers between "wants the mutex" and "has it".
-    waiting: AtomicUsize,
-    /// Signalled when a waiting writer took the mutex
-    /// ([`WriterState::turns`]).
-    turn_taken: Condvar,
-    max_jobs: usize,
-    max_age: Duration,
-    /// Batches committed so far (each one `COMMIT`).
-    commits: AtomicUsize,
-    /// Set by the checkpointer when the WAL should start over: the next
-    /// batch first runs a RESTART checkpoint (`engine/sqlite/checkpoint.rs`).
-    restart_wal: Arc<AtomicBool>,
+/// The queue of SQLite's writer thread, shared by every clone of the
+/// `Store`. Dropping it closes the queue: the thread runs what was queued,
+/// commits, and exits.
+pub(crate) struct SqliteWriter {
+    jobs: Workers<WriteJob>,
 }
 
-#[derive(Default)]
-pub(crate) struct WriterState {
-    conn: Option<PooledConnection>,
-    batch: Option<Batch>,
-    /// How many times a waiting writer has taken the mutex: the queue's
-    /// thread, having let a blocking writer in, waits for this to move.
-    turns: u64,
+/// What the writer thread is asked to do.
+enum WriteJob {
+    /// Run a closure in the open batch.
+    Run(Box<dyn QueuedJob>),
+    /// Lend the connection to a blocking caller.
+    Lend(Loan),
 }
 
-/// The open transaction and its jobs so far.
-struct Batch {
-    outcome: Arc<Outcome>,
-    jobs: usize,
-    started: Instant,
-    /// The replies of the batch's queued jobs, sent once it ends.
-    replies: Vec<Reply>,
-}
-
-/// Sends a queued job's result, given how its batch ended.
-type Reply = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
-
-/// A write queued by [`GroupCommitWriter::submit`], run by the writer
-/// thread ([`GroupCommitWriter::serve`]).
-pub(crate) trait QueuedJob: Send {
-    /// Runs the job in a savepoint of the open batch; returns its reply
-    /// and, if the batch must be rolled back entirely, why.
-    fn run(self: Box<Self>, state: &mut WriterState) -> (Reply, Option<StoreError>);
+/// A queued closure, its answer type erased so that all share one queue.
+trait QueuedJob: Send {
+    /// Runs the job in a savepoint on `conn`; returns its reply and, if
+    /// the batch must be rolled back entirely, why.
+    fn run(self: Box<Self>, conn: &mut DbConnection) -> (Reply, Option<StoreError>);
     /// Answers the job with `error` without running it.
     fn reject(self: Box<Self>, error: StoreError);
 }
 
-/// A queued closure and where its result goes.
+/// Sends a job's result, given how its batch ended.
+type Reply = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
+
 struct Queued<T, F> {
     f: F,
     reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
@@ -150,29 +106,15 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
 {
-    fn run(self: Box<Self>, state: &mut WriterState) -> (Reply, Option<StoreError>) {
+    fn run(self: Box<Self>, conn: &mut DbConnection) -> (Reply, Option<StoreError>) {
         let Queued { f, reply } = *self;
-        let (result, abandon) = match run_job(state, f) {
-            JobEnd::Done(result) => (result, None),
-            JobEnd::Panicked(payload) => {
-                tracing::error!(panic = panic_message(&*payload), "a queued write panicked");
-                (Err(panicked()), None)
-            }
-            JobEnd::Abandoned { cause, panic } => {
-                let result = Err(if panic.is_some() {
-                    panicked()
-                } else {
-                    duplicate(&cause)
-                });
-                (result, Some(cause))
-            }
+        let (result, abandon) = match in_savepoint(conn, |conn| catch("write", || f(conn))) {
+            Ok(result) => (result, None),
+            Err(cause) => (Err(cause.clone()), Some(cause)),
         };
         let send: Reply = Box::new(move |batch: &Result<(), StoreError>| {
-            let result = match batch {
-                Ok(()) => result,
-                // A job that failed by itself keeps its own error.
-                Err(e) => result.and_then(|_| Err(duplicate(e))),
-            };
+            // A job that failed by itself keeps its own error.
+            let result = result.and_then(|value| batch.clone().map(|()| value));
             // The caller may have gone away (a dropped request): its
             // write still happened, as a blocking write's would.
             let _ = reply.send(result);
@@ -185,265 +127,320 @@ where
     }
 }
 
-/// The text of a panic's payload, when it has one.
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
+/// A blocking caller's request for the connection.
+struct Loan {
+    /// In a savepoint of the open batch (a write), or outside any
+    /// transaction once the batch committed (exclusive).
+    in_batch: bool,
+    lent: mpsc::Sender<Result<Lent, StoreError>>,
 }
 
-/// What a queued job whose closure panicked answers (the panic itself was
-/// caught on the writer thread and is logged there).
-fn panicked() -> StoreError {
-    StoreError::Internal("the write failed unexpectedly (it panicked)".to_owned())
+/// The connection, lent to a blocking caller.
+struct Lent {
+    conn: PooledConnection,
+    /// Where the connection goes back.
+    back: mpsc::Sender<Returned>,
+    /// How the batch ended (a write in the batch only).
+    outcome: Option<mpsc::Receiver<Result<(), StoreError>>>,
 }
 
-/// How a batch ended: set once, under the writer mutex, before `finished`
-/// is signalled. A failure carries the error every job of the batch
-/// returns. A blocking writer waits for it on the outcome's own lock, not
-/// on the writer mutex: the queue's thread may hold that one for a long
-/// drain, and a writer whose batch committed must not wait for the drain
-/// to end before it returns.
-#[derive(Default)]
-struct Outcome {
-    result: OnceLock<Result<(), StoreError>>,
-    lock: Mutex<()>,
-    set: Condvar,
+/// The connection, given back.
+struct Returned {
+    conn: PooledConnection,
+    /// Set when the batch must be rolled back entirely.
+    abandon: Option<StoreError>,
 }
 
-impl Outcome {
-    fn finish(&self, result: Result<(), StoreError>) {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = self.result.set(result);
-        self.set.notify_all();
+impl SqliteWriter {
+    /// Starts the writer thread on `pool` (a pool of one connection, which
+    /// opens it and, after a failure, reopens it). When the checkpointer
+    /// sets `restart_wal`, the next batch first restarts the WAL.
+    pub(crate) fn start(pool: Pool, restart_wal: Arc<AtomicBool>) -> Result<Self, StoreError> {
+        Self::start_with(pool, restart_wal, MAX_BATCH_JOBS, MAX_BATCH_AGE)
     }
 
-    fn wait(&self) -> Result<(), StoreError> {
-        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let _guard = self
-            .set
-            .wait_while(guard, |_| self.result.get().is_none())
-            .unwrap_or_else(PoisonError::into_inner);
-        match self.result.get() {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(duplicate(e)),
-            None => Err(StoreError::Internal(
-                "the write batch ended without an outcome".to_owned(),
-            )),
-        }
-    }
-}
-
-/// What happened to one job inside the batch.
-enum JobEnd<T> {
-    /// The job's savepoint is closed (released or rolled back); `result`
-    /// is what the job returned, final once the batch commits.
-    Done(Result<T, StoreError>),
-    /// The job panicked after its savepoint was rolled back.
-    Panicked(Box<dyn Any + Send + 'static>),
-    /// The job's savepoint could not be closed, or the job left Diesel's
-    /// transaction depth elsewhere (a panic inside its own
-    /// `conn.transaction(…)`): the batch must be rolled back entirely.
-    Abandoned {
-        cause: StoreError,
-        panic: Option<Box<dyn Any + Send + 'static>>,
-    },
-}
-
-impl GroupCommitWriter {
-    pub(crate) fn new(pool: Pool) -> Self {
-        Self::with_limits(pool, MAX_BATCH_JOBS, MAX_BATCH_AGE)
-    }
-
-    fn with_limits(pool: Pool, max_jobs: usize, max_age: Duration) -> Self {
-        GroupCommitWriter {
+    fn start_with(
+        pool: Pool,
+        restart_wal: Arc<AtomicBool>,
+        max_jobs: usize,
+        max_age: Duration,
+    ) -> Result<Self, StoreError> {
+        let mut writer = Some(Writer {
             pool,
-            state: Mutex::new(WriterState::default()),
-            finished: Condvar::new(),
-            waiting: AtomicUsize::new(0),
-            turn_taken: Condvar::new(),
+            conn: None,
+            batch: None,
+            restart_wal,
             max_jobs,
             max_age,
-            commits: AtomicUsize::new(0),
-            restart_wal: Arc::default(),
+        });
+        let jobs = Workers::start("sqlite-writer", 1, move |_| {
+            let mut writer = writer.take();
+            move |job, behind: &mut Behind<'_, WriteJob>| {
+                if let Some(writer) = &mut writer {
+                    writer.drain(job, behind);
+                }
+            }
+        })?;
+        Ok(SqliteWriter { jobs })
+    }
+
+    /// Queues `f`; the receiver gets its result once its batch ended.
+    pub(crate) fn submit<T, F>(&self, f: F) -> tokio::sync::oneshot::Receiver<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, receiver) = tokio::sync::oneshot::channel();
+        if let Err(WriteJob::Run(job)) =
+            self.jobs.push(WriteJob::Run(Box::new(Queued { f, reply })))
+        {
+            job.reject(stopped());
         }
+        receiver
     }
 
-    /// The flag through which the checkpointer asks for a WAL restart.
-    pub(crate) fn restart_wal_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.restart_wal)
+    /// Runs `f` on this thread, in a savepoint of the batch open when its
+    /// turn comes; returns once that batch committed.
+    pub(crate) fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+    {
+        let Lent {
+            mut conn,
+            back,
+            outcome,
+        } = self.borrow(true)?;
+        let mut panic = None;
+        let ran = {
+            let _flag = InWrite::set();
+            in_savepoint(&mut conn, |conn| {
+                catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|payload| {
+                    panic = Some(payload);
+                    Err(panicked())
+                })
+            })
+        };
+        let (result, abandon) = match ran {
+            Ok(result) => (result, None),
+            Err(cause) => (Err(cause.clone()), Some(cause)),
+        };
+        if let Some(panic) = panic {
+            // Its savepoint is rolled back (or, with `abandon`, its batch).
+            let _ = back.send(Returned { conn, abandon });
+            resume_unwind(panic);
+        }
+        if abandon.is_some() {
+            let _ = back.send(Returned { conn, abandon });
+            return result;
+        }
+        let _ = back.send(Returned { conn, abandon });
+        let batch = outcome
+            .and_then(|outcome| outcome.recv().ok())
+            .unwrap_or_else(|| Err(stopped()));
+        // A write that failed by itself keeps its own error.
+        result.and_then(|value| batch.map(|()| value))
     }
 
-    fn lock(&self) -> MutexGuard<'_, WriterState> {
-        // Nothing panics while the mutex is held (closures run under
-        // `catch_unwind`), and the state is consistent between statements
-        // anyway: never let a poison wedge the writer.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Takes the mutex as a writer: counted in `waiting` until it has it,
-    /// then a turn taken (which wakes a queue thread that let it in).
-    fn take_turn(&self) -> MutexGuard<'_, WriterState> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let mut state = self.lock();
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        state.turns = state.turns.wrapping_add(1);
-        self.turn_taken.notify_all();
-        state
-    }
-
-    /// Runs `f` on the writer connection with no transaction open (e.g.
-    /// migrations, which manage their own), after any open batch finished.
+    /// Runs `f` on this thread with no transaction open (migrations, which
+    /// manage their own), after any open batch committed.
     pub(crate) fn exclusive<T>(
         &self,
         f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut state = self.lock();
-        while state.batch.is_some() {
-            state = self
-                .finished
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        let conn = self.connection(&mut state)?;
-        let result = f(conn);
-        if conn.is_broken() {
-            state.conn = None;
-        }
-        result
+        let Lent { mut conn, back, .. } = self.borrow(false)?;
+        let result = {
+            let _flag = InWrite::set();
+            catch_unwind(AssertUnwindSafe(|| f(&mut conn)))
+        };
+        let _ = back.send(Returned {
+            conn,
+            abandon: None,
+        });
+        result.unwrap_or_else(|panic| resume_unwind(panic))
     }
 
-    fn connection<'s>(
-        &self,
-        state: &'s mut WriterState,
-    ) -> Result<&'s mut PooledConnection, StoreError> {
-        if state.conn.is_none() {
-            state.conn = Some(self.pool.get()?);
-        }
-        state
-            .conn
-            .as_mut()
-            .ok_or_else(|| StoreError::Internal("the writer connection was lost".to_owned()))
-    }
-
-    /// Runs `f` as one job of the current batch (see the module docs).
-    pub(crate) fn run<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
-    {
-        if IN_JOB.with(Cell::get) {
-            // As the pool checkout it replaces would have timed out: the
-            // one write connection is busy (with this very thread).
+    /// Queues a loan and waits for the connection.
+    fn borrow(&self, in_batch: bool) -> Result<Lent, StoreError> {
+        if IN_WRITE.with(Cell::get) {
+            // The writer is waiting for this thread's own write.
             tracing::error!("Store::write called inside a write closure");
             return Err(StoreError::Unavailable(
                 "the write connection is held by this thread's own write".to_owned(),
             ));
         }
-        let mut state = self.take_turn();
-
-        if state.batch.is_none() {
-            self.begin_batch(&mut state)?;
+        let (lent, receiver) = mpsc::channel();
+        if self
+            .jobs
+            .push(WriteJob::Lend(Loan { in_batch, lent }))
+            .is_err()
+        {
+            return Err(stopped());
         }
-        let outcome = match &mut state.batch {
-            Some(batch) => {
-                batch.jobs += 1;
-                Arc::clone(&batch.outcome)
+        receiver.recv().unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the SQLite writer thread has stopped".to_owned())
+}
+
+fn panicked() -> StoreError {
+    StoreError::Internal("the write failed unexpectedly (it panicked)".to_owned())
+}
+
+/// The writer thread's state.
+struct Writer {
+    pool: Pool,
+    /// The write connection, kept once opened (`None` while lent, or
+    /// after a failure until the next job reopens it).
+    conn: Option<PooledConnection>,
+    batch: Option<Batch>,
+    restart_wal: Arc<AtomicBool>,
+    max_jobs: usize,
+    max_age: Duration,
+}
+
+/// The open transaction and its jobs so far.
+struct Batch {
+    jobs: usize,
+    started: Instant,
+    /// Sent once the batch ends.
+    replies: Vec<Reply>,
+}
+
+impl Writer {
+    /// Runs `first` and the jobs queued behind it, committing as it goes
+    /// (see the module docs), and commits what is left.
+    fn drain(&mut self, first: WriteJob, behind: &mut Behind<'_, WriteJob>) {
+        let mut next = Some(first);
+        while let Some(job) = next {
+            match job {
+                WriteJob::Run(job) => self.run(job),
+                WriteJob::Lend(loan) => self.lend(loan),
             }
-            None => return Err(StoreError::Internal("no write batch open".to_owned())),
+            if self
+                .batch
+                .as_ref()
+                .is_some_and(|b| b.jobs >= self.max_jobs || b.started.elapsed() >= self.max_age)
+            {
+                self.commit();
+            }
+            next = behind.next();
+        }
+        self.commit();
+    }
+
+    fn run(&mut self, job: Box<dyn QueuedJob>) {
+        let conn = match self.begun() {
+            Ok(conn) => conn,
+            Err(e) => return job.reject(e),
         };
-
-        match run_job(&mut state, f) {
-            JobEnd::Abandoned { cause, panic } => {
-                // The batch's transaction is in an unknown state: undo all
-                // of it.
-                self.fail_batch(&mut state, &cause);
-                drop(state);
-                match panic {
-                    Some(payload) => resume_unwind(payload),
-                    None => Err(cause),
-                }
-            }
-            JobEnd::Panicked(payload) => {
-                self.commit_batch(&mut state);
-                drop(state);
-                resume_unwind(payload)
-            }
-            JobEnd::Done(result) => {
-                let join_more = state.batch.as_ref().is_some_and(|b| self.has_room(b))
-                    && self.waiting.load(Ordering::SeqCst) > 0;
-                if !join_more {
-                    self.commit_batch(&mut state);
-                }
-                drop(state);
-                match outcome.wait() {
-                    Ok(()) => result,
-                    // A job that failed by itself keeps its own error.
-                    Err(e) => result.and_then(|_| Err(e)),
-                }
-            }
-        }
+        let (reply, abandon) = {
+            let _flag = InWrite::set();
+            job.run(conn)
+        };
+        self.joined(reply, abandon);
     }
 
-    /// The writer thread's loop: takes queued jobs as they come and runs
-    /// them back to back in the open batch, so that a job's turn never
-    /// waits for another thread to wake up. Once the queue is empty (or the
-    /// batch full) it commits, which sends every reply of the batch. A
-    /// blocking writer ([`GroupCommitWriter::run`]) takes its turn on the
-    /// mutex between two drains and may join or end the batch, as with any
-    /// other writer. Returns when the queue's sender is dropped.
-    fn serve(&self, queue: &mpsc::Receiver<Box<dyn QueuedJob>>) {
-        while let Ok(first) = queue.recv() {
-            let mut state = self.take_turn();
-            let mut next = Some(first);
-            let mut let_in = false;
-            while let Some(job) = next {
-                self.run_queued(&mut state, job);
-                if state.batch.as_ref().is_some_and(|b| !self.has_room(b)) {
-                    self.commit_batch(&mut state);
-                }
-                // A blocking writer waits for the mutex: let it in now
-                // rather than after the queue ran dry, which under a
-                // steady stream of requests might be never.
-                if self.waiting.load(Ordering::SeqCst) > 0 {
-                    let_in = true;
-                    break;
-                }
-                next = queue.try_recv().ok();
-            }
-            // Nothing queued (or a blocking writer waits): commit, unless
-            // a blocking writer is about to join (it, or the last one
-            // after it, commits).
-            let join_more = state.batch.as_ref().is_some_and(|b| self.has_room(b))
-                && self.waiting.load(Ordering::SeqCst) > 0;
-            if !join_more {
-                self.commit_batch(&mut state);
-            }
-            drop(state);
-            if let_in {
-                // The mutex is not fair: give the woken writer a chance to
-                // take it before this thread comes back for the next job.
-                std::thread::yield_now();
-            }
-        }
-    }
-
-    /// Whether `batch` may take another job.
-    fn has_room(&self, batch: &Batch) -> bool {
-        batch.jobs < self.max_jobs && batch.started.elapsed() < self.max_age
-    }
-
-    /// Runs one queued job in the open batch (beginning one if needed).
-    fn run_queued(&self, state: &mut WriterState, job: Box<dyn QueuedJob>) {
-        if state.batch.is_none() {
-            if let Err(e) = self.begin_batch(state) {
-                job.reject(e);
+    fn lend(&mut self, Loan { in_batch, lent }: Loan) {
+        let (back, returned) = mpsc::channel();
+        let (outcome, reply) = if in_batch {
+            if let Err(e) = self.begun() {
+                let _ = lent.send(Err(e));
                 return;
             }
+            let (tell, outcome) = mpsc::channel();
+            let reply: Reply = Box::new(move |batch: &Result<(), StoreError>| {
+                let _ = tell.send(batch.clone());
+            });
+            (Some(outcome), Some(reply))
+        } else {
+            self.commit();
+            (None, None)
+        };
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => match self.pool.get() {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ = lent.send(Err(e.into()));
+                    return;
+                }
+            },
+        };
+        if let Err(mpsc::SendError(Ok(Lent { conn, .. }))) = lent.send(Ok(Lent {
+            conn,
+            back,
+            outcome,
+        })) {
+            // The caller went away before its turn.
+            self.conn = Some(conn);
+            if let Some(reply) = reply {
+                self.joined(reply, None);
+            }
+            return;
         }
-        let (reply, abandon) = job.run(state);
-        match &mut state.batch {
+        match returned.recv() {
+            Ok(Returned { conn, abandon }) => {
+                self.conn = Some(conn);
+                if let Some(reply) = reply {
+                    self.joined(reply, abandon);
+                }
+            }
+            // The caller's thread dropped the connection (it did not
+            // come back): the pool discards one left in a transaction.
+            Err(_) => {
+                let lost = StoreError::Internal("the write connection was not given back".into());
+                if let Some(reply) = reply {
+                    self.joined(reply, Some(lost));
+                }
+            }
+        }
+    }
+
+    /// The connection, with a batch open.
+    fn begun(&mut self) -> Result<&mut DbConnection, StoreError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.pool.get()?);
+        }
+        let Some(conn) = self.conn.as_deref_mut() else {
+            return Err(StoreError::Internal(
+                "the writer connection was lost".into(),
+            ));
+        };
+        if self.batch.is_none() {
+            if self.restart_wal.swap(false, Ordering::Relaxed) {
+                restart_wal(conn);
+            }
+            let begun = match conn {
+                // IMMEDIATE takes the write lock up front, so a read
+                // followed by a write cannot fail with SQLITE_BUSY on the
+                // lock upgrade.
+                DbConnection::Sqlite(c) => {
+                    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+                }
+                DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
+            };
+            if let Err(e) = begun {
+                if conn.is_broken() {
+                    self.conn = None;
+                }
+                return Err(e.into());
+            }
+            self.batch = Some(Batch {
+                jobs: 0,
+                started: Instant::now(),
+                replies: Vec::new(),
+            });
+        }
+        self.conn
+            .as_deref_mut()
+            .ok_or_else(|| StoreError::Internal("the writer connection was lost".into()))
+    }
+
+    /// Counts a job into the open batch; `abandon` rolls the batch back.
+    fn joined(&mut self, reply: Reply, abandon: Option<StoreError>) {
+        match &mut self.batch {
             Some(batch) => {
                 batch.jobs += 1;
                 batch.replies.push(reply);
@@ -453,49 +450,21 @@ impl GroupCommitWriter {
             ))),
         }
         if let Some(cause) = abandon {
-            self.fail_batch(state, &cause);
+            self.fail(&cause);
         }
     }
 
-    fn begin_batch(&self, state: &mut WriterState) -> Result<(), StoreError> {
-        let conn = self.connection(state)?;
-        if self.restart_wal.swap(false, Ordering::Relaxed) {
-            restart_wal(conn);
-        }
-        let begun = match &mut **conn {
-            // IMMEDIATE takes the write lock up front, so a read followed by
-            // a write cannot fail with SQLITE_BUSY on the upgrade.
-            DbConnection::Sqlite(c) => {
-                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-            }
-            DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
-        };
-        if let Err(e) = begun {
-            if conn.is_broken() {
-                state.conn = None;
-            }
-            return Err(e.into());
-        }
-        state.batch = Some(Batch {
-            outcome: Arc::default(),
-            jobs: 0,
-            started: Instant::now(),
-            replies: Vec::new(),
-        });
-        Ok(())
-    }
-
-    /// Commits the open batch and wakes its waiters; a failed `COMMIT`
+    /// Commits the open batch and answers its jobs; a failed `COMMIT`
     /// (which Diesel follows with a `ROLLBACK`) fails every job of it.
-    fn commit_batch(&self, state: &mut WriterState) {
-        let Some(batch) = state.batch.take() else {
+    fn commit(&mut self) {
+        let Some(batch) = self.batch.take() else {
             return;
         };
-        let committed = match &mut state.conn {
+        let committed = match &mut self.conn {
             Some(conn) => {
-                let r = Tm::commit_transaction(conn).map_err(StoreError::from);
+                let r = Tm::commit_transaction(&mut **conn).map_err(StoreError::from);
                 if conn.is_broken() {
-                    state.conn = None;
+                    self.conn = None;
                 }
                 r
             }
@@ -503,45 +472,37 @@ impl GroupCommitWriter {
                 "the writer connection was lost".to_owned(),
             )),
         };
-        if committed.is_ok() {
-            self.commits.fetch_add(1, Ordering::Relaxed);
-        }
         if let Err(e) = &committed {
             tracing::error!(error = %e, jobs = batch.jobs, "committing a write batch failed");
         }
         for reply in batch.replies {
             reply(&committed);
         }
-        batch.outcome.finish(committed);
-        self.finished.notify_all();
     }
 
-    /// Rolls the open batch back entirely and fails every job of it with
-    /// `cause`.
-    fn fail_batch(&self, state: &mut WriterState, cause: &StoreError) {
-        let Some(batch) = state.batch.take() else {
+    /// Rolls the open batch back entirely and fails every job of it.
+    fn fail(&mut self, cause: &StoreError) {
+        let Some(batch) = self.batch.take() else {
             return;
         };
-        if let Some(conn) = &mut state.conn {
+        if let Some(conn) = &mut self.conn {
             if !rollback_all(conn) {
                 // Dropping the connection is the rollback of last resort:
                 // SQLite discards an open transaction on close, and r2d2
                 // discards a connection whose transaction state is broken.
-                state.conn = None;
+                self.conn = None;
             }
         }
         tracing::error!(error = %cause, jobs = batch.jobs, "a write batch was rolled back");
-        let failed = Err(duplicate(cause));
+        let failed = Err(cause.clone());
         for reply in batch.replies {
             reply(&failed);
         }
-        batch.outcome.finish(failed);
-        self.finished.notify_all();
     }
 }
 
 /// Runs a RESTART checkpoint on the writer connection, between batches,
-/// when the checkpointer asked for one (`engine/sqlite/checkpoint.rs`): the writer holds
+/// when the checkpointer asked for one (`checkpoint.rs`): the writer holds
 /// still while the frames the last PASSIVE round left are copied and the
 /// files synced, and the batch it then begins writes from the start of
 /// the WAL. Waiting for readers still on old frames is bounded by the busy
@@ -557,45 +518,29 @@ fn restart_wal(conn: &mut DbConnection) {
     }
 }
 
-/// Runs `f` in a savepoint on the batch's connection.
-fn run_job<T, F>(state: &mut WriterState, f: F) -> JobEnd<T>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, StoreError>,
-{
-    let abandon = |cause: StoreError, panic| JobEnd::Abandoned { cause, panic };
-    let Some(conn) = state.conn.as_deref_mut() else {
-        let lost = StoreError::Internal("the writer connection was lost".to_owned());
-        return abandon(lost, None);
-    };
-    if let Err(e) = Tm::begin_transaction(conn) {
-        return abandon(e.into(), None);
-    }
+/// Runs `f` in a savepoint on `conn`: released when `f` returns `Ok`,
+/// rolled back when it returns `Err`; `f`'s result is the inner one. The
+/// outer `Err` says the batch must be rolled back entirely: the savepoint
+/// could not be closed, or `f` left Diesel's transaction depth elsewhere
+/// (a panic inside its own `conn.transaction(…)`), so that the savepoint
+/// no longer identifies its work.
+fn in_savepoint<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+) -> Result<Result<T, StoreError>, StoreError> {
+    Tm::begin_transaction(conn)?;
     let expected = depth(conn);
-    let ran = {
-        let _flag = InJob::set();
-        catch_unwind(AssertUnwindSafe(|| f(&mut *conn)))
-    };
-    // A closure that returned normally closed whatever it opened; after a
-    // panic inside its own `conn.transaction(…)` the depth is off, and the
-    // savepoint no longer identifies the job's work.
+    let result = f(conn);
     if depth(conn) != expected {
-        let cause = StoreError::Internal("a write closure left a transaction open".to_owned());
-        return abandon(cause, ran.err());
+        return Err(StoreError::Internal(
+            "a write closure left a transaction open".to_owned(),
+        ));
     }
-    match ran {
-        Ok(Ok(value)) => match Tm::commit_transaction(conn) {
-            Ok(()) => JobEnd::Done(Ok(value)),
-            Err(e) => abandon(e.into(), None),
-        },
-        Ok(Err(job_error)) => match Tm::rollback_transaction(conn) {
-            Ok(()) => JobEnd::Done(Err(job_error)),
-            Err(e) => abandon(e.into(), None),
-        },
-        Err(payload) => match Tm::rollback_transaction(conn) {
-            Ok(()) => JobEnd::Panicked(payload),
-            Err(e) => abandon(e.into(), Some(payload)),
-        },
+    match result {
+        Ok(value) => Tm::commit_transaction(conn).map(|()| Ok(value)),
+        Err(e) => Tm::rollback_transaction(conn).map(|()| Err(e)),
     }
+    .map_err(StoreError::from)
 }
 
 /// Diesel's transaction depth on `conn`, `None` outside a transaction or
@@ -625,79 +570,19 @@ fn rollback_all(conn: &mut DbConnection) -> bool {
     }
 }
 
-/// The error a failed batch gives each of its jobs: the cause itself when
-/// the database failed (unavailable, internal), else a generic internal
-/// error, since the cause belongs to one job, not to the others whose
-/// writes it rolled back. The cause's source was logged once, by the
-/// writer that saw it.
-fn duplicate(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::Internal(m) => StoreError::Internal(m.clone()),
-        _ => StoreError::Internal("the write batch was not committed".to_owned()),
-    }
-}
-
-/// The queue in front of the writer thread ([`GroupCommitWriter::serve`]).
-/// Dropping it closes the queue: the thread runs what was queued, commits,
-/// and exits (it is not joined, so the last `Store` may be dropped
-/// anywhere, the writer thread included).
-pub(crate) struct WriteQueue {
-    sender: mpsc::Sender<Box<dyn QueuedJob>>,
-}
-
-impl WriteQueue {
-    /// Starts the writer thread of `writer`.
-    pub(crate) fn start(writer: Arc<GroupCommitWriter>) -> Result<WriteQueue, StoreError> {
-        let (sender, queue) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("sqlite-writer".to_owned())
-            .spawn(move || writer.serve(&queue))
-            .map_err(|e| StoreError::internal("cannot start the SQLite writer thread", &e))?;
-        Ok(WriteQueue { sender })
-    }
-
-    /// Queues `f`; the receiver gets its result once its batch ended.
-    pub(crate) fn submit<T, F>(&self, f: F) -> tokio::sync::oneshot::Receiver<Result<T, StoreError>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let (reply, receiver) = tokio::sync::oneshot::channel();
-        self.submit_to(f, reply);
-        receiver
-    }
-
-    /// Queues `f`; `reply` gets its result once its batch ended.
-    pub(crate) fn submit_to<T, F>(
-        &self,
-        f: F,
-        reply: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
-    ) where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
-    {
-        if let Err(mpsc::SendError(job)) = self.sender.send(Box::new(Queued { f, reply })) {
-            job.reject(StoreError::Unavailable(
-                "the SQLite writer thread has stopped".to_owned(),
-            ));
-        }
-    }
-}
-
 /// Marks this thread as running a write closure until dropped.
-struct InJob;
+struct InWrite;
 
-impl InJob {
-    fn set() -> InJob {
-        IN_JOB.with(|c| c.set(true));
-        InJob
+impl InWrite {
+    fn set() -> InWrite {
+        IN_WRITE.with(|c| c.set(true));
+        InWrite
     }
 }
 
-impl Drop for InJob {
+impl Drop for InWrite {
     fn drop(&mut self) {
-        IN_JOB.with(|c| c.set(false));
+        IN_WRITE.with(|c| c.set(false));
     }
 }
 
@@ -705,7 +590,6 @@ impl Drop for InJob {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use std::sync::mpsc;
     use std::thread;
 
     use diesel::connection::SimpleConnection;
@@ -713,11 +597,10 @@ mod tests {
 
     use crate::db::connection::Target;
 
-    type Job<T> = Box<dyn FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send>;
-    type Handle<T> = thread::JoinHandle<Result<T, StoreError>>;
+    type Answer<T> = tokio::sync::oneshot::Receiver<Result<T, StoreError>>;
 
     struct Fixture {
-        writer: Arc<GroupCommitWriter>,
+        writer: Arc<SqliteWriter>,
         path: String,
         _dir: tempfile::TempDir,
     }
@@ -732,11 +615,9 @@ mod tests {
             .max_size(1)
             .build(ConnectionManager::new(target))
             .unwrap();
-        let writer = Arc::new(GroupCommitWriter::with_limits(
-            pool,
-            max_jobs,
-            Duration::from_secs(60),
-        ));
+        let writer =
+            SqliteWriter::start_with(pool, Arc::default(), max_jobs, Duration::from_secs(60))
+                .unwrap();
         writer
             .exclusive(|c| {
                 c.batch_execute(
@@ -747,7 +628,7 @@ mod tests {
             })
             .unwrap();
         Fixture {
-            writer,
+            writer: Arc::new(writer),
             path,
             _dir: dir,
         }
@@ -766,7 +647,7 @@ mod tests {
         x: String,
     }
 
-    fn rows(writer: &GroupCommitWriter) -> Vec<String> {
+    fn rows(writer: &SqliteWriter) -> Vec<String> {
         writer
             .exclusive(|c| {
                 let rows: Vec<Row> = diesel::sql_query("SELECT x FROM t ORDER BY x").load(c)?;
@@ -775,406 +656,270 @@ mod tests {
             .unwrap()
     }
 
-    /// Starts a job that inserts "a", then holds the writer (and its open
-    /// batch) until `queued` other writers wait for it, so that they all
-    /// join its batch; then starts `jobs` one by one, each once the
-    /// previous one queued.
-    fn batch_of<T: Send + 'static>(
-        writer: &Arc<GroupCommitWriter>,
-        jobs: Vec<Job<T>>,
-    ) -> (Handle<()>, Vec<Handle<T>>) {
-        let queued = jobs.len();
-        let (inside, leader_inside) = mpsc::channel();
-        let w = Arc::clone(writer);
-        let leader = thread::spawn(move || {
-            w.run(|c| {
-                insert(c, "a")?;
-                inside.send(()).unwrap();
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while w.waiting.load(Ordering::SeqCst) < queued {
-                    assert!(Instant::now() < deadline, "the other writers never queued");
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Ok(())
-            })
-        });
-        leader_inside.recv().unwrap();
-        let mut handles = Vec::new();
-        for (i, job) in jobs.into_iter().enumerate() {
-            let w = Arc::clone(writer);
-            handles.push(thread::spawn(move || w.run(job)));
-            // Queue them in order, so the last one started commits (once
-            // it queued, the leader lets go: only wait for the others).
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while i + 1 < queued && writer.waiting.load(Ordering::SeqCst) < i + 1 {
-                assert!(Instant::now() < deadline, "a writer never queued");
-                thread::sleep(Duration::from_millis(1));
-            }
-        }
-        (leader, handles)
+    /// What another connection sees committed.
+    fn committed(path: &str) -> Vec<String> {
+        let mut c = diesel::SqliteConnection::establish(path).unwrap();
+        let rows: Vec<Row> = diesel::sql_query("SELECT x FROM t ORDER BY x")
+            .load(&mut c)
+            .unwrap();
+        rows.into_iter().map(|r| r.x).collect()
     }
 
-    #[test]
-    fn a_failing_job_rolls_back_only_its_own_changes() {
-        let f = fixture(32);
-        let jobs: Vec<Job<()>> = vec![
-            Box::new(|c| insert(c, "b")),
-            Box::new(|c| {
-                insert(c, "c1")?;
-                insert(c, "c2")?;
-                Err(StoreError::Conflict("this job gives up".into()))
-            }),
-            // A database error (the duplicate) undoes the job's first insert.
-            Box::new(|c| {
-                insert(c, "d1")?;
-                insert(c, "a")
-            }),
-            Box::new(|c| insert(c, "e")),
-        ];
-        let (leader, handles) = batch_of(&f.writer, jobs);
-        leader.join().unwrap().unwrap();
-        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert!(results[0].is_ok());
-        assert!(matches!(&results[1], Err(StoreError::Conflict(m)) if m == "this job gives up"));
-        assert!(matches!(results[2], Err(StoreError::Conflict(_))));
-        assert!(results[3].is_ok());
-        assert_eq!(rows(&f.writer), ["a", "b", "e"]);
-        assert_eq!(f.writer.commits.load(Ordering::Relaxed), 1, "one batch");
-    }
-
-    #[test]
-    fn a_failed_commit_fails_every_job_of_the_batch() {
-        let f = fixture(32);
-        let jobs: Vec<Job<()>> = vec![
-            Box::new(|c| insert(c, "b")),
-            // Deferred: checked only by the batch's COMMIT, which fails.
-            Box::new(|c| {
-                c.batch_execute("INSERT INTO child (p) VALUES ('nobody')")?;
-                Ok(())
-            }),
-            Box::new(|c| insert(c, "d")),
-        ];
-        let (leader, handles) = batch_of(&f.writer, jobs);
-        assert!(leader.join().unwrap().is_err());
-        for h in handles {
-            assert!(h.join().unwrap().is_err());
-        }
-        assert!(rows(&f.writer).is_empty());
-        // The writer is usable afterwards.
-        f.writer.run(|c| insert(c, "z")).unwrap();
-        assert_eq!(rows(&f.writer), ["z"]);
-    }
-
-    #[test]
-    fn a_panicking_job_does_not_wedge_the_writer() {
-        let f = fixture(32);
-        let jobs: Vec<Job<()>> = vec![
-            Box::new(|c| {
-                insert(c, "b")?;
-                panic!("job b panics");
-            }),
-            Box::new(|c| insert(c, "c")),
-        ];
-        let (leader, mut handles) = batch_of(&f.writer, jobs);
-        let c = handles.pop().unwrap();
-        let b = handles.pop().unwrap();
-        assert!(b.join().is_err(), "the panic reaches the caller");
-        leader.join().unwrap().unwrap();
-        c.join().unwrap().unwrap();
-        assert_eq!(rows(&f.writer), ["a", "c"]);
-        f.writer.run(|c| insert(c, "d")).unwrap();
-        assert_eq!(rows(&f.writer), ["a", "c", "d"]);
-    }
-
-    #[test]
-    fn a_panic_inside_a_nested_transaction_abandons_the_batch() {
-        let f = fixture(32);
-        let jobs: Vec<Job<()>> = vec![Box::new(|c| {
-            c.transaction::<(), StoreError, _>(|c| {
-                insert(c, "b")?;
-                panic!("inside a nested transaction");
-            })
-        })];
-        let (leader, handles) = batch_of(&f.writer, jobs);
-        for h in handles {
-            assert!(h.join().is_err(), "the panic reaches the caller");
-        }
-        // The leader's batch could not be told apart from the panicked
-        // job's leftovers: it was rolled back, and the leader told so.
-        assert!(leader.join().unwrap().is_err());
-        assert!(rows(&f.writer).is_empty());
-        f.writer.run(|c| insert(c, "z")).unwrap();
-        assert_eq!(rows(&f.writer), ["z"]);
-    }
-
-    #[test]
-    fn nested_transactions_inside_a_job_work() {
-        let f = fixture(32);
-        let jobs: Vec<Job<()>> = vec![Box::new(|c| {
-            insert(c, "b")?;
-            let undone = c.transaction::<(), StoreError, _>(|c| {
-                insert(c, "b-undone")?;
-                Err(StoreError::Conflict("undo".into()))
-            });
-            assert!(undone.is_err());
-            c.transaction::<(), StoreError, _>(|c| insert(c, "b-kept"))?;
+    /// A blocking write that inserts "a" and, while it holds the writer,
+    /// queues `jobs`: they run behind it, in its batch (while it has room).
+    fn behind_a<T: Send + 'static>(
+        writer: &SqliteWriter,
+        jobs: Vec<Box<dyn FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send>>,
+    ) -> (Result<(), StoreError>, Vec<Answer<T>>) {
+        let mut answers = Vec::new();
+        let held = writer.write(|c| {
+            insert(c, "a")?;
+            answers = jobs.into_iter().map(|job| writer.submit(job)).collect();
             Ok(())
-        })];
-        let (leader, handles) = batch_of(&f.writer, jobs);
-        leader.join().unwrap().unwrap();
-        for h in handles {
-            h.join().unwrap().unwrap();
-        }
-        assert_eq!(rows(&f.writer), ["a", "b", "b-kept"]);
-    }
-
-    #[test]
-    fn batches_stop_at_the_job_limit() {
-        let f = fixture(2);
-        let jobs: Vec<Job<()>> = vec![
-            Box::new(|c| insert(c, "b")),
-            Box::new(|c| insert(c, "c")),
-            Box::new(|c| insert(c, "d")),
-        ];
-        let (leader, handles) = batch_of(&f.writer, jobs);
-        leader.join().unwrap().unwrap();
-        for h in handles {
-            h.join().unwrap().unwrap();
-        }
-        assert_eq!(rows(&f.writer), ["a", "b", "c", "d"]);
-        assert_eq!(f.writer.commits.load(Ordering::Relaxed), 2);
-    }
-
-    #[test]
-    fn concurrent_writers_share_commits_and_see_their_rows() {
-        let f = fixture(MAX_BATCH_JOBS);
-        let handles: Vec<_> = (0..8)
-            .map(|t| {
-                let w = Arc::clone(&f.writer);
-                let path = f.path.clone();
-                thread::spawn(move || {
-                    let mut reader = diesel::SqliteConnection::establish(&path).unwrap();
-                    for i in 0..50 {
-                        let x = format!("{t}-{i}");
-                        w.run(|c| insert(c, &x)).unwrap();
-                        // Committed on return: another connection sees it.
-                        let seen: Vec<Row> = diesel::sql_query("SELECT x FROM t WHERE x = ?")
-                            .bind::<diesel::sql_types::Text, _>(&x)
-                            .load(&mut reader)
-                            .unwrap();
-                        assert_eq!(seen.len(), 1, "{x} not visible after write returned");
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-        assert_eq!(rows(&f.writer).len(), 400);
-        let commits = f.writer.commits.load(Ordering::Relaxed);
-        assert!(commits < 400, "{commits} commits for 400 writes");
-    }
-
-    type Answer<T> = tokio::sync::oneshot::Receiver<Result<T, StoreError>>;
-
-    /// Queues `jobs` for the writer thread while a blocking job (inserting
-    /// "a") holds the batch open; it lets go once the writer thread waits
-    /// for the mutex, which then runs all of `jobs` in that batch.
-    fn queued_batch<T: Send + 'static>(
-        writer: &Arc<GroupCommitWriter>,
-        queue: &WriteQueue,
-        jobs: Vec<Job<T>>,
-    ) -> (Handle<()>, Vec<Answer<T>>) {
-        let (inside, leader_inside) = mpsc::channel();
-        let (queued, all_queued) = mpsc::channel::<()>();
-        let w = Arc::clone(writer);
-        let leader = thread::spawn(move || {
-            w.run(|c| {
-                insert(c, "a")?;
-                inside.send(()).unwrap();
-                all_queued.recv().unwrap();
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while w.waiting.load(Ordering::SeqCst) == 0 {
-                    assert!(Instant::now() < deadline, "the writer thread never queued");
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Ok(())
-            })
         });
-        leader_inside.recv().unwrap();
-        let answers = jobs.into_iter().map(|job| queue.submit(job)).collect();
-        queued.send(()).unwrap();
-        (leader, answers)
+        (held, answers)
     }
 
     #[test]
-    fn queued_jobs_share_the_batch_and_answer_once_it_committed() {
+    fn queued_writes_share_a_batch_and_a_failing_one_undoes_only_its_own() {
         let f = fixture(32);
-        let queue = WriteQueue::start(Arc::clone(&f.writer)).unwrap();
-        let jobs: Vec<Job<String>> = vec![
-            Box::new(|c| insert(c, "b").map(|()| "b".to_owned())),
-            Box::new(|c| {
-                insert(c, "c1")?;
-                Err(StoreError::Conflict("this job gives up".into()))
-            }),
-            Box::new(|c| {
-                insert(c, "d")?;
-                panic!("job d panics");
-            }),
-            Box::new(|c| insert(c, "e").map(|()| "e".to_owned())),
-        ];
-        let (leader, answers) = queued_batch(&f.writer, &queue, jobs);
-        leader.join().unwrap().unwrap();
+        let path = f.path.clone();
+        let (held, answers) = behind_a::<String>(
+            &f.writer,
+            vec![
+                Box::new(|c| insert(c, "b").map(|()| "b".to_owned())),
+                Box::new(|c| {
+                    insert(c, "c1")?;
+                    Err(StoreError::Conflict("this job gives up".into()))
+                }),
+                // A database error (the duplicate) undoes the job's first insert.
+                Box::new(|c| {
+                    insert(c, "d1")?;
+                    insert(c, "a").map(|()| "d".to_owned())
+                }),
+                Box::new(|c| {
+                    insert(c, "p")?;
+                    panic!("job p panics");
+                }),
+                Box::new(move |c| {
+                    // One transaction: nothing of the batch is committed yet.
+                    assert!(committed(&path).is_empty());
+                    insert(c, "e").map(|()| "e".to_owned())
+                }),
+            ],
+        );
+        held.unwrap();
         let results: Vec<_> = answers
             .into_iter()
             .map(|a| a.blocking_recv().unwrap())
             .collect();
         assert_eq!(results[0].as_deref().unwrap(), "b");
         assert!(matches!(&results[1], Err(StoreError::Conflict(m)) if m == "this job gives up"));
-        assert!(matches!(&results[2], Err(StoreError::Internal(_))));
-        assert_eq!(results[3].as_deref().unwrap(), "e");
+        assert!(matches!(results[2], Err(StoreError::Conflict(_))));
+        assert!(matches!(results[3], Err(StoreError::Internal(_))));
+        assert_eq!(results[4].as_deref().unwrap(), "e");
         assert_eq!(rows(&f.writer), ["a", "b", "e"]);
-        assert_eq!(f.writer.commits.load(Ordering::Relaxed), 1, "one batch");
         // The writer thread goes on serving.
-        let answer = queue.submit(|c| insert(c, "f"));
-        answer.blocking_recv().unwrap().unwrap();
-        assert_eq!(rows(&f.writer), ["a", "b", "e", "f"]);
+        f.writer
+            .submit(|c| insert(c, "f"))
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert_eq!(committed(&f.path), ["a", "b", "e", "f"]);
     }
 
     #[test]
-    fn a_failed_commit_fails_the_queued_jobs_of_the_batch() {
+    fn a_failed_commit_fails_every_write_of_the_batch() {
         let f = fixture(32);
-        let queue = WriteQueue::start(Arc::clone(&f.writer)).unwrap();
-        let jobs: Vec<Job<()>> = vec![
-            Box::new(|c| insert(c, "b")),
-            Box::new(|c| {
-                c.batch_execute("INSERT INTO child (p) VALUES ('nobody')")?;
-                Ok(())
-            }),
-        ];
-        let (leader, answers) = queued_batch(&f.writer, &queue, jobs);
-        // The writer thread's drain ends the batch, so the leader learns
-        // of the failed COMMIT as well.
-        assert!(leader.join().unwrap().is_err());
+        let (held, answers) = behind_a::<()>(
+            &f.writer,
+            vec![
+                Box::new(|c| insert(c, "b")),
+                // Deferred: checked only by the batch's COMMIT, which fails.
+                Box::new(|c| Ok(c.batch_execute("INSERT INTO child (p) VALUES ('nobody')")?)),
+            ],
+        );
+        assert!(held.is_err(), "the blocking write shared the batch");
         for answer in answers {
             assert!(answer.blocking_recv().unwrap().is_err());
         }
         assert!(rows(&f.writer).is_empty());
-        queue
-            .submit(|c| insert(c, "z"))
-            .blocking_recv()
-            .unwrap()
-            .unwrap();
+        // The writer is usable afterwards.
+        f.writer.write(|c| insert(c, "z")).unwrap();
         assert_eq!(rows(&f.writer), ["z"]);
     }
 
     #[test]
-    fn queued_writes_from_many_threads_are_committed_on_answer() {
+    fn a_blocking_write_that_panics_is_rolled_back_and_the_panic_is_its_callers() {
+        let f = fixture(32);
+        let mut answer = None;
+        let writer = Arc::clone(&f.writer);
+        let panicked = thread::scope(|s| {
+            s.spawn(|| {
+                writer.write(|c| -> Result<(), StoreError> {
+                    answer = Some(writer.submit(|c| insert(c, "c")));
+                    insert(c, "b")?;
+                    panic!("the blocking write panics");
+                })
+            })
+            .join()
+        });
+        assert!(panicked.is_err(), "the panic reaches the caller");
+        answer.unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!(rows(&f.writer), ["c"]);
+    }
+
+    #[test]
+    fn a_panic_inside_a_nested_transaction_abandons_the_batch() {
+        let f = fixture(32);
+        let (held, answers) = behind_a::<()>(
+            &f.writer,
+            vec![Box::new(|c| {
+                c.transaction::<(), StoreError, _>(|c| {
+                    insert(c, "b")?;
+                    panic!("inside a nested transaction");
+                })
+            })],
+        );
+        // The batch could not be told apart from the job's leftovers: all
+        // of it was rolled back, and every write of it told so.
+        assert!(held.is_err());
+        for answer in answers {
+            assert!(answer.blocking_recv().unwrap().is_err());
+        }
+        assert!(rows(&f.writer).is_empty());
+        f.writer.write(|c| insert(c, "z")).unwrap();
+        assert_eq!(rows(&f.writer), ["z"]);
+    }
+
+    #[test]
+    fn nested_transactions_inside_a_write_work() {
+        let f = fixture(32);
+        f.writer
+            .write(|c| {
+                insert(c, "b")?;
+                let undone = c.transaction::<(), StoreError, _>(|c| {
+                    insert(c, "b-undone")?;
+                    Err(StoreError::Conflict("undo".into()))
+                });
+                assert!(undone.is_err());
+                c.transaction::<(), StoreError, _>(|c| insert(c, "b-kept"))
+            })
+            .unwrap();
+        assert_eq!(rows(&f.writer), ["b", "b-kept"]);
+    }
+
+    #[test]
+    fn batches_stop_at_the_job_limit() {
+        let f = fixture(2);
+        let (path_b, path_c) = (f.path.clone(), f.path.clone());
+        let (held, answers) = behind_a::<()>(
+            &f.writer,
+            vec![
+                Box::new(move |c| {
+                    assert!(committed(&path_b).is_empty(), "b shares a's batch");
+                    insert(c, "b")
+                }),
+                Box::new(move |c| {
+                    assert_eq!(committed(&path_c), ["a", "b"], "c begins the next one");
+                    insert(c, "c")
+                }),
+                Box::new(|c| insert(c, "d")),
+            ],
+        );
+        held.unwrap();
+        for answer in answers {
+            answer.blocking_recv().unwrap().unwrap();
+        }
+        assert_eq!(rows(&f.writer), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn writes_from_many_threads_are_committed_when_answered() {
         let f = fixture(MAX_BATCH_JOBS);
-        let queue = Arc::new(WriteQueue::start(Arc::clone(&f.writer)).unwrap());
-        let handles: Vec<_> = (0..8)
-            .map(|t| {
-                let queue = Arc::clone(&queue);
-                let path = f.path.clone();
-                thread::spawn(move || {
-                    let mut reader = diesel::SqliteConnection::establish(&path).unwrap();
+        thread::scope(|s| {
+            for t in 0..8 {
+                let (writer, path) = (&f.writer, &f.path);
+                s.spawn(move || {
+                    let mut reader = diesel::SqliteConnection::establish(path).unwrap();
                     for i in 0..50 {
                         let x = format!("{t}-{i}");
-                        let mine = x.clone();
-                        queue
-                            .submit(move |c| insert(c, &mine))
-                            .blocking_recv()
-                            .unwrap()
-                            .unwrap();
+                        if i % 2 == 0 {
+                            writer.write(|c| insert(c, &x)).unwrap();
+                        } else {
+                            let mine = x.clone();
+                            let answer = writer.submit(move |c| insert(c, &mine));
+                            answer.blocking_recv().unwrap().unwrap();
+                        }
                         let seen: Vec<Row> = diesel::sql_query("SELECT x FROM t WHERE x = ?")
                             .bind::<diesel::sql_types::Text, _>(&x)
                             .load(&mut reader)
                             .unwrap();
-                        assert_eq!(seen.len(), 1, "{x} not visible after its answer");
+                        assert_eq!(seen.len(), 1, "{x} not visible once answered");
                     }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
+                });
+            }
+        });
         assert_eq!(rows(&f.writer).len(), 400);
-        let commits = f.writer.commits.load(Ordering::Relaxed);
-        assert!(commits < 400, "{commits} commits for 400 writes");
     }
 
     #[test]
-    fn a_blocking_write_gets_in_while_queued_writes_keep_coming() {
+    fn a_blocking_write_waits_only_for_what_was_queued_before_it() {
         let f = fixture(32);
-        let queue = WriteQueue::start(Arc::clone(&f.writer)).unwrap();
-        // About a second of queued work.
-        let answers: Vec<_> = (0..5000)
-            .map(|i| {
-                queue.submit(move |c| {
-                    thread::sleep(Duration::from_micros(200));
-                    insert(c, &format!("q{i:05}"))
-                })
-            })
+        let before: Vec<_> = (0..200)
+            .map(|i| f.writer.submit(move |c| insert(c, &format!("q{i:03}"))))
             .collect();
-        f.writer.run(|c| insert(c, "blocking")).unwrap();
-        let mut last = answers.into_iter().last().unwrap();
-        assert!(
-            last.try_recv().is_err(),
-            "the blocking write waited for the whole queue"
-        );
-        last.blocking_recv().unwrap().unwrap();
-        assert_eq!(rows(&f.writer).len(), 5001);
+        let mut after = None;
+        f.writer
+            .write(|c| {
+                after = Some(f.writer.submit(|c| insert(c, "after")));
+                insert(c, "blocking")
+            })
+            .unwrap();
+        for mut answer in before {
+            answer.try_recv().unwrap().unwrap();
+        }
+        after.unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!(rows(&f.writer).len(), 202);
     }
 
     #[test]
-    fn a_blocking_write_that_the_queue_joined_returns_before_the_drain_ends() {
+    fn a_write_inside_a_write_is_refused() {
         let f = fixture(32);
-        let queue = WriteQueue::start(Arc::clone(&f.writer)).unwrap();
-        let w = Arc::clone(&f.writer);
-        let mut answers = Vec::new();
+        let r = f.writer.write(|c| {
+            insert(c, "outer")?;
+            f.writer.write(|c| insert(c, "inner"))
+        });
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        let writer = Arc::clone(&f.writer);
+        let r = f
+            .writer
+            .submit(move |c| {
+                insert(c, "queued")?;
+                writer.write(|c| insert(c, "inner"))
+            })
+            .blocking_recv()
+            .unwrap();
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        assert!(rows(&f.writer).is_empty());
+        f.writer.write(|c| insert(c, "after")).unwrap();
+        assert_eq!(rows(&f.writer), ["after"]);
+    }
+
+    #[test]
+    fn exclusive_runs_outside_any_transaction_once_the_batch_committed() {
+        let f = fixture(32);
+        let mut answer = None;
         f.writer
-            .run(|c| {
-                insert(c, "blocking")?;
-                // About a second of queued work, and the queue's thread
-                // waiting for the mutex: this write leaves its batch open
-                // for it, and the thread then drains the queue in batches
-                // of 32 while holding the mutex.
-                answers = (0..5000)
-                    .map(|i| {
-                        queue.submit(move |c| {
-                            thread::sleep(Duration::from_micros(200));
-                            insert(c, &format!("q{i:05}"))
-                        })
-                    })
-                    .collect();
-                while w.waiting.load(Ordering::SeqCst) == 0 {
-                    thread::yield_now();
-                }
+            .write(|c| {
+                insert(c, "a")?;
+                answer = Some(f.writer.submit(|c| insert(c, "b")));
                 Ok(())
             })
             .unwrap();
-        // Answered once its batch (with the first 31 queued jobs)
-        // committed, not once the queue ran dry.
-        let mut last = answers.pop().unwrap();
-        assert!(
-            last.try_recv().is_err(),
-            "the blocking write waited for the whole queue"
-        );
-        last.blocking_recv().unwrap().unwrap();
-        assert_eq!(rows(&f.writer).len(), 5001);
-    }
-
-    #[test]
-    fn a_nested_write_is_refused() {
-        let f = fixture(32);
-        let w = Arc::clone(&f.writer);
-        let r = f.writer.run(|c| {
-            insert(c, "outer")?;
-            w.run(|c| insert(c, "inner"))
-        });
-        assert!(matches!(r, Err(StoreError::Unavailable(_))));
-        assert!(rows(&f.writer).is_empty());
-        f.writer.run(|c| insert(c, "after")).unwrap();
-        assert_eq!(rows(&f.writer), ["after"]);
+        let depth = f.writer.exclusive(|c| Ok(depth(c))).unwrap();
+        assert_eq!(depth, None);
+        answer.unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!(committed(&f.path), ["a", "b"]);
     }
 }
