@@ -267,8 +267,10 @@ impl Store {
     /// returns once that is durable in the database's sense (committed), so
     /// any read that follows sees it.
     ///
-    /// On SQLite, `f` runs in a savepoint of a `BEGIN IMMEDIATE`
-    /// transaction that other concurrent writes may share (group commit,
+    /// On SQLite, `f` waits for its turn in the writer's queue, behind the
+    /// writes queued before it, and then runs on this thread, lent the
+    /// writer connection, in a savepoint of a `BEGIN IMMEDIATE`
+    /// transaction that other queued writes may share (group commit,
     /// `engine/sqlite/writer.rs`): its changes still commit or roll back as one, and
     /// independently of the others', unless the shared `COMMIT` itself
     /// fails, which fails them all. `IMMEDIATE` takes the write lock up
@@ -294,8 +296,7 @@ impl Store {
     /// with the same guarantees as [`Store::write`]: the returned future
     /// resolves once `f`'s changes are committed, or rolled back if it
     /// failed. Handing a write to a running thread costs no thread wake-up
-    /// on either side while writes keep coming; a blocking write instead
-    /// waits for a pool thread and then for its turn on the writer mutex.
+    /// on either side while writes keep coming.
     /// On PostgreSQL, `f` runs in a transaction of its own on one of the
     /// reader threads (`engine/reader.rs`), as [`Store::write`] would on the
     /// caller's thread. Either way a closure that panics is rolled back

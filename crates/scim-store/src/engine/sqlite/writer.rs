@@ -280,6 +280,18 @@ impl SqliteWriter {
     }
 }
 
+/// What each write of a batch that failed as a whole answers: the
+/// cause when it says the database is out of reach or broken, else a
+/// plain internal error, since the cause (a deferred constraint checked at
+/// `COMMIT`, one write's panic) may belong to another write of the batch
+/// and must not answer for this one (e.g. as a 409).
+fn batch_failed(cause: &StoreError) -> StoreError {
+    match cause {
+        StoreError::Unavailable(_) | StoreError::Internal(_) => cause.clone(),
+        _ => StoreError::Internal("the write batch was not committed".to_owned()),
+    }
+}
+
 fn stopped() -> StoreError {
     StoreError::Unavailable("the SQLite writer thread has stopped".to_owned())
 }
@@ -475,6 +487,7 @@ impl Writer {
         if let Err(e) = &committed {
             tracing::error!(error = %e, jobs = batch.jobs, "committing a write batch failed");
         }
+        let committed = committed.map_err(|e| batch_failed(&e));
         for reply in batch.replies {
             reply(&committed);
         }
@@ -494,7 +507,7 @@ impl Writer {
             }
         }
         tracing::error!(error = %cause, jobs = batch.jobs, "a write batch was rolled back");
-        let failed = Err(cause.clone());
+        let failed = Err(batch_failed(cause));
         for reply in batch.replies {
             reply(&failed);
         }
@@ -739,9 +752,15 @@ mod tests {
                 Box::new(|c| Ok(c.batch_execute("INSERT INTO child (p) VALUES ('nobody')")?)),
             ],
         );
-        assert!(held.is_err(), "the blocking write shared the batch");
+        // Every write of it, whoever broke the constraint, gets the same
+        // internal error: no write answers for another's violation.
+        assert!(
+            matches!(held, Err(StoreError::Internal(_))),
+            "the blocking write shared the batch: {held:?}"
+        );
         for answer in answers {
-            assert!(answer.blocking_recv().unwrap().is_err());
+            let answer = answer.blocking_recv().unwrap();
+            assert!(matches!(answer, Err(StoreError::Internal(_))), "{answer:?}");
         }
         assert!(rows(&f.writer).is_empty());
         // The writer is usable afterwards.
