@@ -2,11 +2,11 @@
 //!
 //! The canonical attribute JSON (`users.resource`) is the source of truth
 //! for reads. On every write the store also derives the filter columns of
-//! `users` and the rows of `user_values` ([`crate::scim::user_values`])
-//! from it (multi-row inserts; an update writes only the rows that
-//! differ), so filters run as indexed SQL. Call the writing functions
-//! inside [`crate::engine::Store::write`] so the row and its index rows
-//! commit together.
+//! `users` and the rows of `user_values` (`user_values.rs`) from it
+//! (multi-row inserts; an update writes only the rows that differ), so
+//! filters run as indexed SQL. Call the writing functions inside
+//! [`crate::engine::Store::write`] so the row and its index rows commit
+//! together.
 
 use diesel::prelude::*;
 #[cfg(any(test, feature = "testing"))]
