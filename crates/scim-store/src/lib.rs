@@ -2,7 +2,7 @@
 //! time by the database URL.
 //!
 //! [`Store`] owns the connection pools and the embedded migrations;
-//! repository functions ([`scim::users`], [`scim::groups`], [`admin::tokens`]) take
+//! repository functions ([`scim::users`], [`scim::groups`], [`scim::members`], [`admin::tokens`]) take
 //! `&mut DbConnection` and run inside [`Store::read`] or [`Store::write`],
 //! so that several of them (and later an audit record) can share one
 //! transaction.
@@ -28,7 +28,7 @@ pub mod testing;
 
 pub use admin::{oauth, saml, settings, sync, tokens};
 pub use db::connection;
-pub use scim::{groups, lookup, users};
+pub use scim::{groups, lookup, members, users};
 pub use tools::{backup, copy};
 
 pub use admin::tokens::{
@@ -40,12 +40,14 @@ pub use engine::{Answer, Edit, Found, Store, StoreConfig};
 pub use error::StoreError;
 pub use password::{PasswordError, PasswordHasher};
 pub use scim::groups::{
-    add_members, delete_group, find_group, groups_of_users, insert_group, list_group_members,
-    list_groups, lock_group, remove_all_members, remove_members, remove_members_matching,
-    replace_members, touch_group, update_group, GroupRecord, GroupRef, Member, MemberRef,
-    MemberType,
+    delete_group, find_group, insert_group, list_groups, lock_group, touch_group, update_group,
+    GroupRecord,
 };
 pub use scim::list::{ListQuery, Page};
+pub use scim::members::{
+    add_members, groups_of_users, list_group_members, remove_all_members, remove_members,
+    remove_members_matching, replace_members, GroupRef, Member, MemberRef, MemberType,
+};
 pub use scim::users::{
     delete_user, find_user, insert_user, list_users, purge_deleted_users, soft_delete_user,
     update_user_from, PasswordChange, UserRecord,

@@ -5,7 +5,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use scim_core::filter::{parse_filter, AttrPath, Filter};
-use scim_store::groups::{self, GroupRef, Member};
+use scim_store::groups;
+use scim_store::members::{self, GroupRef, Member};
 use scim_store::{users, DbConnection, GroupRecord, ListQuery, Page, StoreError, UserRecord};
 use serde_json::{Map, Value};
 
@@ -361,7 +362,7 @@ async fn user_page(
             let Some(user) = users::find_user(c, &id)? else {
                 return Ok(None);
             };
-            let mut groups = groups::groups_of_users(c, &[id.as_str()])?;
+            let mut groups = members::groups_of_users(c, &[id.as_str()])?;
             Ok(Some((user, groups.remove(&id).unwrap_or_default())))
         })?)
     })
@@ -469,8 +470,8 @@ async fn group_page(
             };
             // One page of members, never the whole (possibly 100,000)
             // membership.
-            let total = groups::count_group_members(c, &id)?;
-            let members = groups::list_group_members_page(
+            let total = members::count_group_members(c, &id)?;
+            let members = members::list_group_members_page(
                 c,
                 &id,
                 (page - 1).saturating_mul(per_page),

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::scim::groups::GroupRef;
+use crate::scim::members::GroupRef;
 use crate::scim::users::{PasswordChange, UserRecord};
 
 /// A user as stored and its direct groups (empty unless asked for), or

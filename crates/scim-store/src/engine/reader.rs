@@ -320,7 +320,7 @@ mod tests {
     fn queued_lookups_share_a_statement_and_each_gets_its_own_answer() {
         use crate::scim::lookup::{find_user_by_name_gated, find_user_gated};
         use crate::testing::backends;
-        use crate::{scim::groups::MemberRef, scim::groups::MemberType};
+        use crate::{scim::members::MemberRef, scim::members::MemberType};
         use serde_json::json;
 
         for db in backends() {

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
 
-use crate::scim::groups::GroupRef;
+use crate::scim::members::GroupRef;
 use crate::scim::users::UserRecord;
 
 /// Users kept at most, the least recently used going first. A user's hint

@@ -21,7 +21,7 @@ use crate::db::gate;
 use crate::db::sql::{load, SqlBuilder};
 use crate::error::StoreError;
 use crate::scim::filter::CORE_USER_URN;
-use crate::scim::groups::{parse_user_groups, user_groups_json_sql, GroupRef};
+use crate::scim::members::{parse_user_groups, user_groups_json_sql, GroupRef};
 use crate::scim::users::{to_record, UserRecord};
 
 /// What [`find_user_gated`] found: the run-time settings (synchronization
@@ -56,7 +56,7 @@ struct Row {
 /// A user's columns next to the gate's, all NULL when no user matched
 /// (the user is outer-joined to the gate's row): `id`, `resource`,
 /// `version`, `created`, `last_modified` and `groups`
-/// (`groups::user_groups_json_sql`, or NULL when not asked for).
+/// (`members::user_groups_json_sql`, or NULL when not asked for).
 #[derive(QueryableByName, Clone)]
 pub(crate) struct UserColumns {
     #[diesel(sql_type = Nullable<Text>)]
@@ -101,7 +101,7 @@ impl UserColumns {
 /// The gate and `GET /Users/{id}` in one statement: fails with
 /// `StoreError::SyncDisabled` while synchronization is disabled, else
 /// returns the settings and the user (with its groups when `with_groups`).
-/// The groups come back as one JSON array (`groups::user_groups_json_sql`).
+/// The groups come back as one JSON array (`members::user_groups_json_sql`).
 pub fn find_user_gated(
     conn: &mut DbConnection,
     id: &str,
@@ -285,7 +285,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::testing::backends;
-    use crate::{scim::groups::MemberRef, scim::groups::MemberType};
+    use crate::{scim::members::MemberRef, scim::members::MemberType};
     use serde_json::json;
 
     fn names(groups: &[GroupRef]) -> Vec<&str> {

@@ -1,5 +1,6 @@
-//! The SCIM repositories (RFC 7643, RFC 7644): Users, Groups and their
-//! members, filter translation, lists, and the gated one-statement reads.
+//! The SCIM repositories (RFC 7643, RFC 7644): Users and their filter
+//! index rows, Groups and their members, filter translation, lists, and
+//! the gated one-statement reads.
 //! They may read the admin side's run-time settings and sync state; the
 //! admin side never imports them.
 
@@ -7,7 +8,11 @@ pub(crate) mod filter;
 pub mod groups;
 pub(crate) mod list;
 pub mod lookup;
+pub mod members;
+pub(crate) mod user_values;
 pub mod users;
+
+use serde_json::{Map, Value};
 
 /// A new User or Group id: a UUID v7 (RFC 9562), whose leading 48 bits
 /// are the creation time in milliseconds and whose remaining 74 bits are
@@ -19,4 +24,14 @@ pub mod users;
 /// the millisecond, which `meta.created` already shows.
 pub fn new_resource_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// A member of `map` by canonical name, falling back to a case-insensitive
+/// match (RFC 7643 §2.1: attribute names are case-insensitive).
+pub(crate) fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }

@@ -1210,28 +1210,28 @@ fn a_page_of_members_is_read_without_the_rest() {
         let refs: Vec<MemberRef> = users.iter().map(|u| untyped(&u.id)).collect();
         let g = new_group(store, "Paged", &refs);
         let all = store
-            .read(|c| scim_store::groups::list_group_members(c, &g.id))
+            .read(|c| scim_store::members::list_group_members(c, &g.id))
             .unwrap();
         assert_eq!(all.len(), 7);
         let total = store
-            .read(|c| scim_store::groups::count_group_members(c, &g.id))
+            .read(|c| scim_store::members::count_group_members(c, &g.id))
             .unwrap();
         assert_eq!(total, 7);
         let mut paged = Vec::new();
         for offset in [0, 3, 6] {
             let page = store
-                .read(|c| scim_store::groups::list_group_members_page(c, &g.id, offset, 3))
+                .read(|c| scim_store::members::list_group_members_page(c, &g.id, offset, 3))
                 .unwrap();
             assert!(page.len() <= 3);
             paged.extend(page);
         }
         assert_eq!(paged, all, "pages are the full list, in order");
         let beyond = store
-            .read(|c| scim_store::groups::list_group_members_page(c, &g.id, 100, 3))
+            .read(|c| scim_store::members::list_group_members_page(c, &g.id, 100, 3))
             .unwrap();
         assert!(beyond.is_empty());
         let missing = store
-            .read(|c| scim_store::groups::count_group_members(c, "no-such-group"))
+            .read(|c| scim_store::members::count_group_members(c, "no-such-group"))
             .unwrap();
         assert_eq!(missing, 0);
     }

@@ -62,11 +62,11 @@ use crate::engine::edit::{Edit, Found};
 use crate::engine::queue::{catch, Behind, Workers};
 use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
-use crate::scim::groups::user_groups_json_sql;
 use crate::scim::lookup::{find_user_gated, UserColumns};
+use crate::scim::members::user_groups_json_sql;
+use crate::scim::user_values::{derive_values, diff_values, UserValueRow};
 use crate::scim::users::{
-    derive, derive_values, diff_values, insert_user, serialize, update_user_from, user_name_taken,
-    PasswordChange, UserRecord, UserValueRow,
+    derive, insert_user, serialize, update_user_from, user_name_taken, PasswordChange, UserRecord,
 };
 
 type Pool = r2d2::Pool<ConnectionManager>;
@@ -968,7 +968,7 @@ pub(crate) mod tests {
         assert_eq!(&found, rec);
         let key = |r: &UserValueRow| (r.attr.clone(), r.idx);
         let mut stored = store
-            .read(|c| crate::scim::users::stored_values(c, &rec.id))
+            .read(|c| crate::scim::user_values::stored_values(c, &rec.id))
             .unwrap();
         stored.sort_by_key(key);
         let mut want = derive_values(&rec.id, &rec.attrs);
@@ -1136,9 +1136,9 @@ pub(crate) mod tests {
                     crate::scim::groups::insert_group(
                         c,
                         &obj(json!({"displayName": "Team"})),
-                        &[crate::scim::groups::MemberRef {
+                        &[crate::scim::members::MemberRef {
                             value: grouped.id.clone(),
-                            member_type: Some(crate::scim::groups::MemberType::User),
+                            member_type: Some(crate::scim::members::MemberType::User),
                         }],
                     )
                 })

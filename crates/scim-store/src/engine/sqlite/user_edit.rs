@@ -43,7 +43,7 @@ use crate::engine::queue::catch;
 use crate::engine::sqlite::writer::SqliteWriter;
 use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
-use crate::scim::groups::{user_groups, GroupRef};
+use crate::scim::members::{user_groups, GroupRef};
 use crate::scim::users::{apply_prepared_update, prepare_update, PreparedUpdate, UserRecord};
 
 /// An edit decided on a hint: the write, and what to answer with the
@@ -137,7 +137,7 @@ mod tests {
     use crate::scim::users::{update_user, PasswordChange};
     use crate::testing::backends;
     use crate::{
-        engine::Store, scim::groups::MemberRef, scim::groups::MemberType, scim::users::find_user,
+        engine::Store, scim::members::MemberRef, scim::members::MemberType, scim::users::find_user,
         scim::users::insert_user,
     };
 
