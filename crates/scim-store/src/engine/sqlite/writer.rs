@@ -611,6 +611,7 @@ mod tests {
     use crate::db::connection::Target;
 
     type Answer<T> = tokio::sync::oneshot::Receiver<Result<T, StoreError>>;
+    type Job<T> = Box<dyn FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send>;
 
     struct Fixture {
         writer: Arc<SqliteWriter>,
@@ -682,7 +683,7 @@ mod tests {
     /// queues `jobs`: they run behind it, in its batch (while it has room).
     fn behind_a<T: Send + 'static>(
         writer: &SqliteWriter,
-        jobs: Vec<Box<dyn FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send>>,
+        jobs: Vec<Job<T>>,
     ) -> (Result<(), StoreError>, Vec<Answer<T>>) {
         let mut answers = Vec::new();
         let held = writer.write(|c| {
