@@ -2,14 +2,17 @@
 //! extractor, list parameters (query string or SearchRequest body),
 //! projection parameters and ETag preconditions.
 
+use std::marker::PhantomData;
+
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
+use scim_core::body::{self, Shape};
 use scim_core::filter::{parse_attr_path, parse_filter, AttrPath, Filter};
 use scim_core::resource::Projection;
-use scim_core::schema::SEARCH_REQUEST_SCHEMA;
+use scim_core::schema::{GROUP, SEARCH_REQUEST_SCHEMA, USER};
 use scim_core::ScimError;
 use serde_json::Value;
 
@@ -20,11 +23,61 @@ use crate::ScimApi;
 const INITIAL_BODY_CAPACITY: usize = 8 * 1024;
 
 /// A JSON request body, accepted as `application/scim+json` or
-/// `application/json` (RFC 7644 §3.1), limited to the configured size.
+/// `application/json` (RFC 7644 §3.1), limited to the configured size and
+/// parsed with the caps of `K` (`scim_core::body`): a body over a cap is
+/// refused where the parser meets the first value too many.
 #[derive(Debug)]
-pub struct ScimJson(pub Value);
+pub struct ScimJson<K = OtherBody>(pub Value, PhantomData<K>);
 
-impl FromRequest for ScimJson {
+/// Which body an endpoint takes, so which caps its parser applies.
+pub trait BodyKind {
+    /// The shape of the body.
+    fn shape() -> Shape;
+}
+
+/// A `POST` or `PUT /Users` body.
+#[derive(Debug)]
+pub struct UserBody;
+/// A `PATCH /Users/{id}` body.
+#[derive(Debug)]
+pub struct UserPatch;
+/// A `POST` or `PUT /Groups` body.
+#[derive(Debug)]
+pub struct GroupBody;
+/// A `PATCH /Groups/{id}` body.
+#[derive(Debug)]
+pub struct GroupPatch;
+/// Any other body (a SearchRequest).
+#[derive(Debug)]
+pub struct OtherBody;
+
+impl BodyKind for UserBody {
+    fn shape() -> Shape {
+        Shape::Resource(&USER)
+    }
+}
+impl BodyKind for UserPatch {
+    fn shape() -> Shape {
+        Shape::Patch(&USER)
+    }
+}
+impl BodyKind for GroupBody {
+    fn shape() -> Shape {
+        Shape::Resource(&GROUP)
+    }
+}
+impl BodyKind for GroupPatch {
+    fn shape() -> Shape {
+        Shape::Patch(&GROUP)
+    }
+}
+impl BodyKind for OtherBody {
+    fn shape() -> Shape {
+        Shape::Other
+    }
+}
+
+impl<K: BodyKind> FromRequest for ScimJson<K> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -49,6 +102,7 @@ impl FromRequest for ScimJson {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let mut stream = payload.take();
+        let shape = K::shape();
         Box::pin(async move {
             if let Some(ct) = content_type {
                 if ct != "application/scim+json" && ct != "application/json" {
@@ -86,14 +140,16 @@ impl FromRequest for ScimJson {
                 .into());
             }
             let value = if body.len() <= INLINE_PARSE_BYTES {
-                parse_json(&body)?
+                body::parse(&body, shape)?
             } else {
+                // The body moves to the blocking thread, and is freed
+                // there, with whatever was built of it, if it is refused.
                 let body = body.freeze();
-                web::block(move || parse_json(&body))
+                web::block(move || body::parse(&body, shape))
                     .await
                     .map_err(|_| ApiError::Internal)??
             };
-            Ok(ScimJson(value))
+            Ok(ScimJson(value, PhantomData))
         })
     }
 }
@@ -103,13 +159,6 @@ impl FromRequest for ScimJson {
 /// megabyte of JSON takes tens of milliseconds, and on the worker thread
 /// it would stall every other connection of that worker meanwhile.
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
-
-/// Parses a request body as JSON.
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into()
-    })
-}
 
 /// The query parameters of a request, with names matched
 /// case-insensitively (clients differ on `startIndex` vs `startindex`).
