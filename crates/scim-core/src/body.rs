@@ -16,7 +16,9 @@
 //! capped only where the domain would refuse it whole. Arrays under
 //! unknown or readOnly attributes (ignored by the domain), Group `members`
 //! (uncapped: identity providers send thousands) and anything else keep
-//! no bound here but the body size.
+//! no bound here but the body size. (One exception: a PATCH operation
+//! that repeats its `path` member, which RFC 8259 §4 leaves undefined, is
+//! bounded by the first where the domain reads the last.)
 
 use std::cell::Cell;
 use std::fmt;
@@ -268,7 +270,8 @@ impl Build<'_> {
     ) -> Result<Value, A::Error> {
         let mut op = Map::new();
         // The slot `value` takes once a `path` member spelled exactly so
-        // (the one `crate::patch` reads first) has been seen.
+        // (the one `crate::patch` prefers to other spellings) has been
+        // seen.
         let mut known: Option<Slot> = None;
         let mut later: Vec<(String, &'de RawValue)> = Vec::new();
         while let Some(key) = access.next_key::<String>()? {
