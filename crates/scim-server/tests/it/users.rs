@@ -750,6 +750,13 @@ async fn too_many_values_are_refused_by_post_put_and_patch_and_nothing_is_writte
             )
             .await;
         refused(&res, &over);
+        let res = app
+            .post(
+                "/scim/v2/Users",
+                json!({"userName": "over@example.com", "emails": emails("e", 45_000)}),
+            )
+            .await;
+        refused(&res, &over);
         // The parser stops there: what follows is never read (here it is
         // not even JSON).
         let list = emails("e", cap + 1).to_string();
