@@ -5,6 +5,7 @@
 //! store turns its filter AST into SQL, the server turns its errors into
 //! responses.
 
+pub mod body;
 pub mod clock;
 pub mod datetime;
 pub mod error;

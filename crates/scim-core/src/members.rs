@@ -5,11 +5,11 @@
 //! attribute operations (applied by [`crate::patch`]). Covers every form
 //! Entra ID (both dialects) and Okta send.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::ScimError;
 use crate::filter::{parse_patch_path, Filter, PatchPath};
-use crate::patch::{is_value_path, PatchOp, PatchOpKind};
+use crate::patch::{get_ci, is_value_path, parse_path, PatchOp, PatchOpKind};
 use crate::schema::GROUP_SCHEMA;
 
 /// The kind of resource a member is (RFC 7643 §4.2 `members.type`).
@@ -132,6 +132,27 @@ fn is_members(path: &PatchPath) -> bool {
             .is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA))
 }
 
+/// Whether `op`, a PATCH operation as sent, changes membership: its path
+/// names `members`, or it has no path and its value sets `members`.
+/// [`split_ops`] takes the first kind, and the second when it sets nothing
+/// else, out of the operations [`crate::patch::apply`] counts.
+pub(crate) fn is_membership_op(op: &Map<String, Value>) -> bool {
+    match get_ci(op, "path") {
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            parse_path(0, s.trim()).is_ok_and(|p| is_members(&p))
+        }
+        None | Some(Value::Null | Value::String(_)) => get_ci(op, "value")
+            .and_then(Value::as_object)
+            .is_some_and(|v| v.keys().any(|k| is_members_key(k))),
+        Some(_) => false,
+    }
+}
+
+/// Whether a key of a path-less value names `members`.
+fn is_members_key(k: &str) -> bool {
+    k.eq_ignore_ascii_case("members") || k.eq_ignore_ascii_case(&format!("{GROUP_SCHEMA}:members"))
+}
+
 /// Splits a PATCH into membership changes (applied in SQL, proportional
 /// to the members named) and the remaining attribute operations (applied
 /// in memory by scim-core), covering every form Entra (both dialects) and
@@ -148,13 +169,7 @@ pub fn split_ops(ops: Vec<PatchOp>) -> Result<(Vec<MemberChange>, Vec<PatchOp>),
                 // Path-less add/replace: pull `members` out of the object.
                 let mut op = op;
                 if let Some(Value::Object(obj)) = &mut op.value {
-                    let key = obj
-                        .keys()
-                        .find(|k| {
-                            k.eq_ignore_ascii_case("members")
-                                || k.eq_ignore_ascii_case(&format!("{GROUP_SCHEMA}:members"))
-                        })
-                        .cloned();
+                    let key = obj.keys().find(|k| is_members_key(k)).cloned();
                     if let Some(key) = key {
                         let members = obj.remove(&key).unwrap_or(Value::Null);
                         let refs = member_refs(&members)?;

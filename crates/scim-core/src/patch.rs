@@ -81,7 +81,7 @@ pub struct PatchOutcome {
 
 /// Case-insensitive member lookup (Entra sends `Operations`, some clients
 /// `operations`).
-fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(crate) fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.get(name).or_else(|| {
         obj.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -195,7 +195,7 @@ fn parse_op(i: usize, op: &Value) -> Result<PatchOp, ScimError> {
     })
 }
 
-fn parse_path(i: usize, raw: &str) -> Result<PatchPath, ScimError> {
+pub(crate) fn parse_path(i: usize, raw: &str) -> Result<PatchPath, ScimError> {
     // A whole schema as the path: the grammar would read the URN's last
     // segment (`User`) as an attribute name.
     if let Some(schema) = crate::schema::find_schema(raw) {
@@ -252,9 +252,11 @@ fn parse_path(i: usize, raw: &str) -> Result<PatchPath, ScimError> {
 /// More than [`MAX_OPERATIONS`] operations are refused (`invalidValue`)
 /// before any is applied.
 ///
-/// The result is validated like a PUT body
-/// ([`crate::resource::normalize`]), except that an attribute that already
-/// held more values than its cap may keep them (it may not grow). Each
+/// No operation may give a capped attribute more values than its cap,
+/// whatever its op (`remove` with a value list included). The result is
+/// validated like a PUT body ([`crate::resource::normalize`]), except that
+/// an attribute that already held more values than its cap may keep them
+/// (it may not grow). Each
 /// operation's work is linear in the values it touches, and no operation
 /// may take an attribute above its cap, so a PATCH's work is bounded by
 /// its size and the cap, never by the square of either.
@@ -772,9 +774,12 @@ fn multi(
         PatchOpKind::Remove => {
             match value {
                 // Entra: {"op":"Remove","path":"members","value":[{"value":"id"}]}.
-                Some(v) if !v.is_null() => with_array(m, attr.name, |items| {
-                    remove_listed(attr, items, v);
-                }),
+                Some(v) if !v.is_null() => {
+                    check_count(attr, path, 0, given_count(v))?;
+                    with_array(m, attr.name, |items| {
+                        remove_listed(attr, items, v);
+                    })
+                }
                 _ => {
                     m.remove(attr.name);
                 }
@@ -785,7 +790,7 @@ fn multi(
             let before = count_values(m, attr.name);
             let value = value.unwrap_or(&Value::Null);
             // Refused before any value is looked at.
-            check_count(attr, path, before, given_count(value))?;
+            check_count(attr, path, 0, given_count(value))?;
             match coerce_attr(attr, path, value)? {
                 Some(v) => {
                     check_count(attr, path, before, v.as_array().map_or(1, Vec::len))?;
@@ -797,7 +802,7 @@ fn multi(
         }
         PatchOpKind::Add => {
             let value = value.unwrap_or(&Value::Null);
-            check_count(attr, path, count_values(m, attr.name), given_count(value))?;
+            check_count(attr, path, 0, given_count(value))?;
             let Some(Value::Array(new)) = coerce_attr(attr, path, value)? else {
                 return Ok(());
             };
@@ -2081,6 +2086,18 @@ mod tests {
             .unwrap_err();
         assert!(e.detail.contains("emails: 151 values"), "{}", e.detail);
         assert!(patch(json!([{"op": "remove", "path": "title"}])).is_ok());
+        // But no request gives an attribute more than its cap, whatever
+        // the resource holds and whatever the op: the body parser
+        // (`crate::body`) refuses such a list before it is built.
+        for op in ["add", "replace", "remove"] {
+            let e =
+                patch(json!([{"op": op, "path": "emails", "value": list(cap + 50)}])).unwrap_err();
+            assert!(
+                e.detail.starts_with("Operations[0]: emails: 150 values"),
+                "{op}: {}",
+                e.detail
+            );
+        }
     }
 
     /// Entra ID (aadOptscim062020) sends several attributes in one

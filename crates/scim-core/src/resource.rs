@@ -237,11 +237,19 @@ pub(crate) fn check_count(
     after: usize,
 ) -> Result<(), ScimError> {
     match def.max_values {
-        Some(max) if after > max && after > before => Err(ScimError::invalid_value(format!(
-            "{path}: {after} values, more than the {max} a resource may hold (see its description in /Schemas)"
-        ))),
+        Some(max) if after > max && after > before => Err(ScimError::invalid_value(
+            too_many_values(path, &after.to_string(), max),
+        )),
         _ => Ok(()),
     }
+}
+
+/// The detail of `count` values of the attribute at `path`, over its cap
+/// `max`.
+pub(crate) fn too_many_values(path: &str, count: &str, max: usize) -> String {
+    format!(
+        "{path}: {count} values, more than the {max} a resource may hold (see its description in /Schemas)"
+    )
 }
 
 /// Feeds `v` to `h` so that equal values (`==`) hash alike, whatever the

@@ -21,7 +21,9 @@ use scim_store::{GroupRecord, ListQuery, Member, MemberRef, MemberType, StoreErr
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::request::{etag, ListParams, Precondition, QueryParams, ScimJson};
+use crate::request::{
+    etag, GroupBody, GroupPatch, ListParams, Precondition, QueryParams, ScimJson,
+};
 use crate::{resource_response, retry_on_race, store_err, ScimApi};
 
 fn not_found(id: &str) -> ApiError {
@@ -166,7 +168,7 @@ fn locked_current(
 pub async fn create(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    body: ScimJson,
+    body: ScimJson<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let projection = QueryParams::from_request(&req)?.projection()?;
     let fields = MemberFields::of(&projection);
@@ -313,7 +315,7 @@ pub async fn replace(
     api: web::Data<ScimApi>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: ScimJson,
+    body: ScimJson<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("Group", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
@@ -365,7 +367,7 @@ pub async fn patch(
     api: web::Data<ScimApi>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: ScimJson,
+    body: ScimJson<GroupPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("Group", path)?;
     let query = QueryParams::from_request(&req)?;

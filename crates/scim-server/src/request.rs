@@ -2,29 +2,79 @@
 //! extractor, list parameters (query string or SearchRequest body),
 //! projection parameters and ETag preconditions.
 
+use std::marker::PhantomData;
+
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
+use scim_core::body::{self, Shape};
 use scim_core::filter::{parse_attr_path, parse_filter, AttrPath, Filter};
 use scim_core::resource::Projection;
-use scim_core::schema::SEARCH_REQUEST_SCHEMA;
+use scim_core::schema::{GROUP, SEARCH_REQUEST_SCHEMA, USER};
 use scim_core::ScimError;
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::ScimApi;
 
-/// What the JSON body buffer starts with (as actix's own extractors).
-const INITIAL_BODY_CAPACITY: usize = 8 * 1024;
-
 /// A JSON request body, accepted as `application/scim+json` or
-/// `application/json` (RFC 7644 §3.1), limited to the configured size.
+/// `application/json` (RFC 7644 §3.1), limited to the configured size and
+/// parsed with the caps of `K` (`scim_core::body`): a body over a cap is
+/// refused where the parser meets the first value too many.
 #[derive(Debug)]
-pub struct ScimJson(pub Value);
+pub struct ScimJson<K = OtherBody>(pub Value, PhantomData<K>);
 
-impl FromRequest for ScimJson {
+/// Which body an endpoint takes, so which caps its parser applies.
+pub trait BodyKind {
+    /// The shape of the body.
+    fn shape() -> Shape;
+}
+
+/// A `POST` or `PUT /Users` body.
+#[derive(Debug)]
+pub struct UserBody;
+/// A `PATCH /Users/{id}` body.
+#[derive(Debug)]
+pub struct UserPatch;
+/// A `POST` or `PUT /Groups` body.
+#[derive(Debug)]
+pub struct GroupBody;
+/// A `PATCH /Groups/{id}` body.
+#[derive(Debug)]
+pub struct GroupPatch;
+/// Any other body (a SearchRequest).
+#[derive(Debug)]
+pub struct OtherBody;
+
+impl BodyKind for UserBody {
+    fn shape() -> Shape {
+        Shape::Resource(&USER)
+    }
+}
+impl BodyKind for UserPatch {
+    fn shape() -> Shape {
+        Shape::Patch(&USER)
+    }
+}
+impl BodyKind for GroupBody {
+    fn shape() -> Shape {
+        Shape::Resource(&GROUP)
+    }
+}
+impl BodyKind for GroupPatch {
+    fn shape() -> Shape {
+        Shape::Patch(&GROUP)
+    }
+}
+impl BodyKind for OtherBody {
+    fn shape() -> Shape {
+        Shape::Other
+    }
+}
+
+impl<K: BodyKind> FromRequest for ScimJson<K> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -49,6 +99,7 @@ impl FromRequest for ScimJson {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let mut stream = payload.take();
+        let shape = K::shape();
         Box::pin(async move {
             if let Some(ct) = content_type {
                 if ct != "application/scim+json" && ct != "application/json" {
@@ -60,41 +111,101 @@ impl FromRequest for ScimJson {
             if declared_len.is_some_and(|n| n > limit) {
                 return Err(ApiError::PayloadTooLarge(limit));
             }
-            // The buffer grows with the bytes that arrive, from at most
-            // INITIAL_BODY_CAPACITY: a declared Content-Length is only a
-            // claim, and reserving it before the bytes arrive would let
-            // each slow client pin up to `limit` bytes. How long the body
-            // may take is bounded by the process (`server.body_timeout_secs`).
-            let mut body = web::BytesMut::with_capacity(
-                declared_len
-                    .unwrap_or(INITIAL_BODY_CAPACITY)
-                    .min(INITIAL_BODY_CAPACITY),
-            );
+            // The body is kept as it arrives: a declared Content-Length is
+            // only a claim, and reserving it before the bytes arrive would
+            // let each slow client pin up to `limit` bytes. How long the
+            // body may take is bounded by the process
+            // (`server.body_timeout_secs`).
+            let mut body = Received::default();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| {
                     ScimError::invalid_syntax(format!("the request body could not be read: {e}"))
                 })?;
-                if body.len() + chunk.len() > limit {
+                if body.len + chunk.len() > limit {
                     return Err(ApiError::PayloadTooLarge(limit));
                 }
-                body.extend_from_slice(&chunk);
+                body.push(chunk);
             }
-            if body.iter().all(u8::is_ascii_whitespace) {
+            if body.is_blank() {
                 return Err(ScimError::invalid_syntax(
                     "the request body is empty; send a JSON object",
                 )
                 .into());
             }
-            let value = if body.len() <= INLINE_PARSE_BYTES {
-                parse_json(&body)?
+            let value = if body.len <= INLINE_PARSE_BYTES {
+                body::parse(&body.into_bytes(), shape)?
             } else {
-                let body = body.freeze();
-                web::block(move || parse_json(&body))
+                // The chunks move to the blocking thread, are joined there,
+                // and are freed there, with whatever was built of them, if
+                // the body is refused.
+                web::block(move || body::parse(&body.into_bytes(), shape))
                     .await
                     .map_err(|_| ApiError::Internal)??
             };
-            Ok(ScimJson(value))
+            Ok(ScimJson(value, PhantomData))
         })
+    }
+}
+
+/// A request body as it arrived. Chunks of at least [`GATHERED_BYTES`] are
+/// kept as actix hands them over (no copy on the worker thread); smaller
+/// ones are copied together into chunks of that size, so that a body sent
+/// a few bytes at a time holds about as much memory as its bytes, not a
+/// chunk (and a read buffer) per few bytes. The chunks
+/// are joined into one buffer only to be parsed, which for a large body
+/// happens on the blocking pool.
+#[derive(Default)]
+struct Received {
+    chunks: Vec<web::Bytes>,
+    small: web::BytesMut,
+    len: usize,
+}
+
+/// See [`Received`].
+const GATHERED_BYTES: usize = 8 * 1024;
+
+impl Received {
+    fn push(&mut self, chunk: web::Bytes) {
+        self.len += chunk.len();
+        if chunk.len() >= GATHERED_BYTES {
+            self.flush();
+            self.chunks.push(chunk);
+        } else {
+            self.small.extend_from_slice(&chunk);
+            if self.small.len() >= GATHERED_BYTES {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.small.is_empty() {
+            self.chunks.push(self.small.split().freeze());
+        }
+    }
+
+    /// Whether the body is empty or only whitespace.
+    fn is_blank(&self) -> bool {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .chain(self.small.iter())
+            .all(u8::is_ascii_whitespace)
+    }
+
+    /// The body in one buffer.
+    fn into_bytes(mut self) -> web::Bytes {
+        self.flush();
+        if self.chunks.len() == 1 {
+            if let Some(only) = self.chunks.pop() {
+                return only;
+            }
+        }
+        let mut all = web::BytesMut::with_capacity(self.len);
+        for chunk in &self.chunks {
+            all.extend_from_slice(chunk);
+        }
+        all.freeze()
     }
 }
 
@@ -103,13 +214,6 @@ impl FromRequest for ScimJson {
 /// megabyte of JSON takes tens of milliseconds, and on the worker thread
 /// it would stall every other connection of that worker meanwhile.
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
-
-/// Parses a request body as JSON.
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")).into()
-    })
-}
 
 /// The query parameters of a request, with names matched
 /// case-insensitively (clients differ on `startIndex` vs `startindex`).
@@ -375,6 +479,34 @@ mod tests {
             .unwrap()
             .matches(1));
         assert_eq!(etag(7), "W/\"7\"");
+    }
+
+    #[test]
+    fn a_body_is_kept_in_large_chunks_and_joined_whole() {
+        let mut body = Received::default();
+        assert!(body.is_blank());
+        let mut want = Vec::new();
+        // A trickle of small chunks is gathered; a large chunk is kept.
+        for i in 0..3000u32 {
+            let piece = format!(" {i}");
+            want.extend_from_slice(piece.as_bytes());
+            body.push(web::Bytes::from(piece));
+        }
+        let large = web::Bytes::from(vec![b'x'; GATHERED_BYTES]);
+        want.extend_from_slice(&large);
+        body.push(large.clone());
+        assert!(body.chunks.iter().any(|c| c.as_ptr() == large.as_ptr()));
+        // Every kept chunk but one before each large chunk is full size.
+        assert!(body.chunks.len() <= 2 * body.len / GATHERED_BYTES + 1);
+        assert!(body.chunks.len() >= 2);
+        body.push(web::Bytes::from_static(b" end"));
+        want.extend_from_slice(b" end");
+        assert_eq!(body.len, want.len());
+        assert!(!body.is_blank());
+        assert_eq!(body.into_bytes(), want);
+        let mut blank = Received::default();
+        blank.push(web::Bytes::from_static(b" \n\t "));
+        assert!(blank.is_blank());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use scim_store::{GroupRef, ListQuery, PasswordChange, StoreError, UserRecord};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::request::{etag, ListParams, Precondition, QueryParams, ScimJson};
+use crate::request::{etag, ListParams, Precondition, QueryParams, ScimJson, UserBody, UserPatch};
 use crate::{resource_response, scim_json, store_err, ScimApi};
 
 /// The groups of each user, keyed by user id, or nothing when the
@@ -109,7 +109,7 @@ async fn hash_password(
 pub async fn create(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    body: ScimJson,
+    body: ScimJson<UserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let projection = QueryParams::from_request(&req)?.projection()?;
     let normalized = resource::normalize(&USER, &body.0)?;
@@ -261,7 +261,7 @@ pub async fn replace(
     api: web::Data<ScimApi>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: ScimJson,
+    body: ScimJson<UserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("User", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
@@ -318,7 +318,7 @@ pub async fn patch(
     api: web::Data<ScimApi>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: ScimJson,
+    body: ScimJson<UserPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("User", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
