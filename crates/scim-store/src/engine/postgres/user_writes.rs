@@ -1270,7 +1270,41 @@ pub(crate) mod tests {
     /// Nothing on SQLite.
     struct Blocked {
         holder: Option<std::thread::JoinHandle<Result<(), StoreError>>>,
+        /// Lets the holder commit.
+        release: Option<std::sync::mpsc::Sender<()>>,
         edits: Vec<crate::engine::Answer<UserRecord>>,
+    }
+
+    /// Returns once `n` sessions of this database wait for a row lock
+    /// (PostgreSQL says so in `pg_stat_activity`; there is no event to
+    /// wait on).
+    fn wait_for_lock_waits(store: &Store, n: usize) {
+        #[derive(diesel::QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            waiting: i64,
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let waiting = store
+                .read(|c| {
+                    let rows: Vec<Waiting> = diesel::sql_query(
+                        "SELECT COUNT(*) AS waiting FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    )
+                    .load(c)?;
+                    Ok(rows.first().map_or(0, |r| r.waiting))
+                })
+                .unwrap();
+            if usize::try_from(waiting).unwrap_or(0) >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no batcher waited on the lock"
+            );
+            std::thread::yield_now();
+        }
     }
 
     impl Blocked {
@@ -1278,6 +1312,7 @@ pub(crate) mod tests {
             if store.backend() != crate::db::connection::Backend::Postgres {
                 return Blocked {
                     holder: None,
+                    release: None,
                     edits: Vec::new(),
                 };
             }
@@ -1287,6 +1322,7 @@ pub(crate) mod tests {
                 create(store, &format!("blocker-{n}-1")),
             ];
             let (locked, wait) = std::sync::mpsc::channel();
+            let (release, released) = std::sync::mpsc::channel::<()>();
             let (holder_store, sql) = (
                 store.clone(),
                 format!(
@@ -1298,32 +1334,38 @@ pub(crate) mod tests {
                 holder_store.write(|c| {
                     diesel::connection::SimpleConnection::batch_execute(c, &sql)?;
                     locked.send(()).unwrap();
-                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    let _ = released.recv();
                     Ok(())
                 })
             });
             wait.recv().unwrap();
-            // Each batcher takes one of these and waits on its lock.
+            // Each batcher takes one of these and waits on its lock: the
+            // next is queued once PostgreSQL shows the first one waiting.
             let edits = blockers
                 .iter()
-                .map(|b| {
+                .enumerate()
+                .map(|(i, b)| {
                     let edit = store.queue_user_edit(
                         b.id.clone(),
                         false,
                         set_title("b", PasswordChange::Keep),
                     );
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    wait_for_lock_waits(store, i + 1);
                     edit
                 })
                 .collect();
             Blocked {
                 holder: Some(holder),
+                release: Some(release),
                 edits,
             }
         }
 
         /// Waits for the locks to go and the blocked edits to finish.
         fn release(self) {
+            if let Some(release) = self.release {
+                let _ = release.send(());
+            }
             if let Some(holder) = self.holder {
                 holder.join().unwrap().unwrap();
             }
