@@ -70,6 +70,7 @@ SHARED_DB=""
 cleanup() {
   stop_server
   drop_pg_db
+  drop_copies
   PG_DB="$SHARED_DB"
   drop_pg_db
   rm -rf "$WORK"
@@ -288,6 +289,36 @@ PY
   log "$count users loaded on $backend"
 }
 
+# --- a copy of the loaded database per binary ------------------------------------
+# Each binary serves its own copy, so a newer binary's migrations (run when it
+# starts) never change the schema an older one is measured on.
+COPIES=""
+copy_url() { # backend index
+  case "$1" in
+    sqlite) echo "sqlite://$WORK/ab-$2.db" ;;
+    postgres) echo "${SHARED_URL%/*}/${SHARED_DB}_$2" ;;
+  esac
+}
+make_copies() { # backend
+  local k f
+  for k in $(seq 0 $(( N - 1 ))); do
+    case "$1" in
+      sqlite)
+        for f in "$WORK"/ab.db*; do cp "$f" "${f/ab.db/ab-$k.db}"; done ;;
+      postgres)
+        psql "$SHARED_URL" -qAtc "CREATE DATABASE \"${SHARED_DB}_$k\" TEMPLATE \"$SHARED_DB\"" >/dev/null \
+          || die "cannot copy $SHARED_DB for binary $k"
+        COPIES="$COPIES ${SHARED_DB}_$k" ;;
+    esac
+  done
+}
+drop_copies() {
+  local db
+  for db in $COPIES; do PG_DB="$db" drop_pg_db; done
+  COPIES=""
+  rm -f "$WORK"/ab-*.db*
+}
+
 # --- one binary's turn -----------------------------------------------------------
 # Round 0 is an unmeasured turn (warm-ups only, no POST): see below.
 turn() { # backend index round
@@ -297,12 +328,13 @@ turn() { # backend index round
   # an autovacuum run that starts in one binary's turn would count against it.
   if [ "$backend" = postgres ]; then
     # client_min_messages: no warning for each shared catalog the role may not vacuum.
-    PGOPTIONS="-c client_min_messages=error" psql "$SHARED_URL" -qAtc "VACUUM (ANALYZE)" >/dev/null \
-      || die "VACUUM failed on $SHARED_DB"
+    PGOPTIONS="-c client_min_messages=error" psql "$(copy_url "$backend" "$idx")" -qAtc "VACUUM (ANALYZE)" >/dev/null \
+      || die "VACUUM failed on ${SHARED_DB}_$idx"
   fi
 
   port="$(free_port)"
-  export SCIMD__DATABASE__URL="$SHARED_URL"
+  SCIMD__DATABASE__URL="$(copy_url "$backend" "$idx")"
+  export SCIMD__DATABASE__URL
   export SCIMD__SERVER__BIND="127.0.0.1:$port"
   BASE="http://127.0.0.1:$port"
   TOKEN="$SHARED_TOKEN" BENCH_TOKEN="$SHARED_TOKEN"
@@ -345,6 +377,7 @@ turn() { # backend index round
 START=$SECONDS
 for backend in $BACKENDS; do
   load_shared "$backend"
+  make_copies "$backend"
   # The first turn after the load measured low more often than not (GET by
   # id most of all), which would count against A: an unmeasured turn takes it.
   log "an unmeasured turn of A on $backend"
@@ -357,6 +390,7 @@ for backend in $BACKENDS; do
       turn "$backend" "$idx" "$round"
     done
   done
+  drop_copies
   PG_DB="$SHARED_DB"
   drop_pg_db
   SHARED_DB=""
