@@ -389,12 +389,13 @@ fn soft_delete_new_users(store: &scim_store::Store, prefix: &str, n: usize) {
 
 /// Releases `lock` once `n` connections wait for it: the processes
 /// started behind it have all reached their write, and now write at the
-/// same moment.
+/// same moment. PostgreSQL gives no event when a lock wait starts, so this
+/// asks `pg_locks`; each question is a round trip, which paces the loop.
 fn release_when_waiting(lock: TableLock, n: i64) {
     let deadline = Instant::now() + LOG_DEADLINE;
     while lock.waiting() < n {
         assert!(Instant::now() < deadline, "{n} writers never queued");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::yield_now();
     }
     lock.release();
 }
