@@ -2,5 +2,6 @@
 //! both backends share.
 
 pub mod admin;
+pub mod changes;
 pub mod oauth;
 pub mod scim;
