@@ -354,12 +354,12 @@ pub async fn create_scim_token(
 #[delete("/scim-tokens/{id}")]
 pub async fn revoke_scim_token(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let id = path.into_inner();
-    blocking(move || service::revoke_scim_token(&store, &id)).await?;
+    blocking(move || service::revoke_scim_token(&store, &caller.actor, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -434,12 +434,12 @@ pub async fn create_admin_token(
 #[delete("/admin-tokens/{id}")]
 pub async fn revoke_admin_token(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let id = path.into_inner();
-    blocking(move || service::revoke_admin_token(&store, &id)).await?;
+    blocking(move || service::revoke_admin_token(&store, &caller.actor, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -11,6 +11,8 @@ use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpRequest};
 use subtle::ConstantTimeEq;
 
+use scim_store::changes::{Actor, ActorKind};
+
 use crate::error::AdminError;
 use crate::AdminApi;
 
@@ -42,8 +44,10 @@ pub enum Credential {
 /// answer 401 without credentials).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Recorded in change logs: `admin:NAME` or `token:NAME`.
-    pub actor: String,
+    /// Recorded in the change log: the administrator (`Admin`, id and
+    /// username) or the admin API token (`AdminToken`, id and name), with
+    /// the request id and the client address.
+    pub actor: Actor,
     /// The administrator's username (sessions) or the token's name.
     pub name: String,
     /// How the caller authenticated.
@@ -77,8 +81,13 @@ impl FromRequest for Caller {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let safe = is_safe(req.method());
+        let request = (
+            crate::request_id(req),
+            api.as_ref().map(|api| api.client_address(req)),
+        );
         Box::pin(async move {
             let api = api.ok_or(AdminError::Internal)?;
+            let (request_id, address) = request;
             let store = api.store().clone();
             let now = api.config().clock.now_text();
             if let Some(value) = authorization {
@@ -97,7 +106,12 @@ impl FromRequest for Caller {
                     ));
                 };
                 return Ok(Caller {
-                    actor: format!("token:{}", token.name),
+                    actor: Actor::new(
+                        ActorKind::AdminToken,
+                        Some(token.id.clone()),
+                        Some(token.name.clone()),
+                    )
+                    .with_request(request_id, address),
                     name: token.name,
                     credential: Credential::Token { token_id: token.id },
                 });
@@ -130,7 +144,12 @@ impl FromRequest for Caller {
                 }
             }
             Ok(Caller {
-                actor: format!("admin:{}", session.admin.username),
+                actor: Actor::new(
+                    ActorKind::Admin,
+                    Some(session.admin.id.clone()),
+                    Some(session.admin.username.clone()),
+                )
+                .with_request(request_id, address),
                 name: session.admin.username,
                 credential: Credential::Session {
                     session_id,

@@ -11,6 +11,7 @@
 //!   the binary (no internet).
 //! - [`console`] serves the HTML console at `/admin/`.
 
+pub mod activity;
 pub mod api;
 pub mod auth;
 pub mod cautions;
@@ -81,6 +82,19 @@ struct Inner {
     config: AdminConfig,
 }
 
+/// The request's id, as recorded in the change log: the `X-Request-Id`
+/// header, which `scimd`'s request log sets on every request (the
+/// caller's own when it is short and plain, else a fresh one); a value
+/// that is not short and plain is not recorded.
+pub fn request_id(req: &HttpRequest) -> Option<String> {
+    let v = req.headers().get("x-request-id")?.to_str().ok()?;
+    let plain = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    plain.then(|| v.to_owned())
+}
+
 /// The admin API's mount point.
 pub const API_BASE: &str = "/admin/api/v1";
 /// Where the admin API's OpenAPI document is served.
@@ -118,6 +132,7 @@ impl AdminApi {
     /// What a sign-in or setup attempt from `req` is checked with, now.
     pub fn sign_in_guard(&self, req: &HttpRequest) -> service::Guard {
         service::Guard {
+            request_id: request_id(req),
             store: self.inner.store.clone(),
             hasher: self.inner.config.password_hasher.clone(),
             address: self.client_address(req),

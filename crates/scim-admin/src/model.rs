@@ -163,6 +163,10 @@ pub struct SettingsView {
     /// Largest page size (1–10000).
     #[schema(example = 1000, minimum = 1, maximum = 10000)]
     pub max_page_size: i32,
+    /// Days the change log (the Activity page, the timelines) keeps a
+    /// row before the retention purge deletes it (1–3650).
+    #[schema(example = 90, minimum = 1, maximum = 3650)]
+    pub change_log_retention_days: i32,
     /// The version (the ETag is `"<version>"`).
     #[schema(example = 3)]
     pub version: i64,
@@ -174,7 +178,8 @@ pub struct SettingsView {
     pub updated_by: Option<String>,
 }
 
-/// `PUT /settings`: every value.
+/// `PUT /settings`: every value (`change_log_retention_days` may be left
+/// out).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsUpdate {
@@ -189,6 +194,11 @@ pub struct SettingsUpdate {
     /// Largest page size (1–10000).
     #[schema(example = 1000, minimum = 1, maximum = 10000)]
     pub max_page_size: i32,
+    /// Days the change log keeps a row (1–3650); left out, it stays as
+    /// it is.
+    #[serde(default)]
+    #[schema(example = 90, minimum = 1, maximum = 3650)]
+    pub change_log_retention_days: Option<i32>,
 }
 
 /// A token as listed (never its secret).

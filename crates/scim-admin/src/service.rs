@@ -1,17 +1,20 @@
 //! The admin operations, shared by the HTTP API and the `scimd` CLI so the
 //! two can never disagree. Most functions are synchronous (the HTTP layer
-//! calls them inside `web::block`) and take the [`Store`] plus the actor
-//! (`admin:NAME`, `token:NAME`, `cli:USER`) recorded with each change.
+//! calls them inside `web::block`) and take the [`Store`] plus the
+//! [`Actor`] recorded with each change, in the change log (the same
+//! transaction, last) and in the `…_by` columns ([`Actor::label`]).
 //! Those that check or hash a password are async: the password waits for
 //! the process's bounded Argon2id gate ([`PasswordHasher`]) without holding
 //! a thread, and the database steps around it run on the blocking pool.
 
 use scim_store::admin::{Admission, Attempt};
+use scim_store::changes::{Actor, ActorKind, Event};
 use scim_store::settings::{Deprovisioning, SettingsValues};
 use scim_store::{admin, saml, settings, sync, PasswordHasher, Store};
 
 use actix_web::web;
 
+use crate::activity::record_event;
 use crate::cautions::CAUTIONS;
 use crate::error::{AdminError, FieldError};
 use crate::model::*;
@@ -58,7 +61,7 @@ pub fn sync_status(store: &Store) -> Result<SyncStatus, AdminError> {
 /// configured; otherwise `SyncNotReady` listing what is missing.
 pub fn enable_sync(
     store: &Store,
-    actor: &str,
+    actor: &Actor,
     accepted: &[String],
 ) -> Result<SyncStatus, AdminError> {
     let mut fields: Vec<FieldError> = accepted
@@ -81,7 +84,15 @@ pub fn enable_sync(
             if !missing_cautions.is_empty() || !saml_ok {
                 return Ok(Err((missing_cautions.clone(), saml_ok)));
             }
-            sync::enable_sync(c, actor, &ids)?;
+            sync::enable_sync(c, &actor.label(), &ids)?;
+            record_event(
+                c,
+                actor,
+                Event::SyncEnabled,
+                "Sync",
+                None,
+                serde_json::json!({ "accepted_cautions": ids }),
+            )?;
             Ok(Ok(()))
         })?
         .map_err(|(missing_cautions, saml_ok)| {
@@ -122,8 +133,18 @@ pub fn enable_sync(
 
 /// Disables synchronization: from the next request on, every replica
 /// answers the identity provider with 403.
-pub fn disable_sync(store: &Store, actor: &str) -> Result<SyncStatus, AdminError> {
-    store.write(|c| sync::disable_sync(c, actor, "disabled by an administrator"))?;
+pub fn disable_sync(store: &Store, actor: &Actor) -> Result<SyncStatus, AdminError> {
+    store.write(|c| {
+        sync::disable_sync(c, &actor.label(), "disabled by an administrator")?;
+        record_event(
+            c,
+            actor,
+            Event::SyncDisabled,
+            "Sync",
+            None,
+            serde_json::json!({}),
+        )
+    })?;
     sync_status(store)
 }
 
@@ -208,7 +229,7 @@ pub fn get_saml(store: &Store) -> Result<SamlView, AdminError> {
 /// Validates and stores SAML settings: `metadata_xml` alone, or all of
 /// `entity_id`, `sso_url` and `certificate_pem`. Every invalid field is
 /// reported at once.
-pub fn set_saml(store: &Store, actor: &str, input: &SamlUpdate) -> Result<SamlView, AdminError> {
+pub fn set_saml(store: &Store, actor: &Actor, input: &SamlUpdate) -> Result<SamlView, AdminError> {
     let manual =
         input.entity_id.is_some() || input.sso_url.is_some() || input.certificate_pem.is_some();
     let (entity_id, sso_url, pem) = match (&input.metadata_xml, manual) {
@@ -256,7 +277,18 @@ pub fn set_saml(store: &Store, actor: &str, input: &SamlUpdate) -> Result<SamlVi
             }
         }
     };
-    let saved = store.write(|c| saml::save_saml_settings(c, &entity_id, &sso_url, &pem, actor))?;
+    let saved = store.write(|c| {
+        let saved = saml::save_saml_settings(c, &entity_id, &sso_url, &pem, &actor.label())?;
+        record_event(
+            c,
+            actor,
+            Event::SamlChanged,
+            "Saml",
+            None,
+            serde_json::json!({ "entity_id": entity_id, "sso_url": sso_url }),
+        )?;
+        Ok(saved)
+    })?;
     Ok(saml_view(Some(saved)))
 }
 
@@ -271,10 +303,52 @@ fn settings_view(s: settings::RuntimeSettings) -> SettingsView {
         soft_delete_retention_days: s.values.soft_delete_retention_days,
         default_page_size: s.values.default_page_size,
         max_page_size: s.values.max_page_size,
+        change_log_retention_days: s.values.change_log_retention_days,
         version: s.version,
         updated_at: s.updated_at,
         updated_by: s.updated_by,
     }
+}
+
+/// What a settings change changed: `{"version": n, "changed": {"name":
+/// [old, new], …}}`.
+fn settings_changes(
+    before: &SettingsValues,
+    after: &SettingsValues,
+    version: i64,
+) -> serde_json::Value {
+    let mut changed = serde_json::Map::new();
+    let mut diff = |name: &str, old: serde_json::Value, new: serde_json::Value| {
+        if old != new {
+            changed.insert(name.to_owned(), serde_json::json!([old, new]));
+        }
+    };
+    diff(
+        "deprovisioning",
+        before.deprovisioning.as_str().into(),
+        after.deprovisioning.as_str().into(),
+    );
+    diff(
+        "soft_delete_retention_days",
+        before.soft_delete_retention_days.into(),
+        after.soft_delete_retention_days.into(),
+    );
+    diff(
+        "default_page_size",
+        before.default_page_size.into(),
+        after.default_page_size.into(),
+    );
+    diff(
+        "max_page_size",
+        before.max_page_size.into(),
+        after.max_page_size.into(),
+    );
+    diff(
+        "change_log_retention_days",
+        before.change_log_retention_days.into(),
+        after.change_log_retention_days.into(),
+    );
+    serde_json::json!({ "version": version, "changed": changed })
 }
 
 /// The run-time settings.
@@ -286,7 +360,7 @@ pub fn get_settings(store: &Store) -> Result<SettingsView, AdminError> {
 /// `expected_version` (else 412).
 pub fn update_settings(
     store: &Store,
-    actor: &str,
+    actor: &Actor,
     update: &SettingsUpdate,
     expected_version: i64,
 ) -> Result<SettingsView, AdminError> {
@@ -303,6 +377,15 @@ pub fn update_settings(
             "must be between 1 and 10000",
         ));
     }
+    if update
+        .change_log_retention_days
+        .is_some_and(|days| !(1..=3650).contains(&days))
+    {
+        errors.push(FieldError::new(
+            "change_log_retention_days",
+            "must be between 1 and 3650 days",
+        ));
+    }
     if update.default_page_size < 1 || update.default_page_size > update.max_page_size {
         errors.push(FieldError::new(
             "default_page_size",
@@ -315,17 +398,33 @@ pub fn update_settings(
     if !errors.is_empty() {
         return Err(AdminError::fields(errors));
     }
-    let values = SettingsValues {
-        deprovisioning: match update.deprovisioning {
-            DeprovisioningPolicy::Hard => Deprovisioning::Hard,
-            DeprovisioningPolicy::Soft => Deprovisioning::Soft,
-        },
-        soft_delete_retention_days: update.soft_delete_retention_days,
-        default_page_size: update.default_page_size,
-        max_page_size: update.max_page_size,
-    };
     let saved = store
-        .write(|c| settings::update_runtime_settings(c, &values, expected_version, actor))
+        .write(|c| {
+            let before = settings::get_runtime_settings(c)?;
+            let values = SettingsValues {
+                deprovisioning: match update.deprovisioning {
+                    DeprovisioningPolicy::Hard => Deprovisioning::Hard,
+                    DeprovisioningPolicy::Soft => Deprovisioning::Soft,
+                },
+                soft_delete_retention_days: update.soft_delete_retention_days,
+                default_page_size: update.default_page_size,
+                max_page_size: update.max_page_size,
+                change_log_retention_days: update
+                    .change_log_retention_days
+                    .unwrap_or(before.values.change_log_retention_days),
+            };
+            let saved =
+                settings::update_runtime_settings(c, &values, expected_version, &actor.label())?;
+            record_event(
+                c,
+                actor,
+                Event::SettingsChanged,
+                "Settings",
+                None,
+                settings_changes(&before.values, &saved.values, saved.version),
+            )?;
+            Ok(saved)
+        })
         .map_err(|e| match e {
             scim_store::StoreError::PreconditionFailed => AdminError::PreconditionFailed(
                 "the settings were changed by someone else since you read them (If-Match is stale); reload them and apply your change again".into(),
@@ -410,12 +509,23 @@ fn check_token_input(req: &CreateTokenRequest) -> Result<(String, Option<String>
 /// as its creator.
 pub fn create_scim_token(
     store: &Store,
-    actor: &str,
+    actor: &Actor,
     req: &CreateTokenRequest,
 ) -> Result<CreatedToken, AdminError> {
     let (name, expires_at) = check_token_input(req)?;
-    let (info, secret) =
-        store.write(|c| scim_store::create_token_by(c, &name, expires_at.clone(), Some(actor)))?;
+    let (info, secret) = store.write(|c| {
+        let (info, secret) =
+            scim_store::create_token_by(c, &name, expires_at.clone(), Some(&actor.label()))?;
+        record_event(
+            c,
+            actor,
+            Event::ScimTokenCreated,
+            "ScimToken",
+            Some(&info.id),
+            serde_json::json!({ "name": info.name, "expires_at": info.expires_at }),
+        )?;
+        Ok((info, secret))
+    })?;
     Ok(CreatedToken {
         token: scim_token_view(info, &scim_core::datetime::now()),
         secret,
@@ -434,9 +544,25 @@ pub fn list_scim_tokens(store: &Store) -> Result<Vec<TokenView>, AdminError> {
 
 /// Revokes a SCIM token. Replicas that cached it stop accepting it within
 /// `auth.token_cache_ttl_secs`.
-pub fn revoke_scim_token(store: &Store, id: &str) -> Result<(), AdminError> {
+pub fn revoke_scim_token(store: &Store, actor: &Actor, id: &str) -> Result<(), AdminError> {
     store
-        .write(|c| scim_store::revoke_token(c, id))
+        .write(|c| {
+            // The token as it was: a revocation of a revoked token changes
+            // nothing and records nothing.
+            let before = scim_store::list_tokens(c)?.into_iter().find(|t| t.id == id);
+            scim_store::revoke_token(c, id)?;
+            match before {
+                Some(t) if t.revoked_at.is_none() => record_event(
+                    c,
+                    actor,
+                    Event::ScimTokenRevoked,
+                    "ScimToken",
+                    Some(id),
+                    serde_json::json!({ "name": t.name }),
+                ),
+                _ => Ok(()),
+            }
+        })
         .map_err(|e| not_found_as(e, "SCIM token", id))
 }
 
@@ -452,12 +578,23 @@ fn not_found_as(e: scim_store::StoreError, kind: &str, id: &str) -> AdminError {
 /// Mints an admin API token.
 pub fn create_admin_token(
     store: &Store,
-    actor: &str,
+    actor: &Actor,
     req: &CreateTokenRequest,
 ) -> Result<CreatedToken, AdminError> {
     let (name, expires_at) = check_token_input(req)?;
-    let (info, secret) =
-        store.write(|c| admin::create_admin_token(c, &name, expires_at.as_deref(), actor))?;
+    let (info, secret) = store.write(|c| {
+        let (info, secret) =
+            admin::create_admin_token(c, &name, expires_at.as_deref(), &actor.label())?;
+        record_event(
+            c,
+            actor,
+            Event::AdminTokenCreated,
+            "AdminToken",
+            Some(&info.id),
+            serde_json::json!({ "name": info.name, "expires_at": info.expires_at }),
+        )?;
+        Ok((info, secret))
+    })?;
     Ok(CreatedToken {
         token: admin_token_view(info, &scim_core::datetime::now()),
         secret,
@@ -476,9 +613,25 @@ pub fn list_admin_tokens(store: &Store) -> Result<Vec<TokenView>, AdminError> {
 
 /// Revokes an admin API token (effective at once: admin tokens are not
 /// cached).
-pub fn revoke_admin_token(store: &Store, id: &str) -> Result<(), AdminError> {
+pub fn revoke_admin_token(store: &Store, actor: &Actor, id: &str) -> Result<(), AdminError> {
     store
-        .write(|c| admin::revoke_admin_token(c, id))
+        .write(|c| {
+            let before = admin::list_admin_tokens(c)?
+                .into_iter()
+                .find(|t| t.id == id);
+            admin::revoke_admin_token(c, id)?;
+            match before {
+                Some(t) if t.revoked_at.is_none() => record_event(
+                    c,
+                    actor,
+                    Event::AdminTokenRevoked,
+                    "AdminToken",
+                    Some(id),
+                    serde_json::json!({ "name": t.name }),
+                ),
+                _ => Ok(()),
+            }
+        })
         .map_err(|e| not_found_as(e, "admin token", id))
 }
 
@@ -530,20 +683,35 @@ fn admin_view(a: admin::AdminRecord) -> AdminView {
 pub async fn create_admin(
     store: &Store,
     hasher: &PasswordHasher,
+    actor: &Actor,
     username: &str,
     password: &str,
 ) -> Result<AdminView, AdminError> {
     let username = check_credentials(username, password)?;
     let hash = hasher.hash(password.to_owned()).await?;
     let store = store.clone();
-    let created = web::block(move || store.write(|c| admin::insert_admin(c, &username, &hash)))
-        .await?
-        .map_err(|e| match e {
-            scim_store::StoreError::Conflict(m) => {
-                AdminError::fields(vec![FieldError::new("username", m)])
-            }
-            other => other.into(),
-        })?;
+    let actor = actor.clone();
+    let created = web::block(move || {
+        store.write(|c| {
+            let created = admin::insert_admin(c, &username, &hash)?;
+            record_event(
+                c,
+                &actor,
+                Event::AdminCreated,
+                "Admin",
+                Some(&created.id),
+                serde_json::json!({ "username": created.username }),
+            )?;
+            Ok(created)
+        })
+    })
+    .await?
+    .map_err(|e| match e {
+        scim_store::StoreError::Conflict(m) => {
+            AdminError::fields(vec![FieldError::new("username", m)])
+        }
+        other => other.into(),
+    })?;
     Ok(admin_view(created))
 }
 
@@ -576,8 +744,11 @@ pub struct Guard {
     pub store: Store,
     /// The process's Argon2id gate.
     pub hasher: PasswordHasher,
-    /// The address attempts are counted against.
+    /// The address attempts are counted against (and recorded in the
+    /// change log).
     pub address: String,
+    /// The request's id, recorded in the change log.
+    pub request_id: Option<String>,
     /// The limits.
     pub limits: AttemptLimits,
     /// Now.
@@ -656,12 +827,24 @@ pub async fn guarded_setup(guard: &Guard, req: &SetupRequest) -> Result<AdminVie
         Ok(hash) => hash,
         Err(e) => return Err(guard.abandon(attempt, e.into()).await),
     };
+    let request = (guard.request_id.clone(), guard.address.clone());
     let created = guard
         .blocking(move |store| {
             Ok(store.write(|c| {
                 let created = admin::create_first_admin(c, &code, &username, &hash, &now)?;
-                if created.is_some() {
+                if let Some(a) = &created {
                     admin::succeed_attempt(c, &attempt)?;
+                    // The first administrator creates itself, with the
+                    // setup code.
+                    let actor = admin_actor(a, &request);
+                    record_event(
+                        c,
+                        &actor,
+                        Event::AdminCreated,
+                        "Admin",
+                        Some(&a.id),
+                        serde_json::json!({ "username": a.username, "setup": true }),
+                    )?;
                 }
                 Ok(created)
             }))
@@ -673,6 +856,28 @@ pub async fn guarded_setup(guard: &Guard, req: &SetupRequest) -> Result<AdminVie
         Err(scim_store::StoreError::PreconditionFailed) => Err(setup_done()),
         Err(other) => Err(other.into()),
     }
+}
+
+/// The administrator `a`, for the request (id, address) `request`.
+fn admin_actor(a: &admin::AdminRecord, request: &(Option<String>, String)) -> Actor {
+    Actor::new(
+        ActorKind::Admin,
+        Some(a.id.clone()),
+        Some(a.username.clone()),
+    )
+    .with_request(request.0.clone(), Some(request.1.clone()))
+}
+
+/// The name a failed sign-in is recorded under: what was typed as the
+/// username, bounded and without control characters (it comes from
+/// anyone, and PostgreSQL refuses NUL in text).
+fn attempted_name(username: &str) -> String {
+    username
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect()
 }
 
 fn setup_done() -> AdminError {
@@ -709,12 +914,35 @@ pub async fn login(
         Ok(ok) => ok,
         Err(e) => return Err(guard.abandon(attempt, e.into()).await),
     };
+    let now = scim_core::datetime::format(guard.now);
+    let request = (guard.request_id.clone(), guard.address.clone());
     let Some(record) = record.filter(|_| ok) else {
+        // The failure is recorded in a write of its own, committed
+        // whatever the request answers. Only admitted attempts get here
+        // (refused ones are not checked), so the attempt limits bound
+        // these rows too.
+        let actor = Actor::new(ActorKind::Anonymous, None, Some(attempted_name(username)))
+            .with_request(request.0, Some(request.1));
+        guard
+            .blocking(move |store| {
+                Ok(store.write(|c| {
+                    scim_store::changes::record(
+                        c,
+                        &actor,
+                        &now,
+                        &[scim_store::changes::NewChange::new(
+                            Event::AdminSignInFailed,
+                            "Admin",
+                            None,
+                        )],
+                    )
+                })?)
+            })
+            .await?;
         return Err(AdminError::Unauthorized(
             "wrong username or password".into(),
         ));
     };
-    let now = scim_core::datetime::format(guard.now);
     let expires = scim_core::datetime::format(guard.now + ttl);
     guard
         .blocking(move |store| {
@@ -722,7 +950,18 @@ pub async fn login(
                 admin::succeed_attempt(c, &attempt)?;
                 admin::record_admin_login(c, &record.id, &now)?;
                 admin::purge_expired_sessions(c, &now)?;
-                admin::create_session(c, &record, &expires)
+                let session = admin::create_session(c, &record, &expires)?;
+                scim_store::changes::record(
+                    c,
+                    &admin_actor(&record, &request),
+                    &now,
+                    &[scim_store::changes::NewChange::new(
+                        Event::AdminSignedIn,
+                        "Admin",
+                        Some(&record.id),
+                    )],
+                )?;
+                Ok(session)
             })?)
         })
         .await
@@ -747,7 +986,7 @@ mod tests {
             let s = sync_status(store).unwrap();
             assert!(!s.enabled);
             assert!(!s.prerequisites[0].satisfied);
-            let err = enable_sync(store, "cli:t", &all()[..2]).unwrap_err();
+            let err = enable_sync(store, &Actor::cli("t"), &all()[..2]).unwrap_err();
             let AdminError::SyncNotReady {
                 missing_cautions,
                 missing_prerequisites,
@@ -758,12 +997,12 @@ mod tests {
             };
             assert_eq!(missing_cautions, &all()[2..].to_vec());
             assert_eq!(missing_prerequisites, &vec![SAML_PREREQUISITE.to_string()]);
-            let err = enable_sync(store, "cli:t", &["nope".into()]).unwrap_err();
+            let err = enable_sync(store, &Actor::cli("t"), &["nope".into()]).unwrap_err();
             assert!(err.to_string().contains("unknown caution id"), "{err}");
 
             set_saml(
                 store,
-                "cli:t",
+                &Actor::cli("t"),
                 &SamlUpdate {
                     entity_id: Some("urn:idp".into()),
                     sso_url: Some("https://idp.example.com/sso".into()),
@@ -772,15 +1011,15 @@ mod tests {
                 },
             )
             .unwrap();
-            let err = enable_sync(store, "cli:t", &all()[1..]).unwrap_err();
+            let err = enable_sync(store, &Actor::cli("t"), &all()[1..]).unwrap_err();
             assert!(
                 matches!(err, AdminError::SyncNotReady { ref missing_prerequisites, .. } if missing_prerequisites.is_empty())
             );
-            let s = enable_sync(store, "cli:t", &all()).unwrap();
+            let s = enable_sync(store, &Actor::cli("t"), &all()).unwrap();
             assert!(s.enabled);
             assert!(s.cautions.iter().all(|c| c.accepted));
             assert_eq!(s.enabled_by.as_deref(), Some("cli:t"));
-            let s = disable_sync(store, "admin:x").unwrap();
+            let s = disable_sync(store, &Actor::cli("x")).unwrap();
             assert!(!s.enabled);
             assert!(s.cautions.iter().all(|c| !c.accepted));
             let events = sync_events(store, 10).unwrap();
@@ -794,7 +1033,7 @@ mod tests {
             let store = db.store();
             let err = set_saml(
                 store,
-                "t",
+                &Actor::cli("t"),
                 &SamlUpdate {
                     entity_id: Some(" ".into()),
                     sso_url: Some("http://x".into()),
@@ -807,7 +1046,7 @@ mod tests {
             assert_eq!(fields, ["entity_id", "sso_url", "certificate_pem"]);
             let err = set_saml(
                 store,
-                "t",
+                &Actor::cli("t"),
                 &SamlUpdate {
                     metadata_xml: Some("<x/>".into()),
                     entity_id: Some("e".into()),
@@ -830,16 +1069,17 @@ mod tests {
                 soft_delete_retention_days: 0,
                 default_page_size: 2000,
                 max_page_size: 1000,
+                change_log_retention_days: None,
             };
-            let err = update_settings(store, "t", &up, s.version).unwrap_err();
+            let err = update_settings(store, &Actor::cli("t"), &up, s.version).unwrap_err();
             let fields: Vec<_> = err.body().fields.into_iter().map(|f| f.field).collect();
             assert_eq!(fields, ["soft_delete_retention_days", "default_page_size"]);
             up.soft_delete_retention_days = 14;
             up.default_page_size = 50;
-            let s2 = update_settings(store, "t", &up, s.version).unwrap();
+            let s2 = update_settings(store, &Actor::cli("t"), &up, s.version).unwrap();
             assert_eq!(s2.version, s.version + 1);
             assert_eq!(s2.deprovisioning, DeprovisioningPolicy::Soft);
-            let err = update_settings(store, "t", &up, s.version).unwrap_err();
+            let err = update_settings(store, &Actor::cli("t"), &up, s.version).unwrap_err();
             assert!(matches!(err, AdminError::PreconditionFailed(_)));
         }
     }
@@ -851,6 +1091,7 @@ mod tests {
             store: store.clone(),
             hasher: hasher.clone(),
             address: address.to_owned(),
+            request_id: None,
             limits: AttemptLimits {
                 max_failures: 3,
                 window: time::Duration::minutes(15),
@@ -867,9 +1108,15 @@ mod tests {
             let store = db.store();
             let hasher = PasswordHasher::default();
             let g = |address: &str, at: i64| guard(store, &hasher, address, at);
-            create_admin(store, &hasher, "root", "correct horse battery")
-                .await
-                .unwrap();
+            create_admin(
+                store,
+                &hasher,
+                &Actor::cli("t"),
+                "root",
+                "correct horse battery",
+            )
+            .await
+            .unwrap();
             let ttl = time::Duration::hours(1);
             let (session, sid) = login(&g("a1", 0), "ROOT", "correct horse battery", ttl)
                 .await
@@ -915,9 +1162,15 @@ mod tests {
             let store = db.store();
             let hasher = PasswordHasher::default();
             let g = |address: &str, at: i64| guard(store, &hasher, address, at);
-            create_admin(store, &hasher, "root", "correct horse battery")
-                .await
-                .unwrap();
+            create_admin(
+                store,
+                &hasher,
+                &Actor::cli("t"),
+                "root",
+                "correct horse battery",
+            )
+            .await
+            .unwrap();
             let ttl = time::Duration::hours(1);
             for i in 0..10 {
                 let err = login(&g(&format!("10.0.0.{i}"), 0), "root", "guess", ttl)
@@ -952,9 +1205,15 @@ mod tests {
         for db in backends() {
             let store = db.store();
             let setup = PasswordHasher::default();
-            create_admin(store, &setup, "root", "correct horse battery")
-                .await
-                .unwrap();
+            create_admin(
+                store,
+                &setup,
+                &Actor::cli("t"),
+                "root",
+                "correct horse battery",
+            )
+            .await
+            .unwrap();
             let hasher = PasswordHasher::new(2, std::time::Duration::from_secs(600));
             let tasks: Vec<_> = (0..40)
                 .map(|_| {
@@ -982,17 +1241,29 @@ mod tests {
         for db in backends() {
             let store = db.store();
             let hasher = PasswordHasher::default();
-            let err = create_admin(store, &hasher, "bad name", "short")
+            let err = create_admin(store, &hasher, &Actor::cli("t"), "bad name", "short")
                 .await
                 .unwrap_err();
             let fields: Vec<_> = err.body().fields.into_iter().map(|f| f.field).collect();
             assert_eq!(fields, ["username", "password"]);
-            create_admin(store, &hasher, "Alice", "a long enough password")
-                .await
-                .unwrap();
-            let err = create_admin(store, &hasher, "alice", "a long enough password")
-                .await
-                .unwrap_err();
+            create_admin(
+                store,
+                &hasher,
+                &Actor::cli("t"),
+                "Alice",
+                "a long enough password",
+            )
+            .await
+            .unwrap();
+            let err = create_admin(
+                store,
+                &hasher,
+                &Actor::cli("t"),
+                "alice",
+                "a long enough password",
+            )
+            .await
+            .unwrap_err();
             assert_eq!(err.body().fields[0].field, "username");
             assert!(!setup_required(store).unwrap());
             assert_eq!(
@@ -1052,9 +1323,15 @@ mod tests {
         for db in backends() {
             let store = db.store();
             let hasher = PasswordHasher::default();
-            create_admin(store, &hasher, "root", "correct horse battery")
-                .await
-                .unwrap();
+            create_admin(
+                store,
+                &hasher,
+                &Actor::cli("t"),
+                "root",
+                "correct horse battery",
+            )
+            .await
+            .unwrap();
             let busy = PasswordHasher::new(1, std::time::Duration::ZERO);
             let (entered_tx, entered) = std::sync::mpsc::channel();
             let (release_tx, release) = std::sync::mpsc::channel::<()>();

@@ -54,7 +54,7 @@ pub use scim::users::{
     update_user_from, PasswordChange, UserRecord,
 };
 pub use tools::backup::{backup_sqlite, BackupError};
-pub use tools::purge::purge_expired_users;
+pub use tools::purge::{purge_expired_changes, purge_expired_users};
 
 // Functions only tests call: compiled for this crate's tests and for the
 // crates above with the `testing` feature.

@@ -41,8 +41,9 @@ pub enum Command {
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Hard-delete the users soft-deleted longer ago than the run-time
-    /// setting soft_delete_retention_days, once, and print how many (what
-    /// `scimd serve` does every maintenance.purge_interval_secs).
+    /// setting soft_delete_retention_days, and delete the change log's
+    /// entries older than change_log_retention_days, once, and print how
+    /// many (what `scimd serve` does every maintenance.purge_interval_secs).
     Purge,
     /// Copy every row of one database into another, e.g. from SQLite to
     /// PostgreSQL (docs/DEPLOY.md, "Moving from SQLite to PostgreSQL").

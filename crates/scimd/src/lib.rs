@@ -94,12 +94,13 @@ fn admin_message(err: &scim_admin::AdminError) -> String {
     out
 }
 
-/// Who the CLI acts as in the change logs: `cli:<login name>`.
-fn cli_actor() -> String {
+/// Who the CLI acts as in the change log: the operating-system user
+/// (`cli:<login name>` in the `…_by` columns).
+fn cli_actor() -> scim_store::changes::Actor {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    scim_store::changes::Actor::cli(&user)
 }
 
 fn connect(settings: &Settings) -> Result<Store, Error> {
@@ -145,6 +146,12 @@ fn run_command(out: &mut impl Write, settings: Settings, command: Command) -> Re
                 out,
                 "purged {purged} soft-deleted user{}",
                 if purged == 1 { "" } else { "s" }
+            )?;
+            let expired = purge_changes(&store, time::OffsetDateTime::now_utc())?;
+            outln!(
+                out,
+                "purged {expired} change log entr{} past the retention",
+                if expired == 1 { "y" } else { "ies" }
             )?;
             Ok(())
         }
@@ -218,22 +225,38 @@ pub fn purge(store: &Store) -> Result<usize, Error> {
     )?)
 }
 
+/// Runs the change log's retention purge once, as of `now`
+/// (`scim_store::purge_expired_changes`: `change_log_retention_days` is
+/// read now, batches of [`PURGE_BATCH`]).
+pub fn purge_changes(store: &Store, now: time::OffsetDateTime) -> Result<usize, Error> {
+    Ok(scim_store::purge_expired_changes(store, now, PURGE_BATCH)?)
+}
+
 /// The background purge of `scimd serve`: at startup, then every
 /// `interval`, on the blocking pool. Several replicas may run it at once:
 /// their batches skip each other's (`scim_store::purge_deleted_users`), so
-/// each user is purged, and counted, once. Every round logs how many it
-/// purged (one line per interval); a failure is logged and retried at the
-/// next interval.
+/// each user is purged, and counted, once. The change log's retention
+/// purge follows in the same round (its batches delete the oldest rows;
+/// a row two replicas both select is deleted once). Every round logs how
+/// many each purged (two lines per interval); a failure is logged and
+/// retried at the next interval.
 fn spawn_purge(store: Store, interval: Duration) {
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(interval);
         loop {
             ticks.tick().await;
             let store = store.clone();
-            match web::block(move || purge(&store)).await {
+            let users = store.clone();
+            match web::block(move || purge(&users)).await {
                 Ok(Ok(purged)) => tracing::info!(purged, "purged soft-deleted users"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "purging soft-deleted users failed"),
                 Err(e) => tracing::warn!(error = %e, "purging soft-deleted users failed"),
+            }
+            let now = time::OffsetDateTime::now_utc();
+            match web::block(move || purge_changes(&store, now)).await {
+                Ok(Ok(purged)) => tracing::info!(purged, "purged expired change log entries"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "purging the change log failed"),
+                Err(e) => tracing::warn!(error = %e, "purging the change log failed"),
             }
         }
     });
@@ -388,9 +411,14 @@ fn admin_command(
             // One hash in a one-shot process: the server's gate is not
             // involved, but the same code path is.
             let hasher = scim_store::PasswordHasher::new(1, Duration::from_secs(60));
-            let admin = actix_web::rt::System::new().block_on(
-                scim_admin::service::create_admin(&store, &hasher, &username, password),
-            )?;
+            let admin =
+                actix_web::rt::System::new().block_on(scim_admin::service::create_admin(
+                    &store,
+                    &hasher,
+                    &cli_actor(),
+                    &username,
+                    password,
+                ))?;
             outln!(
                 out,
                 "Created administrator {} ({}).",
@@ -470,7 +498,7 @@ fn token_command(
             Ok(())
         }
         TokenCommand::Revoke { id } => {
-            scim_admin::service::revoke_scim_token(&store, &id)?;
+            scim_admin::service::revoke_scim_token(&store, &cli_actor(), &id)?;
             outln!(out, "Revoked token {id}.")?;
             Ok(())
         }

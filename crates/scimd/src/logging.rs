@@ -164,11 +164,17 @@ fn caller_request_id(req: &ServiceRequest) -> Option<String> {
 /// Middleware (for `actix_web::middleware::from_fn`) that logs one line
 /// per request and returns the request id in `X-Request-Id`.
 pub async fn request_log(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let start = Instant::now();
     let id = caller_request_id(&req).unwrap_or_else(next_request_id);
+    // The handlers read the id from the request's own header (the admin
+    // side records it in the change log): a caller's unusable value is
+    // replaced by the one generated here.
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
     let method = req.method().clone();
     let path = req.path().to_owned();
     let result = next.call(req).await;

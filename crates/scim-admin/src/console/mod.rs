@@ -21,6 +21,8 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
+use scim_store::changes::{Actor, ActorKind};
+
 use crate::auth::SESSION_COOKIE;
 use crate::error::AdminError;
 use crate::AdminApi;
@@ -39,8 +41,12 @@ const JS: &str = include_str!("../../static/console.js");
 pub struct ConsoleSession {
     /// The cookie value (to end the session on sign-out).
     pub session_id: String,
+    /// The administrator's id.
+    pub admin_id: String,
     /// The administrator's username.
     pub username: String,
+    /// The request's id and the client's address, for the change log.
+    pub request: (Option<String>, String),
     /// The CSRF token every form must carry.
     pub csrf_token: String,
     /// Whether User Synchronization is on (for the banner).
@@ -48,9 +54,15 @@ pub struct ConsoleSession {
 }
 
 impl ConsoleSession {
-    /// Recorded in change logs.
-    pub fn actor(&self) -> String {
-        format!("admin:{}", self.username)
+    /// Who the change log records: the administrator, with the request id
+    /// and the client address.
+    pub fn actor(&self) -> Actor {
+        Actor::new(
+            ActorKind::Admin,
+            Some(self.admin_id.clone()),
+            Some(self.username.clone()),
+        )
+        .with_request(self.request.0.clone(), Some(self.request.1.clone()))
     }
 }
 
@@ -217,7 +229,9 @@ pub async fn require_session(
     match found {
         Ok(Ok(Some((s, sync_enabled)))) => Ok(ConsoleSession {
             session_id,
+            admin_id: s.admin.id,
             username: s.admin.username,
+            request: (crate::request_id(req), api.client_address(req)),
             csrf_token: s.csrf_token,
             sync_enabled,
         }),

@@ -547,6 +547,7 @@ struct SettingsPage {
     /// The values in the form (the stored ones, or those just sent).
     soft: bool,
     retention: String,
+    change_log_retention: String,
     default_page_size: String,
     max_page_size: String,
     version: i64,
@@ -561,6 +562,7 @@ async fn settings_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpRespon
         chrome: Chrome::for_session(&session, "settings").with_notice(notice(&req)),
         soft: s.deprovisioning == DeprovisioningPolicy::Soft,
         retention: s.soft_delete_retention_days.to_string(),
+        change_log_retention: s.change_log_retention_days.to_string(),
         default_page_size: s.default_page_size.to_string(),
         max_page_size: s.max_page_size.to_string(),
         version: s.version,
@@ -600,6 +602,10 @@ async fn settings_submit(
         soft_delete_retention_days: parse_int(&form, "soft_delete_retention_days", &mut errors),
         default_page_size: parse_int(&form, "default_page_size", &mut errors),
         max_page_size: parse_int(&form, "max_page_size", &mut errors),
+        // A form without the field (an older page) keeps the stored value.
+        change_log_retention_days: form
+            .get("change_log_retention_days")
+            .map(|_| parse_int(&form, "change_log_retention_days", &mut errors)),
     };
     let version = form.text("version").trim().parse::<i64>().unwrap_or(-1);
     let store = api.store().clone();
@@ -621,6 +627,7 @@ async fn settings_submit(
                     chrome: Chrome::for_session(&session, "settings"),
                     soft,
                     retention: form.text("soft_delete_retention_days").to_owned(),
+                    change_log_retention: form.text("change_log_retention_days").to_owned(),
                     default_page_size: form.text("default_page_size").to_owned(),
                     max_page_size: form.text("max_page_size").to_owned(),
                     // After a conflict the form is based on what is stored
@@ -629,6 +636,7 @@ async fn settings_submit(
                     current,
                     errors: FieldMessages::from_error(&err).keep_only(&[
                         "soft_delete_retention_days",
+                        "change_log_retention_days",
                         "default_page_size",
                         "max_page_size",
                     ]),
@@ -772,9 +780,10 @@ async fn token_revoke(
     }
     let (kind, id) = path.into_inner();
     let store = api.store().clone();
+    let actor = session.actor();
     let result = blocking(move || match kind.as_str() {
-        "scim" => service::revoke_scim_token(&store, &id),
-        "admin" => service::revoke_admin_token(&store, &id),
+        "scim" => service::revoke_scim_token(&store, &actor, &id),
+        "admin" => service::revoke_admin_token(&store, &actor, &id),
         _ => Err(AdminError::NotFound(format!(
             "no token kind {kind:?} (scim or admin)"
         ))),

@@ -90,13 +90,13 @@ pub async fn create_client(
 #[post("/oauth-clients/{client_id}/rotate-secret")]
 pub async fn rotate_client_secret(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<CreatedClient>, AdminError> {
     let store = api.store().clone();
     let id = path.into_inner();
     Ok(web::Json(
-        blocking(move || service::rotate_client_secret(&store, &id)).await?,
+        blocking(move || service::rotate_client_secret(&store, &caller.actor, &id)).await?,
     ))
 }
 
@@ -118,12 +118,12 @@ pub async fn rotate_client_secret(
 #[delete("/oauth-clients/{client_id}")]
 pub async fn delete_client(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let id = path.into_inner();
-    blocking(move || service::delete_client(&store, &id)).await?;
+    blocking(move || service::delete_client(&store, &caller.actor, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

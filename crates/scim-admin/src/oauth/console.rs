@@ -174,7 +174,8 @@ async fn client_rotate(
     };
     let store = api.store().clone();
     let id = path.into_inner();
-    match blocking(move || service::rotate_client_secret(&store, &id)).await {
+    let actor = session.actor();
+    match blocking(move || service::rotate_client_secret(&store, &actor, &id)).await {
         Ok(created) => secret_page(&req, &api, &session, created, true),
         Err(err) => error_page(&err),
     }
@@ -186,12 +187,14 @@ async fn client_delete(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Err(resp) = session_and_form(&req, &api, &body).await {
-        return resp;
-    }
+    let session = match session_and_form(&req, &api, &body).await {
+        Ok((session, _)) => session,
+        Err(resp) => return resp,
+    };
     let store = api.store().clone();
     let id = path.into_inner();
-    match blocking(move || service::delete_client(&store, &id)).await {
+    let actor = session.actor();
+    match blocking(move || service::delete_client(&store, &actor, &id)).await {
         Ok(()) => see_other("/admin/oauth-clients?done=deleted"),
         Err(err) => error_page(&err),
     }

@@ -11,10 +11,12 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use scim_store::oauth::{self as store, ClientRecord, Revocation, TokenLifetimes};
+use scim_store::changes::{Actor, ActorKind, Event};
+use scim_store::oauth::{self as store, ClientRecord, GrantFailure, Revocation, TokenLifetimes};
 use serde::Serialize;
 
 use super::service::{self, scope_label};
+use crate::activity::record_event;
 use crate::console::{self, check_csrf, csrf_failed, require_session, Chrome, Form};
 use crate::error::AdminError;
 use crate::AdminApi;
@@ -344,6 +346,8 @@ async fn authorize_post(
     let code_ttl = api.config().oauth.code_ttl;
     let clock = api.config().clock.clone();
     let sid = session.session_id.clone();
+    let request = session.actor();
+    let client_name = authz.client.name.clone();
     let (client_id, redirect_uri, scope, challenge) = (
         authz.client.id.clone(),
         authz.redirect_uri.clone(),
@@ -366,7 +370,27 @@ async fn authorize_post(
                 admin_id: &s.admin.id,
                 admin_username: &s.admin.username,
             };
-            store::create_authorization(c, &new, now, code_ttl).map(|(_, code)| Some(code))
+            let (grant_id, code) = store::create_authorization(c, &new, now, code_ttl)?;
+            // The approving administrator, as signed in now.
+            let actor = Actor::new(
+                ActorKind::Admin,
+                Some(s.admin.id.clone()),
+                Some(s.admin.username.clone()),
+            )
+            .with_request(request.request_id.clone(), request.address.clone());
+            record_event(
+                c,
+                &actor,
+                Event::OauthGrantCreated,
+                "OauthGrant",
+                Some(&grant_id),
+                serde_json::json!({
+                    "client_id": client_id,
+                    "client_name": client_name,
+                    "scope": scope,
+                }),
+            )?;
+            Ok(Some(code))
         })
     })
     .await;
@@ -565,6 +589,7 @@ async fn authenticated_client(
         store: api.store().clone(),
         hasher: api.config().password_hasher.clone(),
         address: service::address_key(&api.client_address(req)),
+        request_id: crate::request_id(req),
         limits: api.config().oauth.token_limits,
         now: api.config().clock.now(),
     };
@@ -633,6 +658,7 @@ async fn token(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> 
     };
     let store = api.store().clone();
     let client_id = client.id.clone();
+    let actor = client_actor(&client, &api, &req);
     let address = service::address_key(&api.client_address(&req));
     let now = api.config().clock.now();
     let result = web::block(move || -> Result<_, AdminError> {
@@ -653,6 +679,23 @@ async fn token(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> 
                 )?,
                 Grant::Refresh(token) => store::refresh(c, &client_id, token, now, lifetimes)?,
             };
+            if let Err(failure @ (GrantFailure::CodeReused | GrantFailure::RefreshReused)) = outcome
+            {
+                // Reuse revoked the grant (committed with the failure).
+                let secret = match &grant {
+                    Grant::Code { code, .. } => code,
+                    Grant::Refresh(token) => token,
+                };
+                let grant_id = store::grant_of_secret(c, secret)?;
+                record_event(
+                    c,
+                    &actor,
+                    Event::OauthGrantRevoked,
+                    "OauthGrant",
+                    grant_id.as_deref(),
+                    serde_json::json!({ "reason": failure.description() }),
+                )?;
+            }
             if outcome.is_ok() {
                 // Codes and tokens expired a day ago can never be used:
                 // drop them on the way.
@@ -694,8 +737,25 @@ async fn revoke(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) ->
     };
     let store = api.store().clone();
     let now = api.config().clock.now_text();
-    let result =
-        web::block(move || store.write(|c| store::revoke_token(c, &client.id, &token, &now))).await;
+    let actor = client_actor(&client, &api, &req);
+    let result = web::block(move || {
+        store.write(|c| {
+            let revocation = store::revoke_token(c, &client.id, &token, &now)?;
+            if revocation == Revocation::Grant {
+                let grant_id = store::grant_of_secret(c, &token)?;
+                record_event(
+                    c,
+                    &actor,
+                    Event::OauthGrantRevoked,
+                    "OauthGrant",
+                    grant_id.as_deref(),
+                    serde_json::json!({ "reason": "revoked by the client (RFC 7009)" }),
+                )?;
+            }
+            Ok(revocation)
+        })
+    })
+    .await;
     match result {
         Ok(Ok(Revocation::OtherClient)) => {
             oauth_error("invalid_request", "the token was not issued to this client")
@@ -703,6 +763,17 @@ async fn revoke(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) ->
         Ok(Ok(_)) => no_store(StatusCode::OK).finish(),
         Ok(Err(_)) | Err(_) => unavailable(),
     }
+}
+
+/// The authenticated client `client` as the change log records it, for
+/// the request `req`.
+fn client_actor(client: &ClientRecord, api: &AdminApi, req: &HttpRequest) -> Actor {
+    Actor::new(
+        ActorKind::OauthClient,
+        Some(client.id.clone()),
+        Some(client.name.clone()),
+    )
+    .with_request(crate::request_id(req), Some(api.client_address(req)))
 }
 
 // ---------------------------------------------------------------- metadata

@@ -6,7 +6,10 @@ use actix_web::web;
 use scim_store::admin::Admission;
 use scim_store::{admin, oauth, Store};
 
+use scim_store::changes::{Actor, Event};
+
 use super::model::{ClientView, CreateClientRequest, CreatedClient, GrantView};
+use crate::activity::record_event;
 use crate::error::{AdminError, FieldError};
 use crate::service::Guard;
 
@@ -93,7 +96,7 @@ fn client_view(c: oauth::ClientRecord) -> ClientView {
 /// Registers a client after validating every field.
 pub fn create_client(
     store: &Store,
-    actor: &str,
+    actor: &Actor,
     req: &CreateClientRequest,
 ) -> Result<CreatedClient, AdminError> {
     let mut errors = Vec::new();
@@ -138,7 +141,22 @@ pub fn create_client(
     if !errors.is_empty() {
         return Err(AdminError::fields(errors));
     }
-    let (client, secret) = store.write(|c| oauth::create_client(c, name, &uris, &scopes, actor))?;
+    let (client, secret) = store.write(|c| {
+        let (client, secret) = oauth::create_client(c, name, &uris, &scopes, &actor.label())?;
+        record_event(
+            c,
+            actor,
+            Event::OauthClientCreated,
+            "OauthClient",
+            Some(&client.id),
+            serde_json::json!({
+                "name": client.name,
+                "redirect_uris": client.redirect_uris,
+                "scopes": client.scopes,
+            }),
+        )?;
+        Ok((client, secret))
+    })?;
     Ok(CreatedClient {
         client: client_view(client),
         client_secret: secret,
@@ -164,9 +182,24 @@ fn no_client(id: &str) -> impl Fn(scim_store::StoreError) -> AdminError + '_ {
 }
 
 /// A new secret for client `id` (the old one stops working at once).
-pub fn rotate_client_secret(store: &Store, id: &str) -> Result<CreatedClient, AdminError> {
+pub fn rotate_client_secret(
+    store: &Store,
+    actor: &Actor,
+    id: &str,
+) -> Result<CreatedClient, AdminError> {
     let (client, secret) = store
-        .write(|c| oauth::rotate_client_secret(c, id))
+        .write(|c| {
+            let (client, secret) = oauth::rotate_client_secret(c, id)?;
+            record_event(
+                c,
+                actor,
+                Event::OauthClientChanged,
+                "OauthClient",
+                Some(id),
+                serde_json::json!({ "name": client.name, "secret_rotated": true }),
+            )?;
+            Ok((client, secret))
+        })
         .map_err(no_client(id))?;
     Ok(CreatedClient {
         client: client_view(client),
@@ -175,9 +208,20 @@ pub fn rotate_client_secret(store: &Store, id: &str) -> Result<CreatedClient, Ad
 }
 
 /// Deletes client `id` and everything issued to it.
-pub fn delete_client(store: &Store, id: &str) -> Result<(), AdminError> {
+pub fn delete_client(store: &Store, actor: &Actor, id: &str) -> Result<(), AdminError> {
     store
-        .write(|c| oauth::delete_client(c, id))
+        .write(|c| {
+            let name = oauth::find_client(c, id)?.map(|client| client.name);
+            oauth::delete_client(c, id)?;
+            record_event(
+                c,
+                actor,
+                Event::OauthClientDeleted,
+                "OauthClient",
+                Some(id),
+                serde_json::json!({ "name": name }),
+            )
+        })
         .map_err(no_client(id))
 }
 
@@ -208,10 +252,25 @@ pub fn list_grants(store: &Store) -> Result<Vec<GrantView>, AdminError> {
 
 /// Revokes grant `id`: its tokens stop working (replicas that cached an
 /// access token accept it for at most `auth.token_cache_ttl_secs` more).
-pub fn revoke_grant(store: &Store, actor: &str, id: &str) -> Result<(), AdminError> {
+pub fn revoke_grant(store: &Store, actor: &Actor, id: &str) -> Result<(), AdminError> {
     let now = scim_core::datetime::now();
     store
-        .write(|c| oauth::revoke_grant(c, id, &format!("revoked by {actor}"), &now))
+        .write(|c| {
+            // The grant as it was: revoking a revoked grant records nothing.
+            let before = oauth::list_grants(c)?.into_iter().find(|(g, _)| g.id == id);
+            oauth::revoke_grant(c, id, &format!("revoked by {}", actor.label()), &now)?;
+            match before {
+                Some((g, client_name)) if g.revoked_at.is_none() => record_event(
+                    c,
+                    actor,
+                    Event::OauthGrantRevoked,
+                    "OauthGrant",
+                    Some(id),
+                    serde_json::json!({ "client_id": g.client_id, "client_name": client_name }),
+                ),
+                _ => Ok(()),
+            }
+        })
         .map_err(|e| match e {
             scim_store::StoreError::NotFound => {
                 AdminError::NotFound(format!("no OAuth grant with id {id:?}"))
@@ -325,7 +384,7 @@ mod tests {
             let store = db.store();
             let err = create_client(
                 store,
-                "admin:root",
+                &Actor::cli("root"),
                 &CreateClientRequest {
                     name: " ".into(),
                     redirect_uris: vec!["http://evil.example/".into()],
@@ -337,7 +396,7 @@ mod tests {
             assert_eq!(fields, ["name", "redirect_uris", "scopes"]);
             let created = create_client(
                 store,
-                "admin:root",
+                &Actor::cli("root"),
                 &CreateClientRequest {
                     name: "Entra ID".into(),
                     redirect_uris: vec!["https://portal.azure.com/TokenAuthorize".into()],
@@ -347,19 +406,20 @@ mod tests {
             .unwrap();
             assert_eq!(created.client.scopes, vec!["scim".to_owned()]);
             assert_eq!(list_clients(store).unwrap(), vec![created.client.clone()]);
-            let rotated = rotate_client_secret(store, &created.client.client_id).unwrap();
+            let rotated =
+                rotate_client_secret(store, &Actor::cli("t"), &created.client.client_id).unwrap();
             assert_ne!(rotated.client_secret, created.client_secret);
             assert!(matches!(
-                rotate_client_secret(store, "nope"),
+                rotate_client_secret(store, &Actor::cli("t"), "nope"),
                 Err(AdminError::NotFound(_))
             ));
-            delete_client(store, &created.client.client_id).unwrap();
+            delete_client(store, &Actor::cli("t"), &created.client.client_id).unwrap();
             assert!(matches!(
-                delete_client(store, &created.client.client_id),
+                delete_client(store, &Actor::cli("t"), &created.client.client_id),
                 Err(AdminError::NotFound(_))
             ));
             assert!(matches!(
-                revoke_grant(store, "admin:root", "nope"),
+                revoke_grant(store, &Actor::cli("root"), "nope"),
                 Err(AdminError::NotFound(_))
             ));
         }
@@ -373,7 +433,7 @@ mod tests {
             let store = db.store();
             let created = create_client(
                 store,
-                "admin:root",
+                &Actor::cli("root"),
                 &CreateClientRequest {
                     name: "Entra ID".into(),
                     redirect_uris: vec!["https://portal.azure.com/TokenAuthorize".into()],
@@ -387,6 +447,7 @@ mod tests {
                 store: store.clone(),
                 hasher: scim_store::PasswordHasher::default(),
                 address: address_key(address),
+                request_id: None,
                 limits: crate::service::AttemptLimits {
                     max_failures: 2,
                     window: time::Duration::minutes(5),

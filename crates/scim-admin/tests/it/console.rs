@@ -335,7 +335,7 @@ async fn every_form_needs_the_sessions_csrf_token() {
         let csrf = sync.csrf();
         scim_admin::service::set_saml(
             app.db.store(),
-            "test",
+            &scim_store::changes::Actor::cli("test"),
             &scim_admin::model::SamlUpdate {
                 entity_id: Some("https://sts.windows.net/t/".into()),
                 sso_url: Some("https://login.microsoftonline.com/t/saml2".into()),

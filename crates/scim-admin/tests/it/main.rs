@@ -163,6 +163,7 @@ async fn create_root(app: &TestApp) {
     scim_admin::service::create_admin(
         app.db.store(),
         &app.api.config().password_hasher,
+        &scim_store::changes::Actor::cli("test"),
         "root",
         PASSWORD,
     )
@@ -881,7 +882,7 @@ async fn openapi_documents_and_swagger_ui_are_served_offline() {
     let session = app.signed_in().await;
     let created = scim_admin::service::create_admin_token(
         app.db.store(),
-        "test",
+        &scim_store::changes::Actor::cli("test"),
         &scim_admin::model::CreateTokenRequest {
             name: "ci".into(),
             expires_at: None,

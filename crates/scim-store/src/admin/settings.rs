@@ -49,6 +49,9 @@ pub struct SettingsValues {
     pub default_page_size: i32,
     /// Largest page size.
     pub max_page_size: i32,
+    /// Days the change log keeps a row (the retention purge deletes older
+    /// ones).
+    pub change_log_retention_days: i32,
 }
 
 /// The stored settings with their version.
@@ -74,6 +77,7 @@ struct Row {
     version: i64,
     updated_at: Option<String>,
     updated_by: Option<String>,
+    change_log_retention_days: i32,
 }
 
 /// The settings the SCIM API applies, as read on every request together
@@ -135,6 +139,7 @@ pub fn default_settings() -> SettingsValues {
         soft_delete_retention_days: 30,
         default_page_size: 100,
         max_page_size: 1000,
+        change_log_retention_days: 90,
     }
 }
 
@@ -165,6 +170,7 @@ pub fn get_runtime_settings(conn: &mut DbConnection) -> Result<RuntimeSettings, 
             soft_delete_retention_days: row.soft_delete_retention_days,
             default_page_size: row.default_page_size,
             max_page_size: row.max_page_size,
+            change_log_retention_days: row.change_log_retention_days,
         },
         version: row.version,
         updated_at: row.updated_at,
@@ -191,6 +197,7 @@ pub fn update_runtime_settings(
         runtime_settings::soft_delete_retention_days.eq(values.soft_delete_retention_days),
         runtime_settings::default_page_size.eq(values.default_page_size),
         runtime_settings::max_page_size.eq(values.max_page_size),
+        runtime_settings::change_log_retention_days.eq(values.change_log_retention_days),
         runtime_settings::version.eq(expected_version + 1),
         runtime_settings::updated_at.eq(&now),
         runtime_settings::updated_by.eq(actor),
@@ -234,6 +241,7 @@ mod tests {
                 soft_delete_retention_days: 7,
                 default_page_size: 50,
                 max_page_size: 500,
+                change_log_retention_days: 30,
             };
             let s2 = store
                 .write(|c| update_runtime_settings(c, &new, 1, "admin:a"))

@@ -341,6 +341,7 @@ mod tests {
                 soft_delete_retention_days: 3,
                 default_page_size: 2,
                 max_page_size: 5,
+                change_log_retention_days: 90,
             };
             store
                 .write(|c| update_runtime_settings(c, &values, version, "cli:x"))

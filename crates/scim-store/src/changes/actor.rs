@@ -91,6 +91,25 @@ impl Actor {
         Actor::new(ActorKind::Cli, None, Some(user.to_owned()))
     }
 
+    /// The short form some admin tables keep in their `…_by` columns
+    /// (`admin:NAME`, `token:NAME`, `cli:USER`…), derived from the kind
+    /// and the name.
+    pub fn label(&self) -> String {
+        let prefix = match self.kind {
+            ActorKind::Admin => "admin",
+            ActorKind::AdminToken => "token",
+            ActorKind::Cli => "cli",
+            ActorKind::ScimToken => "scim_token",
+            ActorKind::OauthClient => "oauth_client",
+            ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
+        };
+        match &self.name {
+            Some(name) => format!("{prefix}:{name}"),
+            None => prefix.to_owned(),
+        }
+    }
+
     /// The same actor, for the request `request_id` from `address`.
     pub fn with_request(mut self, request_id: Option<String>, address: Option<String>) -> Actor {
         self.request_id = request_id;

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use crate::changes::{Actor, Event};
 use crate::db::connection::DbConnection;
 use crate::db::schema::changes::change_log;
-use crate::db::sql::{load, Bind, SqlBuilder};
+use crate::db::sql::{load, Bind, PatternKind, SqlBuilder};
 use crate::error::StoreError;
 
 /// The key of the change log's advisory lock on PostgreSQL ("scimd_lg"):
@@ -201,20 +201,22 @@ pub struct ChangeQuery {
     pub before: Option<i64>,
     /// At most this many rows.
     pub limit: i64,
+    /// A timeline: only rows about this resource, **and** the Group rows
+    /// `group.members_added` / `group.members_removed` whose
+    /// `detail.members` names it (a user's memberships live on the
+    /// Group's rows). Combined with the other filters.
+    pub subject: Option<String>,
 }
 
-/// The rows `query` selects, newest first, paged by position (keyset:
-/// `before` is the last position of the previous page).
-pub fn list_changes(
-    conn: &mut DbConnection,
-    query: &ChangeQuery,
-) -> Result<Vec<Change>, StoreError> {
-    let mut b = SqlBuilder::new(conn.backend());
-    b.push(
-        "SELECT position, at, event, resource_type, resource_id, resource_version, \
-         actor_kind, actor_id, actor_name, request_id, client_address, detail, data \
-         FROM change_log WHERE 1 = 1",
-    );
+/// The columns of a [`Change`], in its field order.
+const COLUMNS: &str = "position, at, event, resource_type, resource_id, resource_version, \
+     actor_kind, actor_id, actor_name, request_id, client_address, detail, data";
+
+/// The membership events, whose `detail.members` lists member ids.
+const MEMBERSHIP_EVENTS: [Event; 2] = [Event::MembersAdded, Event::MembersRemoved];
+
+/// Appends ` AND …` for every filter of `query` but the subject.
+fn push_filters(b: &mut SqlBuilder, query: &ChangeQuery) {
     let eq = |b: &mut SqlBuilder, column: &str, value: &Option<String>| {
         if let Some(value) = value {
             b.push(" AND ")
@@ -223,10 +225,10 @@ pub fn list_changes(
                 .bind_text(value.clone());
         }
     };
-    eq(&mut b, "resource_type", &query.resource_type);
-    eq(&mut b, "resource_id", &query.resource_id);
-    eq(&mut b, "actor_kind", &query.actor_kind);
-    eq(&mut b, "actor_id", &query.actor_id);
+    eq(b, "resource_type", &query.resource_type);
+    eq(b, "resource_id", &query.resource_id);
+    eq(b, "actor_kind", &query.actor_kind);
+    eq(b, "actor_id", &query.actor_id);
     if !query.events.is_empty() {
         b.push(" AND event IN (");
         for (i, event) in query.events.iter().enumerate() {
@@ -246,8 +248,65 @@ pub fn list_changes(
     if let Some(before) = query.before {
         b.push(" AND position < ").bind(Bind::BigInt(before));
     }
+}
+
+/// The rows `query` selects, newest first, paged by position (keyset:
+/// `before` is the last position of the previous page).
+///
+/// A `subject` (a timeline) is the union of two index-served branches,
+/// each cut at `limit` before they are merged: the rows of the resource
+/// (index `change_log_resource`), and the membership rows naming it,
+/// found through index `change_log_event` (event, position) and a
+/// substring match of the quoted id in `detail`. The second branch reads
+/// membership rows newest first until it has `limit` matches, so a page
+/// costs at most the membership rows kept (bounded by the retention), and
+/// much less for a member of recently changed groups.
+pub fn list_changes(
+    conn: &mut DbConnection,
+    query: &ChangeQuery,
+) -> Result<Vec<Change>, StoreError> {
+    let mut b = SqlBuilder::new(conn.backend());
+    let limit = query.limit.max(0);
+    match &query.subject {
+        None => {
+            b.push("SELECT ")
+                .push(COLUMNS)
+                .push(" FROM change_log WHERE 1 = 1");
+            push_filters(&mut b, query);
+        }
+        Some(subject) => {
+            b.push("SELECT ")
+                .push(COLUMNS)
+                .push(" FROM (SELECT ")
+                .push(COLUMNS)
+                .push(" FROM change_log WHERE resource_id = ")
+                .bind_text(subject.clone());
+            push_filters(&mut b, query);
+            b.push(" ORDER BY position DESC LIMIT ")
+                .bind(Bind::BigInt(limit))
+                .push(") AS own UNION SELECT ")
+                .push(COLUMNS)
+                .push(" FROM (SELECT ")
+                .push(COLUMNS)
+                .push(" FROM change_log WHERE resource_type = 'Group' AND event IN (");
+            for (i, event) in MEMBERSHIP_EVENTS.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.bind_text(event.as_str());
+            }
+            b.push(") AND ");
+            // Ids are quoted in the JSON text: `"members":["id",…]`.
+            let quoted = serde_json::Value::String(subject.clone()).to_string();
+            b.push_pattern("detail", PatternKind::Contains, &quoted);
+            push_filters(&mut b, query);
+            b.push(" ORDER BY position DESC LIMIT ")
+                .bind(Bind::BigInt(limit))
+                .push(") AS membership");
+        }
+    }
     b.push(" ORDER BY position DESC LIMIT ")
-        .bind(Bind::BigInt(query.limit.max(0)));
+        .bind(Bind::BigInt(limit));
     Ok(load(conn, &b)?)
 }
 

@@ -730,7 +730,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         )),
         table_spec!(runtime_settings, pk: (id), columns: (
             id, deprovisioning, soft_delete_retention_days, default_page_size, max_page_size,
-            version, updated_at, updated_by,
+            version, updated_at, updated_by, change_log_retention_days,
         )),
         table_spec!(admins, pk: (id), columns: (
             id, username, username_ci, password_hash, created_at, last_login_at,

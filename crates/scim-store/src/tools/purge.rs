@@ -1,7 +1,9 @@
-//! The purge of soft-deleted Users, as the background task and `scimd
-//! purge` run it: one write transaction per batch, through the [`Store`].
+//! The purges of soft-deleted Users and of the change log's expired rows,
+//! as the background task and `scimd purge` run them: one write
+//! transaction per batch, through the [`Store`].
 
 use crate::admin::settings::get_runtime_settings;
+use crate::changes::purge_changes;
 use crate::engine::Store;
 use crate::error::StoreError;
 use crate::scim::users::purge_deleted_users;
@@ -25,6 +27,32 @@ pub fn purge_expired_users(
     let mut total = 0usize;
     loop {
         let purged = store.write(|c| purge_deleted_users(c, &cutoff, batch))?;
+        total = total.saturating_add(purged);
+        if i64::try_from(purged).unwrap_or(i64::MAX) < batch {
+            return Ok(total);
+        }
+    }
+}
+
+/// The retention purge of the change log, as the background task and
+/// `scimd purge` run it: reads `change_log_retention_days` (at purge
+/// time), then deletes the rows older than that, oldest first, in batches
+/// of `batch` (one write transaction each) until a batch comes back
+/// short. Returns how many.
+pub fn purge_expired_changes(
+    store: &Store,
+    now: time::OffsetDateTime,
+    batch: i64,
+) -> Result<usize, StoreError> {
+    let days = store
+        .read(get_runtime_settings)?
+        .values
+        .change_log_retention_days;
+    let cutoff = scim_core::datetime::format(now - time::Duration::days(i64::from(days.max(0))));
+    let batch = batch.max(1);
+    let mut total = 0usize;
+    loop {
+        let purged = store.write(|c| purge_changes(c, &cutoff, batch))?;
         total = total.saturating_add(purged);
         if i64::try_from(purged).unwrap_or(i64::MAX) < batch {
             return Ok(total);

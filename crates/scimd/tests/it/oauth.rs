@@ -385,6 +385,7 @@ fn entra_authorize_connection_end_to_end() {
             .block_on(scim_admin::service::create_admin(
                 store,
                 &scim_store::PasswordHasher::default(),
+                &scim_store::changes::Actor::cli("test"),
                 "root",
                 PASSWORD,
             ))
@@ -740,7 +741,7 @@ fn the_token_endpoint_is_rate_limited() {
     for db in backends() {
         let created = scim_admin::oauth::service::create_client(
             db.store(),
-            "tests",
+            &scim_store::changes::Actor::cli("test"),
             &scim_admin::oauth::model::CreateClientRequest {
                 name: "Entra".into(),
                 redirect_uris: vec![REDIRECT.into()],
@@ -784,7 +785,7 @@ fn wrong_secrets_from_other_addresses_never_lock_the_client_out() {
     for db in backends() {
         let created = scim_admin::oauth::service::create_client(
             db.store(),
-            "tests",
+            &scim_store::changes::Actor::cli("test"),
             &scim_admin::oauth::model::CreateClientRequest {
                 name: "Entra".into(),
                 redirect_uris: vec![REDIRECT.into()],

@@ -71,7 +71,7 @@ async fn harness_with(
     .await;
     let scim_token = scim_admin::service::create_scim_token(
         db.store(),
-        "cli:test",
+        &scim_store::changes::Actor::cli("test"),
         &scim_admin::model::CreateTokenRequest {
             name: "Entra ID".into(),
             expires_at: None,
@@ -207,18 +207,26 @@ impl<S: AppService> Harness<S> {
             name: format!("{name} {n}"),
             expires_at: None,
         };
-        let scim =
-            scim_admin::service::create_scim_token(store, "cli:test", &token("scim")).unwrap();
+        let scim = scim_admin::service::create_scim_token(
+            store,
+            &scim_store::changes::Actor::cli("test"),
+            &token("scim"),
+        )
+        .unwrap();
         out.insert("{scim-token}".into(), scim.token.id);
-        let admin =
-            scim_admin::service::create_admin_token(store, "admin:alice", &token("admin")).unwrap();
+        let admin = scim_admin::service::create_admin_token(
+            store,
+            &scim_store::changes::Actor::cli("test"),
+            &token("admin"),
+        )
+        .unwrap();
         out.insert("{admin-token}".into(), admin.token.id);
         let Some(admin_id) = self.admin_id.clone() else {
             return out;
         };
         let client = scim_admin::oauth::service::create_client(
             store,
-            "admin:alice",
+            &scim_store::changes::Actor::cli("test"),
             &scim_admin::oauth::model::CreateClientRequest {
                 name: format!("Entra {n}"),
                 redirect_uris: vec![public::EXAMPLE_REDIRECT_URI.into()],
@@ -480,7 +488,7 @@ async fn admin_document(h: &mut Harness<impl AppService>) -> usize {
     // the setup example creates `alice`.
     let reader = scim_admin::service::create_admin_token(
         h.db.store(),
-        "cli:test",
+        &scim_store::changes::Actor::cli("test"),
         &scim_admin::model::CreateTokenRequest {
             name: "reader".into(),
             expires_at: None,
@@ -685,7 +693,7 @@ async fn the_documented_429_is_what_a_throttled_credential_gets() {
         .await;
         let reader = scim_admin::service::create_admin_token(
             h.db.store(),
-            "cli:test",
+            &scim_store::changes::Actor::cli("test"),
             &scim_admin::model::CreateTokenRequest {
                 name: "reader".into(),
                 expires_at: None,

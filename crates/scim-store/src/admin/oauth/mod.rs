@@ -38,9 +38,9 @@ pub use grants::{
     create_authorization, list_grants, revoke_grant, touch_grant, GrantRecord, NewAuthorization,
 };
 pub use tokens::{
-    authenticate_access_token, exchange_code, is_pkce_value, pkce_s256, purge_expired, refresh,
-    revoke_token, AccessTokenInfo, GrantFailure, IssuedTokens, Revocation, TokenLifetimes,
-    ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX,
+    authenticate_access_token, exchange_code, grant_of_secret, is_pkce_value, pkce_s256,
+    purge_expired, refresh, revoke_token, AccessTokenInfo, GrantFailure, IssuedTokens, Revocation,
+    TokenLifetimes, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX,
 };
 
 /// `now` in the store's fixed-width UTC text form (`scim_core::datetime`).

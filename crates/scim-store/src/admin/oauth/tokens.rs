@@ -438,6 +438,28 @@ pub fn revoke_token(
     Ok(Revocation::AccessToken)
 }
 
+/// The grant a code or token (its secret as presented) belongs to, if it
+/// is known: what a revocation by a client is recorded against.
+pub fn grant_of_secret(
+    conn: &mut DbConnection,
+    secret: &str,
+) -> Result<Option<String>, StoreError> {
+    let hash = hash_secret(secret);
+    let token: Option<String> = oauth_tokens::table
+        .filter(oauth_tokens::token_hash.eq(&hash))
+        .select(oauth_tokens::grant_id)
+        .first(conn)
+        .optional()?;
+    if token.is_some() {
+        return Ok(token);
+    }
+    Ok(oauth_codes::table
+        .filter(oauth_codes::code_hash.eq(&hash))
+        .select(oauth_codes::grant_id)
+        .first(conn)
+        .optional()?)
+}
+
 /// Deletes codes and tokens that expired before `before` (they can never
 /// be used again; a reused expired refresh token is then simply unknown).
 /// Returns how many rows went.

@@ -76,6 +76,8 @@ diesel::table! {
         updated_at -> Nullable<Text>,
         /// Who made the last change.
         updated_by -> Nullable<Text>,
+        /// Days the change log keeps a row before it is purged.
+        change_log_retention_days -> Integer,
     }
 }
 
