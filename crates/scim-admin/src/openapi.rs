@@ -42,6 +42,7 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         (name = "Setup", description = "First-run creation of the first administrator"),
         (name = "OAuth clients", description = "Clients of the OAuth 2.0 authorization server (an identity provider's Authorize connection)"),
         (name = "OAuth grants", description = "Approvals of OAuth clients: who, when, last use; revocable"),
+        (name = "Activity", description = "The change log: what the identity provider provisioned and what administrators did, with who, when and from where; timelines of users and groups"),
     )
 )]
 struct AdminDoc;
@@ -218,6 +219,7 @@ pub fn api_scope(
         .service(crate::oauth::api::delete_client)
         .service(crate::oauth::api::list_grants)
         .service(crate::oauth::api::revoke_grant)
+        .service(crate::activity::get_activity)
         .default_service(web::to(api::not_found))
 }
 

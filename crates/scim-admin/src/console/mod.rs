@@ -336,6 +336,17 @@ impl Form {
         self.get(name).unwrap_or("")
     }
 
+    /// The names given, in order, each once.
+    pub fn names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (k, _) in &self.pairs {
+            if !out.contains(&k.as_str()) {
+                out.push(k);
+            }
+        }
+        out
+    }
+
     /// Every value of `name`.
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.pairs
