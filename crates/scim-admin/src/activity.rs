@@ -8,10 +8,6 @@
 //! never holds a secret, a token value, a password or a hash: the detail
 //! names what changed (a token's name, a setting's old and new value).
 
-use crate::auth::Caller;
-use crate::console::Form;
-use crate::error::{AdminError, ErrorBody, FieldError};
-use crate::AdminApi;
 use std::collections::HashMap;
 
 use actix_web::{get, web, HttpRequest};
