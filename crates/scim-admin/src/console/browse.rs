@@ -1,7 +1,8 @@
 //! Read-only browsing of what the identity provider provisioned: paged,
 //! searchable lists of users and groups (evaluated in the database by the
 //! same filter translation as the SCIM API), and detail pages with every
-//! attribute and the group memberships.
+//! attribute, the group memberships and the timeline (the newest entries
+//! of the change log about the user or group, `console::activity`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use scim_core::filter::{parse_filter, AttrPath, Filter};
@@ -10,7 +11,9 @@ use scim_store::members::{self, GroupRef, Member};
 use scim_store::{users, DbConnection, GroupRecord, ListQuery, Page, StoreError, UserRecord};
 use serde_json::{Map, Value};
 
+use super::activity::timeline;
 use super::{blocking, error_page, render, require_session, session_error_page, Chrome, Form};
+use crate::activity::ActivityEntry;
 use crate::error::AdminError;
 use crate::AdminApi;
 
@@ -347,6 +350,7 @@ struct UserPage {
     version: i64,
     attributes: Vec<Attribute>,
     groups: Vec<GroupRef>,
+    timeline: Vec<ActivityEntry>,
 }
 
 async fn user_page(
@@ -358,16 +362,20 @@ async fn user_page(
     let id = path.into_inner();
     let store = api.store().clone();
     let result = blocking(move || {
-        Ok(store.read(|c| {
+        let found = store.read(|c| {
             let Some(user) = users::find_user(c, &id)? else {
                 return Ok(None);
             };
             let mut groups = members::groups_of_users(c, &[id.as_str()])?;
             Ok(Some((user, groups.remove(&id).unwrap_or_default())))
-        })?)
+        })?;
+        match found {
+            Some((user, groups)) => Ok(Some((user, groups, timeline(&store, &id)?))),
+            None => Ok(None),
+        }
     })
     .await;
-    let (user, groups) = match result {
+    let (user, groups, timeline) = match result {
         Ok(Some(found)) => found,
         Ok(None) => {
             return session_error_page(
@@ -389,6 +397,7 @@ async fn user_page(
         last_modified: user.last_modified,
         version: user.version,
         groups,
+        timeline,
     })
 }
 
@@ -451,6 +460,7 @@ struct GroupPage {
     attributes: Vec<Attribute>,
     members: Vec<Member>,
     pager: Pager,
+    timeline: Vec<ActivityEntry>,
 }
 
 async fn group_page(
@@ -464,7 +474,7 @@ async fn group_page(
     let per_page = MEMBERS_PAGE_SIZE;
     let store = api.store().clone();
     let result = blocking(move || {
-        Ok(store.read(|c| {
+        let found = store.read(|c| {
             let Some(group) = groups::find_group(c, &id)? else {
                 return Ok(None);
             };
@@ -478,10 +488,16 @@ async fn group_page(
                 per_page,
             )?;
             Ok(Some((group, total, members)))
-        })?)
+        })?;
+        match found {
+            Some((group, total, members)) => {
+                Ok(Some((group, total, members, timeline(&store, &id)?)))
+            }
+            None => Ok(None),
+        }
     })
     .await;
-    let (group, total, shown) = match result {
+    let (group, total, shown, timeline) = match result {
         Ok(Some(found)) => found,
         Ok(None) => {
             return session_error_page(
@@ -506,6 +522,7 @@ async fn group_page(
         version: group.version,
         members: shown,
         pager,
+        timeline,
     })
 }
 

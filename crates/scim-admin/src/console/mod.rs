@@ -12,6 +12,7 @@
 //! only, no inline script), `X-Frame-Options: DENY` and
 //! `Cache-Control: no-store` (pages may show a secret once).
 
+mod activity;
 mod browse;
 mod pages;
 
@@ -140,6 +141,7 @@ pub const NAV: &[(&str, &str, &str)] = &[
     ("oauth-clients", "OAuth clients", "/admin/oauth-clients"),
     ("users", "Users", "/admin/users"),
     ("groups", "Groups", "/admin/groups"),
+    ("activity", "Activity", "/admin/activity"),
 ];
 
 fn secure_headers(mut b: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
@@ -509,6 +511,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/static/console.js", web::get().to(script))
             .configure(pages::configure)
             .configure(browse::configure)
+            .configure(activity::configure)
             .default_service(web::to(browse::not_found_page)),
     );
 }
