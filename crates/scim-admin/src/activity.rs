@@ -437,7 +437,7 @@ pub fn describe(
         if more > 0 {
             list = format!("{} and {more} more", shown.join(", "));
         }
-        format!("{list} {verb}")
+        format!("members {verb}: {list}")
     };
     // A user's timeline shows the membership rows of its groups.
     if let (Some(s), Event::MembersAdded | Event::MembersRemoved) = (subject, event) {
@@ -460,8 +460,8 @@ pub fn describe(
         Event::UserDeleted | Event::GroupDeleted => "deleted".to_owned(),
         Event::UserSoftDeleted => "deleted (kept until the purge)".to_owned(),
         Event::UserPurged => "purged".to_owned(),
-        Event::MembersAdded => members("added as members"),
-        Event::MembersRemoved => members("removed as members"),
+        Event::MembersAdded => members("added"),
+        Event::MembersRemoved => members("removed"),
         Event::SyncEnabled => "User Synchronization enabled".to_owned(),
         Event::SyncDisabled => "User Synchronization disabled".to_owned(),
         Event::SamlChanged => "SAML sign-in settings changed".to_owned(),

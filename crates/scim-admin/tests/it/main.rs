@@ -2,6 +2,7 @@
 //! and PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod activity;
 mod console;
 
 use actix_web::dev::{Service, ServiceResponse};
