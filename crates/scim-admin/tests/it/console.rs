@@ -841,3 +841,222 @@ async fn lists_filter_by_state_show_times_and_creators_and_a_404_keeps_the_navig
         assert_eq!(get(&app, "/admin/nope", None).await.status, 303);
     }
 }
+
+/// The console's admin events name the signed-in administrator; the
+/// Activity page lists them escaped, filters and pages them; a user's
+/// page shows its timeline in sentences.
+#[actix_web::test]
+async fn the_activity_page_and_timelines_show_who_did_what() {
+    use scim_store::changes::{self, Actor, ActorKind, Event, NewChange};
+    for db in backends() {
+        let app = TestApp::new(db);
+        // A failed sign-in through the form is recorded.
+        create_root(&app).await;
+        let page = post_form(
+            &app,
+            "/admin/login",
+            "username=root&password=wrong+password",
+        )
+        .await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        let cookie = {
+            let page = post_form(
+                &app,
+                "/admin/login",
+                &format!("username=root&password={}", enc(PASSWORD)),
+            )
+            .await;
+            assert_eq!(page.status, 303, "{}", page.html);
+            page.set_cookie().unwrap().split(';').next().unwrap()["scimd_admin_session=".len()..]
+                .to_owned()
+        };
+        let store = app.db.store();
+        let page = get(&app, "/admin/tokens", Some(&cookie)).await;
+        let csrf = page.csrf();
+        let page = post(
+            &app,
+            "/admin/tokens",
+            Some(&cookie),
+            &format!(
+                "csrf={csrf}&kind=scim&name={}",
+                enc("<script>alert(1)</script>")
+            ),
+        )
+        .await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        let all = store.read(|c| changes::read_after(c, 0, 100)).unwrap();
+        let events: Vec<&str> = all.iter().map(|c| c.event.as_str()).collect();
+        assert_eq!(
+            events,
+            [
+                "admin.created",
+                "admin.sign_in_failed",
+                "admin.signed_in",
+                "scim_token.created"
+            ]
+        );
+        let created = all.last().unwrap();
+        assert_eq!(created.actor_kind, "admin");
+        assert_eq!(created.actor_name.as_deref(), Some("root"));
+        assert_eq!(created.client_address.as_deref(), Some("192.0.2.7"));
+        assert_eq!(all[1].actor_kind, "anonymous");
+        assert_eq!(all[1].client_address.as_deref(), Some("192.0.2.7"));
+
+        // A user with a history, in a group.
+        let user = store
+            .write(|c| {
+                scim_store::insert_user(
+                    c,
+                    serde_json::json!({"userName": "alice@example.com"})
+                        .as_object()
+                        .unwrap(),
+                    None,
+                )
+            })
+            .unwrap();
+        let group = store
+            .write(|c| {
+                scim_store::insert_group(
+                    c,
+                    serde_json::json!({"displayName": "Sales <EU>"})
+                        .as_object()
+                        .unwrap(),
+                    &[],
+                )
+            })
+            .unwrap();
+        let entra = Actor::new(
+            ActorKind::ScimToken,
+            Some("t1".into()),
+            Some("Entra ID".into()),
+        );
+        let at = scim_core::datetime::now();
+        let record = |event: Event, kind: &str, id: &str, detail: serde_json::Value| {
+            store
+                .write(|c| {
+                    changes::record(
+                        c,
+                        &entra,
+                        &at,
+                        &[NewChange::new(event, kind, Some(id)).detail(detail)],
+                    )
+                })
+                .unwrap();
+        };
+        record(Event::UserCreated, "User", &user.id, serde_json::json!({}));
+        record(
+            Event::UserPatched,
+            "User",
+            &user.id,
+            serde_json::json!({"paths": ["title"]}),
+        );
+        record(
+            Event::UserSuspended,
+            "User",
+            &user.id,
+            serde_json::json!({}),
+        );
+        record(
+            Event::MembersAdded,
+            "Group",
+            &group.id,
+            serde_json::json!({"members": [user.id]}),
+        );
+        record(
+            Event::MembersRemoved,
+            "Group",
+            &group.id,
+            serde_json::json!({"members": [user.id]}),
+        );
+
+        let page = get(&app, &format!("/admin/users/{}", user.id), Some(&cookie)).await;
+        assert_eq!(page.status, 200);
+        for sentence in [
+            "removed from Sales &#60;EU&#62;, by SCIM token Entra ID",
+            "added to Sales &#60;EU&#62;, by SCIM token Entra ID",
+            "suspended, by SCIM token Entra ID",
+            "title changed, by SCIM token Entra ID",
+            "created, by SCIM token Entra ID",
+        ] {
+            assert!(page.html.contains(sentence), "{sentence}: {}", page.html);
+        }
+        assert!(page.html.contains("id=\"timeline\""));
+        let page = get(&app, &format!("/admin/groups/{}", group.id), Some(&cookie)).await;
+        assert!(
+            page.html
+                .contains("members removed: alice@example.com, by SCIM token Entra ID"),
+            "{}",
+            page.html
+        );
+
+        // The Activity page: linked, escaped, filtered, paged.
+        let page = get(&app, "/admin/activity", Some(&cookie)).await;
+        assert_eq!(page.status, 200);
+        assert!(page.html.contains("href=\"/admin/activity\""));
+        assert!(!page.html.contains("<script>alert"), "escaped");
+        assert!(page.html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+        assert!(page.html.contains("sign-in failed for username"));
+        assert!(page
+            .html
+            .contains("User alice@example.com: suspended, by SCIM token Entra ID"));
+        let page = get(&app, "/admin/activity?actor_kind=admin", Some(&cookie)).await;
+        assert!(page.html.contains("signed in, by administrator root"));
+        assert!(!page.html.contains("suspended, by"));
+        let page = get(
+            &app,
+            &format!("/admin/activity?subject={}&event=user.suspended", user.id),
+            Some(&cookie),
+        )
+        .await;
+        assert_eq!(page.html.matches("<tr><td>").count(), 1, "{}", page.html);
+        let page = get(&app, "/admin/activity?event=nope", Some(&cookie)).await;
+        assert_eq!(page.status, 422);
+        assert!(page.html.contains("is not an event"));
+        let today = &at[..10];
+        let page = get(
+            &app,
+            &format!("/admin/activity?since={today}&until={today}"),
+            Some(&cookie),
+        )
+        .await;
+        assert!(
+            page.html.contains("suspended, by"),
+            "the To day is included"
+        );
+        // More than a page: an "Older" link that keeps the filters.
+        for i in 0..55 {
+            record(
+                Event::UserPatched,
+                "User",
+                &user.id,
+                serde_json::json!({"paths": [format!("x{i}")]}),
+            );
+        }
+        let page = get(&app, "/admin/activity?resource_type=User", Some(&cookie)).await;
+        assert_eq!(page.html.matches("<tr><td>").count(), 50);
+        let at = page.html.find("id=\"next-page\"").expect("an older page");
+        let href = page.html[..at]
+            .rsplit("href=\"")
+            .next()
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(
+            href.starts_with("?resource_type=User&amp;before="),
+            "{href}"
+        );
+        let page = get(
+            &app,
+            &format!("/admin/activity{}", href.replace("&amp;", "&")),
+            Some(&cookie),
+        )
+        .await;
+        assert_eq!(page.html.matches("<tr><td>").count(), 8, "{}", page.html);
+        assert!(page.html.contains("id=\"newest-page\""));
+        assert!(!page.html.contains("id=\"next-page\""));
+        // Without a session: to the sign-in page.
+        let page = get(&app, "/admin/activity", None).await;
+        assert_eq!(page.status, 303);
+    }
+}
