@@ -994,7 +994,9 @@ async fn the_activity_page_and_timelines_show_who_did_what() {
         assert_eq!(page.status, 200);
         assert!(page.html.contains("href=\"/admin/activity\""));
         assert!(!page.html.contains("<script>alert"), "escaped");
-        assert!(page.html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+        assert!(page
+            .html
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
         assert!(page.html.contains("sign-in failed for username"));
         assert!(page
             .html

@@ -59,3 +59,56 @@ pub fn purge_expired_changes(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::admin::settings::update_runtime_settings;
+    use crate::changes::{read_after, record, Actor, Event, NewChange};
+    use crate::testing::backends;
+
+    /// The retention is read at purge time and counted from the `now`
+    /// given (an injected clock: nothing waits); batches run until one
+    /// comes back short.
+    #[test]
+    fn the_change_log_keeps_what_the_retention_says() {
+        let now = time::macros::datetime!(2026-12-06 12:00:00 UTC);
+        for db in backends() {
+            let store = db.store();
+            let at =
+                |days_ago: i64| scim_core::datetime::format(now - time::Duration::days(days_ago));
+            for days_ago in [200, 100, 91, 89, 10, 0] {
+                let rows: Vec<NewChange> = (0..3)
+                    .map(|_| NewChange::new(Event::UserPatched, "User", Some("u1")))
+                    .collect();
+                store
+                    .write(|c| record(c, &Actor::system("test"), &at(days_ago), &rows))
+                    .unwrap();
+            }
+            // The default: 90 days; batches of 2 over 9 expired rows.
+            assert_eq!(
+                purge_expired_changes(store, now, 2).unwrap(),
+                9,
+                "{}",
+                db.backend()
+            );
+            assert_eq!(purge_expired_changes(store, now, 2).unwrap(), 0);
+            let left = store.read(|c| read_after(c, 0, 100)).unwrap();
+            assert_eq!(left.len(), 9);
+            assert!(left.iter().all(|c| c.at >= at(90)));
+            let current = store.read(get_runtime_settings).unwrap();
+            let mut values = current.values.clone();
+            values.change_log_retention_days = 5;
+            store
+                .write(|c| update_runtime_settings(c, &values, current.version, "test"))
+                .unwrap();
+            assert_eq!(purge_expired_changes(store, now, 100).unwrap(), 6);
+            let left = store.read(|c| read_after(c, 0, 100)).unwrap();
+            assert_eq!(left.len(), 3);
+            // A day later, with the same setting.
+            let later = now + time::Duration::days(6);
+            assert_eq!(purge_expired_changes(store, later, 100).unwrap(), 3);
+        }
+    }
+}

@@ -850,11 +850,25 @@ fn set_retention(store: &scim_store::Store, days: i32) {
         .unwrap();
 }
 
+/// Records `n` change log rows at `at` (as the SCIM API would).
+fn changes_at(store: &scim_store::Store, at: &str, n: usize) {
+    use scim_store::changes::{record, Actor, Event, NewChange};
+    let rows: Vec<NewChange> = (0..n)
+        .map(|i| NewChange::new(Event::UserCreated, "User", Some(&format!("u{i}"))))
+        .collect();
+    store
+        .write(|c| record(c, &Actor::cli("test"), at, &rows))
+        .unwrap();
+}
+
 #[test]
 fn purge_from_the_cli_removes_expired_soft_deleted_users() {
     let dir = tempfile::tempdir().unwrap();
     for (url, _db) in databases(dir.path()) {
         let store = soft_deleted_users(&url, 3);
+        // Past the change log's retention (90 days), and within it.
+        changes_at(&store, "2000-01-01T00:00:00.000Z", 2);
+        changes_at(&store, &scim_core::datetime::now(), 1);
         // Within the retention period (30 days): nothing to purge.
         let out = run(scimd(&url).arg("purge"));
         assert!(
@@ -864,8 +878,12 @@ fn purge_from_the_cli_removes_expired_soft_deleted_users() {
         );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
-            "purged 0 soft-deleted users"
+            "purged 0 soft-deleted users\npurged 2 change log entries past the retention"
         );
+        let left = store
+            .read(|c| scim_store::changes::read_after(c, 0, 10))
+            .unwrap();
+        assert_eq!(left.len(), 1, "{url}");
         assert_eq!(store.read(scim_store::count_deleted_users).unwrap(), 3);
         // The retention period is read at purge time.
         set_retention(&store, 0);
@@ -873,7 +891,7 @@ fn purge_from_the_cli_removes_expired_soft_deleted_users() {
         assert!(out.status.success());
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
-            "purged 3 soft-deleted users",
+            "purged 3 soft-deleted users\npurged 0 change log entries past the retention",
             "{url}"
         );
         assert_eq!(store.read(scim_store::count_deleted_users).unwrap(), 0);
@@ -887,12 +905,15 @@ fn serve_purges_in_the_background() {
     for (url, _db) in databases(dir.path()) {
         let store = soft_deleted_users(&url, 2);
         set_retention(&store, 0);
+        changes_at(&store, "2000-01-01T00:00:00.000Z", 3);
         // The first run is at startup.
         let mut server =
             Server::start_with(&url, &[("SCIMD__MAINTENANCE__PURGE_INTERVAL_SECS", "60")]);
         let lines = log_lines(&mut server);
         let line = wait_for_log(&lines, "purged soft-deleted users");
         assert!(line.contains("purged=2"), "{line}");
+        let line = wait_for_log(&lines, "purged expired change log entries");
+        assert!(line.contains("purged=3"), "{line}");
         assert_eq!(store.read(scim_store::count_deleted_users).unwrap(), 0);
         assert_eq!(store.read(scim_store::count_users).unwrap(), 1);
         assert!(server.terminate().success());
