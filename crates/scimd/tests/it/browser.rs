@@ -431,6 +431,10 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
         )),
     );
     assert_eq!(status, 201, "{body}");
+    let sales = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // The users and groups the identity provider provisioned.
     follow(c, "nav a[href='/admin/users']").await;
@@ -619,6 +623,74 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     follow(c, "#grants-link").await;
     assert!(text_of(c, "#oauth-grants").await.contains("alice"));
     shots.take(c, "oauth-grants").await;
+
+    // A provisioning run through the OAuth client: Bob's title changes,
+    // he leaves the Sales team and is suspended.
+    let (status, body) = server.http(
+        "PATCH",
+        &format!("/scim/v2/Users/{bob}"),
+        Some(&access),
+        Some(
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Account Manager"}]}"#,
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.http(
+        "PATCH",
+        &format!("/scim/v2/Groups/{sales}"),
+        Some(&access),
+        Some(&format!(
+            r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{{"op":"remove","path":"members[value eq \"{bob}\"]"}}]}}"#
+        )),
+    );
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let (status, body) = server.http(
+        "PATCH",
+        &format!("/scim/v2/Users/{bob}"),
+        Some(&access),
+        Some(
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":"False"}}]}"#,
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // The Activity page: who did what, newest first; filtered by actor.
+    follow(c, "nav a[href='/admin/activity']").await;
+    let activity = text_of(c, "#activity").await;
+    for what in [
+        "OAuth grant for \u{201c}Entra ID (gallery)\u{201d} approved, by administrator alice",
+        "sign-in failed for username \u{201c}alice\u{201d}",
+        "OAuth client \u{201c}Entra ID (gallery)\u{201d} registered, by administrator alice",
+        "User Synchronization enabled, by administrator alice",
+        "SCIM token \u{201c}Entra ID\u{201d} created, by administrator alice",
+    ] {
+        assert!(activity.contains(what), "{what}: {activity}");
+    }
+    shots.take(c, "activity").await;
+    c.find(Locator::Css("#actor_kind"))
+        .await
+        .unwrap()
+        .select_by_value("anonymous")
+        .await
+        .unwrap();
+    follow(c, "#filter-activity").await;
+    let filtered = text_of(c, "#activity").await;
+    assert!(
+        filtered.contains("sign-in failed") && !filtered.contains("approved"),
+        "{filtered}"
+    );
+    shots.take(c, "activity-filtered").await;
+    // Bob's page: his timeline.
+    c.goto(&format!("{base}/admin/users/{bob}")).await.unwrap();
+    let timeline = text_of(c, "#timeline-section").await;
+    assert!(timeline.contains("Activity"), "{timeline}");
+    c.execute(
+        "document.querySelector('#timeline-section').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    shots.take(c, "user-timeline").await;
 
     // Disable, with confirmation: SCIM requests get 403 again, whatever
     // the credential.
