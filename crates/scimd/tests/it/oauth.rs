@@ -730,6 +730,47 @@ fn entra_authorize_connection_end_to_end() {
         server.advance(CACHE_TTL);
         assert_eq!(test_connection(&server, &a).status, 401);
         assert_eq!(exchange(&server, &client, "x", None).status, 401);
+
+        // The change log: every approval by the administrator; each
+        // revocation by whoever revoked it, against its grant.
+        let log = store
+            .read(|c| scim_store::changes::read_after(c, 0, 1000))
+            .unwrap();
+        let of = |event: &str| -> Vec<&scim_store::changes::Change> {
+            log.iter().filter(|c| c.event == event).collect()
+        };
+        let approved = of("oauth_grant.created");
+        assert!(approved.len() >= 5, "{}", approved.len());
+        for row in &approved {
+            assert_eq!(row.actor_kind, "admin");
+            assert_eq!(row.actor_name.as_deref(), Some("root"));
+            assert!(row.resource_id.is_some() && row.request_id.is_some());
+            assert!(row.detail.contains("Microsoft Entra ID"), "{}", row.detail);
+        }
+        let revoked = of("oauth_grant.revoked");
+        let by = |kind: &str, reason: &str| {
+            revoked
+                .iter()
+                .filter(|r| r.actor_kind == kind && r.detail.contains(reason))
+                .count()
+        };
+        assert_eq!(by("oauth_client", "refresh token was already used"), 1);
+        assert_eq!(by("oauth_client", "the code was already used"), 1);
+        assert_eq!(by("oauth_client", "RFC 7009"), 1);
+        assert_eq!(by("admin", "client_id"), 1);
+        assert_eq!(revoked.len(), 4, "{revoked:#?}");
+        for row in &revoked {
+            assert!(
+                approved.iter().any(|a| a.resource_id == row.resource_id),
+                "a revocation names an approved grant: {row:?}"
+            );
+            if row.actor_kind == "oauth_client" {
+                assert_eq!(row.actor_id.as_deref(), Some(client.id.as_str()));
+                assert_eq!(row.actor_name.as_deref(), Some("Microsoft Entra ID"));
+            }
+        }
+        assert_eq!(of("oauth_client.created").len(), 1);
+        assert_eq!(of("oauth_client.deleted").len(), 1);
     }
 }
 
