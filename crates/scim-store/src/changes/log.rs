@@ -253,14 +253,14 @@ fn push_filters(b: &mut SqlBuilder, query: &ChangeQuery) {
 /// The rows `query` selects, newest first, paged by position (keyset:
 /// `before` is the last position of the previous page).
 ///
-/// A `subject` (a timeline) is the union of two index-served branches,
-/// each cut at `limit` before they are merged: the rows of the resource
-/// (index `change_log_resource`), and the membership rows naming it,
-/// found through index `change_log_event` (event, position) and a
-/// substring match of the quoted id in `detail`. The second branch reads
-/// membership rows newest first until it has `limit` matches, so a page
-/// costs at most the membership rows kept (bounded by the retention), and
-/// much less for a member of recently changed groups.
+/// A `subject` (a timeline) is the union of three index-served
+/// branches, each cut at `limit` before they are merged: the rows of the
+/// resource (index `change_log_resource`), and, per membership event, the
+/// rows naming it, read newest first through index `change_log_event`
+/// (event, position) with a substring match of the quoted id in
+/// `detail`, until `limit` match. A page thus costs at most the
+/// membership rows kept (bounded by the retention), and much less for a
+/// member of recently changed groups.
 pub fn list_changes(
     conn: &mut DbConnection,
     query: &ChangeQuery,
@@ -284,25 +284,25 @@ pub fn list_changes(
             push_filters(&mut b, query);
             b.push(" ORDER BY position DESC LIMIT ")
                 .bind(Bind::BigInt(limit))
-                .push(") AS own UNION SELECT ")
-                .push(COLUMNS)
-                .push(" FROM (SELECT ")
-                .push(COLUMNS)
-                .push(" FROM change_log WHERE resource_type = 'Group' AND event IN (");
-            for (i, event) in MEMBERSHIP_EVENTS.iter().enumerate() {
-                if i > 0 {
-                    b.push(", ");
-                }
-                b.bind_text(event.as_str());
-            }
-            b.push(") AND ");
+                .push(") AS own");
             // Ids are quoted in the JSON text: `"members":["id",…]`.
             let quoted = serde_json::Value::String(subject.clone()).to_string();
-            b.push_pattern("detail", PatternKind::Contains, &quoted);
-            push_filters(&mut b, query);
-            b.push(" ORDER BY position DESC LIMIT ")
-                .bind(Bind::BigInt(limit))
-                .push(") AS membership");
+            // One branch per event, so that each walks its index
+            // (event, position) backwards and stops at `limit` matches.
+            for (i, event) in MEMBERSHIP_EVENTS.iter().enumerate() {
+                b.push(" UNION SELECT ")
+                    .push(COLUMNS)
+                    .push(" FROM (SELECT ")
+                    .push(COLUMNS)
+                    .push(" FROM change_log WHERE event = ")
+                    .bind_text(event.as_str())
+                    .push(" AND resource_type = 'Group' AND ");
+                b.push_pattern("detail", PatternKind::Contains, &quoted);
+                push_filters(&mut b, query);
+                b.push(" ORDER BY position DESC LIMIT ")
+                    .bind(Bind::BigInt(limit))
+                    .push(if i == 0 { ") AS added" } else { ") AS removed" });
+            }
         }
     }
     b.push(" ORDER BY position DESC LIMIT ")
