@@ -455,6 +455,86 @@ mod tests {
         }
     }
 
+    /// A subject's timeline: its own rows and the membership rows naming
+    /// it, not those naming an id it is a prefix of; other filters apply.
+    #[test]
+    fn a_timeline_includes_the_membership_rows_naming_it() {
+        for db in backends() {
+            let store = db.store();
+            let members = |ids: &[&str]| serde_json::json!({ "members": ids });
+            store
+                .write(|c| {
+                    record(
+                        c,
+                        &token(),
+                        "2026-12-06T10:00:00.000Z",
+                        &[
+                            NewChange::new(Event::UserCreated, "User", Some("u1")),
+                            NewChange::new(Event::UserCreated, "User", Some("u10")),
+                            NewChange::new(Event::MembersAdded, "Group", Some("g1"))
+                                .detail(members(&["u10", "u1"])),
+                            NewChange::new(Event::MembersAdded, "Group", Some("g2"))
+                                .detail(members(&["u10"])),
+                            NewChange::new(Event::GroupPatched, "Group", Some("g1"))
+                                .detail(serde_json::json!({"paths": ["u1"], "note": "\"u1\""})),
+                            NewChange::new(Event::MembersRemoved, "Group", Some("g1"))
+                                .detail(members(&["u1"])),
+                        ],
+                    )
+                })
+                .unwrap();
+            let timeline = |subject: &str, events: &[&str], limit: i64| {
+                store
+                    .read(|c| {
+                        list_changes(
+                            c,
+                            &ChangeQuery {
+                                subject: Some(subject.to_owned()),
+                                events: events.iter().map(|e| (*e).to_owned()).collect(),
+                                limit,
+                                ..ChangeQuery::default()
+                            },
+                        )
+                    })
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| format!("{}:{}", c.event, c.resource_id.unwrap_or_default()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                timeline("u1", &[], 10),
+                [
+                    "group.members_removed:g1",
+                    "group.members_added:g1",
+                    "user.created:u1"
+                ],
+                "{}",
+                db.backend()
+            );
+            assert_eq!(
+                timeline("u10", &[], 10),
+                [
+                    "group.members_added:g2",
+                    "group.members_added:g1",
+                    "user.created:u10"
+                ]
+            );
+            assert_eq!(timeline("u1", &[], 1), ["group.members_removed:g1"]);
+            assert_eq!(
+                timeline("u1", &["user.created", "group.members_added"], 10),
+                ["group.members_added:g1", "user.created:u1"]
+            );
+            assert_eq!(
+                timeline("g1", &[], 10),
+                [
+                    "group.members_removed:g1",
+                    "group.patched:g1",
+                    "group.members_added:g1"
+                ]
+            );
+        }
+    }
+
     #[test]
     fn a_rolled_back_write_records_nothing_and_positions_never_go_back() {
         for db in backends() {
