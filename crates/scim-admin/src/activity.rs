@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use actix_web::{get, web, HttpRequest};
 use scim_store::changes::{self, Actor, ActorKind, Change, ChangeQuery, Event, NewChange};
+use scim_store::settings::SettingsValues;
 use scim_store::{groups, users, DbConnection, Store, StoreError};
 use serde::Serialize;
 use serde_json::Value;
@@ -39,6 +40,47 @@ pub fn record_event(
         &scim_core::datetime::now(),
         &[NewChange::new(event, resource_type, id).detail(detail)],
     )
+}
+
+/// What a settings change changed: `{"version": n, "changed": {"name":
+/// [old, new], …}}`.
+pub(crate) fn settings_changes(
+    before: &SettingsValues,
+    after: &SettingsValues,
+    version: i64,
+) -> serde_json::Value {
+    let mut changed = serde_json::Map::new();
+    let mut diff = |name: &str, old: serde_json::Value, new: serde_json::Value| {
+        if old != new {
+            changed.insert(name.to_owned(), serde_json::json!([old, new]));
+        }
+    };
+    diff(
+        "deprovisioning",
+        before.deprovisioning.as_str().into(),
+        after.deprovisioning.as_str().into(),
+    );
+    diff(
+        "soft_delete_retention_days",
+        before.soft_delete_retention_days.into(),
+        after.soft_delete_retention_days.into(),
+    );
+    diff(
+        "default_page_size",
+        before.default_page_size.into(),
+        after.default_page_size.into(),
+    );
+    diff(
+        "max_page_size",
+        before.max_page_size.into(),
+        after.max_page_size.into(),
+    );
+    diff(
+        "change_log_retention_days",
+        before.change_log_retention_days.into(),
+        after.change_log_retention_days.into(),
+    );
+    serde_json::json!({ "version": version, "changed": changed })
 }
 
 // ---------------------------------------------------------------- the view

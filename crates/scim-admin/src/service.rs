@@ -14,7 +14,7 @@ use scim_store::{admin, saml, settings, sync, PasswordHasher, Store};
 
 use actix_web::web;
 
-use crate::activity::record_event;
+use crate::activity::{record_event, settings_changes};
 use crate::cautions::CAUTIONS;
 use crate::error::{AdminError, FieldError};
 use crate::model::*;
@@ -308,47 +308,6 @@ fn settings_view(s: settings::RuntimeSettings) -> SettingsView {
         updated_at: s.updated_at,
         updated_by: s.updated_by,
     }
-}
-
-/// What a settings change changed: `{"version": n, "changed": {"name":
-/// [old, new], …}}`.
-fn settings_changes(
-    before: &SettingsValues,
-    after: &SettingsValues,
-    version: i64,
-) -> serde_json::Value {
-    let mut changed = serde_json::Map::new();
-    let mut diff = |name: &str, old: serde_json::Value, new: serde_json::Value| {
-        if old != new {
-            changed.insert(name.to_owned(), serde_json::json!([old, new]));
-        }
-    };
-    diff(
-        "deprovisioning",
-        before.deprovisioning.as_str().into(),
-        after.deprovisioning.as_str().into(),
-    );
-    diff(
-        "soft_delete_retention_days",
-        before.soft_delete_retention_days.into(),
-        after.soft_delete_retention_days.into(),
-    );
-    diff(
-        "default_page_size",
-        before.default_page_size.into(),
-        after.default_page_size.into(),
-    );
-    diff(
-        "max_page_size",
-        before.max_page_size.into(),
-        after.max_page_size.into(),
-    );
-    diff(
-        "change_log_retention_days",
-        before.change_log_retention_days.into(),
-        after.change_log_retention_days.into(),
-    );
-    serde_json::json!({ "version": version, "changed": changed })
 }
 
 /// The run-time settings.
