@@ -404,14 +404,48 @@ fn entra_authorize_connection_end_to_end() {
         assert_eq!(meta["token_endpoint"], format!("{issuer}/oauth/token"));
         assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
 
-        // The admin registers a client for Entra in the admin API.
+        // The admin registers a client for Entra in the admin API. The
+        // change log records the request id the response carries: the
+        // caller's when it is short and plain, else scimd's own.
+        let refused = server.send(
+            "POST",
+            "/admin/api/v1/session",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Request-Id", "not plain <id>"),
+            ],
+            &json!({"username": "root", "password": "wrong password"}).to_string(),
+        );
+        assert_eq!(refused.status, 401, "{}", refused.body);
         let login = server.send(
             "POST",
             "/admin/api/v1/session",
-            &[("Content-Type", "application/json")],
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Request-Id", "entra-login-1"),
+            ],
             &json!({"username": "root", "password": PASSWORD}).to_string(),
         );
         assert_eq!(login.status, 200, "{}", login.body);
+        assert_eq!(login.header("x-request-id"), Some("entra-login-1"));
+        let log = store
+            .read(|c| scim_store::changes::read_after(c, 0, 100))
+            .unwrap();
+        let request_of = |event: &str| {
+            log.iter()
+                .find(|c| c.event == event)
+                .and_then(|c| c.request_id.clone())
+        };
+        assert_eq!(
+            request_of("admin.signed_in").as_deref(),
+            Some("entra-login-1")
+        );
+        let generated = refused.header("x-request-id").unwrap();
+        assert_ne!(generated, "not plain <id>");
+        assert_eq!(
+            request_of("admin.sign_in_failed").as_deref(),
+            Some(generated)
+        );
         let api_cookie = login
             .header("set-cookie")
             .unwrap()
