@@ -239,7 +239,7 @@ pub fn purge_changes(store: &Store, now: time::OffsetDateTime) -> Result<usize, 
 /// purge follows in the same round (its batches delete the oldest rows;
 /// a row two replicas both select is deleted once). Every round logs how
 /// many each purged (two lines per interval); a failure is logged and
-/// retried at the next interval.
+/// ends the round, retried at the next interval.
 fn spawn_purge(store: Store, interval: Duration) {
     actix_web::rt::spawn(async move {
         let mut ticks = actix_web::rt::time::interval(interval);
@@ -249,8 +249,16 @@ fn spawn_purge(store: Store, interval: Duration) {
             let users = store.clone();
             match web::block(move || purge(&users)).await {
                 Ok(Ok(purged)) => tracing::info!(purged, "purged soft-deleted users"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "purging soft-deleted users failed"),
-                Err(e) => tracing::warn!(error = %e, "purging soft-deleted users failed"),
+                Ok(Err(e)) => {
+                    // The database is likely unreachable: wait for the
+                    // next round rather than queue for a connection.
+                    tracing::warn!(error = %e, "purging soft-deleted users failed");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "purging soft-deleted users failed");
+                    continue;
+                }
             }
             let now = time::OffsetDateTime::now_utc();
             match web::block(move || purge_changes(&store, now)).await {
