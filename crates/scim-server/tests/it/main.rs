@@ -6,6 +6,7 @@ mod discovery;
 mod entra;
 mod groups;
 mod hostile_strings;
+mod lenient;
 mod passwords;
 mod rate_limit;
 mod search;
