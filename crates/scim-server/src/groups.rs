@@ -253,6 +253,17 @@ async fn run_list(
     req: &HttpRequest,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
+    let paging = match params.cursor.as_deref() {
+        Some(token) => Some(crate::cursor::Request::new(
+            api,
+            "Groups",
+            &params.query_text,
+            token,
+            1,
+        )?),
+        None => None,
+    };
+    let start = paging.as_ref().and_then(|p| p.start.clone());
     let ListParams {
         filter,
         sort_by,
@@ -260,37 +271,53 @@ async fn run_list(
         start_index,
         count,
         projection,
+        ..
     } = params;
     let fields = MemberFields::of(&projection);
     let store = api.gated_store();
-    let (total, page) = store
+    let by_cursor = paging.is_some();
+    let (total, page, links) = store
         .read_async(move |conn, settings| {
-            let page = scim_store::list_groups(
-                conn,
-                &ListQuery {
-                    filter: filter.as_ref(),
-                    sort_by: sort_by.as_ref(),
-                    descending,
-                    start_index,
-                    count: settings.page_size(count),
-                },
-            )?;
-            let mut out = Vec::with_capacity(page.items.len());
-            for rec in page.items {
+            let mut query = ListQuery {
+                filter: filter.as_ref(),
+                sort_by: sort_by.as_ref(),
+                descending,
+                start_index,
+                count: settings.page_size(count),
+            };
+            let (total, records, links) = if by_cursor {
+                // RFC 9865 (`crate::cursor`).
+                query.count = query.count.max(1);
+                let page =
+                    crate::cursor::page(1, start.as_ref(), query.count, &mut |_, seek, limit| {
+                        scim_store::groups::list_groups_keyset(conn, &query, seek, limit)
+                    })?;
+                let total = scim_store::groups::count_matching_groups(conn, filter.as_ref())?;
+                let records = page.items.into_iter().map(|(_, rec, _)| rec).collect();
+                (total, records, page.links)
+            } else {
+                let page = scim_store::list_groups(conn, &query)?;
+                (page.total, page.items, crate::cursor::Links::default())
+            };
+            let mut out = Vec::with_capacity(records.len());
+            for rec in records {
                 let members = load_members(conn, &rec.id, fields)?;
                 out.push((rec, members));
             }
-            Ok((page.total, out))
+            Ok((total, out, links))
         })
         .await?;
     let base = api.location_base(req);
     let mut body = Vec::with_capacity(256 + page.len() * 512);
-    let head = serde_json::json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": page.len(),
-    });
+    let head = match &paging {
+        Some(paging) => paging.list_head(total, page.len(), &links)?,
+        None => serde_json::json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": total,
+            "startIndex": start_index,
+            "itemsPerPage": page.len(),
+        }),
+    };
     let head = serde_json::to_vec(&head).map_err(|_| ApiError::Internal)?;
     body.extend_from_slice(&head[..head.len() - 1]);
     body.extend_from_slice(br#","Resources":["#);

@@ -1319,6 +1319,19 @@ fn elem_expr(
     Ok(())
 }
 
+/// Whether the `sortBy` key of `path` is a boolean (`active`,
+/// `emails.primary`): keyset pages read it back as text, so it is cast.
+pub(crate) fn sort_key_is_bool(res: Resource, path: &AttrPath) -> bool {
+    match resolve(res, path) {
+        Ok(Field::Column(c)) => c.kind == Kind::Bool,
+        Ok(Field::Multi {
+            sub: Some(ElemCol::Primary),
+            ..
+        }) => true,
+        _ => false,
+    }
+}
+
 /// Appends the `sortBy` key expression (over the resource's aliased table)
 /// for `path` (RFC 7644 §3.4.2.3). For a multi-valued User attribute the
 /// key is the primary element's value, or the first element's.
