@@ -762,17 +762,38 @@ impl Projection {
                 }
                 None => false,
             }),
+            // A value filter removes only some values: the attribute
+            // still appears.
             Mode::Exclude(paths) => {
                 returned == Returned::Default
-                    && !paths.iter().any(|p| match resolve_sel(rt, &p.path) {
-                        Some(Sel::Extension(s)) => std::ptr::eq(s, r.schema),
-                        Some(Sel::Attr(p)) => {
-                            std::ptr::eq(p.attr, r.attr) && (p.sub.is_none() || p.sub == r.sub)
+                    && !paths.iter().filter(|p| p.filter.is_none()).any(|p| {
+                        match resolve_sel(rt, &p.path) {
+                            Some(Sel::Extension(s)) => std::ptr::eq(s, r.schema),
+                            Some(Sel::Attr(p)) => {
+                                std::ptr::eq(p.attr, r.attr) && (p.sub.is_none() || p.sub == r.sub)
+                            }
+                            None => false,
                         }
-                        None => false,
                     })
             }
         }
+    }
+
+    /// Whether a value filter (`members[type eq "User"]`) selects which
+    /// values of `attr` appear: then [`Projection::apply`] must see all of
+    /// them.
+    pub fn filters_values_of(&self, rt: &ResourceType, attr: &str) -> bool {
+        let Some(r) = rt.resolve_str(attr) else {
+            return false;
+        };
+        let paths = match &self.mode {
+            Mode::Default => return false,
+            Mode::Include(paths) | Mode::Exclude(paths) => paths,
+        };
+        paths.iter().any(|p| {
+            p.filter.is_some()
+                && matches!(resolve_sel(rt, &p.path), Some(Sel::Attr(s)) if std::ptr::eq(s.attr, r.attr))
+        })
     }
 
     /// The negation of [`Projection::includes`].
@@ -1516,6 +1537,14 @@ mod tests {
         assert!(e.detail.starts_with("excludedAttributes: "), "{}", e.detail);
         let p = Projection::parse(Some(r#"members[type eq "User"].value"#), None).unwrap();
         assert!(p.includes(&GROUP, "members"));
+        assert!(p.filters_values_of(&GROUP, "members"));
+        assert!(!p.filters_values_of(&GROUP, "displayName"));
+        let p = Projection::parse(None, Some(r#"members[type eq "User"]"#)).unwrap();
+        assert!(p.includes(&GROUP, "members"));
+        assert!(p.filters_values_of(&GROUP, "members"));
+        assert!(!Projection::parse(None, Some("members"))
+            .unwrap()
+            .filters_values_of(&GROUP, "members"));
     }
 
     #[test]

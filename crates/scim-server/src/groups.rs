@@ -45,6 +45,16 @@ impl MemberFields {
         if !projection.includes(&GROUP, "members") {
             return None;
         }
+        if projection.filters_values_of(&GROUP, "members") {
+            // The value filter may test any sub-attribute; the projection
+            // then keeps the ones asked for (`group_body`).
+            return Some(MemberFields {
+                value: true,
+                reference: true,
+                kind: true,
+                display: true,
+            });
+        }
         Some(MemberFields {
             value: projection.includes(&GROUP, "members.value"),
             reference: projection.includes(&GROUP, "members.$ref"),
@@ -71,6 +81,22 @@ pub(crate) fn group_body(
     };
     let mut doc = resource::render(&GROUP, &rec.id, &rec.attrs, &meta);
     doc.remove("members");
+    if let (Some(members), Some(fields), true) = (
+        members,
+        fields,
+        projection.filters_values_of(&GROUP, "members"),
+    ) {
+        // A value filter on `members` in `attributes` or
+        // `excludedAttributes` (docs/SCIM.md, "Leniency") picks members
+        // one by one: the projection sees them as JSON.
+        let all: Vec<Value> = members
+            .iter()
+            .map(|m| Value::Object(member_json(m, fields, base)))
+            .collect();
+        doc.insert("members".into(), Value::Array(all));
+        projection.apply(&GROUP, &mut doc);
+        return serde_json::to_vec(&doc).map_err(|_| ApiError::Internal);
+    }
     projection.apply(&GROUP, &mut doc);
     let mut out = serde_json::to_vec(&doc).map_err(|_| ApiError::Internal)?;
     let (Some(members), Some(fields)) = (members, fields) else {
@@ -126,6 +152,28 @@ pub(crate) fn group_body(
     }
     out.extend_from_slice(b"]}");
     Ok(out)
+}
+
+/// One member as a JSON object, with the fields shown.
+fn member_json(m: &Member, fields: MemberFields, base: &str) -> Map<String, Value> {
+    let mut o = Map::new();
+    if fields.value {
+        o.insert("value".into(), m.value.clone().into());
+    }
+    if fields.reference {
+        let path = match m.member_type {
+            MemberType::User => "Users",
+            MemberType::Group => "Groups",
+        };
+        o.insert("$ref".into(), format!("{base}/{path}/{}", m.value).into());
+    }
+    if fields.kind {
+        o.insert("type".into(), m.member_type.as_str().into());
+    }
+    if let (true, Some(display)) = (fields.display, &m.display) {
+        o.insert("display".into(), display.clone().into());
+    }
+    o
 }
 
 /// Turns the `members` of a POST/PUT body (already normalised) into

@@ -165,3 +165,76 @@ async fn a_value_filter_in_attributes_selects_the_values_returned() {
         assert_scim_error(&res, 400, Some("invalidValue"));
     }
 }
+
+#[actix_web::test]
+async fn a_value_filter_in_attributes_selects_group_members() {
+    for app in TestApp::all() {
+        let backend = app.backend();
+        let user = app.create_user(user("member", "Member", true)).await;
+        let res = app
+            .post("/scim/v2/Groups", json!({"displayName": "Inner"}))
+            .await;
+        let inner = res.body["id"].as_str().unwrap().to_owned();
+        let res = app
+            .post(
+                "/scim/v2/Groups",
+                json!({"displayName": "Outer", "members": [{"value": user}, {"value": inner, "type": "Group"}]}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{backend}: {}", res.body);
+        let outer = res.body["id"].as_str().unwrap().to_owned();
+
+        let get = |q: String| {
+            let path = format!("/scim/v2/Groups/{outer}?{q}");
+            let app = &app;
+            async move { app.get(&path).await }
+        };
+        let res = get(format!("attributes={}", enc(r#"members[type eq "User"]"#))).await;
+        assert_eq!(res.status, StatusCode::OK, "{backend}: {}", res.body);
+        let members = res.body["members"].as_array().unwrap();
+        assert_eq!(members.len(), 1, "{backend}: {}", res.body);
+        assert_eq!(members[0]["value"], user.as_str());
+        assert_eq!(members[0]["type"], "User");
+        assert!(
+            res.body.get("displayName").is_none(),
+            "{backend}: {}",
+            res.body
+        );
+
+        let res = get(format!(
+            "attributes={}",
+            enc("members[type eq Group].value")
+        ))
+        .await;
+        assert_eq!(
+            res.body["members"],
+            json!([{"value": inner}]),
+            "{backend}: {}",
+            res.body
+        );
+
+        let res = get(format!(
+            "excludedAttributes={}",
+            enc(r#"members[type eq "User"]"#)
+        ))
+        .await;
+        assert_eq!(res.body["displayName"], "Outer");
+        let members = res.body["members"].as_array().unwrap();
+        assert_eq!(members.len(), 1, "{backend}: {}", res.body);
+        assert_eq!(members[0]["value"], inner.as_str());
+
+        // The list and .search go through the same rendering.
+        let res = app
+            .post(
+                "/scim/v2/Groups/.search",
+                json!({"schemas": [SEARCH], "filter": "displayName eq Outer", "attributes": ["members[type eq \"User\"].value"]}),
+            )
+            .await;
+        assert_eq!(
+            res.body["Resources"][0]["members"],
+            json!([{"value": user}]),
+            "{backend}: {}",
+            res.body
+        );
+    }
+}
