@@ -174,6 +174,16 @@ pub(crate) fn decode(token: &str, query: &str, now: i64, phases: u8) -> Result<C
         "p" => Direction::Previous,
         _ => return Err(invalid("the cursor is not one this service issued")),
     };
+    // The checksum is no secret, so the position is checked as well: it
+    // is bound into SQL, and PostgreSQL refuses text with U+0000.
+    let well_formed = scim_core::datetime::normalize(&t.c).is_some()
+        && !t.i.is_empty()
+        && t.i.len() <= 64
+        && !t.i.contains('\0')
+        && !t.s.as_deref().is_some_and(|s| s.contains('\0'));
+    if !well_formed {
+        return Err(invalid("the cursor is not one this service issued"));
+    }
     if t.t > now.saturating_add(CLOCK_SKEW_SECS) {
         return Err(invalid("the cursor's issue time lies in the future"));
     }
@@ -452,5 +462,29 @@ mod tests {
             assert!(!e.detail.is_empty());
         }
         assert_ne!(fingerprint("Users", "x"), fingerprint("Groups", "x"));
+        // Forged with a valid checksum: the position is checked too.
+        for key in [
+            ListKey {
+                sort: Some("a\0b".into()),
+                ..cursor().key
+            },
+            ListKey {
+                id: "a\0".into(),
+                ..cursor().key
+            },
+            ListKey {
+                id: String::new(),
+                ..cursor().key
+            },
+            ListKey {
+                created: "yesterday".into(),
+                ..cursor().key
+            },
+        ] {
+            let forged = Cursor { key, ..cursor() };
+            let token = encode(&forged, &q, 1_000).unwrap();
+            let e = decode(&token, &q, 1_000, 2).unwrap_err();
+            assert_eq!(e.scim_type, ScimType::InvalidCursor, "{forged:?}");
+        }
     }
 }
