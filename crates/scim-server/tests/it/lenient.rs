@@ -163,6 +163,22 @@ async fn a_value_filter_in_attributes_selects_the_values_returned() {
             ))
             .await;
         assert_scim_error(&res, 400, Some("invalidValue"));
+
+        // Unquoted values in a PATCH path's value filter too.
+        let res = app
+            .patch(
+                &format!("/scim/v2/Users/{id}?attributes={}", enc("emails[type eq work]")),
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                       "Operations": [{"op": "replace", "path": "emails[type eq work].value", "value": "new@work.example"}]}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{backend}: {}", res.body);
+        assert_eq!(
+            res.body["emails"],
+            json!([{"value": "new@work.example", "type": "work", "primary": true}]),
+            "{backend}: {}",
+            res.body
+        );
     }
 }
 
