@@ -114,7 +114,11 @@ async fn admins_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse
     .await
 }
 
-async fn admin_create(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
+async fn admin_create(
+    req: HttpRequest,
+    api: web::Data<AdminApi>,
+    body: web::Bytes,
+) -> HttpResponse {
     let (session, form) = match session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -191,11 +195,13 @@ async fn admin_action(
     };
     match result {
         // Disabling or deleting yourself ends your own session.
-        Ok("disabled" | "deleted") if !signed_in(&api, &session).await => {
-            see_other("/admin/login")
-        }
+        Ok("disabled" | "deleted") if !signed_in(&api, &session).await => see_other("/admin/login"),
         Ok(done) => see_other(&format!("/admin/admins?done={done}")),
-        Err(err @ (AdminError::Validation { .. } | AdminError::Conflict(_) | AdminError::Forbidden(_))) => {
+        Err(
+            err @ (AdminError::Validation { .. }
+            | AdminError::Conflict(_)
+            | AdminError::Forbidden(_)),
+        ) => {
             page(
                 &req,
                 &api,

@@ -257,7 +257,11 @@ pub async fn change_own_password(
             )
             .await);
     };
-    let ok = match guard.hasher.verify(current_password.to_owned(), Some(hash)).await {
+    let ok = match guard
+        .hasher
+        .verify(current_password.to_owned(), Some(hash))
+        .await
+    {
         Ok(ok) => ok,
         Err(e) => return Err(guard.abandon(attempt, e.into()).await),
     };
