@@ -72,7 +72,12 @@ pub(crate) fn admin_command(
         } => {
             let password = read_new_password(password_file.as_deref(), &username)?;
             let admin = actix_web::rt::System::new().block_on(service::create_admin(
-                &store, &hasher(), &actor, &username, &password, &view,
+                &store,
+                &hasher(),
+                &actor,
+                &username,
+                &password,
+                &view,
             ))?;
             outln!(
                 out,
