@@ -655,15 +655,20 @@ fn attempt_key(key: &str) -> String {
 /// the one writer connection.
 fn lock_key(conn: &mut DbConnection, class: &str, key: &str) -> Result<(), StoreError> {
     if let DbConnection::Postgres(pg) = conn {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(format!("scimd-attempts\0{class}\0{key}").as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
         diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-            .bind::<diesel::sql_types::BigInt, _>(i64::from_be_bytes(first))
+            .bind::<diesel::sql_types::BigInt, _>(advisory_key(class, key))
             .execute(pg)?;
     }
     Ok(())
+}
+
+/// The advisory lock number of (`class`, `key`).
+fn advisory_key(class: &str, key: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("scimd-attempts\0{class}\0{key}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    i64::from_be_bytes(first)
 }
 
 fn secs_until(at: time::OffsetDateTime, now: time::OffsetDateTime) -> u64 {
@@ -1185,6 +1190,45 @@ mod tests {
                 .filter(|x| x.disabled_at.is_none())
                 .count();
             assert_eq!(enabled, 1);
+        }
+    }
+
+    /// PostgreSQL: disabling holds the administrators' lock until its
+    /// transaction ends, so a concurrent disable (any replica) waits and
+    /// then sees the result: another connection cannot take the lock
+    /// meanwhile.
+    #[test]
+    fn disabling_holds_the_administrators_lock_until_commit() {
+        #[derive(diesel::QueryableByName)]
+        struct Taken {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            taken: bool,
+        }
+        for db in backends() {
+            let store = db.store();
+            if !matches!(db.backend(), crate::Backend::Postgres) {
+                continue;
+            }
+            let now = scim_core::datetime::now();
+            let a = store.write(|c| insert_admin(c, "a", "h")).unwrap();
+            store.write(|c| insert_admin(c, "b", "h")).unwrap();
+            let try_lock = |c: &mut DbConnection| {
+                let DbConnection::Postgres(pg) = c else {
+                    unreachable!()
+                };
+                let row: Taken = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS taken")
+                    .bind::<diesel::sql_types::BigInt, _>(advisory_key("admins", "enabled"))
+                    .get_result(pg)?;
+                Ok(row.taken)
+            };
+            store
+                .write(|c| {
+                    disable_admin(c, &a.id, &now)?;
+                    assert!(!store.read(try_lock)?, "the lock is free while disabling");
+                    Ok(())
+                })
+                .unwrap();
+            assert!(store.read(try_lock).unwrap());
         }
     }
 
