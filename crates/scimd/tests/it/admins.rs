@@ -153,3 +153,58 @@ fn a_lockout_is_logged_shown_and_lifted_by_the_cli() {
         assert!(!log.contains("a wrong guess"), "{log}");
     }
 }
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`), `scimd
+/// admin create` prompts for the password twice and does not echo it.
+/// Each answer is typed only once its prompt has appeared, as a person
+/// would.
+#[test]
+fn admin_create_prompts_without_echo_on_a_terminal() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
+    let bin = env!("CARGO_BIN_EXE_scimd");
+    // scimd's environment, as `scimd()` sets it, around `script`.
+    let mut child = std::process::Command::new("script")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SCIMD__DATABASE__URL", &url)
+        .env("SCIMD__LOG__LEVEL", "warn")
+        .args([
+            "-qec",
+            &format!("{bin} admin create --username tty"),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux's `script` (apt-get install util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut read_until = |text: &str| {
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(&seen).contains(text) {
+            assert_eq!(
+                stdout.read(&mut byte).unwrap(),
+                1,
+                "{}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.push(byte[0]);
+        }
+    };
+    read_until("New password for tty: ");
+    stdin.write_all(b"a secret tty passphrase\n").unwrap();
+    read_until("The same password again: ");
+    stdin.write_all(b"a secret tty passphrase\n").unwrap();
+    read_until("Created administrator tty");
+    drop(stdin);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    let shown = format!("{}{rest}", String::from_utf8_lossy(&seen));
+    assert!(!shown.contains("a secret tty passphrase"), "{shown}");
+    assert!(ok(&admin(&url, &["list"])).contains("tty"));
+}
