@@ -620,6 +620,8 @@ impl Guard {
     /// The attempt at `account` failed: when that failure locks a limit,
     /// say so at WARN (the account and the address, never the secret).
     pub(crate) fn log_failure(&self, attempt: &Attempt, account: &str) {
+        // The name is the client's: bounded like the credential key.
+        let account: String = account.chars().take(100).collect();
         let window_secs = self.limits.window.whole_seconds();
         match attempt.lockout_if_failed() {
             Some(admin::Lockout::Pair) => tracing::warn!(
