@@ -626,13 +626,13 @@ impl Guard {
         match attempt.lockout_if_failed() {
             Some(admin::Lockout::Pair) => tracing::warn!(
                 account = ?account,
-                address = %self.address,
+                address = ?self.address,
                 failures = self.limits.max_failures,
                 window_secs,
                 "sign-in locked for this account from this address: too many failures (other addresses are not affected; unlock with scimd admin unlock or the console)"
             ),
             Some(admin::Lockout::Address) => tracing::warn!(
-                address = %self.address,
+                address = ?self.address,
                 failures = self.limits.address_max_failures,
                 window_secs,
                 "sign-in locked from this address for every account that has not signed in from it before: too many failures (unlock with scimd admin unlock --address)"
