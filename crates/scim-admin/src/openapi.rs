@@ -88,6 +88,7 @@ impl ErrorExamples {
         let (error, message) = match status {
             401 if path.ends_with("/session") => ("unauthorized", "the session has expired or ended; sign in again"),
             401 => ("unauthorized", "authentication required: sign in (POST /admin/api/v1/session) or send Authorization: Bearer <admin API token>"),
+            403 if description.contains("disabled") => ("forbidden", "the administrator \"bob\" is disabled; another administrator can enable it (console: Administrators, or scimd admin enable NAME)"),
             403 => ("csrf_failed", "state-changing requests made with the session cookie need the X-CSRF-Token header with the session's csrf_token (from POST or GET /admin/api/v1/session)"),
             404 => {
                 let message = if path.contains("/oauth-clients/") {

@@ -898,6 +898,15 @@ async fn the_administrators_page_manages_accounts_but_keeps_the_last_one() {
 
         let res = post(&app, &act(&bob_id, "disable"), c, &with_csrf).await;
         assert_eq!(res.location(), "/admin/admins?done=disabled");
+        // bob's sign-in says why it is refused.
+        let res = post_form(
+            &app,
+            "/admin/login",
+            &format!("username=bob&password={}", enc("bob's long passphrase")),
+        )
+        .await;
+        assert_eq!(res.status, 403);
+        assert!(res.html.contains("is disabled"), "{}", res.html);
         // root is the last enabled one now: the page says why not.
         let res = post(&app, &act(&root_id, "disable"), c, &with_csrf).await;
         assert_eq!(res.status, 409);
