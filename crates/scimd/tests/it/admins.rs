@@ -154,40 +154,50 @@ fn a_lockout_is_logged_shown_and_lifted_by_the_cli() {
     }
 }
 
-/// On a terminal (a pseudo-terminal from util-linux's `script`), `scimd
-/// admin create` prompts for the password twice and does not echo it.
-/// Each answer is typed only once its prompt has appeared, as a person
-/// would.
+/// On a terminal (a pseudo-terminal the test opens; util-linux's `setsid
+/// -c` makes it scimd's controlling terminal), `scimd admin create`
+/// prompts for the password twice and does not echo it. Each answer is
+/// typed once its prompt is shown and the terminal's echo is off, as a
+/// person would type it.
 #[test]
 fn admin_create_prompts_without_echo_on_a_terminal() {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use rustix::termios::{tcgetattr, LocalModes};
     use std::io::Read;
+    use std::time::{Duration, Instant};
+
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
-    let bin = env!("CARGO_BIN_EXE_scimd");
-    // scimd's environment, as `scimd()` sets it, around `script`.
-    let mut child = std::process::Command::new("script")
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let mut master = std::fs::File::from(master);
+    let mut keyboard = master.try_clone().unwrap();
+    // scimd's environment, as `scimd()` sets it.
+    let mut child = std::process::Command::new("setsid")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SCIMD__DATABASE__URL", &url)
         .env("SCIMD__LOG__LEVEL", "warn")
-        .args([
-            "-qec",
-            &format!("{bin} admin create --username tty"),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .args(["-c", env!("CARGO_BIN_EXE_scimd")])
+        .args(["admin", "create", "--username", "tty"])
+        .stdin(Stdio::from(terminal.try_clone().unwrap()))
+        .stdout(Stdio::from(terminal.try_clone().unwrap()))
+        .stderr(Stdio::from(terminal.try_clone().unwrap()))
         .spawn()
-        .expect("util-linux's `script` (apt-get install util-linux)");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+        .expect("util-linux's `setsid`");
     let mut seen = Vec::new();
     let mut read_until = |text: &str| {
         let mut byte = [0u8; 1];
         while !String::from_utf8_lossy(&seen).contains(text) {
             assert_eq!(
-                stdout.read(&mut byte).unwrap(),
+                master.read(&mut byte).unwrap(),
                 1,
                 "{}",
                 String::from_utf8_lossy(&seen)
@@ -195,16 +205,28 @@ fn admin_create_prompts_without_echo_on_a_terminal() {
             seen.push(byte[0]);
         }
     };
+    // The prompt is written just before the echo is turned off: wait for
+    // that state, which the terminal reports.
+    let echo_off = || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tcgetattr(&terminal)
+            .unwrap()
+            .local_modes
+            .contains(LocalModes::ECHO)
+        {
+            assert!(Instant::now() < deadline, "the echo stayed on");
+            std::thread::yield_now();
+        }
+    };
     read_until("New password for tty: ");
-    stdin.write_all(b"a secret tty passphrase\n").unwrap();
+    echo_off();
+    keyboard.write_all(b"a secret tty passphrase\n").unwrap();
     read_until("The same password again: ");
-    stdin.write_all(b"a secret tty passphrase\n").unwrap();
+    echo_off();
+    keyboard.write_all(b"a secret tty passphrase\n").unwrap();
     read_until("Created administrator tty");
-    drop(stdin);
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
     assert!(child.wait().unwrap().success());
-    let shown = format!("{}{rest}", String::from_utf8_lossy(&seen));
+    let shown = String::from_utf8_lossy(&seen);
     assert!(!shown.contains("a secret tty passphrase"), "{shown}");
     assert!(ok(&admin(&url, &["list"])).contains("tty"));
 }
