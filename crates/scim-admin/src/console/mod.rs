@@ -139,6 +139,7 @@ pub const NAV: &[(&str, &str, &str)] = &[
     ("settings", "Settings", "/admin/settings"),
     ("tokens", "Tokens", "/admin/tokens"),
     ("oauth-clients", "OAuth clients", "/admin/oauth-clients"),
+    ("admins", "Administrators", "/admin/admins"),
     ("users", "Users", "/admin/users"),
     ("groups", "Groups", "/admin/groups"),
     ("activity", "Activity", "/admin/activity"),

@@ -2,10 +2,12 @@
 //! PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod cursor;
 mod discovery;
 mod entra;
 mod groups;
 mod hostile_strings;
+mod lenient;
 mod passwords;
 mod rate_limit;
 mod search;

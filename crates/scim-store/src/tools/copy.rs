@@ -733,7 +733,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
             version, updated_at, updated_by, change_log_retention_days,
         )),
         table_spec!(admins, pk: (id), columns: (
-            id, username, username_ci, password_hash, created_at, last_login_at,
+            id, username, username_ci, password_hash, created_at, last_login_at, disabled_at,
         )),
         table_spec!(admin_sessions, pk: (id_hash), columns: (
             id_hash, admin_id, csrf_token, created_at, expires_at,
