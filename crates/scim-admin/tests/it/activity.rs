@@ -600,3 +600,87 @@ async fn the_activity_api_filters_pages_and_draws_timelines() {
         assert_error(&res, 401, "unauthorized");
     }
 }
+
+/// Administrator management: each change recorded against the
+/// administrator concerned, by whoever made it, never with a password.
+#[actix_web::test]
+async fn administrator_changes_are_recorded() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let session = app.signed_in().await;
+        let bob_password = "bob's long passphrase";
+        let res = app
+            .send(
+                Method::POST,
+                "/admin/api/v1/admins",
+                &session,
+                Some(json!({"username": "bob", "password": bob_password})),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let bob = res.body["id"].as_str().unwrap().to_owned();
+        for path in ["disable", "disable", "enable", "unlock"] {
+            let res = app
+                .send(
+                    Method::POST,
+                    &format!("/admin/api/v1/admins/{bob}/{path}"),
+                    &session,
+                    None,
+                )
+                .await;
+            assert_eq!(res.status, 200, "{path}: {}", res.body);
+        }
+        let new_password = "bob's next passphrase";
+        let res = app
+            .send(
+                Method::POST,
+                &format!("/admin/api/v1/admins/{bob}/password"),
+                &session,
+                Some(json!({"password": new_password})),
+            )
+            .await;
+        assert!(res.status.is_success(), "{}", res.body);
+        let res = app
+            .send(
+                Method::DELETE,
+                &format!("/admin/api/v1/admins/{bob}"),
+                &session,
+                None,
+            )
+            .await;
+        assert_eq!(res.status, 204, "{}", res.body);
+        let about_bob: Vec<changes::Change> = rows(&app)
+            .into_iter()
+            .filter(|c| c.resource_id.as_deref() == Some(bob.as_str()))
+            .collect();
+        let details: Vec<(&str, Value)> = about_bob
+            .iter()
+            .map(|c| (c.event.as_str(), serde_json::from_str(&c.detail).unwrap()))
+            .collect();
+        let events: Vec<&str> = details.iter().map(|(e, _)| *e).collect();
+        // Disabling twice changes it once.
+        assert_eq!(
+            events,
+            [
+                "admin.created",
+                "admin.changed",
+                "admin.changed",
+                "admin.changed",
+                "admin.changed",
+                "admin.deleted"
+            ],
+            "{details:?}"
+        );
+        assert_eq!(details[1].1["disabled"], true);
+        assert_eq!(details[2].1["enabled"], true);
+        assert_eq!(details[3].1["unlocked"], true);
+        assert_eq!(details[4].1["password_reset"], true);
+        assert!(details.iter().all(|(_, d)| d["username"] == "bob"));
+        for row in &about_bob {
+            assert_eq!(row.actor_kind, "admin");
+            assert_eq!(row.actor_name.as_deref(), Some("root"));
+            let text = format!("{row:?}");
+            assert!(!text.contains(bob_password) && !text.contains(new_password));
+        }
+    }
+}
