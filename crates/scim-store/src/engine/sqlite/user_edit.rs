@@ -36,8 +36,9 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::changes::{record, NewChange};
 use crate::db::connection::Backend;
-use crate::engine::edit::{Edit, Found};
+use crate::engine::edit::{Edit, EditBy, Found};
 use crate::engine::postgres::user_writes::edit_alone;
 use crate::engine::queue::catch;
 use crate::engine::sqlite::writer::SqliteWriter;
@@ -50,6 +51,8 @@ use crate::scim::users::{apply_prepared_update, prepare_update, PreparedUpdate, 
 /// stored record.
 struct Decided<T> {
     prepared: PreparedUpdate,
+    /// Its change log rows, built here too.
+    changes: Vec<NewChange>,
     /// The groups the closure was given, when it asked for them.
     groups: Option<Vec<GroupRef>>,
     then: Box<dyn FnOnce(UserRecord) -> T + Send>,
@@ -57,12 +60,14 @@ struct Decided<T> {
 
 /// Queues the edit of user `id` (see the module docs): `f` gets the user
 /// as stored (with its groups when `with_groups`), and the receiver the
-/// answer once its write, if any, committed.
+/// answer once its write, if any, committed (with its change log rows,
+/// by `by`).
 pub(crate) fn queue_edit<T, F>(
     writes: &SqliteWriter,
     hints: Arc<UserHints>,
     id: String,
     with_groups: bool,
+    by: EditBy,
     f: F,
 ) -> oneshot::Receiver<Result<T, StoreError>>
 where
@@ -73,7 +78,7 @@ where
         // A closure that panics here panics again on the writer, which
         // answers it as a failed write.
         catch("user edit", || {
-            Ok(decide(&f, &record, groups.filter(|_| with_groups)))
+            Ok(decide(&f, &by, &record, groups.filter(|_| with_groups)))
         })
         .ok()
         .flatten()
@@ -81,28 +86,37 @@ where
     match decided {
         Some(Decided {
             prepared,
+            changes,
             groups,
             then,
         }) => writes.submit(move |conn| {
             if let Some(seen) = &groups {
                 if user_groups(conn, &id)? != *seen {
-                    return edit_alone(conn, &id, with_groups, &f, Some(&hints));
+                    return edit_alone(conn, &id, with_groups, &by, &f, Some(&hints));
                 }
             }
             match apply_prepared_update(conn, prepared)? {
                 Some(stored) => {
+                    record(conn, &by.actor, &stored.last_modified, &changes)?;
                     hints.offer(&stored, groups.as_deref());
                     Ok(then(stored))
                 }
-                None => edit_alone(conn, &id, with_groups, &f, Some(&hints)),
+                None => edit_alone(conn, &id, with_groups, &by, &f, Some(&hints)),
             }
         }),
-        None => writes.submit(move |conn| edit_alone(conn, &id, with_groups, &f, Some(&hints))),
+        None => {
+            writes.submit(move |conn| edit_alone(conn, &id, with_groups, &by, &f, Some(&hints)))
+        }
     }
 }
 
 /// Runs the edit on a hint: the write it decides, if it decides one.
-fn decide<T, F>(f: &F, record: &UserRecord, groups: Option<Vec<GroupRef>>) -> Option<Decided<T>>
+fn decide<T, F>(
+    f: &F,
+    by: &EditBy,
+    record: &UserRecord,
+    groups: Option<Vec<GroupRef>>,
+) -> Option<Decided<T>>
 where
     F: Fn(Found) -> Result<Edit<T>, StoreError>,
 {
@@ -113,11 +127,19 @@ where
             attrs,
             password,
             then,
-        }) => Some(Decided {
-            prepared: prepare_update(Backend::Sqlite, &current, attrs, &password, true).ok()?,
-            groups,
-            then,
-        }),
+        }) => {
+            let prepared =
+                prepare_update(Backend::Sqlite, &current, attrs, &password, true).ok()?;
+            let changes = by
+                .changes(&current.attrs, prepared.record(), &password)
+                .ok()?;
+            Some(Decided {
+                prepared,
+                changes,
+                groups,
+                then,
+            })
+        }
         // Not answered from a hint (see the module docs).
         Ok(Edit::Answer(_)) | Err(_) => None,
     }
