@@ -489,6 +489,7 @@ impl Settings {
             password_hasher: scim_store::PasswordHasher::default(),
             rate_limiter: None,
             clock: scim_core::Clock::system(),
+            trust_forwarded_for: self.admin.trust_forwarded_for,
         }
     }
 
