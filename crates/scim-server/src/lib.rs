@@ -32,11 +32,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use scim_store::changes::Actor;
 use scim_store::lookup::LookupBy;
 use scim_store::settings::ScimRuntime;
-use scim_store::changes::Actor;
-use scim_store::{Edit, EditBy};
 use scim_store::Store;
+use scim_store::{Edit, EditBy};
 
 pub use error::{ApiError, SCIM_CONTENT_TYPE};
 

@@ -13,9 +13,9 @@ use scim_core::resource::{self, Meta, Projection};
 use scim_core::schema::{LIST_RESPONSE_SCHEMA, USER};
 use std::collections::HashMap;
 
-use scim_store::settings::Deprovisioning;
 use scim_store::changes::{record, Event};
 use scim_store::recorded;
+use scim_store::settings::Deprovisioning;
 use scim_store::{Edit, EditBy, Found};
 use scim_store::{GroupRef, ListQuery, PasswordChange, StoreError, UserRecord};
 use serde_json::{json, Map, Value};

@@ -65,7 +65,6 @@ impl NewChange {
     }
 }
 
-
 /// Records `changes`, made by `actor` at `at`, in the open transaction on
 /// `conn`. Call it as the **last** write of the transaction (see the
 /// module documentation of [`crate::changes`]): on PostgreSQL it takes

@@ -24,6 +24,6 @@ mod log;
 pub use actor::{Actor, ActorKind, RequestId};
 pub use event::Event;
 pub use log::{
-    last_position, list_changes, purge_changes, read_after, record, record_each, Change, ChangeQuery,
-    NewChange,
+    last_position, list_changes, purge_changes, read_after, record, record_each, Change,
+    ChangeQuery, NewChange,
 };

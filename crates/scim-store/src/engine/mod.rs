@@ -389,7 +389,13 @@ impl Store {
     /// `user.activated` / `user.suspended` when `active` flipped
     /// (`scim::recorded::user_edited`). An edit that stores nothing
     /// records nothing.
-    pub fn queue_user_edit<T, F>(&self, id: String, with_groups: bool, by: EditBy, f: F) -> Answer<T>
+    pub fn queue_user_edit<T, F>(
+        &self,
+        id: String,
+        with_groups: bool,
+        by: EditBy,
+        f: F,
+    ) -> Answer<T>
     where
         T: Send + 'static,
         F: Fn(Found) -> Result<Edit<T>, StoreError> + Send + 'static,

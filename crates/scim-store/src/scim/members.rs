@@ -101,9 +101,7 @@ pub(crate) fn remove_from_all_groups(
     let mut b = SqlBuilder::fixed(conn.backend());
     b.push("UPDATE groups SET version = version + 1, last_modified = ")
         .bind_text(now)
-        .push(
-            " WHERE id IN (SELECT group_id FROM group_members WHERE member_id = ",
-        )
+        .push(" WHERE id IN (SELECT group_id FROM group_members WHERE member_id = ")
         .bind_text(member_id)
         .push(") RETURNING id, version");
     let mut left: Vec<(String, i64)> = load::<GroupVersionRow>(conn, &b)?

@@ -159,11 +159,7 @@ fn diff_level(
 /// The row of a User deleted (`soft`: kept until the purge), at `version`
 /// (the soft-deleted row's version; none once the row is gone), and the
 /// rows of the groups it was removed from, at their new versions.
-pub fn user_deleted(
-    id: &str,
-    soft: Option<i64>,
-    left_groups: &[(String, i64)],
-) -> Vec<NewChange> {
+pub fn user_deleted(id: &str, soft: Option<i64>, left_groups: &[(String, i64)]) -> Vec<NewChange> {
     let mut rows: Vec<NewChange> = left_groups
         .iter()
         .map(|(group, version)| members_row(Event::MembersRemoved, group, *version, &[id]))

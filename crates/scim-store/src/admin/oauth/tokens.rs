@@ -371,8 +371,11 @@ pub fn authenticate_access_token(
         ))
         .first(conn)
         .optional()?;
-    let Some(((stored, grant_id, expires_at, token_revoked, grant_revoked), client_id, client_name)) =
-        found
+    let Some((
+        (stored, grant_id, expires_at, token_revoked, grant_revoked),
+        client_id,
+        client_name,
+    )) = found
     else {
         return Ok(None);
     };

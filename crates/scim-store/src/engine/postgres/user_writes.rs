@@ -992,6 +992,14 @@ pub(crate) mod tests {
     use crate::{engine::Store, scim::users::find_password_hash, scim::users::find_user};
     use serde_json::json;
 
+    /// A PATCH by the command line, as the tests' edits are attributed.
+    pub(crate) fn patched_by_test() -> EditBy {
+        EditBy {
+            actor: Actor::cli("test"),
+            event: crate::changes::Event::UserPatched,
+        }
+    }
+
     pub(crate) fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
@@ -1048,13 +1056,17 @@ pub(crate) mod tests {
             let store = db.store();
             let backend = db.backend();
             let refused = store
-                .queue_insert_user(obj(json!({"userName": "early"})), None)
+                .queue_insert_user(obj(json!({"userName": "early"})), None, Actor::cli("test"))
                 .wait()
                 .unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
             // The gate answers before the body is looked at.
             let refused = store
-                .queue_insert_user(obj(json!({"displayName": "nameless"})), None)
+                .queue_insert_user(
+                    obj(json!({"displayName": "nameless"})),
+                    None,
+                    Actor::cli("test"),
+                )
                 .wait()
                 .unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
@@ -1064,7 +1076,12 @@ pub(crate) mod tests {
                 "{backend}"
             );
             let refused = store
-                .queue_user_edit("any".into(), false, set_title("t", PasswordChange::Keep))
+                .queue_user_edit(
+                    "any".into(),
+                    false,
+                    patched_by_test(),
+                    set_title("t", PasswordChange::Keep),
+                )
                 .wait()
                 .unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
@@ -1085,11 +1102,19 @@ pub(crate) mod tests {
                         "name": {"givenName": "G", "familyName": format!("F{i}")},
                         "emails": [{"value": format!("{name}@example.com"), "type": "work"}],
                     });
-                    let answer = store.queue_insert_user(obj(attrs), Some(format!("hash-{i}")));
+                    let answer = store.queue_insert_user(
+                        obj(attrs),
+                        Some(format!("hash-{i}")),
+                        Actor::cli("test"),
+                    );
                     (i % 50, answer)
                 })
                 .collect();
-            let invalid = store.queue_insert_user(obj(json!({"displayName": "nameless"})), None);
+            let invalid = store.queue_insert_user(
+                obj(json!({"displayName": "nameless"})),
+                None,
+                Actor::cli("test"),
+            );
             let mut won = [0; 50];
             for (k, answer) in answers {
                 match answer.wait() {
@@ -1131,7 +1156,7 @@ pub(crate) mod tests {
             // inserted along the way.
             let answers: Vec<_> = (0..100)
                 .map(|i: usize| {
-                    store.queue_user_edit(user.id.clone(), false, move |found: Found| {
+                    store.queue_user_edit(user.id.clone(), false, patched_by_test(), move |found: Found| {
                         let (current, _) = found.ok_or(StoreError::NotFound)?;
                         let n: u64 = current
                             .attrs
@@ -1197,17 +1222,22 @@ pub(crate) mod tests {
             // Queued at once: a rename to a taken userName (the batch's
             // UPDATE fails on the unique index), and around it edits and
             // creates that must still apply.
-            let rename = store.queue_user_edit(renamed.id.clone(), false, |found: Found| {
-                let (current, _) = found.ok_or(StoreError::NotFound)?;
-                let mut attrs = current.attrs.clone();
-                attrs.insert("userName".into(), json!("TAKEN"));
-                Ok(Edit::Store {
-                    current,
-                    attrs,
-                    password: PasswordChange::Keep,
-                    then: Box::new(|rec| rec),
-                })
-            });
+            let rename = store.queue_user_edit(
+                renamed.id.clone(),
+                false,
+                patched_by_test(),
+                |found: Found| {
+                    let (current, _) = found.ok_or(StoreError::NotFound)?;
+                    let mut attrs = current.attrs.clone();
+                    attrs.insert("userName".into(), json!("TAKEN"));
+                    Ok(Edit::Store {
+                        current,
+                        attrs,
+                        password: PasswordChange::Keep,
+                        then: Box::new(|rec| rec),
+                    })
+                },
+            );
             let titles: Vec<_> = others
                 .iter()
                 .enumerate()
@@ -1217,31 +1247,49 @@ pub(crate) mod tests {
                     } else {
                         PasswordChange::Keep
                     };
-                    store.queue_user_edit(u.id.clone(), false, set_title("edited", password))
+                    store.queue_user_edit(
+                        u.id.clone(),
+                        false,
+                        patched_by_test(),
+                        set_title("edited", password),
+                    )
                 })
                 .collect();
             let creates: Vec<_> = (0..10)
                 .map(|i| {
-                    store.queue_insert_user(obj(json!({"userName": format!("new-{i}")})), None)
+                    store.queue_insert_user(
+                        obj(json!({"userName": format!("new-{i}")})),
+                        None,
+                        Actor::cli("test"),
+                    )
                 })
                 .collect();
             let missing = store.queue_user_edit(
                 "no-such-id".into(),
                 false,
+                patched_by_test(),
                 set_title("x", PasswordChange::Keep),
             );
-            let untouched = store.queue_user_edit(others[2].id.clone(), false, |found: Found| {
-                Ok(Edit::Answer(found.map(|(rec, _)| rec.id)))
-            });
-            let groups = store.queue_user_edit(grouped.id.clone(), true, |found: Found| {
-                let (current, groups) = found.ok_or(StoreError::NotFound)?;
-                Ok(Edit::Store {
-                    attrs: current.attrs.clone(),
-                    current,
-                    password: PasswordChange::Keep,
-                    then: Box::new(move |_| groups),
-                })
-            });
+            let untouched = store.queue_user_edit(
+                others[2].id.clone(),
+                false,
+                patched_by_test(),
+                |found: Found| Ok(Edit::Answer(found.map(|(rec, _)| rec.id))),
+            );
+            let groups = store.queue_user_edit(
+                grouped.id.clone(),
+                true,
+                patched_by_test(),
+                |found: Found| {
+                    let (current, groups) = found.ok_or(StoreError::NotFound)?;
+                    Ok(Edit::Store {
+                        attrs: current.attrs.clone(),
+                        current,
+                        password: PasswordChange::Keep,
+                        then: Box::new(move |_| groups),
+                    })
+                },
+            );
 
             blocked.release();
             assert!(
@@ -1396,6 +1444,7 @@ pub(crate) mod tests {
                     let edit = store.queue_user_edit(
                         b.id.clone(),
                         false,
+                        patched_by_test(),
                         set_title("b", PasswordChange::Keep),
                     );
                     wait_for_lock_waits(store, i + 1);
@@ -1448,17 +1497,22 @@ pub(crate) mod tests {
             // email added (insert), the emails dropped (delete), the title
             // changed (update), all three at once, a rename, no change.
             let edit = |user: &UserRecord, f: fn(&mut Map<String, Value>)| {
-                store.queue_user_edit(user.id.clone(), false, move |found: Found| {
-                    let (current, _) = found.ok_or(StoreError::NotFound)?;
-                    let mut attrs = current.attrs.clone();
-                    f(&mut attrs);
-                    Ok(Edit::Store {
-                        current,
-                        attrs,
-                        password: PasswordChange::Keep,
-                        then: Box::new(|rec| rec),
-                    })
-                })
+                store.queue_user_edit(
+                    user.id.clone(),
+                    false,
+                    patched_by_test(),
+                    move |found: Found| {
+                        let (current, _) = found.ok_or(StoreError::NotFound)?;
+                        let mut attrs = current.attrs.clone();
+                        f(&mut attrs);
+                        Ok(Edit::Store {
+                            current,
+                            attrs,
+                            password: PasswordChange::Keep,
+                            then: Box::new(|rec| rec),
+                        })
+                    },
+                )
             };
             let edits = vec![
                 edit(&users[0], |a| {
@@ -1494,6 +1548,7 @@ pub(crate) mod tests {
                             "emails": [email(&format!("j{i}@example.com")), email("shared@example.com")],
                         })),
                         None,
+                        Actor::cli("test"),
                     )
                 })
                 .collect();

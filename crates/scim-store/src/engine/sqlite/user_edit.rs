@@ -154,7 +154,7 @@ mod tests {
 
     use super::*;
     use crate::admin::sync::{disable_sync, is_sync_disabled};
-    use crate::engine::postgres::user_writes::tests::{enable, obj};
+    use crate::engine::postgres::user_writes::tests::{enable, obj, patched_by_test};
     use crate::scim::lookup::LookupBy;
     use crate::scim::users::{update_user, PasswordChange};
     use crate::testing::backends;
@@ -205,7 +205,12 @@ mod tests {
     ) -> Edited {
         let calls = Arc::new(AtomicUsize::new(0));
         let answer = store
-            .queue_user_edit(id.to_owned(), true, set(attr, value, if_match, &calls))
+            .queue_user_edit(
+                id.to_owned(),
+                true,
+                patched_by_test(),
+                set(attr, value, if_match, &calls),
+            )
             .wait();
         (answer, calls.load(Ordering::SeqCst))
     }
