@@ -64,7 +64,11 @@ fn is_active(attrs: &Map<String, Value>) -> bool {
 /// changed ([`changed_paths`], plus `password` when it was set), then
 /// [`Event::UserActivated`] or [`Event::UserSuspended`] when `active`
 /// flipped (in addition, at the same version, so that a consumer of
-/// either kind sees it). A write that changed nothing records nothing.
+/// either kind sees it). A write that stored the same attributes (a PUT
+/// of the resource as it is) still records its event, with no paths: its
+/// version changed, and a reader of the log sees every version. (A PATCH
+/// that changes nothing stores nothing, RFC 7644 §3.5.2, so records
+/// nothing.)
 pub fn user_edited(
     event: Event,
     before: &Map<String, Value>,
@@ -74,9 +78,6 @@ pub fn user_edited(
     let mut paths = changed_paths(before, &after.attrs);
     if password_set {
         paths.push("password".to_owned());
-    }
-    if paths.is_empty() {
-        return Ok(Vec::new());
     }
     let data = user_data(after)?;
     let mut rows = vec![NewChange::new(event, USER_TYPE, Some(&after.id))
@@ -279,9 +280,9 @@ mod tests {
         };
         let rows = user_edited(Event::UserReplaced, &rec.attrs, &back, false).unwrap();
         assert_eq!(rows[1].event, Event::UserActivated);
-        assert!(user_edited(Event::UserPatched, &before, &back, false)
-            .unwrap()
-            .is_empty());
+        let same = user_edited(Event::UserReplaced, &before, &back, false).unwrap();
+        assert_eq!(same.len(), 1);
+        assert_eq!(same[0].detail, json!({"paths": []}));
         let pw = user_edited(Event::UserPatched, &before, &back, true).unwrap();
         assert_eq!(pw[0].detail, json!({"paths": ["password"]}));
     }
