@@ -302,6 +302,27 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
     })
 }
 
+/// The actor of the changes a request makes: its [`Principal`] (put in
+/// the request's extensions by [`require_bearer`]), the request id (put
+/// there by the request-logging middleware, scimd's `logging::request_log`,
+/// which returns it in `X-Request-Id`), and the client's address (the
+/// `X-Forwarded-For`/`Forwarded` one when `trust_forwarded_for` says scimd
+/// is behind a proxy, as the admin side counts sign-ins, else the peer's).
+pub fn request_actor(api: &ScimApi, req: &actix_web::HttpRequest) -> Result<Actor, ApiError> {
+    let extensions = req.extensions();
+    let principal = extensions.get::<Principal>().ok_or(ApiError::Internal)?;
+    let request_id = extensions.get::<RequestId>().map(|r| r.0.clone());
+    let forwarded = if api.config().trust_forwarded_for {
+        req.connection_info()
+            .realip_remote_addr()
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    let address = forwarded.or_else(|| req.peer_addr().map(|a| a.ip().to_string()));
+    Ok(principal.actor().with_request(request_id, address))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,25 +367,4 @@ mod tests {
         assert_eq!(bearer("Bearer"), None);
         assert_eq!(bearer("Bearer "), None);
     }
-}
-
-/// The actor of the changes a request makes: its [`Principal`] (put in
-/// the request's extensions by [`require_bearer`]), the request id (put
-/// there by the request-logging middleware, scimd's `logging::request_log`,
-/// which returns it in `X-Request-Id`), and the client's address (the
-/// `X-Forwarded-For`/`Forwarded` one when `trust_forwarded_for` says scimd
-/// is behind a proxy, as the admin side counts sign-ins, else the peer's).
-pub fn request_actor(api: &ScimApi, req: &actix_web::HttpRequest) -> Result<Actor, ApiError> {
-    let extensions = req.extensions();
-    let principal = extensions.get::<Principal>().ok_or(ApiError::Internal)?;
-    let request_id = extensions.get::<RequestId>().map(|r| r.0.clone());
-    let forwarded = if api.config().trust_forwarded_for {
-        req.connection_info()
-            .realip_remote_addr()
-            .map(str::to_owned)
-    } else {
-        None
-    };
-    let address = forwarded.or_else(|| req.peer_addr().map(|a| a.ip().to_string()));
-    Ok(principal.actor().with_request(request_id, address))
 }

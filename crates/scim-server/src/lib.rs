@@ -444,6 +444,17 @@ pub(crate) fn resource_response(
     res
 }
 
+/// How [`delete_resource`] removes a resource: in the write transaction,
+/// with the run-time settings, the id, the version the client's `If-Match`
+/// named (if any), and the actor whose change it records.
+pub(crate) type DeleteFn = fn(
+    &mut scim_store::DbConnection,
+    &ScimRuntime,
+    &str,
+    Option<i64>,
+    &Actor,
+) -> Result<(), scim_store::StoreError>;
+
 /// `DELETE` of a resource (204), honouring `If-Match` (RFC 7644 §3.14):
 /// `version` reads the current version inside the write transaction
 /// (`None` when the resource does not exist), `delete` removes it (as the
@@ -455,13 +466,7 @@ pub(crate) async fn delete_resource(
     kind: &'static str,
     id: String,
     version: fn(&mut scim_store::DbConnection, &str) -> Result<Option<i64>, scim_store::StoreError>,
-    delete: fn(
-        &mut scim_store::DbConnection,
-        &ScimRuntime,
-        &str,
-        Option<i64>,
-        &Actor,
-    ) -> Result<(), scim_store::StoreError>,
+    delete: DeleteFn,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = request::Precondition::from_header(req, actix_web::http::header::IF_MATCH);
     let actor = auth::request_actor(api, req)?;

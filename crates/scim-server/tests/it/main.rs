@@ -162,7 +162,7 @@ pub async fn call<S>(svc: &S, req: test::TestRequest) -> Res
 where
     S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
-    let mut req = req.to_request();
+    let req = req.to_request();
     // As scimd's request log does: the request id for the handlers.
     let request_id = req
         .headers()

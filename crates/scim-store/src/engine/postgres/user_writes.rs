@@ -301,7 +301,7 @@ impl InsertJob {
 }
 
 enum Job {
-    Insert(InsertJob),
+    Insert(Box<InsertJob>),
     Edit(Box<dyn EditJob>),
 }
 
@@ -329,13 +329,13 @@ impl UserBatcher {
         actor: Actor,
     ) -> oneshot::Receiver<Result<UserRecord, StoreError>> {
         let (reply, receiver) = oneshot::channel();
-        self.submit(Job::Insert(InsertJob {
+        self.submit(Job::Insert(Box::new(InsertJob {
             attrs,
             password_hash,
             actor,
             result: None,
             reply,
-        }));
+        })));
         receiver
     }
 
@@ -408,7 +408,7 @@ fn serve(pool: &Pool, first: Job, behind: &mut Behind<'_, Job>) {
         let mut next = Vec::new();
         for job in jobs {
             match job {
-                Job::Insert(j) => inserts.push(j),
+                Job::Insert(j) => inserts.push(*j),
                 Job::Edit(j) if editing.contains(j.id()) => next.push(Job::Edit(j)),
                 Job::Edit(j) => {
                     editing.insert(j.id().to_owned());
