@@ -1,10 +1,9 @@
 //! Writing, reading and purging the change log.
 
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::changes::{Actor, Event};
-use crate::db::connection::DbConnection;
+use crate::db::connection::{Backend, DbConnection};
 use crate::db::schema::changes::change_log;
 use crate::db::sql::{execute, load, Bind, SqlBuilder};
 use crate::error::StoreError;
@@ -91,18 +90,21 @@ pub fn record_each(
     if changes.is_empty() {
         return Ok(());
     }
-    if let DbConnection::Postgres(pg) = conn {
-        pg.batch_execute(&format!("SELECT pg_advisory_xact_lock({LOCK_KEY})"))?;
-    }
     let backend = conn.backend();
     for chunk in changes.chunks(INSERT_CHUNK) {
         // The store's own SQL text (one per chunk length), as diesel's
         // multi-row insert is not available on the two-backend connection.
         let mut b = SqlBuilder::fixed(backend);
-        b.push(
-            "INSERT INTO change_log (at, event, resource_type, resource_id, resource_version, \
-             actor_kind, actor_id, actor_name, request_id, client_address, detail, data) VALUES ",
-        );
+        b.push("INSERT INTO change_log (").push(COLUMNS).push(") ");
+        if backend == Backend::Postgres {
+            // The lock in the same statement, saving a round trip: every
+            // row's position is drawn by the INSERT from a row the join
+            // emits, so only once the one-row lock side has run.
+            b.push("SELECT v.* FROM (SELECT pg_advisory_xact_lock(")
+                .bind(Bind::BigInt(LOCK_KEY))
+                .push(")) AS l, (");
+        }
+        b.push("VALUES ");
         for (i, (actor, c)) in chunk.iter().enumerate() {
             b.push(if i == 0 { "(" } else { ", (" });
             for (j, bind) in [
@@ -129,10 +131,17 @@ pub fn record_each(
             }
             b.push(")");
         }
+        if backend == Backend::Postgres {
+            b.push(") AS v(").push(COLUMNS).push(")");
+        }
         execute(conn, &b)?;
     }
     Ok(())
 }
+
+/// The columns [`record_each`] writes, in its order.
+const COLUMNS: &str = "at, event, resource_type, resource_id, resource_version, actor_kind, \
+     actor_id, actor_name, request_id, client_address, detail, data";
 
 /// Rows per multi-row `INSERT` of [`record_each`]: at 12 binds a row, far
 /// below SQLite's 32766 and PostgreSQL's 65535 binds per statement.
@@ -409,6 +418,42 @@ mod tests {
             assert_eq!(filtered.len(), 1);
             assert_eq!(filtered[0].event, "sync.enabled");
         }
+    }
+
+    /// On PostgreSQL the insert itself takes the change log's lock, held
+    /// to the end of the transaction (the ordering rule).
+    #[test]
+    fn recording_holds_the_change_log_lock_until_the_transaction_ends() {
+        #[derive(QueryableByName)]
+        struct Held {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let held = |c: &mut DbConnection| -> Result<i64, StoreError> {
+            let mut b = SqlBuilder::fixed(c.backend());
+            b.push(
+                "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' \
+                 AND pid = pg_backend_pid() AND granted",
+            );
+            Ok(load::<Held>(c, &b)?[0].n)
+        };
+        let Some(db) = crate::testing::TestDb::postgres() else {
+            return;
+        };
+        let (before, after) = db
+            .store()
+            .write(|c| {
+                let before = held(c)?;
+                record(
+                    c,
+                    &token(),
+                    "2026-12-06T10:00:00.000Z",
+                    &[NewChange::new(Event::UserCreated, "User", Some("u1"))],
+                )?;
+                Ok((before, held(c)?))
+            })
+            .unwrap();
+        assert_eq!((before, after), (0, 1));
     }
 
     #[test]

@@ -31,9 +31,9 @@
 //!    which takes the change log's lock just before the commit);
 //! 5. COMMIT, after which every write is answered.
 //!
-//! So a batch of edits is six round trips (BEGIN, the read, the write,
-//! the change log's lock and rows, COMMIT), and a batch of creates five,
-//! where one transaction per write took seven or eight each.
+//! So a batch of edits is five round trips (BEGIN, the read, the write,
+//! the change log's rows with its lock, COMMIT), and a batch of creates
+//! four, where one transaction per write took six or seven each.
 //!
 //! The statement texts are fixed (arrays are bound, not rows), so each is
 //! one cached prepared statement.
