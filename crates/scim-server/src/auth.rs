@@ -305,22 +305,31 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
 /// The actor of the changes a request makes: its [`Principal`] (put in
 /// the request's extensions by [`require_bearer`]), the request id (put
 /// there by the request-logging middleware, scimd's `logging::request_log`,
-/// which returns it in `X-Request-Id`), and the client's address (the
-/// `X-Forwarded-For`/`Forwarded` one when `trust_forwarded_for` says scimd
-/// is behind a proxy, as the admin side counts sign-ins, else the peer's).
+/// which returns it in `X-Request-Id`), and the client's address: the TCP
+/// peer, or, when `trust_forwarded_for` says scimd is behind a proxy, the
+/// last `X-Forwarded-For` entry, as the admin side counts sign-ins.
 pub fn request_actor(api: &ScimApi, req: &actix_web::HttpRequest) -> Result<Actor, ApiError> {
     let extensions = req.extensions();
     let principal = extensions.get::<Principal>().ok_or(ApiError::Internal)?;
     let request_id = extensions.get::<RequestId>().map(|r| r.0.clone());
     let forwarded = if api.config().trust_forwarded_for {
-        req.connection_info()
-            .realip_remote_addr()
-            .map(str::to_owned)
+        last_forwarded_for(req)
     } else {
         None
     };
     let address = forwarded.or_else(|| req.peer_addr().map(|a| a.ip().to_string()));
     Ok(principal.actor().with_request(request_id, address))
+}
+
+/// The last entry of the request's `X-Forwarded-For` headers: the address
+/// the proxy in front of scimd saw. A proxy appends the address it saw to
+/// whatever the client sent, so earlier entries (and a `Forwarded` header,
+/// which proxies pass on unchanged) may be forged by the client; the last
+/// one is the proxy's own.
+fn last_forwarded_for(req: &actix_web::HttpRequest) -> Option<String> {
+    let last_header = req.headers().get_all(header::X_FORWARDED_FOR).last()?;
+    let entry = last_header.to_str().ok()?.rsplit(',').next()?.trim();
+    (!entry.is_empty()).then(|| entry.to_owned())
 }
 
 #[cfg(test)]

@@ -63,8 +63,8 @@ pub struct ScimConfig {
     /// The clock that token expiry and the token cache's lifetime are
     /// decided by (shared with the admin side).
     pub clock: scim_core::Clock,
-    /// Whether the client address recorded in the change log is taken from
-    /// `X-Forwarded-For` / `Forwarded` (scimd behind a proxy:
+    /// Whether the client address recorded in the change log is the last
+    /// `X-Forwarded-For` entry (scimd behind a proxy:
     /// `admin.trust_forwarded_for`) rather than the TCP peer.
     pub trust_forwarded_for: bool,
 }

@@ -368,3 +368,39 @@ async fn failed_and_unchanged_requests_record_nothing() {
         assert_eq!(rows[0].resource_id.as_deref(), Some(group.as_str()));
     }
 }
+
+/// Behind a proxy (`trust_forwarded_for`), the address recorded is the
+/// last `X-Forwarded-For` entry, the one the proxy appended; otherwise the
+/// TCP peer, whatever the header says.
+#[actix_web::test]
+async fn the_address_recorded_is_the_proxys_last_forwarded_entry_only_behind_a_proxy() {
+    for trust in [false, true] {
+        for db in scim_store::testing::backends() {
+            let app = TestApp::with_config(
+                db,
+                scim_server::ScimConfig {
+                    trust_forwarded_for: trust,
+                    ..scim_server::ScimConfig::default()
+                },
+            );
+            let start = last(&app);
+            let res = app
+                .call(
+                    app.request(Method::POST, "/scim/v2/Users")
+                        .peer_addr(format!("{ADDRESS}:40000").parse().unwrap())
+                        .insert_header(("x-forwarded-for", "203.0.113.5, 198.51.100.7"))
+                        .insert_header(("content-type", "application/scim+json"))
+                        .set_payload(json!({"userName": "proxied"}).to_string()),
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+            let rows = rows_after(&app, start);
+            assert_eq!(
+                rows[0].client_address.as_deref(),
+                Some(if trust { "198.51.100.7" } else { ADDRESS }),
+                "{}",
+                app.backend()
+            );
+        }
+    }
+}
