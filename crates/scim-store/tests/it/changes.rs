@@ -235,3 +235,62 @@ fn a_follower_of_the_log_sees_every_change_once_with_two_replicas_writing() {
         );
     }
 }
+
+/// The retention purge records `user.purged` for each user it removes, by
+/// the actor `system` ("purge"), and nothing for those it keeps.
+#[test]
+fn the_purge_records_each_user_it_removes() {
+    use diesel::prelude::*;
+    for db in backends() {
+        let store = db.store();
+        let mut ids = Vec::new();
+        for name in ["old", "recent"] {
+            let user = store
+                .write(|c| scim_store::insert_user(c, &attrs(json!({"userName": name})), None))
+                .unwrap();
+            store
+                .write(|c| scim_store::soft_delete_user(c, &user.id, None))
+                .unwrap();
+            ids.push(user.id);
+        }
+        let old = scim_core::datetime::format(
+            time::OffsetDateTime::now_utc() - time::Duration::days(400),
+        );
+        store
+            .write(|c| {
+                diesel::sql_query(format!(
+                    "UPDATE users SET deleted_at = '{old}' WHERE id = '{}'",
+                    ids[0]
+                ))
+                .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+        let purged =
+            scim_store::purge_expired_users(store, time::OffsetDateTime::now_utc(), 10).unwrap();
+        assert_eq!(purged, 1);
+        let rows = everything(store);
+        let summary: Vec<(&str, Option<&str>, &str, Option<&str>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.event.as_str(),
+                    r.resource_id.as_deref(),
+                    r.actor_kind.as_str(),
+                    r.actor_name.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(
+                "user.purged",
+                Some(ids[0].as_str()),
+                "system",
+                Some("purge")
+            )],
+            "{}",
+            db.backend()
+        );
+    }
+}
