@@ -274,6 +274,21 @@ mod tests {
                 matches!(refused, StoreError::PreconditionFailed),
                 "{refused:?}"
             );
+            // One change log row per edit stored, at its version: the
+            // write on the stale hint recorded nothing (the plain write
+            // behind the hints' back records nothing either).
+            let versions: Vec<Option<i64>> = store
+                .read(|c| crate::changes::read_after(c, 0, 100))
+                .unwrap()
+                .iter()
+                .map(|r| r.resource_version)
+                .collect();
+            let want: &[Option<i64>] = if sqlite {
+                &[Some(2), Some(4), Some(5)]
+            } else {
+                &[Some(2), Some(4)]
+            };
+            assert_eq!(versions, want, "{}", db.backend());
         }
     }
 
