@@ -274,9 +274,17 @@ mod tests {
                 matches!(refused, StoreError::PreconditionFailed),
                 "{refused:?}"
             );
+            // Decided on a stale hint without a precondition: the write
+            // built on it finds another version and falls back.
+            let behind = change_behind(store, &user.id, "displayName", "Again");
+            let (answer, calls) = edit(store, &user.id, "title", "fourth", None);
+            assert_eq!(answer.unwrap().0.version, behind.version + 1);
+            if sqlite {
+                assert_eq!(calls, 2);
+            }
             // One change log row per edit stored, at its version: the
-            // write on the stale hint recorded nothing (the plain write
-            // behind the hints' back records nothing either).
+            // write on the stale hint recorded nothing (the plain writes
+            // behind the hints' back record nothing either).
             let versions: Vec<Option<i64>> = store
                 .read(|c| crate::changes::read_after(c, 0, 100))
                 .unwrap()
@@ -284,9 +292,9 @@ mod tests {
                 .map(|r| r.resource_version)
                 .collect();
             let want: &[Option<i64>] = if sqlite {
-                &[Some(2), Some(4), Some(5)]
+                &[Some(2), Some(4), Some(5), Some(7)]
             } else {
-                &[Some(2), Some(4)]
+                &[Some(2), Some(4), Some(6)]
             };
             assert_eq!(versions, want, "{}", db.backend());
         }
