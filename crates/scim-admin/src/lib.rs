@@ -98,11 +98,16 @@ struct Inner {
     config: AdminConfig,
 }
 
-/// The request's id, as recorded in the change log: the `X-Request-Id`
-/// header, which `scimd`'s request log sets on every request (the
-/// caller's own when it is short and plain, else a fresh one); a value
-/// that is not short and plain is not recorded.
+/// The request's id, as recorded in the change log: the one `scimd`'s
+/// request log puts in the request's extensions
+/// ([`scim_store::changes::RequestId`], also returned in `X-Request-Id`);
+/// without that middleware, the caller's `X-Request-Id` when it is short
+/// and plain.
 pub fn request_id(req: &HttpRequest) -> Option<String> {
+    use actix_web::HttpMessage;
+    if let Some(id) = req.extensions().get::<scim_store::changes::RequestId>() {
+        return Some(id.0.clone());
+    }
     let v = req.headers().get("x-request-id")?.to_str().ok()?;
     let plain = !v.is_empty()
         && v.len() <= 64
