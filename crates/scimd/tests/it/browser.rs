@@ -707,6 +707,12 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
         "OAuth client \u{201c}Entra ID (gallery)\u{201d} registered, by administrator alice",
         "User Synchronization enabled, by administrator alice",
         "SCIM token \u{201c}Entra ID\u{201d} created, by administrator alice",
+        // The provisioning run, by the identity provider's credentials.
+        "User bob@example.com: suspended, by OAuth client Entra ID (gallery)",
+        "Group Sales team: members removed: bob@example.com, by OAuth client Entra ID (gallery)",
+        "User bob@example.com: title changed, by OAuth client Entra ID (gallery)",
+        "Group Sales team: members added: bob@example.com, by SCIM token Entra ID",
+        "User bob@example.com: created, by SCIM token Entra ID",
     ] {
         assert!(activity.contains(what), "{what}: {activity}");
     }
@@ -726,8 +732,21 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     shots.take(c, "activity-filtered").await;
     // Bob's page: his timeline.
     c.goto(&format!("{base}/admin/users/{bob}")).await.unwrap();
-    let timeline = text_of(c, "#timeline-section").await;
-    assert!(timeline.contains("Activity"), "{timeline}");
+    let timeline = text_of(c, "#timeline").await;
+    for what in [
+        "suspended, by OAuth client Entra ID (gallery)",
+        "removed from Sales team, by OAuth client Entra ID (gallery)",
+        "title changed, by OAuth client Entra ID (gallery)",
+        "added to Sales team, by SCIM token Entra ID",
+        "created, by SCIM token Entra ID",
+    ] {
+        assert!(timeline.contains(what), "{what}: {timeline}");
+    }
+    // Newest first.
+    assert!(
+        timeline.find("suspended").unwrap() < timeline.find("created, by").unwrap(),
+        "{timeline}"
+    );
     c.execute(
         "document.querySelector('#timeline-section').scrollIntoView();",
         vec![],
