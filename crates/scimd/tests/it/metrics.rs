@@ -13,7 +13,7 @@ const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef0123456789";
 
 /// One sample of the text format: `name{labels} value`.
 #[derive(Debug)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
@@ -21,7 +21,7 @@ struct Sample {
 
 /// Parses the Prometheus text format (label values are quoted, and may
 /// hold `{`, `}`, `,` and spaces, as route templates and token names do).
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in text.lines() {
         if line.is_empty() || line.starts_with('#') {
@@ -68,7 +68,7 @@ fn parse(text: &str) -> Vec<Sample> {
 
 /// The value of the one sample named `name` whose labels include
 /// `labels`; `None` if there is none.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let found: Vec<&Sample> = samples
         .iter()
         .filter(|s| {
