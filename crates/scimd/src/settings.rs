@@ -668,6 +668,18 @@ mod tests {
         // Unlimited by default: `make bench` drives one token hard.
         assert_eq!(s.scim.rate_limit_per_second, 0);
         assert!(s.scim_rate_limiter().is_none());
+        assert!(s.metrics.enabled);
+        assert_eq!(s.metrics.token(), None);
+    }
+
+    #[test]
+    fn the_metrics_token_is_never_printed_with_the_settings() {
+        let token = "m".repeat(MIN_METRICS_TOKEN_LEN);
+        let s = Settings::load_from(None, env(&[("SCIMD__METRICS__TOKEN", &token)])).unwrap();
+        assert_eq!(s.metrics.token(), Some(token.clone()));
+        let printed = format!("{s:?}");
+        assert!(!printed.contains(&token), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
     }
 
     #[test]
