@@ -7,6 +7,7 @@ mod browser;
 mod cli_output;
 mod copy;
 mod files;
+mod metrics;
 mod oauth;
 mod openapi;
 mod rate_limit;
