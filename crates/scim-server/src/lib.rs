@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod groups;
 pub mod rate_limit;
 pub mod request;
