@@ -19,6 +19,7 @@ pub mod push;
 pub mod receiver;
 pub mod set;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +94,7 @@ struct Inner {
     config: EventsConfig,
     clock: scim_core::Clock,
     changed: Notify,
+    waiting: AtomicUsize,
 }
 
 impl Events {
@@ -104,6 +106,7 @@ impl Events {
                 config,
                 clock,
                 changed: Notify::new(),
+                waiting: AtomicUsize::new(0),
             }),
         }
     }
@@ -129,6 +132,17 @@ impl Events {
         self.inner.changed.notify_waiters();
     }
 
+    /// How many long-polls wait for a change now.
+    pub fn long_polls_waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::Acquire)
+    }
+
+    /// Counts a long-poll as waiting while the guard lives.
+    pub(crate) fn waiting(&self) -> WaitingGuard<'_> {
+        self.inner.waiting.fetch_add(1, Ordering::AcqRel);
+        WaitingGuard(&self.inner.waiting)
+    }
+
     /// The signal [`Events::changed`] sends.
     pub(crate) fn signal(&self) -> &Notify {
         &self.inner.changed
@@ -145,5 +159,14 @@ impl Events {
                 .route("/{id}/poll", web::post().to(poll::poll))
                 .route("/{id}/jwks", web::get().to(poll::jwks)),
         );
+    }
+}
+
+/// A long-poll counted as waiting ([`Events::long_polls_waiting`]).
+pub(crate) struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

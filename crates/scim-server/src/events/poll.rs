@@ -218,10 +218,11 @@ async fn answer(
                 })
                 .await?
         };
-        if !pending.is_empty()
-            || request.return_immediately.unwrap_or(false)
-            || tokio::time::timeout_at(deadline, signal).await.is_err()
-        {
+        let done = !pending.is_empty() || request.return_immediately.unwrap_or(false) || {
+            let _waiting = events.waiting();
+            tokio::time::timeout_at(deadline, signal).await.is_err()
+        };
+        if done {
             let more = pending.len() > max_events;
             let mut sets = serde_json::Map::new();
             for change in pending.iter().take(max_events) {

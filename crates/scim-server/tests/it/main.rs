@@ -4,6 +4,7 @@
 
 mod discovery;
 mod entra;
+mod events;
 mod groups;
 mod hostile_strings;
 mod passwords;
