@@ -86,7 +86,11 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-async fn authenticate(events: &Events, req: &HttpRequest, id: String) -> Result<Stream, HttpResponse> {
+async fn authenticate(
+    events: &Events,
+    req: &HttpRequest,
+    id: String,
+) -> Result<Stream, HttpResponse> {
     let Some(token) = bearer(req) else {
         return Err(error(
             StatusCode::UNAUTHORIZED,
@@ -102,7 +106,11 @@ async fn authenticate(events: &Events, req: &HttpRequest, id: String) -> Result<
 }
 
 /// `GET {base}/{id}/jwks`: the stream's public keys.
-pub async fn jwks(events: web::Data<Events>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
+pub async fn jwks(
+    events: web::Data<Events>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> HttpResponse {
     let stream = match authenticate(&events, &req, id.into_inner()).await {
         Ok(s) => s,
         Err(res) => return res,
@@ -146,7 +154,9 @@ pub async fn poll(
     };
     let max_events = match request.max_events {
         None => events.config().max_events.min(100),
-        Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX).min(events.config().max_events),
+        Some(n) if n >= 0 => usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(events.config().max_events),
         Some(_) => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -180,7 +190,12 @@ async fn answer(
             errors.push(format!(
                 "SET {jti} reported in error by the receiver: {}: {}",
                 e.err.chars().take(100).collect::<String>(),
-                e.description.as_deref().unwrap_or_default().chars().take(400).collect::<String>()
+                e.description
+                    .as_deref()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(400)
+                    .collect::<String>()
             ));
         }
     }

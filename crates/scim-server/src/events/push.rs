@@ -106,7 +106,11 @@ impl Deliverer {
         result.map(|()| true)
     }
 
-    async fn deliver(&self, stream: &Stream, authorization: Option<&str>) -> Result<(), StoreError> {
+    async fn deliver(
+        &self,
+        stream: &Stream,
+        authorization: Option<&str>,
+    ) -> Result<(), StoreError> {
         let config = self.events.config();
         let store = self.events.store();
         let (pending, read_to, key) = {
@@ -124,7 +128,10 @@ impl Deliverer {
             match outcome {
                 Outcome::Delivered => {}
                 Outcome::Rejected(why) => {
-                    let error = format!("SET {} rejected by the receiver: {why}", set::jti(&stream.id, change.position));
+                    let error = format!(
+                        "SET {} rejected by the receiver: {why}",
+                        set::jti(&stream.id, change.position)
+                    );
                     tracing::warn!(stream = %stream.id, position = change.position, %error, "SET rejected; skipped");
                     let (id, now) = (stream.id.clone(), self.events.clock().now_text());
                     store

@@ -77,9 +77,8 @@ impl Resolve for CheckedResolver {
         let allow_private = self.allow_private;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -92,7 +91,9 @@ impl Resolve for CheckedResolver {
                 })
                 .collect();
             match (allowed.is_empty(), refused) {
-                (true, Some(ip)) => Err(Box::new(Refused(ip)) as Box<dyn std::error::Error + Send + Sync>),
+                (true, Some(ip)) => {
+                    Err(Box::new(Refused(ip)) as Box<dyn std::error::Error + Send + Sync>)
+                }
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),
             }
         })
@@ -166,14 +167,33 @@ mod tests {
     #[test]
     fn only_public_addresses_pass() {
         for refused in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-            "100.64.0.1", "0.0.0.0", "255.255.255.255", "224.0.0.1", "::1", "::",
-            "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
         ] {
-            assert!(!is_public(refused.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))), "{refused}");
+            assert!(
+                !is_public(refused.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))),
+                "{refused}"
+            );
         }
         for allowed in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"] {
-            assert!(is_public(allowed.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))), "{allowed}");
+            assert!(
+                is_public(allowed.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))),
+                "{allowed}"
+            );
         }
     }
 }

@@ -113,11 +113,9 @@ pub fn claims(stream: &Stream, change: &Change, issuer: &str) -> Option<Value> {
             payload.insert("version".into(), json!(crate::request::etag(v)));
         }
     }
-    let iat = time::OffsetDateTime::parse(
-        &change.at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_or(0, time::OffsetDateTime::unix_timestamp);
+    let iat =
+        time::OffsetDateTime::parse(&change.at, &time::format_description::well_known::Rfc3339)
+            .map_or(0, time::OffsetDateTime::unix_timestamp);
     let mut events = Map::new();
     events.insert(event_uri(kind, mode), Value::Object(payload));
     Some(json!({
@@ -207,28 +205,67 @@ mod tests {
     #[test]
     fn claims_follow_rfc_9967() {
         let data = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"u1","userName":"alice","externalId":"a-1"}"#;
-        let full = claims(&stream(Mode::Full), &change("user.created", Some(data), "{}"), "https://scim.example.com").unwrap();
+        let full = claims(
+            &stream(Mode::Full),
+            &change("user.created", Some(data), "{}"),
+            "https://scim.example.com",
+        )
+        .unwrap();
         assert_eq!(full["iss"], "https://scim.example.com");
         assert_eq!(full["jti"], "s1:7");
         assert_eq!(full["txn"], "req-9");
         assert_eq!(full["iat"], 1_796_551_200);
-        assert_eq!(full["sub_id"], json!({"format": "scim", "uri": "/Users/u1", "externalId": "a-1"}));
+        assert_eq!(
+            full["sub_id"],
+            json!({"format": "scim", "uri": "/Users/u1", "externalId": "a-1"})
+        );
         let ev = &full["events"]["urn:ietf:params:scim:event:prov:create:full"];
         assert_eq!(ev["data"]["userName"], "alice");
         assert_eq!(ev["version"], "W/\"3\"");
-        let notice = claims(&stream(Mode::Notice), &change("user.patched", Some(data), r#"{"paths":["title"]}"#), "i").unwrap();
+        let notice = claims(
+            &stream(Mode::Notice),
+            &change("user.patched", Some(data), r#"{"paths":["title"]}"#),
+            "i",
+        )
+        .unwrap();
         assert_eq!(
             notice["events"]["urn:ietf:params:scim:event:prov:patch:notice"]["attributes"],
             json!(["title"])
         );
-        let delete = claims(&stream(Mode::Full), &change("user.deleted", None, "{}"), "i").unwrap();
-        assert_eq!(delete["events"], json!({"urn:ietf:params:scim:event:prov:delete": {}}));
-        let off = claims(&stream(Mode::Full), &change("user.suspended", None, "{}"), "i").unwrap();
-        assert_eq!(off["events"], json!({"urn:ietf:params:scim:event:prov:deactivate": {}}));
+        let delete = claims(
+            &stream(Mode::Full),
+            &change("user.deleted", None, "{}"),
+            "i",
+        )
+        .unwrap();
+        assert_eq!(
+            delete["events"],
+            json!({"urn:ietf:params:scim:event:prov:delete": {}})
+        );
+        let off = claims(
+            &stream(Mode::Full),
+            &change("user.suspended", None, "{}"),
+            "i",
+        )
+        .unwrap();
+        assert_eq!(
+            off["events"],
+            json!({"urn:ietf:params:scim:event:prov:deactivate": {}})
+        );
         // Full without the resource recorded: a notice.
-        let put = claims(&stream(Mode::Full), &change("user.replaced", None, "{}"), "i").unwrap();
+        let put = claims(
+            &stream(Mode::Full),
+            &change("user.replaced", None, "{}"),
+            "i",
+        )
+        .unwrap();
         assert!(put["events"]["urn:ietf:params:scim:event:prov:put:notice"].is_object());
-        assert!(claims(&stream(Mode::Full), &change("sync.enabled", None, "{}"), "i").is_none());
+        assert!(claims(
+            &stream(Mode::Full),
+            &change("sync.enabled", None, "{}"),
+            "i"
+        )
+        .is_none());
         assert_eq!(position_of("s1", "s1:7"), Some(7));
         assert_eq!(position_of("s2", "s1:7"), None);
         assert_eq!(position_of("s1", "garbage"), None);

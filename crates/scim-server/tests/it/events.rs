@@ -115,7 +115,10 @@ fn config(allow_private: bool) -> EventsConfig {
 
 fn events(db: &TestDb, config: EventsConfig) -> (Events, scim_core::Clock) {
     let clock = scim_core::Clock::system();
-    (Events::new(db.store().clone(), config, clock.clone()), clock)
+    (
+        Events::new(db.store().clone(), config, clock.clone()),
+        clock,
+    )
 }
 
 fn push_stream(store: &Store, url: &str, alg: Alg) -> CreatedStream {
@@ -181,7 +184,10 @@ async fn get_jwks(events: &Events, created: &CreatedStream) -> Value {
     let svc = test::init_service(App::new().configure(move |cfg| ev.configure(cfg))).await;
     let req = test::TestRequest::get()
         .uri(&format!("/events/{}/jwks", created.stream.id))
-        .insert_header((header::AUTHORIZATION, format!("Bearer {}", created.receiver_token)))
+        .insert_header((
+            header::AUTHORIZATION,
+            format!("Bearer {}", created.receiver_token),
+        ))
         .to_request();
     let res = test::call_service(&svc, req).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -213,7 +219,15 @@ fn verify(token: &str, jwks: &Value) -> Value {
 fn event_names(claims: &[Value]) -> Vec<String> {
     claims
         .iter()
-        .map(|c| c["events"].as_object().unwrap().keys().next().unwrap().clone())
+        .map(|c| {
+            c["events"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .clone()
+        })
         .collect()
 }
 
@@ -247,7 +261,8 @@ async fn pushed_sets_arrive_in_order_and_verify_with_the_jwks() {
             assert_eq!(claims[0]["sub_id"]["uri"], "/Users/u1");
             assert_eq!(claims[0]["txn"], "req-u1");
             assert_eq!(
-                claims[0]["events"]["urn:ietf:params:scim:event:prov:create:full"]["data"]["userName"],
+                claims[0]["events"]["urn:ietf:params:scim:event:prov:create:full"]["data"]
+                    ["userName"],
                 "u1@example.com"
             );
             for s in &seen {
@@ -265,7 +280,12 @@ async fn pushed_sets_arrive_in_order_and_verify_with_the_jwks() {
             assert_eq!((status.lag, status.state), (0, "active"));
 
             // Replay from a cursor: the last two again, same jti.
-            let from = claims[1]["jti"].as_str().unwrap().rsplit_once(':').unwrap().1;
+            let from = claims[1]["jti"]
+                .as_str()
+                .unwrap()
+                .rsplit_once(':')
+                .unwrap()
+                .1;
             let from: i64 = from.parse().unwrap();
             db.store()
                 .write(|c| streams::replay_from_position(c, &created.stream.id, from))
@@ -279,12 +299,19 @@ async fn pushed_sets_arrive_in_order_and_verify_with_the_jwks() {
                 .collect();
             assert_eq!(
                 again.iter().map(|c| c["jti"].clone()).collect::<Vec<_>>(),
-                claims[2..].iter().map(|c| c["jti"].clone()).collect::<Vec<_>>()
+                claims[2..]
+                    .iter()
+                    .map(|c| c["jti"].clone())
+                    .collect::<Vec<_>>()
             );
             // Key rotation: the new key signs, the old one is still published.
             db.store()
                 .write(|c| {
-                    scim_store::events::keys::rotate_key(c, &created.stream.id, &scim_core::datetime::now())
+                    scim_store::events::keys::rotate_key(
+                        c,
+                        &created.stream.id,
+                        &scim_core::datetime::now(),
+                    )
                 })
                 .unwrap();
             change(db.store(), Event::UserCreated, "u2");
@@ -297,7 +324,10 @@ async fn pushed_sets_arrive_in_order_and_verify_with_the_jwks() {
                 jsonwebtoken::decode_header(&last.token).unwrap().kid,
                 jsonwebtoken::decode_header(&seen[0].token).unwrap().kid
             );
-            assert!(verify(&seen[0].token, &jwks).is_object(), "old SETs still verify");
+            assert!(
+                verify(&seen[0].token, &jwks).is_object(),
+                "old SETs still verify"
+            );
             db.store()
                 .write(|c| streams::delete_stream(c, &created.stream.id))
                 .unwrap();
@@ -333,7 +363,10 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
             assert!(deliverer.run_once().await.unwrap(), "attempt {attempt}");
             let (stream, st) = status(&db);
             assert_eq!(stream.failures, attempt);
-            assert_eq!(stream.last_error.as_deref(), Some("HTTP 500 (202 expected)"));
+            assert_eq!(
+                stream.last_error.as_deref(),
+                Some("HTTP 500 (202 expected)")
+            );
             assert_eq!(st.lag, 3, "nothing moved past");
             assert!(st.oldest_pending_at.is_some());
             assert_eq!(st.state, if attempt >= 3 { "failing" } else { "active" });
@@ -346,7 +379,12 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
         let seen = receiver.seen().split_off(before);
         let jtis: Vec<String> = seen
             .iter()
-            .map(|s| verify(&s.token, &jwks)["sub_id"]["uri"].as_str().unwrap().to_owned())
+            .map(|s| {
+                verify(&s.token, &jwks)["sub_id"]["uri"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(
             jtis,
@@ -357,19 +395,28 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
         assert_eq!((stream.failures, st.lag, st.state), (0, 0, "active"));
 
         // A permanent rejection (RFC 8935 §2.3) is recorded and skipped.
-        receiver.then(400, r#"{"err":"invalid_audience","description":"not for us"}"#);
+        receiver.then(
+            400,
+            r#"{"err":"invalid_audience","description":"not for us"}"#,
+        );
         change(db.store(), Event::UserDeleted, "b");
         change(db.store(), Event::UserDeleted, "a");
         drain(&deliverer).await;
         let (stream, st) = status(&db);
         assert_eq!(st.lag, 0);
         assert!(
-            stream.last_error.as_deref().unwrap().contains("invalid_audience: not for us"),
+            stream
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("invalid_audience: not for us"),
             "{:?}",
             stream.last_error
         );
         assert_eq!(receiver.seen().len(), before + 8);
-        db.store().write(|c| streams::delete_stream(c, &id)).unwrap();
+        db.store()
+            .write(|c| streams::delete_stream(c, &id))
+            .unwrap();
     }
     receiver.handle.stop(false).await;
 }
@@ -377,7 +424,15 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
 #[actix_web::test]
 async fn private_receivers_are_refused_unless_allowed() {
     let receiver = Receiver::start();
-    let port = receiver.url.rsplit_once(':').unwrap().1.split('/').next().unwrap().to_owned();
+    let port = receiver
+        .url
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
     for db in backends() {
         let (events, clock) = events(&db, config(false));
         let deliverer = Deliverer::new(events.clone()).unwrap();
@@ -402,20 +457,31 @@ async fn private_receivers_are_refused_unless_allowed() {
                 .unwrap();
             clock.advance(Duration::from_secs(120));
         }
-        assert_eq!(receiver.seen().len(), before, "nothing reached the receiver");
+        assert_eq!(
+            receiver.seen().len(),
+            before,
+            "nothing reached the receiver"
+        );
     }
     receiver.handle.stop(false).await;
 }
 
 async fn poll(
-    svc: &impl actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse, Error = actix_web::Error>,
+    svc: &impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
     created: &CreatedStream,
     body: Value,
 ) -> (StatusCode, Value) {
     let req = test::TestRequest::default()
         .method(Method::POST)
         .uri(&format!("/events/{}/poll", created.stream.id))
-        .insert_header((header::AUTHORIZATION, format!("Bearer {}", created.receiver_token)))
+        .insert_header((
+            header::AUTHORIZATION,
+            format!("Bearer {}", created.receiver_token),
+        ))
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .set_payload(body.to_string())
         .to_request();
@@ -434,7 +500,12 @@ async fn polling_acknowledges_and_long_polls() {
         change(db.store(), Event::UserCreated, "p1");
         change(db.store(), Event::UserPatched, "p1");
         change(db.store(), Event::UserDeleted, "p1");
-        let (status, body) = poll(&svc, &created, json!({"maxEvents": 2, "returnImmediately": true})).await;
+        let (status, body) = poll(
+            &svc,
+            &created,
+            json!({"maxEvents": 2, "returnImmediately": true}),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["moreAvailable"], true);
         let sets = body["sets"].as_object().unwrap();
@@ -466,11 +537,18 @@ async fn polling_acknowledges_and_long_polls() {
         )
         .await;
         assert_eq!(body["sets"], json!({}));
-        let stream = db.store().read(|c| streams::find_stream(c, &created.stream.id)).unwrap();
+        let stream = db
+            .store()
+            .read(|c| streams::find_stream(c, &created.stream.id))
+            .unwrap();
         assert!(stream.last_error.unwrap().contains("unknown user"));
 
         // Long-poll: waits until a change is committed, then answers it.
-        let waiting = poll(&svc, &created, json!({"maxEvents": 10, "returnImmediately": false}));
+        let waiting = poll(
+            &svc,
+            &created,
+            json!({"maxEvents": 10, "returnImmediately": false}),
+        );
         let write = async {
             while events.long_polls_waiting() == 0 {
                 actix_web::rt::task::yield_now().await;
@@ -492,7 +570,10 @@ async fn polling_acknowledges_and_long_polls() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["err"], "authentication_failed");
         let (status, body) = poll(&svc, &created, json!({"maxEvents": -1})).await;
-        assert_eq!((status, body["err"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+        assert_eq!(
+            (status, body["err"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request"))
+        );
         let (status, _) = poll(&svc, &created, json!({"bogus": 1})).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
