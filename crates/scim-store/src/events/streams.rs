@@ -654,8 +654,9 @@ pub fn stream_status(
 /// `lease_until`: active, past its backoff, behind the log, and not leased
 /// by another replica (or its lease expired). On PostgreSQL the candidate
 /// row is locked `FOR UPDATE SKIP LOCKED`, so replicas claiming at the
-/// same moment take different streams instead of waiting for each other;
-/// on SQLite the single writer serialises the claims.
+/// same moment take different streams instead of waiting for each other.
+/// On SQLite one process serves the database and delivers: a lease left
+/// behind by a process that died is not waited out.
 pub fn claim_due_stream(
     conn: &mut DbConnection,
     owner: &str,
@@ -672,16 +673,20 @@ pub fn claim_due_stream(
                 .is_null()
                 .or(event_streams::next_attempt_at.le(now)),
         )
-        .filter(
-            event_streams::lease_until
-                .is_null()
-                .or(event_streams::lease_until.lt(now))
-                .or(event_streams::lease_owner.eq(owner)),
-        )
         .order((event_streams::delivered_at.asc(), event_streams::id.asc()))
         .select(event_streams::id);
     let id: Option<String> = match conn {
-        DbConnection::Postgres(pg) => due.for_update().skip_locked().first(pg).optional()?,
+        DbConnection::Postgres(pg) => due
+            .filter(
+                event_streams::lease_until
+                    .is_null()
+                    .or(event_streams::lease_until.lt(now))
+                    .or(event_streams::lease_owner.eq(owner)),
+            )
+            .for_update()
+            .skip_locked()
+            .first(pg)
+            .optional()?,
         DbConnection::Sqlite(lite) => due.first(lite).optional()?,
     };
     let Some(id) = id else {
@@ -1002,12 +1007,20 @@ mod tests {
                 claim("a", "2026-12-06T10:00:01.000Z", "2026-12-06T10:00:31.000Z").unwrap();
             assert_eq!(got, id);
             assert_eq!(auth.as_deref(), Some("Bearer s3cret"));
-            assert_eq!(
-                claim("b", "2026-12-06T10:00:02.000Z", "2026-12-06T10:00:32.000Z"),
-                None
-            );
-            // After the lease expires, b takes over; a's cursor move is refused.
-            assert!(claim("b", "2026-12-06T10:00:40.000Z", "2026-12-06T10:01:10.000Z").is_some());
+            let taken = claim("b", "2026-12-06T10:00:02.000Z", "2026-12-06T10:00:32.000Z");
+            if db.backend() == crate::db::connection::Backend::Postgres {
+                assert_eq!(taken, None, "leased to a");
+                // After the lease expires, b takes over.
+                assert!(
+                    claim("b", "2026-12-06T10:00:40.000Z", "2026-12-06T10:01:10.000Z").is_some()
+                );
+            } else {
+                assert!(
+                    taken.is_some(),
+                    "SQLite: one process; a dead one's lease is not waited out"
+                );
+            }
+            // a's cursor move is refused.
             let last = store.read(crate::changes::last_position).unwrap();
             assert!(!store
                 .write(|c| record_delivered(c, &id, "a", last, "2026-12-06T10:00:41.000Z", "x"))

@@ -5,6 +5,7 @@
 mod browser;
 mod cli_output;
 mod copy;
+mod events;
 mod files;
 mod oauth;
 mod openapi;
