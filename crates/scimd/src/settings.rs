@@ -643,6 +643,8 @@ impl Settings {
             oauth: self.oauth_config(),
             password_hasher: scim_store::PasswordHasher::default(),
             clock: scim_core::Clock::system(),
+            events_base_path: self.events.base_path.clone(),
+            events_failing_after: i32::try_from(self.events.failing_after).unwrap_or(i32::MAX),
         }
     }
 
