@@ -335,6 +335,11 @@ fn change(
         .map_err(not_found(id))
 }
 
+/// Pauses (`true`) or resumes (`false`) a stream.
+pub fn change_state(api: &AdminApi, id: &str, paused: bool) -> Result<StreamView, AdminError> {
+    change(api, id, |c| streams::set_paused(c, id, paused))
+}
+
 /// Replays a stream from a position or a time.
 pub fn replay(api: &AdminApi, id: &str, req: &ReplayRequest) -> Result<StreamView, AdminError> {
     match (req.position, &req.since) {
@@ -504,7 +509,7 @@ pub async fn pause_stream(
 ) -> Result<web::Json<StreamView>, AdminError> {
     let (api, id) = (api.into_inner(), path.into_inner());
     Ok(web::Json(
-        blocking(move || change(&api, &id, |c| streams::set_paused(c, &id, true))).await?,
+        blocking(move || change_state(&api, &id, true)).await?,
     ))
 }
 
@@ -530,7 +535,7 @@ pub async fn resume_stream(
 ) -> Result<web::Json<StreamView>, AdminError> {
     let (api, id) = (api.into_inner(), path.into_inner());
     Ok(web::Json(
-        blocking(move || change(&api, &id, |c| streams::set_paused(c, &id, false))).await?,
+        blocking(move || change_state(&api, &id, false)).await?,
     ))
 }
 

@@ -14,6 +14,7 @@
 
 mod browse;
 mod pages;
+mod streams;
 
 use std::collections::HashMap;
 
@@ -126,6 +127,7 @@ pub const NAV: &[(&str, &str, &str)] = &[
     ("settings", "Settings", "/admin/settings"),
     ("tokens", "Tokens", "/admin/tokens"),
     ("oauth-clients", "OAuth clients", "/admin/oauth-clients"),
+    ("event-streams", "Event streams", "/admin/event-streams"),
     ("users", "Users", "/admin/users"),
     ("groups", "Groups", "/admin/groups"),
 ];
@@ -483,6 +485,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/static/console.css", web::get().to(stylesheet))
             .route("/static/console.js", web::get().to(script))
             .configure(pages::configure)
+            .configure(streams::configure)
             .configure(browse::configure)
             .default_service(web::to(browse::not_found_page)),
     );
