@@ -237,10 +237,7 @@ impl Stream {
         };
         (self.event_types.is_empty() || self.event_types.contains(&event))
             && (self.resource_types.is_empty()
-                || self
-                    .resource_types
-                    .iter()
-                    .any(|t| *t == change.resource_type))
+                || self.resource_types.contains(&change.resource_type))
     }
 }
 
