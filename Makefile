@@ -66,6 +66,7 @@ bench: release
 	scripts/bench.sh
 	scripts/bench-groups.sh
 	scripts/bench-entra.sh
+	scripts/bench-events.sh
 	scripts/bench-memory.sh
 
 ## Binaries side by side in one run, taking turns on the same database

@@ -19,7 +19,9 @@
 #                      the last POST run (default 0: back to back)
 #   BENCH_SECTIONS     "all" (default), or "hostile": only load the users,
 #                      then POST alone and POST beside the 45,000-email
-#                      PATCHes (no ceiling, reads or PATCH rows)
+#                      PATCHes (no ceiling, reads or PATCH rows); or
+#                      "events": event delivery only (scripts/bench-events.sh:
+#                      events/s pushed to a local receiver, lag p50/p99)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +43,11 @@ export BENCH_DIR="$ROOT/bench"
 export BENCH_BASE_PATH="/scim/v2"
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
-case "$SECTIONS" in all|hostile) ;; *) die "BENCH_SECTIONS must be all or hostile, not $SECTIONS" ;; esac
+case "$SECTIONS" in
+  all|hostile) ;;
+  events) exec "$ROOT/scripts/bench-events.sh" ;;
+  *) die "BENCH_SECTIONS must be all, hostile or events, not $SECTIONS" ;;
+esac
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"
 
