@@ -19,9 +19,12 @@
 #                      the last POST run (default 0: back to back)
 #   BENCH_SECTIONS     "all" (default), or "hostile": only load the users,
 #                      then POST alone and POST beside the 45,000-email
-#                      PATCHes (no ceiling, reads or PATCH rows); or
+#                      PATCHes (no ceiling, reads or PATCH rows);
+#                      "pages": only load the users, then page through them
+#                      all by cursor (RFC 9865) and by startIndex; or
 #                      "events": event delivery only (scripts/bench-events.sh:
 #                      events/s pushed to a local receiver, lag p50/p99)
+#   BENCH_PAGE_SIZE    users per page in the paging walks (default 100)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,6 +40,7 @@ WRITE_CONNS=16
 THREADS=2
 HOSTILE_PAUSE="${BENCH_HOSTILE_PAUSE:-0}"
 SECTIONS="${BENCH_SECTIONS:-all}"
+PAGE_SIZE="${BENCH_PAGE_SIZE:-100}"
 WARMUP=2
 
 export BENCH_DIR="$ROOT/bench"
@@ -44,9 +48,9 @@ export BENCH_BASE_PATH="/scim/v2"
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
 case "$SECTIONS" in
-  all|hostile) ;;
+  all|hostile|pages) ;;
   events) exec "$ROOT/scripts/bench-events.sh" ;;
-  *) die "BENCH_SECTIONS must be all, hostile or events, not $SECTIONS" ;;
+  *) die "BENCH_SECTIONS must be all, hostile, pages or events, not $SECTIONS" ;;
 esac
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"
@@ -78,6 +82,8 @@ mkdir -p "$OUT"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/scimd-bench.XXXXXX")"
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
+PAGING="$WORK/paging.tsv"
+: >"$PAGING"
 
 cleanup() {
   stop_ceiling
@@ -174,6 +180,60 @@ PY
     echo "$n" >"$WORK/hostile.count"
     sleep "$HOSTILE_PAUSE"
   done
+}
+
+# Pages through every user, one request after another on one keep-alive
+# connection, by cursor (RFC 9865) and by startIndex, and appends a row per
+# method to $PAGING: the whole walk, and the time per page over the first
+# and the last ten pages (where startIndex's OFFSET has the most rows to
+# skip). The cursor walk also checks that it saw every user exactly once.
+measure_paging() { # base-url backend
+  python3 - "$1" "$2" "$TOKEN" "$PAGE_SIZE" >>"$PAGING" <<'PY'
+import http.client, json, sys, time, urllib.parse
+
+base, backend, token, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+url = urllib.parse.urlsplit(base)
+conn = http.client.HTTPConnection(url.hostname, url.port, timeout=600)
+headers = {"Authorization": f"Bearer {token}", "Accept": "application/scim+json"}
+
+def get(query):
+    start = time.perf_counter()
+    conn.request("GET", f"/scim/v2/Users?attributes=id&count={size}&{query}", headers=headers)
+    res = conn.getresponse()
+    body = res.read()
+    elapsed = time.perf_counter() - start
+    if res.status != 200:
+        sys.exit(f"GET /Users?{query}: {res.status} {body[:300]!r}")
+    return json.loads(body), elapsed
+
+def walk(method):
+    times, ids = [], []
+    doc, t = get("cursor=" if method == "cursor" else "startIndex=1")
+    total = doc["totalResults"]
+    while True:
+        times.append(t)
+        ids.extend(r["id"] for r in doc["Resources"])
+        if method == "cursor":
+            nxt = doc.get("nextCursor")
+            if nxt is None:
+                break
+            doc, t = get("cursor=" + urllib.parse.quote(nxt))
+        else:
+            if len(ids) >= total or not doc["Resources"]:
+                break
+            doc, t = get(f"startIndex={len(ids) + 1}")
+    if method == "cursor" and (len(set(ids)) != len(ids) or len(ids) != total):
+        sys.exit(f"cursor walk saw {len(ids)} ids ({len(set(ids))} distinct) of {total}")
+    tail = times[-10:]
+    print("\t".join([method, backend, str(len(times)), str(len(ids)), f"{sum(times):.3f}",
+                     f"{1000 * sum(times[:10]) / len(times[:10]):.2f}",
+                     f"{1000 * sum(tail) / len(tail):.2f}"]))
+    sys.stdout.flush()
+
+for method in ("cursor", "index"):
+    walk(method)
+PY
+  log "$(awk -F'\t' -v be="$2" '$2 == be { printf "paging by %s on %s: %s pages in %s s; ms/page first 10 %s, last 10 %s; ", $1, $2, $3, $5, $6, $7 }' "$PAGING")"
 }
 
 # --- the ceiling --------------------------------------------------------------
@@ -273,6 +333,13 @@ bench_backend() { # sqlite|postgres
     psql "$url" -qAtc "VACUUM (ANALYZE)" >/dev/null || die "VACUUM failed on $url"
   fi
 
+  if [ "$SECTIONS" = pages ]; then
+    measure_paging "$base" "$backend"
+    stop_server
+    [ "$backend" = postgres ] && drop_pg_db
+    return 0
+  fi
+
   if [ "$SECTIONS" = all ]; then
     measure_ceiling "ceiling (actix-web 200), before the reads" "$backend"
     run_wrk get_filter.lua "$READ_CONNS" "$WARMUP" "$base" >/dev/null
@@ -281,6 +348,7 @@ bench_backend() { # sqlite|postgres
     measure "GET /Users/{id}" "$backend" get_id.lua "$READ_CONNS" "$base"
     measure_ceiling "ceiling (actix-web 200), after the reads" "$backend"
     measure "PATCH /Users/{id}" "$backend" patch_user.lua "$WRITE_CONNS" "$base"
+    measure_paging "$base" "$backend"
   else
     # The row the one below compares with, on the same table just before.
     measure "POST /Users, alone" "$backend" post_users.lua "$WRITE_CONNS" "$base"
@@ -310,10 +378,10 @@ for backend in $BACKENDS; do
 done
 
 # --- the table ---------------------------------------------------------------------
-python3 - "$RESULTS" "$OUT/results.md" "$DURATION" "$THREADS" "$WORK" "$BACKENDS" <<'PY'
+python3 - "$RESULTS" "$OUT/results.md" "$DURATION" "$THREADS" "$WORK" "$BACKENDS" "$PAGING" <<'PY'
 import datetime, os, subprocess, sys
 
-results, out_path, duration, threads, work, backends = sys.argv[1:7]
+results, out_path, duration, threads, work, backends, paging = sys.argv[1:8]
 rows = [line.rstrip("\n").split("\t") for line in open(results) if line.strip()]
 # Each backend's ceiling: the mean of the runs bracketing its reads.
 ceiling_runs = {}
@@ -369,6 +437,15 @@ for be, factor in (("sqlite", 1.0), ("postgres", 0.5)):
 if targets:
     lines += ["", "| target | measured | met |", "|---|---:|---|"]
     lines += [f"| {t} | {got:,.0f}/s | {'yes' if ok else 'NO'} |" for t, got, ok in targets]
+
+walks = [line.rstrip("\n").split("\t") for line in open(paging) if line.strip()]
+if walks:
+    lines += ["", "Paging through every user, one request at a time (`attributes=id`): "
+              "by cursor (RFC 9865, keyset in SQL) and by startIndex (OFFSET).", "",
+              "| paging | backend | pages | users | whole walk | ms/page, first 10 | ms/page, last 10 |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for method, be, pages, seen, secs, first, last in walks:
+        lines.append(f"| {method} | {be} | {pages} | {seen} | {float(secs):.1f} s | {first} | {last} |")
 text = "\n".join(lines) + "\n"
 open(out_path, "w").write(text)
 print()

@@ -470,8 +470,11 @@ pub(crate) fn session_cookie(
 ///
 /// With username and password: sets the HttpOnly session cookie and
 /// returns the CSRF token to send in `X-CSRF-Token`. Attempts are
-/// limited per (account, address): another address's failures never
-/// refuse the right password from an address without failures.
+/// limited per (account, address), and per address for accounts that
+/// never signed in from it: neither another address's failures nor
+/// another account's refuse the right password of an account that has
+/// no failures of its own from this address (docs/ADMIN.md, "Sign-in
+/// limits").
 #[utoipa::path(
     tag = "Session",
     request_body(content = LoginRequest,
@@ -479,8 +482,9 @@ pub(crate) fn session_cookie(
     responses(
         (status = 200, description = "Signed in; `Set-Cookie: scimd_admin_session=…; HttpOnly; SameSite=Strict`", body = SessionView),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 403, description = "The administrator is disabled (said only with the right password)", body = ErrorBody),
         (status = 422, description = "Malformed body", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts for this account from this address, or (slowed down) from an address that failed while the account or the address is under attack; see Retry-After", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts for this account from this address; or this address reached its cap and the account never signed in from it; or (slowed down) this address failed at an account under attack from many; see Retry-After", body = ErrorBody),
         (status = 503, description = "Too many passwords are being checked at once (`busy`); see Retry-After", body = ErrorBody),
     )
 )]

@@ -11,6 +11,7 @@
 //!   the binary (no internet).
 //! - [`console`] serves the HTML console at `/admin/`.
 
+pub mod admins;
 pub mod api;
 pub mod auth;
 pub mod cautions;
@@ -77,6 +78,21 @@ impl Default for AdminConfig {
     }
 }
 
+/// The last entry of the request's `X-Forwarded-For` headers: the address
+/// the proxy in front of scimd saw. A proxy appends the address it saw
+/// to whatever the client sent, so earlier entries (and a `Forwarded`
+/// header, which proxies pass on unchanged) may be forged by the client;
+/// the last one is the proxy's own. With several proxies in a row, it is
+/// the address of the one before scimd's.
+fn last_forwarded_for(req: &HttpRequest) -> Option<String> {
+    let last_header = req
+        .headers()
+        .get_all(actix_web::http::header::X_FORWARDED_FOR)
+        .last()?;
+    let entry = last_header.to_str().ok()?.rsplit(',').next()?.trim();
+    (!entry.is_empty()).then(|| entry.to_owned())
+}
+
 /// The admin API. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AdminApi {
@@ -112,11 +128,12 @@ impl AdminApi {
         &self.inner.config
     }
 
-    /// The address failed sign-ins are counted against.
+    /// The address failed sign-ins are counted against: the TCP peer, or,
+    /// with `trust_forwarded_for`, the last `X-Forwarded-For` entry.
     pub fn client_address(&self, req: &HttpRequest) -> String {
         if self.inner.config.trust_forwarded_for {
-            if let Some(ip) = req.connection_info().realip_remote_addr() {
-                return ip.to_owned();
+            if let Some(address) = last_forwarded_for(req) {
+                return address;
             }
         }
         req.peer_addr()
@@ -144,6 +161,7 @@ impl AdminApi {
             .configure(|c| docs::configure(c, &scim_base_path))
             .service(openapi::api_scope(self.inner.config.max_body_bytes))
             .configure(oauth::configure)
+            .configure(admins::console::configure)
             .configure(console::configure);
     }
 }

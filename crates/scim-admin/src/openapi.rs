@@ -39,6 +39,7 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         (name = "SCIM tokens", description = "Bearer tokens of the SCIM API"),
         (name = "Admin API tokens", description = "Bearer tokens of this API"),
         (name = "Session", description = "Console sign-in"),
+        (name = "Administrators", description = "Administrator accounts: create, disable, delete, reset password, unlock; the last enabled one stays"),
         (name = "Setup", description = "First-run creation of the first administrator"),
         (name = "OAuth clients", description = "Clients of the OAuth 2.0 authorization server (an identity provider's Authorize connection)"),
         (name = "OAuth grants", description = "Approvals of OAuth clients: who, when, last use; revocable"),
@@ -88,6 +89,7 @@ impl ErrorExamples {
         let (error, message) = match status {
             401 if path.ends_with("/session") => ("unauthorized", "the session has expired or ended; sign in again"),
             401 => ("unauthorized", "authentication required: sign in (POST /admin/api/v1/session) or send Authorization: Bearer <admin API token>"),
+            403 if description.contains("disabled") => ("forbidden", "the administrator \"bob\" is disabled; another administrator can enable it (console: Administrators, or scimd admin enable NAME)"),
             403 => ("csrf_failed", "state-changing requests made with the session cookie need the X-CSRF-Token header with the session's csrf_token (from POST or GET /admin/api/v1/session)"),
             404 => {
                 let message = if path.contains("/oauth-clients/") {
@@ -96,6 +98,8 @@ impl ErrorExamples {
                     "no OAuth grant with id \"6c9e2b1a-3d4f-4a5b-8c7d-0e1f2a3b4c5d\"".to_owned()
                 } else if path.contains("/event-streams/") {
                     "no event stream with id \"5b0e9f0c-6a7d-4f51-9c1e-2f3a4b5c6d7e\"".to_owned()
+                } else if path.contains("/admins/") {
+                    "no administrator with id \"0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d\"; GET /admin/api/v1/admins lists them".to_owned()
                 } else if path.contains("/admin-tokens/") {
                     "no admin token with id \"0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d\"".to_owned()
                 } else {
@@ -104,6 +108,7 @@ impl ErrorExamples {
                 return Some(serde_json::json!({"status": 404, "error": "not_found", "message": message}));
             }
             408 => ("request_timeout", "the request body did not arrive within 30 seconds; send the whole body without pauses"),
+            409 if path.contains("/admins/") => ("conflict", "\"alice\" is the last enabled administrator: create or enable another administrator first, so that someone can still sign in"),
             409 => ("conflict", "setup is already complete: an administrator exists; sign in instead"),
             412 => ("precondition_failed", "the settings were changed by someone else since you read them (If-Match is stale); reload them and apply your change again"),
             422 => {
@@ -215,6 +220,14 @@ pub fn api_scope(
         .service(api::logout)
         .service(api::setup_status)
         .service(api::complete_setup)
+        .service(crate::admins::api::list_admins)
+        .service(crate::admins::api::create_admin)
+        .service(crate::admins::api::disable_admin)
+        .service(crate::admins::api::enable_admin)
+        .service(crate::admins::api::delete_admin)
+        .service(crate::admins::api::unlock_admin)
+        .service(crate::admins::api::reset_password)
+        .service(crate::admins::api::change_own_password)
         .service(crate::oauth::api::list_clients)
         .service(crate::oauth::api::create_client)
         .service(crate::oauth::api::rotate_client_secret)

@@ -499,22 +499,27 @@ fn check_credentials(username: &str, password: &str) -> Result<String, AdminErro
             "must be 1 to 100 letters, digits or . _ @ - +",
         ));
     }
-    let n = password.chars().count();
-    if n < MIN_PASSWORD_CHARS {
-        errors.push(FieldError::new(
-            "password",
-            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
-        ));
-    } else if n > 1024 {
-        errors.push(FieldError::new(
-            "password",
-            "must be at most 1024 characters",
-        ));
-    }
+    errors.extend(check_password("password", password));
     if errors.is_empty() {
         Ok(username.to_owned())
     } else {
         Err(AdminError::fields(errors))
+    }
+}
+
+/// What is wrong with `password` (12–1024 characters), as an error on
+/// `field`.
+pub(crate) fn check_password(field: &str, password: &str) -> Option<FieldError> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        Some(FieldError::new(
+            field,
+            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+        ))
+    } else if n > 1024 {
+        Some(FieldError::new(field, "must be at most 1024 characters"))
+    } else {
+        None
     }
 }
 
@@ -586,7 +591,7 @@ pub struct Guard {
 
 impl Guard {
     /// Runs `f` with the store on the blocking pool.
-    async fn blocking<T, F>(&self, f: F) -> Result<T, AdminError>
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T, AdminError>
     where
         F: FnOnce(&Store) -> Result<T, AdminError> + Send + 'static,
         T: Send + 'static,
@@ -596,7 +601,7 @@ impl Guard {
     }
 
     /// Counts an attempt at `credential`, or 429 when the limits refuse it.
-    async fn reserve(&self, credential: String) -> Result<Attempt, AdminError> {
+    pub(crate) async fn reserve(&self, credential: String) -> Result<Attempt, AdminError> {
         let (address, limits, now) = (self.address.clone(), self.limits, self.now);
         let admission = self
             .blocking(move |store| {
@@ -612,8 +617,32 @@ impl Guard {
         }
     }
 
+    /// The attempt at `account` failed: when that failure locks a limit,
+    /// say so at WARN (the account and the address, never the secret).
+    pub(crate) fn log_failure(&self, attempt: &Attempt, account: &str) {
+        // The name is the client's: bounded like the credential key.
+        let account: String = account.chars().take(100).collect();
+        let window_secs = self.limits.window.whole_seconds();
+        match attempt.lockout_if_failed() {
+            Some(admin::Lockout::Pair) => tracing::warn!(
+                account = ?account,
+                address = ?self.address,
+                failures = self.limits.max_failures,
+                window_secs,
+                "sign-in locked for this account from this address: too many failures (other addresses are not affected; unlock with scimd admin unlock or the console)"
+            ),
+            Some(admin::Lockout::Address) => tracing::warn!(
+                address = ?self.address,
+                failures = self.limits.address_max_failures,
+                window_secs,
+                "sign-in locked from this address for every account that has not signed in from it before: too many failures (unlock with scimd admin unlock --address)"
+            ),
+            None => {}
+        }
+    }
+
     /// The attempt was never decided: it stops counting. Returns `err`.
-    async fn abandon(&self, attempt: Attempt, err: AdminError) -> AdminError {
+    pub(crate) async fn abandon(&self, attempt: Attempt, err: AdminError) -> AdminError {
         let done = self
             .blocking(move |store| Ok(store.write(|c| admin::abandon_attempt(c, &attempt))?))
             .await;
@@ -626,7 +655,7 @@ impl Guard {
 
 /// The credential key of an administrator's sign-in (bounded, so an
 /// attacker cannot store long strings).
-fn admin_credential(username: &str) -> String {
+pub(crate) fn admin_credential(username: &str) -> String {
     let name: String = username.trim().to_lowercase().chars().take(100).collect();
     format!("admin:{name}")
 }
@@ -650,6 +679,7 @@ pub async fn guarded_setup(guard: &Guard, req: &SetupRequest) -> Result<AdminVie
         .blocking(move |store| Ok(store.read(|conn| admin::setup_code_valid(conn, &c, &n))?))
         .await?;
     if !valid {
+        guard.log_failure(&attempt, SETUP_CREDENTIAL);
         return Err(wrong_setup_code());
     }
     let hash = match guard.hasher.hash(req.password.clone()).await {
@@ -701,6 +731,7 @@ pub async fn login(
 ) -> Result<(admin::SessionInfo, String), AdminError> {
     let attempt = guard.reserve(admin_credential(username)).await?;
     let name = username.trim().to_owned();
+    let account = name.clone();
     let found = guard
         .blocking(move |store| Ok(store.read(|c| admin::find_admin_credentials(c, &name))?))
         .await?;
@@ -710,10 +741,19 @@ pub async fn login(
         Err(e) => return Err(guard.abandon(attempt, e.into()).await),
     };
     let Some(record) = record.filter(|_| ok) else {
+        guard.log_failure(&attempt, &account);
         return Err(AdminError::Unauthorized(
             "wrong username or password".into(),
         ));
     };
+    // Said only to whoever knows the password; the attempt still counts.
+    if record.disabled_at.is_some() {
+        guard.log_failure(&attempt, &account);
+        return Err(AdminError::Forbidden(format!(
+            "the administrator {:?} is disabled; another administrator can enable it (console: Administrators, or scimd admin enable NAME)",
+            record.username
+        )));
+    }
     let now = scim_core::datetime::format(guard.now);
     let expires = scim_core::datetime::format(guard.now + ttl);
     guard
@@ -854,6 +894,7 @@ mod tests {
             limits: AttemptLimits {
                 max_failures: 3,
                 window: time::Duration::minutes(15),
+                address_max_failures: 0,
                 slow_after: 6,
                 max_delay: time::Duration::seconds(30),
             },

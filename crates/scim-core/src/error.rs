@@ -25,6 +25,12 @@ pub enum ScimType {
     InvalidVers,
     /// The request cannot be completed because of sensitive information in the URI.
     Sensitive,
+    /// The `cursor` is not one this service issued for this query (RFC 9865 §2.1).
+    InvalidCursor,
+    /// The `cursor` has outlived `cursorTimeout` (RFC 9865 §2.1).
+    ExpiredCursor,
+    /// The `count` of a cursor-paged query is not a positive integer (RFC 9865 §2.1).
+    InvalidCount,
 }
 
 impl ScimType {
@@ -41,6 +47,9 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 }
@@ -128,5 +137,7 @@ mod tests {
         assert_eq!(ScimError::mutability("x").status(), 400);
         assert_eq!(ScimError::new(ScimType::Sensitive, "x").status(), 403);
         assert_eq!(ScimType::NoTarget.to_string(), "noTarget");
+        assert_eq!(ScimError::new(ScimType::ExpiredCursor, "x").status(), 400);
+        assert_eq!(ScimType::InvalidCursor.to_string(), "invalidCursor");
     }
 }

@@ -18,7 +18,7 @@ use std::hash::{Hash, Hasher};
 
 use serde_json::{json, Map, Value};
 
-use crate::filter::AttrPath;
+use crate::filter::{AttrPath, Filter};
 use crate::schema::{
     AttrType, AttributeDef, Mutability, ResolvedAttr, ResourceType, Returned, Schema,
 };
@@ -593,20 +593,30 @@ pub fn render(
 /// Which attributes a response carries (RFC 7644 §3.4.2.5 `attributes`
 /// and `excludedAttributes`, §3.9), on top of each attribute's `returned`
 /// characteristic (RFC 7643 §2.2).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Projection {
     mode: Mode,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 enum Mode {
     /// Every attribute returned by default.
     #[default]
     Default,
     /// Only these (plus `returned: always`).
-    Include(Vec<AttrPath>),
+    Include(Vec<Selector>),
     /// All defaults but these (`returned: always` cannot be excluded).
-    Exclude(Vec<AttrPath>),
+    Exclude(Vec<Selector>),
+}
+
+/// One entry of `attributes` / `excludedAttributes`: an attribute path,
+/// and, leniently, a value filter selecting which values of a multi-valued
+/// attribute it covers (`emails[type eq "work"]`, `emails[type eq
+/// "work"].value`; see docs/SCIM.md).
+#[derive(Debug, Clone, PartialEq)]
+struct Selector {
+    path: AttrPath,
+    filter: Option<Filter>,
 }
 
 /// What a projection path selects on a given resource type.
@@ -630,9 +640,9 @@ fn resolve_sel(rt: &ResourceType, p: &AttrPath) -> Option<Sel> {
     rt.resolve_path(p).map(Sel::Attr)
 }
 
-fn parse_list(param: &str, input: Option<&str>) -> Result<Vec<AttrPath>, ScimError> {
+fn parse_list(param: &str, input: Option<&str>) -> Result<Vec<Selector>, ScimError> {
     let mut out = Vec::new();
-    for part in input.unwrap_or("").split(',') {
+    for part in split_list(input.unwrap_or("")) {
         let part = part.trim();
         if part.is_empty() {
             continue;
@@ -640,14 +650,65 @@ fn parse_list(param: &str, input: Option<&str>) -> Result<Vec<AttrPath>, ScimErr
         // A bare schema URN selects a whole extension; the path grammar
         // would read its last segment as an attribute name.
         if let Some(s) = crate::schema::find_schema(part) {
-            out.push(AttrPath::new(s.id));
+            out.push(Selector {
+                path: AttrPath::new(s.id),
+                filter: None,
+            });
             continue;
         }
-        let p = crate::filter::parse_attr_path(part)
-            .map_err(|e| ScimError::invalid_value(format!("{param}: {}", e.detail)))?;
-        out.push(p);
+        let invalid = |e: ScimError| ScimError::invalid_value(format!("{param}: {}", e.detail));
+        let selector = if part.contains('[') {
+            // RFC 7644 §3.4.2.5 takes attribute names only; the PATCH path
+            // grammar (§3.5.2) adds the value filter that Microsoft's
+            // SCIMReferenceCode tests send here.
+            let p = crate::filter::parse_patch_path(part).map_err(invalid)?;
+            Selector {
+                path: AttrPath {
+                    urn: p.urn,
+                    attr: p.attr,
+                    sub_attr: p.sub_attr,
+                },
+                filter: p.filter,
+            }
+        } else {
+            Selector {
+                path: crate::filter::parse_attr_path(part).map_err(invalid)?,
+                filter: None,
+            }
+        };
+        out.push(selector);
     }
     Ok(out)
+}
+
+/// Splits a comma-separated list at the commas outside value filters and
+/// their quoted strings (`emails[value eq "a,b"],userName` is two entries).
+fn split_list(input: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut in_string, mut escaped, mut start) = (0usize, false, false, 0);
+    for (i, c) in input.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' if depth > 0 => in_string = true,
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(input.get(start..i).unwrap_or(""));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(input.get(start..).unwrap_or(""));
+    parts
 }
 
 impl Projection {
@@ -690,7 +751,7 @@ impl Projection {
         }
         match &self.mode {
             Mode::Default => returned == Returned::Default,
-            Mode::Include(paths) => paths.iter().any(|p| match resolve_sel(rt, p) {
+            Mode::Include(paths) => paths.iter().any(|p| match resolve_sel(rt, &p.path) {
                 Some(Sel::Extension(s)) => std::ptr::eq(s, r.schema),
                 // `emails` covers `emails.value`; `emails.value` makes
                 // `emails` appear (in part); `emails.type` does not make
@@ -701,17 +762,38 @@ impl Projection {
                 }
                 None => false,
             }),
+            // A value filter removes only some values: the attribute
+            // still appears.
             Mode::Exclude(paths) => {
                 returned == Returned::Default
-                    && !paths.iter().any(|p| match resolve_sel(rt, p) {
-                        Some(Sel::Extension(s)) => std::ptr::eq(s, r.schema),
-                        Some(Sel::Attr(p)) => {
-                            std::ptr::eq(p.attr, r.attr) && (p.sub.is_none() || p.sub == r.sub)
+                    && !paths.iter().filter(|p| p.filter.is_none()).any(|p| {
+                        match resolve_sel(rt, &p.path) {
+                            Some(Sel::Extension(s)) => std::ptr::eq(s, r.schema),
+                            Some(Sel::Attr(p)) => {
+                                std::ptr::eq(p.attr, r.attr) && (p.sub.is_none() || p.sub == r.sub)
+                            }
+                            None => false,
                         }
-                        None => false,
                     })
             }
         }
+    }
+
+    /// Whether a value filter (`members[type eq "User"]`) selects which
+    /// values of `attr` appear: then [`Projection::apply`] must see all of
+    /// them.
+    pub fn filters_values_of(&self, rt: &ResourceType, attr: &str) -> bool {
+        let Some(r) = rt.resolve_str(attr) else {
+            return false;
+        };
+        let paths = match &self.mode {
+            Mode::Default => return false,
+            Mode::Include(paths) | Mode::Exclude(paths) => paths,
+        };
+        paths.iter().any(|p| {
+            p.filter.is_some()
+                && matches!(resolve_sel(rt, &p.path), Some(Sel::Attr(s)) if std::ptr::eq(s.attr, r.attr))
+        })
     }
 
     /// The negation of [`Projection::includes`].
@@ -733,11 +815,11 @@ impl Projection {
             Mode::Exclude(paths) => {
                 strip_unrequested(rt, resource);
                 for p in paths {
-                    match resolve_sel(rt, p) {
+                    match resolve_sel(rt, &p.path) {
                         Some(Sel::Extension(s)) => {
                             resource.remove(s.id);
                         }
-                        Some(Sel::Attr(r)) => exclude(resource, &r),
+                        Some(Sel::Attr(r)) => exclude(resource, &r, p.filter.as_ref()),
                         None => {}
                     }
                 }
@@ -758,36 +840,39 @@ impl Projection {
                         .filter(|a| a.returned == Returned::Always)
                     {
                         if let Some(r) = rt.resolve(Some(schema.id), a.name, None) {
-                            include(resource, &mut out, &r, None);
+                            include(resource, &mut out, &r, None, None);
                         }
                     }
                 }
-                let sels: Vec<Sel> = paths.iter().filter_map(|p| resolve_sel(rt, p)).collect();
                 // Whole attributes first, so that `emails,emails.value`
                 // keeps all of `emails`.
-                let mut whole: Vec<ResolvedAttr> = Vec::new();
-                let mut subs: Vec<ResolvedAttr> = Vec::new();
-                for sel in sels {
-                    match sel {
-                        Sel::Extension(s) => {
+                let mut whole: Vec<(ResolvedAttr, Option<&Filter>)> = Vec::new();
+                let mut subs: Vec<(ResolvedAttr, Option<&Filter>)> = Vec::new();
+                for p in paths {
+                    match resolve_sel(rt, &p.path) {
+                        Some(Sel::Extension(s)) => {
                             for a in s.attributes {
                                 if let Some(r) = rt.resolve(Some(s.id), a.name, None) {
-                                    whole.push(r);
+                                    whole.push((r, None));
                                 }
                             }
                         }
-                        Sel::Attr(r) if r.sub.is_none() => whole.push(r),
-                        Sel::Attr(r) => subs.push(r),
+                        Some(Sel::Attr(r)) if r.sub.is_none() => whole.push((r, p.filter.as_ref())),
+                        Some(Sel::Attr(r)) => subs.push((r, p.filter.as_ref())),
+                        None => {}
                     }
                 }
-                for r in &whole {
-                    include(resource, &mut out, r, None);
+                for (r, filter) in &whole {
+                    include(resource, &mut out, r, None, *filter);
                 }
-                for r in subs {
-                    if whole.iter().any(|w| std::ptr::eq(w.attr, r.attr)) {
+                for (r, filter) in subs {
+                    if whole
+                        .iter()
+                        .any(|(w, f)| f.is_none() && std::ptr::eq(w.attr, r.attr))
+                    {
                         continue;
                     }
-                    include(resource, &mut out, &r, r.sub);
+                    include(resource, &mut out, &r, r.sub, filter);
                 }
                 drop_empty_elements(&mut out);
                 *resource = out;
@@ -852,12 +937,15 @@ fn container<'a>(
 }
 
 /// Copies `r`'s attribute (or only `sub` of it, merging with subs already
-/// copied) from `resource` into `out`.
+/// copied) from `resource` into `out`; with a `filter`, only the values it
+/// selects (the others become `{}` placeholders, so that picks of the same
+/// array stay aligned, and are dropped by [`drop_empty_elements`]).
 fn include(
     resource: &Map<String, Value>,
     out: &mut Map<String, Value>,
     r: &ResolvedAttr,
     sub: Option<&AttributeDef>,
+    filter: Option<&Filter>,
 ) {
     if r.attr.returned == Returned::Never || sub.is_some_and(|s| s.returned == Returned::Never) {
         return;
@@ -869,6 +957,29 @@ fn include(
         return;
     };
     let Some(value) = src.get(&key) else { return };
+    let selected;
+    let value = match filter {
+        None => value,
+        Some(f) => match value {
+            Value::Array(items) => {
+                selected = Value::Array(
+                    items
+                        .iter()
+                        .map(|v| {
+                            if selects(r.attr, f, v) {
+                                v.clone()
+                            } else {
+                                Value::Object(Map::new())
+                            }
+                        })
+                        .collect(),
+                );
+                &selected
+            }
+            single if selects(r.attr, f, single) => single,
+            _ => return,
+        },
+    };
     let picked = match sub {
         None => Some(strip_value(r.attr, value.clone())),
         Some(sub) => pick_sub(value, sub.name),
@@ -964,21 +1075,29 @@ fn strip_unrequested(rt: &ResourceType, resource: &mut Map<String, Value>) {
                 continue;
             };
             if matches!(a.returned, Returned::Never | Returned::Request) {
-                exclude(resource, &r);
+                exclude(resource, &r, None);
                 continue;
             }
             for s in a.sub_attributes {
                 if matches!(s.returned, Returned::Never | Returned::Request) {
-                    exclude(resource, &ResolvedAttr { sub: Some(s), ..r });
+                    exclude(resource, &ResolvedAttr { sub: Some(s), ..r }, None);
                 }
             }
         }
     }
 }
 
+/// Whether value filter `filter` (its paths naming sub-attributes of
+/// `attr`) selects `value`, one value of `attr`.
+fn selects(attr: &AttributeDef, filter: &Filter, value: &Value) -> bool {
+    let case_exact = |p: &AttrPath| attr.sub(&p.attr).map_or(attr.case_exact, |s| s.case_exact);
+    crate::filter::matches(filter, value, &case_exact)
+}
+
 /// Removes `r` (an attribute, or a sub-attribute in each of its values)
-/// unless it is `returned: always`. Values left empty are removed.
-fn exclude(resource: &mut Map<String, Value>, r: &ResolvedAttr) {
+/// unless it is `returned: always`. Values left empty are removed. With a
+/// `filter`, only from the values it selects.
+fn exclude(resource: &mut Map<String, Value>, r: &ResolvedAttr, filter: Option<&Filter>) {
     if r.attr.returned == Returned::Always || r.sub.is_some_and(|s| s.returned == Returned::Always)
     {
         return;
@@ -987,11 +1106,26 @@ fn exclude(resource: &mut Map<String, Value>, r: &ResolvedAttr) {
         let Some(key) = key_ci(m, r.attr.name) else {
             return;
         };
+        let chosen = |v: &Value| filter.is_none_or(|f| selects(r.attr, f, v));
         let Some(sub) = r.sub else {
-            m.remove(&key);
+            match m.get_mut(&key) {
+                Some(Value::Array(items)) if filter.is_some() => {
+                    items.retain(|v| !chosen(v));
+                    if items.is_empty() {
+                        m.remove(&key);
+                    }
+                }
+                Some(v) if !chosen(v) => {}
+                _ => {
+                    m.remove(&key);
+                }
+            }
             return;
         };
         let drop_sub = |v: &mut Value| {
+            if !chosen(v) {
+                return;
+            }
             if let Some(o) = v.as_object_mut() {
                 if let Some(k) = key_ci(o, sub.name) {
                     o.remove(&k);
@@ -1312,6 +1446,105 @@ mod tests {
         assert!(out.get("password").is_none());
         assert!(out.get("meta").is_some());
         assert_eq!(out[EXT]["department"], "Sales");
+    }
+
+    /// A value filter in `attributes` / `excludedAttributes` selects which
+    /// values of a multi-valued attribute it covers (docs/SCIM.md,
+    /// "Leniency").
+    #[test]
+    fn projects_filtered_values() {
+        let schemas = json!([USER_SCHEMA, EXT]);
+        let work = json!({"value": "b@example.com", "type": "work", "primary": true});
+        let home = json!({"value": "b@home", "type": "home"});
+        let cases: Vec<(Option<&str>, Option<&str>, Value)> = vec![
+            (
+                Some(r#"emails[type eq "work"]"#),
+                None,
+                json!({"schemas": schemas, "id": "1", "emails": [work]}),
+            ),
+            // Unquoted, case-insensitive, with other paths.
+            (
+                Some("userName,EMAILS[TYPE eq HOME]"),
+                None,
+                json!({"schemas": schemas, "id": "1", "userName": "bjensen", "emails": [home]}),
+            ),
+            (
+                Some(r#"emails[type eq "work"].value"#),
+                None,
+                json!({"schemas": schemas, "id": "1", "emails": [{"value": "b@example.com"}]}),
+            ),
+            // Two filters are a union; the whole attribute wins.
+            (
+                Some(r#"emails[type eq "home"],emails[primary eq true]"#),
+                None,
+                json!({"schemas": schemas, "id": "1", "emails": [work, home]}),
+            ),
+            (
+                Some(r#"emails[type eq "home"],emails.type"#),
+                None,
+                json!({"schemas": schemas, "id": "1", "emails": [{"type": "work"}, home]}),
+            ),
+            (
+                Some(r#"emails[type eq "home"],emails"#),
+                None,
+                json!({"schemas": schemas, "id": "1", "emails": [work, home]}),
+            ),
+            // A comma inside the filter's string does not split the list.
+            (
+                Some(r#"emails[value eq "x,y" or type eq "work"],displayName"#),
+                None,
+                json!({"schemas": schemas, "id": "1", "displayName": "Babs", "emails": [work]}),
+            ),
+            // Nothing selected: the attribute is left out.
+            (
+                Some(r#"emails[type eq "other"],userName"#),
+                None,
+                json!({"schemas": schemas, "id": "1", "userName": "bjensen"}),
+            ),
+            // A single-valued complex attribute is kept when it matches.
+            (
+                Some(r#"name[givenName sw "Bar"]"#),
+                None,
+                json!({"schemas": schemas, "id": "1", "name": {"givenName": "Barbara", "familyName": "Jensen"}}),
+            ),
+            (
+                Some(r#"name[givenName sw "X"],userName"#),
+                None,
+                json!({"schemas": schemas, "id": "1", "userName": "bjensen"}),
+            ),
+        ];
+        for (a, e, want) in cases {
+            assert_eq!(project(a, e), want, "attributes={a:?} excluded={e:?}");
+        }
+        let out = project(None, Some(r#"emails[type eq "work"]"#));
+        assert_eq!(out["emails"], json!([home]));
+        assert_eq!(out["userName"], "bjensen");
+        let out = project(
+            None,
+            Some(r#"emails[type eq "work"].value,emails[type eq "home"].type"#),
+        );
+        assert_eq!(
+            out["emails"],
+            json!([{"type": "work", "primary": true}, {"value": "b@home"}])
+        );
+        let out = project(None, Some("emails[type pr]"));
+        assert!(out.get("emails").is_none(), "{out}");
+        let e = Projection::parse(Some(r#"emails[type eq "work""#), None).unwrap_err();
+        assert_eq!(e.scim_type, ScimType::InvalidValue);
+        assert!(e.detail.starts_with("attributes: "), "{}", e.detail);
+        assert!(e.detail.contains("missing \"]\""), "{}", e.detail);
+        let e = Projection::parse(None, Some("emails[type xx 1]")).unwrap_err();
+        assert!(e.detail.starts_with("excludedAttributes: "), "{}", e.detail);
+        let p = Projection::parse(Some(r#"members[type eq "User"].value"#), None).unwrap();
+        assert!(p.includes(&GROUP, "members"));
+        assert!(p.filters_values_of(&GROUP, "members"));
+        assert!(!p.filters_values_of(&GROUP, "displayName"));
+        let p = Projection::parse(None, Some(r#"members[type eq "User"]"#)).unwrap();
+        assert!(p.includes(&GROUP, "members"));
+        assert!(p.filters_values_of(&GROUP, "members"));
+        assert!(!Projection::parse(None, Some("members"))
+            .unwrap()
+            .filters_values_of(&GROUP, "members"));
     }
 
     #[test]

@@ -55,12 +55,15 @@ pub async fn service_provider_config(
         "changePassword": { "supported": true },
         "sort": { "supported": true },
         "etag": { "supported": true },
+        // RFC 9865 §4. Index paging stays the default, so that clients
+        // written for RFC 7644 see no change (RFC 9865 §2.4).
         "pagination": {
-            "cursor": false,
+            "cursor": true,
             "index": true,
             "defaultPaginationMethod": "index",
             "defaultPageSize": settings.default_page_size,
             "maxPageSize": settings.max_page_size,
+            "cursorTimeout": crate::cursor::CURSOR_TIMEOUT_SECS,
         },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

@@ -45,6 +45,16 @@ impl MemberFields {
         if !projection.includes(&GROUP, "members") {
             return None;
         }
+        if projection.filters_values_of(&GROUP, "members") {
+            // The value filter may test any sub-attribute; the projection
+            // then keeps the ones asked for (`group_body`).
+            return Some(MemberFields {
+                value: true,
+                reference: true,
+                kind: true,
+                display: true,
+            });
+        }
         Some(MemberFields {
             value: projection.includes(&GROUP, "members.value"),
             reference: projection.includes(&GROUP, "members.$ref"),
@@ -71,6 +81,22 @@ pub(crate) fn group_body(
     };
     let mut doc = resource::render(&GROUP, &rec.id, &rec.attrs, &meta);
     doc.remove("members");
+    if let (Some(members), Some(fields), true) = (
+        members,
+        fields,
+        projection.filters_values_of(&GROUP, "members"),
+    ) {
+        // A value filter on `members` in `attributes` or
+        // `excludedAttributes` (docs/SCIM.md, "Leniency") picks members
+        // one by one: the projection sees them as JSON.
+        let all: Vec<Value> = members
+            .iter()
+            .map(|m| Value::Object(member_json(m, fields, base)))
+            .collect();
+        doc.insert("members".into(), Value::Array(all));
+        projection.apply(&GROUP, &mut doc);
+        return serde_json::to_vec(&doc).map_err(|_| ApiError::Internal);
+    }
     projection.apply(&GROUP, &mut doc);
     let mut out = serde_json::to_vec(&doc).map_err(|_| ApiError::Internal)?;
     let (Some(members), Some(fields)) = (members, fields) else {
@@ -126,6 +152,28 @@ pub(crate) fn group_body(
     }
     out.extend_from_slice(b"]}");
     Ok(out)
+}
+
+/// One member as a JSON object, with the fields shown.
+fn member_json(m: &Member, fields: MemberFields, base: &str) -> Map<String, Value> {
+    let mut o = Map::new();
+    if fields.value {
+        o.insert("value".into(), m.value.clone().into());
+    }
+    if fields.reference {
+        let path = match m.member_type {
+            MemberType::User => "Users",
+            MemberType::Group => "Groups",
+        };
+        o.insert("$ref".into(), format!("{base}/{path}/{}", m.value).into());
+    }
+    if fields.kind {
+        o.insert("type".into(), m.member_type.as_str().into());
+    }
+    if let (true, Some(display)) = (fields.display, &m.display) {
+        o.insert("display".into(), display.clone().into());
+    }
+    o
 }
 
 /// Turns the `members` of a POST/PUT body (already normalised) into
@@ -253,6 +301,17 @@ async fn run_list(
     req: &HttpRequest,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
+    let paging = match params.cursor.as_deref() {
+        Some(token) => Some(crate::cursor::Request::new(
+            api,
+            "Groups",
+            &params.query_text,
+            token,
+            1,
+        )?),
+        None => None,
+    };
+    let start = paging.as_ref().and_then(|p| p.start.clone());
     let ListParams {
         filter,
         sort_by,
@@ -260,37 +319,53 @@ async fn run_list(
         start_index,
         count,
         projection,
+        ..
     } = params;
     let fields = MemberFields::of(&projection);
     let store = api.gated_store();
-    let (total, page) = store
+    let by_cursor = paging.is_some();
+    let (total, page, links) = store
         .read_async(move |conn, settings| {
-            let page = scim_store::list_groups(
-                conn,
-                &ListQuery {
-                    filter: filter.as_ref(),
-                    sort_by: sort_by.as_ref(),
-                    descending,
-                    start_index,
-                    count: settings.page_size(count),
-                },
-            )?;
-            let mut out = Vec::with_capacity(page.items.len());
-            for rec in page.items {
+            let mut query = ListQuery {
+                filter: filter.as_ref(),
+                sort_by: sort_by.as_ref(),
+                descending,
+                start_index,
+                count: settings.page_size(count),
+            };
+            let (total, records, links) = if by_cursor {
+                // RFC 9865 (`crate::cursor`).
+                query.count = query.count.max(1);
+                let page =
+                    crate::cursor::page(1, start.as_ref(), query.count, &mut |_, seek, limit| {
+                        scim_store::groups::list_groups_keyset(conn, &query, seek, limit)
+                    })?;
+                let total = scim_store::groups::count_matching_groups(conn, filter.as_ref())?;
+                let records = page.items.into_iter().map(|(_, rec, _)| rec).collect();
+                (total, records, page.links)
+            } else {
+                let page = scim_store::list_groups(conn, &query)?;
+                (page.total, page.items, crate::cursor::Links::default())
+            };
+            let mut out = Vec::with_capacity(records.len());
+            for rec in records {
                 let members = load_members(conn, &rec.id, fields)?;
                 out.push((rec, members));
             }
-            Ok((page.total, out))
+            Ok((total, out, links))
         })
         .await?;
     let base = api.location_base(req);
     let mut body = Vec::with_capacity(256 + page.len() * 512);
-    let head = serde_json::json!({
-        "schemas": [LIST_RESPONSE_SCHEMA],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": page.len(),
-    });
+    let head = match &paging {
+        Some(paging) => paging.list_head(total, page.len(), &links)?,
+        None => serde_json::json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": total,
+            "startIndex": start_index,
+            "itemsPerPage": page.len(),
+        }),
+    };
     let head = serde_json::to_vec(&head).map_err(|_| ApiError::Internal)?;
     body.extend_from_slice(&head[..head.len() - 1]);
     body.extend_from_slice(br#","Resources":["#);

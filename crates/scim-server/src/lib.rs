@@ -20,6 +20,7 @@
 //! `Retry-After` ([`rate_limit`]), before the gate is asked.
 
 pub mod auth;
+mod cursor;
 pub mod discovery;
 pub mod error;
 pub mod events;

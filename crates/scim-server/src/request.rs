@@ -13,7 +13,7 @@ use scim_core::body::{self, Shape};
 use scim_core::filter::{parse_attr_path, parse_filter, AttrPath, Filter};
 use scim_core::resource::Projection;
 use scim_core::schema::{GROUP, SEARCH_REQUEST_SCHEMA, USER};
-use scim_core::ScimError;
+use scim_core::{ScimError, ScimType};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -264,6 +264,12 @@ pub struct ListParams {
     pub count: Option<i64>,
     /// Attribute projection.
     pub projection: Projection,
+    /// RFC 9865: `Some` asks for cursor pagination, `Some("")` for its
+    /// first page.
+    pub cursor: Option<String>,
+    /// The query a cursor belongs to (filter, sortBy and sortOrder as
+    /// sent): a cursor is only valid for the query it was issued for.
+    pub query_text: String,
 }
 
 impl ListParams {
@@ -281,11 +287,14 @@ impl ListParams {
                 .transpose()
         };
         Self::build(
-            q.get("filter"),
-            q.get("sortBy"),
-            q.get("sortOrder"),
-            int("startIndex")?,
-            int("count")?,
+            Raw {
+                filter: q.get("filter"),
+                sort_by: q.get("sortBy"),
+                sort_order: q.get("sortOrder"),
+                start_index: int("startIndex")?,
+                count: int("count")?,
+                cursor: q.get("cursor").map(str::to_owned),
+            },
             q.projection()?,
         )
     }
@@ -356,24 +365,53 @@ impl ListParams {
         let attributes = list("attributes")?;
         let excluded = list("excludedAttributes")?;
         let projection = Projection::parse(attributes.as_deref(), excluded.as_deref())?;
+        let (filter, sort_by, sort_order) =
+            (string("filter")?, string("sortBy")?, string("sortOrder")?);
         Self::build(
-            string("filter")?.as_deref(),
-            string("sortBy")?.as_deref(),
-            string("sortOrder")?.as_deref(),
-            int("startIndex")?,
-            int("count")?,
+            Raw {
+                filter: filter.as_deref(),
+                sort_by: sort_by.as_deref(),
+                sort_order: sort_order.as_deref(),
+                start_index: int("startIndex")?,
+                count: int("count")?,
+                cursor: string("cursor")?,
+            },
             projection,
         )
     }
 
-    fn build(
-        filter: Option<&str>,
-        sort_by: Option<&str>,
-        sort_order: Option<&str>,
-        start_index: Option<i64>,
-        count: Option<i64>,
-        projection: Projection,
-    ) -> Result<Self, ApiError> {
+    fn build(raw: Raw<'_>, projection: Projection) -> Result<Self, ApiError> {
+        let Raw {
+            filter,
+            sort_by,
+            sort_order,
+            start_index,
+            count,
+            cursor,
+        } = raw;
+        let query_text = format!(
+            "{}\n{}\n{}",
+            filter.map_or("", str::trim),
+            sort_by.map_or("", str::trim),
+            sort_order.map_or("", str::trim)
+        );
+        if cursor.is_some() {
+            // RFC 9865 §2: count is a positive integer; a cursor and a
+            // startIndex name two ways to page.
+            if let Some(c) = count.filter(|c| *c < 1) {
+                return Err(ScimError::new(
+                    ScimType::InvalidCount,
+                    format!("count must be a positive integer with a cursor, got {c}"),
+                )
+                .into());
+            }
+            if start_index.is_some_and(|s| s > 1) {
+                return Err(ScimError::invalid_value(
+                    "cursor and startIndex cannot be combined: page with one or the other",
+                )
+                .into());
+            }
+        }
         let filter = match filter.map(str::trim) {
             None | Some("") => None,
             Some(f) => Some(parse_filter(f)?),
@@ -408,8 +446,20 @@ impl ListParams {
             start_index,
             count,
             projection,
+            cursor,
+            query_text,
         })
     }
+}
+
+/// The list parameters as sent, before parsing.
+struct Raw<'a> {
+    filter: Option<&'a str>,
+    sort_by: Option<&'a str>,
+    sort_order: Option<&'a str>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+    cursor: Option<String>,
 }
 
 /// The weak ETag of a resource version, also its `meta.version`.

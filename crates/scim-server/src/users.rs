@@ -180,6 +180,9 @@ async fn run_list(
     req: &HttpRequest,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
+    if params.cursor.is_some() {
+        return run_cursor_list(api, req, params).await;
+    }
     let store = api.gated_store();
     let ListParams {
         filter,
@@ -188,6 +191,7 @@ async fn run_list(
         start_index,
         count,
         projection,
+        ..
     } = params;
     let wanted = projection.clone();
     // `userName eq "…"`, the query identity providers match users with
@@ -251,6 +255,57 @@ async fn run_list(
         "itemsPerPage": resources.len(),
         "Resources": resources,
     });
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+/// A list or search paged by cursor (RFC 9865; `crate::cursor`).
+async fn run_cursor_list(
+    api: &ScimApi,
+    req: &HttpRequest,
+    params: ListParams,
+) -> Result<HttpResponse, ApiError> {
+    let token = params.cursor.as_deref().unwrap_or("");
+    let paging = crate::cursor::Request::new(api, "Users", &params.query_text, token, 1)?;
+    let start = paging.start.clone();
+    let ListParams {
+        filter,
+        sort_by,
+        descending,
+        count,
+        projection,
+        ..
+    } = params;
+    let wanted = projection.clone();
+    let (total, page, groups) = api
+        .gated_store()
+        .read_async(move |conn, settings| {
+            let size = settings.page_size(count).max(1);
+            let query = ListQuery {
+                filter: filter.as_ref(),
+                sort_by: sort_by.as_ref(),
+                descending,
+                start_index: 1,
+                count: size,
+            };
+            let page = crate::cursor::page(1, start.as_ref(), size, &mut |_, seek, limit| {
+                scim_store::users::list_users_keyset(conn, &query, seek, limit)
+            })?;
+            let total = scim_store::users::count_matching_users(conn, filter.as_ref())?;
+            let ids: Vec<&str> = page.items.iter().map(|(_, u, _)| u.id.as_str()).collect();
+            let groups = load_groups(conn, &ids, &wanted)?;
+            Ok((total, page, groups))
+        })
+        .await?;
+    let mut body = paging.list_head(total, page.items.len(), &page.links)?;
+    let base = api.location_base(req);
+    let resources: Vec<Value> = page
+        .items
+        .iter()
+        .map(|(_, rec, _)| Value::Object(render(rec, groups.get(&rec.id), &base, &projection)))
+        .collect();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("Resources".into(), Value::Array(resources));
+    }
     Ok(scim_json(StatusCode::OK, &body))
 }
 

@@ -45,7 +45,7 @@ pub use scim::groups::{
     delete_group, find_group, insert_group, list_groups, lock_group, touch_group, update_group,
     GroupRecord,
 };
-pub use scim::list::{ListQuery, Page};
+pub use scim::list::{KeysetPage, ListKey, ListQuery, Page, Seek};
 pub use scim::members::{
     add_members, groups_of_users, list_group_members, remove_all_members, remove_members,
     remove_members_matching, replace_members, GroupRef, Member, MemberRef, MemberType,

@@ -132,7 +132,8 @@ pub enum SamlCommand {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create an administrator. The password is read from --password-file,
-    /// else from the first line of standard input.
+    /// else prompted for twice without echo when standard input is a
+    /// terminal, else read from the first line of standard input.
     Create {
         /// The username.
         #[arg(long)]
@@ -140,6 +141,48 @@ pub enum AdminCommand {
         /// A file whose first line is the password.
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+    },
+    /// List the administrators, their state and their failed sign-ins.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an administrator: it cannot sign in, its sessions end, the
+    /// admin API tokens it created are revoked. Never the last enabled one.
+    Disable {
+        /// The administrator's username.
+        name: String,
+    },
+    /// Enable a disabled administrator again.
+    Enable {
+        /// The administrator's username.
+        name: String,
+    },
+    /// Delete an administrator. Never the last enabled one.
+    Delete {
+        /// The administrator's username.
+        name: String,
+    },
+    /// Set a new password for an administrator (its sessions end); read
+    /// like `create` reads it.
+    ResetPassword {
+        /// The administrator's username.
+        name: String,
+        /// A file whose first line is the new password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Lift sign-in lockouts: forget an administrator's failed sign-ins
+    /// (from every address), or every failure from one client address
+    /// (--address, as logged with the lockout).
+    Unlock {
+        /// The administrator's username.
+        #[arg(required_unless_present = "address", conflicts_with = "address")]
+        name: Option<String>,
+        /// A client address instead.
+        #[arg(long, value_name = "ADDR")]
+        address: Option<String>,
     },
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use scim_store::Store;
 
-use crate::cli::{AdminCommand, Cli, Command, SamlCommand, SyncCommand, TokenCommand};
+use crate::cli::{Cli, Command, SamlCommand, SyncCommand, TokenCommand};
 use crate::settings::Settings;
 
 /// Errors that stop a command.
@@ -76,6 +76,9 @@ macro_rules! outln {
     };
 }
 
+// After `outln!`, which it uses.
+mod admins;
+
 /// An admin error with its field-level messages, one per line.
 fn admin_message(err: &scim_admin::AdminError) -> String {
     let body = err.body();
@@ -95,14 +98,14 @@ fn admin_message(err: &scim_admin::AdminError) -> String {
 }
 
 /// Who the CLI acts as in the change logs: `cli:<login name>`.
-fn cli_actor() -> String {
+pub(crate) fn cli_actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
     format!("cli:{user}")
 }
 
-fn connect(settings: &Settings) -> Result<Store, Error> {
+pub(crate) fn connect(settings: &Settings) -> Result<Store, Error> {
     let store = Store::connect(&settings.store_config())?;
     store.migrate()?;
     Ok(store)
@@ -135,7 +138,7 @@ fn run_command(out: &mut impl Write, settings: Settings, command: Command) -> Re
         Command::Token(cmd) => token_command(out, &settings, cmd),
         Command::Sync(cmd) => sync_command(out, &settings, cmd),
         Command::Saml(cmd) => saml_command(out, &settings, cmd),
-        Command::Admin(cmd) => admin_command(out, &settings, cmd),
+        Command::Admin(cmd) => admins::admin_command(out, &settings, cmd),
         Command::Copy { from, to, force } => copy_command(out, &from, &to, force),
         Command::Backup { file } => backup(out, &settings, &file),
         Command::Purge => {
@@ -345,7 +348,7 @@ fn sync_command(out: &mut impl Write, settings: &Settings, cmd: SyncCommand) -> 
     }
 }
 
-fn read_file(path: &std::path::Path, what: &str) -> Result<String, Error> {
+pub(crate) fn read_file(path: &std::path::Path, what: &str) -> Result<String, Error> {
     std::fs::read_to_string(path)
         .map_err(|e| Error::Usage(format!("{what}: cannot read {}: {e}", path.display())))
 }
@@ -394,44 +397,6 @@ fn saml_command(out: &mut impl Write, settings: &Settings, cmd: SamlCommand) -> 
         outln!(out, "  valid:     {} to {}", c.not_before, c.not_after)?;
     }
     Ok(())
-}
-
-fn admin_command(
-    out: &mut impl Write,
-    settings: &Settings,
-    cmd: AdminCommand,
-) -> Result<(), Error> {
-    let store = connect(settings)?;
-    match cmd {
-        AdminCommand::Create {
-            username,
-            password_file,
-        } => {
-            let raw = match password_file {
-                Some(path) => read_file(&path, "--password-file")?,
-                None => {
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    line
-                }
-            };
-            // Only the line break is dropped: spaces may be part of a passphrase.
-            let password = raw.lines().next().unwrap_or_default();
-            // One hash in a one-shot process: the server's gate is not
-            // involved, but the same code path is.
-            let hasher = scim_store::PasswordHasher::new(1, Duration::from_secs(60));
-            let admin = actix_web::rt::System::new().block_on(
-                scim_admin::service::create_admin(&store, &hasher, &username, password),
-            )?;
-            outln!(
-                out,
-                "Created administrator {} ({}).",
-                admin.username,
-                admin.id
-            )?;
-            Ok(())
-        }
-    }
 }
 
 fn token_command(

@@ -149,8 +149,12 @@ pub struct AdminSettings {
     pub login_max_failures: u32,
     /// The rate-limiting window, in seconds.
     pub login_window_secs: u64,
-    /// Attempts per account (all addresses) or per address (all accounts)
-    /// in the window beyond which addresses with failures are slowed down.
+    /// Failed sign-ins allowed per address (all accounts) in the window;
+    /// beyond it the address is refused for every account that has not
+    /// signed in from it before (0: no cap).
+    pub login_address_max_failures: u32,
+    /// Failures at one account (all addresses) in the window beyond which
+    /// the addresses that failed at it are slowed down.
     pub login_slow_after: u32,
     /// The longest wait imposed by that slow-down, in seconds.
     pub login_max_delay_secs: u64,
@@ -177,6 +181,8 @@ pub struct OAuthSettings {
     pub token_max_failures: u32,
     /// The token endpoint's rate-limiting window, in seconds.
     pub token_window_secs: u64,
+    /// Like `admin.login_address_max_failures`, for token requests.
+    pub token_address_max_failures: u32,
     /// Like `admin.login_slow_after`, for token requests.
     pub token_slow_after: u32,
     /// Like `admin.login_max_delay_secs`, for token requests.
@@ -457,6 +463,14 @@ impl Settings {
                 "must be between 1 and 86400 (a day)".into(),
             );
         }
+        if self.admin.login_address_max_failures != 0
+            && self.admin.login_address_max_failures < self.admin.login_max_failures
+        {
+            return bad(
+                "admin.login_address_max_failures",
+                "must be 0 (no cap) or at least admin.login_max_failures".into(),
+            );
+        }
         if self.admin.login_slow_after == 0 {
             return bad("admin.login_slow_after", "must be at least 1".into());
         }
@@ -503,6 +517,14 @@ impl Settings {
             return bad(
                 "oauth.token_window_secs",
                 "must be between 1 and 86400 (a day)".into(),
+            );
+        }
+        if self.oauth.token_address_max_failures != 0
+            && self.oauth.token_address_max_failures < self.oauth.token_max_failures
+        {
+            return bad(
+                "oauth.token_address_max_failures",
+                "must be 0 (no cap) or at least oauth.token_max_failures".into(),
             );
         }
         if self.oauth.token_slow_after == 0 {
@@ -634,6 +656,7 @@ impl Settings {
             login_limits: scim_admin::service::AttemptLimits {
                 max_failures: i64::from(self.admin.login_max_failures),
                 window: secs(self.admin.login_window_secs),
+                address_max_failures: i64::from(self.admin.login_address_max_failures),
                 slow_after: i64::from(self.admin.login_slow_after),
                 max_delay: secs(self.admin.login_max_delay_secs),
             },
@@ -659,6 +682,7 @@ impl Settings {
             token_limits: scim_admin::service::AttemptLimits {
                 max_failures: i64::from(self.oauth.token_max_failures),
                 window: secs(self.oauth.token_window_secs),
+                address_max_failures: i64::from(self.oauth.token_address_max_failures),
                 slow_after: i64::from(self.oauth.token_slow_after),
                 max_delay: secs(self.oauth.token_max_delay_secs),
             },
@@ -794,6 +818,11 @@ mod tests {
                 "SCIMD__ADMIN__LOGIN_WINDOW_SECS",
                 "100000",
                 "admin.login_window_secs",
+            ),
+            (
+                "SCIMD__ADMIN__LOGIN_ADDRESS_MAX_FAILURES",
+                "3",
+                "admin.login_address_max_failures",
             ),
             (
                 "SCIMD__ADMIN__LOGIN_SLOW_AFTER",

@@ -128,6 +128,7 @@ pub const NAV: &[(&str, &str, &str)] = &[
     ("tokens", "Tokens", "/admin/tokens"),
     ("oauth-clients", "OAuth clients", "/admin/oauth-clients"),
     ("event-streams", "Event streams", "/admin/event-streams"),
+    ("admins", "Administrators", "/admin/admins"),
     ("users", "Users", "/admin/users"),
     ("groups", "Groups", "/admin/groups"),
 ];

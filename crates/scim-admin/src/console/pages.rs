@@ -288,6 +288,7 @@ async fn login_submit(
         }
         Err(
             err @ (AdminError::Unauthorized(_)
+            | AdminError::Forbidden(_)
             | AdminError::TooManyRequests { .. }
             | AdminError::Busy { .. }),
         ) => {

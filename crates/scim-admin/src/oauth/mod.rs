@@ -56,6 +56,7 @@ impl Default for OAuthConfig {
             token_limits: AttemptLimits {
                 max_failures: 10,
                 window: time::Duration::minutes(5),
+                address_max_failures: 100,
                 slow_after: 20,
                 max_delay: time::Duration::minutes(1),
             },

@@ -390,6 +390,7 @@ mod tests {
                 limits: crate::service::AttemptLimits {
                     max_failures: 2,
                     window: time::Duration::minutes(5),
+                    address_max_failures: 0,
                     slow_after: 5,
                     max_delay: time::Duration::minutes(1),
                 },

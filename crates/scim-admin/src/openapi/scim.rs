@@ -464,6 +464,7 @@ pub fn search_root() {}
     params(
         ("filter" = Option<String>, Query, description = "A filter (RFC 7644 §3.4.2.2)", example = "userName eq \"Test_User_dfeef4c5-5681-4387-b016-bdf221e82081\""),
         ("startIndex" = Option<i64>, Query, description = "1-based index of the first result", example = 1),
+        ("cursor" = Option<String>, Query, description = "Cursor pagination (RFC 9865): empty for the first page, then the nextCursor or previousCursor of the previous response, with the same filter, sortBy and sortOrder; not combined with startIndex"),
         ("count" = Option<i64>, Query, description = "Page size; default and cap are the run-time settings default_page_size and max_page_size (see /ServiceProviderConfig)", example = 100),
         ("sortBy" = Option<String>, Query, description = "The attribute to sort by, e.g. userName"),
         ("sortOrder" = Option<String>, Query, description = "ascending or descending"),
@@ -472,7 +473,7 @@ pub fn search_root() {}
     ),
     responses(
         (status = 200, description = "A page of users", content_type = "application/scim+json", body = UserListResponse),
-        (status = 400, description = "invalidFilter: the filter does not parse or names an unknown attribute"),
+        (status = 400, description = "invalidFilter: the filter does not parse or names an unknown attribute; invalidCursor, expiredCursor or invalidCount: a cursor (RFC 9865) that was not issued for this query, is older than cursorTimeout, or a count below 1 with a cursor"),
     ))]
 pub fn list_users() {}
 
@@ -595,12 +596,13 @@ pub fn delete_user() {}
     params(
         ("filter" = Option<String>, Query, description = "A filter (RFC 7644 §3.4.2.2)", example = "displayName eq \"Sales\""),
         ("startIndex" = Option<i64>, Query, description = "1-based index of the first result"),
+        ("cursor" = Option<String>, Query, description = "Cursor pagination (RFC 9865): empty for the first page, then the nextCursor or previousCursor of the previous response, with the same filter, sortBy and sortOrder; not combined with startIndex"),
         ("count" = Option<i64>, Query, description = "Page size; default and cap are the run-time settings default_page_size and max_page_size (see /ServiceProviderConfig)"),
         ("excludedAttributes" = Option<String>, Query, description = "Comma-separated attributes to leave out", example = "members"),
     ),
     responses(
         (status = 200, description = "A page of groups", content_type = "application/scim+json", body = GroupListResponse),
-        (status = 400, description = "invalidFilter: the filter does not parse or names an unknown attribute"),
+        (status = 400, description = "invalidFilter: the filter does not parse or names an unknown attribute; invalidCursor, expiredCursor or invalidCount: a cursor (RFC 9865) that was not issued for this query, is older than cursorTimeout, or a count below 1 with a cursor"),
     ))]
 pub fn list_groups() {}
 

@@ -181,8 +181,23 @@ fn list_schema(item: Option<&str>, description: &str) -> RefOr<Schema> {
             ),
         )
         .property("totalResults", int("Matches in total"))
-        .property("startIndex", int("1-based index of the first result"))
+        .property(
+            "startIndex",
+            int("1-based index of the first result (index paging only)"),
+        )
         .property("itemsPerPage", int("Results in this page"))
+        .property(
+            "nextCursor",
+            ObjectBuilder::new().schema_type(Type::String).description(Some(
+                "With cursor paging (RFC 9865): the cursor of the next page; absent on the last page",
+            )),
+        )
+        .property(
+            "previousCursor",
+            ObjectBuilder::new().schema_type(Type::String).description(Some(
+                "With cursor paging (RFC 9865): the cursor of the previous page; absent on the first page",
+            )),
+        )
         .property(
             "Resources",
             ArrayBuilder::new()
@@ -279,6 +294,10 @@ fn search_schema() -> RefOr<Schema> {
                 .enum_values(Some(["ascending", "descending"])),
         )
         .property("startIndex", int("1-based index of the first result"))
+        .property(
+            "cursor",
+            string("Cursor pagination (RFC 9865): empty for the first page, then a nextCursor or previousCursor; not combined with startIndex"),
+        )
         .property("count", int("Page size, up to the max_page_size setting"))
         .property("attributes", strings("Attributes to return"))
         .property("excludedAttributes", strings("Attributes to leave out"))

@@ -965,3 +965,166 @@ async fn event_streams_are_created_paused_replayed_and_deleted_from_the_console(
             .is_empty());
     }
 }
+
+#[actix_web::test]
+async fn the_administrators_page_manages_accounts_but_keeps_the_last_one() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let cookie = sign_in(&app).await;
+        let c = Some(cookie.as_str());
+        let page = get(&app, "/admin/admins", c).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page
+            .html
+            .contains(r#"href="/admin/admins" aria-current="page""#));
+        assert!(page.html.contains("root <span class=\"hint\">(you)</span>"));
+        let csrf = page.csrf();
+        // Every form needs the session's CSRF token.
+        let new_bob = format!(
+            "username=bob&password={pw}&password_confirm={pw}",
+            pw = enc("bob's long passphrase")
+        );
+        let res = post(&app, "/admin/admins", c, &new_bob).await;
+        assert_eq!(res.status, 403);
+        let res = post(
+            &app,
+            "/admin/admins",
+            c,
+            &format!(
+                "csrf={csrf}&username=bob&password=bob%27s+long+passphrase&password_confirm=other"
+            ),
+        )
+        .await;
+        assert_eq!(res.status, 422);
+        assert!(
+            res.html.contains("the two passwords differ"),
+            "{}",
+            res.html
+        );
+        assert!(res.html.contains(r#"value="bob""#), "{}", res.html);
+        let res = post(&app, "/admin/admins", c, &format!("csrf={csrf}&{new_bob}")).await;
+        assert_eq!(res.status, 303, "{}", res.html);
+        assert_eq!(res.location(), "/admin/admins?done=created");
+        let page = get(&app, "/admin/admins?done=created", c).await;
+        assert!(page.html.contains("Administrator added."));
+        assert!(page.html.contains(r#"data-username="bob""#));
+        let id = |name: &str| {
+            app.db
+                .store()
+                .read(|conn| scim_store::admin::find_admin_by_name(conn, name))
+                .unwrap()
+                .unwrap()
+                .id
+        };
+        let (root_id, bob_id) = (id("root"), id("bob"));
+        let act = |id: &str, action: &str| format!("/admin/admins/{id}/{action}");
+        let with_csrf = format!("csrf={csrf}");
+
+        let res = post(&app, &act(&bob_id, "disable"), c, &with_csrf).await;
+        assert_eq!(res.location(), "/admin/admins?done=disabled");
+        // bob's sign-in says why it is refused.
+        let res = post_form(
+            &app,
+            "/admin/login",
+            &format!("username=bob&password={}", enc("bob's long passphrase")),
+        )
+        .await;
+        assert_eq!(res.status, 403);
+        assert!(res.html.contains("is disabled"), "{}", res.html);
+        // root is the last enabled one now: the page says why not.
+        let res = post(&app, &act(&root_id, "disable"), c, &with_csrf).await;
+        assert_eq!(res.status, 409);
+        assert!(
+            res.html.contains("last enabled administrator"),
+            "{}",
+            res.html
+        );
+        let res = post(&app, &act(&root_id, "delete"), c, &with_csrf).await;
+        assert_eq!(res.status, 409);
+        for (action, done) in [("enable", "enabled"), ("unlock", "unlocked")] {
+            let res = post(&app, &act(&bob_id, action), c, &with_csrf).await;
+            assert_eq!(res.location(), format!("/admin/admins?done={done}"));
+        }
+        let res = post(
+            &app,
+            &act(&bob_id, "password"),
+            c,
+            &format!("{with_csrf}&password=short"),
+        )
+        .await;
+        assert_eq!(res.status, 422);
+        assert!(res.html.contains("at least 12 characters"), "{}", res.html);
+        let res = post(
+            &app,
+            &act(&bob_id, "password"),
+            c,
+            &format!("{with_csrf}&password={}", enc("bob's next passphrase")),
+        )
+        .await;
+        assert_eq!(res.location(), "/admin/admins?done=password");
+        // Your own password is not reset here.
+        let res = post(
+            &app,
+            &act(&root_id, "password"),
+            c,
+            &format!("{with_csrf}&password={}", enc("root's next passphrase")),
+        )
+        .await;
+        assert_eq!(res.status, 403);
+        let res = post(&app, &act(&bob_id, "rename"), c, &with_csrf).await;
+        assert_eq!(res.status, 404);
+        let res = post(&app, &act(&bob_id, "delete"), c, &with_csrf).await;
+        assert_eq!(res.location(), "/admin/admins?done=deleted");
+
+        // Your own password, with the current one.
+        let page = get(&app, "/admin/account", c).await;
+        assert_eq!(page.status, 200);
+        let change = |current: &str, new: &str, again: &str| {
+            format!(
+                "{with_csrf}&current_password={}&new_password={}&new_password_confirm={}",
+                enc(current),
+                enc(new),
+                enc(again)
+            )
+        };
+        let res = post(
+            &app,
+            "/admin/account",
+            c,
+            &change(
+                "not my password",
+                "root's next passphrase",
+                "root's next passphrase",
+            ),
+        )
+        .await;
+        assert_eq!(res.status, 422);
+        assert!(
+            res.html.contains("is not your current password"),
+            "{}",
+            res.html
+        );
+        let res = post(
+            &app,
+            "/admin/account",
+            c,
+            &change(PASSWORD, "root's next passphrase", "something else"),
+        )
+        .await;
+        assert!(
+            res.html.contains("the two passwords differ"),
+            "{}",
+            res.html
+        );
+        let res = post(
+            &app,
+            "/admin/account",
+            c,
+            &change(PASSWORD, "root's next passphrase", "root's next passphrase"),
+        )
+        .await;
+        assert_eq!(res.location(), "/admin/account?done=changed");
+        // This session stays.
+        assert_eq!(get(&app, "/admin/admins", c).await.status, 200);
+    }
+}

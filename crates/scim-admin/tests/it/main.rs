@@ -2,6 +2,7 @@
 //! and PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod admins;
 mod console;
 
 use actix_web::dev::{Service, ServiceResponse};
@@ -54,10 +55,16 @@ struct TestApp {
 
 impl TestApp {
     fn new(db: TestDb) -> Self {
-        let config = AdminConfig {
+        Self::with_config(db, |_| {})
+    }
+
+    /// With the admin settings changed by `f`.
+    fn with_config(db: TestDb, f: impl FnOnce(&mut AdminConfig)) -> Self {
+        let mut config = AdminConfig {
             session_ttl: time::Duration::hours(1),
             ..AdminConfig::default()
         };
+        f(&mut config);
         let api = AdminApi::new(db.store().clone(), config);
         TestApp { db, api }
     }

@@ -83,8 +83,37 @@ pub enum CompValue {
     Bool(bool),
     /// A JSON number.
     Number(serde_json::Number),
-    /// A JSON string (already unescaped).
+    /// A JSON string (already unescaped), or an unquoted word that is not
+    /// a JSON literal (`userName sw O`, a leniency described in
+    /// docs/SCIM.md).
     String(String),
+}
+
+impl CompValue {
+    /// The value as text, for comparison with a string or dateTime
+    /// attribute: a string as itself, and an unquoted `true`, `false` or
+    /// number as its JSON text, so that `userName eq true` finds the user
+    /// named "true". `None` for `null`, which means "absent" everywhere.
+    pub fn as_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        match self {
+            CompValue::Null => None,
+            CompValue::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            CompValue::Number(n) => Some(Cow::Owned(n.to_string())),
+            CompValue::String(s) => Some(Cow::Borrowed(s)),
+        }
+    }
+
+    /// The value as a boolean, for comparison with a boolean attribute:
+    /// `true` / `false`, also when quoted (any case).
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            CompValue::Bool(b) => Some(*b),
+            CompValue::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+            CompValue::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        }
+    }
 }
 
 /// A parsed filter expression.

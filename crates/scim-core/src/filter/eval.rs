@@ -14,7 +14,9 @@
 //!   it, and an element that is a complex value is compared through its
 //!   `value` sub-attribute;
 //! - strings compare case-insensitively unless the schema says `caseExact`;
-//!   when both sides are RFC 3339 date-times they compare as instants;
+//!   when both sides are RFC 3339 date-times they compare as instants; an
+//!   unquoted `true` or number compared with a string is read as its text,
+//!   and a string "true"/"false" compared with a boolean as that boolean;
 //! - `gt`/`ge`/`lt`/`le` on booleans and null are false;
 //! - `attr eq null` holds when the attribute is absent (the usual reading of
 //!   RFC 7643 §2.5, where null and "no value" are the same), and `ne` is the
@@ -191,16 +193,19 @@ fn compare_at(
 }
 
 fn compare_leaf(leaf: &Value, op: CompareOp, lit: &CompValue, case_exact: bool) -> bool {
-    match (leaf, lit) {
-        (Value::String(actual), CompValue::String(expected)) => {
-            compare_strings(actual, expected, op, case_exact)
-        }
-        (Value::Number(actual), CompValue::Number(expected)) => {
-            compare_numbers(actual, expected, op)
-        }
-        (Value::Bool(actual), CompValue::Bool(expected)) => match op {
-            CompareOp::Eq => actual == expected,
-            CompareOp::Ne => actual != expected,
+    match leaf {
+        // An unquoted `true` or number against a string reads as its text
+        // (`CompValue::as_text`, docs/SCIM.md).
+        Value::String(actual) => lit
+            .as_text()
+            .is_some_and(|expected| compare_strings(actual, &expected, op, case_exact)),
+        Value::Number(actual) => match lit {
+            CompValue::Number(expected) => compare_numbers(actual, expected, op),
+            _ => false,
+        },
+        Value::Bool(actual) => match (lit.as_bool(), op) {
+            (Some(expected), CompareOp::Eq) => *actual == expected,
+            (Some(expected), CompareOp::Ne) => *actual != expected,
             // Booleans have no order or substrings (RFC 7644 Table 3).
             _ => false,
         },
@@ -396,7 +401,22 @@ mod tests {
             ("active ne false", true),
             ("active gt false", false),
             ("active le true", false),
-            ("active eq \"true\"", false),
+            // A quoted "true" reads as the boolean (as the store reads it).
+            ("active eq \"true\"", true),
+            ("active eq \"yes\"", false),
+            // Unquoted values (docs/SCIM.md, "Leniency"): words are strings,
+            // dateTimes compare as instants, literals against a string
+            // compare as their text.
+            ("userName sw BJ", true),
+            ("userName eq bjensen@example.com", true),
+            ("name.familyName co malley", true),
+            ("meta.lastModified gt 2011-05-12T21:42:33.8617979-07:00", true),
+            ("meta.lastModified gt 2011-05-12T21:42:34.5-07:00", false),
+            ("emails[type eq work]", true),
+            ("emails[type eq home and value co jensen.org]", true),
+            ("emails[type eq other]", false),
+            ("userName eq true", false),
+            ("title eq 42", false),
             // Multi-valued attributes: any value; complex values via `value`.
             ("emails co \"example.com\"", true),
             ("emails eq \"BABS@jensen.org\"", true),

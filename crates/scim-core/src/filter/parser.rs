@@ -517,24 +517,19 @@ impl<'a> Parser<'a> {
         Ok(Filter::Present(path))
     }
 
-    /// `compValue = false / null / true / number / string` (JSON literals).
+    /// `compValue = false / null / true / number / string` (JSON literals),
+    /// and, leniently, an unquoted word (see [`unquoted_value`]).
     fn parse_comp_value(&mut self, op: &str, op_pos: usize) -> Result<CompValue, String> {
         let pos = self.pos;
         match self.peek() {
             Some('"') => self.parse_string(),
-            Some(c) if c == '-' || c.is_ascii_digit() => self.parse_number(),
             Some(c) if !is_delim(c) => {
                 let word = self.take_word();
-                match word.to_ascii_lowercase().as_str() {
-                    "true" => Ok(CompValue::Bool(true)),
-                    "false" => Ok(CompValue::Bool(false)),
-                    "null" => Ok(CompValue::Null),
-                    _ => Err(format!(
-                        "invalid value {} at position {pos} after operator {}; expected a JSON string in double quotes, a number, true, false or null",
-                        quoted(word),
-                        quoted(op)
-                    )),
+                let value = unquoted_value(word, pos)?;
+                if matches!(value, CompValue::String(_)) {
+                    self.refuse_split_word(word, pos)?;
                 }
+                Ok(value)
             }
             _ => Err(format!(
                 "missing value after operator {} at position {op_pos}; expected a JSON string in double quotes, a number, true, false or null, found {}",
@@ -542,6 +537,31 @@ impl<'a> Parser<'a> {
                 self.describe(pos)
             )),
         }
+    }
+
+    /// An unquoted value ends at whitespace, so `name.familyName eq Van
+    /// Dyke` would leave "Dyke" behind; name the fix (quote the value)
+    /// instead of the generic "expected and or or".
+    fn refuse_split_word(&self, word: &str, pos: usize) -> Result<(), String> {
+        let mut ahead = Parser {
+            src: self.src,
+            pos: self.pos,
+        };
+        ahead.skip_ws();
+        let next = ahead.peek();
+        let continues = ahead.pos > self.pos
+            && next.is_some_and(|c| !is_delim(c))
+            && !ahead.at_keyword("and")
+            && !ahead.at_keyword("or");
+        if continues {
+            return Err(format!(
+                "the unquoted value {} at position {pos} is followed by {} at position {}; a value containing spaces must be a JSON string in double quotes",
+                quoted(word),
+                ahead.describe(ahead.pos),
+                ahead.pos
+            ));
+        }
+        Ok(())
     }
 
     /// A JSON string; the escapes (`\"`, `\\`, `\uXXXX`, …) are decoded by
@@ -583,23 +603,36 @@ impl<'a> Parser<'a> {
         }
         Ok(CompValue::String(value))
     }
+}
 
-    /// A JSON number: `-? int frac? exp?`.
-    fn parse_number(&mut self) -> Result<CompValue, String> {
-        let start = self.pos;
-        let literal =
-            self.take_while(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'));
-        literal
-            .parse::<serde_json::Number>()
-            .map(CompValue::Number)
-            .map_err(|e| {
-                format!(
-                    "invalid number {} at position {start}: {}; numbers are JSON numbers such as 42, -1.5 or 1e3",
-                    quoted(literal),
-                    json_error(&e, start)
-                )
-            })
+/// An unquoted `compValue`. RFC 7644 §3.4.2.2 allows only the JSON
+/// literals `true`, `false`, `null` and numbers unquoted, and they keep
+/// their JSON meaning; any other word is read as a string (Microsoft's
+/// SCIMReferenceCode tests send `userName sw O` and `meta.created gt
+/// 2015-10-10T14:38:21.8617979-07:00`). The store and [`super::matches`]
+/// read a string as a dateTime where the attribute is one, and `true` or a
+/// number as text where the attribute is a string (docs/SCIM.md).
+fn unquoted_value(word: &str, pos: usize) -> Result<CompValue, String> {
+    match word.to_ascii_lowercase().as_str() {
+        "true" => return Ok(CompValue::Bool(true)),
+        "false" => return Ok(CompValue::Bool(false)),
+        "null" => return Ok(CompValue::Null),
+        _ => {}
     }
+    if word.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        if let Ok(n) = word.parse::<serde_json::Number>() {
+            return Ok(CompValue::Number(n));
+        }
+    }
+    // No stored value contains a control character unescaped in a URL
+    // query; U+0000 in particular cannot reach PostgreSQL text.
+    if word.chars().any(char::is_control) {
+        return Err(format!(
+            "the unquoted value {} at position {pos} contains a control character; send the value as a JSON string in double quotes, with escapes",
+            quoted(word)
+        ));
+    }
+    Ok(CompValue::String(word.to_string()))
 }
 
 /// serde_json's message for a literal that starts at `start`, with its
@@ -997,6 +1030,67 @@ mod tests {
         }
     }
 
+    /// Unquoted values (docs/SCIM.md, "Leniency"): JSON literals keep their
+    /// meaning, any other word is a string, as Microsoft's SCIMReferenceCode
+    /// tests send them.
+    #[test]
+    fn reads_unquoted_words_as_strings() {
+        use CompareOp::*;
+        let cases = vec![
+            ("userName sw O", cmp(p("userName"), Sw, s("O"))),
+            (
+                "name.familyName eq Employee",
+                eq(ps("name", "familyName"), "Employee"),
+            ),
+            (
+                "meta.created gt 2015-10-10T14:38:21.8617979-07:00",
+                cmp(
+                    ps("meta", "created"),
+                    Gt,
+                    s("2015-10-10T14:38:21.8617979-07:00"),
+                ),
+            ),
+            ("userName eq john", eq(p("userName"), "john")),
+            ("userName eq O'Brien", eq(p("userName"), "O'Brien")),
+            ("userName eq 1.2.3", eq(p("userName"), "1.2.3")),
+            ("userName eq 01", eq(p("userName"), "01")),
+            ("userName eq -", eq(p("userName"), "-")),
+            ("userName eq tru", eq(p("userName"), "tru")),
+            ("userName eq and", eq(p("userName"), "and")),
+            ("userName eq é日本", eq(p("userName"), "é日本")),
+            // JSON literals keep their JSON meaning.
+            (
+                "userName eq true",
+                cmp(p("userName"), Eq, CompValue::Bool(true)),
+            ),
+            ("userName eq 42", cmp(p("userName"), Eq, n("42"))),
+            ("userName eq null", cmp(p("userName"), Eq, CompValue::Null)),
+            // The word ends at whitespace, a parenthesis or a bracket.
+            ("(userName eq Bob)", eq(p("userName"), "Bob")),
+            (
+                "userName sw O and active eq true",
+                and(
+                    cmp(p("userName"), Sw, s("O")),
+                    cmp(p("active"), Eq, CompValue::Bool(true)),
+                ),
+            ),
+            (
+                "emails[type eq work and value co example.com]",
+                vp(
+                    p("emails"),
+                    and(eq(p("type"), "work"), cmp(p("value"), Co, s("example.com"))),
+                ),
+            ),
+            (
+                "userName eq a or userName eq b",
+                or(eq(p("userName"), "a"), eq(p("userName"), "b")),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_filter(input), Ok(expected), "{input}");
+        }
+    }
+
     #[test]
     fn rejects_malformed_filters_with_a_located_detail() {
         let cases: &[(&str, &str)] = &[
@@ -1030,7 +1124,16 @@ mod tests {
                 "userName eq \"a\\u0000b\"",
                 "the string at position 12 contains the NUL character (U+0000)",
             ),
-            ("userName eq john", "invalid value \"john\" at position 12"),
+            (
+                "name.familyName eq Van Dyke",
+                "the unquoted value \"Van\" at position 19 is followed by \"Dyke\" at position 23; a value containing spaces must be a JSON string in double quotes",
+            ),
+            ("userName eq O Brien and active eq true", "followed by \"Brien\""),
+            (
+                "userName eq a\u{1}b",
+                "the unquoted value \"a\\u{1}b\" at position 12 contains a control character",
+            ),
+            ("userName eq a\u{0}", "contains a control character"),
             (
                 "userName eq",
                 "missing value after operator \"eq\" at position 9",
@@ -1065,13 +1168,6 @@ mod tests {
             ("userName eq \"\\u12\"", "invalid string"),
             ("userName eq \"\\ud800\"", "invalid string"),
             ("userName eq \"tab\there\"", "invalid string"),
-            (
-                "userName eq 1.2.3",
-                "invalid number \"1.2.3\" at position 12",
-            ),
-            ("userName eq -", "invalid number"),
-            ("userName eq 01", "invalid number"),
-            ("userName eq tru", "invalid value \"tru\""),
             ("userName é \"x\"", "unknown operator \"é\" at position 9"),
             ("userName = \"x\"", "unknown operator \"=\""),
             (

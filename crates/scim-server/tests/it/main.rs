@@ -2,11 +2,13 @@
 //! PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod cursor;
 mod discovery;
 mod entra;
 mod events;
 mod groups;
 mod hostile_strings;
+mod lenient;
 mod passwords;
 mod rate_limit;
 mod search;

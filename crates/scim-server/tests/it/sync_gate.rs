@@ -241,6 +241,24 @@ fn malformed(app: &TestApp, user: &str) -> Vec<(&'static str, actix_web::test::T
             400,
         ),
         (
+            "bad cursor",
+            app.request(Method::GET, "/scim/v2/Users?cursor=garbage"),
+            400,
+        ),
+        (
+            "bad cursor in a search",
+            json(
+                app.request(Method::POST, "/scim/v2/.search"),
+                r#"{"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "cursor": "x"}"#,
+            ),
+            400,
+        ),
+        (
+            "count 0 with a cursor",
+            app.request(Method::GET, "/scim/v2/Groups?cursor=&count=0"),
+            400,
+        ),
+        (
             "PATCH without operations",
             json(
                 app.request(Method::PATCH, &format!("/scim/v2/Users/{user}")),

@@ -47,6 +47,9 @@ pub struct AdminRecord {
     pub created_at: String,
     /// Last successful login.
     pub last_login_at: Option<String>,
+    /// When it was disabled (`None`: enabled). A disabled administrator
+    /// cannot sign in and has no session.
+    pub disabled_at: Option<String>,
 }
 
 /// How many administrators exist.
@@ -55,7 +58,6 @@ pub fn count_admins(conn: &mut DbConnection) -> Result<i64, StoreError> {
 }
 
 /// Every administrator, oldest first.
-#[cfg(any(test, feature = "testing"))]
 pub fn list_admins(conn: &mut DbConnection) -> Result<Vec<AdminRecord>, StoreError> {
     Ok(admins::table
         .select(AdminRecord::as_select())
@@ -75,6 +77,7 @@ pub fn insert_admin(
         username: username.to_owned(),
         created_at: scim_core::datetime::now(),
         last_login_at: None,
+        disabled_at: None,
     };
     diesel::insert_into(admins::table)
         .values((
@@ -121,6 +124,157 @@ pub fn record_admin_login(conn: &mut DbConnection, id: &str, now: &str) -> Resul
         .set(admins::last_login_at.eq(now))
         .execute(conn)?;
     Ok(())
+}
+
+/// The administrator whose id is `id`.
+pub fn find_admin(conn: &mut DbConnection, id: &str) -> Result<Option<AdminRecord>, StoreError> {
+    crate::error::known_id(id)?;
+    Ok(admins::table
+        .filter(admins::id.eq(id))
+        .select(AdminRecord::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The administrator named `username` (case-insensitively).
+pub fn find_admin_by_name(
+    conn: &mut DbConnection,
+    username: &str,
+) -> Result<Option<AdminRecord>, StoreError> {
+    Ok(find_admin_credentials(conn, username)?.map(|(admin, _)| admin))
+}
+
+/// PostgreSQL: serialises the changes that could leave no enabled
+/// administrator (disable, delete), so that two administrators disabling
+/// each other at once cannot both succeed, on any replica. SQLite's writes
+/// are serialised by its one writer connection.
+fn lock_admins(conn: &mut DbConnection) -> Result<(), StoreError> {
+    lock_key(conn, "admins", "enabled")
+}
+
+/// `Conflict` unless an enabled administrator other than `id` exists.
+fn ensure_another_enabled(conn: &mut DbConnection, admin: &AdminRecord) -> Result<(), StoreError> {
+    let others: i64 = admins::table
+        .filter(admins::id.ne(&admin.id))
+        .filter(admins::disabled_at.is_null())
+        .count()
+        .get_result(conn)?;
+    if others == 0 {
+        return Err(StoreError::Conflict(format!(
+            "{:?} is the last enabled administrator: create or enable another administrator first, so that someone can still sign in",
+            admin.username
+        )));
+    }
+    Ok(())
+}
+
+/// The actor string an administrator's own changes are recorded under
+/// (`admin:NAME`), which its admin API tokens carry in `created_by`.
+fn actor_of(admin: &AdminRecord) -> String {
+    format!("admin:{}", admin.username)
+}
+
+/// Ends every session of administrator `admin_id` except `keep` (a session
+/// id, not stored: compared by hash); returns how many ended.
+pub fn delete_sessions_of(
+    conn: &mut DbConnection,
+    admin_id: &str,
+    keep: Option<&str>,
+) -> Result<usize, StoreError> {
+    let keep = keep.map(hash_secret).unwrap_or_default();
+    Ok(diesel::delete(
+        admin_sessions::table
+            .filter(admin_sessions::admin_id.eq(admin_id))
+            .filter(admin_sessions::id_hash.ne(keep)),
+    )
+    .execute(conn)?)
+}
+
+/// Revokes the admin API tokens that `admin` created (`created_by` is
+/// `admin:NAME`): what an administrator set up stops working with it.
+fn revoke_tokens_of(
+    conn: &mut DbConnection,
+    admin: &AdminRecord,
+    now: &str,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        admin_tokens::table
+            .filter(admin_tokens::created_by.eq(actor_of(admin)))
+            .filter(admin_tokens::revoked_at.is_null()),
+    )
+    .set(admin_tokens::revoked_at.eq(now))
+    .execute(conn)?)
+}
+
+/// Disables administrator `id` at `now`: it can no longer sign in, its
+/// sessions end and the admin API tokens it created are revoked. Again is
+/// a no-op; unknown id → `NotFound`; the last enabled administrator →
+/// `Conflict`. Run inside [`crate::engine::Store::write`].
+pub fn disable_admin(
+    conn: &mut DbConnection,
+    id: &str,
+    now: &str,
+) -> Result<AdminRecord, StoreError> {
+    lock_admins(conn)?;
+    let mut admin = find_admin(conn, id)?.ok_or(StoreError::NotFound)?;
+    if admin.disabled_at.is_some() {
+        return Ok(admin);
+    }
+    ensure_another_enabled(conn, &admin)?;
+    diesel::update(admins::table.filter(admins::id.eq(id)))
+        .set(admins::disabled_at.eq(now))
+        .execute(conn)?;
+    delete_sessions_of(conn, id, None)?;
+    revoke_tokens_of(conn, &admin, now)?;
+    admin.disabled_at = Some(now.to_owned());
+    Ok(admin)
+}
+
+/// Enables administrator `id` again (its password is unchanged; revoked
+/// tokens stay revoked). Unknown id → `NotFound`.
+pub fn enable_admin(conn: &mut DbConnection, id: &str) -> Result<AdminRecord, StoreError> {
+    let mut admin = find_admin(conn, id)?.ok_or(StoreError::NotFound)?;
+    diesel::update(admins::table.filter(admins::id.eq(id)))
+        .set(admins::disabled_at.eq(None::<String>))
+        .execute(conn)?;
+    admin.disabled_at = None;
+    Ok(admin)
+}
+
+/// Deletes administrator `id`, its sessions, and revokes the admin API
+/// tokens it created. Unknown id → `NotFound`; the last enabled
+/// administrator → `Conflict`. Run inside [`crate::engine::Store::write`].
+pub fn delete_admin(
+    conn: &mut DbConnection,
+    id: &str,
+    now: &str,
+) -> Result<AdminRecord, StoreError> {
+    lock_admins(conn)?;
+    let admin = find_admin(conn, id)?.ok_or(StoreError::NotFound)?;
+    if admin.disabled_at.is_none() {
+        ensure_another_enabled(conn, &admin)?;
+    }
+    delete_sessions_of(conn, id, None)?;
+    revoke_tokens_of(conn, &admin, now)?;
+    diesel::delete(admins::table.filter(admins::id.eq(id))).execute(conn)?;
+    Ok(admin)
+}
+
+/// Replaces the password hash of administrator `id` and ends its
+/// sessions, except `keep` (the session that changed its own password).
+/// Unknown id → `NotFound`.
+pub fn set_admin_password(
+    conn: &mut DbConnection,
+    id: &str,
+    password_hash: &str,
+    keep: Option<&str>,
+) -> Result<AdminRecord, StoreError> {
+    let admin = find_admin(conn, id)?.ok_or(StoreError::NotFound)?;
+    diesel::update(admins::table.filter(admins::id.eq(id)))
+        .set(admins::password_hash.eq(password_hash))
+        .execute(conn)?;
+    delete_sessions_of(conn, id, keep)?;
+    Ok(admin)
 }
 
 /// A console session (never its id).
@@ -172,6 +326,7 @@ pub fn find_session(
         .inner_join(admins::table)
         .filter(admin_sessions::id_hash.eq(hash_secret(session_id)))
         .filter(admin_sessions::expires_at.gt(now))
+        .filter(admins::disabled_at.is_null())
         .select((
             AdminRecord::as_select(),
             admin_sessions::csrf_token,
@@ -380,38 +535,63 @@ pub fn create_first_admin(
 // ---------------------------------------------------------------- attempt limits
 
 /// Limits on guessing one credential (an administrator's password, the
-/// setup code, an OAuth client secret), keyed on (credential, address) so
-/// that nobody else's failures ever refuse a credential presented from a
-/// clean address.
+/// setup code, an OAuth client secret). They are built so that nobody
+/// else's failures refuse the right password of an account that has
+/// signed in from that address before, nor of any account from an address
+/// without failures:
+///
+/// 1. per (credential, address) pair: `max_failures` in `window`, then that
+///    pair is refused until the oldest failure leaves the window (other
+///    pairs are untouched);
+/// 2. per address, for all credentials: `address_max_failures` in
+///    `window`, then the address is refused, except for a credential that
+///    succeeded from it within [`REMEMBER_SUCCESS_FOR`] (a "known pair").
+///    A known pair is made only by the right secret, so an attacker at a
+///    shared address (behind a proxy, a NAT) cannot make one, and the
+///    colleagues who signed in from there before still get in;
+/// 3. per credential, from all addresses: beyond `slow_after` failures in
+///    `window`, an address that has failed at that credential waits before
+///    each further attempt (1 s, doubling per failure beyond, at most
+///    `max_delay`). An address that has not failed at it is never slowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptLimits {
-    /// Attempts that did not succeed allowed per (credential, address) in
-    /// `window`; further ones from that pair are refused until the oldest
-    /// leaves the window.
+    /// Failures allowed per (credential, address) in `window`.
     pub max_failures: i64,
-    /// How long an attempt counts.
+    /// How long a failure counts.
     pub window: time::Duration,
-    /// Beyond this many attempts in `window` for the credential (from all
-    /// addresses) or from the address (for all credentials), an address
-    /// that has attempts of its own in the window waits before each
-    /// further one: 1 s, doubling per attempt beyond, up to `max_delay`.
-    /// An address without attempts is never slowed.
+    /// Failures allowed per address (all credentials) in `window` before
+    /// the address is refused for every credential but its known pairs;
+    /// 0: no such cap.
+    pub address_max_failures: i64,
+    /// Failures at one credential (all addresses) in `window` beyond which
+    /// the addresses that failed at it are slowed down.
     pub slow_after: i64,
     /// The longest such wait.
     pub max_delay: time::Duration,
 }
 
 impl Default for AttemptLimits {
-    /// Administrators' sign-in: 5 per (account, address) in 15 minutes;
-    /// beyond 20 for an account or from an address, up to 5 minutes apart.
+    /// Administrators' sign-in: 5 per (account, address) and 100 per
+    /// address in 15 minutes; beyond 20 for an account, up to 5 minutes
+    /// apart.
     fn default() -> Self {
         AttemptLimits {
             max_failures: 5,
             window: time::Duration::minutes(15),
+            address_max_failures: 100,
             slow_after: 20,
             max_delay: time::Duration::minutes(5),
         }
     }
+}
+
+/// Which limit a failure locks, when the attempt turns out to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lockout {
+    /// The (credential, address) pair reaches `max_failures`.
+    Pair,
+    /// The address reaches `address_max_failures`.
+    Address,
 }
 
 /// An attempt counted (as a failure until it is known to have succeeded)
@@ -421,10 +601,22 @@ pub struct Attempt {
     id: String,
     credential: String,
     address: String,
+    locks: Option<Lockout>,
 }
 
-/// How long an attempt is kept at most, whatever the window.
+impl Attempt {
+    /// The limit this attempt's failure locks (to be logged), if any.
+    pub fn lockout_if_failed(&self) -> Option<Lockout> {
+        self.locks
+    }
+}
+
+/// How long a failure is kept at most, whatever the window.
 pub const FORGET_AFTER: time::Duration = time::Duration::days(1);
+
+/// How long a success keeps its (credential, address) pair past the
+/// address cap.
+pub const REMEMBER_SUCCESS_FOR: time::Duration = time::Duration::days(90);
 
 /// What [`reserve_attempt`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -463,15 +655,20 @@ fn attempt_key(key: &str) -> String {
 /// the one writer connection.
 fn lock_key(conn: &mut DbConnection, class: &str, key: &str) -> Result<(), StoreError> {
     if let DbConnection::Postgres(pg) = conn {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(format!("scimd-attempts\0{class}\0{key}").as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
         diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-            .bind::<diesel::sql_types::BigInt, _>(i64::from_be_bytes(first))
+            .bind::<diesel::sql_types::BigInt, _>(advisory_key(class, key))
             .execute(pg)?;
     }
     Ok(())
+}
+
+/// The advisory lock number of (`class`, `key`).
+fn advisory_key(class: &str, key: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("scimd-attempts\0{class}\0{key}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    i64::from_be_bytes(first)
 }
 
 fn secs_until(at: time::OffsetDateTime, now: time::OffsetDateTime) -> u64 {
@@ -484,17 +681,39 @@ fn parse_at(at: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
 }
 
+/// Deletes failures older than the window (at least [`FORGET_AFTER`]) and
+/// successes older than [`REMEMBER_SUCCESS_FOR`].
+fn forget_old_attempts(
+    conn: &mut DbConnection,
+    now: time::OffsetDateTime,
+    window: time::Duration,
+) -> Result<(), StoreError> {
+    use login_attempts::dsl as a;
+    // Every limiter shares the table, each with its own window (at most a
+    // day, `scimd` checks): what is older than a day counts for none.
+    let failures_before = scim_core::datetime::format(now - window.max(FORGET_AFTER));
+    let successes_before = scim_core::datetime::format(now - REMEMBER_SUCCESS_FOR);
+    diesel::delete(
+        a::login_attempts
+            .filter(a::succeeded.eq(false))
+            .filter(a::at.lt(&failures_before)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        a::login_attempts
+            .filter(a::succeeded.eq(true))
+            .filter(a::at.lt(&successes_before)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Counts an attempt at `credential` from `address` at `now`, unless the
-/// limits refuse it; run inside [`crate::engine::Store::write`], so the check and
-/// the count are one step no concurrent attempt can slip between (on
-/// PostgreSQL under advisory locks on the credential and the address,
-/// taken in that order by every caller). Attempts older than
-/// [`FORGET_AFTER`] are deleted on the way.
-///
-/// Refused when the pair already has `max_failures` attempts in the
-/// window, or when the address has attempts in the window and the
-/// credential or the address has more than `slow_after` and the address's
-/// last attempt is more recent than the delay ([`AttemptLimits`]).
+/// limits refuse it ([`AttemptLimits`]); run inside
+/// [`crate::engine::Store::write`], so the check and the count are one
+/// step no concurrent attempt can slip between (on PostgreSQL under
+/// advisory locks on the credential and the address, taken in that order
+/// by every caller). Old attempts are deleted on the way.
 pub fn reserve_attempt(
     conn: &mut DbConnection,
     credential: &str,
@@ -507,51 +726,73 @@ pub fn reserve_attempt(
     let address = &attempt_key(address);
     lock_key(conn, "credential", credential)?;
     lock_key(conn, "address", address)?;
+    forget_old_attempts(conn, now, limits.window)?;
     let since = scim_core::datetime::format(now - limits.window);
-    // Every limiter shares the table, each with its own window (at most a
-    // day, `scimd` checks): what is older than a day counts for none.
-    let forget = scim_core::datetime::format(now - limits.window.max(FORGET_AFTER));
-    diesel::delete(a::login_attempts.filter(a::at.lt(&forget))).execute(conn)?;
-    let pair: Vec<String> = a::login_attempts
+    let failures = a::login_attempts
+        .filter(a::succeeded.eq(false))
+        .filter(a::at.ge(&since));
+    // The pair's most recent failures, newest first.
+    let pair: Vec<String> = failures
         .filter(a::username_ci.eq(credential))
         .filter(a::address.eq(address))
-        .filter(a::at.ge(&since))
         .select(a::at)
         .order(a::at.desc())
         .limit(limits.max_failures.max(1))
         .load(conn)?;
-    if i64::try_from(pair.len()).unwrap_or(i64::MAX) >= limits.max_failures {
+    let pair_count = i64::try_from(pair.len()).unwrap_or(i64::MAX);
+    if pair_count >= limits.max_failures {
         // A slot frees when the oldest of the last `max_failures` leaves.
         let oldest = pair.last().and_then(|at| parse_at(at)).unwrap_or(now);
         return Ok(Admission::Refused {
             retry_after_secs: secs_until(oldest + limits.window, now),
         });
     }
-    let by_address: i64 = a::login_attempts
-        .filter(a::address.eq(address))
-        .filter(a::at.ge(&since))
-        .count()
+    let mut locks = (pair_count + 1 == limits.max_failures).then_some(Lockout::Pair);
+    if limits.address_max_failures > 0 {
+        let known: bool = diesel::select(diesel::dsl::exists(
+            a::login_attempts
+                .filter(a::succeeded.eq(true))
+                .filter(a::username_ci.eq(credential))
+                .filter(a::address.eq(address)),
+        ))
         .get_result(conn)?;
-    if by_address > 0 {
-        let by_credential: i64 = a::login_attempts
+        if !known {
+            let by_address: i64 = failures
+                .filter(a::address.eq(address))
+                .count()
+                .get_result(conn)?;
+            if by_address >= limits.address_max_failures {
+                // A slot frees when the oldest of the last
+                // `address_max_failures` leaves the window.
+                let oldest: Option<String> = failures
+                    .filter(a::address.eq(address))
+                    .select(a::at)
+                    .order(a::at.desc())
+                    .offset(limits.address_max_failures - 1)
+                    .first(conn)
+                    .optional()?;
+                let oldest = oldest.as_deref().and_then(parse_at).unwrap_or(now);
+                return Ok(Admission::Refused {
+                    retry_after_secs: secs_until(oldest + limits.window, now),
+                });
+            }
+            if by_address + 1 == limits.address_max_failures {
+                locks = Some(Lockout::Address);
+            }
+        }
+    }
+    if let Some(last) = pair.first().and_then(|at| parse_at(at)) {
+        let by_credential: i64 = failures
             .filter(a::username_ci.eq(credential))
-            .filter(a::at.ge(&since))
             .count()
             .get_result(conn)?;
-        let beyond = by_credential.max(by_address) - limits.slow_after;
+        let beyond = by_credential - limits.slow_after;
         if beyond > 0 {
             let delay = time::Duration::seconds(1i64 << (beyond - 1).min(30)).min(limits.max_delay);
-            let last: Option<String> = a::login_attempts
-                .filter(a::address.eq(address))
-                .filter(a::at.ge(&since))
-                .select(diesel::dsl::max(a::at))
-                .first(conn)?;
-            if let Some(last) = last.as_deref().and_then(parse_at) {
-                if now < last + delay {
-                    return Ok(Admission::Refused {
-                        retry_after_secs: secs_until(last + delay, now),
-                    });
-                }
+            if now < last + delay {
+                return Ok(Admission::Refused {
+                    retry_after_secs: secs_until(last + delay, now),
+                });
             }
         }
     }
@@ -559,6 +800,7 @@ pub fn reserve_attempt(
         id: uuid::Uuid::new_v4().to_string(),
         credential: credential.to_owned(),
         address: address.to_owned(),
+        locks,
     };
     insert_attempt(conn, &attempt, now)?;
     Ok(Admission::Admitted(attempt))
@@ -581,15 +823,22 @@ fn insert_attempt(
     Ok(())
 }
 
-/// The attempt succeeded: it, and the earlier failures of the same
-/// (credential, address), stop counting. Other addresses' failures stay.
+/// The attempt succeeded: the earlier failures of the same (credential,
+/// address) stop counting (other addresses' failures stay), and the
+/// attempt is kept as the pair's last success, which lets it past the
+/// address cap for [`REMEMBER_SUCCESS_FOR`].
 pub fn succeed_attempt(conn: &mut DbConnection, attempt: &Attempt) -> Result<(), StoreError> {
+    use login_attempts::dsl as a;
     diesel::delete(
-        login_attempts::table
-            .filter(login_attempts::username_ci.eq(&attempt.credential))
-            .filter(login_attempts::address.eq(&attempt.address)),
+        a::login_attempts
+            .filter(a::username_ci.eq(&attempt.credential))
+            .filter(a::address.eq(&attempt.address))
+            .filter(a::id.ne(&attempt.id)),
     )
     .execute(conn)?;
+    diesel::update(a::login_attempts.filter(a::id.eq(&attempt.id)))
+        .set(a::succeeded.eq(true))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -614,8 +863,52 @@ pub fn record_failure(
         id: uuid::Uuid::new_v4().to_string(),
         credential: attempt_key(credential),
         address: attempt_key(address),
+        locks: None,
     };
     insert_attempt(conn, &attempt, now)
+}
+
+/// Forgets every failure at `credential`, from every address (an unlock);
+/// returns how many. Known pairs stay.
+pub fn unlock_credential(conn: &mut DbConnection, credential: &str) -> Result<usize, StoreError> {
+    use login_attempts::dsl as a;
+    Ok(diesel::delete(
+        a::login_attempts
+            .filter(a::succeeded.eq(false))
+            .filter(a::username_ci.eq(attempt_key(credential))),
+    )
+    .execute(conn)?)
+}
+
+/// Forgets every failure from `address`, at every credential (lifts the
+/// address cap and every pair lock of that address); returns how many.
+pub fn unlock_address(conn: &mut DbConnection, address: &str) -> Result<usize, StoreError> {
+    use login_attempts::dsl as a;
+    Ok(diesel::delete(
+        a::login_attempts
+            .filter(a::succeeded.eq(false))
+            .filter(a::address.eq(attempt_key(address))),
+    )
+    .execute(conn)?)
+}
+
+/// The failures at `credential` since `since`, per address: (address,
+/// failures), most failures first.
+pub fn failures_by_address(
+    conn: &mut DbConnection,
+    credential: &str,
+    since: time::OffsetDateTime,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    use login_attempts::dsl as a;
+    let mut rows: Vec<(String, i64)> = a::login_attempts
+        .filter(a::succeeded.eq(false))
+        .filter(a::username_ci.eq(attempt_key(credential)))
+        .filter(a::at.ge(scim_core::datetime::format(since)))
+        .group_by(a::address)
+        .select((a::address, diesel::dsl::count_star()))
+        .load(conn)?;
+    rows.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -773,6 +1066,255 @@ mod tests {
     }
 
     #[test]
+    fn admins_are_disabled_deleted_and_reset_but_never_the_last() {
+        for db in backends() {
+            let store = db.store();
+            let now = scim_core::datetime::now();
+            let a = store.write(|c| insert_admin(c, "a", "h")).unwrap();
+            let b = store.write(|c| insert_admin(c, "b", "h")).unwrap();
+            let (_, sid) = store.write(|c| create_session(c, &a, FAR)).unwrap();
+            let (_, token) = store
+                .write(|c| create_admin_token(c, "a's", None, "admin:a"))
+                .unwrap();
+            let (_, other_token) = store
+                .write(|c| create_admin_token(c, "b's", None, "admin:b"))
+                .unwrap();
+            // Disabling ends the sessions and revokes the tokens it created.
+            let disabled = store.write(|c| disable_admin(c, &a.id, &now)).unwrap();
+            assert_eq!(disabled.disabled_at.as_deref(), Some(now.as_str()));
+            assert_eq!(store.read(|c| find_session(c, &sid, &now)).unwrap(), None);
+            assert_eq!(
+                store
+                    .write(|c| authenticate_admin_token(c, &token, &now))
+                    .unwrap(),
+                None
+            );
+            assert!(store
+                .write(|c| authenticate_admin_token(c, &other_token, &now))
+                .unwrap()
+                .is_some());
+            // A session of a disabled administrator is never accepted, even
+            // one opened after it was disabled.
+            let (_, late) = store.write(|c| create_session(c, &disabled, FAR)).unwrap();
+            assert_eq!(store.read(|c| find_session(c, &late, &now)).unwrap(), None);
+            // Again is a no-op.
+            store.write(|c| disable_admin(c, &a.id, &now)).unwrap();
+            // b is the last enabled administrator: neither disabled nor deleted.
+            let err = store.write(|c| disable_admin(c, &b.id, &now)).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Conflict(m) if m.contains("last enabled administrator")),
+                "{err}"
+            );
+            let err = store.write(|c| delete_admin(c, &b.id, &now)).unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+            // Enabled again, a can sign in; then b can go.
+            store.write(|c| enable_admin(c, &a.id)).unwrap();
+            let (_, sid) = store.write(|c| create_session(c, &a, FAR)).unwrap();
+            assert!(store
+                .read(|c| find_session(c, &sid, &now))
+                .unwrap()
+                .is_some());
+            store.write(|c| delete_admin(c, &b.id, &now)).unwrap();
+            assert_eq!(store.read(|c| find_admin(c, &b.id)).unwrap(), None);
+            assert!(store
+                .write(|c| authenticate_admin_token(c, &other_token, &now))
+                .unwrap()
+                .is_none());
+            // A disabled administrator can always be deleted.
+            let d = store.write(|c| insert_admin(c, "d", "h")).unwrap();
+            store.write(|c| disable_admin(c, &d.id, &now)).unwrap();
+            store.write(|c| delete_admin(c, &d.id, &now)).unwrap();
+            // A new password ends every session but the one kept.
+            let (_, keep) = store.write(|c| create_session(c, &a, FAR)).unwrap();
+            store
+                .write(|c| set_admin_password(c, &a.id, "h2", Some(&keep)))
+                .unwrap();
+            assert!(store
+                .read(|c| find_session(c, &keep, &now))
+                .unwrap()
+                .is_some());
+            assert_eq!(store.read(|c| find_session(c, &sid, &now)).unwrap(), None);
+            assert_eq!(
+                store
+                    .read(|c| find_admin_credentials(c, "a"))
+                    .unwrap()
+                    .unwrap()
+                    .1,
+                "h2"
+            );
+            for err in [
+                store.write(|c| disable_admin(c, "nope", &now)).unwrap_err(),
+                store.write(|c| enable_admin(c, "nope")).unwrap_err(),
+                store
+                    .write(|c| delete_admin(c, "nope\0", &now))
+                    .unwrap_err(),
+                store
+                    .write(|c| set_admin_password(c, "nope", "h", None))
+                    .unwrap_err(),
+            ] {
+                assert!(matches!(err, StoreError::NotFound), "{err}");
+            }
+            assert_eq!(store.read(list_admins).unwrap().len(), 1);
+        }
+    }
+
+    /// Two administrators disabling each other at once (threads released
+    /// together, each with its own connection on PostgreSQL): one wins,
+    /// and an enabled administrator remains.
+    #[test]
+    fn admins_disabling_each_other_at_once_leave_one_enabled() {
+        for db in backends() {
+            let store = db.store();
+            let now = scim_core::datetime::now();
+            let a = store.write(|c| insert_admin(c, "a", "h")).unwrap();
+            let b = store.write(|c| insert_admin(c, "b", "h")).unwrap();
+            let barrier = std::sync::Barrier::new(2);
+            let results: Vec<bool> = std::thread::scope(|s| {
+                let handles: Vec<_> = [&a.id, &b.id]
+                    .into_iter()
+                    .map(|id| {
+                        let (barrier, now) = (&barrier, &now);
+                        s.spawn(move || {
+                            barrier.wait();
+                            store.write(|c| disable_admin(c, id, now)).is_ok()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "{results:?}");
+            let enabled = store
+                .read(list_admins)
+                .unwrap()
+                .into_iter()
+                .filter(|x| x.disabled_at.is_none())
+                .count();
+            assert_eq!(enabled, 1);
+        }
+    }
+
+    /// PostgreSQL: disabling holds the administrators' lock until its
+    /// transaction ends, so a concurrent disable (any replica) waits and
+    /// then sees the result: another connection cannot take the lock
+    /// meanwhile.
+    #[test]
+    fn disabling_holds_the_administrators_lock_until_commit() {
+        #[derive(diesel::QueryableByName)]
+        struct Taken {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            taken: bool,
+        }
+        for db in backends() {
+            let store = db.store();
+            if !matches!(db.backend(), crate::Backend::Postgres) {
+                continue;
+            }
+            let now = scim_core::datetime::now();
+            let a = store.write(|c| insert_admin(c, "a", "h")).unwrap();
+            store.write(|c| insert_admin(c, "b", "h")).unwrap();
+            let try_lock = |c: &mut DbConnection| {
+                let DbConnection::Postgres(pg) = c else {
+                    unreachable!()
+                };
+                let row: Taken = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS taken")
+                    .bind::<diesel::sql_types::BigInt, _>(advisory_key("admins", "enabled"))
+                    .get_result(pg)?;
+                Ok(row.taken)
+            };
+            store
+                .write(|c| {
+                    disable_admin(c, &a.id, &now)?;
+                    assert!(!store.read(try_lock)?, "the lock is free while disabling");
+                    Ok(())
+                })
+                .unwrap();
+            assert!(store.read(try_lock).unwrap());
+        }
+    }
+
+    /// An attacker at a shared address reaches the address cap: accounts
+    /// that signed in from there before still get in, others wait (or are
+    /// unlocked), and other addresses are untouched.
+    #[test]
+    fn the_address_cap_spares_known_pairs_and_unlocks() {
+        for db in backends() {
+            let store = db.store();
+            let t0 = time::macros::datetime!(2026-01-01 00:00:00 UTC);
+            let secs = time::Duration::seconds;
+            let limits = AttemptLimits {
+                max_failures: 3,
+                window: time::Duration::minutes(15),
+                address_max_failures: 4,
+                slow_after: 100,
+                max_delay: time::Duration::minutes(1),
+            };
+            let reserve = |c: &str, a: &str, at: time::OffsetDateTime| {
+                store
+                    .write(|conn| reserve_attempt(conn, c, a, at, &limits))
+                    .unwrap()
+            };
+            let admitted = |adm: Admission| match adm {
+                Admission::Admitted(a) => a,
+                other => panic!("refused: {other:?}"),
+            };
+            // alice signed in from the shared address before.
+            let ok = admitted(reserve("alice", "shared", t0));
+            store.write(|c| succeed_attempt(c, &ok)).unwrap();
+            // The attacker: three failures at admin lock that pair (the
+            // third says so), a fourth at x reaches the address cap.
+            for i in 0..3 {
+                let a = admitted(reserve("admin", "shared", t0 + secs(i)));
+                let expected = (i == 2).then_some(Lockout::Pair);
+                assert_eq!(a.lockout_if_failed(), expected);
+            }
+            let a = admitted(reserve("x", "shared", t0 + secs(10)));
+            assert_eq!(a.lockout_if_failed(), Some(Lockout::Address));
+            // bob never signed in from there: refused until the oldest of
+            // the four failures leaves the window.
+            assert_eq!(
+                reserve("bob", "shared", t0 + secs(60)),
+                Admission::Refused {
+                    retry_after_secs: 840
+                }
+            );
+            // alice is a known pair: admitted, and her success stays known.
+            let ok = admitted(reserve("alice", "shared", t0 + secs(60)));
+            store.write(|c| succeed_attempt(c, &ok)).unwrap();
+            admitted(reserve("alice", "shared", t0 + secs(61)));
+            // bob from his own address is untouched.
+            admitted(reserve("bob", "home", t0 + secs(60)));
+            assert_eq!(
+                store.read(|c| failures_by_address(c, "admin", t0)).unwrap(),
+                vec![("shared".to_owned(), 3)]
+            );
+            // Unlocking the account lifts its pair lock (and its share of
+            // the cap); unlocking the address lifts the cap.
+            assert_eq!(store.write(|c| unlock_credential(c, "admin")).unwrap(), 3);
+            assert!(store
+                .read(|c| failures_by_address(c, "admin", t0))
+                .unwrap()
+                .is_empty());
+            admitted(reserve("bob", "shared", t0 + secs(62)));
+            admitted(reserve("y", "shared", t0 + secs(63)));
+            assert!(matches!(
+                reserve("bob", "shared", t0 + secs(64)),
+                Admission::Refused { .. }
+            ));
+            assert!(store.write(|c| unlock_address(c, "shared")).unwrap() >= 4);
+            admitted(reserve("bob", "shared", t0 + secs(65)));
+            // A success is remembered for REMEMBER_SUCCESS_FOR, no longer.
+            let later = t0 + REMEMBER_SUCCESS_FOR + time::Duration::days(1);
+            for i in 0..4 {
+                admitted(reserve(&format!("z{i}"), "shared", later));
+            }
+            assert!(matches!(
+                reserve("alice", "shared", later),
+                Admission::Refused { .. }
+            ));
+        }
+    }
+
+    #[test]
     fn attempts_are_limited_per_credential_and_address() {
         for db in backends() {
             let store = db.store();
@@ -781,6 +1323,7 @@ mod tests {
             let limits = AttemptLimits {
                 max_failures: 3,
                 window: time::Duration::minutes(15),
+                address_max_failures: 0,
                 slow_after: 100,
                 max_delay: time::Duration::minutes(1),
             };
@@ -882,6 +1425,7 @@ mod tests {
             let limits = AttemptLimits {
                 max_failures: 5,
                 window: time::Duration::minutes(5),
+                address_max_failures: 0,
                 slow_after: 2,
                 max_delay: secs(4),
             };
@@ -921,28 +1465,13 @@ mod tests {
                     retry_after_secs: 3
                 }
             );
-            // One address spraying many credentials is slowed the same way.
-            for i in 0..3 {
-                let c = format!("user{i}");
-                let at = t0 + secs(100 + 4 * i);
-                assert!(matches!(
-                    store
-                        .write(|conn| reserve_attempt(conn, &c, "sprayer", at, &limits))
-                        .unwrap(),
-                    Admission::Admitted(_)
-                ));
-            }
+            // An address that has not failed at the credential is not
+            // slowed by failures elsewhere.
             assert!(matches!(
                 store
-                    .write(|conn| reserve_attempt(
-                        conn,
-                        "user9",
-                        "sprayer",
-                        t0 + secs(108),
-                        &limits
-                    ))
+                    .write(|conn| reserve_attempt(conn, "other", "a0", t0 + secs(5), &limits))
                     .unwrap(),
-                Admission::Refused { .. }
+                Admission::Admitted(_)
             ));
         }
     }

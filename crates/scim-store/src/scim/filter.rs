@@ -728,15 +728,10 @@ fn push_compare(
     } = c;
     match kind {
         Kind::Bool => {
-            let v = match value {
-                CompValue::Bool(v) => *v,
-                CompValue::String(s) if s.eq_ignore_ascii_case("true") => true,
-                CompValue::String(s) if s.eq_ignore_ascii_case("false") => false,
-                _ => {
-                    return Err(invalid(format!(
-                        "\"{path}\" is a boolean; compare it with true or false"
-                    )))
-                }
+            let Some(v) = value.as_bool() else {
+                return Err(invalid(format!(
+                    "\"{path}\" is a boolean; compare it with true or false"
+                )));
             };
             if op != CompareOp::Eq {
                 return Err(invalid(format!(
@@ -754,7 +749,9 @@ fn push_compare(
             Ok(())
         }
         Kind::TextCi | Kind::TextExact | Kind::Date => {
-            let CompValue::String(raw) = value else {
+            // An unquoted `true` or number reads as its text here
+            // (`CompValue::as_text`, docs/SCIM.md).
+            let Some(raw) = value.as_text() else {
                 return Err(invalid(format!(
                     "\"{path}\" is a {}; compare it with a quoted string",
                     if kind == Kind::Date {
@@ -766,8 +763,8 @@ fn push_compare(
             };
             let literal = match kind {
                 Kind::TextCi => raw.to_lowercase(),
-                Kind::TextExact => raw.clone(),
-                Kind::Date => scim_core::datetime::normalize(raw).ok_or_else(|| {
+                Kind::TextExact => raw.clone().into_owned(),
+                Kind::Date => scim_core::datetime::normalize(&raw).ok_or_else(|| {
                     invalid(format!(
                         "\"{raw}\" is not a dateTime; \"{path}\" needs an RFC 3339 date-time such as \"2011-05-13T04:42:34Z\""
                     ))
@@ -1099,13 +1096,13 @@ fn resource_type(
     negate: bool,
     value: &CompValue,
 ) -> Result<(), StoreError> {
-    let CompValue::String(lit) = value else {
+    let Some(lit) = value.as_text() else {
         return Err(invalid(format!(
             "\"{path}\" is a string; compare it with a quoted string"
         )));
     };
     let rt = res.type_name();
-    let lit = lit.as_str();
+    let lit = lit.as_ref();
     let hit = match op {
         CompareOp::Eq | CompareOp::Ne => rt == lit,
         CompareOp::Co => rt.contains(lit),
@@ -1322,6 +1319,19 @@ fn elem_expr(
     Ok(())
 }
 
+/// Whether the `sortBy` key of `path` is a boolean (`active`,
+/// `emails.primary`): keyset pages read it back as text, so it is cast.
+pub(crate) fn sort_key_is_bool(res: Resource, path: &AttrPath) -> bool {
+    match resolve(res, path) {
+        Ok(Field::Column(c)) => c.kind == Kind::Bool,
+        Ok(Field::Multi {
+            sub: Some(ElemCol::Primary),
+            ..
+        }) => true,
+        _ => false,
+    }
+}
+
 /// Appends the `sortBy` key expression (over the resource's aliased table)
 /// for `path` (RFC 7644 §3.4.2.3). For a multi-valued User attribute the
 /// key is the primary element's value, or the first element's.
@@ -1509,10 +1519,28 @@ mod tests {
                 "yesterday",
             ),
             cmp(AttrPath::with_sub("meta", "created"), CompareOp::Co, "2011"),
-            Filter::Compare(AttrPath::new("title"), CompareOp::Eq, CompValue::Bool(true)),
             Filter::Compare(AttrPath::new("title"), CompareOp::Gt, CompValue::Null),
         ] {
             assert!(matches!(sql(&f), Err(StoreError::Invalid(_))), "{f:?}");
+        }
+    }
+
+    /// An unquoted `true` or number against a string attribute compares as
+    /// its text (docs/SCIM.md, "Leniency").
+    #[test]
+    fn literals_against_strings_compare_as_text() {
+        for (value, text) in [
+            (CompValue::Bool(true), "true"),
+            (CompValue::Number(42.into()), "42"),
+        ] {
+            let f = Filter::Compare(AttrPath::new("title"), CompareOp::Eq, value);
+            let (_, binds) = sql(&f).unwrap();
+            assert!(
+                binds
+                    .iter()
+                    .any(|b| matches!(b, Bind::Text(t) if t == text)),
+                "{binds:?}"
+            );
         }
     }
 

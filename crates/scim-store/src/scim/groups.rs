@@ -22,7 +22,7 @@ use crate::db::schema::scim::groups;
 use crate::error::{is_unique_violation, StoreError};
 use crate::scim::filter::Resource;
 use crate::scim::get_ci;
-use crate::scim::list::{list_rows, ListQuery, Page};
+use crate::scim::list::{list_rows, list_rows_keyset, KeysetPage, ListQuery, Page, Seek};
 use crate::scim::members::{add_members, remove_from_all_groups, MemberRef};
 
 /// A stored Group: its canonical attributes (never `members`) plus what
@@ -346,6 +346,44 @@ pub fn delete_group(
         return Err(missed(conn, id, expected_version)?);
     }
     remove_from_all_groups(conn, id)
+}
+
+/// A keyset page of Groups matching `query.filter` in `query`'s order,
+/// from `seek`, of at most `limit`, without members (RFC 9865 cursors;
+/// see [`crate::scim::list::ListKey`]).
+pub fn list_groups_keyset(
+    conn: &mut DbConnection,
+    query: &ListQuery<'_>,
+    seek: Seek<'_>,
+    limit: i64,
+) -> Result<KeysetPage<GroupRecord>, StoreError> {
+    let page = list_rows_keyset(conn, Resource::Group, query, seek, limit)?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|(r, key)| {
+            to_record(GroupRow {
+                id: r.id,
+                resource: r.resource,
+                version: r.version,
+                created: r.created,
+                last_modified: r.last_modified,
+            })
+            .map(|g| (g, key))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(KeysetPage {
+        items,
+        more: page.more,
+    })
+}
+
+/// How many Groups match `filter` (`totalResults` of a keyset page).
+pub fn count_matching_groups(
+    conn: &mut DbConnection,
+    filter: Option<&scim_core::filter::Filter>,
+) -> Result<i64, StoreError> {
+    crate::scim::list::count_matching(conn, Resource::Group, filter)
 }
 
 /// A page of Groups matching `query.filter`, evaluated in the database

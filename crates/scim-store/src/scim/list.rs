@@ -3,7 +3,7 @@
 //! attributes may be filtered or sorted on is the resource's allow-list in
 //! [`crate::scim::filter`].
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::QueryableByName;
 
 use scim_core::filter::{AttrPath, Filter};
@@ -11,7 +11,7 @@ use scim_core::filter::{AttrPath, Filter};
 use crate::db::connection::DbConnection;
 use crate::db::sql::{load, Bind, SqlBuilder};
 use crate::error::StoreError;
-use crate::scim::filter::{push_filter, push_sort_key, Resource};
+use crate::scim::filter::{push_filter, push_sort_key, sort_key_is_bool, Resource};
 
 /// A page of a list query (RFC 7644 §3.4.2).
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +124,205 @@ pub(crate) fn list_rows(
         count_matching(conn, res, query.filter)?
     };
     Ok(Page { total, items: rows })
+}
+
+/// A position in a list's order, for keyset pages (RFC 9865 cursors): the
+/// `sortBy` key's value (`None` without `sortBy`, or where the resource
+/// has no value), the creation time and the id. The order is total (ids
+/// are unique), so a page that starts after a position neither repeats
+/// nor skips a resource that existed throughout, whatever was inserted or
+/// deleted meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListKey {
+    /// The `sortBy` key as stored (lowered where compared
+    /// case-insensitively; booleans as text).
+    pub sort: Option<String>,
+    /// `meta.created` in the stored form.
+    pub created: String,
+    /// The resource id.
+    pub id: String,
+}
+
+/// Where a keyset page reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek<'a> {
+    /// Forward, after this position (from the start with `None`).
+    After(Option<&'a ListKey>),
+    /// Backward, before this position (from the end with `None`); the page
+    /// still comes in list order.
+    Before(Option<&'a ListKey>),
+}
+
+/// A keyset page: the rows in list order, each with its position, and
+/// whether more rows lie beyond the page in the direction read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeysetPage<T> {
+    /// This page, in list order.
+    pub items: Vec<(T, ListKey)>,
+    /// Whether rows remain past the page (after it reading forward, before
+    /// it reading backward).
+    pub more: bool,
+}
+
+/// A [`ListRow`] with its sort key.
+#[derive(QueryableByName)]
+struct KeysetRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    resource: String,
+    #[diesel(sql_type = BigInt)]
+    version: i64,
+    #[diesel(sql_type = Text)]
+    created: String,
+    #[diesel(sql_type = Text)]
+    last_modified: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    sort_key: Option<String>,
+}
+
+/// Up to `limit` `res` rows matching `query.filter`, in `query`'s order,
+/// from `seek` (`query.start_index` and `query.count` are not used).
+/// The condition on the position is a range over the same key the rows
+/// are ordered by, so without `sortBy` it walks the `(created, id)` index
+/// and costs the same at the end of the collection as at its start.
+pub(crate) fn list_rows_keyset(
+    conn: &mut DbConnection,
+    res: Resource,
+    query: &ListQuery<'_>,
+    seek: Seek<'_>,
+    limit: i64,
+) -> Result<KeysetPage<ListRow>, StoreError> {
+    let limit = limit.max(0);
+    let a = res.alias();
+    let (backward, key) = match seek {
+        Seek::After(k) => (false, k),
+        Seek::Before(k) => (true, k),
+    };
+    let sort = query
+        .sort_by
+        .map(|path| (path, sort_key_is_bool(res, path)));
+    // The sort key, as text (booleans cast, so that the position reads
+    // back and compares as text on both backends).
+    let push_key = |b: &mut SqlBuilder| -> Result<(), StoreError> {
+        if let Some((path, cast)) = sort {
+            b.push(if cast { "CAST(" } else { "(" });
+            push_sort_key(b, res, path)?;
+            b.push(if cast { " AS TEXT)" } else { ")" });
+        }
+        Ok(())
+    };
+    let mut b = SqlBuilder::new(conn.backend());
+    b.push("SELECT ");
+    for column in ["id", "resource", "version", "created", "last_modified"] {
+        b.push(a).push(column).push(", ");
+    }
+    if sort.is_some() {
+        push_key(&mut b)?;
+    } else {
+        b.push("CAST(NULL AS TEXT)");
+    }
+    b.push(" AS sort_key FROM ").push(res.table());
+    push_where(&mut b, res, query.filter)?;
+    if let Some(key) = key {
+        let has_where = res.live_condition().is_some() || query.filter.is_some();
+        b.push(if has_where { " AND (" } else { " WHERE (" });
+        // Ties on the sort key are broken by (created, id), always
+        // ascending.
+        let tie = |b: &mut SqlBuilder| {
+            b.push("(")
+                .push(a)
+                .push("created, ")
+                .push(a)
+                .push(if backward { "id) < (" } else { "id) > (" })
+                .bind_text(key.created.clone())
+                .push(", ")
+                .bind_text(key.id.clone())
+                .push(")");
+        };
+        if sort.is_some() {
+            // Resources without a value sort last ascending and first
+            // descending: reading toward greater values, they lie ahead.
+            let toward_greater = backward == query.descending;
+            match &key.sort {
+                Some(v) => {
+                    push_key(&mut b)?;
+                    b.push(if toward_greater { " > " } else { " < " })
+                        .bind_text(v.clone())
+                        .push(" OR (");
+                    push_key(&mut b)?;
+                    b.push(" = ").bind_text(v.clone()).push(" AND ");
+                    tie(&mut b);
+                    b.push(")");
+                    if toward_greater {
+                        b.push(" OR ");
+                        push_key(&mut b)?;
+                        b.push(" IS NULL");
+                    }
+                }
+                None => {
+                    b.push("(");
+                    push_key(&mut b)?;
+                    b.push(" IS NULL AND ");
+                    tie(&mut b);
+                    b.push(")");
+                    if !toward_greater {
+                        b.push(" OR ");
+                        push_key(&mut b)?;
+                        b.push(" IS NOT NULL");
+                    }
+                }
+            }
+        } else {
+            tie(&mut b);
+        }
+        b.push(")");
+    }
+    b.push(" ORDER BY ");
+    let reverse = |ascending: bool| if ascending { " ASC" } else { " DESC" };
+    if sort.is_some() {
+        let dir = reverse(query.descending == backward);
+        b.push("CASE WHEN ");
+        push_key(&mut b)?;
+        b.push(" IS NULL THEN 1 ELSE 0 END").push(dir).push(", ");
+        push_key(&mut b)?;
+        b.push(dir).push(", ");
+    }
+    let dir = reverse(!backward);
+    b.push(a)
+        .push("created")
+        .push(dir)
+        .push(", ")
+        .push(a)
+        .push("id")
+        .push(dir)
+        .push(" LIMIT ")
+        .bind(Bind::BigInt(limit.saturating_add(1)));
+    let mut rows: Vec<KeysetRow> = load(conn, &b)?;
+    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    if backward {
+        rows.reverse();
+    }
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let key = ListKey {
+                sort: r.sort_key,
+                created: r.created.clone(),
+                id: r.id.clone(),
+            };
+            let row = ListRow {
+                id: r.id,
+                resource: r.resource,
+                version: r.version,
+                created: r.created,
+                last_modified: r.last_modified,
+            };
+            (row, key)
+        })
+        .collect();
+    Ok(KeysetPage { items, more })
 }
 
 /// How many `res` rows match `filter` (all of them without one).

@@ -25,8 +25,8 @@ use crate::db::sql::{execute, Bind, SqlBuilder};
 use crate::error::{is_unique_violation, StoreError};
 use crate::scim::filter::Resource;
 use crate::scim::get_ci;
-use crate::scim::list::list_rows;
-pub use crate::scim::list::{ListQuery, Page};
+use crate::scim::list::{list_rows, list_rows_keyset};
+pub use crate::scim::list::{KeysetPage, ListKey, ListQuery, Page, Seek};
 use crate::scim::user_values::{derive_values, insert_values_sql, value_diff_sql};
 #[cfg(any(test, feature = "testing"))]
 use crate::scim::user_values::{stored_values, write_value_diff};
@@ -699,6 +699,37 @@ pub fn list_users(
         total: page.total,
         items,
     })
+}
+
+/// A keyset page of Users matching `query.filter` in `query`'s order,
+/// from `seek`, of at most `limit` (RFC 9865 cursors; see
+/// [`crate::scim::list::ListKey`]).
+pub fn list_users_keyset(
+    conn: &mut DbConnection,
+    query: &ListQuery<'_>,
+    seek: Seek<'_>,
+    limit: i64,
+) -> Result<KeysetPage<UserRecord>, StoreError> {
+    let page = list_rows_keyset(conn, Resource::User, query, seek, limit)?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|(r, key)| {
+            to_record(r.id, &r.resource, r.version, r.created, r.last_modified).map(|u| (u, key))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(KeysetPage {
+        items,
+        more: page.more,
+    })
+}
+
+/// How many Users match `filter` (`totalResults` of a keyset page).
+pub fn count_matching_users(
+    conn: &mut DbConnection,
+    filter: Option<&scim_core::filter::Filter>,
+) -> Result<i64, StoreError> {
+    crate::scim::list::count_matching(conn, Resource::User, filter)
 }
 
 #[cfg(test)]

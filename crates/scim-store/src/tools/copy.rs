@@ -734,7 +734,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
             version, updated_at, updated_by,
         )),
         table_spec!(admins, pk: (id), columns: (
-            id, username, username_ci, password_hash, created_at, last_login_at,
+            id, username, username_ci, password_hash, created_at, last_login_at, disabled_at,
         )),
         table_spec!(admin_sessions, pk: (id_hash), columns: (
             id_hash, admin_id, csrf_token, created_at, expires_at,

@@ -2,7 +2,8 @@
 //! (chromedriver) against the real `scimd` binary, on each backend. Plays
 //! the administrator of the seed: first-run setup → SAML → the Enable
 //! button stays disabled until every caution is ticked → Enable → banner →
-//! SCIM token → the identity provider's requests work → Disable → 403 →
+//! administrators (add, disable, the last one stays, enable, a wrong
+//! current password) → SCIM token → the identity provider's requests work → Disable → 403 →
 //! Swagger UI's "Try it out" creates a token with the session.
 //!
 //! Screenshots of every page are saved under
@@ -290,6 +291,47 @@ async fn enabled(c: &Client, css: &str) -> bool {
         .unwrap()
 }
 
+/// Administrators: add one, disable it (confirmed), find that the last
+/// enabled administrator cannot be disabled, enable it again; then the
+/// own-password page refusing a wrong current password.
+async fn administrators(c: &Client, shots: &mut Shots) {
+    follow(c, "nav a[href='/admin/admins']").await;
+    assert!(text_of(c, "#admins").await.contains("alice"));
+    fill(c, "#new-username", "bob").await;
+    fill(c, "#new-password", "bob's long passphrase").await;
+    fill(c, "#new-password-confirm", "bob's long passphrase").await;
+    follow(c, "#create-admin-submit").await;
+    assert!(text_of(c, "#notice").await.contains("Administrator added"));
+    shots.take(c, "administrators").await;
+    // The confirmation dialogs are the browser's own; accept them.
+    let accept = || c.execute("window.confirm = () => true;", vec![]);
+    accept().await.unwrap();
+    follow(c, "tr[data-username='bob'] form[action$='/disable'] button").await;
+    assert!(text_of(c, "tr[data-username='bob'] .state")
+        .await
+        .starts_with("disabled"));
+    accept().await.unwrap();
+    follow(
+        c,
+        "tr[data-username='alice'] form[action$='/disable'] button",
+    )
+    .await;
+    let err = text_of(c, "main .error").await;
+    assert!(err.contains("last enabled administrator"), "{err}");
+    shots.take(c, "administrators-last-one").await;
+    follow(c, "tr[data-username='bob'] form[action$='/enable'] button").await;
+    assert!(text_of(c, "#notice").await.contains("enabled"));
+
+    follow(c, "a.who").await;
+    fill(c, "#current_password", "not my password at all").await;
+    fill(c, "#new_password", "alice's next passphrase").await;
+    fill(c, "#new_password_confirm", "alice's next passphrase").await;
+    follow(c, "#change-password-submit").await;
+    let err = text_of(c, "#change-password").await;
+    assert!(err.contains("is not your current password"), "{err}");
+    shots.take(c, "your-password").await;
+}
+
 async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &mut Shots) {
     let base = format!("http://127.0.0.1:{}", server.port);
 
@@ -536,6 +578,8 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
     follow(c, "#settings-save").await;
     assert!(text_of(c, "#notice").await.contains("Settings saved"));
     shots.take(c, "settings-saved").await;
+
+    administrators(c, shots).await;
 
     // "Authorize": register an OAuth client for a gallery-style identity
     // provider; its redirect URI is a page on this host, so the browser

@@ -2,6 +2,7 @@
 //! health and readiness, SCIM over a real socket, and graceful shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod admins;
 mod browser;
 mod cli_output;
 mod copy;

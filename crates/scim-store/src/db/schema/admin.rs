@@ -94,6 +94,8 @@ diesel::table! {
         created_at -> Text,
         /// Last successful login.
         last_login_at -> Nullable<Text>,
+        /// When it was disabled (NULL: enabled).
+        disabled_at -> Nullable<Text>,
     }
 }
 
@@ -164,7 +166,9 @@ diesel::table! {
         address -> Text,
         /// When.
         at -> Text,
-        /// Always false (successes are deleted); kept from the first schema.
+        /// False: a failure (or an attempt not yet decided). True: the
+        /// credential's last success from the address (one row per pair),
+        /// which lets it past the address cap.
         succeeded -> Bool,
     }
 }
