@@ -4,6 +4,7 @@
 
 mod admins;
 mod console;
+mod streams;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
