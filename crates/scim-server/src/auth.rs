@@ -27,6 +27,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
 
+use scim_store::changes::{Actor, ActorKind, RequestId};
+
 use crate::error::ApiError;
 use crate::ScimApi;
 
@@ -36,13 +38,38 @@ const TOUCH_EVERY: Duration = Duration::from_secs(60);
 const MAX_ENTRIES: usize = 10_000;
 
 /// The identity of an authenticated SCIM client, put into the request's
-/// extensions for handlers (and later audit records).
+/// extensions for handlers, which record it as the actor of the changes
+/// they make ([`Principal::actor`]).
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The secret token's id, or the OAuth grant's id.
     pub token_id: String,
     /// How the client authenticated.
     pub kind: TokenKind,
+    /// The secret token's name, or the OAuth client's name.
+    pub name: String,
+    /// The OAuth client's id (`client_id`); `None` for a secret token.
+    pub client_id: Option<String>,
+}
+
+impl Principal {
+    /// Who the change log records: the secret token (kind `scim_token`,
+    /// by its id and name) or the OAuth client (kind `oauth_client`, by
+    /// its client id and name), not yet tied to a request.
+    pub fn actor(&self) -> Actor {
+        match self.kind {
+            TokenKind::Secret => Actor::new(
+                ActorKind::ScimToken,
+                Some(self.token_id.clone()),
+                Some(self.name.clone()),
+            ),
+            TokenKind::OAuth => Actor::new(
+                ActorKind::OauthClient,
+                self.client_id.clone(),
+                Some(self.name.clone()),
+            ),
+        }
+    }
 }
 
 /// The kind of bearer token presented.
@@ -58,6 +85,8 @@ pub enum TokenKind {
 struct Entry {
     token_id: String,
     kind: TokenKind,
+    name: String,
+    client_id: Option<String>,
     expires_at: Option<String>,
     verified: Instant,
     touched: Instant,
@@ -209,17 +238,25 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
             let info = web::block(move || {
                 store.read(|conn| {
                     if let Some(t) = scim_store::authenticate_token(conn, &secret, &now2)? {
-                        return Ok(Some((t.id, t.expires_at, TokenKind::Secret)));
+                        return Ok(Some((t.id, t.expires_at, TokenKind::Secret, t.name, None)));
                     }
                     if !secret.starts_with(scim_store::oauth::ACCESS_TOKEN_PREFIX) {
                         return Ok(None);
                     }
                     let t = scim_store::oauth::authenticate_access_token(conn, &secret, &now2)?;
-                    Ok(t.map(|t| (t.grant_id, Some(t.expires_at), TokenKind::OAuth)))
+                    Ok(t.map(|t| {
+                        (
+                            t.grant_id,
+                            Some(t.expires_at),
+                            TokenKind::OAuth,
+                            t.client_name,
+                            Some(t.client_id),
+                        )
+                    }))
                 })
             })
             .await??;
-            let Some((token_id, expires_at, kind)) = info else {
+            let Some((token_id, expires_at, kind, name, client_id)) = info else {
                 return Err(ApiError::Unauthorized {
                     detail: "the bearer token is invalid, expired or revoked".into(),
                     token_presented: true,
@@ -229,6 +266,8 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
             let entry = Entry {
                 token_id,
                 kind,
+                name,
+                client_id,
                 expires_at,
                 verified: at,
                 touched: touched_long_ago,
@@ -258,7 +297,39 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
     Ok(Principal {
         token_id: entry.token_id,
         kind: entry.kind,
+        name: entry.name,
+        client_id: entry.client_id,
     })
+}
+
+/// The actor of the changes a request makes: its [`Principal`] (put in
+/// the request's extensions by [`require_bearer`]), the request id (put
+/// there by the request-logging middleware, scimd's `logging::request_log`,
+/// which returns it in `X-Request-Id`), and the client's address: the TCP
+/// peer, or, when `trust_forwarded_for` says scimd is behind a proxy, the
+/// last `X-Forwarded-For` entry, as the admin side counts sign-ins.
+pub fn request_actor(api: &ScimApi, req: &actix_web::HttpRequest) -> Result<Actor, ApiError> {
+    let extensions = req.extensions();
+    let principal = extensions.get::<Principal>().ok_or(ApiError::Internal)?;
+    let request_id = extensions.get::<RequestId>().map(|r| r.0.clone());
+    let forwarded = if api.config().trust_forwarded_for {
+        last_forwarded_for(req)
+    } else {
+        None
+    };
+    let address = forwarded.or_else(|| req.peer_addr().map(|a| a.ip().to_string()));
+    Ok(principal.actor().with_request(request_id, address))
+}
+
+/// The last entry of the request's `X-Forwarded-For` headers: the address
+/// the proxy in front of scimd saw. A proxy appends the address it saw to
+/// whatever the client sent, so earlier entries (and a `Forwarded` header,
+/// which proxies pass on unchanged) may be forged by the client; the last
+/// one is the proxy's own.
+fn last_forwarded_for(req: &actix_web::HttpRequest) -> Option<String> {
+    let last_header = req.headers().get_all(header::X_FORWARDED_FOR).last()?;
+    let entry = last_header.to_str().ok()?.rsplit(',').next()?.trim();
+    (!entry.is_empty()).then(|| entry.to_owned())
 }
 
 #[cfg(test)]
@@ -269,6 +340,8 @@ mod tests {
         Entry {
             token_id: "t".into(),
             kind: TokenKind::Secret,
+            name: "n".into(),
+            client_id: None,
             expires_at: None,
             verified,
             touched: verified,

@@ -8,6 +8,7 @@
 //! then written straight into the response body without building a JSON
 //! value per member.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix_web::http::{header, StatusCode};
@@ -17,7 +18,11 @@ use scim_core::patch;
 use scim_core::resource::{self, Meta, Projection};
 use scim_core::schema::{GROUP, LIST_RESPONSE_SCHEMA};
 use scim_core::ScimError;
-use scim_store::{GroupRecord, ListQuery, Member, MemberRef, MemberType, StoreError};
+use scim_store::changes::{record, Event, NewChange};
+use scim_store::recorded;
+use scim_store::{
+    GroupRecord, ListQuery, Member, MemberRef, MemberType, MembersChanged, StoreError,
+};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -212,6 +217,30 @@ fn locked_current(
     Ok(current)
 }
 
+/// The change log rows of a membership change of `rec` (at its version
+/// after it): one `group.members_added` and one `group.members_removed`,
+/// each only when it names members.
+fn members_rows(rec: &GroupRecord, changed: &MembersChanged) -> Vec<NewChange> {
+    let mut rows = Vec::new();
+    if !changed.added.is_empty() {
+        rows.push(recorded::members_row(
+            Event::MembersAdded,
+            &rec.id,
+            rec.version,
+            &changed.added,
+        ));
+    }
+    if !changed.removed.is_empty() {
+        rows.push(recorded::members_row(
+            Event::MembersRemoved,
+            &rec.id,
+            rec.version,
+            &changed.removed,
+        ));
+    }
+    rows
+}
+
 /// `POST /Groups`
 pub async fn create(
     api: web::Data<ScimApi>,
@@ -222,12 +251,36 @@ pub async fn create(
     let fields = MemberFields::of(&projection);
     let mut attrs = resource::normalize(&GROUP, &body.0)?.attrs;
     let members = take_members(&mut attrs)?;
+    let actor = crate::auth::request_actor(&api, &req)?;
     let store = api.gated_store();
     let (rec, members) = store
         .write_async(move |conn, _| {
             let rec = scim_store::insert_group(conn, &attrs, &members)?;
-            let members = load_members(conn, &rec.id, fields)?;
-            Ok((rec, members))
+            let shown = load_members(conn, &rec.id, fields)?;
+            // Every member named was added (an unknown one fails the
+            // create), each once.
+            let mut seen = HashSet::new();
+            let added: Vec<&str> = members
+                .iter()
+                .map(|m| m.value.as_str())
+                .filter(|v| seen.insert(*v))
+                .collect();
+            let mut changes = vec![recorded::group_row(
+                Event::GroupCreated,
+                &rec.id,
+                Some(rec.version),
+                &[],
+            )];
+            if !added.is_empty() {
+                changes.push(recorded::members_row(
+                    Event::MembersAdded,
+                    &rec.id,
+                    rec.version,
+                    &added,
+                ));
+            }
+            record(conn, &actor, &rec.last_modified, &changes)?;
+            Ok((rec, shown))
         })
         .await?;
     let base = api.location_base(&req);
@@ -398,6 +451,7 @@ pub async fn replace(
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let mut attrs = resource::normalize(&GROUP, &body.0)?.attrs;
     let members = take_members(&mut attrs)?;
+    let actor = Arc::new(crate::auth::request_actor(&api, &req)?);
     let store = api.gated_store();
     let target = id.clone();
     let client_precondition = if_match.is_some();
@@ -406,14 +460,24 @@ pub async fn replace(
         |_| {
             let (store, target, if_match) = (store.clone(), target.clone(), if_match.clone());
             let (attrs, members) = (Arc::clone(&attrs), Arc::clone(&members));
+            let actor = Arc::clone(&actor);
             async move {
                 store
                     .write_async(move |conn, _| {
                         let current = locked_current(conn, &target, if_match.as_ref())?;
-                        scim_store::replace_members(conn, &target, &members)?;
+                        let changed = scim_store::replace_members(conn, &target, &members)?;
                         let rec = scim_store::update_group(conn, &target, current.version, &attrs)?;
-                        let members = load_members(conn, &rec.id, fields)?;
-                        Ok((rec, members))
+                        let shown = load_members(conn, &rec.id, fields)?;
+                        let paths = recorded::changed_paths(&current.attrs, &rec.attrs);
+                        let mut changes = vec![recorded::group_row(
+                            Event::GroupReplaced,
+                            &rec.id,
+                            Some(rec.version),
+                            &paths,
+                        )];
+                        changes.extend(members_rows(&rec, &changed));
+                        record(conn, &actor, &rec.last_modified, &changes)?;
+                        Ok((rec, shown))
                     })
                     .await
             }
@@ -455,6 +519,7 @@ pub async fn patch(
     };
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
     let (changes, attr_ops) = split_ops(patch::parse_request(&body.0)?)?;
+    let actor = Arc::new(crate::auth::request_actor(&api, &req)?);
     let store = api.gated_store();
     let target = id.clone();
     let client_precondition = if_match.is_some();
@@ -463,6 +528,7 @@ pub async fn patch(
         |_| {
             let (store, target, if_match) = (store.clone(), target.clone(), if_match.clone());
             let (changes, attr_ops) = (Arc::clone(&changes), Arc::clone(&attr_ops));
+            let actor = Arc::clone(&actor);
             async move {
                 store
                     .write_async(move |conn, _| {
@@ -476,9 +542,9 @@ pub async fn patch(
                                 Err(e) => return Ok(PatchResult::Invalid(e)),
                             }
                         };
-                        let mut members_changed = 0;
+                        let mut members_changed = MembersChanged::default();
                         for change in changes.iter() {
-                            members_changed += match change {
+                            members_changed.extend(match change {
                                 MemberChange::Add(refs) => {
                                     scim_store::add_members(conn, &target, refs)?
                                 }
@@ -492,19 +558,33 @@ pub async fn patch(
                                     scim_store::remove_all_members(conn, &target)?
                                 }
                                 MemberChange::Replace(refs) => {
-                                    scim_store::replace_members(conn, &target, refs)?;
-                                    1
+                                    scim_store::replace_members(conn, &target, refs)?
                                 }
-                            };
+                            });
                         }
                         let rec = if attrs_changed {
                             scim_store::update_group(conn, &target, current.version, &attrs)?
-                        } else if members_changed > 0 {
+                        } else if !members_changed.is_empty() {
                             scim_store::touch_group(conn, &target, Some(current.version))?
                         } else {
-                            current
+                            // Nothing changed: nothing written, nothing
+                            // recorded.
+                            let members = load_members(conn, &current.id, fields)?;
+                            return Ok(PatchResult::Stored(current, members));
                         };
                         let members = load_members(conn, &rec.id, fields)?;
+                        let mut rows = Vec::new();
+                        if attrs_changed {
+                            let paths = recorded::changed_paths(&current.attrs, &rec.attrs);
+                            rows.push(recorded::group_row(
+                                Event::GroupPatched,
+                                &rec.id,
+                                Some(rec.version),
+                                &paths,
+                            ));
+                        }
+                        rows.extend(members_rows(&rec, &members_changed));
+                        record(conn, &actor, &rec.last_modified, &rows)?;
                         Ok(PatchResult::Stored(rec, members))
                     })
                     .await
@@ -542,7 +622,15 @@ pub async fn delete(
         "Group",
         crate::path_id("Group", path)?,
         |conn, id| Ok(scim_store::lock_group(conn, id)?.map(|g| g.version)),
-        |conn, _, id, version| scim_store::delete_group(conn, id, version),
+        |conn, _, id, version, actor| {
+            let left = scim_store::delete_group(conn, id, version)?;
+            let mut changes: Vec<NewChange> = left
+                .iter()
+                .map(|(parent, v)| recorded::members_row(Event::MembersRemoved, parent, *v, &[id]))
+                .collect();
+            changes.push(recorded::group_row(Event::GroupDeleted, id, None, &[]));
+            record(conn, actor, &scim_core::datetime::now(), &changes)
+        },
     )
     .await
 }

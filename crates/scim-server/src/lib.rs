@@ -34,10 +34,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use scim_store::changes::Actor;
 use scim_store::lookup::LookupBy;
 use scim_store::settings::ScimRuntime;
-use scim_store::Edit;
 use scim_store::Store;
+use scim_store::{Edit, EditBy};
 
 pub use error::{ApiError, SCIM_CONTENT_TYPE};
 
@@ -64,6 +65,10 @@ pub struct ScimConfig {
     /// The clock that token expiry and the token cache's lifetime are
     /// decided by (shared with the admin side).
     pub clock: scim_core::Clock,
+    /// Whether the client address recorded in the change log is the last
+    /// `X-Forwarded-For` entry (scimd behind a proxy:
+    /// `admin.trust_forwarded_for`) rather than the TCP peer.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ScimConfig {
@@ -76,6 +81,7 @@ impl Default for ScimConfig {
             password_hasher: scim_store::PasswordHasher::default(),
             rate_limiter: None,
             clock: scim_core::Clock::system(),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -257,29 +263,36 @@ impl GatedStore {
     }
 
     /// Creates a user behind the gate (`Store::queue_insert_user`: on
-    /// PostgreSQL batched with the other user writes that are waiting).
+    /// PostgreSQL batched with the other user writes that are waiting),
+    /// recording `user.created` by `actor`.
     pub async fn insert_user_async(
         &self,
         attrs: serde_json::Map<String, serde_json::Value>,
         password_hash: Option<String>,
+        actor: Actor,
     ) -> Result<scim_store::UserRecord, scim_store::StoreError> {
-        self.store.queue_insert_user(attrs, password_hash).await
+        self.store
+            .queue_insert_user(attrs, password_hash, actor)
+            .await
     }
 
     /// Edits the user `id` behind the gate (`Store::queue_user_edit`): `f`
     /// gets the user as stored (with its groups when `with_groups`), read
     /// where no other write can change it before `f`'s result is stored.
+    /// A write records its change by `by` (the actor, and `user.replaced`
+    /// or `user.patched`).
     pub async fn edit_user_async<T, F>(
         &self,
         id: String,
         with_groups: bool,
+        by: EditBy,
         f: F,
     ) -> Result<T, scim_store::StoreError>
     where
         T: Send + 'static,
         F: Fn(scim_store::Found) -> Result<Edit<T>, scim_store::StoreError> + Send + 'static,
     {
-        self.store.queue_user_edit(id, with_groups, f).await
+        self.store.queue_user_edit(id, with_groups, by, f).await
     }
 
     /// `GET /Users/{id}`'s read: the gate, the user and (when
@@ -433,35 +446,43 @@ pub(crate) fn resource_response(
     res
 }
 
+/// How [`delete_resource`] removes a resource: in the write transaction,
+/// with the run-time settings, the id, the version the client's `If-Match`
+/// named (if any), and the actor whose change it records.
+pub(crate) type DeleteFn = fn(
+    &mut scim_store::DbConnection,
+    &ScimRuntime,
+    &str,
+    Option<i64>,
+    &Actor,
+) -> Result<(), scim_store::StoreError>;
+
 /// `DELETE` of a resource (204), honouring `If-Match` (RFC 7644 §3.14):
 /// `version` reads the current version inside the write transaction
 /// (`None` when the resource does not exist), `delete` removes it (as the
-/// run-time settings say: a User may be soft-deleted).
+/// run-time settings say: a User may be soft-deleted) and records the
+/// change, by the request's actor, as its last write.
 pub(crate) async fn delete_resource(
     api: &ScimApi,
     req: &HttpRequest,
     kind: &'static str,
     id: String,
     version: fn(&mut scim_store::DbConnection, &str) -> Result<Option<i64>, scim_store::StoreError>,
-    delete: fn(
-        &mut scim_store::DbConnection,
-        &ScimRuntime,
-        &str,
-        Option<i64>,
-    ) -> Result<(), scim_store::StoreError>,
+    delete: DeleteFn,
 ) -> Result<HttpResponse, ApiError> {
     let if_match = request::Precondition::from_header(req, actix_web::http::header::IF_MATCH);
+    let actor = auth::request_actor(api, req)?;
     let store = api.gated_store();
     let target = id.clone();
     store
         .write_async(move |conn, settings| match &if_match {
-            None => delete(conn, settings, &target, None),
+            None => delete(conn, settings, &target, None, &actor),
             Some(p) => {
                 let current = version(conn, &target)?.ok_or(scim_store::StoreError::NotFound)?;
                 if !p.matches(current) {
                     return Err(scim_store::StoreError::PreconditionFailed);
                 }
-                delete(conn, settings, &target, Some(current))
+                delete(conn, settings, &target, Some(current), &actor)
             }
         })
         .await

@@ -13,8 +13,10 @@ use scim_core::resource::{self, Meta, Projection};
 use scim_core::schema::{LIST_RESPONSE_SCHEMA, USER};
 use std::collections::HashMap;
 
+use scim_store::changes::{record, Event};
+use scim_store::recorded;
 use scim_store::settings::Deprovisioning;
-use scim_store::{Edit, Found};
+use scim_store::{Edit, EditBy, Found};
 use scim_store::{GroupRef, ListQuery, PasswordChange, StoreError, UserRecord};
 use serde_json::{json, Map, Value};
 
@@ -113,11 +115,12 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let projection = QueryParams::from_request(&req)?.projection()?;
     let normalized = resource::normalize(&USER, &body.0)?;
+    let actor = crate::auth::request_actor(&api, &req)?;
     let password_hash = hash_password(&api, normalized.password).await?;
     let attrs = normalized.attrs;
     let rec = api
         .gated_store()
-        .insert_user_async(attrs, password_hash)
+        .insert_user_async(attrs, password_hash, actor)
         .await?;
     // A new user belongs to no group yet.
     user_response(
@@ -321,6 +324,10 @@ pub async fn replace(
     let id = crate::path_id("User", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
+    let by = EditBy {
+        actor: crate::auth::request_actor(&api, &req)?,
+        event: Event::UserReplaced,
+    };
     let normalized = resource::normalize(&USER, &body.0)?;
     let password = match hash_password(&api, normalized.password).await? {
         Some(hash) => PasswordChange::Set(hash),
@@ -348,7 +355,7 @@ pub async fn replace(
     };
     let (rec, groups) = api
         .gated_store()
-        .edit_user_async(id.clone(), with_groups, replace)
+        .edit_user_async(id.clone(), with_groups, by, replace)
         .await
         .map_err(store_err("User", &id))?;
     user_response(
@@ -378,6 +385,10 @@ pub async fn patch(
     let id = crate::path_id("User", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let if_match = Precondition::from_header(&req, header::IF_MATCH);
+    let by = EditBy {
+        actor: crate::auth::request_actor(&api, &req)?,
+        event: Event::UserPatched,
+    };
     let ops: Vec<PatchOp> = patch::parse_request(&body.0)?;
     let password_hash = hash_password(&api, patch::password_in(&ops).map(str::to_owned)).await?;
     let with_groups = projection.includes(&USER, "groups");
@@ -415,7 +426,7 @@ pub async fn patch(
     };
     let (outcome, groups) = api
         .gated_store()
-        .edit_user_async(id.clone(), with_groups, apply)
+        .edit_user_async(id.clone(), with_groups, by, apply)
         .await
         .map_err(store_err("User", &id))?;
     let rec = match outcome {
@@ -447,9 +458,18 @@ pub async fn delete(
         "User",
         id.clone(),
         |conn, id| Ok(scim_store::find_user(conn, id)?.map(|u| u.version)),
-        |conn, settings, id, version| match settings.deprovisioning {
-            Deprovisioning::Hard => scim_store::delete_user(conn, id, version),
-            Deprovisioning::Soft => scim_store::soft_delete_user(conn, id, version),
+        |conn, settings, id, version, actor| {
+            let changes = match settings.deprovisioning {
+                Deprovisioning::Hard => {
+                    let left = scim_store::delete_user(conn, id, version)?;
+                    recorded::user_deleted(id, None, &left)
+                }
+                Deprovisioning::Soft => {
+                    let (version, left) = scim_store::soft_delete_user(conn, id, version)?;
+                    recorded::user_deleted(id, Some(version), &left)
+                }
+            };
+            record(conn, actor, &scim_core::datetime::now(), &changes)
         },
     )
     .await?;

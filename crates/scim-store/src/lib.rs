@@ -30,7 +30,7 @@ pub mod testing;
 
 pub use admin::{oauth, saml, settings, sync, tokens};
 pub use db::connection;
-pub use scim::{groups, lookup, members, users};
+pub use scim::{groups, lookup, members, recorded, users};
 pub use tools::{backup, copy};
 
 pub use admin::tokens::{
@@ -38,7 +38,7 @@ pub use admin::tokens::{
     TokenInfo,
 };
 pub use db::connection::{Backend, DbConnection};
-pub use engine::{Answer, Edit, Found, Store, StoreConfig};
+pub use engine::{Answer, Edit, EditBy, Found, Store, StoreConfig};
 pub use error::StoreError;
 pub use password::{PasswordError, PasswordHasher};
 pub use scim::groups::{
@@ -49,6 +49,7 @@ pub use scim::list::{KeysetPage, ListKey, ListQuery, Page, Seek};
 pub use scim::members::{
     add_members, groups_of_users, list_group_members, remove_all_members, remove_members,
     remove_members_matching, replace_members, GroupRef, Member, MemberRef, MemberType,
+    MembersChanged,
 };
 pub use scim::users::{
     delete_user, find_user, insert_user, list_users, purge_deleted_users, soft_delete_user,

@@ -21,7 +21,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::Error;
+use actix_web::{Error, HttpMessage};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_core::callsite::DefaultCallsite;
@@ -162,13 +162,18 @@ fn caller_request_id(req: &ServiceRequest) -> Option<String> {
 }
 
 /// Middleware (for `actix_web::middleware::from_fn`) that logs one line
-/// per request and returns the request id in `X-Request-Id`.
+/// per request and returns the request id in `X-Request-Id` (and puts it
+/// in the request's extensions as `scim_store::changes::RequestId`, which
+/// the change log records).
 pub async fn request_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let start = Instant::now();
     let id = caller_request_id(&req).unwrap_or_else(next_request_id);
+    // For the handlers: the changes a request makes record its id.
+    req.extensions_mut()
+        .insert(scim_store::changes::RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.path().to_owned();
     let result = next.call(req).await;

@@ -158,8 +158,9 @@ pub struct AdminSettings {
     pub login_slow_after: u32,
     /// The longest wait imposed by that slow-down, in seconds.
     pub login_max_delay_secs: u64,
-    /// Count sign-in attempts per X-Forwarded-For address (only behind a
-    /// proxy that sets it).
+    /// Count sign-in attempts per X-Forwarded-For address, and record it
+    /// as the client address in the change log (only behind a proxy that
+    /// sets it).
     pub trust_forwarded_for: bool,
     /// Seconds the first-run setup code stays valid.
     pub setup_code_ttl_secs: u64,
@@ -584,6 +585,7 @@ impl Settings {
             password_hasher: scim_store::PasswordHasher::default(),
             rate_limiter: None,
             clock: scim_core::Clock::system(),
+            trust_forwarded_for: self.admin.trust_forwarded_for,
         }
     }
 

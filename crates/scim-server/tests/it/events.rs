@@ -608,3 +608,85 @@ async fn polling_acknowledges_and_long_polls() {
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }
+
+#[actix_web::test]
+async fn an_entra_cycle_produces_exactly_the_expected_events_in_order() {
+    let receiver = Receiver::start();
+    for app in crate::TestApp::all() {
+        let (events, _) = events(&app.db, config(true));
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let created = push_stream(app.db.store(), &receiver.url, Alg::Es256);
+        let before = receiver.seen().len();
+        let user = app
+            .create_user(crate::entra_user("alice@contoso.com"))
+            .await;
+        let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        let res = app
+            .patch(
+                &format!("/scim/v2/Users/{user}"),
+                patch(json!([{"op": "Replace", "path": "title", "value": "Manager"}])),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let res = app
+            .patch(
+                &format!("/scim/v2/Users/{user}"),
+                patch(json!([{"op": "Replace", "path": "active", "value": "False"}])),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let res = app
+            .post("/scim/v2/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales", "externalId": "sales-1"}))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let group = res.body["id"].as_str().unwrap().to_owned();
+        let res = app
+            .patch(
+                &format!("/scim/v2/Groups/{group}"),
+                patch(json!([{"op": "Add", "path": "members", "value": [{"value": user}]}])),
+            )
+            .await;
+        assert!(res.status.is_success(), "{}", res.body);
+        let res = app.delete(&format!("/scim/v2/Users/{user}")).await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.body);
+        drain(&deliverer).await;
+        let jwks = get_jwks(&events, &created).await;
+        let got: Vec<(String, String)> = receiver
+            .seen()
+            .split_off(before)
+            .iter()
+            .map(|s| {
+                let c = verify(&s.token, &jwks);
+                let name = c["events"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .next()
+                    .unwrap()
+                    .clone();
+                (
+                    name.trim_start_matches("urn:ietf:params:scim:event:prov:")
+                        .to_owned(),
+                    c["sub_id"]["uri"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let u = format!("/Users/{user}");
+        let g = format!("/Groups/{group}");
+        let want: Vec<(String, String)> = [
+            ("create:full", &u),
+            ("patch:full", &u),
+            ("patch:full", &u),
+            ("deactivate", &u),
+            ("create:notice", &g),
+            ("patch:notice", &g),
+            ("patch:notice", &g),
+            ("delete", &u),
+        ]
+        .iter()
+        .map(|(e, s)| (e.to_string(), s.to_string()))
+        .collect();
+        assert_eq!(got, want, "{}", app.backend());
+    }
+    receiver.handle.stop(false).await;
+}

@@ -2,6 +2,7 @@
 //! PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod changes;
 mod cursor;
 mod discovery;
 mod entra;
@@ -18,7 +19,7 @@ mod users;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{test, web, App};
+use actix_web::{test, web, App, HttpMessage};
 use scim_server::{ScimApi, ScimConfig};
 use scim_store::testing::{backends, TestDb};
 use serde_json::Value;
@@ -164,7 +165,18 @@ pub async fn call<S>(svc: &S, req: test::TestRequest) -> Res
 where
     S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
-    let res = match svc.call(req.to_request()).await {
+    let req = req.to_request();
+    // As scimd's request log does: the request id for the handlers.
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = request_id {
+        req.extensions_mut()
+            .insert(scim_store::changes::RequestId(id));
+    }
+    let res = match svc.call(req).await {
         Ok(res) => res,
         Err(err) => ServiceResponse::new(
             test::TestRequest::default().to_http_request(),

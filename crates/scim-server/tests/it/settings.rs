@@ -99,6 +99,7 @@ fn purge(app: &TestApp, cutoff: &str) -> usize {
         .store()
         .write(|c| scim_store::purge_deleted_users(c, cutoff, 100))
         .unwrap()
+        .len()
 }
 
 #[actix_web::test]

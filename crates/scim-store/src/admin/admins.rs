@@ -1206,7 +1206,7 @@ mod tests {
         }
         for db in backends() {
             let store = db.store();
-            if !matches!(db.backend(), crate::Backend::Postgres) {
+            if !matches!(db.backend(), crate::db::connection::Backend::Postgres) {
                 continue;
             }
             let now = scim_core::datetime::now();

@@ -98,3 +98,10 @@ impl Actor {
         self
     }
 }
+
+/// The id of the HTTP request being served: the request-logging middleware
+/// (scimd's `logging::request_log`) puts it in the request's extensions
+/// and returns it in `X-Request-Id`, and handlers copy it into the
+/// [`Actor`] of the changes the request makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);

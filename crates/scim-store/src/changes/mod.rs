@@ -21,8 +21,9 @@ mod actor;
 mod event;
 mod log;
 
-pub use actor::{Actor, ActorKind};
+pub use actor::{Actor, ActorKind, RequestId};
 pub use event::Event;
 pub use log::{
-    last_position, list_changes, purge_changes, read_after, record, Change, ChangeQuery, NewChange,
+    last_position, list_changes, purge_changes, read_after, record, record_each, Change,
+    ChangeQuery, NewChange,
 };

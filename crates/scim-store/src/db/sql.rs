@@ -28,6 +28,7 @@ pub(crate) enum Bind {
     NullableText(Option<String>),
     Integer(i32),
     BigInt(i64),
+    NullableBigInt(Option<i64>),
     Bool(bool),
     NullableBool(Option<bool>),
 }
@@ -342,6 +343,9 @@ where
                 }
                 Bind::Integer(n) => out.push_bind_param::<Integer, i32>(n)?,
                 Bind::BigInt(n) => out.push_bind_param::<BigInt, i64>(n)?,
+                Bind::NullableBigInt(n) => {
+                    out.push_bind_param::<Nullable<BigInt>, Option<i64>>(n)?
+                }
                 Bind::Bool(v) => out.push_bind_param::<Bool, bool>(v)?,
                 Bind::NullableBool(v) => out.push_bind_param::<Nullable<Bool>, Option<bool>>(v)?,
             }

@@ -3,7 +3,10 @@
 
 use serde_json::{Map, Value};
 
+use crate::changes::{Actor, Event, NewChange};
+use crate::error::StoreError;
 use crate::scim::members::GroupRef;
+use crate::scim::recorded::user_edited;
 use crate::scim::users::{PasswordChange, UserRecord};
 
 /// A user as stored and its direct groups (empty unless asked for), or
@@ -28,4 +31,31 @@ pub enum Edit<T> {
         /// The answer, from the stored record.
         then: Box<dyn FnOnce(UserRecord) -> T + Send>,
     },
+}
+
+/// Who makes a User edit and what kind of edit it is, for the change log.
+#[derive(Debug, Clone)]
+pub struct EditBy {
+    /// Who.
+    pub actor: Actor,
+    /// [`Event::UserReplaced`] (PUT) or [`Event::UserPatched`] (PATCH).
+    pub event: Event,
+}
+
+impl EditBy {
+    /// The change log rows of storing `stored` over the attributes
+    /// `before` (`scim::recorded::user_edited`).
+    pub(crate) fn changes(
+        &self,
+        before: &Map<String, Value>,
+        stored: &UserRecord,
+        password: &PasswordChange,
+    ) -> Result<Vec<NewChange>, StoreError> {
+        user_edited(
+            self.event,
+            before,
+            stored,
+            matches!(password, PasswordChange::Set(_)),
+        )
+    }
 }

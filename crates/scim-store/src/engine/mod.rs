@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 
+use crate::changes::{record, Actor};
 use crate::db::connection::{
     Backend, ConnectErrorLog, ConnectionManager, DbConnection, Target, CONNECT_ERROR_LOG_EVERY,
 };
@@ -29,8 +30,9 @@ use crate::engine::sqlite::writer::SqliteWriter;
 use crate::engine::user_hints::{UserHints, HINTS};
 use crate::error::StoreError;
 use crate::scim::lookup::{GatedUser, LookupBy};
+use crate::scim::recorded::user_created;
 use crate::scim::users::UserRecord;
-pub use edit::{Edit, Found};
+pub use edit::{Edit, EditBy, Found};
 
 type Pool = r2d2::Pool<ConnectionManager>;
 
@@ -323,24 +325,35 @@ impl Store {
     /// joins whatever other User creates and edits are waiting, in one
     /// transaction with one statement per step for all of them
     /// (`engine/postgres/user_writes.rs`). Either way it answers once committed, with
-    /// `Conflict` for a userName already taken.
+    /// `Conflict` for a userName already taken, and the create's
+    /// `user.created`, by `actor`, is recorded in the change log in the
+    /// same transaction (`scim::recorded`).
     pub fn queue_insert_user(
         &self,
         attrs: serde_json::Map<String, serde_json::Value>,
         password_hash: Option<String>,
+        actor: Actor,
     ) -> Answer<UserRecord> {
         match &self.write {
-            Writer::Pool { users, .. } => Answer(users.insert(attrs, password_hash)),
-            // Built in full here, so the writer only runs its statements
-            // (the gate is a condition of the INSERT).
+            Writer::Pool { users, .. } => Answer(users.insert(attrs, password_hash, actor)),
+            // Built in full here, change log rows included, so the writer
+            // only runs its statements (the gate is a condition of the
+            // INSERT).
             Writer::GroupCommit { writer, .. } => Answer(match crate::scim::users::prepare_insert(
                 Backend::Sqlite,
                 attrs,
                 password_hash.as_deref(),
                 true,
-            ) {
-                Ok(prepared) => writer
-                    .submit(move |conn| crate::scim::users::apply_prepared_insert(conn, prepared)),
+            )
+            .and_then(|prepared| {
+                let changes = user_created(prepared.record())?;
+                Ok((prepared, changes))
+            }) {
+                Ok((prepared, changes)) => writer.submit(move |conn| {
+                    let rec = crate::scim::users::apply_prepared_insert(conn, prepared)?;
+                    record(conn, &actor, &rec.created, &changes)?;
+                    Ok(rec)
+                }),
                 // A closed gate answers first, as it does on its own.
                 Err(e) => writer.submit(move |conn| {
                     crate::admin::sync::scim_gate(conn)?;
@@ -369,19 +382,33 @@ impl Store {
     /// alone); the answer comes from the call whose outcome stands, which
     /// was given the user as stored (a call on a stale hint writes and
     /// answers nothing).
-    pub fn queue_user_edit<T, F>(&self, id: String, with_groups: bool, f: F) -> Answer<T>
+    ///
+    /// A write records its change in the change log in the same
+    /// transaction, by `by.actor`: `by.event` (`user.replaced` or
+    /// `user.patched`) with the attribute paths that changed, and
+    /// `user.activated` / `user.suspended` when `active` flipped
+    /// (`scim::recorded::user_edited`). An edit that stores nothing
+    /// records nothing.
+    pub fn queue_user_edit<T, F>(
+        &self,
+        id: String,
+        with_groups: bool,
+        by: EditBy,
+        f: F,
+    ) -> Answer<T>
     where
         T: Send + 'static,
         F: Fn(Found) -> Result<Edit<T>, StoreError> + Send + 'static,
     {
         match &self.write {
-            Writer::Pool { users, .. } => Answer(users.edit(id, with_groups, f)),
+            Writer::Pool { users, .. } => Answer(users.edit(id, with_groups, by, f)),
             Writer::GroupCommit { writer, hints } => {
                 Answer(crate::engine::sqlite::user_edit::queue_edit(
                     writer,
                     Arc::clone(hints),
                     id,
                     with_groups,
+                    by,
                     f,
                 ))
             }

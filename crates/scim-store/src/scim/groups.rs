@@ -325,14 +325,15 @@ pub fn touch_group(
 }
 
 /// Deletes a Group: its member rows go by cascade, and its own membership
-/// in other groups is removed, bumping those groups' versions. With
-/// `expected_version`, only if the version still matches
-/// (`PreconditionFailed` otherwise); a missing group is `NotFound`.
+/// in other groups is removed, bumping those groups' versions; returns
+/// those groups with their new versions. With `expected_version`, only if
+/// the version still matches (`PreconditionFailed` otherwise); a missing
+/// group is `NotFound`.
 pub fn delete_group(
     conn: &mut DbConnection,
     id: &str,
     expected_version: Option<i64>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(String, i64)>, StoreError> {
     let deleted = match expected_version {
         Some(v) => diesel::delete(
             groups::table

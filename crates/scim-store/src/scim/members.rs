@@ -23,7 +23,7 @@ use scim_core::ScimError;
 
 use crate::db::connection::{Backend, DbConnection};
 use crate::db::schema::scim::{group_members, groups, users};
-use crate::db::sql::{execute, load, SqlBuilder};
+use crate::db::sql::{load, SqlBuilder};
 use crate::error::StoreError;
 use crate::scim::filter::{push_element_filter, PATCH_MEMBERS};
 
@@ -74,12 +74,13 @@ struct MembershipRow {
 }
 
 /// Removes `member_id` (a User or Group being deleted) from every group it
-/// belongs to and bumps those groups' version and lastModified. Work is
-/// proportional to the member's memberships (index on `member_id`).
+/// belongs to and bumps those groups' version and lastModified; returns
+/// those groups with their new versions. Work is proportional to the
+/// member's memberships (index on `member_id`).
 pub(crate) fn remove_from_all_groups(
     conn: &mut DbConnection,
     member_id: &str,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(String, i64)>, StoreError> {
     let parents = || {
         group_members::table
             .filter(group_members::member_id.eq(member_id))
@@ -97,15 +98,77 @@ pub(crate) fn remove_from_all_groups(
             .load::<String>(pg)?;
     }
     let now = scim_core::datetime::now();
-    diesel::update(groups::table.filter(groups::id.eq_any(parents())))
-        .set((
-            groups::version.eq(groups::version + 1),
-            groups::last_modified.eq(&now),
-        ))
-        .execute(conn)?;
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push("UPDATE groups SET version = version + 1, last_modified = ")
+        .bind_text(now)
+        .push(" WHERE id IN (SELECT group_id FROM group_members WHERE member_id = ")
+        .bind_text(member_id)
+        .push(") RETURNING id, version");
+    let mut left: Vec<(String, i64)> = load::<GroupVersionRow>(conn, &b)?
+        .into_iter()
+        .map(|r| (r.id, r.version))
+        .collect();
+    left.sort();
     diesel::delete(group_members::table.filter(group_members::member_id.eq(member_id)))
         .execute(conn)?;
-    Ok(())
+    Ok(left)
+}
+
+#[derive(QueryableByName)]
+struct GroupVersionRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    version: i64,
+}
+
+#[derive(QueryableByName)]
+struct MemberIdRow {
+    #[diesel(sql_type = Text)]
+    member_id: String,
+}
+
+/// Which members a membership write added and removed (ids, in the order
+/// the database returned them): what the change log records
+/// (`group.members_added`, `group.members_removed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembersChanged {
+    /// Members that were not members before.
+    pub added: Vec<String>,
+    /// Members that are no longer members.
+    pub removed: Vec<String>,
+}
+
+impl MembersChanged {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// How many memberships changed.
+    pub fn len(&self) -> usize {
+        self.added.len() + self.removed.len()
+    }
+
+    /// Adds what `other` changed to this.
+    pub fn extend(&mut self, other: MembersChanged) {
+        self.added.extend(other.added);
+        self.removed.extend(other.removed);
+    }
+
+    fn added(added: Vec<String>) -> MembersChanged {
+        MembersChanged {
+            added,
+            removed: Vec::new(),
+        }
+    }
+
+    fn removed(removed: Vec<String>) -> MembersChanged {
+        MembersChanged {
+            added: Vec::new(),
+            removed,
+        }
+    }
 }
 
 /// Appends `(?, ?, …)` binding `ids`.
@@ -246,14 +309,14 @@ fn resolve_members(
     Ok(resolved)
 }
 
-/// Inserts validated members; existing ones are left alone. Returns how
-/// many were new. A group that does not exist is `NotFound`.
+/// Inserts validated members; existing ones are left alone. Returns the
+/// ids of those that were new. A group that does not exist is `NotFound`.
 fn insert_members(
     conn: &mut DbConnection,
     group_id: &str,
     members: &[(String, MemberType)],
-) -> Result<usize, StoreError> {
-    let mut added = 0;
+) -> Result<Vec<String>, StoreError> {
+    let mut added = Vec::new();
     for chunk in members.chunks(CHUNK) {
         let mut b = SqlBuilder::new(conn.backend());
         b.push("INSERT INTO group_members (group_id, member_id, member_type) VALUES ");
@@ -268,19 +331,20 @@ fn insert_members(
         }
         // Adding a member twice changes nothing (RFC 7644 §3.5.2.1: add
         // to a multi-valued attribute merges); not an error.
-        b.push(" ON CONFLICT (group_id, member_id) DO NOTHING");
-        added += execute(conn, &b).map_err(|e| match e {
+        b.push(" ON CONFLICT (group_id, member_id) DO NOTHING RETURNING member_id");
+        let rows: Vec<MemberIdRow> = load(conn, &b).map_err(|e| match e {
             diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::ForeignKeyViolation,
                 _,
             ) => StoreError::NotFound,
             other => other.into(),
         })?;
+        added.extend(rows.into_iter().map(|r| r.member_id));
     }
     Ok(added)
 }
 
-/// Adds members to a Group (RFC 7644 §3.5.2.1) and returns how many were
+/// Adds members to a Group (RFC 7644 §3.5.2.1) and returns those that were
 /// not members before; adding an existing member is not an error.
 ///
 /// Every referenced id must be an existing User or Group (of the given
@@ -293,75 +357,107 @@ pub fn add_members(
     conn: &mut DbConnection,
     group_id: &str,
     members: &[MemberRef],
-) -> Result<usize, StoreError> {
+) -> Result<MembersChanged, StoreError> {
     if members.is_empty() {
-        return Ok(0);
+        return Ok(MembersChanged::default());
     }
     let resolved = resolve_members(conn, group_id, members)?;
-    insert_members(conn, group_id, &resolved)
+    Ok(MembersChanged::added(insert_members(
+        conn, group_id, &resolved,
+    )?))
 }
 
-/// Removes the members with these ids from a Group; returns how many were
-/// members. Removing a non-member is not an error. Call [`touch_group`](crate::scim::groups::touch_group)
+/// Removes the members with these ids from a Group; returns those that
+/// were members. Removing a non-member is not an error. Call [`touch_group`](crate::scim::groups::touch_group)
 /// afterwards.
 pub fn remove_members(
     conn: &mut DbConnection,
     group_id: &str,
     ids: &[String],
-) -> Result<usize, StoreError> {
+) -> Result<MembersChanged, StoreError> {
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut removed = 0;
+    let mut removed = Vec::new();
     for chunk in ids.chunks(CHUNK) {
         let mut b = SqlBuilder::new(conn.backend());
         b.push("DELETE FROM group_members WHERE group_id = ")
             .bind_text(group_id)
             .push(" AND member_id IN ");
         push_in_list(&mut b, chunk);
-        removed += execute(conn, &b)?;
+        b.push(" RETURNING member_id");
+        let rows: Vec<MemberIdRow> = load(conn, &b)?;
+        removed.extend(rows.into_iter().map(|r| r.member_id));
     }
-    Ok(removed)
+    Ok(MembersChanged::removed(removed))
 }
 
 /// Removes every member of a Group (PATCH `remove` of `members`, RFC 7644
-/// §3.5.2.2); returns how many there were. Call [`touch_group`](crate::scim::groups::touch_group) afterwards.
-pub fn remove_all_members(conn: &mut DbConnection, group_id: &str) -> Result<usize, StoreError> {
-    Ok(
-        diesel::delete(group_members::table.filter(group_members::group_id.eq(group_id)))
-            .execute(conn)?,
-    )
+/// §3.5.2.2); returns those there were. Call [`touch_group`](crate::scim::groups::touch_group) afterwards.
+pub fn remove_all_members(
+    conn: &mut DbConnection,
+    group_id: &str,
+) -> Result<MembersChanged, StoreError> {
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push("DELETE FROM group_members WHERE group_id = ")
+        .bind_text(group_id)
+        .push(" RETURNING member_id");
+    let rows: Vec<MemberIdRow> = load(conn, &b)?;
+    Ok(MembersChanged::removed(
+        rows.into_iter().map(|r| r.member_id).collect(),
+    ))
 }
 
 /// Removes the members matching `filter`, the value filter of a PATCH path
 /// `members[…]` (RFC 7644 §3.5.2.2), e.g. `value eq "a" or value eq "b"`.
 /// Its paths name the sub-attributes `value` (the member id, compared
 /// exactly), `type` and `display` (compared case-insensitively); anything
-/// else is `invalidFilter`. Returns how many were removed; none matching
-/// is not an error. Call [`touch_group`](crate::scim::groups::touch_group) afterwards.
+/// else is `invalidFilter`. Returns those removed; none matching is not an
+/// error. Call [`touch_group`](crate::scim::groups::touch_group) afterwards.
 pub fn remove_members_matching(
     conn: &mut DbConnection,
     group_id: &str,
     filter: &Filter,
-) -> Result<usize, StoreError> {
+) -> Result<MembersChanged, StoreError> {
     let mut b = SqlBuilder::new(conn.backend());
     b.push("DELETE FROM group_members WHERE group_members.group_id = ")
         .bind_text(group_id)
         .push(" AND ");
     push_element_filter(&mut b, &PATCH_MEMBERS, filter)?;
-    Ok(execute(conn, &b)?)
+    b.push(" RETURNING member_id");
+    let rows: Vec<MemberIdRow> = load(conn, &b)?;
+    Ok(MembersChanged::removed(
+        rows.into_iter().map(|r| r.member_id).collect(),
+    ))
 }
 
 /// Replaces a Group's members with `members` (PUT, or PATCH `replace` of
 /// `members`, RFC 7644 §3.5.2.3). The new members are validated first, as
-/// in [`add_members`]; returns how many members the group now has. Call
-/// [`touch_group`](crate::scim::groups::touch_group) afterwards.
+/// in [`add_members`]; returns the members added and removed (those kept
+/// are in neither). Call [`touch_group`](crate::scim::groups::touch_group)
+/// afterwards.
 pub fn replace_members(
     conn: &mut DbConnection,
     group_id: &str,
     members: &[MemberRef],
-) -> Result<usize, StoreError> {
+) -> Result<MembersChanged, StoreError> {
     let resolved = resolve_members(conn, group_id, members)?;
-    remove_all_members(conn, group_id)?;
-    insert_members(conn, group_id, &resolved)
+    let before = remove_all_members(conn, group_id)?.removed;
+    let after = insert_members(conn, group_id, &resolved)?;
+    let (was, now): (HashSet<&str>, HashSet<&str>) = (
+        before.iter().map(String::as_str).collect(),
+        after.iter().map(String::as_str).collect(),
+    );
+    Ok(MembersChanged {
+        added: after
+            .iter()
+            .filter(|id| !was.contains(id.as_str()))
+            .cloned()
+            .collect(),
+        removed: before
+            .iter()
+            .filter(|id| !now.contains(id.as_str()))
+            .cloned()
+            .collect(),
+    })
 }
 
 /// A Group's members ordered by id, each with its current `display` (the

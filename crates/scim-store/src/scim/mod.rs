@@ -9,6 +9,7 @@ pub mod groups;
 pub(crate) mod list;
 pub mod lookup;
 pub mod members;
+pub mod recorded;
 pub(crate) mod user_values;
 pub mod users;
 

@@ -249,6 +249,20 @@ pub(crate) fn prepare_insert(
     })
 }
 
+impl PreparedInsert {
+    /// What is stored when it applies.
+    pub(crate) fn record(&self) -> &UserRecord {
+        &self.record
+    }
+}
+
+impl PreparedUpdate {
+    /// What is stored when it applies.
+    pub(crate) fn record(&self) -> &UserRecord {
+        &self.record
+    }
+}
+
 /// Runs a [`PreparedInsert`] in the caller's transaction. A gated one
 /// fails with `StoreError::SyncDisabled`, writing nothing, while
 /// synchronization is disabled.
@@ -547,13 +561,14 @@ fn update_user_row(
 /// Deletes a User (and, by cascade, its index rows) and removes it from
 /// every Group it belongs to, bumping those groups' version and
 /// lastModified (their `members` changed, RFC 7644 §3.14), all in the
-/// caller's transaction. With `expected_version`, only if the version still
-/// matches (`PreconditionFailed` otherwise); a missing user is `NotFound`.
+/// caller's transaction; returns those groups with their new versions.
+/// With `expected_version`, only if the version still matches
+/// (`PreconditionFailed` otherwise); a missing user is `NotFound`.
 pub fn delete_user(
     conn: &mut DbConnection,
     id: &str,
     expected_version: Option<i64>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(String, i64)>, StoreError> {
     // A soft-deleted user is gone as far as the SCIM API is concerned: only
     // the purge removes its row.
     let live = users::table
@@ -573,8 +588,7 @@ pub fn delete_user(
     // After the user row is gone (on PostgreSQL its row lock is now held):
     // a concurrent `add_members` either committed before (its row is
     // removed here) or now finds no such user.
-    crate::scim::members::remove_from_all_groups(conn, id)?;
-    Ok(())
+    crate::scim::members::remove_from_all_groups(conn, id)
 }
 
 /// How many times [`soft_delete_user`] re-reads a user that another
@@ -590,12 +604,14 @@ const SOFT_DELETE_RETRIES: usize = 5;
 /// again, and [`purge_deleted_users`] removes the row after the retention
 /// period. With `expected_version`, only if the version still matches
 /// (`PreconditionFailed` otherwise); a missing or already deleted user is
-/// `NotFound`. Call inside [`crate::engine::Store::write`].
+/// `NotFound`. Returns the user's version after the delete, and the groups
+/// it left with their new versions. Call inside
+/// [`crate::engine::Store::write`].
 pub fn soft_delete_user(
     conn: &mut DbConnection,
     id: &str,
     expected_version: Option<i64>,
-) -> Result<(), StoreError> {
+) -> Result<(i64, Vec<(String, i64)>), StoreError> {
     for _ in 0..SOFT_DELETE_RETRIES {
         let current = find_user(conn, id)?.ok_or(StoreError::NotFound)?;
         if expected_version.is_some_and(|v| v != current.version) {
@@ -621,8 +637,8 @@ pub fn soft_delete_user(
         ))
         .execute(conn)?;
         if updated == 1 {
-            crate::scim::members::remove_from_all_groups(conn, id)?;
-            return Ok(());
+            let left = crate::scim::members::remove_from_all_groups(conn, id)?;
+            return Ok((current.version.saturating_add(1), left));
         }
         // Changed (or deleted) since our read: read again, which answers
         // NotFound or PreconditionFailed, or retries with the new version.
@@ -634,7 +650,7 @@ pub fn soft_delete_user(
 
 /// Hard-deletes at most `limit` soft-deleted Users whose `deleted_at` is
 /// before `cutoff` (fixed UTC text form, see `scim_core::datetime`), oldest
-/// first, and returns how many. Their index rows go by cascade; their
+/// first, and returns their ids. Their index rows go by cascade; their
 /// memberships went at the soft delete. Bounded, so one call holds the
 /// (SQLite) writer briefly: call it in a loop, one [`crate::engine::Store::write`]
 /// per batch.
@@ -650,7 +666,7 @@ pub fn purge_deleted_users(
     conn: &mut DbConnection,
     cutoff: &str,
     limit: i64,
-) -> Result<usize, StoreError> {
+) -> Result<Vec<String>, StoreError> {
     let backend = conn.backend();
     let mut b = SqlBuilder::fixed(backend);
     b.push(
@@ -663,8 +679,16 @@ pub fn purge_deleted_users(
     if backend == Backend::Postgres {
         b.push(" FOR UPDATE SKIP LOCKED");
     }
-    b.push(")");
-    Ok(execute(conn, &b)?)
+    b.push(") RETURNING id");
+    #[derive(QueryableByName)]
+    struct IdRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    Ok(crate::db::sql::load::<IdRow>(conn, &b)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
 }
 
 /// How many soft-deleted Users await the purge.

@@ -10,7 +10,9 @@
 //!   secrets an identity provider holds stay valid), administrators and
 //!   their console sessions, setup codes, login attempts, User
 //!   Synchronization and its history, SAML, run-time settings, and the
-//!   OAuth clients, grants, codes and tokens. [`TABLES`] lists them, and
+//!   OAuth clients, grants, codes and tokens, and the change log (each row
+//!   at its position, and the next position the source would draw, so a
+//!   reader's cursor stays valid on the copy). [`TABLES`] lists them, and
 //!   the copy refuses a source or a target whose tables or columns are not
 //!   exactly those, so a table added by a later migration cannot be left
 //!   behind in silence.
@@ -50,6 +52,7 @@ use crate::db::schema::admin::{
     admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts, runtime_settings,
     saml_settings, sync_events, sync_state,
 };
+use crate::db::schema::changes::change_log;
 use crate::db::schema::events::{event_acks, event_keys, event_streams};
 use crate::db::schema::oauth::{oauth_clients, oauth_codes, oauth_grants, oauth_tokens};
 use crate::db::schema::scim::{group_members, groups, scim_tokens, user_values, users};
@@ -299,7 +302,69 @@ fn copy_tables(
         }
         tables.push(written.summary(spec.name));
     }
+    carry_next_position(source, target)?;
     Ok((rows_replaced, tables))
+}
+
+/// Gives the target's change log the source's next position: rows keep
+/// their positions, and the next change on the target is numbered after
+/// every position the source ever drew, purged rows included, so a reader
+/// resuming from a cursor taken on the source misses nothing.
+fn carry_next_position(
+    source: &mut DbConnection,
+    target: &mut DbConnection,
+) -> Result<(), CopyError> {
+    #[derive(QueryableByName)]
+    struct Next {
+        #[diesel(sql_type = BigInt)]
+        next: i64,
+    }
+    let fail = |doing: &'static str| {
+        move |e: diesel::result::Error| CopyError::Database {
+            doing,
+            table: "change_log",
+            message: e.to_string(),
+        }
+    };
+    // The sequence, which never goes back, or past the newest row.
+    let next_sql = match source.backend() {
+        Backend::Sqlite => {
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0), \
+             COALESCE((SELECT MAX(position) FROM change_log), 0)) + 1 AS next"
+        }
+        Backend::Postgres => {
+            "SELECT GREATEST(COALESCE(pg_sequence_last_value(\
+             pg_get_serial_sequence('change_log', 'position')::regclass), 0), \
+             COALESCE((SELECT MAX(position) FROM change_log), 0)) + 1 AS next"
+        }
+    };
+    let next = match source {
+        DbConnection::Sqlite(c) => diesel::sql_query(next_sql).load::<Next>(c),
+        DbConnection::Postgres(c) => diesel::sql_query(next_sql).load::<Next>(c),
+    }
+    .map_err(fail("reading source"))?
+    .first()
+    .map_or(1, |n| n.next);
+    match target {
+        DbConnection::Sqlite(c) => {
+            diesel::sql_query("DELETE FROM sqlite_sequence WHERE name = 'change_log'")
+                .execute(c)
+                .map_err(fail("writing target"))?;
+            diesel::sql_query("INSERT INTO sqlite_sequence (name, seq) VALUES ('change_log', ?)")
+                .bind::<BigInt, _>(next - 1)
+                .execute(c)
+                .map_err(fail("writing target"))?;
+        }
+        DbConnection::Postgres(c) => {
+            diesel::sql_query(
+                "SELECT setval(pg_get_serial_sequence('change_log', 'position'), $1, false)",
+            )
+            .bind::<BigInt, _>(next)
+            .execute(c)
+            .map_err(fail("writing target"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether the target may be written: empty but for the rows the
@@ -557,6 +622,9 @@ impl Native for Integer {
 impl Native for BigInt {
     type Rust = i64;
 }
+impl Native for Nullable<BigInt> {
+    type Rust = Option<i64>;
+}
 impl Native for Bool {
     type Rust = bool;
 }
@@ -764,6 +832,10 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         table_spec!(oauth_tokens, pk: (token_hash), columns: (
             token_hash, grant_id, kind, created_at, expires_at, used_at, revoked_at,
         )),
+        table_spec!(change_log, pk: (position), columns: (
+            position, at, event, resource_type, resource_id, resource_version, actor_kind,
+            actor_id, actor_name, request_id, client_address, detail, data,
+        )),
         table_spec!(event_streams, pk: (id), columns: (
             id, name, delivery, settings, receiver_authorization, receiver_token_hash, state,
             cursor_position, failures, last_error, last_error_at, next_attempt_at, delivered_at,
@@ -783,6 +855,90 @@ mod tests {
     use crate::testing::{backends, TestDb};
     use diesel::connection::SimpleConnection;
     use scim_core::members::MemberRef;
+
+    #[test]
+    fn the_change_log_keeps_its_positions_and_its_next_one() {
+        use crate::changes::{
+            last_position, purge_changes, read_after, record, Actor, Event, NewChange,
+        };
+        let add = |store: &crate::engine::Store, at: &str| {
+            store
+                .write(|c| {
+                    record(
+                        c,
+                        &Actor::cli("root"),
+                        at,
+                        &[NewChange::new(Event::GroupCreated, "Group", Some("g"))],
+                    )
+                })
+                .unwrap();
+        };
+        for source in backends() {
+            add(source.store(), "2026-01-01T00:00:00.000Z");
+            add(source.store(), "2026-12-01T00:00:00.000Z");
+            add(source.store(), "2026-12-02T00:00:00.000Z");
+            let drawn = source.store().read(last_position).unwrap();
+            // The newest rows purged: the source's next position stays past them.
+            source
+                .store()
+                .write(|c| purge_changes(c, "2026-12-01T12:00:00.000Z", 10))
+                .unwrap();
+            source
+                .store()
+                .write(|c| {
+                    c.batch_execute(
+                        "DELETE FROM change_log WHERE at > '2026-12-01T12:00:00.000Z'",
+                    )?;
+                    Ok(())
+                })
+                .unwrap();
+            let kept = source.store().read(|c| read_after(c, 0, 10)).unwrap();
+            assert!(kept.is_empty(), "{:?}", source.backend());
+            add(source.store(), "2026-12-03T00:00:00.000Z");
+            let kept = source.store().read(|c| read_after(c, 0, 10)).unwrap();
+            assert_eq!(kept.len(), 1);
+            assert!(kept[0].position > drawn);
+            let mut targets = vec![TestDb::sqlite()];
+            targets.extend(TestDb::postgres());
+            for target in targets {
+                copy_database(source.url(), target.url(), false).unwrap();
+                let copied = target.store().read(|c| read_after(c, 0, 10)).unwrap();
+                assert_eq!(
+                    copied,
+                    kept,
+                    "{:?} -> {:?}",
+                    source.backend(),
+                    target.backend()
+                );
+                add(target.store(), "2026-12-04T00:00:00.000Z");
+                let next = target
+                    .store()
+                    .read(|c| read_after(c, kept[0].position, 10))
+                    .unwrap();
+                assert_eq!(
+                    next.len(),
+                    1,
+                    "{:?} -> {:?}",
+                    source.backend(),
+                    target.backend()
+                );
+            }
+            // Emptied by the purge, the log still never reuses a position on a copy.
+            source
+                .store()
+                .write(|c| purge_changes(c, "2027-01-01T00:00:00.000Z", 10))
+                .unwrap();
+            let target = TestDb::sqlite();
+            copy_database(source.url(), target.url(), false).unwrap();
+            add(target.store(), "2026-12-05T00:00:00.000Z");
+            let next = target.store().read(|c| read_after(c, 0, 10)).unwrap();
+            assert!(
+                next[0].position > kept[0].position,
+                "{:?}",
+                source.backend()
+            );
+        }
+    }
 
     #[test]
     fn the_copy_knows_every_table_and_column_of_the_schema() {

@@ -12,7 +12,8 @@ use scim_store::{
     add_members, delete_group, delete_user, find_group, groups_of_users, insert_group, insert_user,
     list_group_members, list_groups, list_users, remove_all_members, remove_members,
     remove_members_matching, replace_members, touch_group, update_group, update_user, DbConnection,
-    GroupRecord, ListQuery, MemberRef, MemberType, PasswordChange, Store, StoreError, UserRecord,
+    GroupRecord, ListQuery, MemberRef, MemberType, MembersChanged, PasswordChange, Store,
+    StoreError, UserRecord,
 };
 
 use crate::{attrs, user};
@@ -62,6 +63,11 @@ fn sorted(ids: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
     v.sort();
     v
+}
+
+fn sorted_ids(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
 }
 
 fn version(store: &Store, id: &str) -> i64 {
@@ -288,15 +294,17 @@ fn adding_and_removing_members() {
                 )
             })
             .unwrap();
-        assert_eq!(added, 1);
+        // The member ids that changed, each once.
+        assert_eq!(added.added, vec![bob.id.clone()]);
         assert_eq!(
             store
                 .write(|c| add_members(c, &g.id, &[untyped(&bob.id)]))
-                .unwrap(),
+                .unwrap()
+                .len(),
             0
         );
         assert_eq!(
-            store.write(|c| add_members(c, &g.id, &[])).unwrap(),
+            store.write(|c| add_members(c, &g.id, &[])).unwrap().len(),
             0,
             "an empty add is a no-op"
         );
@@ -311,13 +319,15 @@ fn adding_and_removing_members() {
         assert_eq!(
             store
                 .write(|c| remove_members(c, &g.id, &[bob.id.clone(), carol.id.clone()]))
-                .unwrap(),
-            1
+                .unwrap()
+                .removed,
+            vec![bob.id.clone()]
         );
         assert_eq!(
             store
                 .write(|c| remove_members(c, &g.id, &["nobody".to_owned()]))
-                .unwrap(),
+                .unwrap()
+                .len(),
             0
         );
         assert_eq!(member_ids(store, &g.id), vec![alice.id.clone()]);
@@ -326,16 +336,24 @@ fn adding_and_removing_members() {
         let n = store
             .write(|c| replace_members(c, &g.id, &[untyped(&bob.id), untyped(&carol.id)]))
             .unwrap();
-        assert_eq!(n, 2);
+        // Alice was replaced by Bob and Carol.
+        assert_eq!(sorted_ids(n.added), sorted(&[&bob.id, &carol.id]));
+        assert_eq!(n.removed, vec![alice.id.clone()]);
         assert_eq!(member_ids(store, &g.id), sorted(&[&bob.id, &carol.id]));
         let r = store.write(|c| replace_members(c, &g.id, &[untyped("ghost")]));
         expect_invalid(r, ScimType::InvalidValue);
         assert_eq!(member_ids(store, &g.id), sorted(&[&bob.id, &carol.id]));
 
         // Remove all.
-        assert_eq!(store.write(|c| remove_all_members(c, &g.id)).unwrap(), 2);
+        assert_eq!(
+            store.write(|c| remove_all_members(c, &g.id)).unwrap().len(),
+            2
+        );
         assert!(member_ids(store, &g.id).is_empty());
-        assert_eq!(store.write(|c| remove_all_members(c, &g.id)).unwrap(), 0);
+        assert_eq!(
+            store.write(|c| remove_all_members(c, &g.id)).unwrap().len(),
+            0
+        );
 
         // Adding to a group that does not exist.
         assert!(matches!(
@@ -356,7 +374,7 @@ fn unknown_members_are_refused_and_nothing_is_applied() {
 
         // A valid add earlier in the same write, and a valid id in the same
         // call: the error rolls all of it back.
-        let r: Result<usize, StoreError> = store.write(|c| {
+        let r: Result<MembersChanged, StoreError> = store.write(|c| {
             remove_members(c, &g.id, std::slice::from_ref(&alice.id))?;
             add_members(c, &g.id, &[untyped(&bob.id)])?;
             let n = add_members(
@@ -511,7 +529,9 @@ fn removing_members_by_value_filter() {
         let g = new_group(store, "G", &everyone);
         let remove = |text: &str| {
             let f = parse_filter(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            store.write(|c| remove_members_matching(c, &g.id, &f))
+            store
+                .write(|c| remove_members_matching(c, &g.id, &f))
+                .map(|changed| changed.len())
         };
         let reset = || {
             store
@@ -1060,7 +1080,7 @@ fn a_group_of_100_000_members() {
                     Ok(n)
                 })
                 .unwrap();
-            assert_eq!(added, chunk.len());
+            assert_eq!(added.added.len(), chunk.len());
         }
         let built = Instant::now();
         let members = store.read(|c| list_group_members(c, &g.id)).unwrap();
@@ -1080,7 +1100,7 @@ fn a_group_of_100_000_members() {
         let v = store
             .write(|c| {
                 let n = add_members(c, &g.id, &[untyped(&extra.id)])?;
-                assert_eq!(n, 1);
+                assert_eq!(n.added, vec![extra.id.clone()]);
                 Ok(touch_group(c, &g.id, Some(11))?.version)
             })
             .unwrap();
@@ -1092,13 +1112,14 @@ fn a_group_of_100_000_members() {
                 Ok(n)
             })
             .unwrap();
-        assert_eq!(removed, 1);
+        assert_eq!(removed.removed, vec![extra.id.clone()]);
         let f = parse_filter(&format!(r#"value eq "{}""#, ids[5])).unwrap();
         assert_eq!(
             store
                 .write(|c| remove_members_matching(c, &g.id, &f))
-                .unwrap(),
-            1
+                .unwrap()
+                .removed,
+            vec![ids[5].clone()]
         );
         let single_ops = one.elapsed();
         // The group's own record and a filtered list never read members.

@@ -293,8 +293,10 @@ fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
             Err(StoreError::NotFound)
         ));
         for r in [
-            store.write(|c| soft_delete_user(c, &gone.id, None)),
-            store.write(|c| delete_user(c, &gone.id, None)),
+            store
+                .write(|c| soft_delete_user(c, &gone.id, None))
+                .map(|_| ()),
+            store.write(|c| delete_user(c, &gone.id, None)).map(|_| ()),
             store
                 .write(|c| update_user(c, &gone.id, 2, &a, PasswordChange::Keep))
                 .map(|_| ()),
@@ -406,17 +408,24 @@ fn the_purge_removes_only_expired_soft_deleted_users_in_batches() {
             scim_core::datetime::format(time::OffsetDateTime::now_utc() - time::Duration::days(30));
         // Bounded batches, idempotent.
         assert_eq!(
-            store.write(|c| purge_deleted_users(c, &cutoff, 1)).unwrap(),
+            store
+                .write(|c| purge_deleted_users(c, &cutoff, 1))
+                .unwrap()
+                .len(),
             1
         );
         assert_eq!(
-            store.write(|c| purge_deleted_users(c, &cutoff, 1)).unwrap(),
+            store
+                .write(|c| purge_deleted_users(c, &cutoff, 1))
+                .unwrap()
+                .len(),
             1
         );
         assert_eq!(
             store
                 .write(|c| purge_deleted_users(c, &cutoff, 10))
-                .unwrap(),
+                .unwrap()
+                .len(),
             0
         );
         let left = |store: &scim_store::Store| {
@@ -494,7 +503,7 @@ fn concurrent_purges_on_postgres_share_the_work() {
         let first = s.spawn(move || {
             store
                 .write(|c| {
-                    let n = purge_deleted_users(c, cutoff, 2)?;
+                    let n = purge_deleted_users(c, cutoff, 2)?.len();
                     held_tx.send(n).unwrap();
                     let _ = release_rx.recv();
                     Ok(n)
@@ -503,7 +512,9 @@ fn concurrent_purges_on_postgres_share_the_work() {
         });
         assert_eq!(held_rx.recv().unwrap(), 2);
         let (done_tx, done_rx) = mpsc::channel();
-        s.spawn(move || done_tx.send(store.write(|c| purge_deleted_users(c, cutoff, 10))));
+        s.spawn(move || {
+            done_tx.send(store.write(|c| Ok(purge_deleted_users(c, cutoff, 10)?.len())))
+        });
         // A generous deadline: without SKIP LOCKED the second purge waits
         // for the first one's commit, which comes only after this.
         let second = done_rx.recv_timeout(Duration::from_secs(30));

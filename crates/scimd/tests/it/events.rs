@@ -243,3 +243,32 @@ fn two_replicas_deliver_each_event_once() {
     );
     drop((a, b));
 }
+
+#[test]
+fn a_scim_write_wakes_the_deliverer_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, _db) in databases(dir.path()) {
+        let store = open(&url);
+        let (receiver, _held) = start_receiver(usize::MAX);
+        push_stream(&store, &receiver.url);
+        super::enable_sync(&url);
+        let (_, token) = super::create_token(&url, "entra");
+        // The deliverer would look again only after 5 minutes: the SET can
+        // only come this fast because the write woke it.
+        let mut env = ENV.to_vec();
+        env.retain(|(k, _)| *k != "SCIMD__EVENTS__POLL_INTERVAL_MILLIS");
+        env.push(("SCIMD__EVENTS__POLL_INTERVAL_MILLIS", "300000"));
+        let server = Server::start_with(&url, &env);
+        let (status, body) = server.http(
+            "POST",
+            "/scim/v2/Users",
+            Some(&token),
+            Some(r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"woken@example.com"}"#),
+        );
+        assert_eq!(status, 201, "{body}");
+        let last = store.read(scim_store::changes::last_position).unwrap();
+        let seen = receive_all(&receiver.got, &[last]);
+        assert_eq!(seen.get(&last), Some(&1), "{url}");
+        drop(server);
+    }
+}

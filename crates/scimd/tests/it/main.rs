@@ -983,3 +983,61 @@ fn the_scim_openapi_document_matches_the_served_routes() {
     }
     assert!(checked >= 50);
 }
+
+/// The change a request makes is recorded with the request id scimd
+/// returns in `X-Request-Id` (its own, or the caller's when it is plain),
+/// the client's address and the token, by name and id.
+#[test]
+fn the_change_log_records_the_request_id_scimd_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
+    let (token, secret) = create_token(&url, "Entra ID");
+    enable_sync(&url);
+    let server = Server::start(&url);
+    let create = |name: &str, extra: &str| {
+        let (status, headers, body) = raw(
+            &server,
+            &format!(
+                "POST /scim/v2/Users HTTP/1.1\r\nAuthorization: Bearer {secret}\r\n\
+                 Content-Type: application/scim+json\r\n{extra}"
+            ),
+            &format!(r#"{{"userName":"{name}"}}"#),
+        );
+        assert_eq!(status, 201, "{body}");
+        let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let request_id = headers
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("x-request-id")
+                    .then(|| v.trim().to_owned())
+            })
+            .expect("X-Request-Id returned");
+        (id, request_id)
+    };
+    let (first, generated) = create("first@example.com", "");
+    let (second, given) = create("second@example.com", "X-Request-Id: idp-42\r\n");
+    assert_eq!(given, "idp-42");
+    let store = scim_store::Store::connect(&scim_store::StoreConfig {
+        url: url.clone(),
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(15),
+    })
+    .unwrap();
+    let rows = store
+        .read(|c| scim_store::changes::read_after(c, 0, 100))
+        .unwrap();
+    let created: Vec<_> = rows.iter().filter(|r| r.event == "user.created").collect();
+    assert_eq!(created.len(), 2, "{rows:?}");
+    for (row, (id, request_id)) in created.iter().zip([(first, generated), (second, given)]) {
+        assert_eq!(row.resource_id.as_deref(), Some(id.as_str()));
+        assert_eq!(row.request_id.as_deref(), Some(request_id.as_str()));
+        assert_eq!(row.client_address.as_deref(), Some("127.0.0.1"));
+        assert_eq!(row.actor_kind, "scim_token");
+        assert_eq!(row.actor_id.as_deref(), Some(token.as_str()));
+        assert_eq!(row.actor_name.as_deref(), Some("Entra ID"));
+    }
+}

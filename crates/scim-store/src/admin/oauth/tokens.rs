@@ -14,7 +14,7 @@ use crate::admin::oauth::grants::{revoke_grant, touch_grant};
 use crate::admin::oauth::{ct_eq, now_text};
 use crate::admin::tokens::hash_secret;
 use crate::db::connection::DbConnection;
-use crate::db::schema::oauth::{oauth_codes, oauth_grants, oauth_tokens};
+use crate::db::schema::oauth::{oauth_clients, oauth_codes, oauth_grants, oauth_tokens};
 use crate::error::StoreError;
 
 /// The start of every access token.
@@ -340,6 +340,10 @@ pub struct AccessTokenInfo {
     pub grant_id: String,
     /// Its expiry.
     pub expires_at: String,
+    /// The OAuth client it was issued to (`client_id`).
+    pub client_id: String,
+    /// That client's name, what the change log names it by.
+    pub client_name: String,
 }
 
 /// The access token whose secret is `secret`, if it is unexpired at `now`,
@@ -350,20 +354,29 @@ pub fn authenticate_access_token(
     now: &str,
 ) -> Result<Option<AccessTokenInfo>, StoreError> {
     let hash = hash_secret(secret);
-    let found: Option<TokenRow> = oauth_tokens::table
-        .inner_join(oauth_grants::table)
+    let found: Option<(TokenRow, String, String)> = oauth_tokens::table
+        .inner_join(oauth_grants::table.inner_join(oauth_clients::table))
         .filter(oauth_tokens::token_hash.eq(&hash))
         .filter(oauth_tokens::kind.eq(ACCESS))
         .select((
-            oauth_tokens::token_hash,
-            oauth_tokens::grant_id,
-            oauth_tokens::expires_at,
-            oauth_tokens::revoked_at,
-            oauth_grants::revoked_at,
+            (
+                oauth_tokens::token_hash,
+                oauth_tokens::grant_id,
+                oauth_tokens::expires_at,
+                oauth_tokens::revoked_at,
+                oauth_grants::revoked_at,
+            ),
+            oauth_clients::id,
+            oauth_clients::name,
         ))
         .first(conn)
         .optional()?;
-    let Some((stored, grant_id, expires_at, token_revoked, grant_revoked)) = found else {
+    let Some((
+        (stored, grant_id, expires_at, token_revoked, grant_revoked),
+        client_id,
+        client_name,
+    )) = found
+    else {
         return Ok(None);
     };
     if !ct_eq(&stored, &hash)
@@ -376,6 +389,8 @@ pub fn authenticate_access_token(
     Ok(Some(AccessTokenInfo {
         grant_id,
         expires_at,
+        client_id,
+        client_name,
     }))
 }
 

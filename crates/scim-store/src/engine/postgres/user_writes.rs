@@ -26,11 +26,14 @@
 //! 3. one `UPDATE users … FROM unnest(…)` for every edit that writes,
 //!    with the `user_values` rows to delete, update and insert as
 //!    data-modifying CTEs of the same statement;
-//! 4. COMMIT, after which every write is answered.
+//! 4. the change log rows of every write that stored, in one multi-row
+//!    `INSERT` (`changes::record_each`, the last write of the transaction,
+//!    which takes the change log's lock just before the commit);
+//! 5. COMMIT, after which every write is answered.
 //!
-//! So a batch of edits is four round trips (BEGIN, the read, the write,
-//! COMMIT), and a batch of creates three, where one transaction per write
-//! took five or six each.
+//! So a batch of edits is five round trips (BEGIN, the read, the write,
+//! the change log's rows with its lock, COMMIT), and a batch of creates
+//! four, where one transaction per write took six or seven each.
 //!
 //! The statement texts are fixed (arrays are bound, not rows), so each is
 //! one cached prepared statement.
@@ -55,15 +58,17 @@ use diesel::{QueryResult, QueryableByName, RunQueryDsl};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
+use crate::changes::{record, record_each, Actor, NewChange};
 use crate::db::connection::{ConnectionManager, DbConnection};
 use crate::db::gate;
 use crate::db::transaction::{transaction, transaction_begun_by};
-use crate::engine::edit::{Edit, Found};
+use crate::engine::edit::{Edit, EditBy, Found};
 use crate::engine::queue::{catch, Behind, Workers};
 use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
 use crate::scim::lookup::{find_user_gated, UserColumns};
 use crate::scim::members::user_groups_json_sql;
+use crate::scim::recorded::user_created;
 use crate::scim::user_values::{derive_values, diff_values, UserValueRow};
 use crate::scim::users::{
     derive, insert_user, serialize, update_user_from, user_name_taken, PasswordChange, UserRecord,
@@ -95,6 +100,8 @@ struct PendingWrite {
     current: UserRecord,
     attrs: Map<String, Value>,
     password: PasswordChange,
+    /// Who, and which event, for the change log.
+    by: EditBy,
 }
 
 /// An edit whose answer type has been erased, so that edits of different
@@ -119,6 +126,7 @@ trait EditJob: Send {
 struct EditTask<T, F> {
     id: String,
     with_groups: bool,
+    by: EditBy,
     f: F,
     then: Option<Box<dyn FnOnce(UserRecord) -> T + Send>>,
     result: Option<Result<T, StoreError>>,
@@ -157,6 +165,7 @@ where
                     current,
                     attrs,
                     password,
+                    by: self.by.clone(),
                 })
             }
             Err(e) => {
@@ -176,10 +185,10 @@ where
     }
 
     fn alone(&mut self, conn: &mut DbConnection) {
-        let (id, with_groups, f) = (&self.id, self.with_groups, &self.f);
+        let (id, with_groups, by, f) = (&self.id, self.with_groups, &self.by, &self.f);
         self.then = None;
         self.result = Some(catch("user edit", || {
-            transaction(conn, |conn| edit_alone(conn, id, with_groups, f, None))
+            transaction(conn, |conn| edit_alone(conn, id, with_groups, by, f, None))
         }));
     }
 
@@ -203,12 +212,14 @@ where
 /// user (with its groups when asked) in one statement, the closure, and
 /// the conditional write. On PostgreSQL the user's row is locked first, so
 /// no other write can change it between the read and the write; SQLite's
-/// single writer needs no lock. The user stored is offered to `hints`
+/// single writer needs no lock. A write records its change log rows, by
+/// `by`, as the last write. The user stored is offered to `hints`
 /// (SQLite's, `engine/user_hints.rs`).
 pub(crate) fn edit_alone<T, F>(
     conn: &mut DbConnection,
     id: &str,
     with_groups: bool,
+    by: &EditBy,
     f: &F,
     hints: Option<&UserHints>,
 ) -> Result<T, StoreError>
@@ -237,7 +248,9 @@ where
             password,
             then,
         } => {
-            let stored = update_user_from(conn, &current, &attrs, password)?;
+            let stored = update_user_from(conn, &current, &attrs, password.clone())?;
+            let changes = by.changes(&current.attrs, &stored, &password)?;
+            record(conn, &by.actor, &stored.last_modified, &changes)?;
             if let Some(hints) = hints {
                 hints.offer(&stored, groups.as_deref());
             }
@@ -246,29 +259,35 @@ where
     }
 }
 
-/// A create on its own, inside the caller's transaction: the gate, then
-/// `users::insert_user`.
+/// A create on its own, inside the caller's transaction: the gate,
+/// `users::insert_user`, and its change log row, by `actor`.
 pub(crate) fn insert_alone(
     conn: &mut DbConnection,
     attrs: &Map<String, Value>,
     password_hash: Option<&str>,
+    actor: &Actor,
 ) -> Result<UserRecord, StoreError> {
     crate::admin::sync::scim_gate(conn)?;
-    insert_user(conn, attrs, password_hash)
+    let rec = insert_user(conn, attrs, password_hash)?;
+    record(conn, actor, &rec.created, &user_created(&rec)?)?;
+    Ok(rec)
 }
 
 /// A queued create.
 struct InsertJob {
     attrs: Map<String, Value>,
     password_hash: Option<String>,
+    actor: Actor,
     result: Option<Result<UserRecord, StoreError>>,
     reply: oneshot::Sender<Result<UserRecord, StoreError>>,
 }
 
 impl InsertJob {
     fn alone(&mut self, conn: &mut DbConnection) {
-        let (attrs, hash) = (&self.attrs, self.password_hash.as_deref());
-        self.result = Some(transaction(conn, |conn| insert_alone(conn, attrs, hash)));
+        let (attrs, hash, actor) = (&self.attrs, self.password_hash.as_deref(), &self.actor);
+        self.result = Some(transaction(conn, |conn| {
+            insert_alone(conn, attrs, hash, actor)
+        }));
     }
 
     fn answer(self) {
@@ -282,7 +301,7 @@ impl InsertJob {
 }
 
 enum Job {
-    Insert(InsertJob),
+    Insert(Box<InsertJob>),
     Edit(Box<dyn EditJob>),
 }
 
@@ -307,14 +326,16 @@ impl UserBatcher {
         &self,
         attrs: Map<String, Value>,
         password_hash: Option<String>,
+        actor: Actor,
     ) -> oneshot::Receiver<Result<UserRecord, StoreError>> {
         let (reply, receiver) = oneshot::channel();
-        self.submit(Job::Insert(InsertJob {
+        self.submit(Job::Insert(Box::new(InsertJob {
             attrs,
             password_hash,
+            actor,
             result: None,
             reply,
-        }));
+        })));
         receiver
     }
 
@@ -323,6 +344,7 @@ impl UserBatcher {
         &self,
         id: String,
         with_groups: bool,
+        by: EditBy,
         f: F,
     ) -> oneshot::Receiver<Result<T, StoreError>>
     where
@@ -333,6 +355,7 @@ impl UserBatcher {
         self.submit(Job::Edit(Box::new(EditTask {
             id,
             with_groups,
+            by,
             f,
             then: None,
             result: None,
@@ -385,7 +408,7 @@ fn serve(pool: &Pool, first: Job, behind: &mut Behind<'_, Job>) {
         let mut next = Vec::new();
         for job in jobs {
             match job {
-                Job::Insert(j) => inserts.push(j),
+                Job::Insert(j) => inserts.push(*j),
                 Job::Edit(j) if editing.contains(j.id()) => next.push(Job::Edit(j)),
                 Job::Edit(j) => {
                     editing.insert(j.id().to_owned());
@@ -462,12 +485,16 @@ struct NewUser {
 /// it costs no round trip of its own; a batch that runs neither (every
 /// create invalid) asks it alone. A closed gate fails the batch, and each
 /// write then gets the refusal from running alone.
+///
+/// Last, the change log rows of every create and edit stored, each by its
+/// own request's actor, in one multi-row `INSERT` (`changes::record_each`:
+/// the last write of the transaction, after every row lock was taken).
 fn write_batch(
     conn: &mut DbConnection,
     inserts: &mut [InsertJob],
     edits: &mut [Box<dyn EditJob>],
 ) -> Result<Vec<(usize, UserRecord)>, StoreError> {
-    let (stored, gated) = {
+    let (stored, edit_changes, gated) = {
         let DbConnection::Postgres(pg) = &mut *conn else {
             return Err(StoreError::Internal(
                 "user write batches are for PostgreSQL".to_owned(),
@@ -475,11 +502,25 @@ fn write_batch(
         };
         let inserted = insert_users(pg, inserts)?;
         let edited = update_users(pg, edits)?;
-        (edited.stored, inserted || edited.gated)
+        (edited.stored, edited.changes, inserted || edited.gated)
     };
     if !gated {
         crate::admin::sync::scim_gate(conn)?;
     }
+    let mut changes: Vec<(&Actor, NewChange)> = Vec::new();
+    for job in inserts.iter() {
+        if let Some(Ok(rec)) = &job.result {
+            for change in user_created(rec)? {
+                changes.push((&job.actor, change));
+            }
+        }
+    }
+    let each: Vec<(&Actor, &NewChange)> = changes
+        .iter()
+        .map(|(a, c)| (*a, c))
+        .chain(edit_changes.iter().map(|(by, c)| (&by.actor, c)))
+        .collect();
+    record_each(conn, &scim_core::datetime::now(), &each)?;
     Ok(stored)
 }
 
@@ -626,6 +667,8 @@ struct LockedRow {
 struct Edited {
     /// The stored records, by index into the edits.
     stored: Vec<(usize, UserRecord)>,
+    /// Their change log rows, with who made each.
+    changes: Vec<(EditBy, NewChange)>,
     /// Whether it read (and so checked) the gate.
     gated: bool,
 }
@@ -640,6 +683,7 @@ fn update_users(
     if edits.is_empty() {
         return Ok(Edited {
             stored: Vec::new(),
+            changes: Vec::new(),
             gated: false,
         });
     }
@@ -683,6 +727,7 @@ fn update_users(
     if pending.is_empty() {
         return Ok(Edited {
             stored: Vec::new(),
+            changes: Vec::new(),
             gated: true,
         });
     }
@@ -715,6 +760,7 @@ fn update_users(
     let mut changed: Vec<UserValueRow> = Vec::new();
     let mut added: Vec<UserValueRow> = Vec::new();
     let mut stored = Vec::with_capacity(pending.len());
+    let mut changes = Vec::with_capacity(pending.len());
     for (i, w) in pending {
         let id = &w.current.id;
         let old = derive_values(id, &w.current.attrs);
@@ -723,16 +769,17 @@ fn update_users(
         removed.extend(gone.into_iter().cloned());
         changed.extend(differ.into_iter().map(|(_, row)| row.clone()));
         added.extend(fresh);
-        stored.push((
-            i,
-            UserRecord {
-                id: id.clone(),
-                attrs: w.attrs,
-                version: w.current.version.saturating_add(1),
-                created: w.current.created,
-                last_modified: now.clone(),
-            },
-        ));
+        let rec = UserRecord {
+            id: id.clone(),
+            attrs: w.attrs,
+            version: w.current.version.saturating_add(1),
+            created: w.current.created.clone(),
+            last_modified: now.clone(),
+        };
+        for change in w.by.changes(&w.current.attrs, &rec, &w.password)? {
+            changes.push((w.by.clone(), change));
+        }
+        stored.push((i, rec));
     }
     // One statement: the `users` UPDATE and, as data-modifying CTEs of
     // it, the `user_values` rows to delete, update and insert (each only
@@ -812,6 +859,7 @@ fn update_users(
     }
     Ok(Edited {
         stored,
+        changes,
         gated: true,
     })
 }
@@ -944,6 +992,14 @@ pub(crate) mod tests {
     use crate::{engine::Store, scim::users::find_password_hash, scim::users::find_user};
     use serde_json::json;
 
+    /// A PATCH by the command line, as the tests' edits are attributed.
+    pub(crate) fn patched_by_test() -> EditBy {
+        EditBy {
+            actor: Actor::cli("test"),
+            event: crate::changes::Event::UserPatched,
+        }
+    }
+
     pub(crate) fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
@@ -1000,13 +1056,17 @@ pub(crate) mod tests {
             let store = db.store();
             let backend = db.backend();
             let refused = store
-                .queue_insert_user(obj(json!({"userName": "early"})), None)
+                .queue_insert_user(obj(json!({"userName": "early"})), None, Actor::cli("test"))
                 .wait()
                 .unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
             // The gate answers before the body is looked at.
             let refused = store
-                .queue_insert_user(obj(json!({"displayName": "nameless"})), None)
+                .queue_insert_user(
+                    obj(json!({"displayName": "nameless"})),
+                    None,
+                    Actor::cli("test"),
+                )
                 .wait()
                 .unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
@@ -1016,7 +1076,12 @@ pub(crate) mod tests {
                 "{backend}"
             );
             let refused = store
-                .queue_user_edit("any".into(), false, set_title("t", PasswordChange::Keep))
+                .queue_user_edit(
+                    "any".into(),
+                    false,
+                    patched_by_test(),
+                    set_title("t", PasswordChange::Keep),
+                )
                 .wait()
                 .unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
@@ -1037,11 +1102,19 @@ pub(crate) mod tests {
                         "name": {"givenName": "G", "familyName": format!("F{i}")},
                         "emails": [{"value": format!("{name}@example.com"), "type": "work"}],
                     });
-                    let answer = store.queue_insert_user(obj(attrs), Some(format!("hash-{i}")));
+                    let answer = store.queue_insert_user(
+                        obj(attrs),
+                        Some(format!("hash-{i}")),
+                        Actor::cli("test"),
+                    );
                     (i % 50, answer)
                 })
                 .collect();
-            let invalid = store.queue_insert_user(obj(json!({"displayName": "nameless"})), None);
+            let invalid = store.queue_insert_user(
+                obj(json!({"displayName": "nameless"})),
+                None,
+                Actor::cli("test"),
+            );
             let mut won = [0; 50];
             for (k, answer) in answers {
                 match answer.wait() {
@@ -1083,7 +1156,7 @@ pub(crate) mod tests {
             // inserted along the way.
             let answers: Vec<_> = (0..100)
                 .map(|i: usize| {
-                    store.queue_user_edit(user.id.clone(), false, move |found: Found| {
+                    store.queue_user_edit(user.id.clone(), false, patched_by_test(), move |found: Found| {
                         let (current, _) = found.ok_or(StoreError::NotFound)?;
                         let n: u64 = current
                             .attrs
@@ -1149,17 +1222,22 @@ pub(crate) mod tests {
             // Queued at once: a rename to a taken userName (the batch's
             // UPDATE fails on the unique index), and around it edits and
             // creates that must still apply.
-            let rename = store.queue_user_edit(renamed.id.clone(), false, |found: Found| {
-                let (current, _) = found.ok_or(StoreError::NotFound)?;
-                let mut attrs = current.attrs.clone();
-                attrs.insert("userName".into(), json!("TAKEN"));
-                Ok(Edit::Store {
-                    current,
-                    attrs,
-                    password: PasswordChange::Keep,
-                    then: Box::new(|rec| rec),
-                })
-            });
+            let rename = store.queue_user_edit(
+                renamed.id.clone(),
+                false,
+                patched_by_test(),
+                |found: Found| {
+                    let (current, _) = found.ok_or(StoreError::NotFound)?;
+                    let mut attrs = current.attrs.clone();
+                    attrs.insert("userName".into(), json!("TAKEN"));
+                    Ok(Edit::Store {
+                        current,
+                        attrs,
+                        password: PasswordChange::Keep,
+                        then: Box::new(|rec| rec),
+                    })
+                },
+            );
             let titles: Vec<_> = others
                 .iter()
                 .enumerate()
@@ -1169,31 +1247,49 @@ pub(crate) mod tests {
                     } else {
                         PasswordChange::Keep
                     };
-                    store.queue_user_edit(u.id.clone(), false, set_title("edited", password))
+                    store.queue_user_edit(
+                        u.id.clone(),
+                        false,
+                        patched_by_test(),
+                        set_title("edited", password),
+                    )
                 })
                 .collect();
             let creates: Vec<_> = (0..10)
                 .map(|i| {
-                    store.queue_insert_user(obj(json!({"userName": format!("new-{i}")})), None)
+                    store.queue_insert_user(
+                        obj(json!({"userName": format!("new-{i}")})),
+                        None,
+                        Actor::cli("test"),
+                    )
                 })
                 .collect();
             let missing = store.queue_user_edit(
                 "no-such-id".into(),
                 false,
+                patched_by_test(),
                 set_title("x", PasswordChange::Keep),
             );
-            let untouched = store.queue_user_edit(others[2].id.clone(), false, |found: Found| {
-                Ok(Edit::Answer(found.map(|(rec, _)| rec.id)))
-            });
-            let groups = store.queue_user_edit(grouped.id.clone(), true, |found: Found| {
-                let (current, groups) = found.ok_or(StoreError::NotFound)?;
-                Ok(Edit::Store {
-                    attrs: current.attrs.clone(),
-                    current,
-                    password: PasswordChange::Keep,
-                    then: Box::new(move |_| groups),
-                })
-            });
+            let untouched = store.queue_user_edit(
+                others[2].id.clone(),
+                false,
+                patched_by_test(),
+                |found: Found| Ok(Edit::Answer(found.map(|(rec, _)| rec.id))),
+            );
+            let groups = store.queue_user_edit(
+                grouped.id.clone(),
+                true,
+                patched_by_test(),
+                |found: Found| {
+                    let (current, groups) = found.ok_or(StoreError::NotFound)?;
+                    Ok(Edit::Store {
+                        attrs: current.attrs.clone(),
+                        current,
+                        password: PasswordChange::Keep,
+                        then: Box::new(move |_| groups),
+                    })
+                },
+            );
 
             blocked.release();
             assert!(
@@ -1348,6 +1444,7 @@ pub(crate) mod tests {
                     let edit = store.queue_user_edit(
                         b.id.clone(),
                         false,
+                        patched_by_test(),
                         set_title("b", PasswordChange::Keep),
                     );
                     wait_for_lock_waits(store, i + 1);
@@ -1400,17 +1497,22 @@ pub(crate) mod tests {
             // email added (insert), the emails dropped (delete), the title
             // changed (update), all three at once, a rename, no change.
             let edit = |user: &UserRecord, f: fn(&mut Map<String, Value>)| {
-                store.queue_user_edit(user.id.clone(), false, move |found: Found| {
-                    let (current, _) = found.ok_or(StoreError::NotFound)?;
-                    let mut attrs = current.attrs.clone();
-                    f(&mut attrs);
-                    Ok(Edit::Store {
-                        current,
-                        attrs,
-                        password: PasswordChange::Keep,
-                        then: Box::new(|rec| rec),
-                    })
-                })
+                store.queue_user_edit(
+                    user.id.clone(),
+                    false,
+                    patched_by_test(),
+                    move |found: Found| {
+                        let (current, _) = found.ok_or(StoreError::NotFound)?;
+                        let mut attrs = current.attrs.clone();
+                        f(&mut attrs);
+                        Ok(Edit::Store {
+                            current,
+                            attrs,
+                            password: PasswordChange::Keep,
+                            then: Box::new(|rec| rec),
+                        })
+                    },
+                )
             };
             let edits = vec![
                 edit(&users[0], |a| {
@@ -1446,6 +1548,7 @@ pub(crate) mod tests {
                             "emails": [email(&format!("j{i}@example.com")), email("shared@example.com")],
                         })),
                         None,
+                        Actor::cli("test"),
                     )
                 })
                 .collect();

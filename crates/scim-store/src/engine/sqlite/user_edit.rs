@@ -36,8 +36,9 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::changes::{record, NewChange};
 use crate::db::connection::Backend;
-use crate::engine::edit::{Edit, Found};
+use crate::engine::edit::{Edit, EditBy, Found};
 use crate::engine::postgres::user_writes::edit_alone;
 use crate::engine::queue::catch;
 use crate::engine::sqlite::writer::SqliteWriter;
@@ -50,6 +51,8 @@ use crate::scim::users::{apply_prepared_update, prepare_update, PreparedUpdate, 
 /// stored record.
 struct Decided<T> {
     prepared: PreparedUpdate,
+    /// Its change log rows, built here too.
+    changes: Vec<NewChange>,
     /// The groups the closure was given, when it asked for them.
     groups: Option<Vec<GroupRef>>,
     then: Box<dyn FnOnce(UserRecord) -> T + Send>,
@@ -57,12 +60,14 @@ struct Decided<T> {
 
 /// Queues the edit of user `id` (see the module docs): `f` gets the user
 /// as stored (with its groups when `with_groups`), and the receiver the
-/// answer once its write, if any, committed.
+/// answer once its write, if any, committed (with its change log rows,
+/// by `by`).
 pub(crate) fn queue_edit<T, F>(
     writes: &SqliteWriter,
     hints: Arc<UserHints>,
     id: String,
     with_groups: bool,
+    by: EditBy,
     f: F,
 ) -> oneshot::Receiver<Result<T, StoreError>>
 where
@@ -73,7 +78,7 @@ where
         // A closure that panics here panics again on the writer, which
         // answers it as a failed write.
         catch("user edit", || {
-            Ok(decide(&f, &record, groups.filter(|_| with_groups)))
+            Ok(decide(&f, &by, &record, groups.filter(|_| with_groups)))
         })
         .ok()
         .flatten()
@@ -81,28 +86,37 @@ where
     match decided {
         Some(Decided {
             prepared,
+            changes,
             groups,
             then,
         }) => writes.submit(move |conn| {
             if let Some(seen) = &groups {
                 if user_groups(conn, &id)? != *seen {
-                    return edit_alone(conn, &id, with_groups, &f, Some(&hints));
+                    return edit_alone(conn, &id, with_groups, &by, &f, Some(&hints));
                 }
             }
             match apply_prepared_update(conn, prepared)? {
                 Some(stored) => {
+                    record(conn, &by.actor, &stored.last_modified, &changes)?;
                     hints.offer(&stored, groups.as_deref());
                     Ok(then(stored))
                 }
-                None => edit_alone(conn, &id, with_groups, &f, Some(&hints)),
+                None => edit_alone(conn, &id, with_groups, &by, &f, Some(&hints)),
             }
         }),
-        None => writes.submit(move |conn| edit_alone(conn, &id, with_groups, &f, Some(&hints))),
+        None => {
+            writes.submit(move |conn| edit_alone(conn, &id, with_groups, &by, &f, Some(&hints)))
+        }
     }
 }
 
 /// Runs the edit on a hint: the write it decides, if it decides one.
-fn decide<T, F>(f: &F, record: &UserRecord, groups: Option<Vec<GroupRef>>) -> Option<Decided<T>>
+fn decide<T, F>(
+    f: &F,
+    by: &EditBy,
+    record: &UserRecord,
+    groups: Option<Vec<GroupRef>>,
+) -> Option<Decided<T>>
 where
     F: Fn(Found) -> Result<Edit<T>, StoreError>,
 {
@@ -113,11 +127,19 @@ where
             attrs,
             password,
             then,
-        }) => Some(Decided {
-            prepared: prepare_update(Backend::Sqlite, &current, attrs, &password, true).ok()?,
-            groups,
-            then,
-        }),
+        }) => {
+            let prepared =
+                prepare_update(Backend::Sqlite, &current, attrs, &password, true).ok()?;
+            let changes = by
+                .changes(&current.attrs, prepared.record(), &password)
+                .ok()?;
+            Some(Decided {
+                prepared,
+                changes,
+                groups,
+                then,
+            })
+        }
         // Not answered from a hint (see the module docs).
         Ok(Edit::Answer(_)) | Err(_) => None,
     }
@@ -132,7 +154,7 @@ mod tests {
 
     use super::*;
     use crate::admin::sync::{disable_sync, is_sync_disabled};
-    use crate::engine::postgres::user_writes::tests::{enable, obj};
+    use crate::engine::postgres::user_writes::tests::{enable, obj, patched_by_test};
     use crate::scim::lookup::LookupBy;
     use crate::scim::users::{update_user, PasswordChange};
     use crate::testing::backends;
@@ -183,7 +205,12 @@ mod tests {
     ) -> Edited {
         let calls = Arc::new(AtomicUsize::new(0));
         let answer = store
-            .queue_user_edit(id.to_owned(), true, set(attr, value, if_match, &calls))
+            .queue_user_edit(
+                id.to_owned(),
+                true,
+                patched_by_test(),
+                set(attr, value, if_match, &calls),
+            )
             .wait();
         (answer, calls.load(Ordering::SeqCst))
     }
@@ -247,6 +274,29 @@ mod tests {
                 matches!(refused, StoreError::PreconditionFailed),
                 "{refused:?}"
             );
+            // Decided on a stale hint without a precondition: the write
+            // built on it finds another version and falls back.
+            let behind = change_behind(store, &user.id, "displayName", "Again");
+            let (answer, calls) = edit(store, &user.id, "title", "fourth", None);
+            assert_eq!(answer.unwrap().0.version, behind.version + 1);
+            if sqlite {
+                assert_eq!(calls, 2);
+            }
+            // One change log row per edit stored, at its version: the
+            // write on the stale hint recorded nothing (the plain writes
+            // behind the hints' back record nothing either).
+            let versions: Vec<Option<i64>> = store
+                .read(|c| crate::changes::read_after(c, 0, 100))
+                .unwrap()
+                .iter()
+                .map(|r| r.resource_version)
+                .collect();
+            let want: &[Option<i64>] = if sqlite {
+                &[Some(2), Some(4), Some(5), Some(7)]
+            } else {
+                &[Some(2), Some(4), Some(6)]
+            };
+            assert_eq!(versions, want, "{}", db.backend());
         }
     }
 

@@ -1,0 +1,296 @@
+//! The change log as SCIM writes fill it: what each kind of write
+//! records, and the ordering guarantee a reader following the log relies
+//! on, with two stores (two replicas) on one PostgreSQL database.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use serde_json::json;
+
+use scim_store::changes::{read_after, Actor, ActorKind, Change, Event};
+use scim_store::testing::{backends, TestDb};
+use scim_store::{Edit, EditBy, Found, PasswordChange, Store, StoreConfig, StoreError};
+
+use crate::attrs;
+
+fn token(n: usize) -> Actor {
+    Actor::new(
+        ActorKind::ScimToken,
+        Some(format!("t{n}")),
+        Some(format!("writer {n}")),
+    )
+    .with_request(Some(format!("req-{n}")), Some("192.0.2.1".to_owned()))
+}
+
+fn enable(store: &Store) {
+    store
+        .write(|c| scim_store::sync::enable_sync(c, "test", &[]).map(|_| ()))
+        .unwrap();
+}
+
+/// An edit setting `title`, by `actor`, as a PATCH.
+fn set_title(
+    store: &Store,
+    id: &str,
+    title: String,
+    actor: Actor,
+) -> scim_store::Answer<scim_store::UserRecord> {
+    let by = EditBy {
+        actor,
+        event: Event::UserPatched,
+    };
+    store.queue_user_edit(id.to_owned(), false, by, move |found: Found| {
+        let (current, _) = found.ok_or(StoreError::NotFound)?;
+        let mut attrs = current.attrs.clone();
+        attrs.insert("title".into(), json!(title.clone()));
+        Ok(Edit::Store {
+            current,
+            attrs,
+            password: PasswordChange::Keep,
+            then: Box::new(|rec| rec),
+        })
+    })
+}
+
+fn everything(store: &Store) -> Vec<Change> {
+    store.read(|c| read_after(c, 0, 1_000_000)).unwrap()
+}
+
+/// Creates (queued, both backends' fast paths), edits, no-op edits and
+/// failed writes: exactly one row per change, none for the rest.
+#[test]
+fn user_writes_record_exactly_their_changes_and_failed_ones_nothing() {
+    for db in backends() {
+        let store = db.store();
+        let backend = db.backend();
+        enable(store);
+        let alice = store
+            .queue_insert_user(attrs(json!({"userName": "alice"})), None, token(1))
+            .wait()
+            .unwrap();
+        // A second edit queued at once goes to the hint path on SQLite and
+        // the batch on PostgreSQL.
+        let edited = set_title(store, &alice.id, "Boss".into(), token(2))
+            .wait()
+            .unwrap();
+        assert_eq!(edited.version, 2);
+        // A taken userName fails, records nothing.
+        let taken = store
+            .queue_insert_user(attrs(json!({"userName": "ALICE"})), None, token(3))
+            .wait();
+        assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+        let rows = everything(store);
+        let summary: Vec<(String, Option<i64>, String, Option<String>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.event.clone(),
+                    r.resource_version,
+                    r.detail.clone(),
+                    r.actor_name.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "user.created".to_owned(),
+                    Some(1),
+                    "{}".to_owned(),
+                    Some("writer 1".to_owned())
+                ),
+                (
+                    "user.patched".to_owned(),
+                    Some(2),
+                    r#"{"paths":["title"]}"#.to_owned(),
+                    Some("writer 2".to_owned())
+                ),
+            ],
+            "{backend}"
+        );
+        assert_eq!(rows[0].request_id.as_deref(), Some("req-1"));
+        assert_eq!(rows[0].client_address.as_deref(), Some("192.0.2.1"));
+        let data: serde_json::Value =
+            serde_json::from_str(rows[1].data.as_deref().unwrap()).unwrap();
+        assert_eq!(data["title"], "Boss");
+        assert_eq!(data["meta"]["version"], "W/\"2\"");
+    }
+}
+
+/// The ordering rule (`scim_store::changes`): two stores on one
+/// PostgreSQL database (two replicas), 16 writer threads creating and
+/// editing users through both, and a follower reading `read_after(cursor)`
+/// in a loop: the follower sees every committed row exactly once, none
+/// missing, and each user's versions increase in position order.
+#[test]
+fn a_follower_of_the_log_sees_every_change_once_with_two_replicas_writing() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    const WRITERS: usize = 16;
+    const USERS_EACH: usize = 6;
+    const EDITS_EACH: usize = 4;
+    let first = db.store().clone();
+    let second = Store::connect(&StoreConfig {
+        url: db.url().to_owned(),
+        pool_size: 4,
+        connect_timeout: Duration::from_secs(10),
+    })
+    .unwrap();
+    enable(&first);
+    let done = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (store, done) = (first.clone(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut seen: Vec<Change> = Vec::new();
+            let mut cursor = 0;
+            loop {
+                // Read whether the writers are done before reading the
+                // log: a read that starts after they finished sees all.
+                let finished = done.load(Ordering::SeqCst);
+                let rows = store.read(|c| read_after(c, cursor, 50)).unwrap();
+                if let Some(last) = rows.last() {
+                    cursor = last.position;
+                }
+                let empty = rows.is_empty();
+                seen.extend(rows);
+                if finished && empty {
+                    return seen;
+                }
+            }
+        })
+    };
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = if w % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                let ids: Vec<String> = (0..USERS_EACH)
+                    .map(|i| {
+                        store
+                            .queue_insert_user(
+                                attrs(json!({"userName": format!("w{w}-u{i}")})),
+                                None,
+                                token(w),
+                            )
+                            .wait()
+                            .unwrap()
+                            .id
+                    })
+                    .collect();
+                for round in 0..EDITS_EACH {
+                    for id in &ids {
+                        set_title(&store, id, format!("r{round}"), token(w))
+                            .wait()
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let followed = follower.join().unwrap();
+    let all = everything(&first);
+    assert_eq!(
+        all.len(),
+        WRITERS * USERS_EACH * (1 + EDITS_EACH),
+        "one row per create and per edit"
+    );
+    let positions = |rows: &[Change]| rows.iter().map(|r| r.position).collect::<Vec<_>>();
+    let unique: HashSet<i64> = positions(&followed).into_iter().collect();
+    assert_eq!(unique.len(), followed.len(), "no row seen twice");
+    let missed: Vec<i64> = positions(&all)
+        .into_iter()
+        .filter(|p| !unique.contains(p))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "the follower missed {} committed rows: {missed:?}",
+        missed.len()
+    );
+    assert_eq!(positions(&followed), positions(&all));
+    // Per user, versions 1, 2, … in position order.
+    let mut last: HashMap<&str, i64> = HashMap::new();
+    for row in &all {
+        let id = row.resource_id.as_deref().unwrap();
+        let version = row.resource_version.unwrap();
+        let before = last.insert(id, version).unwrap_or(0);
+        assert_eq!(
+            version,
+            before + 1,
+            "user {id} at position {}",
+            row.position
+        );
+    }
+}
+
+/// The retention purge records `user.purged` for each user it removes, by
+/// the actor `system` ("purge"), and nothing for those it keeps.
+#[test]
+fn the_purge_records_each_user_it_removes() {
+    use diesel::prelude::*;
+    for db in backends() {
+        let store = db.store();
+        let mut ids = Vec::new();
+        for name in ["old", "recent"] {
+            let user = store
+                .write(|c| scim_store::insert_user(c, &attrs(json!({"userName": name})), None))
+                .unwrap();
+            store
+                .write(|c| scim_store::soft_delete_user(c, &user.id, None))
+                .unwrap();
+            ids.push(user.id);
+        }
+        let old = scim_core::datetime::format(
+            time::OffsetDateTime::now_utc() - time::Duration::days(400),
+        );
+        store
+            .write(|c| {
+                diesel::sql_query(format!(
+                    "UPDATE users SET deleted_at = '{old}' WHERE id = '{}'",
+                    ids[0]
+                ))
+                .execute(c)?;
+                Ok(())
+            })
+            .unwrap();
+        let purged =
+            scim_store::purge_expired_users(store, time::OffsetDateTime::now_utc(), 10).unwrap();
+        assert_eq!(purged, 1);
+        let rows = everything(store);
+        let summary: Vec<(&str, Option<&str>, &str, Option<&str>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.event.as_str(),
+                    r.resource_id.as_deref(),
+                    r.actor_kind.as_str(),
+                    r.actor_name.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![(
+                "user.purged",
+                Some(ids[0].as_str()),
+                "system",
+                Some("purge")
+            )],
+            "{}",
+            db.backend()
+        );
+    }
+}
