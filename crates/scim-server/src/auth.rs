@@ -192,6 +192,7 @@ pub async fn require_bearer(
         .into());
     };
     let principal = authenticate(&api, secret).await?;
+    crate::metrics::CredentialSlot::fill(&req, &principal.token_id);
     // After authentication (a rejected credential gets 401 and spends
     // nothing) and before the gate: a throttled request costs no database
     // work.

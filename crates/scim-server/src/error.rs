@@ -84,7 +84,8 @@ impl ApiError {
         ApiError::NotFound(format!("{kind} {id:?} not found"))
     }
 
-    fn scim_type(&self) -> Option<&'static str> {
+    /// The RFC 7644 §3.12 `scimType` of the error, if it has one.
+    pub fn scim_type(&self) -> Option<&'static str> {
         match self {
             ApiError::Scim(e) => Some(e.scim_type.as_str()),
             _ => None,

@@ -25,6 +25,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod groups;
+pub mod metrics;
 pub mod rate_limit;
 pub mod request;
 pub mod search;
@@ -165,6 +166,8 @@ impl ScimApi {
         cfg.app_data(web::Data::new(self.clone())).service(
             web::scope(&base)
                 .wrap(actix_web::middleware::from_fn(auth::require_bearer))
+                // Outside the bearer check: refused requests count too.
+                .wrap(actix_web::middleware::from_fn(metrics::observe))
                 .service(
                     resource(["/ServiceProviderConfig", "/ServiceProviderConfig/"], "GET")
                         .route(web::get().to(discovery::service_provider_config)),

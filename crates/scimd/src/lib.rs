@@ -8,6 +8,7 @@ pub mod body_deadline;
 pub mod cli;
 pub mod connections;
 pub mod logging;
+pub mod metrics;
 pub mod root;
 pub mod settings;
 pub mod tls;
@@ -544,6 +545,9 @@ pub fn configure_app(
             }
         }),
     );
+    if settings.metrics.enabled {
+        metrics::configure(cfg, store, settings.metrics.token());
+    }
     // Before the SCIM scope: `<scim base>/openapi.json` is served by the
     // admin side, without a SCIM token.
     admin.configure(cfg);
@@ -629,6 +633,12 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         }
         None => None,
     };
+    // Before the store starts: its pools and queues register their
+    // metrics when they are built.
+    let metrics_enabled = settings.metrics.enabled;
+    if metrics_enabled {
+        metrics::install();
+    }
     let store = Store::connect(&settings.store_config())?;
     for name in store.migrate()? {
         tracing::info!(migration = %name, "applied migration");
@@ -700,6 +710,10 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
                     },
                 ))
                 .wrap(actix_web::middleware::from_fn(logging::request_log))
+                .wrap(actix_web::middleware::Condition::new(
+                    metrics_enabled,
+                    actix_web::middleware::from_fn(metrics::observe_http),
+                ))
                 .configure(move |cfg| configure_app(cfg, &store, &shared, &settings))
         })
         .on_connect(move |connection, data| connection_limit.on_connect(connection, data))

@@ -35,6 +35,48 @@ pub struct Settings {
     pub events: EventsSettings,
     /// Logging.
     pub log: LogSettings,
+    /// `GET /metrics`.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` (and record metrics at all).
+    pub enabled: bool,
+    /// A read-only bearer token for `GET /metrics` (at least
+    /// [`MIN_METRICS_TOKEN_LEN`] characters); empty: only an admin API
+    /// token or a console session opens it.
+    pub token: String,
+}
+
+/// The shortest `metrics.token` accepted.
+pub const MIN_METRICS_TOKEN_LEN: usize = 32;
+
+// The token is a secret: never printed with the settings.
+impl std::fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field("enabled", &self.enabled)
+            .field(
+                "token",
+                &if self.token.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish()
+    }
+}
+
+impl MetricsSettings {
+    /// `metrics.token`, if set.
+    pub fn token(&self) -> Option<String> {
+        let token = self.token.trim();
+        (!token.is_empty()).then(|| token.to_owned())
+    }
 }
 
 /// `[server]`
@@ -404,6 +446,13 @@ impl Settings {
                 format!("{eb:?} must be a path such as \"/events\", other than scim.base_path"),
             );
         }
+        let metrics_token = self.metrics.token.trim();
+        if !metrics_token.is_empty() && metrics_token.len() < MIN_METRICS_TOKEN_LEN {
+            return bad(
+                "metrics.token",
+                format!("must be empty or at least {MIN_METRICS_TOKEN_LEN} characters (e.g. the output of `openssl rand -hex 32`)"),
+            );
+        }
         let base = &self.scim.base_path;
         if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') || base.contains(' ') {
             return bad(
@@ -722,6 +771,18 @@ mod tests {
         // Unlimited by default: `make bench` drives one token hard.
         assert_eq!(s.scim.rate_limit_per_second, 0);
         assert!(s.scim_rate_limiter().is_none());
+        assert!(s.metrics.enabled);
+        assert_eq!(s.metrics.token(), None);
+    }
+
+    #[test]
+    fn the_metrics_token_is_never_printed_with_the_settings() {
+        let token = "m".repeat(MIN_METRICS_TOKEN_LEN);
+        let s = Settings::load_from(None, env(&[("SCIMD__METRICS__TOKEN", &token)])).unwrap();
+        assert_eq!(s.metrics.token(), Some(token.clone()));
+        let printed = format!("{s:?}");
+        assert!(!printed.contains(&token), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
     }
 
     #[test]

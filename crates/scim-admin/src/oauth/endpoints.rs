@@ -580,7 +580,31 @@ async fn authenticated_client(
 }
 
 /// `POST /oauth/token`: `authorization_code` and `refresh_token` grants.
+/// `POST /oauth/token`, counted: `scimd_oauth_tokens_issued_total{grant_type}`
+/// (in [`token_response`]) and `scimd_oauth_token_failures_total{status}`
+/// (400: an invalid request or grant, 401: client authentication failed,
+/// 429: the client is locked out from this address, 503: unavailable).
 async fn token(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
+    let res = token_response(req, api, body).await;
+    let status = res.status();
+    if !status.is_success() {
+        let label = match status.as_u16() {
+            400 => "400",
+            401 => "401",
+            429 => "429",
+            503 => "503",
+            _ => "other",
+        };
+        metrics::counter!("scimd_oauth_token_failures_total", "status" => label).increment(1);
+    }
+    res
+}
+
+async fn token_response(
+    req: HttpRequest,
+    api: web::Data<AdminApi>,
+    body: web::Bytes,
+) -> HttpResponse {
     let (form, client) = match authenticated_client(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
@@ -631,6 +655,10 @@ async fn token(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> 
         }
         None => return oauth_error("invalid_request", "grant_type is missing"),
     };
+    let grant_type = match &grant {
+        Grant::Code { .. } => "authorization_code",
+        Grant::Refresh(_) => "refresh_token",
+    };
     let store = api.store().clone();
     let client_id = client.id.clone();
     let address = service::address_key(&api.client_address(&req));
@@ -668,13 +696,17 @@ async fn token(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> 
     })
     .await;
     match result {
-        Ok(Ok(Ok(tokens))) => no_store(StatusCode::OK).json(TokenResponse {
-            access_token: tokens.access_token,
-            token_type: "Bearer",
-            expires_in: tokens.expires_in,
-            refresh_token: tokens.refresh_token,
-            scope: tokens.scope,
-        }),
+        Ok(Ok(Ok(tokens))) => {
+            metrics::counter!("scimd_oauth_tokens_issued_total", "grant_type" => grant_type)
+                .increment(1);
+            no_store(StatusCode::OK).json(TokenResponse {
+                access_token: tokens.access_token,
+                token_type: "Bearer",
+                expires_in: tokens.expires_in,
+                refresh_token: tokens.refresh_token,
+                scope: tokens.scope,
+            })
+        }
         Ok(Ok(Err(failure))) => oauth_error("invalid_grant", failure.description()),
         Ok(Err(_)) | Err(_) => unavailable(),
     }

@@ -2,6 +2,7 @@
 //! entry points through which every repository function is called.
 
 mod edit;
+mod metrics;
 mod postgres;
 pub(crate) mod queue;
 mod reader;
@@ -117,7 +118,7 @@ impl Store {
         drop(probe);
         let pool_size = config.pool_size.max(1);
         let error_log = ConnectErrorLog::new(CONNECT_ERROR_LOG_EVERY);
-        let build = |size: u32| {
+        let build = |size: u32, name: &'static str| {
             r2d2::Pool::builder()
                 .max_size(size)
                 // No idle minimum: r2d2 would otherwise open replacement
@@ -134,6 +135,7 @@ impl Store {
                 // dropped through `has_broken`.
                 .test_on_check_out(false)
                 .error_handler(Box::new(error_log.clone()))
+                .event_handler(Box::new(metrics::PoolMetrics::new(name)))
                 .build(manager.clone())
                 .map_err(|e| {
                     StoreError::Unavailable(format!(
@@ -141,12 +143,15 @@ impl Store {
                     ))
                 })
         };
-        let read = build(pool_size)?;
+        let read = build(pool_size, "read")?;
         let (write, checkpointer) = match backend {
             Backend::Sqlite => {
                 let hints = Arc::new(UserHints::new(HINTS));
                 let restart_wal = Arc::new(AtomicBool::new(false));
-                let writer = Arc::new(SqliteWriter::start(build(1)?, Arc::clone(&restart_wal))?);
+                let writer = Arc::new(SqliteWriter::start(
+                    build(1, "write")?,
+                    Arc::clone(&restart_wal),
+                )?);
                 let checkpointer = Checkpointer::start(&manager, policy, restart_wal)?;
                 (
                     Writer::GroupCommit { writer, hints },

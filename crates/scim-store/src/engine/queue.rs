@@ -10,6 +10,10 @@
 //! the store has its own threads for: tokio's blocking pool wakes a thread
 //! per task (docs/BENCHMARKS.md).
 //!
+//! How long each job waited in the queue is recorded here too
+//! (`scimd_store_queue_wait_seconds{queue}`, `queue` being the threads'
+//! name).
+//!
 //! Panics are handled here and nowhere else:
 //! - [`catch`] runs a caller's closure (a read, a write, an edit) and turns
 //!   its panic into `StoreError::Internal`, logged once;
@@ -19,6 +23,7 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -29,18 +34,21 @@ use crate::error::StoreError;
 /// joined, so the last `Store` may be dropped anywhere, even on one of
 /// them).
 pub(crate) struct Workers<J> {
-    sender: Sender<J>,
+    sender: Sender<(Instant, J)>,
 }
 
 /// The jobs queued behind the one a handler was given.
 pub(crate) struct Behind<'a, J> {
-    receiver: &'a Receiver<J>,
+    receiver: &'a Receiver<(Instant, J)>,
+    wait: &'a metrics::Histogram,
 }
 
 impl<J> Behind<'_, J> {
     /// The next job queued, if one is waiting (never waits).
     pub(crate) fn next(&mut self) -> Option<J> {
-        self.receiver.try_recv().ok()
+        let (queued, job) = self.receiver.try_recv().ok()?;
+        self.wait.record(queued.elapsed());
+        Some(job)
     }
 }
 
@@ -48,24 +56,28 @@ impl<J: Send + 'static> Workers<J> {
     /// Starts `threads` threads named `name-N`; thread N runs the handler
     /// `handler(N)` makes, once per job it receives.
     pub(crate) fn start<H>(
-        name: &str,
+        name: &'static str,
         threads: usize,
         mut handler: impl FnMut(usize) -> H,
     ) -> Result<Workers<J>, StoreError>
     where
         H: FnMut(J, &mut Behind<'_, J>) + Send + 'static,
     {
-        let (sender, receiver) = crossbeam_channel::unbounded::<J>();
+        let (sender, receiver) = crossbeam_channel::unbounded::<(Instant, J)>();
+        let wait = metrics::histogram!("scimd_store_queue_wait_seconds", "queue" => name);
         for i in 0..threads.max(1) {
             let receiver = receiver.clone();
             let mut handle = handler(i);
             let thread = format!("{name}-{i}");
+            let wait = wait.clone();
             std::thread::Builder::new()
                 .name(thread.clone())
                 .spawn(move || {
-                    while let Ok(job) = receiver.recv() {
+                    while let Ok((queued, job)) = receiver.recv() {
+                        wait.record(queued.elapsed());
                         let mut behind = Behind {
                             receiver: &receiver,
+                            wait: &wait,
                         };
                         if let Err(panic) =
                             catch_unwind(AssertUnwindSafe(|| handle(job, &mut behind)))
@@ -85,7 +97,9 @@ impl<J: Send + 'static> Workers<J> {
 
     /// Queues `job`; gives it back when the threads have stopped.
     pub(crate) fn push(&self, job: J) -> Result<(), J> {
-        self.sender.send(job).map_err(|e| e.into_inner())
+        self.sender
+            .send((Instant::now(), job))
+            .map_err(|e| e.into_inner().1)
     }
 }
 

@@ -4,6 +4,7 @@
 //! They may read the admin side's run-time settings and sync state; the
 //! admin side never imports them.
 
+pub mod counts;
 pub(crate) mod filter;
 pub mod groups;
 pub(crate) mod list;

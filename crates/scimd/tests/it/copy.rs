@@ -65,6 +65,29 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
     store
         .write(|c| update_runtime_settings(c, &values, current.version, "admin:root"))
         .unwrap();
+    // The change log, with a row whose every column is set.
+    store
+        .write(|c| {
+            use scim_store::changes::{record, Actor, ActorKind, Event, NewChange};
+            let actor = Actor::new(
+                ActorKind::Cli,
+                Some("0".to_owned()),
+                Some("root".to_owned()),
+            )
+            .with_request(Some("req-1".to_owned()), Some("192.0.2.1".to_owned()));
+            record(
+                c,
+                &actor,
+                &scim_core::datetime::format(now),
+                &[
+                    NewChange::new(Event::SettingsChanged, "Settings", Some("1"))
+                        .version(current.version + 1)
+                        .detail(json!({"paths": ["deprovisioning", "default_page_size"]}))
+                        .data("{}".to_owned()),
+                ],
+            )
+        })
+        .unwrap();
     let access_token = store
         .write(|c| {
             let admin = list_admins(c)?.remove(0);

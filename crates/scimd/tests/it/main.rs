@@ -8,6 +8,7 @@ mod cli_output;
 mod copy;
 mod events;
 mod files;
+mod metrics;
 mod oauth;
 mod openapi;
 mod rate_limit;

@@ -729,6 +729,25 @@ fn entra_authorize_connection_end_to_end() {
         server.advance(CACHE_TTL);
         assert_eq!(test_connection(&server, &a).status, 401);
         assert_eq!(exchange(&server, &client, "x", None).status, 401);
+
+        // Issued tokens and refusals are counted (the recorder is the
+        // test process's: other tests add to it, so at least).
+        let (_, admin_token) = store
+            .write(|c| scim_store::admin::create_admin_token(c, "prometheus", None, "tests"))
+            .unwrap();
+        let bearer = format!("Bearer {admin_token}");
+        let res = server.get("/metrics", &[("Authorization", &bearer)]);
+        assert_eq!(res.status, 200, "{}", res.body);
+        let samples = super::metrics::parse(&res.body);
+        let count = |name: &str, label: (&str, &str)| {
+            super::metrics::value(&samples, name, &[label]).unwrap_or(0.0)
+        };
+        let issued = |grant| count("scimd_oauth_tokens_issued_total", ("grant_type", grant));
+        assert!(issued("authorization_code") >= 6.0, "{}", res.body);
+        assert!(issued("refresh_token") >= 1.0, "{}", res.body);
+        let failed = |status| count("scimd_oauth_token_failures_total", ("status", status));
+        assert!(failed("400") >= 7.0, "{}", res.body);
+        assert!(failed("401") >= 2.0, "{}", res.body);
     }
 }
 

@@ -441,9 +441,14 @@ fn serve(pool: &Pool, first: Job, behind: &mut Behind<'_, Job>) {
 /// Runs a batch: in one transaction, or, if that fails, each write alone.
 fn run(conn: &mut DbConnection, inserts: &mut [InsertJob], edits: &mut [Box<dyn EditJob>]) {
     // The edits' closures run inside, each under `queue::catch`.
+    let begun = std::time::Instant::now();
     let together =
         transaction_begun_by(conn, BATCH_BEGIN, |conn| write_batch(conn, inserts, edits));
     let size = inserts.len() + edits.len();
+    metrics::histogram!("scimd_store_write_batch_seconds", "backend" => "postgres")
+        .record(begun.elapsed());
+    metrics::histogram!("scimd_store_write_batch_size", "backend" => "postgres")
+        .record(size as f64);
     match together {
         Ok(stored) => {
             for (i, rec) in stored {

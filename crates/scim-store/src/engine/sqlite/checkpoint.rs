@@ -107,6 +107,16 @@ enum Mode {
     Truncate,
 }
 
+impl Mode {
+    /// The `mode` label of `scimd_sqlite_checkpoints_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Passive => "passive",
+            Mode::Truncate => "truncate",
+        }
+    }
+}
+
 fn checkpoint(conn: &mut DbConnection, mode: Mode) -> Result<CheckpointRow, StoreError> {
     let mut b = SqlBuilder::fixed(conn.backend());
     b.push(match mode {
@@ -174,6 +184,7 @@ impl Checkpointer {
                     let run = |conn: &mut DbConnection, mode: Mode| match checkpoint(conn, mode) {
                         Ok(row) => {
                             runs.fetch_add(1, Ordering::Relaxed);
+                            metrics::counter!("scimd_sqlite_checkpoints_total", "mode" => mode.label(), "outcome" => "ok").increment(1);
                             if row.busy != 0 || row.checkpointed < row.log {
                                 tracing::debug!(
                                     ?mode,
@@ -185,6 +196,7 @@ impl Checkpointer {
                             Some(row)
                         }
                         Err(e) => {
+                            metrics::counter!("scimd_sqlite_checkpoints_total", "mode" => mode.label(), "outcome" => "failed").increment(1);
                             tracing::warn!(?mode, error = %e, "WAL checkpoint failed");
                             None
                         }
@@ -207,6 +219,7 @@ impl Checkpointer {
                             continue;
                         }
                         let size = wal_size();
+                        metrics::gauge!("scimd_sqlite_wal_bytes").set(size as f64);
                         if size > policy.truncate_above {
                             run(&mut conn, Mode::Truncate);
                         } else if size != size_at_last_run || last_run.elapsed() >= policy.interval

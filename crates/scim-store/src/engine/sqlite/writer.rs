@@ -472,6 +472,7 @@ impl Writer {
         let Some(batch) = self.batch.take() else {
             return;
         };
+        let committing = Instant::now();
         let committed = match &mut self.conn {
             Some(conn) => {
                 let r = Tm::commit_transaction(&mut **conn).map_err(StoreError::from);
@@ -484,6 +485,12 @@ impl Writer {
                 "the writer connection was lost".to_owned(),
             )),
         };
+        metrics::histogram!("scimd_store_commit_seconds", "backend" => "sqlite")
+            .record(committing.elapsed());
+        metrics::histogram!("scimd_store_write_batch_seconds", "backend" => "sqlite")
+            .record(batch.started.elapsed());
+        metrics::histogram!("scimd_store_write_batch_size", "backend" => "sqlite")
+            .record(batch.jobs as f64);
         if let Err(e) = &committed {
             tracing::error!(error = %e, jobs = batch.jobs, "committing a write batch failed");
         }
@@ -526,7 +533,10 @@ fn restart_wal(conn: &mut DbConnection) {
     };
     let started = Instant::now();
     match diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA wal_checkpoint(RESTART)") {
-        Ok(()) => tracing::debug!(elapsed = ?started.elapsed(), "WAL restarted"),
+        Ok(()) => {
+            metrics::counter!("scimd_sqlite_checkpoints_total", "mode" => "restart", "outcome" => "ok").increment(1);
+            tracing::debug!(elapsed = ?started.elapsed(), "WAL restarted")
+        }
         Err(e) => tracing::warn!(error = %e, "WAL restart checkpoint failed"),
     }
 }

@@ -1,0 +1,288 @@
+//! Metrics of the SCIM API (`metrics` facade; scimd renders them at
+//! `GET /metrics`, docs/OPERATIONS.md lists them).
+//!
+//! [`observe`] wraps the SCIM scope, outside the bearer check so that
+//! refused requests count too. It classifies each request by resource and
+//! operation from the path and method (string comparisons, no second walk
+//! of the route table), and counts:
+//! - `scimd_scim_requests_total{resource, operation, outcome, scim_type}`:
+//!   `outcome` is `success` (< 400), `client_error` or `server_error`;
+//!   `scim_type` is the RFC 7644 §3.12 `scimType` of the error, `none`
+//!   on success and for errors without one (401, 403, 404, …);
+//! - `scimd_scim_credential_requests_total{credential, outcome}`: per
+//!   bearer credential (the secret token's id, or the OAuth grant's id;
+//!   `none` when no valid token was presented), `success` or `failure`
+//!   (status ≥ 400): the failure ratio an identity provider quarantines
+//!   a provisioning job on.
+//!
+//! Every label value is static except the credential id; there are few
+//! credentials.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::error::ApiError;
+use crate::ScimApi;
+
+/// What a SCIM request addressed, by [`classify`]: also what scimd's HTTP
+/// metrics label a SCIM request's route with, without matching the route
+/// table again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScimRoute {
+    /// `User`, `Group`, `ServiceProviderConfig`, `Schema`,
+    /// `ResourceType`, `all` (`/.search`) or `none` (no such endpoint).
+    pub resource: &'static str,
+    /// `list`, `get`, `create`, `replace`, `patch`, `delete`, `search`,
+    /// or `other` (a method the endpoint does not support).
+    pub operation: &'static str,
+    /// The route template below the base path (`/Users/{id}`), or
+    /// `unmatched`.
+    pub template: &'static str,
+}
+
+const UNMATCHED: ScimRoute = ScimRoute {
+    resource: "none",
+    operation: "other",
+    template: "unmatched",
+};
+
+/// Classifies a request by its path below the SCIM base path (`rest`,
+/// e.g. `/Users/2819c223`) and its method: the route table of
+/// [`ScimApi::configure`], one trailing slash allowed.
+pub fn classify(rest: &str, method: &Method) -> ScimRoute {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let mut parts = rest.strip_prefix('/').unwrap_or(rest).splitn(3, '/');
+    let first = parts.next().unwrap_or("");
+    let second = parts.next();
+    if parts.next().is_some() {
+        return UNMATCHED;
+    }
+    let route = |resource, template, operation| ScimRoute {
+        resource,
+        operation,
+        template,
+    };
+    let read = |m: &Method, op| if *m == Method::GET { op } else { "other" };
+    match (first, second) {
+        ("Users" | "Groups", None) => {
+            let (resource, template) = if first == "Users" {
+                ("User", "/Users")
+            } else {
+                ("Group", "/Groups")
+            };
+            let op = match *method {
+                Method::GET => "list",
+                Method::POST => "create",
+                _ => "other",
+            };
+            route(resource, template, op)
+        }
+        ("Users" | "Groups", Some(".search")) => {
+            let (resource, template) = if first == "Users" {
+                ("User", "/Users/.search")
+            } else {
+                ("Group", "/Groups/.search")
+            };
+            let op = if *method == Method::POST {
+                "search"
+            } else {
+                "other"
+            };
+            route(resource, template, op)
+        }
+        ("Users" | "Groups", Some(_)) => {
+            let (resource, template) = if first == "Users" {
+                ("User", "/Users/{id}")
+            } else {
+                ("Group", "/Groups/{id}")
+            };
+            let op = match *method {
+                Method::GET => "get",
+                Method::PUT => "replace",
+                Method::PATCH => "patch",
+                Method::DELETE => "delete",
+                _ => "other",
+            };
+            route(resource, template, op)
+        }
+        (".search", None) => {
+            let op = if *method == Method::POST {
+                "search"
+            } else {
+                "other"
+            };
+            route("all", "/.search", op)
+        }
+        ("ServiceProviderConfig", None) => route(
+            "ServiceProviderConfig",
+            "/ServiceProviderConfig",
+            read(method, "get"),
+        ),
+        ("Schemas", None) => route("Schema", "/Schemas", read(method, "list")),
+        ("Schemas", Some(_)) => route("Schema", "/Schemas/{id}", read(method, "get")),
+        ("ResourceTypes", None) => route("ResourceType", "/ResourceTypes", read(method, "list")),
+        ("ResourceTypes", Some(_)) => {
+            route("ResourceType", "/ResourceTypes/{name}", read(method, "get"))
+        }
+        _ => UNMATCHED,
+    }
+}
+
+/// The `scimType` label of a failed response's error: the RFC 7644
+/// §3.12 keyword, or `none`.
+fn scim_type_of(err: Option<&Error>) -> &'static str {
+    err.and_then(|e| e.as_error::<ApiError>())
+        .and_then(ApiError::scim_type)
+        .unwrap_or("none")
+}
+
+/// Where [`crate::auth::require_bearer`] leaves the authenticated
+/// credential's id for [`observe`], which wraps it: a request that fails
+/// in an inner layer comes back as an error without the request, so the
+/// id cannot be read from the request's extensions afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialSlot(Rc<RefCell<Option<String>>>);
+
+impl CredentialSlot {
+    /// Records the credential of the request `req` (if [`observe`] wraps
+    /// it).
+    pub fn fill(req: &ServiceRequest, token_id: &str) {
+        if let Some(slot) = req.extensions().get::<CredentialSlot>() {
+            *slot.0.borrow_mut() = Some(token_id.to_owned());
+        }
+    }
+}
+
+/// Middleware (for `actix_web::middleware::from_fn`) counting every
+/// request of the SCIM scope it wraps (see the module docs).
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let base_len = req
+        .app_data::<actix_web::web::Data<ScimApi>>()
+        .map_or(0, |api| api.config().base_path.len());
+    let route = classify(req.path().get(base_len..).unwrap_or(""), req.method());
+    let slot = CredentialSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let result = next.call(req).await;
+    let (status, scim_type) = match &result {
+        Ok(res) => (res.status(), scim_type_of(res.response().error())),
+        Err(e) => (e.as_response_error().status_code(), scim_type_of(Some(e))),
+    };
+    let outcome = if status.is_server_error() {
+        "server_error"
+    } else if status.is_client_error() {
+        "client_error"
+    } else {
+        "success"
+    };
+    metrics::counter!(
+        "scimd_scim_requests_total",
+        "resource" => route.resource,
+        "operation" => route.operation,
+        "outcome" => outcome,
+        "scim_type" => scim_type
+    )
+    .increment(1);
+    let credential = slot
+        .0
+        .borrow_mut()
+        .take()
+        .unwrap_or_else(|| "none".to_owned());
+    let ok = if status.as_u16() < 400 {
+        "success"
+    } else {
+        "failure"
+    };
+    metrics::counter!(
+        "scimd_scim_credential_requests_total",
+        "credential" => credential,
+        "outcome" => ok
+    )
+    .increment(1);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_classified_by_route_template() {
+        let cases = [
+            ("/Users", Method::GET, "User", "list", "/Users"),
+            ("/Users/", Method::POST, "User", "create", "/Users"),
+            ("/Users/abc", Method::GET, "User", "get", "/Users/{id}"),
+            ("/Users/abc/", Method::PUT, "User", "replace", "/Users/{id}"),
+            ("/Users/abc", Method::PATCH, "User", "patch", "/Users/{id}"),
+            (
+                "/Users/abc",
+                Method::DELETE,
+                "User",
+                "delete",
+                "/Users/{id}",
+            ),
+            ("/Users/abc", Method::POST, "User", "other", "/Users/{id}"),
+            (
+                "/Users/.search",
+                Method::POST,
+                "User",
+                "search",
+                "/Users/.search",
+            ),
+            (
+                "/Groups/g1",
+                Method::PATCH,
+                "Group",
+                "patch",
+                "/Groups/{id}",
+            ),
+            ("/Groups", Method::GET, "Group", "list", "/Groups"),
+            ("/.search", Method::POST, "all", "search", "/.search"),
+            (
+                "/ServiceProviderConfig",
+                Method::GET,
+                "ServiceProviderConfig",
+                "get",
+                "/ServiceProviderConfig",
+            ),
+            ("/Schemas", Method::GET, "Schema", "list", "/Schemas"),
+            (
+                "/Schemas/urn:x",
+                Method::GET,
+                "Schema",
+                "get",
+                "/Schemas/{id}",
+            ),
+            (
+                "/ResourceTypes/User",
+                Method::GET,
+                "ResourceType",
+                "get",
+                "/ResourceTypes/{name}",
+            ),
+            ("/Users/a/b", Method::GET, "none", "other", "unmatched"),
+            ("/Nope", Method::GET, "none", "other", "unmatched"),
+            ("", Method::GET, "none", "other", "unmatched"),
+        ];
+        for (path, method, resource, operation, template) in cases {
+            let r = classify(path, &method);
+            assert_eq!(
+                r,
+                ScimRoute {
+                    resource,
+                    operation,
+                    template
+                },
+                "{method} {path}"
+            );
+        }
+    }
+}
