@@ -1,5 +1,5 @@
 //! Diesel table definitions of the event streams (migration
-//! `20261206110000_event_streams`).
+//! `20261206113000_event_streams`).
 
 diesel::table! {
     /// A stream of SCIM events to one application (docs/EVENTS.md).
