@@ -19,9 +19,11 @@
 #                      the last POST run (default 0: back to back)
 #   BENCH_SECTIONS     "all" (default), or "hostile": only load the users,
 #                      then POST alone and POST beside the 45,000-email
-#                      PATCHes (no ceiling, reads or PATCH rows), or
+#                      PATCHes (no ceiling, reads or PATCH rows);
 #                      "pages": only load the users, then page through them
-#                      all by cursor (RFC 9865) and by startIndex
+#                      all by cursor (RFC 9865) and by startIndex; or
+#                      "events": event delivery only (scripts/bench-events.sh:
+#                      events/s pushed to a local receiver, lag p50/p99)
 #   BENCH_PAGE_SIZE    users per page in the paging walks (default 100)
 set -euo pipefail
 
@@ -45,7 +47,11 @@ export BENCH_DIR="$ROOT/bench"
 export BENCH_BASE_PATH="/scim/v2"
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
-case "$SECTIONS" in all|hostile|pages) ;; *) die "BENCH_SECTIONS must be all, hostile or pages, not $SECTIONS" ;; esac
+case "$SECTIONS" in
+  all|hostile|pages) ;;
+  events) exec "$ROOT/scripts/bench-events.sh" ;;
+  *) die "BENCH_SECTIONS must be all, hostile, pages or events, not $SECTIONS" ;;
+esac
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"
 

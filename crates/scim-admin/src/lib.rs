@@ -25,6 +25,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod saml;
 pub mod service;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -54,6 +55,11 @@ pub struct AdminConfig {
     /// The clock that sessions, sign-in limits and OAuth codes and tokens
     /// are timed by (shared with the SCIM API).
     pub clock: scim_core::Clock,
+    /// Where the event receiver endpoints are mounted (`events.base_path`).
+    pub events_base_path: String,
+    /// Failures in a row after which an event stream shows as failing
+    /// (`events.failing_after`).
+    pub events_failing_after: i32,
 }
 
 impl Default for AdminConfig {
@@ -67,6 +73,8 @@ impl Default for AdminConfig {
             oauth: oauth::OAuthConfig::default(),
             password_hasher: scim_store::PasswordHasher::default(),
             clock: scim_core::Clock::system(),
+            events_base_path: "/events".into(),
+            events_failing_after: 5,
         }
     }
 }

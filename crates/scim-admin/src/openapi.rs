@@ -22,7 +22,7 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
 #[openapi(
     info(
         title = "scimd admin API",
-        description = "Administration of scimd: User Synchronization, SAML sign-in, run-time settings, SCIM and admin API tokens, sessions and first-run setup. Authenticate with the console session cookie (state-changing requests also need the X-CSRF-Token header) or an admin API token (Authorization: Bearer scimd_admin_…). SCIM tokens never open this API.",
+        description = "Administration of scimd: User Synchronization, SAML sign-in, run-time settings, SCIM and admin API tokens, event streams, sessions and first-run setup. Authenticate with the console session cookie (state-changing requests also need the X-CSRF-Token header) or an admin API token (Authorization: Bearer scimd_admin_…). SCIM tokens never open this API.",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -44,6 +44,7 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         (name = "OAuth clients", description = "Clients of the OAuth 2.0 authorization server (an identity provider's Authorize connection)"),
         (name = "OAuth grants", description = "Approvals of OAuth clients: who, when, last use; revocable"),
         (name = "Activity", description = "The change log: what the identity provider provisioned and what administrators did, with who, when and from where; timelines of users and groups"),
+        (name = "Event streams", description = "SCIM events to the application as signed SETs (RFC 8417, RFC 9967), pushed (RFC 8935) or polled (RFC 8936); docs/EVENTS.md"),
     )
 )]
 struct AdminDoc;
@@ -96,6 +97,8 @@ impl ErrorExamples {
                     "no OAuth client with client_id \"3f2c1a8e-5b7d-4e9f-a0c6-1d2e3f4a5b6c\"".to_owned()
                 } else if path.contains("/oauth-grants/") {
                     "no OAuth grant with id \"6c9e2b1a-3d4f-4a5b-8c7d-0e1f2a3b4c5d\"".to_owned()
+                } else if path.contains("/event-streams/") {
+                    "no event stream with id \"5b0e9f0c-6a7d-4f51-9c1e-2f3a4b5c6d7e\"".to_owned()
                 } else if path.contains("/admins/") {
                     "no administrator with id \"0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d\"; GET /admin/api/v1/admins lists them".to_owned()
                 } else if path.contains("/admin-tokens/") {
@@ -233,6 +236,17 @@ pub fn api_scope(
         .service(crate::oauth::api::list_grants)
         .service(crate::oauth::api::revoke_grant)
         .service(crate::activity::get_activity)
+        .service(crate::streams::list_streams)
+        .service(crate::streams::create_stream)
+        .service(crate::streams::get_stream)
+        .service(crate::streams::delete_stream)
+        .service(crate::streams::pause_stream)
+        .service(crate::streams::resume_stream)
+        .service(crate::streams::replay_stream)
+        .service(crate::streams::stream_jwks)
+        .service(crate::streams::list_keys)
+        .service(crate::streams::rotate_key)
+        .service(crate::streams::remove_key)
         .default_service(web::to(api::not_found))
 }
 

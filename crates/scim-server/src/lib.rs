@@ -23,6 +23,7 @@ pub mod auth;
 mod cursor;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod groups;
 pub mod metrics;
 pub mod rate_limit;

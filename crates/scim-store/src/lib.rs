@@ -13,13 +13,14 @@
 //!
 //! The modules are folders by concern, and their imports point one way
 //! (`scripts/store-graph.sh` fails on a cycle):
-//! [`tools`] → [`engine`] → [`scim`] → [`admin`] → [`changes`] → [`db`] → [`error`].
+//! [`tools`] → [`engine`] → [`scim`] → [`admin`] → [`events`] → [`changes`] → [`db`] → [`error`].
 
 pub mod admin;
 pub mod changes;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod password;
 pub mod scim;
 pub mod tools;

@@ -274,6 +274,38 @@ fn spawn_purge(store: Store, interval: Duration) {
     });
 }
 
+/// The push deliverer of `scimd serve` (`scim_server::events::push`): runs
+/// on the server's runtime until the process stops. Stopping mid-push is
+/// safe: the cursor moves only after a receiver's 202, so the SET is
+/// pushed again after a restart (at least once).
+fn spawn_deliverer(events: scim_server::events::Events) -> Result<(), Error> {
+    let deliverer = scim_server::events::push::Deliverer::new(events)
+        .map_err(|e| Error::Usage(format!("events: cannot build the push client: {e}")))?;
+    actix_web::rt::spawn(deliverer.run());
+    Ok(())
+}
+
+/// Wakes the deliverer and the long-polls after every successful write
+/// request (a change may have been recorded): they then read the change
+/// log at once instead of at their next interval.
+async fn wake_on_writes(
+    events: scim_server::events::Events,
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<actix_web::body::BoxBody>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let write = !matches!(
+        *req.method(),
+        actix_web::http::Method::GET
+            | actix_web::http::Method::HEAD
+            | actix_web::http::Method::OPTIONS
+    );
+    let res = next.call(req).await?;
+    if write && res.status().is_success() {
+        events.changed();
+    }
+    Ok(res)
+}
+
 fn print_sync_status(
     out: &mut impl Write,
     status: &scim_admin::model::SyncStatus,
@@ -492,6 +524,10 @@ pub struct Shared {
     /// (`scim_core::Clock::system()`, except in tests that move time
     /// forward).
     pub clock: scim_core::Clock,
+    /// Event delivery of the process (its long-polls and its deliverer
+    /// are woken by SCIM writes of any worker); `None`: each app builds
+    /// its own ([`configure_app`]).
+    pub events: Option<scim_server::events::Events>,
 }
 
 /// Adds every route of the process: health, readiness, the admin API with
@@ -512,6 +548,13 @@ pub fn configure_app(
     admin_config.clock = shared.clock.clone();
     let scim = scim_server::ScimApi::new(store.clone(), scim_config);
     let admin = scim_admin::AdminApi::new(store.clone(), admin_config);
+    let events = shared.events.clone().unwrap_or_else(|| {
+        scim_server::events::Events::new(
+            store.clone(),
+            settings.events_config(),
+            shared.clock.clone(),
+        )
+    });
     let ready_store = store.clone();
     // actix's own body extractors (`Bytes`, used by the console and OAuth
     // forms) get the same size limit as the SCIM and admin JSON readers.
@@ -539,6 +582,7 @@ pub fn configure_app(
     // Before the SCIM scope: `<scim base>/openapi.json` is served by the
     // admin side, without a SCIM token.
     admin.configure(cfg);
+    events.configure(cfg);
     scim.configure(cfg);
     root::Root {
         scim_base_path: settings.scim.base_path.clone(),
@@ -668,14 +712,29 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         }
         spawn_reload_on_hangup(tls.clone())?;
         let app_settings = settings.clone();
-        let shared = settings.shared();
+        let mut shared = settings.shared();
+        let events = scim_server::events::Events::new(
+            store.clone(),
+            settings.events_config(),
+            shared.clock.clone(),
+        );
+        shared.events = Some(events.clone());
+        if settings.events.deliver {
+            spawn_deliverer(events.clone())?;
+        }
         let server = actix_web::HttpServer::new(move || {
             let store = store.clone();
             let settings = app_settings.clone();
             let deadline =
                 body_deadline::BodyDeadline::new(settings.body_timeout(), &settings.scim.base_path);
             let shared = shared.clone();
+            let events = events.clone();
             actix_web::App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    move |req, next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
+                        wake_on_writes(events.clone(), req, next)
+                    },
+                ))
                 .wrap(actix_web::middleware::from_fn(
                     move |req, next: actix_web::middleware::Next<actix_web::body::BoxBody>| {
                         deadline.clone().enforce(req, next)

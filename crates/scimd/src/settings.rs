@@ -31,6 +31,8 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     /// Background maintenance.
     pub maintenance: MaintenanceSettings,
+    /// SCIM events to the application.
+    pub events: EventsSettings,
     /// Logging.
     pub log: LogSettings,
     /// `GET /metrics`.
@@ -127,6 +129,36 @@ pub struct MaintenanceSettings {
     /// Seconds between two runs of the purge of soft-deleted users (0 = no
     /// background purge; `scimd purge` runs it once).
     pub purge_interval_secs: u64,
+}
+
+/// `[events]`: delivery of SCIM events (docs/EVENTS.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSettings {
+    /// The SETs' `iss`; empty = `server.public_url`.
+    pub issuer: String,
+    /// Mount point of the receiver endpoints (poll, JWKS).
+    pub base_path: String,
+    /// Whether this process pushes SETs.
+    pub deliver: bool,
+    /// Whether push receivers may be on non-public addresses.
+    pub allow_private_receivers: bool,
+    /// Seconds one push may take.
+    pub push_timeout_secs: u64,
+    /// The most of a receiver's answer that is read.
+    pub max_response_bytes: usize,
+    /// The first retry's delay, in milliseconds.
+    pub retry_base_millis: u64,
+    /// The longest delay between retries, in seconds.
+    pub retry_max_secs: u64,
+    /// Failures in a row after which a stream shows as failing.
+    pub failing_after: u32,
+    /// Seconds a replica holds a push stream.
+    pub lease_secs: u64,
+    /// Milliseconds between the deliverer's looks for work.
+    pub poll_interval_millis: u64,
+    /// The longest a long-poll waits, in seconds.
+    pub long_poll_wait_secs: u64,
 }
 
 /// `[database]`
@@ -373,6 +405,47 @@ impl Settings {
             }
             _ => {}
         }
+        let events = &self.events;
+        if !(1..=300).contains(&events.push_timeout_secs) {
+            return bad(
+                "events.push_timeout_secs",
+                "must be between 1 and 300".into(),
+            );
+        }
+        if events.max_response_bytes < 256 {
+            return bad("events.max_response_bytes", "must be at least 256".into());
+        }
+        if events.retry_base_millis == 0 || events.retry_max_secs == 0 {
+            return bad(
+                "events.retry_base_millis",
+                "events.retry_base_millis and events.retry_max_secs must be above 0".into(),
+            );
+        }
+        if events.lease_secs <= events.push_timeout_secs {
+            return bad(
+                "events.lease_secs",
+                "must be longer than events.push_timeout_secs (a push must end within the lease)"
+                    .into(),
+            );
+        }
+        if events.poll_interval_millis == 0 || !(1..=300).contains(&events.long_poll_wait_secs) {
+            return bad(
+                "events.long_poll_wait_secs",
+                "events.poll_interval_millis must be above 0, and events.long_poll_wait_secs between 1 and 300".into(),
+            );
+        }
+        let eb = &events.base_path;
+        if !eb.starts_with('/')
+            || eb.len() < 2
+            || eb.ends_with('/')
+            || eb.contains(' ')
+            || *eb == self.scim.base_path
+        {
+            return bad(
+                "events.base_path",
+                format!("{eb:?} must be a path such as \"/events\", other than scim.base_path"),
+            );
+        }
         let metrics_token = self.metrics.token.trim();
         if !metrics_token.is_empty() && metrics_token.len() < MIN_METRICS_TOKEN_LEN {
             return bad(
@@ -582,6 +655,32 @@ impl Settings {
             password_hasher: self.password_hasher(),
             scim_rate_limiter: self.scim_rate_limiter(),
             clock: scim_core::Clock::system(),
+            events: None,
+        }
+    }
+
+    /// Event delivery's settings.
+    pub fn events_config(&self) -> scim_server::events::EventsConfig {
+        let e = &self.events;
+        let public = self.server.public_url.trim().trim_end_matches('/');
+        let issuer = match (e.issuer.trim(), public) {
+            ("", "") => "scimd".to_owned(),
+            ("", public) => public.to_owned(),
+            (issuer, _) => issuer.to_owned(),
+        };
+        scim_server::events::EventsConfig {
+            issuer,
+            base_path: e.base_path.clone(),
+            allow_private_receivers: e.allow_private_receivers,
+            push_timeout: Duration::from_secs(e.push_timeout_secs),
+            max_response_bytes: e.max_response_bytes,
+            retry_base: Duration::from_millis(e.retry_base_millis),
+            retry_max: Duration::from_secs(e.retry_max_secs),
+            failing_after: i32::try_from(e.failing_after).unwrap_or(i32::MAX),
+            lease: Duration::from_secs(e.lease_secs),
+            poll_interval: Duration::from_millis(e.poll_interval_millis),
+            long_poll_wait: Duration::from_secs(e.long_poll_wait_secs),
+            ..scim_server::events::EventsConfig::default()
         }
     }
 
@@ -618,6 +717,8 @@ impl Settings {
             oauth: self.oauth_config(),
             password_hasher: scim_store::PasswordHasher::default(),
             clock: scim_core::Clock::system(),
+            events_base_path: self.events.base_path.clone(),
+            events_failing_after: i32::try_from(self.events.failing_after).unwrap_or(i32::MAX),
         }
     }
 

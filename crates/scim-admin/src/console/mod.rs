@@ -15,6 +15,7 @@
 mod activity;
 mod browse;
 mod pages;
+mod streams;
 
 use std::collections::HashMap;
 
@@ -139,6 +140,7 @@ pub const NAV: &[(&str, &str, &str)] = &[
     ("settings", "Settings", "/admin/settings"),
     ("tokens", "Tokens", "/admin/tokens"),
     ("oauth-clients", "OAuth clients", "/admin/oauth-clients"),
+    ("event-streams", "Event streams", "/admin/event-streams"),
     ("admins", "Administrators", "/admin/admins"),
     ("users", "Users", "/admin/users"),
     ("groups", "Groups", "/admin/groups"),
@@ -511,6 +513,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/static/console.css", web::get().to(stylesheet))
             .route("/static/console.js", web::get().to(script))
             .configure(pages::configure)
+            .configure(streams::configure)
             .configure(browse::configure)
             .configure(activity::configure)
             .default_service(web::to(browse::not_found_page)),

@@ -1064,6 +1064,130 @@ async fn the_activity_page_and_timelines_show_who_did_what() {
 }
 
 #[actix_web::test]
+async fn event_streams_are_created_paused_replayed_and_deleted_from_the_console() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let page = get(&app, "/admin/event-streams", None).await;
+        assert_eq!(page.status, 303);
+        let cookie = sign_in(&app).await;
+        let page = get(&app, "/admin/event-streams", Some(&cookie)).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains("No event stream yet"));
+        let csrf = page.csrf();
+        let url = enc("https://crm.example.com/scim-events");
+        // Without the CSRF token nothing is created.
+        let page = post(
+            &app,
+            "/admin/event-streams",
+            Some(&cookie),
+            &format!("name=CRM&delivery=push&endpoint_url={url}"),
+        )
+        .await;
+        assert_eq!(page.status, 403);
+        // A bad URL is refused, and what was typed is kept.
+        let page = post(
+            &app,
+            "/admin/event-streams",
+            Some(&cookie),
+            &format!(
+                "csrf={csrf}&name=CRM&delivery=push&endpoint_url={}",
+                enc("ftp://crm.example.com")
+            ),
+        )
+        .await;
+        assert_eq!(page.status, 422, "{}", page.html);
+        assert!(page.html.contains("endpoint_url"), "{}", page.html);
+        assert!(page.html.contains("value=\"CRM\""), "{}", page.html);
+        let page = post(
+            &app,
+            "/admin/event-streams",
+            Some(&cookie),
+            &format!(
+                "csrf={csrf}&name=CRM&delivery=push&endpoint_url={url}&authorization={}&event_types=create&event_types=delete&resource_types=User&mode=notice&alg=HS256",
+                enc("Bearer very-secret-value")
+            ),
+        )
+        .await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(
+            page.html.contains("scimd_rcv_"),
+            "the receiver token is shown once"
+        );
+        assert!(page.html.contains("HS256 shared secret"));
+        let store = app.db.store();
+        let streams = store
+            .read(scim_store::events::streams::list_streams)
+            .unwrap();
+        assert_eq!(streams.len(), 1);
+        let s = &streams[0];
+        assert_eq!(s.event_types.len(), 2);
+        assert_eq!(s.resource_types, ["User"]);
+        let page = get(&app, "/admin/event-streams", Some(&cookie)).await;
+        assert!(page.html.contains("CRM"), "{}", page.html);
+        assert!(
+            !page.html.contains("very-secret-value"),
+            "the Authorization value is never shown"
+        );
+        assert!(!page.html.contains("scimd_rcv_"), "nor the receiver token");
+        for (action, state) in [("pause", "paused"), ("resume", "active")] {
+            let page = post(
+                &app,
+                &format!("/admin/event-streams/{}/{action}", s.id),
+                Some(&cookie),
+                &format!("csrf={csrf}"),
+            )
+            .await;
+            assert_eq!(page.status, 303, "{}", page.html);
+            let page = get(&app, page.location(), Some(&cookie)).await;
+            let row = page
+                .html
+                .split(&format!("id=\"stream-{}\"", s.id))
+                .nth(1)
+                .unwrap();
+            assert!(
+                row.contains(&format!("class=\"state\">{state}")),
+                "{action}: {row}"
+            );
+        }
+        let page = post(
+            &app,
+            &format!("/admin/event-streams/{}/replay", s.id),
+            Some(&cookie),
+            &format!("csrf={csrf}&position=0&since="),
+        )
+        .await;
+        assert_eq!(page.status, 303, "{}", page.html);
+        assert_eq!(
+            store
+                .read(|c| scim_store::events::streams::find_stream(c, &s.id))
+                .unwrap()
+                .cursor,
+            0
+        );
+        let page = post(
+            &app,
+            &format!("/admin/event-streams/{}/replay", s.id),
+            Some(&cookie),
+            &format!("csrf={csrf}&since=2026-12-01T10%3A00"),
+        )
+        .await;
+        assert_eq!(page.status, 303, "{}", page.html);
+        let page = post(
+            &app,
+            &format!("/admin/event-streams/{}/delete", s.id),
+            Some(&cookie),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+        assert_eq!(page.status, 303);
+        assert!(store
+            .read(scim_store::events::streams::list_streams)
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[actix_web::test]
 async fn the_administrators_page_manages_accounts_but_keeps_the_last_one() {
     for db in backends() {
         let app = TestApp::new(db);

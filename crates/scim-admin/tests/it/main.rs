@@ -5,6 +5,7 @@
 mod activity;
 mod admins;
 mod console;
+mod streams;
 
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};

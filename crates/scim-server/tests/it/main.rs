@@ -6,6 +6,7 @@ mod changes;
 mod cursor;
 mod discovery;
 mod entra;
+mod events;
 mod groups;
 mod hostile_strings;
 mod lenient;

@@ -53,6 +53,7 @@ use crate::db::schema::admin::{
     saml_settings, sync_events, sync_state,
 };
 use crate::db::schema::changes::change_log;
+use crate::db::schema::events::{event_acks, event_keys, event_streams};
 use crate::db::schema::oauth::{oauth_clients, oauth_codes, oauth_grants, oauth_tokens};
 use crate::db::schema::scim::{group_members, groups, scim_tokens, user_values, users};
 use crate::error::StoreError;
@@ -835,6 +836,15 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
             position, at, event, resource_type, resource_id, resource_version, actor_kind,
             actor_id, actor_name, request_id, client_address, detail, data,
         )),
+        table_spec!(event_streams, pk: (id), columns: (
+            id, name, delivery, settings, receiver_authorization, receiver_token_hash, state,
+            cursor_position, failures, last_error, last_error_at, next_attempt_at, delivered_at,
+            lease_owner, lease_until, created_at,
+        )),
+        table_spec!(event_keys, pk: (kid), columns: (
+            kid, stream_id, alg, secret, public_jwk, created_at, retired_at,
+        )),
+        table_spec!(event_acks, pk: (stream_id, position), columns: (stream_id, position)),
     ]
 });
 

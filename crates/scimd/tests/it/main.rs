@@ -6,6 +6,7 @@ mod admins;
 mod browser;
 mod cli_output;
 mod copy;
+mod events;
 mod files;
 mod metrics;
 mod oauth;

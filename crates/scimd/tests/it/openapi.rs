@@ -221,6 +221,34 @@ impl<S: AppService> Harness<S> {
         )
         .unwrap();
         out.insert("{admin-token}".into(), admin.token.id);
+        // An event stream with a retired key (rotated once), for the
+        // event-stream paths.
+        let now = scim_core::datetime::now();
+        let (stream, retired) = store
+            .write(|c| {
+                let created = scim_store::events::streams::create_stream(
+                    c,
+                    &scim_store::events::NewStream {
+                        name: format!("app {n}"),
+                        delivery: scim_store::events::Delivery::Poll,
+                        endpoint_url: None,
+                        authorization: None,
+                        audience: "https://crm.example.com".into(),
+                        issuer: None,
+                        event_types: vec![],
+                        resource_types: vec![],
+                        mode: scim_store::events::Mode::Full,
+                        alg: scim_store::events::Alg::Es256,
+                    },
+                    &now,
+                )?;
+                let first = scim_store::events::keys::signing_key(c, &created.stream.id)?;
+                scim_store::events::keys::rotate_key(c, &created.stream.id, &now)?;
+                Ok((created.stream.id, first.kid))
+            })
+            .unwrap();
+        out.insert("{event-stream}".into(), stream);
+        out.insert("{event-key}".into(), retired);
         let Some(admin_id) = self.admin_id.clone() else {
             return out;
         };
@@ -373,6 +401,10 @@ fn path_param(path: &str, param: &Value, state: &BTreeMap<String, String>) -> St
         "{admin}"
     } else if path.contains("/oauth-grants/") {
         "{grant}"
+    } else if path.contains("/event-streams/") && param["name"] == "kid" {
+        "{event-key}"
+    } else if path.contains("/event-streams/") {
+        "{event-stream}"
     } else if path.contains("/oauth-clients/") {
         public::EXAMPLE_CLIENT_ID
     } else {
@@ -675,8 +707,8 @@ async fn every_documented_example_is_answered_as_documented() {
         let backend = format!("{:?}", db.backend());
         let mut h = harness(db).await;
         let admin = admin_document(&mut h).await;
-        // 41 operations, one of them (POST /oauth/token) with two examples.
-        assert_eq!(admin, 42, "{backend}: admin requests");
+        // 52 operations, one of them (POST /oauth/token) with two examples.
+        assert_eq!(admin, 53, "{backend}: admin requests");
         let scim = scim_document(&mut h).await;
         // 20 operations; POST /Users and PATCH /Users/{id} have several
         // examples, PATCH /Groups/{id} three.

@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod changes;
+pub mod events;
 pub mod oauth;
 pub mod scim;

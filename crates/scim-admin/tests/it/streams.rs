@@ -1,0 +1,166 @@
+//! Event streams through the admin API: secrets are returned once and
+//! never listed, bad settings name their field, keys rotate.
+
+use actix_web::http::Method;
+use scim_store::testing::backends;
+use serde_json::json;
+
+use super::{assert_error, field_names, TestApp};
+
+#[actix_web::test]
+async fn streams_show_their_secrets_once_and_rotate_their_keys() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let auth = app.signed_in().await;
+        let res = app
+            .send(
+                Method::POST,
+                "/admin/api/v1/event-streams",
+                &auth,
+                Some(json!({"name": "CRM", "delivery": "push",
+                    "endpoint_url": "https://crm.example.com/events",
+                    "authorization": "Bearer receiver-secret-value", "alg": "HS256"})),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let id = res.body["stream"]["id"].as_str().unwrap().to_owned();
+        assert!(res.body["receiver_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("scimd_rcv_"));
+        let secret = res.body["shared_secret"].as_str().unwrap().to_owned();
+        assert_eq!(
+            res.body["stream"]["audience"],
+            "https://crm.example.com/events"
+        );
+        assert_eq!(res.body["stream"]["state"], "active");
+        assert_eq!(res.body["stream"]["lag"], 0);
+        let listed = app
+            .send(Method::GET, "/admin/api/v1/event-streams", &auth, None)
+            .await;
+        let text = listed.body.to_string();
+        assert_eq!(listed.body.as_array().unwrap().len(), 1);
+        for hidden in ["receiver-secret-value", "scimd_rcv_", secret.as_str()] {
+            assert!(!text.contains(hidden), "{hidden} listed: {text}");
+        }
+        assert_eq!(listed.body[0]["has_authorization"], true);
+
+        // Bad settings name their field.
+        for (body, field) in [
+            (
+                json!({"name": "x", "delivery": "carrier-pigeon"}),
+                "delivery",
+            ),
+            (json!({"name": "x", "delivery": "poll"}), "audience"),
+            (
+                json!({"name": "x", "delivery": "push", "endpoint_url": "https://a.example", "event_types": ["explode"]}),
+                "event_types",
+            ),
+            (
+                json!({"name": "x", "delivery": "push", "endpoint_url": "https://a.example", "alg": "RS256"}),
+                "alg",
+            ),
+        ] {
+            let res = app
+                .send(
+                    Method::POST,
+                    "/admin/api/v1/event-streams",
+                    &auth,
+                    Some(body),
+                )
+                .await;
+            assert_error(&res, 422, "validation_failed");
+            assert_eq!(field_names(&res), [field]);
+        }
+        let res = app
+            .send(
+                Method::POST,
+                "/admin/api/v1/event-streams",
+                &auth,
+                Some(json!({"name": "x", "delivery": "push", "endpoint_url": "ftp://a.example"})),
+            )
+            .await;
+        assert_error(&res, 422, "validation_failed");
+
+        // HS256: rotating returns the new shared secret once; nothing is published.
+        let res = app
+            .send(
+                Method::POST,
+                &format!("/admin/api/v1/event-streams/{id}/keys"),
+                &auth,
+                None,
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        assert!(res.body["shared_secret"]
+            .as_str()
+            .is_some_and(|s| s != secret));
+        let keys = app
+            .send(
+                Method::GET,
+                &format!("/admin/api/v1/event-streams/{id}/keys"),
+                &auth,
+                None,
+            )
+            .await;
+        assert_eq!(keys.body.as_array().unwrap().len(), 2);
+        assert!(keys.body[0]["retired_at"].is_null() && !keys.body[1]["retired_at"].is_null());
+        assert!(!keys.body.to_string().contains(&secret));
+        let signing = keys.body[0]["kid"].as_str().unwrap();
+        let res = app
+            .send(
+                Method::DELETE,
+                &format!("/admin/api/v1/event-streams/{id}/keys/{signing}"),
+                &auth,
+                None,
+            )
+            .await;
+        assert_error(&res, 409, "conflict");
+        let jwks = app
+            .send(
+                Method::GET,
+                &format!("/admin/api/v1/event-streams/{id}/jwks"),
+                &auth,
+                None,
+            )
+            .await;
+        assert_eq!(jwks.body, json!({"keys": []}));
+
+        let res = app
+            .send(
+                Method::POST,
+                &format!("/admin/api/v1/event-streams/{id}/replay"),
+                &auth,
+                Some(json!({"position": 1, "since": "2026-01-01T00:00:00Z"})),
+            )
+            .await;
+        assert_error(&res, 422, "validation_failed");
+        let res = app
+            .send(
+                Method::POST,
+                &format!("/admin/api/v1/event-streams/{id}/pause"),
+                &auth,
+                None,
+            )
+            .await;
+        assert_eq!(res.body["state"], "paused");
+        let res = app
+            .send(
+                Method::DELETE,
+                &format!("/admin/api/v1/event-streams/{id}"),
+                &auth,
+                None,
+            )
+            .await;
+        assert_eq!(res.status, 204);
+        let res = app
+            .send(
+                Method::GET,
+                &format!("/admin/api/v1/event-streams/{id}"),
+                &auth,
+                None,
+            )
+            .await;
+        assert_error(&res, 404, "not_found");
+    }
+}

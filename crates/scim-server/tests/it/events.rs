@@ -1,0 +1,692 @@
+//! SCIM events over real HTTP, on both backends: SETs pushed to a real
+//! receiver (a small actix server on 127.0.0.1 inside the test) and
+//! polled through the real endpoints, their signatures verified with the
+//! published JWKS. Time moves by the injected clock; nothing sleeps.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{test, web, App, HttpRequest, HttpResponse, HttpServer};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{DecodingKey, Validation};
+use scim_server::events::push::Deliverer;
+use scim_server::events::{Events, EventsConfig};
+use scim_store::changes::{record, Actor, Event, NewChange};
+use scim_store::events::streams::{self, CreatedStream};
+use scim_store::events::{Alg, Delivery, Mode, NewStream};
+use scim_store::testing::{backends, TestDb};
+use scim_store::Store;
+use serde_json::{json, Value};
+
+/// What the receiver saw of one push.
+#[derive(Debug, Clone)]
+struct Seen {
+    authorization: Option<String>,
+    content_type: Option<String>,
+    accept: Option<String>,
+    token: String,
+}
+
+/// A push receiver on 127.0.0.1: answers each push with the next scripted
+/// status and body (202 once the script is empty) and keeps what it got.
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    script: Arc<Mutex<VecDeque<(u16, String)>>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let script: Arc<Mutex<VecDeque<(u16, String)>>> = Arc::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (s, sc) = (seen.clone(), script.clone());
+        let server = HttpServer::new(move || {
+            let (seen, script) = (s.clone(), sc.clone());
+            App::new().route(
+                "/events",
+                web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                    let (seen, script) = (seen.clone(), script.clone());
+                    async move {
+                        let h = |name| {
+                            req.headers()
+                                .get(name)
+                                .map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned())
+                        };
+                        seen.lock().unwrap().push(Seen {
+                            authorization: h(header::AUTHORIZATION),
+                            content_type: h(header::CONTENT_TYPE),
+                            accept: h(header::ACCEPT),
+                            token: String::from_utf8(body.to_vec()).unwrap(),
+                        });
+                        let (status, body) = script
+                            .lock()
+                            .unwrap()
+                            .pop_front()
+                            .unwrap_or((202, String::new()));
+                        let mut res = HttpResponse::build(StatusCode::from_u16(status).unwrap());
+                        if (300..400).contains(&status) {
+                            // Back to itself: a followed redirect would show as a second push.
+                            res.insert_header((header::LOCATION, "/events"));
+                        }
+                        res.content_type("application/json").body(body)
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Receiver {
+            url: format!("http://127.0.0.1:{port}/events"),
+            seen,
+            script,
+            handle,
+        }
+    }
+
+    fn then(&self, status: u16, body: &str) {
+        self.script
+            .lock()
+            .unwrap()
+            .push_back((status, body.to_owned()));
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn config(allow_private: bool) -> EventsConfig {
+    EventsConfig {
+        issuer: "https://scim.example.com".into(),
+        allow_private_receivers: allow_private,
+        retry_base: Duration::from_secs(10),
+        retry_max: Duration::from_secs(60),
+        failing_after: 3,
+        long_poll_wait: Duration::from_secs(600),
+        ..EventsConfig::default()
+    }
+}
+
+fn events(db: &TestDb, config: EventsConfig) -> (Events, scim_core::Clock) {
+    let clock = scim_core::Clock::system();
+    (
+        Events::new(db.store().clone(), config, clock.clone()),
+        clock,
+    )
+}
+
+fn push_stream(store: &Store, url: &str, alg: Alg) -> CreatedStream {
+    let new = NewStream {
+        name: "app".into(),
+        delivery: Delivery::Push,
+        endpoint_url: Some(url.into()),
+        authorization: Some("Bearer receiver-secret".into()),
+        audience: "https://app.example.com".into(),
+        issuer: None,
+        event_types: vec![],
+        resource_types: vec![],
+        mode: Mode::Full,
+        alg,
+    };
+    store
+        .write(|c| streams::create_stream(c, &new, &scim_core::datetime::now()))
+        .unwrap()
+}
+
+fn poll_stream(store: &Store) -> CreatedStream {
+    let new = NewStream {
+        name: "poller".into(),
+        delivery: Delivery::Poll,
+        endpoint_url: None,
+        authorization: None,
+        audience: "https://app.example.com".into(),
+        issuer: None,
+        event_types: vec![],
+        resource_types: vec!["User".into()],
+        mode: Mode::Notice,
+        alg: Alg::EdDsa,
+    };
+    store
+        .write(|c| streams::create_stream(c, &new, &scim_core::datetime::now()))
+        .unwrap()
+}
+
+/// Records one change of `event` to the user `id`, as a SCIM write would.
+fn change(store: &Store, event: Event, id: &str) {
+    let data = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": format!("{id}@example.com")});
+    store
+        .write(|c| {
+            record(
+                c,
+                &Actor::cli("tests").with_request(Some(format!("req-{id}")), None),
+                &scim_core::datetime::now(),
+                &[NewChange::new(event, "User", Some(id))
+                    .version(1)
+                    .data(data.to_string())],
+            )
+        })
+        .unwrap();
+}
+
+/// Runs the deliverer until nothing is due.
+async fn drain(deliverer: &Deliverer) {
+    while deliverer.run_once().await.unwrap() {}
+}
+
+async fn get_jwks(events: &Events, created: &CreatedStream) -> Value {
+    let ev = events.clone();
+    let svc = test::init_service(App::new().configure(move |cfg| ev.configure(cfg))).await;
+    let req = test::TestRequest::get()
+        .uri(&format!("/events/{}/jwks", created.stream.id))
+        .insert_header((
+            header::AUTHORIZATION,
+            format!("Bearer {}", created.receiver_token),
+        ))
+        .to_request();
+    let res = test::call_service(&svc, req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    test::read_body_json(res).await
+}
+
+/// Verifies a SET against the JWKS and returns its claims.
+fn verify(token: &str, jwks: &Value) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    let kid = header.kid.unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap_or_else(|| panic!("kid {kid} is not in the JWKS {jwks}"));
+    let jwk: Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&["https://app.example.com"]);
+    validation.set_issuer(&["https://scim.example.com"]);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation)
+        .unwrap()
+        .claims
+}
+
+fn event_names(claims: &[Value]) -> Vec<String> {
+    claims
+        .iter()
+        .map(|c| {
+            c["events"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn pushed_sets_arrive_in_order_and_verify_with_the_jwks() {
+    let receiver = Receiver::start();
+    for db in backends() {
+        for alg in [Alg::Es256, Alg::EdDsa] {
+            let (events, _) = events(&db, config(true));
+            let deliverer = Deliverer::new(events.clone()).unwrap();
+            let created = push_stream(db.store(), &receiver.url, alg);
+            let before = receiver.seen().len();
+            change(db.store(), Event::UserCreated, "u1");
+            change(db.store(), Event::UserPatched, "u1");
+            change(db.store(), Event::UserSuspended, "u1");
+            change(db.store(), Event::UserDeleted, "u1");
+            drain(&deliverer).await;
+            let seen = receiver.seen().split_off(before);
+            assert_eq!(seen.len(), 4, "{:?}", db.backend());
+            let jwks = get_jwks(&events, &created).await;
+            let claims: Vec<Value> = seen.iter().map(|s| verify(&s.token, &jwks)).collect();
+            assert_eq!(
+                event_names(&claims),
+                [
+                    "urn:ietf:params:scim:event:prov:create:full",
+                    "urn:ietf:params:scim:event:prov:patch:full",
+                    "urn:ietf:params:scim:event:prov:deactivate",
+                    "urn:ietf:params:scim:event:prov:delete",
+                ]
+            );
+            assert_eq!(claims[0]["sub_id"]["uri"], "/Users/u1");
+            assert_eq!(claims[0]["txn"], "req-u1");
+            assert_eq!(
+                claims[0]["events"]["urn:ietf:params:scim:event:prov:create:full"]["data"]
+                    ["userName"],
+                "u1@example.com"
+            );
+            for s in &seen {
+                assert_eq!(s.authorization.as_deref(), Some("Bearer receiver-secret"));
+                assert_eq!(s.content_type.as_deref(), Some("application/secevent+jwt"));
+                assert_eq!(s.accept.as_deref(), Some("application/json"));
+            }
+            let status = db
+                .store()
+                .read(|c| {
+                    let s = streams::find_stream(c, &created.stream.id)?;
+                    streams::stream_status(c, &s, 3)
+                })
+                .unwrap();
+            assert_eq!((status.lag, status.state), (0, "active"));
+
+            // Replay from a cursor: the last two again, same jti.
+            let from = claims[1]["jti"]
+                .as_str()
+                .unwrap()
+                .rsplit_once(':')
+                .unwrap()
+                .1;
+            let from: i64 = from.parse().unwrap();
+            db.store()
+                .write(|c| streams::replay_from_position(c, &created.stream.id, from))
+                .unwrap();
+            drain(&deliverer).await;
+            let again: Vec<Value> = receiver
+                .seen()
+                .split_off(before + 4)
+                .iter()
+                .map(|s| verify(&s.token, &jwks))
+                .collect();
+            assert_eq!(
+                again.iter().map(|c| c["jti"].clone()).collect::<Vec<_>>(),
+                claims[2..]
+                    .iter()
+                    .map(|c| c["jti"].clone())
+                    .collect::<Vec<_>>()
+            );
+            // Key rotation: the new key signs, the old one is still published.
+            db.store()
+                .write(|c| {
+                    scim_store::events::keys::rotate_key(
+                        c,
+                        &created.stream.id,
+                        &scim_core::datetime::now(),
+                    )
+                })
+                .unwrap();
+            change(db.store(), Event::UserCreated, "u2");
+            drain(&deliverer).await;
+            let jwks = get_jwks(&events, &created).await;
+            assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+            let last = receiver.seen().pop().unwrap();
+            assert_eq!(verify(&last.token, &jwks)["sub_id"]["uri"], "/Users/u2");
+            assert_ne!(
+                jsonwebtoken::decode_header(&last.token).unwrap().kid,
+                jsonwebtoken::decode_header(&seen[0].token).unwrap().kid
+            );
+            assert!(
+                verify(&seen[0].token, &jwks).is_object(),
+                "old SETs still verify"
+            );
+            db.store()
+                .write(|c| streams::delete_stream(c, &created.stream.id))
+                .unwrap();
+        }
+    }
+    receiver.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
+    let receiver = Receiver::start();
+    for db in backends() {
+        let (events, clock) = events(&db, config(true));
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let created = push_stream(db.store(), &receiver.url, Alg::Es256);
+        let id = created.stream.id.clone();
+        let before = receiver.seen().len();
+        for _ in 0..3 {
+            receiver.then(500, "");
+        }
+        change(db.store(), Event::UserCreated, "a");
+        change(db.store(), Event::UserCreated, "b");
+        change(db.store(), Event::UserPatched, "a");
+        let status = |db: &TestDb| {
+            db.store()
+                .read(|c| {
+                    let s = streams::find_stream(c, &id)?;
+                    Ok((s.clone(), streams::stream_status(c, &s, 3)?))
+                })
+                .unwrap()
+        };
+        for attempt in 1..=3 {
+            assert!(deliverer.run_once().await.unwrap(), "attempt {attempt}");
+            let (stream, st) = status(&db);
+            assert_eq!(stream.failures, attempt);
+            assert_eq!(
+                stream.last_error.as_deref(),
+                Some("HTTP 500 (202 expected)")
+            );
+            assert_eq!(st.lag, 3, "nothing moved past");
+            assert!(st.oldest_pending_at.is_some());
+            assert_eq!(st.state, if attempt >= 3 { "failing" } else { "active" });
+            // In backoff: not due until the clock passes next_attempt_at.
+            assert!(!deliverer.run_once().await.unwrap());
+            clock.advance(Duration::from_secs(61));
+        }
+        drain(&deliverer).await;
+        let jwks = get_jwks(&events, &created).await;
+        let seen = receiver.seen().split_off(before);
+        let jtis: Vec<String> = seen
+            .iter()
+            .map(|s| {
+                verify(&s.token, &jwks)["sub_id"]["uri"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            jtis,
+            ["/Users/a", "/Users/a", "/Users/a", "/Users/a", "/Users/b", "/Users/a"],
+            "the first SET retried, then the rest in order"
+        );
+        let (stream, st) = status(&db);
+        assert_eq!((stream.failures, st.lag, st.state), (0, 0, "active"));
+
+        // A redirect is not followed; a huge answer is read up to the cap.
+        receiver.then(307, "");
+        receiver.then(400, &"x".repeat(1 << 20));
+        change(db.store(), Event::UserPatched, "b");
+        let seen_before = receiver.seen().len();
+        assert!(deliverer.run_once().await.unwrap());
+        assert_eq!(
+            receiver.seen().len(),
+            seen_before + 1,
+            "the redirect was not followed"
+        );
+        let (stream, _) = status(&db);
+        assert_eq!(
+            stream.last_error.as_deref(),
+            Some("HTTP 307 (202 expected)")
+        );
+        clock.advance(Duration::from_secs(61));
+        assert!(deliverer.run_once().await.unwrap());
+        let (stream, _) = status(&db);
+        assert_eq!(
+            stream.last_error.as_deref(),
+            Some("HTTP 400 without an RFC 8935 error")
+        );
+        clock.advance(Duration::from_secs(61));
+        drain(&deliverer).await;
+        let before = receiver.seen().len();
+
+        // A permanent rejection (RFC 8935 §2.3) is recorded and skipped.
+        receiver.then(
+            400,
+            r#"{"err":"invalid_audience","description":"not for us"}"#,
+        );
+        change(db.store(), Event::UserDeleted, "b");
+        change(db.store(), Event::UserDeleted, "a");
+        drain(&deliverer).await;
+        let (stream, st) = status(&db);
+        assert_eq!(st.lag, 0);
+        assert!(
+            stream
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("invalid_audience: not for us"),
+            "{:?}",
+            stream.last_error
+        );
+        assert_eq!(receiver.seen().len(), before + 2);
+        db.store()
+            .write(|c| streams::delete_stream(c, &id))
+            .unwrap();
+    }
+    receiver.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn private_receivers_are_refused_unless_allowed() {
+    let receiver = Receiver::start();
+    let port = receiver
+        .url
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    for db in backends() {
+        let (events, clock) = events(&db, config(false));
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let before = receiver.seen().len();
+        for url in [
+            receiver.url.clone(),
+            format!("http://localhost:{port}/events"),
+            format!("http://[::ffff:127.0.0.1]:{port}/events"),
+        ] {
+            let created = push_stream(db.store(), &url, Alg::Es256);
+            change(db.store(), Event::UserCreated, "x");
+            assert!(deliverer.run_once().await.unwrap());
+            let stream = db
+                .store()
+                .read(|c| streams::find_stream(c, &created.stream.id))
+                .unwrap();
+            let error = stream.last_error.unwrap_or_default();
+            assert!(error.contains("receiver address refused"), "{url}: {error}");
+            assert_eq!(stream.failures, 1);
+            db.store()
+                .write(|c| streams::delete_stream(c, &created.stream.id))
+                .unwrap();
+            clock.advance(Duration::from_secs(120));
+        }
+        assert_eq!(
+            receiver.seen().len(),
+            before,
+            "nothing reached the receiver"
+        );
+    }
+    receiver.handle.stop(false).await;
+}
+
+async fn poll(
+    svc: &impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+    created: &CreatedStream,
+    body: Value,
+) -> (StatusCode, Value) {
+    let req = test::TestRequest::default()
+        .method(Method::POST)
+        .uri(&format!("/events/{}/poll", created.stream.id))
+        .insert_header((
+            header::AUTHORIZATION,
+            format!("Bearer {}", created.receiver_token),
+        ))
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .set_payload(body.to_string())
+        .to_request();
+    let res = test::call_service(svc, req).await;
+    let status = res.status();
+    (status, test::read_body_json(res).await)
+}
+
+#[actix_web::test]
+async fn polling_acknowledges_and_long_polls() {
+    for db in backends() {
+        let (events, _) = events(&db, config(true));
+        let ev = events.clone();
+        let svc = test::init_service(App::new().configure(move |cfg| ev.configure(cfg))).await;
+        let created = poll_stream(db.store());
+        change(db.store(), Event::UserCreated, "p1");
+        change(db.store(), Event::UserPatched, "p1");
+        change(db.store(), Event::UserDeleted, "p1");
+        let (status, body) = poll(
+            &svc,
+            &created,
+            json!({"maxEvents": 2, "returnImmediately": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["moreAvailable"], true);
+        let sets = body["sets"].as_object().unwrap();
+        assert_eq!(sets.len(), 2);
+        let jwks = get_jwks(&events, &created).await;
+        let mut jtis: Vec<&String> = sets.keys().collect();
+        jtis.sort_by_key(|j| j.rsplit_once(':').unwrap().1.parse::<i64>().unwrap());
+        let first = verify(sets[jtis[0]].as_str().unwrap(), &jwks);
+        assert_eq!(
+            first["events"]["urn:ietf:params:scim:event:prov:create:notice"]["attributes"],
+            json!(["id", "userName"])
+        );
+        // Acknowledge both: the third comes, and nothing more.
+        let (_, body) = poll(
+            &svc,
+            &created,
+            json!({"ack": [jtis[0], jtis[1]], "maxEvents": 10, "returnImmediately": true}),
+        )
+        .await;
+        let sets = body["sets"].as_object().unwrap();
+        assert_eq!(sets.len(), 1, "{body}");
+        assert_eq!(body["moreAvailable"], false);
+        let third = sets.keys().next().unwrap().clone();
+        // Report it in error: it is not sent again, and the error is kept.
+        let (_, body) = poll(
+            &svc,
+            &created,
+            json!({"setErrs": {third.clone(): {"err": "invalid_request", "description": "unknown user"}}, "returnImmediately": true}),
+        )
+        .await;
+        assert_eq!(body["sets"], json!({}));
+        let stream = db
+            .store()
+            .read(|c| streams::find_stream(c, &created.stream.id))
+            .unwrap();
+        assert!(stream.last_error.unwrap().contains("unknown user"));
+
+        // Long-poll: waits until a change is committed, then answers it.
+        let waiting = poll(
+            &svc,
+            &created,
+            json!({"maxEvents": 10, "returnImmediately": false}),
+        );
+        let write = async {
+            while events.long_polls_waiting() == 0 {
+                actix_web::rt::task::yield_now().await;
+            }
+            change(db.store(), Event::UserCreated, "p2");
+            events.changed();
+        };
+        let ((status, body), ()) = futures_util::join!(waiting, write);
+        assert_eq!(status, StatusCode::OK);
+        let sets = body["sets"].as_object().unwrap();
+        assert_eq!(sets.len(), 1, "{body}");
+        let claims = verify(sets.values().next().unwrap().as_str().unwrap(), &jwks);
+        assert_eq!(claims["sub_id"]["uri"], "/Users/p2");
+
+        // A wrong token, a bad body.
+        let mut wrong = created.clone();
+        wrong.receiver_token = "scimd_rcv_wrong".into();
+        let (status, body) = poll(&svc, &wrong, json!({})).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["err"], "authentication_failed");
+        let (status, body) = poll(&svc, &created, json!({"maxEvents": -1})).await;
+        assert_eq!(
+            (status, body["err"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request"))
+        );
+        let (status, _) = poll(&svc, &created, json!({"bogus": 1})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
+
+#[actix_web::test]
+async fn an_entra_cycle_produces_exactly_the_expected_events_in_order() {
+    let receiver = Receiver::start();
+    for app in crate::TestApp::all() {
+        let (events, _) = events(&app.db, config(true));
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let created = push_stream(app.db.store(), &receiver.url, Alg::Es256);
+        let before = receiver.seen().len();
+        let user = app
+            .create_user(crate::entra_user("alice@contoso.com"))
+            .await;
+        let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        let res = app
+            .patch(
+                &format!("/scim/v2/Users/{user}"),
+                patch(json!([{"op": "Replace", "path": "title", "value": "Manager"}])),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let res = app
+            .patch(
+                &format!("/scim/v2/Users/{user}"),
+                patch(json!([{"op": "Replace", "path": "active", "value": "False"}])),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        let res = app
+            .post("/scim/v2/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales", "externalId": "sales-1"}))
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let group = res.body["id"].as_str().unwrap().to_owned();
+        let res = app
+            .patch(
+                &format!("/scim/v2/Groups/{group}"),
+                patch(json!([{"op": "Add", "path": "members", "value": [{"value": user}]}])),
+            )
+            .await;
+        assert!(res.status.is_success(), "{}", res.body);
+        let res = app.delete(&format!("/scim/v2/Users/{user}")).await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.body);
+        drain(&deliverer).await;
+        let jwks = get_jwks(&events, &created).await;
+        let got: Vec<(String, String)> = receiver
+            .seen()
+            .split_off(before)
+            .iter()
+            .map(|s| {
+                let c = verify(&s.token, &jwks);
+                let name = c["events"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .next()
+                    .unwrap()
+                    .clone();
+                (
+                    name.trim_start_matches("urn:ietf:params:scim:event:prov:")
+                        .to_owned(),
+                    c["sub_id"]["uri"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let u = format!("/Users/{user}");
+        let g = format!("/Groups/{group}");
+        let want: Vec<(String, String)> = [
+            ("create:full", &u),
+            ("patch:full", &u),
+            ("patch:full", &u),
+            ("deactivate", &u),
+            ("create:notice", &g),
+            ("patch:notice", &g),
+            ("patch:notice", &g),
+            ("delete", &u),
+        ]
+        .iter()
+        .map(|(e, s)| (e.to_string(), s.to_string()))
+        .collect();
+        assert_eq!(got, want, "{}", app.backend());
+    }
+    receiver.handle.stop(false).await;
+}

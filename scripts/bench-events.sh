@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Benchmarks SCIM event delivery (docs/EVENTS.md): a running `scimd serve`
+# pushes SETs to a receiver on 127.0.0.1, on SQLite and on PostgreSQL. The
+# receiver and the writes come from crates/scimd/examples/events_bench.rs:
+# a burst of changes (delivery throughput, events/s) then paced single
+# changes (end-to-end lag, commit to arrival, p50/p99). The paced writes
+# come from another process, so scimd sees them at its next look
+# (SCIMD__EVENTS__POLL_INTERVAL_MILLIS, set below); a write through scimd's
+# own SCIM API wakes the deliverer at once.
+# A benchmark, not a test: it exits 0 whether or not a figure is good.
+#
+#   make bench                 # runs scripts/bench.sh, then this
+#   scripts/bench-events.sh    # or BENCH_SECTIONS=events scripts/bench.sh
+#
+# Environment:
+#   SCIMD_BIN            binary to measure (default target/release/scimd)
+#   EVENTS_BENCH_BIN     the load program (default target/release/examples/events_bench,
+#                        built if missing)
+#   BENCH_BACKENDS       "sqlite postgres" (default) or one of them
+#   BENCH_EVENTS         changes in the burst (default 5000)
+#   BENCH_PACED          paced changes for the lag (default 200)
+#   BENCH_RATE           paced changes per second (default 20)
+#   BENCH_POLL_MILLIS    the deliverer's look interval (default 100)
+#   BENCH_PG_URL         admin URL of a PostgreSQL server whose role may CREATE DATABASE
+#   BENCH_OUT            output directory (default target/bench)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+BIN="${SCIMD_BIN:-$ROOT/target/release/scimd}"
+LOAD="${EVENTS_BENCH_BIN:-$ROOT/target/release/examples/events_bench}"
+BACKENDS="${BENCH_BACKENDS:-sqlite postgres}"
+EVENTS="${BENCH_EVENTS:-5000}"
+PACED="${BENCH_PACED:-200}"
+RATE="${BENCH_RATE:-20}"
+POLL_MILLIS="${BENCH_POLL_MILLIS:-100}"
+OUT="${BENCH_OUT:-$ROOT/target/bench}"
+
+die() { printf 'bench-events: %s\n' "$*" >&2; exit 2; }
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
+
+[ -x "$BIN" ] || die "$BIN not found: run 'make bench' (or 'cargo build --release -p scimd') first"
+if [ ! -x "$LOAD" ]; then
+  log "building the load program (examples/events_bench.rs)"
+  cargo build --release --example events_bench -p scimd >&2 || die "cannot build examples/events_bench.rs"
+fi
+
+mkdir -p "$OUT"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/scimd-bench-events.XXXXXX")"
+cleanup() {
+  stop_server
+  drop_pg_db
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export SCIMD__EVENTS__ALLOW_PRIVATE_RECEIVERS=true
+export SCIMD__EVENTS__POLL_INTERVAL_MILLIS="$POLL_MILLIS"
+ROWS=""
+for backend in $BACKENDS; do
+  start_scimd "$backend" events
+  line="$("$LOAD" --db "$SCIMD__DATABASE__URL" --events "$EVENTS" --paced "$PACED" --rate "$RATE" | grep '^BENCH events')" \
+    || { cat "$SERVER_LOG" >&2; die "the load program failed on $backend"; }
+  log "$backend: $line"
+  get() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
+  ROWS="$ROWS| $backend | $(get burst) | $(get throughput) | $(get paced) at $(get rate)/s | $(get lag_p50_ms) ms | $(get lag_p99_ms) ms |"$'\n'
+  report_server_errors "$backend"
+  stop_server
+  [ "$backend" = postgres ] && drop_pg_db
+done
+
+{
+  printf '# scimd event delivery, %s (commit %s)\n\n' "$(date '+%Y-%m-%d %H:%M')" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  printf 'One push stream (ES256, full events) to a receiver on 127.0.0.1; deliverer look interval %s ms; %s CPU cores shared by everything.\n\n' "$POLL_MILLIS" "$(nproc)"
+  printf '| backend | burst | events/s pushed | paced | lag p50 | lag p99 |\n|---|---:|---:|---|---:|---:|\n%s' "$ROWS"
+} | tee "$OUT/events.md"
+log "saved $OUT/events.md"
