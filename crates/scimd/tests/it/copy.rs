@@ -88,6 +88,42 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
             )
         })
         .unwrap();
+    // An event stream with its key, and an acknowledgement past a change
+    // still outstanding.
+    store
+        .write(|c| {
+            use scim_store::changes::{record, Actor, Event, NewChange};
+            use scim_store::events::{streams, Alg, Delivery, Mode, NewStream};
+            let created = streams::create_stream(
+                c,
+                &NewStream {
+                    name: "CRM".to_owned(),
+                    delivery: Delivery::Poll,
+                    endpoint_url: None,
+                    authorization: None,
+                    audience: "https://crm.example.com".to_owned(),
+                    issuer: None,
+                    event_types: Vec::new(),
+                    resource_types: Vec::new(),
+                    mode: Mode::Full,
+                    alg: Alg::Es256,
+                },
+                &scim_core::datetime::format(now),
+            )?;
+            let at = scim_core::datetime::format(now);
+            for id in ["g1", "g2"] {
+                record(
+                    c,
+                    &Actor::cli("root"),
+                    &at,
+                    &[NewChange::new(Event::GroupCreated, "Group", Some(id))],
+                )?;
+            }
+            let last = scim_store::changes::last_position(c)?;
+            streams::acknowledge(c, &created.stream, &[last])?;
+            Ok(())
+        })
+        .unwrap();
     let access_token = store
         .write(|c| {
             let admin = list_admins(c)?.remove(0);
