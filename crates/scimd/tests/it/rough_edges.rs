@@ -276,7 +276,13 @@ fn readyz_answers_503_at_once_while_postgres_is_down_recovers_and_the_log_stays_
         (1..=2).contains(&connect_errors),
         "{connect_errors} connection error lines:\n{log}"
     );
-    let error_lines = log.lines().filter(|l| l.contains("ERROR")).count();
-    assert!(error_lines <= 12, "{error_lines} ERROR lines:\n{log}");
+    // Each 503 is logged as a request line at ERROR, and how many the
+    // recovery loop asks for depends on the machine's speed: the calm is
+    // in the rest (no line per retry, no line per request's checkout).
+    let error_lines = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && !l.contains("path=/readyz status=503"))
+        .count();
+    assert!(error_lines <= 6, "{error_lines} ERROR lines:\n{log}");
     drop(proxy);
 }
