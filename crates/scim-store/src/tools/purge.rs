@@ -15,7 +15,7 @@ use crate::scim::users::purge_deleted_users;
 /// soft-deleted longer ago than that, in batches of `batch` (one write
 /// transaction each) until a batch comes back short. Each batch records
 /// `user.purged` for each user it removed, by the actor `System`
-/// ("purge"), in its own transaction. Returns how many.
+/// ("purge"), at `now`, in its own transaction. Returns how many.
 pub fn purge_expired_users(
     store: &Store,
     now: time::OffsetDateTime,
@@ -25,21 +25,12 @@ pub fn purge_expired_users(
         .read(get_runtime_settings)?
         .values
         .soft_delete_retention_days;
-    let cutoff = scim_core::datetime::format(now - time::Duration::days(i64::from(days.max(0))));
-    let batch = batch.max(1);
-    let mut total = 0usize;
-    loop {
-        let purged = store.write(|c| {
-            let ids = purge_deleted_users(c, &cutoff, batch)?;
-            let at = scim_core::datetime::now();
-            record(c, &Actor::system("purge"), &at, &users_purged(&ids))?;
-            Ok(ids.len())
-        })?;
-        total = total.saturating_add(purged);
-        if i64::try_from(purged).unwrap_or(i64::MAX) < batch {
-            return Ok(total);
-        }
-    }
+    let at = scim_core::datetime::format(now);
+    in_batches(store, cutoff(now, days), batch, |c, cutoff, batch| {
+        let ids = purge_deleted_users(c, cutoff, batch)?;
+        record(c, &Actor::system("purge"), &at, &users_purged(&ids))?;
+        Ok(ids.len())
+    })
 }
 
 /// The retention purge of the change log, as the background task and
@@ -56,11 +47,27 @@ pub fn purge_expired_changes(
         .read(get_runtime_settings)?
         .values
         .change_log_retention_days;
-    let cutoff = scim_core::datetime::format(now - time::Duration::days(i64::from(days.max(0))));
+    in_batches(store, cutoff(now, days), batch, purge_changes)
+}
+
+/// `days` before `now`, in the stored form.
+fn cutoff(now: time::OffsetDateTime, days: i32) -> String {
+    scim_core::datetime::format(now - time::Duration::days(i64::from(days.max(0))))
+}
+
+/// Runs `one` (which removes up to `batch` rows older than the cutoff and
+/// says how many) in one write transaction per batch, until a batch comes
+/// back short; returns the total.
+fn in_batches(
+    store: &Store,
+    cutoff: String,
+    batch: i64,
+    one: impl Fn(&mut crate::db::connection::DbConnection, &str, i64) -> Result<usize, StoreError>,
+) -> Result<usize, StoreError> {
     let batch = batch.max(1);
     let mut total = 0usize;
     loop {
-        let purged = store.write(|c| purge_changes(c, &cutoff, batch))?;
+        let purged = store.write(|c| one(c, &cutoff, batch))?;
         total = total.saturating_add(purged);
         if i64::try_from(purged).unwrap_or(i64::MAX) < batch {
             return Ok(total);
