@@ -203,12 +203,14 @@ async fn answer(
         stream
     } else {
         let now = events.clock().now_text();
+        // Taken before the write's transaction (it must not run inside one).
+        let until = store.queue_read(scim_store::changes::horizon).await?;
         store
             .queue_write(move |c| {
                 if let Some(last) = errors.last() {
                     streams::record_rejected(c, &stream.id, last, &now)?;
                 }
-                streams::acknowledge(c, &stream, &positions)?;
+                streams::acknowledge(c, &stream, until, &positions)?;
                 streams::find_stream(c, &stream.id)
             })
             .await?

@@ -8,8 +8,11 @@ use crate::db::schema::changes::change_log;
 use crate::db::sql::{execute, load, Bind, PatternKind, SqlBuilder};
 use crate::error::StoreError;
 
-/// The key of the change log's advisory lock on PostgreSQL ("scimd_lg"):
-/// held from the first position a transaction draws to its commit.
+/// The key of the change log's advisory lock on PostgreSQL ("scimd_lg").
+/// A writer holds it shared from the first position its transaction draws
+/// to its commit, so writers never wait for each other; [`horizon`] takes
+/// it exclusively for a moment, to see a log in which no drawn position
+/// is still in flight.
 const LOCK_KEY: i64 = 0x7363_696d_645f_6c67;
 
 /// A change to record: what, to which resource, with what detail.
@@ -67,7 +70,7 @@ impl NewChange {
 /// Records `changes`, made by `actor` at `at`, in the open transaction on
 /// `conn`. Call it as the **last** write of the transaction (see the
 /// module documentation of [`crate::changes`]): on PostgreSQL it takes
-/// the change log's lock, held until the transaction ends.
+/// the change log's lock, shared, held until the transaction ends.
 pub fn record(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -100,7 +103,7 @@ pub fn record_each(
             // The lock in the same statement, saving a round trip: every
             // row's position is drawn by the INSERT from a row the join
             // emits, so only once the one-row lock side has run.
-            b.push("SELECT v.* FROM (SELECT pg_advisory_xact_lock(")
+            b.push("SELECT v.* FROM (SELECT pg_advisory_xact_lock_shared(")
                 .bind(Bind::BigInt(LOCK_KEY))
                 .push(")) AS l, (");
         }
@@ -179,17 +182,74 @@ pub struct Change {
     pub data: Option<String>,
 }
 
-/// Up to `limit` rows after `position` (exclusive), oldest first: how a
-/// reader follows the log. Rows appear in position order (see
-/// [`record`]), so a reader that resumes after the last position it saw
-/// never misses a row.
+/// The position up to which the log is settled: every row at or below it
+/// that will ever be visible is visible now, so a reader may move its
+/// cursor up to it and never find a smaller position appear later.
+///
+/// On SQLite that is the newest position: the single writer commits in
+/// position order. On PostgreSQL positions are drawn in the order writers
+/// reach the change log, not the order they commit, so a reader could see
+/// position 8 committed while 7 is still in flight. Each writer holds the
+/// change log's lock shared from drawing its positions to its commit
+/// ([`record_each`]); here a short transaction of its own takes the lock
+/// exclusively, which waits for the writers in flight to end and holds
+/// new ones back for as long as it reads the newest position. Every
+/// position drawn before is then committed or rolled back, and every one
+/// drawn after is larger. Writers thus only wait for a reader for the
+/// length of one commit, and never for each other.
+///
+/// On PostgreSQL it must not run inside a transaction (it would hold the
+/// lock to that transaction's end): take it first, then pass it to
+/// [`read_between`] and the functions that follow the log in a write.
+pub fn horizon(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    match conn {
+        DbConnection::Sqlite(_) => last_position(conn),
+        DbConnection::Postgres(pg) => {
+            use diesel::connection::{AnsiTransactionManager, TransactionManager};
+            let depth =
+                AnsiTransactionManager::transaction_manager_status_mut(pg).transaction_depth()?;
+            if depth.is_some() {
+                return Err(StoreError::Internal(
+                    "the change log's horizon is taken outside a transaction".into(),
+                ));
+            }
+            crate::db::transaction::transaction(conn, |c| {
+                let mut b = SqlBuilder::fixed(Backend::Postgres);
+                b.push("SELECT pg_advisory_xact_lock(")
+                    .bind(Bind::BigInt(LOCK_KEY))
+                    .push(")");
+                execute(c, &b)?;
+                last_position(c)
+            })
+        }
+    }
+}
+
+/// Up to `limit` rows after `position` (exclusive), oldest first, up to
+/// the [`horizon`]: how a reader follows the log. Each call takes the
+/// horizon, so on PostgreSQL it must not run inside a transaction.
 pub fn read_after(
     conn: &mut DbConnection,
     position: i64,
     limit: i64,
 ) -> Result<Vec<Change>, StoreError> {
+    let until = horizon(conn)?;
+    read_between(conn, position, until, limit)
+}
+
+/// Up to `limit` rows after `after` (exclusive) and up to `until`
+/// (inclusive, a [`horizon`] taken before), oldest first. A reader that
+/// resumes after the last position it saw, with an `until` no newer than
+/// the horizon, never misses a row.
+pub fn read_between(
+    conn: &mut DbConnection,
+    after: i64,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<Change>, StoreError> {
     Ok(change_log::table
-        .filter(change_log::position.gt(position))
+        .filter(change_log::position.gt(after))
+        .filter(change_log::position.le(until))
         .order(change_log::position.asc())
         .limit(limit.max(0))
         .select(Change::as_select())
@@ -559,8 +619,8 @@ mod tests {
         }
     }
 
-    /// On PostgreSQL the insert itself takes the change log's lock, held
-    /// to the end of the transaction (the ordering rule).
+    /// On PostgreSQL the insert itself takes the change log's lock
+    /// (shared), held to the end of the transaction (the ordering rule).
     #[test]
     fn recording_holds_the_change_log_lock_until_the_transaction_ends() {
         #[derive(QueryableByName)]
@@ -593,6 +653,81 @@ mod tests {
             })
             .unwrap();
         assert_eq!((before, after), (0, 1));
+    }
+
+    /// On PostgreSQL a horizon waits for a writer that drew a position and
+    /// has not committed yet, although a position drawn after it has
+    /// committed: a follower reading up to the horizon sees both rows.
+    /// Inside a transaction the horizon is refused.
+    #[test]
+    fn a_horizon_waits_for_a_position_still_in_flight() {
+        #[derive(QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let Some(db) = crate::testing::TestDb::postgres() else {
+            return;
+        };
+        let store = db.store();
+        let create = |c: &mut DbConnection, id: &str| {
+            record(
+                c,
+                &token(),
+                "2026-12-06T10:00:00.000Z",
+                &[NewChange::new(Event::UserCreated, "User", Some(id))],
+            )
+        };
+        let waiting = || {
+            let mut b = SqlBuilder::fixed(Backend::Postgres);
+            b.push(
+                "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' \
+                 AND NOT granted AND database = \
+                 (SELECT oid FROM pg_database WHERE datname = current_database())",
+            );
+            store.read(|c| Ok(load::<Waiting>(c, &b)?[0].n)).unwrap() > 0
+        };
+        let (drawn_tx, drawn_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (read_tx, read_rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let first = s.spawn(move || {
+                store.write(|c| {
+                    create(c, "first")?;
+                    drawn_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(())
+                })
+            });
+            drawn_rx.recv().unwrap();
+            store.write(|c| create(c, "second")).unwrap();
+            s.spawn(move || {
+                let rows = store
+                    .read(|c| {
+                        let until = horizon(c)?;
+                        read_between(c, 0, until, 10)
+                    })
+                    .unwrap();
+                read_tx.send(rows).unwrap();
+            });
+            // Until the reader either answers or waits for the lock.
+            let early = loop {
+                if let Ok(rows) = read_rx.try_recv() {
+                    break Some(rows);
+                }
+                if waiting() {
+                    break None;
+                }
+                std::thread::yield_now();
+            };
+            release_tx.send(()).unwrap();
+            first.join().unwrap().unwrap();
+            let rows = early.unwrap_or_else(|| read_rx.recv().unwrap());
+            let ids: Vec<_> = rows.iter().filter_map(|r| r.resource_id.clone()).collect();
+            assert_eq!(ids, ["first", "second"], "the follower missed a row");
+        });
+        let inside = store.write(horizon);
+        assert!(matches!(inside, Err(StoreError::Internal(_))), "{inside:?}");
     }
 
     #[test]

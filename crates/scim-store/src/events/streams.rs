@@ -9,7 +9,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use crate::changes::{read_after, Change, Event};
+use crate::changes::{horizon, read_between, Change, Event};
 use crate::db::connection::DbConnection;
 use crate::db::schema::changes::change_log;
 use crate::db::schema::events::{event_acks, event_streams};
@@ -796,6 +796,8 @@ const SCAN: i64 = 500;
 /// `max`, oldest first, skipping those acknowledged already (poll); and
 /// the position up to which the log was read (the cursor may move there
 /// once the changes returned are done with: the rest it does not select).
+/// It reads up to the change log's [`horizon`], so on PostgreSQL it must
+/// not run inside a transaction.
 pub fn pending_changes(
     conn: &mut DbConnection,
     stream: &Stream,
@@ -807,10 +809,11 @@ pub fn pending_changes(
         .load::<i64>(conn)?
         .into_iter()
         .collect();
+    let until = horizon(conn)?;
     let mut out = Vec::new();
     let mut read_to = stream.cursor;
     while out.len() < max {
-        let rows = read_after(conn, read_to, SCAN)?;
+        let rows = read_between(conn, read_to, until, SCAN)?;
         let short = rows.len() < usize::try_from(SCAN).unwrap_or(usize::MAX);
         for change in rows {
             if out.len() >= max {
@@ -831,11 +834,13 @@ pub fn pending_changes(
 /// Acknowledges `positions` of the poll stream `stream` (RFC 8936 §2.4:
 /// the receiver is done with those SETs, delivered or in error), then
 /// moves its cursor over every change after it that is acknowledged or
-/// not selected, up to the first still outstanding. Returns the new
-/// cursor.
+/// not selected, up to the first still outstanding and at most to `until`,
+/// the change log's [`horizon`] taken before the transaction this runs
+/// in. Returns the new cursor.
 pub fn acknowledge(
     conn: &mut DbConnection,
     stream: &Stream,
+    until: i64,
     positions: &[i64],
 ) -> Result<i64, StoreError> {
     for &position in positions {
@@ -864,7 +869,7 @@ pub fn acknowledge(
         .collect();
     let mut cursor = stream.cursor;
     'scan: loop {
-        let rows = read_after(conn, cursor, SCAN)?;
+        let rows = read_between(conn, cursor, until, SCAN)?;
         let short = rows.len() < usize::try_from(SCAN).unwrap_or(usize::MAX);
         for change in rows {
             if stream.selects(&change) && !acked.contains(&change.position) {
@@ -1081,12 +1086,17 @@ mod tests {
             assert_eq!(events, ["user.created", "user.patched", "user.deleted"]);
             let p: Vec<i64> = pending.iter().map(|c| c.position).collect();
             // Acknowledging the second first leaves the cursor before the first.
-            let cursor = store.write(|c| acknowledge(c, &stream, &[p[1]])).unwrap();
+            let until = store.read(horizon).unwrap();
+            let cursor = store
+                .write(|c| acknowledge(c, &stream, until, &[p[1]]))
+                .unwrap();
             assert_eq!(cursor, stream.cursor);
             let stream = store.read(|c| find_stream(c, &stream.id)).unwrap();
             let (pending, _) = store.read(|c| pending_changes(c, &stream, 10)).unwrap();
             assert_eq!(pending.len(), 2, "the acknowledged one is not sent again");
-            let cursor = store.write(|c| acknowledge(c, &stream, &[p[0]])).unwrap();
+            let cursor = store
+                .write(|c| acknowledge(c, &stream, until, &[p[0]]))
+                .unwrap();
             assert_eq!(cursor, p[1], "over the group and the admin event too");
             // Replay from the start brings them all back.
             let stream = store

@@ -120,7 +120,7 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
                 )?;
             }
             let last = scim_store::changes::last_position(c)?;
-            streams::acknowledge(c, &created.stream, &[last])?;
+            streams::acknowledge(c, &created.stream, last, &[last])?;
             Ok(())
         })
         .unwrap();
