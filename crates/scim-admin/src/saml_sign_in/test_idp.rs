@@ -13,7 +13,7 @@ use samael::schema::{
     Assertion, AttributeStatement, AudienceRestriction, Conditions, Issuer, Response, Status,
     StatusCode, Subject, SubjectConfirmation, SubjectConfirmationData, SubjectNameID,
 };
-use samael::signature::Signature;
+use samael::signature::{DigestAlgorithm, Signature};
 use samael::traits::ToXml;
 use time::OffsetDateTime;
 
@@ -115,7 +115,7 @@ impl TestIdp {
             version: "2.0".into(),
             issuer: issuer.clone(),
             signature: (spec.signed && !spec.sign_response)
-                .then(|| Signature::template(&spec.assertion_id, &self.cert)),
+                .then(|| template(&spec.assertion_id, &self.cert)),
             subject: Some(Subject {
                 name_id: Some(SubjectNameID {
                     format: Some(
@@ -176,7 +176,7 @@ impl TestIdp {
             consent: None,
             issuer: Some(issuer),
             signature: (spec.signed && spec.sign_response)
-                .then(|| Signature::template(&response_id, &self.cert)),
+                .then(|| template(&response_id, &self.cert)),
             status: Some(Status {
                 status_code: StatusCode {
                     value: Some("urn:oasis:names:tc:SAML:2.0:status:Success".into()),
@@ -194,6 +194,17 @@ impl TestIdp {
             xml
         }
     }
+}
+
+/// An enveloped RSA-SHA256 signature over the element `id`, with a
+/// SHA-256 digest (as Entra signs; samael's template digests with SHA-1,
+/// which scimd does not accept).
+fn template(id: &str, cert: &CertificateDer) -> Signature {
+    let mut sig = Signature::template(id, cert);
+    for r in &mut sig.signed_info.reference {
+        r.digest_method.algorithm = DigestAlgorithm::Sha256;
+    }
+    sig
 }
 
 /// A random hex string (assertion and response IDs must start with a
