@@ -203,8 +203,10 @@ async fn open_session(
                     c,
                     &actor,
                     &now,
-                    &[NewChange::new(Event::AdminSignedIn, "Admin", Some(&record.id))
-                        .detail(serde_json::json!({ "method": "saml" }))],
+                    &[
+                        NewChange::new(Event::AdminSignedIn, "Admin", Some(&record.id))
+                            .detail(serde_json::json!({ "method": "saml" })),
+                    ],
                 )?;
                 Ok(Ok(session.1))
             }))
@@ -214,9 +216,7 @@ async fn open_session(
         Ok(Ok(Ok(session_id))) => Ok(Ok(session_id)),
         Ok(Ok(Err(r))) => Ok(Err((r, Some(name)))),
         // The same assertion committed first on another connection.
-        Ok(Err(scim_store::StoreError::Conflict(_))) => {
-            Ok(Err((Rejection::Replayed, Some(name))))
-        }
+        Ok(Err(scim_store::StoreError::Conflict(_))) => Ok(Err((Rejection::Replayed, Some(name)))),
         Ok(Err(e)) => Err(e.into()),
         Err(e) => Err(e),
     }

@@ -129,7 +129,9 @@ pub enum Rejection {
     #[error("this SAML assertion was already used to sign in: start again with Sign in with SAML")]
     Replayed,
     /// No username in the assertion.
-    #[error("the SAML assertion names no user ({0}): check the claims the identity provider sends")]
+    #[error(
+        "the SAML assertion names no user ({0}): check the claims the identity provider sends"
+    )]
     NoUser(String),
     /// The asserted user is no administrator.
     #[error("{0:?} is not a scimd administrator: an administrator must create an account of that name (console: Administrators), or sign in with a password")]
@@ -415,7 +417,10 @@ fn attribute_values(assertion: &Assertion, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn asserted_username(assertion: &Assertion, config: &SamlSignInConfig) -> Result<String, Rejection> {
+fn asserted_username(
+    assertion: &Assertion,
+    config: &SamlSignInConfig,
+) -> Result<String, Rejection> {
     match &config.username_attribute {
         Some(name) => attribute_values(assertion, name)
             .into_iter()

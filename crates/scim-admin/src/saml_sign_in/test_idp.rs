@@ -80,7 +80,13 @@ impl TestIdp {
 
     /// A valid response for `name_id`, to the SP with entity ID
     /// `entity_id` and ACS `acs_url`, issued at `now`, valid 5 minutes.
-    pub fn assertion(&self, name_id: &str, entity_id: &str, acs_url: &str, now: OffsetDateTime) -> Spec {
+    pub fn assertion(
+        &self,
+        name_id: &str,
+        entity_id: &str,
+        acs_url: &str,
+        now: OffsetDateTime,
+    ) -> Spec {
         Spec {
             issuer: self.entity_id.clone(),
             name_id: name_id.to_owned(),
@@ -118,9 +124,7 @@ impl TestIdp {
                 .then(|| template(&spec.assertion_id, &self.cert)),
             subject: Some(Subject {
                 name_id: Some(SubjectNameID {
-                    format: Some(
-                        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into(),
-                    ),
+                    format: Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress".into()),
                     value: spec.name_id.clone(),
                 }),
                 subject_confirmations: Some(vec![SubjectConfirmation {

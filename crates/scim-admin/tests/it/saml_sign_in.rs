@@ -35,7 +35,13 @@ impl Page {
     }
 }
 
-async fn send(app: &TestApp, method: &str, path: &str, cookie: Option<&str>, form: Option<String>) -> Page {
+async fn send(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<String>,
+) -> Page {
     let mut req = test::TestRequest::default()
         .method(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap())
         .uri(path)
@@ -74,7 +80,10 @@ async fn post_response(app: &TestApp, saml_response: &str) -> Page {
 
 /// An app whose public URL is [`BASE`], with sign-in limits high enough
 /// for the many refusals below, and the IdP configured.
-async fn app_with_idp(db: scim_store::testing::TestDb, required_group: Option<&str>) -> (TestApp, TestIdp, SpUrls) {
+async fn app_with_idp(
+    db: scim_store::testing::TestDb,
+    required_group: Option<&str>,
+) -> (TestApp, TestIdp, SpUrls) {
     let group = required_group.map(str::to_owned);
     let app = TestApp::with_config(db, move |c| {
         c.oauth.public_url = Some(BASE.into());
@@ -119,7 +128,12 @@ fn events(app: &TestApp, event: &str) -> Vec<scim_store::changes::Change> {
 }
 
 fn valid(app: &TestApp, idp: &TestIdp, sp: &SpUrls, name: &str) -> Spec {
-    idp.assertion(name, &sp.entity_id, &sp.acs_url, app.api.config().clock.now())
+    idp.assertion(
+        name,
+        &sp.entity_id,
+        &sp.acs_url,
+        app.api.config().clock.now(),
+    )
 }
 
 #[actix_web::test]
@@ -130,17 +144,44 @@ async fn a_signed_response_signs_an_administrator_in_once() {
         // What to paste into the IdP: on the metadata and the SAML page.
         let meta = send(&app, "GET", "/admin/saml/metadata", None, None).await;
         assert_eq!(meta.status, 200);
-        assert!(meta.html.contains(&format!("entityID=\"{BASE}/admin/saml/metadata\"")), "{}", meta.html);
-        assert!(meta.html.contains(&format!("Location=\"{BASE}/admin/saml/acs\"")), "{}", meta.html);
+        assert!(
+            meta.html
+                .contains(&format!("entityID=\"{BASE}/admin/saml/metadata\"")),
+            "{}",
+            meta.html
+        );
+        assert!(
+            meta.html
+                .contains(&format!("Location=\"{BASE}/admin/saml/acs\"")),
+            "{}",
+            meta.html
+        );
 
         // The sign-in page offers SAML; its button redirects to the IdP
         // with an AuthnRequest and the page to come back to.
-        let login = send(&app, "GET", "/admin/login?next=%2Fadmin%2Fusers", None, None).await;
+        let login = send(
+            &app,
+            "GET",
+            "/admin/login?next=%2Fadmin%2Fusers",
+            None,
+            None,
+        )
+        .await;
         assert!(login.html.contains("id=\"saml-sign-in\""), "{}", login.html);
-        let go = send(&app, "GET", "/admin/saml/sign-in?next=%2Fadmin%2Fusers", None, None).await;
+        let go = send(
+            &app,
+            "GET",
+            "/admin/saml/sign-in?next=%2Fadmin%2Fusers",
+            None,
+            None,
+        )
+        .await;
         assert_eq!(go.status, 303);
         let to = go.headers.get(header::LOCATION).unwrap().to_str().unwrap();
-        assert!(to.starts_with("https://login.example.com/test-tenant/saml2?SAMLRequest="), "{to}");
+        assert!(
+            to.starts_with("https://login.example.com/test-tenant/saml2?SAMLRequest="),
+            "{to}"
+        );
         assert!(to.contains("RelayState=%2Fadmin%2Fusers"), "{to}");
 
         // The response signs root in, and the session opens the console.
@@ -155,7 +196,11 @@ async fn a_signed_response_signs_an_administrator_in_once() {
         let signed_in = events(&app, "admin.signed_in");
         assert_eq!(signed_in.len(), 1);
         assert_eq!(signed_in[0].actor_name.as_deref(), Some("root"));
-        assert!(signed_in[0].detail.contains("\"method\":\"saml\""), "{}", signed_in[0].detail);
+        assert!(
+            signed_in[0].detail.contains("\"method\":\"saml\""),
+            "{}",
+            signed_in[0].detail
+        );
 
         // The same response again is a replay.
         let again = post_response(&app, &response).await;
@@ -221,16 +266,28 @@ async fn refused_responses_say_why_and_are_recorded() {
             let page = post_response(&app, &idp.response(&spec)).await;
             assert_eq!(page.status.as_u16(), status, "{what}: {}", page.html);
             assert!(page.html.contains(message), "{what}: {}", page.html);
-            assert!(page.html.contains("id=\"login-error\""), "{what}: shown on the sign-in page");
+            assert!(
+                page.html.contains("id=\"login-error\""),
+                "{what}: shown on the sign-in page"
+            );
             assert!(page.session().is_none(), "{what}");
             refused += 1;
-            assert_eq!(events(&app, "admin.sign_in_failed").len(), refused, "{what}");
+            assert_eq!(
+                events(&app, "admin.sign_in_failed").len(),
+                refused,
+                "{what}"
+            );
         }
 
         // Signed with another key (the IdP's certificate is not its).
         let page = post_response(&app, &other.response(&ok)).await;
         assert_eq!(page.status, 401, "{}", page.html);
-        assert!(page.html.contains("does not verify with the identity provider certificate"), "{}", page.html);
+        assert!(
+            page.html
+                .contains("does not verify with the identity provider certificate"),
+            "{}",
+            page.html
+        );
 
         // Altered after signing: the signature no longer verifies.
         let xml = idp.response_xml(&ok).replace("root", "gone");
@@ -256,7 +313,9 @@ async fn refused_responses_say_why_and_are_recorded() {
         assert!(page.html.contains("expired at"), "{}", page.html);
         assert_eq!(events(&app, "admin.signed_in").len(), 0);
         let failed = events(&app, "admin.sign_in_failed");
-        assert!(failed.iter().all(|c| c.detail.contains("\"method\":\"saml\"")));
+        assert!(failed
+            .iter()
+            .all(|c| c.detail.contains("\"method\":\"saml\"")));
     }
 }
 
