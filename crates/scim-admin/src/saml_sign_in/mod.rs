@@ -74,6 +74,8 @@ pub struct SpUrls {
     pub entity_id: String,
     /// The ACS URL.
     pub acs_url: String,
+    /// Where SP-initiated sign-in starts (Entra's optional "Sign on URL").
+    pub sign_in_url: String,
 }
 
 impl SpUrls {
@@ -83,6 +85,7 @@ impl SpUrls {
         SpUrls {
             entity_id: format!("{base}{METADATA_PATH}"),
             acs_url: format!("{base}{ACS_PATH}"),
+            sign_in_url: format!("{base}{SIGN_IN_PATH}"),
         }
     }
 }
