@@ -438,3 +438,79 @@ fn asserted_username(
             .ok_or_else(|| Rejection::NoUser("no NameID".into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn sp_urls_and_metadata() {
+        let sp = SpUrls::under("https://scim.example.com/");
+        assert_eq!(sp.entity_id, "https://scim.example.com/admin/saml/metadata");
+        assert_eq!(sp.acs_url, "https://scim.example.com/admin/saml/acs");
+        assert_eq!(
+            sp.sign_in_url,
+            "https://scim.example.com/admin/saml/sign-in"
+        );
+        let xml = sp_metadata(&SpUrls::under("https://a.example/?x=\"<&"));
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let root = doc.root_element();
+        assert_eq!(
+            root.attribute("entityID"),
+            Some("https://a.example/?x=\"<&/admin/saml/metadata")
+        );
+        let acs = doc
+            .descendants()
+            .find(|n| n.has_tag_name("AssertionConsumerService"))
+            .unwrap();
+        assert_eq!(
+            acs.attribute("Binding"),
+            Some("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST")
+        );
+    }
+
+    #[test]
+    fn the_authn_request_goes_to_the_sso_url_deflated_with_relay_state() {
+        let idp = scim_store::admin::saml::SamlSettings {
+            entity_id: "https://idp.example/".into(),
+            sso_url: "https://idp.example/sso".into(),
+            certificate_pem: include_str!("../../tests/fixtures/idp-signing.pem").into(),
+            updated_at: String::new(),
+            updated_by: String::new(),
+        };
+        let url =
+            authn_request_url(&idp, &SpUrls::under("https://sp.example"), "/admin/users").unwrap();
+        assert!(
+            url.starts_with("https://idp.example/sso?SAMLRequest="),
+            "{url}"
+        );
+        assert!(url.ends_with("&RelayState=%2Fadmin%2Fusers"), "{url}");
+    }
+
+    #[test]
+    fn garbage_is_malformed_and_an_unsigned_response_is_unsigned() {
+        let idp = scim_store::admin::saml::SamlSettings {
+            entity_id: "https://idp.example/".into(),
+            sso_url: "https://idp.example/sso".into(),
+            certificate_pem: include_str!("../../tests/fixtures/idp-signing.pem").into(),
+            updated_at: String::new(),
+            updated_by: String::new(),
+        };
+        let sp = SpUrls::under("https://sp.example");
+        let now = OffsetDateTime::now_utc();
+        let config = SamlSignInConfig::default();
+        let check = |b64: &str| verify(&idp, &sp, b64, now, &config).unwrap_err();
+        assert!(matches!(check("%%%"), Rejection::Malformed(_)));
+        assert!(matches!(
+            check(&STANDARD.encode([0xff, 0xfe])),
+            Rejection::Malformed(_)
+        ));
+        let unsigned = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r" Version="2.0" IssueInstant="2026-12-06T10:00:00Z"/>"#;
+        assert_eq!(check(&STANDARD.encode(unsigned)), Rejection::Unsigned);
+        assert!(matches!(
+            check(&"A".repeat(MAX_RESPONSE_BYTES + 4)),
+            Rejection::Malformed(_)
+        ));
+    }
+}
