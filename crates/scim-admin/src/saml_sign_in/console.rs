@@ -116,7 +116,10 @@ async fn acs(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> Ht
             // libxmlsec1's work runs on the blocking pool.
             match web::block(move || super::verify(&idp, &sp, &response, now, &config)).await {
                 Ok(verified) => verified,
-                Err(_) => return crate::console::error_page(&AdminError::Internal),
+                Err(_) => {
+                    let e = guard.abandon(attempt, AdminError::Internal).await;
+                    return crate::console::error_page(&e);
+                }
             }
         }
         Ok(None) => Err(Rejection::NotConfigured),
@@ -147,7 +150,7 @@ async fn acs(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> Ht
             tracing::info!(reason = rejection.code(), address = %guard.address, "SAML sign-in refused");
             refused(&req, &api, &rejection).await
         }
-        Err(e) => crate::console::error_page(&e),
+        Err(e) => crate::console::error_page(&guard.abandon(attempt, e).await),
     }
 }
 

@@ -281,14 +281,15 @@ pub fn authn_request_url(
 
 /// Whether the document holds an XML Signature element anywhere. Only
 /// chooses the message (unsigned or wrongly signed); the verification is
-/// samael's.
-fn has_signature(xml: &str) -> bool {
-    roxmltree::Document::parse(xml).is_ok_and(|doc| {
-        doc.descendants().any(|n| {
-            n.tag_name().name() == "Signature"
-                && n.tag_name().namespace() == Some("http://www.w3.org/2000/09/xmldsig#")
-        })
-    })
+/// samael's. roxmltree refuses a DTD, so a document declaring entities
+/// (XXE, entity expansion) is turned away here, before libxml2 sees it.
+fn has_signature(xml: &str) -> Result<bool, Rejection> {
+    let doc = roxmltree::Document::parse(xml)
+        .map_err(|e| Rejection::Malformed(format!("not well-formed XML without a DTD: {e}")))?;
+    Ok(doc.descendants().any(|n| {
+        n.tag_name().name() == "Signature"
+            && n.tag_name().namespace() == Some("http://www.w3.org/2000/09/xmldsig#")
+    }))
 }
 
 fn rejection(e: SpError, sp: &SpUrls) -> Rejection {
@@ -341,7 +342,7 @@ pub fn verify(
         .map_err(|_| Rejection::Malformed("SAMLResponse is not base64".into()))?;
     let xml = String::from_utf8(bytes)
         .map_err(|_| Rejection::Malformed("SAMLResponse is not UTF-8 XML".into()))?;
-    if !has_signature(&xml) {
+    if !has_signature(&xml)? {
         return Err(Rejection::Unsigned);
     }
     let provider = service_provider(idp, sp)?;
@@ -508,6 +509,10 @@ mod tests {
         ));
         let unsigned = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r" Version="2.0" IssueInstant="2026-12-06T10:00:00Z"/>"#;
         assert_eq!(check(&STANDARD.encode(unsigned)), Rejection::Unsigned);
+        let dtd = format!("<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{unsigned}");
+        assert!(
+            matches!(check(&STANDARD.encode(dtd)), Rejection::Malformed(m) if m.contains("DTD"))
+        );
         assert!(matches!(
             check(&"A".repeat(MAX_RESPONSE_BYTES + 4)),
             Rejection::Malformed(_)
