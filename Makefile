@@ -14,9 +14,11 @@ help:
 	@echo "make bench-ab A=OLD B=NEW  two (or three, C=) scimd binaries side by side, interleaved: the five identity-provider figures on both backends"
 
 build:
+	scripts/ensure-build-deps.sh
 	$(CARGO) build -p scimd
 
 release:
+	scripts/ensure-build-deps.sh
 	$(CARGO) build --release -p scimd
 
 ## The Debian package of the release binary (docs/DEPLOY.md).
@@ -31,11 +33,13 @@ image: release
 ## Start scimd on embedded SQLite (data/scimd.db) with config/default.toml.
 run:
 	@echo "building scimd, first build takes a few minutes"
+	scripts/ensure-build-deps.sh
 	$(CARGO) build --release -p scimd
 	./target/release/scimd --config config/default.toml serve
 
 ## Everything CI checks: scim-store's import graph has no cycle
-## (scripts/store-graph.sh), formatting, lints, and every test on both backends
+## (scripts/store-graph.sh), the Debian build dependencies installed
+## (scripts/ensure-build-deps.sh: libxmlsec1 for SAML, libpq, libsqlite3), formatting, lints, and every test on both backends
 ## (the console's browser test needs chromium + chromium-driver: installed
 ## by scripts/ensure-chromium.sh when missing), then the Debian package and
 ## the container image built around the test binary, installed and run
@@ -43,6 +47,7 @@ run:
 ## which it installs where apt can).
 test:
 	scripts/store-graph.sh >/dev/null
+	scripts/ensure-build-deps.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/ensure-chromium.sh

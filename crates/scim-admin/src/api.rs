@@ -154,6 +154,34 @@ pub async fn get_saml(
     ))
 }
 
+/// scimd's SAML service provider values
+///
+/// What to enter in the identity provider's SAML app (Entra: Identifier
+/// (Entity ID), Reply URL, Sign on URL) for administrators to sign in to
+/// the console with SAML. Derived from `server.public_url`, else from the
+/// request's scheme and host.
+#[utoipa::path(
+    tag = "SAML",
+    responses(
+        (status = 200, description = "scimd's entity ID, ACS URL and sign-in URL", body = SamlServiceProviderView),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+    ),
+    security(("session" = []), ("admin_token" = []))
+)]
+#[get("/saml/service-provider")]
+pub async fn get_saml_service_provider(
+    req: HttpRequest,
+    api: web::Data<AdminApi>,
+    _caller: Caller,
+) -> web::Json<SamlServiceProviderView> {
+    let sp = crate::saml_sign_in::console::sp_urls(&api, &req);
+    web::Json(SamlServiceProviderView {
+        entity_id: sp.entity_id,
+        acs_url: sp.acs_url,
+        sign_in_url: sp.sign_in_url,
+    })
+}
+
 /// Sets the SAML sign-in settings
 ///
 /// From the identity provider's metadata XML (Entra: "Federation

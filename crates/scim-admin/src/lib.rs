@@ -24,6 +24,7 @@ pub mod model;
 pub mod oauth;
 pub mod openapi;
 pub mod saml;
+pub mod saml_sign_in;
 pub mod service;
 pub mod streams;
 
@@ -60,6 +61,9 @@ pub struct AdminConfig {
     /// Failures in a row after which an event stream shows as failing
     /// (`events.failing_after`).
     pub events_failing_after: i32,
+    /// SAML sign-in to the console: the administrator mapping and the
+    /// clock skew.
+    pub saml: saml_sign_in::SamlSignInConfig,
 }
 
 impl Default for AdminConfig {
@@ -75,6 +79,7 @@ impl Default for AdminConfig {
             clock: scim_core::Clock::system(),
             events_base_path: "/events".into(),
             events_failing_after: 5,
+            saml: saml_sign_in::SamlSignInConfig::default(),
         }
     }
 }
@@ -182,6 +187,7 @@ impl AdminApi {
             .service(openapi::api_scope(self.inner.config.max_body_bytes))
             .configure(oauth::configure)
             .configure(admins::console::configure)
+            .configure(saml_sign_in::console::configure)
             .configure(console::configure);
     }
 }

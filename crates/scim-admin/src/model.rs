@@ -117,6 +117,24 @@ pub struct SamlView {
     pub updated_by: Option<String>,
 }
 
+/// What to enter in the identity provider's SAML app so that
+/// administrators can sign in to the console with SAML (docs/ADMIN.md,
+/// "SAML sign-in to the console").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SamlServiceProviderView {
+    /// scimd's entity ID (Entra: "Identifier (Entity ID)"); also the URL
+    /// of its SAML metadata.
+    #[schema(example = "https://scim.example.com/admin/saml/metadata")]
+    pub entity_id: String,
+    /// The Assertion Consumer Service, HTTP-POST binding (Entra: "Reply
+    /// URL").
+    #[schema(example = "https://scim.example.com/admin/saml/acs")]
+    pub acs_url: String,
+    /// Where SP-initiated sign-in starts (Entra: "Sign on URL", optional).
+    #[schema(example = "https://scim.example.com/admin/saml/sign-in")]
+    pub sign_in_url: String,
+}
+
 /// `PUT /saml`: either `metadata_xml`, or all of `entity_id`, `sso_url`
 /// and `certificate_pem`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]

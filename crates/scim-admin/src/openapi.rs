@@ -207,6 +207,7 @@ pub fn api_scope(
         .service(api::disable_sync)
         .service(api::sync_events)
         .service(api::get_saml)
+        .service(api::get_saml_service_provider)
         .service(api::put_saml)
         .service(api::get_settings)
         .service(api::put_settings)
@@ -315,6 +316,7 @@ mod tests {
             "/admin/api/v1/sync",
             "/admin/api/v1/sync/enable",
             "/admin/api/v1/saml",
+            "/admin/api/v1/saml/service-provider",
             "/admin/api/v1/settings",
             "/admin/api/v1/scim-tokens/{id}",
             "/admin/api/v1/admin-tokens",

@@ -206,6 +206,15 @@ pub struct AdminSettings {
     pub trust_forwarded_for: bool,
     /// Seconds the first-run setup code stays valid.
     pub setup_code_ttl_secs: u64,
+    /// The attribute naming the administrator in a SAML assertion; empty:
+    /// the NameID.
+    pub saml_username_attribute: String,
+    /// The group value a SAML assertion must carry; empty: none.
+    pub saml_required_group: String,
+    /// The attribute carrying the groups.
+    pub saml_group_attribute: String,
+    /// Clock skew allowed on SAML assertions, in seconds.
+    pub saml_clock_skew_secs: u64,
 }
 
 /// `[oauth]`: the authorization server an identity provider connects
@@ -536,6 +545,12 @@ impl Settings {
                 "must be at most 600".into(),
             );
         }
+        if self.admin.saml_clock_skew_secs > 3600 {
+            return bad(
+                "admin.saml_clock_skew_secs",
+                "at most 3600 (an hour); keep the clocks in sync with NTP instead".into(),
+            );
+        }
         if self.admin.setup_code_ttl_secs < 60 {
             return bad("admin.setup_code_ttl_secs", "must be at least 60".into());
         }
@@ -719,6 +734,21 @@ impl Settings {
             clock: scim_core::Clock::system(),
             events_base_path: self.events.base_path.clone(),
             events_failing_after: i32::try_from(self.events.failing_after).unwrap_or(i32::MAX),
+            saml: self.saml_sign_in_config(),
+        }
+    }
+
+    /// SAML sign-in to the console: the administrator mapping and skew.
+    pub fn saml_sign_in_config(&self) -> scim_admin::saml_sign_in::SamlSignInConfig {
+        let a = &self.admin;
+        let set = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        scim_admin::saml_sign_in::SamlSignInConfig {
+            username_attribute: set(&a.saml_username_attribute),
+            group_attribute: a.saml_group_attribute.trim().to_owned(),
+            required_group: set(&a.saml_required_group),
+            clock_skew: time::Duration::seconds(
+                i64::try_from(a.saml_clock_skew_secs).unwrap_or(i64::MAX),
+            ),
         }
     }
 

@@ -17,6 +17,8 @@ mod browse;
 mod pages;
 mod streams;
 
+pub(crate) use pages::login_failed_page;
+
 use std::collections::HashMap;
 
 use actix_web::http::header;

@@ -213,6 +213,42 @@ struct LoginPage {
     username: String,
     next: String,
     errors: FieldMessages,
+    /// Whether to offer "Sign in with SAML" (SAML settings are stored).
+    saml: bool,
+}
+
+/// Whether SAML sign-in is configured (an unreachable database offers
+/// only the password form, which then reports the outage).
+async fn saml_offered(api: &AdminApi) -> bool {
+    let store = api.store().clone();
+    blocking(move || Ok(store.read(scim_store::admin::saml::saml_configured)?))
+        .await
+        .unwrap_or(false)
+}
+
+/// The sign-in page with `message` (a refused SAML sign-in), sent with
+/// `status`.
+pub(crate) async fn login_failed_page(
+    req: &HttpRequest,
+    api: &AdminApi,
+    status: StatusCode,
+    message: &str,
+) -> HttpResponse {
+    let saml = saml_offered(api).await;
+    let (chrome, cookie) = signed_out_chrome(req, "login");
+    with_cookie(
+        render_status(
+            status,
+            &LoginPage {
+                chrome,
+                username: String::new(),
+                next: String::new(),
+                errors: FieldMessages::general(capitalize(message)),
+                saml,
+            },
+        ),
+        cookie,
+    )
 }
 
 async fn login_form(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
@@ -222,6 +258,7 @@ async fn login_form(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse 
     }
     let q = Form::query(&req);
     let next = q.get("next").filter(|n| safe_next(n)).unwrap_or("");
+    let saml = saml_offered(&api).await;
     let (chrome, cookie) = signed_out_chrome(&req, "login");
     with_cookie(
         render(&LoginPage {
@@ -229,6 +266,7 @@ async fn login_form(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse 
             username: String::new(),
             next: next.to_owned(),
             errors: FieldMessages::none(),
+            saml,
         }),
         cookie,
     )
@@ -247,6 +285,7 @@ async fn login_submit(
         .filter(|n| safe_next(n))
         .unwrap_or("")
         .to_owned();
+    let saml = saml_offered(&api).await;
     let page = |status: StatusCode, message: String, username: String, next: String| {
         let (chrome, cookie) = signed_out_chrome(&req, "login");
         with_cookie(
@@ -257,6 +296,7 @@ async fn login_submit(
                     username,
                     next,
                     errors: FieldMessages::general(message),
+                    saml,
                 },
             ),
             cookie,
@@ -463,6 +503,8 @@ async fn sync_disable(
 struct SamlPage {
     chrome: Chrome,
     saml: SamlView,
+    /// scimd's own SAML addresses, to enter in the identity provider.
+    sp: crate::saml_sign_in::SpUrls,
     metadata_xml: String,
     entity_id: String,
     sso_url: String,
@@ -476,6 +518,7 @@ async fn saml_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let saml = ok_or_page!(blocking(move || service::get_saml(&store)).await);
     render(&SamlPage {
         chrome: Chrome::for_session(&session, "saml").with_notice(notice(&req)),
+        sp: crate::saml_sign_in::console::sp_urls(&api, &req),
         metadata_xml: String::new(),
         entity_id: saml.entity_id.clone().unwrap_or_default(),
         sso_url: saml.sso_url.clone().unwrap_or_default(),
@@ -519,6 +562,7 @@ async fn saml_submit(req: HttpRequest, api: web::Data<AdminApi>, body: web::Byte
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &SamlPage {
+                    sp: crate::saml_sign_in::console::sp_urls(&api, &req),
                     chrome: Chrome::for_session(&session, "saml"),
                     saml,
                     metadata_xml: form.text("metadata_xml").to_owned(),

@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 
 use crate::db::connection::DbConnection;
-use crate::db::schema::admin::saml_settings;
+use crate::db::schema::admin::{saml_assertions, saml_settings};
 use crate::error::StoreError;
 
 /// The only row of `saml_settings`.
@@ -85,6 +85,36 @@ pub fn save_saml_settings(
     })
 }
 
+/// Remembers the assertion `id` until `expires_at` (stored form), after
+/// forgetting those that expired by `now`. `false` when `id` is already
+/// remembered: the assertion is a replay. Run it inside `Store::write`,
+/// in the transaction that opens the session, so that two replicas given
+/// the same assertion cannot both sign in (the second insert hits the
+/// primary key and fails as `StoreError::Conflict`).
+pub fn remember_saml_assertion(
+    conn: &mut DbConnection,
+    id: &str,
+    expires_at: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    diesel::delete(saml_assertions::table.filter(saml_assertions::expires_at.le(now)))
+        .execute(conn)?;
+    let seen: bool = diesel::select(diesel::dsl::exists(
+        saml_assertions::table.filter(saml_assertions::id.eq(id)),
+    ))
+    .get_result(conn)?;
+    if seen {
+        return Ok(false);
+    }
+    diesel::insert_into(saml_assertions::table)
+        .values((
+            saml_assertions::id.eq(id),
+            saml_assertions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -109,6 +139,33 @@ mod tests {
             assert_eq!(s.sso_url, "https://b/sso");
             assert_eq!(s.certificate_pem, "PEM-B");
             assert_eq!(s.updated_by, "admin:y");
+        }
+    }
+    #[test]
+    fn an_assertion_id_is_accepted_once_until_it_expires() {
+        for db in backends() {
+            let store = db.store();
+            let t0 = "2026-12-06T10:00:00.000Z";
+            let exp = "2026-12-06T10:05:00.000Z";
+            let later = "2026-12-06T10:05:00.001Z";
+            assert!(store
+                .write(|c| remember_saml_assertion(c, "_a1", exp, t0))
+                .unwrap());
+            assert!(!store
+                .write(|c| remember_saml_assertion(c, "_a1", exp, t0))
+                .unwrap());
+            // Another ID is not a replay.
+            assert!(store
+                .write(|c| remember_saml_assertion(c, "_a2", exp, t0))
+                .unwrap());
+            // Once expired, the ID is forgotten.
+            assert!(store
+                .write(|c| remember_saml_assertion(c, "_a3", later, later))
+                .unwrap());
+            let left: i64 = store
+                .read(|c| Ok(saml_assertions::table.count().get_result(c)?))
+                .unwrap();
+            assert_eq!(left, 1);
         }
     }
 }

@@ -4,7 +4,8 @@
 //! button stays disabled until every caution is ticked → Enable → banner →
 //! administrators (add, disable, the last one stays, enable, a wrong
 //! current password) → SCIM token → the identity provider's requests work → Disable → 403 →
-//! Swagger UI's "Try it out" creates a token with the session.
+//! Swagger UI's "Try it out" creates a token with the session. A second
+//! journey signs in with SAML through a test identity provider's page.
 //!
 //! Screenshots of every page are saved under
 //! `target/browser-screenshots/<backend>/`. `make test` installs Debian's
@@ -820,6 +821,171 @@ fn the_administrator_enables_synchronization_in_a_real_browser() {
         rt.block_on(async {
             let c = browser(&driver, profile.path()).await;
             administrator_journey(&c, &server, &code, &mut shots).await;
+            c.close().await.unwrap();
+        });
+        drop(server);
+        drop(db);
+    }
+}
+
+/// A tiny identity provider on loopback, as a browser meets one: `GET
+/// /sso?user=NAME` answers a page that auto-posts a `SAMLResponse` for
+/// NAME, signed by `idp`'s key, to scimd's ACS (IdP-initiated, as Entra's
+/// My Apps tile signs in). Serves at most 10 requests, then stops.
+fn serve_test_idp(idp: scim_admin::saml_sign_in::test_idp::TestIdp, scimd_base: String) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sp = scim_admin::saml_sign_in::SpUrls::under(&scimd_base);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(10) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let user = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|path| path.split("user=").nth(1))
+                .unwrap_or("")
+                .to_owned();
+            let spec = idp.assertion(
+                &user,
+                &sp.entity_id,
+                &sp.acs_url,
+                time::OffsetDateTime::now_utc(),
+            );
+            let html = format!(
+                r#"<!doctype html><html><head><title>Test identity provider</title></head><body>
+<h1>Test identity provider</h1><p>Signing in {user}…</p>
+<form method="post" action="{acs}"><input type="hidden" name="SAMLResponse" value="{response}"><noscript><button>Continue</button></noscript></form>
+<script>document.forms[0].submit();</script></body></html>"#,
+                acs = sp.acs_url,
+                response = idp.response(&spec),
+            );
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                html.len()
+            );
+        }
+    });
+    port
+}
+
+/// Waits until the browser shows a page of scimd's at `path` (after the
+/// IdP page's automatic POST and scimd's own continue page).
+async fn goto_and_wait(c: &Client, url: &str, path: &str) {
+    c.goto(url).await.unwrap();
+    wait_path(c, path).await;
+}
+
+async fn saml_journey(c: &Client, server: &Server, db_url: &str, shots: &mut Shots) {
+    let base = format!("http://127.0.0.1:{}", server.port);
+    // The operator's part, from the CLI: an administrator, and the
+    // identity provider's SAML settings (its certificate made by the test).
+    let idp = scim_admin::saml_sign_in::test_idp::TestIdp::new("https://idp.test/entity");
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("idp.pem");
+    std::fs::write(&pem, idp.certificate_pem()).unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let out = super::run(
+        scimd(db_url)
+            .args([
+                "admin",
+                "create",
+                "--username",
+                "alice@example.com",
+                "--password-file",
+            ])
+            .arg(&pw),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = super::run(
+        scimd(db_url)
+            .args(["saml", "set", "--entity-id", "https://idp.test/entity"])
+            .args(["--sso-url", "https://idp.test/saml2"])
+            .arg("--certificate")
+            .arg(&pem),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let idp_port = serve_test_idp(idp, base.clone());
+    let idp_base = format!("http://127.0.0.1:{idp_port}");
+
+    // The sign-in page offers SAML; its button sends an AuthnRequest to
+    // the configured SSO URL.
+    c.goto(&format!("{base}/admin/login")).await.unwrap();
+    assert!(text_of(c, "#saml-sign-in")
+        .await
+        .contains("Sign in with SAML"));
+    shots.take(c, "login-with-saml").await;
+    let (status, headers, _) = raw(server, "GET /admin/saml/sign-in HTTP/1.1\r\n", "");
+    assert_eq!(status, 303);
+    assert!(
+        headers.contains("location: https://idp.test/saml2?SAMLRequest="),
+        "{headers}"
+    );
+
+    // Someone the identity provider knows but scimd has no administrator
+    // for: refused, with what to do, on the sign-in page.
+    goto_and_wait(
+        c,
+        &format!("{idp_base}/sso?user=mallory@example.com"),
+        "/admin/saml/acs",
+    )
+    .await;
+    let err = text_of(c, "#login-error").await;
+    assert!(err.contains("is not a scimd administrator"), "{err}");
+    shots.take(c, "saml-refused-unknown-user").await;
+
+    // The administrator: signed in, on the console.
+    goto_and_wait(
+        c,
+        &format!("{idp_base}/sso?user=alice@example.com"),
+        "/admin/sync",
+    )
+    .await;
+    assert!(text_of(c, "header").await.contains("alice@example.com"));
+    shots.take(c, "signed-in-with-saml").await;
+
+    // The SAML page shows what to enter in the identity provider.
+    follow(c, "nav a[href='/admin/saml']").await;
+    assert_eq!(
+        text_of(c, "#saml-sp-acs-url").await,
+        format!("{base}/admin/saml/acs")
+    );
+    assert_eq!(
+        text_of(c, "#saml-sp-entity-id").await,
+        format!("{base}/admin/saml/metadata")
+    );
+    shots.take(c, "saml-sp-values").await;
+}
+
+#[test]
+fn an_administrator_signs_in_with_saml_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let driver = Driver::start();
+    for (url, db) in databases(dir.path()) {
+        let backend = if db.is_some() { "postgres" } else { "sqlite" };
+        let (server, _code) = start_scimd(&url);
+        let profile = tempfile::tempdir().unwrap();
+        let mut shots = Shots::new(&format!("{backend}-saml"));
+        rt.block_on(async {
+            let c = browser(&driver, profile.path()).await;
+            saml_journey(&c, &server, &url, &mut shots).await;
             c.close().await.unwrap();
         });
         drop(server);

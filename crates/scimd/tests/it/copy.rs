@@ -65,6 +65,13 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
     store
         .write(|c| update_runtime_settings(c, &values, current.version, "admin:root"))
         .unwrap();
+    // An assertion that signed in over SAML, remembered until it expires.
+    let now_text = scim_core::datetime::format(now);
+    store
+        .write(|c| {
+            scim_store::admin::saml::remember_saml_assertion(c, "_assertion-1", &later, &now_text)
+        })
+        .unwrap();
     // The change log, with a row whose every column is set.
     store
         .write(|c| {

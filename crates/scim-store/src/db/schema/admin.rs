@@ -40,6 +40,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// IDs of SAML assertions that signed in, until they expire (replay
+    /// protection; migration `20261206170000_saml_assertions`).
+    saml_assertions (id) {
+        /// The assertion's `ID`.
+        id -> Text,
+        /// When the assertion stops being valid (stored form).
+        expires_at -> Text,
+    }
+}
+
+diesel::table! {
     /// One row (id = 1) once configured: SAML sign-in of the identity provider.
     saml_settings (id) {
         /// Always 1.

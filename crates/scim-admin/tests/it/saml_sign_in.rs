@@ -1,0 +1,350 @@
+//! SAML sign-in to the console over HTTP, on both backends: a response
+//! signed by a test IdP (key and certificate made by the test) signs an
+//! administrator in; each refused case says why on the sign-in page and
+//! is recorded as `admin.sign_in_failed`. Expiry is reached by moving the
+//! injected clock.
+
+use actix_web::dev::Service;
+use actix_web::http::{header, StatusCode};
+use actix_web::test;
+use scim_admin::saml_sign_in::test_idp::{Spec, TestIdp};
+use scim_admin::saml_sign_in::SpUrls;
+use scim_admin::service::AttemptLimits;
+use scim_store::changes::{list_changes, ChangeQuery};
+use scim_store::testing::backends;
+
+use super::{create_root, TestApp, PASSWORD};
+
+const BASE: &str = "https://scimd.example.com";
+const IDP: &str = "https://sts.windows.net/test-tenant/";
+
+struct Page {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    html: String,
+}
+
+impl Page {
+    fn session(&self) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("scimd_admin_session="))
+            .map(|c| c.split(';').next().unwrap_or("").to_owned())
+            .filter(|c| !c.is_empty())
+    }
+}
+
+async fn send(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<String>,
+) -> Page {
+    let mut req = test::TestRequest::default()
+        .method(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path)
+        .peer_addr("192.0.2.9:40000".parse().unwrap());
+    if let Some(c) = cookie {
+        req = req.insert_header((header::COOKIE, format!("scimd_admin_session={c}")));
+    }
+    if let Some(body) = form {
+        req = req
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload(body);
+    }
+    let svc = app.service().await;
+    let res = svc.call(req.to_request()).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    Page {
+        status,
+        headers,
+        html,
+    }
+}
+
+async fn post_response(app: &TestApp, saml_response: &str) -> Page {
+    let enc: String = form_urlencoded::byte_serialize(saml_response.as_bytes()).collect();
+    send(
+        app,
+        "POST",
+        "/admin/saml/acs",
+        None,
+        Some(format!("SAMLResponse={enc}&RelayState=%2Fadmin%2Fusers")),
+    )
+    .await
+}
+
+/// An app whose public URL is [`BASE`], with sign-in limits high enough
+/// for the many refusals below, and the IdP configured.
+async fn app_with_idp(
+    db: scim_store::testing::TestDb,
+    required_group: Option<&str>,
+) -> (TestApp, TestIdp, SpUrls) {
+    let group = required_group.map(str::to_owned);
+    let app = TestApp::with_config(db, move |c| {
+        c.oauth.public_url = Some(BASE.into());
+        c.login_limits = AttemptLimits {
+            max_failures: 1000,
+            address_max_failures: 0,
+            slow_after: 1000,
+            ..c.login_limits
+        };
+        c.saml.required_group = group;
+    });
+    create_root(&app).await;
+    let idp = TestIdp::new(IDP);
+    scim_admin::service::set_saml(
+        app.db.store(),
+        &scim_store::changes::Actor::cli("test"),
+        &scim_admin::model::SamlUpdate {
+            metadata_xml: None,
+            entity_id: Some(IDP.into()),
+            sso_url: Some("https://login.example.com/test-tenant/saml2".into()),
+            certificate_pem: Some(idp.certificate_pem()),
+        },
+    )
+    .unwrap();
+    (app, idp, SpUrls::under(BASE))
+}
+
+fn events(app: &TestApp, event: &str) -> Vec<scim_store::changes::Change> {
+    app.db
+        .store()
+        .read(|c| {
+            list_changes(
+                c,
+                &ChangeQuery {
+                    events: vec![event.into()],
+                    limit: 100,
+                    ..ChangeQuery::default()
+                },
+            )
+        })
+        .unwrap()
+}
+
+fn valid(app: &TestApp, idp: &TestIdp, sp: &SpUrls, name: &str) -> Spec {
+    idp.assertion(
+        name,
+        &sp.entity_id,
+        &sp.acs_url,
+        app.api.config().clock.now(),
+    )
+}
+
+#[actix_web::test]
+async fn a_signed_response_signs_an_administrator_in_once() {
+    for db in backends() {
+        let (app, idp, sp) = app_with_idp(db, None).await;
+
+        // What to paste into the IdP: on the metadata and the SAML page.
+        let meta = send(&app, "GET", "/admin/saml/metadata", None, None).await;
+        assert_eq!(meta.status, 200);
+        assert!(
+            meta.html
+                .contains(&format!("entityID=\"{BASE}/admin/saml/metadata\"")),
+            "{}",
+            meta.html
+        );
+        assert!(
+            meta.html
+                .contains(&format!("Location=\"{BASE}/admin/saml/acs\"")),
+            "{}",
+            meta.html
+        );
+
+        // The sign-in page offers SAML; its button redirects to the IdP
+        // with an AuthnRequest and the page to come back to.
+        let login = send(
+            &app,
+            "GET",
+            "/admin/login?next=%2Fadmin%2Fusers",
+            None,
+            None,
+        )
+        .await;
+        assert!(login.html.contains("id=\"saml-sign-in\""), "{}", login.html);
+        let go = send(
+            &app,
+            "GET",
+            "/admin/saml/sign-in?next=%2Fadmin%2Fusers",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(go.status, 303);
+        let to = go.headers.get(header::LOCATION).unwrap().to_str().unwrap();
+        assert!(
+            to.starts_with("https://login.example.com/test-tenant/saml2?SAMLRequest="),
+            "{to}"
+        );
+        assert!(to.contains("RelayState=%2Fadmin%2Fusers"), "{to}");
+
+        // The response signs root in, and the session opens the console.
+        let spec = valid(&app, &idp, &sp, "ROOT");
+        let response = idp.response(&spec);
+        let page = post_response(&app, &response).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains("url=/admin/users"), "{}", page.html);
+        let session = page.session().expect("a session cookie");
+        let users = send(&app, "GET", "/admin/users", Some(&session), None).await;
+        assert_eq!(users.status, 200, "{}", users.html);
+        let signed_in = events(&app, "admin.signed_in");
+        assert_eq!(signed_in.len(), 1);
+        assert_eq!(signed_in[0].actor_name.as_deref(), Some("root"));
+        assert!(
+            signed_in[0].detail.contains("\"method\":\"saml\""),
+            "{}",
+            signed_in[0].detail
+        );
+
+        // The same response again is a replay.
+        let again = post_response(&app, &response).await;
+        assert_eq!(again.status, 401, "{}", again.html);
+        assert!(again.html.contains("already used"), "{}", again.html);
+        assert!(again.session().is_none());
+
+        // A response whose assertion alone is signed also signs in.
+        let mut spec = valid(&app, &idp, &sp, "root");
+        spec.sign_response = false;
+        let page = post_response(&app, &idp.response(&spec)).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.session().is_some());
+
+        // The password stays a way in.
+        let _ = PASSWORD;
+    }
+}
+
+#[actix_web::test]
+async fn refused_responses_say_why_and_are_recorded() {
+    for db in backends() {
+        let (app, idp, sp) = app_with_idp(db, None).await;
+        let other = TestIdp::new(IDP);
+        scim_admin::service::create_admin(
+            app.db.store(),
+            &app.api.config().password_hasher,
+            &scim_store::changes::Actor::cli("test"),
+            "gone",
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+        let gone = app
+            .db
+            .store()
+            .read(|c| scim_store::admin::find_admin_by_name(c, "gone"))
+            .unwrap()
+            .unwrap();
+        app.db
+            .store()
+            .write(|c| scim_store::admin::disable_admin(c, &gone.id, "2026-01-01T00:00:00Z"))
+            .unwrap();
+
+        let ok = valid(&app, &idp, &sp, "root");
+        type Change = fn(&mut Spec);
+        let cases: Vec<(&str, Change, u16, &str)> = vec![
+            ("unsigned", |s| s.signed = false, 401, "is not signed"),
+            ("audience", |s| s.audience = "https://other.example.com/sp".into(), 401, "Identifier (Entity ID) in the identity provider to https://scimd.example.com/admin/saml/metadata"),
+            ("destination", |s| s.destination = "https://other.example.com/acs".into(), 401, "Reply URL"),
+            ("recipient", |s| { s.recipient = "https://other.example.com/acs".into(); s.sign_response = false; }, 401, "Reply URL"),
+            ("issuer", |s| s.issuer = "https://evil.example.com/".into(), 401, "not by the identity provider configured"),
+            ("expired", |s| { s.not_on_or_after = s.issued - time::Duration::minutes(3); }, 401, "expired at"),
+            ("not yet valid", |s| { s.not_before = s.issued + time::Duration::minutes(10); s.not_on_or_after = s.issued + time::Duration::minutes(20); }, 401, "not valid before"),
+            ("unknown user", |s| s.name_id = "mallory@example.com".into(), 403, "is not a scimd administrator"),
+            ("disabled", |s| s.name_id = "gone".into(), 403, "is disabled"),
+        ];
+        let mut refused = 0;
+        for (what, change, status, message) in cases {
+            let mut spec = ok.clone();
+            spec.assertion_id = format!("_{}", what.replace(' ', "-"));
+            change(&mut spec);
+            let page = post_response(&app, &idp.response(&spec)).await;
+            assert_eq!(page.status.as_u16(), status, "{what}: {}", page.html);
+            assert!(page.html.contains(message), "{what}: {}", page.html);
+            assert!(
+                page.html.contains("id=\"login-error\""),
+                "{what}: shown on the sign-in page"
+            );
+            assert!(page.session().is_none(), "{what}");
+            refused += 1;
+            assert_eq!(
+                events(&app, "admin.sign_in_failed").len(),
+                refused,
+                "{what}"
+            );
+        }
+
+        // Signed with another key (the IdP's certificate is not its).
+        let page = post_response(&app, &other.response(&ok)).await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(
+            page.html
+                .contains("does not verify with the identity provider certificate"),
+            "{}",
+            page.html
+        );
+
+        // Altered after signing: the signature no longer verifies.
+        let xml = idp.response_xml(&ok).replace("root", "gone");
+        let tampered = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, xml);
+        let page = post_response(&app, &tampered).await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(page.html.contains("does not verify"), "{}", page.html);
+
+        // Not SAML at all.
+        let page = post_response(&app, "not base64!").await;
+        assert_eq!(page.status, 400, "{}", page.html);
+        assert!(page.html.contains("not a SAML response"), "{}", page.html);
+
+        // A valid response expires once the clock passes NotOnOrAfter and
+        // the 2-minute skew.
+        let late = valid(&app, &idp, &sp, "root");
+        app.api
+            .config()
+            .clock
+            .advance(std::time::Duration::from_secs(7 * 60));
+        let page = post_response(&app, &idp.response(&late)).await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(page.html.contains("expired at"), "{}", page.html);
+        assert_eq!(events(&app, "admin.signed_in").len(), 0);
+        let failed = events(&app, "admin.sign_in_failed");
+        assert!(failed
+            .iter()
+            .all(|c| c.detail.contains("\"method\":\"saml\"")));
+    }
+}
+
+#[actix_web::test]
+async fn a_required_group_must_be_asserted() {
+    for db in backends() {
+        let (app, idp, sp) = app_with_idp(db, Some("admins-group-id")).await;
+        let group = scim_admin::saml_sign_in::SamlSignInConfig::default().group_attribute;
+        let spec = valid(&app, &idp, &sp, "root");
+        let page = post_response(&app, &idp.response(&spec)).await;
+        assert_eq!(page.status, 403, "{}", page.html);
+        assert!(page.html.contains("not in the group"), "{}", page.html);
+        let mut spec = valid(&app, &idp, &sp, "root");
+        spec.attributes = vec![(group, vec!["other".into(), "admins-group-id".into()])];
+        let page = post_response(&app, &idp.response(&spec)).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.session().is_some());
+    }
+}
+
+#[actix_web::test]
+async fn without_idp_settings_saml_sign_in_is_not_offered() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        create_root(&app).await;
+        let login = send(&app, "GET", "/admin/login", None, None).await;
+        assert!(!login.html.contains("id=\"saml-sign-in\""));
+        let go = send(&app, "GET", "/admin/saml/sign-in", None, None).await;
+        assert_eq!(go.status, 409);
+        assert!(go.html.contains("not configured"), "{}", go.html);
+    }
+}
