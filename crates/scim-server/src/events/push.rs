@@ -88,6 +88,16 @@ impl Deliverer {
         let clock = self.events.clock();
         let now = clock.now_text();
         let until = lease_end(clock, config.lease);
+        let due = {
+            let now = now.clone();
+            self.events
+                .store()
+                .queue_read(move |c| streams::push_stream_due(c, &now))
+                .await?
+        };
+        if !due {
+            return Ok(false);
+        }
         let owner = self.owner.clone();
         let claimed = self
             .events

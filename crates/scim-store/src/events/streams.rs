@@ -647,6 +647,34 @@ pub fn stream_status(
     })
 }
 
+/// The push streams due for delivery at `now` against a change log whose
+/// newest position is `last`: active, behind the log and past their
+/// backoff (leases aside).
+#[diesel::dsl::auto_type(no_type_alias)]
+fn due_push_streams<'a>(last: i64, now: &'a str) -> _ {
+    let push: &'static str = "push";
+    let active: &'static str = "active";
+    event_streams::table
+        .filter(event_streams::delivery.eq(push))
+        .filter(event_streams::state.eq(active))
+        .filter(event_streams::cursor_position.lt(last))
+        .filter(
+            event_streams::next_attempt_at
+                .is_null()
+                .or(event_streams::next_attempt_at.le(now)),
+        )
+}
+
+/// Whether any push stream is due for delivery at `now` (leases aside): a
+/// read, so that the deliverer, woken by every committed write, asks for a
+/// write (the claim) only when there is something to deliver. Without it
+/// each SCIM write would be followed by a claim transaction, which on
+/// SQLite takes the single writer's time.
+pub fn push_stream_due(conn: &mut DbConnection, now: &str) -> Result<bool, StoreError> {
+    let last = crate::changes::last_position(conn)?;
+    Ok(diesel::select(diesel::dsl::exists(due_push_streams(last, now))).get_result(conn)?)
+}
+
 /// Claims a push stream that is due for delivery for `owner` until
 /// `lease_until`: active, past its backoff, behind the log, and not leased
 /// by another replica (or its lease expired). On PostgreSQL the candidate
@@ -661,15 +689,7 @@ pub fn claim_due_stream(
     lease_until: &str,
 ) -> Result<Option<(Stream, Option<String>)>, StoreError> {
     let last = crate::changes::last_position(conn)?;
-    let due = event_streams::table
-        .filter(event_streams::delivery.eq("push"))
-        .filter(event_streams::state.eq("active"))
-        .filter(event_streams::cursor_position.lt(last))
-        .filter(
-            event_streams::next_attempt_at
-                .is_null()
-                .or(event_streams::next_attempt_at.le(now)),
-        )
+    let due = due_push_streams(last, now)
         .order((event_streams::delivered_at.asc(), event_streams::id.asc()))
         .select(event_streams::id);
     let id: Option<String> = match conn {
@@ -997,6 +1017,8 @@ mod tests {
                     .unwrap()
                     .map(|(s, auth)| (s.id, auth))
             };
+            let due = |now: &str| store.read(|c| push_stream_due(c, now)).unwrap();
+            assert!(!due("2026-12-06T10:00:01.000Z"));
             assert_eq!(
                 claim("a", "2026-12-06T10:00:01.000Z", "2026-12-06T10:00:31.000Z"),
                 None
@@ -1005,6 +1027,7 @@ mod tests {
                 store,
                 &[NewChange::new(Event::UserCreated, "User", Some("u1"))],
             );
+            assert!(due("2026-12-06T10:00:01.000Z"), "{}", db.backend());
             let (got, auth) =
                 claim("a", "2026-12-06T10:00:01.000Z", "2026-12-06T10:00:31.000Z").unwrap();
             assert_eq!(got, id);
@@ -1042,6 +1065,8 @@ mod tests {
             let s = store.read(|c| find_stream(c, &id)).unwrap();
             assert_eq!((s.failures, s.last_error.as_deref()), (1, Some("HTTP 500")));
             // Backoff: not due before next_attempt_at.
+            assert!(!due("2026-12-06T10:00:44.000Z"));
+            assert!(due("2026-12-06T10:00:45.000Z"));
             assert_eq!(
                 claim("b", "2026-12-06T10:00:44.000Z", "2026-12-06T10:01:14.000Z"),
                 None
