@@ -56,8 +56,7 @@ pub async fn bulk(
     // While synchronization is disabled the whole request is 403, as any
     // other request; each operation still passes the gate itself.
     api.require_sync().await?;
-    let request = BulkRequest::parse(&body.0, api.config().bulk)?;
-    drop(body);
+    let request = BulkRequest::parse(body.0, api.config().bulk)?;
     let actor = crate::auth::request_actor(&api, &req)?;
     let base = api.location_base(&req);
     let mut run = Run {
@@ -138,17 +137,26 @@ fn member<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
+/// Takes the member `name` out of `obj`, matched case-insensitively.
+fn take(obj: &mut Map<String, Value>, name: &str) -> Option<Value> {
+    let key = obj.keys().find(|k| k.eq_ignore_ascii_case(name))?.clone();
+    obj.remove(&key)
+}
+
 fn invalid(detail: impl Into<String>) -> ScimError {
     ScimError::invalid_value(detail)
 }
 
 impl BulkRequest {
-    /// Reads `body`; an error here refuses the whole request.
-    fn parse(body: &Value, limits: BulkLimits) -> Result<BulkRequest, ApiError> {
-        let obj = body.as_object().ok_or_else(|| {
-            ScimError::invalid_syntax("the BulkRequest body must be a JSON object")
-        })?;
-        if let Some(schemas) = member(obj, "schemas") {
+    /// Reads `body`, moving each operation's `data` out of it; an error
+    /// here refuses the whole request.
+    fn parse(body: Value, limits: BulkLimits) -> Result<BulkRequest, ApiError> {
+        let Value::Object(mut obj) = body else {
+            return Err(
+                ScimError::invalid_syntax("the BulkRequest body must be a JSON object").into(),
+            );
+        };
+        if let Some(schemas) = member(&obj, "schemas") {
             let ok = schemas
                 .as_array()
                 .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(BULK_REQUEST_SCHEMA)));
@@ -158,7 +166,7 @@ impl BulkRequest {
                 );
             }
         }
-        let fail_on_errors = match member(obj, "failOnErrors") {
+        let fail_on_errors = match member(&obj, "failOnErrors") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
                 Some(n) if n > 0 => Some(n),
@@ -169,7 +177,7 @@ impl BulkRequest {
                 }
             },
         };
-        let ops = match member(obj, "Operations") {
+        let ops = match take(&mut obj, "Operations") {
             Some(Value::Array(ops)) => ops,
             _ => {
                 return Err(invalid(
@@ -186,13 +194,14 @@ impl BulkRequest {
         }
         let mut seen = HashSet::new();
         let mut read = Vec::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            let op = op.as_object().ok_or_else(|| {
-                invalid(format!(
+        for (i, op) in ops.into_iter().enumerate() {
+            let Value::Object(mut op) = op else {
+                return Err(invalid(format!(
                     "Operations[{i}] must be an object with method and path"
                 ))
-            })?;
-            let bulk_id = match member(op, "bulkId") {
+                .into());
+            };
+            let bulk_id = match member(&op, "bulkId") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(id)) if !id.is_empty() && !id.contains('\0') => Some(id.clone()),
                 Some(_) => {
@@ -210,9 +219,9 @@ impl BulkRequest {
                 }
             }
             let mut refs = Vec::new();
-            let target = Target::read(op, bulk_id.is_some(), &mut refs);
+            let target = Target::read(&mut op, bulk_id.is_some(), &mut refs);
             read.push(Operation {
-                method: member(op, "method").cloned().unwrap_or(Value::Null),
+                method: take(&mut op, "method").unwrap_or(Value::Null),
                 bulk_id,
                 target,
                 refs,
@@ -229,7 +238,7 @@ impl Target {
     /// Reads an operation; an error fails this operation alone. The
     /// bulkIds it refers to are added to `refs`.
     fn read(
-        op: &Map<String, Value>,
+        op: &mut Map<String, Value>,
         has_bulk_id: bool,
         refs: &mut Vec<String>,
     ) -> Result<Target, ScimError> {
@@ -258,12 +267,12 @@ impl Target {
                 ))
             }
         };
-        let data = match (method, member(op, "data")) {
+        let data = match (method, take(op, "data")) {
             (Method::Delete, _) => Value::Null,
             (_, None | Some(Value::Null)) => return Err(ScimError::invalid_syntax(
                 "data is required with POST, PUT and PATCH: the body the single request would send",
             )),
-            (_, Some(data)) => data.clone(),
+            (_, Some(data)) => data,
         };
         if let Some(r) = id.as_deref().and_then(|id| id.strip_prefix(BULK_ID_PREFIX)) {
             refs.push(r.to_owned());
@@ -391,7 +400,7 @@ impl Run<'_> {
                 },
             };
             pending[i] = false;
-            let Some(op) = ops.get_mut(i).and_then(Option::take) else {
+            let Some(mut op) = ops.get_mut(i).and_then(Option::take) else {
                 break;
             };
             let result = if cycle {
@@ -402,7 +411,7 @@ impl Run<'_> {
                         .map_or("itself".to_owned(), |id| format!("bulkId:{id}"))
                 )))
             } else {
-                self.one(&op).await
+                self.one(&mut op).await
             };
             let (result, failed) = self.result(&op, result);
             errors += usize::from(failed);
@@ -412,8 +421,8 @@ impl Run<'_> {
     }
 
     /// Runs one operation whose references have all run.
-    async fn one(&mut self, op: &Operation) -> Result<HttpResponse, ApiError> {
-        let target = match &op.target {
+    async fn one(&mut self, op: &mut Operation) -> Result<HttpResponse, ApiError> {
+        let target = match &mut op.target {
             Ok(target) => target,
             Err(e) => return Err(e.clone().into()),
         };
@@ -427,7 +436,7 @@ impl Run<'_> {
                 .and_then(|r| self.created.get(r))
                 .map_or_else(|| id.to_owned(), Clone::clone)
         });
-        let mut data = target.data.clone();
+        let mut data = std::mem::take(&mut target.data);
         resolve_refs(&mut data, &self.created);
         let call = Call {
             actor: self.actor.clone(),
