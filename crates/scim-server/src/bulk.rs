@@ -389,8 +389,8 @@ impl Run<'_> {
         while fail_on_errors.is_none_or(|max| errors < max) {
             let ready = (0..ops.len())
                 .find(|&i| pending[i] && deps[i].iter().all(|&d| !pending[d] && d != i));
-            // Nothing ready while operations remain: they refer to one
-            // another in a cycle. The first of them fails, which lets
+            // Nothing ready while operations remain: they wait on a
+            // cycle of references. The first of them fails, which lets
             // those waiting for it run (and fail) in turn.
             let (i, cycle) = match ready {
                 Some(i) => (i, false),
@@ -404,12 +404,9 @@ impl Run<'_> {
                 break;
             };
             let result = if cycle {
-                Err(ApiError::Conflict(format!(
-                    "circular bulkId reference: this operation refers, directly or through others, to {}; create the resources first and link them in a later operation",
-                    op.bulk_id
-                        .as_deref()
-                        .map_or("itself".to_owned(), |id| format!("bulkId:{id}"))
-                )))
+                Err(ApiError::Conflict(
+                    "circular bulkId reference: this operation's bulkId references lead, directly or through other operations, back to an operation that waits on them; create the resources first and link them with a PATCH in a later operation".to_owned(),
+                ))
             } else {
                 self.one(&mut op).await
             };
