@@ -10,7 +10,7 @@ help:
 	@echo "make deb          build the Debian package (target/debian/scimd_VERSION_ARCH.deb)"
 	@echo "make image        build the container image scimd:latest with podman (Containerfile)"
 	@echo "make conformance  run the scim2-tester checker against a fresh scimd"
-	@echo "make bench        100k users and a 100k-member group: throughput, p50/p99; Entra's initial cycle (SQLite and PostgreSQL); memory under Argon2 bursts; event delivery (events/s, lag)"
+	@echo "make bench        100k users and a 100k-member group: throughput, p50/p99; Entra's initial cycle (SQLite and PostgreSQL); memory under Argon2 bursts; event delivery (events/s, lag); /Bulk vs single POSTs"
 	@echo "make bench-ab A=OLD B=NEW  two (or three, C=) scimd binaries side by side, interleaved: the five identity-provider figures on both backends"
 
 build:
@@ -72,6 +72,7 @@ bench: release
 	scripts/bench-groups.sh
 	scripts/bench-entra.sh
 	scripts/bench-events.sh
+	scripts/bench-bulk.sh
 	scripts/bench-memory.sh
 
 ## Binaries side by side in one run, taking turns on the same database

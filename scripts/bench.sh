@@ -23,7 +23,9 @@
 #                      "pages": only load the users, then page through them
 #                      all by cursor (RFC 9865) and by startIndex; or
 #                      "events": event delivery only (scripts/bench-events.sh:
-#                      events/s pushed to a local receiver, lag p50/p99)
+#                      events/s pushed to a local receiver, lag p50/p99); or
+#                      "bulk": POST /Bulk only (scripts/bench-bulk.sh: 1,000
+#                      users in batches of 100 vs 1,000 single POSTs)
 #   BENCH_PAGE_SIZE    users per page in the paging walks (default 100)
 set -euo pipefail
 
@@ -50,7 +52,8 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
 case "$SECTIONS" in
   all|hostile|pages) ;;
   events) exec "$ROOT/scripts/bench-events.sh" ;;
-  *) die "BENCH_SECTIONS must be all, hostile, pages or events, not $SECTIONS" ;;
+  bulk) exec "$ROOT/scripts/bench-bulk.sh" ;;
+  *) die "BENCH_SECTIONS must be all, hostile, pages, events or bulk, not $SECTIONS" ;;
 esac
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"

@@ -47,10 +47,17 @@ pub async fn service_provider_config(
     // a change shows here on the next request.
     let settings = api.require_sync().await?;
     let base = api.location_base(&req);
+    let bulk = api.config().bulk;
     let body = json!({
         "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
         "patch": { "supported": true },
-        "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
+        // RFC 7644 §3.7, configured by `scim.bulk_max_operations` and
+        // `scim.bulk_max_payload_bytes`.
+        "bulk": {
+            "supported": true,
+            "maxOperations": bulk.max_operations,
+            "maxPayloadSize": bulk.max_payload_bytes,
+        },
         "filter": { "supported": true, "maxResults": settings.max_page_size },
         "changePassword": { "supported": true },
         "sort": { "supported": true },

@@ -45,6 +45,15 @@ pub enum ApiError {
     /// The body is larger than allowed (413).
     #[error("the request body exceeds the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// A `/Bulk` request over `maxOperations` or `maxPayloadSize` (413,
+    /// RFC 7644 §3.7.4), saying which limit and how to stay within it.
+    #[error("{0}")]
+    BulkTooLarge(String),
+    /// The request conflicts with the state it needs (409) in a way no
+    /// `scimType` names: a `/Bulk` operation whose `bulkId` reference
+    /// cannot be resolved (RFC 7644 §3.7.1, §3.7.2).
+    #[error("{0}")]
+    Conflict(String),
     /// The body did not arrive within this many seconds of the request
     /// head (408, RFC 9110 §15.5.9).
     #[error(
@@ -90,6 +99,25 @@ impl ApiError {
             ApiError::Scim(e) => Some(e.scim_type.as_str()),
             _ => None,
         }
+    }
+
+    /// The RFC 7644 §3.12 error document: the body of the error's
+    /// response, and the `response` of a failed `/Bulk` operation
+    /// (RFC 7644 §3.7.3).
+    pub fn body(&self) -> serde_json::Value {
+        let detail = match self {
+            ApiError::Scim(e) => e.detail.clone(),
+            other => other.to_string(),
+        };
+        let mut body = serde_json::json!({
+            "schemas": [ERROR_SCHEMA],
+            "status": self.status_code().as_u16().to_string(),
+            "detail": detail,
+        });
+        if let (Some(t), Some(obj)) = (self.scim_type(), body.as_object_mut()) {
+            obj.insert("scimType".into(), t.into());
+        }
+        body
     }
 }
 
@@ -139,7 +167,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::BulkTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -150,18 +181,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let detail = match self {
-            ApiError::Scim(e) => e.detail.clone(),
-            other => other.to_string(),
-        };
-        let mut body = serde_json::json!({
-            "schemas": [ERROR_SCHEMA],
-            "status": status.as_u16().to_string(),
-            "detail": detail,
-        });
-        if let (Some(t), Some(obj)) = (self.scim_type(), body.as_object_mut()) {
-            obj.insert("scimType".into(), t.into());
-        }
+        let body = self.body();
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CONTENT_TYPE, SCIM_CONTENT_TYPE));
         if let ApiError::Unauthorized {
@@ -242,6 +262,8 @@ mod tests {
                 None,
             ),
             (ApiError::PayloadTooLarge(10), 413, None),
+            (ApiError::BulkTooLarge("ops".into()), 413, None),
+            (ApiError::Conflict("cycle".into()), 409, None),
             (ApiError::RequestTimeout(30), 408, None),
             (ApiError::UnsupportedMediaType("t".into()), 415, None),
             (

@@ -29,7 +29,7 @@ use crate::error::ApiError;
 use crate::request::{
     etag, GroupBody, GroupPatch, ListParams, Precondition, QueryParams, ScimJson,
 };
-use crate::{resource_response, retry_on_race, store_err, ScimApi};
+use crate::{resource_response, retry_on_race, store_err, Call, ScimApi};
 
 fn not_found(id: &str) -> ApiError {
     ApiError::resource_not_found("Group", id)
@@ -247,11 +247,20 @@ pub async fn create(
     req: HttpRequest,
     body: ScimJson<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let projection = QueryParams::from_request(&req)?.projection()?;
+    create_group(&api, Call::of(&api, &req)?, &body.0).await
+}
+
+/// Creates a group from `body`: `POST /Groups`, and a `/Bulk` POST.
+pub(crate) async fn create_group(
+    api: &ScimApi,
+    call: Call,
+    body: &Value,
+) -> Result<HttpResponse, ApiError> {
+    let projection = call.query.projection()?;
     let fields = MemberFields::of(&projection);
-    let mut attrs = resource::normalize(&GROUP, &body.0)?.attrs;
+    let mut attrs = resource::normalize(&GROUP, body)?.attrs;
     let members = take_members(&mut attrs)?;
-    let actor = crate::auth::request_actor(&api, &req)?;
+    let actor = call.actor;
     let store = api.gated_store();
     let (rec, members) = store
         .write_async(move |conn, _| {
@@ -283,7 +292,7 @@ pub async fn create(
             Ok((rec, shown))
         })
         .await?;
-    let base = api.location_base(&req);
+    let base = call.base;
     let body = group_body(&rec, members.as_deref(), fields, &base, &projection)?;
     let location = format!("{base}/Groups/{}", rec.id);
     Ok(resource_response(
@@ -446,12 +455,23 @@ pub async fn replace(
     body: ScimJson<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("Group", path)?;
-    let projection = QueryParams::from_request(&req)?.projection()?;
+    replace_group(&api, Call::of(&api, &req)?, id, &body.0).await
+}
+
+/// Replaces the group `id` with `body`: `PUT /Groups/{id}`, and a `/Bulk`
+/// PUT.
+pub(crate) async fn replace_group(
+    api: &ScimApi,
+    call: Call,
+    id: String,
+    body: &Value,
+) -> Result<HttpResponse, ApiError> {
+    let projection = call.query.projection()?;
     let fields = MemberFields::of(&projection);
-    let if_match = Precondition::from_header(&req, header::IF_MATCH);
-    let mut attrs = resource::normalize(&GROUP, &body.0)?.attrs;
+    let if_match = call.if_match;
+    let mut attrs = resource::normalize(&GROUP, body)?.attrs;
     let members = take_members(&mut attrs)?;
-    let actor = Arc::new(crate::auth::request_actor(&api, &req)?);
+    let actor = Arc::new(call.actor);
     let store = api.gated_store();
     let target = id.clone();
     let client_precondition = if_match.is_some();
@@ -486,8 +506,7 @@ pub async fn replace(
     )
     .await
     .map_err(store_err("Group", &id))?;
-    let base = api.location_base(&req);
-    let body = group_body(&rec, members.as_deref(), fields, &base, &projection)?;
+    let body = group_body(&rec, members.as_deref(), fields, &call.base, &projection)?;
     Ok(resource_response(StatusCode::OK, body, rec.version, None))
 }
 
@@ -509,7 +528,18 @@ pub async fn patch(
     body: ScimJson<GroupPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("Group", path)?;
-    let query = QueryParams::from_request(&req)?;
+    patch_group(&api, Call::of(&api, &req)?, id, &body.0).await
+}
+
+/// Applies the PatchOp `body` to the group `id`: `PATCH /Groups/{id}`,
+/// and a `/Bulk` PATCH.
+pub(crate) async fn patch_group(
+    api: &ScimApi,
+    call: Call,
+    id: String,
+    body: &Value,
+) -> Result<HttpResponse, ApiError> {
+    let query = &call.query;
     let wants_body = query.get("attributes").is_some() || query.get("excludedAttributes").is_some();
     let projection = query.projection()?;
     let fields = if wants_body {
@@ -517,9 +547,9 @@ pub async fn patch(
     } else {
         None
     };
-    let if_match = Precondition::from_header(&req, header::IF_MATCH);
-    let (changes, attr_ops) = split_ops(patch::parse_request(&body.0)?)?;
-    let actor = Arc::new(crate::auth::request_actor(&api, &req)?);
+    let if_match = call.if_match;
+    let (changes, attr_ops) = split_ops(patch::parse_request(body)?)?;
+    let actor = Arc::new(call.actor);
     let store = api.gated_store();
     let target = id.clone();
     let client_precondition = if_match.is_some();
@@ -604,8 +634,7 @@ pub async fn patch(
             .insert_header((header::ETAG, etag(rec.version)))
             .finish());
     }
-    let base = api.location_base(&req);
-    let body = group_body(&rec, members.as_deref(), fields, &base, &projection)?;
+    let body = group_body(&rec, members.as_deref(), fields, &call.base, &projection)?;
     Ok(resource_response(StatusCode::OK, body, rec.version, None))
 }
 
@@ -616,11 +645,21 @@ pub async fn delete(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = crate::path_id("Group", path)?;
+    delete_group(&api, Call::of(&api, &req)?, id).await
+}
+
+/// Deletes the group `id`: `DELETE /Groups/{id}`, and a `/Bulk` DELETE.
+pub(crate) async fn delete_group(
+    api: &ScimApi,
+    call: Call,
+    id: String,
+) -> Result<HttpResponse, ApiError> {
     crate::delete_resource(
-        &api,
-        &req,
+        api,
+        call,
         "Group",
-        crate::path_id("Group", path)?,
+        id,
         |conn, id| Ok(scim_store::lock_group(conn, id)?.map(|g| g.version)),
         |conn, _, id, version, actor| {
             let left = scim_store::delete_group(conn, id, version)?;

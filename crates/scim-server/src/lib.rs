@@ -20,6 +20,7 @@
 //! `Retry-After` ([`rate_limit`]), before the gate is asked.
 
 pub mod auth;
+pub mod bulk;
 mod cursor;
 pub mod discovery;
 pub mod error;
@@ -70,6 +71,27 @@ pub struct ScimConfig {
     /// `X-Forwarded-For` entry (scimd behind a proxy:
     /// `admin.trust_forwarded_for`) rather than the TCP peer.
     pub trust_forwarded_for: bool,
+    /// The limits of `/Bulk`.
+    pub bulk: BulkLimits,
+}
+
+/// The limits of `/Bulk` (RFC 7644 §3.7.4), advertised in
+/// `/ServiceProviderConfig`: a request over either gets 413.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkLimits {
+    /// The most operations one request may carry (`maxOperations`).
+    pub max_operations: usize,
+    /// The largest request body, in bytes (`maxPayloadSize`).
+    pub max_payload_bytes: usize,
+}
+
+impl Default for BulkLimits {
+    fn default() -> Self {
+        BulkLimits {
+            max_operations: 1000,
+            max_payload_bytes: 1024 * 1024,
+        }
+    }
 }
 
 impl Default for ScimConfig {
@@ -83,6 +105,7 @@ impl Default for ScimConfig {
             rate_limiter: None,
             clock: scim_core::Clock::system(),
             trust_forwarded_for: false,
+            bulk: BulkLimits::default(),
         }
     }
 }
@@ -208,6 +231,7 @@ impl ScimApi {
                         .route(web::patch().to(users::patch))
                         .route(web::delete().to(users::delete)),
                 )
+                .service(resource(["/Bulk", "/Bulk/"], "POST").route(web::post().to(bulk::bulk)))
                 .service(
                     resource(["/Groups", "/Groups/"], "GET, POST")
                         .route(web::get().to(groups::list))
@@ -449,6 +473,37 @@ pub(crate) fn resource_response(
     res
 }
 
+/// What a write takes from its request besides the resource id and the
+/// body: who sends it, the base URL of `meta.location`, the query
+/// parameters (the response's projection) and the client's `If-Match`.
+/// A single request reads it from its HTTP request ([`Call::of`]); each
+/// `/Bulk` operation gets the bulk request's actor and base URL, no query
+/// parameters, and its own `version` as `If-Match` (RFC 7644 §3.7), and
+/// then runs the very function the single request runs.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// Who makes the change, with the request's id and address.
+    pub actor: Actor,
+    /// The absolute URL of the API root ([`ScimApi::location_base`]).
+    pub base: String,
+    /// The query parameters (`attributes`, `excludedAttributes`).
+    pub query: request::QueryParams,
+    /// The client's `If-Match` (RFC 7644 §3.14).
+    pub if_match: Option<request::Precondition>,
+}
+
+impl Call {
+    /// The call a single HTTP request makes.
+    pub(crate) fn of(api: &ScimApi, req: &HttpRequest) -> Result<Call, ApiError> {
+        Ok(Call {
+            query: request::QueryParams::from_request(req)?,
+            if_match: request::Precondition::from_header(req, actix_web::http::header::IF_MATCH),
+            actor: auth::request_actor(api, req)?,
+            base: api.location_base(req),
+        })
+    }
+}
+
 /// How [`delete_resource`] removes a resource: in the write transaction,
 /// with the run-time settings, the id, the version the client's `If-Match`
 /// named (if any), and the actor whose change it records.
@@ -464,17 +519,18 @@ pub(crate) type DeleteFn = fn(
 /// `version` reads the current version inside the write transaction
 /// (`None` when the resource does not exist), `delete` removes it (as the
 /// run-time settings say: a User may be soft-deleted) and records the
-/// change, by the request's actor, as its last write.
+/// change, by the call's actor, as its last write.
 pub(crate) async fn delete_resource(
     api: &ScimApi,
-    req: &HttpRequest,
+    call: Call,
     kind: &'static str,
     id: String,
     version: fn(&mut scim_store::DbConnection, &str) -> Result<Option<i64>, scim_store::StoreError>,
     delete: DeleteFn,
 ) -> Result<HttpResponse, ApiError> {
-    let if_match = request::Precondition::from_header(req, actix_web::http::header::IF_MATCH);
-    let actor = auth::request_actor(api, req)?;
+    let Call {
+        actor, if_match, ..
+    } = call;
     let store = api.gated_store();
     let target = id.clone();
     store
@@ -494,12 +550,16 @@ pub(crate) async fn delete_resource(
 }
 
 /// The id of the resource `kind` addressed by the URL path
-/// (`/Users/{id}`, `/Groups/{id}`). Ids are UUIDs the service provider
-/// assigns (RFC 7643 §3.1), so one holding U+0000 names no resource: it is
-/// answered 404 as any unknown id, and never reaches SQL (PostgreSQL
-/// `text` cannot hold it).
+/// (`/Users/{id}`, `/Groups/{id}`).
 pub(crate) fn path_id(kind: &str, path: web::Path<String>) -> Result<String, ApiError> {
-    let id = path.into_inner();
+    valid_id(kind, path.into_inner())
+}
+
+/// `id` as the id of a resource `kind`. Ids are UUIDs the service
+/// provider assigns (RFC 7643 §3.1), so one holding U+0000 names no
+/// resource: it is answered 404 as any unknown id, and never reaches SQL
+/// (PostgreSQL `text` cannot hold it).
+pub(crate) fn valid_id(kind: &str, id: String) -> Result<String, ApiError> {
     if id.contains('\0') {
         return Err(ApiError::resource_not_found(kind, &id));
     }

@@ -36,10 +36,11 @@ use crate::ScimApi;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScimRoute {
     /// `User`, `Group`, `ServiceProviderConfig`, `Schema`,
-    /// `ResourceType`, `all` (`/.search`) or `none` (no such endpoint).
+    /// `ResourceType`, `all` (`/.search`), `Bulk` or `none` (no such
+    /// endpoint).
     pub resource: &'static str,
     /// `list`, `get`, `create`, `replace`, `patch`, `delete`, `search`,
-    /// or `other` (a method the endpoint does not support).
+    /// `bulk`, or `other` (a method the endpoint does not support).
     pub operation: &'static str,
     /// The route template below the base path (`/Users/{id}`), or
     /// `unmatched`.
@@ -118,6 +119,14 @@ pub fn classify(rest: &str, method: &Method) -> ScimRoute {
                 "other"
             };
             route("all", "/.search", op)
+        }
+        ("Bulk", None) => {
+            let op = if *method == Method::POST {
+                "bulk"
+            } else {
+                "other"
+            };
+            route("Bulk", "/Bulk", op)
         }
         ("ServiceProviderConfig", None) => route(
             "ServiceProviderConfig",
@@ -268,6 +277,8 @@ mod tests {
                 "get",
                 "/ResourceTypes/{name}",
             ),
+            ("/Bulk", Method::POST, "Bulk", "bulk", "/Bulk"),
+            ("/Bulk/", Method::GET, "Bulk", "other", "/Bulk"),
             ("/Users/a/b", Method::GET, "none", "other", "unmatched"),
             ("/Nope", Method::GET, "none", "other", "unmatched"),
             ("", Method::GET, "none", "other", "unmatched"),

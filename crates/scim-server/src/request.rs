@@ -30,6 +30,16 @@ pub struct ScimJson<K = OtherBody>(pub Value, PhantomData<K>);
 pub trait BodyKind {
     /// The shape of the body.
     fn shape() -> Shape;
+
+    /// The largest body accepted, in bytes.
+    fn limit(config: &crate::ScimConfig) -> usize {
+        config.max_body_bytes
+    }
+
+    /// The 413 for a body over [`BodyKind::limit`].
+    fn too_large(limit: usize) -> ApiError {
+        ApiError::PayloadTooLarge(limit)
+    }
 }
 
 /// A `POST` or `PUT /Users` body.
@@ -47,6 +57,11 @@ pub struct GroupPatch;
 /// Any other body (a SearchRequest).
 #[derive(Debug)]
 pub struct OtherBody;
+/// A `POST /Bulk` body (RFC 7644 §3.7): up to the bulk `maxPayloadSize`,
+/// with each operation's `data` checked by the code its single request
+/// runs.
+#[derive(Debug)]
+pub struct BulkBody;
 
 impl BodyKind for UserBody {
     fn shape() -> Shape {
@@ -73,6 +88,22 @@ impl BodyKind for OtherBody {
         Shape::Other
     }
 }
+impl BodyKind for BulkBody {
+    fn shape() -> Shape {
+        Shape::Other
+    }
+
+    fn limit(config: &crate::ScimConfig) -> usize {
+        config.bulk.max_payload_bytes
+    }
+
+    /// RFC 7644 §3.7.4: 413 with a SCIM error naming the limit.
+    fn too_large(limit: usize) -> ApiError {
+        ApiError::BulkTooLarge(format!(
+            "the bulk request exceeds maxPayloadSize ({limit} bytes); split it into smaller requests"
+        ))
+    }
+}
 
 impl<K: BodyKind> FromRequest for ScimJson<K> {
     type Error = ApiError;
@@ -81,7 +112,7 @@ impl<K: BodyKind> FromRequest for ScimJson<K> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req
             .app_data::<web::Data<ScimApi>>()
-            .map_or(1024 * 1024, |api| api.config().max_body_bytes);
+            .map_or(1024 * 1024, |api| K::limit(api.config()));
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -109,7 +140,7 @@ impl<K: BodyKind> FromRequest for ScimJson<K> {
                 }
             }
             if declared_len.is_some_and(|n| n > limit) {
-                return Err(ApiError::PayloadTooLarge(limit));
+                return Err(K::too_large(limit));
             }
             // The body is kept as it arrives: a declared Content-Length is
             // only a claim, and reserving it before the bytes arrive would
@@ -122,7 +153,7 @@ impl<K: BodyKind> FromRequest for ScimJson<K> {
                     ScimError::invalid_syntax(format!("the request body could not be read: {e}"))
                 })?;
                 if body.len + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge(limit));
+                    return Err(K::too_large(limit));
                 }
                 body.push(chunk);
             }
@@ -479,9 +510,15 @@ pub enum Precondition {
 impl Precondition {
     /// Reads header `name` from `req`.
     pub fn from_header(req: &HttpRequest, name: header::HeaderName) -> Option<Self> {
-        let raw = req.headers().get(name)?.to_str().ok()?.trim().to_string();
+        Some(Self::parse(req.headers().get(name)?.to_str().ok()?))
+    }
+
+    /// Parses a header value (or a `/Bulk` operation's `version`, which
+    /// RFC 7644 §3.7 makes the operation's `If-Match`).
+    pub fn parse(raw: &str) -> Self {
+        let raw = raw.trim();
         if raw == "*" {
-            return Some(Precondition::Any);
+            return Precondition::Any;
         }
         let tags = raw
             .split(',')
@@ -491,7 +528,7 @@ impl Precondition {
                 t.trim_matches('"').parse::<i64>().ok()
             })
             .collect();
-        Some(Precondition::Tags(tags))
+        Precondition::Tags(tags)
     }
 
     /// Whether the current `version` satisfies this (weak comparison).

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::request::{etag, ListParams, Precondition, QueryParams, ScimJson, UserBody, UserPatch};
-use crate::{resource_response, scim_json, store_err, ScimApi};
+use crate::{resource_response, scim_json, store_err, Call, ScimApi};
 
 /// The groups of each user, keyed by user id, or nothing when the
 /// response will not show `groups` (then the membership table is not
@@ -113,23 +113,25 @@ pub async fn create(
     req: HttpRequest,
     body: ScimJson<UserBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let projection = QueryParams::from_request(&req)?.projection()?;
-    let normalized = resource::normalize(&USER, &body.0)?;
-    let actor = crate::auth::request_actor(&api, &req)?;
-    let password_hash = hash_password(&api, normalized.password).await?;
+    create_user(&api, Call::of(&api, &req)?, &body.0).await
+}
+
+/// Creates a user from `body`: `POST /Users`, and a `/Bulk` POST.
+pub(crate) async fn create_user(
+    api: &ScimApi,
+    call: Call,
+    body: &Value,
+) -> Result<HttpResponse, ApiError> {
+    let projection = call.query.projection()?;
+    let normalized = resource::normalize(&USER, body)?;
+    let password_hash = hash_password(api, normalized.password).await?;
     let attrs = normalized.attrs;
     let rec = api
         .gated_store()
-        .insert_user_async(attrs, password_hash, actor)
+        .insert_user_async(attrs, password_hash, call.actor)
         .await?;
     // A new user belongs to no group yet.
-    user_response(
-        StatusCode::CREATED,
-        &rec,
-        None,
-        &api.location_base(&req),
-        &projection,
-    )
+    user_response(StatusCode::CREATED, &rec, None, &call.base, &projection)
 }
 
 /// `GET /Users/{id}`
@@ -322,14 +324,25 @@ pub async fn replace(
     body: ScimJson<UserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("User", path)?;
-    let projection = QueryParams::from_request(&req)?.projection()?;
-    let if_match = Precondition::from_header(&req, header::IF_MATCH);
+    replace_user(&api, Call::of(&api, &req)?, id, &body.0).await
+}
+
+/// Replaces the user `id` with `body`: `PUT /Users/{id}`, and a `/Bulk`
+/// PUT.
+pub(crate) async fn replace_user(
+    api: &ScimApi,
+    call: Call,
+    id: String,
+    body: &Value,
+) -> Result<HttpResponse, ApiError> {
+    let projection = call.query.projection()?;
+    let if_match = call.if_match;
     let by = EditBy {
-        actor: crate::auth::request_actor(&api, &req)?,
+        actor: call.actor,
         event: Event::UserReplaced,
     };
-    let normalized = resource::normalize(&USER, &body.0)?;
-    let password = match hash_password(&api, normalized.password).await? {
+    let normalized = resource::normalize(&USER, body)?;
+    let password = match hash_password(api, normalized.password).await? {
         Some(hash) => PasswordChange::Set(hash),
         None => PasswordChange::Keep,
     };
@@ -358,13 +371,7 @@ pub async fn replace(
         .edit_user_async(id.clone(), with_groups, by, replace)
         .await
         .map_err(store_err("User", &id))?;
-    user_response(
-        StatusCode::OK,
-        &rec,
-        Some(&groups),
-        &api.location_base(&req),
-        &projection,
-    )
+    user_response(StatusCode::OK, &rec, Some(&groups), &call.base, &projection)
 }
 
 /// What a PATCH transaction ends with: the stored user, or the client
@@ -383,14 +390,25 @@ pub async fn patch(
     body: ScimJson<UserPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("User", path)?;
-    let projection = QueryParams::from_request(&req)?.projection()?;
-    let if_match = Precondition::from_header(&req, header::IF_MATCH);
+    patch_user(&api, Call::of(&api, &req)?, id, &body.0).await
+}
+
+/// Applies the PatchOp `body` to the user `id`: `PATCH /Users/{id}`, and
+/// a `/Bulk` PATCH.
+pub(crate) async fn patch_user(
+    api: &ScimApi,
+    call: Call,
+    id: String,
+    body: &Value,
+) -> Result<HttpResponse, ApiError> {
+    let projection = call.query.projection()?;
+    let if_match = call.if_match;
     let by = EditBy {
-        actor: crate::auth::request_actor(&api, &req)?,
+        actor: call.actor,
         event: Event::UserPatched,
     };
-    let ops: Vec<PatchOp> = patch::parse_request(&body.0)?;
-    let password_hash = hash_password(&api, patch::password_in(&ops).map(str::to_owned)).await?;
+    let ops: Vec<PatchOp> = patch::parse_request(body)?;
+    let password_hash = hash_password(api, patch::password_in(&ops).map(str::to_owned)).await?;
     let with_groups = projection.includes(&USER, "groups");
     // What the operations make of the user, read where no other write can
     // change it before the result is stored (`Store::queue_user_edit`):
@@ -433,13 +451,7 @@ pub async fn patch(
         PatchResult::Invalid(e) => return Err(e.into()),
         PatchResult::Stored(rec) => rec,
     };
-    user_response(
-        StatusCode::OK,
-        &rec,
-        Some(&groups),
-        &api.location_base(&req),
-        &projection,
-    )
+    user_response(StatusCode::OK, &rec, Some(&groups), &call.base, &projection)
 }
 
 /// `DELETE /Users/{id}` (204): removes the user's group memberships, and
@@ -452,9 +464,18 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("User", path)?;
+    delete_user(&api, Call::of(&api, &req)?, id).await
+}
+
+/// Deletes the user `id`: `DELETE /Users/{id}`, and a `/Bulk` DELETE.
+pub(crate) async fn delete_user(
+    api: &ScimApi,
+    call: Call,
+    id: String,
+) -> Result<HttpResponse, ApiError> {
     let deleted = crate::delete_resource(
-        &api,
-        &req,
+        api,
+        call,
         "User",
         id.clone(),
         |conn, id| Ok(scim_store::find_user(conn, id)?.map(|u| u.version)),

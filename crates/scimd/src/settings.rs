@@ -120,6 +120,10 @@ pub struct ScimSettings {
     pub rate_limit_per_second: u32,
     /// Requests a credential that has been idle may send at once.
     pub rate_limit_burst: u32,
+    /// The most operations one `/Bulk` request may carry.
+    pub bulk_max_operations: usize,
+    /// The largest `/Bulk` request body, in bytes.
+    pub bulk_max_payload_bytes: usize,
 }
 
 /// `[maintenance]`: background work of every replica.
@@ -303,6 +307,15 @@ const REMOVED_PAGE_SIZE_KEYS: [&str; 2] = ["scim.default_page_size", "scim.max_p
 /// far above what one process serves, so a larger value is a typo.
 const MAX_RATE: u32 = 1_000_000;
 
+/// The largest `scim.bulk_max_operations`: a `/Bulk` request runs its
+/// operations one after another, so one far larger would hold a
+/// connection for minutes.
+const MAX_BULK_OPERATIONS: usize = 100_000;
+
+/// The largest `scim.bulk_max_payload_bytes`: a `/Bulk` body is parsed
+/// whole in memory.
+const MAX_BULK_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
+
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -473,6 +486,18 @@ impl Settings {
             return bad(
                 "scim.rate_limit_per_second",
                 format!("must be 0 (unlimited) or at most {MAX_RATE}"),
+            );
+        }
+        if !(1..=MAX_BULK_OPERATIONS).contains(&self.scim.bulk_max_operations) {
+            return bad(
+                "scim.bulk_max_operations",
+                format!("must be between 1 and {MAX_BULK_OPERATIONS}"),
+            );
+        }
+        if !(1024..=MAX_BULK_PAYLOAD_BYTES).contains(&self.scim.bulk_max_payload_bytes) {
+            return bad(
+                "scim.bulk_max_payload_bytes",
+                format!("must be between 1024 and {MAX_BULK_PAYLOAD_BYTES} (64 MiB)"),
             );
         }
         if !(1..=MAX_RATE).contains(&self.scim.rate_limit_burst) {
@@ -650,6 +675,10 @@ impl Settings {
             rate_limiter: None,
             clock: scim_core::Clock::system(),
             trust_forwarded_for: self.admin.trust_forwarded_for,
+            bulk: scim_server::BulkLimits {
+                max_operations: self.scim.bulk_max_operations,
+                max_payload_bytes: self.scim.bulk_max_payload_bytes,
+            },
         }
     }
 
@@ -946,6 +975,16 @@ mod tests {
                 "SCIMD__SCIM__RATE_LIMIT_BURST",
                 "0",
                 "scim.rate_limit_burst",
+            ),
+            (
+                "SCIMD__SCIM__BULK_MAX_OPERATIONS",
+                "0",
+                "scim.bulk_max_operations",
+            ),
+            (
+                "SCIMD__SCIM__BULK_MAX_PAYLOAD_BYTES",
+                "100",
+                "scim.bulk_max_payload_bytes",
             ),
             ("SCIMD__SERVER__TLS_CERT", "/etc/cert.pem", "server.tls_key"),
             ("SCIMD__SERVER__TLS_KEY", "/etc/key.pem", "server.tls_cert"),

@@ -202,6 +202,28 @@ fn search_root_example() -> Value {
     })
 }
 
+/// A `/Bulk` request (RFC 7644 §3.7): a group naming a user created later
+/// in the same request by its bulkId, a PATCH and a DELETE.
+fn bulk_example() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "failOnErrors": 1,
+        "Operations": [
+            {"method": "POST", "path": "/Groups", "bulkId": "guides",
+             "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                      "displayName": "Tour Guides",
+                      "members": [{"value": "bulkId:alice"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "alice",
+             "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                      "userName": "alice.bulk@contoso.com", "active": true}},
+            {"method": "PATCH", "path": format!("/Users/{EXAMPLE_USER_ID}"),
+             "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                      "Operations": [{"op": "replace", "path": "active", "value": false}]}},
+            {"method": "DELETE", "path": format!("/Groups/{EXAMPLE_GROUP_ID}")}
+        ]
+    })
+}
+
 /// The RFC 7644 §3.12 error scimd sends with `status` on `path`, as the
 /// example of that response; `description` names the `scimType` first.
 fn error_example(status: u16, description: &str, path: &str) -> Value {
@@ -225,6 +247,9 @@ fn error_example(status: u16, description: &str, path: &str) -> Value {
             "Operations[0]: remove needs a path (RFC 7644 §3.5.2.2)".to_owned()
         }
         (400, Some("mutability")) => "id is readOnly".to_owned(),
+        (400, Some("invalidValue")) if path == "/Bulk" => {
+            "bulkId \"alice\" is used by more than one operation; each bulkId must be unique within the request".to_owned()
+        }
         (400, Some("invalidValue")) => {
             "userName is required".to_owned()
         }
@@ -242,6 +267,7 @@ fn error_example(status: u16, description: &str, path: &str) -> Value {
         }
         (409, _) => "userName \"okta.user@example.com\" is already taken (userName is unique, case-insensitively)".to_owned(),
         (412, _) => "the resource was modified: its version no longer matches If-Match".to_owned(),
+        (413, _) if path == "/Bulk" => "the bulk request has 1001 operations, more than maxOperations (1000); split it into smaller requests".to_owned(),
         (413, _) => "the request body exceeds the limit of 1048576 bytes".to_owned(),
         (415, _) => "Content-Type \"text/plain\" is not supported; send application/scim+json or application/json".to_owned(),
         (429, _) => "too many requests with this bearer token; slow down and retry in 1 second".to_owned(),
@@ -379,7 +405,8 @@ impl Modify for Bearer {
     paths(
         service_provider_config, schemas, schema, resource_types, resource_type, search_root,
         list_users, create_user, search_users, get_user, replace_user, patch_user, delete_user,
-        list_groups, create_group, search_groups, get_group, replace_group, patch_group, delete_group
+        list_groups, create_group, search_groups, get_group, replace_group, patch_group, delete_group,
+        bulk
     ),
     modifiers(&Bearer, &ScimResponses),
     security(("scim_token" = [])),
@@ -387,14 +414,16 @@ impl Modify for Bearer {
         (name = "Discovery", description = "What scimd supports (RFC 7644 §4)"),
         (name = "Users", description = "User accounts (RFC 7643 §4.1, with the Enterprise User extension §4.3)"),
         (name = "Groups", description = "Groups and their members (RFC 7643 §4.2)"),
+        (name = "Bulk", description = "Many writes in one request (RFC 7644 §3.7)"),
     )
 )]
 pub struct ScimDoc;
 
 /// The service provider configuration (RFC 7643 §5)
 ///
-/// What scimd supports: PATCH, filtering (with the page sizes of the
-/// run-time settings), sorting, ETags; no bulk, no password change.
+/// What scimd supports: PATCH, bulk (with its limits, scim.bulk_max_operations
+/// and scim.bulk_max_payload_bytes), filtering (with the page sizes of the
+/// run-time settings), sorting, ETags, password change.
 #[utoipa::path(get, path = "/ServiceProviderConfig", tag = "Discovery",
     responses(
         (status = 200, description = "What scimd supports", content_type = "application/scim+json", body = serde_json::Value),
@@ -699,3 +728,25 @@ pub fn patch_group() {}
         (status = 412, description = "If-Match is stale"),
     ))]
 pub fn delete_group() {}
+
+/// Runs many writes in one request (RFC 7644 §3.7)
+///
+/// POST, PUT, PATCH and DELETE on /Users and /Groups, each run exactly as
+/// its single request (same validation, versions and change-log rows; a
+/// `version` is that operation's If-Match). Each operation is atomic on
+/// its own; the request is not: answers 200 with a BulkResponse holding
+/// a result per operation run (`status`, `location`, `version`, and for a
+/// failure `response`, the RFC 7644 §3.12 error). `bulkId:…` references
+/// in `path` or `data` resolve to the resources POSTs of the same request
+/// created, in any order; one that cannot be resolved (or is circular)
+/// fails that operation with 409. `failOnErrors` stops after that many
+/// failed operations. See docs/SCIM.md, "Bulk".
+#[utoipa::path(post, path = "/Bulk", tag = "Bulk",
+    request_body(content = serde_json::Value, content_type = "application/scim+json",
+        examples(("Users and a group naming them" = (summary = "A group whose member is created later in the request, a PATCH and a DELETE", value = json!(bulk_example()))))),
+    responses(
+        (status = 200, description = "A BulkResponse: one result per operation run", content_type = "application/scim+json", body = serde_json::Value),
+        (status = 400, description = "invalidValue: Operations missing, an operation that is not an object, a bulkId used twice, failOnErrors not a positive integer; invalidSyntax: the body is not JSON"),
+        (status = 413, description = "More than maxOperations (scim.bulk_max_operations) operations, or a body over maxPayloadSize (scim.bulk_max_payload_bytes)"),
+    ))]
+pub fn bulk() {}

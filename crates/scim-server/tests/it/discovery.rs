@@ -16,7 +16,7 @@ async fn service_provider_config_describes_what_works() {
             "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
         );
         assert_eq!(b["patch"]["supported"], true);
-        assert_eq!(b["bulk"]["supported"], false);
+        assert_eq!(b["bulk"]["supported"], true);
         assert_eq!(b["filter"]["supported"], true);
         assert_eq!(b["filter"]["maxResults"], 1000);
         assert_eq!(b["sort"]["supported"], true);

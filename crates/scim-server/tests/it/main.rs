@@ -2,6 +2,7 @@
 //! PostgreSQL (`TEST_DATABASE_URL`; see `scim_store::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod bulk;
 mod changes;
 mod cursor;
 mod discovery;

@@ -80,6 +80,18 @@ fn every_endpoint(user: &str, group: &str) -> Vec<(Method, String, Option<serde_
             Some(patch),
         ),
         (Method::DELETE, format!("/scim/v2/Groups/{group}"), None),
+        (
+            Method::POST,
+            "/scim/v2/Bulk".into(),
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                "Operations": [
+                    {"method": "POST", "path": "/Users", "bulkId": "n",
+                     "data": {"userName": "new@example.com"}},
+                    {"method": "DELETE", "path": format!("/Users/{user}")}
+                ]
+            })),
+        ),
     ]
 }
 

@@ -971,6 +971,7 @@ fn the_scim_openapi_document_matches_the_served_routes() {
             assert!(!concrete.contains('{'), "unhandled parameter in {path}");
             let body = match method {
                 "post" if path.ends_with(".search") => Some(r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}"#.to_owned()),
+                "post" if path == "/Bulk" => Some(format!(r#"{{"Operations":[{{"method":"POST","path":"/Users","bulkId":"b","data":{{"userName":"b{checked}@example.com"}}}}]}}"#)),
                 "post" | "put" if path.starts_with("/Users") => Some(format!(r#"{{"userName":"n{checked}@example.com"}}"#)),
                 "post" | "put" => Some(format!(r#"{{"displayName":"n{checked}"}}"#)),
                 "patch" => Some(r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"externalId","value":"x"}]}"#.to_owned()),
