@@ -498,6 +498,14 @@ pub(crate) fn coerce_scalar(
     match (def.ty, v) {
         (_, Value::Null) => Ok(None),
         (_, Value::String(s)) if s.contains('\0') => Err(nul_error(path)),
+        (AttrType::String | AttrType::Reference, Value::String(s))
+            if def.canonical_enforced && !crate::extensions::is_canonical(def, s) =>
+        {
+            Err(ScimError::invalid_value(format!(
+                "{path} must be one of its canonicalValues {:?}, got {s:?}",
+                def.canonical_values
+            )))
+        }
         (AttrType::String | AttrType::Reference | AttrType::Binary, Value::String(_)) => {
             ok(v.clone())
         }
@@ -1309,6 +1317,7 @@ mod tests {
             reference_types: &[],
             sub_attributes: &[],
             max_values: None,
+            canonical_enforced: false,
         };
         assert_eq!(
             coerce_attr(&def, "when", &json!("2011-05-13T04:42:34Z")).unwrap(),
