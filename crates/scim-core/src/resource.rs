@@ -577,6 +577,17 @@ pub fn render(
             schemas.push(Value::from(e.schema.id));
         }
     }
+    // A custom extension's values rendered with a type that does not list
+    // it (the change log's `data`, rendered by the store) still name it.
+    for (k, v) in attrs {
+        let listed = schemas.iter().any(|s| s.as_str() == Some(k.as_str()));
+        if !listed
+            && crate::extensions::is_custom(k)
+            && v.as_object().is_some_and(|o| !o.is_empty())
+        {
+            schemas.push(Value::from(k.as_str()));
+        }
+    }
     let mut out = Map::new();
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), Value::from(id));
