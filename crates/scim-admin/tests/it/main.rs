@@ -5,6 +5,7 @@
 mod activity;
 mod admins;
 mod console;
+mod extensions;
 mod streams;
 
 use actix_web::dev::{Service, ServiceResponse};
