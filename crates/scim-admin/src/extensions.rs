@@ -52,9 +52,8 @@ pub struct ExtensionBody {
     pub attributes: Vec<serde_json::Value>,
 }
 
-/// Why a removal is asked for: `confirm` must repeat what is removed.
-#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// The confirmation of a removal: `confirm` must repeat what is removed.
+#[derive(Debug, Clone, Deserialize)]
 pub struct Confirm {
     /// The extension's URN (removing an extension) or `<urn>:<name>`
     /// (removing an attribute): the values users hold go with it.
@@ -283,7 +282,10 @@ pub async fn create_extension(
 /// bumped). `confirm` must repeat the URN.
 #[utoipa::path(
     tag = "Schema extensions",
-    params(("urn" = String, Path, description = "The extension's URN"), Confirm),
+    params(
+        ("urn" = String, Path, description = "The extension's URN", example = "urn:ietf:params:scim:schemas:extension:Example:2.0:User"),
+        ("confirm" = Option<String>, Query, description = "The extension's URN again: its values go with it", example = "urn:ietf:params:scim:schemas:extension:Example:2.0:User"),
+    ),
     responses(
         (status = 200, description = "Removed", body = RemovedView),
         (status = 401, description = "No or invalid credentials", body = ErrorBody),
@@ -313,9 +315,9 @@ pub async fn delete_extension(
 #[utoipa::path(
     tag = "Schema extensions",
     params(
-        ("urn" = String, Path, description = "The extension's URN"),
-        ("name" = String, Path, description = "The attribute's name"),
-        Confirm,
+        ("urn" = String, Path, description = "The extension's URN", example = "urn:ietf:params:scim:schemas:extension:Example:2.0:User"),
+        ("name" = String, Path, description = "The attribute's name", example = "costCenter"),
+        ("confirm" = Option<String>, Query, description = "`<urn>:<name>`: the attribute's values go with it", example = "urn:ietf:params:scim:schemas:extension:Example:2.0:User:costCenter"),
     ),
     responses(
         (status = 200, description = "Removed", body = RemovedView),
