@@ -130,7 +130,7 @@ fn confirmed(confirm: Option<&str>, what: &str) -> Result<(), AdminError> {
     Err(AdminError::field(
         "confirm",
         format!(
-            "removing {what} deletes the values every user holds of it; to confirm, give confirm={what}"
+            "removing {what} deletes the values every user holds of it; to confirm, give confirm={what} (in the CLI: --confirm {what})"
         ),
     ))
 }
