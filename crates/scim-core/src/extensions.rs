@@ -84,10 +84,11 @@ pub struct ExtensionAttr {
     /// Whether string comparison is case-sensitive.
     #[serde(default)]
     pub case_exact: bool,
-    /// `readWrite` (default), `readOnly`, `immutable` or `writeOnly`.
+    /// `readWrite` (default), `readOnly` or `immutable` (`writeOnly` is
+    /// refused).
     #[serde(default = "read_write")]
     pub mutability: String,
-    /// `default` (default), `always`, `never` or `request`.
+    /// `default` (default), `always` or `request` (`never` is refused).
     #[serde(default = "returned_default")]
     pub returned: String,
     /// `none` (default), `server` or `global`: advertised, not enforced.
@@ -302,9 +303,12 @@ fn check_attrs(attrs: &[ExtensionAttr], at: &str, max: usize, top: bool) -> Resu
                 "{here} cannot be both required and readOnly: no client could set it"
             )));
         }
-        if mutability == Mutability::WriteOnly && returned != Returned::Never {
+        // A value never returned would still reach the change log's
+        // `data` and the event streams built from it: scimd keeps no
+        // values it must hide (only the core `password`, as a hash).
+        if mutability == Mutability::WriteOnly || returned == Returned::Never {
             return Err(bad(format!(
-                "{here} is writeOnly, so its returned must be \"never\" (RFC 7643 §7)"
+                "{here}: writeOnly attributes and returned \"never\" are not supported: scimd keeps no values it must hide from the change log and event streams"
             )));
         }
         if !a.canonical_values.is_empty() {

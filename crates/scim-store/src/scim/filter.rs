@@ -476,13 +476,9 @@ pub(crate) struct CustomLeaf {
 }
 
 /// Resolves a path under a custom extension URN against `rt`'s
-/// definitions: `None` when it names no filterable attribute (unknown, or
-/// never returned, whose values a filter must not reveal).
+/// definitions: `None` when it names no attribute defined.
 fn resolve_custom(rt: &'static ResourceType, path: &AttrPath) -> Option<Field> {
     let r = rt.resolve_path(path)?;
-    if r.target().returned == scim_core::schema::Returned::Never {
-        return None;
-    }
     let base = format!("{}:{}", r.schema.id, r.attr.name);
     let leaf = |attr: String, def: &scim_core::schema::AttributeDef| CustomLeaf {
         attr,
