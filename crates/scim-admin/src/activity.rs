@@ -543,6 +543,16 @@ pub fn describe(
         Event::AdminChanged => format!("administrator{} changed", quoted(detail, "username")),
         Event::AdminDeleted => format!("administrator{} deleted", quoted(detail, "username")),
         Event::AdminSignedIn => "signed in".to_owned(),
+        Event::SchemaExtensionCreated => format!("schema extension {id} defined"),
+        Event::SchemaExtensionChanged => format!(
+            "schema extension attribute{} removed with the values of {} users",
+            quoted(detail, "removed_attribute"),
+            detail.get("users").and_then(Value::as_u64).unwrap_or(0)
+        ),
+        Event::SchemaExtensionDeleted => format!(
+            "schema extension {id} removed with the values of {} users",
+            detail.get("users").and_then(Value::as_u64).unwrap_or(0)
+        ),
         Event::AdminSignInFailed => {
             return format!(
                 "sign-in failed for username \u{201c}{}\u{201d}",

@@ -19,6 +19,7 @@ pub mod cautions;
 pub mod console;
 mod docs;
 pub mod error;
+pub mod extensions;
 pub mod json;
 pub mod model;
 pub mod oauth;

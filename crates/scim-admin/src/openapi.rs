@@ -44,6 +44,7 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         (name = "OAuth clients", description = "Clients of the OAuth 2.0 authorization server (an identity provider's Authorize connection)"),
         (name = "OAuth grants", description = "Approvals of OAuth clients: who, when, last use; revocable"),
         (name = "Activity", description = "The change log: what the identity provider provisioned and what administrators did, with who, when and from where; timelines of users and groups"),
+        (name = "Schema extensions", description = "Custom schema extensions of the User (urn:ietf:params:scim:schemas:extension:<Name>:2.0:User), defined at run time; docs/SCIM.md"),
         (name = "Event streams", description = "SCIM events to the application as signed SETs (RFC 8417, RFC 9967), pushed (RFC 8935) or polled (RFC 8936); docs/EVENTS.md"),
     )
 )]
@@ -248,6 +249,10 @@ pub fn api_scope(
         .service(crate::streams::list_keys)
         .service(crate::streams::rotate_key)
         .service(crate::streams::remove_key)
+        .service(crate::extensions::list_extensions)
+        .service(crate::extensions::create_extension)
+        .service(crate::extensions::delete_extension)
+        .service(crate::extensions::delete_extension_attribute)
         .default_service(web::to(api::not_found))
 }
 

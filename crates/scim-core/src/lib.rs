@@ -9,6 +9,7 @@ pub mod body;
 pub mod clock;
 pub mod datetime;
 pub mod error;
+pub mod extensions;
 pub mod filter;
 pub mod members;
 pub mod patch;

@@ -498,6 +498,14 @@ pub(crate) fn coerce_scalar(
     match (def.ty, v) {
         (_, Value::Null) => Ok(None),
         (_, Value::String(s)) if s.contains('\0') => Err(nul_error(path)),
+        (AttrType::String | AttrType::Reference, Value::String(s))
+            if def.canonical_enforced && !crate::extensions::is_canonical(def, s) =>
+        {
+            Err(ScimError::invalid_value(format!(
+                "{path} must be one of its canonicalValues {:?}, got {s:?}",
+                def.canonical_values
+            )))
+        }
         (AttrType::String | AttrType::Reference | AttrType::Binary, Value::String(_)) => {
             ok(v.clone())
         }
@@ -567,6 +575,17 @@ pub fn render(
             .is_some_and(|o| !o.is_empty());
         if present {
             schemas.push(Value::from(e.schema.id));
+        }
+    }
+    // A custom extension's values rendered with a type that does not list
+    // it (the change log's `data`, rendered by the store) still name it.
+    for (k, v) in attrs {
+        let listed = schemas.iter().any(|s| s.as_str() == Some(k.as_str()));
+        if !listed
+            && crate::extensions::is_custom(k)
+            && v.as_object().is_some_and(|o| !o.is_empty())
+        {
+            schemas.push(Value::from(k.as_str()));
         }
     }
     let mut out = Map::new();
@@ -1309,6 +1328,7 @@ mod tests {
             reference_types: &[],
             sub_attributes: &[],
             max_values: None,
+            canonical_enforced: false,
         };
         assert_eq!(
             coerce_attr(&def, "when", &json!("2011-05-13T04:42:34Z")).unwrap(),

@@ -184,6 +184,11 @@ pub struct AttributeDef {
     /// ([`MAX_VALUES`]), advertised in the `/Schemas` description; `None`
     /// for no cap.
     pub max_values: Option<usize>,
+    /// Whether `canonical_values` are enforced on write: true for the
+    /// attributes of custom extensions (`crate::extensions`), whose
+    /// administrator chose the values; false for the built-in schemas,
+    /// whose values identity providers extend with their own.
+    pub canonical_enforced: bool,
 }
 
 impl AttributeDef {
@@ -204,6 +209,7 @@ impl AttributeDef {
             reference_types: &[],
             sub_attributes: &[],
             max_values: None,
+            canonical_enforced: false,
         }
     }
 
@@ -716,10 +722,7 @@ impl ResolvedAttr {
     /// Whether the attribute belongs to an extension schema, and so lives
     /// under the extension URN key in the canonical resource form.
     pub fn is_extension(&self) -> bool {
-        RESOURCE_TYPES
-            .iter()
-            .flat_map(|rt| rt.extensions.iter())
-            .any(|e| std::ptr::eq(e.schema, self.schema))
+        !std::ptr::eq(self.schema, &USER_CORE) && !std::ptr::eq(self.schema, &GROUP_CORE)
     }
 
     /// The path in canonical case: `name.givenName`, or

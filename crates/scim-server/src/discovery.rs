@@ -6,22 +6,23 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use scim_core::schema::{
     resource_type_json, schema_json, ResourceType, Schema, GROUP, LIST_RESPONSE_SCHEMA,
-    SERVICE_PROVIDER_CONFIG_SCHEMA, USER,
+    SERVICE_PROVIDER_CONFIG_SCHEMA,
 };
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::{scim_json, ScimApi};
 
-/// The resource types served.
-pub fn resource_types_served() -> [&'static ResourceType; 2] {
-    [&USER, &GROUP]
+/// The resource types served, the User with `user`'s extensions (the
+/// built-in ones and the custom ones, `ScimApi::user_type`).
+pub fn resource_types_served(user: &'static ResourceType) -> [&'static ResourceType; 2] {
+    [user, &GROUP]
 }
 
 /// Every schema served: each resource type's core schema and extensions.
-fn schemas_served() -> Vec<&'static Schema> {
+fn schemas_served(user: &'static ResourceType) -> Vec<&'static Schema> {
     let mut out = Vec::new();
-    for rt in resource_types_served() {
+    for rt in resource_types_served(user) {
         out.push(rt.schema);
         out.extend(rt.extensions.iter().map(|e| e.schema));
     }
@@ -90,8 +91,9 @@ pub async fn service_provider_config(
 /// `GET /Schemas`.
 pub async fn schemas(api: web::Data<ScimApi>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     api.require_sync().await?;
+    let user = api.user_type().await?;
     let base = api.location_base(&req);
-    let items = schemas_served()
+    let items = schemas_served(user)
         .into_iter()
         .map(|s| schema_json(s, &base))
         .collect();
@@ -106,8 +108,9 @@ pub async fn schema(
 ) -> Result<HttpResponse, ApiError> {
     api.require_sync().await?;
     let id = path.into_inner();
+    let user = api.user_type().await?;
     let base = api.location_base(&req);
-    let found = schemas_served()
+    let found = schemas_served(user)
         .into_iter()
         .find(|s| s.id.eq_ignore_ascii_case(&id))
         .ok_or_else(|| ApiError::NotFound(format!("no schema {id:?}")))?;
@@ -120,8 +123,9 @@ pub async fn resource_types(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     api.require_sync().await?;
+    let user = api.user_type().await?;
     let base = api.location_base(&req);
-    let items = resource_types_served()
+    let items = resource_types_served(user)
         .into_iter()
         .map(|rt| resource_type_json(rt, &base))
         .collect();
@@ -136,8 +140,9 @@ pub async fn resource_type(
 ) -> Result<HttpResponse, ApiError> {
     api.require_sync().await?;
     let name = path.into_inner();
+    let user = api.user_type().await?;
     let base = api.location_base(&req);
-    let found = resource_types_served()
+    let found = resource_types_served(user)
         .into_iter()
         .find(|rt| rt.name.eq_ignore_ascii_case(&name))
         .ok_or_else(|| ApiError::NotFound(format!("no resource type {name:?}")))?;

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use scim_core::schema::ResourceType;
 use scim_store::changes::Actor;
 use scim_store::lookup::LookupBy;
 use scim_store::settings::ScimRuntime;
@@ -139,6 +140,13 @@ impl ScimApi {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The User resource type in force, with the custom schema extensions
+    /// (`scim_store::scim::extensions`: cached, read again at most a second
+    /// after it was last read).
+    pub async fn user_type(&self) -> Result<&'static ResourceType, ApiError> {
+        Ok(self.inner.store.user_schemas().await?.user_type)
     }
 
     /// The settings.

@@ -68,6 +68,7 @@ pub async fn search_all(
         return search_by_cursor(&api, &req, params).await;
     }
     let store = api.gated_store();
+    let rt = api.user_type().await?;
     let fields = MemberFields::of(&params.projection);
     let projection = params.projection.clone();
     let start_index = params.start_index;
@@ -81,8 +82,11 @@ pub async fn search_all(
                 count,
             };
             let mut rejected = None;
-            let users_total =
-                or_nothing(scim_store::list_users(conn, &query(1, 0)), &mut rejected)?.total;
+            let users_total = or_nothing(
+                scim_store::users::list_users_of(conn, rt, &query(1, 0)),
+                &mut rejected,
+            )?
+            .total;
             let mut rejected_groups = None;
             let groups_total = or_nothing(
                 scim_store::list_groups(conn, &query(1, 0)),
@@ -98,7 +102,7 @@ pub async fn search_all(
             let mut users = Vec::new();
             if skip < users_total && wanted > 0 {
                 let n = wanted.min(users_total - skip);
-                users = scim_store::list_users(conn, &query(skip + 1, n))?.items;
+                users = scim_store::users::list_users_of(conn, rt, &query(skip + 1, n))?.items;
                 wanted -= users.len() as i64;
             }
             let mut groups = Vec::new();
@@ -130,7 +134,7 @@ pub async fn search_all(
         "startIndex": start_index,
         "itemsPerPage": listed.len(),
     });
-    write_list(&api, &req, &head, &listed, fields, &projection)
+    write_list(&api, &req, rt, &head, &listed, fields, &projection)
 }
 
 /// One page of a search across types: Users with their groups (when
@@ -151,6 +155,7 @@ impl Listed {
 fn write_list(
     api: &ScimApi,
     req: &HttpRequest,
+    rt: &scim_core::schema::ResourceType,
     head: &serde_json::Value,
     listed: &Listed,
     fields: Option<MemberFields>,
@@ -172,7 +177,7 @@ fn write_list(
             out.push(b',');
         }
         first = false;
-        let doc = render(rec, user_groups.get(&rec.id), &base, projection);
+        let doc = render(rt, rec, user_groups.get(&rec.id), &base, projection);
         serde_json::to_writer(&mut out, &doc).map_err(|_| ApiError::Internal)?;
     }
     for (rec, members) in groups {
@@ -212,6 +217,7 @@ async fn search_by_cursor(
     let fields = MemberFields::of(&params.projection);
     let projection = params.projection.clone();
     let store = api.gated_store();
+    let rt = api.user_type().await?;
     let found: (i64, crate::cursor::Links, Listed) = web::block(move || {
         store.read_with(|conn, settings| {
             let size = settings.page_size(params.count).max(1);
@@ -226,7 +232,7 @@ async fn search_by_cursor(
             // nothing; a filter no type accepts is the error.
             let mut rejected = None;
             let users_total = accepted(
-                scim_store::users::count_matching_users(conn, query.filter),
+                scim_store::users::count_matching_users_of(conn, rt, query.filter),
                 &mut rejected,
             )?;
             let groups_total = accepted(
@@ -245,7 +251,8 @@ async fn search_by_cursor(
             let page = crate::cursor::page(2, start.as_ref(), size, &mut |phase, seek, limit| {
                 Ok(match phase {
                     0 if users_ok => {
-                        let p = scim_store::users::list_users_keyset(conn, &query, seek, limit)?;
+                        let p =
+                            scim_store::users::list_users_keyset_of(conn, rt, &query, seek, limit)?;
                         KeysetPage {
                             items: p
                                 .items
@@ -293,5 +300,5 @@ async fn search_by_cursor(
     .await??;
     let (total, links, listed) = found;
     let head = paging.list_head(total, listed.len(), &links)?;
-    write_list(api, req, &head, &listed, fields, &projection)
+    write_list(api, req, rt, &head, &listed, fields, &projection)
 }

@@ -10,7 +10,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use scim_core::patch::{self, PatchOp};
 use scim_core::resource::{self, Meta, Projection};
-use scim_core::schema::{LIST_RESPONSE_SCHEMA, USER};
+use scim_core::schema::{ResourceType, LIST_RESPONSE_SCHEMA, USER};
 use std::collections::HashMap;
 
 use scim_store::changes::{record, Event};
@@ -41,6 +41,7 @@ pub(crate) fn load_groups(
 /// Renders a stored user as its SCIM representation, with its read-only
 /// `groups` (RFC 7643 §4.1.2, direct memberships), projected.
 pub(crate) fn render(
+    rt: &ResourceType,
     rec: &UserRecord,
     groups: Option<&Vec<GroupRef>>,
     base: &str,
@@ -53,7 +54,7 @@ pub(crate) fn render(
         location: format!("{base}/Users/{}", rec.id),
         version: etag(rec.version),
     };
-    let mut doc = resource::render(&USER, &rec.id, &rec.attrs, &meta);
+    let mut doc = resource::render(rt, &rec.id, &rec.attrs, &meta);
     if let Some(groups) = groups.filter(|g| !g.is_empty()) {
         let groups = groups
             .iter()
@@ -68,18 +69,19 @@ pub(crate) fn render(
             .collect();
         doc.insert("groups".into(), Value::Array(groups));
     }
-    projection.apply(&USER, &mut doc);
+    projection.apply(rt, &mut doc);
     doc
 }
 
 fn user_response(
+    rt: &ResourceType,
     status: StatusCode,
     rec: &UserRecord,
     groups: Option<&Vec<GroupRef>>,
     base: &str,
     projection: &Projection,
 ) -> Result<HttpResponse, ApiError> {
-    let doc = render(rec, groups, base, projection);
+    let doc = render(rt, rec, groups, base, projection);
     let body = serde_json::to_vec(&doc).map_err(|_| ApiError::Internal)?;
     let location = (status == StatusCode::CREATED).then(|| format!("{base}/Users/{}", rec.id));
     Ok(resource_response(
@@ -123,7 +125,8 @@ pub(crate) async fn create_user(
     body: &Value,
 ) -> Result<HttpResponse, ApiError> {
     let projection = call.query.projection()?;
-    let normalized = resource::normalize(&USER, body)?;
+    let rt = api.user_type().await?;
+    let normalized = resource::normalize(rt, body)?;
     let password_hash = hash_password(api, normalized.password).await?;
     let attrs = normalized.attrs;
     let rec = api
@@ -131,7 +134,7 @@ pub(crate) async fn create_user(
         .insert_user_async(attrs, password_hash, call.actor)
         .await?;
     // A new user belongs to no group yet.
-    user_response(StatusCode::CREATED, &rec, None, &call.base, &projection)
+    user_response(rt, StatusCode::CREATED, &rec, None, &call.base, &projection)
 }
 
 /// `GET /Users/{id}`
@@ -143,6 +146,7 @@ pub async fn get(
     let id = crate::path_id("User", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
+    let rt = api.user_type().await?;
     let store = api.gated_store();
     let with_groups = projection.includes(&USER, "groups");
     let found = store.find_user_async(&id, with_groups).await?;
@@ -156,6 +160,7 @@ pub async fn get(
             .finish());
     }
     user_response(
+        rt,
         StatusCode::OK,
         &rec,
         Some(&groups),
@@ -189,6 +194,7 @@ async fn run_list(
         return run_cursor_list(api, req, params).await;
     }
     let store = api.gated_store();
+    let rt = api.user_type().await?;
     let ListParams {
         filter,
         sort_by,
@@ -230,8 +236,9 @@ async fn run_list(
         None => {
             store
                 .read_async(move |conn, settings| {
-                    let page = scim_store::list_users(
+                    let page = scim_store::users::list_users_of(
                         conn,
+                        rt,
                         &ListQuery {
                             filter: filter.as_ref(),
                             sort_by: sort_by.as_ref(),
@@ -251,7 +258,7 @@ async fn run_list(
     let resources: Vec<Value> = page
         .items
         .iter()
-        .map(|rec| Value::Object(render(rec, groups.get(&rec.id), &base, &projection)))
+        .map(|rec| Value::Object(render(rt, rec, groups.get(&rec.id), &base, &projection)))
         .collect();
     let body = json!({
         "schemas": [LIST_RESPONSE_SCHEMA],
@@ -272,6 +279,7 @@ async fn run_cursor_list(
     let token = params.cursor.as_deref().unwrap_or("");
     let paging = crate::cursor::Request::new(api, "Users", &params.query_text, token, 1)?;
     let start = paging.start.clone();
+    let rt = api.user_type().await?;
     let ListParams {
         filter,
         sort_by,
@@ -293,9 +301,9 @@ async fn run_cursor_list(
                 count: size,
             };
             let page = crate::cursor::page(1, start.as_ref(), size, &mut |_, seek, limit| {
-                scim_store::users::list_users_keyset(conn, &query, seek, limit)
+                scim_store::users::list_users_keyset_of(conn, rt, &query, seek, limit)
             })?;
-            let total = scim_store::users::count_matching_users(conn, filter.as_ref())?;
+            let total = scim_store::users::count_matching_users_of(conn, rt, filter.as_ref())?;
             let ids: Vec<&str> = page.items.iter().map(|(_, u, _)| u.id.as_str()).collect();
             let groups = load_groups(conn, &ids, &wanted)?;
             Ok((total, page, groups))
@@ -306,7 +314,7 @@ async fn run_cursor_list(
     let resources: Vec<Value> = page
         .items
         .iter()
-        .map(|(_, rec, _)| Value::Object(render(rec, groups.get(&rec.id), &base, &projection)))
+        .map(|(_, rec, _)| Value::Object(render(rt, rec, groups.get(&rec.id), &base, &projection)))
         .collect();
     if let Some(obj) = body.as_object_mut() {
         obj.insert("Resources".into(), Value::Array(resources));
@@ -341,7 +349,8 @@ pub(crate) async fn replace_user(
         actor: call.actor,
         event: Event::UserReplaced,
     };
-    let normalized = resource::normalize(&USER, body)?;
+    let rt = api.user_type().await?;
+    let normalized = resource::normalize(rt, body)?;
     let password = match hash_password(api, normalized.password).await? {
         Some(hash) => PasswordChange::Set(hash),
         None => PasswordChange::Keep,
@@ -359,6 +368,7 @@ pub(crate) async fn replace_user(
         {
             return Err(StoreError::PreconditionFailed);
         }
+        scim_core::extensions::check_replace(rt, &current.attrs, &attrs)?;
         Ok(Edit::Store {
             current,
             attrs: attrs.clone(),
@@ -371,7 +381,14 @@ pub(crate) async fn replace_user(
         .edit_user_async(id.clone(), with_groups, by, replace)
         .await
         .map_err(store_err("User", &id))?;
-    user_response(StatusCode::OK, &rec, Some(&groups), &call.base, &projection)
+    user_response(
+        rt,
+        StatusCode::OK,
+        &rec,
+        Some(&groups),
+        &call.base,
+        &projection,
+    )
 }
 
 /// What a PATCH transaction ends with: the stored user, or the client
@@ -408,6 +425,7 @@ pub(crate) async fn patch_user(
         event: Event::UserPatched,
     };
     let ops: Vec<PatchOp> = patch::parse_request(body)?;
+    let rt = api.user_type().await?;
     let password_hash = hash_password(api, patch::password_in(&ops).map(str::to_owned)).await?;
     let with_groups = projection.includes(&USER, "groups");
     // What the operations make of the user, read where no other write can
@@ -424,7 +442,7 @@ pub(crate) async fn patch_user(
             return Err(StoreError::PreconditionFailed);
         }
         let mut attrs = current.attrs.clone();
-        let result = match patch::apply(&USER, &mut attrs, &ops) {
+        let result = match patch::apply(rt, &mut attrs, &ops) {
             Ok(result) => result,
             Err(e) => return Ok(Edit::Answer((PatchResult::Invalid(e), groups))),
         };
@@ -451,7 +469,14 @@ pub(crate) async fn patch_user(
         PatchResult::Invalid(e) => return Err(e.into()),
         PatchResult::Stored(rec) => rec,
     };
-    user_response(StatusCode::OK, &rec, Some(&groups), &call.base, &projection)
+    user_response(
+        rt,
+        StatusCode::OK,
+        &rec,
+        Some(&groups),
+        &call.base,
+        &projection,
+    )
 }
 
 /// `DELETE /Users/{id}` (204): removes the user's group memberships, and

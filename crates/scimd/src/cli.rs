@@ -40,6 +40,10 @@ pub enum Command {
     /// Administrator accounts of the admin API and console.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Custom schema extensions of the User
+    /// (urn:ietf:params:scim:schemas:extension:<Name>:2.0:User).
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Hard-delete the users soft-deleted longer ago than the run-time
     /// setting soft_delete_retention_days, and delete the change log's
     /// entries older than change_log_retention_days, once, and print how
@@ -184,6 +188,40 @@ pub enum AdminCommand {
         /// A client address instead.
         #[arg(long, value_name = "ADDR")]
         address: Option<String>,
+    },
+}
+
+/// `scimd schema …`
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Print the custom extensions' definitions (JSON).
+    List,
+    /// Define an extension from a JSON file holding its RFC 7643 §7
+    /// definition: {"id": "urn:…:<Name>:2.0:User", "attributes": […]}.
+    Add {
+        /// The definition's file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Remove an extension with every value users hold of it; --confirm
+    /// must repeat the URN.
+    Remove {
+        /// The extension's URN.
+        urn: String,
+        /// The URN again.
+        #[arg(long, value_name = "URN")]
+        confirm: Option<String>,
+    },
+    /// Remove one attribute of an extension with every value users hold
+    /// of it; --confirm must be <urn>:<name>.
+    RemoveAttribute {
+        /// The extension's URN.
+        urn: String,
+        /// The attribute's name.
+        name: String,
+        /// `<urn>:<name>`.
+        #[arg(long, value_name = "URN:NAME")]
+        confirm: Option<String>,
     },
 }
 

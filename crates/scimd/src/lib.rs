@@ -79,6 +79,7 @@ macro_rules! outln {
 
 // After `outln!`, which it uses.
 mod admins;
+mod extensions;
 
 /// An admin error with its field-level messages, one per line.
 fn admin_message(err: &scim_admin::AdminError) -> String {
@@ -141,6 +142,7 @@ fn run_command(out: &mut impl Write, settings: Settings, command: Command) -> Re
         Command::Sync(cmd) => sync_command(out, &settings, cmd),
         Command::Saml(cmd) => saml_command(out, &settings, cmd),
         Command::Admin(cmd) => admins::admin_command(out, &settings, cmd),
+        Command::Schema(cmd) => extensions::schema_command(out, &settings, cmd),
         Command::Copy { from, to, force } => copy_command(out, &from, &to, force),
         Command::Backup { file } => backup(out, &settings, &file),
         Command::Purge => {

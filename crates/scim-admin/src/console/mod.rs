@@ -14,6 +14,7 @@
 
 mod activity;
 mod browse;
+mod extensions;
 mod pages;
 mod streams;
 
@@ -143,6 +144,11 @@ pub const NAV: &[(&str, &str, &str)] = &[
     ("tokens", "Tokens", "/admin/tokens"),
     ("oauth-clients", "OAuth clients", "/admin/oauth-clients"),
     ("event-streams", "Event streams", "/admin/event-streams"),
+    (
+        "schema-extensions",
+        "Schema extensions",
+        "/admin/schema-extensions",
+    ),
     ("admins", "Administrators", "/admin/admins"),
     ("users", "Users", "/admin/users"),
     ("groups", "Groups", "/admin/groups"),
@@ -516,6 +522,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/static/console.js", web::get().to(script))
             .configure(pages::configure)
             .configure(streams::configure)
+            .configure(extensions::configure)
             .configure(browse::configure)
             .configure(activity::configure)
             .default_service(web::to(browse::not_found_page)),

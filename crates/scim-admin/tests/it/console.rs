@@ -1349,3 +1349,82 @@ async fn the_administrators_page_manages_accounts_but_keeps_the_last_one() {
         assert_eq!(get(&app, "/admin/admins", c).await.status, 200);
     }
 }
+
+#[actix_web::test]
+async fn schema_extensions_are_defined_and_removed_from_the_console_after_typing_the_urn() {
+    const URN: &str = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    for db in backends() {
+        let app = TestApp::new(db);
+        let cookie = sign_in(&app).await;
+        let page = get(&app, "/admin/schema-extensions", Some(&cookie)).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains("No custom extension yet"));
+        let csrf = page.csrf();
+        let bad = r#"{"id": "urn:x", "attributes": [{"name": "a", "type": "string"}]}"#;
+        let page = post(
+            &app,
+            "/admin/schema-extensions",
+            Some(&cookie),
+            &format!("csrf={csrf}&definition={}", enc(bad)),
+        )
+        .await;
+        assert_eq!(page.status, 422, "{}", page.html);
+        assert!(page.html.contains("id must have the form"), "{}", page.html);
+        let good = format!(
+            r#"{{"id": "{URN}", "attributes": [{{"name": "CustomAttribute", "type": "string"}}, {{"name": "costCenter", "type": "string", "canonicalValues": ["CC-1"]}}]}}"#
+        );
+        let page = post(
+            &app,
+            "/admin/schema-extensions",
+            Some(&cookie),
+            &format!("csrf={csrf}&definition={}", enc(&good)),
+        )
+        .await;
+        assert_eq!(page.status, 303, "{}", page.html);
+        let page = get(&app, "/admin/schema-extensions?done=created", Some(&cookie)).await;
+        assert!(
+            page.html.contains(URN) && page.html.contains("one of CC-1"),
+            "{}",
+            page.html
+        );
+        // The URN mistyped: nothing is removed.
+        let page = post(
+            &app,
+            "/admin/schema-extensions/remove",
+            Some(&cookie),
+            &format!("csrf={csrf}&urn={}&confirm=yes", enc(URN)),
+        )
+        .await;
+        assert_eq!(page.status, 422, "{}", page.html);
+        assert!(page.html.contains("to confirm"), "{}", page.html);
+        let list = |app: &TestApp| {
+            app.db
+                .store()
+                .read(scim_store::scim::extensions::list_extensions)
+                .unwrap()
+        };
+        assert_eq!(list(&app).len(), 1);
+        let page = post(
+            &app,
+            "/admin/schema-extensions/remove",
+            Some(&cookie),
+            &format!(
+                "csrf={csrf}&urn={}&attribute=costCenter&confirm={}",
+                enc(URN),
+                enc(&format!("{URN}:costCenter"))
+            ),
+        )
+        .await;
+        assert_eq!(page.status, 303, "{}", page.html);
+        assert_eq!(list(&app)[0].attributes.len(), 1);
+        let page = post(
+            &app,
+            "/admin/schema-extensions/remove",
+            Some(&cookie),
+            &format!("csrf={csrf}&urn={}&confirm={}", enc(URN), enc(URN)),
+        )
+        .await;
+        assert_eq!(page.status, 303, "{}", page.html);
+        assert!(list(&app).is_empty());
+    }
+}

@@ -5,6 +5,7 @@
 mod activity;
 mod admins;
 mod console;
+mod extensions;
 mod saml_sign_in;
 mod streams;
 

@@ -8,6 +8,7 @@ mod cursor;
 mod discovery;
 mod entra;
 mod events;
+mod extensions;
 mod groups;
 mod hostile_strings;
 mod lenient;

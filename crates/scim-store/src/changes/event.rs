@@ -58,6 +58,9 @@ events! {
     AdminDeleted => "admin.deleted", "An administrator was deleted.";
     AdminSignedIn => "admin.signed_in", "An administrator signed in.";
     AdminSignInFailed => "admin.sign_in_failed", "A sign-in failed.";
+    SchemaExtensionCreated => "schema_extension.created", "A custom schema extension was defined.";
+    SchemaExtensionChanged => "schema_extension.changed", "An attribute of a custom schema extension was removed, with its values; `detail.users` counts the users changed.";
+    SchemaExtensionDeleted => "schema_extension.deleted", "A custom schema extension was removed, with its values; `detail.users` counts the users changed.";
 }
 
 impl Event {

@@ -156,6 +156,11 @@ impl SqlBuilder {
         b
     }
 
+    /// The backend the statement is written for.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Appends trusted SQL text (never client input).
     pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
         self.text.push_str(sql);

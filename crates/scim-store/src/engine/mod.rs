@@ -14,9 +14,10 @@ use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
+use scim_core::extensions::UserSchemas;
 
 use crate::changes::{record, Actor};
 use crate::db::connection::{
@@ -30,6 +31,7 @@ use crate::engine::sqlite::checkpoint::{CheckpointPolicy, Checkpointer};
 use crate::engine::sqlite::writer::SqliteWriter;
 use crate::engine::user_hints::{UserHints, HINTS};
 use crate::error::StoreError;
+use crate::scim::extensions::{list_extensions, ExtensionCache};
 use crate::scim::lookup::{GatedUser, LookupBy};
 use crate::scim::recorded::user_created;
 use crate::scim::users::UserRecord;
@@ -69,6 +71,8 @@ pub struct Store {
     /// Held for its `Drop`: the last clone stops the thread.
     #[cfg_attr(not(test), allow(dead_code))]
     checkpointer: Option<Arc<Checkpointer>>,
+    /// The User type with the custom extensions (`scim::extensions`).
+    extensions: Arc<ExtensionCache>,
 }
 
 /// Where writes go.
@@ -182,7 +186,37 @@ impl Store {
             write,
             backend,
             checkpointer,
+            extensions: Arc::new(ExtensionCache::default()),
         })
+    }
+
+    /// The User resource type in force, with the custom schema extensions
+    /// (`scim::extensions`): from the cache while it is fresh (a lock and a
+    /// clock read), else read again on a reader thread.
+    pub async fn user_schemas(&self) -> Result<Arc<UserSchemas>, StoreError> {
+        if let Some(s) = self.extensions.fresh() {
+            return Ok(s);
+        }
+        let read_at = Instant::now();
+        let defs = self.queue_read(list_extensions).await?;
+        Ok(self.extensions.store(defs, read_at))
+    }
+
+    /// [`Store::user_schemas`] for blocking callers (the admin service, the
+    /// CLI, tests).
+    pub fn user_schemas_blocking(&self) -> Result<Arc<UserSchemas>, StoreError> {
+        if let Some(s) = self.extensions.fresh() {
+            return Ok(s);
+        }
+        let read_at = Instant::now();
+        let defs = self.read(list_extensions)?;
+        Ok(self.extensions.store(defs, read_at))
+    }
+
+    /// Makes this process's next request read the extension definitions
+    /// again: called after it changed them.
+    pub fn invalidate_user_schemas(&self) {
+        self.extensions.invalidate();
     }
 
     /// The backend this store talks to.

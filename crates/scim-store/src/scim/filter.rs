@@ -10,6 +10,7 @@
 //! the attribute, as RFC 7644 §3.4.2.2 requires for `ne`.
 
 use scim_core::filter::{AttrPath, CompValue, CompareOp, Filter};
+use scim_core::schema::{AttrType, ResourceType};
 use scim_core::ScimError;
 
 use crate::db::sql::{Bind, PatternKind, SqlBuilder};
@@ -222,21 +223,44 @@ fn build_single_leaves() -> Vec<(String, Vec<&'static str>, bool)> {
     out
 }
 
+/// The User resource type a filter is resolved against: the built-in one
+/// or one with custom schema extensions (`scim::extensions`), whose
+/// attributes are filterable and sortable through `user_values`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UserType(pub(crate) &'static ResourceType);
+
+impl PartialEq for UserType {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for UserType {}
+
 /// The resource type a filter or sort key is evaluated over: each has its
 /// own table (and alias) and its own allow-list of attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resource {
-    /// `users u` (RFC 7643 §4.1).
-    User,
+    /// `users u` (RFC 7643 §4.1), with the extensions of the type.
+    User(UserType),
     /// `groups g` (RFC 7643 §4.2).
     Group,
 }
 
 impl Resource {
+    /// Users of the built-in User type (no custom extension).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) const USER: Resource = Resource::User(UserType(&scim_core::schema::USER));
+
+    /// Users of `rt` (a User type with custom extensions).
+    pub(crate) fn user(rt: &'static ResourceType) -> Resource {
+        Resource::User(UserType(rt))
+    }
+
     /// The table with its alias, for `FROM`.
     pub(crate) fn table(self) -> &'static str {
         match self {
-            Resource::User => "users u",
+            Resource::User(_) => "users u",
             Resource::Group => "groups g",
         }
     }
@@ -244,7 +268,7 @@ impl Resource {
     /// The aliased table's column prefix (`u.` / `g.`).
     pub(crate) fn alias(self) -> &'static str {
         match self {
-            Resource::User => "u.",
+            Resource::User(_) => "u.",
             Resource::Group => "g.",
         }
     }
@@ -254,21 +278,21 @@ impl Resource {
     /// planner can use the partial indexes `WHERE deleted_at IS NULL`.
     pub(crate) fn live_condition(self) -> Option<&'static str> {
         match self {
-            Resource::User => Some("u.deleted_at IS NULL"),
+            Resource::User(_) => Some("u.deleted_at IS NULL"),
             Resource::Group => None,
         }
     }
 
     fn id_column(self) -> &'static str {
         match self {
-            Resource::User => "u.id",
+            Resource::User(_) => "u.id",
             Resource::Group => "g.id",
         }
     }
 
     fn created_column(self) -> &'static str {
         match self {
-            Resource::User => "u.created",
+            Resource::User(_) => "u.created",
             Resource::Group => "g.created",
         }
     }
@@ -276,7 +300,7 @@ impl Resource {
     /// `meta.resourceType` (RFC 7643 §3.1).
     fn type_name(self) -> &'static str {
         match self {
-            Resource::User => "User",
+            Resource::User(_) => "User",
             Resource::Group => "Group",
         }
     }
@@ -436,6 +460,192 @@ enum Field {
         rel: &'static Relation,
         sub: Option<RelSub>,
     },
+    /// A custom extension attribute or sub-attribute in `user_values`.
+    Custom(CustomLeaf),
+}
+
+/// A simple attribute of a custom extension (`scim::extensions`), kept in
+/// `user_values` as attr `<urn>:<name>[.<sub>]`, one row per value (idx),
+/// `value` as written (numbers and booleans as their JSON text) and
+/// `value_ci` lowered. Its comparisons follow its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CustomLeaf {
+    attr: String,
+    ty: AttrType,
+    case_exact: bool,
+}
+
+/// Resolves a path under a custom extension URN against `rt`'s
+/// definitions: `None` when it names no attribute defined.
+fn resolve_custom(rt: &'static ResourceType, path: &AttrPath) -> Option<Field> {
+    let r = rt.resolve_path(path)?;
+    let base = format!("{}:{}", r.schema.id, r.attr.name);
+    let leaf = |attr: String, def: &scim_core::schema::AttributeDef| CustomLeaf {
+        attr,
+        ty: def.ty,
+        case_exact: def.case_exact,
+    };
+    Some(match r.sub {
+        Some(sub) => Field::Custom(leaf(format!("{base}.{}", sub.name), sub)),
+        // A complex attribute (single- or multi-valued) named alone: its
+        // presence is its sub-attributes', and `attr[sub op x]` reads as
+        // `attr.sub op x` (for a multi-valued one: some element matches
+        // each condition, docs/SCIM.md).
+        None if r.attr.ty == AttrType::Complex => Field::Complex {
+            leaves: r
+                .attr
+                .sub_attributes
+                .iter()
+                .map(|s| SingleLeaf {
+                    attr: format!("{base}.{}", s.name),
+                    case_exact: s.case_exact,
+                })
+                .collect(),
+            prefix: PathPrefix {
+                urn: Some(r.schema.id.to_owned()),
+                attr: r.attr.name.to_owned(),
+            },
+        },
+        None => Field::Custom(leaf(base, r.attr)),
+    })
+}
+
+/// The numeric SQL type custom `integer` and `decimal` values are compared
+/// as.
+fn numeric_type(b: &SqlBuilder) -> &'static str {
+    match b.backend() {
+        crate::db::connection::Backend::Sqlite => "REAL",
+        crate::db::connection::Backend::Postgres => "NUMERIC",
+    }
+}
+
+/// `u.id [NOT] IN (SELECT … FROM user_values v WHERE v.attr = … AND <cmp>)`
+/// for a custom extension attribute.
+fn custom_compare(
+    b: &mut SqlBuilder,
+    leaf: &CustomLeaf,
+    op: CompareOp,
+    negate: bool,
+    value: &CompValue,
+    path: &AttrPath,
+) -> Result<(), StoreError> {
+    b.push(if negate { "u.id NOT IN" } else { "u.id IN" });
+    b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+        .bind_text(leaf.attr.clone())
+        .push(" AND ");
+    match leaf.ty {
+        AttrType::Boolean => {
+            let c = col("v.value_ci", true, Kind::Bool);
+            let Some(v) = value.as_bool() else {
+                return push_compare(b, c, op, value, path);
+            };
+            if op != CompareOp::Eq {
+                return push_compare(b, c, op, value, path);
+            }
+            b.push("v.value_ci = ")
+                .bind_text(if v { "true" } else { "false" });
+        }
+        AttrType::Integer | AttrType::Decimal => {
+            let CompValue::Number(n) = value else {
+                return Err(invalid(format!(
+                    "\"{path}\" is a number; compare it with an unquoted number"
+                )));
+            };
+            let sym = match op {
+                CompareOp::Eq => " = ",
+                CompareOp::Gt => " > ",
+                CompareOp::Ge => " >= ",
+                CompareOp::Lt => " < ",
+                CompareOp::Le => " <= ",
+                other => {
+                    return Err(invalid(format!(
+                        "\"{path}\" is a number; co, sw and ew apply only to strings, not {}",
+                        op_name(other)
+                    )))
+                }
+            };
+            let ty = numeric_type(b);
+            // The CASE keeps PostgreSQL from casting another attribute's
+            // text, whatever order it evaluates the conditions in.
+            b.push("CAST(CASE WHEN v.attr = ")
+                .bind_text(leaf.attr.clone())
+                .push(" THEN v.value END AS ")
+                .push(ty)
+                .push(")")
+                .push(sym)
+                .push("CAST(")
+                .bind_text(n.to_string())
+                .push(" AS ")
+                .push(ty)
+                .push(")");
+        }
+        AttrType::DateTime => {
+            if matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) {
+                return Err(invalid(format!(
+                    "\"{path}\" is a dateTime; co, sw and ew apply only to strings, use eq, gt, ge, lt or le"
+                )));
+            }
+            let raw = value.as_text().unwrap_or_default();
+            let normal = scim_core::datetime::normalize(&raw).ok_or_else(|| {
+                invalid(format!(
+                    "\"{raw}\" is not a dateTime; \"{path}\" needs an RFC 3339 date-time such as \"2011-05-13T04:42:34Z\""
+                ))
+            })?;
+            // Stored lowered like every value_ci; the fixed form keeps its
+            // text order (`t` and `z` sit at fixed places).
+            let c = hashed("v.value_ci", true, Kind::TextCi);
+            push_compare(b, c, op, &CompValue::String(normal), path)?;
+        }
+        _ if leaf.case_exact => {
+            if op == CompareOp::Eq {
+                // The lowered copy finds the rows through the index, the
+                // value as written makes the match exact.
+                push_compare(b, hashed("v.value_ci", true, Kind::TextCi), op, value, path)?;
+                b.push(" AND ");
+            }
+            push_compare(b, col("v.value", true, Kind::TextExact), op, value, path)?;
+        }
+        _ => push_compare(b, hashed("v.value_ci", true, Kind::TextCi), op, value, path)?,
+    }
+    b.push(")");
+    Ok(())
+}
+
+/// The sort key of a custom extension attribute: its first value
+/// (`idx` order), as its type orders.
+fn custom_sort_key(b: &mut SqlBuilder, leaf: &CustomLeaf) {
+    let expr = match leaf.ty {
+        AttrType::Integer | AttrType::Decimal => None,
+        _ if leaf.case_exact && matches!(leaf.ty, AttrType::String | AttrType::Reference) => {
+            Some("v.value")
+        }
+        _ => Some("v.value_ci"),
+    };
+    b.push("(SELECT ");
+    match expr {
+        Some(e) => {
+            b.push(e);
+        }
+        None => {
+            let ty = numeric_type(b);
+            b.push("CAST(v.value AS ").push(ty).push(")");
+        }
+    }
+    b.push(" FROM user_values v WHERE v.user_id = u.id AND v.attr = ")
+        .bind_text(leaf.attr.clone())
+        .push(" ORDER BY v.idx LIMIT 1)");
+}
+
+/// Whether the `sortBy` key of `path` is a custom number, which a keyset
+/// page (compared as text) cannot order by.
+pub(crate) fn sort_key_is_number(res: Resource, path: &AttrPath) -> bool {
+    matches!(
+        resolve(res, path),
+        Ok(Field::Custom(CustomLeaf {
+            ty: AttrType::Integer | AttrType::Decimal,
+            ..
+        }))
+    )
 }
 
 /// How to rebuild `outer.inner` paths for `name[givenName eq "x"]`.
@@ -447,7 +657,7 @@ struct PathPrefix {
 
 fn not_filterable(res: Resource, path: &AttrPath) -> StoreError {
     let detail = match res {
-        Resource::User => format!(
+        Resource::User(_) => format!(
             "attribute \"{path}\" is not filterable; filterable attributes are id, userName, \
              externalId, displayName, active, meta.created, meta.lastModified, meta.resourceType, \
              nickName, profileUrl, title, userType, preferredLanguage, locale, timezone, \
@@ -456,7 +666,8 @@ fn not_filterable(res: Resource, path: &AttrPath) -> StoreError {
              (.value|.display|.type|.primary), addresses \
              (.formatted|.streetAddress|.locality|.region|.postalCode|.country|.type|.primary), \
              groups (.value|.display), \
-             and {ENTERPRISE_USER_URN}:(employeeNumber|costCenter|organization|division|department|manager.value)"
+             {ENTERPRISE_USER_URN}:(employeeNumber|costCenter|organization|division|department|manager.value), \
+             and the attributes of the custom extensions listed at /Schemas"
         ),
         Resource::Group => format!(
             "attribute \"{path}\" is not filterable; filterable Group attributes are id, \
@@ -478,7 +689,7 @@ fn find_ci<'a>(names: &[&'a str], wanted: &str) -> Option<&'a str> {
 /// case-insensitively, RFC 7643 §2.1).
 fn resolve(res: Resource, path: &AttrPath) -> Result<Field, StoreError> {
     match res {
-        Resource::User => resolve_user(path),
+        Resource::User(UserType(rt)) => resolve_user(rt, path),
         Resource::Group => resolve_group(path),
     }
 }
@@ -486,7 +697,7 @@ fn resolve(res: Resource, path: &AttrPath) -> Result<Field, StoreError> {
 /// `meta.created`, `meta.lastModified`, `meta.resourceType` over `alias`.
 fn resolve_meta(res: Resource, path: &AttrPath) -> Result<Field, StoreError> {
     let (created, last_modified) = match res {
-        Resource::User => ("u.created", "u.last_modified"),
+        Resource::User(_) => ("u.created", "u.last_modified"),
         Resource::Group => ("g.created", "g.last_modified"),
     };
     match path
@@ -554,12 +765,15 @@ fn resolve_group(path: &AttrPath) -> Result<Field, StoreError> {
     }
 }
 
-fn resolve_user(path: &AttrPath) -> Result<Field, StoreError> {
-    let res = Resource::User;
+fn resolve_user(rt: &'static ResourceType, path: &AttrPath) -> Result<Field, StoreError> {
+    let res = Resource::user(rt);
     let enterprise = match path.urn.as_deref() {
         None => false,
         Some(urn) if urn.eq_ignore_ascii_case(CORE_USER_URN) => false,
         Some(urn) if urn.eq_ignore_ascii_case(ENTERPRISE_USER_URN) => true,
+        Some(urn) if scim_core::extensions::is_custom(urn) => {
+            return resolve_custom(rt, path).ok_or_else(|| not_filterable(res, path))
+        }
         Some(_) => return Err(not_filterable(res, path)),
     };
     let attr = path.attr.as_str();
@@ -933,6 +1147,11 @@ fn present(b: &mut SqlBuilder, res: Resource, path: &AttrPath) -> Result<(), Sto
                 .bind_text(leaf.attr)
                 .push(")");
         }
+        Field::Custom(leaf) => {
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+                .bind_text(leaf.attr)
+                .push(")");
+        }
         Field::Complex { leaves, .. } => {
             b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE ");
             push_attr_in(b, &leaves);
@@ -1018,6 +1237,7 @@ fn compare(
             Ok(())
         }
         Field::ResourceType => resource_type(b, res, path, op, negate, value),
+        Field::Custom(leaf) => custom_compare(b, &leaf, op, negate, value, path),
         Field::Single(leaf) => {
             b.push(if negate { "u.id NOT IN" } else { "u.id IN" });
             b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
@@ -1344,7 +1564,7 @@ pub(crate) fn push_sort_key(
         StoreError::Invalid(ScimError::invalid_value(format!(
             "cannot sort by \"{p}\"; sortBy takes a filterable single-valued attribute or a multi-valued attribute's sub-attribute{}",
             match res {
-                Resource::User => "",
+                Resource::User(_) => "",
                 Resource::Group =>
                     " (for Groups: displayName, externalId, id, meta.created, meta.lastModified)",
             }
@@ -1361,6 +1581,10 @@ pub(crate) fn push_sort_key(
             .push("(SELECT v.value_ci FROM user_values v WHERE v.user_id = u.id AND v.attr = ")
             .bind_text(leaf.attr)
             .push(")"),
+        Field::Custom(leaf) => {
+            custom_sort_key(b, &leaf);
+            b
+        }
         Field::Complex { .. } | Field::Relation { .. } => return Err(sort_err(path)),
         Field::Multi { attr, sub } => {
             let col = match sub {
@@ -1385,7 +1609,7 @@ mod tests {
     use crate::db::connection::Backend;
 
     fn sql(f: &Filter) -> Result<(String, Vec<Bind>), StoreError> {
-        sql_for(Resource::User, f)
+        sql_for(Resource::USER, f)
     }
 
     fn sql_for(res: Resource, f: &Filter) -> Result<(String, Vec<Bind>), StoreError> {
@@ -1412,7 +1636,7 @@ mod tests {
     fn postgres_equality_on_indexed_text_compares_hashes_and_values() {
         let pg = |f: &Filter| {
             let mut b = SqlBuilder::new(Backend::Postgres);
-            push_filter(&mut b, Resource::User, f).unwrap();
+            push_filter(&mut b, Resource::USER, f).unwrap();
             (b.sql(), b.binds().to_vec())
         };
         let (s, binds) = pg(&cmp(AttrPath::new("userName"), CompareOp::Eq, "Bob"));
@@ -1549,7 +1773,7 @@ mod tests {
         let mut b = SqlBuilder::new(Backend::Postgres);
         push_sort_key(
             &mut b,
-            Resource::User,
+            Resource::USER,
             &AttrPath::with_sub("emails", "value"),
         )
         .unwrap();
@@ -1557,7 +1781,7 @@ mod tests {
             .sql()
             .contains("ORDER BY COALESCE(v.is_primary, FALSE) DESC, v.idx LIMIT 1"));
         let mut b = SqlBuilder::new(Backend::Sqlite);
-        assert!(push_sort_key(&mut b, Resource::User, &AttrPath::new("password")).is_err());
+        assert!(push_sort_key(&mut b, Resource::USER, &AttrPath::new("password")).is_err());
         let mut b = SqlBuilder::new(Backend::Sqlite);
         push_sort_key(&mut b, Resource::Group, &AttrPath::new("DISPLAYNAME")).unwrap();
         assert_eq!(b.sql(), "g.display_name_ci");

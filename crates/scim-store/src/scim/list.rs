@@ -11,7 +11,9 @@ use scim_core::filter::{AttrPath, Filter};
 use crate::db::connection::DbConnection;
 use crate::db::sql::{load, Bind, SqlBuilder};
 use crate::error::StoreError;
-use crate::scim::filter::{push_filter, push_sort_key, sort_key_is_bool, Resource};
+use crate::scim::filter::{
+    push_filter, push_sort_key, sort_key_is_bool, sort_key_is_number, Resource,
+};
 
 /// A page of a list query (RFC 7644 §3.4.2).
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +201,13 @@ pub(crate) fn list_rows_keyset(
         Seek::After(k) => (false, k),
         Seek::Before(k) => (true, k),
     };
+    if let Some(path) = query.sort_by.filter(|p| sort_key_is_number(res, p)) {
+        return Err(StoreError::Invalid(scim_core::ScimError::invalid_value(
+            format!(
+                "cursor pages cannot be sorted by the number \"{path}\"; page it with startIndex"
+            ),
+        )));
+    }
     let sort = query
         .sort_by
         .map(|path| (path, sort_key_is_bool(res, path)));

@@ -5,6 +5,7 @@
 //! admin side never imports them.
 
 pub mod counts;
+pub mod extensions;
 pub(crate) mod filter;
 pub mod groups;
 pub(crate) mod list;

@@ -149,7 +149,49 @@ pub(crate) fn derive_values(user_id: &str, attrs: &Map<String, Value>) -> Vec<Us
             rows.push(row);
         }
     }
+    for (urn, ext) in attrs {
+        if let (true, Value::Object(ext)) = (scim_core::extensions::is_custom(urn), ext) {
+            custom_values(user_id, urn, ext, &mut rows);
+        }
+    }
     rows
+}
+
+/// The rows of a custom extension's values (`scim::extensions`): attr
+/// `<urn>:<name>` for a simple value and `<urn>:<name>.<sub>` for a
+/// sub-attribute's, `idx` the element's position for a multi-valued
+/// attribute; `value` as written (numbers and booleans as their JSON
+/// text) and `value_ci` lowered, whatever the type and caseExact: the
+/// filter translation picks the column and the comparison from the
+/// definition, so the rows need none (and a changed definition needs no
+/// rebuild of them).
+fn custom_values(user_id: &str, urn: &str, ext: &Map<String, Value>, rows: &mut Vec<UserValueRow>) {
+    let mut push = |attr: String, idx: usize, v: &Value| {
+        let (Some(text), Ok(idx)) = (scalar_text(v), i32::try_from(idx)) else {
+            return;
+        };
+        let mut row = UserValueRow::new(user_id, &attr, idx);
+        row.value_ci = Some(text.to_lowercase());
+        row.value = Some(text);
+        rows.push(row);
+    };
+    for (name, value) in ext {
+        let attr = format!("{urn}:{name}");
+        let items: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        for (idx, item) in items.into_iter().enumerate() {
+            match item {
+                Value::Object(subs) => {
+                    for (sub, v) in subs {
+                        push(format!("{attr}.{sub}"), idx, v);
+                    }
+                }
+                scalar => push(attr.clone(), idx, scalar),
+            }
+        }
+    }
 }
 
 /// The `user_values` columns after `user_id, attr, idx`, in the order every
@@ -389,6 +431,39 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn custom_extension_values_get_rows() {
+        let urn = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+        let attrs = json!({
+            "userName": "u",
+            urn: {"CustomAttribute": "Blue", "tags": ["a", "B"], "site": {"floor": 3}, "ok": true}
+        });
+        let rows = derive_values("u1", attrs.as_object().unwrap());
+        let got: Vec<(String, i32, Option<String>, Option<String>)> = rows
+            .iter()
+            .filter(|r| r.attr.starts_with(urn))
+            .map(|r| {
+                (
+                    r.attr[urn.len()..].to_owned(),
+                    r.idx,
+                    r.value.clone(),
+                    r.value_ci.clone(),
+                )
+            })
+            .collect();
+        let s = |x: &str| Some(x.to_owned());
+        assert_eq!(
+            got,
+            vec![
+                (":CustomAttribute".into(), 0, s("Blue"), s("blue")),
+                (":ok".into(), 0, s("true"), s("true")),
+                (":site.floor".into(), 0, s("3"), s("3")),
+                (":tags".into(), 0, s("a"), s("a")),
+                (":tags".into(), 1, s("B"), s("b")),
+            ]
+        );
+    }
 
     #[test]
     fn index_rows_follow_the_canonical_form() {

@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde_json::{Map, Value};
 
+use scim_core::schema::ResourceType;
 use scim_core::ScimError;
 
 use crate::db::connection::Backend;
@@ -703,7 +704,7 @@ pub fn count_deleted_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
 /// How many Users exist (soft-deleted ones are not counted).
 #[cfg(any(test, feature = "testing"))]
 pub fn count_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
-    crate::scim::list::count_matching(conn, Resource::User, None)
+    crate::scim::list::count_matching(conn, Resource::USER, None)
 }
 
 /// A page of Users matching `query.filter`, evaluated in the database
@@ -713,7 +714,17 @@ pub fn list_users(
     conn: &mut DbConnection,
     query: &ListQuery<'_>,
 ) -> Result<Page<UserRecord>, StoreError> {
-    let page = list_rows(conn, Resource::User, query)?;
+    list_users_of(conn, &scim_core::schema::USER, query)
+}
+
+/// [`list_users`] with the filter and `sortBy` resolved against `rt`, a
+/// User type with custom schema extensions (`scim::extensions`).
+pub fn list_users_of(
+    conn: &mut DbConnection,
+    rt: &'static ResourceType,
+    query: &ListQuery<'_>,
+) -> Result<Page<UserRecord>, StoreError> {
+    let page = list_rows(conn, Resource::user(rt), query)?;
     let items = page
         .items
         .into_iter()
@@ -734,7 +745,18 @@ pub fn list_users_keyset(
     seek: Seek<'_>,
     limit: i64,
 ) -> Result<KeysetPage<UserRecord>, StoreError> {
-    let page = list_rows_keyset(conn, Resource::User, query, seek, limit)?;
+    list_users_keyset_of(conn, &scim_core::schema::USER, query, seek, limit)
+}
+
+/// [`list_users_keyset`] against `rt` (see [`list_users_of`]).
+pub fn list_users_keyset_of(
+    conn: &mut DbConnection,
+    rt: &'static ResourceType,
+    query: &ListQuery<'_>,
+    seek: Seek<'_>,
+    limit: i64,
+) -> Result<KeysetPage<UserRecord>, StoreError> {
+    let page = list_rows_keyset(conn, Resource::user(rt), query, seek, limit)?;
     let items = page
         .items
         .into_iter()
@@ -753,7 +775,16 @@ pub fn count_matching_users(
     conn: &mut DbConnection,
     filter: Option<&scim_core::filter::Filter>,
 ) -> Result<i64, StoreError> {
-    crate::scim::list::count_matching(conn, Resource::User, filter)
+    count_matching_users_of(conn, &scim_core::schema::USER, filter)
+}
+
+/// [`count_matching_users`] against `rt` (see [`list_users_of`]).
+pub fn count_matching_users_of(
+    conn: &mut DbConnection,
+    rt: &'static ResourceType,
+    filter: Option<&scim_core::filter::Filter>,
+) -> Result<i64, StoreError> {
+    crate::scim::list::count_matching(conn, Resource::user(rt), filter)
 }
 
 #[cfg(test)]
@@ -1092,7 +1123,7 @@ mod list_plans {
         })
         .push(select)
         .push(" FROM users u");
-        push_where(&mut b, Resource::User, f.as_ref()).unwrap();
+        push_where(&mut b, Resource::USER, f.as_ref()).unwrap();
         b.push(tail);
         match backend {
             Backend::Sqlite => load::<SqlitePlan>(conn, &b)

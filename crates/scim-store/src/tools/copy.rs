@@ -55,7 +55,9 @@ use crate::db::schema::admin::{
 use crate::db::schema::changes::change_log;
 use crate::db::schema::events::{event_acks, event_keys, event_streams};
 use crate::db::schema::oauth::{oauth_clients, oauth_codes, oauth_grants, oauth_tokens};
-use crate::db::schema::scim::{group_members, groups, scim_tokens, user_values, users};
+use crate::db::schema::scim::{
+    group_members, groups, schema_extensions, scim_tokens, user_values, users,
+};
 use crate::error::StoreError;
 
 /// Rows per page read from the source and per multi-row `INSERT` into the
@@ -789,6 +791,9 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         )),
         table_spec!(group_members, pk: (group_id, member_id), columns: (
             group_id, member_id, member_type,
+        )),
+        table_spec!(schema_extensions, pk: (id), columns: (
+            id, definition, created_at, created_by, updated_at,
         )),
         table_spec!(sync_state, pk: (id), columns: (
             id, enabled, enabled_at, enabled_by, accepted_cautions, changed_at, changed_by,

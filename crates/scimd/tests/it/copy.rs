@@ -95,6 +95,15 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
             )
         })
         .unwrap();
+    // A custom schema extension.
+    let def = scim_core::extensions::ExtensionDef::from_json(&json!({
+        "id": "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User",
+        "attributes": [{"name": "CustomAttribute", "type": "string"}]
+    }))
+    .unwrap();
+    store
+        .write(|c| scim_store::scim::extensions::create_extension(c, &def, "cli:root"))
+        .unwrap();
     // An event stream with its key, and an acknowledgement past a change
     // still outstanding.
     store

@@ -7,6 +7,7 @@ mod browser;
 mod cli_output;
 mod copy;
 mod events;
+mod extensions;
 mod files;
 mod metrics;
 mod oauth;

@@ -249,6 +249,27 @@ impl<S: AppService> Harness<S> {
             .unwrap();
         out.insert("{event-stream}".into(), stream);
         out.insert("{event-key}".into(), retired);
+        // A custom schema extension to remove (or remove an attribute of),
+        // standing in for the examples' `…:Example:2.0:User`; the one the
+        // previous operation left is removed first.
+        let example = "urn:ietf:params:scim:schemas:extension:Example:2.0:User";
+        let urn = format!("urn:ietf:params:scim:schemas:extension:Example{n}:2.0:User");
+        let def = scim_core::extensions::ExtensionDef::from_json(&serde_json::json!({
+            "id": urn,
+            "attributes": [{"name": "CustomAttribute", "type": "string"}, {"name": "costCenter", "type": "string"}]
+        }))
+        .unwrap();
+        store
+            .write(|c| {
+                for old in scim_store::scim::extensions::list_extensions(c)? {
+                    if old.id.contains(":Example") {
+                        scim_store::scim::extensions::delete_extension(c, &old.id)?;
+                    }
+                }
+                scim_store::scim::extensions::create_extension(c, &def, "test")
+            })
+            .unwrap();
+        out.insert(example.into(), urn);
         let Some(admin_id) = self.admin_id.clone() else {
             return out;
         };
@@ -707,8 +728,8 @@ async fn every_documented_example_is_answered_as_documented() {
         let backend = format!("{:?}", db.backend());
         let mut h = harness(db).await;
         let admin = admin_document(&mut h).await;
-        // 53 operations, one of them (POST /oauth/token) with two examples.
-        assert_eq!(admin, 54, "{backend}: admin requests");
+        // 57 operations, one of them (POST /oauth/token) with two examples.
+        assert_eq!(admin, 58, "{backend}: admin requests");
         let scim = scim_document(&mut h).await;
         // 21 operations; POST /Users and PATCH /Users/{id} have several
         // examples, PATCH /Groups/{id} three.

@@ -126,6 +126,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Custom schema extensions of the User (`scim::extensions`).
+    schema_extensions (id) {
+        /// The extension URN.
+        id -> Text,
+        /// Its definition (`scim_core::extensions::ExtensionDef`), JSON.
+        definition -> Text,
+        /// When it was defined.
+        created_at -> Text,
+        /// Who defined it (`admin:…`, `token:…`, `cli:…`).
+        created_by -> Text,
+        /// When its definition last changed.
+        updated_at -> Text,
+    }
+}
+
 diesel::joinable!(user_values -> users (user_id));
 diesel::joinable!(group_members -> groups (group_id));
 diesel::allow_tables_to_appear_in_same_query!(users, user_values, groups, group_members);
