@@ -23,6 +23,7 @@ pub mod json;
 pub mod model;
 pub mod oauth;
 pub mod openapi;
+pub mod provisioning;
 pub mod saml;
 pub mod service;
 pub mod streams;

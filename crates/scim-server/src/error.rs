@@ -84,6 +84,14 @@ impl ApiError {
         ApiError::NotFound(format!("{kind} {id:?} not found"))
     }
 
+    /// The detail the error document carries (RFC 7644 §3.12).
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Scim(e) => e.detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// The RFC 7644 §3.12 `scimType` of the error, if it has one.
     pub fn scim_type(&self) -> Option<&'static str> {
         match self {
@@ -150,10 +158,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let detail = match self {
-            ApiError::Scim(e) => e.detail.clone(),
-            other => other.to_string(),
-        };
+        let detail = self.detail();
         let mut body = serde_json::json!({
             "schemas": [ERROR_SCHEMA],
             "status": status.as_u16().to_string(),

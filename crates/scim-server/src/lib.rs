@@ -25,6 +25,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod groups;
+pub mod health;
 pub mod metrics;
 pub mod rate_limit;
 pub mod request;
@@ -70,6 +71,9 @@ pub struct ScimConfig {
     /// `X-Forwarded-For` entry (scimd behind a proxy:
     /// `admin.trust_forwarded_for`) rather than the TCP peer.
     pub trust_forwarded_for: bool,
+    /// The process's record of each credential's traffic (one per
+    /// process, shared by every worker's app).
+    pub health: health::Health,
 }
 
 impl Default for ScimConfig {
@@ -83,6 +87,7 @@ impl Default for ScimConfig {
             rate_limiter: None,
             clock: scim_core::Clock::system(),
             trust_forwarded_for: false,
+            health: health::Health::new(),
         }
     }
 }

@@ -635,6 +635,8 @@ impl Settings {
             rate_limiter: None,
             clock: scim_core::Clock::system(),
             trust_forwarded_for: self.admin.trust_forwarded_for,
+            // Replaced by the process's one record (`Shared::health`).
+            health: scim_server::health::Health::new(),
         }
     }
 
@@ -656,6 +658,7 @@ impl Settings {
             scim_rate_limiter: self.scim_rate_limiter(),
             clock: scim_core::Clock::system(),
             events: None,
+            health: scim_server::health::Health::new(),
         }
     }
 

@@ -15,6 +15,7 @@
 mod activity;
 mod browse;
 mod pages;
+mod provisioning;
 mod streams;
 
 use std::collections::HashMap;
@@ -136,6 +137,7 @@ pub struct NavItem {
 /// The navigation: (id, label, path).
 pub const NAV: &[(&str, &str, &str)] = &[
     ("sync", "User Synchronization", "/admin/sync"),
+    ("provisioning", "Provisioning", "/admin/provisioning"),
     ("saml", "SAML sign-in", "/admin/saml"),
     ("settings", "Settings", "/admin/settings"),
     ("tokens", "Tokens", "/admin/tokens"),
@@ -514,6 +516,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/static/console.js", web::get().to(script))
             .configure(pages::configure)
             .configure(streams::configure)
+            .configure(provisioning::configure)
             .configure(browse::configure)
             .configure(activity::configure)
             .default_service(web::to(browse::not_found_page)),
