@@ -53,7 +53,9 @@ pub struct WarningView {
     #[schema(example = "Entra ID production")]
     pub credential_name: Option<String>,
     /// What is wrong.
-    #[schema(example = "100% of the last 12 requests failed: the identity provider presents a token that was revoked or has expired (401)")]
+    #[schema(
+        example = "100% of the last 12 requests failed: the identity provider presents a token that was revoked or has expired (401)"
+    )]
     pub message: String,
     /// What to do.
     pub action: String,
@@ -265,11 +267,8 @@ fn silent(kind: &str, id: String, name: String) -> CredentialTraffic {
 /// The provisioning health as of `now`.
 pub fn provisioning(store: &Store, now: OffsetDateTime) -> Result<ProvisioningView, AdminError> {
     let (assessment, thresholds) = assess(store, now)?;
-    let mut credentials: Vec<CredentialTraffic> = assessment
-        .credentials
-        .iter()
-        .map(credential_view)
-        .collect();
+    let mut credentials: Vec<CredentialTraffic> =
+        assessment.credentials.iter().map(credential_view).collect();
     // Credentials that never sent a request are listed too: a token the
     // identity provider should use and does not is worth seeing.
     let seen = |kind: &str, id: &str| {

@@ -131,18 +131,15 @@ impl Health {
             if !records.values().any(|r| r.changed) {
                 return Ok(false);
             }
-            records
-                .values_mut()
-                .for_each(|r| r.changed = false);
+            records.values_mut().for_each(|r| r.changed = false);
             records
                 .iter()
                 .map(|(c, r)| (c.clone(), r.traffic.clone()))
                 .collect::<Vec<_>>()
         };
         let replica = self.inner.replica_id.clone();
-        let saved = store.write(|conn| {
-            scim_store::health::save_traffic(conn, &replica, now, &records)
-        });
+        let saved =
+            store.write(|conn| scim_store::health::save_traffic(conn, &replica, now, &records));
         if saved.is_err() {
             if let Ok(mut records) = self.inner.records.lock() {
                 records.values_mut().for_each(|r| r.changed = true);

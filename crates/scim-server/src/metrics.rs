@@ -186,9 +186,7 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let api = req
-        .app_data::<actix_web::web::Data<ScimApi>>()
-        .cloned();
+    let api = req.app_data::<actix_web::web::Data<ScimApi>>().cloned();
     let base_len = api.as_ref().map_or(0, |api| api.config().base_path.len());
     let method = req.method().clone();
     let route = classify(req.path().get(base_len..).unwrap_or(""), &method);

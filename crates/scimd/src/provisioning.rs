@@ -93,7 +93,12 @@ fn publish(assessment: &Assessment, watch: &mut Watch, now: OffsetDateTime) {
                 c.name.clone().unwrap_or_default(),
                 warning.cause.as_str(),
             ),
-            None => ("all".into(), String::new(), String::new(), warning.cause.as_str()),
+            None => (
+                "all".into(),
+                String::new(),
+                String::new(),
+                warning.cause.as_str(),
+            ),
         };
         if !watch.raised.contains(&key) {
             tracing::warn!(

@@ -33,8 +33,8 @@ use time::OffsetDateTime;
 
 use crate::db::connection::DbConnection;
 use crate::db::schema::admin::provisioning_traffic;
-use crate::db::schema::scim::scim_tokens;
 use crate::db::schema::oauth::{oauth_clients, oauth_grants, oauth_tokens};
+use crate::db::schema::scim::scim_tokens;
 use crate::error::StoreError;
 
 /// Silence that ends a cycle: Entra's cycles are ~40 minutes apart, and
@@ -151,19 +151,21 @@ pub fn identify_refused(
             refusal,
         }));
     }
-    let access: Option<(String, Option<String>, Option<String>, String, String)> =
-        oauth_tokens::table
-            .inner_join(oauth_grants::table.inner_join(oauth_clients::table))
-            .filter(oauth_tokens::token_hash.eq(&hash))
-            .select((
-                oauth_tokens::expires_at,
-                oauth_tokens::revoked_at,
-                oauth_grants::revoked_at,
-                oauth_clients::id,
-                oauth_clients::name,
-            ))
-            .first(conn)
-            .optional()?;
+    // (expires_at, the token's revoked_at, the grant's revoked_at, client
+    // id, client name)
+    type Access = (String, Option<String>, Option<String>, String, String);
+    let access: Option<Access> = oauth_tokens::table
+        .inner_join(oauth_grants::table.inner_join(oauth_clients::table))
+        .filter(oauth_tokens::token_hash.eq(&hash))
+        .select((
+            oauth_tokens::expires_at,
+            oauth_tokens::revoked_at,
+            oauth_grants::revoked_at,
+            oauth_clients::id,
+            oauth_clients::name,
+        ))
+        .first(conn)
+        .optional()?;
     let Some((expires_at, token_revoked, grant_revoked, client_id, name)) = access else {
         return Ok(None);
     };
@@ -182,9 +184,7 @@ pub fn identify_refused(
 }
 
 /// What kind of failure a request was.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     /// 401: no valid credential.
@@ -375,7 +375,12 @@ impl Traffic {
                 status: req.status,
                 class,
                 scim_type: req.scim_type.map(str::to_owned),
-                detail: req.detail.unwrap_or("").chars().take(DETAIL_CHARS).collect(),
+                detail: req
+                    .detail
+                    .unwrap_or("")
+                    .chars()
+                    .take(DETAIL_CHARS)
+                    .collect(),
                 refusal: req.refusal,
             });
             while self.failures.len() > LAST_FAILURES {
@@ -525,9 +530,7 @@ impl Cause {
 
     fn of(failure: &Failure, credential: &Credential) -> Cause {
         match failure.class {
-            FailureClass::Unauthorized if failure.refusal.is_some() => {
-                Cause::TokenRevokedOrExpired
-            }
+            FailureClass::Unauthorized if failure.refusal.is_some() => Cause::TokenRevokedOrExpired,
             FailureClass::Unauthorized if credential.kind != "unknown" => {
                 Cause::TokenRevokedOrExpired
             }
@@ -905,7 +908,10 @@ mod tests {
         assert!(t.previous.is_none());
         t.record(&request(at(20, 0), 204, "delete"));
         let previous = t.previous.clone().unwrap();
-        assert_eq!((previous.requests, previous.creates, previous.updates), (2, 1, 1));
+        assert_eq!(
+            (previous.requests, previous.creates, previous.updates),
+            (2, 1, 1)
+        );
         assert_eq!(previous.last_ms - previous.started_ms, 599_000);
         assert_eq!((t.current.requests, t.current.deletes), (1, 1));
     }
@@ -914,7 +920,11 @@ mod tests {
     fn windows_and_failures_stay_bounded() {
         let mut t = Traffic::default();
         for i in 0..300 {
-            t.record(&request(at(i, 0), if i % 2 == 0 { 400 } else { 200 }, "create"));
+            t.record(&request(
+                at(i, 0),
+                if i % 2 == 0 { 400 } else { 200 },
+                "create",
+            ));
         }
         assert_eq!(t.recent.len(), RECENT_REQUESTS);
         assert!(t.minutes.len() <= RECENT_MINUTES as usize);
@@ -931,7 +941,11 @@ mod tests {
         let w = a.credentials[0].warning.clone().unwrap();
         assert_eq!(w.cause, Cause::ValidationError);
         assert!(w.message.contains("60% of the last 10"), "{}", w.message);
-        assert!(w.message.contains("invalidValue: userName is required"), "{}", w.message);
+        assert!(
+            w.message.contains("invalidValue: userName is required"),
+            "{}",
+            w.message
+        );
         // Below the threshold: no warning.
         let mut lower = thresholds();
         lower.failure_percent = 61;
@@ -949,9 +963,15 @@ mod tests {
         }
         let merged = assess(&[row("a", a), row("b", b)], &thresholds(), at(1, 0));
         let c = &merged.credentials[0];
-        assert_eq!((c.cycle.requests, c.cycle.creates, c.cycle.failures), (8, 4, 4));
+        assert_eq!(
+            (c.cycle.requests, c.cycle.creates, c.cycle.failures),
+            (8, 4, 4)
+        );
         assert_eq!(c.recent.requests, 8);
-        assert_eq!(c.warning.as_ref().unwrap().cause, Cause::DatabaseUnavailable);
+        assert_eq!(
+            c.warning.as_ref().unwrap().cause,
+            Cause::DatabaseUnavailable
+        );
         assert_eq!(c.failures.len(), 4);
         assert!(c.failures.windows(2).all(|w| w[0].at_ms >= w[1].at_ms));
     }

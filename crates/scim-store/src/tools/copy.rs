@@ -50,8 +50,7 @@ use sha2::{Digest, Sha256};
 use crate::db::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::db::schema::admin::{
     admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts, provisioning_traffic,
-    runtime_settings,
-    saml_settings, sync_events, sync_state,
+    runtime_settings, saml_settings, sync_events, sync_state,
 };
 use crate::db::schema::changes::change_log;
 use crate::db::schema::events::{event_acks, event_keys, event_streams};

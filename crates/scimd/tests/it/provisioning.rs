@@ -46,9 +46,9 @@ async fn replica(
     };
     let store = db.store().clone();
     let app_shared = shared.clone();
-    let app = test::init_service(App::new().configure(move |cfg| {
-        scimd::configure_app(cfg, &store, &app_shared, &settings)
-    }))
+    let app = test::init_service(
+        App::new().configure(move |cfg| scimd::configure_app(cfg, &store, &app_shared, &settings)),
+    )
     .await;
     Replica {
         app,
@@ -61,7 +61,13 @@ impl<S> Replica<S>
 where
     S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
 {
-    async fn send(&self, method: &str, uri: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = test::TestRequest::default()
             .method(method.parse().unwrap())
             .uri(uri)
@@ -80,7 +86,10 @@ where
         };
         let status = res.status().as_u16();
         let bytes = test::read_body(res).await;
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// `GET /admin/api/v1/provisioning` with the admin token `admin`.
@@ -216,11 +225,21 @@ async fn cycles_failures_and_warnings_of_each_credential() {
         let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": [{"op": "replace", "path": "displayName", "value": "U"}]});
         let (status, _) = r
-            .send("PATCH", &format!("/scim/v2/Users/{}", ids[0]), &entra, Some(patch))
+            .send(
+                "PATCH",
+                &format!("/scim/v2/Users/{}", ids[0]),
+                &entra,
+                Some(patch),
+            )
             .await;
         assert_eq!(status, 200);
         let (status, _) = r
-            .send("DELETE", &format!("/scim/v2/Users/{}", ids[1]), &entra, None)
+            .send(
+                "DELETE",
+                &format!("/scim/v2/Users/{}", ids[1]),
+                &entra,
+                None,
+            )
             .await;
         assert_eq!(status, 204);
         clock.advance(Duration::from_secs(60));
@@ -243,7 +262,13 @@ async fn cycles_failures_and_warnings_of_each_credential() {
         let cycle = &c["cycle"];
         assert_eq!(cycle["in_progress"], true);
         assert_eq!(
-            (&cycle["requests"], &cycle["creates"], &cycle["updates"], &cycle["deletes"], &cycle["failures"]),
+            (
+                &cycle["requests"],
+                &cycle["creates"],
+                &cycle["updates"],
+                &cycle["deletes"],
+                &cycle["failures"]
+            ),
             (&json!(6), &json!(3), &json!(1), &json!(1), &json!(1)),
             "{cycle:#}"
         );
@@ -275,7 +300,12 @@ async fn cycles_failures_and_warnings_of_each_credential() {
         // (54% ≥ 40%) raise one warning naming it, logged once.
         for _ in 0..6 {
             let (status, _) = r
-                .send("POST", "/scim/v2/Users", &entra, Some(json!({"schemas": [USER]})))
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &entra,
+                    Some(json!({"schemas": [USER]})),
+                )
                 .await;
             assert_eq!(status, 400);
         }
@@ -292,7 +322,10 @@ async fn cycles_failures_and_warnings_of_each_credential() {
             "{w:#} should name {detail}"
         );
         let c = credential(&v, &entra_id);
-        assert_eq!((&c["recent_requests"], &c["recent_failures"]), (&json!(13), &json!(7)));
+        assert_eq!(
+            (&c["recent_requests"], &c["recent_failures"]),
+            (&json!(13), &json!(7))
+        );
         // The next round raises nothing new.
         let log = r.round(store);
         assert!(!log.contains("provisioning at risk"), "{log}");
@@ -337,7 +370,10 @@ async fn cycles_failures_and_warnings_of_each_credential() {
         }
         r.round(store);
         let v = r.view(&admin).await;
-        assert_eq!(credential(&v, &sync_id)["warning"]["cause"], "sync_disabled");
+        assert_eq!(
+            credential(&v, &sync_id)["warning"]["cause"],
+            "sync_disabled"
+        );
         clock.advance(Duration::from_secs(3 * 3600));
         r.round(store);
         assert!(!causes(&r.view(&admin).await).contains(&"silence".to_owned()));
@@ -345,7 +381,10 @@ async fn cycles_failures_and_warnings_of_each_credential() {
         // Enabled, three hours without a request (threshold 2 h) warn.
         set_sync(store, true);
         let log = r.round(store);
-        assert!(log.contains("cause=\"silence\"") || log.contains("cause=silence"), "{log}");
+        assert!(
+            log.contains("cause=\"silence\"") || log.contains("cause=silence"),
+            "{log}"
+        );
         let v = r.view(&admin).await;
         assert!(causes(&v).contains(&"silence".to_owned()), "{v:#}");
         let (status, _) = r.send("GET", "/scim/v2/Users", &entra, None).await;
@@ -380,7 +419,12 @@ async fn the_traffic_of_two_replicas_is_merged() {
         }
         for _ in 0..4 {
             let (status, _) = b
-                .send("POST", "/scim/v2/Users", &token, Some(json!({"schemas": [USER]})))
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &token,
+                    Some(json!({"schemas": [USER]})),
+                )
                 .await;
             assert_eq!(status, 400);
         }
