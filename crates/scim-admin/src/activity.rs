@@ -80,6 +80,16 @@ pub(crate) fn settings_changes(
         before.change_log_retention_days.into(),
         after.change_log_retention_days.into(),
     );
+    diff(
+        "health_failure_percent",
+        before.health_failure_percent.into(),
+        after.health_failure_percent.into(),
+    );
+    diff(
+        "health_silence_minutes",
+        before.health_silence_minutes.into(),
+        after.health_silence_minutes.into(),
+    );
     serde_json::json!({ "version": version, "changed": changed })
 }
 

@@ -185,6 +185,14 @@ pub struct SettingsView {
     /// row before the retention purge deletes it (1–3650).
     #[schema(example = 90, minimum = 1, maximum = 3650)]
     pub change_log_retention_days: i32,
+    /// The quarantine early warning: a credential whose recent SCIM
+    /// requests fail at or above this percentage raises a warning (1–100).
+    #[schema(example = 40, minimum = 1, maximum = 100)]
+    pub health_failure_percent: i32,
+    /// The silence warning: no SCIM request for this many minutes while
+    /// synchronization is enabled (5–10080).
+    #[schema(example = 120, minimum = 5, maximum = 10080)]
+    pub health_silence_minutes: i32,
     /// The version (the ETag is `"<version>"`).
     #[schema(example = 3)]
     pub version: i64,
@@ -196,8 +204,8 @@ pub struct SettingsView {
     pub updated_by: Option<String>,
 }
 
-/// `PUT /settings`: every value (`change_log_retention_days` may be left
-/// out).
+/// `PUT /settings`: every value (`change_log_retention_days`,
+/// `health_failure_percent` and `health_silence_minutes` may be left out).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsUpdate {
@@ -217,6 +225,16 @@ pub struct SettingsUpdate {
     #[serde(default)]
     #[schema(example = 90, minimum = 1, maximum = 3650)]
     pub change_log_retention_days: Option<i32>,
+    /// The failure ratio (percent, 1–100) of a credential's recent
+    /// requests that raises the quarantine warning; left out, it stays.
+    #[serde(default)]
+    #[schema(example = 40, minimum = 1, maximum = 100)]
+    pub health_failure_percent: Option<i32>,
+    /// Minutes without a SCIM request (synchronization enabled) that raise
+    /// the silence warning (5–10080); left out, it stays.
+    #[serde(default)]
+    #[schema(example = 120, minimum = 5, maximum = 10080)]
+    pub health_silence_minutes: Option<i32>,
 }
 
 /// A token as listed (never its secret).

@@ -45,6 +45,7 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         (name = "OAuth grants", description = "Approvals of OAuth clients: who, when, last use; revocable"),
         (name = "Activity", description = "The change log: what the identity provider provisioned and what administrators did, with who, when and from where; timelines of users and groups"),
         (name = "Schema extensions", description = "Custom schema extensions of the User (urn:ietf:params:scim:schemas:extension:<Name>:2.0:User), defined at run time; docs/SCIM.md"),
+        (name = "Provisioning", description = "The identity provider's SCIM traffic per credential and the quarantine early warning; docs/OPERATIONS.md"),
         (name = "Event streams", description = "SCIM events to the application as signed SETs (RFC 8417, RFC 9967), pushed (RFC 8935) or polled (RFC 8936); docs/EVENTS.md"),
     )
 )]
@@ -238,6 +239,7 @@ pub fn api_scope(
         .service(crate::oauth::api::list_grants)
         .service(crate::oauth::api::revoke_grant)
         .service(crate::activity::get_activity)
+        .service(crate::provisioning::get_provisioning)
         .service(crate::streams::list_streams)
         .service(crate::streams::create_stream)
         .service(crate::streams::get_stream)

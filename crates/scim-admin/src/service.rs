@@ -304,6 +304,8 @@ fn settings_view(s: settings::RuntimeSettings) -> SettingsView {
         default_page_size: s.values.default_page_size,
         max_page_size: s.values.max_page_size,
         change_log_retention_days: s.values.change_log_retention_days,
+        health_failure_percent: s.values.health_failure_percent,
+        health_silence_minutes: s.values.health_silence_minutes,
         version: s.version,
         updated_at: s.updated_at,
         updated_by: s.updated_by,
@@ -345,6 +347,24 @@ pub fn update_settings(
             "must be between 1 and 3650 days",
         ));
     }
+    if update
+        .health_failure_percent
+        .is_some_and(|p| !(1..=100).contains(&p))
+    {
+        errors.push(FieldError::new(
+            "health_failure_percent",
+            "must be between 1 and 100 percent",
+        ));
+    }
+    if update
+        .health_silence_minutes
+        .is_some_and(|m| !(5..=10_080).contains(&m))
+    {
+        errors.push(FieldError::new(
+            "health_silence_minutes",
+            "must be between 5 and 10080 minutes (a week)",
+        ));
+    }
     if update.default_page_size < 1 || update.default_page_size > update.max_page_size {
         errors.push(FieldError::new(
             "default_page_size",
@@ -371,6 +391,12 @@ pub fn update_settings(
                 change_log_retention_days: update
                     .change_log_retention_days
                     .unwrap_or(before.values.change_log_retention_days),
+                health_failure_percent: update
+                    .health_failure_percent
+                    .unwrap_or(before.values.health_failure_percent),
+                health_silence_minutes: update
+                    .health_silence_minutes
+                    .unwrap_or(before.values.health_silence_minutes),
             };
             let saved =
                 settings::update_runtime_settings(c, &values, expected_version, &actor.label())?;
@@ -1075,6 +1101,8 @@ mod tests {
                 default_page_size: 2000,
                 max_page_size: 1000,
                 change_log_retention_days: None,
+                health_failure_percent: None,
+                health_silence_minutes: None,
             };
             let err = update_settings(store, &Actor::cli("t"), &up, s.version).unwrap_err();
             let fields: Vec<_> = err.body().fields.into_iter().map(|f| f.field).collect();

@@ -72,6 +72,24 @@ impl Principal {
     }
 }
 
+impl Principal {
+    /// The credential provisioning health counts the request against: the
+    /// change log's actor (the secret token, or the OAuth client).
+    pub fn health_caller(&self) -> crate::health::Caller {
+        let credential = match self.kind {
+            TokenKind::Secret => scim_store::health::Credential::scim_token(&self.token_id),
+            TokenKind::OAuth => scim_store::health::Credential::oauth_client(
+                self.client_id.as_deref().unwrap_or(&self.token_id),
+            ),
+        };
+        crate::health::Caller {
+            credential,
+            name: Some(self.name.clone()),
+            refusal: None,
+        }
+    }
+}
+
 /// The kind of bearer token presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -191,8 +209,20 @@ pub async fn require_bearer(
         }
         .into());
     };
-    let principal = authenticate(&api, secret).await?;
-    crate::metrics::CredentialSlot::fill(&req, &principal.token_id);
+    let principal = match authenticate(&api, secret).await {
+        Ok(principal) => principal,
+        Err(err) => {
+            if matches!(err, ApiError::Unauthorized { .. }) {
+                crate::health::identify_refused(&api, &req, secret).await;
+            }
+            return Err(err.into());
+        }
+    };
+    crate::metrics::CredentialSlot::fill(
+        &req,
+        Some(&principal.token_id),
+        principal.health_caller(),
+    );
     // After authentication (a rejected credential gets 401 and spends
     // nothing) and before the gate: a throttled request costs no database
     // work.

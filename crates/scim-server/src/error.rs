@@ -93,6 +93,14 @@ impl ApiError {
         ApiError::NotFound(format!("{kind} {id:?} not found"))
     }
 
+    /// The detail the error document carries (RFC 7644 §3.12).
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Scim(e) => e.detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// The RFC 7644 §3.12 `scimType` of the error, if it has one.
     pub fn scim_type(&self) -> Option<&'static str> {
         match self {
@@ -105,14 +113,10 @@ impl ApiError {
     /// response, and the `response` of a failed `/Bulk` operation
     /// (RFC 7644 §3.7.3).
     pub fn body(&self) -> serde_json::Value {
-        let detail = match self {
-            ApiError::Scim(e) => e.detail.clone(),
-            other => other.to_string(),
-        };
         let mut body = serde_json::json!({
             "schemas": [ERROR_SCHEMA],
             "status": self.status_code().as_u16().to_string(),
-            "detail": detail,
+            "detail": self.detail(),
         });
         if let (Some(t), Some(obj)) = (self.scim_type(), body.as_object_mut()) {
             obj.insert("scimType".into(), t.into());

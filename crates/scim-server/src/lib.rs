@@ -26,6 +26,7 @@ pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod groups;
+pub mod health;
 pub mod metrics;
 pub mod rate_limit;
 pub mod request;
@@ -74,6 +75,9 @@ pub struct ScimConfig {
     pub trust_forwarded_for: bool,
     /// The limits of `/Bulk`.
     pub bulk: BulkLimits,
+    /// The process's record of each credential's traffic (one per
+    /// process, shared by every worker's app).
+    pub health: health::Health,
 }
 
 /// The limits of `/Bulk` (RFC 7644 §3.7.4), advertised in
@@ -107,6 +111,7 @@ impl Default for ScimConfig {
             clock: scim_core::Clock::system(),
             trust_forwarded_for: false,
             bulk: BulkLimits::default(),
+            health: health::Health::new(),
         }
     }
 }

@@ -17,6 +17,10 @@
 //!
 //! Every label value is static except the credential id; there are few
 //! credentials.
+//!
+//! It also records each request into the process's provisioning health
+//! ([`crate::health::Health`]): its credential, route template, status,
+//! `scimType` and error detail.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -151,21 +155,38 @@ fn scim_type_of(err: Option<&Error>) -> &'static str {
         .unwrap_or("none")
 }
 
-/// Where [`crate::auth::require_bearer`] leaves the authenticated
-/// credential's id for [`observe`], which wraps it: a request that fails
-/// in an inner layer comes back as an error without the request, so the
-/// id cannot be read from the request's extensions afterwards.
+/// Where [`crate::auth::require_bearer`] leaves who sent the request for
+/// [`observe`], which wraps it: a request that fails in an inner layer
+/// comes back as an error without the request, so this cannot be read
+/// from the request's extensions afterwards.
 #[derive(Debug, Clone, Default)]
-pub struct CredentialSlot(Rc<RefCell<Option<String>>>);
+pub struct CredentialSlot(Rc<RefCell<Seen>>);
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// The authenticated token's id (the OAuth grant's for OAuth).
+    token_id: Option<String>,
+    /// The credential, for provisioning health.
+    caller: Option<crate::health::Caller>,
+}
 
 impl CredentialSlot {
-    /// Records the credential of the request `req` (if [`observe`] wraps
-    /// it).
-    pub fn fill(req: &ServiceRequest, token_id: &str) {
+    /// Records who sent the request `req` (if [`observe`] wraps it):
+    /// `token_id` once authenticated, and the credential (known also when
+    /// a revoked or expired one was refused).
+    pub fn fill(req: &ServiceRequest, token_id: Option<&str>, caller: crate::health::Caller) {
         if let Some(slot) = req.extensions().get::<CredentialSlot>() {
-            *slot.0.borrow_mut() = Some(token_id.to_owned());
+            let mut seen = slot.0.borrow_mut();
+            seen.token_id = token_id.map(str::to_owned);
+            seen.caller = Some(caller);
         }
     }
+}
+
+/// The detail of a failed response's error.
+fn detail_of(err: Option<&Error>) -> Option<String> {
+    err.and_then(|e| e.as_error::<ApiError>())
+        .map(ApiError::detail)
 }
 
 /// Middleware (for `actix_web::middleware::from_fn`) counting every
@@ -174,16 +195,29 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let base_len = req
-        .app_data::<actix_web::web::Data<ScimApi>>()
-        .map_or(0, |api| api.config().base_path.len());
-    let route = classify(req.path().get(base_len..).unwrap_or(""), req.method());
+    let api = req.app_data::<actix_web::web::Data<ScimApi>>().cloned();
+    let base_len = api.as_ref().map_or(0, |api| api.config().base_path.len());
+    let method = req.method().clone();
+    let route = classify(req.path().get(base_len..).unwrap_or(""), &method);
     let slot = CredentialSlot::default();
     req.extensions_mut().insert(slot.clone());
     let result = next.call(req).await;
-    let (status, scim_type) = match &result {
-        Ok(res) => (res.status(), scim_type_of(res.response().error())),
-        Err(e) => (e.as_response_error().status_code(), scim_type_of(Some(e))),
+    let (status, scim_type, detail) = match &result {
+        Ok(res) => {
+            let status = res.status();
+            let err = res.response().error();
+            let detail = if status.as_u16() >= 400 {
+                detail_of(err)
+            } else {
+                None
+            };
+            (status, scim_type_of(err), detail)
+        }
+        Err(e) => (
+            e.as_response_error().status_code(),
+            scim_type_of(Some(e)),
+            detail_of(Some(e)),
+        ),
     };
     let outcome = if status.is_server_error() {
         "server_error"
@@ -200,11 +234,25 @@ pub async fn observe(
         "scim_type" => scim_type
     )
     .increment(1);
-    let credential = slot
-        .0
-        .borrow_mut()
-        .take()
-        .unwrap_or_else(|| "none".to_owned());
+    let seen = std::mem::take(&mut *slot.0.borrow_mut());
+    if let Some(api) = api {
+        api.config().health.record(
+            seen.caller.as_ref(),
+            &scim_store::health::Request {
+                at: api.config().clock.now(),
+                method: method.as_str(),
+                route: route.template,
+                operation: route.operation,
+                status: status.as_u16(),
+                scim_type: (scim_type != "none").then_some(scim_type),
+                detail: detail
+                    .as_deref()
+                    .or_else(|| status.canonical_reason().filter(|_| status.as_u16() >= 400)),
+                refusal: seen.caller.as_ref().and_then(|c| c.refusal),
+            },
+        );
+    }
+    let credential = seen.token_id.unwrap_or_else(|| "none".to_owned());
     let ok = if status.as_u16() < 400 {
         "success"
     } else {

@@ -28,7 +28,7 @@ pub mod tools;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use admin::{oauth, saml, settings, sync, tokens};
+pub use admin::{health, oauth, saml, settings, sync, tokens};
 pub use db::connection;
 pub use scim::{groups, lookup, members, recorded, users};
 pub use tools::{backup, copy};

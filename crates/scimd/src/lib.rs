@@ -9,6 +9,7 @@ pub mod cli;
 pub mod connections;
 pub mod logging;
 pub mod metrics;
+pub mod provisioning;
 pub mod root;
 pub mod settings;
 pub mod tls;
@@ -530,6 +531,9 @@ pub struct Shared {
     /// are woken by SCIM writes of any worker); `None`: each app builds
     /// its own ([`configure_app`]).
     pub events: Option<scim_server::events::Events>,
+    /// The process's record of each credential's SCIM traffic (saved and
+    /// assessed by [`provisioning::spawn`]).
+    pub health: scim_server::health::Health,
 }
 
 /// Adds every route of the process: health, readiness, the admin API with
@@ -545,6 +549,7 @@ pub fn configure_app(
     scim_config.password_hasher = shared.password_hasher.clone();
     scim_config.rate_limiter = shared.scim_rate_limiter.clone();
     scim_config.clock = shared.clock.clone();
+    scim_config.health = shared.health.clone();
     let mut admin_config = settings.admin_config();
     admin_config.password_hasher = shared.password_hasher.clone();
     admin_config.clock = shared.clock.clone();
@@ -724,6 +729,7 @@ pub fn serve(settings: Settings) -> Result<(), Error> {
         if settings.events.deliver {
             spawn_deliverer(events.clone())?;
         }
+        provisioning::spawn(store.clone(), shared.health.clone(), shared.clock.clone());
         let server = actix_web::HttpServer::new(move || {
             let store = store.clone();
             let settings = app_settings.clone();

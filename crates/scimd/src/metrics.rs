@@ -168,6 +168,19 @@ fn describe() {
         Unit::Seconds,
         "Seconds since a SCIM token or OAuth client was last used (written at most once a minute)"
     );
+    describe_gauge!(
+        "scimd_provisioning_warning",
+        "1 while a provisioning warning (quarantine risk) is raised, by credential and cause; 0 once cleared"
+    );
+    describe_gauge!(
+        "scimd_provisioning_failure_ratio",
+        "Failure ratio (0-1) of a credential's recent SCIM requests, every replica merged"
+    );
+    describe_gauge!(
+        "scimd_provisioning_last_contact_age_seconds",
+        Unit::Seconds,
+        "Seconds since the newest SCIM request of any credential, every replica merged"
+    );
     describe_counter!(
         "scimd_oauth_tokens_issued_total",
         "OAuth access tokens issued by grant type"

@@ -679,6 +679,8 @@ impl Settings {
                 max_operations: self.scim.bulk_max_operations,
                 max_payload_bytes: self.scim.bulk_max_payload_bytes,
             },
+            // Replaced by the process's one record (`Shared::health`).
+            health: scim_server::health::Health::new(),
         }
     }
 
@@ -700,6 +702,7 @@ impl Settings {
             scim_rate_limiter: self.scim_rate_limiter(),
             clock: scim_core::Clock::system(),
             events: None,
+            health: scim_server::health::Health::new(),
         }
     }
 

@@ -16,6 +16,7 @@ mod activity;
 mod browse;
 mod extensions;
 mod pages;
+mod provisioning;
 mod streams;
 
 pub(crate) use pages::login_failed_page;
@@ -139,6 +140,7 @@ pub struct NavItem {
 /// The navigation: (id, label, path).
 pub const NAV: &[(&str, &str, &str)] = &[
     ("sync", "User Synchronization", "/admin/sync"),
+    ("provisioning", "Provisioning", "/admin/provisioning"),
     ("saml", "SAML sign-in", "/admin/saml"),
     ("settings", "Settings", "/admin/settings"),
     ("tokens", "Tokens", "/admin/tokens"),
@@ -523,6 +525,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(pages::configure)
             .configure(streams::configure)
             .configure(extensions::configure)
+            .configure(provisioning::configure)
             .configure(browse::configure)
             .configure(activity::configure)
             .default_service(web::to(browse::not_found_page)),

@@ -593,6 +593,8 @@ struct SettingsPage {
     soft: bool,
     retention: String,
     change_log_retention: String,
+    health_failure_percent: String,
+    health_silence_minutes: String,
     default_page_size: String,
     max_page_size: String,
     version: i64,
@@ -608,6 +610,8 @@ async fn settings_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpRespon
         soft: s.deprovisioning == DeprovisioningPolicy::Soft,
         retention: s.soft_delete_retention_days.to_string(),
         change_log_retention: s.change_log_retention_days.to_string(),
+        health_failure_percent: s.health_failure_percent.to_string(),
+        health_silence_minutes: s.health_silence_minutes.to_string(),
         default_page_size: s.default_page_size.to_string(),
         max_page_size: s.max_page_size.to_string(),
         version: s.version,
@@ -651,6 +655,12 @@ async fn settings_submit(
         change_log_retention_days: form
             .get("change_log_retention_days")
             .map(|_| parse_int(&form, "change_log_retention_days", &mut errors)),
+        health_failure_percent: form
+            .get("health_failure_percent")
+            .map(|_| parse_int(&form, "health_failure_percent", &mut errors)),
+        health_silence_minutes: form
+            .get("health_silence_minutes")
+            .map(|_| parse_int(&form, "health_silence_minutes", &mut errors)),
     };
     let version = form.text("version").trim().parse::<i64>().unwrap_or(-1);
     let store = api.store().clone();
@@ -673,6 +683,8 @@ async fn settings_submit(
                     soft,
                     retention: form.text("soft_delete_retention_days").to_owned(),
                     change_log_retention: form.text("change_log_retention_days").to_owned(),
+                    health_failure_percent: form.text("health_failure_percent").to_owned(),
+                    health_silence_minutes: form.text("health_silence_minutes").to_owned(),
                     default_page_size: form.text("default_page_size").to_owned(),
                     max_page_size: form.text("max_page_size").to_owned(),
                     // After a conflict the form is based on what is stored
@@ -682,6 +694,8 @@ async fn settings_submit(
                     errors: FieldMessages::from_error(&err).keep_only(&[
                         "soft_delete_retention_days",
                         "change_log_retention_days",
+                        "health_failure_percent",
+                        "health_silence_minutes",
                         "default_page_size",
                         "max_page_size",
                     ]),

@@ -3,6 +3,7 @@
 //! Synchronization and run-time settings.
 
 pub mod admins;
+pub mod health;
 pub mod oauth;
 pub mod saml;
 pub mod settings;

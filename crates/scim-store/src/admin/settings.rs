@@ -52,6 +52,13 @@ pub struct SettingsValues {
     /// Days the change log keeps a row (the retention purge deletes older
     /// ones).
     pub change_log_retention_days: i32,
+    /// Failure ratio (percent, 1–100) of a credential's recent SCIM
+    /// requests at which the quarantine warning is raised
+    /// ([`crate::admin::health`]).
+    pub health_failure_percent: i32,
+    /// Minutes without any SCIM request, while synchronization is
+    /// enabled, after which the silence warning is raised.
+    pub health_silence_minutes: i32,
 }
 
 /// The stored settings with their version.
@@ -78,6 +85,8 @@ struct Row {
     updated_at: Option<String>,
     updated_by: Option<String>,
     change_log_retention_days: i32,
+    health_failure_percent: i32,
+    health_silence_minutes: i32,
 }
 
 /// The settings the SCIM API applies, as read on every request together
@@ -140,6 +149,8 @@ pub fn default_settings() -> SettingsValues {
         default_page_size: 100,
         max_page_size: 1000,
         change_log_retention_days: 90,
+        health_failure_percent: 40,
+        health_silence_minutes: 120,
     }
 }
 
@@ -171,6 +182,8 @@ pub fn get_runtime_settings(conn: &mut DbConnection) -> Result<RuntimeSettings, 
             default_page_size: row.default_page_size,
             max_page_size: row.max_page_size,
             change_log_retention_days: row.change_log_retention_days,
+            health_failure_percent: row.health_failure_percent,
+            health_silence_minutes: row.health_silence_minutes,
         },
         version: row.version,
         updated_at: row.updated_at,
@@ -198,6 +211,8 @@ pub fn update_runtime_settings(
         runtime_settings::default_page_size.eq(values.default_page_size),
         runtime_settings::max_page_size.eq(values.max_page_size),
         runtime_settings::change_log_retention_days.eq(values.change_log_retention_days),
+        runtime_settings::health_failure_percent.eq(values.health_failure_percent),
+        runtime_settings::health_silence_minutes.eq(values.health_silence_minutes),
         runtime_settings::version.eq(expected_version + 1),
         runtime_settings::updated_at.eq(&now),
         runtime_settings::updated_by.eq(actor),
@@ -242,6 +257,8 @@ mod tests {
                 default_page_size: 50,
                 max_page_size: 500,
                 change_log_retention_days: 30,
+                health_failure_percent: 25,
+                health_silence_minutes: 60,
             };
             let s2 = store
                 .write(|c| update_runtime_settings(c, &new, 1, "admin:a"))

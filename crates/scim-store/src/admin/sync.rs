@@ -342,6 +342,7 @@ mod tests {
                 default_page_size: 2,
                 max_page_size: 5,
                 change_log_retention_days: 90,
+                ..crate::admin::settings::default_settings()
             };
             store
                 .write(|c| update_runtime_settings(c, &values, version, "cli:x"))

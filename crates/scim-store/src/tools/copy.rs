@@ -49,8 +49,8 @@ use sha2::{Digest, Sha256};
 
 use crate::db::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::db::schema::admin::{
-    admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts, runtime_settings,
-    saml_assertions, saml_settings, sync_events, sync_state,
+    admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts, provisioning_traffic,
+    runtime_settings, saml_assertions, saml_settings, sync_events, sync_state,
 };
 use crate::db::schema::changes::change_log;
 use crate::db::schema::events::{event_acks, event_keys, event_streams};
@@ -805,7 +805,12 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         table_spec!(saml_assertions, pk: (id), columns: (id, expires_at)),
         table_spec!(runtime_settings, pk: (id), columns: (
             id, deprovisioning, soft_delete_retention_days, default_page_size, max_page_size,
-            version, updated_at, updated_by, change_log_retention_days,
+            version, updated_at, updated_by, change_log_retention_days, health_failure_percent,
+            health_silence_minutes,
+        )),
+        table_spec!(provisioning_traffic, pk: (replica_id, credential_kind, credential_id), columns: (
+            replica_id, credential_kind, credential_id, credential_name, last_request_at, state,
+            updated_at,
         )),
         table_spec!(admins, pk: (id), columns: (
             id, username, username_ci, password_hash, created_at, last_login_at, disabled_at,

@@ -4,6 +4,7 @@
 //! button stays disabled until every caution is ticked → Enable → banner →
 //! administrators (add, disable, the last one stays, enable, a wrong
 //! current password) → SCIM token → the identity provider's requests work → Disable → 403 →
+//! the Provisioning page's warning (synchronization disabled) →
 //! Swagger UI's "Try it out" creates a token with the session. A second
 //! journey signs in with SAML through a test identity provider's page.
 //!
@@ -79,8 +80,9 @@ impl Drop for Driver {
     }
 }
 
-/// Starts `scimd serve` and returns it with the setup code it logged.
-fn start_scimd(db_url: &str) -> (Server, String) {
+/// Starts `scimd serve` and returns it with the setup code it logged and
+/// its log lines from then on.
+fn start_scimd(db_url: &str) -> (Server, String, mpsc::Receiver<String>) {
     let port = free_port();
     let child = scimd(db_url)
         .env("SCIMD__SERVER__BIND", format!("127.0.0.1:{port}"))
@@ -113,7 +115,7 @@ fn start_scimd(db_url: &str) -> (Server, String) {
     };
     // The socket is bound before this line is logged, after the code.
     wait_for_log(&lines, "scimd listening");
-    (server, code)
+    (server, code, lines)
 }
 
 /// The WebDriver session over headless Chromium (flags from
@@ -333,7 +335,13 @@ async fn administrators(c: &Client, shots: &mut Shots) {
     shots.take(c, "your-password").await;
 }
 
-async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &mut Shots) {
+async fn administrator_journey(
+    c: &Client,
+    server: &Server,
+    log: &mpsc::Receiver<String>,
+    code: &str,
+    shots: &mut Shots,
+) {
     let base = format!("http://127.0.0.1:{}", server.port);
 
     // First run: the server's bare address leads a browser to the console,
@@ -770,6 +778,31 @@ async fn administrator_journey(c: &Client, server: &Server, code: &str, shots: &
         assert!(body.contains("disabled"), "{body}");
     }
 
+    // The identity provider keeps sending: every request gets 403. The
+    // replica's health round (every 10 s) raises the warning and logs it
+    // once; the Provisioning page shows it with its cause.
+    for _ in 0..10 {
+        let (status, body) = server.http("GET", "/scim/v2/Users", Some(&secret), None);
+        assert_eq!(status, 403, "{body}");
+    }
+    loop {
+        let line = wait_for_log(log, "provisioning at risk");
+        if line.contains("sync_disabled") {
+            break;
+        }
+    }
+    follow(c, "nav a[href='/admin/provisioning']").await;
+    let warning = text_of(c, "#warning-sync_disabled").await;
+    assert!(
+        warning.contains("Entra ID: ") && warning.contains("User Synchronization is disabled"),
+        "{warning}"
+    );
+    assert!(warning.contains("Enable User Synchronization"), "{warning}");
+    let page = text_of(c, "main").await;
+    assert!(page.contains("Entra ID (gallery)"), "{page}");
+    assert!(!page.contains(&secret) && !page.contains(&access), "{page}");
+    shots.take(c, "provisioning-warning").await;
+
     // Swagger UI, served by the binary for administrators, renders offline.
     c.goto(&format!("{base}/docs/")).await.unwrap();
     let title = text_of(c, ".swagger-ui .info .title").await;
@@ -815,12 +848,12 @@ fn the_administrator_enables_synchronization_in_a_real_browser() {
     let driver = Driver::start();
     for (url, db) in databases(dir.path()) {
         let backend = if db.is_some() { "postgres" } else { "sqlite" };
-        let (server, code) = start_scimd(&url);
+        let (server, code, log) = start_scimd(&url);
         let profile = tempfile::tempdir().unwrap();
         let mut shots = Shots::new(backend);
         rt.block_on(async {
             let c = browser(&driver, profile.path()).await;
-            administrator_journey(&c, &server, &code, &mut shots).await;
+            administrator_journey(&c, &server, &log, &code, &mut shots).await;
             c.close().await.unwrap();
         });
         drop(server);
@@ -980,7 +1013,7 @@ fn an_administrator_signs_in_with_saml_in_a_real_browser() {
     let driver = Driver::start();
     for (url, db) in databases(dir.path()) {
         let backend = if db.is_some() { "postgres" } else { "sqlite" };
-        let (server, _code) = start_scimd(&url);
+        let (server, _code, _log) = start_scimd(&url);
         let profile = tempfile::tempdir().unwrap();
         let mut shots = Shots::new(&format!("{backend}-saml"));
         rt.block_on(async {

@@ -12,6 +12,7 @@ mod files;
 mod metrics;
 mod oauth;
 mod openapi;
+mod provisioning;
 mod rate_limit;
 mod replicas;
 mod rough_edges;

@@ -89,6 +89,12 @@ diesel::table! {
         updated_by -> Nullable<Text>,
         /// Days the change log keeps a row before it is purged.
         change_log_retention_days -> Integer,
+        /// Failure ratio (percent) of a credential's recent SCIM requests
+        /// that raises the quarantine warning.
+        health_failure_percent -> Integer,
+        /// Minutes without a SCIM request (synchronization enabled) that
+        /// raise the silence warning.
+        health_silence_minutes -> Integer,
     }
 }
 
@@ -183,6 +189,27 @@ diesel::table! {
         /// credential's last success from the address (one row per pair),
         /// which lets it past the address cap.
         succeeded -> Bool,
+    }
+}
+
+diesel::table! {
+    /// Each replica's record of one credential's SCIM traffic
+    /// (`crate::admin::health`), flushed periodically and merged on read.
+    provisioning_traffic (replica_id, credential_kind, credential_id) {
+        /// The process that recorded it (random at startup).
+        replica_id -> Text,
+        /// `scim_token`, `oauth_client` or `unknown`.
+        credential_kind -> Text,
+        /// The token's id or the OAuth client's id (empty for `unknown`).
+        credential_id -> Text,
+        /// The token's or the client's name, when known.
+        credential_name -> Nullable<Text>,
+        /// The newest request of the row.
+        last_request_at -> Text,
+        /// The windows, cycles and last failures, JSON.
+        state -> Text,
+        /// When the replica last flushed it.
+        updated_at -> Text,
     }
 }
 

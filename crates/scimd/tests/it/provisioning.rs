@@ -1,0 +1,456 @@
+//! Provisioning health end to end, on SQLite and PostgreSQL: SCIM requests
+//! through the whole app (`scimd::configure_app`), the health round that
+//! each replica runs every 10 seconds (`scimd::provisioning::round`,
+//! called by the test), and `GET /admin/api/v1/provisioning`. Time moves
+//! on the app's injected clock; nothing waits for it.
+//!
+//! Covered: a cycle ends after 10 minutes of silence; a failure ratio over
+//! the threshold raises a warning naming the recurring validation error,
+//! once (one WARN line per transition); a revoked token's 401s and
+//! synchronization's 403s are named as such; silence warns while
+//! synchronization is enabled and not while it is disabled; the failed
+//! requests list status, `scimType` and detail, never a token or a body;
+//! and two replicas' traffic is merged.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{test, App};
+use scim_store::testing::backends;
+use serde_json::{json, Value};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// A password sent in a refused request: it must never be shown.
+const PASSWORD: &str = "Never-Shown-9f3b2c";
+
+/// One replica: the whole app over the test database, with its own
+/// traffic record and the shared clock.
+struct Replica<S> {
+    app: S,
+    shared: scimd::Shared,
+    watch: scimd::provisioning::Watch,
+}
+
+async fn replica(
+    db: &scim_store::testing::TestDb,
+    clock: &scim_core::Clock,
+) -> Replica<impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>>
+{
+    let env = vec![("SCIMD__DATABASE__URL".to_string(), db.url().to_string())];
+    let settings = scimd::settings::Settings::load_from(None, env).unwrap();
+    let shared = scimd::Shared {
+        clock: clock.clone(),
+        ..settings.shared()
+    };
+    let store = db.store().clone();
+    let app_shared = shared.clone();
+    let app = test::init_service(
+        App::new().configure(move |cfg| scimd::configure_app(cfg, &store, &app_shared, &settings)),
+    )
+    .await;
+    Replica {
+        app,
+        shared,
+        watch: scimd::provisioning::Watch::default(),
+    }
+}
+
+impl<S> Replica<S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = test::TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(uri)
+            .insert_header(("Authorization", format!("Bearer {token}")));
+        if let Some(b) = body {
+            req = req
+                .insert_header(("Content-Type", "application/scim+json"))
+                .set_payload(b.to_string());
+        }
+        let res = match self.app.call(req.to_request()).await {
+            Ok(r) => r,
+            Err(e) => ServiceResponse::new(
+                test::TestRequest::default().to_http_request(),
+                e.error_response(),
+            ),
+        };
+        let status = res.status().as_u16();
+        let bytes = test::read_body(res).await;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// `GET /admin/api/v1/provisioning` with the admin token `admin`.
+    async fn view(&self, admin: &str) -> Value {
+        let (status, body) = self
+            .send("GET", "/admin/api/v1/provisioning", admin, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// The health round, with its log captured.
+    fn round(&mut self, store: &scim_store::Store) -> String {
+        let log = Log::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_ansi(false)
+            .finish();
+        let now = self.shared.clock.now();
+        tracing::subscriber::with_default(subscriber, || {
+            scimd::provisioning::round(store, &self.shared.health, &mut self.watch, now);
+        });
+        log.text()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+    fn make_writer(&'a self) -> Log {
+        self.clone()
+    }
+}
+
+fn scim_token(store: &scim_store::Store, name: &str) -> (String, String) {
+    let created = scim_admin::service::create_scim_token(
+        store,
+        &scim_store::changes::Actor::cli("test"),
+        &scim_admin::model::CreateTokenRequest {
+            name: name.into(),
+            expires_at: None,
+        },
+    )
+    .unwrap();
+    (created.token.id, created.secret)
+}
+
+fn admin_token(store: &scim_store::Store) -> String {
+    scim_admin::service::create_admin_token(
+        store,
+        &scim_store::changes::Actor::cli("test"),
+        &scim_admin::model::CreateTokenRequest {
+            name: "ops".into(),
+            expires_at: None,
+        },
+    )
+    .unwrap()
+    .secret
+}
+
+fn set_sync(store: &scim_store::Store, enabled: bool) {
+    store
+        .write(|c| {
+            if enabled {
+                scim_store::sync::enable_sync(c, "cli:test", &[]).map(|_| ())
+            } else {
+                scim_store::sync::disable_sync(c, "cli:test", "test").map(|_| ())
+            }
+        })
+        .unwrap();
+}
+
+fn credential<'a>(view: &'a Value, id: &str) -> &'a Value {
+    view["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no credential {id} in {view:#}"))
+}
+
+fn causes(view: &Value) -> Vec<String> {
+    view["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["cause"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn cycles_failures_and_warnings_of_each_credential() {
+    for db in backends() {
+        let store = db.store();
+        let clock = scim_core::Clock::system();
+        let mut r = replica(&db, &clock).await;
+        let admin = admin_token(store);
+        let (entra_id, entra) = scim_token(store, "Entra ID");
+        set_sync(store, true);
+
+        // A first cycle: three creates, an update, a delete, one refusal.
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let (status, body) = r
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &entra,
+                    Some(json!({"schemas": [USER], "userName": format!("u{i}@contoso.com")})),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            ids.push(body["id"].as_str().unwrap().to_owned());
+        }
+        let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "U"}]});
+        let (status, _) = r
+            .send(
+                "PATCH",
+                &format!("/scim/v2/Users/{}", ids[0]),
+                &entra,
+                Some(patch),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, _) = r
+            .send(
+                "DELETE",
+                &format!("/scim/v2/Users/{}", ids[1]),
+                &entra,
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+        clock.advance(Duration::from_secs(60));
+        let (status, refused) = r
+            .send(
+                "POST",
+                "/scim/v2/Users",
+                &entra,
+                Some(json!({"schemas": [USER], "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 400, "{refused}");
+        let log = r.round(store);
+        assert!(!log.contains("WARN"), "{log}");
+        let v = r.view(&admin).await;
+        assert_eq!(causes(&v), Vec::<String>::new(), "{v:#}");
+        let c = credential(&v, &entra_id);
+        assert_eq!(c["kind"], "scim_token");
+        assert_eq!(c["name"], "Entra ID");
+        let cycle = &c["cycle"];
+        assert_eq!(cycle["in_progress"], true);
+        assert_eq!(
+            (
+                &cycle["requests"],
+                &cycle["creates"],
+                &cycle["updates"],
+                &cycle["deletes"],
+                &cycle["failures"]
+            ),
+            (&json!(6), &json!(3), &json!(1), &json!(1), &json!(1)),
+            "{cycle:#}"
+        );
+        assert_eq!(cycle["length_secs"], 60);
+        assert_eq!(c["previous_cycle"], Value::Null);
+        // The failed request: status, scimType and detail, and no secret.
+        let failure = &c["failures"][0];
+        assert_eq!(failure["status"], 400);
+        assert_eq!(failure["method"], "POST");
+        assert_eq!(failure["route"], "/Users");
+        assert_eq!(failure["scim_type"], refused["scimType"]);
+        assert_eq!(failure["detail"], refused["detail"]);
+        let text = v.to_string();
+        assert!(!text.contains(PASSWORD) && !text.contains(&entra), "{text}");
+
+        // Eleven minutes of silence end the cycle: the next request
+        // starts another, and the first becomes the previous one.
+        clock.advance(Duration::from_secs(11 * 60));
+        let (status, _) = r.send("GET", "/scim/v2/Users", &entra, None).await;
+        assert_eq!(status, 200);
+        r.round(store);
+        let v = r.view(&admin).await;
+        let c = credential(&v, &entra_id);
+        assert_eq!(c["cycle"]["requests"], 1);
+        assert_eq!(c["previous_cycle"]["requests"], 6);
+        assert_eq!(c["previous_cycle"]["creates"], 3);
+
+        // A recurring validation error: 7 refusals of 13 recent requests
+        // (54% ≥ 40%) raise one warning naming it, logged once.
+        for _ in 0..6 {
+            let (status, _) = r
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &entra,
+                    Some(json!({"schemas": [USER]})),
+                )
+                .await;
+            assert_eq!(status, 400);
+        }
+        let log = r.round(store);
+        assert_eq!(log.matches("provisioning at risk").count(), 1, "{log}");
+        assert!(log.contains("WARN"), "{log}");
+        let v = r.view(&admin).await;
+        assert_eq!(causes(&v), ["validation_error"], "{v:#}");
+        let w = &v["warnings"][0];
+        assert_eq!(w["credential_name"], "Entra ID");
+        let detail = refused["detail"].as_str().unwrap();
+        assert!(
+            w["message"].as_str().unwrap().contains(detail),
+            "{w:#} should name {detail}"
+        );
+        let c = credential(&v, &entra_id);
+        assert_eq!(
+            (&c["recent_requests"], &c["recent_failures"]),
+            (&json!(13), &json!(7))
+        );
+        // The next round raises nothing new.
+        let log = r.round(store);
+        assert!(!log.contains("provisioning at risk"), "{log}");
+
+        // A revoked token: its 401s are counted against it, by name.
+        let (revoked_id, revoked) = scim_token(store, "Old Entra token");
+        let (status, _) = r.send("GET", "/scim/v2/Users", &revoked, None).await;
+        assert_eq!(status, 200);
+        scim_admin::service::revoke_scim_token(
+            store,
+            &scim_store::changes::Actor::cli("test"),
+            &revoked_id,
+        )
+        .unwrap();
+        clock.advance(Duration::from_secs(6)); // past the token cache
+        for _ in 0..5 {
+            let (status, _) = r.send("GET", "/scim/v2/Users", &revoked, None).await;
+            assert_eq!(status, 401);
+        }
+        // A token scimd never issued: counted as unknown.
+        for _ in 0..5 {
+            let (status, _) = r.send("GET", "/scim/v2/Users", "scimd_made-up", None).await;
+            assert_eq!(status, 401);
+        }
+        r.round(store);
+        let v = r.view(&admin).await;
+        let c = credential(&v, &revoked_id);
+        assert_eq!(c["warning"]["cause"], "token_revoked_or_expired", "{c:#}");
+        assert_eq!(c["failures"][0]["refusal"], "revoked");
+        let unknown = credential(&v, "");
+        assert_eq!(unknown["kind"], "unknown");
+        assert_eq!(unknown["warning"]["cause"], "unknown_token");
+        assert!(!v.to_string().contains("scimd_made-up"));
+
+        // Synchronization disabled: a credential's 403s name it, and
+        // silence raises nothing while it stays disabled.
+        let (sync_id, sync_token) = scim_token(store, "Staging");
+        set_sync(store, false);
+        for _ in 0..5 {
+            let (status, _) = r.send("GET", "/scim/v2/Users", &sync_token, None).await;
+            assert_eq!(status, 403);
+        }
+        r.round(store);
+        let v = r.view(&admin).await;
+        assert_eq!(
+            credential(&v, &sync_id)["warning"]["cause"],
+            "sync_disabled"
+        );
+        clock.advance(Duration::from_secs(3 * 3600));
+        r.round(store);
+        assert!(!causes(&r.view(&admin).await).contains(&"silence".to_owned()));
+
+        // Enabled, three hours without a request (threshold 2 h) warn.
+        set_sync(store, true);
+        let log = r.round(store);
+        assert!(
+            log.contains("cause=\"silence\"") || log.contains("cause=silence"),
+            "{log}"
+        );
+        let v = r.view(&admin).await;
+        assert!(causes(&v).contains(&"silence".to_owned()), "{v:#}");
+        let (status, _) = r.send("GET", "/scim/v2/Users", &entra, None).await;
+        assert_eq!(status, 200);
+        let log = r.round(store);
+        assert!(log.contains("provisioning warning cleared"), "{log}");
+        assert!(!causes(&r.view(&admin).await).contains(&"silence".to_owned()));
+    }
+}
+
+#[actix_web::test]
+async fn the_traffic_of_two_replicas_is_merged() {
+    for db in backends() {
+        let store = db.store();
+        let clock = scim_core::Clock::system();
+        let mut a = replica(&db, &clock).await;
+        let mut b = replica(&db, &clock).await;
+        assert_ne!(a.shared.health.replica_id(), b.shared.health.replica_id());
+        let admin = admin_token(store);
+        let (id, token) = scim_token(store, "Entra ID");
+        set_sync(store, true);
+        for (i, r) in [&a, &b, &a].into_iter().enumerate() {
+            let (status, _) = r
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &token,
+                    Some(json!({"schemas": [USER], "userName": format!("r{i}@contoso.com")})),
+                )
+                .await;
+            assert_eq!(status, 201);
+        }
+        for _ in 0..4 {
+            let (status, _) = b
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &token,
+                    Some(json!({"schemas": [USER]})),
+                )
+                .await;
+            assert_eq!(status, 400);
+        }
+        a.round(store);
+        b.round(store);
+        // Either replica's admin API shows both replicas' traffic.
+        for r in [&a, &b] {
+            let (status, v) = r
+                .send("GET", "/admin/api/v1/provisioning", &admin, None)
+                .await;
+            assert_eq!(status, 200);
+            let c = credential(&v, &id);
+            assert_eq!(c["cycle"]["requests"], 7, "{c:#}");
+            assert_eq!(c["cycle"]["creates"], 3);
+            assert_eq!(c["cycle"]["failures"], 4);
+            assert_eq!(c["failures"].as_array().unwrap().len(), 4);
+            // 4 of 7 failed: 57% ≥ 40%.
+            assert_eq!(c["warning"]["cause"], "validation_error");
+        }
+        // A replica's next save replaces its own rows, never the other's.
+        let (status, _) = a.send("GET", "/scim/v2/Users", &token, None).await;
+        assert_eq!(status, 200);
+        a.round(store);
+        let (_, v) = a
+            .send("GET", "/admin/api/v1/provisioning", &admin, None)
+            .await;
+        assert_eq!(credential(&v, &id)["cycle"]["requests"], 8);
+    }
+}
