@@ -26,6 +26,8 @@ use actix_web::{web, Error, FromRequest, HttpRequest, HttpResponse};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use scim_admin::AdminError;
+use scim_store::events::streams::{self, StreamStatus};
+use scim_store::events::Stream;
 use scim_store::Store;
 use subtle::ConstantTimeEq;
 
@@ -189,6 +191,23 @@ fn describe() {
         "scimd_oauth_token_failures_total",
         "Refused OAuth token requests by HTTP status"
     );
+    describe_gauge!(
+        "scimd_event_delivery_lag_seconds",
+        Unit::Seconds,
+        "Seconds since the oldest change an event stream has not gone past was recorded (0: caught up)"
+    );
+    describe_gauge!(
+        "scimd_event_stream_pending_changes",
+        "Changes of the log after an event stream's cursor (those it does not select included)"
+    );
+    describe_gauge!(
+        "scimd_event_stream_consecutive_failures",
+        "Failed push deliveries of an event stream in a row (0 after a success)"
+    );
+    describe_counter!(
+        "scimd_event_deliveries_total",
+        "Pushed SETs by outcome (delivered: 202, rejected: 400 from the receiver, failed: to retry)"
+    );
 }
 
 /// What `GET /metrics` needs.
@@ -283,6 +302,7 @@ struct Snapshot {
     population: scim_store::scim::counts::Population,
     sync_enabled: bool,
     last_uses: Vec<LastUse>,
+    streams: Vec<(Stream, StreamStatus)>,
 }
 
 impl Snapshot {
@@ -322,10 +342,23 @@ impl Snapshot {
                 }),
             }
         }
+        // Where each event stream stands (a few rows each).
+        let streams = store.read(|c| {
+            streams::list_streams(c)?
+                .into_iter()
+                .map(|s| {
+                    // The state is not reported here (the failures are),
+                    // so any failing threshold will do.
+                    let status = streams::stream_status(c, &s, 1)?;
+                    Ok((s, status))
+                })
+                .collect::<Result<Vec<_>, scim_store::StoreError>>()
+        })?;
         Ok(Snapshot {
             population,
             sync_enabled,
             last_uses,
+            streams,
         })
     }
 
@@ -337,6 +370,23 @@ impl Snapshot {
         metrics::gauge!("scimd_users", "state" => "deleted").set(p.deleted_users as f64);
         metrics::gauge!("scimd_groups").set(p.groups as f64);
         metrics::gauge!("scimd_sync_enabled").set(if self.sync_enabled { 1.0 } else { 0.0 });
+        for (stream, status) in self.streams {
+            // Seconds since the oldest change the stream has not gone
+            // past was recorded (0: caught up).
+            let lag = status
+                .oldest_pending_at
+                .as_deref()
+                .and_then(|at| {
+                    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .map_or(0.0, |at| (now - at).as_seconds_f64().max(0.0));
+            let labels = [("stream", stream.id), ("name", stream.name)];
+            metrics::gauge!("scimd_event_delivery_lag_seconds", &labels).set(lag);
+            metrics::gauge!("scimd_event_stream_pending_changes", &labels).set(status.lag as f64);
+            metrics::gauge!("scimd_event_stream_consecutive_failures", &labels)
+                .set(f64::from(stream.failures));
+        }
         for u in self.last_uses {
             let Ok(at) =
                 time::OffsetDateTime::parse(&u.at, &time::format_description::well_known::Rfc3339)

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use scim_store::changes::Change;
+use scim_store::events::streams::PushDue;
 use scim_store::events::{keys, streams, Stream};
 use scim_store::StoreError;
 
@@ -41,6 +42,17 @@ pub enum Outcome {
     Rejected(String),
     /// To retry later (why).
     Failed(String),
+}
+
+/// What one [`Deliverer::run_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// It claimed a stream and pushed (or tried to).
+    Delivered,
+    /// Push streams exist; none was due (or another replica holds it).
+    NothingDue,
+    /// No active push stream exists.
+    NoStreams,
 }
 
 /// The push deliverer of one process. Cheap to clone.
@@ -66,24 +78,33 @@ impl Deliverer {
 
     /// Delivers until the process ends: whatever is due, then waits for a
     /// SCIM write of this process or `poll_interval`, whichever comes
-    /// first. Errors are logged and tried again after `poll_interval`.
+    /// first. While no active push stream exists, it looks again only
+    /// every `poll_interval`, not after each write: a write would cost a
+    /// query for nothing, and a stream created meanwhile starts at the end
+    /// of the log, so it misses nothing by waiting. Errors are logged and
+    /// tried again after `poll_interval`.
     pub async fn run(self) {
+        let poll_interval = self.events.config().poll_interval;
         loop {
             let signal = self.events.signal().notified();
             tokio::pin!(signal);
             signal.as_mut().enable();
             match self.run_once().await {
-                Ok(true) => continue,
-                Ok(false) => {}
+                Ok(Ran::Delivered) => continue,
+                Ok(Ran::NothingDue) => {}
+                Ok(Ran::NoStreams) => {
+                    tokio::time::sleep(poll_interval).await;
+                    continue;
+                }
                 Err(e) => tracing::warn!(error = %e, "event delivery failed"),
             }
-            let _ = tokio::time::timeout(self.events.config().poll_interval, signal).await;
+            let _ = tokio::time::timeout(poll_interval, signal).await;
         }
     }
 
     /// Claims one stream that is due and pushes its pending SETs (up to
-    /// `batch`); `false` when no stream was due.
-    pub async fn run_once(&self) -> Result<bool, StoreError> {
+    /// `batch`).
+    pub async fn run_once(&self) -> Result<Ran, StoreError> {
         let config = self.events.config();
         let clock = self.events.clock();
         let now = clock.now_text();
@@ -95,8 +116,10 @@ impl Deliverer {
                 .queue_read(move |c| streams::push_stream_due(c, &now))
                 .await?
         };
-        if !due {
-            return Ok(false);
+        match due {
+            PushDue::NoStreams => return Ok(Ran::NoStreams),
+            PushDue::NotDue => return Ok(Ran::NothingDue),
+            PushDue::Due => {}
         }
         let owner = self.owner.clone();
         let claimed = self
@@ -105,7 +128,7 @@ impl Deliverer {
             .queue_write(move |c| streams::claim_due_stream(c, &owner, &now, &until))
             .await?;
         let Some((stream, authorization)) = claimed else {
-            return Ok(false);
+            return Ok(Ran::NothingDue);
         };
         let result = self.deliver(&stream, authorization.as_deref()).await;
         let (id, owner) = (stream.id.clone(), self.owner.clone());
@@ -113,7 +136,7 @@ impl Deliverer {
             .store()
             .queue_write(move |c| streams::release_lease(c, &id, &owner))
             .await?;
-        result.map(|()| true)
+        result.map(|()| Ran::Delivered)
     }
 
     async fn deliver(
@@ -135,6 +158,15 @@ impl Deliverer {
         };
         for change in &pending {
             let outcome = self.push_one(stream, authorization, &key, change).await;
+            metrics::counter!(
+                "scimd_event_deliveries_total",
+                "outcome" => match outcome {
+                    Outcome::Delivered => "delivered",
+                    Outcome::Rejected(_) => "rejected",
+                    Outcome::Failed(_) => "failed",
+                }
+            )
+            .increment(1);
             match outcome {
                 Outcome::Delivered => {}
                 Outcome::Rejected(why) => {

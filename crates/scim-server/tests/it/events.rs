@@ -11,7 +11,7 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{test, web, App, HttpRequest, HttpResponse, HttpServer};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{DecodingKey, Validation};
-use scim_server::events::push::Deliverer;
+use scim_server::events::push::{Deliverer, Ran};
 use scim_server::events::{Events, EventsConfig};
 use scim_store::changes::{record, Actor, Event, NewChange};
 use scim_store::events::streams::{self, CreatedStream};
@@ -179,7 +179,7 @@ fn change(store: &Store, event: Event, id: &str) {
 
 /// Runs the deliverer until nothing is due.
 async fn drain(deliverer: &Deliverer) {
-    while deliverer.run_once().await.unwrap() {}
+    while deliverer.run_once().await.unwrap() == Ran::Delivered {}
 }
 
 async fn get_jwks(events: &Events, created: &CreatedStream) -> Value {
@@ -363,7 +363,11 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
                 .unwrap()
         };
         for attempt in 1..=3 {
-            assert!(deliverer.run_once().await.unwrap(), "attempt {attempt}");
+            assert_eq!(
+                deliverer.run_once().await.unwrap(),
+                Ran::Delivered,
+                "attempt {attempt}"
+            );
             let (stream, st) = status(&db);
             assert_eq!(stream.failures, attempt);
             assert_eq!(
@@ -374,7 +378,7 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
             assert!(st.oldest_pending_at.is_some());
             assert_eq!(st.state, if attempt >= 3 { "failing" } else { "active" });
             // In backoff: not due until the clock passes next_attempt_at.
-            assert!(!deliverer.run_once().await.unwrap());
+            assert_eq!(deliverer.run_once().await.unwrap(), Ran::NothingDue);
             clock.advance(Duration::from_secs(61));
         }
         drain(&deliverer).await;
@@ -402,7 +406,7 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
         receiver.then(400, &"x".repeat(1 << 20));
         change(db.store(), Event::UserPatched, "b");
         let seen_before = receiver.seen().len();
-        assert!(deliverer.run_once().await.unwrap());
+        assert_eq!(deliverer.run_once().await.unwrap(), Ran::Delivered);
         assert_eq!(
             receiver.seen().len(),
             seen_before + 1,
@@ -414,7 +418,7 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
             Some("HTTP 307 (202 expected)")
         );
         clock.advance(Duration::from_secs(61));
-        assert!(deliverer.run_once().await.unwrap());
+        assert_eq!(deliverer.run_once().await.unwrap(), Ran::Delivered);
         let (stream, _) = status(&db);
         assert_eq!(
             stream.last_error.as_deref(),
@@ -474,7 +478,7 @@ async fn private_receivers_are_refused_unless_allowed() {
         ] {
             let created = push_stream(db.store(), &url, Alg::Es256);
             change(db.store(), Event::UserCreated, "x");
-            assert!(deliverer.run_once().await.unwrap());
+            assert_eq!(deliverer.run_once().await.unwrap(), Ran::Delivered);
             let stream = db
                 .store()
                 .read(|c| streams::find_stream(c, &created.stream.id))

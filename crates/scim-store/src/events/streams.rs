@@ -665,14 +665,34 @@ fn due_push_streams<'a>(last: i64, now: &'a str) -> _ {
         )
 }
 
-/// Whether any push stream is due for delivery at `now` (leases aside): a
+/// Whether a push stream waits for delivery at `now` (leases aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushDue {
+    /// No active push stream exists.
+    NoStreams,
+    /// Active push streams exist, none due now.
+    NotDue,
+    /// At least one is due.
+    Due,
+}
+
+/// Whether a push stream is due for delivery at `now` (leases aside): a
 /// read, so that the deliverer, woken by every committed write, asks for a
-/// write (the claim) only when there is something to deliver. Without it
-/// each SCIM write would be followed by a claim transaction, which on
-/// SQLite takes the single writer's time.
-pub fn push_stream_due(conn: &mut DbConnection, now: &str) -> Result<bool, StoreError> {
+/// write (the claim) only when there is something to deliver.
+pub fn push_stream_due(conn: &mut DbConnection, now: &str) -> Result<PushDue, StoreError> {
+    let active_push: bool = diesel::select(diesel::dsl::exists(
+        event_streams::table
+            .filter(event_streams::delivery.eq("push"))
+            .filter(event_streams::state.eq("active")),
+    ))
+    .get_result(conn)?;
+    if !active_push {
+        return Ok(PushDue::NoStreams);
+    }
     let last = crate::changes::last_position(conn)?;
-    Ok(diesel::select(diesel::dsl::exists(due_push_streams(last, now))).get_result(conn)?)
+    let due: bool =
+        diesel::select(diesel::dsl::exists(due_push_streams(last, now))).get_result(conn)?;
+    Ok(if due { PushDue::Due } else { PushDue::NotDue })
 }
 
 /// Claims a push stream that is due for delivery for `owner` until
@@ -1003,6 +1023,12 @@ mod tests {
     fn leases_exclude_other_owners_until_they_expire_and_the_cursor_is_fenced() {
         for db in backends() {
             let store = db.store();
+            assert_eq!(
+                store
+                    .read(|c| push_stream_due(c, "2026-12-06T10:00:00.000Z"))
+                    .unwrap(),
+                PushDue::NoStreams
+            );
             let id = store
                 .write(|c| {
                     create_stream(c, &push("https://a.example/"), "2026-12-06T10:00:00.000Z")
@@ -1017,8 +1043,13 @@ mod tests {
                     .unwrap()
                     .map(|(s, auth)| (s.id, auth))
             };
-            let due = |now: &str| store.read(|c| push_stream_due(c, now)).unwrap();
-            assert!(!due("2026-12-06T10:00:01.000Z"));
+            let due = |now: &str| store.read(|c| push_stream_due(c, now)).unwrap() == PushDue::Due;
+            assert_eq!(
+                store
+                    .read(|c| push_stream_due(c, "2026-12-06T10:00:01.000Z"))
+                    .unwrap(),
+                PushDue::NotDue
+            );
             assert_eq!(
                 claim("a", "2026-12-06T10:00:01.000Z", "2026-12-06T10:00:31.000Z"),
                 None

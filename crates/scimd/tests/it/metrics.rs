@@ -311,6 +311,71 @@ fn metrics_need_a_credential_and_report_traffic_and_the_database() {
     }
 }
 
+/// An event stream's lag and pending changes are gauges read at scrape
+/// time; a stream that has caught up reports 0.
+#[test]
+fn event_streams_report_their_lag() {
+    use scim_store::events::streams::{create_stream, Alg, Delivery, Mode, NewStream};
+    let dir = tempfile::tempdir().unwrap();
+    for (url, _db) in databases(dir.path()) {
+        let env = vec![("SCIMD__DATABASE__URL".to_owned(), url.clone())];
+        let settings = scimd::settings::Settings::load_from(None, env).unwrap();
+        let (_, secret) = create_token(&url, "entra");
+        let store = scim_store::Store::connect(&settings.store_config()).unwrap();
+        let now = scim_core::datetime::format(time::OffsetDateTime::now_utc());
+        let stream = store
+            .write(|c| {
+                create_stream(
+                    c,
+                    &NewStream {
+                        name: "app".into(),
+                        delivery: Delivery::Poll,
+                        endpoint_url: None,
+                        authorization: None,
+                        audience: "https://app.example.com".into(),
+                        issuer: None,
+                        event_types: vec![],
+                        resource_types: vec![],
+                        mode: Mode::Full,
+                        alg: Alg::Es256,
+                    },
+                    &now,
+                )
+            })
+            .unwrap()
+            .stream;
+        let server = Server::start_with(&url, &[("SCIMD__METRICS__TOKEN", METRICS_TOKEN)]);
+        let labels = [("stream", stream.id.as_str()), ("name", "app")];
+        let samples = scrape(&server, Some(METRICS_TOKEN));
+        assert_eq!(
+            value(&samples, "scimd_event_stream_pending_changes", &labels),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&samples, "scimd_event_delivery_lag_seconds", &labels),
+            Some(0.0)
+        );
+        enable_sync(&url);
+        let body = user("alice", true);
+        let (status, _) = server.http("POST", "/scim/v2/Users", Some(&secret), Some(&body));
+        assert_eq!(status, 201);
+        let samples = scrape(&server, Some(METRICS_TOKEN));
+        // Enabling sync and creating the user, none acknowledged yet.
+        let last = store.read(scim_store::changes::last_position).unwrap();
+        assert!(last >= stream.cursor + 2);
+        assert_eq!(
+            value(&samples, "scimd_event_stream_pending_changes", &labels),
+            Some((last - stream.cursor) as f64)
+        );
+        assert!(value(&samples, "scimd_event_delivery_lag_seconds", &labels)
+            .is_some_and(|lag| lag >= 0.0));
+        assert_eq!(
+            value(&samples, "scimd_event_stream_consecutive_failures", &labels),
+            Some(0.0)
+        );
+    }
+}
+
 #[test]
 fn metrics_can_be_turned_off() {
     let dir = tempfile::tempdir().unwrap();
