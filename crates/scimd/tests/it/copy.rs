@@ -72,6 +72,33 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
             scim_store::admin::saml::remember_saml_assertion(c, "_assertion-1", &later, &now_text)
         })
         .unwrap();
+    // A replica's record of a credential's SCIM traffic (provisioning
+    // health), with a failure kept.
+    store
+        .write(|c| {
+            use scim_store::admin::health::{save_traffic, Credential, Request, Traffic};
+            let mut traffic = Traffic {
+                name: Some("Entra ID".into()),
+                ..Traffic::default()
+            };
+            traffic.record(&Request {
+                at: now,
+                method: "POST",
+                route: "/Users",
+                operation: "create",
+                status: 400,
+                scim_type: Some("invalidValue"),
+                detail: Some("userName is required"),
+                refusal: None,
+            });
+            save_traffic(
+                c,
+                "replica-1",
+                now,
+                &[(Credential::scim_token("t1"), traffic)],
+            )
+        })
+        .unwrap();
     // The change log, with a row whose every column is set.
     store
         .write(|c| {
