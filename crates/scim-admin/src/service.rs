@@ -338,32 +338,30 @@ pub fn update_settings(
             "must be between 1 and 10000",
         ));
     }
-    if update
-        .change_log_retention_days
-        .is_some_and(|days| !(1..=3650).contains(&days))
-    {
-        errors.push(FieldError::new(
+    // The optional values: refused only when given and out of range.
+    for (field, value, range, detail) in [
+        (
             "change_log_retention_days",
+            update.change_log_retention_days,
+            1..=3650,
             "must be between 1 and 3650 days",
-        ));
-    }
-    if update
-        .health_failure_percent
-        .is_some_and(|p| !(1..=100).contains(&p))
-    {
-        errors.push(FieldError::new(
+        ),
+        (
             "health_failure_percent",
+            update.health_failure_percent,
+            1..=100,
             "must be between 1 and 100 percent",
-        ));
-    }
-    if update
-        .health_silence_minutes
-        .is_some_and(|m| !(5..=10_080).contains(&m))
-    {
-        errors.push(FieldError::new(
+        ),
+        (
             "health_silence_minutes",
+            update.health_silence_minutes,
+            5..=10_080,
             "must be between 5 and 10080 minutes (a week)",
-        ));
+        ),
+    ] {
+        if value.is_some_and(|v| !range.contains(&v)) {
+            errors.push(FieldError::new(field, detail));
+        }
     }
     if update.default_page_size < 1 || update.default_page_size > update.max_page_size {
         errors.push(FieldError::new(
