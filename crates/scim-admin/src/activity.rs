@@ -307,7 +307,7 @@ impl ActivityQuery {
 pub fn list_activity(store: &Store, q: &ActivityQuery) -> Result<ActivityPage, AdminError> {
     let (changes, names) = store.read(|c| {
         let changes = scim_store::changes::list_changes(c, &q.query)?;
-        let names = resource_names(c, &changes)?;
+        let names = resource_names(c, q.query.org.unwrap_or_default(), &changes)?;
         Ok((changes, names))
     })?;
     let next_before = (i64::try_from(changes.len()).unwrap_or(i64::MAX) >= q.query.limit)
@@ -328,6 +328,7 @@ pub fn list_activity(store: &Store, q: &ActivityQuery) -> Result<ActivityPage, A
 /// primary key.
 fn resource_names(
     conn: &mut DbConnection,
+    org: scim_store::OrgId,
     changes: &[Change],
 ) -> Result<HashMap<String, String>, StoreError> {
     let mut names = HashMap::new();
@@ -347,8 +348,10 @@ fn resource_names(
                 continue;
             }
             let found = match kind {
-                "User" => users::find_user(conn, &id)?.map(|u| text_of(&u.attrs, "userName")),
-                "Group" => groups::find_group(conn, &id)?.map(|g| text_of(&g.attrs, "displayName")),
+                "User" => users::find_user(conn, org, &id)?.map(|u| text_of(&u.attrs, "userName")),
+                "Group" => {
+                    groups::find_group(conn, org, &id)?.map(|g| text_of(&g.attrs, "displayName"))
+                }
                 _ => None,
             };
             if let Some(name) = found {
@@ -514,6 +517,9 @@ pub fn describe(
         Event::UserPurged => "purged".to_owned(),
         Event::MembersAdded => members("added"),
         Event::MembersRemoved => members("removed"),
+        Event::OrganizationCreated => format!("organization{} created", quoted(detail, "slug")),
+        Event::OrganizationChanged => "organization changed".to_owned(),
+        Event::OrganizationDeleted => format!("organization{} deleted", quoted(detail, "slug")),
         Event::SyncEnabled => "User Synchronization enabled".to_owned(),
         Event::SyncDisabled => "User Synchronization disabled".to_owned(),
         Event::SamlChanged => "SAML sign-in settings changed".to_owned(),

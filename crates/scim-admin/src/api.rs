@@ -45,11 +45,12 @@ where
 #[get("/sync")]
 pub async fn get_sync(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<SyncStatus>, AdminError> {
+    let org = caller.actor.org;
     let store = api.store().clone();
     Ok(web::Json(
-        blocking(move || service::sync_status(&store)).await?,
+        blocking(move || service::sync_status(&store, org)).await?,
     ))
 }
 
@@ -121,11 +122,12 @@ pub async fn disable_sync(
 #[get("/sync/events")]
 pub async fn sync_events(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<Vec<SyncEventView>>, AdminError> {
+    let org = caller.actor.org;
     let store = api.store().clone();
     Ok(web::Json(
-        blocking(move || service::sync_events(&store, 100)).await?,
+        blocking(move || service::sync_events(&store, org, 100)).await?,
     ))
 }
 
@@ -146,11 +148,12 @@ pub async fn sync_events(
 #[get("/saml")]
 pub async fn get_saml(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<SamlView>, AdminError> {
+    let org = caller.actor.org;
     let store = api.store().clone();
     Ok(web::Json(
-        blocking(move || service::get_saml(&store)).await?,
+        blocking(move || service::get_saml(&store, org)).await?,
     ))
 }
 
@@ -245,11 +248,12 @@ fn with_etag(view: SettingsView) -> HttpResponse {
 #[get("/settings")]
 pub async fn get_settings(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<HttpResponse, AdminError> {
+    let org = caller.actor.org;
     let store = api.store().clone();
     Ok(with_etag(
-        blocking(move || service::get_settings(&store)).await?,
+        blocking(move || service::get_settings(&store, org)).await?,
     ))
 }
 
@@ -282,6 +286,7 @@ pub async fn put_settings(
     req: HttpRequest,
     body: Result<Json<SettingsUpdate>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
+    let org = caller.actor.org;
     let Some(raw) = req.headers().get(header::IF_MATCH) else {
         return Err(AdminError::PreconditionRequired(
             "send If-Match with the ETag from GET /admin/api/v1/settings".into(),
@@ -303,7 +308,7 @@ pub async fn put_settings(
     let view = blocking(move || {
         let expected = match version {
             Some(v) => v,
-            None => service::get_settings(&store)?.version,
+            None => service::get_settings(&store, org)?.version,
         };
         service::update_settings(&store, &caller.actor, &update, expected)
     })
@@ -328,11 +333,12 @@ pub async fn put_settings(
 #[get("/scim-tokens")]
 pub async fn list_scim_tokens(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<Vec<TokenView>>, AdminError> {
+    let org = caller.actor.org;
     let store = api.store().clone();
     Ok(web::Json(
-        blocking(move || service::list_scim_tokens(&store)).await?,
+        blocking(move || service::list_scim_tokens(&store, org)).await?,
     ))
 }
 

@@ -8,6 +8,7 @@ use actix_web::{get, web};
 use scim_store::health::{
     self, Assessment, Credential, CredentialHealth, Cycle, Failure, Thresholds, Warning,
 };
+use scim_store::OrgId;
 use scim_store::Store;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -17,14 +18,28 @@ use crate::auth::Caller;
 use crate::error::{AdminError, ErrorBody};
 use crate::AdminApi;
 
-/// Reads every replica's traffic and the thresholds, and assesses them as
-/// of `now`.
-pub fn assess(store: &Store, now: OffsetDateTime) -> Result<(Assessment, Thresholds), AdminError> {
+/// Reads every replica's traffic of the organization's credentials and
+/// its thresholds, and assesses them as of `now`. Requests with a
+/// credential scimd does not know (`unknown`) cannot be told apart by
+/// organization: they count for the default organization.
+pub fn assess(
+    store: &Store,
+    org: OrgId,
+    now: OffsetDateTime,
+) -> Result<(Assessment, Thresholds), AdminError> {
     let (rows, settings, sync) = store.read(|conn| {
+        let ours = health::org_credentials(conn, org)?;
+        let rows = health::load_traffic(conn)?
+            .into_iter()
+            .filter(|r| {
+                ours.contains(&r.credential)
+                    || (org == OrgId::DEFAULT && r.credential.kind == "unknown")
+            })
+            .collect::<Vec<_>>();
         Ok((
-            health::load_traffic(conn)?,
-            scim_store::settings::get_runtime_settings(conn)?,
-            scim_store::sync::get_sync_state(conn)?,
+            rows,
+            scim_store::settings::get_runtime_settings(conn, org)?,
+            scim_store::sync::get_sync_state(conn, org)?,
         ))
     })?;
     let thresholds = Thresholds {
@@ -264,9 +279,13 @@ fn silent(kind: &str, id: String, name: String) -> CredentialTraffic {
     }
 }
 
-/// The provisioning health as of `now`.
-pub fn provisioning(store: &Store, now: OffsetDateTime) -> Result<ProvisioningView, AdminError> {
-    let (assessment, thresholds) = assess(store, now)?;
+/// The organization's provisioning health as of `now`.
+pub fn provisioning(
+    store: &Store,
+    org: OrgId,
+    now: OffsetDateTime,
+) -> Result<ProvisioningView, AdminError> {
+    let (assessment, thresholds) = assess(store, org, now)?;
     let mut credentials: Vec<CredentialTraffic> =
         assessment.credentials.iter().map(credential_view).collect();
     // Credentials that never sent a request are listed too: a token the
@@ -277,7 +296,7 @@ pub fn provisioning(store: &Store, now: OffsetDateTime) -> Result<ProvisioningVi
             .iter()
             .any(|c| c.credential.kind == kind && c.credential.id == id)
     };
-    for t in crate::service::list_scim_tokens(store)? {
+    for t in crate::service::list_scim_tokens(store, org)? {
         if t.state == "active" && !seen("scim_token", &t.id) {
             credentials.push(silent("scim_token", t.id, t.name));
         }
@@ -325,11 +344,12 @@ pub fn provisioning(store: &Store, now: OffsetDateTime) -> Result<ProvisioningVi
 #[get("/provisioning")]
 pub async fn get_provisioning(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<ProvisioningView>, AdminError> {
     let store = api.store().clone();
     let now = api.config().clock.now();
+    let org = caller.actor.org;
     Ok(web::Json(
-        web::block(move || provisioning(&store, now)).await??,
+        web::block(move || provisioning(&store, org, now)).await??,
     ))
 }

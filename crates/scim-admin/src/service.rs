@@ -10,7 +10,7 @@
 use scim_store::admin::{Admission, Attempt};
 use scim_store::changes::{Actor, ActorKind, Event};
 use scim_store::settings::{Deprovisioning, SettingsValues};
-use scim_store::{admin, saml, settings, sync, PasswordHasher, Store};
+use scim_store::{admin, saml, settings, sync, OrgId, PasswordHasher, Store};
 
 use actix_web::web;
 
@@ -48,11 +48,11 @@ fn status_from(state: sync::SyncState, saml_configured: bool) -> SyncStatus {
     }
 }
 
-/// The User Synchronization state.
-pub fn sync_status(store: &Store) -> Result<SyncStatus, AdminError> {
+/// The organization's User Synchronization state.
+pub fn sync_status(store: &Store, org: OrgId) -> Result<SyncStatus, AdminError> {
     Ok(store.read(|c| {
-        let state = sync::get_sync_state(c)?;
-        let saml = saml::saml_configured(c)?;
+        let state = sync::get_sync_state(c, org)?;
+        let saml = saml::saml_configured(c, org)?;
         Ok(status_from(state, saml))
     })?)
 }
@@ -80,11 +80,11 @@ pub fn enable_sync(
     let ids: Vec<String> = CAUTIONS.iter().map(|c| c.id.to_owned()).collect();
     store
         .write(|c| {
-            let saml_ok = saml::saml_configured(c)?;
+            let saml_ok = saml::saml_configured(c, actor.org)?;
             if !missing_cautions.is_empty() || !saml_ok {
                 return Ok(Err((missing_cautions.clone(), saml_ok)));
             }
-            sync::enable_sync(c, &actor.label(), &ids)?;
+            sync::enable_sync(c, actor.org, &actor.label(), &ids)?;
             record_event(
                 c,
                 actor,
@@ -128,14 +128,14 @@ pub fn enable_sync(
                 fields,
             }
         })?;
-    sync_status(store)
+    sync_status(store, actor.org)
 }
 
 /// Disables synchronization: from the next request on, every replica
 /// answers the identity provider with 403.
 pub fn disable_sync(store: &Store, actor: &Actor) -> Result<SyncStatus, AdminError> {
     store.write(|c| {
-        sync::disable_sync(c, &actor.label(), "disabled by an administrator")?;
+        sync::disable_sync(c, actor.org, &actor.label(), "disabled by an administrator")?;
         record_event(
             c,
             actor,
@@ -145,12 +145,16 @@ pub fn disable_sync(store: &Store, actor: &Actor) -> Result<SyncStatus, AdminErr
             serde_json::json!({}),
         )
     })?;
-    sync_status(store)
+    sync_status(store, actor.org)
 }
 
-/// The most recent changes, newest first.
-pub fn sync_events(store: &Store, limit: i64) -> Result<Vec<SyncEventView>, AdminError> {
-    let events = store.read(|c| sync::list_sync_events(c, limit))?;
+/// The organization's most recent changes, newest first.
+pub fn sync_events(
+    store: &Store,
+    org: OrgId,
+    limit: i64,
+) -> Result<Vec<SyncEventView>, AdminError> {
+    let events = store.read(|c| sync::list_sync_events(c, org, limit))?;
     Ok(events
         .into_iter()
         .map(|e| SyncEventView {
@@ -221,9 +225,9 @@ fn describe_even_if_expired(pem: &str) -> Option<crate::saml::CertificateInfo> {
     })
 }
 
-/// The SAML settings.
-pub fn get_saml(store: &Store) -> Result<SamlView, AdminError> {
-    Ok(saml_view(store.read(saml::find_saml_settings)?))
+/// The organization's SAML settings.
+pub fn get_saml(store: &Store, org: OrgId) -> Result<SamlView, AdminError> {
+    Ok(saml_view(store.read(|c| saml::find_saml_settings(c, org))?))
 }
 
 /// Validates and stores SAML settings: `metadata_xml` alone, or all of
@@ -278,7 +282,8 @@ pub fn set_saml(store: &Store, actor: &Actor, input: &SamlUpdate) -> Result<Saml
         }
     };
     let saved = store.write(|c| {
-        let saved = saml::save_saml_settings(c, &entity_id, &sso_url, &pem, &actor.label())?;
+        let saved =
+            saml::save_saml_settings(c, actor.org, &entity_id, &sso_url, &pem, &actor.label())?;
         record_event(
             c,
             actor,
@@ -312,9 +317,11 @@ fn settings_view(s: settings::RuntimeSettings) -> SettingsView {
     }
 }
 
-/// The run-time settings.
-pub fn get_settings(store: &Store) -> Result<SettingsView, AdminError> {
-    Ok(settings_view(store.read(settings::get_runtime_settings)?))
+/// The organization's run-time settings.
+pub fn get_settings(store: &Store, org: OrgId) -> Result<SettingsView, AdminError> {
+    Ok(settings_view(
+        store.read(|c| settings::get_runtime_settings(c, org))?,
+    ))
 }
 
 /// Validates `update` and stores it if the settings are still at
@@ -377,7 +384,7 @@ pub fn update_settings(
     }
     let saved = store
         .write(|c| {
-            let before = settings::get_runtime_settings(c)?;
+            let before = settings::get_runtime_settings(c, actor.org)?;
             let values = SettingsValues {
                 deprovisioning: match update.deprovisioning {
                     DeprovisioningPolicy::Hard => Deprovisioning::Hard,
@@ -396,8 +403,13 @@ pub fn update_settings(
                     .health_silence_minutes
                     .unwrap_or(before.values.health_silence_minutes),
             };
-            let saved =
-                settings::update_runtime_settings(c, &values, expected_version, &actor.label())?;
+            let saved = settings::update_runtime_settings(
+                c,
+                actor.org,
+                &values,
+                expected_version,
+                &actor.label(),
+            )?;
             record_event(
                 c,
                 actor,
@@ -497,8 +509,13 @@ pub fn create_scim_token(
 ) -> Result<CreatedToken, AdminError> {
     let (name, expires_at) = check_token_input(req)?;
     let (info, secret) = store.write(|c| {
-        let (info, secret) =
-            scim_store::create_token_by(c, &name, expires_at.clone(), Some(&actor.label()))?;
+        let (info, secret) = scim_store::create_token_by(
+            c,
+            actor.org,
+            &name,
+            expires_at.clone(),
+            Some(&actor.label()),
+        )?;
         record_event(
             c,
             actor,
@@ -515,11 +532,11 @@ pub fn create_scim_token(
     })
 }
 
-/// Every SCIM token.
-pub fn list_scim_tokens(store: &Store) -> Result<Vec<TokenView>, AdminError> {
+/// Every SCIM token of the organization.
+pub fn list_scim_tokens(store: &Store, org: OrgId) -> Result<Vec<TokenView>, AdminError> {
     let now = scim_core::datetime::now();
     Ok(store
-        .read(scim_store::list_tokens)?
+        .read(|c| scim_store::list_tokens(c, org))?
         .into_iter()
         .map(|t| scim_token_view(t, &now))
         .collect())
@@ -532,8 +549,10 @@ pub fn revoke_scim_token(store: &Store, actor: &Actor, id: &str) -> Result<(), A
         .write(|c| {
             // The token as it was: a revocation of a revoked token changes
             // nothing and records nothing.
-            let before = scim_store::list_tokens(c)?.into_iter().find(|t| t.id == id);
-            scim_store::revoke_token(c, id)?;
+            let before = scim_store::list_tokens(c, actor.org)?
+                .into_iter()
+                .find(|t| t.id == id);
+            scim_store::revoke_token(c, actor.org, id)?;
             match before {
                 Some(t) if t.revoked_at.is_none() => record_event(
                     c,
@@ -1012,7 +1031,7 @@ mod tests {
     fn enabling_requires_every_caution_and_saml() {
         for db in backends() {
             let store = db.store();
-            let s = sync_status(store).unwrap();
+            let s = sync_status(store, scim_store::OrgId::DEFAULT).unwrap();
             assert!(!s.enabled);
             assert!(!s.prerequisites[0].satisfied);
             let err = enable_sync(store, &Actor::cli("t"), &all()[..2]).unwrap_err();
@@ -1051,7 +1070,7 @@ mod tests {
             let s = disable_sync(store, &Actor::cli("x")).unwrap();
             assert!(!s.enabled);
             assert!(s.cautions.iter().all(|c| !c.accepted));
-            let events = sync_events(store, 10).unwrap();
+            let events = sync_events(store, scim_store::OrgId::DEFAULT, 10).unwrap();
             assert_eq!(events.len(), 2);
         }
     }
@@ -1084,7 +1103,11 @@ mod tests {
             )
             .unwrap_err();
             assert_eq!(err.body().fields[0].field, "metadata_xml");
-            assert!(!get_saml(store).unwrap().configured);
+            assert!(
+                !get_saml(store, scim_store::OrgId::DEFAULT)
+                    .unwrap()
+                    .configured
+            );
         }
     }
 
@@ -1092,7 +1115,7 @@ mod tests {
     fn settings_validate_and_check_versions() {
         for db in backends() {
             let store = db.store();
-            let s = get_settings(store).unwrap();
+            let s = get_settings(store, scim_store::OrgId::DEFAULT).unwrap();
             let mut up = SettingsUpdate {
                 deprovisioning: DeprovisioningPolicy::Soft,
                 soft_delete_retention_days: 0,

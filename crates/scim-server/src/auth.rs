@@ -18,6 +18,7 @@
 //! (`auth.token_cache_ttl_secs`, 5 s by default) on every replica.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
 
 use scim_store::changes::{Actor, ActorKind, RequestId};
+use scim_store::organizations::Organization;
+use scim_store::OrgId;
 
 use crate::error::ApiError;
 use crate::ScimApi;
@@ -50,6 +53,9 @@ pub struct Principal {
     pub name: String,
     /// The OAuth client's id (`client_id`); `None` for a secret token.
     pub client_id: Option<String>,
+    /// The organization the credential belongs to, which is the one the
+    /// request addressed (else it got 401).
+    pub org: OrgId,
 }
 
 impl Principal {
@@ -69,6 +75,7 @@ impl Principal {
                 Some(self.name.clone()),
             ),
         }
+        .in_org(self.org)
     }
 }
 
@@ -102,6 +109,7 @@ pub enum TokenKind {
 #[derive(Debug, Clone)]
 struct Entry {
     token_id: String,
+    org: OrgId,
     kind: TokenKind,
     name: String,
     client_id: Option<String>,
@@ -218,11 +226,32 @@ pub async fn require_bearer(
             return Err(err.into());
         }
     };
+    // The organization the request addresses: a credential opens only
+    // its own organization's API. Another organization's URL, or one that
+    // names no organization, answers as an invalid token does, so that
+    // the answer tells nothing about which organizations exist.
+    let addressed = addressed_org(&api, &req).await?;
+    if addressed.as_ref().map(|o| o.id) != Some(principal.org) {
+        crate::health::identify_refused(&api, &req, secret).await;
+        return Err(ApiError::Unauthorized {
+            detail: "the bearer token is invalid, expired or revoked".into(),
+            token_presented: true,
+        }
+        .into());
+    }
     crate::metrics::CredentialSlot::fill(
         &req,
         Some(&principal.token_id),
         principal.health_caller(),
     );
+    if let Some(org) = addressed.filter(|o| o.suspended()) {
+        return Err(ApiError::Forbidden(format!(
+            "organization \"{}\" is suspended: its SCIM API refuses every request until an \
+             instance administrator resumes it",
+            org.slug
+        ))
+        .into());
+    }
     // After authentication (a rejected credential gets 401 and spends
     // nothing) and before the gate: a throttled request costs no database
     // work.
@@ -231,6 +260,7 @@ pub async fn require_bearer(
             .check(&principal.token_id)
             .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
     }
+    let org = principal.org;
     req.extensions_mut().insert(principal);
     let res = next.call(req).await;
     let status = match &res {
@@ -243,11 +273,32 @@ pub async fn require_bearer(
     if decided_before_gate {
         // Only the gate's own answer replaces the error; if the gate
         // cannot be read, the original error stands.
-        if let Err(gate @ ApiError::Forbidden(_)) = api.require_sync().await {
+        if let Err(gate @ ApiError::Forbidden(_)) = api.require_sync(org).await {
             return Err(gate.into());
         }
     }
     res
+}
+
+/// The organization a request addresses: the one named in its URL
+/// (`{base}/o/{slug}`), else the one whose host name its `Host` is, else
+/// the default organization; `None` when the URL names an organization
+/// that does not exist. From the store's in-memory list
+/// (`scim_store::engine::organizations`): no database round trip while it
+/// is fresh.
+async fn addressed_org(
+    api: &ScimApi,
+    req: &ServiceRequest,
+) -> Result<Option<Arc<Organization>>, ApiError> {
+    let orgs = api.store().organizations().await?;
+    if let Some(slug) = req.match_info().get(crate::ORG_SEGMENT) {
+        return Ok(orgs.by_slug(slug).cloned());
+    }
+    let host = req.connection_info().host().to_owned();
+    Ok(orgs
+        .by_host(&host)
+        .or_else(|| orgs.by_slug(scim_store::organizations::DEFAULT_SLUG))
+        .cloned())
 }
 
 async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError> {
@@ -269,7 +320,14 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
             let info = web::block(move || {
                 store.read(|conn| {
                     if let Some(t) = scim_store::authenticate_token(conn, &secret, &now2)? {
-                        return Ok(Some((t.id, t.expires_at, TokenKind::Secret, t.name, None)));
+                        return Ok(Some((
+                            t.id,
+                            t.expires_at,
+                            TokenKind::Secret,
+                            t.name,
+                            None,
+                            OrgId(t.org_id),
+                        )));
                     }
                     if !secret.starts_with(scim_store::oauth::ACCESS_TOKEN_PREFIX) {
                         return Ok(None);
@@ -282,12 +340,13 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
                             TokenKind::OAuth,
                             t.client_name,
                             Some(t.client_id),
+                            OrgId(t.org_id),
                         )
                     }))
                 })
             })
             .await??;
-            let Some((token_id, expires_at, kind, name, client_id)) = info else {
+            let Some((token_id, expires_at, kind, name, client_id, org)) = info else {
                 return Err(ApiError::Unauthorized {
                     detail: "the bearer token is invalid, expired or revoked".into(),
                     token_presented: true,
@@ -296,6 +355,7 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
             let touched_long_ago = at.checked_sub(TOUCH_EVERY).unwrap_or(at);
             let entry = Entry {
                 token_id,
+                org,
                 kind,
                 name,
                 client_id,
@@ -330,6 +390,7 @@ async fn authenticate(api: &ScimApi, secret: &str) -> Result<Principal, ApiError
         kind: entry.kind,
         name: entry.name,
         client_id: entry.client_id,
+        org: entry.org,
     })
 }
 
@@ -370,6 +431,7 @@ mod tests {
     fn entry(verified: Instant) -> Entry {
         Entry {
             token_id: "t".into(),
+            org: OrgId::DEFAULT,
             kind: TokenKind::Secret,
             name: "n".into(),
             client_id: None,

@@ -55,7 +55,7 @@ pub async fn bulk(
 ) -> Result<HttpResponse, ApiError> {
     // While synchronization is disabled the whole request is 403, as any
     // other request; each operation still passes the gate itself.
-    api.require_sync().await?;
+    api.require_sync(crate::request_org(&req)?).await?;
     let request = BulkRequest::parse(body.0, api.config().bulk)?;
     let actor = crate::auth::request_actor(&api, &req)?;
     let base = api.location_base(&req);

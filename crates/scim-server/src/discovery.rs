@@ -46,7 +46,7 @@ pub async fn service_provider_config(
 ) -> Result<HttpResponse, ApiError> {
     // The page sizes are the run-time settings, read with the sync gate:
     // a change shows here on the next request.
-    let settings = api.require_sync().await?;
+    let settings = api.require_sync(crate::request_org(&req)?).await?;
     let base = api.location_base(&req);
     let bulk = api.config().bulk;
     let body = json!({
@@ -90,7 +90,7 @@ pub async fn service_provider_config(
 
 /// `GET /Schemas`.
 pub async fn schemas(api: web::Data<ScimApi>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    api.require_sync().await?;
+    api.require_sync(crate::request_org(&req)?).await?;
     let user = api.user_type().await?;
     let base = api.location_base(&req);
     let items = schemas_served(user)
@@ -104,10 +104,10 @@ pub async fn schemas(api: web::Data<ScimApi>, req: HttpRequest) -> Result<HttpRe
 pub async fn schema(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    api.require_sync().await?;
-    let id = path.into_inner();
+    api.require_sync(crate::request_org(&req)?).await?;
+    let id = path.into_inner().id;
     let user = api.user_type().await?;
     let base = api.location_base(&req);
     let found = schemas_served(user)
@@ -122,7 +122,7 @@ pub async fn resource_types(
     api: web::Data<ScimApi>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    api.require_sync().await?;
+    api.require_sync(crate::request_org(&req)?).await?;
     let user = api.user_type().await?;
     let base = api.location_base(&req);
     let items = resource_types_served(user)
@@ -136,10 +136,10 @@ pub async fn resource_types(
 pub async fn resource_type(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    api.require_sync().await?;
-    let name = path.into_inner();
+    api.require_sync(crate::request_org(&req)?).await?;
+    let name = path.into_inner().id;
     let user = api.user_type().await?;
     let base = api.location_base(&req);
     let found = resource_types_served(user)

@@ -20,6 +20,7 @@ use scim_core::schema::{GROUP, LIST_RESPONSE_SCHEMA};
 use scim_core::ScimError;
 use scim_store::changes::{record, Event, NewChange};
 use scim_store::recorded;
+use scim_store::OrgId;
 use scim_store::{
     GroupRecord, ListQuery, Member, MemberRef, MemberType, MembersChanged, StoreError,
 };
@@ -207,10 +208,11 @@ pub(crate) fn load_members(
 /// the client's `If-Match`.
 fn locked_current(
     conn: &mut scim_store::DbConnection,
+    org: OrgId,
     id: &str,
     if_match: Option<&Precondition>,
 ) -> Result<GroupRecord, StoreError> {
-    let current = scim_store::lock_group(conn, id)?.ok_or(StoreError::NotFound)?;
+    let current = scim_store::lock_group(conn, org, id)?.ok_or(StoreError::NotFound)?;
     if if_match.is_some_and(|p| !p.matches(current.version)) {
         return Err(StoreError::PreconditionFailed);
     }
@@ -256,15 +258,16 @@ pub(crate) async fn create_group(
     call: Call,
     body: &Value,
 ) -> Result<HttpResponse, ApiError> {
+    let org = call.actor.org;
     let projection = call.query.projection()?;
     let fields = MemberFields::of(&projection);
     let mut attrs = resource::normalize(&GROUP, body)?.attrs;
     let members = take_members(&mut attrs)?;
     let actor = call.actor;
-    let store = api.gated_store();
+    let store = api.gated_store(org);
     let (rec, members) = store
         .write_async(move |conn, _| {
-            let rec = scim_store::insert_group(conn, &attrs, &members)?;
+            let rec = scim_store::insert_group(conn, org, &attrs, &members)?;
             let shown = load_members(conn, &rec.id, fields)?;
             // Every member named was added (an unknown one fails the
             // create), each once.
@@ -308,17 +311,18 @@ pub(crate) async fn create_group(
 pub async fn get(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
 ) -> Result<HttpResponse, ApiError> {
+    let org = crate::request_org(&req)?;
     let id = crate::path_id("Group", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let fields = MemberFields::of(&projection);
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
-    let store = api.gated_store();
+    let store = api.gated_store(org);
     let lookup = id.clone();
     let found = store
         .read_async(move |conn, _| {
-            let Some(rec) = scim_store::find_group(conn, &lookup)? else {
+            let Some(rec) = scim_store::find_group(conn, org, &lookup)? else {
                 return Ok(None);
             };
             if not_modified
@@ -363,6 +367,7 @@ async fn run_list(
     req: &HttpRequest,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
+    let org = crate::request_org(req)?;
     let paging = match params.cursor.as_deref() {
         Some(token) => Some(crate::cursor::Request::new(
             api,
@@ -384,7 +389,7 @@ async fn run_list(
         ..
     } = params;
     let fields = MemberFields::of(&projection);
-    let store = api.gated_store();
+    let store = api.gated_store(org);
     let by_cursor = paging.is_some();
     let (total, page, links) = store
         .read_async(move |conn, settings| {
@@ -400,13 +405,13 @@ async fn run_list(
                 query.count = query.count.max(1);
                 let page =
                     crate::cursor::page(1, start.as_ref(), query.count, &mut |_, seek, limit| {
-                        scim_store::groups::list_groups_keyset(conn, &query, seek, limit)
+                        scim_store::groups::list_groups_keyset(conn, org, &query, seek, limit)
                     })?;
-                let total = scim_store::groups::count_matching_groups(conn, filter.as_ref())?;
+                let total = scim_store::groups::count_matching_groups(conn, org, filter.as_ref())?;
                 let records = page.items.into_iter().map(|(_, rec, _)| rec).collect();
                 (total, records, page.links)
             } else {
-                let page = scim_store::list_groups(conn, &query)?;
+                let page = scim_store::list_groups(conn, org, &query)?;
                 (page.total, page.items, crate::cursor::Links::default())
             };
             let mut out = Vec::with_capacity(records.len());
@@ -451,7 +456,7 @@ async fn run_list(
 pub async fn replace(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
     body: ScimJson<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("Group", path)?;
@@ -466,13 +471,14 @@ pub(crate) async fn replace_group(
     id: String,
     body: &Value,
 ) -> Result<HttpResponse, ApiError> {
+    let org = call.actor.org;
     let projection = call.query.projection()?;
     let fields = MemberFields::of(&projection);
     let if_match = call.if_match;
     let mut attrs = resource::normalize(&GROUP, body)?.attrs;
     let members = take_members(&mut attrs)?;
     let actor = Arc::new(call.actor);
-    let store = api.gated_store();
+    let store = api.gated_store(org);
     let target = id.clone();
     let client_precondition = if_match.is_some();
     let (attrs, members) = (Arc::new(attrs), Arc::new(members));
@@ -484,9 +490,10 @@ pub(crate) async fn replace_group(
             async move {
                 store
                     .write_async(move |conn, _| {
-                        let current = locked_current(conn, &target, if_match.as_ref())?;
-                        let changed = scim_store::replace_members(conn, &target, &members)?;
-                        let rec = scim_store::update_group(conn, &target, current.version, &attrs)?;
+                        let current = locked_current(conn, org, &target, if_match.as_ref())?;
+                        let changed = scim_store::replace_members(conn, org, &target, &members)?;
+                        let rec =
+                            scim_store::update_group(conn, org, &target, current.version, &attrs)?;
                         let shown = load_members(conn, &rec.id, fields)?;
                         let paths = recorded::changed_paths(&current.attrs, &rec.attrs);
                         let mut changes = vec![recorded::group_row(
@@ -524,7 +531,7 @@ enum PatchResult {
 pub async fn patch(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
     body: ScimJson<GroupPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("Group", path)?;
@@ -539,6 +546,7 @@ pub(crate) async fn patch_group(
     id: String,
     body: &Value,
 ) -> Result<HttpResponse, ApiError> {
+    let org = call.actor.org;
     let query = &call.query;
     let wants_body = query.get("attributes").is_some() || query.get("excludedAttributes").is_some();
     let projection = query.projection()?;
@@ -550,7 +558,7 @@ pub(crate) async fn patch_group(
     let if_match = call.if_match;
     let (changes, attr_ops) = split_ops(patch::parse_request(body)?)?;
     let actor = Arc::new(call.actor);
-    let store = api.gated_store();
+    let store = api.gated_store(org);
     let target = id.clone();
     let client_precondition = if_match.is_some();
     let (changes, attr_ops) = (Arc::new(changes), Arc::new(attr_ops));
@@ -562,7 +570,7 @@ pub(crate) async fn patch_group(
             async move {
                 store
                     .write_async(move |conn, _| {
-                        let current = locked_current(conn, &target, if_match.as_ref())?;
+                        let current = locked_current(conn, org, &target, if_match.as_ref())?;
                         let mut attrs = current.attrs.clone();
                         let attrs_changed = if attr_ops.is_empty() {
                             false
@@ -576,7 +584,7 @@ pub(crate) async fn patch_group(
                         for change in changes.iter() {
                             members_changed.extend(match change {
                                 MemberChange::Add(refs) => {
-                                    scim_store::add_members(conn, &target, refs)?
+                                    scim_store::add_members(conn, org, &target, refs)?
                                 }
                                 MemberChange::Remove(ids) => {
                                     scim_store::remove_members(conn, &target, ids)?
@@ -588,14 +596,14 @@ pub(crate) async fn patch_group(
                                     scim_store::remove_all_members(conn, &target)?
                                 }
                                 MemberChange::Replace(refs) => {
-                                    scim_store::replace_members(conn, &target, refs)?
+                                    scim_store::replace_members(conn, org, &target, refs)?
                                 }
                             });
                         }
                         let rec = if attrs_changed {
-                            scim_store::update_group(conn, &target, current.version, &attrs)?
+                            scim_store::update_group(conn, org, &target, current.version, &attrs)?
                         } else if !members_changed.is_empty() {
-                            scim_store::touch_group(conn, &target, Some(current.version))?
+                            scim_store::touch_group(conn, org, &target, Some(current.version))?
                         } else {
                             // Nothing changed: nothing written, nothing
                             // recorded.
@@ -643,7 +651,7 @@ pub(crate) async fn patch_group(
 pub async fn delete(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("Group", path)?;
     delete_group(&api, Call::of(&api, &req)?, id).await
@@ -660,9 +668,9 @@ pub(crate) async fn delete_group(
         call,
         "Group",
         id,
-        |conn, id| Ok(scim_store::lock_group(conn, id)?.map(|g| g.version)),
-        |conn, _, id, version, actor| {
-            let left = scim_store::delete_group(conn, id, version)?;
+        |conn, org, id| Ok(scim_store::lock_group(conn, org, id)?.map(|g| g.version)),
+        |conn, settings, id, version, actor| {
+            let left = scim_store::delete_group(conn, settings.org, id, version)?;
             let mut changes: Vec<NewChange> = left
                 .iter()
                 .map(|(parent, v)| recorded::members_row(Event::MembersRemoved, parent, *v, &[id]))

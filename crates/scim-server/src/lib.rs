@@ -41,8 +41,8 @@ use scim_core::schema::ResourceType;
 use scim_store::changes::Actor;
 use scim_store::lookup::LookupBy;
 use scim_store::settings::ScimRuntime;
-use scim_store::Store;
 use scim_store::{Edit, EditBy};
+use scim_store::{OrgId, Store};
 
 pub use error::{ApiError, SCIM_CONTENT_TYPE};
 
@@ -164,106 +164,126 @@ impl ScimApi {
         &self.inner.tokens
     }
 
-    /// The store behind the User Synchronization gate: what every SCIM
-    /// handler reads and writes through, so that no handler can touch the
-    /// data while synchronization is disabled.
-    pub fn gated_store(&self) -> GatedStore {
+    /// The organization `org`'s data behind its User Synchronization
+    /// gate: what every SCIM handler reads and writes through, so that no
+    /// handler can touch the data while synchronization is disabled, nor
+    /// another organization's data.
+    pub fn gated_store(&self, org: OrgId) -> GatedStore {
         GatedStore {
             store: self.inner.store.clone(),
+            org,
         }
     }
 
     /// The gate alone, for endpoints that read no table (discovery): 403
-    /// while User Synchronization is disabled, else the run-time settings.
-    /// It costs one pool checkout and one cached query.
-    pub async fn require_sync(&self) -> Result<ScimRuntime, ApiError> {
+    /// while the organization's User Synchronization is disabled, else
+    /// its run-time settings. It costs one pool checkout and one cached
+    /// query.
+    pub async fn require_sync(&self, org: OrgId) -> Result<ScimRuntime, ApiError> {
         Ok(self
-            .gated_store()
+            .gated_store(org)
             .read_async(|_, settings| Ok(*settings))
             .await?)
     }
 
-    /// The absolute URL of the API root for `meta.location`: the
-    /// configured public URL, or the request's scheme and host.
+    /// The absolute URL of the request's API root for `meta.location`:
+    /// the configured public URL, or the request's scheme and host, then
+    /// the base path the request came in by (`/scim/v2`, or
+    /// `/scim/v2/o/{slug}` for an organization named in the URL).
     pub fn location_base(&self, req: &HttpRequest) -> String {
         let base = &self.inner.config.base_path;
+        let path = match req.match_info().get(ORG_SEGMENT) {
+            Some(slug) => format!("{base}/o/{slug}"),
+            None => base.clone(),
+        };
         match &self.inner.config.public_url {
-            Some(public) => format!("{public}{base}"),
+            Some(public) => format!("{public}{path}"),
             None => {
                 let info = req.connection_info();
-                format!("{}://{}{base}", info.scheme(), info.host())
+                format!("{}://{}{path}", info.scheme(), info.host())
             }
         }
     }
 
-    /// Mounts the SCIM API (the one route table of this crate).
+    /// Mounts the SCIM API (the one route table of this crate) twice: at
+    /// `{base}/o/{slug}` for the organization `slug`, and at `{base}` for
+    /// the organization whose host name the request's `Host` is, else the
+    /// default organization (docs/ORGANIZATIONS.md). The first is
+    /// registered first, so that `{base}` does not take its paths.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         let base = self.inner.config.base_path.clone();
-        cfg.app_data(web::Data::new(self.clone())).service(
-            web::scope(&base)
-                .wrap(actix_web::middleware::from_fn(auth::require_bearer))
-                // Outside the bearer check: refused requests count too.
-                .wrap(actix_web::middleware::from_fn(metrics::observe))
-                .service(
-                    resource(["/ServiceProviderConfig", "/ServiceProviderConfig/"], "GET")
-                        .route(web::get().to(discovery::service_provider_config)),
-                )
-                .service(
-                    resource(["/Schemas", "/Schemas/"], "GET")
-                        .route(web::get().to(discovery::schemas)),
-                )
-                .service(
-                    resource(["/Schemas/{id}", "/Schemas/{id}/"], "GET")
-                        .route(web::get().to(discovery::schema)),
-                )
-                .service(
-                    resource(["/ResourceTypes", "/ResourceTypes/"], "GET")
-                        .route(web::get().to(discovery::resource_types)),
-                )
-                .service(
-                    resource(["/ResourceTypes/{name}", "/ResourceTypes/{name}/"], "GET")
-                        .route(web::get().to(discovery::resource_type)),
-                )
-                .service(
-                    resource(["/.search", "/.search/"], "POST")
-                        .route(web::post().to(search::search_all)),
-                )
-                .service(
-                    resource(["/Users", "/Users/"], "GET, POST")
-                        .route(web::get().to(users::list))
-                        .route(web::post().to(users::create)),
-                )
-                .service(
-                    resource(["/Users/.search", "/Users/.search/"], "POST")
-                        .route(web::post().to(users::search)),
-                )
-                .service(
-                    resource(["/Users/{id}", "/Users/{id}/"], "GET, PUT, PATCH, DELETE")
-                        .route(web::get().to(users::get))
-                        .route(web::put().to(users::replace))
-                        .route(web::patch().to(users::patch))
-                        .route(web::delete().to(users::delete)),
-                )
-                .service(resource(["/Bulk", "/Bulk/"], "POST").route(web::post().to(bulk::bulk)))
-                .service(
-                    resource(["/Groups", "/Groups/"], "GET, POST")
-                        .route(web::get().to(groups::list))
-                        .route(web::post().to(groups::create)),
-                )
-                .service(
-                    resource(["/Groups/.search", "/Groups/.search/"], "POST")
-                        .route(web::post().to(groups::search)),
-                )
-                .service(
-                    resource(["/Groups/{id}", "/Groups/{id}/"], "GET, PUT, PATCH, DELETE")
-                        .route(web::get().to(groups::get))
-                        .route(web::put().to(groups::replace))
-                        .route(web::patch().to(groups::patch))
-                        .route(web::delete().to(groups::delete)),
-                )
-                .default_service(web::to(not_found)),
-        );
+        cfg.app_data(web::Data::new(self.clone()))
+            .service(routes(web::scope(&format!("{base}/o/{{{ORG_SEGMENT}}}"))))
+            .service(routes(web::scope(&base)));
     }
+}
+
+/// The name of the URL segment that names an organization
+/// (`{base}/o/{org}`).
+pub const ORG_SEGMENT: &str = "org";
+
+/// The route table of the SCIM API, on `scope`.
+fn routes(scope: actix_web::Scope) -> impl actix_web::dev::HttpServiceFactory + 'static {
+    scope
+        .wrap(actix_web::middleware::from_fn(auth::require_bearer))
+        // Outside the bearer check: refused requests count too.
+        .wrap(actix_web::middleware::from_fn(metrics::observe))
+        .service(
+            resource(["/ServiceProviderConfig", "/ServiceProviderConfig/"], "GET")
+                .route(web::get().to(discovery::service_provider_config)),
+        )
+        .service(
+            resource(["/Schemas", "/Schemas/"], "GET").route(web::get().to(discovery::schemas)),
+        )
+        .service(
+            resource(["/Schemas/{id}", "/Schemas/{id}/"], "GET")
+                .route(web::get().to(discovery::schema)),
+        )
+        .service(
+            resource(["/ResourceTypes", "/ResourceTypes/"], "GET")
+                .route(web::get().to(discovery::resource_types)),
+        )
+        .service(
+            resource(["/ResourceTypes/{id}", "/ResourceTypes/{id}/"], "GET")
+                .route(web::get().to(discovery::resource_type)),
+        )
+        .service(
+            resource(["/.search", "/.search/"], "POST").route(web::post().to(search::search_all)),
+        )
+        .service(
+            resource(["/Users", "/Users/"], "GET, POST")
+                .route(web::get().to(users::list))
+                .route(web::post().to(users::create)),
+        )
+        .service(
+            resource(["/Users/.search", "/Users/.search/"], "POST")
+                .route(web::post().to(users::search)),
+        )
+        .service(
+            resource(["/Users/{id}", "/Users/{id}/"], "GET, PUT, PATCH, DELETE")
+                .route(web::get().to(users::get))
+                .route(web::put().to(users::replace))
+                .route(web::patch().to(users::patch))
+                .route(web::delete().to(users::delete)),
+        )
+        .service(resource(["/Bulk", "/Bulk/"], "POST").route(web::post().to(bulk::bulk)))
+        .service(
+            resource(["/Groups", "/Groups/"], "GET, POST")
+                .route(web::get().to(groups::list))
+                .route(web::post().to(groups::create)),
+        )
+        .service(
+            resource(["/Groups/.search", "/Groups/.search/"], "POST")
+                .route(web::post().to(groups::search)),
+        )
+        .service(
+            resource(["/Groups/{id}", "/Groups/{id}/"], "GET, PUT, PATCH, DELETE")
+                .route(web::get().to(groups::get))
+                .route(web::put().to(groups::replace))
+                .route(web::patch().to(groups::patch))
+                .route(web::delete().to(groups::delete)),
+        )
+        .default_service(web::to(not_found))
 }
 
 /// [`Store`] behind the User Synchronization gate.
@@ -282,6 +302,8 @@ impl ScimApi {
 #[derive(Debug, Clone)]
 pub struct GatedStore {
     store: Store,
+    /// The organization whose gate is read and whose data is reached.
+    org: OrgId,
 }
 
 impl GatedStore {
@@ -299,7 +321,7 @@ impl GatedStore {
     where
         F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>,
     {
-        self.store.read(gated(f))
+        self.store.read(gated(self.org, f))
     }
 
     /// Creates a user behind the gate (`Store::queue_insert_user`: on
@@ -312,7 +334,7 @@ impl GatedStore {
         actor: Actor,
     ) -> Result<scim_store::UserRecord, scim_store::StoreError> {
         self.store
-            .queue_insert_user(attrs, password_hash, actor)
+            .queue_insert_user(attrs, password_hash, actor.in_org(self.org))
             .await
     }
 
@@ -332,6 +354,8 @@ impl GatedStore {
         T: Send + 'static,
         F: Fn(scim_store::Found) -> Result<Edit<T>, scim_store::StoreError> + Send + 'static,
     {
+        let mut by = by;
+        by.actor.org = self.org;
         self.store.queue_user_edit(id, with_groups, by, f).await
     }
 
@@ -348,7 +372,7 @@ impl GatedStore {
     ) -> Result<Option<(scim_store::UserRecord, Vec<scim_store::GroupRef>)>, scim_store::StoreError>
     {
         self.store
-            .queue_user_lookup(LookupBy::Id, id, with_groups)
+            .queue_user_lookup(self.org, LookupBy::Id, id, with_groups)
             .await
             .map(|gated| gated.found)
     }
@@ -363,7 +387,7 @@ impl GatedStore {
         with_groups: bool,
     ) -> Result<scim_store::lookup::GatedUser, scim_store::StoreError> {
         self.store
-            .queue_user_lookup(LookupBy::UserName, user_name, with_groups)
+            .queue_user_lookup(self.org, LookupBy::UserName, user_name, with_groups)
             .await
     }
 
@@ -376,7 +400,7 @@ impl GatedStore {
             + Send
             + 'static,
     {
-        self.store.queue_read(gated(f)).await
+        self.store.queue_read(gated(self.org, f)).await
     }
 
     /// [`Store::write`], after checking (in the same transaction) that
@@ -394,7 +418,7 @@ impl GatedStore {
     where
         F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>,
     {
-        self.store.write(gated(f))
+        self.store.write(gated(self.org, f))
     }
 
     /// [`GatedStore::write_with`] from a request handler, without holding
@@ -408,20 +432,21 @@ impl GatedStore {
             + Send
             + 'static,
     {
-        self.store.queue_write(gated(f)).await
+        self.store.queue_write(gated(self.org, f)).await
     }
 }
 
 /// `f` behind the gate: fails while synchronization is disabled, else
 /// hands `f` the run-time settings read with it, on the same connection.
 fn gated<T, F>(
+    org: OrgId,
     f: F,
 ) -> impl FnOnce(&mut scim_store::DbConnection) -> Result<T, scim_store::StoreError>
 where
     F: FnOnce(&mut scim_store::DbConnection, &ScimRuntime) -> Result<T, scim_store::StoreError>,
 {
     move |conn| {
-        let settings = scim_store::sync::scim_gate(conn)?;
+        let settings = scim_store::sync::scim_gate(conn, org)?;
         f(conn, &settings)
     }
 }
@@ -538,19 +563,24 @@ pub(crate) async fn delete_resource(
     call: Call,
     kind: &'static str,
     id: String,
-    version: fn(&mut scim_store::DbConnection, &str) -> Result<Option<i64>, scim_store::StoreError>,
+    version: fn(
+        &mut scim_store::DbConnection,
+        OrgId,
+        &str,
+    ) -> Result<Option<i64>, scim_store::StoreError>,
     delete: DeleteFn,
 ) -> Result<HttpResponse, ApiError> {
     let Call {
         actor, if_match, ..
     } = call;
-    let store = api.gated_store();
+    let store = api.gated_store(actor.org);
     let target = id.clone();
     store
         .write_async(move |conn, settings| match &if_match {
             None => delete(conn, settings, &target, None, &actor),
             Some(p) => {
-                let current = version(conn, &target)?.ok_or(scim_store::StoreError::NotFound)?;
+                let current = version(conn, settings.org, &target)?
+                    .ok_or(scim_store::StoreError::NotFound)?;
                 if !p.matches(current) {
                     return Err(scim_store::StoreError::PreconditionFailed);
                 }
@@ -562,10 +592,19 @@ pub(crate) async fn delete_resource(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The `{id}` segment of a URL path (`/Users/{id}`, `/Schemas/{id}`…),
+/// by name: under `{base}/o/{org}` the path has the organization's
+/// segment too.
+#[derive(Debug, serde::Deserialize)]
+pub struct IdPath {
+    /// The segment.
+    pub id: String,
+}
+
 /// The id of the resource `kind` addressed by the URL path
 /// (`/Users/{id}`, `/Groups/{id}`).
-pub(crate) fn path_id(kind: &str, path: web::Path<String>) -> Result<String, ApiError> {
-    valid_id(kind, path.into_inner())
+pub(crate) fn path_id(kind: &str, path: web::Path<IdPath>) -> Result<String, ApiError> {
+    valid_id(kind, path.into_inner().id)
 }
 
 /// `id` as the id of a resource `kind`. Ids are UUIDs the service
@@ -635,4 +674,14 @@ pub(crate) fn scim_json(
             .body(bytes),
         Err(_) => actix_web::ResponseError::error_response(&ApiError::Internal),
     }
+}
+
+/// The organization of an authenticated request: its credential's, which
+/// [`auth::require_bearer`] checked to be the one the request addresses.
+pub(crate) fn request_org(req: &HttpRequest) -> Result<OrgId, ApiError> {
+    use actix_web::HttpMessage;
+    req.extensions()
+        .get::<auth::Principal>()
+        .map(|p| p.org)
+        .ok_or(ApiError::Internal)
 }

@@ -63,11 +63,12 @@ pub async fn search_all(
     req: HttpRequest,
     body: ScimJson,
 ) -> Result<HttpResponse, ApiError> {
+    let org = crate::request_org(&req)?;
     let params = ListParams::from_search(&body.0)?;
     if params.cursor.is_some() {
         return search_by_cursor(&api, &req, params).await;
     }
-    let store = api.gated_store();
+    let store = api.gated_store(org);
     let rt = api.user_type().await?;
     let fields = MemberFields::of(&params.projection);
     let projection = params.projection.clone();
@@ -83,13 +84,13 @@ pub async fn search_all(
             };
             let mut rejected = None;
             let users_total = or_nothing(
-                scim_store::users::list_users_of(conn, rt, &query(1, 0)),
+                scim_store::users::list_users_of(conn, org, rt, &query(1, 0)),
                 &mut rejected,
             )?
             .total;
             let mut rejected_groups = None;
             let groups_total = or_nothing(
-                scim_store::list_groups(conn, &query(1, 0)),
+                scim_store::list_groups(conn, org, &query(1, 0)),
                 &mut rejected_groups,
             )?
             .total;
@@ -102,14 +103,15 @@ pub async fn search_all(
             let mut users = Vec::new();
             if skip < users_total && wanted > 0 {
                 let n = wanted.min(users_total - skip);
-                users = scim_store::users::list_users_of(conn, rt, &query(skip + 1, n))?.items;
+                users = scim_store::users::list_users_of(conn, org, rt, &query(skip + 1, n))?.items;
                 wanted -= users.len() as i64;
             }
             let mut groups = Vec::new();
             if wanted > 0 && groups_total > 0 {
                 let group_skip = (skip - users_total).max(0);
                 if group_skip < groups_total {
-                    for rec in scim_store::list_groups(conn, &query(group_skip + 1, wanted))?.items
+                    for rec in
+                        scim_store::list_groups(conn, org, &query(group_skip + 1, wanted))?.items
                     {
                         let members = load_members(conn, &rec.id, fields)?;
                         groups.push((rec, members));
@@ -211,12 +213,13 @@ async fn search_by_cursor(
     req: &HttpRequest,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
+    let org = crate::request_org(req)?;
     let token = params.cursor.as_deref().unwrap_or("");
     let paging = crate::cursor::Request::new(api, "all", &params.query_text, token, 2)?;
     let start = paging.start.clone();
     let fields = MemberFields::of(&params.projection);
     let projection = params.projection.clone();
-    let store = api.gated_store();
+    let store = api.gated_store(org);
     let rt = api.user_type().await?;
     let found: (i64, crate::cursor::Links, Listed) = web::block(move || {
         store.read_with(|conn, settings| {
@@ -232,11 +235,11 @@ async fn search_by_cursor(
             // nothing; a filter no type accepts is the error.
             let mut rejected = None;
             let users_total = accepted(
-                scim_store::users::count_matching_users_of(conn, rt, query.filter),
+                scim_store::users::count_matching_users_of(conn, org, rt, query.filter),
                 &mut rejected,
             )?;
             let groups_total = accepted(
-                scim_store::groups::count_matching_groups(conn, query.filter),
+                scim_store::groups::count_matching_groups(conn, org, query.filter),
                 &mut rejected,
             )?;
             let (users_ok, groups_ok) = (users_total.is_some(), groups_total.is_some());
@@ -251,8 +254,9 @@ async fn search_by_cursor(
             let page = crate::cursor::page(2, start.as_ref(), size, &mut |phase, seek, limit| {
                 Ok(match phase {
                     0 if users_ok => {
-                        let p =
-                            scim_store::users::list_users_keyset_of(conn, rt, &query, seek, limit)?;
+                        let p = scim_store::users::list_users_keyset_of(
+                            conn, org, rt, &query, seek, limit,
+                        )?;
                         KeysetPage {
                             items: p
                                 .items
@@ -263,7 +267,8 @@ async fn search_by_cursor(
                         }
                     }
                     1 if groups_ok => {
-                        let p = scim_store::groups::list_groups_keyset(conn, &query, seek, limit)?;
+                        let p =
+                            scim_store::groups::list_groups_keyset(conn, org, &query, seek, limit)?;
                         KeysetPage {
                             items: p
                                 .items

@@ -130,7 +130,7 @@ pub(crate) async fn create_user(
     let password_hash = hash_password(api, normalized.password).await?;
     let attrs = normalized.attrs;
     let rec = api
-        .gated_store()
+        .gated_store(call.actor.org)
         .insert_user_async(attrs, password_hash, call.actor)
         .await?;
     // A new user belongs to no group yet.
@@ -141,13 +141,14 @@ pub(crate) async fn create_user(
 pub async fn get(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
 ) -> Result<HttpResponse, ApiError> {
+    let org = crate::request_org(&req)?;
     let id = crate::path_id("User", path)?;
     let projection = QueryParams::from_request(&req)?.projection()?;
     let not_modified = Precondition::from_header(&req, header::IF_NONE_MATCH);
     let rt = api.user_type().await?;
-    let store = api.gated_store();
+    let store = api.gated_store(org);
     let with_groups = projection.includes(&USER, "groups");
     let found = store.find_user_async(&id, with_groups).await?;
     let (rec, groups) = found.ok_or_else(|| not_found(&id))?;
@@ -190,10 +191,11 @@ async fn run_list(
     req: &HttpRequest,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
+    let org = crate::request_org(req)?;
     if params.cursor.is_some() {
         return run_cursor_list(api, req, params).await;
     }
-    let store = api.gated_store();
+    let store = api.gated_store(org);
     let rt = api.user_type().await?;
     let ListParams {
         filter,
@@ -238,6 +240,7 @@ async fn run_list(
                 .read_async(move |conn, settings| {
                     let page = scim_store::users::list_users_of(
                         conn,
+                        org,
                         rt,
                         &ListQuery {
                             filter: filter.as_ref(),
@@ -276,6 +279,7 @@ async fn run_cursor_list(
     req: &HttpRequest,
     params: ListParams,
 ) -> Result<HttpResponse, ApiError> {
+    let org = crate::request_org(req)?;
     let token = params.cursor.as_deref().unwrap_or("");
     let paging = crate::cursor::Request::new(api, "Users", &params.query_text, token, 1)?;
     let start = paging.start.clone();
@@ -290,7 +294,7 @@ async fn run_cursor_list(
     } = params;
     let wanted = projection.clone();
     let (total, page, groups) = api
-        .gated_store()
+        .gated_store(org)
         .read_async(move |conn, settings| {
             let size = settings.page_size(count).max(1);
             let query = ListQuery {
@@ -301,9 +305,9 @@ async fn run_cursor_list(
                 count: size,
             };
             let page = crate::cursor::page(1, start.as_ref(), size, &mut |_, seek, limit| {
-                scim_store::users::list_users_keyset_of(conn, rt, &query, seek, limit)
+                scim_store::users::list_users_keyset_of(conn, org, rt, &query, seek, limit)
             })?;
-            let total = scim_store::users::count_matching_users_of(conn, rt, filter.as_ref())?;
+            let total = scim_store::users::count_matching_users_of(conn, org, rt, filter.as_ref())?;
             let ids: Vec<&str> = page.items.iter().map(|(_, u, _)| u.id.as_str()).collect();
             let groups = load_groups(conn, &ids, &wanted)?;
             Ok((total, page, groups))
@@ -328,7 +332,7 @@ async fn run_cursor_list(
 pub async fn replace(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
     body: ScimJson<UserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("User", path)?;
@@ -343,6 +347,7 @@ pub(crate) async fn replace_user(
     id: String,
     body: &Value,
 ) -> Result<HttpResponse, ApiError> {
+    let org = call.actor.org;
     let projection = call.query.projection()?;
     let if_match = call.if_match;
     let by = EditBy {
@@ -377,7 +382,7 @@ pub(crate) async fn replace_user(
         })
     };
     let (rec, groups) = api
-        .gated_store()
+        .gated_store(org)
         .edit_user_async(id.clone(), with_groups, by, replace)
         .await
         .map_err(store_err("User", &id))?;
@@ -403,7 +408,7 @@ enum PatchResult {
 pub async fn patch(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
     body: ScimJson<UserPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("User", path)?;
@@ -418,6 +423,7 @@ pub(crate) async fn patch_user(
     id: String,
     body: &Value,
 ) -> Result<HttpResponse, ApiError> {
+    let org = call.actor.org;
     let projection = call.query.projection()?;
     let if_match = call.if_match;
     let by = EditBy {
@@ -461,7 +467,7 @@ pub(crate) async fn patch_user(
         })
     };
     let (outcome, groups) = api
-        .gated_store()
+        .gated_store(org)
         .edit_user_async(id.clone(), with_groups, by, apply)
         .await
         .map_err(store_err("User", &id))?;
@@ -486,7 +492,7 @@ pub(crate) async fn patch_user(
 pub async fn delete(
     api: web::Data<ScimApi>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<crate::IdPath>,
 ) -> Result<HttpResponse, ApiError> {
     let id = crate::path_id("User", path)?;
     delete_user(&api, Call::of(&api, &req)?, id).await
@@ -503,15 +509,16 @@ pub(crate) async fn delete_user(
         call,
         "User",
         id.clone(),
-        |conn, id| Ok(scim_store::find_user(conn, id)?.map(|u| u.version)),
+        |conn, org, id| Ok(scim_store::find_user(conn, org, id)?.map(|u| u.version)),
         |conn, settings, id, version, actor| {
             let changes = match settings.deprovisioning {
                 Deprovisioning::Hard => {
-                    let left = scim_store::delete_user(conn, id, version)?;
+                    let left = scim_store::delete_user(conn, settings.org, id, version)?;
                     recorded::user_deleted(id, None, &left)
                 }
                 Deprovisioning::Soft => {
-                    let (version, left) = scim_store::soft_delete_user(conn, id, version)?;
+                    let (version, left) =
+                        scim_store::soft_delete_user(conn, settings.org, id, version)?;
                     recorded::user_deleted(id, Some(version), &left)
                 }
             };

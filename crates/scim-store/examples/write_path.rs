@@ -50,7 +50,14 @@ fn main() {
             "active": true
         });
         let rec = store
-            .write(|c| insert_user(c, attrs.as_object().unwrap(), None))
+            .write(|c| {
+                insert_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    attrs.as_object().unwrap(),
+                    None,
+                )
+            })
             .unwrap();
         ids.push(rec.id);
     }
@@ -60,10 +67,17 @@ fn main() {
     for (i, id) in ids.iter().enumerate() {
         store
             .write(|c| {
-                let current = find_user(c, id)?.unwrap();
+                let current = find_user(c, scim_store::OrgId::DEFAULT, id)?.unwrap();
                 let mut attrs = current.attrs.clone();
                 attrs.insert("title".into(), json!(format!("title {i}")));
-                update_user(c, id, current.version, &attrs, PasswordChange::Keep)
+                update_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    id,
+                    current.version,
+                    &attrs,
+                    PasswordChange::Keep,
+                )
             })
             .unwrap();
     }
@@ -77,6 +91,7 @@ fn main() {
             .read(|c| {
                 list_users(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     &ListQuery {
                         filter: Some(&f),
                         sort_by: None,

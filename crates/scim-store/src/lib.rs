@@ -28,8 +28,9 @@ pub mod tools;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use admin::{health, oauth, saml, settings, sync, tokens};
+pub use admin::{health, oauth, organizations, saml, settings, sync, tokens};
 pub use db::connection;
+pub use db::org::OrgId;
 pub use scim::{groups, lookup, members, recorded, users};
 pub use tools::{backup, copy};
 

@@ -137,6 +137,15 @@ impl TestDb {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Runs `sql` (statements separated by `;`) in one write transaction:
+    /// for tests that set up rows as an older release wrote them.
+    pub fn execute(&self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        if let Err(e) = self.store.write(|c| Ok(c.batch_execute(sql)?)) {
+            panic!("test SQL failed: {e}\n{sql}");
+        }
+    }
 }
 
 impl Drop for TestDb {

@@ -13,6 +13,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// The organization `token`, `sync` and `saml` act on, by slug
+    /// (docs/ORGANIZATIONS.md).
+    #[arg(long, global = true, value_name = "SLUG", default_value = "default")]
+    pub org: String,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -40,6 +45,10 @@ pub enum Command {
     /// Administrator accounts of the admin API and console.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Organizations: the customer directories this scimd serves, each at
+    /// /scim/v2/o/{slug} with its own tokens, sync switch and data.
+    #[command(subcommand)]
+    Org(OrgCommand),
     /// Custom schema extensions of the User
     /// (urn:ietf:params:scim:schemas:extension:<Name>:2.0:User).
     #[command(subcommand)]
@@ -248,5 +257,60 @@ pub enum TokenCommand {
     Revoke {
         /// The token's id, as shown by `scimd token list`.
         id: String,
+    },
+}
+
+/// `scimd org …`
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// List the organizations.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an organization, with User Synchronization off.
+    Create {
+        /// Its URL name: a-z, 0-9 and '-' (its SCIM API is at /scim/v2/o/SLUG).
+        slug: String,
+        /// Its display name.
+        #[arg(long)]
+        name: String,
+        /// A host name whose requests reach it at the plain /scim/v2.
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Rename an organization or change its host name.
+    Update {
+        /// The organization.
+        slug: String,
+        /// The new display name (default: unchanged).
+        #[arg(long)]
+        name: Option<String>,
+        /// The new host name (default: unchanged).
+        #[arg(long, conflicts_with = "no_host")]
+        host: Option<String>,
+        /// Remove its host name.
+        #[arg(long)]
+        no_host: bool,
+    },
+    /// Suspend an organization: every SCIM request of it gets 403.
+    Suspend {
+        /// The organization.
+        slug: String,
+    },
+    /// Lift an organization's suspension.
+    Resume {
+        /// The organization.
+        slug: String,
+    },
+    /// Delete an organization with all its users, groups, tokens and
+    /// history (the default organization cannot be deleted).
+    Delete {
+        /// The organization.
+        slug: String,
+        /// The slug again, to confirm.
+        #[arg(long, value_name = "SLUG")]
+        confirm: String,
     },
 }

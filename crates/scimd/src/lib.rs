@@ -81,6 +81,7 @@ macro_rules! outln {
 // After `outln!`, which it uses.
 mod admins;
 mod extensions;
+mod organizations;
 
 /// An admin error with its field-level messages, one per line.
 fn admin_message(err: &scim_admin::AdminError) -> String {
@@ -121,11 +122,16 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let settings = Settings::load(cli.config.as_deref())?;
     logging::init(&settings.log);
     let out = &mut std::io::stdout();
-    run_command(out, settings, cli.command)?;
+    run_command(out, settings, &cli.org, cli.command)?;
     out.flush().map_err(Error::Output)
 }
 
-fn run_command(out: &mut impl Write, settings: Settings, command: Command) -> Result<(), Error> {
+fn run_command(
+    out: &mut impl Write,
+    settings: Settings,
+    org: &str,
+    command: Command,
+) -> Result<(), Error> {
     match command {
         Command::Serve => serve(settings),
         Command::Migrate => {
@@ -139,9 +145,10 @@ fn run_command(out: &mut impl Write, settings: Settings, command: Command) -> Re
             }
             Ok(())
         }
-        Command::Token(cmd) => token_command(out, &settings, cmd),
-        Command::Sync(cmd) => sync_command(out, &settings, cmd),
-        Command::Saml(cmd) => saml_command(out, &settings, cmd),
+        Command::Token(cmd) => token_command(out, &settings, org, cmd),
+        Command::Sync(cmd) => sync_command(out, &settings, org, cmd),
+        Command::Saml(cmd) => saml_command(out, &settings, org, cmd),
+        Command::Org(cmd) => organizations::org_command(out, &settings, cmd),
         Command::Admin(cmd) => admins::admin_command(out, &settings, cmd),
         Command::Schema(cmd) => extensions::schema_command(out, &settings, cmd),
         Command::Copy { from, to, force } => copy_command(out, &from, &to, force),
@@ -341,11 +348,18 @@ fn print_sync_status(
     Ok(())
 }
 
-fn sync_command(out: &mut impl Write, settings: &Settings, cmd: SyncCommand) -> Result<(), Error> {
+fn sync_command(
+    out: &mut impl Write,
+    settings: &Settings,
+    org: &str,
+    cmd: SyncCommand,
+) -> Result<(), Error> {
     let store = connect(settings)?;
+    let org = organizations::org_id(&store, org)?;
+    let actor = cli_actor().in_org(org);
     match cmd {
         SyncCommand::Status { json } => {
-            let status = scim_admin::service::sync_status(&store)?;
+            let status = scim_admin::service::sync_status(&store, org)?;
             if json {
                 outln!(
                     out,
@@ -359,7 +373,7 @@ fn sync_command(out: &mut impl Write, settings: &Settings, cmd: SyncCommand) -> 
             Ok(())
         }
         SyncCommand::Enable { accept_cautions } => {
-            let status = scim_admin::service::sync_status(&store)?;
+            let status = scim_admin::service::sync_status(&store, org)?;
             if !accept_cautions {
                 print_sync_status(out, &status)?;
                 return Err(Error::Usage(
@@ -367,7 +381,7 @@ fn sync_command(out: &mut impl Write, settings: &Settings, cmd: SyncCommand) -> 
                 ));
             }
             let ids = scim_admin::cautions::caution_ids();
-            let status = scim_admin::service::enable_sync(&store, &cli_actor(), &ids)?;
+            let status = scim_admin::service::enable_sync(&store, &actor, &ids)?;
             outln!(out, "Accepted cautions:")?;
             for c in &status.cautions {
                 outln!(out, "  - {}: {}", c.id, c.text)?;
@@ -376,7 +390,7 @@ fn sync_command(out: &mut impl Write, settings: &Settings, cmd: SyncCommand) -> 
             Ok(())
         }
         SyncCommand::Disable => {
-            scim_admin::service::disable_sync(&store, &cli_actor())?;
+            scim_admin::service::disable_sync(&store, &actor)?;
             outln!(out, "User synchronization is disabled: the identity provider's SCIM requests get 403 from now on.")?;
             Ok(())
         }
@@ -388,10 +402,17 @@ pub(crate) fn read_file(path: &std::path::Path, what: &str) -> Result<String, Er
         .map_err(|e| Error::Usage(format!("{what}: cannot read {}: {e}", path.display())))
 }
 
-fn saml_command(out: &mut impl Write, settings: &Settings, cmd: SamlCommand) -> Result<(), Error> {
+fn saml_command(
+    out: &mut impl Write,
+    settings: &Settings,
+    org: &str,
+    cmd: SamlCommand,
+) -> Result<(), Error> {
     let store = connect(settings)?;
+    let org = organizations::org_id(&store, org)?;
+    let actor = cli_actor().in_org(org);
     let view = match cmd {
-        SamlCommand::Show => scim_admin::service::get_saml(&store)?,
+        SamlCommand::Show => scim_admin::service::get_saml(&store, org)?,
         SamlCommand::Set {
             metadata,
             entity_id,
@@ -415,7 +436,7 @@ fn saml_command(out: &mut impl Write, settings: &Settings, cmd: SamlCommand) -> 
                             .into(),
                     )),
                 };
-            let view = scim_admin::service::set_saml(&store, &cli_actor(), &update)?;
+            let view = scim_admin::service::set_saml(&store, &actor, &update)?;
             outln!(out, "SAML settings saved.")?;
             view
         }
@@ -437,9 +458,12 @@ fn saml_command(out: &mut impl Write, settings: &Settings, cmd: SamlCommand) -> 
 fn token_command(
     out: &mut impl Write,
     settings: &Settings,
+    org: &str,
     cmd: TokenCommand,
 ) -> Result<(), Error> {
     let store = connect(settings)?;
+    let org = organizations::org_id(&store, org)?;
+    let actor = cli_actor().in_org(org);
     match cmd {
         TokenCommand::Create {
             name,
@@ -452,7 +476,7 @@ fn token_command(
             });
             let created = scim_admin::service::create_scim_token(
                 &store,
-                &cli_actor(),
+                &actor,
                 &scim_admin::model::CreateTokenRequest { name, expires_at },
             )?;
             outln!(
@@ -469,7 +493,7 @@ fn token_command(
             Ok(())
         }
         TokenCommand::List { json } => {
-            let tokens = scim_admin::service::list_scim_tokens(&store)?;
+            let tokens = scim_admin::service::list_scim_tokens(&store, org)?;
             if json {
                 outln!(
                     out,
@@ -502,7 +526,7 @@ fn token_command(
             Ok(())
         }
         TokenCommand::Revoke { id } => {
-            scim_admin::service::revoke_scim_token(&store, &cli_actor(), &id)?;
+            scim_admin::service::revoke_scim_token(&store, &actor, &id)?;
             outln!(out, "Revoked token {id}.")?;
             Ok(())
         }

@@ -310,8 +310,11 @@ impl Snapshot {
     /// and the (few) tokens and OAuth grants.
     fn read(store: &Store) -> Result<Snapshot, AdminError> {
         let population = store.read(scim_store::scim::counts::population)?;
-        let sync_enabled = store.read(scim_store::sync::sync_enabled)?;
-        let mut last_uses: Vec<LastUse> = scim_admin::service::list_scim_tokens(store)?
+        // The default organization's (docs/ORGANIZATIONS.md: the gauges
+        // are not per organization yet).
+        let org = scim_store::OrgId::DEFAULT;
+        let sync_enabled = store.read(|c| scim_store::sync::sync_enabled(c, org))?;
+        let mut last_uses: Vec<LastUse> = scim_admin::service::list_scim_tokens(store, org)?
             .into_iter()
             .filter(|t| t.state == "active")
             .filter_map(|t| {

@@ -54,7 +54,10 @@ pub fn round(
     if let Err(e) = traffic.save(store, now) {
         tracing::warn!(error = %e, "provisioning health: this replica's traffic could not be saved");
     }
-    let assessment = match scim_admin::provisioning::assess(store, now) {
+    // The default organization's (docs/ORGANIZATIONS.md): the other
+    // organizations' health is on their Provisioning pages.
+    let assessment = match scim_admin::provisioning::assess(store, scim_store::OrgId::DEFAULT, now)
+    {
         Ok((assessment, thresholds)) => {
             watch.thresholds = Some(thresholds);
             assessment

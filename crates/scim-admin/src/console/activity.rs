@@ -107,6 +107,7 @@ async fn activity_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpRespon
         Ok(s) => s,
         Err(resp) => return resp,
     };
+    let org = session.org;
     let form = Form::query(&req);
     let filters = Filters {
         resource_type: form.text("resource_type").to_owned(),
@@ -141,7 +142,7 @@ async fn activity_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpRespon
     });
     let store = api.store().clone();
     let result = blocking(move || {
-        let retention = crate::service::get_settings(&store)?.change_log_retention_days;
+        let retention = crate::service::get_settings(&store, org)?.change_log_retention_days;
         let page = match parsed {
             Ok(q) => Ok(activity::list_activity(&store, &q)?),
             Err(e) => Err(e),

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use scim_core::filter::{parse_filter, AttrPath, Filter};
 use scim_store::groups;
 use scim_store::members::{self, GroupRef, Member};
+use scim_store::OrgId;
 use scim_store::{users, DbConnection, GroupRecord, ListQuery, Page, StoreError, UserRecord};
 use serde_json::{Map, Value};
 
@@ -195,6 +196,9 @@ fn primary_email(attrs: &Map<String, Value>) -> String {
         .to_owned()
 }
 
+/// A repository's list function (`users::list_users`, `groups::list_groups`).
+type ListFn<T> = fn(&mut DbConnection, OrgId, &ListQuery<'_>) -> Result<Page<T>, StoreError>;
+
 /// A page of search results, as rows: the users (sorted by userName) or
 /// groups (by displayName) matching `q`, and their total; a search the
 /// filter grammar refuses is a message instead of rows.
@@ -204,7 +208,7 @@ async fn search<T, R>(
     state: UserState,
     page: i64,
     users: bool,
-    list: fn(&mut DbConnection, &ListQuery<'_>) -> Result<Page<T>, StoreError>,
+    (org, list): (OrgId, ListFn<T>),
     row: fn(T) -> R,
 ) -> Result<(Vec<R>, i64, Option<String>), AdminError>
 where
@@ -223,7 +227,7 @@ where
             start_index: (page - 1) * PAGE_SIZE + 1,
             count: PAGE_SIZE,
         };
-        Ok(store.read(|c| list(c, &query))?)
+        Ok(store.read(|c| list(c, org, &query))?)
     })
     .await;
     match result {
@@ -270,11 +274,20 @@ async fn users_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse 
     let q = form.text("q").to_owned();
     let state = UserState::from_query(&form);
     let page = page_number(&form);
-    let (rows, total, error) =
-        match search(&api, &q, state, page, true, users::list_users, user_row).await {
-            Ok(found) => found,
-            Err(err) => return error_page(&err),
-        };
+    let (rows, total, error) = match search(
+        &api,
+        &q,
+        state,
+        page,
+        true,
+        (session.org, users::list_users),
+        user_row,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(err) => return error_page(&err),
+    };
     let mut pager = Pager::new(page, total, PAGE_SIZE, &q);
     pager.state = state.as_str();
     render(&UsersPage {
@@ -361,9 +374,10 @@ async fn user_page(
     let session = session_or_return!(req, api);
     let id = path.into_inner();
     let store = api.store().clone();
+    let org = session.org;
     let result = blocking(move || {
         let found = store.read(|c| {
-            let Some(user) = users::find_user(c, &id)? else {
+            let Some(user) = users::find_user(c, org, &id)? else {
                 return Ok(None);
             };
             let mut groups = members::groups_of_users(c, &[id.as_str()])?;
@@ -431,7 +445,7 @@ async fn groups_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse
         UserState::Any,
         page,
         false,
-        groups::list_groups,
+        (session.org, groups::list_groups),
         group_row,
     )
     .await
@@ -473,9 +487,10 @@ async fn group_page(
     let page = page_number(&Form::query(&req));
     let per_page = MEMBERS_PAGE_SIZE;
     let store = api.store().clone();
+    let org = session.org;
     let result = blocking(move || {
         let found = store.read(|c| {
-            let Some(group) = groups::find_group(c, &id)? else {
+            let Some(group) = groups::find_group(c, org, &id)? else {
                 return Ok(None);
             };
             // One page of members, never the whole (possibly 100,000)

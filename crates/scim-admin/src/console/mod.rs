@@ -28,6 +28,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
 use scim_store::changes::{Actor, ActorKind};
+use scim_store::OrgId;
 
 use crate::auth::SESSION_COOKIE;
 use crate::error::AdminError;
@@ -57,6 +58,8 @@ pub struct ConsoleSession {
     pub csrf_token: String,
     /// Whether User Synchronization is on (for the banner).
     pub sync_enabled: bool,
+    /// The organization the pages show and change.
+    pub org: OrgId,
 }
 
 impl ConsoleSession {
@@ -69,6 +72,7 @@ impl ConsoleSession {
             Some(self.username.clone()),
         )
         .with_request(self.request.0.clone(), Some(self.request.1.clone()))
+        .in_org(self.org)
     }
 }
 
@@ -233,10 +237,11 @@ pub async fn require_session(
     let store = api.store().clone();
     let sid = session_id.clone();
     let now = api.config().clock.now_text();
+    let org = OrgId::DEFAULT;
     let found = web::block(move || {
         store.read(|c| {
             let session = scim_store::admin::find_session(c, &sid, &now)?;
-            let enabled = scim_store::sync::sync_enabled(c)?;
+            let enabled = scim_store::sync::sync_enabled(c, org)?;
             Ok(session.map(|s| (s, enabled)))
         })
     })
@@ -249,6 +254,7 @@ pub async fn require_session(
             request: (crate::request_id(req), api.client_address(req)),
             csrf_token: s.csrf_token,
             sync_enabled,
+            org,
         }),
         Ok(Ok(None)) => Err(login_redirect(req)),
         Ok(Err(e)) => Err(error_page(&AdminError::from(e))),

@@ -221,9 +221,12 @@ struct LoginPage {
 /// only the password form, which then reports the outage).
 async fn saml_offered(api: &AdminApi) -> bool {
     let store = api.store().clone();
-    blocking(move || Ok(store.read(scim_store::admin::saml::saml_configured)?))
-        .await
-        .unwrap_or(false)
+    blocking(move || {
+        Ok(store
+            .read(|c| scim_store::admin::saml::saml_configured(c, scim_store::OrgId::DEFAULT))?)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// The sign-in page with `message` (a refused SAML sign-in), sent with
@@ -392,12 +395,15 @@ impl SyncPage {
     }
 }
 
-async fn load_sync(api: &AdminApi) -> Result<(SyncStatus, Vec<SyncEventView>), AdminError> {
+async fn load_sync(
+    api: &AdminApi,
+    org: scim_store::OrgId,
+) -> Result<(SyncStatus, Vec<SyncEventView>), AdminError> {
     let store = api.store().clone();
     blocking(move || {
         Ok((
-            service::sync_status(&store)?,
-            service::sync_events(&store, 20)?,
+            service::sync_status(&store, org)?,
+            service::sync_events(&store, org, 20)?,
         ))
     })
     .await
@@ -427,7 +433,7 @@ fn sync_view(
 
 async fn sync_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let session = session_or_return!(req, api);
-    let (status, events) = ok_or_page!(load_sync(&api).await);
+    let (status, events) = ok_or_page!(load_sync(&api, session.org).await);
     render(&sync_view(
         &session,
         status,
@@ -451,7 +457,7 @@ async fn sync_enable(req: HttpRequest, api: web::Data<AdminApi>, body: web::Byte
     match blocking(move || service::enable_sync(&store, &actor, &accepted)).await {
         Ok(_) => see_other("/admin/sync?done=enabled"),
         Err(err @ (AdminError::SyncNotReady { .. } | AdminError::Validation { .. })) => {
-            let (status, events) = ok_or_page!(load_sync(&api).await);
+            let (status, events) = ok_or_page!(load_sync(&api, session.org).await);
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &sync_view(
@@ -514,8 +520,9 @@ struct SamlPage {
 
 async fn saml_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let session = session_or_return!(req, api);
+    let org = session.org;
     let store = api.store().clone();
-    let saml = ok_or_page!(blocking(move || service::get_saml(&store)).await);
+    let saml = ok_or_page!(blocking(move || service::get_saml(&store, org)).await);
     render(&SamlPage {
         chrome: Chrome::for_session(&session, "saml").with_notice(notice(&req)),
         sp: crate::saml_sign_in::console::sp_urls(&api, &req),
@@ -530,6 +537,7 @@ async fn saml_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
 
 async fn saml_submit(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
     let session = session_or_return!(req, api);
+    let org = session.org;
     let form = Form::parse(&body);
     if !verify(&session, &form) {
         return csrf_failed();
@@ -558,7 +566,7 @@ async fn saml_submit(req: HttpRequest, api: web::Data<AdminApi>, body: web::Byte
         Ok(_) => see_other("/admin/saml?done=saml"),
         Err(err @ AdminError::Validation { .. }) => {
             let store = api.store().clone();
-            let saml = ok_or_page!(blocking(move || service::get_saml(&store)).await);
+            let saml = ok_or_page!(blocking(move || service::get_saml(&store, org)).await);
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &SamlPage {
@@ -603,8 +611,9 @@ struct SettingsPage {
 
 async fn settings_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let session = session_or_return!(req, api);
+    let org = session.org;
     let store = api.store().clone();
-    let s = ok_or_page!(blocking(move || service::get_settings(&store)).await);
+    let s = ok_or_page!(blocking(move || service::get_settings(&store, org)).await);
     render(&SettingsPage {
         chrome: Chrome::for_session(&session, "settings").with_notice(notice(&req)),
         soft: s.deprovisioning == DeprovisioningPolicy::Soft,
@@ -636,6 +645,7 @@ async fn settings_submit(
     body: web::Bytes,
 ) -> HttpResponse {
     let session = session_or_return!(req, api);
+    let org = session.org;
     let form = Form::parse(&body);
     if !verify(&session, &form) {
         return csrf_failed();
@@ -674,7 +684,7 @@ async fn settings_submit(
         Ok(_) => see_other("/admin/settings?done=settings"),
         Err(err @ (AdminError::Validation { .. } | AdminError::PreconditionFailed(_))) => {
             let store = api.store().clone();
-            let current = ok_or_page!(blocking(move || service::get_settings(&store)).await);
+            let current = ok_or_page!(blocking(move || service::get_settings(&store, org)).await);
             let stale = matches!(err, AdminError::PreconditionFailed(_));
             render_status(
                 actix_web::ResponseError::status_code(&err),
@@ -730,11 +740,14 @@ struct TokenCreatedPage {
     scim_url: String,
 }
 
-async fn load_tokens(api: &AdminApi) -> Result<(Vec<TokenView>, Vec<TokenView>), AdminError> {
+async fn load_tokens(
+    api: &AdminApi,
+    org: scim_store::OrgId,
+) -> Result<(Vec<TokenView>, Vec<TokenView>), AdminError> {
     let store = api.store().clone();
     blocking(move || {
         Ok((
-            service::list_scim_tokens(&store)?,
+            service::list_scim_tokens(&store, org)?,
             service::list_admin_tokens(&store)?,
         ))
     })
@@ -743,7 +756,7 @@ async fn load_tokens(api: &AdminApi) -> Result<(Vec<TokenView>, Vec<TokenView>),
 
 async fn tokens_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let session = session_or_return!(req, api);
-    let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api).await);
+    let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, session.org).await);
     render(&TokensPage {
         chrome: Chrome::for_session(&session, "tokens").with_notice(notice(&req)),
         scim_tokens,
@@ -809,7 +822,7 @@ async fn token_create(
             })
         }
         Err(err @ AdminError::Validation { .. }) => {
-            let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api).await);
+            let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, session.org).await);
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &TokensPage {

@@ -31,7 +31,8 @@ async fn page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     };
     let store = api.store().clone();
     let now = api.config().clock.now();
-    match blocking(move || provisioning(&store, now)).await {
+    let org = session.org;
+    match blocking(move || provisioning(&store, org, now)).await {
         Ok(view) => render(&ProvisioningPage {
             chrome: Chrome::for_session(&session, NAV_ID),
             view,

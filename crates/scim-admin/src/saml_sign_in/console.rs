@@ -45,7 +45,12 @@ async fn metadata(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
 
 async fn settings(api: &AdminApi) -> Result<Option<admin::saml::SamlSettings>, AdminError> {
     let store = api.store().clone();
-    web::block(move || Ok(store.read(admin::saml::find_saml_settings)?)).await?
+    // Console sign-in is the default organization's SAML (organization
+    // administrators sign in with a password: docs/ORGANIZATIONS.md).
+    web::block(move || {
+        Ok(store.read(|c| admin::saml::find_saml_settings(c, scim_store::OrgId::DEFAULT))?)
+    })
+    .await?
 }
 
 /// `GET /admin/saml/sign-in?next=…`: redirects to the IdP with an

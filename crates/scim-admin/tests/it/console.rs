@@ -370,16 +370,17 @@ async fn every_form_needs_the_sessions_csrf_token() {
             }
         }
         // Nothing was changed by the refused forms.
-        let status = scim_admin::service::sync_status(app.db.store()).unwrap();
+        let status =
+            scim_admin::service::sync_status(app.db.store(), scim_store::OrgId::DEFAULT).unwrap();
         assert!(!status.enabled);
         assert_eq!(
-            scim_admin::service::list_scim_tokens(app.db.store())
+            scim_admin::service::list_scim_tokens(app.db.store(), scim_store::OrgId::DEFAULT)
                 .unwrap()
                 .len(),
             1
         );
         assert_eq!(
-            scim_admin::service::get_settings(app.db.store())
+            scim_admin::service::get_settings(app.db.store(), scim_store::OrgId::DEFAULT)
                 .unwrap()
                 .version,
             1
@@ -514,7 +515,8 @@ async fn invalid_input_is_shown_next_to_its_field() {
             page.html.contains(r#"name="version" value="2""#),
             "the form now builds on what is stored"
         );
-        let s = scim_admin::service::get_settings(app.db.store()).unwrap();
+        let s =
+            scim_admin::service::get_settings(app.db.store(), scim_store::OrgId::DEFAULT).unwrap();
         assert_eq!((s.max_page_size, s.version), (500, 2));
 
         // Tokens: an empty name is refused; a created secret is shown once.
@@ -581,7 +583,14 @@ async fn users_and_groups_can_be_searched_and_inspected() {
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Ops"}
             });
             let rec = store
-                .write(|c| scim_store::insert_user(c, attrs.as_object().unwrap(), None))
+                .write(|c| {
+                    scim_store::insert_user(
+                        c,
+                        scim_store::OrgId::DEFAULT,
+                        attrs.as_object().unwrap(),
+                        None,
+                    )
+                })
                 .unwrap();
             ids.push(rec.id);
         }
@@ -589,6 +598,7 @@ async fn users_and_groups_can_be_searched_and_inspected() {
             .write(|c| {
                 scim_store::insert_group(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     serde_json::json!({"displayName": "Ops \"<team>\""})
                         .as_object()
                         .unwrap(),
@@ -765,7 +775,14 @@ async fn lists_filter_by_state_show_times_and_creators_and_a_404_keeps_the_navig
                 "active": i % 3 != 0,
             });
             store
-                .write(|c| scim_store::insert_user(c, attrs.as_object().unwrap(), None))
+                .write(|c| {
+                    scim_store::insert_user(
+                        c,
+                        scim_store::OrgId::DEFAULT,
+                        attrs.as_object().unwrap(),
+                        None,
+                    )
+                })
                 .unwrap();
         }
 
@@ -819,7 +836,8 @@ async fn lists_filter_by_state_show_times_and_creators_and_a_404_keeps_the_navig
             "{}",
             tokens.html
         );
-        let listed = scim_admin::service::list_scim_tokens(store).unwrap();
+        let listed =
+            scim_admin::service::list_scim_tokens(store, scim_store::OrgId::DEFAULT).unwrap();
         assert_eq!(listed[0].created_by.as_deref(), Some("admin:root"));
 
         // Wrong addresses answer 404 inside the frame, navigation included.
@@ -907,6 +925,7 @@ async fn the_activity_page_and_timelines_show_who_did_what() {
             .write(|c| {
                 scim_store::insert_user(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     serde_json::json!({"userName": "alice@example.com"})
                         .as_object()
                         .unwrap(),
@@ -918,6 +937,7 @@ async fn the_activity_page_and_timelines_show_who_did_what() {
             .write(|c| {
                 scim_store::insert_group(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     serde_json::json!({"displayName": "Sales <EU>"})
                         .as_object()
                         .unwrap(),

@@ -39,7 +39,7 @@ fn user_with_values(app: &TestApp, name: &str) -> String {
     )
     .unwrap();
     store
-        .write(|c| scim_store::insert_user(c, &n.attrs, None))
+        .write(|c| scim_store::insert_user(c, scim_store::OrgId::DEFAULT, &n.attrs, None))
         .unwrap()
         .id
 }
@@ -47,7 +47,7 @@ fn user_with_values(app: &TestApp, name: &str) -> String {
 fn stored(app: &TestApp, id: &str) -> scim_store::UserRecord {
     app.db
         .store()
-        .read(|c| scim_store::find_user(c, id))
+        .read(|c| scim_store::find_user(c, scim_store::OrgId::DEFAULT, id))
         .unwrap()
         .unwrap()
 }

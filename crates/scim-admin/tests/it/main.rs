@@ -457,7 +457,7 @@ async fn sessions_use_strict_http_only_cookies_and_csrf() {
         assert!(app
             .db
             .store()
-            .read(scim_store::list_tokens)
+            .read(|c| scim_store::list_tokens(c, scim_store::OrgId::DEFAULT))
             .unwrap()
             .is_empty());
         let res = app
@@ -674,7 +674,11 @@ async fn sync_needs_every_caution_and_saml_and_is_logged() {
             .unwrap()
             .iter()
             .all(|c| c["accepted"] == true));
-        assert!(app.db.store().read(scim_store::sync::sync_enabled).unwrap());
+        assert!(app
+            .db
+            .store()
+            .read(|c| scim_store::sync::sync_enabled(c, scim_store::OrgId::DEFAULT))
+            .unwrap());
 
         let res = app
             .send(Method::POST, "/admin/api/v1/sync/disable", &auth, None)

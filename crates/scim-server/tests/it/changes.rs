@@ -48,7 +48,7 @@ fn last(app: &TestApp) -> i64 {
 fn token_id(app: &TestApp) -> String {
     app.db
         .store()
-        .read(scim_store::list_tokens)
+        .read(|c| scim_store::list_tokens(c, scim_store::OrgId::DEFAULT))
         .unwrap()
         .into_iter()
         .find(|t| t.name == "tests")
@@ -339,10 +339,17 @@ async fn failed_and_unchanged_requests_record_nothing() {
         app.db
             .store()
             .write(|c| {
-                let current = scim_store::settings::get_runtime_settings(c)?;
+                let current =
+                    scim_store::settings::get_runtime_settings(c, scim_store::OrgId::DEFAULT)?;
                 let mut v = current.values.clone();
                 v.deprovisioning = scim_store::settings::Deprovisioning::Soft;
-                scim_store::settings::update_runtime_settings(c, &v, current.version, "tests")
+                scim_store::settings::update_runtime_settings(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &v,
+                    current.version,
+                    "tests",
+                )
             })
             .unwrap();
         let res = app.delete(&format!("/scim/v2/Users/{user}")).await;

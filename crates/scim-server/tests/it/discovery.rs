@@ -256,7 +256,7 @@ async fn revoked_and_expired_tokens_are_refused() {
         };
         assert_eq!(app.call(req()).await.status, StatusCode::OK);
         store
-            .write(|c| scim_store::revoke_token(c, &info.id))
+            .write(|c| scim_store::revoke_token(c, scim_store::OrgId::DEFAULT, &info.id))
             .unwrap();
         assert_scim_error(&app.call(req()).await, 401, None);
 

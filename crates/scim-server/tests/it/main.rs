@@ -12,6 +12,7 @@ mod extensions;
 mod groups;
 mod hostile_strings;
 mod lenient;
+mod organizations;
 mod passwords;
 mod rate_limit;
 mod search;
@@ -68,11 +69,15 @@ impl TestApp {
         let store = self.db.store();
         if enabled {
             store
-                .write(|c| scim_store::sync::enable_sync(c, "tests", &[]))
+                .write(|c| {
+                    scim_store::sync::enable_sync(c, scim_store::OrgId::DEFAULT, "tests", &[])
+                })
                 .unwrap();
         } else {
             store
-                .write(|c| scim_store::sync::disable_sync(c, "tests", "test"))
+                .write(|c| {
+                    scim_store::sync::disable_sync(c, scim_store::OrgId::DEFAULT, "tests", "test")
+                })
                 .unwrap();
         }
     }
@@ -80,7 +85,7 @@ impl TestApp {
     pub fn with_config(db: TestDb, config: ScimConfig) -> Self {
         let store = db.store().clone();
         store
-            .write(|c| scim_store::sync::enable_sync(c, "tests", &[]))
+            .write(|c| scim_store::sync::enable_sync(c, scim_store::OrgId::DEFAULT, "tests", &[]))
             .unwrap();
         let (_, token) = store
             .write(|conn| scim_store::create_token(conn, "tests", None))

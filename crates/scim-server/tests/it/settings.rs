@@ -13,11 +13,21 @@ use crate::{assert_scim_error, TestApp};
 /// Changes the settings in the database, as the admin API does.
 fn set(app: &TestApp, change: impl FnOnce(&mut SettingsValues)) {
     let store = app.db.store();
-    let current = store.read(get_runtime_settings).unwrap();
+    let current = store
+        .read(|c| get_runtime_settings(c, scim_store::OrgId::DEFAULT))
+        .unwrap();
     let mut values = current.values.clone();
     change(&mut values);
     store
-        .write(|c| update_runtime_settings(c, &values, current.version, "admin:test"))
+        .write(|c| {
+            update_runtime_settings(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &values,
+                current.version,
+                "admin:test",
+            )
+        })
         .unwrap();
 }
 
@@ -97,7 +107,7 @@ async fn page_sizes_follow_the_runtime_settings_on_the_next_request() {
 fn purge(app: &TestApp, cutoff: &str) -> usize {
     app.db
         .store()
-        .write(|c| scim_store::purge_deleted_users(c, cutoff, 100))
+        .write(|c| scim_store::purge_deleted_users(c, scim_store::OrgId::DEFAULT, cutoff, 100))
         .unwrap()
         .len()
 }

@@ -5,6 +5,7 @@
 pub mod admins;
 pub mod health;
 pub mod oauth;
+pub mod organizations;
 pub mod saml;
 pub mod settings;
 pub mod sync;

@@ -6,11 +6,9 @@
 use diesel::prelude::*;
 
 use crate::db::connection::DbConnection;
+use crate::db::org::OrgId;
 use crate::db::schema::admin::{saml_assertions, saml_settings};
 use crate::error::StoreError;
-
-/// The only row of `saml_settings`.
-const SETTINGS_ID: i32 = 1;
 
 /// Stored SAML settings.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -28,19 +26,22 @@ pub struct SamlSettings {
     pub updated_by: String,
 }
 
-/// The configured settings, if any.
-pub fn find_saml_settings(conn: &mut DbConnection) -> Result<Option<SamlSettings>, StoreError> {
+/// The organization's configured settings, if any.
+pub fn find_saml_settings(
+    conn: &mut DbConnection,
+    org: OrgId,
+) -> Result<Option<SamlSettings>, StoreError> {
     Ok(saml_settings::table
-        .filter(saml_settings::id.eq(SETTINGS_ID))
+        .filter(saml_settings::id.eq(org.0))
         .select(SamlSettings::as_select())
         .first(conn)
         .optional()?)
 }
 
-/// Whether SAML sign-in is configured.
-pub fn saml_configured(conn: &mut DbConnection) -> Result<bool, StoreError> {
+/// Whether the organization's SAML sign-in is configured.
+pub fn saml_configured(conn: &mut DbConnection, org: OrgId) -> Result<bool, StoreError> {
     Ok(diesel::select(diesel::dsl::exists(
-        saml_settings::table.filter(saml_settings::id.eq(SETTINGS_ID)),
+        saml_settings::table.filter(saml_settings::id.eq(org.0)),
     ))
     .get_result(conn)?)
 }
@@ -49,13 +50,14 @@ pub fn saml_configured(conn: &mut DbConnection) -> Result<bool, StoreError> {
 /// `Store::write`: the update-then-insert is one transaction.
 pub fn save_saml_settings(
     conn: &mut DbConnection,
+    org: OrgId,
     entity_id: &str,
     sso_url: &str,
     certificate_pem: &str,
     actor: &str,
 ) -> Result<SamlSettings, StoreError> {
     let now = scim_core::datetime::now();
-    let updated = diesel::update(saml_settings::table.filter(saml_settings::id.eq(SETTINGS_ID)))
+    let updated = diesel::update(saml_settings::table.filter(saml_settings::id.eq(org.0)))
         .set((
             saml_settings::entity_id.eq(entity_id),
             saml_settings::sso_url.eq(sso_url),
@@ -67,7 +69,7 @@ pub fn save_saml_settings(
     if updated == 0 {
         diesel::insert_into(saml_settings::table)
             .values((
-                saml_settings::id.eq(SETTINGS_ID),
+                saml_settings::id.eq(org.0),
                 saml_settings::entity_id.eq(entity_id),
                 saml_settings::sso_url.eq(sso_url),
                 saml_settings::certificate_pem.eq(certificate_pem),
@@ -125,16 +127,46 @@ mod tests {
     fn saves_and_replaces_one_row() {
         for db in backends() {
             let store = db.store();
-            assert!(!store.read(saml_configured).unwrap());
-            assert_eq!(store.read(find_saml_settings).unwrap(), None);
+            assert!(!store
+                .read(|c| saml_configured(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap());
+            assert_eq!(
+                store
+                    .read(|c| find_saml_settings(c, crate::db::org::OrgId::DEFAULT))
+                    .unwrap(),
+                None
+            );
             store
-                .write(|c| save_saml_settings(c, "urn:a", "https://a/sso", "PEM-A", "cli:x"))
+                .write(|c| {
+                    save_saml_settings(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        "urn:a",
+                        "https://a/sso",
+                        "PEM-A",
+                        "cli:x",
+                    )
+                })
                 .unwrap();
             store
-                .write(|c| save_saml_settings(c, "urn:b", "https://b/sso", "PEM-B", "admin:y"))
+                .write(|c| {
+                    save_saml_settings(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        "urn:b",
+                        "https://b/sso",
+                        "PEM-B",
+                        "admin:y",
+                    )
+                })
                 .unwrap();
-            assert!(store.read(saml_configured).unwrap());
-            let s = store.read(find_saml_settings).unwrap().unwrap();
+            assert!(store
+                .read(|c| saml_configured(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap());
+            let s = store
+                .read(|c| find_saml_settings(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap()
+                .unwrap();
             assert_eq!(s.entity_id, "urn:b");
             assert_eq!(s.sso_url, "https://b/sso");
             assert_eq!(s.certificate_pem, "PEM-B");

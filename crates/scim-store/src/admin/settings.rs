@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 
 use crate::db::connection::DbConnection;
-use crate::db::gate::SETTINGS_ID;
+use crate::db::org::OrgId;
 use crate::db::schema::admin::runtime_settings;
 use crate::error::StoreError;
 
@@ -93,6 +93,9 @@ struct Row {
 /// with the User Synchronization state ([`crate::admin::sync::scim_gate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScimRuntime {
+    /// The organization whose gate was read: the one every repository
+    /// call of the request is scoped to.
+    pub org: OrgId,
     /// What `DELETE /Users/{id}` does.
     pub deprovisioning: Deprovisioning,
     /// Page size when a list request gives no `count` (at least 1, at most
@@ -107,6 +110,7 @@ impl ScimRuntime {
     /// edited by hand into nonsense are brought into range rather than
     /// failing every request (the admin API validates them).
     pub(crate) fn from_stored(
+        org: OrgId,
         deprovisioning: Option<&str>,
         default_page_size: Option<i32>,
         max_page_size: Option<i32>,
@@ -125,6 +129,7 @@ impl ScimRuntime {
         let default_page_size = i64::from(default_page_size.unwrap_or(defaults.default_page_size))
             .clamp(1, max_page_size);
         Ok(ScimRuntime {
+            org,
             deprovisioning,
             default_page_size,
             max_page_size,
@@ -154,10 +159,13 @@ pub fn default_settings() -> SettingsValues {
     }
 }
 
-/// The current settings.
-pub fn get_runtime_settings(conn: &mut DbConnection) -> Result<RuntimeSettings, StoreError> {
+/// The organization's current settings.
+pub fn get_runtime_settings(
+    conn: &mut DbConnection,
+    org: OrgId,
+) -> Result<RuntimeSettings, StoreError> {
     let row: Option<Row> = runtime_settings::table
-        .filter(runtime_settings::id.eq(SETTINGS_ID))
+        .filter(runtime_settings::id.eq(org.0))
         .select(Row::as_select())
         .first(conn)
         .optional()?;
@@ -191,17 +199,18 @@ pub fn get_runtime_settings(conn: &mut DbConnection) -> Result<RuntimeSettings, 
     })
 }
 
-/// Replaces the settings if their version is still `expected_version`
+/// Replaces the organization's settings if their version is still `expected_version`
 /// (else `PreconditionFailed`), bumping the version. Run inside
 /// `Store::write`.
 pub fn update_runtime_settings(
     conn: &mut DbConnection,
+    org: OrgId,
     values: &SettingsValues,
     expected_version: i64,
     actor: &str,
 ) -> Result<RuntimeSettings, StoreError> {
     let now = scim_core::datetime::now();
-    let current = get_runtime_settings(conn)?;
+    let current = get_runtime_settings(conn, org)?;
     if current.version != expected_version {
         return Err(StoreError::PreconditionFailed);
     }
@@ -221,7 +230,7 @@ pub fn update_runtime_settings(
     // two transactions may both have read the same version.
     let updated = diesel::update(
         runtime_settings::table
-            .filter(runtime_settings::id.eq(SETTINGS_ID))
+            .filter(runtime_settings::id.eq(org.0))
             .filter(runtime_settings::version.eq(expected_version)),
     )
     .set(set)
@@ -232,10 +241,10 @@ pub fn update_runtime_settings(
         }
         // Version 0 is a missing row (deleted by hand): recreate it.
         diesel::insert_into(runtime_settings::table)
-            .values((runtime_settings::id.eq(SETTINGS_ID), set))
+            .values((runtime_settings::id.eq(org.0), set))
             .execute(conn)?;
     }
-    get_runtime_settings(conn)
+    get_runtime_settings(conn, org)
 }
 
 #[cfg(test)]
@@ -248,7 +257,9 @@ mod tests {
     fn versioned_updates() {
         for db in backends() {
             let store = db.store();
-            let s = store.read(get_runtime_settings).unwrap();
+            let s = store
+                .read(|c| get_runtime_settings(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap();
             assert_eq!(s.values, default_settings());
             assert_eq!(s.version, 1);
             let new = SettingsValues {
@@ -261,17 +272,32 @@ mod tests {
                 health_silence_minutes: 60,
             };
             let s2 = store
-                .write(|c| update_runtime_settings(c, &new, 1, "admin:a"))
+                .write(|c| {
+                    update_runtime_settings(c, crate::db::org::OrgId::DEFAULT, &new, 1, "admin:a")
+                })
                 .unwrap();
             assert_eq!(s2.values, new);
             assert_eq!(s2.version, 2);
             assert_eq!(s2.updated_by.as_deref(), Some("admin:a"));
             // A stale version is refused and changes nothing.
             let err = store
-                .write(|c| update_runtime_settings(c, &default_settings(), 1, "admin:b"))
+                .write(|c| {
+                    update_runtime_settings(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        &default_settings(),
+                        1,
+                        "admin:b",
+                    )
+                })
                 .unwrap_err();
             assert!(matches!(err, StoreError::PreconditionFailed));
-            assert_eq!(store.read(get_runtime_settings).unwrap(), s2);
+            assert_eq!(
+                store
+                    .read(|c| get_runtime_settings(c, crate::db::org::OrgId::DEFAULT))
+                    .unwrap(),
+                s2
+            );
         }
     }
 

@@ -11,7 +11,8 @@ use diesel::prelude::*;
 
 use crate::admin::settings::ScimRuntime;
 use crate::db::connection::DbConnection;
-use crate::db::gate::{self, STATE_ID};
+use crate::db::gate;
+use crate::db::org::OrgId;
 use crate::db::schema::admin::{sync_events, sync_state};
 use crate::db::sql::{load, SqlBuilder};
 use crate::error::StoreError;
@@ -76,9 +77,9 @@ pub fn is_sync_disabled(err: &StoreError) -> bool {
 }
 
 /// Whether User Synchronization is enabled (a missing row means disabled).
-pub fn sync_enabled(conn: &mut DbConnection) -> Result<bool, StoreError> {
+pub fn sync_enabled(conn: &mut DbConnection, org: OrgId) -> Result<bool, StoreError> {
     Ok(sync_state::table
-        .filter(sync_state::id.eq(STATE_ID))
+        .filter(sync_state::id.eq(org.0))
         .select(sync_state::enabled)
         .first::<bool>(conn)
         .optional()?
@@ -87,8 +88,8 @@ pub fn sync_enabled(conn: &mut DbConnection) -> Result<bool, StoreError> {
 
 /// `Ok(())` while synchronization is enabled, else [`sync_disabled_error`].
 #[cfg(any(test, feature = "testing"))]
-pub fn require_sync_enabled(conn: &mut DbConnection) -> Result<(), StoreError> {
-    if sync_enabled(conn)? {
+pub fn require_sync_enabled(conn: &mut DbConnection, org: OrgId) -> Result<(), StoreError> {
+    if sync_enabled(conn, org)? {
         Ok(())
     } else {
         Err(sync_disabled_error())
@@ -115,7 +116,7 @@ struct GateRow {
 /// both one-row tables, so applying the settings costs no round trip
 /// beyond the sync check, and a change of either takes effect on the next
 /// request of every replica.
-pub fn scim_gate(conn: &mut DbConnection) -> Result<ScimRuntime, StoreError> {
+pub fn scim_gate(conn: &mut DbConnection, org: OrgId) -> Result<ScimRuntime, StoreError> {
     // The store's own SQL text rather than the Diesel DSL: every SCIM
     // write runs this in the SQLite writer's critical section, and
     // building the DSL query (its AST walk, for the statement cache's
@@ -125,11 +126,12 @@ pub fn scim_gate(conn: &mut DbConnection) -> Result<ScimRuntime, StoreError> {
         .push(gate::COLUMNS)
         .push(" FROM ")
         .push(gate::FROM)
-        .push(" WHERE ")
-        .push(gate::WHERE);
+        .push(" WHERE ");
+    gate::push_where(&mut b, org);
     let rows: Vec<GateRow> = load(conn, &b)?;
     let row = gate::passed(rows.into_iter().next(), |row| row.enabled)?;
     ScimRuntime::from_stored(
+        org,
         row.deprovisioning.as_deref(),
         row.default_page_size,
         row.max_page_size,
@@ -137,9 +139,9 @@ pub fn scim_gate(conn: &mut DbConnection) -> Result<ScimRuntime, StoreError> {
 }
 
 /// The whole state.
-pub fn get_sync_state(conn: &mut DbConnection) -> Result<SyncState, StoreError> {
+pub fn get_sync_state(conn: &mut DbConnection, org: OrgId) -> Result<SyncState, StoreError> {
     let row: Option<SyncStateRow> = sync_state::table
-        .filter(sync_state::id.eq(STATE_ID))
+        .filter(sync_state::id.eq(org.0))
         .select(SyncStateRow::as_select())
         .first(conn)
         .optional()?;
@@ -176,13 +178,14 @@ fn split_ids(raw: &str) -> Vec<String> {
 /// state and its log entry commit together.
 pub fn enable_sync(
     conn: &mut DbConnection,
+    org: OrgId,
     actor: &str,
     accepted_cautions: &[String],
 ) -> Result<SyncState, StoreError> {
     let now = scim_core::datetime::now();
     let accepted = accepted_cautions.join(",");
-    ensure_row(conn)?;
-    diesel::update(sync_state::table.filter(sync_state::id.eq(STATE_ID)))
+    ensure_row(conn, org)?;
+    diesel::update(sync_state::table.filter(sync_state::id.eq(org.0)))
         .set((
             sync_state::enabled.eq(true),
             sync_state::enabled_at.eq(&now),
@@ -194,24 +197,26 @@ pub fn enable_sync(
         .execute(conn)?;
     log_event(
         conn,
+        org,
         &now,
         actor,
         "enabled",
         &format!("accepted cautions: {accepted}"),
     )?;
-    get_sync_state(conn)
+    get_sync_state(conn, org)
 }
 
 /// Disables synchronization on behalf of `actor` and logs the change. The
 /// accepted cautions are cleared: enabling again means reading them again.
 pub fn disable_sync(
     conn: &mut DbConnection,
+    org: OrgId,
     actor: &str,
     reason: &str,
 ) -> Result<SyncState, StoreError> {
     let now = scim_core::datetime::now();
-    ensure_row(conn)?;
-    diesel::update(sync_state::table.filter(sync_state::id.eq(STATE_ID)))
+    ensure_row(conn, org)?;
+    diesel::update(sync_state::table.filter(sync_state::id.eq(org.0)))
         .set((
             sync_state::enabled.eq(false),
             sync_state::accepted_cautions.eq(""),
@@ -219,13 +224,18 @@ pub fn disable_sync(
             sync_state::changed_by.eq(actor),
         ))
         .execute(conn)?;
-    log_event(conn, &now, actor, "disabled", reason)?;
-    get_sync_state(conn)
+    log_event(conn, org, &now, actor, "disabled", reason)?;
+    get_sync_state(conn, org)
 }
 
-/// The most recent `limit` changes, newest first.
-pub fn list_sync_events(conn: &mut DbConnection, limit: i64) -> Result<Vec<SyncEvent>, StoreError> {
+/// The organization's most recent `limit` changes, newest first.
+pub fn list_sync_events(
+    conn: &mut DbConnection,
+    org: OrgId,
+    limit: i64,
+) -> Result<Vec<SyncEvent>, StoreError> {
     Ok(sync_events::table
+        .filter(sync_events::org_id.eq(org.0))
         .select(SyncEvent::as_select())
         .order((sync_events::at.desc(), sync_events::id.desc()))
         .limit(limit.max(0))
@@ -233,15 +243,15 @@ pub fn list_sync_events(conn: &mut DbConnection, limit: i64) -> Result<Vec<SyncE
 }
 
 /// Re-creates the state row if an operator deleted it by hand.
-fn ensure_row(conn: &mut DbConnection) -> Result<(), StoreError> {
+fn ensure_row(conn: &mut DbConnection, org: OrgId) -> Result<(), StoreError> {
     let exists: bool = diesel::select(diesel::dsl::exists(
-        sync_state::table.filter(sync_state::id.eq(STATE_ID)),
+        sync_state::table.filter(sync_state::id.eq(org.0)),
     ))
     .get_result(conn)?;
     if !exists {
         diesel::insert_into(sync_state::table)
             .values((
-                sync_state::id.eq(STATE_ID),
+                sync_state::id.eq(org.0),
                 sync_state::enabled.eq(false),
                 sync_state::accepted_cautions.eq(""),
             ))
@@ -252,6 +262,7 @@ fn ensure_row(conn: &mut DbConnection) -> Result<(), StoreError> {
 
 fn log_event(
     conn: &mut DbConnection,
+    org: OrgId,
     at: &str,
     actor: &str,
     action: &str,
@@ -264,6 +275,7 @@ fn log_event(
             sync_events::actor.eq(actor),
             sync_events::action.eq(action),
             sync_events::detail.eq(detail),
+            sync_events::org_id.eq(org.0),
         ))
         .execute(conn)?;
     Ok(())
@@ -279,23 +291,31 @@ mod tests {
     fn starts_disabled_then_enables_and_disables_with_a_log() {
         for db in backends() {
             let store = db.store();
-            assert!(!store.read(sync_enabled).unwrap());
-            let err = store.read(require_sync_enabled).unwrap_err();
+            assert!(!store
+                .read(|c| sync_enabled(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap());
+            let err = store
+                .read(|c| require_sync_enabled(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap_err();
             assert!(is_sync_disabled(&err), "{err}");
             assert!(!is_sync_disabled(&StoreError::Unavailable("pool".into())));
 
             let accepted = vec!["a".to_string(), "b".to_string()];
             let state = store
-                .write(|c| enable_sync(c, "admin:alice", &accepted))
+                .write(|c| enable_sync(c, crate::db::org::OrgId::DEFAULT, "admin:alice", &accepted))
                 .unwrap();
             assert!(state.enabled);
             assert_eq!(state.enabled_by.as_deref(), Some("admin:alice"));
             assert_eq!(state.accepted_cautions, accepted);
             assert!(state.enabled_at.is_some());
-            store.read(require_sync_enabled).unwrap();
+            store
+                .read(|c| require_sync_enabled(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap();
 
             let state = store
-                .write(|c| disable_sync(c, "cli:root", "maintenance"))
+                .write(|c| {
+                    disable_sync(c, crate::db::org::OrgId::DEFAULT, "cli:root", "maintenance")
+                })
                 .unwrap();
             assert!(!state.enabled);
             assert!(state.accepted_cautions.is_empty());
@@ -303,14 +323,22 @@ mod tests {
             assert_eq!(state.enabled_by.as_deref(), Some("admin:alice"));
             assert_eq!(state.changed_by.as_deref(), Some("cli:root"));
 
-            let events = store.read(|c| list_sync_events(c, 10)).unwrap();
+            let events = store
+                .read(|c| list_sync_events(c, crate::db::org::OrgId::DEFAULT, 10))
+                .unwrap();
             assert_eq!(events.len(), 2, "{:?}", db.backend());
             assert_eq!(events[0].action, "disabled");
             assert_eq!(events[0].actor, "cli:root");
             assert_eq!(events[0].detail, "maintenance");
             assert_eq!(events[1].action, "enabled");
             assert!(events[1].detail.contains("a,b"));
-            assert_eq!(store.read(|c| list_sync_events(c, 1)).unwrap().len(), 1);
+            assert_eq!(
+                store
+                    .read(|c| list_sync_events(c, crate::db::org::OrgId::DEFAULT, 1))
+                    .unwrap()
+                    .len(),
+                1
+            );
         }
     }
 
@@ -323,19 +351,29 @@ mod tests {
         };
         for db in backends() {
             let store = db.store();
-            let err = store.read(scim_gate).unwrap_err();
+            let err = store
+                .read(|c| scim_gate(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap_err();
             assert!(is_sync_disabled(&err), "{err}");
-            store.write(|c| enable_sync(c, "cli:x", &[])).unwrap();
-            let gate = store.read(scim_gate).unwrap();
+            store
+                .write(|c| enable_sync(c, crate::db::org::OrgId::DEFAULT, "cli:x", &[]))
+                .unwrap();
+            let gate = store
+                .read(|c| scim_gate(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap();
             assert_eq!(
                 gate,
                 ScimRuntime {
+                    org: crate::db::org::OrgId::DEFAULT,
                     deprovisioning: Deprovisioning::Hard,
                     default_page_size: 100,
                     max_page_size: 1000,
                 }
             );
-            let version = store.read(get_runtime_settings).unwrap().version;
+            let version = store
+                .read(|c| get_runtime_settings(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap()
+                .version;
             let values = SettingsValues {
                 deprovisioning: Deprovisioning::Soft,
                 soft_delete_retention_days: 3,
@@ -345,9 +383,19 @@ mod tests {
                 ..crate::admin::settings::default_settings()
             };
             store
-                .write(|c| update_runtime_settings(c, &values, version, "cli:x"))
+                .write(|c| {
+                    update_runtime_settings(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        &values,
+                        version,
+                        "cli:x",
+                    )
+                })
                 .unwrap();
-            let gate = store.read(scim_gate).unwrap();
+            let gate = store
+                .read(|c| scim_gate(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap();
             assert_eq!(gate.deprovisioning, Deprovisioning::Soft);
             assert_eq!((gate.default_page_size, gate.max_page_size), (2, 5));
             assert_eq!(gate.page_size(None), 2);
@@ -360,9 +408,21 @@ mod tests {
                     Ok(())
                 })
                 .unwrap();
-            assert_eq!(store.read(scim_gate).unwrap().default_page_size, 100);
-            store.write(|c| disable_sync(c, "cli:x", "done")).unwrap();
-            assert!(is_sync_disabled(&store.read(scim_gate).unwrap_err()));
+            assert_eq!(
+                store
+                    .read(|c| scim_gate(c, crate::db::org::OrgId::DEFAULT))
+                    .unwrap()
+                    .default_page_size,
+                100
+            );
+            store
+                .write(|c| disable_sync(c, crate::db::org::OrgId::DEFAULT, "cli:x", "done"))
+                .unwrap();
+            assert!(is_sync_disabled(
+                &store
+                    .read(|c| scim_gate(c, crate::db::org::OrgId::DEFAULT))
+                    .unwrap_err()
+            ));
         }
     }
 
@@ -376,11 +436,22 @@ mod tests {
                     Ok(())
                 })
                 .unwrap();
-            assert!(!store.read(sync_enabled).unwrap());
-            assert!(!store.read(get_sync_state).unwrap().enabled);
-            let state = store.write(|c| enable_sync(c, "cli:x", &[])).unwrap();
+            assert!(!store
+                .read(|c| sync_enabled(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap());
+            assert!(
+                !store
+                    .read(|c| get_sync_state(c, crate::db::org::OrgId::DEFAULT))
+                    .unwrap()
+                    .enabled
+            );
+            let state = store
+                .write(|c| enable_sync(c, crate::db::org::OrgId::DEFAULT, "cli:x", &[]))
+                .unwrap();
             assert!(state.enabled);
-            assert!(store.read(sync_enabled).unwrap());
+            assert!(store
+                .read(|c| sync_enabled(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap());
         }
     }
 }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::db::connection::DbConnection;
+use crate::db::org::OrgId;
 use crate::db::schema::scim::scim_tokens;
 use crate::error::StoreError;
 
@@ -44,6 +45,8 @@ pub struct TokenInfo {
     /// Who created it (`admin:<name>`, `token:<name>`, `cli:<login>`), if
     /// known.
     pub created_by: Option<String>,
+    /// The organization whose SCIM API it opens (`organizations.id`).
+    pub org_id: i32,
 }
 
 #[derive(Insertable)]
@@ -56,6 +59,7 @@ struct NewTokenRow<'a> {
     created_at: &'a str,
     expires_at: Option<&'a str>,
     created_by: Option<&'a str>,
+    org_id: i32,
 }
 
 /// SHA-256 of `secret`, lowercase hex: the stored form of a token secret.
@@ -72,13 +76,14 @@ pub fn create_token(
     name: &str,
     expires_at: Option<String>,
 ) -> Result<(TokenInfo, String), StoreError> {
-    create_token_by(conn, name, expires_at, None)
+    create_token_by(conn, OrgId::DEFAULT, name, expires_at, None)
 }
 
-/// [`create_token`], recording who created it (`admin:<name>`,
-/// `token:<name>`, `cli:<login>`).
+/// Creates a token of the organization `org`, recording who created it
+/// (`admin:<name>`, `token:<name>`, `cli:<login>`), as [`create_token`].
 pub fn create_token_by(
     conn: &mut DbConnection,
+    org: OrgId,
     name: &str,
     expires_at: Option<String>,
     created_by: Option<&str>,
@@ -113,6 +118,7 @@ pub fn create_token_by(
             created_at: &created_at,
             expires_at: expires_at.as_deref(),
             created_by,
+            org_id: org.0,
         })
         .execute(conn)?;
     let info = TokenInfo {
@@ -124,30 +130,35 @@ pub fn create_token_by(
         expires_at,
         revoked_at: None,
         created_by: created_by.map(str::to_owned),
+        org_id: org.0,
     };
     Ok((info, secret))
 }
 
-/// Every token, oldest first (revoked and expired ones included).
-pub fn list_tokens(conn: &mut DbConnection) -> Result<Vec<TokenInfo>, StoreError> {
+/// Every token of the organization, oldest first (revoked and expired
+/// ones included).
+pub fn list_tokens(conn: &mut DbConnection, org: OrgId) -> Result<Vec<TokenInfo>, StoreError> {
     Ok(scim_tokens::table
+        .filter(scim_tokens::org_id.eq(org.0))
         .select(TokenInfo::as_select())
         .order((scim_tokens::created_at, scim_tokens::id))
         .load(conn)?)
 }
 
-/// Revokes a token; revoking it again is a no-op. Unknown id → `NotFound`.
-pub fn revoke_token(conn: &mut DbConnection, id: &str) -> Result<(), StoreError> {
+/// Revokes a token of the organization; revoking it again is a no-op. An
+/// id unknown in the organization → `NotFound`.
+pub fn revoke_token(conn: &mut DbConnection, org: OrgId, id: &str) -> Result<(), StoreError> {
     crate::error::known_id(id)?;
     let now = scim_core::datetime::now();
     let updated = diesel::update(
         scim_tokens::table
             .filter(scim_tokens::id.eq(id))
+            .filter(scim_tokens::org_id.eq(org.0))
             .filter(scim_tokens::revoked_at.is_null()),
     )
     .set(scim_tokens::revoked_at.eq(&now))
     .execute(conn)?;
-    if updated == 0 && !token_exists(conn, id)? {
+    if updated == 0 && !token_exists(conn, org, id)? {
         return Err(StoreError::NotFound);
     }
     Ok(())
@@ -196,9 +207,11 @@ pub fn touch_token(conn: &mut DbConnection, id: &str, now: &str) -> Result<(), S
     Ok(())
 }
 
-fn token_exists(conn: &mut DbConnection, id: &str) -> Result<bool, StoreError> {
+fn token_exists(conn: &mut DbConnection, org: OrgId, id: &str) -> Result<bool, StoreError> {
     Ok(diesel::select(diesel::dsl::exists(
-        scim_tokens::table.filter(scim_tokens::id.eq(id)),
+        scim_tokens::table
+            .filter(scim_tokens::id.eq(id))
+            .filter(scim_tokens::org_id.eq(org.0)),
     ))
     .get_result(conn)?)
 }

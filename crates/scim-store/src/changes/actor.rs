@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::org::OrgId;
+
 /// The kind of actor a change is attributed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -67,6 +69,10 @@ pub struct Actor {
     pub request_id: Option<String>,
     /// The client's address, when the change came over HTTP.
     pub address: Option<String>,
+    /// The organization it acted in: the change log row's `org_id`, and
+    /// the scope of the writes made on its behalf.
+    #[serde(default)]
+    pub org: OrgId,
 }
 
 impl Actor {
@@ -78,7 +84,14 @@ impl Actor {
             name,
             request_id: None,
             address: None,
+            org: OrgId::DEFAULT,
         }
+    }
+
+    /// The same actor, acting in the organization `org`.
+    pub fn in_org(mut self, org: OrgId) -> Actor {
+        self.org = org;
+        self
     }
 
     /// scimd itself.

@@ -60,6 +60,9 @@ events! {
     AdminSignInFailed => "admin.sign_in_failed", "A sign-in failed.";
     SchemaExtensionCreated => "schema_extension.created", "A custom schema extension was defined.";
     SchemaExtensionChanged => "schema_extension.changed", "An attribute of a custom schema extension was removed, with its values; `detail.users` counts the users changed.";
+    OrganizationCreated => "organization.created", "An organization was created.";
+    OrganizationChanged => "organization.changed", "An organization was renamed, given a host name, suspended or resumed.";
+    OrganizationDeleted => "organization.deleted", "An organization was deleted, with all its data.";
     SchemaExtensionDeleted => "schema_extension.deleted", "A custom schema extension was removed, with its values; `detail.users` counts the users changed.";
 }
 

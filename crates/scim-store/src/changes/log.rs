@@ -4,6 +4,7 @@ use diesel::prelude::*;
 
 use crate::changes::{Actor, Event};
 use crate::db::connection::{Backend, DbConnection};
+use crate::db::org::OrgId;
 use crate::db::schema::changes::change_log;
 use crate::db::sql::{execute, load, Bind, PatternKind, SqlBuilder};
 use crate::error::StoreError;
@@ -123,6 +124,7 @@ pub fn record_each(
                 Bind::NullableText(actor.address.clone()),
                 Bind::Text(c.detail.to_string()),
                 Bind::NullableText(c.data.clone()),
+                Bind::Integer(actor.org.0),
             ]
             .into_iter()
             .enumerate()
@@ -144,9 +146,9 @@ pub fn record_each(
 
 /// The columns [`record_each`] writes, in its order.
 const COLUMNS: &str = "at, event, resource_type, resource_id, resource_version, actor_kind, \
-     actor_id, actor_name, request_id, client_address, detail, data";
+     actor_id, actor_name, request_id, client_address, detail, data, org_id";
 
-/// Rows per multi-row `INSERT` of [`record_each`]: at 12 binds a row, far
+/// Rows per multi-row `INSERT` of [`record_each`]: at 13 binds a row, far
 /// below SQLite's 32766 and PostgreSQL's 65535 binds per statement.
 const INSERT_CHUNK: usize = 500;
 
@@ -290,6 +292,8 @@ pub struct ChangeQuery {
     /// `detail.members` names it (a user's memberships live on the
     /// Group's rows). Combined with the other filters.
     pub subject: Option<String>,
+    /// Only this organization's rows (`None`: every organization's).
+    pub org: Option<OrgId>,
 }
 
 /// The columns of a [`Change`], in its field order.
@@ -309,6 +313,9 @@ fn push_filters(b: &mut SqlBuilder, query: &ChangeQuery) {
                 .bind_text(value.clone());
         }
     };
+    if let Some(org) = query.org {
+        b.push(" AND org_id = ").bind(Bind::Integer(org.0));
+    }
     eq(b, "resource_type", &query.resource_type);
     eq(b, "resource_id", &query.resource_id);
     eq(b, "actor_kind", &query.actor_kind);
@@ -398,10 +405,12 @@ pub fn list_changes(
 /// how many. The retention purge runs it until a batch comes back short.
 pub fn purge_changes(
     conn: &mut DbConnection,
+    org: OrgId,
     cutoff: &str,
     batch: i64,
 ) -> Result<usize, StoreError> {
     let oldest: Vec<i64> = change_log::table
+        .filter(change_log::org_id.eq(org.0))
         .filter(change_log::at.lt(cutoff))
         .order(change_log::position.asc())
         .limit(batch.max(0))
@@ -410,6 +419,7 @@ pub fn purge_changes(
     match oldest.last() {
         Some(&last) => Ok(diesel::delete(
             change_log::table
+                .filter(change_log::org_id.eq(org.0))
                 .filter(change_log::position.le(last))
                 .filter(change_log::at.lt(cutoff)),
         )
@@ -763,11 +773,25 @@ mod tests {
             let before = store.read(last_position).unwrap();
             // The purge takes the oldest first, in batches.
             let purged = store
-                .write(|c| purge_changes(c, "2026-06-01T00:00:00.000Z", 1))
+                .write(|c| {
+                    purge_changes(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        "2026-06-01T00:00:00.000Z",
+                        1,
+                    )
+                })
                 .unwrap();
             assert_eq!(purged, 1);
             let purged = store
-                .write(|c| purge_changes(c, "2026-12-31T00:00:00.000Z", 10))
+                .write(|c| {
+                    purge_changes(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        "2026-12-31T00:00:00.000Z",
+                        10,
+                    )
+                })
                 .unwrap();
             assert_eq!(purged, 2);
             assert_eq!(store.read(last_position).unwrap(), 0, "empty");

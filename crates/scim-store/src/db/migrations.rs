@@ -69,3 +69,13 @@ pub(crate) fn revert_all(conn: &mut DbConnection) -> Result<Vec<String>, StoreEr
     .map_err(|e| StoreError::internal("reverting migrations failed", &e))?;
     Ok(reverted.iter().map(ToString::to_string).collect())
 }
+
+/// Reverts the newest applied migration; returns its name.
+pub(crate) fn revert_last(conn: &mut DbConnection) -> Result<String, StoreError> {
+    let reverted = match conn {
+        DbConnection::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS),
+        DbConnection::Postgres(c) => c.revert_last_migration(POSTGRES_MIGRATIONS),
+    }
+    .map_err(|e| StoreError::internal("reverting a migration failed", &e))?;
+    Ok(reverted.to_string())
+}

@@ -5,6 +5,7 @@
 pub mod connection;
 pub(crate) mod gate;
 pub(crate) mod migrations;
+pub mod org;
 pub mod schema;
 pub(crate) mod sql;
 pub(crate) mod transaction;

@@ -3,6 +3,7 @@
 
 mod edit;
 mod metrics;
+pub mod organizations;
 mod postgres;
 pub(crate) mod queue;
 mod reader;
@@ -19,12 +20,15 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use scim_core::extensions::UserSchemas;
 
+use crate::admin::organizations::list_organizations;
 use crate::changes::{record, Actor};
 use crate::db::connection::{
     Backend, ConnectErrorLog, ConnectionManager, DbConnection, Target, CONNECT_ERROR_LOG_EVERY,
 };
-use crate::db::migrations::{migrate_connection, revert_all};
+use crate::db::migrations::{migrate_connection, revert_all, revert_last};
+use crate::db::org::OrgId;
 use crate::db::transaction::transaction;
+use crate::engine::organizations::{OrganizationCache, Organizations};
 use crate::engine::postgres::user_writes::UserBatcher;
 use crate::engine::reader::ReadQueue;
 use crate::engine::sqlite::checkpoint::{CheckpointPolicy, Checkpointer};
@@ -73,6 +77,9 @@ pub struct Store {
     checkpointer: Option<Arc<Checkpointer>>,
     /// The User type with the custom extensions (`scim::extensions`).
     extensions: Arc<ExtensionCache>,
+    /// The organizations, as requests resolve them
+    /// (`engine/organizations.rs`).
+    organizations: Arc<OrganizationCache>,
 }
 
 /// Where writes go.
@@ -187,6 +194,7 @@ impl Store {
             backend,
             checkpointer,
             extensions: Arc::new(ExtensionCache::default()),
+            organizations: Arc::new(OrganizationCache::default()),
         })
     }
 
@@ -213,6 +221,35 @@ impl Store {
         Ok(self.extensions.store(defs, read_at))
     }
 
+    /// The organizations by slug and host name, from memory while the
+    /// list is fresh (`engine/organizations.rs`), else read again on a
+    /// reader thread.
+    pub async fn organizations(&self) -> Result<Arc<Organizations>, StoreError> {
+        if let Some(orgs) = self.organizations.fresh() {
+            return Ok(orgs);
+        }
+        let read_at = Instant::now();
+        let list = self.queue_read(list_organizations).await?;
+        Ok(self.organizations.store(list, read_at))
+    }
+
+    /// [`Store::organizations`] for blocking callers (the admin service,
+    /// the CLI, tests).
+    pub fn organizations_blocking(&self) -> Result<Arc<Organizations>, StoreError> {
+        if let Some(orgs) = self.organizations.fresh() {
+            return Ok(orgs);
+        }
+        let read_at = Instant::now();
+        let list = self.read(list_organizations)?;
+        Ok(self.organizations.store(list, read_at))
+    }
+
+    /// Makes this process's next request read the organizations again:
+    /// called after it changed them.
+    pub fn invalidate_organizations(&self) {
+        self.organizations.invalidate();
+    }
+
     /// Makes this process's next request read the extension definitions
     /// again: called after it changed them.
     pub fn invalidate_user_schemas(&self) {
@@ -234,6 +271,13 @@ impl Store {
     /// operator tearing an installation down.
     pub fn revert_all_migrations(&self) -> Result<Vec<String>, StoreError> {
         self.on_writer(revert_all)
+    }
+
+    /// Reverts the newest applied migration; returns its name. For tests
+    /// that build a database as an older release left it, and for an
+    /// operator going back one release.
+    pub fn revert_last_migration(&self) -> Result<String, StoreError> {
+        self.on_writer(revert_last)
     }
 
     /// Runs `f` on the write connection outside any transaction (SQLite:
@@ -289,11 +333,12 @@ impl Store {
     /// one statement (`engine/reader.rs`).
     pub fn queue_user_lookup(
         &self,
+        org: OrgId,
         by: LookupBy,
         key: &str,
         with_groups: bool,
     ) -> Answer<GatedUser> {
-        Answer(self.reads.lookup(by, key, with_groups))
+        Answer(self.reads.lookup(org, by, key, with_groups))
     }
 
     /// The most user lookups one reader thread has taken together so far
@@ -380,6 +425,7 @@ impl Store {
             // INSERT).
             Writer::GroupCommit { writer, .. } => Answer(match crate::scim::users::prepare_insert(
                 Backend::Sqlite,
+                actor.org,
                 attrs,
                 password_hash.as_deref(),
                 true,
@@ -395,7 +441,7 @@ impl Store {
                 }),
                 // A closed gate answers first, as it does on its own.
                 Err(e) => writer.submit(move |conn| {
-                    crate::admin::sync::scim_gate(conn)?;
+                    crate::admin::sync::scim_gate(conn, actor.org)?;
                     Err(e)
                 }),
             }),

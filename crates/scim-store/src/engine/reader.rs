@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::db::connection::{ConnectionManager, DbConnection};
+use crate::db::org::OrgId;
 use crate::engine::queue::{catch, Behind, Workers};
 use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
@@ -42,6 +43,7 @@ type ReadJob = Box<dyn FnOnce(Result<&mut DbConnection, StoreError>) + Send>;
 
 /// A queued user lookup ([`ReadQueue::lookup`]).
 struct Lookup {
+    org: OrgId,
     by: LookupBy,
     /// As `scim::lookup::lookup_key` gives it.
     key: String,
@@ -95,12 +97,14 @@ impl ReadQueue {
     /// behind it.
     pub(crate) fn lookup(
         &self,
+        org: OrgId,
         by: LookupBy,
         key: &str,
         with_groups: bool,
     ) -> tokio::sync::oneshot::Receiver<Result<GatedUser, StoreError>> {
         let (reply, receiver) = tokio::sync::oneshot::channel();
         let job = Job::Lookup(Lookup {
+            org,
             by,
             key: lookup_key(by, key),
             with_groups,
@@ -175,7 +179,7 @@ fn run(pool: &Pool, job: ReadJob) {
     }
 }
 
-/// Answers `lookups` with one statement per kind of key.
+/// Answers `lookups` with one statement per organization and kind of key.
 fn answer_lookups(pool: &Pool, lookups: Vec<Lookup>, hints: Option<&UserHints>) {
     let mut conn = match pool.get() {
         Ok(conn) => conn,
@@ -187,18 +191,25 @@ fn answer_lookups(pool: &Pool, lookups: Vec<Lookup>, hints: Option<&UserHints>) 
             return;
         }
     };
-    let (by_id, by_name): (Vec<_>, Vec<_>) =
-        lookups.into_iter().partition(|l| l.by == LookupBy::Id);
-    for (by, lookups) in [(LookupBy::Id, by_id), (LookupBy::UserName, by_name)] {
-        if !lookups.is_empty() {
-            answer_batch(&mut conn, by, lookups, hints);
+    // In the order first queued: almost always one organization and one
+    // kind of key.
+    let mut batches: Vec<((OrgId, LookupBy), Vec<Lookup>)> = Vec::new();
+    for lookup in lookups {
+        let key = (lookup.org, lookup.by);
+        match batches.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, batch)) => batch.push(lookup),
+            None => batches.push((key, vec![lookup])),
         }
+    }
+    for ((org, by), lookups) in batches {
+        answer_batch(&mut conn, org, by, lookups, hints);
     }
 }
 
-/// Answers `lookups` (all by `by`) with one statement.
+/// Answers `lookups` (all of `org`, by `by`) with one statement.
 fn answer_batch(
     conn: &mut DbConnection,
+    org: OrgId,
     by: LookupBy,
     lookups: Vec<Lookup>,
     hints: Option<&UserHints>,
@@ -211,7 +222,7 @@ fn answer_batch(
     }
     let with_groups = lookups.iter().any(|l| l.with_groups);
     let found = catch("user lookup", || {
-        find_users_gated(conn, by, &keys, with_groups)
+        find_users_gated(conn, org, by, &keys, with_groups)
     });
     for lookup in lookups {
         let answer = found.as_ref().map_err(Clone::clone).and_then(|gated| {
@@ -232,7 +243,11 @@ fn answer_batch(
             }),
         ) = (hints, &answer)
         {
-            hints.offer(user, lookup.with_groups.then_some(groups.as_slice()));
+            hints.offer(
+                lookup.org,
+                user,
+                lookup.with_groups.then_some(groups.as_slice()),
+            );
         }
         // The caller may have gone away (a dropped request).
         let _ = lookup.reply.send(answer);
@@ -331,7 +346,12 @@ mod tests {
                     let users = (0..6)
                         .map(|i| {
                             let attrs = json!({"userName": format!("User{i}@Example.com")});
-                            crate::scim::users::insert_user(c, attrs.as_object().unwrap(), None)
+                            crate::scim::users::insert_user(
+                                c,
+                                crate::db::org::OrgId::DEFAULT,
+                                attrs.as_object().unwrap(),
+                                None,
+                            )
                         })
                         .collect::<Result<Vec<_>, _>>()?;
                     let member = [MemberRef {
@@ -340,10 +360,16 @@ mod tests {
                     }];
                     crate::scim::groups::insert_group(
                         c,
+                        crate::db::org::OrgId::DEFAULT,
                         json!({"displayName": "g"}).as_object().unwrap(),
                         &member,
                     )?;
-                    crate::scim::users::soft_delete_user(c, &users[5].id, None)?;
+                    crate::scim::users::soft_delete_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        &users[5].id,
+                        None,
+                    )?;
                     Ok(users)
                 })
                 .unwrap();
@@ -351,7 +377,14 @@ mod tests {
             // Disabled: every lookup of the batch is refused.
             let release = hold_readers(store);
             let refused: Vec<_> = (0..3)
-                .map(|i| store.queue_user_lookup(LookupBy::Id, &users[i].id, true))
+                .map(|i| {
+                    store.queue_user_lookup(
+                        crate::db::org::OrgId::DEFAULT,
+                        LookupBy::Id,
+                        &users[i].id,
+                        true,
+                    )
+                })
                 .collect();
             release();
             for answer in refused {
@@ -362,7 +395,10 @@ mod tests {
                 );
             }
             store
-                .write(|c| crate::admin::sync::enable_sync(c, "test", &[]).map(|_| ()))
+                .write(|c| {
+                    crate::admin::sync::enable_sync(c, crate::db::org::OrgId::DEFAULT, "test", &[])
+                        .map(|_| ())
+                })
                 .unwrap();
 
             // Ids (one twice, with and without groups; an unknown one; a
@@ -383,10 +419,17 @@ mod tests {
             let release = hold_readers(store);
             let mut answers: Vec<_> = wanted
                 .iter()
-                .map(|(by, key, with_groups)| store.queue_user_lookup(*by, key, *with_groups))
+                .map(|(by, key, with_groups)| {
+                    store.queue_user_lookup(crate::db::org::OrgId::DEFAULT, *by, key, *with_groups)
+                })
                 .collect();
             let read = store.queue_read(crate::scim::users::count_users);
-            answers.push(store.queue_user_lookup(LookupBy::Id, &users[1].id, true));
+            answers.push(store.queue_user_lookup(
+                crate::db::org::OrgId::DEFAULT,
+                LookupBy::Id,
+                &users[1].id,
+                true,
+            ));
             wanted.push((LookupBy::Id, users[1].id.clone(), true));
             release();
             assert_eq!(read.wait().unwrap(), 5, "{backend}");
@@ -394,15 +437,27 @@ mod tests {
                 let got = answer.wait().unwrap();
                 let alone = store
                     .read(|c| match by {
-                        LookupBy::Id => find_user_gated(c, key, *with_groups),
-                        LookupBy::UserName => find_user_by_name_gated(c, key, *with_groups),
+                        LookupBy::Id => {
+                            find_user_gated(c, crate::db::org::OrgId::DEFAULT, key, *with_groups)
+                        }
+                        LookupBy::UserName => find_user_by_name_gated(
+                            c,
+                            crate::db::org::OrgId::DEFAULT,
+                            key,
+                            *with_groups,
+                        ),
                     })
                     .unwrap();
                 assert_eq!(got, alone, "{backend}: {by:?} {key} {with_groups}");
             }
             // What the answers hold, beyond agreeing with a lookup alone.
             let first = store
-                .queue_user_lookup(LookupBy::UserName, "user0@EXAMPLE.com", true)
+                .queue_user_lookup(
+                    crate::db::org::OrgId::DEFAULT,
+                    LookupBy::UserName,
+                    "user0@EXAMPLE.com",
+                    true,
+                )
                 .wait()
                 .unwrap()
                 .found
@@ -415,7 +470,14 @@ mod tests {
             // More than one statement takes: in statements of 32.
             let release = hold_readers(store);
             let answers: Vec<_> = (0..40)
-                .map(|i| store.queue_user_lookup(LookupBy::Id, &users[i % 5].id, false))
+                .map(|i| {
+                    store.queue_user_lookup(
+                        crate::db::org::OrgId::DEFAULT,
+                        LookupBy::Id,
+                        &users[i % 5].id,
+                        false,
+                    )
+                })
                 .collect();
             release();
             for (i, answer) in answers.into_iter().enumerate() {

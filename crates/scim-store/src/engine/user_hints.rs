@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
 
+use crate::db::org::OrgId;
 use crate::scim::members::GroupRef;
 use crate::scim::users::UserRecord;
 
@@ -38,6 +39,9 @@ pub(crate) const HINTS: usize = 8192;
 
 /// One user as last seen.
 struct Hint {
+    /// The organization the user is in: a hint answers only an edit made
+    /// in that organization.
+    org: OrgId,
     record: Arc<UserRecord>,
     /// Its direct groups, when they were read with it.
     groups: Option<Vec<GroupRef>>,
@@ -67,12 +71,13 @@ impl UserHints {
     /// (`None` if there is no hint, or none with groups when asked for).
     pub(crate) fn get(
         &self,
+        org: OrgId,
         id: &str,
         with_groups: bool,
     ) -> Option<(Arc<UserRecord>, Option<Vec<GroupRef>>)> {
         let mut hints = self.lock();
         let hint = hints.get(id)?;
-        if with_groups && hint.groups.is_none() {
+        if hint.org != org || (with_groups && hint.groups.is_none()) {
             return None;
         }
         Some((Arc::clone(&hint.record), hint.groups.clone()))
@@ -82,13 +87,13 @@ impl UserHints {
     /// it, unless a newer version of the user is already kept. At the same
     /// version only the groups are taken (they may have changed without
     /// the user's version changing).
-    pub(crate) fn offer(&self, record: &UserRecord, groups: Option<&[GroupRef]>) {
+    pub(crate) fn offer(&self, org: OrgId, record: &UserRecord, groups: Option<&[GroupRef]>) {
         let mut hints = self.lock();
         if let Some(hint) = hints.get_mut(&record.id) {
-            if hint.record.version > record.version {
+            if hint.org == org && hint.record.version > record.version {
                 return;
             }
-            if hint.record.version == record.version {
+            if hint.org == org && hint.record.version == record.version {
                 if let Some(groups) = groups {
                     hint.groups = Some(groups.to_vec());
                 }
@@ -98,6 +103,7 @@ impl UserHints {
         hints.put(
             record.id.clone(),
             Hint {
+                org,
                 record: Arc::new(record.clone()),
                 groups: groups.map(<[GroupRef]>::to_vec),
             },
@@ -146,39 +152,39 @@ mod tests {
     #[test]
     fn the_newest_version_wins_and_groups_are_kept_apart() {
         let hints = UserHints::new(16);
-        assert!(hints.get("a", false).is_none());
-        hints.offer(&user("a", 2, "two"), None);
-        let (rec, groups) = hints.get("a", false).unwrap();
+        assert!(hints.get(OrgId::DEFAULT, "a", false).is_none());
+        hints.offer(OrgId::DEFAULT, &user("a", 2, "two"), None);
+        let (rec, groups) = hints.get(OrgId::DEFAULT, "a", false).unwrap();
         assert_eq!((rec.version, groups), (2, None));
         // Asked with groups, a hint without them is no hint.
-        assert!(hints.get("a", true).is_none());
+        assert!(hints.get(OrgId::DEFAULT, "a", true).is_none());
         // An older read does not overwrite a newer write.
-        hints.offer(&user("a", 1, "one"), Some(&[group("g")]));
-        assert_eq!(hints.get("a", false).unwrap().0.version, 2);
-        assert!(hints.get("a", true).is_none());
+        hints.offer(OrgId::DEFAULT, &user("a", 1, "one"), Some(&[group("g")]));
+        assert_eq!(hints.get(OrgId::DEFAULT, "a", false).unwrap().0.version, 2);
+        assert!(hints.get(OrgId::DEFAULT, "a", true).is_none());
         // The same version brings its groups.
-        hints.offer(&user("a", 2, "two"), Some(&[group("g")]));
-        let (rec, groups) = hints.get("a", true).unwrap();
+        hints.offer(OrgId::DEFAULT, &user("a", 2, "two"), Some(&[group("g")]));
+        let (rec, groups) = hints.get(OrgId::DEFAULT, "a", true).unwrap();
         assert_eq!(rec.attrs["title"], "two");
         assert_eq!(groups.unwrap(), vec![group("g")]);
         // A newer version replaces the hint, groups included.
-        hints.offer(&user("a", 3, "three"), None);
-        let (rec, groups) = hints.get("a", false).unwrap();
+        hints.offer(OrgId::DEFAULT, &user("a", 3, "three"), None);
+        let (rec, groups) = hints.get(OrgId::DEFAULT, "a", false).unwrap();
         assert_eq!((rec.version, groups), (3, None));
         hints.forget("a");
-        assert!(hints.get("a", false).is_none());
+        assert!(hints.get(OrgId::DEFAULT, "a", false).is_none());
     }
 
     #[test]
     fn the_least_recently_used_user_goes_first() {
         let hints = UserHints::new(2);
-        hints.offer(&user("a", 1, "x"), None);
-        hints.offer(&user("b", 1, "x"), None);
-        assert!(hints.get("a", false).is_some());
-        hints.offer(&user("c", 1, "x"), None);
+        hints.offer(OrgId::DEFAULT, &user("a", 1, "x"), None);
+        hints.offer(OrgId::DEFAULT, &user("b", 1, "x"), None);
+        assert!(hints.get(OrgId::DEFAULT, "a", false).is_some());
+        hints.offer(OrgId::DEFAULT, &user("c", 1, "x"), None);
         assert_eq!(hints.len(), 2);
-        assert!(hints.get("b", false).is_none());
-        assert!(hints.get("a", false).is_some());
-        assert!(hints.get("c", false).is_some());
+        assert!(hints.get(OrgId::DEFAULT, "b", false).is_none());
+        assert!(hints.get(OrgId::DEFAULT, "a", false).is_some());
+        assert!(hints.get(OrgId::DEFAULT, "c", false).is_some());
     }
 }

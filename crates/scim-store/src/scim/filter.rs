@@ -13,6 +13,7 @@ use scim_core::filter::{AttrPath, CompValue, CompareOp, Filter};
 use scim_core::schema::{AttrType, ResourceType};
 use scim_core::ScimError;
 
+use crate::db::org::OrgId;
 use crate::db::sql::{Bind, PatternKind, SqlBuilder};
 use crate::error::StoreError;
 
@@ -241,67 +242,88 @@ impl Eq for UserType {}
 /// own table (and alias) and its own allow-list of attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resource {
-    /// `users u` (RFC 7643 §4.1), with the extensions of the type.
-    User(UserType),
-    /// `groups g` (RFC 7643 §4.2).
-    Group,
+    /// `users u` (RFC 7643 §4.1) of an organization, with the extensions
+    /// of the type.
+    User(UserType, OrgId),
+    /// `groups g` (RFC 7643 §4.2) of an organization.
+    Group(OrgId),
 }
 
 impl Resource {
     /// Users of the built-in User type (no custom extension).
     #[cfg(any(test, feature = "testing"))]
-    pub(crate) const USER: Resource = Resource::User(UserType(&scim_core::schema::USER));
+    pub(crate) const USER: Resource =
+        Resource::User(UserType(&scim_core::schema::USER), OrgId::DEFAULT);
 
-    /// Users of `rt` (a User type with custom extensions).
-    pub(crate) fn user(rt: &'static ResourceType) -> Resource {
-        Resource::User(UserType(rt))
+    /// The default organization's Groups.
+    #[cfg(test)]
+    pub(crate) const GROUP: Resource = Resource::Group(OrgId::DEFAULT);
+
+    /// Users of `rt` (a User type with custom extensions) in `org`.
+    pub(crate) fn user(rt: &'static ResourceType, org: OrgId) -> Resource {
+        Resource::User(UserType(rt), org)
+    }
+
+    /// The organization whose rows it is.
+    pub(crate) fn org(self) -> OrgId {
+        match self {
+            Resource::User(_, org) | Resource::Group(org) => org,
+        }
     }
 
     /// The table with its alias, for `FROM`.
     pub(crate) fn table(self) -> &'static str {
         match self {
-            Resource::User(_) => "users u",
-            Resource::Group => "groups g",
+            Resource::User(..) => "users u",
+            Resource::Group(_) => "groups g",
         }
     }
 
     /// The aliased table's column prefix (`u.` / `g.`).
     pub(crate) fn alias(self) -> &'static str {
         match self {
-            Resource::User(_) => "u.",
-            Resource::Group => "g.",
+            Resource::User(..) => "u.",
+            Resource::Group(_) => "g.",
         }
     }
 
-    /// The condition every listed row meets: a soft-deleted User is
-    /// invisible to the SCIM API. Spelt out in every query so that SQLite's
-    /// planner can use the partial indexes `WHERE deleted_at IS NULL`.
-    pub(crate) fn live_condition(self) -> Option<&'static str> {
+    /// The condition every listed row meets: the row is the
+    /// organization's, and a soft-deleted User is invisible to the SCIM
+    /// API (spelt out in every query so that SQLite's planner can use the
+    /// partial indexes `WHERE deleted_at IS NULL`). Every index that serves
+    /// a list leads with the organization.
+    pub(crate) fn push_scope(self, b: &mut SqlBuilder) {
         match self {
-            Resource::User(_) => Some("u.deleted_at IS NULL"),
-            Resource::Group => None,
+            Resource::User(_, org) => {
+                b.push("u.org_id = ")
+                    .bind(Bind::Integer(org.0))
+                    .push(" AND u.deleted_at IS NULL");
+            }
+            Resource::Group(org) => {
+                b.push("g.org_id = ").bind(Bind::Integer(org.0));
+            }
         }
     }
 
     fn id_column(self) -> &'static str {
         match self {
-            Resource::User(_) => "u.id",
-            Resource::Group => "g.id",
+            Resource::User(..) => "u.id",
+            Resource::Group(_) => "g.id",
         }
     }
 
     fn created_column(self) -> &'static str {
         match self {
-            Resource::User(_) => "u.created",
-            Resource::Group => "g.created",
+            Resource::User(..) => "u.created",
+            Resource::Group(_) => "g.created",
         }
     }
 
     /// `meta.resourceType` (RFC 7643 §3.1).
     fn type_name(self) -> &'static str {
         match self {
-            Resource::User(_) => "User",
-            Resource::Group => "Group",
+            Resource::User(..) => "User",
+            Resource::Group(_) => "Group",
         }
     }
 }
@@ -523,6 +545,7 @@ fn numeric_type(b: &SqlBuilder) -> &'static str {
 /// for a custom extension attribute.
 fn custom_compare(
     b: &mut SqlBuilder,
+    res: Resource,
     leaf: &CustomLeaf,
     op: CompareOp,
     negate: bool,
@@ -530,7 +553,9 @@ fn custom_compare(
     path: &AttrPath,
 ) -> Result<(), StoreError> {
     b.push(if negate { "u.id NOT IN" } else { "u.id IN" });
-    b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+    b.push(" (SELECT v.user_id FROM user_values v WHERE v.org_id = ")
+        .bind(Bind::Integer(res.org().0))
+        .push(" AND v.attr = ")
         .bind_text(leaf.attr.clone())
         .push(" AND ");
     match leaf.ty {
@@ -657,7 +682,7 @@ struct PathPrefix {
 
 fn not_filterable(res: Resource, path: &AttrPath) -> StoreError {
     let detail = match res {
-        Resource::User(_) => format!(
+        Resource::User(..) => format!(
             "attribute \"{path}\" is not filterable; filterable attributes are id, userName, \
              externalId, displayName, active, meta.created, meta.lastModified, meta.resourceType, \
              nickName, profileUrl, title, userType, preferredLanguage, locale, timezone, \
@@ -669,7 +694,7 @@ fn not_filterable(res: Resource, path: &AttrPath) -> StoreError {
              {ENTERPRISE_USER_URN}:(employeeNumber|costCenter|organization|division|department|manager.value), \
              and the attributes of the custom extensions listed at /Schemas"
         ),
-        Resource::Group => format!(
+        Resource::Group(_) => format!(
             "attribute \"{path}\" is not filterable; filterable Group attributes are id, \
              displayName, externalId, meta.created, meta.lastModified, meta.resourceType, \
              and members (.value|.type)"
@@ -689,16 +714,16 @@ fn find_ci<'a>(names: &[&'a str], wanted: &str) -> Option<&'a str> {
 /// case-insensitively, RFC 7643 §2.1).
 fn resolve(res: Resource, path: &AttrPath) -> Result<Field, StoreError> {
     match res {
-        Resource::User(UserType(rt)) => resolve_user(rt, path),
-        Resource::Group => resolve_group(path),
+        Resource::User(UserType(rt), _) => resolve_user(res, rt, path),
+        Resource::Group(_) => resolve_group(res, path),
     }
 }
 
 /// `meta.created`, `meta.lastModified`, `meta.resourceType` over `alias`.
 fn resolve_meta(res: Resource, path: &AttrPath) -> Result<Field, StoreError> {
     let (created, last_modified) = match res {
-        Resource::User(_) => ("u.created", "u.last_modified"),
-        Resource::Group => ("g.created", "g.last_modified"),
+        Resource::User(..) => ("u.created", "u.last_modified"),
+        Resource::Group(_) => ("g.created", "g.last_modified"),
     };
     match path
         .sub_attr
@@ -731,8 +756,7 @@ fn resolve_relation(
     Ok(Field::Relation { rel, sub })
 }
 
-fn resolve_group(path: &AttrPath) -> Result<Field, StoreError> {
-    let res = Resource::Group;
+fn resolve_group(res: Resource, path: &AttrPath) -> Result<Field, StoreError> {
     match path.urn.as_deref() {
         None => {}
         Some(urn) if urn.eq_ignore_ascii_case(GROUP_URN) => {}
@@ -765,8 +789,11 @@ fn resolve_group(path: &AttrPath) -> Result<Field, StoreError> {
     }
 }
 
-fn resolve_user(rt: &'static ResourceType, path: &AttrPath) -> Result<Field, StoreError> {
-    let res = Resource::user(rt);
+fn resolve_user(
+    res: Resource,
+    rt: &'static ResourceType,
+    path: &AttrPath,
+) -> Result<Field, StoreError> {
     let enterprise = match path.urn.as_deref() {
         None => false,
         Some(urn) if urn.eq_ignore_ascii_case(CORE_USER_URN) => false,
@@ -1143,22 +1170,30 @@ fn present(b: &mut SqlBuilder, res: Resource, path: &AttrPath) -> Result<(), Sto
             b.push("1 = 1");
         }
         Field::Single(leaf) => {
-            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.org_id = ")
+                .bind(Bind::Integer(res.org().0))
+                .push(" AND v.attr = ")
                 .bind_text(leaf.attr)
                 .push(")");
         }
         Field::Custom(leaf) => {
-            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.org_id = ")
+                .bind(Bind::Integer(res.org().0))
+                .push(" AND v.attr = ")
                 .bind_text(leaf.attr)
                 .push(")");
         }
         Field::Complex { leaves, .. } => {
-            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE ");
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.org_id = ")
+                .bind(Bind::Integer(res.org().0))
+                .push(" AND ");
             push_attr_in(b, &leaves);
             b.push(")");
         }
         Field::Multi { attr, sub } => {
-            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.org_id = ")
+                .bind(Bind::Integer(res.org().0))
+                .push(" AND v.attr = ")
                 .bind_text(attr.name);
             if let Some(col) = sub {
                 b.push(" AND ").push(col.column()).push(" IS NOT NULL");
@@ -1237,10 +1272,12 @@ fn compare(
             Ok(())
         }
         Field::ResourceType => resource_type(b, res, path, op, negate, value),
-        Field::Custom(leaf) => custom_compare(b, &leaf, op, negate, value, path),
+        Field::Custom(leaf) => custom_compare(b, res, &leaf, op, negate, value, path),
         Field::Single(leaf) => {
             b.push(if negate { "u.id NOT IN" } else { "u.id IN" });
-            b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+            b.push(" (SELECT v.user_id FROM user_values v WHERE v.org_id = ")
+                .bind(Bind::Integer(res.org().0))
+                .push(" AND v.attr = ")
                 .bind_text(leaf.attr.clone())
                 .push(" AND ");
             let c = hashed("v.value_ci", true, kind_for(leaf.case_exact));
@@ -1269,7 +1306,9 @@ fn compare(
                 }
             };
             b.push(if negate { "u.id NOT IN" } else { "u.id IN" });
-            b.push(" (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+            b.push(" (SELECT v.user_id FROM user_values v WHERE v.org_id = ")
+                .bind(Bind::Integer(res.org().0))
+                .push(" AND v.attr = ")
                 .bind_text(attr.name)
                 .push(" AND ");
             let c = values_column(attr, col);
@@ -1347,7 +1386,9 @@ fn value_path(
     match resolve(res, path)? {
         Field::Multi { attr, sub: None } => {
             // One subquery: some element row satisfies the whole inner filter.
-            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ")
+            b.push("u.id IN (SELECT v.user_id FROM user_values v WHERE v.org_id = ")
+                .bind(Bind::Integer(res.org().0))
+                .push(" AND v.attr = ")
                 .bind_text(attr.name)
                 .push(" AND ");
             elem_expr(b, Elements::Values(attr), inner, depth + 1)?;
@@ -1564,8 +1605,8 @@ pub(crate) fn push_sort_key(
         StoreError::Invalid(ScimError::invalid_value(format!(
             "cannot sort by \"{p}\"; sortBy takes a filterable single-valued attribute or a multi-valued attribute's sub-attribute{}",
             match res {
-                Resource::User(_) => "",
-                Resource::Group =>
+                Resource::User(..) => "",
+                Resource::Group(_) =>
                     " (for Groups: displayName, externalId, id, meta.created, meta.lastModified)",
             }
         )))
@@ -1657,7 +1698,7 @@ mod tests {
         ));
         assert_eq!(
             s,
-            "u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = $1 AND (v.value_ci IS NOT NULL AND md5(v.value_ci) = md5($2) AND v.value_ci = $3))"
+            "u.id IN (SELECT v.user_id FROM user_values v WHERE v.org_id = $1 AND v.attr = $2 AND (v.value_ci IS NOT NULL AND md5(v.value_ci) = md5($3) AND v.value_ci = $4))"
         );
         let (s, _) = pg(&cmp(
             AttrPath::with_sub("emails", "type"),
@@ -1687,11 +1728,12 @@ mod tests {
         let (s, binds) = sql(&f).unwrap();
         assert_eq!(
             s,
-            "u.id IN (SELECT v.user_id FROM user_values v WHERE v.attr = ? AND ((v.type_ci IS NOT NULL AND v.type_ci = ?) AND (v.value_ci IS NOT NULL AND v.value_ci GLOB ?)))"
+            "u.id IN (SELECT v.user_id FROM user_values v WHERE v.org_id = ? AND v.attr = ? AND ((v.type_ci IS NOT NULL AND v.type_ci = ?) AND (v.value_ci IS NOT NULL AND v.value_ci GLOB ?)))"
         );
         assert_eq!(
             binds,
             vec![
+                Bind::Integer(1),
                 Bind::Text("emails".into()),
                 Bind::Text("work".into()),
                 Bind::Text("*@x*".into())
@@ -1783,13 +1825,13 @@ mod tests {
         let mut b = SqlBuilder::new(Backend::Sqlite);
         assert!(push_sort_key(&mut b, Resource::USER, &AttrPath::new("password")).is_err());
         let mut b = SqlBuilder::new(Backend::Sqlite);
-        push_sort_key(&mut b, Resource::Group, &AttrPath::new("DISPLAYNAME")).unwrap();
+        push_sort_key(&mut b, Resource::GROUP, &AttrPath::new("DISPLAYNAME")).unwrap();
         assert_eq!(b.sql(), "g.display_name_ci");
         for bad in [AttrPath::new("members"), AttrPath::new("userName")] {
             let mut b = SqlBuilder::new(Backend::Sqlite);
             assert!(
                 matches!(
-                    push_sort_key(&mut b, Resource::Group, &bad),
+                    push_sort_key(&mut b, Resource::GROUP, &bad),
                     Err(StoreError::Invalid(_))
                 ),
                 "{bad}"
@@ -1803,7 +1845,7 @@ mod tests {
             AttrPath::new("members"),
             Box::new(cmp(AttrPath::new("value"), CompareOp::Eq, "ID-1")),
         );
-        let (s, binds) = sql_for(Resource::Group, &f).unwrap();
+        let (s, binds) = sql_for(Resource::GROUP, &f).unwrap();
         assert_eq!(
             s,
             "g.id IN (SELECT group_members.group_id FROM group_members WHERE 1 = 1 AND group_members.member_id = ?)"
@@ -1811,7 +1853,7 @@ mod tests {
         assert_eq!(binds, vec![Bind::Text("ID-1".into())]);
         // `members.type` compares lowered (caseExact false).
         let (s, binds) = sql_for(
-            Resource::Group,
+            Resource::GROUP,
             &cmp(AttrPath::with_sub("members", "TYPE"), CompareOp::Ne, "User"),
         )
         .unwrap();
@@ -1820,7 +1862,7 @@ mod tests {
         assert_eq!(binds, vec![Bind::Text("user".into())]);
         // The displayName column is the lowered, unique one.
         let (s, _) = sql_for(
-            Resource::Group,
+            Resource::GROUP,
             &cmp(AttrPath::new("displayName"), CompareOp::Eq, "X"),
         )
         .unwrap();
@@ -1862,7 +1904,7 @@ mod tests {
                 sub_attr: None,
             },
         ] {
-            match sql_for(Resource::Group, &cmp(path.clone(), CompareOp::Eq, "x")) {
+            match sql_for(Resource::GROUP, &cmp(path.clone(), CompareOp::Eq, "x")) {
                 Err(StoreError::Invalid(e)) => {
                     assert_eq!(e.scim_type, scim_core::ScimType::InvalidFilter, "{path}");
                     assert!(e.detail.contains("Group attributes"), "{}", e.detail);
@@ -1876,7 +1918,7 @@ mod tests {
             attr: "displayName".into(),
             sub_attr: None,
         };
-        assert!(sql_for(Resource::Group, &cmp(urn, CompareOp::Eq, "x")).is_ok());
+        assert!(sql_for(Resource::GROUP, &cmp(urn, CompareOp::Eq, "x")).is_ok());
     }
 
     #[test]

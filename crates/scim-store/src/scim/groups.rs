@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use scim_core::ScimError;
 
 use crate::db::connection::DbConnection;
+use crate::db::org::OrgId;
 use crate::db::schema::scim::groups;
 use crate::error::{is_unique_violation, StoreError};
 use crate::scim::filter::Resource;
@@ -46,6 +47,7 @@ pub struct GroupRecord {
 #[derive(Insertable)]
 #[diesel(table_name = groups)]
 struct NewGroupRow<'a> {
+    org_id: i32,
     id: &'a str,
     display_name: &'a str,
     display_name_ci: &'a str,
@@ -143,25 +145,30 @@ fn display_name_taken(display_name: &str) -> StoreError {
     ))
 }
 
-fn group_exists(conn: &mut DbConnection, id: &str) -> Result<bool, StoreError> {
-    Ok(
-        diesel::select(diesel::dsl::exists(groups::table.filter(groups::id.eq(id))))
-            .get_result(conn)?,
-    )
+fn group_exists(conn: &mut DbConnection, org: OrgId, id: &str) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        groups::table
+            .filter(groups::id.eq(id))
+            .filter(groups::org_id.eq(org.0)),
+    ))
+    .get_result(conn)?)
 }
 
 /// `NotFound` or, when a version was expected and the group exists,
 /// `PreconditionFailed`: why a guarded write matched no row.
 fn missed(
     conn: &mut DbConnection,
+    org: OrgId,
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<StoreError, StoreError> {
-    Ok(if expected_version.is_some() && group_exists(conn, id)? {
-        StoreError::PreconditionFailed
-    } else {
-        StoreError::NotFound
-    })
+    Ok(
+        if expected_version.is_some() && group_exists(conn, org, id)? {
+            StoreError::PreconditionFailed
+        } else {
+            StoreError::NotFound
+        },
+    )
 }
 
 /// Inserts a new Group with a fresh UUID v7 id
@@ -173,6 +180,7 @@ fn missed(
 /// ignored: members are the `members` argument.
 pub fn insert_group(
     conn: &mut DbConnection,
+    org: OrgId,
     attrs: &Map<String, Value>,
     members: &[MemberRef],
 ) -> Result<GroupRecord, StoreError> {
@@ -181,6 +189,7 @@ pub fn insert_group(
     let now = scim_core::datetime::now();
     diesel::insert_into(groups::table)
         .values(NewGroupRow {
+            org_id: org.0,
             id: &id,
             display_name: &d.display_name,
             display_name_ci: &d.display_name_ci,
@@ -198,7 +207,7 @@ pub fn insert_group(
                 e.into()
             }
         })?;
-    add_members(conn, &id, members)?;
+    add_members(conn, org, &id, members)?;
     Ok(GroupRecord {
         id,
         attrs: d.attrs,
@@ -208,10 +217,16 @@ pub fn insert_group(
     })
 }
 
-/// The Group with this id, if any. Reads only `groups`, never its members.
-pub fn find_group(conn: &mut DbConnection, id: &str) -> Result<Option<GroupRecord>, StoreError> {
+/// The organization's Group with this id, if any. Reads only `groups`,
+/// never its members.
+pub fn find_group(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: &str,
+) -> Result<Option<GroupRecord>, StoreError> {
     let row: Option<GroupRow> = groups::table
         .filter(groups::id.eq(id))
+        .filter(groups::org_id.eq(org.0))
         .select(GroupRow::as_select())
         .first(conn)
         .optional()?;
@@ -225,18 +240,23 @@ pub fn find_group(conn: &mut DbConnection, id: &str) -> Result<Option<GroupRecor
 /// PostgreSQL takes `FOR NO KEY UPDATE` (member rows' foreign keys still
 /// resolve); SQLite's write transactions are already serialised
 /// (`BEGIN IMMEDIATE` on one writer connection).
-pub fn lock_group(conn: &mut DbConnection, id: &str) -> Result<Option<GroupRecord>, StoreError> {
+pub fn lock_group(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: &str,
+) -> Result<Option<GroupRecord>, StoreError> {
     match conn {
         DbConnection::Postgres(pg) => {
             let row: Option<GroupRow> = groups::table
                 .filter(groups::id.eq(id))
+                .filter(groups::org_id.eq(org.0))
                 .select(GroupRow::as_select())
                 .for_no_key_update()
                 .first(pg)
                 .optional()?;
             row.map(to_record).transpose()
         }
-        DbConnection::Sqlite(_) => find_group(conn, id),
+        DbConnection::Sqlite(_) => find_group(conn, org, id),
     }
 }
 
@@ -246,6 +266,7 @@ pub fn lock_group(conn: &mut DbConnection, id: &str) -> Result<Option<GroupRecor
 /// displayName taken by another group `Conflict`.
 pub fn update_group(
     conn: &mut DbConnection,
+    org: OrgId,
     id: &str,
     expected_version: i64,
     attrs: &Map<String, Value>,
@@ -256,6 +277,7 @@ pub fn update_group(
     let updated = diesel::update(
         groups::table
             .filter(groups::id.eq(id))
+            .filter(groups::org_id.eq(org.0))
             .filter(groups::version.eq(expected_version)),
     )
     .set(GroupChanges {
@@ -275,7 +297,7 @@ pub fn update_group(
         }
     })?;
     if updated == 0 {
-        return Err(missed(conn, id, Some(expected_version))?);
+        return Err(missed(conn, org, id, Some(expected_version))?);
     }
     let created: String = groups::table
         .filter(groups::id.eq(id))
@@ -298,6 +320,7 @@ pub fn update_group(
 /// One UPDATE of the group row, whatever the group's size.
 pub fn touch_group(
     conn: &mut DbConnection,
+    org: OrgId,
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<GroupRecord, StoreError> {
@@ -310,18 +333,23 @@ pub fn touch_group(
         Some(v) => diesel::update(
             groups::table
                 .filter(groups::id.eq(id))
+                .filter(groups::org_id.eq(org.0))
                 .filter(groups::version.eq(v)),
         )
         .set(changes)
         .execute(conn)?,
-        None => diesel::update(groups::table.filter(groups::id.eq(id)))
-            .set(changes)
-            .execute(conn)?,
+        None => diesel::update(
+            groups::table
+                .filter(groups::id.eq(id))
+                .filter(groups::org_id.eq(org.0)),
+        )
+        .set(changes)
+        .execute(conn)?,
     };
     if updated == 0 {
-        return Err(missed(conn, id, expected_version)?);
+        return Err(missed(conn, org, id, expected_version)?);
     }
-    find_group(conn, id)?.ok_or(StoreError::NotFound)
+    find_group(conn, org, id)?.ok_or(StoreError::NotFound)
 }
 
 /// Deletes a Group: its member rows go by cascade, and its own membership
@@ -331,20 +359,19 @@ pub fn touch_group(
 /// group is `NotFound`.
 pub fn delete_group(
     conn: &mut DbConnection,
+    org: OrgId,
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<Vec<(String, i64)>, StoreError> {
+    let of_org = groups::table
+        .filter(groups::id.eq(id))
+        .filter(groups::org_id.eq(org.0));
     let deleted = match expected_version {
-        Some(v) => diesel::delete(
-            groups::table
-                .filter(groups::id.eq(id))
-                .filter(groups::version.eq(v)),
-        )
-        .execute(conn)?,
-        None => diesel::delete(groups::table.filter(groups::id.eq(id))).execute(conn)?,
+        Some(v) => diesel::delete(of_org.filter(groups::version.eq(v))).execute(conn)?,
+        None => diesel::delete(of_org).execute(conn)?,
     };
     if deleted == 0 {
-        return Err(missed(conn, id, expected_version)?);
+        return Err(missed(conn, org, id, expected_version)?);
     }
     remove_from_all_groups(conn, id)
 }
@@ -354,11 +381,12 @@ pub fn delete_group(
 /// see [`crate::scim::list::ListKey`]).
 pub fn list_groups_keyset(
     conn: &mut DbConnection,
+    org: OrgId,
     query: &ListQuery<'_>,
     seek: Seek<'_>,
     limit: i64,
 ) -> Result<KeysetPage<GroupRecord>, StoreError> {
-    let page = list_rows_keyset(conn, Resource::Group, query, seek, limit)?;
+    let page = list_rows_keyset(conn, Resource::Group(org), query, seek, limit)?;
     let items = page
         .items
         .into_iter()
@@ -382,9 +410,10 @@ pub fn list_groups_keyset(
 /// How many Groups match `filter` (`totalResults` of a keyset page).
 pub fn count_matching_groups(
     conn: &mut DbConnection,
+    org: OrgId,
     filter: Option<&scim_core::filter::Filter>,
 ) -> Result<i64, StoreError> {
-    crate::scim::list::count_matching(conn, Resource::Group, filter)
+    crate::scim::list::count_matching(conn, Resource::Group(org), filter)
 }
 
 /// A page of Groups matching `query.filter`, evaluated in the database
@@ -397,9 +426,10 @@ pub fn count_matching_groups(
 /// else is `Invalid` (`invalidFilter` / `invalidValue`).
 pub fn list_groups(
     conn: &mut DbConnection,
+    org: OrgId,
     query: &ListQuery<'_>,
 ) -> Result<Page<GroupRecord>, StoreError> {
-    let page = list_rows(conn, Resource::Group, query)?;
+    let page = list_rows(conn, Resource::Group(org), query)?;
     let items = page
         .items
         .into_iter()

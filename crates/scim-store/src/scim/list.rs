@@ -234,8 +234,7 @@ pub(crate) fn list_rows_keyset(
     b.push(" AS sort_key FROM ").push(res.table());
     push_where(&mut b, res, query.filter)?;
     if let Some(key) = key {
-        let has_where = res.live_condition().is_some() || query.filter.is_some();
-        b.push(if has_where { " AND (" } else { " WHERE (" });
+        b.push(" AND (");
         // Ties on the sort key are broken by (created, id), always
         // ascending.
         let tie = |b: &mut SqlBuilder| {
@@ -347,26 +346,19 @@ pub(crate) fn count_matching(
     Ok(rows.first().map_or(0, |r| r.total))
 }
 
-/// ` WHERE …`: the resource's live condition and the filter, if any.
+/// ` WHERE …`: the resource's scope (its organization; live users) and
+/// the filter, if any.
 pub(crate) fn push_where(
     b: &mut SqlBuilder,
     res: Resource,
     filter: Option<&Filter>,
 ) -> Result<(), StoreError> {
-    match (res.live_condition(), filter) {
-        (None, None) => {}
-        (Some(live), None) => {
-            b.push(" WHERE ").push(live);
-        }
-        (None, Some(f)) => {
-            b.push(" WHERE ");
-            push_filter(b, res, f)?;
-        }
-        (Some(live), Some(f)) => {
-            b.push(" WHERE ").push(live).push(" AND (");
-            push_filter(b, res, f)?;
-            b.push(")");
-        }
+    b.push(" WHERE ");
+    res.push_scope(b);
+    if let Some(f) = filter {
+        b.push(" AND (");
+        push_filter(b, res, f)?;
+        b.push(")");
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use scim_core::filter::{CompValue, CompareOp, Filter};
 use crate::admin::settings::ScimRuntime;
 use crate::db::connection::{Backend, DbConnection};
 use crate::db::gate;
+use crate::db::org::OrgId;
 use crate::db::sql::{load, SqlBuilder};
 use crate::error::StoreError;
 use crate::scim::filter::CORE_USER_URN;
@@ -104,10 +105,11 @@ impl UserColumns {
 /// The groups come back as one JSON array (`members::user_groups_json_sql`).
 pub fn find_user_gated(
     conn: &mut DbConnection,
+    org: OrgId,
     id: &str,
     with_groups: bool,
 ) -> Result<GatedUser, StoreError> {
-    find_one(conn, LookupBy::Id, id, with_groups)
+    find_one(conn, org, LookupBy::Id, id, with_groups)
 }
 
 /// The gate and the user whose userName equals `user_name`
@@ -118,10 +120,11 @@ pub fn find_user_gated(
 #[cfg(any(test, feature = "testing"))]
 pub fn find_user_by_name_gated(
     conn: &mut DbConnection,
+    org: OrgId,
     user_name: &str,
     with_groups: bool,
 ) -> Result<GatedUser, StoreError> {
-    find_one(conn, LookupBy::UserName, user_name, with_groups)
+    find_one(conn, org, LookupBy::UserName, user_name, with_groups)
 }
 
 /// The userName of a filter that is exactly `userName eq "…"` (any case
@@ -176,13 +179,14 @@ pub(crate) fn lookup_key(by: LookupBy, key: &str) -> String {
 
 fn find_one(
     conn: &mut DbConnection,
+    org: OrgId,
     by: LookupBy,
     key: &str,
     with_groups: bool,
 ) -> Result<GatedUser, StoreError> {
     let key = lookup_key(by, key);
     let GatedUsers { runtime, found } =
-        find_users_gated(conn, by, std::slice::from_ref(&key), with_groups)?;
+        find_users_gated(conn, org, by, std::slice::from_ref(&key), with_groups)?;
     let found = match found.into_iter().next() {
         Some((_, user)) => user.found(with_groups)?,
         None => None,
@@ -205,6 +209,7 @@ fn find_one(
 /// execution; docs/BENCHMARKS.md.)
 pub(crate) fn find_users_gated(
     conn: &mut DbConnection,
+    org: OrgId,
     by: LookupBy,
     keys: &[String],
     with_groups: bool,
@@ -239,7 +244,7 @@ pub(crate) fn find_users_gated(
         .push(column)
         .push(" AS matched FROM ")
         .push(gate::FROM)
-        .push(" LEFT JOIN users u ON ");
+        .push(" LEFT JOIN users u ON u.org_id = s.id AND ");
     let padded = keys
         .iter()
         .chain(std::iter::repeat(last))
@@ -264,11 +269,12 @@ pub(crate) fn find_users_gated(
         }
         b.bind_text(key.as_str());
     }
-    b.push(") AND u.deleted_at IS NULL WHERE ")
-        .push(gate::WHERE);
+    b.push(") AND u.deleted_at IS NULL WHERE ");
+    gate::push_where(&mut b, org);
     let rows: Vec<Row> = load(conn, &b)?;
     let first = gate::passed(rows.first(), |row| row.enabled)?;
     let runtime = ScimRuntime::from_stored(
+        org,
         first.deprovisioning.as_deref(),
         first.default_page_size,
         first.max_page_size,
@@ -301,11 +307,13 @@ mod tests {
                 .write(|c| {
                     let u = crate::scim::users::insert_user(
                         c,
+                        crate::db::org::OrgId::DEFAULT,
                         json!({"userName": "a"}).as_object().unwrap(),
                         None,
                     )?;
                     let l = crate::scim::users::insert_user(
                         c,
+                        crate::db::org::OrgId::DEFAULT,
                         json!({"userName": "b"}).as_object().unwrap(),
                         None,
                     )?;
@@ -316,6 +324,7 @@ mod tests {
                     for name in ["beta", "Alpha", "gamma"] {
                         crate::scim::groups::insert_group(
                             c,
+                            crate::db::org::OrgId::DEFAULT,
                             json!({"displayName": name}).as_object().unwrap(),
                             &member,
                         )?;
@@ -326,7 +335,9 @@ mod tests {
 
             // Disabled (a fresh database): refused, whatever the id.
             for id in [user.id.as_str(), "no-such-id"] {
-                let err = store.read(|c| find_user_gated(c, id, true)).unwrap_err();
+                let err = store
+                    .read(|c| find_user_gated(c, crate::db::org::OrgId::DEFAULT, id, true))
+                    .unwrap_err();
                 assert!(
                     crate::admin::sync::is_sync_disabled(&err),
                     "{backend}: {err:?}"
@@ -334,12 +345,17 @@ mod tests {
             }
 
             store
-                .write(|c| crate::admin::sync::enable_sync(c, "test", &[]).map(|_| ()))
+                .write(|c| {
+                    crate::admin::sync::enable_sync(c, crate::db::org::OrgId::DEFAULT, "test", &[])
+                        .map(|_| ())
+                })
                 .unwrap();
-            let got = store.read(|c| find_user_gated(c, &user.id, true)).unwrap();
+            let got = store
+                .read(|c| find_user_gated(c, crate::db::org::OrgId::DEFAULT, &user.id, true))
+                .unwrap();
             assert_eq!(
                 got.runtime,
-                ScimRuntime::from_stored(None, None, None).unwrap()
+                ScimRuntime::from_stored(crate::db::org::OrgId::DEFAULT, None, None, None).unwrap()
             );
             let (rec, groups) = got.found.unwrap();
             assert_eq!(rec, user, "{backend}");
@@ -347,27 +363,35 @@ mod tests {
             assert_eq!(names(&groups), ["Alpha", "beta", "gamma"], "{backend}");
             // Without groups asked for, none are read.
             let (_, groups) = store
-                .read(|c| find_user_gated(c, &user.id, false))
+                .read(|c| find_user_gated(c, crate::db::org::OrgId::DEFAULT, &user.id, false))
                 .unwrap()
                 .found
                 .unwrap();
             assert!(groups.is_empty(), "{backend}");
             // A user in no group; an unknown id; a soft-deleted user.
             let (_, groups) = store
-                .read(|c| find_user_gated(c, &lonely.id, true))
+                .read(|c| find_user_gated(c, crate::db::org::OrgId::DEFAULT, &lonely.id, true))
                 .unwrap()
                 .found
                 .unwrap();
             assert!(groups.is_empty(), "{backend}");
             let got = store
-                .read(|c| find_user_gated(c, "no-such-id", true))
+                .read(|c| find_user_gated(c, crate::db::org::OrgId::DEFAULT, "no-such-id", true))
                 .unwrap();
             assert!(got.found.is_none(), "{backend}");
             store
-                .write(|c| crate::scim::users::soft_delete_user(c, &lonely.id, None).map(|_| ()))
+                .write(|c| {
+                    crate::scim::users::soft_delete_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        &lonely.id,
+                        None,
+                    )
+                    .map(|_| ())
+                })
                 .unwrap();
             let got = store
-                .read(|c| find_user_gated(c, &lonely.id, true))
+                .read(|c| find_user_gated(c, crate::db::org::OrgId::DEFAULT, &lonely.id, true))
                 .unwrap();
             assert!(got.found.is_none(), "{backend}");
         }

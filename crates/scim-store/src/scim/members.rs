@@ -22,8 +22,9 @@ use scim_core::filter::Filter;
 use scim_core::ScimError;
 
 use crate::db::connection::{Backend, DbConnection};
+use crate::db::org::OrgId;
 use crate::db::schema::scim::{group_members, groups, users};
-use crate::db::sql::{load, SqlBuilder};
+use crate::db::sql::{load, Bind, SqlBuilder};
 use crate::error::StoreError;
 use crate::scim::filter::{push_element_filter, PATCH_MEMBERS};
 
@@ -191,13 +192,19 @@ fn push_in_list(b: &mut SqlBuilder, ids: &[&str]) {
 /// leaving a member that no longer exists.
 fn existing_ids(
     conn: &mut DbConnection,
+    org: OrgId,
     table: &'static str,
     ids: &[&str],
 ) -> Result<HashSet<String>, StoreError> {
     let mut found = HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         let mut b = SqlBuilder::new(conn.backend());
-        b.push("SELECT id FROM ").push(table).push(" WHERE id IN ");
+        // Another organization's resource does not exist here.
+        b.push("SELECT id FROM ")
+            .push(table)
+            .push(" WHERE org_id = ")
+            .bind(Bind::Integer(org.0))
+            .push(" AND id IN ");
         push_in_list(&mut b, chunk);
         let users = table == "users";
         if users {
@@ -228,6 +235,7 @@ fn existing_ids(
 /// beyond `users`.
 fn resolve_members(
     conn: &mut DbConnection,
+    org: OrgId,
     group_id: &str,
     members: &[MemberRef],
 ) -> Result<Vec<(String, MemberType)>, StoreError> {
@@ -257,7 +265,7 @@ fn resolve_members(
     let users_found = if maybe_users.is_empty() {
         HashSet::new()
     } else {
-        existing_ids(conn, "users", &maybe_users)?
+        existing_ids(conn, org, "users", &maybe_users)?
     };
     // Ask `groups` only about ids that can still be groups.
     let maybe_groups: Vec<&str> = wanted
@@ -272,7 +280,7 @@ fn resolve_members(
     let groups_found = if maybe_groups.is_empty() {
         HashSet::new()
     } else {
-        existing_ids(conn, "groups", &maybe_groups)?
+        existing_ids(conn, org, "groups", &maybe_groups)?
     };
     let mut resolved = Vec::with_capacity(wanted.len());
     let mut unknown: Vec<String> = Vec::new();
@@ -347,21 +355,22 @@ fn insert_members(
 /// Adds members to a Group (RFC 7644 §3.5.2.1) and returns those that were
 /// not members before; adding an existing member is not an error.
 ///
-/// Every referenced id must be an existing User or Group (of the given
-/// type, if any), and the group cannot contain itself: otherwise
+/// Every referenced id must be an existing User or Group of the
+/// organization `org` (of the given type, if any), and the group cannot contain itself: otherwise
 /// `Invalid(invalidValue)` naming the ids, with nothing applied (the
 /// caller's transaction rolls back). A missing group is `NotFound`. Cost
 /// is proportional to `members`, never to the group's size. Call
 /// [`touch_group`](crate::scim::groups::touch_group) afterwards.
 pub fn add_members(
     conn: &mut DbConnection,
+    org: OrgId,
     group_id: &str,
     members: &[MemberRef],
 ) -> Result<MembersChanged, StoreError> {
     if members.is_empty() {
         return Ok(MembersChanged::default());
     }
-    let resolved = resolve_members(conn, group_id, members)?;
+    let resolved = resolve_members(conn, org, group_id, members)?;
     Ok(MembersChanged::added(insert_members(
         conn, group_id, &resolved,
     )?))
@@ -436,10 +445,11 @@ pub fn remove_members_matching(
 /// afterwards.
 pub fn replace_members(
     conn: &mut DbConnection,
+    org: OrgId,
     group_id: &str,
     members: &[MemberRef],
 ) -> Result<MembersChanged, StoreError> {
-    let resolved = resolve_members(conn, group_id, members)?;
+    let resolved = resolve_members(conn, org, group_id, members)?;
     let before = remove_all_members(conn, group_id)?.removed;
     let after = insert_members(conn, group_id, &resolved)?;
     let (was, now): (HashSet<&str>, HashSet<&str>) = (

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::db::connection::Backend;
 #[cfg(any(test, feature = "testing"))]
 use crate::db::connection::DbConnection;
+use crate::db::org::OrgId;
 #[cfg(any(test, feature = "testing"))]
 use crate::db::sql::{execute, load};
 use crate::db::sql::{Bind, SqlBuilder, INSERT_CHUNK};
@@ -304,16 +305,22 @@ pub(crate) fn stored_values(
 
 /// The INSERTs of `rows`: multi-row, at most [`INSERT_CHUNK`] rows each
 /// (Diesel's batch insert is not available on the multi-backend
-/// connection). Each chunk size is one cached statement.
-pub(crate) fn insert_values_sql(backend: Backend, rows: &[UserValueRow]) -> Vec<SqlBuilder> {
+/// connection). Each chunk size is one cached statement. The rows are the
+/// organization `org`'s (the user's).
+pub(crate) fn insert_values_sql(
+    backend: Backend,
+    org: OrgId,
+    rows: &[UserValueRow],
+) -> Vec<SqlBuilder> {
     rows.chunks(INSERT_CHUNK)
         .map(|chunk| {
             let mut b = SqlBuilder::fixed(backend);
-            b.push("INSERT INTO user_values (user_id, attr, idx, ")
+            b.push("INSERT INTO user_values (org_id, user_id, attr, idx, ")
                 .push(&VALUE_COLUMNS.join(", "))
                 .push(") VALUES ");
             for (i, row) in chunk.iter().enumerate() {
                 b.push(if i == 0 { "(" } else { ", (" });
+                b.bind(Bind::Integer(org.0)).push(", ");
                 b.bind_text(row.user_id.clone()).push(", ");
                 b.bind_text(row.attr.clone()).push(", ");
                 b.bind(Bind::Integer(row.idx)).push(", ");
@@ -358,11 +365,12 @@ pub(crate) fn diff_values<'a>(old: &'a [UserValueRow], new: &'a [UserValueRow]) 
 #[cfg(any(test, feature = "testing"))]
 pub(crate) fn write_value_diff(
     conn: &mut DbConnection,
+    org: OrgId,
     user_id: &str,
     old: &[UserValueRow],
     new: &[UserValueRow],
 ) -> Result<(), StoreError> {
-    for statement in value_diff_sql(conn.backend(), user_id, old, new) {
+    for statement in value_diff_sql(conn.backend(), org, user_id, old, new) {
         execute(conn, &statement)?;
     }
     Ok(())
@@ -374,6 +382,7 @@ pub(crate) fn write_value_diff(
 /// rows added. Pure, so a write can be prepared off the writer thread.
 pub(crate) fn value_diff_sql(
     backend: Backend,
+    org: OrgId,
     user_id: &str,
     old: &[UserValueRow],
     new: &[UserValueRow],
@@ -422,7 +431,7 @@ pub(crate) fn value_diff_sql(
             .bind(Bind::Integer(row.idx));
         statements.push(b);
     }
-    statements.extend(insert_values_sql(backend, &added));
+    statements.extend(insert_values_sql(backend, org, &added));
     statements
 }
 

@@ -19,6 +19,7 @@ use scim_core::ScimError;
 use crate::db::connection::Backend;
 use crate::db::connection::DbConnection;
 use crate::db::gate;
+use crate::db::org::OrgId;
 use crate::db::schema::scim::users;
 #[cfg(any(test, feature = "testing"))]
 use crate::db::sql::load;
@@ -168,10 +169,11 @@ pub(crate) fn user_name_taken(user_name: &str) -> StoreError {
 /// unique index decides, so two racing inserts cannot both win.
 pub fn insert_user(
     conn: &mut DbConnection,
+    org: OrgId,
     attrs: &Map<String, Value>,
     password_hash: Option<&str>,
 ) -> Result<UserRecord, StoreError> {
-    let prepared = prepare_insert(conn.backend(), attrs.clone(), password_hash, false)?;
+    let prepared = prepare_insert(conn.backend(), org, attrs.clone(), password_hash, false)?;
     apply_prepared_insert(conn, prepared)
 }
 
@@ -195,6 +197,7 @@ pub(crate) struct PreparedInsert {
 /// needs no statement of its own for it.
 pub(crate) fn prepare_insert(
     backend: Backend,
+    org: OrgId,
     attrs: Map<String, Value>,
     password_hash: Option<&str>,
     gated: bool,
@@ -204,11 +207,12 @@ pub(crate) fn prepare_insert(
     let now = scim_core::datetime::now();
     let mut b = SqlBuilder::fixed(backend);
     b.push(
-        "INSERT INTO users (id, user_name, user_name_ci, external_id, display_name_ci, \
+        "INSERT INTO users (org_id, id, user_name, user_name_ci, external_id, display_name_ci, \
          display_name, active, resource, password_hash, version, created, last_modified) ",
     );
     b.push(if gated { "SELECT " } else { "VALUES (" });
     for (i, bind) in [
+        Bind::Integer(org.0),
         Bind::Text(id.clone()),
         Bind::Text(d.user_name.to_owned()),
         Bind::Text(d.user_name_ci.clone()),
@@ -231,11 +235,12 @@ pub(crate) fn prepare_insert(
         b.bind(bind);
     }
     if gated {
-        b.push(" WHERE ").push(gate::OPEN);
+        b.push(" WHERE ");
+        gate::push_open(&mut b, org);
     } else {
         b.push(")");
     }
-    let values = insert_values_sql(backend, &derive_values(&id, &attrs));
+    let values = insert_values_sql(backend, org, &derive_values(&id, &attrs));
     Ok(PreparedInsert {
         users: b,
         gated,
@@ -287,11 +292,16 @@ pub(crate) fn apply_prepared_insert(
     Ok(record)
 }
 
-/// The User with this id, if any (an id that is not a UUID simply matches
-/// nothing).
-pub fn find_user(conn: &mut DbConnection, id: &str) -> Result<Option<UserRecord>, StoreError> {
+/// The organization's User with this id, if any (an id that is not a
+/// UUID, or another organization's, simply matches nothing).
+pub fn find_user(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: &str,
+) -> Result<Option<UserRecord>, StoreError> {
     let row: Option<UserRow> = users::table
         .filter(users::id.eq(id))
+        .filter(users::org_id.eq(org.0))
         .filter(users::deleted_at.is_null())
         .select(UserRow::as_select())
         .first(conn)
@@ -312,10 +322,11 @@ pub fn find_password_hash(conn: &mut DbConnection, id: &str) -> Result<Option<St
         .map_err(StoreError::from)
 }
 
-fn user_exists(conn: &mut DbConnection, id: &str) -> Result<bool, StoreError> {
+fn user_exists(conn: &mut DbConnection, org: OrgId, id: &str) -> Result<bool, StoreError> {
     Ok(diesel::select(diesel::dsl::exists(
         users::table
             .filter(users::id.eq(id))
+            .filter(users::org_id.eq(org.0))
             .filter(users::deleted_at.is_null()),
     ))
     .get_result(conn)?)
@@ -333,14 +344,16 @@ fn user_exists(conn: &mut DbConnection, id: &str) -> Result<bool, StoreError> {
 #[cfg(any(test, feature = "testing"))]
 pub fn update_user(
     conn: &mut DbConnection,
+    org: OrgId,
     id: &str,
     expected_version: i64,
     attrs: &Map<String, Value>,
     password: PasswordChange,
 ) -> Result<UserRecord, StoreError> {
-    let (created, version, now) = update_user_row(conn, id, expected_version, attrs, &password)?;
+    let (created, version, now) =
+        update_user_row(conn, org, id, expected_version, attrs, &password)?;
     let old = stored_values(conn, id)?;
-    write_value_diff(conn, id, &old, &derive_values(id, attrs))?;
+    write_value_diff(conn, org, id, &old, &derive_values(id, attrs))?;
     Ok(UserRecord {
         id: id.to_owned(),
         attrs: attrs.clone(),
@@ -360,14 +373,22 @@ pub fn update_user(
 /// those derived from `current.attrs`.
 pub fn update_user_from(
     conn: &mut DbConnection,
+    org: OrgId,
     current: &UserRecord,
     attrs: &Map<String, Value>,
     password: PasswordChange,
 ) -> Result<UserRecord, StoreError> {
-    let prepared = prepare_update(conn.backend(), current, attrs.clone(), &password, false)?;
+    let prepared = prepare_update(
+        conn.backend(),
+        org,
+        current,
+        attrs.clone(),
+        &password,
+        false,
+    )?;
     match apply_prepared_update(conn, prepared)? {
         Some(stored) => Ok(stored),
-        None => Err(if user_exists(conn, &current.id)? {
+        None => Err(if user_exists(conn, org, &current.id)? {
             StoreError::PreconditionFailed
         } else {
             StoreError::NotFound
@@ -377,7 +398,7 @@ pub fn update_user_from(
 
 /// The `UPDATE users` of an update, without `RETURNING`: the resource,
 /// the version (`expected_version` + 1) and lastModified (`now`), where the
-/// id and `expected_version` match a user not deleted. Given the
+/// organization, the id and `expected_version` match a user not deleted. Given the
 /// `previous` attributes, it sets only the derived columns whose value
 /// changes: an indexed column in the `SET` list costs an index update even
 /// when its value stays the same, so a PATCH of `title` leaves the
@@ -385,8 +406,7 @@ pub fn update_user_from(
 /// can be prepared off the writer thread.
 fn users_update_sql(
     backend: Backend,
-    id: &str,
-    expected_version: i64,
+    (org, id, expected_version): (OrgId, &str, i64),
     previous: Option<&Map<String, Value>>,
     attrs: &Map<String, Value>,
     password: &PasswordChange,
@@ -426,6 +446,8 @@ fn users_update_sql(
         .bind_text(now)
         .push(" WHERE id = ")
         .bind_text(id)
+        .push(" AND org_id = ")
+        .bind(Bind::Integer(org.0))
         .push(" AND version = ")
         .bind(Bind::BigInt(expected_version))
         .push(" AND deleted_at IS NULL");
@@ -454,6 +476,7 @@ pub(crate) struct PreparedUpdate {
 /// built before it is queued for the writer (`engine/sqlite/user_edit.rs`).
 pub(crate) fn prepare_update(
     backend: Backend,
+    org: OrgId,
     current: &UserRecord,
     attrs: Map<String, Value>,
     password: &PasswordChange,
@@ -462,8 +485,7 @@ pub(crate) fn prepare_update(
     let now = scim_core::datetime::now();
     let mut users = users_update_sql(
         backend,
-        &current.id,
-        current.version,
+        (org, &current.id, current.version),
         Some(&current.attrs),
         &attrs,
         password,
@@ -473,10 +495,12 @@ pub(crate) fn prepare_update(
     // synchronization disabled changes nothing, and the caller falls back
     // to the full edit, which answers why.
     if gated {
-        users.push(" AND ").push(gate::OPEN);
+        users.push(" AND ");
+        gate::push_open(&mut users, org);
     }
     let values = value_diff_sql(
         backend,
+        org,
         &current.id,
         &derive_values(&current.id, &current.attrs),
         &derive_values(&current.id, &attrs),
@@ -531,6 +555,7 @@ struct CreatedRow {
 #[cfg(any(test, feature = "testing"))]
 fn update_user_row(
     conn: &mut DbConnection,
+    org: OrgId,
     id: &str,
     expected_version: i64,
     attrs: &Map<String, Value>,
@@ -540,8 +565,7 @@ fn update_user_row(
     let version = expected_version.saturating_add(1);
     let mut b = users_update_sql(
         conn.backend(),
-        id,
-        expected_version,
+        (org, id, expected_version),
         None,
         attrs,
         password,
@@ -551,7 +575,7 @@ fn update_user_row(
     let rows: Vec<CreatedRow> = load(conn, &b).map_err(|e| taken_or(e, attrs))?;
     match rows.into_iter().next() {
         Some(row) => Ok((row.created, version, now)),
-        None => Err(if user_exists(conn, id)? {
+        None => Err(if user_exists(conn, org, id)? {
             StoreError::PreconditionFailed
         } else {
             StoreError::NotFound
@@ -567,6 +591,7 @@ fn update_user_row(
 /// (`PreconditionFailed` otherwise); a missing user is `NotFound`.
 pub fn delete_user(
     conn: &mut DbConnection,
+    org: OrgId,
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<Vec<(String, i64)>, StoreError> {
@@ -574,17 +599,20 @@ pub fn delete_user(
     // the purge removes its row.
     let live = users::table
         .filter(users::id.eq(id))
+        .filter(users::org_id.eq(org.0))
         .filter(users::deleted_at.is_null());
     let deleted = match expected_version {
         Some(v) => diesel::delete(live.filter(users::version.eq(v))).execute(conn)?,
         None => diesel::delete(live).execute(conn)?,
     };
     if deleted == 0 {
-        return Err(if expected_version.is_some() && user_exists(conn, id)? {
-            StoreError::PreconditionFailed
-        } else {
-            StoreError::NotFound
-        });
+        return Err(
+            if expected_version.is_some() && user_exists(conn, org, id)? {
+                StoreError::PreconditionFailed
+            } else {
+                StoreError::NotFound
+            },
+        );
     }
     // After the user row is gone (on PostgreSQL its row lock is now held):
     // a concurrent `add_members` either committed before (its row is
@@ -610,11 +638,12 @@ const SOFT_DELETE_RETRIES: usize = 5;
 /// [`crate::engine::Store::write`].
 pub fn soft_delete_user(
     conn: &mut DbConnection,
+    org: OrgId,
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<(i64, Vec<(String, i64)>), StoreError> {
     for _ in 0..SOFT_DELETE_RETRIES {
-        let current = find_user(conn, id)?.ok_or(StoreError::NotFound)?;
+        let current = find_user(conn, org, id)?.ok_or(StoreError::NotFound)?;
         if expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::PreconditionFailed);
         }
@@ -665,18 +694,18 @@ pub fn soft_delete_user(
 /// runs one write transaction at a time, so its batches never overlap.
 pub fn purge_deleted_users(
     conn: &mut DbConnection,
+    org: OrgId,
     cutoff: &str,
     limit: i64,
 ) -> Result<Vec<String>, StoreError> {
     let backend = conn.backend();
     let mut b = SqlBuilder::fixed(backend);
-    b.push(
-        "DELETE FROM users WHERE id IN (SELECT id FROM users \
-         WHERE deleted_at IS NOT NULL AND deleted_at < ",
-    )
-    .bind_text(cutoff)
-    .push(" ORDER BY deleted_at LIMIT ")
-    .bind(Bind::BigInt(limit.max(0)));
+    b.push("DELETE FROM users WHERE id IN (SELECT id FROM users WHERE org_id = ")
+        .bind(Bind::Integer(org.0))
+        .push(" AND deleted_at IS NOT NULL AND deleted_at < ")
+        .bind_text(cutoff)
+        .push(" ORDER BY deleted_at LIMIT ")
+        .bind(Bind::BigInt(limit.max(0)));
     if backend == Backend::Postgres {
         b.push(" FOR UPDATE SKIP LOCKED");
     }
@@ -701,7 +730,8 @@ pub fn count_deleted_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
         .get_result(conn)?)
 }
 
-/// How many Users exist (soft-deleted ones are not counted).
+/// How many Users the default organization has (soft-deleted ones are
+/// not counted).
 #[cfg(any(test, feature = "testing"))]
 pub fn count_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
     crate::scim::list::count_matching(conn, Resource::USER, None)
@@ -712,19 +742,21 @@ pub fn count_users(conn: &mut DbConnection) -> Result<i64, StoreError> {
 /// `Invalid` (`invalidFilter` / `invalidValue`).
 pub fn list_users(
     conn: &mut DbConnection,
+    org: OrgId,
     query: &ListQuery<'_>,
 ) -> Result<Page<UserRecord>, StoreError> {
-    list_users_of(conn, &scim_core::schema::USER, query)
+    list_users_of(conn, org, &scim_core::schema::USER, query)
 }
 
 /// [`list_users`] with the filter and `sortBy` resolved against `rt`, a
 /// User type with custom schema extensions (`scim::extensions`).
 pub fn list_users_of(
     conn: &mut DbConnection,
+    org: OrgId,
     rt: &'static ResourceType,
     query: &ListQuery<'_>,
 ) -> Result<Page<UserRecord>, StoreError> {
-    let page = list_rows(conn, Resource::user(rt), query)?;
+    let page = list_rows(conn, Resource::user(rt, org), query)?;
     let items = page
         .items
         .into_iter()
@@ -741,22 +773,24 @@ pub fn list_users_of(
 /// [`crate::scim::list::ListKey`]).
 pub fn list_users_keyset(
     conn: &mut DbConnection,
+    org: OrgId,
     query: &ListQuery<'_>,
     seek: Seek<'_>,
     limit: i64,
 ) -> Result<KeysetPage<UserRecord>, StoreError> {
-    list_users_keyset_of(conn, &scim_core::schema::USER, query, seek, limit)
+    list_users_keyset_of(conn, org, &scim_core::schema::USER, query, seek, limit)
 }
 
 /// [`list_users_keyset`] against `rt` (see [`list_users_of`]).
 pub fn list_users_keyset_of(
     conn: &mut DbConnection,
+    org: OrgId,
     rt: &'static ResourceType,
     query: &ListQuery<'_>,
     seek: Seek<'_>,
     limit: i64,
 ) -> Result<KeysetPage<UserRecord>, StoreError> {
-    let page = list_rows_keyset(conn, Resource::user(rt), query, seek, limit)?;
+    let page = list_rows_keyset(conn, Resource::user(rt, org), query, seek, limit)?;
     let items = page
         .items
         .into_iter()
@@ -773,18 +807,20 @@ pub fn list_users_keyset_of(
 /// How many Users match `filter` (`totalResults` of a keyset page).
 pub fn count_matching_users(
     conn: &mut DbConnection,
+    org: OrgId,
     filter: Option<&scim_core::filter::Filter>,
 ) -> Result<i64, StoreError> {
-    count_matching_users_of(conn, &scim_core::schema::USER, filter)
+    count_matching_users_of(conn, org, &scim_core::schema::USER, filter)
 }
 
 /// [`count_matching_users`] against `rt` (see [`list_users_of`]).
 pub fn count_matching_users_of(
     conn: &mut DbConnection,
+    org: OrgId,
     rt: &'static ResourceType,
     filter: Option<&scim_core::filter::Filter>,
 ) -> Result<i64, StoreError> {
-    crate::scim::list::count_matching(conn, Resource::user(rt), filter)
+    crate::scim::list::count_matching(conn, Resource::user(rt, org), filter)
 }
 
 #[cfg(test)]
@@ -803,7 +839,13 @@ mod tests {
                     (0..50)
                         .map(|i| {
                             let attrs = json!({"userName": format!("v7-{i}")});
-                            insert_user(c, attrs.as_object().unwrap(), None).map(|u| u.id)
+                            insert_user(
+                                c,
+                                crate::db::org::OrgId::DEFAULT,
+                                attrs.as_object().unwrap(),
+                                None,
+                            )
+                            .map(|u| u.id)
                         })
                         .collect()
                 })
@@ -827,6 +869,7 @@ mod tests {
         let f = scim_core::filter::parse_filter(filter).unwrap();
         let page = list_users(
             conn,
+            crate::db::org::OrgId::DEFAULT,
             &ListQuery {
                 filter: Some(&f),
                 sort_by: None,
@@ -876,10 +919,24 @@ mod tests {
             v3["title"] = json!("");
             let other = json!({"userName": "Other", "title": "Engineer"});
             let other = store
-                .write(|c| insert_user(c, other.as_object().unwrap(), None))
+                .write(|c| {
+                    insert_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        other.as_object().unwrap(),
+                        None,
+                    )
+                })
                 .unwrap();
             let rec = store
-                .write(|c| insert_user(c, v1.as_object().unwrap(), None))
+                .write(|c| {
+                    insert_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        v1.as_object().unwrap(),
+                        None,
+                    )
+                })
                 .unwrap();
 
             // The wrapper that reads the stored rows back…
@@ -887,6 +944,7 @@ mod tests {
                 .write(|c| {
                     update_user(
                         c,
+                        crate::db::org::OrgId::DEFAULT,
                         &rec.id,
                         rec.version,
                         v2.as_object().unwrap(),
@@ -918,8 +976,15 @@ mod tests {
             // transaction.
             let rec3 = store
                 .write(|c| {
-                    let current = find_user(c, &rec.id)?.ok_or(StoreError::NotFound)?;
-                    update_user_from(c, &current, v3.as_object().unwrap(), PasswordChange::Keep)
+                    let current = find_user(c, crate::db::org::OrgId::DEFAULT, &rec.id)?
+                        .ok_or(StoreError::NotFound)?;
+                    update_user_from(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        &current,
+                        v3.as_object().unwrap(),
+                        PasswordChange::Keep,
+                    )
                 })
                 .unwrap();
             assert_eq!(rec3.version, 3);
@@ -945,7 +1010,13 @@ mod tests {
 
             // A stale record is refused, and writes nothing.
             let stale = store.write(|c| {
-                update_user_from(c, &rec2, v1.as_object().unwrap(), PasswordChange::Keep)
+                update_user_from(
+                    c,
+                    crate::db::org::OrgId::DEFAULT,
+                    &rec2,
+                    v1.as_object().unwrap(),
+                    PasswordChange::Keep,
+                )
             });
             assert!(
                 matches!(stale, Err(StoreError::PreconditionFailed)),
@@ -956,7 +1027,13 @@ mod tests {
                 ..rec3.clone()
             };
             let missing = store.write(|c| {
-                update_user_from(c, &gone, v1.as_object().unwrap(), PasswordChange::Keep)
+                update_user_from(
+                    c,
+                    crate::db::org::OrgId::DEFAULT,
+                    &gone,
+                    v1.as_object().unwrap(),
+                    PasswordChange::Keep,
+                )
             });
             assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
             store
@@ -980,15 +1057,30 @@ mod tests {
             let a = json!({"userName": "alpha"});
             let b = json!({"userName": "beta", "title": "t"});
             store
-                .write(|c| insert_user(c, a.as_object().unwrap(), None))
+                .write(|c| {
+                    insert_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        a.as_object().unwrap(),
+                        None,
+                    )
+                })
                 .unwrap();
             let rec = store
-                .write(|c| insert_user(c, b.as_object().unwrap(), None))
+                .write(|c| {
+                    insert_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        b.as_object().unwrap(),
+                        None,
+                    )
+                })
                 .unwrap();
             let clash = json!({"userName": "ALPHA", "title": "u"});
             let err = store.write(|c| {
                 update_user(
                     c,
+                    crate::db::org::OrgId::DEFAULT,
                     &rec.id,
                     1,
                     clash.as_object().unwrap(),
@@ -996,7 +1088,10 @@ mod tests {
                 )
             });
             assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
-            let found = store.read(|c| find_user(c, &rec.id)).unwrap().unwrap();
+            let found = store
+                .read(|c| find_user(c, crate::db::org::OrgId::DEFAULT, &rec.id))
+                .unwrap()
+                .unwrap();
             assert_eq!(found.version, 1);
             assert_eq!(found.attrs["title"], "t");
         }
@@ -1014,15 +1109,37 @@ mod tests {
                 "active": true, "title": "t1"
             });
             let rec = store
-                .write(|c| insert_user(c, v1.as_object().unwrap(), None))
+                .write(|c| {
+                    insert_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        v1.as_object().unwrap(),
+                        None,
+                    )
+                })
                 .unwrap();
             store
-                .write(|c| insert_user(c, json!({"userName": "taken"}).as_object().unwrap(), None))
+                .write(|c| {
+                    insert_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        json!({"userName": "taken"}).as_object().unwrap(),
+                        None,
+                    )
+                })
                 .unwrap();
             let step = |current: &UserRecord, next: Value| {
                 let next = next.as_object().unwrap().clone();
                 store
-                    .write(|c| update_user_from(c, current, &next, PasswordChange::Keep))
+                    .write(|c| {
+                        update_user_from(
+                            c,
+                            crate::db::org::OrgId::DEFAULT,
+                            current,
+                            &next,
+                            PasswordChange::Keep,
+                        )
+                    })
                     .unwrap()
             };
             let names = |filter: &str| store.read(|c| Ok(user_names(c, filter))).unwrap();
@@ -1056,7 +1173,13 @@ mod tests {
             let mut v6 = v5.clone();
             v6["userName"] = json!("TAKEN");
             let taken = store.write(|c| {
-                update_user_from(c, &rec, v6.as_object().unwrap(), PasswordChange::Keep)
+                update_user_from(
+                    c,
+                    crate::db::org::OrgId::DEFAULT,
+                    &rec,
+                    v6.as_object().unwrap(),
+                    PasswordChange::Keep,
+                )
             });
             assert!(
                 matches!(taken, Err(StoreError::Conflict(_))),
@@ -1157,7 +1280,12 @@ mod list_plans {
                 .write(|conn| {
                     for i in 0..300 {
                         let attrs = serde_json::json!({ "userName": format!("user{i}") });
-                        super::insert_user(conn, attrs.as_object().unwrap(), None)?;
+                        super::insert_user(
+                            conn,
+                            crate::db::org::OrgId::DEFAULT,
+                            attrs.as_object().unwrap(),
+                            None,
+                        )?;
                     }
                     Ok(())
                 })

@@ -109,6 +109,7 @@ mod tests {
             .read(|c| {
                 crate::scim::users::list_users(
                     c,
+                    crate::db::org::OrgId::DEFAULT,
                     &ListQuery {
                         filter: None,
                         sort_by: None,
@@ -142,7 +143,14 @@ mod tests {
             for i in 0..50 {
                 let attrs = json!({"userName": format!("user{i}@example.com")});
                 db.store()
-                    .write(|c| crate::scim::users::insert_user(c, attrs.as_object().unwrap(), None))
+                    .write(|c| {
+                        crate::scim::users::insert_user(
+                            c,
+                            crate::db::org::OrgId::DEFAULT,
+                            attrs.as_object().unwrap(),
+                            None,
+                        )
+                    })
                     .unwrap();
             }
             // The store stays open and serving: this is the online case.

@@ -49,8 +49,9 @@ use sha2::{Digest, Sha256};
 
 use crate::db::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::db::schema::admin::{
-    admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts, provisioning_traffic,
-    runtime_settings, saml_assertions, saml_settings, sync_events, sync_state,
+    admin_organizations, admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts,
+    organizations, provisioning_traffic, runtime_settings, saml_assertions, saml_settings,
+    sync_events, sync_state,
 };
 use crate::db::schema::changes::change_log;
 use crate::db::schema::events::{event_acks, event_keys, event_streams};
@@ -394,8 +395,9 @@ fn clear_target(target: &mut DbConnection, force: bool) -> Result<u64, CopyError
     Ok(if held.is_empty() { 0 } else { total })
 }
 
-/// The one-row tables the migrations fill in.
-const SEEDED: [&str; 2] = ["sync_state", "runtime_settings"];
+/// The tables the migrations fill in (the default organization, its
+/// synchronization state and settings).
+const SEEDED: [&str; 3] = ["organizations", "sync_state", "runtime_settings"];
 
 /// The source must have exactly the migrations this scimd embeds: older,
 /// and `scimd migrate` on the source first; newer, and this scimd is too
@@ -621,6 +623,9 @@ impl Native for Nullable<Text> {
 impl Native for Integer {
     type Rust = i32;
 }
+impl Native for Nullable<Integer> {
+    type Rust = Option<i32>;
+}
 impl Native for BigInt {
     type Rust = i64;
 }
@@ -773,21 +778,24 @@ macro_rules! table_spec {
 /// Every table of the schema, parents before children (foreign keys).
 pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::new(|| {
     vec![
+        table_spec!(organizations, pk: (id), columns: (
+            id, slug, name, host, suspended_at, created_at, updated_at,
+        )),
         table_spec!(scim_tokens, pk: (id), columns: (
             id, name, prefix, secret_hash, created_at, created_by, last_used_at, expires_at,
-            revoked_at,
+            revoked_at, org_id,
         )),
         table_spec!(users, pk: (id), columns: (
             id, user_name, user_name_ci, external_id, display_name_ci, active, resource,
-            password_hash, version, created, last_modified, display_name, deleted_at,
+            password_hash, version, created, last_modified, display_name, deleted_at, org_id,
         )),
         table_spec!(user_values, pk: (user_id, attr, idx), columns: (
             user_id, attr, idx, value, value_ci, display_ci, type_ci, is_primary, formatted_ci,
-            street_address_ci, locality_ci, region_ci, postal_code_ci, country_ci,
+            street_address_ci, locality_ci, region_ci, postal_code_ci, country_ci, org_id,
         )),
         table_spec!(groups, pk: (id), columns: (
             id, display_name, display_name_ci, external_id, resource, version, created,
-            last_modified,
+            last_modified, org_id,
         )),
         table_spec!(group_members, pk: (group_id, member_id), columns: (
             group_id, member_id, member_type,
@@ -798,7 +806,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         table_spec!(sync_state, pk: (id), columns: (
             id, enabled, enabled_at, enabled_by, accepted_cautions, changed_at, changed_by,
         )),
-        table_spec!(sync_events, pk: (id), columns: (id, at, actor, action, detail)),
+        table_spec!(sync_events, pk: (id), columns: (id, at, actor, action, detail, org_id)),
         table_spec!(saml_settings, pk: (id), columns: (
             id, entity_id, sso_url, certificate_pem, updated_at, updated_by,
         )),
@@ -810,17 +818,19 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         )),
         table_spec!(provisioning_traffic, pk: (replica_id, credential_kind, credential_id), columns: (
             replica_id, credential_kind, credential_id, credential_name, last_request_at, state,
-            updated_at,
+            updated_at, org_id,
         )),
         table_spec!(admins, pk: (id), columns: (
             id, username, username_ci, password_hash, created_at, last_login_at, disabled_at,
+            role,
         )),
+        table_spec!(admin_organizations, pk: (admin_id, org_id), columns: (admin_id, org_id)),
         table_spec!(admin_sessions, pk: (id_hash), columns: (
             id_hash, admin_id, csrf_token, created_at, expires_at,
         )),
         table_spec!(admin_tokens, pk: (id), columns: (
             id, name, prefix, secret_hash, created_at, created_by, last_used_at, expires_at,
-            revoked_at,
+            revoked_at, org_id,
         )),
         table_spec!(admin_setup_codes, pk: (code_hash), columns: (
             code_hash, created_at, expires_at,
@@ -830,7 +840,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         )),
         table_spec!(oauth_clients, pk: (id), columns: (
             id, name, secret_hash, secret_prefix, redirect_uris, scopes, created_at,
-            created_by, secret_rotated_at,
+            created_by, secret_rotated_at, org_id,
         )),
         table_spec!(oauth_grants, pk: (id), columns: (
             id, client_id, admin_id, admin_username, scope, created_at, last_used_at,
@@ -845,7 +855,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         )),
         table_spec!(change_log, pk: (position), columns: (
             position, at, event, resource_type, resource_id, resource_version, actor_kind,
-            actor_id, actor_name, request_id, client_address, detail, data,
+            actor_id, actor_name, request_id, client_address, detail, data, org_id,
         )),
         table_spec!(event_streams, pk: (id), columns: (
             id, name, delivery, settings, receiver_authorization, receiver_token_hash, state,
@@ -892,7 +902,14 @@ mod tests {
             // The newest rows purged: the source's next position stays past them.
             source
                 .store()
-                .write(|c| purge_changes(c, "2026-12-01T12:00:00.000Z", 10))
+                .write(|c| {
+                    purge_changes(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        "2026-12-01T12:00:00.000Z",
+                        10,
+                    )
+                })
                 .unwrap();
             source
                 .store()
@@ -937,7 +954,14 @@ mod tests {
             // Emptied by the purge, the log still never reuses a position on a copy.
             source
                 .store()
-                .write(|c| purge_changes(c, "2027-01-01T00:00:00.000Z", 10))
+                .write(|c| {
+                    purge_changes(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        "2027-01-01T00:00:00.000Z",
+                        10,
+                    )
+                })
                 .unwrap();
             let target = TestDb::sqlite();
             copy_database(source.url(), target.url(), false).unwrap();
@@ -999,17 +1023,17 @@ mod tests {
                         ],
                         "active": i % 3 != 0,
                     });
-                    let rec = crate::scim::users::insert_user(c, attrs.as_object().unwrap(), Some("$argon2id$x"))?;
+                    let rec = crate::scim::users::insert_user(c, crate::db::org::OrgId::DEFAULT, attrs.as_object().unwrap(), Some("$argon2id$x"))?;
                     members.push(MemberRef {
                         value: rec.id,
                         member_type: None,
                     });
                 }
                 let gone = serde_json::json!({"userName": "gone@example.com"});
-                let gone = crate::scim::users::insert_user(c, gone.as_object().unwrap(), None)?;
-                crate::scim::users::soft_delete_user(c, &gone.id, None)?;
+                let gone = crate::scim::users::insert_user(c, crate::db::org::OrgId::DEFAULT, gone.as_object().unwrap(), None)?;
+                crate::scim::users::soft_delete_user(c, crate::db::org::OrgId::DEFAULT, &gone.id, None)?;
                 let group = serde_json::json!({"displayName": "Everyone"});
-                crate::scim::groups::insert_group(c, group.as_object().unwrap(), &members)?;
+                crate::scim::groups::insert_group(c, crate::db::org::OrgId::DEFAULT, group.as_object().unwrap(), &members)?;
                 crate::admin::tokens::create_token(c, "Entra ID", None)?;
                 Ok(())
             })

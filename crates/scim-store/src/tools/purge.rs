@@ -2,6 +2,7 @@
 //! as the background task and `scimd purge` run them: one write
 //! transaction per batch, through the [`Store`].
 
+use crate::admin::organizations::list_organizations;
 use crate::admin::settings::get_runtime_settings;
 use crate::changes::{purge_changes, record, Actor};
 use crate::engine::Store;
@@ -15,39 +16,61 @@ use crate::scim::users::purge_deleted_users;
 /// soft-deleted longer ago than that, in batches of `batch` (one write
 /// transaction each) until a batch comes back short. Each batch records
 /// `user.purged` for each user it removed, by the actor `System`
-/// ("purge"), at `now`, in its own transaction. Returns how many.
+/// ("purge"), at `now`, in its own transaction. Each organization by its
+/// own retention. Returns how many.
 pub fn purge_expired_users(
     store: &Store,
     now: time::OffsetDateTime,
     batch: i64,
 ) -> Result<usize, StoreError> {
-    let days = store
-        .read(get_runtime_settings)?
-        .values
-        .soft_delete_retention_days;
     let at = scim_core::datetime::format(now);
-    in_batches(store, cutoff(now, days), batch, |c, cutoff, batch| {
-        let ids = purge_deleted_users(c, cutoff, batch)?;
-        record(c, &Actor::system("purge"), &at, &users_purged(&ids))?;
-        Ok(ids.len())
-    })
+    let mut total = 0usize;
+    for org in store.read(list_organizations)? {
+        let org = org.id;
+        let days = store
+            .read(|c| get_runtime_settings(c, org))?
+            .values
+            .soft_delete_retention_days;
+        let actor = Actor::system("purge").in_org(org);
+        total = total.saturating_add(in_batches(
+            store,
+            cutoff(now, days),
+            batch,
+            |c, cutoff, batch| {
+                let ids = purge_deleted_users(c, org, cutoff, batch)?;
+                record(c, &actor, &at, &users_purged(&ids))?;
+                Ok(ids.len())
+            },
+        )?);
+    }
+    Ok(total)
 }
 
 /// The retention purge of the change log, as the background task and
 /// `scimd purge` run it: reads `change_log_retention_days` (at purge
 /// time), then deletes the rows older than that, oldest first, in batches
 /// of `batch` (one write transaction each) until a batch comes back
-/// short. Returns how many.
+/// short. Each organization by its own retention. Returns how many.
 pub fn purge_expired_changes(
     store: &Store,
     now: time::OffsetDateTime,
     batch: i64,
 ) -> Result<usize, StoreError> {
-    let days = store
-        .read(get_runtime_settings)?
-        .values
-        .change_log_retention_days;
-    in_batches(store, cutoff(now, days), batch, purge_changes)
+    let mut total = 0usize;
+    for org in store.read(list_organizations)? {
+        let org = org.id;
+        let days = store
+            .read(|c| get_runtime_settings(c, org))?
+            .values
+            .change_log_retention_days;
+        total = total.saturating_add(in_batches(
+            store,
+            cutoff(now, days),
+            batch,
+            |c, cutoff, batch| purge_changes(c, org, cutoff, batch),
+        )?);
+    }
+    Ok(total)
 }
 
 /// `days` before `now`, in the stored form.
@@ -112,11 +135,21 @@ mod tests {
             let left = store.read(|c| read_after(c, 0, 100)).unwrap();
             assert_eq!(left.len(), 9);
             assert!(left.iter().all(|c| c.at >= at(90)));
-            let current = store.read(get_runtime_settings).unwrap();
+            let current = store
+                .read(|c| get_runtime_settings(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap();
             let mut values = current.values.clone();
             values.change_log_retention_days = 5;
             store
-                .write(|c| update_runtime_settings(c, &values, current.version, "test"))
+                .write(|c| {
+                    update_runtime_settings(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        &values,
+                        current.version,
+                        "test",
+                    )
+                })
                 .unwrap();
             assert_eq!(purge_expired_changes(store, now, 100).unwrap(), 6);
             let left = store.read(|c| read_after(c, 0, 100)).unwrap();

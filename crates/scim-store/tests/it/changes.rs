@@ -26,7 +26,9 @@ fn token(n: usize) -> Actor {
 
 fn enable(store: &Store) {
     store
-        .write(|c| scim_store::sync::enable_sync(c, "test", &[]).map(|_| ()))
+        .write(|c| {
+            scim_store::sync::enable_sync(c, scim_store::OrgId::DEFAULT, "test", &[]).map(|_| ())
+        })
         .unwrap();
 }
 
@@ -246,10 +248,19 @@ fn the_purge_records_each_user_it_removes() {
         let mut ids = Vec::new();
         for name in ["old", "recent"] {
             let user = store
-                .write(|c| scim_store::insert_user(c, &attrs(json!({"userName": name})), None))
+                .write(|c| {
+                    scim_store::insert_user(
+                        c,
+                        scim_store::OrgId::DEFAULT,
+                        &attrs(json!({"userName": name})),
+                        None,
+                    )
+                })
                 .unwrap();
             store
-                .write(|c| scim_store::soft_delete_user(c, &user.id, None))
+                .write(|c| {
+                    scim_store::soft_delete_user(c, scim_store::OrgId::DEFAULT, &user.id, None)
+                })
                 .unwrap();
             ids.push(user.id);
         }

@@ -22,7 +22,9 @@ struct Fixture {
 }
 
 fn insert(store: &Store, v: serde_json::Value) -> UserRecord {
-    let u = store.write(|c| insert_user(c, &attrs(v), None)).unwrap();
+    let u = store
+        .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &attrs(v), None))
+        .unwrap();
     // Distinct timestamps, so created order is insertion order.
     after(&u.last_modified);
     u
@@ -91,7 +93,7 @@ fn query(filter: Option<&Filter>) -> ListQuery<'_> {
 }
 
 fn names_for(store: &Store, filter: &Filter) -> Result<BTreeSet<String>, StoreError> {
-    let page = store.read(|c| list_users(c, &query(Some(filter))))?;
+    let page = store.read(|c| list_users(c, scim_store::OrgId::DEFAULT, &query(Some(filter))))?;
     let names: BTreeSet<String> = page
         .items
         .iter()
@@ -446,7 +448,7 @@ fn hand_built_ast() {
 }
 
 fn assert_invalid_filter(store: &Store, filter: &Filter) {
-    match store.read(|c| list_users(c, &query(Some(filter)))) {
+    match store.read(|c| list_users(c, scim_store::OrgId::DEFAULT, &query(Some(filter)))) {
         Err(StoreError::Invalid(e)) => {
             assert_eq!(e.scim_type, ScimType::InvalidFilter, "{filter:?}: {e}");
             assert!(!e.detail.is_empty());
@@ -457,7 +459,7 @@ fn assert_invalid_filter(store: &Store, filter: &Filter) {
     let mut q = query(Some(filter));
     q.count = 0;
     assert!(matches!(
-        store.read(|c| list_users(c, &q)),
+        store.read(|c| list_users(c, scim_store::OrgId::DEFAULT, &q)),
         Err(StoreError::Invalid(_))
     ));
 }
@@ -481,8 +483,10 @@ fn unknown_attributes_are_invalid_filter() {
             assert_invalid_filter(fx.db.store(), &filter);
         }
         let filter = parse_filter(r#"password eq "x""#).unwrap();
-        let Err(StoreError::Invalid(e)) =
-            fx.db.store().read(|c| list_users(c, &query(Some(&filter))))
+        let Err(StoreError::Invalid(e)) = fx
+            .db
+            .store()
+            .read(|c| list_users(c, scim_store::OrgId::DEFAULT, &query(Some(&filter))))
         else {
             panic!("expected invalid");
         };
@@ -505,7 +509,7 @@ fn sorted(store: &Store, by: &str, descending: bool) -> Vec<String> {
         count: 10,
     };
     store
-        .read(|c| list_users(c, &q))
+        .read(|c| list_users(c, scim_store::OrgId::DEFAULT, &q))
         .unwrap()
         .items
         .iter()
@@ -544,7 +548,7 @@ fn sorting() {
             count: 10,
         };
         assert!(matches!(
-            s.read(|c| list_users(c, &q)),
+            s.read(|c| list_users(c, scim_store::OrgId::DEFAULT, &q)),
             Err(StoreError::Invalid(_))
         ));
     }
@@ -562,7 +566,9 @@ fn paging() {
                 start_index,
                 count,
             };
-            let p = s.read(|c| list_users(c, &q)).unwrap();
+            let p = s
+                .read(|c| list_users(c, scim_store::OrgId::DEFAULT, &q))
+                .unwrap();
             let names: Vec<String> = p
                 .items
                 .iter()
@@ -589,7 +595,9 @@ fn paging() {
         assert_eq!(page(Some(&none), 1, 10), (0, vec![]));
         // Records come back whole.
         let q = query(None);
-        let all = s.read(|c| list_users(c, &q)).unwrap();
+        let all = s
+            .read(|c| list_users(c, scim_store::OrgId::DEFAULT, &q))
+            .unwrap();
         assert_eq!(all.items[1], fx.bob);
     }
 }

@@ -41,12 +41,14 @@ fn new_user(store: &Store, name: &str, display: Option<&str>) -> UserRecord {
     if let Some(d) = display {
         a.insert("displayName".into(), json!(d));
     }
-    store.write(|c| insert_user(c, &a, None)).unwrap()
+    store
+        .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, None))
+        .unwrap()
 }
 
 fn new_group(store: &Store, name: &str, members: &[MemberRef]) -> GroupRecord {
     store
-        .write(|c| insert_group(c, &group(name), members))
+        .write(|c| insert_group(c, scim_store::OrgId::DEFAULT, &group(name), members))
         .unwrap()
 }
 
@@ -71,7 +73,11 @@ fn sorted_ids(mut ids: Vec<String>) -> Vec<String> {
 }
 
 fn version(store: &Store, id: &str) -> i64 {
-    store.read(|c| find_group(c, id)).unwrap().unwrap().version
+    store
+        .read(|c| find_group(c, scim_store::OrgId::DEFAULT, id))
+        .unwrap()
+        .unwrap()
+        .version
 }
 
 /// Runs a COUNT(*) query written by the test.
@@ -111,40 +117,50 @@ fn crud_round_trip() {
             // Members in the attributes are ignored: they are an argument.
             "members": [{"value": "not-stored"}]
         }));
-        let created = store.write(|c| insert_group(c, &a, &[])).unwrap();
+        let created = store
+            .write(|c| insert_group(c, scim_store::OrgId::DEFAULT, &a, &[]))
+            .unwrap();
         assert_eq!(created.version, 1);
         assert_eq!(created.created, created.last_modified);
         assert!(uuid::Uuid::parse_str(&created.id).is_ok());
         assert!(!created.attrs.contains_key("members"));
         assert_eq!(created.attrs["externalId"], "E-1");
 
-        let found = store.read(|c| find_group(c, &created.id)).unwrap().unwrap();
+        let found = store
+            .read(|c| find_group(c, scim_store::OrgId::DEFAULT, &created.id))
+            .unwrap()
+            .unwrap();
         assert_eq!(found, created);
         assert!(member_ids(store, &created.id).is_empty());
 
         let changed = attrs(json!({"displayName": "Engineering (all)"}));
         let updated = store
-            .write(|c| update_group(c, &created.id, 1, &changed))
+            .write(|c| update_group(c, scim_store::OrgId::DEFAULT, &created.id, 1, &changed))
             .unwrap();
         assert_eq!(updated.version, 2);
         assert_eq!(updated.created, created.created);
         assert!(updated.last_modified >= created.last_modified);
-        let found = store.read(|c| find_group(c, &created.id)).unwrap().unwrap();
+        let found = store
+            .read(|c| find_group(c, scim_store::OrgId::DEFAULT, &created.id))
+            .unwrap()
+            .unwrap();
         assert_eq!(found.attrs["displayName"], "Engineering (all)");
         assert!(!found.attrs.contains_key("externalId"));
         assert_eq!(found, updated);
 
         // touch: bumps version and lastModified, optionally guarded.
-        let touched = store.write(|c| touch_group(c, &created.id, None)).unwrap();
+        let touched = store
+            .write(|c| touch_group(c, scim_store::OrgId::DEFAULT, &created.id, None))
+            .unwrap();
         assert_eq!(touched.version, 3);
         assert!(touched.last_modified >= updated.last_modified);
         assert!(matches!(
-            store.write(|c| touch_group(c, &created.id, Some(2))),
+            store.write(|c| touch_group(c, scim_store::OrgId::DEFAULT, &created.id, Some(2))),
             Err(StoreError::PreconditionFailed)
         ));
         assert_eq!(
             store
-                .write(|c| touch_group(c, &created.id, Some(3)))
+                .write(|c| touch_group(c, scim_store::OrgId::DEFAULT, &created.id, Some(3)))
                 .unwrap()
                 .version,
             4
@@ -152,18 +168,18 @@ fn crud_round_trip() {
 
         // Stale versions.
         assert!(matches!(
-            store.write(|c| update_group(c, &created.id, 1, &changed)),
+            store.write(|c| update_group(c, scim_store::OrgId::DEFAULT, &created.id, 1, &changed)),
             Err(StoreError::PreconditionFailed)
         ));
         assert!(matches!(
-            store.write(|c| delete_group(c, &created.id, Some(1))),
+            store.write(|c| delete_group(c, scim_store::OrgId::DEFAULT, &created.id, Some(1))),
             Err(StoreError::PreconditionFailed)
         ));
         store
-            .write(|c| delete_group(c, &created.id, Some(4)))
+            .write(|c| delete_group(c, scim_store::OrgId::DEFAULT, &created.id, Some(4)))
             .unwrap();
         assert!(store
-            .read(|c| find_group(c, &created.id))
+            .read(|c| find_group(c, scim_store::OrgId::DEFAULT, &created.id))
             .unwrap()
             .is_none());
 
@@ -173,25 +189,28 @@ fn crud_round_trip() {
             "",
             "'; DROP TABLE groups; --",
         ] {
-            assert!(store.read(|c| find_group(c, id)).unwrap().is_none());
+            assert!(store
+                .read(|c| find_group(c, scim_store::OrgId::DEFAULT, id))
+                .unwrap()
+                .is_none());
             assert!(matches!(
-                store.write(|c| update_group(c, id, 1, &group("x"))),
+                store.write(|c| update_group(c, scim_store::OrgId::DEFAULT, id, 1, &group("x"))),
                 Err(StoreError::NotFound)
             ));
             assert!(matches!(
-                store.write(|c| touch_group(c, id, None)),
+                store.write(|c| touch_group(c, scim_store::OrgId::DEFAULT, id, None)),
                 Err(StoreError::NotFound)
             ));
             assert!(matches!(
-                store.write(|c| touch_group(c, id, Some(1))),
+                store.write(|c| touch_group(c, scim_store::OrgId::DEFAULT, id, Some(1))),
                 Err(StoreError::NotFound)
             ));
             assert!(matches!(
-                store.write(|c| delete_group(c, id, None)),
+                store.write(|c| delete_group(c, scim_store::OrgId::DEFAULT, id, None)),
                 Err(StoreError::NotFound)
             ));
             assert!(matches!(
-                store.write(|c| delete_group(c, id, Some(1))),
+                store.write(|c| delete_group(c, scim_store::OrgId::DEFAULT, id, Some(1))),
                 Err(StoreError::NotFound)
             ));
         }
@@ -202,7 +221,8 @@ fn crud_round_trip() {
             json!({"displayName": ""}),
             json!({"displayName": 3}),
         ] {
-            let r = store.write(|c| insert_group(c, &attrs(bad.clone()), &[]));
+            let r = store
+                .write(|c| insert_group(c, scim_store::OrgId::DEFAULT, &attrs(bad.clone()), &[]));
             expect_invalid(r, ScimType::InvalidValue);
         }
     }
@@ -213,12 +233,16 @@ fn display_names_are_unique_case_insensitively() {
     for db in backends() {
         let store = db.store();
         new_group(store, "Straße Team", &[]);
-        match store.write(|c| insert_group(c, &group("STRASSE TEAM"), &[])) {
+        match store
+            .write(|c| insert_group(c, scim_store::OrgId::DEFAULT, &group("STRASSE TEAM"), &[]))
+        {
             // Rust's to_lowercase does not fold ß to ss: a different name.
             Ok(_) => {}
             other => panic!("{other:?}"),
         }
-        match store.write(|c| insert_group(c, &group("straße team"), &[])) {
+        match store
+            .write(|c| insert_group(c, scim_store::OrgId::DEFAULT, &group("straße team"), &[]))
+        {
             Err(StoreError::Conflict(msg)) => {
                 assert!(msg.contains("straße team"), "{msg}")
             }
@@ -226,12 +250,18 @@ fn display_names_are_unique_case_insensitively() {
         }
         let other = new_group(store, "Other", &[]);
         assert!(matches!(
-            store.write(|c| update_group(c, &other.id, 1, &group("STRAßE team"))),
+            store.write(|c| update_group(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &other.id,
+                1,
+                &group("STRAßE team")
+            )),
             Err(StoreError::Conflict(_))
         ));
         // Changing only the case of one's own name is fine.
         store
-            .write(|c| update_group(c, &other.id, 1, &group("OTHER")))
+            .write(|c| update_group(c, scim_store::OrgId::DEFAULT, &other.id, 1, &group("OTHER")))
             .unwrap();
     }
 }
@@ -249,7 +279,7 @@ fn racing_inserts_of_one_display_name_have_one_winner() {
                 std::thread::spawn(move || {
                     let name = if i % 2 == 0 { "Racers" } else { "RACERS" };
                     barrier.wait();
-                    store.write(|c| insert_group(c, &group(name), &[]))
+                    store.write(|c| insert_group(c, scim_store::OrgId::DEFAULT, &group(name), &[]))
                 })
             })
             .collect();
@@ -265,7 +295,9 @@ fn racing_inserts_of_one_display_name_have_one_winner() {
                 assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
             }
         }
-        let page = store.read(|c| list_groups(c, &all_groups_query())).unwrap();
+        let page = store
+            .read(|c| list_groups(c, scim_store::OrgId::DEFAULT, &all_groups_query()))
+            .unwrap();
         assert_eq!(page.total, 1);
     }
 }
@@ -285,6 +317,7 @@ fn adding_and_removing_members() {
             .write(|c| {
                 add_members(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     &g.id,
                     &[
                         untyped(&alice.id),
@@ -298,13 +331,16 @@ fn adding_and_removing_members() {
         assert_eq!(added.added, vec![bob.id.clone()]);
         assert_eq!(
             store
-                .write(|c| add_members(c, &g.id, &[untyped(&bob.id)]))
+                .write(|c| add_members(c, scim_store::OrgId::DEFAULT, &g.id, &[untyped(&bob.id)]))
                 .unwrap()
                 .len(),
             0
         );
         assert_eq!(
-            store.write(|c| add_members(c, &g.id, &[])).unwrap().len(),
+            store
+                .write(|c| add_members(c, scim_store::OrgId::DEFAULT, &g.id, &[]))
+                .unwrap()
+                .len(),
             0,
             "an empty add is a no-op"
         );
@@ -334,13 +370,21 @@ fn adding_and_removing_members() {
 
         // Replace validates, then swaps the whole set.
         let n = store
-            .write(|c| replace_members(c, &g.id, &[untyped(&bob.id), untyped(&carol.id)]))
+            .write(|c| {
+                replace_members(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &g.id,
+                    &[untyped(&bob.id), untyped(&carol.id)],
+                )
+            })
             .unwrap();
         // Alice was replaced by Bob and Carol.
         assert_eq!(sorted_ids(n.added), sorted(&[&bob.id, &carol.id]));
         assert_eq!(n.removed, vec![alice.id.clone()]);
         assert_eq!(member_ids(store, &g.id), sorted(&[&bob.id, &carol.id]));
-        let r = store.write(|c| replace_members(c, &g.id, &[untyped("ghost")]));
+        let r = store
+            .write(|c| replace_members(c, scim_store::OrgId::DEFAULT, &g.id, &[untyped("ghost")]));
         expect_invalid(r, ScimType::InvalidValue);
         assert_eq!(member_ids(store, &g.id), sorted(&[&bob.id, &carol.id]));
 
@@ -357,7 +401,12 @@ fn adding_and_removing_members() {
 
         // Adding to a group that does not exist.
         assert!(matches!(
-            store.write(|c| add_members(c, "no-such-group", &[untyped(&bob.id)])),
+            store.write(|c| add_members(
+                c,
+                scim_store::OrgId::DEFAULT,
+                "no-such-group",
+                &[untyped(&bob.id)]
+            )),
             Err(StoreError::NotFound)
         ));
     }
@@ -376,13 +425,14 @@ fn unknown_members_are_refused_and_nothing_is_applied() {
         // call: the error rolls all of it back.
         let r: Result<MembersChanged, StoreError> = store.write(|c| {
             remove_members(c, &g.id, std::slice::from_ref(&alice.id))?;
-            add_members(c, &g.id, &[untyped(&bob.id)])?;
+            add_members(c, scim_store::OrgId::DEFAULT, &g.id, &[untyped(&bob.id)])?;
             let n = add_members(
                 c,
+                scim_store::OrgId::DEFAULT,
                 &g.id,
                 &[untyped(&bob.id), untyped("ghost-1"), untyped("ghost-2")],
             )?;
-            touch_group(c, &g.id, None)?;
+            touch_group(c, scim_store::OrgId::DEFAULT, &g.id, None)?;
             Ok(n)
         });
         let detail = expect_invalid(r, ScimType::InvalidValue);
@@ -397,39 +447,60 @@ fn unknown_members_are_refused_and_nothing_is_applied() {
 
         // Existing, but not of the given type.
         let detail = expect_invalid(
-            store.write(|c| add_members(c, &g.id, &[typed(&bob.id, MemberType::Group)])),
+            store.write(|c| {
+                add_members(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &g.id,
+                    &[typed(&bob.id, MemberType::Group)],
+                )
+            }),
             ScimType::InvalidValue,
         );
         assert!(detail.contains(&bob.id), "{detail}");
         expect_invalid(
-            store.write(|c| add_members(c, &g.id, &[typed(&other.id, MemberType::User)])),
+            store.write(|c| {
+                add_members(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &g.id,
+                    &[typed(&other.id, MemberType::User)],
+                )
+            }),
             ScimType::InvalidValue,
         );
         // Empty ids, and a group inside itself.
         expect_invalid(
-            store.write(|c| add_members(c, &g.id, &[untyped("")])),
+            store.write(|c| add_members(c, scim_store::OrgId::DEFAULT, &g.id, &[untyped("")])),
             ScimType::InvalidValue,
         );
         let detail = expect_invalid(
-            store.write(|c| add_members(c, &g.id, &[untyped(&g.id)])),
+            store.write(|c| add_members(c, scim_store::OrgId::DEFAULT, &g.id, &[untyped(&g.id)])),
             ScimType::InvalidValue,
         );
         assert!(detail.contains("itself"), "{detail}");
         // Many unknown ids: the message stays short.
         let many: Vec<MemberRef> = (0..600).map(|i| untyped(&format!("ghost-{i}"))).collect();
         let detail = expect_invalid(
-            store.write(|c| add_members(c, &g.id, &many)),
+            store.write(|c| add_members(c, scim_store::OrgId::DEFAULT, &g.id, &many)),
             ScimType::InvalidValue,
         );
         assert!(detail.contains("and 590 more"), "{detail}");
         // Creating a group with an unknown member creates nothing.
         expect_invalid(
-            store.write(|c| insert_group(c, &group("Doomed"), &[untyped("ghost")])),
+            store.write(|c| {
+                insert_group(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &group("Doomed"),
+                    &[untyped("ghost")],
+                )
+            }),
             ScimType::InvalidValue,
         );
         assert_eq!(
             store
-                .read(|c| list_groups(c, &all_groups_query()))
+                .read(|c| list_groups(c, scim_store::OrgId::DEFAULT, &all_groups_query()))
                 .unwrap()
                 .total,
             2
@@ -469,15 +540,41 @@ fn members_carry_their_current_display_and_type() {
         let mut renamed = user("alice");
         renamed.insert("displayName".into(), json!("Alice Liddell"));
         store
-            .write(|c| update_user(c, &alice.id, 1, &renamed, PasswordChange::Keep))
+            .write(|c| {
+                update_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &alice.id,
+                    1,
+                    &renamed,
+                    PasswordChange::Keep,
+                )
+            })
             .unwrap();
         store
-            .write(|c| update_group(c, &inner.id, 1, &group("Inner Circle")))
+            .write(|c| {
+                update_group(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &inner.id,
+                    1,
+                    &group("Inner Circle"),
+                )
+            })
             .unwrap();
         let mut bob_named = user("bob");
         bob_named.insert("displayName".into(), json!("Bob"));
         store
-            .write(|c| update_user(c, &bob.id, 1, &bob_named, PasswordChange::Keep))
+            .write(|c| {
+                update_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &bob.id,
+                    1,
+                    &bob_named,
+                    PasswordChange::Keep,
+                )
+            })
             .unwrap();
         let members = store.read(|c| list_group_members(c, &outer.id)).unwrap();
         let display = |id: &str| {
@@ -493,7 +590,16 @@ fn members_carry_their_current_display_and_type() {
         assert_eq!(display(&inner.id).as_deref(), Some("Inner Circle"));
         // Removing the displayName clears display.
         store
-            .write(|c| update_user(c, &alice.id, 2, &user("alice"), PasswordChange::Keep))
+            .write(|c| {
+                update_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &alice.id,
+                    2,
+                    &user("alice"),
+                    PasswordChange::Keep,
+                )
+            })
             .unwrap();
         let members = store.read(|c| list_group_members(c, &outer.id)).unwrap();
         assert_eq!(
@@ -535,7 +641,7 @@ fn removing_members_by_value_filter() {
         };
         let reset = || {
             store
-                .write(|c| replace_members(c, &g.id, &everyone))
+                .write(|c| replace_members(c, scim_store::OrgId::DEFAULT, &g.id, &everyone))
                 .unwrap();
         };
 
@@ -596,11 +702,22 @@ fn deleting_a_user_removes_its_memberships() {
         let mut suspended = user("alice");
         suspended.insert("active".into(), json!(false));
         store
-            .write(|c| update_user(c, &alice.id, 1, &suspended, PasswordChange::Keep))
+            .write(|c| {
+                update_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &alice.id,
+                    1,
+                    &suspended,
+                    PasswordChange::Keep,
+                )
+            })
             .unwrap();
         assert_eq!(member_ids(store, &g2.id), vec![alice.id.clone()]);
 
-        store.write(|c| delete_user(c, &alice.id, None)).unwrap();
+        store
+            .write(|c| delete_user(c, scim_store::OrgId::DEFAULT, &alice.id, None))
+            .unwrap();
         assert_eq!(member_ids(store, &g1.id), vec![bob.id.clone()]);
         assert!(member_ids(store, &g2.id).is_empty());
         assert_eq!(version(store, &g1.id), 2);
@@ -610,7 +727,7 @@ fn deleting_a_user_removes_its_memberships() {
 
         // A failed (stale) delete changes nothing.
         assert!(matches!(
-            store.write(|c| delete_user(c, &bob.id, Some(9))),
+            store.write(|c| delete_user(c, scim_store::OrgId::DEFAULT, &bob.id, Some(9))),
             Err(StoreError::PreconditionFailed)
         ));
         assert_eq!(membership_rows(store), 2);
@@ -628,7 +745,9 @@ fn deleting_a_group_removes_its_rows_in_both_directions() {
         let unrelated = new_group(store, "Unrelated", &[untyped(&alice.id)]);
         assert_eq!(membership_rows(store), 5);
 
-        store.write(|c| delete_group(c, &parent.id, None)).unwrap();
+        store
+            .write(|c| delete_group(c, scim_store::OrgId::DEFAULT, &parent.id, None))
+            .unwrap();
         // Its own member rows (cascade) and its membership in Grand.
         assert_eq!(membership_rows(store), 2, "{}", db.backend());
         assert!(member_ids(store, &grand.id).is_empty());
@@ -640,7 +759,7 @@ fn deleting_a_group_removes_its_rows_in_both_directions() {
         // A child deleted: its parents lose it.
         let p2 = new_group(store, "P2", &[untyped(&child.id)]);
         store
-            .write(|c| delete_group(c, &child.id, Some(1)))
+            .write(|c| delete_group(c, scim_store::OrgId::DEFAULT, &child.id, Some(1)))
             .unwrap();
         assert!(member_ids(store, &p2.id).is_empty());
         assert_eq!(version(store, &p2.id), 2);
@@ -712,7 +831,7 @@ fn group_names(store: &Store, text: &str) -> Result<BTreeSet<String>, StoreError
         filter: Some(&f),
         ..all_groups_query()
     };
-    let page = store.read(|c| list_groups(c, &q))?;
+    let page = store.read(|c| list_groups(c, scim_store::OrgId::DEFAULT, &q))?;
     assert_eq!(page.total, page.items.len() as i64, "{text}");
     for g in &page.items {
         assert!(!g.attrs.contains_key("members"));
@@ -738,6 +857,7 @@ fn filtering_groups_and_users_by_membership() {
             .write(|c| {
                 insert_group(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     &attrs(json!({"displayName": "Engineering", "externalId": "E-1"})),
                     &[untyped(&alice.id)],
                 )
@@ -747,6 +867,7 @@ fn filtering_groups_and_users_by_membership() {
             .write(|c| {
                 insert_group(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     &attrs(json!({"displayName": "Engineering Managers", "externalId": "e-1"})),
                     &[untyped(&bob.id)],
                 )
@@ -851,7 +972,7 @@ fn filtering_groups_and_users_by_membership() {
                 ..all_groups_query()
             };
             store
-                .read(|c| list_users(c, &q))
+                .read(|c| list_users(c, scim_store::OrgId::DEFAULT, &q))
                 .unwrap()
                 .items
                 .into_iter()
@@ -902,7 +1023,9 @@ fn paging_and_sorting_groups() {
             if let Some(e) = ext {
                 a.insert("externalId".into(), json!(e));
             }
-            let g = store.write(|c| insert_group(c, &a, &[])).unwrap();
+            let g = store
+                .write(|c| insert_group(c, scim_store::OrgId::DEFAULT, &a, &[]))
+                .unwrap();
             // Distinct timestamps, so created order is insertion order.
             crate::after(&g.last_modified);
         }
@@ -915,7 +1038,9 @@ fn paging_and_sorting_groups() {
                 start_index: start,
                 count,
             };
-            let page = store.read(|c| list_groups(c, &q)).unwrap();
+            let page = store
+                .read(|c| list_groups(c, scim_store::OrgId::DEFAULT, &q))
+                .unwrap();
             (
                 page.total,
                 page.items
@@ -973,7 +1098,10 @@ fn paging_and_sorting_groups() {
                 sort_by: Some(&path),
                 ..all_groups_query()
             };
-            expect_invalid(store.read(|c| list_groups(c, &q)), ScimType::InvalidValue);
+            expect_invalid(
+                store.read(|c| list_groups(c, scim_store::OrgId::DEFAULT, &q)),
+                ScimType::InvalidValue,
+            );
         }
     }
 }
@@ -1007,8 +1135,13 @@ fn concurrent_single_member_adds_lose_nothing() {
                         // bump the group, in one transaction.
                         store
                             .write(|c| {
-                                let n = add_members(c, &gid, &[untyped(&id)])?;
-                                touch_group(c, &gid, None)?;
+                                let n = add_members(
+                                    c,
+                                    scim_store::OrgId::DEFAULT,
+                                    &gid,
+                                    &[untyped(&id)],
+                                )?;
+                                touch_group(c, scim_store::OrgId::DEFAULT, &gid, None)?;
                                 Ok(n)
                             })
                             .unwrap();
@@ -1075,8 +1208,8 @@ fn a_group_of_100_000_members() {
             let refs: Vec<MemberRef> = chunk.iter().map(|id| typed(id, MemberType::User)).collect();
             let added = store
                 .write(|c| {
-                    let n = add_members(c, &g.id, &refs)?;
-                    touch_group(c, &g.id, None)?;
+                    let n = add_members(c, scim_store::OrgId::DEFAULT, &g.id, &refs)?;
+                    touch_group(c, scim_store::OrgId::DEFAULT, &g.id, None)?;
                     Ok(n)
                 })
                 .unwrap();
@@ -1099,16 +1232,16 @@ fn a_group_of_100_000_members() {
         let one = Instant::now();
         let v = store
             .write(|c| {
-                let n = add_members(c, &g.id, &[untyped(&extra.id)])?;
+                let n = add_members(c, scim_store::OrgId::DEFAULT, &g.id, &[untyped(&extra.id)])?;
                 assert_eq!(n.added, vec![extra.id.clone()]);
-                Ok(touch_group(c, &g.id, Some(11))?.version)
+                Ok(touch_group(c, scim_store::OrgId::DEFAULT, &g.id, Some(11))?.version)
             })
             .unwrap();
         assert_eq!(v, 12);
         let removed = store
             .write(|c| {
                 let n = remove_members(c, &g.id, std::slice::from_ref(&extra.id))?;
-                touch_group(c, &g.id, Some(12))?;
+                touch_group(c, scim_store::OrgId::DEFAULT, &g.id, Some(12))?;
                 Ok(n)
             })
             .unwrap();
@@ -1123,7 +1256,10 @@ fn a_group_of_100_000_members() {
         );
         let single_ops = one.elapsed();
         // The group's own record and a filtered list never read members.
-        let found = store.read(|c| find_group(c, &g.id)).unwrap().unwrap();
+        let found = store
+            .read(|c| find_group(c, scim_store::OrgId::DEFAULT, &g.id))
+            .unwrap()
+            .unwrap();
         assert_eq!(found.version, 13);
         assert_eq!(
             group_names(store, &format!(r#"members[value eq "{}"]"#, ids[7])).unwrap(),
@@ -1135,10 +1271,14 @@ fn a_group_of_100_000_members() {
         assert_eq!(map[ids[9].as_str()].len(), 1);
         assert_eq!(membership_rows(store), (N - 1) as i64);
         // Deleting a member user touches only its own memberships.
-        store.write(|c| delete_user(c, &ids[0], None)).unwrap();
+        store
+            .write(|c| delete_user(c, scim_store::OrgId::DEFAULT, &ids[0], None))
+            .unwrap();
         assert_eq!(version(store, &g.id), 14);
         let deleting = Instant::now();
-        store.write(|c| delete_group(c, &g.id, None)).unwrap();
+        store
+            .write(|c| delete_group(c, scim_store::OrgId::DEFAULT, &g.id, None))
+            .unwrap();
         assert_eq!(membership_rows(store), 0);
         eprintln!(
             "{}: seed {:?}, build {:?}, list {:?}, single add/remove/remove-matching {:?}, delete {:?}, total {:?}",
@@ -1214,7 +1354,14 @@ fn user_display_name_is_backfilled_by_the_migration() {
         db.store().migrate().unwrap();
         let g = db
             .store()
-            .write(|c| insert_group(c, &group("After"), &[untyped("u1")]))
+            .write(|c| {
+                insert_group(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &group("After"),
+                    &[untyped("u1")],
+                )
+            })
             .unwrap();
         let members = db.store().read(|c| list_group_members(c, &g.id)).unwrap();
         assert_eq!(members[0].display.as_deref(), Some("Ann O'Neil"));

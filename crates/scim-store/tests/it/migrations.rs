@@ -48,7 +48,14 @@ fn migrations_go_up_down_and_up_again() {
         assert_eq!(applied, expected, "{}", db.backend());
         // And the schema works after the round trip.
         store
-            .write(|c| scim_store::insert_user(c, &crate::user("after-roundtrip"), None))
+            .write(|c| {
+                scim_store::insert_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &crate::user("after-roundtrip"),
+                    None,
+                )
+            })
             .unwrap();
     }
 }

@@ -34,7 +34,9 @@ fn create_authenticate_touch_revoke() {
         }
 
         store.write(|c| touch_token(c, &info.id, &now)).unwrap();
-        let listed = store.read(list_tokens).unwrap();
+        let listed = store
+            .read(|c| list_tokens(c, scim_store::OrgId::DEFAULT))
+            .unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].last_used_at.as_deref(), Some(now.as_str()));
         assert!(matches!(
@@ -42,16 +44,28 @@ fn create_authenticate_touch_revoke() {
             Err(StoreError::NotFound)
         ));
 
-        store.write(|c| revoke_token(c, &info.id)).unwrap();
+        store
+            .write(|c| revoke_token(c, scim_store::OrgId::DEFAULT, &info.id))
+            .unwrap();
         // Idempotent.
-        store.write(|c| revoke_token(c, &info.id)).unwrap();
+        store
+            .write(|c| revoke_token(c, scim_store::OrgId::DEFAULT, &info.id))
+            .unwrap();
         assert!(store
             .read(|c| authenticate_token(c, &secret, &now))
             .unwrap()
             .is_none());
-        assert!(store.read(list_tokens).unwrap()[0].revoked_at.is_some());
+        assert!(store
+            .read(|c| list_tokens(c, scim_store::OrgId::DEFAULT))
+            .unwrap()[0]
+            .revoked_at
+            .is_some());
         assert!(matches!(
-            store.write(|c| revoke_token(c, "00000000-0000-0000-0000-000000000000")),
+            store.write(|c| revoke_token(
+                c,
+                scim_store::OrgId::DEFAULT,
+                "00000000-0000-0000-0000-000000000000"
+            )),
             Err(StoreError::NotFound)
         ));
     }
@@ -64,7 +78,12 @@ fn secrets_are_unique_and_only_hashes_are_stored() {
         let (_, a) = store.write(|c| create_token(c, "a", None)).unwrap();
         let (_, b) = store.write(|c| create_token(c, "b", None)).unwrap();
         assert_ne!(a, b);
-        let listed = format!("{:?}", store.read(list_tokens).unwrap());
+        let listed = format!(
+            "{:?}",
+            store
+                .read(|c| list_tokens(c, scim_store::OrgId::DEFAULT))
+                .unwrap()
+        );
         assert!(!listed.contains(&a[12..]) && !listed.contains(&b[12..]));
     }
 }

@@ -8,19 +8,22 @@ fn an_error_in_the_write_closure_rolls_everything_back() {
     for db in backends() {
         let store = db.store();
         let r: Result<(), StoreError> = store.write(|c| {
-            insert_user(c, &user("first"), None)?;
+            insert_user(c, scim_store::OrgId::DEFAULT, &user("first"), None)?;
             create_token(c, "t", None)?;
-            insert_user(c, &user("second"), None)?;
+            insert_user(c, scim_store::OrgId::DEFAULT, &user("second"), None)?;
             Err(StoreError::Conflict("caller decided to abort".into()))
         });
         assert!(matches!(r, Err(StoreError::Conflict(_))));
         assert_eq!(store.read(count_users).unwrap(), 0, "{}", db.backend());
-        assert!(store.read(list_tokens).unwrap().is_empty());
+        assert!(store
+            .read(|c| list_tokens(c, scim_store::OrgId::DEFAULT))
+            .unwrap()
+            .is_empty());
 
         // A database error mid-way (the duplicate) also undoes the first insert.
         let r = store.write(|c| {
-            insert_user(c, &user("third"), None)?;
-            insert_user(c, &user("THIRD"), None)
+            insert_user(c, scim_store::OrgId::DEFAULT, &user("third"), None)?;
+            insert_user(c, scim_store::OrgId::DEFAULT, &user("THIRD"), None)
         });
         assert!(matches!(r, Err(StoreError::Conflict(_))));
         assert_eq!(store.read(count_users).unwrap(), 0, "{}", db.backend());
@@ -28,8 +31,8 @@ fn an_error_in_the_write_closure_rolls_everything_back() {
         // The write connection is usable afterwards, and commits work.
         store
             .write(|c| {
-                insert_user(c, &user("a"), None)?;
-                insert_user(c, &user("b"), None)
+                insert_user(c, scim_store::OrgId::DEFAULT, &user("a"), None)?;
+                insert_user(c, scim_store::OrgId::DEFAULT, &user("b"), None)
             })
             .unwrap();
         assert_eq!(store.read(count_users).unwrap(), 2);
@@ -46,7 +49,14 @@ fn concurrent_writers_all_commit() {
                 std::thread::spawn(move || {
                     for i in 0..25 {
                         store
-                            .write(|c| insert_user(c, &user(&format!("u{t}-{i}")), None))
+                            .write(|c| {
+                                insert_user(
+                                    c,
+                                    scim_store::OrgId::DEFAULT,
+                                    &user(&format!("u{t}-{i}")),
+                                    None,
+                                )
+                            })
                             .unwrap();
                     }
                 })
@@ -72,10 +82,19 @@ fn every_write_is_visible_when_it_returns() {
                 std::thread::spawn(move || {
                     for i in 0..20 {
                         let id = store
-                            .write(|c| insert_user(c, &user(&format!("v{t}-{i}")), None))
+                            .write(|c| {
+                                insert_user(
+                                    c,
+                                    scim_store::OrgId::DEFAULT,
+                                    &user(&format!("v{t}-{i}")),
+                                    None,
+                                )
+                            })
                             .unwrap()
                             .id;
-                        let found = store.read(|c| find_user(c, &id)).unwrap();
+                        let found = store
+                            .read(|c| find_user(c, scim_store::OrgId::DEFAULT, &id))
+                            .unwrap();
                         assert!(found.is_some(), "user {t}-{i} not visible after write");
                     }
                 })
@@ -98,7 +117,12 @@ fn failing_writes_among_concurrent_ones_undo_only_themselves() {
                 std::thread::spawn(move || {
                     for i in 0..24 {
                         let r = store.write(|c| {
-                            insert_user(c, &user(&format!("f{t}-{i}")), None)?;
+                            insert_user(
+                                c,
+                                scim_store::OrgId::DEFAULT,
+                                &user(&format!("f{t}-{i}")),
+                                None,
+                            )?;
                             if i % 3 == 0 {
                                 return Err(StoreError::Conflict("give up".into()));
                             }
@@ -127,7 +151,7 @@ fn racing_inserts_of_one_user_name_have_one_winner() {
                 std::thread::spawn(move || {
                     let name = if t % 2 == 0 { "Racer" } else { "rAcEr" };
                     barrier.wait();
-                    store.write(|c| insert_user(c, &user(name), None))
+                    store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user(name), None))
                 })
             })
             .collect();
@@ -147,7 +171,7 @@ fn a_panicking_write_does_not_wedge_the_writer() {
         let store = db.store().clone();
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.write(|c| -> Result<(), StoreError> {
-                insert_user(c, &user("doomed"), None)?;
+                insert_user(c, scim_store::OrgId::DEFAULT, &user("doomed"), None)?;
                 panic!("a write closure panics");
             })
         }));
@@ -160,7 +184,12 @@ fn a_panicking_write_does_not_wedge_the_writer() {
                     for i in 0..10 {
                         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             store.write(|c| {
-                                insert_user(c, &user(&format!("p{t}-{i}")), None)?;
+                                insert_user(
+                                    c,
+                                    scim_store::OrgId::DEFAULT,
+                                    &user(&format!("p{t}-{i}")),
+                                    None,
+                                )?;
                                 if i == 4 {
                                     panic!("write {t}-{i} panics");
                                 }
@@ -179,7 +208,7 @@ fn a_panicking_write_does_not_wedge_the_writer() {
             h.join().unwrap();
         }
         store
-            .write(|c| insert_user(c, &user("after"), None))
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("after"), None))
             .unwrap();
         assert_eq!(
             store.read(count_users).unwrap(),
@@ -197,18 +226,20 @@ fn nested_transactions_inside_a_write() {
         let store = db.store();
         store
             .write(|c| {
-                insert_user(c, &user("outer"), None)?;
+                insert_user(c, scim_store::OrgId::DEFAULT, &user("outer"), None)?;
                 let undone = c.transaction::<(), StoreError, _>(|c| {
-                    insert_user(c, &user("undone"), None)?;
+                    insert_user(c, scim_store::OrgId::DEFAULT, &user("undone"), None)?;
                     Err(StoreError::Conflict("undo".into()))
                 });
                 assert!(undone.is_err());
                 // A failed statement inside a nested transaction is undone
                 // with it, and the outer one carries on (PostgreSQL too:
                 // the savepoint clears the aborted state).
-                let dup = c.transaction(|c| insert_user(c, &user("OUTER"), None));
+                let dup = c.transaction(|c| {
+                    insert_user(c, scim_store::OrgId::DEFAULT, &user("OUTER"), None)
+                });
                 assert!(matches!(dup, Err(StoreError::Conflict(_))));
-                c.transaction(|c| insert_user(c, &user("kept"), None))?;
+                c.transaction(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("kept"), None))?;
                 Ok(())
             })
             .unwrap();

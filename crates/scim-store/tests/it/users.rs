@@ -20,12 +20,17 @@ fn crud_round_trip() {
             "emails": [{"value": "alice@example.com", "type": "work", "primary": true}],
             "active": true
         }));
-        let created = store.write(|c| insert_user(c, &a, Some("$hash"))).unwrap();
+        let created = store
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, Some("$hash")))
+            .unwrap();
         assert_eq!(created.version, 1);
         assert_eq!(created.created, created.last_modified);
         assert!(uuid::Uuid::parse_str(&created.id).is_ok());
 
-        let found = store.read(|c| find_user(c, &created.id)).unwrap().unwrap();
+        let found = store
+            .read(|c| find_user(c, scim_store::OrgId::DEFAULT, &created.id))
+            .unwrap()
+            .unwrap();
         assert_eq!(found, created);
         assert_eq!(
             store
@@ -38,12 +43,24 @@ fn crud_round_trip() {
         let mut changed = a.clone();
         changed.insert("displayName".into(), json!("Alice L."));
         let updated = store
-            .write(|c| update_user(c, &created.id, 1, &changed, PasswordChange::Keep))
+            .write(|c| {
+                update_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &created.id,
+                    1,
+                    &changed,
+                    PasswordChange::Keep,
+                )
+            })
             .unwrap();
         assert_eq!(updated.version, 2);
         assert_eq!(updated.created, created.created);
         assert!(updated.last_modified >= created.last_modified);
-        let found = store.read(|c| find_user(c, &created.id)).unwrap().unwrap();
+        let found = store
+            .read(|c| find_user(c, scim_store::OrgId::DEFAULT, &created.id))
+            .unwrap()
+            .unwrap();
         assert_eq!(found.attrs["displayName"], "Alice L.");
         assert_eq!(found.version, 2);
         // Keep keeps the hash; Set replaces it.
@@ -58,6 +75,7 @@ fn crud_round_trip() {
             .write(|c| {
                 update_user(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     &created.id,
                     2,
                     &changed,
@@ -75,9 +93,12 @@ fn crud_round_trip() {
 
         assert_eq!(store.read(count_users).unwrap(), 1);
         store
-            .write(|c| delete_user(c, &created.id, Some(3)))
+            .write(|c| delete_user(c, scim_store::OrgId::DEFAULT, &created.id, Some(3)))
             .unwrap();
-        assert!(store.read(|c| find_user(c, &created.id)).unwrap().is_none());
+        assert!(store
+            .read(|c| find_user(c, scim_store::OrgId::DEFAULT, &created.id))
+            .unwrap()
+            .is_none());
         assert_eq!(store.read(count_users).unwrap(), 0);
         // Index rows went with the user (ON DELETE CASCADE).
         let leftover = store
@@ -102,31 +123,54 @@ fn crud_round_trip() {
 fn versions_guard_updates_and_deletes() {
     for db in backends() {
         let store = db.store();
-        let u = store.write(|c| insert_user(c, &user("bob"), None)).unwrap();
-        let stale = store.write(|c| update_user(c, &u.id, 7, &user("bob"), PasswordChange::Keep));
+        let u = store
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("bob"), None))
+            .unwrap();
+        let stale = store.write(|c| {
+            update_user(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &u.id,
+                7,
+                &user("bob"),
+                PasswordChange::Keep,
+            )
+        });
         assert!(
             matches!(stale, Err(StoreError::PreconditionFailed)),
             "{stale:?}"
         );
-        let stale = store.write(|c| delete_user(c, &u.id, Some(2)));
+        let stale = store.write(|c| delete_user(c, scim_store::OrgId::DEFAULT, &u.id, Some(2)));
         assert!(
             matches!(stale, Err(StoreError::PreconditionFailed)),
             "{stale:?}"
         );
         // Unconditional delete works.
-        store.write(|c| delete_user(c, &u.id, None)).unwrap();
+        store
+            .write(|c| delete_user(c, scim_store::OrgId::DEFAULT, &u.id, None))
+            .unwrap();
         for id in [u.id.as_str(), "not-a-uuid", "", "'; DROP TABLE users; --"] {
-            assert!(store.read(|c| find_user(c, id)).unwrap().is_none());
+            assert!(store
+                .read(|c| find_user(c, scim_store::OrgId::DEFAULT, id))
+                .unwrap()
+                .is_none());
             assert!(matches!(
-                store.write(|c| update_user(c, id, 1, &user("x"), PasswordChange::Keep)),
+                store.write(|c| update_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    id,
+                    1,
+                    &user("x"),
+                    PasswordChange::Keep
+                )),
                 Err(StoreError::NotFound)
             ));
             assert!(matches!(
-                store.write(|c| delete_user(c, id, None)),
+                store.write(|c| delete_user(c, scim_store::OrgId::DEFAULT, id, None)),
                 Err(StoreError::NotFound)
             ));
             assert!(matches!(
-                store.write(|c| delete_user(c, id, Some(1))),
+                store.write(|c| delete_user(c, scim_store::OrgId::DEFAULT, id, Some(1))),
                 Err(StoreError::NotFound)
             ));
         }
@@ -138,28 +182,46 @@ fn user_names_are_unique_case_insensitively() {
     for db in backends() {
         let store = db.store();
         store
-            .write(|c| insert_user(c, &user("Alice@x"), None))
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("Alice@x"), None))
             .unwrap();
-        match store.write(|c| insert_user(c, &user("alice@X"), None)) {
+        match store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("alice@X"), None)) {
             Err(StoreError::Conflict(msg)) => assert!(msg.contains("alice@X"), "{msg}"),
             other => panic!("{}: {other:?}", db.backend()),
         }
         // Renaming another user onto a taken name conflicts too.
-        let bob = store.write(|c| insert_user(c, &user("bob"), None)).unwrap();
+        let bob = store
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("bob"), None))
+            .unwrap();
         assert!(matches!(
-            store.write(|c| update_user(c, &bob.id, 1, &user("ALICE@x"), PasswordChange::Keep)),
+            store.write(|c| update_user(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &bob.id,
+                1,
+                &user("ALICE@x"),
+                PasswordChange::Keep
+            )),
             Err(StoreError::Conflict(_))
         ));
         // Changing only the case of one's own name is fine.
         store
-            .write(|c| update_user(c, &bob.id, 1, &user("BOB"), PasswordChange::Keep))
+            .write(|c| {
+                update_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &bob.id,
+                    1,
+                    &user("BOB"),
+                    PasswordChange::Keep,
+                )
+            })
             .unwrap();
         // Non-ASCII case folding uses Rust's to_lowercase.
         store
-            .write(|c| insert_user(c, &user("ÉMILE"), None))
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("ÉMILE"), None))
             .unwrap();
         assert!(matches!(
-            store.write(|c| insert_user(c, &user("émile"), None)),
+            store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("émile"), None)),
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(store.read(count_users).unwrap(), 3);
@@ -184,7 +246,7 @@ fn racing_inserts_of_one_user_name_have_one_winner() {
                         "racer@example.COM"
                     };
                     barrier.wait();
-                    store.write(|c| insert_user(c, &user(name), None))
+                    store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user(name), None))
                 })
             })
             .collect();
@@ -207,9 +269,14 @@ fn racing_inserts_of_one_user_name_have_one_winner() {
 #[test]
 fn missing_user_name_is_invalid() {
     for db in backends() {
-        let r = db
-            .store()
-            .write(|c| insert_user(c, &attrs(json!({"displayName": "x"})), None));
+        let r = db.store().write(|c| {
+            insert_user(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &attrs(json!({"displayName": "x"})),
+                None,
+            )
+        });
         assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
     }
 }
@@ -232,6 +299,7 @@ fn names(store: &scim_store::Store, filter: &str) -> Vec<String> {
         .read(|c| {
             scim_store::list_users(
                 c,
+                scim_store::OrgId::DEFAULT,
                 &scim_store::ListQuery {
                     filter: Some(&f),
                     sort_by: None,
@@ -253,14 +321,17 @@ fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
     for db in backends() {
         let store = db.store();
         let a = attrs(json!({"userName": "Gone", "title": "Engineer", "active": true}));
-        let gone = store.write(|c| insert_user(c, &a, None)).unwrap();
+        let gone = store
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, None))
+            .unwrap();
         let kept = store
-            .write(|c| insert_user(c, &user("kept"), None))
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("kept"), None))
             .unwrap();
         let group = store
             .write(|c| {
                 scim_store::insert_group(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     &attrs(json!({"displayName": "G"})),
                     &[
                         scim_store::MemberRef {
@@ -277,28 +348,43 @@ fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
             .unwrap();
 
         // A stale version is refused and changes nothing.
-        let stale = store.write(|c| soft_delete_user(c, &gone.id, Some(7)));
+        let stale =
+            store.write(|c| soft_delete_user(c, scim_store::OrgId::DEFAULT, &gone.id, Some(7)));
         assert!(
             matches!(stale, Err(StoreError::PreconditionFailed)),
             "{stale:?}"
         );
         store
-            .write(|c| soft_delete_user(c, &gone.id, Some(1)))
+            .write(|c| soft_delete_user(c, scim_store::OrgId::DEFAULT, &gone.id, Some(1)))
             .unwrap();
 
         // Invisible: reads, writes, lists, filters, counts, members.
-        assert!(store.read(|c| find_user(c, &gone.id)).unwrap().is_none());
+        assert!(store
+            .read(|c| find_user(c, scim_store::OrgId::DEFAULT, &gone.id))
+            .unwrap()
+            .is_none());
         assert!(matches!(
             store.read(|c| find_password_hash(c, &gone.id)),
             Err(StoreError::NotFound)
         ));
         for r in [
             store
-                .write(|c| soft_delete_user(c, &gone.id, None))
+                .write(|c| soft_delete_user(c, scim_store::OrgId::DEFAULT, &gone.id, None))
                 .map(|_| ()),
-            store.write(|c| delete_user(c, &gone.id, None)).map(|_| ()),
             store
-                .write(|c| update_user(c, &gone.id, 2, &a, PasswordChange::Keep))
+                .write(|c| delete_user(c, scim_store::OrgId::DEFAULT, &gone.id, None))
+                .map(|_| ()),
+            store
+                .write(|c| {
+                    update_user(
+                        c,
+                        scim_store::OrgId::DEFAULT,
+                        &gone.id,
+                        2,
+                        &a,
+                        PasswordChange::Keep,
+                    )
+                })
                 .map(|_| ()),
         ] {
             assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
@@ -316,13 +402,14 @@ fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
             .collect();
         assert_eq!(members, std::slice::from_ref(&kept.id));
         let g = store
-            .read(|c| scim_store::find_group(c, &group.id))
+            .read(|c| scim_store::find_group(c, scim_store::OrgId::DEFAULT, &group.id))
             .unwrap()
             .unwrap();
         assert_eq!(g.version, group.version + 1, "the group's members changed");
         let re_add = store.write(|c| {
             scim_store::add_members(
                 c,
+                scim_store::OrgId::DEFAULT,
                 &group.id,
                 &[scim_store::MemberRef {
                     value: gone.id.clone(),
@@ -362,18 +449,19 @@ fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
         // The identity provider may create the same userName again, but
         // only one live user may have it.
         let again = store
-            .write(|c| insert_user(c, &user("GONE"), None))
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("GONE"), None))
             .unwrap();
         assert_ne!(again.id, gone.id);
         assert_eq!(names(store, "userName eq \"gone\""), ["GONE"]);
-        let clash = store.write(|c| insert_user(c, &user("gone"), None));
+        let clash =
+            store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("gone"), None));
         assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
         // And deleting that one too leaves two deleted rows with one name.
         store
-            .write(|c| soft_delete_user(c, &again.id, None))
+            .write(|c| soft_delete_user(c, scim_store::OrgId::DEFAULT, &again.id, None))
             .unwrap();
         store
-            .write(|c| insert_user(c, &user("gone"), None))
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("gone"), None))
             .unwrap();
     }
 }
@@ -385,10 +473,17 @@ fn the_purge_removes_only_expired_soft_deleted_users_in_batches() {
         let mut ids = Vec::new();
         for name in ["old1", "old2", "recent", "live"] {
             let a = attrs(json!({"userName": name, "title": "t"}));
-            ids.push(store.write(|c| insert_user(c, &a, None)).unwrap().id);
+            ids.push(
+                store
+                    .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, None))
+                    .unwrap()
+                    .id,
+            );
         }
         for id in &ids[..3] {
-            store.write(|c| soft_delete_user(c, id, None)).unwrap();
+            store
+                .write(|c| soft_delete_user(c, scim_store::OrgId::DEFAULT, id, None))
+                .unwrap();
         }
         // Backdate two deletions by 40 days (retention is 30 by default).
         let old =
@@ -409,21 +504,21 @@ fn the_purge_removes_only_expired_soft_deleted_users_in_batches() {
         // Bounded batches, idempotent.
         assert_eq!(
             store
-                .write(|c| purge_deleted_users(c, &cutoff, 1))
+                .write(|c| purge_deleted_users(c, scim_store::OrgId::DEFAULT, &cutoff, 1))
                 .unwrap()
                 .len(),
             1
         );
         assert_eq!(
             store
-                .write(|c| purge_deleted_users(c, &cutoff, 1))
+                .write(|c| purge_deleted_users(c, scim_store::OrgId::DEFAULT, &cutoff, 1))
                 .unwrap()
                 .len(),
             1
         );
         assert_eq!(
             store
-                .write(|c| purge_deleted_users(c, &cutoff, 10))
+                .write(|c| purge_deleted_users(c, scim_store::OrgId::DEFAULT, &cutoff, 10))
                 .unwrap()
                 .len(),
             0
@@ -447,13 +542,19 @@ fn the_purge_removes_only_expired_soft_deleted_users_in_batches() {
             0
         );
         let current = store
-            .read(scim_store::settings::get_runtime_settings)
+            .read(|c| scim_store::settings::get_runtime_settings(c, scim_store::OrgId::DEFAULT))
             .unwrap();
         let mut values = current.values.clone();
         values.soft_delete_retention_days = 0;
         store
             .write(|c| {
-                scim_store::settings::update_runtime_settings(c, &values, current.version, "test")
+                scim_store::settings::update_runtime_settings(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &values,
+                    current.version,
+                    "test",
+                )
             })
             .unwrap();
         assert_eq!(
@@ -466,7 +567,10 @@ fn the_purge_removes_only_expired_soft_deleted_users_in_batches() {
             1
         );
         assert_eq!(left(store), (1, 1));
-        assert!(store.read(|c| find_user(c, &ids[3])).unwrap().is_some());
+        assert!(store
+            .read(|c| find_user(c, scim_store::OrgId::DEFAULT, &ids[3]))
+            .unwrap()
+            .is_some());
     }
 }
 
@@ -486,11 +590,18 @@ fn concurrent_purges_on_postgres_share_the_work() {
     let store = db.store();
     for i in 0..6 {
         let a = attrs(json!({"userName": format!("gone{i}")}));
-        let id = store.write(|c| insert_user(c, &a, None)).unwrap().id;
-        store.write(|c| soft_delete_user(c, &id, None)).unwrap();
+        let id = store
+            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, None))
+            .unwrap()
+            .id;
+        store
+            .write(|c| soft_delete_user(c, scim_store::OrgId::DEFAULT, &id, None))
+            .unwrap();
     }
     let live = attrs(json!({"userName": "live"}));
-    store.write(|c| insert_user(c, &live, None)).unwrap();
+    store
+        .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &live, None))
+        .unwrap();
     let cutoff =
         scim_core::datetime::format(time::OffsetDateTime::now_utc() + time::Duration::seconds(1));
 
@@ -503,7 +614,7 @@ fn concurrent_purges_on_postgres_share_the_work() {
         let first = s.spawn(move || {
             store
                 .write(|c| {
-                    let n = purge_deleted_users(c, cutoff, 2)?.len();
+                    let n = purge_deleted_users(c, scim_store::OrgId::DEFAULT, cutoff, 2)?.len();
                     held_tx.send(n).unwrap();
                     let _ = release_rx.recv();
                     Ok(n)
@@ -513,7 +624,9 @@ fn concurrent_purges_on_postgres_share_the_work() {
         assert_eq!(held_rx.recv().unwrap(), 2);
         let (done_tx, done_rx) = mpsc::channel();
         s.spawn(move || {
-            done_tx.send(store.write(|c| Ok(purge_deleted_users(c, cutoff, 10)?.len())))
+            done_tx.send(store.write(|c| {
+                Ok(purge_deleted_users(c, scim_store::OrgId::DEFAULT, cutoff, 10)?.len())
+            }))
         });
         // A generous deadline: without SKIP LOCKED the second purge waits
         // for the first one's commit, which comes only after this.

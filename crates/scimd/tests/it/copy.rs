@@ -58,12 +58,22 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
     use scim_store::settings::{get_runtime_settings, update_runtime_settings, Deprovisioning};
     let now = time::OffsetDateTime::now_utc();
     let later = scim_core::datetime::format(now + time::Duration::days(1));
-    let current = store.read(get_runtime_settings).unwrap();
+    let current = store
+        .read(|c| get_runtime_settings(c, scim_store::OrgId::DEFAULT))
+        .unwrap();
     let mut values = current.values.clone();
     values.deprovisioning = Deprovisioning::Soft;
     values.default_page_size = 50;
     store
-        .write(|c| update_runtime_settings(c, &values, current.version, "admin:root"))
+        .write(|c| {
+            update_runtime_settings(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &values,
+                current.version,
+                "admin:root",
+            )
+        })
         .unwrap();
     // An assertion that signed in over SAML, remembered until it expires.
     let now_text = scim_core::datetime::format(now);
@@ -121,6 +131,33 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
                 ],
             )
         })
+        .unwrap();
+    // A second organization (created by the CLI), with its own user and
+    // an administrator given it.
+    let out = run(scimd(url).args(["org", "create", "acme", "--name", "Acme"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let acme = store
+        .read(|c| scim_store::organizations::find_organization(c, "acme"))
+        .unwrap()
+        .unwrap()
+        .id;
+    store
+        .write(|c| {
+            scim_store::insert_user(
+                c,
+                acme,
+                &serde_json::from_value(json!({"userName": "acme-user"})).unwrap(),
+                None,
+            )
+        })
+        .unwrap();
+    let root = store.read(list_admins).unwrap().remove(0).id;
+    store
+        .write(|c| scim_store::organizations::grant_organization(c, &root, acme))
         .unwrap();
     // A custom schema extension.
     let def = scim_core::extensions::ExtensionDef::from_json(&json!({
@@ -238,7 +275,13 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
                             "displayName": format!("User {i}"),
                             "active": i % 7 != 0,
                         });
-                        scim_store::insert_user(c, attrs.as_object().unwrap(), None).map(|u| u.id)
+                        scim_store::insert_user(
+                            c,
+                            scim_store::OrgId::DEFAULT,
+                            attrs.as_object().unwrap(),
+                            None,
+                        )
+                        .map(|u| u.id)
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -268,18 +311,18 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
                         "department": "R&D"
                     }
                 });
-                let rec = scim_store::insert_user(c, attrs.as_object().unwrap(), Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"))?;
+                let rec = scim_store::insert_user(c, scim_store::OrgId::DEFAULT, attrs.as_object().unwrap(), Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"))?;
                 out.push(rec.id);
             }
             let gone = json!({"userName": "gone@example.com"});
-            let gone = scim_store::insert_user(c, gone.as_object().unwrap(), None)?;
-            scim_store::soft_delete_user(c, &gone.id, None)?;
+            let gone = scim_store::insert_user(c, scim_store::OrgId::DEFAULT, gone.as_object().unwrap(), None)?;
+            scim_store::soft_delete_user(c, scim_store::OrgId::DEFAULT, &gone.id, None)?;
             let refs: Vec<MemberRef> = ids
                 .iter()
                 .map(|id| MemberRef { value: id.clone(), member_type: None })
                 .collect();
             let everyone = scim_store::insert_group(
-                c,
+                c, scim_store::OrgId::DEFAULT,
                 json!({"displayName": "Everyone", "externalId": "all"}).as_object().unwrap(),
                 &refs,
             )?;
@@ -287,8 +330,8 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
                 MemberRef { value: everyone.id.clone(), member_type: None },
                 MemberRef { value: out[0].clone(), member_type: None },
             ];
-            scim_store::insert_group(c, json!({"displayName": "Admins"}).as_object().unwrap(), &nested)?;
-            scim_store::insert_group(c, json!({"displayName": "Empty"}).as_object().unwrap(), &[])?;
+            scim_store::insert_group(c, scim_store::OrgId::DEFAULT, json!({"displayName": "Admins"}).as_object().unwrap(), &nested)?;
+            scim_store::insert_group(c, scim_store::OrgId::DEFAULT, json!({"displayName": "Empty"}).as_object().unwrap(), &[])?;
             Ok(out)
         })
         .unwrap();
@@ -422,7 +465,7 @@ fn a_directory_survives_sqlite_to_postgres_and_back() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("users: {}", USERS + 4)),
+        stderr.contains(&format!("users: {}", USERS + 5)),
         "{stderr}"
     );
     let out = copy(&source, pg.url(), true);
@@ -514,7 +557,12 @@ fn a_copy_that_postgres_refuses_leaves_nothing_behind() {
         .write(|c| {
             for (name, hash) in [("a", "$argon2id$a"), ("b", "$argon2id$b\u{0}x")] {
                 let attrs = json!({"userName": name});
-                scim_store::insert_user(c, attrs.as_object().unwrap(), Some(hash))?;
+                scim_store::insert_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    attrs.as_object().unwrap(),
+                    Some(hash),
+                )?;
             }
             Ok(())
         })

@@ -12,6 +12,7 @@ mod files;
 mod metrics;
 mod oauth;
 mod openapi;
+mod organizations;
 mod provisioning;
 mod rate_limit;
 mod replicas;
@@ -823,20 +824,40 @@ fn soft_deleted_users(url: &str, n: usize) -> scim_store::Store {
     })
     .unwrap();
     store.migrate().unwrap();
-    let current = store.read(get_runtime_settings).unwrap();
+    let current = store
+        .read(|c| get_runtime_settings(c, scim_store::OrgId::DEFAULT))
+        .unwrap();
     let mut values = current.values.clone();
     values.deprovisioning = Deprovisioning::Soft;
     store
-        .write(|c| update_runtime_settings(c, &values, current.version, "test"))
+        .write(|c| {
+            update_runtime_settings(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &values,
+                current.version,
+                "test",
+            )
+        })
         .unwrap();
     store
         .write(|c| {
             let attrs = serde_json::json!({"userName": "live"});
-            scim_store::insert_user(c, attrs.as_object().unwrap(), None)?;
+            scim_store::insert_user(
+                c,
+                scim_store::OrgId::DEFAULT,
+                attrs.as_object().unwrap(),
+                None,
+            )?;
             for i in 0..n {
                 let attrs = serde_json::json!({"userName": format!("gone{i}")});
-                let rec = scim_store::insert_user(c, attrs.as_object().unwrap(), None)?;
-                scim_store::soft_delete_user(c, &rec.id, None)?;
+                let rec = scim_store::insert_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    attrs.as_object().unwrap(),
+                    None,
+                )?;
+                scim_store::soft_delete_user(c, scim_store::OrgId::DEFAULT, &rec.id, None)?;
             }
             Ok(())
         })
@@ -847,11 +868,21 @@ fn soft_deleted_users(url: &str, n: usize) -> scim_store::Store {
 /// Sets the retention period as the admin API does.
 fn set_retention(store: &scim_store::Store, days: i32) {
     use scim_store::settings::{get_runtime_settings, update_runtime_settings};
-    let current = store.read(get_runtime_settings).unwrap();
+    let current = store
+        .read(|c| get_runtime_settings(c, scim_store::OrgId::DEFAULT))
+        .unwrap();
     let mut values = current.values.clone();
     values.soft_delete_retention_days = days;
     store
-        .write(|c| update_runtime_settings(c, &values, current.version, "test"))
+        .write(|c| {
+            update_runtime_settings(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &values,
+                current.version,
+                "test",
+            )
+        })
         .unwrap();
 }
 

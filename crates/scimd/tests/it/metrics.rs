@@ -158,10 +158,17 @@ fn metrics_need_a_credential_and_report_traffic_and_the_database() {
 
         store
             .write(|c| {
-                let current = scim_store::settings::get_runtime_settings(c)?;
+                let current =
+                    scim_store::settings::get_runtime_settings(c, scim_store::OrgId::DEFAULT)?;
                 let mut values = current.values.clone();
                 values.deprovisioning = scim_store::settings::Deprovisioning::Soft;
-                scim_store::settings::update_runtime_settings(c, &values, current.version, "tests")
+                scim_store::settings::update_runtime_settings(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &values,
+                    current.version,
+                    "tests",
+                )
             })
             .unwrap();
         let post = |body: &str| server.http("POST", "/scim/v2/Users", Some(&secret), Some(body));

@@ -379,7 +379,7 @@ fn entra_authorize_connection_end_to_end() {
     for db in backends() {
         let store = db.store();
         store
-            .write(|c| scim_store::sync::enable_sync(c, "tests", &[]))
+            .write(|c| scim_store::sync::enable_sync(c, scim_store::OrgId::DEFAULT, "tests", &[]))
             .unwrap();
         actix_web::rt::System::new()
             .block_on(scim_admin::service::create_admin(

@@ -172,9 +172,11 @@ fn set_sync(store: &scim_store::Store, enabled: bool) {
     store
         .write(|c| {
             if enabled {
-                scim_store::sync::enable_sync(c, "cli:test", &[]).map(|_| ())
+                scim_store::sync::enable_sync(c, scim_store::OrgId::DEFAULT, "cli:test", &[])
+                    .map(|_| ())
             } else {
-                scim_store::sync::disable_sync(c, "cli:test", "test").map(|_| ())
+                scim_store::sync::disable_sync(c, scim_store::OrgId::DEFAULT, "cli:test", "test")
+                    .map(|_| ())
             }
         })
         .unwrap();

@@ -379,8 +379,13 @@ fn soft_delete_new_users(store: &scim_store::Store, prefix: &str, n: usize) {
         .write(|c| {
             for i in 0..n {
                 let attrs = json!({"userName": format!("{prefix}{i}")});
-                let rec = scim_store::insert_user(c, attrs.as_object().unwrap(), None)?;
-                scim_store::soft_delete_user(c, &rec.id, None)?;
+                let rec = scim_store::insert_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    attrs.as_object().unwrap(),
+                    None,
+                )?;
+                scim_store::soft_delete_user(c, scim_store::OrgId::DEFAULT, &rec.id, None)?;
             }
             Ok(())
         })
@@ -593,7 +598,7 @@ fn two_replicas_on_one_postgresql_database() {
         USERS as i64 + 1
     );
     let user = store
-        .read(|c| scim_store::find_user(c, &users[0]))
+        .read(|c| scim_store::find_user(c, scim_store::OrgId::DEFAULT, &users[0]))
         .unwrap()
         .unwrap();
     assert_eq!(user.attrs["title"], "Title 0");

@@ -457,6 +457,27 @@ pub fn save_traffic(
     Ok(())
 }
 
+/// The credentials of the organization `org`: its SCIM tokens' ids and
+/// its OAuth clients' `client_id`s, as [`Credential`]s.
+pub fn org_credentials(
+    conn: &mut DbConnection,
+    org: crate::db::org::OrgId,
+) -> Result<Vec<Credential>, StoreError> {
+    let tokens: Vec<String> = scim_tokens::table
+        .filter(scim_tokens::org_id.eq(org.0))
+        .select(scim_tokens::id)
+        .load(conn)?;
+    let clients: Vec<String> = oauth_clients::table
+        .filter(oauth_clients::org_id.eq(org.0))
+        .select(oauth_clients::id)
+        .load(conn)?;
+    Ok(tokens
+        .iter()
+        .map(|id| Credential::scim_token(id))
+        .chain(clients.iter().map(|id| Credential::oauth_client(id)))
+        .collect())
+}
+
 /// Every replica's rows. A row whose state cannot be read (written by
 /// another version of scimd) is skipped.
 pub fn load_traffic(conn: &mut DbConnection) -> Result<Vec<TrafficRow>, StoreError> {

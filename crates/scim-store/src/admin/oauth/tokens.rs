@@ -344,6 +344,8 @@ pub struct AccessTokenInfo {
     pub client_id: String,
     /// That client's name, what the change log names it by.
     pub client_name: String,
+    /// The organization whose SCIM API it opens (the client's).
+    pub org_id: i32,
 }
 
 /// The access token whose secret is `secret`, if it is unexpired at `now`,
@@ -354,7 +356,7 @@ pub fn authenticate_access_token(
     now: &str,
 ) -> Result<Option<AccessTokenInfo>, StoreError> {
     let hash = hash_secret(secret);
-    let found: Option<(TokenRow, String, String)> = oauth_tokens::table
+    let found: Option<(TokenRow, String, String, i32)> = oauth_tokens::table
         .inner_join(oauth_grants::table.inner_join(oauth_clients::table))
         .filter(oauth_tokens::token_hash.eq(&hash))
         .filter(oauth_tokens::kind.eq(ACCESS))
@@ -368,6 +370,7 @@ pub fn authenticate_access_token(
             ),
             oauth_clients::id,
             oauth_clients::name,
+            oauth_clients::org_id,
         ))
         .first(conn)
         .optional()?;
@@ -375,6 +378,7 @@ pub fn authenticate_access_token(
         (stored, grant_id, expires_at, token_revoked, grant_revoked),
         client_id,
         client_name,
+        org_id,
     )) = found
     else {
         return Ok(None);
@@ -391,6 +395,7 @@ pub fn authenticate_access_token(
         expires_at,
         client_id,
         client_name,
+        org_id,
     }))
 }
 

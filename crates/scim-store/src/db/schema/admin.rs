@@ -36,6 +36,8 @@ diesel::table! {
         action -> Text,
         /// What was accepted or why.
         detail -> Text,
+        /// The organization (`organizations.id`).
+        org_id -> Integer,
     }
 }
 
@@ -115,6 +117,8 @@ diesel::table! {
         last_login_at -> Nullable<Text>,
         /// When it was disabled (NULL: enabled).
         disabled_at -> Nullable<Text>,
+        /// `instance` or `organization` (docs/ORGANIZATIONS.md).
+        role -> Text,
     }
 }
 
@@ -155,6 +159,8 @@ diesel::table! {
         expires_at -> Nullable<Text>,
         /// Revocation time, if revoked.
         revoked_at -> Nullable<Text>,
+        /// The organization it acts within (NULL: every organization).
+        org_id -> Nullable<Integer>,
     }
 }
 
@@ -210,6 +216,8 @@ diesel::table! {
         state -> Text,
         /// When the replica last flushed it.
         updated_at -> Text,
+        /// The organization (`organizations.id`).
+        org_id -> Integer,
     }
 }
 
@@ -217,3 +225,33 @@ diesel::joinable!(admin_sessions -> admins (admin_id));
 diesel::allow_tables_to_appear_in_same_query!(admins, admin_sessions);
 // The SCIM API's per-request gate reads both one-row tables in one query.
 diesel::allow_tables_to_appear_in_same_query!(sync_state, runtime_settings);
+
+diesel::table! {
+    /// The organizations (docs/ORGANIZATIONS.md).
+    organizations (id) {
+        /// The id every directory-scoped row carries in `org_id`.
+        id -> Integer,
+        /// The URL name: `/scim/v2/o/{slug}`.
+        slug -> Text,
+        /// The display name.
+        name -> Text,
+        /// A host name (lower-cased) that reaches it at the plain base path.
+        host -> Nullable<Text>,
+        /// When it was suspended (NULL: active).
+        suspended_at -> Nullable<Text>,
+        /// Creation time.
+        created_at -> Text,
+        /// Last change.
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
+    /// The organizations an organization administrator manages.
+    admin_organizations (admin_id, org_id) {
+        /// The administrator.
+        admin_id -> Text,
+        /// The organization.
+        org_id -> Integer,
+    }
+}

@@ -30,5 +30,7 @@ diesel::table! {
         detail -> Text,
         /// JSON: the resource after the change, for full events.
         data -> Nullable<Text>,
+        /// The organization (`organizations.id`).
+        org_id -> Integer,
     }
 }

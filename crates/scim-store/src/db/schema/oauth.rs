@@ -23,6 +23,8 @@ diesel::table! {
         created_by -> Text,
         /// Last secret rotation.
         secret_rotated_at -> Nullable<Text>,
+        /// The organization (`organizations.id`).
+        org_id -> Integer,
     }
 }
 

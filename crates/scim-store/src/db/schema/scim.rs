@@ -22,6 +22,8 @@ diesel::table! {
         /// Who created it (`admin:…`, `token:…`, `cli:…`); NULL when
         /// unknown.
         created_by -> Nullable<Text>,
+        /// The organization (`organizations.id`).
+        org_id -> Integer,
     }
 }
 
@@ -55,6 +57,8 @@ diesel::table! {
         /// When the user was soft-deleted (then invisible to the SCIM API
         /// until purged); NULL for a live user.
         deleted_at -> Nullable<Text>,
+        /// The organization (`organizations.id`).
+        org_id -> Integer,
     }
 }
 
@@ -89,6 +93,8 @@ diesel::table! {
         postal_code_ci -> Nullable<Text>,
         /// addresses.country, lowercased.
         country_ci -> Nullable<Text>,
+        /// The organization (`organizations.id`).
+        org_id -> Integer,
     }
 }
 
@@ -111,6 +117,8 @@ diesel::table! {
         created -> Text,
         /// meta.lastModified.
         last_modified -> Text,
+        /// The organization (`organizations.id`).
+        org_id -> Integer,
     }
 }
 

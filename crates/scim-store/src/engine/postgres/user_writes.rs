@@ -61,6 +61,7 @@ use tokio::sync::oneshot;
 use crate::changes::{record, record_each, Actor, NewChange};
 use crate::db::connection::{ConnectionManager, DbConnection};
 use crate::db::gate;
+use crate::db::org::OrgId;
 use crate::db::transaction::{transaction, transaction_begun_by};
 use crate::engine::edit::{Edit, EditBy, Found};
 use crate::engine::queue::{catch, Behind, Workers};
@@ -108,6 +109,8 @@ struct PendingWrite {
 /// handlers share a batch.
 trait EditJob: Send {
     fn id(&self) -> &str;
+    /// The organization the edit acts in (its actor's).
+    fn org(&self) -> OrgId;
     fn with_groups(&self) -> bool;
     /// Runs the edit's closure on `found`: `Some` when it writes (the
     /// answer then waits for [`EditJob::stored`]), `None` when it has
@@ -140,6 +143,10 @@ where
 {
     fn id(&self) -> &str {
         &self.id
+    }
+
+    fn org(&self) -> OrgId {
+        self.by.actor.org
     }
 
     fn with_groups(&self) -> bool {
@@ -234,7 +241,7 @@ where
         .bind(ArrayBind::Text(vec![id.to_owned()]))
         .execute(pg)?;
     }
-    let gated = find_user_gated(conn, id, with_groups)?;
+    let gated = find_user_gated(conn, by.actor.org, id, with_groups)?;
     // The groups read, for the hint of the user stored.
     let groups = match (hints, &gated.found) {
         (Some(_), Some((_, groups))) if with_groups => Some(groups.clone()),
@@ -248,11 +255,11 @@ where
             password,
             then,
         } => {
-            let stored = update_user_from(conn, &current, &attrs, password.clone())?;
+            let stored = update_user_from(conn, by.actor.org, &current, &attrs, password.clone())?;
             let changes = by.changes(&current.attrs, &stored, &password)?;
             record(conn, &by.actor, &stored.last_modified, &changes)?;
             if let Some(hints) = hints {
-                hints.offer(&stored, groups.as_deref());
+                hints.offer(by.actor.org, &stored, groups.as_deref());
             }
             Ok(then(stored))
         }
@@ -267,8 +274,8 @@ pub(crate) fn insert_alone(
     password_hash: Option<&str>,
     actor: &Actor,
 ) -> Result<UserRecord, StoreError> {
-    crate::admin::sync::scim_gate(conn)?;
-    let rec = insert_user(conn, attrs, password_hash)?;
+    crate::admin::sync::scim_gate(conn, actor.org)?;
+    let rec = insert_user(conn, actor.org, attrs, password_hash)?;
     record(conn, actor, &rec.created, &user_created(&rec)?)?;
     Ok(rec)
 }
@@ -303,6 +310,16 @@ impl InsertJob {
 enum Job {
     Insert(Box<InsertJob>),
     Edit(Box<dyn EditJob>),
+}
+
+impl Job {
+    /// The organization the write acts in.
+    fn org(&self) -> OrgId {
+        match self {
+            Job::Insert(j) => j.actor.org,
+            Job::Edit(j) => j.org(),
+        }
+    }
 }
 
 /// The queue in front of the batcher threads. Dropping it closes the
@@ -406,8 +423,12 @@ fn serve(pool: &Pool, first: Job, behind: &mut Behind<'_, Job>) {
         let mut edits: Vec<Box<dyn EditJob>> = Vec::new();
         let mut editing = HashSet::new();
         let mut next = Vec::new();
+        // A batch is one organization's (its gate is read once): writes of
+        // another organization go in the next batch.
+        let org = jobs.first().map_or(OrgId::DEFAULT, Job::org);
         for job in jobs {
             match job {
+                job if job.org() != org => next.push(job),
                 Job::Insert(j) => inserts.push(*j),
                 Job::Edit(j) if editing.contains(j.id()) => next.push(Job::Edit(j)),
                 Job::Edit(j) => {
@@ -417,7 +438,7 @@ fn serve(pool: &Pool, first: Job, behind: &mut Behind<'_, Job>) {
             }
         }
         match pool.get() {
-            Ok(mut conn) => run(&mut conn, &mut inserts, &mut edits),
+            Ok(mut conn) => run(&mut conn, org, &mut inserts, &mut edits),
             Err(e) => {
                 let e = StoreError::from(e);
                 for j in &mut inserts {
@@ -439,11 +460,17 @@ fn serve(pool: &Pool, first: Job, behind: &mut Behind<'_, Job>) {
 }
 
 /// Runs a batch: in one transaction, or, if that fails, each write alone.
-fn run(conn: &mut DbConnection, inserts: &mut [InsertJob], edits: &mut [Box<dyn EditJob>]) {
+fn run(
+    conn: &mut DbConnection,
+    org: OrgId,
+    inserts: &mut [InsertJob],
+    edits: &mut [Box<dyn EditJob>],
+) {
     // The edits' closures run inside, each under `queue::catch`.
     let begun = std::time::Instant::now();
-    let together =
-        transaction_begun_by(conn, BATCH_BEGIN, |conn| write_batch(conn, inserts, edits));
+    let together = transaction_begun_by(conn, BATCH_BEGIN, |conn| {
+        write_batch(conn, org, inserts, edits)
+    });
     let size = inserts.len() + edits.len();
     metrics::histogram!("scimd_store_write_batch_seconds", "backend" => "postgres")
         .record(begun.elapsed());
@@ -496,6 +523,7 @@ struct NewUser {
 /// the last write of the transaction, after every row lock was taken).
 fn write_batch(
     conn: &mut DbConnection,
+    org: OrgId,
     inserts: &mut [InsertJob],
     edits: &mut [Box<dyn EditJob>],
 ) -> Result<Vec<(usize, UserRecord)>, StoreError> {
@@ -505,12 +533,12 @@ fn write_batch(
                 "user write batches are for PostgreSQL".to_owned(),
             ));
         };
-        let inserted = insert_users(pg, inserts)?;
-        let edited = update_users(pg, edits)?;
+        let inserted = insert_users(pg, org, inserts)?;
+        let edited = update_users(pg, org, edits)?;
         (edited.stored, edited.changes, inserted || edited.gated)
     };
     if !gated {
-        crate::admin::sync::scim_gate(conn)?;
+        crate::admin::sync::scim_gate(conn, org)?;
     }
     let mut changes: Vec<(&Actor, NewChange)> = Vec::new();
     for job in inserts.iter() {
@@ -540,7 +568,11 @@ struct GatedIdRow {
 /// The creates' part of a batch, in one statement: the gate, the `users`
 /// rows, and the `user_values` rows of those inserted. Returns whether it
 /// ran (and so checked the gate).
-fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool, StoreError> {
+fn insert_users(
+    pg: &mut PgConnection,
+    org: OrgId,
+    inserts: &mut [InsertJob],
+) -> Result<bool, StoreError> {
     let mut rows = Vec::with_capacity(inserts.len());
     for (i, job) in inserts.iter_mut().enumerate() {
         let prepared = derive(&job.attrs).and_then(|d| {
@@ -585,15 +617,16 @@ fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool
         String::new()
     } else {
         format!(
-            ", v AS (INSERT INTO user_values ({VALUE_COLUMNS}) SELECT t.* FROM unnest({VALUE_BINDS}) \
-             AS t({VALUE_COLUMNS}) WHERE t.user_id IN (SELECT ins.id FROM ins))"
+            ", v AS (INSERT INTO user_values (org_id, {VALUE_COLUMNS}) SELECT ?, t.* \
+             FROM unnest({VALUE_BINDS}) AS t({VALUE_COLUMNS}) \
+             WHERE t.user_id IN (SELECT ins.id FROM ins))"
         )
     };
     let sql = format!(
-        "WITH {gate_cte}, ins AS (INSERT INTO users (id, user_name, user_name_ci, external_id, \
-         display_name_ci, display_name, active, resource, password_hash, version, created, \
-         last_modified) \
-         SELECT t.id, t.user_name, t.user_name_ci, t.external_id, t.display_name_ci, \
+        "WITH {gate_cte}, ins AS (INSERT INTO users (org_id, id, user_name, user_name_ci, \
+         external_id, display_name_ci, display_name, active, resource, password_hash, version, \
+         created, last_modified) \
+         SELECT ?, t.id, t.user_name, t.user_name_ci, t.external_id, t.display_name_ci, \
          t.display_name, t.active, t.resource, t.password_hash, 1, t.created, t.created \
          FROM unnest(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) AS t(id, user_name, user_name_ci, \
          external_id, display_name_ci, display_name, active, resource, password_hash, created) \
@@ -603,6 +636,8 @@ fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool
         gate_cte = gate::CTE
     );
     let mut query = ArrayQuery::new(&sql)
+        .bind(ArrayBind::ScalarInteger(org.0))
+        .bind(ArrayBind::ScalarInteger(org.0))
         .bind(ArrayBind::Text(
             rows.iter().map(|r| r.record.id.clone()).collect(),
         ))
@@ -634,7 +669,9 @@ fn insert_users(pg: &mut PgConnection, inserts: &mut [InsertJob]) -> Result<bool
             rows.iter().map(|r| r.record.created.clone()).collect(),
         ));
     if !values.is_empty() {
-        query = query.bind_values(&values);
+        query = query
+            .bind(ArrayBind::ScalarInteger(org.0))
+            .bind_values(&values);
     }
     let answer = query.load::<GatedIdRow>(pg)?;
     gate::passed(answer.first(), |r| r.enabled)?;
@@ -683,6 +720,7 @@ struct Edited {
 /// writes those that store (`users` and their `user_values` rows).
 fn update_users(
     pg: &mut PgConnection,
+    org: OrgId,
     edits: &mut [Box<dyn EditJob>],
 ) -> Result<Edited, StoreError> {
     if edits.is_empty() {
@@ -707,11 +745,13 @@ fn update_users(
          SELECT g.enabled AS enabled, l.id AS id, l.resource AS resource, l.version AS version, \
          l.created AS created, l.last_modified AS last_modified, l.groups AS groups \
          FROM g LEFT JOIN (SELECT u.id, u.resource, u.version, u.created, u.last_modified, \
-         {groups} AS groups FROM users u WHERE u.id = ANY(?) AND u.deleted_at IS NULL \
+         {groups} AS groups FROM users u WHERE u.org_id = ? AND u.id = ANY(?) AND u.deleted_at IS NULL \
          ORDER BY u.id FOR NO KEY UPDATE OF u) l ON true",
         gate_cte = gate::CTE
     );
     let rows = ArrayQuery::new(&sql)
+        .bind(ArrayBind::ScalarInteger(org.0))
+        .bind(ArrayBind::ScalarInteger(org.0))
         .bind(ArrayBind::Text(ids))
         .load::<LockedRow>(pg)?;
     gate::passed(rows.first(), |r| r.enabled)?;
@@ -823,7 +863,8 @@ fn update_users(
     }
     if !added.is_empty() {
         sql.push_str(&format!(
-            ", i AS (INSERT INTO user_values ({VALUE_COLUMNS}) SELECT * FROM unnest({VALUE_BINDS}))"
+            ", i AS (INSERT INTO user_values (org_id, {VALUE_COLUMNS}) \
+             SELECT ?, t.* FROM unnest({VALUE_BINDS}) AS t({VALUE_COLUMNS}))"
         ));
     }
     sql.push_str(" SELECT count(*) AS n FROM upd");
@@ -854,7 +895,9 @@ fn update_users(
         query = query.bind_values(&changed);
     }
     if !added.is_empty() {
-        query = query.bind_values(&added);
+        query = query
+            .bind(ArrayBind::ScalarInteger(org.0))
+            .bind_values(&added);
     }
     let updated = query.load::<CountRow>(pg)?.first().map_or(0, |r| r.n);
     if usize::try_from(updated).ok() != Some(expected) {
@@ -903,6 +946,7 @@ enum ArrayBind {
     Bool(Vec<bool>),
     NullableBool(Vec<Option<bool>>),
     ScalarText(String),
+    ScalarInteger(i32),
 }
 
 /// A PostgreSQL statement with fixed text, where each `?` is a bind, run
@@ -981,6 +1025,7 @@ impl QueryFragment<Pg> for ArrayQuery<'_> {
                 ArrayBind::Bool(v) => out.push_bind_param::<Array<Bool>, _>(v)?,
                 ArrayBind::NullableBool(v) => out.push_bind_param::<Array<Nullable<Bool>>, _>(v)?,
                 ArrayBind::ScalarText(s) => out.push_bind_param::<Text, _>(s)?,
+                ArrayBind::ScalarInteger(n) => out.push_bind_param::<Integer, _>(n)?,
             }
             out.push_sql(part);
         }
@@ -1012,20 +1057,30 @@ pub(crate) mod tests {
     /// Enables User Synchronization.
     pub(crate) fn enable(store: &Store) {
         store
-            .write(|c| enable_sync(c, "test", &[]).map(|_| ()))
+            .write(|c| enable_sync(c, crate::db::org::OrgId::DEFAULT, "test", &[]).map(|_| ()))
             .unwrap();
     }
 
     fn create(store: &Store, name: &str) -> UserRecord {
         store
-            .write(|c| insert_user(c, &obj(json!({"userName": name})), None))
+            .write(|c| {
+                insert_user(
+                    c,
+                    crate::db::org::OrgId::DEFAULT,
+                    &obj(json!({"userName": name})),
+                    None,
+                )
+            })
             .unwrap()
     }
 
     /// The stored filter index rows of `rec` are exactly those its
     /// attributes derive, and the stored user is `rec`.
     fn assert_stored(store: &Store, rec: &UserRecord) {
-        let found = store.read(|c| find_user(c, &rec.id)).unwrap().unwrap();
+        let found = store
+            .read(|c| find_user(c, crate::db::org::OrgId::DEFAULT, &rec.id))
+            .unwrap()
+            .unwrap();
         assert_eq!(&found, rec);
         let key = |r: &UserValueRow| (r.attr.clone(), r.idx);
         let mut stored = store
@@ -1190,7 +1245,10 @@ pub(crate) mod tests {
                 .collect();
             versions.sort_unstable();
             assert_eq!(versions, (2..=101).collect::<Vec<_>>(), "{backend}");
-            let last = store.read(|c| find_user(c, &user.id)).unwrap().unwrap();
+            let last = store
+                .read(|c| find_user(c, crate::db::org::OrgId::DEFAULT, &user.id))
+                .unwrap()
+                .unwrap();
             assert_eq!(last.attrs["title"], json!("100"), "{backend}");
             assert_eq!(last.version, 101, "{backend}");
             assert_stored(store, &last);
@@ -1213,6 +1271,7 @@ pub(crate) mod tests {
                 .write(|c| {
                     crate::scim::groups::insert_group(
                         c,
+                        crate::db::org::OrgId::DEFAULT,
                         &obj(json!({"displayName": "Team"})),
                         &[crate::scim::members::MemberRef {
                             value: grouped.id.clone(),
@@ -1301,7 +1360,10 @@ pub(crate) mod tests {
                 matches!(rename.wait(), Err(StoreError::Conflict(_))),
                 "{backend}"
             );
-            let after = store.read(|c| find_user(c, &renamed.id)).unwrap().unwrap();
+            let after = store
+                .read(|c| find_user(c, crate::db::org::OrgId::DEFAULT, &renamed.id))
+                .unwrap()
+                .unwrap();
             assert_eq!(after, renamed, "{backend}: the failed rename wrote nothing");
             for answer in titles {
                 let rec = answer.wait().unwrap();
@@ -1492,7 +1554,14 @@ pub(crate) mod tests {
                         "emails": [email(&format!("m{i}@example.com"))],
                     });
                     store
-                        .write(|c| insert_user(c, &obj(attrs.clone()), None))
+                        .write(|c| {
+                            insert_user(
+                                c,
+                                crate::db::org::OrgId::DEFAULT,
+                                &obj(attrs.clone()),
+                                None,
+                            )
+                        })
                         .unwrap()
                 })
                 .collect();
@@ -1572,7 +1641,14 @@ pub(crate) mod tests {
                 written.push(rec.id);
             }
             let renamed = store
-                .read(|c| crate::scim::lookup::find_user_by_name_gated(c, "member-renamed", false))
+                .read(|c| {
+                    crate::scim::lookup::find_user_by_name_gated(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        "member-renamed",
+                        false,
+                    )
+                })
                 .unwrap()
                 .found
                 .unwrap();

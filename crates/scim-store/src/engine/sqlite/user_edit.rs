@@ -74,15 +74,17 @@ where
     T: Send + 'static,
     F: Fn(Found) -> Result<Edit<T>, StoreError> + Send + 'static,
 {
-    let decided = hints.get(&id, with_groups).and_then(|(record, groups)| {
-        // A closure that panics here panics again on the writer, which
-        // answers it as a failed write.
-        catch("user edit", || {
-            Ok(decide(&f, &by, &record, groups.filter(|_| with_groups)))
-        })
-        .ok()
-        .flatten()
-    });
+    let decided = hints
+        .get(by.actor.org, &id, with_groups)
+        .and_then(|(record, groups)| {
+            // A closure that panics here panics again on the writer, which
+            // answers it as a failed write.
+            catch("user edit", || {
+                Ok(decide(&f, &by, &record, groups.filter(|_| with_groups)))
+            })
+            .ok()
+            .flatten()
+        });
     match decided {
         Some(Decided {
             prepared,
@@ -98,7 +100,7 @@ where
             match apply_prepared_update(conn, prepared)? {
                 Some(stored) => {
                     record(conn, &by.actor, &stored.last_modified, &changes)?;
-                    hints.offer(&stored, groups.as_deref());
+                    hints.offer(by.actor.org, &stored, groups.as_deref());
                     Ok(then(stored))
                 }
                 None => edit_alone(conn, &id, with_groups, &by, &f, Some(&hints)),
@@ -128,8 +130,15 @@ where
             password,
             then,
         }) => {
-            let prepared =
-                prepare_update(Backend::Sqlite, &current, attrs, &password, true).ok()?;
+            let prepared = prepare_update(
+                Backend::Sqlite,
+                by.actor.org,
+                &current,
+                attrs,
+                &password,
+                true,
+            )
+            .ok()?;
             let changes = by
                 .changes(&current.attrs, prepared.record(), &password)
                 .ok()?;
@@ -220,10 +229,17 @@ mod tests {
     fn change_behind(store: &Store, id: &str, attr: &str, value: &str) -> UserRecord {
         store
             .write(|c| {
-                let cur = find_user(c, id)?.unwrap();
+                let cur = find_user(c, crate::db::org::OrgId::DEFAULT, id)?.unwrap();
                 let mut attrs = cur.attrs.clone();
                 attrs.insert(attr.into(), json!(value));
-                update_user(c, id, cur.version, &attrs, PasswordChange::Keep)
+                update_user(
+                    c,
+                    crate::db::org::OrgId::DEFAULT,
+                    id,
+                    cur.version,
+                    &attrs,
+                    PasswordChange::Keep,
+                )
             })
             .unwrap()
     }
@@ -232,7 +248,14 @@ mod tests {
     /// hint of it (with its groups) on SQLite.
     fn hinted_user(store: &Store, name: &str) -> UserRecord {
         let user = store
-            .write(|c| insert_user(c, &obj(json!({"userName": name})), None))
+            .write(|c| {
+                insert_user(
+                    c,
+                    crate::db::org::OrgId::DEFAULT,
+                    &obj(json!({"userName": name})),
+                    None,
+                )
+            })
             .unwrap();
         edit(store, &user.id, "title", "first", None).0.unwrap().0
     }
@@ -256,7 +279,10 @@ mod tests {
             assert_eq!(rec.attrs["displayName"], "Behind");
             assert_eq!(rec.attrs["title"], "second");
             assert_eq!(
-                store.read(|c| find_user(c, &user.id)).unwrap().unwrap(),
+                store
+                    .read(|c| find_user(c, crate::db::org::OrgId::DEFAULT, &user.id))
+                    .unwrap()
+                    .unwrap(),
                 rec
             );
             if sqlite {
@@ -312,6 +338,7 @@ mod tests {
                 .write(|c| {
                     crate::scim::groups::insert_group(
                         c,
+                        crate::db::org::OrgId::DEFAULT,
                         &obj(json!({"displayName": "Joined"})),
                         &[MemberRef {
                             value: user.id.clone(),
@@ -341,17 +368,29 @@ mod tests {
             enable(store);
             let user = hinted_user(store, "gated");
             store
-                .write(|c| disable_sync(c, "test", "a test").map(|_| ()))
+                .write(|c| {
+                    disable_sync(c, crate::db::org::OrgId::DEFAULT, "test", "a test").map(|_| ())
+                })
                 .unwrap();
             let refused = edit(store, &user.id, "title", "late", None).0.unwrap_err();
             assert!(is_sync_disabled(&refused), "{backend}: {refused:?}");
             assert_eq!(
-                store.read(|c| find_user(c, &user.id)).unwrap().unwrap(),
+                store
+                    .read(|c| find_user(c, crate::db::org::OrgId::DEFAULT, &user.id))
+                    .unwrap()
+                    .unwrap(),
                 user
             );
             enable(store);
             store
-                .write(|c| crate::scim::users::delete_user(c, &user.id, None))
+                .write(|c| {
+                    crate::scim::users::delete_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        &user.id,
+                        None,
+                    )
+                })
                 .unwrap();
             let gone = edit(store, &user.id, "title", "late", None).0.unwrap_err();
             assert!(matches!(gone, StoreError::NotFound), "{backend}: {gone:?}");
@@ -366,7 +405,14 @@ mod tests {
             enable(store);
             let user = hinted_user(store, "renamed");
             store
-                .write(|c| insert_user(c, &obj(json!({"userName": "Taken"})), None))
+                .write(|c| {
+                    insert_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        &obj(json!({"userName": "Taken"})),
+                        None,
+                    )
+                })
                 .unwrap();
             let refused = edit(store, &user.id, "userName", "taken", None)
                 .0
@@ -376,7 +422,10 @@ mod tests {
                 "{backend}: {refused:?}"
             );
             assert_eq!(
-                store.read(|c| find_user(c, &user.id)).unwrap().unwrap(),
+                store
+                    .read(|c| find_user(c, crate::db::org::OrgId::DEFAULT, &user.id))
+                    .unwrap()
+                    .unwrap(),
                 user
             );
         }
@@ -388,11 +437,23 @@ mod tests {
             let store = db.store();
             enable(store);
             let user = store
-                .write(|c| insert_user(c, &obj(json!({"userName": "looked"})), None))
+                .write(|c| {
+                    insert_user(
+                        c,
+                        crate::db::org::OrgId::DEFAULT,
+                        &obj(json!({"userName": "looked"})),
+                        None,
+                    )
+                })
                 .unwrap();
             assert_eq!(store.user_hints(), 0);
             let found = store
-                .queue_user_lookup(LookupBy::UserName, "LOOKED", true)
+                .queue_user_lookup(
+                    crate::db::org::OrgId::DEFAULT,
+                    LookupBy::UserName,
+                    "LOOKED",
+                    true,
+                )
                 .wait()
                 .unwrap();
             assert!(found.found.is_some());
