@@ -806,7 +806,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         table_spec!(runtime_settings, pk: (id), columns: (
             id, deprovisioning, soft_delete_retention_days, default_page_size, max_page_size,
             version, updated_at, updated_by, change_log_retention_days, health_failure_percent,
-            health_silence_minutes,
+            health_silence_minutes, health_window_requests, health_window_minutes,
         )),
         table_spec!(provisioning_traffic, pk: (replica_id, credential_kind, credential_id), columns: (
             replica_id, credential_kind, credential_id, credential_name, last_request_at, state,

@@ -10,7 +10,10 @@
 //! synchronization's 403s are named as such; silence warns while
 //! synchronization is enabled and not while it is disabled; the failed
 //! requests list status, `scimType` and detail, never a token or a body;
-//! and two replicas' traffic is merged.
+//! two replicas' traffic is merged; the recent window is the run-time
+//! settings' (`health_window_requests`, `health_window_minutes`); and
+//! SCIM requests failing with 503 while PostgreSQL is unreachable are
+//! named as the database's doing.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -90,6 +93,29 @@ where
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    /// `PUT /admin/api/v1/settings` (`If-Match: *`): the stored settings
+    /// with `changes` applied.
+    async fn put_settings(&self, admin: &str, changes: Value) -> (u16, Value) {
+        let (status, mut settings) = self.send("GET", "/admin/api/v1/settings", admin, None).await;
+        assert_eq!(status, 200, "{settings}");
+        for key in ["version", "updated_at", "updated_by"] {
+            settings.as_object_mut().unwrap().remove(key);
+        }
+        for (k, v) in changes.as_object().unwrap() {
+            settings[k] = v.clone();
+        }
+        let req = test::TestRequest::put()
+            .uri("/admin/api/v1/settings")
+            .insert_header(("Authorization", format!("Bearer {admin}")))
+            .insert_header(("If-Match", "*"))
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(settings.to_string());
+        let res = self.app.call(req.to_request()).await.unwrap();
+        let status = res.status().as_u16();
+        let bytes = test::read_body(res).await;
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     /// `GET /admin/api/v1/provisioning` with the admin token `admin`.
@@ -452,5 +478,96 @@ async fn the_traffic_of_two_replicas_is_merged() {
             .send("GET", "/admin/api/v1/provisioning", &admin, None)
             .await;
         assert_eq!(credential(&v, &id)["cycle"]["requests"], 8);
+    }
+}
+
+#[actix_web::test]
+async fn the_recent_window_is_a_run_time_setting() {
+    for db in backends() {
+        let store = db.store();
+        let clock = scim_core::Clock::system();
+        let mut r = replica(&db, &clock).await;
+        let admin = admin_token(store);
+        let (id, token) = scim_token(store, "Entra ID");
+        set_sync(store, true);
+        // 20 creates, then two minutes later 6 refusals.
+        for i in 0..20 {
+            let (status, _) = r
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &token,
+                    Some(json!({"schemas": [USER], "userName": format!("w{i}@contoso.com")})),
+                )
+                .await;
+            assert_eq!(status, 201);
+        }
+        clock.advance(Duration::from_secs(120));
+        for _ in 0..6 {
+            let (status, _) = r
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &token,
+                    Some(json!({"schemas": [USER]})),
+                )
+                .await;
+            assert_eq!(status, 400);
+        }
+        r.round(store);
+
+        // The default window (the last 100 requests, or 15 minutes'):
+        // 6 of 26 failed, under 40%.
+        let v = r.view(&admin).await;
+        assert_eq!((&v["window_requests"], &v["window_minutes"]), (&json!(100), &json!(15)));
+        let c = credential(&v, &id);
+        assert_eq!((&c["recent_requests"], &c["recent_failures"]), (&json!(26), &json!(6)));
+        assert_eq!(c["warning"], Value::Null, "{c:#}");
+
+        // Out of range: 422 naming each field, nothing changed.
+        let (status, body) = r
+            .put_settings(
+                &admin,
+                json!({"health_window_requests": 5, "health_window_minutes": 61}),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        let text = body.to_string();
+        assert!(text.contains("health_window_requests"), "{text}");
+        assert!(text.contains("health_window_minutes"), "{text}");
+        assert_eq!(r.view(&admin).await["window_requests"], 100);
+
+        // The last 10 requests, or the last minute's when more (the last
+        // minute holds at most the 6 refusals): 6 of 10 failed. The
+        // traffic already recorded is assessed with the new window.
+        let (status, body) = r
+            .put_settings(
+                &admin,
+                json!({"health_window_requests": 10, "health_window_minutes": 1}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            (&body["health_window_requests"], &body["health_window_minutes"]),
+            (&json!(10), &json!(1))
+        );
+        let log = r.round(store);
+        assert_eq!(log.matches("provisioning at risk").count(), 1, "{log}");
+        assert!(log.contains("60% of the last 10 requests failed"), "{log}");
+        let v = r.view(&admin).await;
+        let c = credential(&v, &id);
+        assert_eq!((&c["recent_requests"], &c["recent_failures"]), (&json!(10), &json!(6)));
+        assert_eq!(c["warning"]["cause"], "validation_error", "{c:#}");
+
+        // The last 15 minutes hold all 26, more than 10: all of them count.
+        let (status, _) = r
+            .put_settings(&admin, json!({"health_window_minutes": 15}))
+            .await;
+        assert_eq!(status, 200);
+        let v = r.view(&admin).await;
+        let c = credential(&v, &id);
+        assert_eq!(c["recent_requests"], 26);
+        assert_eq!(c["warning"], Value::Null, "{c:#}");
+        assert_eq!(causes(&v), Vec::<String>::new());
     }
 }

@@ -95,6 +95,11 @@ diesel::table! {
         /// Minutes without a SCIM request (synchronization enabled) that
         /// raise the silence warning.
         health_silence_minutes -> Integer,
+        /// How many of a credential's newest requests make its recent
+        /// window (migration `20261207010000_health_window`).
+        health_window_requests -> Integer,
+        /// The recent window covers at least these last minutes.
+        health_window_minutes -> Integer,
     }
 }
 
