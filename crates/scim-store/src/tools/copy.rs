@@ -50,7 +50,7 @@ use sha2::{Digest, Sha256};
 use crate::db::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::db::schema::admin::{
     admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts, provisioning_traffic,
-    runtime_settings, saml_assertions, saml_settings, sync_events, sync_state,
+    runtime_settings, saml_assertions, saml_requests, saml_settings, sync_events, sync_state,
 };
 use crate::db::schema::changes::change_log;
 use crate::db::schema::events::{event_acks, event_keys, event_streams};
@@ -803,6 +803,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
             id, entity_id, sso_url, certificate_pem, updated_at, updated_by,
         )),
         table_spec!(saml_assertions, pk: (id), columns: (id, expires_at)),
+        table_spec!(saml_requests, pk: (id), columns: (id, browser_hash, created_at, expires_at)),
         table_spec!(runtime_settings, pk: (id), columns: (
             id, deprovisioning, soft_delete_retention_days, default_page_size, max_page_size,
             version, updated_at, updated_by, change_log_retention_days, health_failure_percent,

@@ -51,6 +51,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// SAML AuthnRequests sent and not yet answered, each bound to a
+    /// browser (migration `20261207020000_saml_requests`).
+    saml_requests (id) {
+        /// The request's `ID`, which the response's `InResponseTo` names.
+        id -> Text,
+        /// SHA-256 (hex) of the secret in the browser's cookie.
+        browser_hash -> Text,
+        /// When it was sent (stored form).
+        created_at -> Text,
+        /// When it stops being answerable (stored form).
+        expires_at -> Text,
+    }
+}
+
+diesel::table! {
     /// One row (id = 1) once configured: SAML sign-in of the identity provider.
     saml_settings (id) {
         /// Always 1.
