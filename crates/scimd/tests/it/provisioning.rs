@@ -41,13 +41,22 @@ async fn replica(
     clock: &scim_core::Clock,
 ) -> Replica<impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>>
 {
-    let env = vec![("SCIMD__DATABASE__URL".to_string(), db.url().to_string())];
+    replica_on(db.url(), db.store().clone(), clock).await
+}
+
+/// A replica over `store` (connected to `url`).
+async fn replica_on(
+    url: &str,
+    store: scim_store::Store,
+    clock: &scim_core::Clock,
+) -> Replica<impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>>
+{
+    let env = vec![("SCIMD__DATABASE__URL".to_string(), url.to_string())];
     let settings = scimd::settings::Settings::load_from(None, env).unwrap();
     let shared = scimd::Shared {
         clock: clock.clone(),
         ..settings.shared()
     };
-    let store = db.store().clone();
     let app_shared = shared.clone();
     let app = test::init_service(
         App::new().configure(move |cfg| scimd::configure_app(cfg, &store, &app_shared, &settings)),
@@ -569,5 +578,122 @@ async fn the_recent_window_is_a_run_time_setting() {
         assert_eq!(c["recent_requests"], 26);
         assert_eq!(c["warning"], Value::Null, "{c:#}");
         assert_eq!(causes(&v), Vec::<String>::new());
+    }
+}
+
+/// A store whose database becomes unreachable once `cut` is called, and
+/// the URL it was opened with. Connections are opened on demand and the
+/// checkout waits at most 1 ms: once cut, opening one fails at once
+/// (refused), so a request gets its 503 without waiting on anything that
+/// could succeed. On PostgreSQL a TCP proxy in front of the server stops
+/// (`rough_edges::Proxy`); on SQLite, a database of its own whose
+/// directory disappears (a volume gone) and cannot be created again.
+/// `cut` returns what must live until the end of the test.
+fn unreachable_store(
+    db: &scim_store::testing::TestDb,
+) -> (
+    scim_store::Store,
+    String,
+    Box<dyn FnOnce() -> Box<dyn std::any::Any>>,
+) {
+    use super::rough_edges::{host_port, Proxy};
+    let connect = |url: &str| {
+        scim_store::Store::connect(&scim_store::StoreConfig {
+            url: url.to_owned(),
+            pool_size: 2,
+            connect_timeout: Duration::from_millis(1),
+        })
+        .unwrap()
+    };
+    match db.backend() {
+        scim_store::Backend::Postgres => {
+            let proxy = Proxy::start(host_port(db.url()));
+            let url = db.url().replacen(
+                &host_port(db.url()),
+                &format!("127.0.0.1:{}", proxy.port),
+                1,
+            );
+            let cut = move || -> Box<dyn std::any::Any> {
+                proxy.cut();
+                Box::new(proxy)
+            };
+            (connect(&url), url, Box::new(cut))
+        }
+        scim_store::Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let home = dir.path().join("volume");
+            let url = format!("sqlite://{}", home.join("scimd.db").display());
+            let store = connect(&url);
+            store.migrate().unwrap();
+            let cut = move || -> Box<dyn std::any::Any> {
+                std::fs::rename(&home, dir.path().join("gone")).unwrap();
+                // A file where the directory was: SQLite cannot create it.
+                std::fs::write(&home, b"").unwrap();
+                Box::new(dir)
+            };
+            (store, url, Box::new(cut))
+        }
+    }
+}
+
+/// The database becomes unreachable for one replica: its SCIM requests
+/// get 503. Its own health round cannot save them, and warns from its own
+/// traffic (log); saved through a replica that still reaches the database,
+/// the Provisioning API's banner names the database as the likely cause.
+#[actix_web::test]
+async fn scim_requests_failing_while_the_database_is_unreachable_name_it() {
+    for db in backends() {
+        let clock = scim_core::Clock::system();
+        let store = db.store();
+        let admin = admin_token(store);
+        let (_, token) = scim_token(store, "Entra ID");
+        set_sync(store, true);
+        let (lost, url, cut) = unreachable_store(&db);
+        let mut a = replica_on(&url, lost.clone(), &clock).await;
+        let b = replica(&db, &clock).await;
+        let _gone = cut();
+
+        for i in 0..3 {
+            let (status, body) = a.send("GET", "/scim/v2/Users", &token, None).await;
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(body["status"], "503", "{body}");
+            let (status, body) = a
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &token,
+                    Some(json!({"schemas": [USER], "userName": format!("d{i}@contoso.com")})),
+                )
+                .await;
+            assert_eq!(status, 503, "{body}");
+        }
+        // Its traffic saved where the database is reachable: the banner.
+        a.round(store);
+        let v = b.view(&admin).await;
+        assert_eq!(causes(&v), ["database_unavailable"], "{v:#}");
+        let w = &v["warnings"][0];
+        let message = w["message"].as_str().unwrap();
+        assert!(
+            message.contains("100% of the last 6 requests failed") && message.contains("database"),
+            "{w:#}"
+        );
+        assert!(w["action"].as_str().unwrap().contains("Check the database"), "{w:#}");
+        // Without the database the token could not be checked: the
+        // requests are counted as the unknown credential's.
+        assert_eq!(w["credential_kind"], "unknown");
+        let failures = credential(&v, "")["failures"].as_array().unwrap().clone();
+        assert_eq!(failures.len(), 6);
+        assert!(failures.iter().all(|f| f["status"] == 503), "{failures:#?}");
+        assert!(!v.to_string().contains(&token));
+
+        // The replica that lost the database, left to itself, warns from
+        // its own traffic (log and metrics).
+        a.watch = scimd::provisioning::Watch::default();
+        let log = a.round(&lost);
+        assert!(log.contains("assessed from this replica's traffic only"), "{log}");
+        assert!(
+            log.contains("provisioning at risk") && log.contains("database_unavailable"),
+            "{log}"
+        );
     }
 }
