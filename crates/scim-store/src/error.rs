@@ -164,7 +164,10 @@ mod tests {
     #[test]
     fn a_lost_connection_is_unavailable_and_other_send_failures_internal() {
         for e in [
-            db_error(DatabaseErrorKind::ClosedConnection, "SSL SYSCALL error: EOF detected"),
+            db_error(
+                DatabaseErrorKind::ClosedConnection,
+                "SSL SYSCALL error: EOF detected",
+            ),
             db_error(
                 DatabaseErrorKind::UnableToSendCommand,
                 "no connection to the server",

@@ -59,8 +59,7 @@ fn browser_secret(req: &HttpRequest) -> Option<String> {
         .map(|c| c.value().to_owned())
         .filter(|v| {
             v.len() == 43
-                && v
-                    .bytes()
+                && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }

@@ -137,7 +137,9 @@ async fn start_sign_in(app: &TestApp, browser: Option<&str>) -> (String, String)
     )
     .await;
     assert_eq!(go.status, 303, "{}", go.html);
-    let cookie = go.cookie("scimd_saml_request").expect("the SAML request cookie");
+    let cookie = go
+        .cookie("scimd_saml_request")
+        .expect("the SAML request cookie");
     (cookie, request_id(&go.location()))
 }
 
@@ -251,7 +253,12 @@ async fn a_signed_response_to_this_browsers_request_signs_an_administrator_in_on
         );
         assert!(to.contains("RelayState=%2Fadmin%2Fusers"), "{to}");
         let set = go.set_cookie("scimd_saml_request").unwrap();
-        for attribute in ["HttpOnly", "Path=/admin/saml", "SameSite=Lax", "Max-Age=600"] {
+        for attribute in [
+            "HttpOnly",
+            "Path=/admin/saml",
+            "SameSite=Lax",
+            "Max-Age=600",
+        ] {
             assert!(set.contains(attribute), "{set}");
         }
         let browser = go.cookie("scimd_saml_request").unwrap();
@@ -267,7 +274,10 @@ async fn a_signed_response_to_this_browsers_request_signs_an_administrator_in_on
         )
         .await;
         let set = tls.set_cookie("scimd_saml_request").unwrap();
-        assert!(set.contains("SameSite=None") && set.contains("Secure"), "{set}");
+        assert!(
+            set.contains("SameSite=None") && set.contains("Secure"),
+            "{set}"
+        );
 
         // IdP-initiated (answering no request): refused by default.
         let page = post_response_from(
@@ -318,8 +328,12 @@ async fn a_signed_response_to_this_browsers_request_signs_an_administrator_in_on
         assert!(page.html.contains(not_this_browsers), "{}", page.html);
         assert_eq!(events(&app, "admin.signed_in").len(), 0);
         let failed = events(&app, "admin.sign_in_failed");
-        assert!(failed.iter().any(|c| c.detail.contains("\"reason\":\"unknown_request\"")));
-        assert!(failed.iter().any(|c| c.detail.contains("\"reason\":\"idp_initiated\"")));
+        assert!(failed
+            .iter()
+            .any(|c| c.detail.contains("\"reason\":\"unknown_request\"")));
+        assert!(failed
+            .iter()
+            .any(|c| c.detail.contains("\"reason\":\"idp_initiated\"")));
 
         // This browser's response to its request signs root in, and the
         // session opens the console.
@@ -365,7 +379,8 @@ async fn a_signed_response_to_this_browsers_request_signs_an_administrator_in_on
             .config()
             .clock
             .advance(std::time::Duration::from_secs(10 * 60 + 1));
-        let page = post_response_from(&app, &idp.response(&answering(&third)), Some(&browser)).await;
+        let page =
+            post_response_from(&app, &idp.response(&answering(&third)), Some(&browser)).await;
         assert_eq!(page.status, 401, "{}", page.html);
         assert!(page.html.contains(not_this_browsers), "{}", page.html);
 
@@ -394,7 +409,11 @@ async fn idp_initiated_sign_in_when_allowed() {
         spec.in_response_to = Some("_never-sent".into());
         let page = post_response(&app, &idp.response(&spec)).await;
         assert_eq!(page.status, 401, "{}", page.html);
-        assert!(page.html.contains("not started in this browser"), "{}", page.html);
+        assert!(
+            page.html.contains("not started in this browser"),
+            "{}",
+            page.html
+        );
         let (browser, request) = start_sign_in(&app, None).await;
         spec.in_response_to = Some(request);
         spec.assertion_id = "_sp-initiated".into();

@@ -138,8 +138,7 @@ pub fn remember_saml_request(
     expires_at: &str,
     now: &str,
 ) -> Result<bool, StoreError> {
-    diesel::delete(saml_requests::table.filter(saml_requests::expires_at.le(now)))
-        .execute(conn)?;
+    diesel::delete(saml_requests::table.filter(saml_requests::expires_at.le(now))).execute(conn)?;
     let outstanding: i64 = saml_requests::table.count().get_result(conn)?;
     if outstanding >= MAX_SAML_REQUESTS {
         return Ok(false);
@@ -256,7 +255,11 @@ mod tests {
             let t1 = "2026-12-06T10:01:00.000Z";
             let exp = "2026-12-06T10:10:00.000Z";
             let later = "2026-12-06T10:10:00.000Z";
-            for (id, browser, at) in [("_r1", "browser-a", t0), ("_r2", "browser-a", t1), ("_r3", "browser-b", t0)] {
+            for (id, browser, at) in [
+                ("_r1", "browser-a", t0),
+                ("_r2", "browser-a", t1),
+                ("_r3", "browser-b", t0),
+            ] {
                 assert!(store
                     .write(|c| remember_saml_request(c, id, browser, exp, at))
                     .unwrap());
@@ -287,7 +290,13 @@ mod tests {
                 .write(|c| take_saml_request(c, "_r2", "browser-a", later))
                 .unwrap());
             assert!(store
-                .write(|c| remember_saml_request(c, "_r4", "browser-a", "2026-12-06T10:20:00.000Z", later))
+                .write(|c| remember_saml_request(
+                    c,
+                    "_r4",
+                    "browser-a",
+                    "2026-12-06T10:20:00.000Z",
+                    later
+                ))
                 .unwrap());
             let left: i64 = store
                 .read(|c| Ok(saml_requests::table.count().get_result(c)?))
@@ -295,7 +304,11 @@ mod tests {
             assert_eq!(left, 1);
             // Only the secret's hash is stored.
             let hashes: Vec<String> = store
-                .read(|c| Ok(saml_requests::table.select(saml_requests::browser_hash).load(c)?))
+                .read(|c| {
+                    Ok(saml_requests::table
+                        .select(saml_requests::browser_hash)
+                        .load(c)?)
+                })
                 .unwrap();
             assert!(hashes.iter().all(|h| !h.contains("browser")));
         }

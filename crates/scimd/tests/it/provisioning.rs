@@ -107,7 +107,9 @@ where
     /// `PUT /admin/api/v1/settings` (`If-Match: *`): the stored settings
     /// with `changes` applied.
     async fn put_settings(&self, admin: &str, changes: Value) -> (u16, Value) {
-        let (status, mut settings) = self.send("GET", "/admin/api/v1/settings", admin, None).await;
+        let (status, mut settings) = self
+            .send("GET", "/admin/api/v1/settings", admin, None)
+            .await;
         assert_eq!(status, 200, "{settings}");
         for key in ["version", "updated_at", "updated_by"] {
             settings.as_object_mut().unwrap().remove(key);
@@ -124,7 +126,10 @@ where
         let res = self.app.call(req.to_request()).await.unwrap();
         let status = res.status().as_u16();
         let bytes = test::read_body(res).await;
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// `GET /admin/api/v1/provisioning` with the admin token `admin`.
@@ -528,9 +533,15 @@ async fn the_recent_window_is_a_run_time_setting() {
         // The default window (the last 100 requests, or 15 minutes'):
         // 6 of 26 failed, under 40%.
         let v = r.view(&admin).await;
-        assert_eq!((&v["window_requests"], &v["window_minutes"]), (&json!(100), &json!(15)));
+        assert_eq!(
+            (&v["window_requests"], &v["window_minutes"]),
+            (&json!(100), &json!(15))
+        );
         let c = credential(&v, &id);
-        assert_eq!((&c["recent_requests"], &c["recent_failures"]), (&json!(26), &json!(6)));
+        assert_eq!(
+            (&c["recent_requests"], &c["recent_failures"]),
+            (&json!(26), &json!(6))
+        );
         assert_eq!(c["warning"], Value::Null, "{c:#}");
 
         // Out of range: 422 naming each field, nothing changed.
@@ -557,7 +568,10 @@ async fn the_recent_window_is_a_run_time_setting() {
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
-            (&body["health_window_requests"], &body["health_window_minutes"]),
+            (
+                &body["health_window_requests"],
+                &body["health_window_minutes"]
+            ),
             (&json!(10), &json!(1))
         );
         let log = r.round(store);
@@ -565,7 +579,10 @@ async fn the_recent_window_is_a_run_time_setting() {
         assert!(log.contains("60% of the last 10 requests failed"), "{log}");
         let v = r.view(&admin).await;
         let c = credential(&v, &id);
-        assert_eq!((&c["recent_requests"], &c["recent_failures"]), (&json!(10), &json!(6)));
+        assert_eq!(
+            (&c["recent_requests"], &c["recent_failures"]),
+            (&json!(10), &json!(6))
+        );
         assert_eq!(c["warning"]["cause"], "validation_error", "{c:#}");
 
         // The last 15 minutes hold all 26, more than 10: all of them count.
@@ -581,6 +598,10 @@ async fn the_recent_window_is_a_run_time_setting() {
     }
 }
 
+/// Makes the database unreachable; returns what must live until the end
+/// of the test.
+type Cut = Box<dyn FnOnce() -> Box<dyn std::any::Any>>;
+
 /// A store whose database becomes unreachable once `cut` is called, and
 /// the URL it was opened with. Connections are opened on demand and the
 /// checkout waits at most 1 ms: once cut, opening one fails at once
@@ -589,13 +610,7 @@ async fn the_recent_window_is_a_run_time_setting() {
 /// (`rough_edges::Proxy`); on SQLite, a database of its own whose
 /// directory disappears (a volume gone) and cannot be created again.
 /// `cut` returns what must live until the end of the test.
-fn unreachable_store(
-    db: &scim_store::testing::TestDb,
-) -> (
-    scim_store::Store,
-    String,
-    Box<dyn FnOnce() -> Box<dyn std::any::Any>>,
-) {
+fn unreachable_store(db: &scim_store::testing::TestDb) -> (scim_store::Store, String, Cut) {
     use super::rough_edges::{host_port, Proxy};
     let connect = |url: &str| {
         scim_store::Store::connect(&scim_store::StoreConfig {
@@ -677,7 +692,10 @@ async fn scim_requests_failing_while_the_database_is_unreachable_name_it() {
             message.contains("100% of the last 6 requests failed") && message.contains("database"),
             "{w:#}"
         );
-        assert!(w["action"].as_str().unwrap().contains("Check the database"), "{w:#}");
+        assert!(
+            w["action"].as_str().unwrap().contains("Check the database"),
+            "{w:#}"
+        );
         // Without the database the token could not be checked: the
         // requests are counted as the unknown credential's.
         assert_eq!(w["credential_kind"], "unknown");
@@ -690,7 +708,10 @@ async fn scim_requests_failing_while_the_database_is_unreachable_name_it() {
         // its own traffic (log and metrics).
         a.watch = scimd::provisioning::Watch::default();
         let log = a.round(&lost);
-        assert!(log.contains("assessed from this replica's traffic only"), "{log}");
+        assert!(
+            log.contains("assessed from this replica's traffic only"),
+            "{log}"
+        );
         assert!(
             log.contains("provisioning at risk") && log.contains("database_unavailable"),
             "{log}"
