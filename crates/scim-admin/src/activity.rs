@@ -90,6 +90,16 @@ pub(crate) fn settings_changes(
         before.health_silence_minutes.into(),
         after.health_silence_minutes.into(),
     );
+    diff(
+        "health_window_requests",
+        before.health_window_requests.into(),
+        after.health_window_requests.into(),
+    );
+    diff(
+        "health_window_minutes",
+        before.health_window_minutes.into(),
+        after.health_window_minutes.into(),
+    );
     serde_json::json!({ "version": version, "changed": changed })
 }
 

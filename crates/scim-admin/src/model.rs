@@ -193,6 +193,14 @@ pub struct SettingsView {
     /// synchronization is enabled (5–10080).
     #[schema(example = 120, minimum = 5, maximum = 10080)]
     pub health_silence_minutes: i32,
+    /// The quarantine early warning's recent window: a credential's last
+    /// this many requests (10–1000)…
+    #[schema(example = 100, minimum = 10, maximum = 1000)]
+    pub health_window_requests: i32,
+    /// …or, when they are more, all of its requests of the last this many
+    /// minutes (1–60).
+    #[schema(example = 15, minimum = 1, maximum = 60)]
+    pub health_window_minutes: i32,
     /// The version (the ETag is `"<version>"`).
     #[schema(example = 3)]
     pub version: i64,
@@ -204,8 +212,8 @@ pub struct SettingsView {
     pub updated_by: Option<String>,
 }
 
-/// `PUT /settings`: every value (`change_log_retention_days`,
-/// `health_failure_percent` and `health_silence_minutes` may be left out).
+/// `PUT /settings`: every value (`change_log_retention_days` and the
+/// `health_…` values may be left out).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsUpdate {
@@ -235,6 +243,16 @@ pub struct SettingsUpdate {
     #[serde(default)]
     #[schema(example = 120, minimum = 5, maximum = 10080)]
     pub health_silence_minutes: Option<i32>,
+    /// The recent window's newest requests (10–1000); left out, it stays.
+    #[serde(default)]
+    #[schema(example = 100, minimum = 10, maximum = 1000)]
+    pub health_window_requests: Option<i32>,
+    /// The recent window's minutes (1–60): when the last this many
+    /// minutes hold more requests than `health_window_requests`, the
+    /// window is all of them; left out, it stays.
+    #[serde(default)]
+    #[schema(example = 15, minimum = 1, maximum = 60)]
+    pub health_window_minutes: Option<i32>,
 }
 
 /// A token as listed (never its secret).

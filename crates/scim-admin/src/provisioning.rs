@@ -45,6 +45,8 @@ pub fn assess(
     let thresholds = Thresholds {
         failure_percent: settings.values.health_failure_percent,
         silence_minutes: settings.values.health_silence_minutes,
+        window_requests: settings.values.health_window_requests,
+        window_minutes: settings.values.health_window_minutes,
         sync_enabled: sync.enabled,
         sync_enabled_at: sync.enabled_at,
     };
@@ -202,8 +204,8 @@ pub struct CredentialTraffic {
     pub cycle: Option<CycleView>,
     /// The cycle before it.
     pub previous_cycle: Option<CycleView>,
-    /// Requests in the recent window (the last 100, or the last 15
-    /// minutes' when more).
+    /// Requests in the recent window (the last `window_requests`, or the
+    /// last `window_minutes` minutes' when more).
     pub recent_requests: u64,
     /// Failed requests among them.
     pub recent_failures: u64,
@@ -234,6 +236,14 @@ pub struct ProvisioningView {
     /// `health_silence_minutes`: the silence that raises a warning.
     #[schema(example = 120)]
     pub silence_minutes_threshold: i32,
+    /// `health_window_requests`: the recent window is a credential's last
+    /// this many requests…
+    #[schema(example = 100)]
+    pub window_requests: i32,
+    /// …or, when they are more, all of its requests of the last
+    /// `health_window_minutes` minutes.
+    #[schema(example = 15)]
+    pub window_minutes: i32,
     /// Minutes without a request that end a cycle.
     #[schema(example = 10)]
     pub cycle_gap_minutes: i64,
@@ -316,6 +326,8 @@ pub fn provisioning(
         credentials,
         failure_percent_threshold: thresholds.failure_percent,
         silence_minutes_threshold: thresholds.silence_minutes,
+        window_requests: thresholds.window_requests,
+        window_minutes: thresholds.window_minutes,
         cycle_gap_minutes: health::CYCLE_GAP,
     })
 }
@@ -326,8 +338,10 @@ pub fn provisioning(
 /// `unknown` for tokens scimd does not know) with its last contact, its
 /// current or last cycle (requests, creates, updates, deletes, failures;
 /// a cycle ends after 10 minutes without a request), the failure ratio
-/// of its recent requests, and its last 50 failed requests (status,
-/// `scimType`, detail; never a body or a secret). `warnings` is the
+/// of its recent requests (its last `health_window_requests` requests,
+/// or the last `health_window_minutes` minutes' when more), and its last
+/// 50 failed requests (status, `scimType`, detail; never a body or a
+/// secret). `warnings` is the
 /// quarantine early warning: a credential whose recent requests fail at
 /// or above `health_failure_percent`, or no request for
 /// `health_silence_minutes` while synchronization is enabled, each with

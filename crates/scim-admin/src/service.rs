@@ -311,6 +311,8 @@ fn settings_view(s: settings::RuntimeSettings) -> SettingsView {
         change_log_retention_days: s.values.change_log_retention_days,
         health_failure_percent: s.values.health_failure_percent,
         health_silence_minutes: s.values.health_silence_minutes,
+        health_window_requests: s.values.health_window_requests,
+        health_window_minutes: s.values.health_window_minutes,
         version: s.version,
         updated_at: s.updated_at,
         updated_by: s.updated_by,
@@ -365,6 +367,18 @@ pub fn update_settings(
             5..=10_080,
             "must be between 5 and 10080 minutes (a week)",
         ),
+        (
+            "health_window_requests",
+            update.health_window_requests,
+            10..=1000,
+            "must be between 10 and 1000 requests",
+        ),
+        (
+            "health_window_minutes",
+            update.health_window_minutes,
+            1..=60,
+            "must be between 1 and 60 minutes",
+        ),
     ] {
         if value.is_some_and(|v| !range.contains(&v)) {
             errors.push(FieldError::new(field, detail));
@@ -402,6 +416,12 @@ pub fn update_settings(
                 health_silence_minutes: update
                     .health_silence_minutes
                     .unwrap_or(before.values.health_silence_minutes),
+                health_window_requests: update
+                    .health_window_requests
+                    .unwrap_or(before.values.health_window_requests),
+                health_window_minutes: update
+                    .health_window_minutes
+                    .unwrap_or(before.values.health_window_minutes),
             };
             let saved = settings::update_runtime_settings(
                 c,
@@ -1124,6 +1144,8 @@ mod tests {
                 change_log_retention_days: None,
                 health_failure_percent: None,
                 health_silence_minutes: None,
+                health_window_requests: None,
+                health_window_minutes: None,
             };
             let err = update_settings(store, &Actor::cli("t"), &up, s.version).unwrap_err();
             let fields: Vec<_> = err.body().fields.into_iter().map(|f| f.field).collect();

@@ -69,6 +69,22 @@ impl From<DieselError> for StoreError {
                 tracing::error!(error = %info.message(), "database connection closed");
                 StoreError::Unavailable("the database connection was closed".to_owned())
             }
+            // A connection lost earlier (the database went away mid-use):
+            // libpq no longer sends on it, and a transaction whose
+            // ROLLBACK could not be sent leaves the transaction manager
+            // broken. Either way the connection is dropped (`has_broken`,
+            // or on its next checkout's failure) and a retry opens a new
+            // one: unavailable, not internal.
+            DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info)
+                if info.message().contains("connection") =>
+            {
+                tracing::error!(error = %info.message(), "database connection lost");
+                StoreError::Unavailable("the database connection was lost".to_owned())
+            }
+            DieselError::BrokenTransactionManager => {
+                tracing::error!("database connection lost inside a transaction");
+                StoreError::Unavailable("the database connection was lost".to_owned())
+            }
             DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
                 tracing::warn!(error = %info.message(), "serialization failure");
                 StoreError::Unavailable("the database is busy; retry the request".to_owned())
@@ -135,4 +151,38 @@ pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
         e,
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db_error(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_other_send_failures_internal() {
+        for e in [
+            db_error(
+                DatabaseErrorKind::ClosedConnection,
+                "SSL SYSCALL error: EOF detected",
+            ),
+            db_error(
+                DatabaseErrorKind::UnableToSendCommand,
+                "no connection to the server",
+            ),
+            DieselError::BrokenTransactionManager,
+        ] {
+            assert!(
+                matches!(StoreError::from(e), StoreError::Unavailable(_)),
+                "should be unavailable"
+            );
+        }
+        let e = db_error(
+            DatabaseErrorKind::UnableToSendCommand,
+            "number of parameters must be between 0 and 65535",
+        );
+        assert!(matches!(StoreError::from(e), StoreError::Internal(_)));
+    }
 }

@@ -73,11 +73,16 @@ pub fn round(
                     traffic,
                 })
                 .collect();
-            let thresholds = watch.thresholds.clone().unwrap_or(Thresholds {
-                failure_percent: 40,
-                silence_minutes: 120,
-                sync_enabled: false,
-                sync_enabled_at: None,
+            let thresholds = watch.thresholds.clone().unwrap_or_else(|| {
+                let defaults = scim_store::settings::default_settings();
+                Thresholds {
+                    failure_percent: defaults.health_failure_percent,
+                    silence_minutes: defaults.health_silence_minutes,
+                    window_requests: defaults.health_window_requests,
+                    window_minutes: defaults.health_window_minutes,
+                    sync_enabled: false,
+                    sync_enabled_at: None,
+                }
             });
             health::assess(&rows, &thresholds, now)
         }

@@ -219,6 +219,9 @@ pub struct AdminSettings {
     pub saml_group_attribute: String,
     /// Clock skew allowed on SAML assertions, in seconds.
     pub saml_clock_skew_secs: u64,
+    /// Accept SAML responses that answer no sign-in request of scimd's
+    /// (IdP-initiated).
+    pub saml_allow_idp_initiated: bool,
 }
 
 /// `[oauth]`: the authorization server an identity provider connects
@@ -781,6 +784,7 @@ impl Settings {
             clock_skew: time::Duration::seconds(
                 i64::try_from(a.saml_clock_skew_secs).unwrap_or(i64::MAX),
             ),
+            allow_idp_initiated: a.saml_allow_idp_initiated,
         }
     }
 

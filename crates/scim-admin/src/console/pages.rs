@@ -603,6 +603,8 @@ struct SettingsPage {
     change_log_retention: String,
     health_failure_percent: String,
     health_silence_minutes: String,
+    health_window_requests: String,
+    health_window_minutes: String,
     default_page_size: String,
     max_page_size: String,
     version: i64,
@@ -621,6 +623,8 @@ async fn settings_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpRespon
         change_log_retention: s.change_log_retention_days.to_string(),
         health_failure_percent: s.health_failure_percent.to_string(),
         health_silence_minutes: s.health_silence_minutes.to_string(),
+        health_window_requests: s.health_window_requests.to_string(),
+        health_window_minutes: s.health_window_minutes.to_string(),
         default_page_size: s.default_page_size.to_string(),
         max_page_size: s.max_page_size.to_string(),
         version: s.version,
@@ -671,6 +675,12 @@ async fn settings_submit(
         health_silence_minutes: form
             .get("health_silence_minutes")
             .map(|_| parse_int(&form, "health_silence_minutes", &mut errors)),
+        health_window_requests: form
+            .get("health_window_requests")
+            .map(|_| parse_int(&form, "health_window_requests", &mut errors)),
+        health_window_minutes: form
+            .get("health_window_minutes")
+            .map(|_| parse_int(&form, "health_window_minutes", &mut errors)),
     };
     let version = form.text("version").trim().parse::<i64>().unwrap_or(-1);
     let store = api.store().clone();
@@ -695,6 +705,8 @@ async fn settings_submit(
                     change_log_retention: form.text("change_log_retention_days").to_owned(),
                     health_failure_percent: form.text("health_failure_percent").to_owned(),
                     health_silence_minutes: form.text("health_silence_minutes").to_owned(),
+                    health_window_requests: form.text("health_window_requests").to_owned(),
+                    health_window_minutes: form.text("health_window_minutes").to_owned(),
                     default_page_size: form.text("default_page_size").to_owned(),
                     max_page_size: form.text("max_page_size").to_owned(),
                     // After a conflict the form is based on what is stored
@@ -706,6 +718,8 @@ async fn settings_submit(
                         "change_log_retention_days",
                         "health_failure_percent",
                         "health_silence_minutes",
+                        "health_window_requests",
+                        "health_window_minutes",
                         "default_page_size",
                         "max_page_size",
                     ]),

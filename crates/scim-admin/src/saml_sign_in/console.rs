@@ -4,7 +4,18 @@
 //! and opens a session exactly as a password sign-in does (recorded as
 //! `admin.signed_in` with `method: saml`; a refusal as
 //! `admin.sign_in_failed`, and shown on the sign-in page).
+//!
+//! An SP-initiated sign-in is bound to the browser that started it: the
+//! browser gets a random secret in the [`REQUEST_COOKIE`] cookie, and the
+//! `AuthnRequest`'s ID is stored with the secret's hash
+//! (`scim_store::admin::saml`, table `saml_requests`) for
+//! [`REQUEST_TTL`]. The response's `InResponseTo` must name an
+//! outstanding request of the browser that posts it, and answers it once.
+//! The database, not a signed cookie, holds the request: any replica may
+//! receive the response, no key has to be shared between replicas, and a
+//! request cannot be answered twice.
 
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use scim_store::admin;
@@ -34,6 +45,42 @@ pub fn sp_urls(api: &AdminApi, req: &HttpRequest) -> SpUrls {
 /// rows an anonymous poster can add to the change log.
 const SAML_CREDENTIAL: &str = "saml";
 
+/// The cookie holding the browser's secret, to which its sign-in requests
+/// are bound.
+pub const REQUEST_COOKIE: &str = "scimd_saml_request";
+/// How long a sign-in request stays answerable (the time the user has at
+/// the identity provider, multi-factor authentication included).
+pub const REQUEST_TTL: time::Duration = time::Duration::minutes(10);
+
+/// The browser's secret from [`REQUEST_COOKIE`], if it holds one of the
+/// form scimd gives (32 random bytes, base64url).
+fn browser_secret(req: &HttpRequest) -> Option<String> {
+    req.cookie(REQUEST_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| {
+            v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// [`REQUEST_COOKIE`]: sent only to `/admin/saml`, never readable by a
+/// script. The identity provider's response arrives as a cross-site POST,
+/// which carries a cookie only if it is `SameSite=None`, and browsers
+/// accept that only with `Secure`: so over HTTPS (directly or through a
+/// proxy that says so) it is `None; Secure`; over plain HTTP it is `Lax`,
+/// which a same-site identity provider's POST still carries.
+fn request_cookie(req: &HttpRequest, secret: String) -> Cookie<'static> {
+    let https = req.connection_info().scheme().eq_ignore_ascii_case("https");
+    Cookie::build(REQUEST_COOKIE, secret)
+        .path("/admin/saml")
+        .http_only(true)
+        .same_site(if https { SameSite::None } else { SameSite::Lax })
+        .secure(https)
+        .max_age(CookieDuration::seconds(REQUEST_TTL.whole_seconds()))
+        .finish()
+}
+
 /// `GET /admin/saml/metadata`: the SP metadata (public, as SAML metadata
 /// is meant to be).
 async fn metadata(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
@@ -54,7 +101,8 @@ async fn settings(api: &AdminApi) -> Result<Option<admin::saml::SamlSettings>, A
 }
 
 /// `GET /admin/saml/sign-in?next=…`: redirects to the IdP with an
-/// `AuthnRequest`; `next` comes back as `RelayState`.
+/// `AuthnRequest`, remembered for this browser; `next` comes back as
+/// `RelayState`.
 async fn sign_in(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let idp = match settings(&api).await {
         Ok(Some(idp)) => idp,
@@ -63,10 +111,34 @@ async fn sign_in(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     };
     let q = Form::query(&req);
     let next = q.get("next").filter(|n| safe_next(n)).unwrap_or("");
-    match super::authn_request_url(&idp, &sp_urls(&api, &req), next) {
-        Ok(url) => crate::console::see_other(&url),
-        Err(r) => refused(&req, &api, &r).await,
+    let request = match super::authn_request(&idp, &sp_urls(&api, &req), next) {
+        Ok(request) => request,
+        Err(r) => return refused(&req, &api, &r).await,
+    };
+    // A browser with sign-ins in progress (other tabs) keeps its secret.
+    let secret = browser_secret(&req).unwrap_or_else(admin::random_secret);
+    let now = api.config().clock.now();
+    let (at, until) = (
+        scim_core::datetime::format(now),
+        scim_core::datetime::format(now + REQUEST_TTL),
+    );
+    let store = api.store().clone();
+    let (id, bound_to) = (request.id.clone(), secret.clone());
+    let remembered = web::block(move || {
+        store.write(|c| admin::saml::remember_saml_request(c, &id, &bound_to, &until, &at))
+    })
+    .await;
+    match remembered {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return refused(&req, &api, &Rejection::TooManyRequests).await,
+        Ok(Err(e)) => return crate::console::error_page(&e.into()),
+        Err(e) => return crate::console::error_page(&e.into()),
     }
+    let mut resp = crate::console::see_other(&request.url);
+    if let Err(e) = resp.add_cookie(&request_cookie(&req, secret)) {
+        tracing::error!(error = %e, "could not set the SAML request cookie");
+    }
+    resp
 }
 
 fn status_of(r: &Rejection) -> StatusCode {
@@ -75,6 +147,7 @@ fn status_of(r: &Rejection) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         Rejection::NotConfigured => StatusCode::CONFLICT,
+        Rejection::TooManyRequests => StatusCode::SERVICE_UNAVAILABLE,
         Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNAUTHORIZED,
     }
@@ -113,14 +186,42 @@ async fn acs(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> Ht
         }
         Err(e) => return crate::console::error_page(&e),
     };
+    let secret = browser_secret(&req);
     let outcome = match settings(&api).await {
         Ok(Some(idp)) => {
             let sp = sp_urls(&api, &req);
             let response = form.text("SAMLResponse").to_owned();
             let (now, config) = (guard.now, api.config().saml.clone());
-            // libxmlsec1's work runs on the blocking pool.
-            match web::block(move || super::verify(&idp, &sp, &response, now, &config)).await {
-                Ok(verified) => verified,
+            let (store, secret) = (api.store().clone(), secret.clone());
+            // The browser's outstanding requests, then libxmlsec1's work,
+            // on the blocking pool.
+            let checked = web::block(move || {
+                let outstanding = match &secret {
+                    Some(s) => store.read(|c| {
+                        admin::saml::outstanding_saml_requests(
+                            c,
+                            s,
+                            &scim_core::datetime::format(now),
+                        )
+                    })?,
+                    None => Vec::new(),
+                };
+                Ok::<_, scim_store::StoreError>(super::verify(
+                    &idp,
+                    &sp,
+                    &response,
+                    now,
+                    &config,
+                    &outstanding,
+                ))
+            })
+            .await;
+            match checked {
+                Ok(Ok(verified)) => verified,
+                Ok(Err(e)) => {
+                    let e = guard.abandon(attempt, e.into()).await;
+                    return crate::console::error_page(&e);
+                }
                 Err(_) => {
                     let e = guard.abandon(attempt, AdminError::Internal).await;
                     return crate::console::error_page(&e);
@@ -131,7 +232,7 @@ async fn acs(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> Ht
         Err(e) => return crate::console::error_page(&guard.abandon(attempt, e).await),
     };
     let signed_in = match outcome {
-        Ok(verified) => open_session(&guard, &api, verified, attempt.clone()).await,
+        Ok(verified) => open_session(&guard, &api, verified, secret, attempt.clone()).await,
         Err(r) => Ok(Err((r, None))),
     };
     match signed_in {
@@ -159,14 +260,17 @@ async fn acs(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> Ht
     }
 }
 
-/// Maps the verified assertion to an administrator and opens its session,
-/// in one transaction with the assertion's ID (a replay, on any replica,
-/// finds it there). `Ok(Err(…))`: refused, nothing written but the
-/// forgetting of expired IDs; the name is the asserted one.
+/// Answers the request the response names (once, whatever follows),
+/// maps the verified assertion to an administrator and opens its
+/// session, in one transaction with the assertion's ID (a replay, on any
+/// replica, finds it there). `Ok(Err(…))`: refused, nothing written but
+/// the answered request and the forgetting of expired IDs; the name is
+/// the asserted one. `secret`: the posting browser's.
 async fn open_session(
     guard: &Guard,
     api: &AdminApi,
     verified: Verified,
+    secret: Option<String>,
     attempt: admin::Attempt,
 ) -> Result<Result<String, (Rejection, Option<String>)>, AdminError> {
     let name = verified.username.clone();
@@ -183,6 +287,17 @@ async fn open_session(
     let result = guard
         .blocking(move |store| {
             Ok(store.write(|c| {
+                if let Some(id) = &verified.in_response_to {
+                    let answered = match &secret {
+                        Some(s) => admin::saml::take_saml_request(c, id, s, &now)?,
+                        None => false,
+                    };
+                    // Answered meanwhile by another response (another
+                    // connection or replica).
+                    if !answered {
+                        return Ok(Err(Rejection::UnknownRequest));
+                    }
+                }
                 let Some(record) = admin::find_admin_by_name(c, &who)? else {
                     return Ok(Err(Rejection::UnknownAdmin(who.clone())));
                 };

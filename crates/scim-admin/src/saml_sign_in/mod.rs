@@ -4,11 +4,16 @@
 //!
 //! - [`sp_metadata`]: the SP's metadata (SAML 2.0 Metadata §2.4.4), with
 //!   its entity ID and its Assertion Consumer Service (ACS) URL.
-//! - [`authn_request_url`]: the SP-initiated sign-in, an `AuthnRequest`
-//!   over the HTTP-Redirect binding (SAML 2.0 Bindings §3.4).
+//! - [`authn_request`]: the SP-initiated sign-in, an `AuthnRequest` over
+//!   the HTTP-Redirect binding (SAML 2.0 Bindings §3.4). Its `ID` is
+//!   remembered in the database, bound to the browser that asked
+//!   ([`console`]).
 //! - [`verify`]: the IdP's `Response` over the HTTP-POST binding (Bindings
 //!   §3.5), verified by samael with libxmlsec1 (XML Signature), then timed
-//!   against scimd's own [`scim_core::Clock`].
+//!   against scimd's own [`scim_core::Clock`]. A response with
+//!   `InResponseTo` must answer one of the browser's outstanding requests;
+//!   one without (IdP-initiated) is accepted only when
+//!   [`SamlSignInConfig::allow_idp_initiated`] is set.
 //! - [`console`]: the routes, the administrator mapping and the session.
 
 pub mod console;
@@ -53,6 +58,13 @@ pub struct SamlSignInConfig {
     /// How far scimd's clock and the IdP's may differ: added to both ends
     /// of every validity window.
     pub clock_skew: time::Duration,
+    /// Whether a response that answers no request (IdP-initiated: Entra's
+    /// My Apps tile, its Test button) may sign in. Off by default: such a
+    /// response is not bound to the browser that posts it, so one captured
+    /// or issued to someone else can be posted from anywhere until it
+    /// expires (SAML 2.0 Profiles §4.1.5; only the assertion ID's replay
+    /// check stands in its way).
+    pub allow_idp_initiated: bool,
 }
 
 impl Default for SamlSignInConfig {
@@ -63,6 +75,7 @@ impl Default for SamlSignInConfig {
                 .into(),
             required_group: None,
             clock_skew: time::Duration::minutes(2),
+            allow_idp_initiated: false,
         }
     }
 }
@@ -131,6 +144,15 @@ pub enum Rejection {
     /// Already used.
     #[error("this SAML assertion was already used to sign in: start again with Sign in with SAML")]
     Replayed,
+    /// `InResponseTo` names no request this browser has outstanding.
+    #[error("this SAML response answers a sign-in that was not started in this browser, or that expired or was already answered: start again with Sign in with SAML on scimd's sign-in page (the sign-in must finish in the browser that started it, within 10 minutes)")]
+    UnknownRequest,
+    /// A response to no request, while IdP-initiated sign-in is off.
+    #[error("this SAML response answers no sign-in request of scimd's (IdP-initiated sign-in, e.g. from the identity provider's app portal), which scimd refuses: use Sign in with SAML on scimd's sign-in page (an operator may allow IdP-initiated sign-in with admin.saml_allow_idp_initiated)")]
+    IdpInitiated,
+    /// Too many sign-ins in progress to remember another.
+    #[error("too many SAML sign-ins are in progress: try again in a few minutes, or sign in with your password")]
+    TooManyRequests,
     /// No username in the assertion.
     #[error(
         "the SAML assertion names no user ({0}): check the claims the identity provider sends"
@@ -163,6 +185,9 @@ impl Rejection {
             Rejection::Issuer { .. } => "issuer",
             Rejection::Status(_) => "status",
             Rejection::Replayed => "replayed",
+            Rejection::UnknownRequest => "unknown_request",
+            Rejection::IdpInitiated => "idp_initiated",
+            Rejection::TooManyRequests => "too_many_requests",
             Rejection::NoUser(_) => "no_user",
             Rejection::UnknownAdmin(_) => "unknown_admin",
             Rejection::MissingGroup(_) => "missing_group",
@@ -183,6 +208,19 @@ pub struct Verified {
     pub username: String,
     /// The values of the group attribute.
     pub groups: Vec<String>,
+    /// The request answered (its `InResponseTo`); `None`: IdP-initiated.
+    pub in_response_to: Option<String>,
+}
+
+/// An SP-initiated sign-in: where to send the browser, and the request's
+/// `ID` to remember.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthnRequest {
+    /// The IdP's SSO URL with the deflated request and the `RelayState`.
+    pub url: String,
+    /// The request's `ID` (SAML 2.0 Core §3.2.1), which the response's
+    /// `InResponseTo` names.
+    pub id: String,
 }
 
 /// Escapes text for an XML attribute or element.
@@ -221,10 +259,12 @@ fn certificate_base64(pem: &str) -> String {
 /// samael's service provider for the configured IdP. Its own time checks
 /// read the system clock, so they are widened out of the way here and
 /// [`verify`] times the assertion against scimd's clock instead (the one
-/// sessions and tests share).
+/// sessions and tests share). `allow_idp_initiated`: skip samael's
+/// `InResponseTo` checks (the response answers no request).
 fn service_provider(
     idp: &scim_store::admin::saml::SamlSettings,
     sp: &SpUrls,
+    allow_idp_initiated: bool,
 ) -> Result<ServiceProvider, Rejection> {
     let metadata = format!(
         r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso}"/></md:IDPSSODescriptor></md:EntityDescriptor>"#,
@@ -243,10 +283,10 @@ fn service_provider(
         metadata_url: Some(sp.entity_id.clone()),
         slo_url: None,
         idp_metadata,
-        // Entra's My Apps tile and its Test button sign in IdP-initiated
-        // (no AuthnRequest to answer); a replayed assertion is refused by
-        // its remembered ID instead.
-        allow_idp_initiated: true,
+        // Otherwise samael requires the response's and the bearer
+        // confirmation's InResponseTo to be among the IDs given to
+        // `parse_xml_response` (SAML 2.0 Profiles §4.1.4.3).
+        allow_idp_initiated,
         max_issue_delay: wide,
         max_clock_skew: wide,
         allowed_signature_algorithms: Some(vec![
@@ -261,39 +301,58 @@ fn service_provider(
     })
 }
 
-/// The IdP's SSO URL with a deflated `AuthnRequest` and `RelayState`
-/// (HTTP-Redirect binding, SAML 2.0 Bindings §3.4.4).
-pub fn authn_request_url(
+/// A new `AuthnRequest`: the IdP's SSO URL with the deflated request and
+/// `RelayState` (HTTP-Redirect binding, SAML 2.0 Bindings §3.4.4), and
+/// the request's `ID` (random, from samael).
+pub fn authn_request(
     idp: &scim_store::admin::saml::SamlSettings,
     sp: &SpUrls,
     relay_state: &str,
-) -> Result<String, Rejection> {
-    let provider = service_provider(idp, sp)?;
+) -> Result<AuthnRequest, Rejection> {
+    let provider = service_provider(idp, sp, false)?;
     let request = provider
         .make_authentication_request(&idp.sso_url)
         .map_err(|e| Rejection::Malformed(e.to_string()))?;
+    let id = request.id.clone();
     match request.redirect(relay_state) {
-        Ok(Some(url)) => Ok(url.to_string()),
+        Ok(Some(url)) => Ok(AuthnRequest {
+            url: url.to_string(),
+            id,
+        }),
         Ok(None) => Err(Rejection::NotConfigured),
         Err(e) => Err(Rejection::Malformed(e.to_string())),
     }
 }
 
-/// Whether the document holds an XML Signature element anywhere. Only
-/// chooses the message (unsigned or wrongly signed); the verification is
-/// samael's. roxmltree refuses a DTD, so a document declaring entities
+/// What a first look at the document tells: whether it holds an XML
+/// Signature element anywhere, and whether any element carries
+/// `InResponseTo` (the response answers a request). Both only choose the
+/// path and the message; the verification is samael's, over the signed
+/// content. roxmltree refuses a DTD, so a document declaring entities
 /// (XXE, entity expansion) is turned away here, before libxml2 sees it.
-fn has_signature(xml: &str) -> Result<bool, Rejection> {
+fn inspect(xml: &str) -> Result<(bool, bool), Rejection> {
     let doc = roxmltree::Document::parse(xml)
         .map_err(|e| Rejection::Malformed(format!("not well-formed XML without a DTD: {e}")))?;
-    Ok(doc.descendants().any(|n| {
+    let signed = doc.descendants().any(|n| {
         n.tag_name().name() == "Signature"
             && n.tag_name().namespace() == Some("http://www.w3.org/2000/09/xmldsig#")
-    }))
+    });
+    let answers = doc
+        .descendants()
+        .any(|n| n.attribute("InResponseTo").is_some());
+    Ok((signed, answers))
 }
 
-fn rejection(e: SpError, sp: &SpUrls) -> Rejection {
+fn rejection(e: SpError, sp: &SpUrls, idp_initiated: bool) -> Rejection {
     match e {
+        SpError::ResponseInResponseToInvalid { .. }
+        | SpError::AssertionInResponseToInvalid { .. } => {
+            if idp_initiated {
+                Rejection::IdpInitiated
+            } else {
+                Rejection::UnknownRequest
+            }
+        }
         SpError::FailedToValidateSignature => Rejection::BadSignature,
         SpError::AssertionConditionAudienceRestrictionFailed { .. } => {
             Rejection::Audience(sp.entity_id.clone())
@@ -321,14 +380,19 @@ fn to_time(t: chrono::DateTime<chrono::Utc>) -> OffsetDateTime {
 /// by the configured certificate (the response or the assertion), from
 /// the configured IdP, for this SP (audience, destination and recipient),
 /// and within its validity windows widened by `config.clock_skew`
-/// (SAML 2.0 Core §2.5.1.2: `NotOnOrAfter` is exclusive). Replay is
-/// checked by the caller, which remembers [`Verified::assertion_id`].
+/// (SAML 2.0 Core §2.5.1.2: `NotOnOrAfter` is exclusive). A response
+/// with `InResponseTo` must answer one of `outstanding` (the requests the
+/// posting browser started); one without is refused unless
+/// `config.allow_idp_initiated`. Replay is checked by the caller, which
+/// remembers [`Verified::assertion_id`] and answers
+/// [`Verified::in_response_to`] once.
 pub fn verify(
     idp: &scim_store::admin::saml::SamlSettings,
     sp: &SpUrls,
     saml_response: &str,
     now: OffsetDateTime,
     config: &SamlSignInConfig,
+    outstanding: &[String],
 ) -> Result<Verified, Rejection> {
     if saml_response.len() > MAX_RESPONSE_BYTES {
         return Err(Rejection::Malformed("too large".into()));
@@ -342,13 +406,29 @@ pub fn verify(
         .map_err(|_| Rejection::Malformed("SAMLResponse is not base64".into()))?;
     let xml = String::from_utf8(bytes)
         .map_err(|_| Rejection::Malformed("SAMLResponse is not UTF-8 XML".into()))?;
-    if !has_signature(&xml)? {
+    let (signed, answers) = inspect(&xml)?;
+    if !signed {
         return Err(Rejection::Unsigned);
     }
-    let provider = service_provider(idp, sp)?;
+    let idp_initiated = !answers;
+    let provider = service_provider(idp, sp, idp_initiated && config.allow_idp_initiated)?;
+    let candidates: Vec<&str> = outstanding.iter().map(String::as_str).collect();
     let assertion = provider
-        .parse_xml_response(&xml, None)
-        .map_err(|e| rejection(e, sp))?;
+        .parse_xml_response(&xml, Some(&candidates))
+        .map_err(|e| rejection(e, sp, idp_initiated))?;
+    // The request answered, from the signed assertion's bearer
+    // confirmation (samael checked that it is among the candidates).
+    let in_response_to = if idp_initiated {
+        None
+    } else {
+        let answered = assertion
+            .subject
+            .iter()
+            .flat_map(|s| s.subject_confirmations.iter().flatten())
+            .filter_map(|c| c.subject_confirmation_data.as_ref()?.in_response_to.clone())
+            .find(|id| outstanding.contains(id));
+        Some(answered.ok_or(Rejection::UnknownRequest)?)
+    };
     let expires_at = check_times(&assertion, now, config.clock_skew)?;
     if assertion.id.is_empty() || assertion.id.len() > MAX_ASSERTION_ID {
         return Err(Rejection::Malformed(
@@ -362,6 +442,7 @@ pub fn verify(
         expires_at,
         username,
         groups,
+        in_response_to,
     })
 }
 
@@ -480,8 +561,10 @@ mod tests {
             updated_at: String::new(),
             updated_by: String::new(),
         };
-        let url =
-            authn_request_url(&idp, &SpUrls::under("https://sp.example"), "/admin/users").unwrap();
+        let request =
+            authn_request(&idp, &SpUrls::under("https://sp.example"), "/admin/users").unwrap();
+        let url = request.url;
+        assert!(!request.id.is_empty());
         assert!(
             url.starts_with("https://idp.example/sso?SAMLRequest="),
             "{url}"
@@ -501,7 +584,7 @@ mod tests {
         let sp = SpUrls::under("https://sp.example");
         let now = OffsetDateTime::now_utc();
         let config = SamlSignInConfig::default();
-        let check = |b64: &str| verify(&idp, &sp, b64, now, &config).unwrap_err();
+        let check = |b64: &str| verify(&idp, &sp, b64, now, &config, &[]).unwrap_err();
         assert!(matches!(check("%%%"), Rejection::Malformed(_)));
         assert!(matches!(
             check(&STANDARD.encode([0xff, 0xfe])),

@@ -38,6 +38,9 @@ pub struct Spec {
     pub not_before: OffsetDateTime,
     pub not_on_or_after: OffsetDateTime,
     pub attributes: Vec<(String, Vec<String>)>,
+    /// The request answered (`InResponseTo` of the response and of the
+    /// bearer confirmation); `None`: IdP-initiated.
+    pub in_response_to: Option<String>,
     /// Sign the whole response (else only the assertion).
     pub sign_response: bool,
     /// Sign at all.
@@ -98,6 +101,7 @@ impl TestIdp {
             not_before: now,
             not_on_or_after: now + time::Duration::minutes(5),
             attributes: Vec::new(),
+            in_response_to: None,
             sign_response: true,
             signed: true,
         }
@@ -134,7 +138,7 @@ impl TestIdp {
                         not_before: None,
                         not_on_or_after: Some(chrono_of(spec.not_on_or_after)),
                         recipient: Some(spec.recipient.clone()),
-                        in_response_to: None,
+                        in_response_to: spec.in_response_to.clone(),
                         address: None,
                         content: None,
                     }),
@@ -173,7 +177,7 @@ impl TestIdp {
         };
         let response = Response {
             id: response_id.clone(),
-            in_response_to: None,
+            in_response_to: spec.in_response_to.clone(),
             version: "2.0".into(),
             issue_instant: chrono_of(spec.issued),
             destination: Some(spec.destination.clone()),
@@ -198,6 +202,27 @@ impl TestIdp {
             xml
         }
     }
+}
+
+/// The `ID` of the `AuthnRequest` in the `SAMLRequest` parameter of
+/// `redirect_url` (the HTTP-Redirect binding: deflated, base64, URL
+/// encoded; SAML 2.0 Bindings §3.4.4.1), as an IdP reads it.
+pub fn request_id(redirect_url: &str) -> String {
+    use std::io::Read;
+    let query = redirect_url.split_once('?').unwrap().1;
+    let encoded = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "SAMLRequest")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let deflated = STANDARD.decode(encoded).unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(deflated.as_slice())
+        .read_to_string(&mut xml)
+        .unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "AuthnRequest", "{xml}");
+    root.attribute("ID").unwrap().to_owned()
 }
 
 /// An enveloped RSA-SHA256 signature over the element `id`, with a

@@ -2,12 +2,14 @@
 //! signed by a test IdP (key and certificate made by the test) signs an
 //! administrator in; each refused case says why on the sign-in page and
 //! is recorded as `admin.sign_in_failed`. Expiry is reached by moving the
-//! injected clock.
+//! injected clock. An SP-initiated response must answer an outstanding
+//! request of the browser that posts it (its cookie), once; IdP-initiated
+//! responses sign in only when `allow_idp_initiated` is set.
 
 use actix_web::dev::Service;
 use actix_web::http::{header, StatusCode};
 use actix_web::test;
-use scim_admin::saml_sign_in::test_idp::{Spec, TestIdp};
+use scim_admin::saml_sign_in::test_idp::{request_id, Spec, TestIdp};
 use scim_admin::saml_sign_in::SpUrls;
 use scim_admin::service::AttemptLimits;
 use scim_store::changes::{list_changes, ChangeQuery};
@@ -26,12 +28,32 @@ struct Page {
 
 impl Page {
     fn session(&self) -> Option<String> {
+        self.cookie("scimd_admin_session")
+    }
+
+    /// The value of the cookie `name` the response sets.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookie(name)
+            .map(|c| c.split(';').next().unwrap_or("").to_owned())
+            .filter(|c| !c.is_empty())
+    }
+
+    /// The whole `Set-Cookie` of the cookie `name`, without its name.
+    fn set_cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(header::SET_COOKIE)
             .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.strip_prefix("scimd_admin_session="))
-            .map(|c| c.split(';').next().unwrap_or("").to_owned())
-            .filter(|c| !c.is_empty())
+            .find_map(|c| c.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+
+    fn location(&self) -> String {
+        self.headers
+            .get(header::LOCATION)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
@@ -42,12 +64,28 @@ async fn send(
     cookie: Option<&str>,
     form: Option<String>,
 ) -> Page {
+    let cookie = cookie.map(|c| format!("scimd_admin_session={c}"));
+    send_with(app, method, path, cookie, form, &[]).await
+}
+
+/// A request with `cookies` (the `Cookie` header) and extra `headers`.
+async fn send_with(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    cookies: Option<String>,
+    form: Option<String>,
+    headers: &[(&str, &str)],
+) -> Page {
     let mut req = test::TestRequest::default()
         .method(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap())
         .uri(path)
         .peer_addr("192.0.2.9:40000".parse().unwrap());
-    if let Some(c) = cookie {
-        req = req.insert_header((header::COOKIE, format!("scimd_admin_session={c}")));
+    if let Some(c) = cookies {
+        req = req.insert_header((header::COOKIE, c));
+    }
+    for (name, value) in headers {
+        req = req.insert_header((*name, *value));
     }
     if let Some(body) = form {
         req = req
@@ -67,22 +105,51 @@ async fn send(
 }
 
 async fn post_response(app: &TestApp, saml_response: &str) -> Page {
+    post_response_from(app, saml_response, None).await
+}
+
+/// Posts `saml_response` to the ACS from the browser holding the SAML
+/// request cookie `browser` (none: a browser that started no sign-in).
+async fn post_response_from(app: &TestApp, saml_response: &str, browser: Option<&str>) -> Page {
     let enc: String = form_urlencoded::byte_serialize(saml_response.as_bytes()).collect();
-    send(
+    send_with(
         app,
         "POST",
         "/admin/saml/acs",
-        None,
+        browser.map(|b| format!("scimd_saml_request={b}")),
         Some(format!("SAMLResponse={enc}&RelayState=%2Fadmin%2Fusers")),
+        &[],
     )
     .await
 }
 
+/// A browser starts a sign-in ("Sign in with SAML"), holding the SAML
+/// request cookie `browser` already if given: the cookie it holds now and
+/// the ID of the request sent to the IdP.
+async fn start_sign_in(app: &TestApp, browser: Option<&str>) -> (String, String) {
+    let go = send_with(
+        app,
+        "GET",
+        "/admin/saml/sign-in?next=%2Fadmin%2Fusers",
+        browser.map(|b| format!("scimd_saml_request={b}")),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(go.status, 303, "{}", go.html);
+    let cookie = go
+        .cookie("scimd_saml_request")
+        .expect("the SAML request cookie");
+    (cookie, request_id(&go.location()))
+}
+
 /// An app whose public URL is [`BASE`], with sign-in limits high enough
-/// for the many refusals below, and the IdP configured.
+/// for the many refusals below, and the IdP configured; IdP-initiated
+/// sign-in allowed if `idp_initiated`.
 async fn app_with_idp(
     db: scim_store::testing::TestDb,
     required_group: Option<&str>,
+    idp_initiated: bool,
 ) -> (TestApp, TestIdp, SpUrls) {
     let group = required_group.map(str::to_owned);
     let app = TestApp::with_config(db, move |c| {
@@ -94,6 +161,7 @@ async fn app_with_idp(
             ..c.login_limits
         };
         c.saml.required_group = group;
+        c.saml.allow_idp_initiated = idp_initiated;
     });
     create_root(&app).await;
     let idp = TestIdp::new(IDP);
@@ -137,9 +205,9 @@ fn valid(app: &TestApp, idp: &TestIdp, sp: &SpUrls, name: &str) -> Spec {
 }
 
 #[actix_web::test]
-async fn a_signed_response_signs_an_administrator_in_once() {
+async fn a_signed_response_to_this_browsers_request_signs_an_administrator_in_once() {
     for db in backends() {
-        let (app, idp, sp) = app_with_idp(db, None).await;
+        let (app, idp, sp) = app_with_idp(db, None, false).await;
 
         // What to paste into the IdP: on the metadata and the SAML page.
         let meta = send(&app, "GET", "/admin/saml/metadata", None, None).await;
@@ -158,7 +226,8 @@ async fn a_signed_response_signs_an_administrator_in_once() {
         );
 
         // The sign-in page offers SAML; its button redirects to the IdP
-        // with an AuthnRequest and the page to come back to.
+        // with an AuthnRequest and the page to come back to, and binds
+        // the request to the browser with a cookie only /admin/saml gets.
         let login = send(
             &app,
             "GET",
@@ -177,17 +246,99 @@ async fn a_signed_response_signs_an_administrator_in_once() {
         )
         .await;
         assert_eq!(go.status, 303);
-        let to = go.headers.get(header::LOCATION).unwrap().to_str().unwrap();
+        let to = go.location();
         assert!(
             to.starts_with("https://login.example.com/test-tenant/saml2?SAMLRequest="),
             "{to}"
         );
         assert!(to.contains("RelayState=%2Fadmin%2Fusers"), "{to}");
+        let set = go.set_cookie("scimd_saml_request").unwrap();
+        for attribute in [
+            "HttpOnly",
+            "Path=/admin/saml",
+            "SameSite=Lax",
+            "Max-Age=600",
+        ] {
+            assert!(set.contains(attribute), "{set}");
+        }
+        let browser = go.cookie("scimd_saml_request").unwrap();
+        let request = request_id(&to);
+        // Over HTTPS the IdP's cross-site POST must carry it: None; Secure.
+        let tls = send_with(
+            &app,
+            "GET",
+            "/admin/saml/sign-in",
+            None,
+            None,
+            &[("X-Forwarded-Proto", "https")],
+        )
+        .await;
+        let set = tls.set_cookie("scimd_saml_request").unwrap();
+        assert!(
+            set.contains("SameSite=None") && set.contains("Secure"),
+            "{set}"
+        );
 
-        // The response signs root in, and the session opens the console.
-        let spec = valid(&app, &idp, &sp, "ROOT");
-        let response = idp.response(&spec);
-        let page = post_response(&app, &response).await;
+        // IdP-initiated (answering no request): refused by default.
+        let page = post_response_from(
+            &app,
+            &idp.response(&valid(&app, &idp, &sp, "root")),
+            Some(&browser),
+        )
+        .await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(
+            page.html.contains("answers no sign-in request")
+                && page.html.contains("admin.saml_allow_idp_initiated"),
+            "{}",
+            page.html
+        );
+        assert!(page.session().is_none());
+
+        let answering = |id: &str| {
+            let mut spec = valid(&app, &idp, &sp, "root");
+            spec.in_response_to = Some(id.to_owned());
+            spec
+        };
+        let not_this_browsers = "answers a sign-in that was not started in this browser";
+        // The right response, from a browser that did not start it (no
+        // cookie: e.g. posted by another site to log the victim in).
+        let page = post_response_from(&app, &idp.response(&answering(&request)), None).await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(page.html.contains(not_this_browsers), "{}", page.html);
+        // A request scimd never sent.
+        let page = post_response_from(
+            &app,
+            &idp.response(&answering("_never-sent")),
+            Some(&browser),
+        )
+        .await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(page.html.contains(not_this_browsers), "{}", page.html);
+        // Another browser's request, posted from this one.
+        let (other_browser, other_request) = start_sign_in(&app, None).await;
+        assert_ne!(other_browser, browser);
+        let page = post_response_from(
+            &app,
+            &idp.response(&answering(&other_request)),
+            Some(&browser),
+        )
+        .await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(page.html.contains(not_this_browsers), "{}", page.html);
+        assert_eq!(events(&app, "admin.signed_in").len(), 0);
+        let failed = events(&app, "admin.sign_in_failed");
+        assert!(failed
+            .iter()
+            .any(|c| c.detail.contains("\"reason\":\"unknown_request\"")));
+        assert!(failed
+            .iter()
+            .any(|c| c.detail.contains("\"reason\":\"idp_initiated\"")));
+
+        // This browser's response to its request signs root in, and the
+        // session opens the console.
+        let response = idp.response(&answering(&request));
+        let page = post_response_from(&app, &response, Some(&browser)).await;
         assert_eq!(page.status, 200, "{}", page.html);
         assert!(page.html.contains("url=/admin/users"), "{}", page.html);
         let session = page.session().expect("a session cookie");
@@ -202,18 +353,36 @@ async fn a_signed_response_signs_an_administrator_in_once() {
             signed_in[0].detail
         );
 
-        // The same response again is a replay.
-        let again = post_response(&app, &response).await;
-        assert_eq!(again.status, 401, "{}", again.html);
-        assert!(again.html.contains("already used"), "{}", again.html);
-        assert!(again.session().is_none());
+        // The same response again, or another one to the same request:
+        // the request was answered.
+        for again in [response, idp.response(&answering(&request))] {
+            let page = post_response_from(&app, &again, Some(&browser)).await;
+            assert_eq!(page.status, 401, "{}", page.html);
+            assert!(page.html.contains("already answered"), "{}", page.html);
+            assert!(page.session().is_none());
+        }
 
-        // A response whose assertion alone is signed also signs in.
-        let mut spec = valid(&app, &idp, &sp, "root");
+        // The browser starts again (keeping its cookie, so a sign-in in
+        // another tab stays answerable); a response whose assertion alone
+        // is signed also signs in.
+        let (same, second) = start_sign_in(&app, Some(&browser)).await;
+        assert_eq!(same, browser);
+        let (_, third) = start_sign_in(&app, Some(&browser)).await;
+        let mut spec = answering(&second);
         spec.sign_response = false;
-        let page = post_response(&app, &idp.response(&spec)).await;
+        let page = post_response_from(&app, &idp.response(&spec), Some(&browser)).await;
         assert_eq!(page.status, 200, "{}", page.html);
         assert!(page.session().is_some());
+
+        // A request expires after 10 minutes, however fresh the response.
+        app.api
+            .config()
+            .clock
+            .advance(std::time::Duration::from_secs(10 * 60 + 1));
+        let page =
+            post_response_from(&app, &idp.response(&answering(&third)), Some(&browser)).await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(page.html.contains(not_this_browsers), "{}", page.html);
 
         // The password stays a way in.
         let _ = PASSWORD;
@@ -221,9 +390,43 @@ async fn a_signed_response_signs_an_administrator_in_once() {
 }
 
 #[actix_web::test]
+async fn idp_initiated_sign_in_when_allowed() {
+    for db in backends() {
+        let (app, idp, sp) = app_with_idp(db, None, true).await;
+        // From the IdP's portal: no request, no cookie.
+        let response = idp.response(&valid(&app, &idp, &sp, "root"));
+        let page = post_response(&app, &response).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.session().is_some());
+        // The same response again is a replay.
+        let again = post_response(&app, &response).await;
+        assert_eq!(again.status, 401, "{}", again.html);
+        assert!(again.html.contains("already used"), "{}", again.html);
+        assert!(again.session().is_none());
+        // A response that answers a request must still answer one of this
+        // browser's.
+        let mut spec = valid(&app, &idp, &sp, "root");
+        spec.in_response_to = Some("_never-sent".into());
+        let page = post_response(&app, &idp.response(&spec)).await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(
+            page.html.contains("not started in this browser"),
+            "{}",
+            page.html
+        );
+        let (browser, request) = start_sign_in(&app, None).await;
+        spec.in_response_to = Some(request);
+        spec.assertion_id = "_sp-initiated".into();
+        let page = post_response_from(&app, &idp.response(&spec), Some(&browser)).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert_eq!(events(&app, "admin.signed_in").len(), 2);
+    }
+}
+
+#[actix_web::test]
 async fn refused_responses_say_why_and_are_recorded() {
     for db in backends() {
-        let (app, idp, sp) = app_with_idp(db, None).await;
+        let (app, idp, sp) = app_with_idp(db, None, true).await;
         let other = TestIdp::new(IDP);
         scim_admin::service::create_admin(
             app.db.store(),
@@ -322,7 +525,7 @@ async fn refused_responses_say_why_and_are_recorded() {
 #[actix_web::test]
 async fn a_required_group_must_be_asserted() {
     for db in backends() {
-        let (app, idp, sp) = app_with_idp(db, Some("admins-group-id")).await;
+        let (app, idp, sp) = app_with_idp(db, Some("admins-group-id"), true).await;
         let group = scim_admin::saml_sign_in::SamlSignInConfig::default().group_attribute;
         let spec = valid(&app, &idp, &sp, "root");
         let page = post_response(&app, &idp.response(&spec)).await;

@@ -456,8 +456,13 @@ async fn two_organizations_provisioned_at_once_get_the_same_user_names() {
 async fn a_single_directory_database_migrates_into_the_default_organization() {
     for db in scim_store::testing::backends() {
         let store = db.store().clone();
-        let reverted = store.revert_last_migration().unwrap();
-        assert!(reverted.starts_with("20261207000000"), "{reverted}");
+        // Back to the schema before organizations (newer migrations
+        // first).
+        while !store
+            .revert_last_migration()
+            .unwrap()
+            .starts_with("20261207000000")
+        {}
         let secret = "scimd_from-the-previous-release";
         let hash = scim_store::hash_secret(secret);
         let user = json!({"userName": "old@example.com", "active": true,
@@ -478,7 +483,10 @@ async fn a_single_directory_database_migrates_into_the_default_organization() {
                        VALUES ('00000000-0000-0000-0000-0000000000cc', '00000000-0000-0000-0000-0000000000bb', 'User');"
         ));
         let applied = store.migrate().unwrap();
-        assert_eq!(applied.len(), 1, "{applied:?}");
+        assert!(
+            applied.iter().any(|m| m.starts_with("20261207000000")),
+            "{applied:?}"
+        );
         let app = TestApp {
             api: scim_server::ScimApi::new(store, scim_server::ScimConfig::default()),
             db,

@@ -59,6 +59,12 @@ pub struct SettingsValues {
     /// Minutes without any SCIM request, while synchronization is
     /// enabled, after which the silence warning is raised.
     pub health_silence_minutes: i32,
+    /// How many of a credential's newest requests make its recent window
+    /// (the failure ratio is taken over it).
+    pub health_window_requests: i32,
+    /// The recent window covers at least these last minutes (all of their
+    /// requests, when they are more than `health_window_requests`).
+    pub health_window_minutes: i32,
 }
 
 /// The stored settings with their version.
@@ -87,6 +93,8 @@ struct Row {
     change_log_retention_days: i32,
     health_failure_percent: i32,
     health_silence_minutes: i32,
+    health_window_requests: i32,
+    health_window_minutes: i32,
 }
 
 /// The settings the SCIM API applies, as read on every request together
@@ -156,6 +164,8 @@ pub fn default_settings() -> SettingsValues {
         change_log_retention_days: 90,
         health_failure_percent: 40,
         health_silence_minutes: 120,
+        health_window_requests: 100,
+        health_window_minutes: 15,
     }
 }
 
@@ -192,6 +202,8 @@ pub fn get_runtime_settings(
             change_log_retention_days: row.change_log_retention_days,
             health_failure_percent: row.health_failure_percent,
             health_silence_minutes: row.health_silence_minutes,
+            health_window_requests: row.health_window_requests,
+            health_window_minutes: row.health_window_minutes,
         },
         version: row.version,
         updated_at: row.updated_at,
@@ -222,6 +234,8 @@ pub fn update_runtime_settings(
         runtime_settings::change_log_retention_days.eq(values.change_log_retention_days),
         runtime_settings::health_failure_percent.eq(values.health_failure_percent),
         runtime_settings::health_silence_minutes.eq(values.health_silence_minutes),
+        runtime_settings::health_window_requests.eq(values.health_window_requests),
+        runtime_settings::health_window_minutes.eq(values.health_window_minutes),
         runtime_settings::version.eq(expected_version + 1),
         runtime_settings::updated_at.eq(&now),
         runtime_settings::updated_by.eq(actor),
@@ -270,6 +284,8 @@ mod tests {
                 change_log_retention_days: 30,
                 health_failure_percent: 25,
                 health_silence_minutes: 60,
+                health_window_requests: 20,
+                health_window_minutes: 5,
             };
             let s2 = store
                 .write(|c| {

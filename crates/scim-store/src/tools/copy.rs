@@ -50,8 +50,8 @@ use sha2::{Digest, Sha256};
 use crate::db::connection::{Backend, ConnectionManager, DbConnection, Target};
 use crate::db::schema::admin::{
     admin_organizations, admin_sessions, admin_setup_codes, admin_tokens, admins, login_attempts,
-    organizations, provisioning_traffic, runtime_settings, saml_assertions, saml_settings,
-    sync_events, sync_state,
+    organizations, provisioning_traffic, runtime_settings, saml_assertions, saml_requests,
+    saml_settings, sync_events, sync_state,
 };
 use crate::db::schema::changes::change_log;
 use crate::db::schema::events::{event_acks, event_keys, event_streams};
@@ -811,10 +811,11 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
             id, entity_id, sso_url, certificate_pem, updated_at, updated_by,
         )),
         table_spec!(saml_assertions, pk: (id), columns: (id, expires_at)),
+        table_spec!(saml_requests, pk: (id), columns: (id, browser_hash, created_at, expires_at)),
         table_spec!(runtime_settings, pk: (id), columns: (
             id, deprovisioning, soft_delete_retention_days, default_page_size, max_page_size,
             version, updated_at, updated_by, change_log_retention_days, health_failure_percent,
-            health_silence_minutes,
+            health_silence_minutes, health_window_requests, health_window_minutes,
         )),
         table_spec!(provisioning_traffic, pk: (replica_id, credential_kind, credential_id), columns: (
             replica_id, credential_kind, credential_id, credential_name, last_request_at, state,

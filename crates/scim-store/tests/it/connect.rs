@@ -126,3 +126,62 @@ fn pool_checkout_timeout_is_unavailable() {
         store.write(|_| Ok(())).unwrap();
     }
 }
+
+/// PostgreSQL: the server process behind the pool's one connection is
+/// terminated (a database restart, a failover): the requests that find
+/// the dead connection get `Unavailable` (503, retry later), the create
+/// batch's fallback of running each write alone on it included, never
+/// `Internal`; and the store goes on with a new connection.
+#[test]
+fn a_lost_postgres_connection_is_unavailable_then_replaced() {
+    use diesel::prelude::*;
+    use scim_store::changes::Actor;
+    // PostgreSQL-only (SQLite has no connection to lose); skipped on
+    // purpose under SCIMD_TEST_SQLITE_ONLY=1.
+    let Some(db) = scim_store::testing::TestDb::postgres() else {
+        return;
+    };
+    db.store()
+        .write(|c| {
+            scim_store::sync::enable_sync(c, scim_store::OrgId::DEFAULT, "cli:test", &[])
+                .map(|_| ())
+        })
+        .unwrap();
+    let store = Store::connect(&StoreConfig {
+        pool_size: 1,
+        ..config(db.url())
+    })
+    .unwrap();
+    let create = |name: &str| {
+        store
+            .queue_insert_user(
+                crate::attrs(serde_json::json!({ "userName": name })),
+                None,
+                Actor::cli("test"),
+            )
+            .wait()
+    };
+    create("before").unwrap();
+    // Every other server process of this database, waited for until it
+    // has exited (PostgreSQL 14+: the second argument, in ms).
+    let terminated: Vec<bool> = db
+        .store()
+        .read(|c| {
+            Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            ))
+            .load(c)?)
+        })
+        .unwrap();
+    assert!(terminated.iter().any(|t| *t), "{terminated:?}");
+    let during = create("during");
+    assert!(
+        matches!(during, Err(StoreError::Unavailable(_))),
+        "{during:?}"
+    );
+    // The dead connection is gone from the pool: the next write and read
+    // open a new one.
+    create("after").unwrap();
+    store.ping().unwrap();
+}

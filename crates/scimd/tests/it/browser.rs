@@ -862,10 +862,16 @@ fn the_administrator_enables_synchronization_in_a_real_browser() {
 }
 
 /// A tiny identity provider on loopback, as a browser meets one: `GET
-/// /sso?user=NAME` answers a page that auto-posts a `SAMLResponse` for
-/// NAME, signed by `idp`'s key, to scimd's ACS (IdP-initiated, as Entra's
-/// My Apps tile signs in). Serves at most 10 requests, then stops.
-fn serve_test_idp(idp: scim_admin::saml_sign_in::test_idp::TestIdp, scimd_base: String) -> u16 {
+/// /sso?SAMLRequest=…&RelayState=…` (scimd's SP-initiated sign-in)
+/// answers a page that auto-posts a `SAMLResponse` to scimd's ACS for the
+/// user in `user` (set by the test: who signs in at the IdP), signed by
+/// `idp`'s key and answering the request (`InResponseTo`), with the
+/// `RelayState`. Serves at most 10 requests, then stops.
+fn serve_test_idp(
+    idp: scim_admin::saml_sign_in::test_idp::TestIdp,
+    scimd_base: String,
+    user: std::sync::Arc<std::sync::Mutex<String>>,
+) -> u16 {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -873,25 +879,36 @@ fn serve_test_idp(idp: scim_admin::saml_sign_in::test_idp::TestIdp, scimd_base: 
     std::thread::spawn(move || {
         for stream in listener.incoming().take(10) {
             let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
+            let mut buf = [0u8; 8192];
             let n = stream.read(&mut buf).unwrap_or(0);
             let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let user = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|path| path.split("user=").nth(1))
-                .unwrap_or("")
-                .to_owned();
-            let spec = idp.assertion(
+            let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            if !path.starts_with("/sso?") {
+                // The browser's /favicon.ico.
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                continue;
+            }
+            let url = format!("http://127.0.0.1:{port}{path}");
+            let request = scim_admin::saml_sign_in::test_idp::request_id(&url);
+            let relay_state = form_urlencoded::parse(path.split_once('?').unwrap().1.as_bytes())
+                .find(|(k, _)| k == "RelayState")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let user = user.lock().unwrap().clone();
+            let mut spec = idp.assertion(
                 &user,
                 &sp.entity_id,
                 &sp.acs_url,
                 time::OffsetDateTime::now_utc(),
             );
+            spec.in_response_to = Some(request);
             let html = format!(
                 r#"<!doctype html><html><head><title>Test identity provider</title></head><body>
 <h1>Test identity provider</h1><p>Signing in {user}…</p>
-<form method="post" action="{acs}"><input type="hidden" name="SAMLResponse" value="{response}"><noscript><button>Continue</button></noscript></form>
+<form method="post" action="{acs}"><input type="hidden" name="SAMLResponse" value="{response}"><input type="hidden" name="RelayState" value="{relay_state}"><noscript><button>Continue</button></noscript></form>
 <script>document.forms[0].submit();</script></body></html>"#,
                 acs = sp.acs_url,
                 response = idp.response(&spec),
@@ -951,8 +968,31 @@ async fn saml_journey(c: &Client, server: &Server, db_url: &str, shots: &mut Sho
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let idp_port = serve_test_idp(idp, base.clone());
+    // The test IdP listens on plain HTTP on loopback, which scimd rightly
+    // refuses as an SSO URL: it is put in the database directly.
+    let certificate = idp.certificate_pem();
+    let user = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let idp_port = serve_test_idp(idp, base.clone(), user.clone());
     let idp_base = format!("http://127.0.0.1:{idp_port}");
+    let store = scim_store::Store::connect(&scim_store::StoreConfig {
+        url: db_url.to_owned(),
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(15),
+    })
+    .unwrap();
+    store
+        .write(|c| {
+            scim_store::admin::saml::save_saml_settings(
+                c,
+                scim_store::OrgId::DEFAULT,
+                "https://idp.test/entity",
+                &format!("{idp_base}/sso"),
+                &certificate,
+                "test",
+            )
+        })
+        .unwrap();
+    drop(store);
 
     // The sign-in page offers SAML; its button sends an AuthnRequest to
     // the configured SSO URL.
@@ -964,29 +1004,22 @@ async fn saml_journey(c: &Client, server: &Server, db_url: &str, shots: &mut Sho
     let (status, headers, _) = raw(server, "GET /admin/saml/sign-in HTTP/1.1\r\n", "");
     assert_eq!(status, 303);
     assert!(
-        headers.contains("location: https://idp.test/saml2?SAMLRequest="),
+        headers.contains(&format!("location: {idp_base}/sso?SAMLRequest=")),
         "{headers}"
     );
 
     // Someone the identity provider knows but scimd has no administrator
     // for: refused, with what to do, on the sign-in page.
-    goto_and_wait(
-        c,
-        &format!("{idp_base}/sso?user=mallory@example.com"),
-        "/admin/saml/acs",
-    )
-    .await;
+    *user.lock().unwrap() = "mallory@example.com".into();
+    goto_and_wait(c, &format!("{base}/admin/saml/sign-in"), "/admin/saml/acs").await;
     let err = text_of(c, "#login-error").await;
     assert!(err.contains("is not a scimd administrator"), "{err}");
     shots.take(c, "saml-refused-unknown-user").await;
 
-    // The administrator: signed in, on the console.
-    goto_and_wait(
-        c,
-        &format!("{idp_base}/sso?user=alice@example.com"),
-        "/admin/sync",
-    )
-    .await;
+    // The administrator: signed in (the browser that started the sign-in
+    // brings the response back), on the console.
+    *user.lock().unwrap() = "alice@example.com".into();
+    goto_and_wait(c, &format!("{base}/admin/saml/sign-in"), "/admin/sync").await;
     assert!(text_of(c, "header").await.contains("alice@example.com"));
     shots.take(c, "signed-in-with-saml").await;
 

@@ -82,6 +82,19 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
             scim_store::admin::saml::remember_saml_assertion(c, "_assertion-1", &later, &now_text)
         })
         .unwrap();
+    // A SAML sign-in in progress: its request, bound to a browser.
+    store
+        .write(|c| {
+            scim_store::admin::saml::remember_saml_request(
+                c,
+                "_request-1",
+                "browser-secret",
+                &later,
+                &now_text,
+            )
+            .map(|_| ())
+        })
+        .unwrap();
     // A replica's record of a credential's SCIM traffic (provisioning
     // health), with a failure kept.
     store

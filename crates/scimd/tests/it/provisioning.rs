@@ -10,7 +10,10 @@
 //! synchronization's 403s are named as such; silence warns while
 //! synchronization is enabled and not while it is disabled; the failed
 //! requests list status, `scimType` and detail, never a token or a body;
-//! and two replicas' traffic is merged.
+//! two replicas' traffic is merged; the recent window is the run-time
+//! settings' (`health_window_requests`, `health_window_minutes`); and
+//! SCIM requests failing with 503 while PostgreSQL is unreachable are
+//! named as the database's doing.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -38,13 +41,22 @@ async fn replica(
     clock: &scim_core::Clock,
 ) -> Replica<impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>>
 {
-    let env = vec![("SCIMD__DATABASE__URL".to_string(), db.url().to_string())];
+    replica_on(db.url(), db.store().clone(), clock).await
+}
+
+/// A replica over `store` (connected to `url`).
+async fn replica_on(
+    url: &str,
+    store: scim_store::Store,
+    clock: &scim_core::Clock,
+) -> Replica<impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>>
+{
+    let env = vec![("SCIMD__DATABASE__URL".to_string(), url.to_string())];
     let settings = scimd::settings::Settings::load_from(None, env).unwrap();
     let shared = scimd::Shared {
         clock: clock.clone(),
         ..settings.shared()
     };
-    let store = db.store().clone();
     let app_shared = shared.clone();
     let app = test::init_service(
         App::new().configure(move |cfg| scimd::configure_app(cfg, &store, &app_shared, &settings)),
@@ -84,6 +96,34 @@ where
                 e.error_response(),
             ),
         };
+        let status = res.status().as_u16();
+        let bytes = test::read_body(res).await;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// `PUT /admin/api/v1/settings` (`If-Match: *`): the stored settings
+    /// with `changes` applied.
+    async fn put_settings(&self, admin: &str, changes: Value) -> (u16, Value) {
+        let (status, mut settings) = self
+            .send("GET", "/admin/api/v1/settings", admin, None)
+            .await;
+        assert_eq!(status, 200, "{settings}");
+        for key in ["version", "updated_at", "updated_by"] {
+            settings.as_object_mut().unwrap().remove(key);
+        }
+        for (k, v) in changes.as_object().unwrap() {
+            settings[k] = v.clone();
+        }
+        let req = test::TestRequest::put()
+            .uri("/admin/api/v1/settings")
+            .insert_header(("Authorization", format!("Bearer {admin}")))
+            .insert_header(("If-Match", "*"))
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(settings.to_string());
+        let res = self.app.call(req.to_request()).await.unwrap();
         let status = res.status().as_u16();
         let bytes = test::read_body(res).await;
         (
@@ -454,5 +494,229 @@ async fn the_traffic_of_two_replicas_is_merged() {
             .send("GET", "/admin/api/v1/provisioning", &admin, None)
             .await;
         assert_eq!(credential(&v, &id)["cycle"]["requests"], 8);
+    }
+}
+
+#[actix_web::test]
+async fn the_recent_window_is_a_run_time_setting() {
+    for db in backends() {
+        let store = db.store();
+        let clock = scim_core::Clock::system();
+        let mut r = replica(&db, &clock).await;
+        let admin = admin_token(store);
+        let (id, token) = scim_token(store, "Entra ID");
+        set_sync(store, true);
+        // 20 creates, then two minutes later 6 refusals.
+        for i in 0..20 {
+            let (status, _) = r
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &token,
+                    Some(json!({"schemas": [USER], "userName": format!("w{i}@contoso.com")})),
+                )
+                .await;
+            assert_eq!(status, 201);
+        }
+        clock.advance(Duration::from_secs(120));
+        for _ in 0..6 {
+            let (status, _) = r
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &token,
+                    Some(json!({"schemas": [USER]})),
+                )
+                .await;
+            assert_eq!(status, 400);
+        }
+        r.round(store);
+
+        // The default window (the last 100 requests, or 15 minutes'):
+        // 6 of 26 failed, under 40%.
+        let v = r.view(&admin).await;
+        assert_eq!(
+            (&v["window_requests"], &v["window_minutes"]),
+            (&json!(100), &json!(15))
+        );
+        let c = credential(&v, &id);
+        assert_eq!(
+            (&c["recent_requests"], &c["recent_failures"]),
+            (&json!(26), &json!(6))
+        );
+        assert_eq!(c["warning"], Value::Null, "{c:#}");
+
+        // Out of range: 422 naming each field, nothing changed.
+        let (status, body) = r
+            .put_settings(
+                &admin,
+                json!({"health_window_requests": 5, "health_window_minutes": 61}),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        let text = body.to_string();
+        assert!(text.contains("health_window_requests"), "{text}");
+        assert!(text.contains("health_window_minutes"), "{text}");
+        assert_eq!(r.view(&admin).await["window_requests"], 100);
+
+        // The last 10 requests, or the last minute's when more (the last
+        // minute holds at most the 6 refusals): 6 of 10 failed. The
+        // traffic already recorded is assessed with the new window.
+        let (status, body) = r
+            .put_settings(
+                &admin,
+                json!({"health_window_requests": 10, "health_window_minutes": 1}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            (
+                &body["health_window_requests"],
+                &body["health_window_minutes"]
+            ),
+            (&json!(10), &json!(1))
+        );
+        let log = r.round(store);
+        assert_eq!(log.matches("provisioning at risk").count(), 1, "{log}");
+        assert!(log.contains("60% of the last 10 requests failed"), "{log}");
+        let v = r.view(&admin).await;
+        let c = credential(&v, &id);
+        assert_eq!(
+            (&c["recent_requests"], &c["recent_failures"]),
+            (&json!(10), &json!(6))
+        );
+        assert_eq!(c["warning"]["cause"], "validation_error", "{c:#}");
+
+        // The last 15 minutes hold all 26, more than 10: all of them count.
+        let (status, _) = r
+            .put_settings(&admin, json!({"health_window_minutes": 15}))
+            .await;
+        assert_eq!(status, 200);
+        let v = r.view(&admin).await;
+        let c = credential(&v, &id);
+        assert_eq!(c["recent_requests"], 26);
+        assert_eq!(c["warning"], Value::Null, "{c:#}");
+        assert_eq!(causes(&v), Vec::<String>::new());
+    }
+}
+
+/// Makes the database unreachable; returns what must live until the end
+/// of the test.
+type Cut = Box<dyn FnOnce() -> Box<dyn std::any::Any>>;
+
+/// A store whose database becomes unreachable once `cut` is called, and
+/// the URL it was opened with. Connections are opened on demand and the
+/// checkout waits at most 1 ms: once cut, opening one fails at once
+/// (refused), so a request gets its 503 without waiting on anything that
+/// could succeed. On PostgreSQL a TCP proxy in front of the server stops
+/// (`rough_edges::Proxy`); on SQLite, a database of its own whose
+/// directory disappears (a volume gone) and cannot be created again.
+/// `cut` returns what must live until the end of the test.
+fn unreachable_store(db: &scim_store::testing::TestDb) -> (scim_store::Store, String, Cut) {
+    use super::rough_edges::{host_port, Proxy};
+    let connect = |url: &str| {
+        scim_store::Store::connect(&scim_store::StoreConfig {
+            url: url.to_owned(),
+            pool_size: 2,
+            connect_timeout: Duration::from_millis(1),
+        })
+        .unwrap()
+    };
+    match db.backend() {
+        scim_store::Backend::Postgres => {
+            let proxy = Proxy::start(host_port(db.url()));
+            let url = db.url().replacen(
+                &host_port(db.url()),
+                &format!("127.0.0.1:{}", proxy.port),
+                1,
+            );
+            let cut = move || -> Box<dyn std::any::Any> {
+                proxy.cut();
+                Box::new(proxy)
+            };
+            (connect(&url), url, Box::new(cut))
+        }
+        scim_store::Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let home = dir.path().join("volume");
+            let url = format!("sqlite://{}", home.join("scimd.db").display());
+            let store = connect(&url);
+            store.migrate().unwrap();
+            let cut = move || -> Box<dyn std::any::Any> {
+                std::fs::rename(&home, dir.path().join("gone")).unwrap();
+                // A file where the directory was: SQLite cannot create it.
+                std::fs::write(&home, b"").unwrap();
+                Box::new(dir)
+            };
+            (store, url, Box::new(cut))
+        }
+    }
+}
+
+/// The database becomes unreachable for one replica: its SCIM requests
+/// get 503. Its own health round cannot save them, and warns from its own
+/// traffic (log); saved through a replica that still reaches the database,
+/// the Provisioning API's banner names the database as the likely cause.
+#[actix_web::test]
+async fn scim_requests_failing_while_the_database_is_unreachable_name_it() {
+    for db in backends() {
+        let clock = scim_core::Clock::system();
+        let store = db.store();
+        let admin = admin_token(store);
+        let (_, token) = scim_token(store, "Entra ID");
+        set_sync(store, true);
+        let (lost, url, cut) = unreachable_store(&db);
+        let mut a = replica_on(&url, lost.clone(), &clock).await;
+        let b = replica(&db, &clock).await;
+        let _gone = cut();
+
+        for i in 0..3 {
+            let (status, body) = a.send("GET", "/scim/v2/Users", &token, None).await;
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(body["status"], "503", "{body}");
+            let (status, body) = a
+                .send(
+                    "POST",
+                    "/scim/v2/Users",
+                    &token,
+                    Some(json!({"schemas": [USER], "userName": format!("d{i}@contoso.com")})),
+                )
+                .await;
+            assert_eq!(status, 503, "{body}");
+        }
+        // Its traffic saved where the database is reachable: the banner.
+        a.round(store);
+        let v = b.view(&admin).await;
+        assert_eq!(causes(&v), ["database_unavailable"], "{v:#}");
+        let w = &v["warnings"][0];
+        let message = w["message"].as_str().unwrap();
+        assert!(
+            message.contains("100% of the last 6 requests failed") && message.contains("database"),
+            "{w:#}"
+        );
+        assert!(
+            w["action"].as_str().unwrap().contains("Check the database"),
+            "{w:#}"
+        );
+        // Without the database the token could not be checked: the
+        // requests are counted as the unknown credential's.
+        assert_eq!(w["credential_kind"], "unknown");
+        let failures = credential(&v, "")["failures"].as_array().unwrap().clone();
+        assert_eq!(failures.len(), 6);
+        assert!(failures.iter().all(|f| f["status"] == 503), "{failures:#?}");
+        assert!(!v.to_string().contains(&token));
+
+        // The replica that lost the database, left to itself, warns from
+        // its own traffic (log and metrics).
+        a.watch = scimd::provisioning::Watch::default();
+        let log = a.round(&lost);
+        assert!(
+            log.contains("assessed from this replica's traffic only"),
+            "{log}"
+        );
+        assert!(
+            log.contains("provisioning at risk") && log.contains("database_unavailable"),
+            "{log}"
+        );
     }
 }

@@ -136,18 +136,18 @@ fn invalid_log_settings_list_the_allowed_values() {
 /// A TCP proxy in front of PostgreSQL that the test can cut: every open
 /// connection is shut down and the port stops listening, as when the
 /// database server goes away.
-struct Proxy {
-    port: u16,
+pub(crate) struct Proxy {
+    pub(crate) port: u16,
     open: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Proxy {
-    fn start(upstream: String) -> Proxy {
+    pub(crate) fn start(upstream: String) -> Proxy {
         Self::start_on(0, upstream)
     }
 
-    fn start_on(port: u16, upstream: String) -> Proxy {
+    pub(crate) fn start_on(port: u16, upstream: String) -> Proxy {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let open = Arc::new(AtomicBool::new(true));
@@ -185,7 +185,7 @@ impl Proxy {
     }
 
     /// Cuts every connection and stops listening.
-    fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         // Wakes the accept loop, which then drops the listener.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
@@ -203,7 +203,7 @@ impl Proxy {
 }
 
 /// `host:port` of a `postgres://user:pw@host:port/db` URL.
-fn host_port(url: &str) -> String {
+pub(crate) fn host_port(url: &str) -> String {
     let rest = url.split_once("://").unwrap().1;
     let authority = rest.split('/').next().unwrap();
     let host = authority.rsplit('@').next().unwrap();

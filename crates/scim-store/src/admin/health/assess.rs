@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{
     millis, Credential, Cycle, Failure, FailureClass, Traffic, TrafficRow, CYCLE_GAP_MS,
-    LAST_FAILURES, MIN_SAMPLE, RECENT_MINUTES, RECENT_REQUESTS,
+    LAST_FAILURES, MAX_WINDOW_MINUTES, MAX_WINDOW_REQUESTS, MIN_SAMPLE, MIN_WINDOW_REQUESTS,
 };
 
 /// What an assessment is made against.
@@ -18,6 +18,11 @@ pub struct Thresholds {
     pub failure_percent: i32,
     /// `health_silence_minutes`.
     pub silence_minutes: i32,
+    /// `health_window_requests`: the recent window's newest requests.
+    pub window_requests: i32,
+    /// `health_window_minutes`: the recent window covers at least these
+    /// last minutes.
+    pub window_minutes: i32,
     /// Whether User Synchronization is enabled.
     pub sync_enabled: bool,
     /// Since when (RFC 3339), if enabled.
@@ -218,7 +223,7 @@ fn merge(
     };
     let cycle = join(&mut cycles).unwrap_or_default();
     let previous_cycle = join(&mut cycles);
-    let recent = recent(traffic, now_ms);
+    let recent = recent(traffic, thresholds, now_ms);
     let mut failures: Vec<Failure> = traffic
         .iter()
         .flat_map(|t| t.failures.iter().cloned())
@@ -239,10 +244,15 @@ fn merge(
     }
 }
 
-/// The last [`RECENT_REQUESTS`] requests of every replica together, or
-/// the last [`RECENT_MINUTES`] minutes' when they are more.
-fn recent(traffic: &[&Traffic], now_ms: i64) -> Recent {
-    let since_minute = now_ms.div_euclid(60_000) - RECENT_MINUTES;
+/// The last `window_requests` requests of every replica together, or the
+/// last `window_minutes` minutes' when they are more. A window stored out
+/// of range (edited by hand) is brought within what the record keeps.
+fn recent(traffic: &[&Traffic], thresholds: &Thresholds, now_ms: i64) -> Recent {
+    let window_requests = usize::try_from(thresholds.window_requests)
+        .unwrap_or(MIN_WINDOW_REQUESTS)
+        .clamp(MIN_WINDOW_REQUESTS, MAX_WINDOW_REQUESTS);
+    let window_minutes = i64::from(thresholds.window_minutes).clamp(1, MAX_WINDOW_MINUTES);
+    let since_minute = now_ms.div_euclid(60_000) - window_minutes;
     let (mut requests, mut failures) = (0, 0);
     for (_, r, f) in traffic
         .iter()
@@ -252,7 +262,7 @@ fn recent(traffic: &[&Traffic], now_ms: i64) -> Recent {
         requests += r;
         failures += f;
     }
-    if requests >= RECENT_REQUESTS as u64 {
+    if requests >= window_requests as u64 {
         return Recent {
             requests,
             failures,
@@ -264,7 +274,7 @@ fn recent(traffic: &[&Traffic], now_ms: i64) -> Recent {
         .flat_map(|t| t.recent.iter().copied())
         .collect();
     all.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
-    all.truncate(RECENT_REQUESTS);
+    all.truncate(window_requests);
     Recent {
         requests: all.len() as u64,
         failures: all.iter().filter(|(_, failed)| *failed).count() as u64,

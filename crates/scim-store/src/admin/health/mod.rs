@@ -8,10 +8,10 @@
 //!   memory (the SCIM API records every request into it, no database
 //!   write per request): the current and the previous *cycle* (a cycle
 //!   ends after [`CYCLE_GAP`] without a request; Entra's cycles are about
-//!   40 minutes apart), the outcomes of its last [`RECENT_REQUESTS`]
-//!   requests, per-minute counts of the last [`RECENT_MINUTES`] minutes,
-//!   and its last [`LAST_FAILURES`] failed requests (status, `scimType`,
-//!   detail; never a body or a secret).
+//!   40 minutes apart), the outcomes of its last [`MAX_WINDOW_REQUESTS`]
+//!   requests, per-minute counts of the last [`MAX_WINDOW_MINUTES`]
+//!   minutes, and its last [`LAST_FAILURES`] failed requests (status,
+//!   `scimType`, detail; never a body or a secret).
 //! - [`save_traffic`]: each process (replica) writes its records to
 //!   `provisioning_traffic`, one row per (replica, credential), every few
 //!   seconds; [`load_traffic`] reads every replica's rows, and
@@ -19,11 +19,14 @@
 //!   console shows the traffic of all replicas.
 //!
 //! A warning is raised when a credential's *recent requests* (its last
-//! [`RECENT_REQUESTS`] requests, or all of the last [`RECENT_MINUTES`]
-//! minutes when they are more; at least [`MIN_SAMPLE`]) fail at or above
-//! `health_failure_percent` (a run-time setting, 40 by default), or when
-//! no SCIM request at all arrived for `health_silence_minutes` (120 by
-//! default) while synchronization is enabled.
+//! `health_window_requests` requests, or all of the last
+//! `health_window_minutes` minutes' when they are more; at least
+//! [`MIN_SAMPLE`]) fail at or above `health_failure_percent` (run-time
+//! settings, 100 requests, 15 minutes and 40% by default), or when no SCIM
+//! request at all arrived for `health_silence_minutes` (120 by default)
+//! while synchronization is enabled. The record keeps what the widest
+//! window allowed needs, so a changed window applies at once to the
+//! traffic already recorded.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -42,10 +45,16 @@ use crate::error::StoreError;
 pub const CYCLE_GAP_MS: i64 = 10 * 60 * 1000;
 /// [`CYCLE_GAP_MS`] in minutes, for the documentation and the console.
 pub const CYCLE_GAP: i64 = 10;
-/// How many of a credential's newest requests make its recent window.
-pub const RECENT_REQUESTS: usize = 100;
-/// The recent window covers at least these last minutes.
-pub const RECENT_MINUTES: i64 = 15;
+/// The largest `health_window_requests`: how many of a credential's
+/// newest outcomes the record keeps (about 16 bytes each in memory, 22 in
+/// the saved JSON).
+pub const MAX_WINDOW_REQUESTS: usize = 1000;
+/// The smallest `health_window_requests` (a window is at least
+/// [`MIN_SAMPLE`] requests, and a few more to be a ratio worth a warning).
+pub const MIN_WINDOW_REQUESTS: usize = 10;
+/// The largest `health_window_minutes`: the per-minute counts the record
+/// keeps.
+pub const MAX_WINDOW_MINUTES: i64 = 60;
 /// Fewer recent requests than this raise no failure warning (one failed
 /// request is not a trend).
 pub const MIN_SAMPLE: u64 = 5;
@@ -311,10 +320,10 @@ pub struct Traffic {
     pub current: Cycle,
     /// The cycle before it, if any.
     pub previous: Option<Cycle>,
-    /// The last [`RECENT_REQUESTS`] requests: (ms, failed).
+    /// The last [`MAX_WINDOW_REQUESTS`] requests: (ms, failed).
     pub recent: VecDeque<(i64, bool)>,
     /// Per-minute (minute since the epoch, requests, failures) of the last
-    /// [`RECENT_MINUTES`] minutes with requests.
+    /// [`MAX_WINDOW_MINUTES`] minutes with requests.
     pub minutes: VecDeque<(i64, u64, u64)>,
     /// The last [`LAST_FAILURES`] failed requests, oldest first.
     pub failures: VecDeque<Failure>,
@@ -347,7 +356,7 @@ impl Traffic {
             },
         }
         self.recent.push_back((at_ms, class.is_some()));
-        while self.recent.len() > RECENT_REQUESTS {
+        while self.recent.len() > MAX_WINDOW_REQUESTS {
             self.recent.pop_front();
         }
         let minute = at_ms.div_euclid(60_000);
@@ -363,7 +372,7 @@ impl Traffic {
         while self
             .minutes
             .front()
-            .is_some_and(|(m, _, _)| *m <= minute - RECENT_MINUTES)
+            .is_some_and(|(m, _, _)| *m <= minute - MAX_WINDOW_MINUTES)
         {
             self.minutes.pop_front();
         }
@@ -532,6 +541,8 @@ mod tests {
         Thresholds {
             failure_percent: 40,
             silence_minutes: 120,
+            window_requests: 100,
+            window_minutes: 15,
             sync_enabled: true,
             sync_enabled_at: None,
         }
@@ -565,15 +576,15 @@ mod tests {
     #[test]
     fn windows_and_failures_stay_bounded() {
         let mut t = Traffic::default();
-        for i in 0..300 {
+        for i in 0..3000 {
             t.record(&request(
-                at(i, 0),
+                at(i / 20, i % 20),
                 if i % 2 == 0 { 400 } else { 200 },
                 "create",
             ));
         }
-        assert_eq!(t.recent.len(), RECENT_REQUESTS);
-        assert!(t.minutes.len() <= RECENT_MINUTES as usize);
+        assert_eq!(t.recent.len(), MAX_WINDOW_REQUESTS);
+        assert_eq!(t.minutes.len(), MAX_WINDOW_MINUTES as usize);
         assert_eq!(t.failures.len(), LAST_FAILURES);
     }
 
@@ -598,6 +609,41 @@ mod tests {
         assert!(assess(&[row("r1", t)], &lower, at(1, 0)).credentials[0]
             .warning
             .is_none());
+    }
+
+    #[test]
+    fn the_window_is_the_last_requests_or_the_last_minutes_when_more() {
+        // 30 successes at minute 0, then 8 failures at minute 20.
+        let mut t = Traffic::default();
+        for i in 0..30 {
+            t.record(&request(at(0, i), 201, "create"));
+        }
+        for i in 0..8 {
+            t.record(&request(at(20, i), 400, "create"));
+        }
+        let rows = [row("r", t)];
+        let recent_of = |th: &Thresholds| assess(&rows, th, at(21, 0)).credentials[0].clone();
+        // The default window, the last 100 requests: 8 of 38 failed.
+        let c = recent_of(&thresholds());
+        assert_eq!((c.recent.requests, c.recent.failures), (38, 8));
+        assert!(c.warning.is_none());
+        // The last 10 requests (the last 15 minutes hold only 8).
+        let mut narrow = thresholds();
+        narrow.window_requests = 10;
+        let c = recent_of(&narrow);
+        assert_eq!((c.recent.requests, c.recent.failures), (10, 8));
+        let w = c.warning.unwrap();
+        assert!(w.message.contains("80% of the last 10"), "{}", w.message);
+        // The last 30 minutes hold 38 requests, more than 10: all count.
+        narrow.window_minutes = 30;
+        let c = recent_of(&narrow);
+        assert_eq!((c.recent.requests, c.recent.failures), (38, 8));
+        assert!(c.warning.is_none());
+        // A window stored out of range is brought within the record's.
+        narrow.window_requests = 0;
+        narrow.window_minutes = -5;
+        let c = recent_of(&narrow);
+        assert_eq!(c.recent.requests, MIN_WINDOW_REQUESTS as u64);
     }
 
     #[test]

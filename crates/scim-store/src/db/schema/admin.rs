@@ -53,6 +53,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// SAML AuthnRequests sent and not yet answered, each bound to a
+    /// browser (migration `20261207020000_saml_requests`).
+    saml_requests (id) {
+        /// The request's `ID`, which the response's `InResponseTo` names.
+        id -> Text,
+        /// SHA-256 (hex) of the secret in the browser's cookie.
+        browser_hash -> Text,
+        /// When it was sent (stored form).
+        created_at -> Text,
+        /// When it stops being answerable (stored form).
+        expires_at -> Text,
+    }
+}
+
+diesel::table! {
     /// One row (id = 1) once configured: SAML sign-in of the identity provider.
     saml_settings (id) {
         /// Always 1.
@@ -97,6 +112,11 @@ diesel::table! {
         /// Minutes without a SCIM request (synchronization enabled) that
         /// raise the silence warning.
         health_silence_minutes -> Integer,
+        /// How many of a credential's newest requests make its recent
+        /// window (migration `20261207010000_health_window`).
+        health_window_requests -> Integer,
+        /// The recent window covers at least these last minutes.
+        health_window_minutes -> Integer,
     }
 }
 
