@@ -253,6 +253,7 @@ pub fn api_scope(
         .service(crate::streams::remove_key)
         .service(crate::extensions::list_extensions)
         .service(crate::extensions::create_extension)
+        .service(crate::extensions::update_extension)
         .service(crate::extensions::delete_extension)
         .service(crate::extensions::delete_extension_attribute)
         .default_service(web::to(api::not_found))

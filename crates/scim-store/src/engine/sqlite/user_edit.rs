@@ -45,6 +45,7 @@ use crate::engine::sqlite::writer::SqliteWriter;
 use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
 use crate::scim::members::{user_groups, GroupRef};
+use crate::scim::unique::check_unique;
 use crate::scim::users::{apply_prepared_update, prepare_update, PreparedUpdate, UserRecord};
 
 /// An edit decided on a hint: the write, and what to answer with the
@@ -97,6 +98,7 @@ where
             }
             match apply_prepared_update(conn, prepared)? {
                 Some(stored) => {
+                    check_unique(conn, &[(&stored.id, &stored.attrs)])?;
                     record(conn, &by.actor, &stored.last_modified, &changes)?;
                     hints.offer(&stored, groups.as_deref());
                     Ok(then(stored))
