@@ -340,7 +340,7 @@ pub async fn create_extension(
 #[utoipa::path(
     tag = "Schema extensions",
     params(
-        ("urn" = String, Path, description = "The extension's URN", example = "urn:ietf:params:scim:schemas:extension:Example:2.0:User"),
+        ("urn" = String, Path, description = "The extension's URN", example = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"),
     ),
     request_body(content = ExtensionBody,
         example = json!({"id": "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User", "description": "Entra custom attributes", "attributes": [{"name": "CustomAttribute", "type": "string", "uniqueness": "server"}, {"name": "costCenter", "type": "string", "canonicalValues": ["CC-100", "CC-200", "CC-300"]}, {"name": "site", "type": "string"}]})),
