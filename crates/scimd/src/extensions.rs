@@ -43,8 +43,7 @@ pub(crate) fn schema_command(
                 .and_then(|v| v.as_str())
                 .unwrap_or_default()
                 .to_owned();
-            let updated =
-                scim_admin::extensions::update(&store, &cli_actor(), &urn, &definition)?;
+            let updated = scim_admin::extensions::update(&store, &cli_actor(), &urn, &definition)?;
             let list = |names: &[String]| {
                 if names.is_empty() {
                     "none".to_owned()

@@ -1416,7 +1416,8 @@ async fn schema_extensions_are_defined_and_removed_from_the_console_after_typing
         assert_eq!(page.status, 303, "{}", page.html);
         let page = get(&app, "/admin/schema-extensions?done=changed", Some(&cookie)).await;
         assert!(
-            page.html.contains("one of CC-1 | CC-2") && page.html.contains("values users hold are kept"),
+            page.html.contains("one of CC-1 | CC-2")
+                && page.html.contains("values users hold are kept"),
             "{}",
             page.html
         );

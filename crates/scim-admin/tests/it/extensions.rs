@@ -248,7 +248,10 @@ async fn definitions_change_in_place_and_keep_the_values() {
         let res = put(changed.clone()).await;
         assert_eq!(res.status, 200, "{}", res.body);
         assert_eq!(res.body["added"], json!(["level"]));
-        assert_eq!(res.body["changed"], json!(["CustomAttribute", "costCenter"]));
+        assert_eq!(
+            res.body["changed"],
+            json!(["CustomAttribute", "costCenter"])
+        );
         assert_eq!(res.body["extension"]["attributes"][2]["name"], "level");
         let listed = app.send(Method::GET, BASE, &auth, None).await;
         assert_eq!(listed.body[0]["description"], "Entra custom attributes, v2");
@@ -271,7 +274,10 @@ async fn definitions_change_in_place_and_keep_the_values() {
         dropped["attributes"].as_array_mut().unwrap().remove(1);
         let res = put(dropped).await;
         assert_eq!(res.status, 422, "{}", res.body);
-        assert!(res.body["message"].as_str().unwrap().contains("remove-attribute"));
+        assert!(res.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("remove-attribute"));
         let mut renamed = changed.clone();
         renamed["attributes"][1]["name"] = json!("CostCenter");
         assert_eq!(put(renamed).await.status, 422);

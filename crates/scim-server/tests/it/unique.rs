@@ -199,10 +199,16 @@ async fn concurrent_writes_of_one_value_never_both_succeed() {
             1,
             "{backend}: {statuses:?}"
         );
-        assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+        assert!(
+            statuses.iter().all(|s| *s == 201 || *s == 409),
+            "{statuses:?}"
+        );
         let mut ids = Vec::new();
         for i in 0..16 {
-            ids.push(app.create_user(user(&format!("editor{i}"), json!({}))).await);
+            ids.push(
+                app.create_user(user(&format!("editor{i}"), json!({})))
+                    .await,
+            );
         }
         let edits = ids.iter().map(|id| {
             send(

@@ -319,12 +319,14 @@ pub(crate) fn find_duplicate(
         "v.value_ci"
     };
     let mut b = SqlBuilder::fixed(conn.backend());
-    b.push("SELECT MIN(v.value) AS value FROM user_values v JOIN users u ON u.id = v.user_id \
-         WHERE u.deleted_at IS NULL AND v.attr = ")
-        .bind_text(leaf.attr())
-        .push(" AND v.value IS NOT NULL GROUP BY ")
-        .push(column)
-        .push(" HAVING COUNT(DISTINCT v.user_id) > 1 LIMIT 1");
+    b.push(
+        "SELECT MIN(v.value) AS value FROM user_values v JOIN users u ON u.id = v.user_id \
+         WHERE u.deleted_at IS NULL AND v.attr = ",
+    )
+    .bind_text(leaf.attr())
+    .push(" AND v.value IS NOT NULL GROUP BY ")
+    .push(column)
+    .push(" HAVING COUNT(DISTINCT v.user_id) > 1 LIMIT 1");
     let rows: Vec<Dup> = load(conn, &b)?;
     Ok(rows.into_iter().next().map(|d| d.value))
 }
@@ -364,7 +366,10 @@ mod tests {
         let user = json!({URN: {"badge": "B-1", "code": "", "desk": [{"tag": 7}, {"tag": 7}, {"note": "x"}]}});
         let user = user.as_object().unwrap();
         assert_eq!(values_of(&leaves[0], user), ["B-1"]);
-        assert!(values_of(&leaves[1], user).is_empty(), "empty is unassigned");
+        assert!(
+            values_of(&leaves[1], user).is_empty(),
+            "empty is unassigned"
+        );
         assert_eq!(values_of(&leaves[2], user), ["7"]);
     }
 }

@@ -60,7 +60,9 @@ fn schema_commands_define_list_and_remove_extensions() {
     let dropped = dir.path().join("dropped.json");
     std::fs::write(
         &dropped,
-        format!(r#"{{"id": "{URN}", "attributes": [{{"name": "CustomAttribute", "type": "string"}}]}}"#),
+        format!(
+            r#"{{"id": "{URN}", "attributes": [{{"name": "CustomAttribute", "type": "string"}}]}}"#
+        ),
     )
     .unwrap();
     for (url, _db) in databases(dir.path()) {
