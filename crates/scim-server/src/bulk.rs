@@ -503,6 +503,9 @@ impl Run<'_> {
             let Some(mut op) = ops.get_mut(i).and_then(Option::take) else {
                 break;
             };
+            if let Some(observe) = self.api.bulk_observer() {
+                observe(i);
+            }
             let result = match step {
                 Step::Cycle => Err(ApiError::Conflict(
                     "circular bulkId reference: this operation's bulkId references lead, directly or through other operations, back to an operation that waits on them; create the resources first and link them with a PATCH in a later operation".to_owned(),

@@ -649,3 +649,78 @@ async fn circular_group_references_are_resolved() {
             .is_empty());
     }
 }
+
+/// User Synchronization disabled by an administrator in the middle of a
+/// bulk request: the operations that started before stand, every one
+/// after gets its own 403, and nothing is written after the switch. The
+/// switch happens at a known point: the API's bulk observer runs it just
+/// before the third operation.
+#[actix_web::test]
+async fn sync_disabled_mid_request_refuses_the_operations_after_it() {
+    for app in TestApp::all() {
+        let backend = app.backend();
+        let group = app
+            .post("/scim/v2/Groups", json!({"displayName": "Before"}))
+            .await;
+        let group_id = group.body["id"].as_str().unwrap().to_owned();
+        let from = app.db.store().read(|c| last_position(c)).unwrap();
+        let store = app.db.store().clone();
+        assert!(app.api.observe_bulk(move |i| {
+            if i == 2 {
+                store
+                    .write(|c| scim_store::sync::disable_sync(c, "tests", "mid-bulk"))
+                    .unwrap();
+            }
+        }));
+        let res = bulk(
+            &app,
+            request(json!([
+                {"method": "POST", "path": "/Users", "bulkId": "a", "data": {"userName": "a@example.com"}},
+                {"method": "POST", "path": "/Users", "bulkId": "b", "data": {"userName": "b@example.com"}},
+                {"method": "POST", "path": "/Users", "bulkId": "c", "data": {"userName": "c@example.com"}},
+                {"method": "PATCH", "path": "/Users/bulkId:a",
+                 "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                          "Operations": [{"op": "replace", "path": "title", "value": "x"}]}},
+                {"method": "PATCH", "path": format!("/Groups/{group_id}"),
+                 "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                          "Operations": [{"op": "add", "path": "members", "value": [{"value": "bulkId:b"}]}]}},
+                {"method": "DELETE", "path": format!("/Groups/{group_id}")}
+            ])),
+        )
+        .await;
+        let out = results(&res);
+        assert_eq!(out.len(), 6, "{backend}: {}", res.body);
+        assert_eq!(out[0]["status"], "201", "{backend}: {}", res.body);
+        assert_eq!(out[1]["status"], "201", "{backend}: {}", res.body);
+        for r in &out[2..] {
+            assert_failed(r, 403, None);
+            assert!(
+                r["response"]["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("synchronization is disabled"),
+                "{backend}: {r}"
+            );
+        }
+        // Nothing after the switch: only the two users' creations are in
+        // the change log (besides the switch itself), the group is as it
+        // was, and the PATCH did not reach the user.
+        let events: Vec<String> = app
+            .db
+            .store()
+            .read(|c| read_after(c, from, 100))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .filter(|e| !e.starts_with("sync."))
+            .collect();
+        assert_eq!(events, ["user.created", "user.created"], "{backend}");
+        app.set_sync(true);
+        assert_eq!(user_count(&app).await, 2, "{backend}");
+        let g = app.get(&format!("/scim/v2/Groups/{group_id}")).await;
+        assert_eq!(g.status, StatusCode::OK, "{backend}");
+        assert_eq!(g.body["meta"]["version"], group.body["meta"]["version"]);
+        let a = app.get(&format!("/scim/v2/Users/{}", id_of(&out[0]))).await;
+        assert!(a.body.get("title").is_none(), "{backend}: {}", a.body);
+    }
+}
