@@ -284,6 +284,23 @@ pub fn scim_openapi(base_path: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// [`scim_openapi`] with the custom schema extensions in force: the User
+/// holds each under its URN, described by its definition.
+pub fn scim_openapi_with(
+    base_path: &str,
+    schemas: &scim_core::extensions::UserSchemas,
+) -> utoipa::openapi::OpenApi {
+    let mut doc = scim_openapi(base_path);
+    let custom: Vec<&scim_core::schema::Schema> = schemas.custom_schemas().collect();
+    if !custom.is_empty() {
+        let components = doc.components.get_or_insert_with(Default::default);
+        for (name, schema) in scim_types::extension_components(&custom) {
+            components.schemas.insert(name, schema);
+        }
+    }
+    doc
+}
+
 pub mod public;
 pub mod scim;
 pub mod scim_types;

@@ -360,3 +360,59 @@ async fn definitions_change_in_place_and_keep_the_values() {
         assert_eq!(changes[0]["added"], json!(["level"]));
     }
 }
+
+/// `/scim/v2/openapi.json` describes the User with the custom extensions
+/// in force, each under its URN, and follows a change at once.
+#[actix_web::test]
+async fn the_scim_document_shows_the_extensions_defined() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let auth = app.signed_in().await;
+        let doc = app
+            .send(Method::GET, "/scim/v2/openapi.json", &auth, None)
+            .await;
+        assert_eq!(doc.status, 200);
+        let user = &doc.body["components"]["schemas"]["User"]["properties"];
+        assert!(user.get(URN).is_none());
+        assert!(user
+            .get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+            .is_some());
+        let res = app
+            .send(Method::POST, BASE, &auth, Some(definition()))
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let doc = app
+            .send(Method::GET, "/scim/v2/openapi.json", &auth, None)
+            .await;
+        let schemas = &doc.body["components"]["schemas"];
+        assert_eq!(
+            schemas["User"]["properties"][URN]["$ref"],
+            "#/components/schemas/Extension_CustomExtensionName",
+            "{}",
+            schemas["User"]
+        );
+        let ext = &schemas["Extension_CustomExtensionName"]["properties"];
+        assert_eq!(ext["CustomAttribute"]["type"], "string", "{ext}");
+        assert_eq!(ext["costCenter"]["examples"], json!(["CC-100", "CC-200"]));
+        let mut changed = definition();
+        changed["attributes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "level", "type": "integer"}));
+        let path = format!("{BASE}/{}", enc(URN));
+        assert_eq!(
+            app.send(Method::PUT, &path, &auth, Some(changed))
+                .await
+                .status,
+            200
+        );
+        let doc = app
+            .send(Method::GET, "/scim/v2/openapi.json", &auth, None)
+            .await;
+        assert_eq!(
+            doc.body["components"]["schemas"]["Extension_CustomExtensionName"]["properties"]
+                ["level"]["type"],
+            "integer"
+        );
+    }
+}
