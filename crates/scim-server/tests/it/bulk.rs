@@ -663,7 +663,7 @@ async fn sync_disabled_mid_request_refuses_the_operations_after_it() {
             .post("/scim/v2/Groups", json!({"displayName": "Before"}))
             .await;
         let group_id = group.body["id"].as_str().unwrap().to_owned();
-        let from = app.db.store().read(|c| last_position(c)).unwrap();
+        let from = app.db.store().read(last_position).unwrap();
         let store = app.db.store().clone();
         assert!(app.api.observe_bulk(move |i| {
             if i == 2 {
