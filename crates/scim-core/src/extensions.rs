@@ -596,6 +596,10 @@ mod tests {
                 json!({"id": URN, "attributes": [{"name": "a", "type": "string", "required": true, "mutability": "readOnly"}]}),
                 "required and readOnly",
             ),
+            (
+                json!({"id": URN, "attributes": [{"name": "a", "type": "complex", "uniqueness": "server", "subAttributes": [{"name": "b", "type": "string"}]}]}),
+                "set it on the sub-attributes",
+            ),
         ];
         for (v, want) in cases {
             let e = def(v.clone()).validate(&[]).unwrap_err();
