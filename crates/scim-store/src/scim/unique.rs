@@ -339,6 +339,86 @@ mod tests {
 
     const URN: &str = "urn:ietf:params:scim:schemas:extension:Acme:2.0:User";
 
+    /// PostgreSQL, two transactions writing one value: the second waits
+    /// for the first's advisory lock, and once the first commits, finds
+    /// its value (without the lock, neither would see the other's
+    /// uncommitted row and both would commit).
+    #[test]
+    fn a_second_writer_of_a_value_waits_for_the_first_and_is_refused() {
+        use std::sync::mpsc;
+        let Some(db) = crate::testing::TestDb::postgres() else {
+            return;
+        };
+        let store = db.store().clone();
+        let def: ExtensionDef = serde_json::from_value(json!({
+            "id": URN,
+            "attributes": [{"name": "badge", "type": "string", "uniqueness": "server"}]
+        }))
+        .unwrap();
+        store
+            .write(|c| crate::scim::extensions::create_extension(c, &def, "tests"))
+            .unwrap();
+        let attrs = |name: &str| {
+            json!({"userName": name, URN: {"badge": "B-1"}})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let write = |store: crate::Store,
+                     name: &'static str,
+                     hold: Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>| {
+            let attrs = attrs(name);
+            std::thread::spawn(move || {
+                store.write(|c| {
+                    let rec = crate::scim::users::insert_user(c, &attrs, None)?;
+                    check_unique(c, &[(&rec.id, &rec.attrs)])?;
+                    if let Some((checked, commit)) = &hold {
+                        checked.send(()).unwrap();
+                        commit.recv().unwrap();
+                    }
+                    Ok(rec.id)
+                })
+            })
+        };
+        let (checked_tx, checked) = mpsc::channel();
+        let (commit, commit_rx) = mpsc::channel();
+        let first = write(store.clone(), "first", Some((checked_tx, commit_rx)));
+        checked.recv().unwrap();
+        let second = write(store.clone(), "second", None);
+        // The second waits on an advisory lock (or, without one, ends).
+        #[derive(diesel::QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        loop {
+            let waiting = store
+                .read(|c| {
+                    let mut b = SqlBuilder::fixed(Backend::Postgres);
+                    b.push(
+                        "SELECT COUNT(*) AS n FROM pg_locks WHERE NOT granted \
+                         AND locktype = 'advisory' AND database = \
+                         (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    );
+                    Ok(load::<Waiting>(c, &b)?[0].n)
+                })
+                .unwrap();
+            if waiting > 0 || second.is_finished() {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert!(!second.is_finished(), "the second writer did not wait");
+        commit.send(()).unwrap();
+        assert!(first.join().unwrap().is_ok());
+        match second.join().unwrap() {
+            Err(StoreError::Conflict(detail)) => {
+                assert!(detail.contains(&format!("{URN}:badge")), "{detail}")
+            }
+            other => panic!("the second write must be refused: {other:?}"),
+        }
+    }
+
     #[test]
     fn leaves_are_the_unique_attributes_and_sub_attributes() {
         let def: ExtensionDef = serde_json::from_value(json!({
