@@ -137,6 +137,15 @@ impl TestDb {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Runs `sql` (the test's own statements) in one write transaction:
+    /// for a state no store function would make, such as data an earlier
+    /// version left behind.
+    pub fn execute(&self, sql: &str) {
+        if let Err(e) = self.store.write(|c| Ok(c.batch_execute(sql)?)) {
+            panic!("{sql}: {e}");
+        }
+    }
 }
 
 impl Drop for TestDb {

@@ -237,3 +237,58 @@ async fn concurrent_writes_of_one_value_never_both_succeed() {
         assert_eq!(held.body["totalResults"], 1, "{backend}: {}", held.body);
     }
 }
+
+/// Values two users shared before the attribute was unique (stored by a
+/// scimd that did not enforce it): writes that keep them pass, writes that
+/// bring the value to a third user are refused.
+#[actix_web::test]
+async fn values_shared_before_uniqueness_do_not_block_other_edits() {
+    for app in TestApp::all() {
+        let backend = app.backend();
+        define(&app);
+        // Stored as an earlier scimd would have: the definition said
+        // "server" and nothing checked it.
+        let set = |from: &str, to: &str| {
+            app.db.execute(&format!(
+                "UPDATE schema_extensions SET definition = \
+                 replace(definition, '\"uniqueness\":\"{from}\"', '\"uniqueness\":\"{to}\"')"
+            ));
+        };
+        set("server", "none");
+        let a = app
+            .create_user(user("a", json!({"badge": "SHARED", "free": "1"})))
+            .await;
+        let b = app.create_user(user("b", json!({"badge": "shared"}))).await;
+        set("none", "server");
+        // Read first, so that SQLite decides the edit on its hint.
+        assert_eq!(
+            app.get(&format!("/scim/v2/Users/{a}")).await.status,
+            StatusCode::OK
+        );
+        let res = app
+            .patch(
+                &format!("/scim/v2/Users/{a}"),
+                patch(json!([{"op": "replace", "path": format!("{URN}:free"), "value": "2"}])),
+            )
+            .await;
+        assert!(res.status.is_success(), "{backend}: {}", res.body);
+        let res = app
+            .patch(
+                &format!("/scim/v2/Users/{b}"),
+                patch(json!([{"op": "replace", "path": "active", "value": false}])),
+            )
+            .await;
+        assert!(res.status.is_success(), "{backend}: {}", res.body);
+        let res = app
+            .put(
+                &format!("/scim/v2/Users/{b}"),
+                user("b", json!({"badge": "shared", "free": "3"})),
+            )
+            .await;
+        assert!(res.status.is_success(), "{backend}: {}", res.body);
+        let res = app
+            .post("/scim/v2/Users", user("c", json!({"badge": "Shared"})))
+            .await;
+        assert_taken(&res, "badge");
+    }
+}

@@ -391,7 +391,7 @@ impl Store {
             }) {
                 Ok((prepared, changes)) => writer.submit(move |conn| {
                     let rec = crate::scim::users::apply_prepared_insert(conn, prepared)?;
-                    check_unique(conn, &[(&rec.id, &rec.attrs)])?;
+                    check_unique(conn, &[(&rec.id, &rec.attrs, None)])?;
                     record(conn, &actor, &rec.created, &changes)?;
                     Ok(rec)
                 }),

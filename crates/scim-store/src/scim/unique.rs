@@ -208,13 +208,18 @@ struct Claim<'a> {
 }
 
 impl Claim<'_> {
-    /// The value as compared: as written when caseExact, else lowered.
+    /// The value as compared.
     fn key(&self) -> String {
-        if self.leaf.case_exact {
-            self.value.clone()
-        } else {
-            self.value.to_lowercase()
-        }
+        compared(self.leaf, &self.value)
+    }
+}
+
+/// A value of `leaf` as compared: as written when caseExact, else lowered.
+fn compared(leaf: &UniqueLeaf, value: &str) -> String {
+    if leaf.case_exact {
+        value.to_owned()
+    } else {
+        value.to_lowercase()
     }
 }
 
@@ -224,18 +229,31 @@ struct TakenRow {
     attr: String,
 }
 
-/// Refuses (`Conflict`, 409 `uniqueness`) the writes `(user id, attributes
-/// stored)` if one of them stores a value of a unique custom extension
-/// attribute that another live User holds. Call it inside the write's
+/// One User write as [`check_unique`] sees it: the user's id, the
+/// attributes stored, and, for an edit, the attributes it had before
+/// (`None`: every value counts as new).
+pub(crate) type Written<'a> = (
+    &'a str,
+    &'a Map<String, Value>,
+    Option<&'a Map<String, Value>>,
+);
+
+/// Whether `attrs` hold values of a custom extension.
+pub(crate) fn carries_custom(attrs: &Map<String, Value>) -> bool {
+    attrs.iter().any(|(k, v)| v.is_object() && is_custom(k))
+}
+
+/// Refuses (`Conflict`, 409 `uniqueness`) the `writes` if one of them
+/// stores a value of a unique custom extension attribute that another live
+/// User holds. A value the user already held before an edit is not
+/// checked again: an edit of other attributes never fails on a value
+/// shared before uniqueness was enforced. Call it inside the write's
 /// transaction, after its rows are written (see the module docs).
 pub(crate) fn check_unique(
     conn: &mut DbConnection,
-    writes: &[(&str, &Map<String, Value>)],
+    writes: &[Written<'_>],
 ) -> Result<(), StoreError> {
-    let carries_custom = writes
-        .iter()
-        .any(|(_, attrs)| attrs.iter().any(|(k, v)| v.is_object() && is_custom(k)));
-    if !carries_custom {
+    if !writes.iter().any(|(_, attrs, _)| carries_custom(attrs)) {
         return Ok(());
     }
     lock_definitions(conn, false)?;
@@ -244,14 +262,22 @@ pub(crate) fn check_unique(
         return Ok(());
     }
     let mut claims = Vec::new();
-    for (user_id, attrs) in writes {
+    for (user_id, attrs, before) in writes {
         for leaf in &leaves {
+            let held: Vec<String> = before.map_or_else(Vec::new, |b| {
+                values_of(leaf, b)
+                    .into_iter()
+                    .map(|value| compared(leaf, &value))
+                    .collect()
+            });
             for value in values_of(leaf, attrs) {
-                claims.push(Claim {
-                    user_id,
-                    leaf,
-                    value,
-                });
+                if !held.contains(&compared(leaf, &value)) {
+                    claims.push(Claim {
+                        user_id,
+                        leaf,
+                        value,
+                    });
+                }
             }
         }
     }
@@ -371,7 +397,7 @@ mod tests {
             std::thread::spawn(move || {
                 store.write(|c| {
                     let rec = crate::scim::users::insert_user(c, &attrs, None)?;
-                    check_unique(c, &[(&rec.id, &rec.attrs)])?;
+                    check_unique(c, &[(&rec.id, &rec.attrs, None)])?;
                     if let Some((checked, commit)) = &hold {
                         checked.send(()).unwrap();
                         commit.recv().unwrap();
