@@ -382,7 +382,21 @@ mod tests {
         }))
         .unwrap();
         store
-            .write(|c| crate::scim::extensions::create_extension(c, &def, "tests"))
+            .write(|c| {
+                use crate::db::schema::scim::schema_extensions as t;
+                use diesel::{ExpressionMethods, RunQueryDsl};
+                let now = scim_core::datetime::now();
+                diesel::insert_into(t::table)
+                    .values((
+                        t::id.eq(&def.id),
+                        t::definition.eq(serde_json::to_string(&def).unwrap()),
+                        t::created_at.eq(&now),
+                        t::created_by.eq("tests"),
+                        t::updated_at.eq(&now),
+                    ))
+                    .execute(c)?;
+                Ok(())
+            })
             .unwrap();
         let attrs = |name: &str| {
             json!({"userName": name, URN: {"badge": "B-1"}})
@@ -390,7 +404,7 @@ mod tests {
                 .unwrap()
                 .clone()
         };
-        let write = |store: crate::Store,
+        let write = |store: crate::engine::Store,
                      name: &'static str,
                      hold: Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>| {
             let attrs = attrs(name);
