@@ -54,7 +54,9 @@ async function scimdRequestInterceptor(req) {
 /// What the documentation routes serve, built once at startup.
 struct Docs {
     admin_json: web::Bytes,
+    /// The SCIM document without custom schema extensions.
     scim_json: web::Bytes,
+    scim_base_path: String,
     scim_spec_path: String,
 }
 
@@ -86,6 +88,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, scim_base_path: &str) {
     let docs = Docs {
         admin_json: to_json(&openapi::admin_openapi()),
         scim_json: to_json(&openapi::scim_openapi(scim_base_path)),
+        scim_base_path: scim_base_path.to_owned(),
         scim_spec_path: scim_spec_path.clone(),
     };
     cfg.app_data(web::Data::new(docs))
@@ -113,8 +116,22 @@ async fn admin_spec(docs: web::Data<Docs>, _caller: Caller) -> HttpResponse {
     json(&docs.admin_json)
 }
 
-async fn scim_spec(docs: web::Data<Docs>, _caller: Caller) -> HttpResponse {
-    json(&docs.scim_json)
+/// The SCIM document: built at startup, or, while custom schema
+/// extensions are defined, for this request (administrators only ask for
+/// it now and then), so that the User shows the extensions in force.
+async fn scim_spec(
+    docs: web::Data<Docs>,
+    api: web::Data<crate::AdminApi>,
+    _caller: Caller,
+) -> Result<HttpResponse, AdminError> {
+    let schemas = api.store().user_schemas().await?;
+    if schemas.defs.is_empty() {
+        return Ok(json(&docs.scim_json));
+    }
+    Ok(json(&to_json(&openapi::scim_openapi_with(
+        &docs.scim_base_path,
+        &schemas,
+    ))))
 }
 
 /// A Swagger UI file; signed-out visitors go to the console's sign-in,

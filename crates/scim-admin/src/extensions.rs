@@ -1,6 +1,7 @@
 //! Custom schema extensions of the User in the admin API
 //! (`/admin/api/v1/schema-extensions`), shared with the console and the
-//! CLI (`scimd schema …`): define, list, and remove an extension or one of
+//! CLI (`scimd schema …`): define, list, change (attributes added,
+//! characteristics changed, values kept), and remove an extension or one of
 //! its attributes together with the values users hold, behind a
 //! confirmation (the URN, or `<urn>:<name>`, given again as `confirm`).
 //!
@@ -11,7 +12,7 @@
 //! `scim_store::scim::extensions::REFRESH`). docs/SCIM.md describes what
 //! identity providers see.
 
-use actix_web::{delete, get, post, web, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpResponse};
 use scim_core::extensions::ExtensionDef;
 use scim_core::ScimType;
 use scim_store::changes::{Actor, Event};
@@ -121,6 +122,57 @@ pub fn create(
         .map_err(store_error)?;
     store.invalidate_user_schemas();
     body_of(def)
+}
+
+/// What a change of a definition did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UpdatedView {
+    /// The definition now in force.
+    pub extension: ExtensionBody,
+    /// The attributes added.
+    pub added: Vec<String>,
+    /// The attributes whose characteristics changed.
+    pub changed: Vec<String>,
+}
+
+/// Changes the definition of the extension `urn` to `definition` (its
+/// whole RFC 7643 §7 JSON, the same URN), keeping the values users hold:
+/// attributes added, characteristics changed where stored values still
+/// fit (`scim_store::scim::extensions::update_extension` says which).
+pub fn update(
+    store: &Store,
+    actor: &Actor,
+    urn: &str,
+    definition: &serde_json::Value,
+) -> Result<UpdatedView, AdminError> {
+    let def =
+        ExtensionDef::from_json(definition).map_err(|e| AdminError::field("body", e.detail))?;
+    if !def.id.eq_ignore_ascii_case(urn) {
+        return Err(AdminError::field(
+            "id",
+            format!("id must be the URN of the extension changed, {urn}"),
+        ));
+    }
+    let updated = store
+        .write(|c| {
+            let updated = store_ext::update_extension(c, &def)?;
+            record_event(
+                c,
+                actor,
+                Event::SchemaExtensionChanged,
+                RESOURCE_TYPE,
+                Some(&updated.def.id),
+                serde_json::json!({ "added": updated.added, "changed": updated.changed }),
+            )?;
+            Ok(updated)
+        })
+        .map_err(not_found(urn))?;
+    store.invalidate_user_schemas();
+    Ok(UpdatedView {
+        extension: body_of(updated.def)?,
+        added: updated.added,
+        changed: updated.changed,
+    })
 }
 
 fn confirmed(confirm: Option<&str>, what: &str) -> Result<(), AdminError> {
@@ -274,6 +326,47 @@ pub async fn create_extension(
     let store = api.store().clone();
     let created = blocking(move || create(&store, &caller.actor, &definition)).await?;
     Ok(HttpResponse::Created().json(created))
+}
+
+/// Changes a custom schema extension
+///
+/// The whole definition, as for a new one, with the same URN: attributes
+/// may be added, and the characteristics of existing ones changed where
+/// the values users hold still fit (`description`, `canonicalValues`,
+/// `returned`, `mutability`, `required`, `caseExact`, `uniqueness`,
+/// sub-attributes added). Every value users hold is kept. Leaving an
+/// attribute out is refused (remove it with its values through
+/// `DELETE …/attributes/{name}`).
+#[utoipa::path(
+    tag = "Schema extensions",
+    params(
+        ("urn" = String, Path, description = "The extension's URN", example = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"),
+    ),
+    request_body(content = ExtensionBody,
+        example = json!({"id": "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User", "description": "Entra custom attributes", "attributes": [{"name": "CustomAttribute", "type": "string", "uniqueness": "server"}, {"name": "costCenter", "type": "string", "canonicalValues": ["CC-100", "CC-200", "CC-300"]}, {"name": "site", "type": "string"}]})),
+    responses(
+        (status = 200, description = "Changed; what was added and changed", body = UpdatedView),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
+        (status = 404, description = "No such extension", body = ErrorBody),
+        (status = 409, description = "A change the values users hold would not fit (`type` or `multiValued` of an attribute with values), or uniqueness over values two users share: the message names it", body = ErrorBody),
+        (status = 422, description = "An invalid definition, another URN, or an attribute left out or renamed: the message says what to fix", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[put("/schema-extensions/{urn}")]
+pub async fn update_extension(
+    api: web::Data<AdminApi>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Result<Json<ExtensionBody>, actix_web::Error>,
+) -> Result<web::Json<UpdatedView>, AdminError> {
+    let body = body.map(|Json(b)| b).map_err(crate::json::body_error)?;
+    let definition = serde_json::to_value(&body).map_err(|_| AdminError::Internal)?;
+    let (store, urn) = (api.store().clone(), path.into_inner());
+    Ok(web::Json(
+        blocking(move || update(&store, &caller.actor, &urn, &definition)).await?,
+    ))
 }
 
 /// Removes a custom schema extension

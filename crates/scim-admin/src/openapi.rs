@@ -253,6 +253,7 @@ pub fn api_scope(
         .service(crate::streams::remove_key)
         .service(crate::extensions::list_extensions)
         .service(crate::extensions::create_extension)
+        .service(crate::extensions::update_extension)
         .service(crate::extensions::delete_extension)
         .service(crate::extensions::delete_extension_attribute)
         .default_service(web::to(api::not_found))
@@ -280,6 +281,23 @@ pub fn admin_openapi_path() -> &'static str {
 pub fn scim_openapi(base_path: &str) -> utoipa::openapi::OpenApi {
     let mut doc = crate::openapi::scim::ScimDoc::openapi();
     doc.servers = Some(vec![utoipa::openapi::Server::new(base_path)]);
+    doc
+}
+
+/// [`scim_openapi`] with the custom schema extensions in force: the User
+/// holds each under its URN, described by its definition.
+pub fn scim_openapi_with(
+    base_path: &str,
+    schemas: &scim_core::extensions::UserSchemas,
+) -> utoipa::openapi::OpenApi {
+    let mut doc = scim_openapi(base_path);
+    let custom: Vec<&scim_core::schema::Schema> = schemas.custom_schemas().collect();
+    if !custom.is_empty() {
+        let components = doc.components.get_or_insert_with(Default::default);
+        for (name, schema) in scim_types::extension_components(&custom) {
+            components.schemas.insert(name, schema);
+        }
+    }
     doc
 }
 

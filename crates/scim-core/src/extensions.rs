@@ -91,7 +91,8 @@ pub struct ExtensionAttr {
     /// `default` (default), `always` or `request` (`never` is refused).
     #[serde(default = "returned_default")]
     pub returned: String,
-    /// `none` (default), `server` or `global`: advertised, not enforced.
+    /// `none` (default), `server` or `global` (enforced, the same for
+    /// scimd: a value belongs to at most one live User).
     #[serde(default = "uniqueness_none")]
     pub uniqueness: String,
     /// The only values a string or reference attribute accepts, when given.
@@ -287,12 +288,17 @@ fn check_attrs(attrs: &[ExtensionAttr], at: &str, max: usize, top: bool) -> Resu
                 a.returned
             ))
         })?;
-        parse_uniqueness(&a.uniqueness).ok_or_else(|| {
+        let uniqueness = parse_uniqueness(&a.uniqueness).ok_or_else(|| {
             bad(format!(
                 "{here}.uniqueness must be one of none, server, global; got {:?}",
                 a.uniqueness
             ))
         })?;
+        if ty == AttrType::Complex && uniqueness != Uniqueness::None {
+            return Err(bad(format!(
+                "{here}.uniqueness applies to simple values: set it on the sub-attributes whose values must be unique"
+            )));
+        }
         if a.description.len() > MAX_DESCRIPTION_LEN {
             return Err(bad(format!(
                 "{here}.description is longer than {MAX_DESCRIPTION_LEN} bytes"
@@ -589,6 +595,10 @@ mod tests {
             (
                 json!({"id": URN, "attributes": [{"name": "a", "type": "string", "required": true, "mutability": "readOnly"}]}),
                 "required and readOnly",
+            ),
+            (
+                json!({"id": URN, "attributes": [{"name": "a", "type": "complex", "uniqueness": "server", "subAttributes": [{"name": "b", "type": "string"}]}]}),
+                "set it on the sub-attributes",
             ),
         ];
         for (v, want) in cases {

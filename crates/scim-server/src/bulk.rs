@@ -14,10 +14,17 @@
 //! `bulkId` references (`"bulkId:qwerty"` as the id in `path`, or as a
 //! whole string anywhere in `data`, e.g. a member's `value`) are resolved
 //! in any order (RFC 7644 §3.7.2): an operation runs once every POST it
-//! refers to has run, in request order otherwise. An operation referring
-//! to a POST that failed, to no POST of the request, or (directly or not)
-//! to itself fails with 409 (RFC 7644 §3.7.1 allows a circular reference
-//! to end with 409).
+//! refers to has run, in request order otherwise. Circular references
+//! through Group members are resolved, as RFC 7644 §3.7.1 asks: when
+//! every operation left waits on another, the first Group POST whose
+//! waiting references are all `members` runs without those members, and
+//! they are added (the PATCH `add` of `members` the single request would
+//! be) once every operation has run; its result is then the group's final
+//! version, or, if they cannot be added, that error with the group's
+//! `location` (the group exists, without those members). An operation
+//! referring to a POST that failed, to no POST of the request, to itself,
+//! or in a cycle of other references (a PUT or PATCH path, a User
+//! attribute) fails with 409.
 //!
 //! The whole request is refused (no operation runs) when it is malformed
 //! (400), over `maxOperations` or `maxPayloadSize` (413, RFC 7644
@@ -349,6 +356,82 @@ fn resolve_refs(data: &mut Value, created: &HashMap<String, String>) {
     }
 }
 
+/// How an operation is run.
+enum Step {
+    /// Its references have all run.
+    Run,
+    /// A Group POST run without the members it holds (the `members`
+    /// elements returned by [`defer_members`]), added once every
+    /// operation has run.
+    Deferred(Vec<Value>),
+    /// It waits on a cycle that cannot be resolved: 409.
+    Cycle,
+}
+
+/// Members a Group POST ran without, to add at the end.
+struct LaterMembers {
+    /// Its result's position among the results.
+    result: usize,
+    bulk_id: String,
+    members: Vec<Value>,
+}
+
+/// For a Group POST whose references to operations still `waiting` are
+/// all in `members` (and none to itself), takes those members out of its
+/// `data` and returns them; `None` (and `op` untouched) otherwise.
+fn defer_members(op: &Operation, waiting: &HashSet<&str>) -> Option<Vec<Value>> {
+    let target = op.target.as_ref().ok()?;
+    if target.kind != Kind::Groups || target.method != Method::Post {
+        return None;
+    }
+    let own = op.bulk_id.as_deref()?;
+    let Value::Object(data) = &target.data else {
+        return None;
+    };
+    let members = member(data, "members").and_then(Value::as_array)?;
+    let later: Vec<&Value> = members.iter().filter(|m| waits_on(m, waiting)).collect();
+    let mut refs = Vec::new();
+    later.iter().for_each(|m| collect_refs(m, &mut refs));
+    if later.is_empty() || refs.iter().any(|r| r == own) {
+        return None;
+    }
+    // Nothing else in the data may wait.
+    let rest_waits = data
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("members"))
+        .any(|(_, v)| waits_on(v, waiting));
+    if rest_waits {
+        return None;
+    }
+    Some(later.into_iter().cloned().collect())
+}
+
+/// Whether `v` refers to one of the `waiting` bulkIds.
+fn waits_on(v: &Value, waiting: &HashSet<&str>) -> bool {
+    let mut refs = Vec::new();
+    collect_refs(v, &mut refs);
+    refs.iter().any(|r| waiting.contains(r.as_str()))
+}
+
+/// Takes the `members` elements that refer to `waiting` bulkIds out of a
+/// Group POST's `data` ([`defer_members`] returned them).
+fn strip_members(op: &mut Operation, waiting: &HashSet<&str>) {
+    if let Ok(Target {
+        data: Value::Object(data),
+        ..
+    }) = &mut op.target
+    {
+        let key = data
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("members"))
+            .cloned();
+        if let Some(Value::Array(members)) = key.and_then(|k| data.get_mut(&k)) {
+            members.retain(|m| !waits_on(m, waiting));
+        }
+    }
+    op.refs.retain(|r| !waiting.contains(r.as_str()));
+}
+
 /// One bulk request being run.
 struct Run<'a> {
     api: &'a ScimApi,
@@ -367,11 +450,11 @@ impl Run<'_> {
             ops,
         } = request;
         // The POST each bulkId names.
-        let defined: HashMap<&str, usize> = ops
+        let defined: HashMap<String, usize> = ops
             .iter()
             .enumerate()
             .filter(|(_, op)| matches!(&op.target, Ok(t) if t.method == Method::Post))
-            .filter_map(|(i, op)| op.bulk_id.as_deref().map(|id| (id, i)))
+            .filter_map(|(i, op)| op.bulk_id.clone().map(|id| (id, i)))
             .collect();
         let deps: Vec<Vec<usize>> = ops
             .iter()
@@ -385,36 +468,128 @@ impl Run<'_> {
         let mut pending = vec![true; ops.len()];
         let mut results = Vec::new();
         let mut errors = 0;
+        let mut later: Vec<LaterMembers> = Vec::new();
         let mut ops: Vec<Option<Operation>> = ops.into_iter().map(Some).collect();
         while fail_on_errors.is_none_or(|max| errors < max) {
             let ready = (0..ops.len())
                 .find(|&i| pending[i] && deps[i].iter().all(|&d| !pending[d] && d != i));
             // Nothing ready while operations remain: they wait on a
-            // cycle of references. The first of them fails, which lets
-            // those waiting for it run (and fail) in turn.
-            let (i, cycle) = match ready {
-                Some(i) => (i, false),
-                None => match pending.iter().position(|p| *p) {
-                    Some(i) => (i, true),
-                    None => break,
+            // cycle of references. A Group POST waiting only through
+            // members runs without them (added at the end); else the
+            // first of them fails, which lets those waiting for it run
+            // (and fail) in turn.
+            let waiting: HashSet<&str> = match ready {
+                Some(_) => HashSet::new(),
+                None => defined
+                    .iter()
+                    .filter(|(_, &d)| pending[d])
+                    .map(|(id, _)| id.as_str())
+                    .collect(),
+            };
+            let (i, step) = match ready {
+                Some(i) => (i, Step::Run),
+                None => match (0..ops.len()).find_map(|i| {
+                    let op = ops.get(i)?.as_ref().filter(|_| pending[i])?;
+                    defer_members(op, &waiting).map(|m| (i, m))
+                }) {
+                    Some((i, members)) => (i, Step::Deferred(members)),
+                    None => match pending.iter().position(|p| *p) {
+                        Some(i) => (i, Step::Cycle),
+                        None => break,
+                    },
                 },
             };
             pending[i] = false;
             let Some(mut op) = ops.get_mut(i).and_then(Option::take) else {
                 break;
             };
-            let result = if cycle {
-                Err(ApiError::Conflict(
+            if let Some(observe) = self.api.bulk_observer() {
+                observe(i);
+            }
+            let result = match step {
+                Step::Cycle => Err(ApiError::Conflict(
                     "circular bulkId reference: this operation's bulkId references lead, directly or through other operations, back to an operation that waits on them; create the resources first and link them with a PATCH in a later operation".to_owned(),
-                ))
-            } else {
-                self.one(&mut op).await
+                )),
+                Step::Run => self.one(&mut op).await,
+                Step::Deferred(members) => {
+                    strip_members(&mut op, &waiting);
+                    let ran = self.one(&mut op).await;
+                    if let (Ok(_), Some(bulk_id)) = (&ran, &op.bulk_id) {
+                        later.push(LaterMembers {
+                            result: results.len(),
+                            bulk_id: bulk_id.clone(),
+                            members,
+                        });
+                    }
+                    ran
+                }
             };
             let (result, failed) = self.result(&op, result);
             errors += usize::from(failed);
             results.push(result);
         }
+        for members in later {
+            self.add_later(members, &mut results).await;
+        }
         results
+    }
+
+    /// Adds the members a Group POST ran without (a cycle of references,
+    /// [`defer_members`]) now that every operation has run, as the PATCH
+    /// `add` of the single request would, and makes its result tell the
+    /// outcome: the group's new version, or the error with its location.
+    async fn add_later(&mut self, later: LaterMembers, results: &mut [Value]) {
+        let Some(id) = self.created.get(&later.bulk_id).cloned() else {
+            return;
+        };
+        let mut members = Value::Array(later.members);
+        resolve_refs(&mut members, &self.created);
+        let mut unresolved = Vec::new();
+        collect_refs(&members, &mut unresolved);
+        let outcome = match unresolved.first() {
+            Some(r) => Err(ApiError::Conflict(format!(
+                "bulkId:{r} cannot be resolved: no POST of this request with bulkId {r:?} created a resource"
+            ))),
+            None => {
+                let call = Call {
+                    actor: self.actor.clone(),
+                    base: self.base.clone(),
+                    query: QueryParams::default(),
+                    if_match: None,
+                };
+                let body = json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "add", "path": "members", "value": members}],
+                });
+                groups::patch_group(self.api, call, id, &body).await
+            }
+        };
+        let Some(Value::Object(out)) = results.get_mut(later.result) else {
+            return;
+        };
+        match outcome {
+            Ok(res) => {
+                if let Some(version) = res
+                    .headers()
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                {
+                    out.insert("version".into(), version.into());
+                }
+            }
+            Err(e) => {
+                let status = actix_web::ResponseError::status_code(&e);
+                let mut body = e.body();
+                if let Some(Value::String(detail)) = body.get_mut("detail") {
+                    *detail = format!(
+                        "the group was created without its members that referred to operations of a circular reference, and adding them failed: {detail}"
+                    );
+                }
+                out.remove("version");
+                out.insert("status".into(), status.as_u16().to_string().into());
+                out.insert("response".into(), body);
+            }
+        }
     }
 
     /// Runs one operation whose references have all run.

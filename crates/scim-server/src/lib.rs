@@ -128,6 +128,24 @@ struct Inner {
     store: Store,
     config: ScimConfig,
     tokens: auth::TokenCache,
+    bulk_observer: BulkObserver,
+}
+
+/// What a `/Bulk` request calls before each operation it runs, with the
+/// operation's index in the request: set by tests
+/// ([`ScimApi::observe_bulk`]) to act between two operations (e.g. turn
+/// User Synchronization off) without waiting on a clock.
+#[derive(Default)]
+struct BulkObserver(std::sync::OnceLock<Arc<dyn Fn(usize) + Send + Sync>>);
+
+impl std::fmt::Debug for BulkObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "BulkObserver(set)"
+        } else {
+            "BulkObserver(none)"
+        })
+    }
 }
 
 impl ScimApi {
@@ -138,8 +156,21 @@ impl ScimApi {
                 store,
                 config,
                 tokens: auth::TokenCache::default(),
+                bulk_observer: BulkObserver::default(),
             }),
         }
+    }
+
+    /// For tests: `f` is called, on the request's thread, before each
+    /// operation a `/Bulk` request runs, with the operation's index in the
+    /// request, so that a test can change the world between two
+    /// operations at a known point. Set once; false if one was set before.
+    pub fn observe_bulk(&self, f: impl Fn(usize) + Send + Sync + 'static) -> bool {
+        self.inner.bulk_observer.0.set(Arc::new(f)).is_ok()
+    }
+
+    pub(crate) fn bulk_observer(&self) -> Option<&(dyn Fn(usize) + Send + Sync)> {
+        self.inner.bulk_observer.0.get().map(|f| &**f)
     }
 
     /// The store.

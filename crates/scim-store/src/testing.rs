@@ -141,7 +141,6 @@ impl TestDb {
     /// Runs `sql` (statements separated by `;`) in one write transaction:
     /// for tests that set up rows as an older release wrote them.
     pub fn execute(&self, sql: &str) {
-        use diesel::connection::SimpleConnection;
         if let Err(e) = self.store.write(|c| Ok(c.batch_execute(sql)?)) {
             panic!("test SQL failed: {e}\n{sql}");
         }

@@ -212,6 +212,15 @@ pub enum SchemaCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Change an extension's definition from a JSON file holding the whole
+    /// new definition (same URN): attributes added, characteristics of
+    /// existing ones changed where the values users hold still fit; every
+    /// value is kept.
+    Update {
+        /// The definition's file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Remove an extension with every value users hold of it; --confirm
     /// must repeat the URN.
     Remove {

@@ -34,6 +34,31 @@ pub(crate) fn schema_command(
                 created.attributes.len()
             )?;
         }
+        SchemaCommand::Update { file } => {
+            let text = read_file(&file, "FILE")?;
+            let definition: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::Usage(format!("{}: not JSON: {e}", file.display())))?;
+            let urn = definition
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let updated = scim_admin::extensions::update(&store, &cli_actor(), &urn, &definition)?;
+            let list = |names: &[String]| {
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            };
+            outln!(
+                out,
+                "changed {}: attributes added: {}; changed: {}; the values users hold are kept",
+                updated.extension.id,
+                list(&updated.added),
+                list(&updated.changed)
+            )?;
+        }
         SchemaCommand::Remove { urn, confirm } => {
             let removed =
                 scim_admin::extensions::remove(&store, &cli_actor(), &urn, confirm.as_deref())?;

@@ -1,6 +1,7 @@
 //! The console's schema extensions page (`/admin/schema-extensions`): the
 //! custom extensions of the User with their attributes, a form to define
-//! one (its RFC 7643 §7 definition as JSON), and the removal of an
+//! one (its RFC 7643 §7 definition as JSON), a form per extension to
+//! change its definition (the values users hold kept), and the removal of an
 //! extension or of one attribute, each of which asks for the URN (or
 //! `<urn>:<name>`) to be typed again, since the values users hold go with
 //! it. The same functions as the admin API and the CLI
@@ -23,6 +24,7 @@ const NAV_ID: &str = "schema-extensions";
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/schema-extensions", web::get().to(page))
         .route("/schema-extensions", web::post().to(create))
+        .route("/schema-extensions/update", web::post().to(update))
         .route("/schema-extensions/remove", web::post().to(remove));
 }
 
@@ -30,6 +32,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
 fn notice(req: &HttpRequest) -> Option<String> {
     let text = match Form::query(req).get("done")? {
         "created" => "Extension defined: SCIM clients see it at /Schemas.",
+        "changed" => "Definition changed; the values users hold are kept.",
         "removed" => "Removed, with the values users held.",
         _ => return None,
     };
@@ -46,12 +49,15 @@ struct AttrRow {
 struct ExtRow {
     id: String,
     description: String,
+    /// The definition as JSON, to edit.
+    definition: String,
     attributes: Vec<AttrRow>,
 }
 
 fn rows(list: Vec<ExtensionBody>) -> Vec<ExtRow> {
     list.into_iter()
         .map(|e| ExtRow {
+            definition: serde_json::to_string_pretty(&e).unwrap_or_default(),
             attributes: e
                 .attributes
                 .iter()
@@ -191,6 +197,47 @@ async fn create(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) ->
     let actor = session.actor();
     match blocking(move || extensions::create(&store, &actor, &definition)).await {
         Ok(_) => see_other("/admin/schema-extensions?done=created"),
+        Err(err @ (AdminError::Validation { .. } | AdminError::Conflict(_))) => {
+            let errors = messages(&err);
+            show(
+                &api,
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                form,
+                errors,
+            )
+            .await
+        }
+        Err(err) => error_page(&err),
+    }
+}
+
+async fn update(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
+    let (session, form) = match session_and_form(&req, &api, &body).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let urn = form.text("urn").to_owned();
+    let definition: serde_json::Value = match serde_json::from_str(form.text("changed")) {
+        Ok(v) => v,
+        Err(e) => {
+            let errors = FieldMessages::general(format!("the definition is not JSON: {e}"));
+            return show(
+                &api,
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                form,
+                errors,
+            )
+            .await;
+        }
+    };
+    let store = api.store().clone();
+    let actor = session.actor();
+    match blocking(move || extensions::update(&store, &actor, &urn, &definition)).await {
+        Ok(_) => see_other("/admin/schema-extensions?done=changed"),
         Err(err @ (AdminError::Validation { .. } | AdminError::Conflict(_))) => {
             let errors = messages(&err);
             show(

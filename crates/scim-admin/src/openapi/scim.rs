@@ -738,9 +738,11 @@ pub fn delete_group() {}
 /// a result per operation run (`status`, `location`, `version`, and for a
 /// failure `response`, the RFC 7644 §3.12 error). `bulkId:…` references
 /// in `path` or `data` resolve to the resources POSTs of the same request
-/// created, in any order; one that cannot be resolved (or is circular)
-/// fails that operation with 409. `failOnErrors` stops after that many
-/// failed operations. See docs/SCIM.md, "Bulk".
+/// created, in any order; a cycle through Group members is resolved (the
+/// group created first, those members added once every operation ran);
+/// one that cannot be resolved fails that operation with 409.
+/// `failOnErrors` stops after that many failed operations. See
+/// docs/SCIM.md, "Bulk".
 #[utoipa::path(post, path = "/Bulk", tag = "Bulk",
     request_body(content = serde_json::Value, content_type = "application/scim+json",
         examples(("Users and a group naming them" = (summary = "A group whose member is created later in the request, a PATCH and a DELETE", value = json!(bulk_example()))))),

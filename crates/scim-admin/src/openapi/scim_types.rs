@@ -112,6 +112,16 @@ fn meta_schema() -> RefOr<Schema> {
 }
 
 fn user_schema() -> RefOr<Schema> {
+    user_schema_with(&[])
+}
+
+/// The component name of a custom extension's schema.
+fn custom_component(schema: &scim_core::schema::Schema) -> String {
+    format!("Extension_{}", schema.name)
+}
+
+/// The User, with the custom extensions `custom` under their URNs.
+fn user_schema_with(custom: &[&scim_core::schema::Schema]) -> RefOr<Schema> {
     let mut o = ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some(
@@ -124,8 +134,31 @@ fn user_schema() -> RefOr<Schema> {
             o = o.required(a.name);
         }
     }
-    o.property(ENTERPRISE_USER_SCHEMA, reference("EnterpriseUser"))
-        .into()
+    o = o.property(ENTERPRISE_USER_SCHEMA, reference("EnterpriseUser"));
+    for schema in custom {
+        o = o.property(schema.id, reference(&custom_component(schema)));
+    }
+    o.into()
+}
+
+/// The components a set of custom schema extensions changes: the User,
+/// with each extension under its URN, and each extension's own schema
+/// (`Extension_<Name>`), built like the Enterprise User's.
+pub fn extension_components(custom: &[&scim_core::schema::Schema]) -> Vec<(String, RefOr<Schema>)> {
+    let mut out = vec![("User".to_owned(), user_schema_with(custom))];
+    for schema in custom {
+        let mut o = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(format!(
+                "The custom extension {} (defined at run time; RFC 7643 §3.3), under its URN in a User. {}",
+                schema.id, schema.description
+            )));
+        for a in schema.attributes {
+            o = o.property(a.name, attribute(a));
+        }
+        out.push((custom_component(schema), o.into()));
+    }
+    out
 }
 
 fn enterprise_schema() -> RefOr<Schema> {

@@ -1407,6 +1407,40 @@ async fn schema_extensions_are_defined_and_removed_from_the_console_after_typing
             "{}",
             page.html
         );
+        // The definition, changed from its own form (prefilled with it):
+        // an attribute added; leaving one out is refused with the form kept.
+        assert!(page.html.contains("Change the definition"), "{}", page.html);
+        assert!(page.html.contains("&#34;costCenter&#34;"), "{}", page.html);
+        let dropped = format!(
+            r#"{{"id": "{URN}", "attributes": [{{"name": "CustomAttribute", "type": "string"}}]}}"#
+        );
+        let page = post(
+            &app,
+            "/admin/schema-extensions/update",
+            Some(&cookie),
+            &format!("csrf={csrf}&urn={}&changed={}", enc(URN), enc(&dropped)),
+        )
+        .await;
+        assert_eq!(page.status, 422, "{}", page.html);
+        assert!(page.html.contains("remove-attribute"), "{}", page.html);
+        let added = format!(
+            r#"{{"id": "{URN}", "attributes": [{{"name": "CustomAttribute", "type": "string"}}, {{"name": "costCenter", "type": "string", "canonicalValues": ["CC-1", "CC-2"]}}, {{"name": "level", "type": "integer"}}]}}"#
+        );
+        let page = post(
+            &app,
+            "/admin/schema-extensions/update",
+            Some(&cookie),
+            &format!("csrf={csrf}&urn={}&changed={}", enc(URN), enc(&added)),
+        )
+        .await;
+        assert_eq!(page.status, 303, "{}", page.html);
+        let page = get(&app, "/admin/schema-extensions?done=changed", Some(&cookie)).await;
+        assert!(
+            page.html.contains("one of CC-1 | CC-2")
+                && page.html.contains("values users hold are kept"),
+            "{}",
+            page.html
+        );
         // The URN mistyped: nothing is removed.
         let page = post(
             &app,
@@ -1436,7 +1470,7 @@ async fn schema_extensions_are_defined_and_removed_from_the_console_after_typing
         )
         .await;
         assert_eq!(page.status, 303, "{}", page.html);
-        assert_eq!(list(&app)[0].attributes.len(), 1);
+        assert_eq!(list(&app)[0].attributes.len(), 2);
         let page = post(
             &app,
             "/admin/schema-extensions/remove",

@@ -213,3 +213,207 @@ async fn bad_definitions_are_refused_with_what_to_fix() {
         assert_eq!(listed.body, json!([]));
     }
 }
+
+/// `PUT /schema-extensions/{urn}`: attributes added and characteristics
+/// changed with every value kept; what the stored values would not fit,
+/// or what would drop values, refused with what to do instead.
+#[actix_web::test]
+async fn definitions_change_in_place_and_keep_the_values() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let auth = app.signed_in().await;
+        let res = app
+            .send(Method::POST, BASE, &auth, Some(definition()))
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let alice = user_with_values(&app, "alice");
+        let bob = user_with_values(&app, "bob");
+        let path = format!("{BASE}/{}", enc(URN));
+        let put = |body: Value| {
+            let (app, auth, path) = (&app, &auth, path.clone());
+            async move { app.send(Method::PUT, &path, auth, Some(body)).await }
+        };
+
+        // Added, and changed where the values still fit.
+        let changed = json!({
+            "id": URN,
+            "description": "Entra custom attributes, v2",
+            "attributes": [
+                {"name": "CustomAttribute", "type": "string", "required": true,
+                 "mutability": "immutable", "returned": "always", "description": "d"},
+                {"name": "costCenter", "type": "string", "canonicalValues": ["CC-100", "CC-200", "CC-300"]},
+                {"name": "level", "type": "integer"},
+            ]
+        });
+        let res = put(changed.clone()).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.body["added"], json!(["level"]));
+        assert_eq!(
+            res.body["changed"],
+            json!(["CustomAttribute", "costCenter"])
+        );
+        assert_eq!(res.body["extension"]["attributes"][2]["name"], "level");
+        let listed = app.send(Method::GET, BASE, &auth, None).await;
+        assert_eq!(listed.body[0]["description"], "Entra custom attributes, v2");
+        assert_eq!(
+            listed.body[0]["attributes"][0]["mutability"], "immutable",
+            "{}",
+            listed.body
+        );
+        let a = stored(&app, &alice);
+        assert_eq!(a.attrs[URN]["costCenter"], "CC-100", "values kept");
+        assert_eq!(a.version, 1, "no user was rewritten");
+        // The User type in force follows at once on this replica.
+        let rt = app.db.store().user_schemas_blocking().unwrap().user_type;
+        assert!(rt.resolve_str(&format!("{URN}:level")).is_some());
+
+        // Refused: an attribute left out, renamed, or another URN (422);
+        // the type or multiValued of an attribute users hold values of,
+        // or uniqueness over a value two users share (409).
+        let mut dropped = changed.clone();
+        dropped["attributes"].as_array_mut().unwrap().remove(1);
+        let res = put(dropped).await;
+        assert_eq!(res.status, 422, "{}", res.body);
+        assert!(res.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("remove-attribute"));
+        let mut renamed = changed.clone();
+        renamed["attributes"][1]["name"] = json!("CostCenter");
+        assert_eq!(put(renamed).await.status, 422);
+        let mut other = changed.clone();
+        other["id"] = json!("urn:ietf:params:scim:schemas:extension:Other:2.0:User");
+        assert_eq!(put(other).await.status, 422);
+        let mut retyped = changed.clone();
+        retyped["attributes"][1]["type"] = json!("integer");
+        retyped["attributes"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("canonicalValues");
+        let res = put(retyped).await;
+        assert_error(&res, 409, "conflict");
+        assert!(
+            res.body["message"].as_str().unwrap().contains("costCenter"),
+            "{}",
+            res.body
+        );
+        let mut multi = changed.clone();
+        multi["attributes"][1]["multiValued"] = json!(true);
+        assert_error(&put(multi).await, 409, "conflict");
+        let mut unique = changed.clone();
+        unique["attributes"][1]["uniqueness"] = json!("server");
+        let res = put(unique.clone()).await;
+        assert_error(&res, 409, "conflict");
+        assert!(
+            res.body["message"].as_str().unwrap().contains("CC-100"),
+            "{}",
+            res.body
+        );
+        // An attribute nobody holds a value of may change type.
+        let mut level = changed.clone();
+        level["attributes"][2]["type"] = json!("decimal");
+        let res = put(level).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.body["changed"], json!(["level"]));
+        // Once the values differ, the uniqueness is accepted.
+        let store = app.db.store();
+        let rt = store.user_schemas_blocking().unwrap().user_type;
+        let mut b = stored(&app, &bob);
+        b.attrs[URN]["costCenter"] = json!("CC-200");
+        let n = normalize(rt, &Value::Object(b.attrs.clone())).unwrap();
+        store
+            .write(|c| {
+                scim_store::users::update_user(
+                    c,
+                    scim_store::OrgId::DEFAULT,
+                    &bob,
+                    b.version,
+                    &n.attrs,
+                    scim_store::users::PasswordChange::Keep,
+                )
+            })
+            .unwrap();
+        unique["attributes"][2]["type"] = json!("decimal");
+        let res = put(unique).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        let missing = app
+            .send(
+                Method::PUT,
+                &format!(
+                    "{BASE}/{}",
+                    enc("urn:ietf:params:scim:schemas:extension:Nope:2.0:User")
+                ),
+                &auth,
+                Some(json!({"id": "urn:ietf:params:scim:schemas:extension:Nope:2.0:User", "attributes": [{"name": "a", "type": "string"}]})),
+            )
+            .await;
+        assert_error(&missing, 404, "not_found");
+
+        // Each change that stood is one event in the change log.
+        let changes: Vec<Value> = store
+            .read(|c| scim_store::changes::read_after(c, 0, 1000))
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.event == "schema_extension.changed")
+            .map(|r| serde_json::from_str(&r.detail).unwrap())
+            .collect();
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert_eq!(changes[0]["added"], json!(["level"]));
+    }
+}
+
+/// `/scim/v2/openapi.json` describes the User with the custom extensions
+/// in force, each under its URN, and follows a change at once.
+#[actix_web::test]
+async fn the_scim_document_shows_the_extensions_defined() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let auth = app.signed_in().await;
+        let doc = app
+            .send(Method::GET, "/scim/v2/openapi.json", &auth, None)
+            .await;
+        assert_eq!(doc.status, 200);
+        let user = &doc.body["components"]["schemas"]["User"]["properties"];
+        assert!(user.get(URN).is_none());
+        assert!(user
+            .get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+            .is_some());
+        let res = app
+            .send(Method::POST, BASE, &auth, Some(definition()))
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let doc = app
+            .send(Method::GET, "/scim/v2/openapi.json", &auth, None)
+            .await;
+        let schemas = &doc.body["components"]["schemas"];
+        assert_eq!(
+            schemas["User"]["properties"][URN]["$ref"],
+            "#/components/schemas/Extension_CustomExtensionName",
+            "{}",
+            schemas["User"]
+        );
+        let ext = &schemas["Extension_CustomExtensionName"]["properties"];
+        assert_eq!(ext["CustomAttribute"]["type"], "string", "{ext}");
+        assert_eq!(ext["costCenter"]["examples"], json!(["CC-100", "CC-200"]));
+        let mut changed = definition();
+        changed["attributes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "level", "type": "integer"}));
+        let path = format!("{BASE}/{}", enc(URN));
+        assert_eq!(
+            app.send(Method::PUT, &path, &auth, Some(changed))
+                .await
+                .status,
+            200
+        );
+        let doc = app
+            .send(Method::GET, "/scim/v2/openapi.json", &auth, None)
+            .await;
+        assert_eq!(
+            doc.body["components"]["schemas"]["Extension_CustomExtensionName"]["properties"]
+                ["level"]["type"],
+            "integer"
+        );
+    }
+}

@@ -436,9 +436,10 @@ async fn malformed_operations_fail_alone() {
 }
 
 /// References that cannot be resolved: to no POST of the request, to a
-/// POST that failed, and circular ones (RFC 7644 §3.7.1: 409).
+/// POST that failed, and a group naming itself (409); a cycle between
+/// groups is resolved (RFC 7644 §3.7.1).
 #[actix_web::test]
-async fn unresolvable_and_circular_references_are_409() {
+async fn unresolvable_references_are_409() {
     for app in TestApp::all() {
         let backend = app.backend();
         app.create_user(json!({"userName": "taken@example.com"}))
@@ -471,10 +472,12 @@ async fn unresolvable_and_circular_references_are_409() {
                 .find(|r| r["bulkId"] == id)
                 .unwrap_or_else(|| panic!("{id} in {out:?}"))
         };
-        for id in ["ga", "gb", "self", "ghost"] {
+        for id in ["self", "ghost"] {
             assert_failed(by_id(id), 409, None);
         }
-        assert!(by_id("ga")["response"]["detail"]
+        assert_eq!(by_id("ga")["status"], "201", "{backend}: {}", res.body);
+        assert_eq!(by_id("gb")["status"], "201", "{backend}: {}", res.body);
+        assert!(by_id("self")["response"]["detail"]
             .as_str()
             .unwrap()
             .contains("circular"));
@@ -487,7 +490,7 @@ async fn unresolvable_and_circular_references_are_409() {
         assert_failed(patch, 409, None);
         assert_eq!(by_id("fine")["status"], "201");
         let res = app.get("/scim/v2/Groups").await;
-        assert_eq!(res.body["totalResults"], 1, "{backend}: only Fine");
+        assert_eq!(res.body["totalResults"], 3, "{backend}: A, B and Fine");
     }
 }
 
@@ -543,5 +546,188 @@ async fn each_operation_records_its_changes_by_the_request() {
             assert_eq!(row.client_address.as_deref(), Some("192.0.2.7"));
             assert_eq!(row.actor_name.as_deref(), Some("tests"), "{backend}");
         }
+    }
+}
+
+/// The members of a group, by id.
+async fn members_of(app: &TestApp, location: &str) -> Vec<String> {
+    let path = location.split("/scim/v2").nth(1).unwrap();
+    let res = app.get(&format!("/scim/v2{path}")).await;
+    let mut ids: Vec<String> = res.body["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// RFC 7644 §3.7.1's own example: two groups created in one request, each
+/// a member of the other. The first runs without its member, which is
+/// added once the second exists; each result is the group's final
+/// version.
+#[actix_web::test]
+async fn circular_group_references_are_resolved() {
+    for app in TestApp::all() {
+        let backend = app.backend();
+        let user = app.create_user(json!({"userName": "u@example.com"})).await;
+        let res = bulk(
+            &app,
+            request(json!([
+                {"method": "POST", "path": "/Groups", "bulkId": "qwerty",
+                 "data": {"displayName": "Group A",
+                          "members": [{"type": "Group", "value": "bulkId:ytrewq"},
+                                      {"type": "User", "value": user}]}},
+                {"method": "POST", "path": "/Groups", "bulkId": "ytrewq",
+                 "data": {"displayName": "Group B",
+                          "members": [{"type": "Group", "value": "bulkId:qwerty"}]}}
+            ])),
+        )
+        .await;
+        let out = results(&res);
+        assert_eq!(out.len(), 2, "{backend}: {}", res.body);
+        assert_eq!(out[0]["bulkId"], "qwerty");
+        assert_eq!(out[0]["status"], "201", "{backend}: {}", res.body);
+        assert_eq!(out[1]["status"], "201", "{backend}: {}", res.body);
+        let (a, b) = (id_of(&out[0]), id_of(&out[1]));
+        let mut want_a = vec![b.clone(), user.clone()];
+        want_a.sort();
+        assert_eq!(
+            members_of(&app, out[0]["location"].as_str().unwrap()).await,
+            want_a
+        );
+        assert_eq!(
+            members_of(&app, out[1]["location"].as_str().unwrap()).await,
+            vec![a.clone()]
+        );
+        // Each result's version is the group's as stored now.
+        for r in &out {
+            let path = r["location"]
+                .as_str()
+                .unwrap()
+                .split("/scim/v2")
+                .nth(1)
+                .unwrap()
+                .to_owned();
+            let got = app.get(&format!("/scim/v2{path}")).await;
+            assert_eq!(got.body["meta"]["version"], r["version"], "{backend}: {r}");
+        }
+        assert_eq!(
+            out[0]["version"], "W/\"2\"",
+            "{backend}: created, then its member added"
+        );
+
+        // The second group cannot be created: the first stays, without
+        // that member, and its result says so, with its location.
+        app.post("/scim/v2/Groups", json!({"displayName": "Taken"}))
+            .await;
+        let res = bulk(
+            &app,
+            request(json!([
+                {"method": "POST", "path": "/Groups", "bulkId": "c",
+                 "data": {"displayName": "Group C", "members": [{"value": "bulkId:d"}]}},
+                {"method": "POST", "path": "/Groups", "bulkId": "d",
+                 "data": {"displayName": "Taken", "members": [{"value": "bulkId:c"}]}}
+            ])),
+        )
+        .await;
+        let out = results(&res);
+        assert_failed(&out[0], 409, None);
+        let detail = out[0]["response"]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("created without") && detail.contains("bulkId:d"),
+            "{detail}"
+        );
+        assert!(out[0]["location"].as_str().is_some(), "{}", res.body);
+        assert!(out[0].get("version").is_none(), "{}", res.body);
+        assert_failed(&out[1], 409, Some("uniqueness"));
+        assert!(members_of(&app, out[0]["location"].as_str().unwrap())
+            .await
+            .is_empty());
+    }
+}
+
+/// User Synchronization disabled by an administrator in the middle of a
+/// bulk request: the operations that started before stand, every one
+/// after gets its own 403, and nothing is written after the switch. The
+/// switch happens at a known point: the API's bulk observer runs it just
+/// before the third operation.
+#[actix_web::test]
+async fn sync_disabled_mid_request_refuses_the_operations_after_it() {
+    for app in TestApp::all() {
+        let backend = app.backend();
+        let group = app
+            .post("/scim/v2/Groups", json!({"displayName": "Before"}))
+            .await;
+        let group_id = group.body["id"].as_str().unwrap().to_owned();
+        let from = app.db.store().read(last_position).unwrap();
+        let store = app.db.store().clone();
+        assert!(app.api.observe_bulk(move |i| {
+            if i == 2 {
+                store
+                    .write(|c| {
+                        scim_store::sync::disable_sync(
+                            c,
+                            scim_store::OrgId::DEFAULT,
+                            "tests",
+                            "mid-bulk",
+                        )
+                    })
+                    .unwrap();
+            }
+        }));
+        let res = bulk(
+            &app,
+            request(json!([
+                {"method": "POST", "path": "/Users", "bulkId": "a", "data": {"userName": "a@example.com"}},
+                {"method": "POST", "path": "/Users", "bulkId": "b", "data": {"userName": "b@example.com"}},
+                {"method": "POST", "path": "/Users", "bulkId": "c", "data": {"userName": "c@example.com"}},
+                {"method": "PATCH", "path": "/Users/bulkId:a",
+                 "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                          "Operations": [{"op": "replace", "path": "title", "value": "x"}]}},
+                {"method": "PATCH", "path": format!("/Groups/{group_id}"),
+                 "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                          "Operations": [{"op": "add", "path": "members", "value": [{"value": "bulkId:b"}]}]}},
+                {"method": "DELETE", "path": format!("/Groups/{group_id}")}
+            ])),
+        )
+        .await;
+        let out = results(&res);
+        assert_eq!(out.len(), 6, "{backend}: {}", res.body);
+        assert_eq!(out[0]["status"], "201", "{backend}: {}", res.body);
+        assert_eq!(out[1]["status"], "201", "{backend}: {}", res.body);
+        for r in &out[2..] {
+            assert_failed(r, 403, None);
+            assert!(
+                r["response"]["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("synchronization is disabled"),
+                "{backend}: {r}"
+            );
+        }
+        // Nothing after the switch: only the two users' creations are in
+        // the change log (besides the switch itself), the group is as it
+        // was, and the PATCH did not reach the user.
+        let events: Vec<String> = app
+            .db
+            .store()
+            .read(|c| read_after(c, from, 100))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .filter(|e| !e.starts_with("sync."))
+            .collect();
+        assert_eq!(events, ["user.created", "user.created"], "{backend}");
+        app.set_sync(true);
+        assert_eq!(user_count(&app).await, 2, "{backend}");
+        let g = app.get(&format!("/scim/v2/Groups/{group_id}")).await;
+        assert_eq!(g.status, StatusCode::OK, "{backend}");
+        assert_eq!(g.body["meta"]["version"], group.body["meta"]["version"]);
+        let a = app.get(&format!("/scim/v2/Users/{}", id_of(&out[0]))).await;
+        assert!(a.body.get("title").is_none(), "{backend}: {}", a.body);
     }
 }

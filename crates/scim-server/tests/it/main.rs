@@ -18,6 +18,7 @@ mod rate_limit;
 mod search;
 mod settings;
 mod sync_gate;
+mod unique;
 mod users;
 
 use actix_web::dev::{Service, ServiceResponse};

@@ -38,6 +38,7 @@ use crate::error::StoreError;
 use crate::scim::extensions::{list_extensions, ExtensionCache};
 use crate::scim::lookup::{GatedUser, LookupBy};
 use crate::scim::recorded::user_created;
+use crate::scim::unique::check_unique;
 use crate::scim::users::UserRecord;
 pub use edit::{Edit, EditBy, Found};
 
@@ -436,6 +437,7 @@ impl Store {
             }) {
                 Ok((prepared, changes)) => writer.submit(move |conn| {
                     let rec = crate::scim::users::apply_prepared_insert(conn, prepared)?;
+                    check_unique(conn, actor.org, &[(&rec.id, &rec.attrs, None)])?;
                     record(conn, &actor, &rec.created, &changes)?;
                     Ok(rec)
                 }),

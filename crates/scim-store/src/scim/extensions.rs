@@ -18,13 +18,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use scim_core::extensions::{ExtensionDef, UserSchemas};
+use scim_core::extensions::{ExtensionAttr, ExtensionDef, UserSchemas};
 use scim_core::ScimError;
 
 use crate::db::connection::{Backend, DbConnection};
 use crate::db::schema::scim::schema_extensions;
 use crate::db::sql::{execute, SqlBuilder};
 use crate::error::StoreError;
+use crate::scim::unique::{find_duplicate, lock_definitions, unique_leaves, UniqueLeaf};
 
 /// How long the cached definitions are used before they are read again.
 pub const REFRESH: Duration = Duration::from_secs(1);
@@ -78,6 +79,210 @@ pub fn create_extension(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// What [`update_extension`] changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtensionUpdate {
+    /// The definition now stored.
+    pub def: ExtensionDef,
+    /// The attributes it added.
+    pub added: Vec<String>,
+    /// The attributes whose characteristics changed.
+    pub changed: Vec<String>,
+}
+
+/// Replaces the definition of an existing extension with `new` (same URN),
+/// keeping every value users hold: attributes may be added, and the
+/// characteristics of existing ones changed where the values stored stay
+/// valid as they are (`description`, `canonicalValues`, `returned`,
+/// `mutability`, `required`, `caseExact`, `uniqueness`; sub-attributes
+/// added). Refused, with what to do instead:
+///
+/// - an attribute left out, or renamed (`invalidValue`): removing one
+///   deletes its values, which [`delete_extension_attribute`] does behind
+///   a confirmation;
+/// - `type` or `multiValued` changed, or a sub-attribute left out, while
+///   some user holds values of it (`Conflict`): the stored values would
+///   no longer fit; with no values stored, it is allowed;
+/// - `uniqueness` set (or `caseExact` changed on a unique attribute) while
+///   two live users share a value (`Conflict`, naming the value).
+///
+/// Values outside new `canonicalValues`, and users lacking a newly
+/// `required` attribute, stay as they are: the rules apply to writes made
+/// after the change. Run inside `Store::write`.
+pub fn update_extension(
+    conn: &mut DbConnection,
+    new: &ExtensionDef,
+) -> Result<ExtensionUpdate, StoreError> {
+    let all = list_extensions(conn)?;
+    let old = all
+        .iter()
+        .find(|d| d.id.eq_ignore_ascii_case(&new.id))
+        .cloned()
+        .ok_or(StoreError::NotFound)?;
+    let invalid = |detail: String| StoreError::Invalid(ScimError::invalid_value(detail));
+    if new.id != old.id {
+        return Err(invalid(format!(
+            "id must stay {} (the URN of an extension cannot change)",
+            old.id
+        )));
+    }
+    let others: Vec<ExtensionDef> = all.into_iter().filter(|d| d.id != old.id).collect();
+    new.validate(&others)?;
+    let mut added = Vec::new();
+    let mut changed = Vec::new();
+    let mut newly_unique = Vec::new();
+    for a in &old.attributes {
+        let Some(b) = new
+            .attributes
+            .iter()
+            .find(|b| b.name.eq_ignore_ascii_case(&a.name))
+        else {
+            return Err(invalid(format!(
+                "attributes no longer lists {name}: removing an attribute deletes the values users hold of it; remove it with DELETE /admin/api/v1/schema-extensions/{urn}/attributes/{name}?confirm={urn}:{name} (scimd schema remove-attribute)",
+                name = a.name,
+                urn = old.id
+            )));
+        };
+        if b.name != a.name {
+            return Err(invalid(format!(
+                "{} cannot be renamed {} (values are stored under the name)",
+                a.name, b.name
+            )));
+        }
+        if a == b {
+            continue;
+        }
+        check_attr_change(conn, &old.id, a, b)?;
+        changed.push(a.name.clone());
+        newly_unique.extend(unique_now(&old.id, a, b));
+    }
+    for b in &new.attributes {
+        if !old
+            .attributes
+            .iter()
+            .any(|a| a.name.eq_ignore_ascii_case(&b.name))
+        {
+            added.push(b.name.clone());
+        }
+    }
+    if !newly_unique.is_empty() {
+        // Writes hold this lock shared from before they read the
+        // definitions until they commit (`scim::unique`).
+        lock_definitions(conn, true)?;
+        for leaf in &newly_unique {
+            if let Some(value) = find_duplicate(conn, leaf)? {
+                return Err(StoreError::Conflict(format!(
+                    "{} cannot be made unique: more than one user holds the value {value:?}; change those users' values first",
+                    leaf.attr()
+                )));
+            }
+        }
+    }
+    let text = serde_json::to_string(new)
+        .map_err(|e| StoreError::internal("serialising an extension definition", &e))?;
+    diesel::update(schema_extensions::table.filter(schema_extensions::id.eq(&old.id)))
+        .set((
+            schema_extensions::definition.eq(text),
+            schema_extensions::updated_at.eq(scim_core::datetime::now()),
+        ))
+        .execute(conn)?;
+    Ok(ExtensionUpdate {
+        def: new.clone(),
+        added,
+        changed,
+    })
+}
+
+/// The unique leaves `b` has and `a` did not have with the same
+/// comparison: those whose stored values must be checked for duplicates.
+fn unique_now(urn: &str, a: &ExtensionAttr, b: &ExtensionAttr) -> Vec<UniqueLeaf> {
+    let single = |x: &ExtensionAttr| ExtensionDef {
+        id: urn.to_owned(),
+        description: String::new(),
+        attributes: vec![x.clone()],
+    };
+    let before = unique_leaves(&[single(a)]);
+    unique_leaves(&[single(b)])
+        .into_iter()
+        .filter(|leaf| !before.contains(leaf))
+        .collect()
+}
+
+/// Refuses a change of `a` into `b` that the values stored would not fit
+/// (`Conflict`): `type` or `multiValued`, or a sub-attribute dropped or
+/// retyped, while some user (deleted ones included: they keep their
+/// values until purged) holds values of it.
+fn check_attr_change(
+    conn: &mut DbConnection,
+    urn: &str,
+    a: &ExtensionAttr,
+    b: &ExtensionAttr,
+) -> Result<(), StoreError> {
+    let refuse = |what: String| {
+        StoreError::Conflict(format!(
+            "{urn}:{}: {what} while users hold values of it; remove the attribute with its values and define it again",
+            a.name
+        ))
+    };
+    // A complex attribute's values are its sub-attributes' rows.
+    let attrs_of = |x: &ExtensionAttr| -> Vec<String> {
+        if x.sub_attributes.is_empty() {
+            vec![format!("{urn}:{}", x.name)]
+        } else {
+            x.sub_attributes
+                .iter()
+                .map(|s| format!("{urn}:{}.{}", x.name, s.name))
+                .collect()
+        }
+    };
+    if a.ty != b.ty || a.multi_valued != b.multi_valued {
+        if holds_values(conn, &attrs_of(a))? {
+            return Err(refuse(format!(
+                "type and multiValued cannot change (from {}{} to {}{})",
+                a.ty,
+                if a.multi_valued { ", multiValued" } else { "" },
+                b.ty,
+                if b.multi_valued { ", multiValued" } else { "" }
+            )));
+        }
+        return Ok(());
+    }
+    for s in &a.sub_attributes {
+        let kept = b
+            .sub_attributes
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(&s.name));
+        let fits = kept.is_some_and(|t| t.name == s.name && t.ty == s.ty);
+        if !fits && holds_values(conn, &[format!("{urn}:{}.{}", a.name, s.name)])? {
+            return Err(refuse(format!(
+                "its sub-attribute {} cannot be removed, renamed or retyped",
+                s.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether any user holds a value of one of `attrs` (`user_values.attr`).
+fn holds_values(conn: &mut DbConnection, attrs: &[String]) -> Result<bool, StoreError> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    for attr in attrs {
+        let mut b = SqlBuilder::fixed(conn.backend());
+        b.push("SELECT COUNT(*) AS n FROM (SELECT 1 FROM user_values WHERE attr = ")
+            .bind_text(attr.clone())
+            .push(" LIMIT 1) AS s");
+        let rows: Vec<Count> = crate::db::sql::load(conn, &b)?;
+        if rows.first().is_some_and(|r| r.n > 0) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Deletes the extension `urn` and its values from every user (their

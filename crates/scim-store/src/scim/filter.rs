@@ -661,9 +661,15 @@ fn custom_sort_key(b: &mut SqlBuilder, leaf: &CustomLeaf) {
         .push(" ORDER BY v.idx LIMIT 1)");
 }
 
-/// Whether the `sortBy` key of `path` is a custom number, which a keyset
-/// page (compared as text) cannot order by.
-pub(crate) fn sort_key_is_number(res: Resource, path: &AttrPath) -> bool {
+/// The numeric SQL type of the `sortBy` key of `path` when it is a custom
+/// number (`integer` or `decimal`), which keyset pages compare as numbers:
+/// the position holds the value's text ([`push_sort_text`]), cast like the
+/// key on both sides of each comparison.
+pub(crate) fn sort_key_number_type(
+    b: &SqlBuilder,
+    res: Resource,
+    path: &AttrPath,
+) -> Option<&'static str> {
     matches!(
         resolve(res, path),
         Ok(Field::Custom(CustomLeaf {
@@ -671,6 +677,28 @@ pub(crate) fn sort_key_is_number(res: Resource, path: &AttrPath) -> bool {
             ..
         }))
     )
+    .then(|| numeric_type(b))
+}
+
+/// For a custom number's `sortBy` key ([`sort_key_number_type`]): the
+/// text of the value it is cast from (its first value as written), which
+/// a keyset position keeps so that casting it again gives exactly the key.
+pub(crate) fn push_sort_text(
+    b: &mut SqlBuilder,
+    res: Resource,
+    path: &AttrPath,
+) -> Result<(), StoreError> {
+    match resolve(res, path)? {
+        Field::Custom(leaf) => {
+            b.push("(SELECT v.value FROM user_values v WHERE v.user_id = u.id AND v.attr = ")
+                .bind_text(leaf.attr)
+                .push(" ORDER BY v.idx LIMIT 1)");
+            Ok(())
+        }
+        _ => Err(StoreError::Internal(format!(
+            "\"{path}\" is not a custom number"
+        ))),
+    }
 }
 
 /// How to rebuild `outer.inner` paths for `name[givenName eq "x"]`.

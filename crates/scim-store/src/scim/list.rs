@@ -12,7 +12,7 @@ use crate::db::connection::DbConnection;
 use crate::db::sql::{load, Bind, SqlBuilder};
 use crate::error::StoreError;
 use crate::scim::filter::{
-    push_filter, push_sort_key, sort_key_is_bool, sort_key_is_number, Resource,
+    push_filter, push_sort_key, push_sort_text, sort_key_is_bool, sort_key_number_type, Resource,
 };
 
 /// A page of a list query (RFC 7644 §3.4.2).
@@ -201,18 +201,17 @@ pub(crate) fn list_rows_keyset(
         Seek::After(k) => (false, k),
         Seek::Before(k) => (true, k),
     };
-    if let Some(path) = query.sort_by.filter(|p| sort_key_is_number(res, p)) {
-        return Err(StoreError::Invalid(scim_core::ScimError::invalid_value(
-            format!(
-                "cursor pages cannot be sorted by the number \"{path}\"; page it with startIndex"
-            ),
-        )));
-    }
+    let mut b = SqlBuilder::new(conn.backend());
     let sort = query
         .sort_by
         .map(|path| (path, sort_key_is_bool(res, path)));
+    // A custom number sorts as a number; its position keeps the value's
+    // text, and each comparison casts it as the key is cast.
+    let number = query
+        .sort_by
+        .and_then(|path| sort_key_number_type(&b, res, path));
     // The sort key, as text (booleans cast, so that the position reads
-    // back and compares as text on both backends).
+    // back and compares as text on both backends), or a custom number.
     let push_key = |b: &mut SqlBuilder| -> Result<(), StoreError> {
         if let Some((path, cast)) = sort {
             b.push(if cast { "CAST(" } else { "(" });
@@ -221,15 +220,23 @@ pub(crate) fn list_rows_keyset(
         }
         Ok(())
     };
-    let mut b = SqlBuilder::new(conn.backend());
+    // A position's key, as the key compares.
+    let bind_position = |b: &mut SqlBuilder, v: &str| {
+        match number {
+            Some(ty) => b.push("CAST(").bind_text(v).push(" AS ").push(ty).push(")"),
+            None => b.bind_text(v),
+        };
+    };
     b.push("SELECT ");
     for column in ["id", "resource", "version", "created", "last_modified"] {
         b.push(a).push(column).push(", ");
     }
-    if sort.is_some() {
-        push_key(&mut b)?;
-    } else {
-        b.push("CAST(NULL AS TEXT)");
+    match (sort, number) {
+        (Some((path, _)), Some(_)) => push_sort_text(&mut b, res, path)?,
+        (Some(_), None) => push_key(&mut b)?,
+        (None, _) => {
+            b.push("CAST(NULL AS TEXT)");
+        }
     }
     b.push(" AS sort_key FROM ").push(res.table());
     push_where(&mut b, res, query.filter)?;
@@ -255,11 +262,13 @@ pub(crate) fn list_rows_keyset(
             match &key.sort {
                 Some(v) => {
                     push_key(&mut b)?;
-                    b.push(if toward_greater { " > " } else { " < " })
-                        .bind_text(v.clone())
-                        .push(" OR (");
+                    b.push(if toward_greater { " > " } else { " < " });
+                    bind_position(&mut b, v);
+                    b.push(" OR (");
                     push_key(&mut b)?;
-                    b.push(" = ").bind_text(v.clone()).push(" AND ");
+                    b.push(" = ");
+                    bind_position(&mut b, v);
+                    b.push(" AND ");
                     tie(&mut b);
                     b.push(")");
                     if toward_greater {

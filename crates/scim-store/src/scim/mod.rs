@@ -12,6 +12,7 @@ pub(crate) mod list;
 pub mod lookup;
 pub mod members;
 pub mod recorded;
+pub(crate) mod unique;
 pub(crate) mod user_values;
 pub mod users;
 

@@ -1,7 +1,7 @@
 //! `scimd schema …` through the real binary, on SQLite and PostgreSQL:
-//! defining a custom schema extension from a file, listing it, a bad
-//! definition refused with what to fix, and removals that need the
-//! confirmation.
+//! defining a custom schema extension from a file, listing it, changing
+//! it, a bad definition or change refused with what to fix, and removals
+//! that need the confirmation.
 
 use std::process::Output;
 
@@ -49,6 +49,22 @@ fn schema_commands_define_list_and_remove_extensions() {
         format!(r#"{{"id": "{URN}", "attributes": [{{"name": "x", "type": "text"}}]}}"#),
     )
     .unwrap();
+    let changed = dir.path().join("changed.json");
+    std::fs::write(
+        &changed,
+        format!(
+            r#"{{"id": "{URN}", "attributes": [{{"name": "CustomAttribute", "type": "string", "uniqueness": "server"}}, {{"name": "costCenter", "type": "string"}}, {{"name": "level", "type": "integer"}}]}}"#
+        ),
+    )
+    .unwrap();
+    let dropped = dir.path().join("dropped.json");
+    std::fs::write(
+        &dropped,
+        format!(
+            r#"{{"id": "{URN}", "attributes": [{{"name": "CustomAttribute", "type": "string"}}]}}"#
+        ),
+    )
+    .unwrap();
     for (url, _db) in databases(dir.path()) {
         let err = stderr(&schema(&url, &["add", bad.to_str().unwrap()]));
         assert!(err.contains("attributes[0].type must be one of"), "{err}");
@@ -62,6 +78,19 @@ fn schema_commands_define_list_and_remove_extensions() {
         let listed: serde_json::Value =
             serde_json::from_str(&stdout(&schema(&url, &["list"]))).unwrap();
         assert_eq!(listed[0]["id"], URN);
+        let out = stdout(&schema(&url, &["update", changed.to_str().unwrap()]));
+        assert!(
+            out.contains(&format!(
+                "changed {URN}: attributes added: level; changed: CustomAttribute"
+            )),
+            "{out}"
+        );
+        let err = stderr(&schema(&url, &["update", dropped.to_str().unwrap()]));
+        assert!(err.contains("remove-attribute"), "{err}");
+        let listed: serde_json::Value =
+            serde_json::from_str(&stdout(&schema(&url, &["list"]))).unwrap();
+        assert_eq!(listed[0]["attributes"][0]["uniqueness"], "server");
+        assert_eq!(listed[0]["attributes"][2]["name"], "level");
         let attr = format!("{URN}:costCenter");
         let err = stderr(&schema(&url, &["remove-attribute", URN, "costCenter"]));
         assert!(err.contains("confirm"), "{err}");

@@ -70,6 +70,7 @@ use crate::error::StoreError;
 use crate::scim::lookup::{find_user_gated, UserColumns};
 use crate::scim::members::user_groups_json_sql;
 use crate::scim::recorded::user_created;
+use crate::scim::unique::{check_unique, Written};
 use crate::scim::user_values::{derive_values, diff_values, UserValueRow};
 use crate::scim::users::{
     derive, insert_user, serialize, update_user_from, user_name_taken, PasswordChange, UserRecord,
@@ -256,6 +257,11 @@ where
             then,
         } => {
             let stored = update_user_from(conn, by.actor.org, &current, &attrs, password.clone())?;
+            check_unique(
+                conn,
+                by.actor.org,
+                &[(&stored.id, &stored.attrs, Some(&current.attrs))],
+            )?;
             let changes = by.changes(&current.attrs, &stored, &password)?;
             record(conn, &by.actor, &stored.last_modified, &changes)?;
             if let Some(hints) = hints {
@@ -276,6 +282,7 @@ pub(crate) fn insert_alone(
 ) -> Result<UserRecord, StoreError> {
     crate::admin::sync::scim_gate(conn, actor.org)?;
     let rec = insert_user(conn, actor.org, attrs, password_hash)?;
+    check_unique(conn, actor.org, &[(&rec.id, &rec.attrs, None)])?;
     record(conn, actor, &rec.created, &user_created(&rec)?)?;
     Ok(rec)
 }
@@ -540,6 +547,24 @@ fn write_batch(
     if !gated {
         crate::admin::sync::scim_gate(conn, org)?;
     }
+    // Every write of the batch is written: two of them sharing a unique
+    // value find each other, and the batch then runs each alone. Edits
+    // are checked here on every value they store, which errs toward
+    // running the batch alone, where `edit_alone` knows the values each
+    // user held before.
+    let written: Vec<Written<'_>> = inserts
+        .iter()
+        .filter_map(|j| match &j.result {
+            Some(Ok(rec)) => Some((rec.id.as_str(), &rec.attrs, None)),
+            _ => None,
+        })
+        .chain(
+            stored
+                .iter()
+                .map(|(_, rec)| (rec.id.as_str(), &rec.attrs, None)),
+        )
+        .collect();
+    check_unique(conn, org, &written)?;
     let mut changes: Vec<(&Actor, NewChange)> = Vec::new();
     for job in inserts.iter() {
         if let Some(Ok(rec)) = &job.result {

@@ -45,6 +45,7 @@ use crate::engine::sqlite::writer::SqliteWriter;
 use crate::engine::user_hints::UserHints;
 use crate::error::StoreError;
 use crate::scim::members::{user_groups, GroupRef};
+use crate::scim::unique::{carries_custom, check_unique};
 use crate::scim::users::{apply_prepared_update, prepare_update, PreparedUpdate, UserRecord};
 
 /// An edit decided on a hint: the write, and what to answer with the
@@ -55,6 +56,9 @@ struct Decided<T> {
     changes: Vec<NewChange>,
     /// The groups the closure was given, when it asked for them.
     groups: Option<Vec<GroupRef>>,
+    /// The user's attributes before, when they hold custom extension
+    /// values (`scim::unique`: values it already held are not checked).
+    before: Option<serde_json::Map<String, serde_json::Value>>,
     then: Box<dyn FnOnce(UserRecord) -> T + Send>,
 }
 
@@ -90,6 +94,7 @@ where
             prepared,
             changes,
             groups,
+            before,
             then,
         }) => writes.submit(move |conn| {
             if let Some(seen) = &groups {
@@ -99,6 +104,11 @@ where
             }
             match apply_prepared_update(conn, prepared)? {
                 Some(stored) => {
+                    check_unique(
+                        conn,
+                        by.actor.org,
+                        &[(&stored.id, &stored.attrs, before.as_ref())],
+                    )?;
                     record(conn, &by.actor, &stored.last_modified, &changes)?;
                     hints.offer(by.actor.org, &stored, groups.as_deref());
                     Ok(then(stored))
@@ -146,6 +156,7 @@ where
                 prepared,
                 changes,
                 groups,
+                before: carries_custom(&current.attrs).then(|| current.attrs.clone()),
                 then,
             })
         }
