@@ -24,6 +24,12 @@
 #   BENCH_OUT          output directory (default target/bench)
 #   A_ENV, B_ENV, ...  extra environment for that binary's commands, as
 #                      space-separated NAME=VALUE words (e.g. B_ENV="SCIMD__X=1")
+#   A_ORGS, B_ORGS, ...  organizations added to that binary's copy of the
+#                      database before the rounds, each with BENCH_ORG_USERS
+#                      users (default 1000): the same binary twice, B with
+#                      B_ORGS=100, measures a large organization beside 100
+#                      small ones (docs/ORGANIZATIONS.md). The binary must
+#                      know `scimd org`; POST is measured without them.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -319,6 +325,62 @@ drop_copies() {
   rm -f "$WORK"/ab-*.db*
 }
 
+# --- organizations added to one binary's copy ------------------------------------
+# ${LABEL}_ORGS organizations bench-1..N, each with its SAML, synchronization
+# and token set up through the CLI and BENCH_ORG_USERS users created through
+# its /Bulk (1,000 operations per request at most).
+ORG_USERS="${BENCH_ORG_USERS:-1000}"
+add_orgs() { # backend index
+  local backend="$1" idx="$2" label="${LABELS[$2]}" orgs_var n k port secret
+  orgs_var="${LABELS[$2]}_ORGS"
+  n="${!orgs_var:-0}"
+  [ "$n" -gt 0 ] || return 0
+  local url bin="${RUN[$idx]}" pem="$ROOT/crates/scim-admin/tests/fixtures/idp-signing.pem"
+  url="$(copy_url "$backend" "$idx")"
+  log "adding $n organizations of $ORG_USERS users to $label's copy on $backend"
+  : >"$WORK/orgs-$label.tsv"
+  for k in $(seq 1 "$n"); do
+    SCIMD__DATABASE__URL="$url" "$bin" org create "bench-$k" --name "Bench $k" >/dev/null \
+      || die "cannot create organization bench-$k"
+    SCIMD__DATABASE__URL="$url" "$bin" --org "bench-$k" saml set --entity-id "https://idp.example/$k" \
+      --sso-url "https://idp.example/$k/sso" --certificate "$pem" >/dev/null || die "saml bench-$k"
+    SCIMD__DATABASE__URL="$url" "$bin" --org "bench-$k" sync enable --accept-cautions >/dev/null \
+      || die "sync bench-$k"
+    secret="$(SCIMD__DATABASE__URL="$url" "$bin" --org "bench-$k" token create --name bench | grep -E '^scimd_' | head -n1)"
+    printf 'bench-%s\t%s\n' "$k" "$secret" >>"$WORK/orgs-$label.tsv"
+  done
+  port="$(free_port)"
+  SCIMD__DATABASE__URL="$url" SCIMD__SERVER__BIND="127.0.0.1:$port" "$bin" serve \
+    >"$WORK/$label-orgs-server-$backend.log" 2>&1 &
+  SERVER_PID=$!
+  wait_ready "http://127.0.0.1:$port/readyz" || die "$label did not start on $backend"
+  python3 - "http://127.0.0.1:$port" "$WORK/orgs-$label.tsv" "$ORG_USERS" <<'PY' \
+    || die "cannot load the organizations' users"
+import json, sys, urllib.request
+base, orgs, per = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for line in open(orgs):
+    slug, token = line.split()
+    for start in range(0, per, 1000):
+        ops = [{"method": "POST", "path": "/Users", "bulkId": f"u{i}",
+                "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                         "userName": f"user{i}@{slug}.example", "active": True,
+                         "displayName": f"User {i}", "title": "Engineer",
+                         "emails": [{"value": f"user{i}@{slug}.example", "type": "work", "primary": True}]}}
+               for i in range(start, min(per, start + 1000))]
+        req = urllib.request.Request(f"{base}/scim/v2/o/{slug}/Bulk", method="POST",
+            data=json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                             "Operations": ops}).encode())
+        req.add_header("Authorization", "Bearer " + token)
+        req.add_header("Content-Type", "application/scim+json")
+        with urllib.request.urlopen(req) as resp:
+            doc = json.load(resp)
+        bad = [o for o in doc["Operations"] if o["status"] != "201"]
+        if bad:
+            sys.exit(f"{slug}: {len(bad)} creates failed, e.g. {bad[0]}")
+PY
+  stop_server
+}
+
 # --- one binary's turn -----------------------------------------------------------
 # Round 0 is an unmeasured turn (warm-ups only, no POST): see below.
 turn() { # backend index round
@@ -378,6 +440,7 @@ START=$SECONDS
 for backend in $BACKENDS; do
   load_shared "$backend"
   make_copies "$backend"
+  for idx in $(seq 0 $(( N - 1 ))); do add_orgs "$backend" "$idx"; done
   # The first turn after the load measured low more often than not (GET by
   # id most of all), which would count against A: an unmeasured turn takes it.
   log "an unmeasured turn of A on $backend"

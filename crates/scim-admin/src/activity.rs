@@ -628,10 +628,12 @@ pub fn describe(
 #[get("/activity")]
 pub async fn get_activity(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     req: HttpRequest,
 ) -> Result<web::Json<ActivityPage>, AdminError> {
-    let query = ActivityQuery::from_form(&Form::query(&req))?;
+    let mut query = ActivityQuery::from_form(&Form::query(&req))?;
+    // The caller's organization's rows (docs/ORGANIZATIONS.md).
+    query.query.org = Some(caller.actor.org);
     let store = api.store().clone();
     Ok(web::Json(
         web::block(move || list_activity(&store, &query)).await??,

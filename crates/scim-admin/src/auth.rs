@@ -20,6 +20,9 @@ use crate::AdminApi;
 pub const SESSION_COOKIE: &str = "scimd_admin_session";
 /// The header carrying the CSRF token.
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
+/// The header that names, by slug, the organization an admin API request
+/// acts on (docs/ORGANIZATIONS.md); without it, the default organization.
+pub const ORG_HEADER: &str = "X-Scimd-Organization";
 
 /// How the caller authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +84,10 @@ impl FromRequest for Caller {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let safe = is_safe(req.method());
+        let org_slug = req
+            .headers()
+            .get(ORG_HEADER)
+            .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
         let request = (
             crate::request_id(req),
             api.as_ref().map(|api| api.client_address(req)),
@@ -88,6 +95,20 @@ impl FromRequest for Caller {
         Box::pin(async move {
             let api = api.ok_or(AdminError::Internal)?;
             let (request_id, address) = request;
+            let org = match org_slug {
+                None => scim_store::OrgId::DEFAULT,
+                Some(slug) => api
+                    .store()
+                    .organizations()
+                    .await?
+                    .by_slug(&slug)
+                    .map(|o| o.id)
+                    .ok_or_else(|| {
+                        AdminError::NotFound(format!(
+                            "{ORG_HEADER} names no organization ({slug:?}); GET /admin/api/v1/organizations lists them"
+                        ))
+                    })?,
+            };
             let store = api.store().clone();
             let now = api.config().clock.now_text();
             if let Some(value) = authorization {
@@ -111,7 +132,8 @@ impl FromRequest for Caller {
                         Some(token.id.clone()),
                         Some(token.name.clone()),
                     )
-                    .with_request(request_id, address),
+                    .with_request(request_id, address)
+                    .in_org(org),
                     name: token.name,
                     credential: Credential::Token { token_id: token.id },
                 });
@@ -149,7 +171,8 @@ impl FromRequest for Caller {
                     Some(session.admin.id.clone()),
                     Some(session.admin.username.clone()),
                 )
-                .with_request(request_id, address),
+                .with_request(request_id, address)
+                .in_org(org),
                 name: session.admin.username,
                 credential: Credential::Session {
                     session_id,

@@ -24,6 +24,7 @@ pub mod json;
 pub mod model;
 pub mod oauth;
 pub mod openapi;
+pub mod organizations;
 pub mod provisioning;
 pub mod saml;
 pub mod saml_sign_in;

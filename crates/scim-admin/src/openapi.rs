@@ -44,6 +44,7 @@ use crate::{api, ADMIN_OPENAPI_PATH, API_BASE};
         (name = "OAuth clients", description = "Clients of the OAuth 2.0 authorization server (an identity provider's Authorize connection)"),
         (name = "OAuth grants", description = "Approvals of OAuth clients: who, when, last use; revocable"),
         (name = "Activity", description = "The change log: what the identity provider provisioned and what administrators did, with who, when and from where; timelines of users and groups"),
+        (name = "Organizations", description = "The customer directories this scimd serves, each at /scim/v2/o/{slug} with its own tokens, switch and data; every other endpoint acts on the organization the X-Scimd-Organization header names (default: the default organization); docs/ORGANIZATIONS.md"),
         (name = "Schema extensions", description = "Custom schema extensions of the User (urn:ietf:params:scim:schemas:extension:<Name>:2.0:User), defined at run time; docs/SCIM.md"),
         (name = "Provisioning", description = "The identity provider's SCIM traffic per credential and the quarantine early warning; docs/OPERATIONS.md"),
         (name = "Event streams", description = "SCIM events to the application as signed SETs (RFC 8417, RFC 9967), pushed (RFC 8935) or polled (RFC 8936); docs/EVENTS.md"),
@@ -103,6 +104,8 @@ impl ErrorExamples {
                     "no event stream with id \"5b0e9f0c-6a7d-4f51-9c1e-2f3a4b5c6d7e\"".to_owned()
                 } else if path.contains("/admins/") {
                     "no administrator with id \"0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d\"; GET /admin/api/v1/admins lists them".to_owned()
+                } else if path.contains("/organizations/") {
+                    "no organization \"globex\"".to_owned()
                 } else if path.contains("/admin-tokens/") {
                     "no admin token with id \"0193a0c4-6f1e-7c3a-9b2d-5e8f1a2b3c4d\"".to_owned()
                 } else {
@@ -146,6 +149,7 @@ impl Modify for ErrorExamples {
                 &mut item.get,
                 &mut item.post,
                 &mut item.put,
+                &mut item.patch,
                 &mut item.delete,
             ]
             .into_iter()
@@ -256,6 +260,10 @@ pub fn api_scope(
         .service(crate::extensions::update_extension)
         .service(crate::extensions::delete_extension)
         .service(crate::extensions::delete_extension_attribute)
+        .service(crate::organizations::list_organizations)
+        .service(crate::organizations::create_organization)
+        .service(crate::organizations::update_organization)
+        .service(crate::organizations::delete_organization)
         .default_service(web::to(api::not_found))
 }
 

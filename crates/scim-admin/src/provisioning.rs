@@ -311,7 +311,7 @@ pub fn provisioning(
             credentials.push(silent("scim_token", t.id, t.name));
         }
     }
-    for c in crate::oauth::service::list_clients(store)? {
+    for c in crate::oauth::service::list_clients(store, org)? {
         if !seen("oauth_client", &c.client_id) {
             credentials.push(silent("oauth_client", c.client_id, c.name));
         }

@@ -135,6 +135,7 @@ async fn activity_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpRespon
         .finish();
     let parsed = ActivityQuery::from_form(&form).map(|mut q| {
         q.query.limit = PAGE_SIZE;
+        q.query.org = Some(org);
         if filters.until.trim().len() == 10 {
             q.query.until = day_after(filters.until.trim()).or(q.query.until);
         }
@@ -194,11 +195,13 @@ async fn activity_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpRespon
 /// its page.
 pub(super) fn timeline(
     store: &scim_store::Store,
+    org: scim_store::OrgId,
     id: &str,
 ) -> Result<Vec<ActivityEntry>, AdminError> {
     let q = ActivityQuery {
         query: scim_store::changes::ChangeQuery {
             subject: Some(id.to_owned()),
+            org: Some(org),
             limit: TIMELINE_SIZE,
             ..Default::default()
         },

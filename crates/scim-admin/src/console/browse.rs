@@ -384,7 +384,7 @@ async fn user_page(
             Ok(Some((user, groups.remove(&id).unwrap_or_default())))
         })?;
         match found {
-            Some((user, groups)) => Ok(Some((user, groups, timeline(&store, &id)?))),
+            Some((user, groups)) => Ok(Some((user, groups, timeline(&store, org, &id)?))),
             None => Ok(None),
         }
     })
@@ -506,7 +506,7 @@ async fn group_page(
         })?;
         match found {
             Some((group, total, members)) => {
-                Ok(Some((group, total, members, timeline(&store, &id)?)))
+                Ok(Some((group, total, members, timeline(&store, org, &id)?)))
             }
             None => Ok(None),
         }

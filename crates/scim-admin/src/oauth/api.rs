@@ -33,11 +33,12 @@ where
 #[get("/oauth-clients")]
 pub async fn list_clients(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<Vec<ClientView>>, AdminError> {
     let store = api.store().clone();
+    let org = caller.actor.org;
     Ok(web::Json(
-        blocking(move || service::list_clients(&store)).await?,
+        blocking(move || service::list_clients(&store, org)).await?,
     ))
 }
 

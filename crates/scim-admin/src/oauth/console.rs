@@ -87,7 +87,8 @@ async fn clients_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpRespons
         Err(resp) => return resp,
     };
     let store = api.store().clone();
-    match blocking(move || service::list_clients(&store)).await {
+    let org = session.org;
+    match blocking(move || service::list_clients(&store, org)).await {
         Ok(clients) => render(&ClientsPage {
             chrome: Chrome::for_session(&session, NAV_ID).with_notice(notice(&req)),
             clients,
@@ -143,7 +144,8 @@ async fn client_create(
         Ok(created) => secret_page(&req, &api, &session, created, false),
         Err(err @ AdminError::Validation { .. }) => {
             let store = api.store().clone();
-            let clients = match blocking(move || service::list_clients(&store)).await {
+            let org = session.org;
+            let clients = match blocking(move || service::list_clients(&store, org)).await {
                 Ok(c) => c,
                 Err(e) => return error_page(&e),
             };

@@ -142,7 +142,8 @@ pub fn create_client(
         return Err(AdminError::fields(errors));
     }
     let (client, secret) = store.write(|c| {
-        let (client, secret) = oauth::create_client(c, name, &uris, &scopes, &actor.label())?;
+        let (client, secret) =
+            oauth::create_client(c, actor.org, name, &uris, &scopes, &actor.label())?;
         record_event(
             c,
             actor,
@@ -163,10 +164,10 @@ pub fn create_client(
     })
 }
 
-/// Every client, oldest first.
-pub fn list_clients(store: &Store) -> Result<Vec<ClientView>, AdminError> {
+/// Every client of the organization, oldest first.
+pub fn list_clients(store: &Store, org: scim_store::OrgId) -> Result<Vec<ClientView>, AdminError> {
     Ok(store
-        .read(oauth::list_clients)?
+        .read(|c| oauth::list_clients(c, org))?
         .into_iter()
         .map(client_view)
         .collect())
@@ -405,7 +406,10 @@ mod tests {
             )
             .unwrap();
             assert_eq!(created.client.scopes, vec!["scim".to_owned()]);
-            assert_eq!(list_clients(store).unwrap(), vec![created.client.clone()]);
+            assert_eq!(
+                list_clients(store, scim_store::OrgId::DEFAULT).unwrap(),
+                vec![created.client.clone()]
+            );
             let rotated =
                 rotate_client_secret(store, &Actor::cli("t"), &created.client.client_id).unwrap();
             assert_ne!(rotated.client_secret, created.client_secret);

@@ -690,9 +690,11 @@ async fn oauth_client_and_grant_pages_need_a_session_and_csrf() {
         .await;
         assert_eq!(page.status, 403);
         let store = app.db.store();
-        assert!(scim_admin::oauth::service::list_clients(store)
-            .unwrap()
-            .is_empty());
+        assert!(
+            scim_admin::oauth::service::list_clients(store, scim_store::OrgId::DEFAULT)
+                .unwrap()
+                .is_empty()
+        );
 
         // A redirect URI that is not https (nor loopback) is refused next
         // to its field, and what was typed is kept.
@@ -722,7 +724,8 @@ async fn oauth_client_and_grant_pages_need_a_session_and_csrf() {
         let at = page.html.find(r#"id="client-secret" value=""#).unwrap() + 26;
         let secret = page.html[at..].split('"').next().unwrap().to_owned();
         assert!(page.html.contains("/oauth/authorize") && page.html.contains("/oauth/token"));
-        let clients = scim_admin::oauth::service::list_clients(store).unwrap();
+        let clients =
+            scim_admin::oauth::service::list_clients(store, scim_store::OrgId::DEFAULT).unwrap();
         assert_eq!(clients.len(), 1);
         let client_id = clients[0].client_id.clone();
         let list = get(&app, "/admin/oauth-clients", Some(&cookie)).await;
@@ -751,9 +754,11 @@ async fn oauth_client_and_grant_pages_need_a_session_and_csrf() {
         )
         .await;
         assert_eq!(page.status, 303);
-        assert!(scim_admin::oauth::service::list_clients(store)
-            .unwrap()
-            .is_empty());
+        assert!(
+            scim_admin::oauth::service::list_clients(store, scim_store::OrgId::DEFAULT)
+                .unwrap()
+                .is_empty()
+        );
 
         // Grants: listed (none yet); revoking needs the token.
         let page = get(&app, "/admin/oauth-grants", Some(&cookie)).await;

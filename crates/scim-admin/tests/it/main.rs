@@ -6,6 +6,7 @@ mod activity;
 mod admins;
 mod console;
 mod extensions;
+mod organizations;
 mod saml_sign_in;
 mod streams;
 

@@ -225,6 +225,7 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
             create_setup_code(c, &later)?;
             let (client, _) = scim_store::oauth::create_client(
                 c,
+                scim_store::OrgId::DEFAULT,
                 "Entra ID",
                 &["https://portal.azure.com/TokenAuthorize".to_owned()],
                 &["scim".to_owned()],

@@ -74,10 +74,12 @@ fn new_client_secret() -> (String, String, String) {
     (secret, prefix, hash)
 }
 
-/// Registers a client; returns it and its secret (shown once). The
+/// Registers a client of the organization `org` (whose SCIM API its
+/// access tokens open); returns it and its secret (shown once). The
 /// caller has validated the name, the redirect URIs and the scopes.
 pub fn create_client(
     conn: &mut DbConnection,
+    org: crate::db::org::OrgId,
     name: &str,
     redirect_uris: &[String],
     scopes: &[String],
@@ -106,14 +108,19 @@ pub fn create_client(
             oauth_clients::scopes.eq(record.scopes.join(" ")),
             oauth_clients::created_at.eq(&record.created_at),
             oauth_clients::created_by.eq(&record.created_by),
+            oauth_clients::org_id.eq(org.0),
         ))
         .execute(conn)?;
     Ok((record, secret))
 }
 
-/// Every client, oldest first.
-pub fn list_clients(conn: &mut DbConnection) -> Result<Vec<ClientRecord>, StoreError> {
+/// Every client of the organization `org`, oldest first.
+pub fn list_clients(
+    conn: &mut DbConnection,
+    org: crate::db::org::OrgId,
+) -> Result<Vec<ClientRecord>, StoreError> {
     let rows: Vec<ClientRow> = oauth_clients::table
+        .filter(oauth_clients::org_id.eq(org.0))
         .select(ClientRow::as_select())
         .order((oauth_clients::created_at, oauth_clients::id))
         .load(conn)?;

@@ -78,6 +78,7 @@ mod tests {
             .write(|c| {
                 create_client(
                     c,
+                    crate::db::org::OrgId::DEFAULT,
                     "Entra ID",
                     &[URI.to_owned()],
                     &["scim".to_owned()],
@@ -145,7 +146,9 @@ mod tests {
             assert!(secret.starts_with(CLIENT_SECRET_PREFIX));
             assert!(secret.starts_with(&client.secret_prefix));
             assert_eq!(client.redirect_uris, vec![URI.to_owned()]);
-            let listed = store.read(list_clients).unwrap();
+            let listed = store
+                .read(|c| list_clients(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap();
             assert_eq!(listed, vec![client.clone()]);
             let ok = |s: &str| {
                 store
