@@ -20,6 +20,10 @@
 #                      run (default "User Group")
 #   CONFORMANCE_OUT    directory for the JSON report and the HTTP log
 #                      (default target/conformance)
+#   CONFORMANCE_ORG    run against this organization (created first) at
+#                      /scim/v2/o/SLUG, with its own token and switch
+#                      (docs/ORGANIZATIONS.md); default: the default
+#                      organization at /scim/v2
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +31,7 @@ cd "$ROOT"
 
 BIN="${SCIMD_BIN:-$ROOT/target/debug/scimd}"
 GATE="${CONFORMANCE_GATE:-User Group}"
+ORG="${CONFORMANCE_ORG:-}"
 OUT="${CONFORMANCE_OUT:-$ROOT/target/conformance}"
 VENV="$ROOT/.venv"
 
@@ -102,8 +107,14 @@ export SCIMD__SERVER__BIND="127.0.0.1:$PORT"
 export SCIMD__LOG__LEVEL="${SCIMD__LOG__LEVEL:-warn}"
 
 "$BIN" migrate >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; die "scimd migrate failed"; }
-"$ROOT/scripts/enable-sync.sh" "$BIN" >"$WORK/sync.log" 2>&1 || { cat "$WORK/sync.log" >&2; die "enabling User Synchronization failed"; }
-TOKEN="$("$BIN" token create --name conformance 2>"$WORK/token.err" | grep -E '^scimd_' | head -n1 || true)"
+ORG_ARGS="" SCIM_PATH="/scim/v2"
+if [ -n "$ORG" ]; then
+  "$BIN" org create "$ORG" --name "Conformance" >"$WORK/org.log" 2>&1 || { cat "$WORK/org.log" >&2; die "scimd org create failed"; }
+  ORG_ARGS="--org $ORG" SCIM_PATH="/scim/v2/o/$ORG"
+fi
+SCIMD_ARGS="$ORG_ARGS" "$ROOT/scripts/enable-sync.sh" "$BIN" >"$WORK/sync.log" 2>&1 || { cat "$WORK/sync.log" >&2; die "enabling User Synchronization failed"; }
+# shellcheck disable=SC2086
+TOKEN="$("$BIN" $ORG_ARGS token create --name conformance 2>"$WORK/token.err" | grep -E '^scimd_' | head -n1 || true)"
 [ -n "$TOKEN" ] || { cat "$WORK/token.err" >&2; die "scimd token create printed no secret"; }
 
 log "starting scimd on 127.0.0.1:$PORT ($SCIMD__DATABASE__URL)"
@@ -126,9 +137,9 @@ PY
 
 # --- the checks -----------------------------------------------------------------
 mkdir -p "$OUT"
-log "running scim2-tester against $BASE/scim/v2"
+log "running scim2-tester against $BASE$SCIM_PATH"
 set +e
-SCIM_TOKEN="$TOKEN" "$VENV/bin/python" - "$BASE/scim/v2" "$GATE" "$OUT" <<'PY'
+SCIM_TOKEN="$TOKEN" "$VENV/bin/python" - "$BASE$SCIM_PATH" "$GATE" "$OUT" <<'PY'
 """Drive scim2-tester, print a summary, and decide the exit status."""
 import json
 import os

@@ -292,15 +292,29 @@ impl Resource {
     /// API (spelt out in every query so that SQLite's planner can use the
     /// partial indexes `WHERE deleted_at IS NULL`). Every index that serves
     /// a list leads with the organization.
-    pub(crate) fn push_scope(self, b: &mut SqlBuilder) {
+    ///
+    /// When `filter` reads another table (`user_values`, `group_members`:
+    /// `… IN (SELECT …)`, itself restricted to the organization), the
+    /// organization is checked on the row but not used to find it (`+`):
+    /// SQLite would otherwise walk all the organization's rows through an
+    /// index leading with `org_id` and test each against the subquery,
+    /// instead of finding the few rows the subquery names by their primary
+    /// key. PostgreSQL plans both the same.
+    pub(crate) fn push_scope(self, b: &mut SqlBuilder, filter: Option<&Filter>) {
+        let plus = if filter.is_some_and(|f| reads_other_table(self, f)) {
+            "+"
+        } else {
+            ""
+        };
         match self {
             Resource::User(_, org) => {
-                b.push("u.org_id = ")
+                b.push(plus)
+                    .push("u.org_id = ")
                     .bind(Bind::Integer(org.0))
                     .push(" AND u.deleted_at IS NULL");
             }
             Resource::Group(org) => {
-                b.push("g.org_id = ").bind(Bind::Integer(org.0));
+                b.push(plus).push("g.org_id = ").bind(Bind::Integer(org.0));
             }
         }
     }
@@ -1669,6 +1683,22 @@ pub(crate) fn push_sort_key(
         }
     };
     Ok(())
+}
+
+/// Whether `filter` names an attribute kept in another table than the
+/// resource's own (`user_values`, `group_members`), which it reads through
+/// a subquery ([`Resource::push_scope`]).
+fn reads_other_table(res: Resource, filter: &Filter) -> bool {
+    match filter {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            reads_other_table(res, a) || reads_other_table(res, b)
+        }
+        Filter::Not(a) => reads_other_table(res, a),
+        Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) => !matches!(
+            resolve(res, p),
+            Ok(Field::Column(_) | Field::ResourceType) | Err(_)
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -363,7 +363,7 @@ pub(crate) fn push_where(
     filter: Option<&Filter>,
 ) -> Result<(), StoreError> {
     b.push(" WHERE ");
-    res.push_scope(b);
+    res.push_scope(b, filter);
     if let Some(f) = filter {
         b.push(" AND (");
         push_filter(b, res, f)?;

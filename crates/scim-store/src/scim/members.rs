@@ -199,10 +199,12 @@ fn existing_ids(
     let mut found = HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         let mut b = SqlBuilder::new(conn.backend());
-        // Another organization's resource does not exist here.
+        // Another organization's resource does not exist here (`+`: found
+        // by the primary key, not through an index leading with `org_id`,
+        // which SQLite would prefer for a long list of ids).
         b.push("SELECT id FROM ")
             .push(table)
-            .push(" WHERE org_id = ")
+            .push(" WHERE +org_id = ")
             .bind(Bind::Integer(org.0))
             .push(" AND id IN ");
         push_in_list(&mut b, chunk);
