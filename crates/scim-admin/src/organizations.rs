@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::console::blocking;
 use crate::error::{AdminError, ErrorBody};
 use crate::AdminApi;
 
@@ -168,12 +169,6 @@ pub fn remove(
     store.write(|c| organizations::delete_organization(c, org.id, confirm.unwrap_or(""), actor))?;
     store.invalidate_organizations();
     Ok(())
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AdminError> + Send + 'static,
-) -> Result<T, AdminError> {
-    web::block(f).await?
 }
 
 /// The organizations
