@@ -297,12 +297,39 @@ mod tests {
         after.blocking_recv().unwrap().unwrap();
     }
 
-    /// Holds every reader of `store` (the test store has 4:
-    /// `testing::config`'s pool size) on a queued
-    /// read until the returned closure is called, so that what is queued
+    /// Every reader of `store` (the test store has 4: `testing::config`'s
+    /// pool size), each held on a queued read, so that what is queued
     /// meanwhile waits in the queue.
-    fn hold_readers(store: &crate::engine::Store) -> impl FnOnce() {
-        const READERS: usize = 4;
+    struct HeldReaders {
+        release: mpsc::Sender<()>,
+        holders: Vec<crate::engine::Answer<()>>,
+        held: usize,
+    }
+
+    const READERS: usize = 4;
+
+    impl HeldReaders {
+        /// Lets exactly one reader go: it alone takes what was queued, in
+        /// queue order, so the batches it makes do not depend on how the
+        /// threads are scheduled.
+        fn release_one(&mut self) {
+            assert!(self.held > 0);
+            self.release.send(()).unwrap();
+            self.held -= 1;
+        }
+
+        /// Lets the others go, and waits until every holder has finished.
+        fn release_all(mut self) {
+            while self.held > 0 {
+                self.release_one();
+            }
+            for holder in self.holders {
+                holder.wait().unwrap();
+            }
+        }
+    }
+
+    fn hold_readers(store: &crate::engine::Store) -> HeldReaders {
         let (started, all_started) = mpsc::channel();
         let (release, released) = mpsc::channel::<()>();
         let released = Arc::new(Mutex::new(released));
@@ -321,13 +348,10 @@ mod tests {
                 .recv_timeout(std::time::Duration::from_secs(60))
                 .expect("the test store has fewer readers than the test holds");
         }
-        move || {
-            for _ in 0..READERS {
-                release.send(()).unwrap();
-            }
-            for holder in holders {
-                holder.wait().unwrap();
-            }
+        HeldReaders {
+            release,
+            holders,
+            held: READERS,
         }
     }
 
@@ -375,7 +399,7 @@ mod tests {
                 .unwrap();
 
             // Disabled: every lookup of the batch is refused.
-            let release = hold_readers(store);
+            let held = hold_readers(store);
             let refused: Vec<_> = (0..3)
                 .map(|i| {
                     store.queue_user_lookup(
@@ -386,7 +410,7 @@ mod tests {
                     )
                 })
                 .collect();
-            release();
+            held.release_all();
             for answer in refused {
                 let err = answer.wait().unwrap_err();
                 assert!(
@@ -416,7 +440,7 @@ mod tests {
             wanted.push((LookupBy::Id, users[0].id.clone(), false));
             wanted.push((LookupBy::Id, "no-such-id".to_owned(), true));
             wanted.push((LookupBy::UserName, "nobody@example.com".to_owned(), true));
-            let release = hold_readers(store);
+            let mut held = hold_readers(store);
             let mut answers: Vec<_> = wanted
                 .iter()
                 .map(|(by, key, with_groups)| {
@@ -431,10 +455,11 @@ mod tests {
                 true,
             ));
             wanted.push((LookupBy::Id, users[1].id.clone(), true));
-            release();
+            held.release_one();
             assert_eq!(read.wait().unwrap(), 5, "{backend}");
-            for ((by, key, with_groups), answer) in wanted.iter().zip(answers) {
-                let got = answer.wait().unwrap();
+            let got: Vec<_> = answers.into_iter().map(|a| a.wait().unwrap()).collect();
+            held.release_all();
+            for ((by, key, with_groups), got) in wanted.iter().zip(got) {
                 let alone = store
                     .read(|c| match by {
                         LookupBy::Id => {
@@ -468,7 +493,7 @@ mod tests {
             assert_eq!(store.largest_lookup_batch(), 15, "{backend}");
 
             // More than one statement takes: in statements of 32.
-            let release = hold_readers(store);
+            let mut held = hold_readers(store);
             let answers: Vec<_> = (0..40)
                 .map(|i| {
                     store.queue_user_lookup(
@@ -479,9 +504,11 @@ mod tests {
                     )
                 })
                 .collect();
-            release();
-            for (i, answer) in answers.into_iter().enumerate() {
-                let (rec, _) = answer.wait().unwrap().found.unwrap();
+            held.release_one();
+            let got: Vec<_> = answers.into_iter().map(|a| a.wait().unwrap()).collect();
+            held.release_all();
+            for (i, answer) in got.into_iter().enumerate() {
+                let (rec, _) = answer.found.unwrap();
                 assert_eq!(rec, users[i % 5], "{backend}");
             }
             assert_eq!(store.largest_lookup_batch(), MAX_LOOKUP_KEYS, "{backend}");

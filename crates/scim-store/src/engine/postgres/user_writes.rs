@@ -1306,7 +1306,7 @@ pub(crate) mod tests {
                 })
                 .unwrap();
 
-            let blocked = Blocked::start(store);
+            let mut blocked = Blocked::start(&db);
 
             // Queued at once: a rename to a taken userName (the batch's
             // UPDATE fails on the unique index), and around it edits and
@@ -1380,7 +1380,7 @@ pub(crate) mod tests {
                 },
             );
 
-            blocked.release();
+            blocked.release_one();
             assert!(
                 matches!(rename.wait(), Err(StoreError::Conflict(_))),
                 "{backend}"
@@ -1408,6 +1408,7 @@ pub(crate) mod tests {
                 "{backend}"
             );
             let groups = groups.wait().unwrap();
+            blocked.release_rest();
             assert_eq!(groups.len(), 1, "{backend}");
             assert_eq!(groups[0].display, "Team", "{backend}");
             let hash = |id: &str| store.read(|c| find_password_hash(c, id)).unwrap();
@@ -1453,13 +1454,16 @@ pub(crate) mod tests {
             .collect()
     }
 
-    /// On PostgreSQL, both batcher threads held up on two row locks, so
-    /// that every write queued until [`Blocked::release`] shares one batch.
+    /// On PostgreSQL, both batcher threads held up on a row lock each, so
+    /// that every write queued until [`Blocked::release_one`] waits in the
+    /// queue; the batcher released first then takes them all, in one batch.
     /// Nothing on SQLite.
+    type Holder = std::thread::JoinHandle<Result<(), StoreError>>;
+
     struct Blocked {
-        holder: Option<std::thread::JoinHandle<Result<(), StoreError>>>,
-        /// Lets the holder commit.
-        release: Option<std::sync::mpsc::Sender<()>>,
+        /// One per batcher: the thread holding its row lock, and what lets
+        /// that thread commit.
+        holders: Vec<(Holder, std::sync::mpsc::Sender<()>)>,
         edits: Vec<crate::engine::Answer<UserRecord>>,
     }
 
@@ -1496,11 +1500,11 @@ pub(crate) mod tests {
     }
 
     impl Blocked {
-        fn start(store: &Store) -> Blocked {
+        fn start(db: &crate::testing::TestDb) -> Blocked {
+            let store = db.store();
             if store.backend() != crate::db::connection::Backend::Postgres {
                 return Blocked {
-                    holder: None,
-                    release: None,
+                    holders: Vec::new(),
                     edits: Vec::new(),
                 };
             }
@@ -1509,24 +1513,34 @@ pub(crate) mod tests {
                 create(store, &format!("blocker-{n}-0")),
                 create(store, &format!("blocker-{n}-1")),
             ];
-            let (locked, wait) = std::sync::mpsc::channel();
-            let (release, released) = std::sync::mpsc::channel::<()>();
-            let (holder_store, sql) = (
-                store.clone(),
-                format!(
-                    "SELECT 1 FROM users WHERE id IN ('{}', '{}') FOR UPDATE",
-                    blockers[0].id, blockers[1].id
-                ),
-            );
-            let holder = std::thread::spawn(move || {
-                holder_store.write(|c| {
-                    diesel::connection::SimpleConnection::batch_execute(c, &sql)?;
-                    locked.send(()).unwrap();
-                    let _ = released.recv();
-                    Ok(())
+            // Each row locked by a transaction of its own, on a connection
+            // of its own (the store's pool is the batchers'), so that each
+            // can be let go alone.
+            let target = crate::db::connection::Target::parse(db.url()).unwrap();
+            let holders = blockers
+                .iter()
+                .map(|blocker| {
+                    let (locked, wait) = std::sync::mpsc::channel();
+                    let (release, released) = std::sync::mpsc::channel::<()>();
+                    let mut conn = crate::db::connection::ConnectionManager::new(target.clone())
+                        .establish()
+                        .unwrap();
+                    let sql = format!(
+                        "BEGIN; SELECT 1 FROM users WHERE id = '{}' FOR UPDATE",
+                        blocker.id
+                    );
+                    let holder = std::thread::spawn(move || {
+                        use diesel::connection::SimpleConnection;
+                        conn.batch_execute(&sql)?;
+                        locked.send(()).unwrap();
+                        let _ = released.recv();
+                        conn.batch_execute("COMMIT")?;
+                        Ok(())
+                    });
+                    wait.recv().unwrap();
+                    (holder, release)
                 })
-            });
-            wait.recv().unwrap();
+                .collect();
             // Each batcher takes one of these and waits on its lock: the
             // next is queued once PostgreSQL shows the first one waiting.
             let edits = blockers
@@ -1543,23 +1557,25 @@ pub(crate) mod tests {
                     edit
                 })
                 .collect();
-            Blocked {
-                holder: Some(holder),
-                release: Some(release),
-                edits,
-            }
+            Blocked { holders, edits }
         }
 
-        /// Waits for the locks to go and the blocked edits to finish.
-        fn release(self) {
-            if let Some(release) = self.release {
-                let _ = release.send(());
+        /// Lets the first batcher go: it finishes its blocked edit, then
+        /// takes everything queued since, while the other still waits.
+        fn release_one(&mut self) {
+            if self.holders.is_empty() {
+                return;
             }
-            if let Some(holder) = self.holder {
-                holder.join().unwrap().unwrap();
-            }
-            for edit in self.edits {
-                edit.wait().unwrap();
+            let (holder, release) = self.holders.remove(0);
+            let _ = release.send(());
+            holder.join().unwrap().unwrap();
+            self.edits.remove(0).wait().unwrap();
+        }
+
+        /// Lets the other batcher go, and waits for its blocked edit.
+        fn release_rest(mut self) {
+            while !self.holders.is_empty() {
+                self.release_one();
             }
         }
     }
@@ -1590,7 +1606,7 @@ pub(crate) mod tests {
                         .unwrap()
                 })
                 .collect();
-            let blocked = Blocked::start(store);
+            let mut blocked = Blocked::start(&db);
 
             // Queued at once, each with other index rows to write: an
             // email added (insert), the emails dropped (delete), the title
@@ -1651,7 +1667,7 @@ pub(crate) mod tests {
                     )
                 })
                 .collect();
-            blocked.release();
+            blocked.release_one();
 
             let mut written = Vec::new();
             for (answer, user) in edits.into_iter().zip(&users) {
@@ -1665,6 +1681,7 @@ pub(crate) mod tests {
                 assert_stored(store, &rec);
                 written.push(rec.id);
             }
+            blocked.release_rest();
             let renamed = store
                 .read(|c| {
                     crate::scim::lookup::find_user_by_name_gated(
