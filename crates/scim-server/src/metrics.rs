@@ -57,6 +57,26 @@ const UNMATCHED: ScimRoute = ScimRoute {
     template: "unmatched",
 };
 
+/// Where a request to `path` goes in the SCIM API whose base path is
+/// `base`: `Some((true, rest))` below an organization's base path
+/// (`{base}/o/{org}`, docs/ORGANIZATIONS.md), `Some((false, rest))` below
+/// `base` itself, `None` outside the SCIM API. `rest` is what [`classify`]
+/// takes (`/Users/2819c223`, or empty).
+pub fn below_base<'a>(path: &'a str, base: &str) -> Option<(bool, &'a str)> {
+    let rest = path.strip_prefix(base)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    // `{base}/o/{org}` is its own scope, matched first (`ScimApi::configure`).
+    if let Some(below) = rest.strip_prefix("/o/") {
+        let (slug, rest) = below.split_at(below.find('/').unwrap_or(below.len()));
+        if !slug.is_empty() {
+            return Some((true, rest));
+        }
+    }
+    Some((false, rest))
+}
+
 /// Classifies a request by its path below the SCIM base path (`rest`,
 /// e.g. `/Users/2819c223`) and its method: the route table of
 /// [`ScimApi::configure`], one trailing slash allowed.
@@ -196,9 +216,11 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let api = req.app_data::<actix_web::web::Data<ScimApi>>().cloned();
-    let base_len = api.as_ref().map_or(0, |api| api.config().base_path.len());
     let method = req.method().clone();
-    let route = classify(req.path().get(base_len..).unwrap_or(""), &method);
+    let route = api
+        .as_ref()
+        .and_then(|api| below_base(req.path(), &api.config().base_path))
+        .map_or(UNMATCHED, |(_, rest)| classify(rest, &method));
     let slot = CredentialSlot::default();
     req.extensions_mut().insert(slot.clone());
     let result = next.call(req).await;
@@ -269,7 +291,28 @@ pub async fn observe(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn an_organizations_requests_are_found_below_its_base_path() {
+        let base = "/scim/v2";
+        assert_eq!(
+            below_base("/scim/v2/Users/a", base),
+            Some((false, "/Users/a"))
+        );
+        assert_eq!(below_base("/scim/v2", base), Some((false, "")));
+        assert_eq!(
+            below_base("/scim/v2/o/acme/Users/a", base),
+            Some((true, "/Users/a"))
+        );
+        assert_eq!(below_base("/scim/v2/o/acme", base), Some((true, "")));
+        assert_eq!(below_base("/scim/v2/o/", base), Some((false, "/o/")));
+        assert_eq!(below_base("/scim/v2x/Users", base), None);
+        assert_eq!(below_base("/admin/api/v1", base), None);
+        let (_, rest) = below_base("/scim/v2/o/acme/Groups/g", base).unwrap();
+        assert_eq!(classify(rest, &Method::PATCH).template, "/Groups/{id}");
+    }
 
     #[test]
     fn requests_are_classified_by_route_template() {

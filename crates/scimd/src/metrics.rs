@@ -429,15 +429,13 @@ fn method_label(method: &Method) -> &'static str {
 fn route_of(req: &ServiceRequest) -> String {
     if let Some(api) = req.app_data::<web::Data<scim_server::ScimApi>>() {
         let base = &api.config().base_path;
-        if let Some(rest) = req.path().strip_prefix(base.as_str()) {
-            if rest.is_empty() || rest.starts_with('/') {
-                let template = scim_server::metrics::classify(rest, req.method()).template;
-                return if template == "unmatched" {
-                    template.to_owned()
-                } else {
-                    format!("{base}{template}")
-                };
-            }
+        if let Some((org, rest)) = scim_server::metrics::below_base(req.path(), base) {
+            let template = scim_server::metrics::classify(rest, req.method()).template;
+            return match (template, org) {
+                ("unmatched", _) => template.to_owned(),
+                (_, false) => format!("{base}{template}"),
+                (_, true) => format!("{base}/o/{{org}}{template}"),
+            };
         }
     }
     req.match_pattern()
@@ -447,9 +445,9 @@ fn route_of(req: &ServiceRequest) -> String {
 /// Middleware (for `actix_web::middleware::from_fn`, outermost) counting
 /// every request by route template, method and status, and timing it:
 /// `scimd_http_requests_total` and `scimd_http_request_duration_seconds`.
-/// The route is the template (`/scim/v2/Users/{id}`), never the raw
-/// path, so ids do not multiply the series; a path no route matches is
-/// `unmatched`.
+/// The route is the template (`/scim/v2/Users/{id}`; an organization's
+/// `/scim/v2/o/{org}/Users/{id}`), never the raw path, so ids and slugs
+/// do not multiply the series; a path no route matches is `unmatched`.
 pub async fn observe_http(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

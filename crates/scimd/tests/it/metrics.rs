@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::*;
 
-const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef0123456789";
+pub(crate) const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef0123456789";
 
 /// One sample of the text format: `name{labels} value`.
 #[derive(Debug)]
@@ -100,7 +100,7 @@ fn get_metrics(server: &Server, token: Option<&str>) -> (u16, String) {
     (status, body.to_owned())
 }
 
-fn scrape(server: &Server, token: Option<&str>) -> Vec<Sample> {
+pub(crate) fn scrape(server: &Server, token: Option<&str>) -> Vec<Sample> {
     let (status, body) = get_metrics(server, token);
     assert_eq!(status, 200, "{body}");
     parse(&body)

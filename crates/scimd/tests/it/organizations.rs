@@ -78,7 +78,10 @@ fn an_organization_is_set_up_from_the_cli_and_served_apart() {
             "{list}"
         );
 
-        let server = Server::start(&url);
+        let server = Server::start_with(
+            &url,
+            &[("SCIMD__METRICS__TOKEN", crate::metrics::METRICS_TOKEN)],
+        );
         // Test Connection against the organization's Tenant URL.
         let (status, body) = server.http(
             "GET",
@@ -95,6 +98,30 @@ fn an_organization_is_set_up_from_the_cli_and_served_apart() {
         );
         assert_eq!(status, 201, "{body}");
         assert!(body.contains("/scim/v2/o/beta/Users/"), "{body}");
+        // Its requests are counted by route template and operation, as
+        // the default organization's are (not as unmatched paths).
+        let samples = crate::metrics::scrape(&server, Some(crate::metrics::METRICS_TOKEN));
+        let http = |route: &str, method: &str, status: &str| {
+            crate::metrics::value(
+                &samples,
+                "scimd_http_requests_total",
+                &[("route", route), ("method", method), ("status", status)],
+            )
+        };
+        assert_eq!(http("/scim/v2/o/{org}/Users", "POST", "201"), Some(1.0));
+        assert_eq!(http("/scim/v2/o/{org}/Users", "GET", "200"), Some(1.0));
+        assert_eq!(
+            crate::metrics::value(
+                &samples,
+                "scimd_scim_requests_total",
+                &[
+                    ("resource", "User"),
+                    ("operation", "create"),
+                    ("outcome", "success")
+                ]
+            ),
+            Some(1.0)
+        );
         // Neither token opens the other's URL; the default one is off.
         assert_eq!(
             server
