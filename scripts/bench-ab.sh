@@ -144,19 +144,47 @@ warm() {
   run_wrk "$script" "$conns" "$threads" "$WARMUP" "$@" >/dev/null
 }
 
-# Measures one operation on $BASE and records it.
+# The CPU time scimd ($SERVER_PID, all its threads) has used so far, in
+# clock ticks (/proc/PID/stat: utime + stime).
+CLK_TCK="$(getconf CLK_TCK)"
+server_ticks() {
+  awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
+}
+# The same for every PostgreSQL process (0 on SQLite). Backends opened
+# during a measurement count from their start; none close during one (the
+# pool keeps its connections).
+db_ticks() {
+  if [ "$1" != postgres ]; then echo 0; return; fi
+  local pids
+  pids="$(pgrep -x postgres | sed 's|^|/proc/|; s|$|/stat|' | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  cat $pids 2>/dev/null | awk '{t += $14 + $15} END {print t + 0}'
+}
+per_request() { # ticks requests
+  python3 -c 'import sys; t, hz, n = map(float, sys.argv[1:]); print(f"{t * 1e6 / hz / n:.1f}" if n else "0")' \
+    "$1" "$CLK_TCK" "$2"
+}
+
+# Measures one operation on $BASE and records it: req/s from wrk, and the
+# server's CPU time per request (its own work only, not PostgreSQL's or
+# wrk's: steadier than req/s when the machine's speed drifts, and what a
+# change inside scimd moves).
 # Args: backend operation label round lua-script connections threads [script args...]
 measure() {
   local backend="$1" op="$2" label="$3" round="$4" script="$5" conns="$6" threads="$7"
   shift 7
-  local line errors
+  local line errors before after db_before db_after cpu_us db_us
+  before="$(server_ticks)" db_before="$(db_ticks "$backend")"
   line="$(run_wrk "$script" "$conns" "$threads" "$DURATION" "$@")"
+  after="$(server_ticks)" db_after="$(db_ticks "$backend")"
   errors=$(( $(field "$line" status) + $(field "$line" connect) + $(field "$line" read) \
     + $(field "$line" write) + $(field "$line" timeout) ))
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$op" "$label" "$round" \
-    "$(field "$line" rps)" "$(field "$line" p99_us)" "$(field "$line" requests)" "$errors" >>"$RESULTS"
-  log "$(printf 'round %s %s %-8s %-30s %8s req/s  p99 %7s us  errors %s' \
-    "$round" "$label" "$backend" "$op" "$(field "$line" rps)" "$(field "$line" p99_us)" "$errors")"
+  cpu_us="$(per_request "$(( after - before ))" "$(field "$line" requests)")"
+  db_us="$(per_request "$(( db_after - db_before ))" "$(field "$line" requests)")"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$op" "$label" "$round" \
+    "$(field "$line" rps)" "$(field "$line" p99_us)" "$(field "$line" requests)" "$errors" "$cpu_us" "$db_us" >>"$RESULTS"
+  log "$(printf 'round %s %s %-8s %-30s %8s req/s  p99 %7s us  cpu %6s+%s us/req  errors %s' \
+    "$round" "$label" "$backend" "$op" "$(field "$line" rps)" "$(field "$line" p99_us)" "$cpu_us" "$db_us" "$errors")"
   [ "$errors" -eq 0 ] || log "WARNING: $errors failed requests in '$op' ($label, $backend)"
 }
 
@@ -501,13 +529,13 @@ lines += [
     "",
     "| backend | operation | binary | "
     + " | ".join(f"round {r}" for r in range(1, rounds + 1))
-    + " | median req/s | spread | p99 | vs A | failed |",
-    "|---|---|---|" + "---:|" * rounds + "---:|---:|---:|---:|---:|",
+    + " | median req/s | spread | p99 | vs A | scimd CPU µs/req | vs A | PostgreSQL CPU µs/req | vs A | failed |",
+    "|---|---|---|" + "---:|" * rounds + "---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 ops = list(dict.fromkeys(r[1] for r in rows))
 for be in backends.split():
     for op in ops:
-        base = None
+        base = cpu_base = db_base = None
         for label in labels:
             mine = {int(r[3]): r for r in rows if r[0] == be and r[1] == op and r[2] == label}
             if not mine:
@@ -521,9 +549,20 @@ for be in backends.split():
             else:
                 change = f"{100 * (med / base - 1):+.1f}%" if base else "?"
             spread = f"{100 * (max(rps) - min(rps)) / med:.0f}%" if med else "?"
+            cpu = statistics.median(float(mine[k][8]) for k in mine)
+            if cpu_base is None:
+                cpu_base, cpu_change = cpu, "—"
+            else:
+                cpu_change = f"{100 * (cpu / cpu_base - 1):+.1f}%" if cpu_base else "?"
+            db = statistics.median(float(mine[k][9]) for k in mine)
+            if db_base is None:
+                db_base, db_change = db, "—"
+            else:
+                db_change = f"{100 * (db / db_base - 1):+.1f}%" if db_base else "—"
+            db_cells = f"{db:.0f} | {db_change}" if be == "postgres" else "— | —"
             cells = [f"{float(mine[r][4]):,.0f}" if r in mine else "-" for r in range(1, rounds + 1)]
             lines.append(f"| {be} | {op} | {label} | " + " | ".join(cells)
-                         + f" | {med:,.0f} | {spread} | {p99:.2f} ms | {change} | {failed} |")
+                         + f" | {med:,.0f} | {spread} | {p99:.2f} ms | {change} | {cpu:.0f} | {cpu_change} | {db_cells} | {failed} |")
 lines += [
     "",
     "- The database is loaded once per backend by A (POST, as scripts/bench.sh loads), then "
@@ -538,6 +577,12 @@ lines += [
     "- spread is (highest − lowest round) ÷ median: a change against A smaller than the "
     "spreads is noise. p99 is the median of the rounds' p99; vs A compares the median req/s; "
     "failed counts answers outside 2xx/3xx and socket errors over all rounds.",
+    "- scimd CPU µs/req is the CPU time scimd used (all its threads, user and system, from "
+    "/proc) during the measurement divided by the requests wrk counted, median of the rounds; "
+    "PostgreSQL CPU µs/req the same for every `postgres` process. wrk's CPU is in neither. "
+    "They move less than req/s when the machine's speed drifts (not when other work shares "
+    "the cores), and they say where a change costs: in scimd (metrics, say) or in the "
+    "database (a query plan).",
 ]
 text = "\n".join(lines) + "\n"
 open(out_path, "w").write(text)
