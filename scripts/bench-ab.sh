@@ -156,9 +156,11 @@ server_ticks() {
 db_ticks() {
   if [ "$1" != postgres ]; then echo 0; return; fi
   local pids
-  pids="$(pgrep -x postgres | sed 's|^|/proc/|; s|$|/stat|' | tr '\n' ' ')"
+  # A process may end between pgrep and cat (the pipeline must not fail
+  # under `set -o pipefail`, which would end the run).
+  pids="$({ pgrep -x postgres || true; } | sed 's|^|/proc/|; s|$|/stat|' | tr '\n' ' ')"
   # shellcheck disable=SC2086
-  cat $pids 2>/dev/null | awk '{t += $14 + $15} END {print t + 0}'
+  { cat $pids 2>/dev/null || true; } | awk '{t += $14 + $15} END {print t + 0}'
 }
 per_request() { # ticks requests
   python3 -c 'import sys; t, hz, n = map(float, sys.argv[1:]); print(f"{t * 1e6 / hz / n:.1f}" if n else "0")' \
