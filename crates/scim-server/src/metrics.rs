@@ -18,6 +18,12 @@
 //! Every label value is static except the credential id; there are few
 //! credentials.
 //!
+//! The handles of those series are kept per worker thread ([`cached`]):
+//! the `metrics` macros build the key (a label vector) and look it up in
+//! the recorder's registry at every call, which cost a SCIM `GET` about
+//! 8% of its CPU time in all (docs/BENCHMARKS.md). The `metrics` crate
+//! documents registering a handle once and reusing it for hot paths.
+//!
 //! It also records each request into the process's provisioning health
 //! ([`crate::health::Health`]): its credential, route template, status,
 //! `scimType` and error detail.
@@ -29,7 +35,11 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::rc::Rc;
+
+use metrics::Counter;
 
 use crate::error::ApiError;
 use crate::ScimApi;
@@ -248,12 +258,23 @@ pub async fn observe(
     } else {
         "success"
     };
-    metrics::counter!(
-        "scimd_scim_requests_total",
-        "resource" => route.resource,
-        "operation" => route.operation,
-        "outcome" => outcome,
-        "scim_type" => scim_type
+    thread_local! {
+        static REQUESTS: RefCell<HashMap<[&'static str; 4], Counter>> = RefCell::default();
+        static CREDENTIALS: RefCell<HashMap<(String, bool), Counter>> = RefCell::default();
+    }
+    let key = [route.resource, route.operation, outcome, scim_type];
+    cached(
+        &REQUESTS,
+        key,
+        |[resource, operation, outcome, scim_type]| {
+            metrics::counter!(
+                "scimd_scim_requests_total",
+                "resource" => resource,
+                "operation" => operation,
+                "outcome" => outcome,
+                "scim_type" => scim_type
+            )
+        },
     )
     .increment(1);
     let seen = std::mem::take(&mut *slot.0.borrow_mut());
@@ -275,18 +296,38 @@ pub async fn observe(
         );
     }
     let credential = seen.token_id.unwrap_or_else(|| "none".to_owned());
-    let ok = if status.as_u16() < 400 {
-        "success"
-    } else {
-        "failure"
-    };
-    metrics::counter!(
-        "scimd_scim_credential_requests_total",
-        "credential" => credential,
-        "outcome" => ok
-    )
+    let ok = status.as_u16() < 400;
+    cached(&CREDENTIALS, (credential, ok), |(credential, ok)| {
+        metrics::counter!(
+            "scimd_scim_credential_requests_total",
+            "credential" => credential,
+            "outcome" => if ok { "success" } else { "failure" }
+        )
+    })
     .increment(1);
     result
+}
+
+/// The handle of the series `key` names, from this thread's `cache`, made
+/// by `make` the first time (see the module docs). A handle stays valid
+/// while the recorder lives: the process's.
+pub fn cached<K, H>(
+    cache: &'static std::thread::LocalKey<RefCell<HashMap<K, H>>>,
+    key: K,
+    make: impl FnOnce(K) -> H,
+) -> H
+where
+    K: Eq + Hash + Clone,
+    H: Clone,
+{
+    cache.with(|cache| {
+        if let Some(handle) = cache.borrow().get(&key) {
+            return handle.clone();
+        }
+        let handle = make(key.clone());
+        cache.borrow_mut().insert(key, handle.clone());
+        handle
+    })
 }
 
 #[cfg(test)]

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{header, Method};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, FromRequest, HttpRequest, HttpResponse};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use scim_admin::AdminError;
@@ -422,24 +423,43 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The `route` label of `req`, decided before it is routed (the request
-/// cannot be kept for afterwards: routing needs it alone). A SCIM request
-/// is classified from its path ([`scim_server::metrics::classify`],
-/// string comparisons); anything else asks the route table.
-fn route_of(req: &ServiceRequest) -> String {
+/// The route of `req`, decided before it is routed (the request cannot be
+/// kept for afterwards: routing needs it alone). A SCIM request is
+/// classified from its path ([`scim_server::metrics::classify`], string
+/// comparisons); anything else asks the route table.
+enum Route {
+    /// A SCIM route template (`/Users/{id}`), below an organization's base
+    /// path (`true`) or the base path itself.
+    Scim(&'static str, bool),
+    /// Any other route's template, or `unmatched`.
+    Other(String),
+}
+
+fn route_of(req: &ServiceRequest) -> Route {
     if let Some(api) = req.app_data::<web::Data<scim_server::ScimApi>>() {
-        let base = &api.config().base_path;
-        if let Some((org, rest)) = scim_server::metrics::below_base(req.path(), base) {
-            let template = scim_server::metrics::classify(rest, req.method()).template;
-            return match (template, org) {
-                ("unmatched", _) => template.to_owned(),
-                (_, false) => format!("{base}{template}"),
-                (_, true) => format!("{base}/o/{{org}}{template}"),
+        if let Some((org, rest)) =
+            scim_server::metrics::below_base(req.path(), &api.config().base_path)
+        {
+            return match scim_server::metrics::classify(rest, req.method()).template {
+                "unmatched" => Route::Other("unmatched".to_owned()),
+                template => Route::Scim(template, org),
             };
         }
     }
-    req.match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned())
+    Route::Other(
+        req.match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned()),
+    )
+}
+
+/// The `route` label of a SCIM route template.
+fn scim_route_label(api: Option<&scim_server::ScimApi>, template: &str, org: bool) -> String {
+    let base = api.map_or("", |api| api.config().base_path.as_str());
+    if org {
+        format!("{base}/o/{{org}}{template}")
+    } else {
+        format!("{base}{template}")
+    }
 }
 
 /// Middleware (for `actix_web::middleware::from_fn`, outermost) counting
@@ -448,30 +468,63 @@ fn route_of(req: &ServiceRequest) -> String {
 /// The route is the template (`/scim/v2/Users/{id}`; an organization's
 /// `/scim/v2/o/{org}/Users/{id}`), never the raw path, so ids and slugs
 /// do not multiply the series; a path no route matches is `unmatched`.
+///
+/// The SCIM routes' handles are kept per worker thread
+/// (`scim_server::metrics::cached`): identity providers drive those.
 pub async fn observe_http(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    thread_local! {
+        #[allow(clippy::type_complexity)]
+        static SCIM: std::cell::RefCell<
+            std::collections::HashMap<(&'static str, bool, &'static str, u16), (Counter, Histogram)>,
+        > = std::cell::RefCell::default();
+    }
     let started = Instant::now();
     let method = method_label(req.method());
     let route = route_of(&req);
+    // The base path, for a SCIM route's label the first time this thread
+    // sees it.
+    let api = match route {
+        Route::Scim(..) => req.app_data::<web::Data<scim_server::ScimApi>>().cloned(),
+        Route::Other(_) => None,
+    };
     let result = next.call(req).await;
     let status = match &result {
         Ok(res) => res.status(),
         Err(e) => e.as_response_error().status_code(),
     };
-    metrics::counter!(
-        "scimd_http_requests_total",
-        "route" => route.clone(),
-        "method" => method,
-        "status" => status.as_str().to_owned()
-    )
-    .increment(1);
-    metrics::histogram!(
-        "scimd_http_request_duration_seconds",
-        "route" => route,
-        "method" => method
-    )
-    .record(started.elapsed());
+    let (counter, histogram) = match route {
+        Route::Scim(template, org) => {
+            scim_server::metrics::cached(&SCIM, (template, org, method, status.as_u16()), |_| {
+                series(
+                    scim_route_label(api.as_ref().map(|a| a.get_ref()), template, org),
+                    method,
+                    status,
+                )
+            })
+        }
+        Route::Other(route) => series(route, method, status),
+    };
+    counter.increment(1);
+    histogram.record(started.elapsed());
     result
+}
+
+/// The handles of a route's request counter and latency histogram.
+fn series(route: String, method: &'static str, status: StatusCode) -> (Counter, Histogram) {
+    (
+        metrics::counter!(
+            "scimd_http_requests_total",
+            "route" => route.clone(),
+            "method" => method,
+            "status" => status.as_str().to_owned()
+        ),
+        metrics::histogram!(
+            "scimd_http_request_duration_seconds",
+            "route" => route,
+            "method" => method
+        ),
+    )
 }
