@@ -414,11 +414,12 @@ pub async fn revoke_scim_token(
 #[get("/admin-tokens")]
 pub async fn list_admin_tokens(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<Vec<TokenView>>, AdminError> {
     let store = api.store().clone();
+    let bound = caller.token_org();
     Ok(web::Json(
-        blocking(move || service::list_admin_tokens(&store)).await?,
+        blocking(move || service::list_admin_tokens_in(&store, bound)).await?,
     ))
 }
 
@@ -446,8 +447,10 @@ pub async fn create_admin_token(
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let req = json_body(body)?;
+    let bound = caller.token_org();
     let created =
-        blocking(move || service::create_admin_token(&store, &caller.actor, &req)).await?;
+        blocking(move || service::create_admin_token_in(&store, &caller.actor, &req, bound))
+            .await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -473,7 +476,8 @@ pub async fn revoke_admin_token(
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let id = path.into_inner();
-    blocking(move || service::revoke_admin_token(&store, &caller.actor, &id)).await?;
+    let bound = caller.token_org();
+    blocking(move || service::revoke_admin_token_in(&store, &caller.actor, &id, bound)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

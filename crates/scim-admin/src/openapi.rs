@@ -232,6 +232,7 @@ pub fn api_scope(
         .service(crate::admins::api::create_admin)
         .service(crate::admins::api::disable_admin)
         .service(crate::admins::api::enable_admin)
+        .service(crate::admins::api::set_role)
         .service(crate::admins::api::delete_admin)
         .service(crate::admins::api::unlock_admin)
         .service(crate::admins::api::reset_password)
