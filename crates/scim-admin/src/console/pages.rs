@@ -754,15 +754,17 @@ struct TokenCreatedPage {
     scim_url: String,
 }
 
+/// The organization's SCIM tokens, and the admin API tokens `session`
+/// sees (an organization administrator: those bound to the organization).
 async fn load_tokens(
     api: &AdminApi,
-    org: scim_store::OrgId,
+    session: &ConsoleSession,
 ) -> Result<(Vec<TokenView>, Vec<TokenView>), AdminError> {
-    let store = api.store().clone();
+    let (store, org, bound) = (api.store().clone(), session.org, session.token_org());
     blocking(move || {
         Ok((
             service::list_scim_tokens(&store, org)?,
-            service::list_admin_tokens(&store)?,
+            service::list_admin_tokens_in(&store, bound)?,
         ))
     })
     .await
@@ -770,7 +772,7 @@ async fn load_tokens(
 
 async fn tokens_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let session = session_or_return!(req, api);
-    let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, session.org).await);
+    let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, &session).await);
     render(&TokensPage {
         chrome: Chrome::for_session(&session, "tokens").with_notice(notice(&req)),
         scim_tokens,
@@ -810,11 +812,10 @@ async fn token_create(
         name: form.text("name").to_owned(),
         expires_at: expiry(form.text("expires_at")),
     };
-    let store = api.store().clone();
-    let actor = session.actor();
+    let (store, actor, bound) = (api.store().clone(), session.actor(), session.token_org());
     let result = blocking(move || {
         if admin_kind {
-            service::create_admin_token(&store, &actor, &request)
+            service::create_admin_token_in(&store, &actor, &request, bound)
         } else {
             service::create_scim_token(&store, &actor, &request)
         }
@@ -822,8 +823,16 @@ async fn token_create(
     .await;
     match result {
         Ok(created) => {
+            // An organization other than the default one is served below
+            // its slug (docs/ORGANIZATIONS.md).
+            let org_path = session
+                .orgs
+                .iter()
+                .find(|o| o.current && o.id != scim_store::OrgId::DEFAULT)
+                .map(|o| format!("/o/{}", o.slug))
+                .unwrap_or_default();
             let scim_url = format!(
-                "{}://{}{}",
+                "{}://{}{}{org_path}",
                 req.connection_info().scheme(),
                 req.connection_info().host(),
                 api.config().scim_base_path
@@ -836,7 +845,7 @@ async fn token_create(
             })
         }
         Err(err @ AdminError::Validation { .. }) => {
-            let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, session.org).await);
+            let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, &session).await);
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &TokensPage {
@@ -865,11 +874,10 @@ async fn token_revoke(
         return csrf_failed();
     }
     let (kind, id) = path.into_inner();
-    let store = api.store().clone();
-    let actor = session.actor();
+    let (store, actor, bound) = (api.store().clone(), session.actor(), session.token_org());
     let result = blocking(move || match kind.as_str() {
         "scim" => service::revoke_scim_token(&store, &actor, &id),
-        "admin" => service::revoke_admin_token(&store, &actor, &id),
+        "admin" => service::revoke_admin_token_in(&store, &actor, &id, bound),
         _ => Err(AdminError::NotFound(format!(
             "no token kind {kind:?} (scim or admin)"
         ))),
