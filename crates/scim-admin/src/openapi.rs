@@ -288,11 +288,17 @@ pub fn admin_openapi() -> utoipa::openapi::OpenApi {
 struct AccessNotes;
 
 impl AccessNotes {
-    fn error(status: u16, description: &str, error: &str, message: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    fn error(
+        status: u16,
+        description: &str,
+        error: &str,
+        message: &str,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
         use utoipa::openapi::{Content, Ref, RefOr, Response};
         let mut response = Response::new(description);
         let mut content = Content::new(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))));
-        content.example = Some(serde_json::json!({"status": status, "error": error, "message": message}));
+        content.example =
+            Some(serde_json::json!({"status": status, "error": error, "message": message}));
         response.content.insert("application/json".into(), content);
         RefOr::T(response)
     }
@@ -335,12 +341,15 @@ impl Modify for AccessNotes {
                     description.push_str("\n\n");
                 }
                 description.push_str(note);
-                let Some((what, message)) = forbidden else { continue };
+                let Some((what, message)) = forbidden else {
+                    continue;
+                };
                 let responses = &mut op.responses.responses;
                 match responses.get_mut("403") {
                     Some(RefOr::T(r)) => r.description = format!("{}; or: {what}", r.description),
                     _ => {
-                        responses.insert("403".into(), Self::error(403, what, "forbidden", &message));
+                        responses
+                            .insert("403".into(), Self::error(403, what, "forbidden", &message));
                     }
                 }
                 if access(&method, path) == Access::Organization {

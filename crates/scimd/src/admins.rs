@@ -120,7 +120,12 @@ pub(crate) fn admin_command(
         AdminCommand::Role { name, role } => {
             let orgs = organizations_of(&role, org);
             let a = service::set_role(&store, &actor, &id_of(&store, &name)?, &role, &orgs, &view)?;
-            outln!(out, "Administrator {} is now {}.", a.username, describe_role(&a))
+            outln!(
+                out,
+                "Administrator {} is now {}.",
+                a.username,
+                describe_role(&a)
+            )
         }
         AdminCommand::Grant { name } => {
             let before = service::get_admin(&store, &id_of(&store, &name)?, &view)?;
@@ -132,7 +137,12 @@ pub(crate) fn admin_command(
             let mut orgs = before.organizations.clone();
             orgs.push(org.to_owned());
             let a = service::set_role(&store, &actor, &before.id, "organization", &orgs, &view)?;
-            outln!(out, "Administrator {} is now {}.", a.username, describe_role(&a))
+            outln!(
+                out,
+                "Administrator {} is now {}.",
+                a.username,
+                describe_role(&a)
+            )
         }
         AdminCommand::Revoke { name } => {
             let before = service::get_admin(&store, &id_of(&store, &name)?, &view)?;
@@ -148,7 +158,12 @@ pub(crate) fn admin_command(
                 .cloned()
                 .collect();
             let a = service::set_role(&store, &actor, &before.id, "organization", &orgs, &view)?;
-            outln!(out, "Administrator {} is now {}.", a.username, describe_role(&a))
+            outln!(
+                out,
+                "Administrator {} is now {}.",
+                a.username,
+                describe_role(&a)
+            )
         }
         AdminCommand::List { json } => list(out, &store, &view, json),
         AdminCommand::Disable { name } => {

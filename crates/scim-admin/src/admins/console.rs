@@ -188,7 +188,10 @@ async fn admin_action(
         .await
         .map(|()| "password"),
         "role" => {
-            let (role, orgs) = (form.text("role").to_owned(), slugs(form.text("organizations")));
+            let (role, orgs) = (
+                form.text("role").to_owned(),
+                slugs(form.text("organizations")),
+            );
             blocking(move || {
                 service::set_role(&store, &actor, &id, &role, &orgs, &view).map(|_| "role")
             })

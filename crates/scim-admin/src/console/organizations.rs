@@ -13,7 +13,9 @@ use super::{
     see_other, session_error_page, Chrome, ConsoleSession, FieldMessages, Form,
 };
 use crate::error::AdminError;
-use crate::organizations::{self as orgs, CreateOrganization, OrganizationView, UpdateOrganization};
+use crate::organizations::{
+    self as orgs, CreateOrganization, OrganizationView, UpdateOrganization,
+};
 use crate::AdminApi;
 
 /// The navigation entry of the Organizations page.

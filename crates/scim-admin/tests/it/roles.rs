@@ -113,19 +113,43 @@ async fn organization_administrators_act_only_on_their_organizations() {
             )
             .await;
         assert_eq!(res.status, 201, "{}", res.body);
-        let res = send_in(&app, Method::GET, "/admin/api/v1/scim-tokens", &root, Some("acme"), None).await;
+        let res = send_in(
+            &app,
+            Method::GET,
+            "/admin/api/v1/scim-tokens",
+            &root,
+            Some("acme"),
+            None,
+        )
+        .await;
         assert_eq!(res.body.as_array().unwrap().len(), 1, "{}", res.body);
         let res = app
             .send(Method::GET, "/admin/api/v1/scim-tokens", &root, None)
             .await;
         assert!(res.body.as_array().unwrap().is_empty(), "{}", res.body);
-        let res = send_in(&app, Method::GET, "/admin/api/v1/sync", &olga, Some("acme"), None).await;
+        let res = send_in(
+            &app,
+            Method::GET,
+            "/admin/api/v1/sync",
+            &olga,
+            Some("acme"),
+            None,
+        )
+        .await;
         assert_eq!(res.status, 200, "{}", res.body);
 
         // Another organization through the header, or one that does not
         // exist, is 403 alike.
         for slug in ["globex", "default", "nope"] {
-            let res = send_in(&app, Method::GET, "/admin/api/v1/sync", &olga, Some(slug), None).await;
+            let res = send_in(
+                &app,
+                Method::GET,
+                "/admin/api/v1/sync",
+                &olga,
+                Some(slug),
+                None,
+            )
+            .await;
             assert_error(&res, 403, "forbidden");
             assert!(
                 res.body["message"].as_str().unwrap().contains(slug),
@@ -146,9 +170,21 @@ async fn organization_administrators_act_only_on_their_organizations() {
             .collect();
         assert_eq!(slugs, ["acme"]);
         for (method, path, body) in [
-            (Method::POST, "/admin/api/v1/organizations", Some(json!({"slug": "x", "name": "X"}))),
-            (Method::PATCH, "/admin/api/v1/organizations/acme", Some(json!({"name": "Mine"}))),
-            (Method::DELETE, "/admin/api/v1/organizations/globex?confirm=globex", None),
+            (
+                Method::POST,
+                "/admin/api/v1/organizations",
+                Some(json!({"slug": "x", "name": "X"})),
+            ),
+            (
+                Method::PATCH,
+                "/admin/api/v1/organizations/acme",
+                Some(json!({"name": "Mine"})),
+            ),
+            (
+                Method::DELETE,
+                "/admin/api/v1/organizations/globex?confirm=globex",
+                None,
+            ),
             (Method::GET, "/admin/api/v1/admins", None),
             (Method::GET, "/admin/api/v1/event-streams", None),
         ] {
@@ -192,9 +228,19 @@ async fn organization_administrators_act_only_on_their_organizations() {
         assert_eq!(res.status, 201, "{}", res.body);
         let token = Auth::Bearer(res.body["secret"].as_str().unwrap().to_owned());
         let token_id = res.body["token"]["id"].as_str().unwrap().to_owned();
-        let res = app.send(Method::GET, "/admin/api/v1/sync", &token, None).await;
+        let res = app
+            .send(Method::GET, "/admin/api/v1/sync", &token, None)
+            .await;
         assert_eq!(res.status, 200, "{}", res.body);
-        let res = send_in(&app, Method::GET, "/admin/api/v1/sync", &token, Some("globex"), None).await;
+        let res = send_in(
+            &app,
+            Method::GET,
+            "/admin/api/v1/sync",
+            &token,
+            Some("globex"),
+            None,
+        )
+        .await;
         assert_error(&res, 403, "forbidden");
         let res = app
             .send(
@@ -205,7 +251,9 @@ async fn organization_administrators_act_only_on_their_organizations() {
             )
             .await;
         assert_error(&res, 403, "forbidden");
-        let res = app.send(Method::GET, "/admin/api/v1/admins", &token, None).await;
+        let res = app
+            .send(Method::GET, "/admin/api/v1/admins", &token, None)
+            .await;
         assert_error(&res, 403, "forbidden");
         // She sees the tokens bound to acme only; root sees every one.
         let root_token = app
@@ -243,9 +291,19 @@ async fn organization_administrators_act_only_on_their_organizations() {
         assert_eq!(res.body.as_array().unwrap().len(), 2, "{}", res.body);
 
         // The instance administrator can do all, in any organization.
-        let res = send_in(&app, Method::GET, "/admin/api/v1/sync", &root, Some("globex"), None).await;
+        let res = send_in(
+            &app,
+            Method::GET,
+            "/admin/api/v1/sync",
+            &root,
+            Some("globex"),
+            None,
+        )
+        .await;
         assert_eq!(res.status, 200, "{}", res.body);
-        let res = app.send(Method::GET, "/admin/api/v1/admins", &root, None).await;
+        let res = app
+            .send(Method::GET, "/admin/api/v1/admins", &root, None)
+            .await;
         assert_eq!(res.status, 200, "{}", res.body);
 
         // Grants change: acme and globex. Without the header she must
@@ -267,7 +325,9 @@ async fn organization_administrators_act_only_on_their_organizations() {
         let res = set_role(json!(["acme", "globex"]), "organization").await;
         assert_eq!(res.status, 200, "{}", res.body);
         assert_eq!(res.body["organizations"], json!(["acme", "globex"]));
-        let res = app.send(Method::GET, "/admin/api/v1/sync", &olga, None).await;
+        let res = app
+            .send(Method::GET, "/admin/api/v1/sync", &olga, None)
+            .await;
         assert_error(&res, 400, "bad_request");
         assert!(
             res.body["message"]
@@ -277,26 +337,48 @@ async fn organization_administrators_act_only_on_their_organizations() {
             "{}",
             res.body
         );
-        let res = send_in(&app, Method::GET, "/admin/api/v1/sync", &olga, Some("globex"), None).await;
+        let res = send_in(
+            &app,
+            Method::GET,
+            "/admin/api/v1/sync",
+            &olga,
+            Some("globex"),
+            None,
+        )
+        .await;
         assert_eq!(res.status, 200, "{}", res.body);
         let res = app
             .send(Method::GET, "/admin/api/v1/organizations", &olga, None)
             .await;
         assert_eq!(res.body.as_array().unwrap().len(), 2, "{}", res.body);
         // Her acme token still works.
-        let res = app.send(Method::GET, "/admin/api/v1/sync", &token, None).await;
+        let res = app
+            .send(Method::GET, "/admin/api/v1/sync", &token, None)
+            .await;
         assert_eq!(res.status, 200, "{}", res.body);
         // globex only: acme closes, and her acme token is revoked.
         let res = set_role(json!(["globex"]), "organization").await;
         assert_eq!(res.status, 200, "{}", res.body);
-        let res = send_in(&app, Method::GET, "/admin/api/v1/sync", &olga, Some("acme"), None).await;
+        let res = send_in(
+            &app,
+            Method::GET,
+            "/admin/api/v1/sync",
+            &olga,
+            Some("acme"),
+            None,
+        )
+        .await;
         assert_error(&res, 403, "forbidden");
-        let res = app.send(Method::GET, "/admin/api/v1/sync", &token, None).await;
+        let res = app
+            .send(Method::GET, "/admin/api/v1/sync", &token, None)
+            .await;
         assert_error(&res, 401, "unauthorized");
         // An instance administrator now: everything opens.
         let res = set_role(json!([]), "instance").await;
         assert_eq!(res.status, 200, "{}", res.body);
-        let res = app.send(Method::GET, "/admin/api/v1/admins", &olga, None).await;
+        let res = app
+            .send(Method::GET, "/admin/api/v1/admins", &olga, None)
+            .await;
         assert_eq!(res.status, 200, "{}", res.body);
 
         // The change log has each change of role, by root, with the
@@ -317,7 +399,12 @@ async fn organization_administrators_act_only_on_their_organizations() {
         let events: Vec<&str> = details.iter().map(|(e, _)| e.as_str()).collect();
         assert_eq!(
             events,
-            ["admin.created", "admin.changed", "admin.changed", "admin.changed"],
+            [
+                "admin.created",
+                "admin.changed",
+                "admin.changed",
+                "admin.changed"
+            ],
             "{details:?}"
         );
         assert_eq!(details[0].1["organizations"], json!(["acme"]));
@@ -335,9 +422,13 @@ async fn the_last_instance_administrator_keeps_its_role() {
     for db in scim_store::testing::backends() {
         let app = TestApp::new(db);
         let root = app.signed_in().await;
-        let res = app.send(Method::GET, "/admin/api/v1/session", &root, None).await;
+        let res = app
+            .send(Method::GET, "/admin/api/v1/session", &root, None)
+            .await;
         assert_eq!(res.status, 200, "{}", res.body);
-        let res = app.send(Method::GET, "/admin/api/v1/admins", &root, None).await;
+        let res = app
+            .send(Method::GET, "/admin/api/v1/admins", &root, None)
+            .await;
         let root_id = res.body[0]["id"].as_str().unwrap().to_owned();
         assert_eq!(res.body[0]["role"], "instance");
         let res = app

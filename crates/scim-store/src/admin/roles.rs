@@ -8,7 +8,9 @@
 
 use diesel::prelude::*;
 
-use crate::admin::admins::{actor_of, ensure_another_enabled, find_admin, lock_admins, AdminRecord};
+use crate::admin::admins::{
+    actor_of, ensure_another_enabled, find_admin, lock_admins, AdminRecord,
+};
 use crate::admin::tokens::hash_secret;
 use crate::db::connection::DbConnection;
 use crate::db::org::OrgId;
@@ -192,9 +194,11 @@ pub fn set_session_org(
     session_id: &str,
     org: OrgId,
 ) -> Result<(), StoreError> {
-    diesel::update(admin_sessions::table.filter(admin_sessions::id_hash.eq(hash_secret(session_id))))
-        .set(admin_sessions::org_id.eq(Some(org.0)))
-        .execute(conn)?;
+    diesel::update(
+        admin_sessions::table.filter(admin_sessions::id_hash.eq(hash_secret(session_id))),
+    )
+    .set(admin_sessions::org_id.eq(Some(org.0)))
+    .execute(conn)?;
     Ok(())
 }
 
@@ -210,12 +214,7 @@ mod tests {
         for db in backends() {
             let store = db.store();
             let (root, bob) = store
-                .write(|c| {
-                    Ok((
-                        insert_admin(c, "root", "x")?,
-                        insert_admin(c, "bob", "x")?,
-                    ))
-                })
+                .write(|c| Ok((insert_admin(c, "root", "x")?, insert_admin(c, "bob", "x")?)))
                 .unwrap();
             let now = "2026-12-08T00:00:00Z";
             // Both start as instance administrators.
@@ -224,14 +223,17 @@ mod tests {
             // bob becomes an organization administrator of the default
             // organization; the token he made for every organization goes.
             let token = store
-                .write(|c| {
-                    crate::admin::admins::create_admin_token(c, "t", None, "admin:bob")
-                })
+                .write(|c| crate::admin::admins::create_admin_token(c, "t", None, "admin:bob"))
                 .unwrap()
                 .0;
             let (_, before) = store
                 .write(|c| {
-                    set_admin_scope(c, &bob.id, &AdminScope::organization(vec![OrgId::DEFAULT]), now)
+                    set_admin_scope(
+                        c,
+                        &bob.id,
+                        &AdminScope::organization(vec![OrgId::DEFAULT]),
+                        now,
+                    )
                 })
                 .unwrap();
             assert!(before.is_instance());
@@ -239,20 +241,25 @@ mod tests {
             assert_eq!(scope, AdminScope::organization(vec![OrgId::DEFAULT]));
             assert!(scope.may_act_on(OrgId::DEFAULT));
             assert!(!scope.may_act_on(OrgId(2)));
-            let tokens = store
-                .read(crate::admin::admins::list_admin_tokens)
-                .unwrap();
+            let tokens = store.read(crate::admin::admins::list_admin_tokens).unwrap();
             let t = tokens.iter().find(|t| t.id == token.id).unwrap();
             assert!(t.revoked_at.is_some());
             // root is now the last instance administrator: it cannot be
             // demoted, disabled or deleted.
             let err = store
                 .write(|c| {
-                    set_admin_scope(c, &root.id, &AdminScope::organization(vec![OrgId::DEFAULT]), now)
+                    set_admin_scope(
+                        c,
+                        &root.id,
+                        &AdminScope::organization(vec![OrgId::DEFAULT]),
+                        now,
+                    )
                 })
                 .unwrap_err();
             assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-            let err = store.write(|c| disable_admin(c, &root.id, now)).unwrap_err();
+            let err = store
+                .write(|c| disable_admin(c, &root.id, now))
+                .unwrap_err();
             assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
             // bob, an organization administrator, can be disabled.
             store.write(|c| disable_admin(c, &bob.id, now)).unwrap();

@@ -1095,7 +1095,9 @@ async fn organizations_journey(c: &Client, server: &Server, code: &str, shots: &
     fill(c, "#org-name", "Acme Corp").await;
     follow(c, "#create-organization-submit").await;
     assert!(text_of(c, "#notice").await.contains("Organization added"));
-    assert!(text_of(c, "#organizations").await.contains("/scim/v2/o/acme"));
+    assert!(text_of(c, "#organizations")
+        .await
+        .contains("/scim/v2/o/acme"));
     shots.take(c, "organizations").await;
 
     // The switcher now offers both; acme's pages are its own.
@@ -1105,7 +1107,12 @@ async fn organizations_journey(c: &Client, server: &Server, code: &str, shots: &
     follow(c, "nav a[href='/admin/saml']").await;
     assert!(text_of(c, "#org-banner").await.contains("Acme Corp"));
     fill(c, "#entity_id", "https://sts.windows.net/acme-tenant/").await;
-    fill(c, "#sso_url", "https://login.microsoftonline.com/acme-tenant/saml2").await;
+    fill(
+        c,
+        "#sso_url",
+        "https://login.microsoftonline.com/acme-tenant/saml2",
+    )
+    .await;
     paste(c, "#certificate_pem", IDP_PEM).await;
     follow(c, "#saml-save").await;
     assert!(text_of(c, "#notice").await.contains("SAML"));
@@ -1179,7 +1186,9 @@ async fn organizations_journey(c: &Client, server: &Server, code: &str, shots: &
         let err = text_of(c, "#error-message").await;
         assert!(err.contains("instance administrators"), "{page}: {err}");
     }
-    shots.take(c, "organization-administrator-instance-page").await;
+    shots
+        .take(c, "organization-administrator-instance-page")
+        .await;
     // Asking for the default organization's pages (the switcher's form,
     // which she is not offered, sent anyway) is 403.
     c.execute(
@@ -1204,7 +1213,9 @@ async fn organizations_journey(c: &Client, server: &Server, code: &str, shots: &
     }
     let err = text_of(c, "#error-message").await;
     assert!(err.contains("no grant") && err.contains("default"), "{err}");
-    shots.take(c, "organization-administrator-other-organization").await;
+    shots
+        .take(c, "organization-administrator-other-organization")
+        .await;
     // And her pages still show acme.
     follow(c, "nav a[href='/admin/tokens']").await;
     assert!(text_of(c, "#scim-tokens").await.contains("Acme Entra"));
