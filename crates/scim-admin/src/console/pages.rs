@@ -523,9 +523,10 @@ async fn saml_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let org = session.org;
     let store = api.store().clone();
     let saml = ok_or_page!(blocking(move || service::get_saml(&store, org)).await);
+    let sp = ok_or_page!(crate::saml_sign_in::console::sp_urls_of(&api, &req, org).await);
     render(&SamlPage {
         chrome: Chrome::for_session(&session, "saml").with_notice(notice(&req)),
-        sp: crate::saml_sign_in::console::sp_urls(&api, &req),
+        sp,
         metadata_xml: String::new(),
         entity_id: saml.entity_id.clone().unwrap_or_default(),
         sso_url: saml.sso_url.clone().unwrap_or_default(),
@@ -567,10 +568,11 @@ async fn saml_submit(req: HttpRequest, api: web::Data<AdminApi>, body: web::Byte
         Err(err @ AdminError::Validation { .. }) => {
             let store = api.store().clone();
             let saml = ok_or_page!(blocking(move || service::get_saml(&store, org)).await);
+            let sp = ok_or_page!(crate::saml_sign_in::console::sp_urls_of(&api, &req, org).await);
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &SamlPage {
-                    sp: crate::saml_sign_in::console::sp_urls(&api, &req),
+                    sp,
                     chrome: Chrome::for_session(&session, "saml"),
                     saml,
                     metadata_xml: form.text("metadata_xml").to_owned(),
