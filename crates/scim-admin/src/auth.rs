@@ -161,8 +161,15 @@ pub fn resolve_org(
             }),
         };
     }
-    let granted: Vec<&str> = scope
+    // A grant (or a token's binding) outlives nothing: an organization
+    // deleted meanwhile is no longer one to act on.
+    let live: Vec<OrgId> = scope
         .orgs
+        .iter()
+        .copied()
+        .filter(|id| orgs.by_id(*id).is_some())
+        .collect();
+    let granted: Vec<&str> = live
         .iter()
         .filter_map(|id| orgs.by_id(*id).map(|o| o.slug.as_str()))
         .collect();
@@ -177,7 +184,7 @@ pub fn resolve_org(
                     granted.join(", ")
                 ))
             }),
-        None => match (scope.orgs.as_slice(), access) {
+        None => match (live.as_slice(), access) {
             // Its session and password still work (recorded in the
             // default organization's log).
             ([], Access::Anyone) => Ok(OrgId::DEFAULT),
@@ -346,6 +353,7 @@ impl FromRequest for Caller {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
@@ -355,5 +363,61 @@ mod tests {
         assert!(is_safe(&Method::GET));
         assert!(!is_safe(&Method::POST));
         assert!(!is_safe(&Method::DELETE));
+    }
+
+    #[test]
+    fn routes_not_listed_are_for_instance_administrators() {
+        let v1 = |p: &str| format!("{API_BASE}{p}");
+        for (method, path, expected) in [
+            (Method::GET, v1("/sync"), Access::Organization),
+            (Method::POST, v1("/scim-tokens"), Access::Organization),
+            (
+                Method::DELETE,
+                v1("/admin-tokens/{id}"),
+                Access::Organization,
+            ),
+            (Method::GET, v1("/organizations"), Access::Anyone),
+            (Method::POST, v1("/organizations"), Access::Instance),
+            (Method::PATCH, v1("/organizations/{slug}"), Access::Instance),
+            (Method::GET, v1("/schema-extensions"), Access::Anyone),
+            (Method::POST, v1("/schema-extensions"), Access::Instance),
+            (Method::GET, v1("/admins"), Access::Instance),
+            (Method::PUT, v1("/admins/{id}/role"), Access::Instance),
+            (Method::GET, v1("/event-streams"), Access::Instance),
+            (Method::POST, v1("/session/password"), Access::Anyone),
+            (Method::GET, v1("/some-new-route"), Access::Instance),
+            (
+                Method::GET,
+                "/admin/api/openapi.json".to_owned(),
+                Access::Anyone,
+            ),
+        ] {
+            assert_eq!(access(&method, &path), expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn an_organization_administrator_without_a_live_organization_acts_on_none() {
+        let none = scim_store::engine::organizations::Organizations::default();
+        // Its grant names an organization deleted meanwhile.
+        let gone = AdminScope::organization(vec![OrgId(7)]);
+        for access in [Access::Organization, Access::Instance] {
+            let err = resolve_org(&gone, access, None, &none).unwrap_err();
+            assert!(matches!(err, AdminError::Forbidden(_)), "{err:?}");
+        }
+        assert_eq!(
+            resolve_org(&gone, Access::Anyone, None, &none).unwrap(),
+            OrgId::DEFAULT
+        );
+        let err = resolve_org(&gone, Access::Organization, Some("x"), &none).unwrap_err();
+        assert!(matches!(err, AdminError::Forbidden(_)), "{err:?}");
+        // An instance administrator: the default organization, or 404.
+        let all = AdminScope::instance();
+        assert_eq!(
+            resolve_org(&all, Access::Organization, None, &none).unwrap(),
+            OrgId::DEFAULT
+        );
+        let err = resolve_org(&all, Access::Organization, Some("x"), &none).unwrap_err();
+        assert!(matches!(err, AdminError::NotFound(_)), "{err:?}");
     }
 }
