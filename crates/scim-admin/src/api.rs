@@ -162,7 +162,9 @@ pub async fn get_saml(
 /// What to enter in the identity provider's SAML app (Entra: Identifier
 /// (Entity ID), Reply URL, Sign on URL) for administrators to sign in to
 /// the console with SAML. Derived from `server.public_url`, else from the
-/// request's scheme and host.
+/// request's scheme and host. An organization other than the default one
+/// has its own (below `/admin/o/{slug}/saml`), which signs in only its
+/// organization administrators.
 #[utoipa::path(
     tag = "SAML",
     responses(
@@ -175,14 +177,14 @@ pub async fn get_saml(
 pub async fn get_saml_service_provider(
     req: HttpRequest,
     api: web::Data<AdminApi>,
-    _caller: Caller,
-) -> web::Json<SamlServiceProviderView> {
-    let sp = crate::saml_sign_in::console::sp_urls(&api, &req);
-    web::Json(SamlServiceProviderView {
+    caller: Caller,
+) -> Result<web::Json<SamlServiceProviderView>, AdminError> {
+    let sp = crate::saml_sign_in::console::sp_urls_of(&api, &req, caller.actor.org).await?;
+    Ok(web::Json(SamlServiceProviderView {
         entity_id: sp.entity_id,
         acs_url: sp.acs_url,
         sign_in_url: sp.sign_in_url,
-    })
+    }))
 }
 
 /// Sets the SAML sign-in settings
@@ -414,11 +416,12 @@ pub async fn revoke_scim_token(
 #[get("/admin-tokens")]
 pub async fn list_admin_tokens(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<Vec<TokenView>>, AdminError> {
     let store = api.store().clone();
+    let bound = caller.token_org();
     Ok(web::Json(
-        blocking(move || service::list_admin_tokens(&store)).await?,
+        blocking(move || service::list_admin_tokens_in(&store, bound)).await?,
     ))
 }
 
@@ -446,8 +449,10 @@ pub async fn create_admin_token(
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let req = json_body(body)?;
+    let bound = caller.token_org();
     let created =
-        blocking(move || service::create_admin_token(&store, &caller.actor, &req)).await?;
+        blocking(move || service::create_admin_token_in(&store, &caller.actor, &req, bound))
+            .await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -473,7 +478,8 @@ pub async fn revoke_admin_token(
 ) -> Result<HttpResponse, AdminError> {
     let store = api.store().clone();
     let id = path.into_inner();
-    blocking(move || service::revoke_admin_token(&store, &caller.actor, &id)).await?;
+    let bound = caller.token_org();
+    blocking(move || service::revoke_admin_token_in(&store, &caller.actor, &id, bound)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

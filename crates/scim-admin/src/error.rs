@@ -71,6 +71,11 @@ pub enum AdminError {
     /// Authenticated but not allowed (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The request is ambiguous or malformed in a way no field names
+    /// (400): e.g. an organization administrator of several organizations
+    /// without `X-Scimd-Organization`.
+    #[error("{0}")]
+    BadRequest(String),
     /// No such object (404).
     #[error("{0}")]
     NotFound(String),
@@ -154,6 +159,7 @@ impl AdminError {
             AdminError::Unauthorized(_) => "unauthorized",
             AdminError::CsrfFailed(_) => "csrf_failed",
             AdminError::Forbidden(_) => "forbidden",
+            AdminError::BadRequest(_) => "bad_request",
             AdminError::NotFound(_) => "not_found",
             AdminError::Conflict(_) => "conflict",
             AdminError::Validation { .. } => "validation_failed",
@@ -242,6 +248,7 @@ impl ResponseError for AdminError {
         match self {
             AdminError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AdminError::CsrfFailed(_) | AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::Validation { .. } | AdminError::SyncNotReady { .. } => {
@@ -287,6 +294,7 @@ mod tests {
             (AdminError::Unauthorized("x".into()), 401, "unauthorized"),
             (AdminError::CsrfFailed("x".into()), 403, "csrf_failed"),
             (AdminError::Forbidden("x".into()), 403, "forbidden"),
+            (AdminError::BadRequest("x".into()), 400, "bad_request"),
             (AdminError::NotFound("x".into()), 404, "not_found"),
             (AdminError::Conflict("x".into()), 409, "conflict"),
             (AdminError::field("name", "empty"), 422, "validation_failed"),

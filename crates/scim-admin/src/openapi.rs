@@ -232,6 +232,7 @@ pub fn api_scope(
         .service(crate::admins::api::create_admin)
         .service(crate::admins::api::disable_admin)
         .service(crate::admins::api::enable_admin)
+        .service(crate::admins::api::set_role)
         .service(crate::admins::api::delete_admin)
         .service(crate::admins::api::unlock_admin)
         .service(crate::admins::api::reset_password)
@@ -277,7 +278,93 @@ pub fn admin_openapi() -> utoipa::openapi::OpenApi {
         .split_for_parts();
     // After the collection: the routes' paths are only there now.
     ErrorExamples.modify(&mut doc);
+    AccessNotes.modify(&mut doc);
     doc
+}
+
+/// Says in each admin API operation who may use it, from the same table
+/// the requests are checked by ([`crate::auth::access`]), and documents
+/// the 403 (and 400) that organization administrators get.
+struct AccessNotes;
+
+impl AccessNotes {
+    fn error(
+        status: u16,
+        description: &str,
+        error: &str,
+        message: &str,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+        use utoipa::openapi::{Content, Ref, RefOr, Response};
+        let mut response = Response::new(description);
+        let mut content = Content::new(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))));
+        content.example =
+            Some(serde_json::json!({"status": status, "error": error, "message": message}));
+        response.content.insert("application/json".into(), content);
+        RefOr::T(response)
+    }
+}
+
+impl Modify for AccessNotes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use crate::auth::{access, Access};
+        use actix_web::http::Method;
+        use utoipa::openapi::RefOr;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with(API_BASE) {
+                continue;
+            }
+            for (method, op) in [
+                (Method::GET, &mut item.get),
+                (Method::POST, &mut item.post),
+                (Method::PUT, &mut item.put),
+                (Method::PATCH, &mut item.patch),
+                (Method::DELETE, &mut item.delete),
+            ] {
+                let Some(op) = op else { continue };
+                // The public operations (setup, sign-in) name no caller.
+                if op.security.as_ref().is_none_or(Vec::is_empty) {
+                    continue;
+                }
+                let (note, forbidden) = match access(&method, path) {
+                    Access::Instance => (
+                        "**Instance administrators only**: an organization administrator (or an admin API token bound to an organization) gets 403.",
+                        Some(("An organization administrator: this needs an instance administrator", format!("{method} {path} needs an instance administrator: an organization administrator manages only its organizations' synchronization, SAML, settings, tokens, OAuth clients, activity and provisioning (docs/ORGANIZATIONS.md)"))),
+                    ),
+                    Access::Organization => (
+                        "Acts on the organization the `X-Scimd-Organization` header names (default: the default organization). An organization administrator acts only on the organizations granted to it: another one, or an unknown slug, is 403; without the header, its only organization, or 400 when it has several.",
+                        Some(("An organization administrator naming an organization not granted to it", "you have no grant on the organization \"globex\": an organization administrator acts only on its organizations (acme); an instance administrator can grant more".to_owned())),
+                    ),
+                    Access::Anyone => ("Any administrator, within its role.", None),
+                };
+                let description = op.description.get_or_insert_with(String::new);
+                if !description.is_empty() {
+                    description.push_str("\n\n");
+                }
+                description.push_str(note);
+                let Some((what, message)) = forbidden else {
+                    continue;
+                };
+                let responses = &mut op.responses.responses;
+                match responses.get_mut("403") {
+                    Some(RefOr::T(r)) => r.description = format!("{}; or: {what}", r.description),
+                    _ => {
+                        responses
+                            .insert("403".into(), Self::error(403, what, "forbidden", &message));
+                    }
+                }
+                if access(&method, path) == Access::Organization {
+                    responses.entry("400".into()).or_insert_with(|| {
+                        Self::error(
+                            400,
+                            "An organization administrator of several organizations without the X-Scimd-Organization header",
+                            "bad_request",
+                            "you administer several organizations (acme, globex): name the one to act on in the X-Scimd-Organization header",
+                        )
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Where the admin document is served (for links).

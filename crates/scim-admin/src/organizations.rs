@@ -116,6 +116,15 @@ pub fn list(store: &Store) -> Result<Vec<OrganizationView>, AdminError> {
         .collect())
 }
 
+/// Every organization with its id, the default one first.
+pub fn list_with_ids(store: &Store) -> Result<Vec<(OrgId, OrganizationView)>, AdminError> {
+    Ok(store
+        .read(organizations::list_organizations)?
+        .into_iter()
+        .map(|o| (o.id, OrganizationView::from(o)))
+        .collect())
+}
+
 /// Creates an organization (synchronization off).
 pub fn create(
     store: &Store,
@@ -174,11 +183,12 @@ pub fn remove(
 /// The organizations
 ///
 /// Every customer directory this scimd serves, each at its own SCIM path
-/// with its own tokens, switch and data (docs/ORGANIZATIONS.md).
+/// with its own tokens, switch and data (docs/ORGANIZATIONS.md). An
+/// organization administrator sees the organizations granted to it.
 #[utoipa::path(
     tag = "Organizations",
     responses(
-        (status = 200, description = "Every organization, the default one first", body = [OrganizationView]),
+        (status = 200, description = "Every organization the caller may act on, the default one first", body = [OrganizationView]),
         (status = 401, description = "No or invalid credentials", body = ErrorBody),
     ),
     security(("session" = []), ("admin_token" = []))
@@ -186,10 +196,16 @@ pub fn remove(
 #[get("/organizations")]
 pub async fn list_organizations(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<Vec<OrganizationView>>, AdminError> {
     let store = api.store().clone();
-    Ok(web::Json(blocking(move || list(&store)).await?))
+    let all = blocking(move || list_with_ids(&store)).await?;
+    Ok(web::Json(
+        all.into_iter()
+            .filter(|(id, _)| caller.scope.may_act_on(*id))
+            .map(|(_, view)| view)
+            .collect(),
+    ))
 }
 
 /// Creates an organization

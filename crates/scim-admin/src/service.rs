@@ -597,16 +597,32 @@ fn not_found_as(e: scim_store::StoreError, kind: &str, id: &str) -> AdminError {
     }
 }
 
-/// Mints an admin API token.
+/// Mints an admin API token that acts on every organization (an instance
+/// administrator's).
 pub fn create_admin_token(
     store: &Store,
     actor: &Actor,
     req: &CreateTokenRequest,
 ) -> Result<CreatedToken, AdminError> {
+    create_admin_token_in(store, actor, req, None)
+}
+
+/// Mints an admin API token; `bound`: the organization it acts within
+/// (an organization administrator's token), `None`: every organization.
+pub fn create_admin_token_in(
+    store: &Store,
+    actor: &Actor,
+    req: &CreateTokenRequest,
+    bound: Option<scim_store::OrgId>,
+) -> Result<CreatedToken, AdminError> {
     let (name, expires_at) = check_token_input(req)?;
     let (info, secret) = store.write(|c| {
-        let (info, secret) =
+        let (mut info, secret) =
             admin::create_admin_token(c, &name, expires_at.as_deref(), &actor.label())?;
+        if let Some(org) = bound {
+            admin::roles::bind_admin_token(c, &info.id, org)?;
+            info.org_id = Some(org.0);
+        }
         record_event(
             c,
             actor,
@@ -625,10 +641,20 @@ pub fn create_admin_token(
 
 /// Every admin API token.
 pub fn list_admin_tokens(store: &Store) -> Result<Vec<TokenView>, AdminError> {
+    list_admin_tokens_in(store, None)
+}
+
+/// The admin API tokens bound to `bound` (what an organization
+/// administrator sees), or every one (`None`).
+pub fn list_admin_tokens_in(
+    store: &Store,
+    bound: Option<scim_store::OrgId>,
+) -> Result<Vec<TokenView>, AdminError> {
     let now = scim_core::datetime::now();
     Ok(store
         .read(admin::list_admin_tokens)?
         .into_iter()
+        .filter(|t| bound.is_none_or(|org| t.org_id == Some(org.0)))
         .map(|t| admin_token_view(t, &now))
         .collect())
 }
@@ -636,11 +662,27 @@ pub fn list_admin_tokens(store: &Store) -> Result<Vec<TokenView>, AdminError> {
 /// Revokes an admin API token (effective at once: admin tokens are not
 /// cached).
 pub fn revoke_admin_token(store: &Store, actor: &Actor, id: &str) -> Result<(), AdminError> {
+    revoke_admin_token_in(store, actor, id, None)
+}
+
+/// Revokes an admin API token; with `bound`, only one bound to that
+/// organization (any other is not found).
+pub fn revoke_admin_token_in(
+    store: &Store,
+    actor: &Actor,
+    id: &str,
+    bound: Option<scim_store::OrgId>,
+) -> Result<(), AdminError> {
     store
         .write(|c| {
             let before = admin::list_admin_tokens(c)?
                 .into_iter()
                 .find(|t| t.id == id);
+            if let Some(org) = bound {
+                if before.as_ref().is_none_or(|t| t.org_id != Some(org.0)) {
+                    return Err(scim_store::StoreError::NotFound);
+                }
+            }
             admin::revoke_admin_token(c, id)?;
             match before {
                 Some(t) if t.revoked_at.is_none() => record_event(
@@ -706,13 +748,37 @@ fn admin_view(a: admin::AdminRecord) -> AdminView {
     }
 }
 
-/// Creates an administrator (what `scimd admin create` does).
+/// Creates an instance administrator (what `scimd admin create` does).
 pub async fn create_admin(
     store: &Store,
     hasher: &PasswordHasher,
     actor: &Actor,
     username: &str,
     password: &str,
+) -> Result<AdminView, AdminError> {
+    create_admin_with_scope(
+        store,
+        hasher,
+        actor,
+        username,
+        password,
+        admin::roles::AdminScope::instance(),
+        Vec::new(),
+    )
+    .await
+}
+
+/// Creates an administrator with `scope` (its role and, for an
+/// organization administrator, its organizations), in one transaction
+/// with its change log row; `slugs` names `scope`'s organizations in it.
+pub async fn create_admin_with_scope(
+    store: &Store,
+    hasher: &PasswordHasher,
+    actor: &Actor,
+    username: &str,
+    password: &str,
+    scope: admin::roles::AdminScope,
+    slugs: Vec<String>,
 ) -> Result<AdminView, AdminError> {
     let username = check_credentials(username, password)?;
     let hash = hasher.hash(password.to_owned()).await?;
@@ -721,13 +787,20 @@ pub async fn create_admin(
     let created = web::block(move || {
         store.write(|c| {
             let created = admin::insert_admin(c, &username, &hash)?;
+            let mut detail = serde_json::json!({ "username": created.username });
+            if !scope.is_instance() {
+                let now = scim_core::datetime::now();
+                admin::roles::set_admin_scope(c, &created.id, &scope, &now)?;
+                detail["role"] = scope.role.as_str().into();
+                detail["organizations"] = slugs.into();
+            }
             record_event(
                 c,
                 &actor,
                 Event::AdminCreated,
                 "Admin",
                 Some(&created.id),
-                serde_json::json!({ "username": created.username }),
+                detail,
             )?;
             Ok(created)
         })

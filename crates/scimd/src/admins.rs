@@ -52,6 +52,29 @@ fn lock_view(settings: &Settings) -> LockView {
     }
 }
 
+/// The organizations `--role` with `--org` gives: --org's for an
+/// organization administrator, none for an instance administrator.
+fn organizations_of(role: &str, org: &str) -> Vec<String> {
+    if role.trim() == "organization" {
+        vec![org.to_owned()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// "an instance administrator", "an organization administrator of acme,
+/// globex".
+fn describe_role(a: &scim_admin::admins::model::AdminDetails) -> String {
+    if a.role == "organization" {
+        format!(
+            "an organization administrator of {}",
+            a.organizations.join(", ")
+        )
+    } else {
+        "an instance administrator".to_owned()
+    }
+}
+
 fn id_of(store: &Store, name: &str) -> Result<String, Error> {
     Ok(service::admin_id_by_name(store, name)?)
 }
@@ -60,6 +83,7 @@ fn id_of(store: &Store, name: &str) -> Result<String, Error> {
 pub(crate) fn admin_command(
     out: &mut impl Write,
     settings: &Settings,
+    org: &str,
     cmd: AdminCommand,
 ) -> Result<(), Error> {
     let store = connect(settings)?;
@@ -69,21 +93,76 @@ pub(crate) fn admin_command(
         AdminCommand::Create {
             username,
             password_file,
+            role,
         } => {
             let password = read_new_password(password_file.as_deref(), &username)?;
+            let request = scim_admin::admins::model::CreateAdminRequest {
+                username,
+                password,
+                organizations: organizations_of(&role, org),
+                role: Some(role),
+            };
             let admin = actix_web::rt::System::new().block_on(service::create_admin(
                 &store,
                 &hasher(),
                 &actor,
-                &username,
-                &password,
+                &request,
                 &view,
             ))?;
             outln!(
                 out,
-                "Created administrator {} ({}).",
+                "Created administrator {} ({}), {}.",
                 admin.username,
-                admin.id
+                admin.id,
+                describe_role(&admin)
+            )
+        }
+        AdminCommand::Role { name, role } => {
+            let orgs = organizations_of(&role, org);
+            let a = service::set_role(&store, &actor, &id_of(&store, &name)?, &role, &orgs, &view)?;
+            outln!(
+                out,
+                "Administrator {} is now {}.",
+                a.username,
+                describe_role(&a)
+            )
+        }
+        AdminCommand::Grant { name } => {
+            let before = service::get_admin(&store, &id_of(&store, &name)?, &view)?;
+            if before.role != "organization" {
+                return Err(Error::Usage(format!(
+                    "{name} is an instance administrator: it acts on every organization already (`scimd --org {org} admin role {name} organization` makes it an administrator of {org} only)"
+                )));
+            }
+            let mut orgs = before.organizations.clone();
+            orgs.push(org.to_owned());
+            let a = service::set_role(&store, &actor, &before.id, "organization", &orgs, &view)?;
+            outln!(
+                out,
+                "Administrator {} is now {}.",
+                a.username,
+                describe_role(&a)
+            )
+        }
+        AdminCommand::Revoke { name } => {
+            let before = service::get_admin(&store, &id_of(&store, &name)?, &view)?;
+            if !before.organizations.iter().any(|o| o == org) {
+                return Err(Error::Usage(format!(
+                    "{name} is not an organization administrator of {org}"
+                )));
+            }
+            let orgs: Vec<String> = before
+                .organizations
+                .iter()
+                .filter(|o| *o != org)
+                .cloned()
+                .collect();
+            let a = service::set_role(&store, &actor, &before.id, "organization", &orgs, &view)?;
+            outln!(
+                out,
+                "Administrator {} is now {}.",
+                a.username,
+                describe_role(&a)
             )
         }
         AdminCommand::List { json } => list(out, &store, &view, json),
@@ -168,9 +247,10 @@ fn list(out: &mut impl Write, store: &Store, view: &LockView, json: bool) -> Res
     }
     outln!(
         out,
-        "{:<24}  {:<8}  {:<27}  {:<27}  {:>8}  LOCKED OUT FROM",
+        "{:<24}  {:<8}  {:<24}  {:<27}  {:<27}  {:>8}  LOCKED OUT FROM",
         "USERNAME",
         "STATE",
+        "ROLE",
         "CREATED",
         "LAST SIGN-IN",
         "FAILURES"
@@ -178,9 +258,14 @@ fn list(out: &mut impl Write, store: &Store, view: &LockView, json: bool) -> Res
     for a in admins {
         outln!(
             out,
-            "{:<24}  {:<8}  {:<27}  {:<27}  {:>8}  {}",
+            "{:<24}  {:<8}  {:<24}  {:<27}  {:<27}  {:>8}  {}",
             a.username,
             a.state,
+            if a.role == "organization" {
+                format!("organization: {}", a.organizations.join(","))
+            } else {
+                a.role.clone()
+            },
             a.created_at,
             a.last_login_at.as_deref().unwrap_or("never"),
             a.recent_failures,

@@ -14,7 +14,9 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// The organization `token`, `sync` and `saml` act on, by slug
-    /// (docs/ORGANIZATIONS.md).
+    /// (docs/ORGANIZATIONS.md); for `admin create --role organization`,
+    /// `admin role`, `admin grant` and `admin revoke`, the organization an
+    /// organization administrator is given or loses.
     #[arg(long, global = true, value_name = "SLUG", default_value = "default")]
     pub org: String,
 
@@ -155,6 +157,34 @@ pub enum AdminCommand {
         /// A file whose first line is the password.
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+        /// `instance` (every organization, and the organizations
+        /// themselves) or `organization` (only the one --org names; more
+        /// with `scimd admin grant`).
+        #[arg(long, default_value = "instance", value_name = "ROLE")]
+        role: String,
+    },
+    /// Set an administrator's role: `instance`, or `organization` of the
+    /// one organization --org names (replacing its former ones). The admin
+    /// API tokens it created beyond the new role are revoked. Never the
+    /// last enabled instance administrator.
+    Role {
+        /// The administrator's username.
+        name: String,
+        /// `instance` or `organization`.
+        role: String,
+    },
+    /// Let an organization administrator act on the organization --org
+    /// names too.
+    Grant {
+        /// The administrator's username.
+        name: String,
+    },
+    /// Take the organization --org names from an organization
+    /// administrator (its admin API tokens bound to it are revoked); its
+    /// last one cannot be taken (delete or disable the administrator).
+    Revoke {
+        /// The administrator's username.
+        name: String,
     },
     /// List the administrators, their state and their failed sign-ins.
     List {

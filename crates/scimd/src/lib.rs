@@ -149,7 +149,7 @@ fn run_command(
         Command::Sync(cmd) => sync_command(out, &settings, org, cmd),
         Command::Saml(cmd) => saml_command(out, &settings, org, cmd),
         Command::Org(cmd) => organizations::org_command(out, &settings, cmd),
-        Command::Admin(cmd) => admins::admin_command(out, &settings, cmd),
+        Command::Admin(cmd) => admins::admin_command(out, &settings, org, cmd),
         Command::Schema(cmd) => extensions::schema_command(out, &settings, cmd),
         Command::Copy { from, to, force } => copy_command(out, &from, &to, force),
         Command::Backup { file } => backup(out, &settings, &file),

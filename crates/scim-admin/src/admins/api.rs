@@ -1,6 +1,6 @@
 //! `/admin/api/v1/admins` and `/admin/api/v1/session/password`.
 
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 
 use super::model::*;
 use super::service::{self, LockView};
@@ -56,7 +56,9 @@ pub async fn list_admins(
 /// Creates an administrator
 ///
 /// With a username (unique case-insensitively) and an initial password,
-/// which the new administrator should change after signing in.
+/// which the new administrator should change after signing in; an
+/// instance administrator unless `role` is `organization`, with the
+/// `organizations` (slugs) it acts on.
 #[utoipa::path(
     tag = "Administrators",
     request_body(content = CreateAdminRequest,
@@ -65,7 +67,7 @@ pub async fn list_admins(
         (status = 201, description = "Created", body = AdminDetails),
         (status = 401, description = "No or invalid credentials", body = ErrorBody),
         (status = 403, description = "Session without a valid X-CSRF-Token header", body = ErrorBody),
-        (status = 422, description = "Invalid or taken username, or invalid password", body = ErrorBody),
+        (status = 422, description = "Invalid or taken username, invalid password, role or organizations", body = ErrorBody),
         (status = 503, description = "Too many passwords are being checked at once (`busy`); see Retry-After", body = ErrorBody),
     ),
     security(("session" = [], "csrf" = []), ("admin_token" = []))
@@ -81,8 +83,7 @@ pub async fn create_admin(
         api.store(),
         &api.config().password_hasher,
         &caller.actor,
-        &req.username,
-        &req.password,
+        &req,
         &lock_view(&api),
     )
     .await?;
@@ -115,6 +116,52 @@ pub async fn disable_admin(
     let (store, view, id) = (api.store().clone(), lock_view(&api), path.into_inner());
     Ok(web::Json(
         blocking(move || service::disable_admin(&store, &caller.actor, &id, &view)).await?,
+    ))
+}
+
+/// Sets an administrator's role
+///
+/// `instance` (every organization, and the organizations themselves) or
+/// `organization` with the organizations (slugs) it acts on, which replace
+/// its former ones. The admin API tokens it created that the new role
+/// does not cover are revoked. The last enabled instance administrator
+/// keeps its role (409). Recorded in the change log (`admin.changed`).
+#[utoipa::path(
+    tag = "Administrators",
+    params(("id" = String, Path, description = "The administrator's id")),
+    request_body(content = SetRoleRequest,
+        example = json!({"role": "organization", "organizations": ["default"]})),
+    responses(
+        (status = 200, description = "Set", body = AdminDetails),
+        (status = 401, description = "No or invalid credentials", body = ErrorBody),
+        (status = 403, description = "Session without a valid X-CSRF-Token header, or an organization administrator", body = ErrorBody),
+        (status = 404, description = "No such administrator", body = ErrorBody),
+        (status = 409, description = "It is the last enabled instance administrator", body = ErrorBody),
+        (status = 422, description = "An unknown role or organization, or an organization administrator without organizations", body = ErrorBody),
+    ),
+    security(("session" = [], "csrf" = []), ("admin_token" = []))
+)]
+#[put("/admins/{id}/role")]
+pub async fn set_role(
+    api: web::Data<AdminApi>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Result<Json<SetRoleRequest>, actix_web::Error>,
+) -> Result<web::Json<AdminDetails>, AdminError> {
+    let req = json_body(body)?;
+    let (store, view, id) = (api.store().clone(), lock_view(&api), path.into_inner());
+    Ok(web::Json(
+        blocking(move || {
+            service::set_role(
+                &store,
+                &caller.actor,
+                &id,
+                &req.role,
+                &req.organizations,
+                &view,
+            )
+        })
+        .await?,
     ))
 }
 

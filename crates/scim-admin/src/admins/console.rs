@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::api::lock_view;
-use super::model::AdminDetails;
+use super::model::{AdminDetails, CreateAdminRequest};
 use super::service;
 use crate::console::{
     blocking, check_csrf, csrf_failed, error_page, render, render_status, require_session,
@@ -36,6 +36,7 @@ fn notice(req: &HttpRequest) -> Option<String> {
         "unlocked" => "Sign-in unlocked.",
         "deleted" => "Administrator deleted.",
         "password" => "Password reset: their sessions ended.",
+        "role" => "Role changed.",
         "changed" => "Your password is changed; your other sessions ended.",
         _ => return None,
     };
@@ -131,12 +132,17 @@ async fn admin_create(
             "the two passwords differ; type the same password twice",
         ))
     } else {
+        let request = CreateAdminRequest {
+            username: username.clone(),
+            password: password.to_owned(),
+            role: Some(form.get("role").unwrap_or("instance").to_owned()),
+            organizations: slugs(form.text("organizations")),
+        };
         service::create_admin(
             api.store(),
             &api.config().password_hasher,
             &session.actor(),
-            &username,
-            password,
+            &request,
             &lock_view(&api),
         )
         .await
@@ -149,6 +155,8 @@ async fn admin_create(
                 "username",
                 "password",
                 "password_confirm",
+                "role",
+                "organizations",
             ]);
             page(&req, &api, &session, username, errors, err.status_code()).await
         }
@@ -179,6 +187,16 @@ async fn admin_action(
         )
         .await
         .map(|()| "password"),
+        "role" => {
+            let (role, orgs) = (
+                form.text("role").to_owned(),
+                slugs(form.text("organizations")),
+            );
+            blocking(move || {
+                service::set_role(&store, &actor, &id, &role, &orgs, &view).map(|_| "role")
+            })
+            .await
+        }
         "disable" | "enable" | "unlock" | "delete" => {
             let action = action.clone();
             blocking(move || match action.as_str() {
@@ -190,7 +208,7 @@ async fn admin_action(
             .await
         }
         _ => Err(AdminError::NotFound(format!(
-            "no administrator action {action:?} (disable, enable, unlock, delete, password)"
+            "no administrator action {action:?} (disable, enable, unlock, delete, password, role)"
         ))),
     };
     match result {
@@ -214,6 +232,15 @@ async fn admin_action(
         }
         Err(err) => error_page(&err),
     }
+}
+
+/// The organization slugs typed in a form field, separated by commas or
+/// spaces.
+fn slugs(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Whether `session` is still open (it ends when its administrator is

@@ -15,6 +15,14 @@ pub struct AdminDetails {
     /// `enabled` or `disabled`.
     #[schema(example = "enabled")]
     pub state: String,
+    /// `instance` (every organization, and the organizations themselves)
+    /// or `organization` (only `organizations`).
+    #[schema(example = "organization")]
+    pub role: String,
+    /// The organizations an organization administrator acts on, by slug
+    /// (empty for an instance administrator).
+    #[schema(example = json!(["acme"]))]
+    pub organizations: Vec<String>,
     /// Creation time.
     #[schema(example = "2026-12-06T09:14:03Z")]
     pub created_at: String,
@@ -44,6 +52,30 @@ pub struct CreateAdminRequest {
     /// 12–1024 characters.
     #[schema(example = "a long passphrase for bob")]
     pub password: String,
+    /// `instance` (the default) or `organization`.
+    #[serde(default)]
+    #[schema(example = "organization")]
+    pub role: Option<String>,
+    /// An organization administrator's organizations, by slug (at least
+    /// one); none for an instance administrator.
+    #[serde(default)]
+    #[schema(example = json!(["acme"]))]
+    pub organizations: Vec<String>,
+}
+
+/// `PUT /admins/{id}/role`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoleRequest {
+    /// `instance` or `organization`.
+    #[schema(example = "organization")]
+    pub role: String,
+    /// An organization administrator's organizations, by slug (at least
+    /// one; they replace the former ones); none for an instance
+    /// administrator.
+    #[serde(default)]
+    #[schema(example = json!(["acme", "globex"]))]
+    pub organizations: Vec<String>,
 }
 
 /// `POST /admins/{id}/password`.

@@ -4,11 +4,12 @@
 //! last in its transaction.
 
 use actix_web::web;
+use scim_store::admin::roles::{self, AdminScope, Role};
 use scim_store::admin::{self, AdminRecord, AttemptLimits};
 use scim_store::changes::{Actor, Event};
 use scim_store::{PasswordHasher, Store, StoreError};
 
-use super::model::AdminDetails;
+use super::model::{AdminDetails, CreateAdminRequest};
 use crate::activity::record_event;
 use crate::error::{AdminError, FieldError};
 use crate::service::{admin_credential, check_password, Guard};
@@ -36,11 +37,28 @@ fn store_error(e: StoreError, id: &str) -> AdminError {
     }
 }
 
+/// The slugs of `scope`'s organizations.
+fn slugs_of(
+    conn: &mut scim_store::DbConnection,
+    scope: &AdminScope,
+) -> Result<Vec<String>, StoreError> {
+    if scope.is_instance() {
+        return Ok(Vec::new());
+    }
+    Ok(scim_store::organizations::list_organizations(conn)?
+        .into_iter()
+        .filter(|o| scope.orgs.contains(&o.id))
+        .map(|o| o.slug)
+        .collect())
+}
+
 fn details(
     conn: &mut scim_store::DbConnection,
     a: AdminRecord,
     view: &LockView,
 ) -> Result<AdminDetails, StoreError> {
+    let scope = roles::admin_scope(conn, &a.id)?;
+    let organizations = slugs_of(conn, &scope)?;
     let failures = admin::failures_by_address(
         conn,
         &admin_credential(&a.username),
@@ -53,6 +71,8 @@ fn details(
             "enabled"
         }
         .to_owned(),
+        role: scope.role.as_str().to_owned(),
+        organizations,
         recent_failures: failures.iter().map(|(_, n)| n).sum(),
         locked_from: failures
             .into_iter()
@@ -121,16 +141,80 @@ pub fn admin_id_by_name(store: &Store, username: &str) -> Result<String, AdminEr
         })
 }
 
-/// Creates an administrator.
+/// The scope that `role` and `slugs` describe, checked: a known role; an
+/// organization administrator with at least one existing organization;
+/// an instance administrator with none. Returns it with the slugs, each
+/// once.
+pub fn check_scope(
+    store: &Store,
+    role: &str,
+    slugs: &[String],
+) -> Result<(AdminScope, Vec<String>), AdminError> {
+    let Some(role) = Role::parse(role.trim()) else {
+        return Err(AdminError::field(
+            "role",
+            "must be `instance` (every organization) or `organization` (only the organizations given)",
+        ));
+    };
+    let mut unique: Vec<String> = Vec::new();
+    for slug in slugs {
+        let slug = slug.trim().to_owned();
+        if !unique.contains(&slug) {
+            unique.push(slug);
+        }
+    }
+    match role {
+        Role::Instance if !unique.is_empty() => Err(AdminError::field(
+            "organizations",
+            "an instance administrator acts on every organization: give no organizations, or the role `organization`",
+        )),
+        Role::Instance => Ok((AdminScope::instance(), unique)),
+        Role::Organization if unique.is_empty() => Err(AdminError::field(
+            "organizations",
+            "an organization administrator needs at least one organization (by slug)",
+        )),
+        Role::Organization => {
+            let orgs = store.organizations_blocking()?;
+            let mut ids = Vec::new();
+            for slug in &unique {
+                let org = orgs.by_slug(slug).ok_or_else(|| {
+                    AdminError::field(
+                        "organizations",
+                        format!("no organization {slug:?}; GET /admin/api/v1/organizations lists them"),
+                    )
+                })?;
+                ids.push(org.id);
+            }
+            Ok((AdminScope::organization(ids), unique))
+        }
+    }
+}
+
+/// Creates an administrator: an instance administrator unless `role` is
+/// `organization` (with `organizations`, by slug).
 pub async fn create_admin(
     store: &Store,
     hasher: &PasswordHasher,
     actor: &Actor,
-    username: &str,
-    password: &str,
+    req: &CreateAdminRequest,
     view: &LockView,
 ) -> Result<AdminDetails, AdminError> {
-    let created = crate::service::create_admin(store, hasher, actor, username, password).await?;
+    let (s, role, slugs) = (
+        store.clone(),
+        req.role.clone().unwrap_or_else(|| "instance".to_owned()),
+        req.organizations.clone(),
+    );
+    let (scope, slugs) = web::block(move || check_scope(&s, &role, &slugs)).await??;
+    let created = crate::service::create_admin_with_scope(
+        store,
+        hasher,
+        actor,
+        &req.username,
+        &req.password,
+        scope,
+        slugs,
+    )
+    .await?;
     tracing::info!(actor = %actor.label(), admin = %created.username, "administrator created");
     let (store, view) = (store.clone(), *view);
     web::block(move || get_admin(&store, &created.id, &view)).await?
@@ -157,6 +241,45 @@ pub fn disable_admin(
         })
         .map_err(|e| store_error(e, id))?;
     tracing::info!(actor = %actor.label(), admin = %a.username, "administrator disabled");
+    get_admin(store, id, view)
+}
+
+/// Gives administrator `id` the role `role` with `organizations` (by
+/// slug; they replace its former ones). The admin API tokens it created
+/// that the new scope does not cover are revoked. The last enabled
+/// instance administrator keeps its role (409). Recorded as
+/// `admin.changed` with the role and organizations before and after.
+pub fn set_role(
+    store: &Store,
+    actor: &Actor,
+    id: &str,
+    role: &str,
+    organizations: &[String],
+    view: &LockView,
+) -> Result<AdminDetails, AdminError> {
+    let (scope, slugs) = check_scope(store, role, organizations)?;
+    let now = scim_core::datetime::format(view.now);
+    let a = store
+        .write(|c| {
+            let (a, before) = roles::set_admin_scope(c, id, &scope, &now)?;
+            if before != scope {
+                let before_slugs = slugs_of(c, &before)?;
+                changed(
+                    c,
+                    actor,
+                    &a,
+                    serde_json::json!({
+                        "role": scope.role.as_str(),
+                        "organizations": slugs,
+                        "previous_role": before.role.as_str(),
+                        "previous_organizations": before_slugs,
+                    }),
+                )?;
+            }
+            Ok(a)
+        })
+        .map_err(|e| store_error(e, id))?;
+    tracing::info!(actor = %actor.label(), admin = %a.username, role = scope.role.as_str(), "administrator role set");
     get_admin(store, id, view)
 }
 

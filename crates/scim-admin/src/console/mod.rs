@@ -8,6 +8,12 @@
 //! in constant time (OWASP synchronizer token pattern), on top of the
 //! cookie's `SameSite=Strict`.
 //!
+//! Each page shows and changes one organization: the one chosen in the
+//! organization switcher (kept in the session, `admin_sessions.org_id`),
+//! among those the administrator may act on. The instance pages
+//! ([`INSTANCE_PAGES`]) are for instance administrators only; the check
+//! is in [`require_session`], which every page calls.
+//!
 //! Every page is sent with a strict Content-Security-Policy (`'self'`
 //! only, no inline script), `X-Frame-Options: DENY` and
 //! `Cache-Control: no-store` (pages may show a secret once).
@@ -15,6 +21,7 @@
 mod activity;
 mod browse;
 mod extensions;
+mod organizations;
 mod pages;
 mod provisioning;
 mod streams;
@@ -27,6 +34,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
+use scim_store::admin::roles::AdminScope;
 use scim_store::changes::{Actor, ActorKind};
 use scim_store::OrgId;
 
@@ -60,6 +68,24 @@ pub struct ConsoleSession {
     pub sync_enabled: bool,
     /// The organization the pages show and change.
     pub org: OrgId,
+    /// What the administrator may act on.
+    pub scope: AdminScope,
+    /// The organizations it may act on (the switcher's entries), the
+    /// default one first; the current one is marked.
+    pub orgs: Vec<OrgChoice>,
+}
+
+/// An entry of the organization switcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgChoice {
+    /// Its id.
+    pub id: OrgId,
+    /// Its slug.
+    pub slug: String,
+    /// Its display name.
+    pub name: String,
+    /// Whether the pages show it.
+    pub current: bool,
 }
 
 impl ConsoleSession {
@@ -73,6 +99,13 @@ impl ConsoleSession {
         )
         .with_request(self.request.0.clone(), Some(self.request.1.clone()))
         .in_org(self.org)
+    }
+
+    /// The organization the admin API tokens made on these pages are
+    /// bound to: the one shown, for an organization administrator; none
+    /// (every organization) for an instance administrator.
+    pub fn token_org(&self) -> Option<OrgId> {
+        (!self.scope.is_instance()).then_some(self.org)
     }
 }
 
@@ -90,6 +123,12 @@ pub struct Chrome {
     pub sync_enabled: Option<bool>,
     /// A one-line notice about the last action.
     pub notice: Option<String>,
+    /// The organizations the administrator may act on (the switcher's
+    /// entries, shown when there are several).
+    pub orgs: Vec<OrgChoice>,
+    /// Whether the administrator is an instance administrator (the
+    /// instance pages are in its navigation).
+    pub instance: bool,
 }
 
 impl Chrome {
@@ -101,7 +140,18 @@ impl Chrome {
             active,
             sync_enabled: Some(session.sync_enabled),
             notice: None,
+            orgs: session.orgs.clone(),
+            instance: session.scope.is_instance(),
         }
+    }
+
+    /// The organization the page shows, when the administrator has a
+    /// choice of several (else none: the frame names none).
+    pub fn current_org(&self) -> Option<&OrgChoice> {
+        if self.orgs.len() < 2 {
+            return None;
+        }
+        self.orgs.iter().find(|o| o.current)
     }
 
     /// The frame of a page seen before signing in.
@@ -115,12 +165,21 @@ impl Chrome {
     /// The navigation, with the current page marked.
     pub fn nav_items(&self) -> Vec<NavItem> {
         NAV.iter()
+            .filter(|(_, _, path)| self.instance || !is_instance_page(path))
             .map(|&(id, label, path)| NavItem {
                 label,
                 path,
                 current: id == self.active,
             })
             .collect()
+    }
+
+    /// The page of the highlighted navigation entry (where the
+    /// organization switcher comes back to), else the console's start.
+    pub fn here(&self) -> &'static str {
+        NAV.iter()
+            .find(|(id, _, _)| *id == self.active)
+            .map_or("/admin/", |(_, _, path)| path)
     }
 
     /// With a notice.
@@ -156,10 +215,31 @@ pub const NAV: &[(&str, &str, &str)] = &[
         "/admin/schema-extensions",
     ),
     ("admins", "Administrators", "/admin/admins"),
+    ("organizations", "Organizations", "/admin/organizations"),
     ("users", "Users", "/admin/users"),
     ("groups", "Groups", "/admin/groups"),
     ("activity", "Activity", "/admin/activity"),
 ];
+
+/// The console pages for instance administrators only: the organizations,
+/// the administrators, the schema extensions (shared by every
+/// organization) and the event streams (which carry every organization's
+/// changes). An organization administrator gets 403 and does not see them
+/// in its navigation.
+pub const INSTANCE_PAGES: &[&str] = &[
+    "/admin/organizations",
+    "/admin/admins",
+    "/admin/schema-extensions",
+    "/admin/event-streams",
+];
+
+/// Whether `path` is (below) one of [`INSTANCE_PAGES`].
+pub fn is_instance_page(path: &str) -> bool {
+    INSTANCE_PAGES.iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
 
 fn secure_headers(mut b: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     b.insert_header((
@@ -237,29 +317,79 @@ pub async fn require_session(
     let store = api.store().clone();
     let sid = session_id.clone();
     let now = api.config().clock.now_text();
-    let org = OrgId::DEFAULT;
+    let orgs = match api.store().organizations().await {
+        Ok(orgs) => orgs,
+        Err(e) => return Err(error_page(&AdminError::from(e))),
+    };
     let found = web::block(move || {
         store.read(|c| {
-            let session = scim_store::admin::find_session(c, &sid, &now)?;
-            let enabled = scim_store::sync::sync_enabled(c, org)?;
-            Ok(session.map(|s| (s, enabled)))
+            let Some(session) = scim_store::admin::find_session(c, &sid, &now)? else {
+                return Ok(None);
+            };
+            let scope = scim_store::admin::roles::admin_scope(c, &session.admin.id)?;
+            let chosen = scim_store::admin::roles::session_org(c, &sid)?;
+            let choices: Vec<_> = orgs
+                .all()
+                .into_iter()
+                .filter(|o| scope.may_act_on(o.id))
+                .map(|o| (o.id, o.slug.clone(), o.name.clone()))
+                .collect();
+            // The organization chosen in the switcher while it may still
+            // act on it; else its first one.
+            let org = chosen
+                .filter(|o| choices.iter().any(|(id, _, _)| id == o))
+                .or_else(|| choices.first().map(|(id, _, _)| *id));
+            let enabled = match org {
+                Some(org) => scim_store::sync::sync_enabled(c, org)?,
+                None => false,
+            };
+            Ok(Some((session, scope, choices, org, enabled)))
         })
     })
     .await;
-    match found {
-        Ok(Ok(Some((s, sync_enabled)))) => Ok(ConsoleSession {
-            session_id,
-            admin_id: s.admin.id,
-            username: s.admin.username,
-            request: (crate::request_id(req), api.client_address(req)),
-            csrf_token: s.csrf_token,
-            sync_enabled,
-            org,
-        }),
-        Ok(Ok(None)) => Err(login_redirect(req)),
-        Ok(Err(e)) => Err(error_page(&AdminError::from(e))),
-        Err(_) => Err(error_page(&AdminError::Internal)),
+    let (s, scope, choices, org, sync_enabled) = match found {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => return Err(login_redirect(req)),
+        Ok(Err(e)) => return Err(error_page(&AdminError::from(e))),
+        Err(_) => return Err(error_page(&AdminError::Internal)),
+    };
+    let session = ConsoleSession {
+        session_id,
+        admin_id: s.admin.id,
+        username: s.admin.username,
+        request: (crate::request_id(req), api.client_address(req)),
+        csrf_token: s.csrf_token,
+        sync_enabled,
+        org: org.unwrap_or(OrgId::DEFAULT),
+        orgs: choices
+            .into_iter()
+            .map(|(id, slug, name)| OrgChoice {
+                id,
+                slug,
+                name,
+                current: Some(id) == org,
+            })
+            .collect(),
+        scope,
+    };
+    if is_instance_page(req.path()) && !session.scope.is_instance() {
+        return Err(session_error_page(
+            &session,
+            &AdminError::Forbidden(
+                "this page is for instance administrators: an organization administrator manages only its organizations' pages".into(),
+            ),
+        ));
     }
+    if org.is_none() {
+        return Err(session_error_page(
+            &session,
+            &AdminError::Forbidden(
+                "you administer no organization: an instance administrator can grant you one"
+                    .into(),
+            ),
+        ));
+    }
+    Ok(session)
 }
 
 /// Whether a form's `csrf` value is the session's token (constant time).
@@ -529,6 +659,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/static/console.css", web::get().to(stylesheet))
             .route("/static/console.js", web::get().to(script))
             .configure(pages::configure)
+            .configure(organizations::configure)
             .configure(streams::configure)
             .configure(extensions::configure)
             .configure(provisioning::configure)

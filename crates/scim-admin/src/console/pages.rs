@@ -523,9 +523,10 @@ async fn saml_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let org = session.org;
     let store = api.store().clone();
     let saml = ok_or_page!(blocking(move || service::get_saml(&store, org)).await);
+    let sp = ok_or_page!(crate::saml_sign_in::console::sp_urls_of(&api, &req, org).await);
     render(&SamlPage {
         chrome: Chrome::for_session(&session, "saml").with_notice(notice(&req)),
-        sp: crate::saml_sign_in::console::sp_urls(&api, &req),
+        sp,
         metadata_xml: String::new(),
         entity_id: saml.entity_id.clone().unwrap_or_default(),
         sso_url: saml.sso_url.clone().unwrap_or_default(),
@@ -567,10 +568,11 @@ async fn saml_submit(req: HttpRequest, api: web::Data<AdminApi>, body: web::Byte
         Err(err @ AdminError::Validation { .. }) => {
             let store = api.store().clone();
             let saml = ok_or_page!(blocking(move || service::get_saml(&store, org)).await);
+            let sp = ok_or_page!(crate::saml_sign_in::console::sp_urls_of(&api, &req, org).await);
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &SamlPage {
-                    sp: crate::saml_sign_in::console::sp_urls(&api, &req),
+                    sp,
                     chrome: Chrome::for_session(&session, "saml"),
                     saml,
                     metadata_xml: form.text("metadata_xml").to_owned(),
@@ -754,15 +756,17 @@ struct TokenCreatedPage {
     scim_url: String,
 }
 
+/// The organization's SCIM tokens, and the admin API tokens `session`
+/// sees (an organization administrator: those bound to the organization).
 async fn load_tokens(
     api: &AdminApi,
-    org: scim_store::OrgId,
+    session: &ConsoleSession,
 ) -> Result<(Vec<TokenView>, Vec<TokenView>), AdminError> {
-    let store = api.store().clone();
+    let (store, org, bound) = (api.store().clone(), session.org, session.token_org());
     blocking(move || {
         Ok((
             service::list_scim_tokens(&store, org)?,
-            service::list_admin_tokens(&store)?,
+            service::list_admin_tokens_in(&store, bound)?,
         ))
     })
     .await
@@ -770,7 +774,7 @@ async fn load_tokens(
 
 async fn tokens_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
     let session = session_or_return!(req, api);
-    let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, session.org).await);
+    let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, &session).await);
     render(&TokensPage {
         chrome: Chrome::for_session(&session, "tokens").with_notice(notice(&req)),
         scim_tokens,
@@ -810,11 +814,10 @@ async fn token_create(
         name: form.text("name").to_owned(),
         expires_at: expiry(form.text("expires_at")),
     };
-    let store = api.store().clone();
-    let actor = session.actor();
+    let (store, actor, bound) = (api.store().clone(), session.actor(), session.token_org());
     let result = blocking(move || {
         if admin_kind {
-            service::create_admin_token(&store, &actor, &request)
+            service::create_admin_token_in(&store, &actor, &request, bound)
         } else {
             service::create_scim_token(&store, &actor, &request)
         }
@@ -822,8 +825,16 @@ async fn token_create(
     .await;
     match result {
         Ok(created) => {
+            // An organization other than the default one is served below
+            // its slug (docs/ORGANIZATIONS.md).
+            let org_path = session
+                .orgs
+                .iter()
+                .find(|o| o.current && o.id != scim_store::OrgId::DEFAULT)
+                .map(|o| format!("/o/{}", o.slug))
+                .unwrap_or_default();
             let scim_url = format!(
-                "{}://{}{}",
+                "{}://{}{}{org_path}",
                 req.connection_info().scheme(),
                 req.connection_info().host(),
                 api.config().scim_base_path
@@ -836,7 +847,7 @@ async fn token_create(
             })
         }
         Err(err @ AdminError::Validation { .. }) => {
-            let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, session.org).await);
+            let (scim_tokens, admin_tokens) = ok_or_page!(load_tokens(&api, &session).await);
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &TokensPage {
@@ -865,11 +876,10 @@ async fn token_revoke(
         return csrf_failed();
     }
     let (kind, id) = path.into_inner();
-    let store = api.store().clone();
-    let actor = session.actor();
+    let (store, actor, bound) = (api.store().clone(), session.actor(), session.token_org());
     let result = blocking(move || match kind.as_str() {
         "scim" => service::revoke_scim_token(&store, &actor, &id),
-        "admin" => service::revoke_admin_token(&store, &actor, &id),
+        "admin" => service::revoke_admin_token_in(&store, &actor, &id, bound),
         _ => Err(AdminError::NotFound(format!(
             "no token kind {kind:?} (scim or admin)"
         ))),

@@ -5,6 +5,11 @@
 //! `admin.signed_in` with `method: saml`; a refusal as
 //! `admin.sign_in_failed`, and shown on the sign-in page).
 //!
+//! Each organization's own SAML settings sign its organization
+//! administrators in to its console at `/admin/o/{slug}/saml/…` (its
+//! own entity ID, ACS and Sign on URL); the plain `/admin/saml/…` is the
+//! default organization's, for every administrator (docs/ORGANIZATIONS.md).
+//!
 //! An SP-initiated sign-in is bound to the browser that started it: the
 //! browser gets a random secret in the [`REQUEST_COOKIE`] cookie, and the
 //! `AuthnRequest`'s ID is stored with the secret's hash
@@ -29,15 +34,96 @@ use crate::service::Guard;
 use crate::AdminApi;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(METADATA_PATH, web::get().to(metadata))
-        .route(SIGN_IN_PATH, web::get().to(sign_in))
-        .route(ACS_PATH, web::post().to(acs));
+    cfg.route(
+        METADATA_PATH,
+        web::get().to(|req, api| metadata(req, api, None)),
+    )
+    .route(
+        SIGN_IN_PATH,
+        web::get().to(|req, api| sign_in(req, api, None)),
+    )
+    .route(
+        ACS_PATH,
+        web::post().to(|req, api, body| acs(req, api, body, None)),
+    )
+    .route(
+        ORG_METADATA_PATH,
+        web::get()
+            .to(|req, api, slug: web::Path<String>| metadata(req, api, Some(slug.into_inner()))),
+    )
+    .route(
+        ORG_SIGN_IN_PATH,
+        web::get()
+            .to(|req, api, slug: web::Path<String>| sign_in(req, api, Some(slug.into_inner()))),
+    )
+    .route(
+        ORG_ACS_PATH,
+        web::post().to(|req, api, body, slug: web::Path<String>| {
+            acs(req, api, body, Some(slug.into_inner()))
+        }),
+    );
 }
+
+/// An organization's SP metadata (and entity ID).
+const ORG_METADATA_PATH: &str = "/admin/o/{slug}/saml/metadata";
+/// An organization's "Sign in with SAML" (Entra's Sign on URL).
+const ORG_SIGN_IN_PATH: &str = "/admin/o/{slug}/saml/sign-in";
+/// An organization's Assertion Consumer Service (Entra's Reply URL).
+const ORG_ACS_PATH: &str = "/admin/o/{slug}/saml/acs";
 
 /// scimd's SP addresses: under `server.public_url`, else the request's
 /// scheme and host (as the OAuth issuer).
 pub fn sp_urls(api: &AdminApi, req: &HttpRequest) -> SpUrls {
     SpUrls::under(&crate::oauth::endpoints::issuer(api, req))
+}
+
+/// The SP addresses of the organization `org`'s console sign-in: the
+/// default organization's are [`sp_urls`], another's are below its slug.
+pub async fn sp_urls_of(
+    api: &AdminApi,
+    req: &HttpRequest,
+    org: scim_store::OrgId,
+) -> Result<SpUrls, AdminError> {
+    if org == scim_store::OrgId::DEFAULT {
+        return Ok(sp_urls(api, req));
+    }
+    let orgs = api.store().organizations().await?;
+    let slug = orgs
+        .by_id(org)
+        .map(|o| o.slug.clone())
+        .ok_or_else(|| AdminError::NotFound("the organization no longer exists".into()))?;
+    Ok(SpUrls::of_org(
+        &crate::oauth::endpoints::issuer(api, req),
+        Some(&slug),
+    ))
+}
+
+/// The organization whose sign-in a request uses: `slug`'s (404 page for
+/// an unknown one), else the default organization; with its slug.
+async fn organization(
+    api: &AdminApi,
+    slug: Option<String>,
+) -> Result<(scim_store::OrgId, Option<String>), HttpResponse> {
+    let Some(slug) = slug else {
+        return Ok((scim_store::OrgId::DEFAULT, None));
+    };
+    let orgs = match api.store().organizations().await {
+        Ok(orgs) => orgs,
+        Err(e) => return Err(crate::console::error_page(&e.into())),
+    };
+    match orgs.by_slug(&slug) {
+        // The default organization's sign-in is the plain one.
+        Some(o) if o.id != scim_store::OrgId::DEFAULT => Ok((o.id, Some(slug))),
+        _ => Err(crate::console::error_page(&AdminError::NotFound(format!(
+            "no organization {slug:?} signs in here"
+        )))),
+    }
+}
+
+/// The SP addresses of the organization named by `slug` (none: the
+/// default one's).
+fn sp_of(api: &AdminApi, req: &HttpRequest, slug: Option<&str>) -> SpUrls {
+    SpUrls::of_org(&crate::oauth::endpoints::issuer(api, req), slug)
 }
 
 /// The credential sign-in attempts over SAML are counted under (per
@@ -70,10 +156,14 @@ fn browser_secret(req: &HttpRequest) -> Option<String> {
 /// accept that only with `Secure`: so over HTTPS (directly or through a
 /// proxy that says so) it is `None; Secure`; over plain HTTP it is `Lax`,
 /// which a same-site identity provider's POST still carries.
-fn request_cookie(req: &HttpRequest, secret: String) -> Cookie<'static> {
+fn request_cookie(req: &HttpRequest, secret: String, slug: Option<&str>) -> Cookie<'static> {
     let https = req.connection_info().scheme().eq_ignore_ascii_case("https");
+    let path = match slug {
+        Some(slug) => format!("/admin/o/{slug}/saml"),
+        None => "/admin/saml".to_owned(),
+    };
     Cookie::build(REQUEST_COOKIE, secret)
-        .path("/admin/saml")
+        .path(path)
         .http_only(true)
         .same_site(if https { SameSite::None } else { SameSite::Lax })
         .secure(https)
@@ -81,37 +171,48 @@ fn request_cookie(req: &HttpRequest, secret: String) -> Cookie<'static> {
         .finish()
 }
 
-/// `GET /admin/saml/metadata`: the SP metadata (public, as SAML metadata
-/// is meant to be).
-async fn metadata(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
+/// `GET /admin/saml/metadata` (or an organization's): the SP metadata
+/// (public, as SAML metadata is meant to be).
+async fn metadata(
+    req: HttpRequest,
+    api: web::Data<AdminApi>,
+    slug: Option<String>,
+) -> HttpResponse {
+    let slug = match organization(&api, slug).await {
+        Ok((_, slug)) => slug,
+        Err(resp) => return resp,
+    };
     HttpResponse::Ok()
         .content_type("application/samlmetadata+xml")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(super::sp_metadata(&sp_urls(&api, &req)))
+        .body(super::sp_metadata(&sp_of(&api, &req, slug.as_deref())))
 }
 
-async fn settings(api: &AdminApi) -> Result<Option<admin::saml::SamlSettings>, AdminError> {
+/// The SAML settings of the organization `org`: its identity provider.
+async fn settings(
+    api: &AdminApi,
+    org: scim_store::OrgId,
+) -> Result<Option<admin::saml::SamlSettings>, AdminError> {
     let store = api.store().clone();
-    // Console sign-in is the default organization's SAML (organization
-    // administrators sign in with a password: docs/ORGANIZATIONS.md).
-    web::block(move || {
-        Ok(store.read(|c| admin::saml::find_saml_settings(c, scim_store::OrgId::DEFAULT))?)
-    })
-    .await?
+    web::block(move || Ok(store.read(|c| admin::saml::find_saml_settings(c, org))?)).await?
 }
 
-/// `GET /admin/saml/sign-in?next=…`: redirects to the IdP with an
-/// `AuthnRequest`, remembered for this browser; `next` comes back as
-/// `RelayState`.
-async fn sign_in(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
-    let idp = match settings(&api).await {
+/// `GET /admin/saml/sign-in?next=…` (or an organization's): redirects to
+/// the IdP with an `AuthnRequest`, remembered for this browser; `next`
+/// comes back as `RelayState`.
+async fn sign_in(req: HttpRequest, api: web::Data<AdminApi>, slug: Option<String>) -> HttpResponse {
+    let (org, slug) = match organization(&api, slug).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    let idp = match settings(&api, org).await {
         Ok(Some(idp)) => idp,
         Ok(None) => return refused(&req, &api, &Rejection::NotConfigured).await,
         Err(e) => return crate::console::error_page(&e),
     };
     let q = Form::query(&req);
     let next = q.get("next").filter(|n| safe_next(n)).unwrap_or("");
-    let request = match super::authn_request(&idp, &sp_urls(&api, &req), next) {
+    let request = match super::authn_request(&idp, &sp_of(&api, &req, slug.as_deref()), next) {
         Ok(request) => request,
         Err(r) => return refused(&req, &api, &r).await,
     };
@@ -135,7 +236,7 @@ async fn sign_in(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
         Err(e) => return crate::console::error_page(&e.into()),
     }
     let mut resp = crate::console::see_other(&request.url);
-    if let Err(e) = resp.add_cookie(&request_cookie(&req, secret)) {
+    if let Err(e) = resp.add_cookie(&request_cookie(&req, secret, slug.as_deref())) {
         tracing::error!(error = %e, "could not set the SAML request cookie");
     }
     resp
@@ -143,9 +244,10 @@ async fn sign_in(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
 
 fn status_of(r: &Rejection) -> StatusCode {
     match r {
-        Rejection::UnknownAdmin(_) | Rejection::MissingGroup(_) | Rejection::Disabled(_) => {
-            StatusCode::FORBIDDEN
-        }
+        Rejection::UnknownAdmin(_)
+        | Rejection::NotOfOrganization(_)
+        | Rejection::MissingGroup(_)
+        | Rejection::Disabled(_) => StatusCode::FORBIDDEN,
         Rejection::NotConfigured => StatusCode::CONFLICT,
         Rejection::TooManyRequests => StatusCode::SERVICE_UNAVAILABLE,
         Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
@@ -169,8 +271,18 @@ struct SignedInPage {
     to: String,
 }
 
-/// `POST /admin/saml/acs`: the IdP's `SAMLResponse` (HTTP-POST binding).
-async fn acs(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
+/// `POST /admin/saml/acs` (or an organization's): the IdP's
+/// `SAMLResponse` (HTTP-POST binding).
+async fn acs(
+    req: HttpRequest,
+    api: web::Data<AdminApi>,
+    body: web::Bytes,
+    slug: Option<String>,
+) -> HttpResponse {
+    let (org, slug) = match organization(&api, slug).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
     let form = Form::parse(&body);
     let next = form
         .get("RelayState")
@@ -187,9 +299,9 @@ async fn acs(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> Ht
         Err(e) => return crate::console::error_page(&e),
     };
     let secret = browser_secret(&req);
-    let outcome = match settings(&api).await {
+    let outcome = match settings(&api, org).await {
         Ok(Some(idp)) => {
-            let sp = sp_urls(&api, &req);
+            let sp = sp_of(&api, &req, slug.as_deref());
             let response = form.text("SAMLResponse").to_owned();
             let (now, config) = (guard.now, api.config().saml.clone());
             let (store, secret) = (api.store().clone(), secret.clone());
@@ -232,7 +344,7 @@ async fn acs(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> Ht
         Err(e) => return crate::console::error_page(&guard.abandon(attempt, e).await),
     };
     let signed_in = match outcome {
-        Ok(verified) => open_session(&guard, &api, verified, secret, attempt.clone()).await,
+        Ok(verified) => open_session(&guard, &api, verified, secret, attempt.clone(), org).await,
         Err(r) => Ok(Err((r, None))),
     };
     match signed_in {
@@ -265,13 +377,19 @@ async fn acs(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> Ht
 /// session, in one transaction with the assertion's ID (a replay, on any
 /// replica, finds it there). `Ok(Err(…))`: refused, nothing written but
 /// the answered request and the forgetting of expired IDs; the name is
-/// the asserted one. `secret`: the posting browser's.
+/// the asserted one. `secret`: the posting browser's. `org`: the
+/// organization whose identity provider signed the assertion: another
+/// than the default one signs in only its own organization
+/// administrators (an instance administrator never: a customer's
+/// identity provider must not open every organization), and their
+/// session shows that organization.
 async fn open_session(
     guard: &Guard,
     api: &AdminApi,
     verified: Verified,
     secret: Option<String>,
     attempt: admin::Attempt,
+    org: scim_store::OrgId,
 ) -> Result<Result<String, (Rejection, Option<String>)>, AdminError> {
     let name = verified.username.clone();
     if let Some(group) = &api.config().saml.required_group {
@@ -304,6 +422,12 @@ async fn open_session(
                 if record.disabled_at.is_some() {
                     return Ok(Err(Rejection::Disabled(record.username)));
                 }
+                if org != scim_store::OrgId::DEFAULT {
+                    let scope = admin::roles::admin_scope(c, &record.id)?;
+                    if scope.is_instance() || !scope.may_act_on(org) {
+                        return Ok(Err(Rejection::NotOfOrganization(record.username)));
+                    }
+                }
                 if !admin::saml::remember_saml_assertion(
                     c,
                     &verified.assertion_id,
@@ -316,6 +440,7 @@ async fn open_session(
                 admin::record_admin_login(c, &record.id, &now)?;
                 admin::purge_expired_sessions(c, &now)?;
                 let session = admin::create_session(c, &record, &expires)?;
+                admin::roles::set_session_org(c, &session.1, org)?;
                 let actor = Actor::new(
                     ActorKind::Admin,
                     Some(record.id.clone()),

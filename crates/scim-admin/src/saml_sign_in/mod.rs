@@ -101,6 +101,22 @@ impl SpUrls {
             sign_in_url: format!("{base}{SIGN_IN_PATH}"),
         }
     }
+
+    /// The addresses of the organization `slug`'s own sign-in under `base`
+    /// (`/admin/o/{slug}/saml/…`, docs/ORGANIZATIONS.md); `None`: the
+    /// default organization's, [`SpUrls::under`].
+    pub fn of_org(base: &str, slug: Option<&str>) -> SpUrls {
+        let Some(slug) = slug else {
+            return SpUrls::under(base);
+        };
+        let base = base.trim_end_matches('/');
+        let prefix = format!("{base}/admin/o/{slug}/saml");
+        SpUrls {
+            entity_id: format!("{prefix}/metadata"),
+            acs_url: format!("{prefix}/acs"),
+            sign_in_url: format!("{prefix}/sign-in"),
+        }
+    }
 }
 
 /// Why a SAML response did not sign anyone in: each says what to fix.
@@ -161,6 +177,10 @@ pub enum Rejection {
     /// The asserted user is no administrator.
     #[error("{0:?} is not a scimd administrator: an administrator must create an account of that name (console: Administrators), or sign in with a password")]
     UnknownAdmin(String),
+    /// The asserted user is no organization administrator of the
+    /// organization whose sign-in it used.
+    #[error("{0:?} is not an organization administrator of this organization: its identity provider signs in only the administrators granted to it (console: Administrators); others sign in at the console's own sign-in page")]
+    NotOfOrganization(String),
     /// The asserted user lacks the required group.
     #[error("{0:?} is not in the group that may sign in to scimd: add the user to that group in the identity provider")]
     MissingGroup(String),
@@ -190,6 +210,7 @@ impl Rejection {
             Rejection::TooManyRequests => "too_many_requests",
             Rejection::NoUser(_) => "no_user",
             Rejection::UnknownAdmin(_) => "unknown_admin",
+            Rejection::NotOfOrganization(_) => "not_of_organization",
             Rejection::MissingGroup(_) => "missing_group",
             Rejection::Disabled(_) => "disabled",
         }

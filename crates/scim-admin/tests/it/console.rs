@@ -1487,3 +1487,146 @@ async fn schema_extensions_are_defined_and_removed_from_the_console_after_typing
         assert!(list(&app).is_empty());
     }
 }
+
+/// The Organizations page (instance administrators): add, rename, suspend,
+/// resume, and delete only after the slug is typed again; every form with
+/// the session's CSRF token. The switcher changes the organization the
+/// pages show, and names only the organizations the administrator may
+/// act on.
+#[actix_web::test]
+async fn organizations_are_managed_and_switched_from_the_console() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let cookie = sign_in(&app).await;
+        let page = get(&app, "/admin/organizations", Some(&cookie)).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        // One organization: no switcher.
+        assert!(!page.html.contains("id=\"org-select\""));
+        let csrf = page.csrf();
+        let forged = post(
+            &app,
+            "/admin/organizations",
+            Some(&cookie),
+            "csrf=x&slug=acme&name=Acme",
+        )
+        .await;
+        assert_eq!(forged.status, 403, "{}", forged.html);
+        let bad = post(
+            &app,
+            "/admin/organizations",
+            Some(&cookie),
+            &format!("csrf={csrf}&slug=Not+A+Slug&name=X"),
+        )
+        .await;
+        assert_eq!(bad.status, 422, "{}", bad.html);
+        assert!(bad.html.contains("value=\"Not A Slug\""), "{}", bad.html);
+        let made = post(
+            &app,
+            "/admin/organizations",
+            Some(&cookie),
+            &format!("csrf={csrf}&slug=acme&name=Acme+Corp&host="),
+        )
+        .await;
+        assert_eq!(made.status, 303, "{}", made.html);
+        for (action, form, done) in [
+            ("rename", "&name=Acme+Corporation", "renamed"),
+            ("suspend", "", "suspended"),
+            ("resume", "", "resumed"),
+        ] {
+            let res = post(
+                &app,
+                &format!("/admin/organizations/acme/{action}"),
+                Some(&cookie),
+                &format!("csrf={csrf}{form}"),
+            )
+            .await;
+            assert_eq!(res.status, 303, "{action}: {}", res.html);
+            assert_eq!(res.location(), format!("/admin/organizations?done={done}"));
+        }
+        let page = get(&app, "/admin/organizations", Some(&cookie)).await;
+        assert!(page.html.contains("Acme Corporation"), "{}", page.html);
+
+        // The switcher: acme's pages, then the default organization's.
+        assert!(page.html.contains("id=\"org-select\""), "{}", page.html);
+        let res = post(
+            &app,
+            "/admin/switch-organization",
+            Some(&cookie),
+            &format!("csrf={csrf}&org=acme&next=%2Fadmin%2Ftokens"),
+        )
+        .await;
+        assert_eq!(res.status, 303, "{}", res.html);
+        assert_eq!(res.location(), "/admin/tokens");
+        let tokens = get(&app, "/admin/tokens", Some(&cookie)).await;
+        assert!(tokens.html.contains("id=\"org-banner\""), "{}", tokens.html);
+        assert!(tokens.html.contains("Acme Corporation"), "{}", tokens.html);
+        let res = post(
+            &app,
+            "/admin/tokens",
+            Some(&cookie),
+            &format!("csrf={csrf}&kind=scim&name=Acme+Entra"),
+        )
+        .await;
+        assert!(res.html.contains("/scim/v2/o/acme"), "{}", res.html);
+        let store = app.db.store();
+        let acme = store
+            .organizations_blocking()
+            .unwrap()
+            .by_slug("acme")
+            .unwrap()
+            .id;
+        assert_eq!(
+            store
+                .read(|c| scim_store::list_tokens(c, acme))
+                .unwrap()
+                .len(),
+            1
+        );
+        // An unknown organization, or a forged form, changes nothing.
+        let res = post(
+            &app,
+            "/admin/switch-organization",
+            Some(&cookie),
+            &format!("csrf={csrf}&org=nope"),
+        )
+        .await;
+        assert_eq!(res.status, 403, "{}", res.html);
+        let res = post(
+            &app,
+            "/admin/switch-organization",
+            Some(&cookie),
+            "csrf=x&org=default",
+        )
+        .await;
+        assert_eq!(res.status, 403, "{}", res.html);
+        let tokens = get(&app, "/admin/tokens", Some(&cookie)).await;
+        assert!(tokens.html.contains("Acme Entra"), "{}", tokens.html);
+
+        // Deleting needs the slug typed again; the session falls back to
+        // the default organization.
+        let res = post(
+            &app,
+            "/admin/organizations/acme/delete",
+            Some(&cookie),
+            &format!("csrf={csrf}&confirm=acm"),
+        )
+        .await;
+        assert_eq!(res.status, 422, "{}", res.html);
+        let res = post(
+            &app,
+            "/admin/organizations/acme/delete",
+            Some(&cookie),
+            &format!("csrf={csrf}&confirm=acme"),
+        )
+        .await;
+        assert_eq!(res.status, 303, "{}", res.html);
+        assert!(store
+            .organizations_blocking()
+            .unwrap()
+            .by_slug("acme")
+            .is_none());
+        let tokens = get(&app, "/admin/tokens", Some(&cookie)).await;
+        assert_eq!(tokens.status, 200, "{}", tokens.html);
+        assert!(!tokens.html.contains("Acme Entra") && !tokens.html.contains("org-banner"));
+    }
+}

@@ -7,6 +7,7 @@ mod admins;
 mod console;
 mod extensions;
 mod organizations;
+mod roles;
 mod saml_sign_in;
 mod streams;
 

@@ -551,3 +551,153 @@ async fn without_idp_settings_saml_sign_in_is_not_offered() {
         assert!(go.html.contains("not configured"), "{}", go.html);
     }
 }
+
+/// Starts a sign-in at the organization `slug`'s own SAML sign-in: the
+/// request cookie it sets (only for that organization's SAML paths) and
+/// the ID of the request sent to its IdP.
+async fn start_org_sign_in(app: &TestApp, slug: &str) -> (String, String) {
+    let go = send(
+        app,
+        "GET",
+        &format!("/admin/o/{slug}/saml/sign-in?next=%2Fadmin%2Ftokens"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(go.status, 303, "{}", go.html);
+    let set = go.set_cookie("scimd_saml_request").unwrap();
+    assert!(set.contains(&format!("Path=/admin/o/{slug}/saml")), "{set}");
+    (
+        go.cookie("scimd_saml_request").unwrap(),
+        request_id(&go.location()),
+    )
+}
+
+/// Posts `saml_response` to the organization `slug`'s ACS from `browser`.
+async fn post_org_response(app: &TestApp, slug: &str, saml_response: &str, browser: &str) -> Page {
+    let enc: String = form_urlencoded::byte_serialize(saml_response.as_bytes()).collect();
+    send_with(
+        app,
+        "POST",
+        &format!("/admin/o/{slug}/saml/acs"),
+        Some(format!("scimd_saml_request={browser}")),
+        Some(format!("SAMLResponse={enc}&RelayState=%2Fadmin%2Ftokens")),
+        &[],
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn an_organizations_identity_provider_signs_in_its_own_administrators_to_its_console() {
+    for db in backends() {
+        let (app, default_idp, _) = app_with_idp(db, None, false).await;
+        let store = app.db.store().clone();
+        let actor = scim_store::changes::Actor::cli("test");
+        let acme = scim_admin::organizations::create(
+            &store,
+            &actor,
+            &scim_admin::organizations::CreateOrganization {
+                slug: "acme".into(),
+                name: "Acme Corp".into(),
+                host: None,
+            },
+        )
+        .unwrap();
+        let acme_id = store
+            .organizations_blocking()
+            .unwrap()
+            .by_slug("acme")
+            .unwrap()
+            .id;
+        assert_eq!(acme.slug, "acme");
+        let idp = TestIdp::new("https://sts.windows.net/acme-tenant/");
+        scim_admin::service::set_saml(
+            &store,
+            &actor.clone().in_org(acme_id),
+            &scim_admin::model::SamlUpdate {
+                metadata_xml: None,
+                entity_id: Some("https://sts.windows.net/acme-tenant/".into()),
+                sso_url: Some("https://login.example.com/acme-tenant/saml2".into()),
+                certificate_pem: Some(idp.certificate_pem()),
+            },
+        )
+        .unwrap();
+        scim_admin::service::create_admin_with_scope(
+            &store,
+            &app.api.config().password_hasher,
+            &actor,
+            "olga",
+            PASSWORD,
+            scim_store::admin::roles::AdminScope::organization(vec![acme_id]),
+            vec!["acme".into()],
+        )
+        .await
+        .unwrap();
+        let sp = SpUrls::of_org(BASE, Some("acme"));
+
+        // Its own values for its identity provider.
+        let meta = send(&app, "GET", "/admin/o/acme/saml/metadata", None, None).await;
+        assert_eq!(meta.status, 200);
+        assert!(
+            meta.html
+                .contains(&format!("entityID=\"{BASE}/admin/o/acme/saml/metadata\""))
+                && meta
+                    .html
+                    .contains(&format!("Location=\"{BASE}/admin/o/acme/saml/acs\"")),
+            "{}",
+            meta.html
+        );
+        let none = send(&app, "GET", "/admin/o/nope/saml/sign-in", None, None).await;
+        assert_eq!(none.status, 404, "{}", none.html);
+
+        // Olga, an organization administrator of acme, signs in through
+        // acme's identity provider, to acme's pages.
+        let (browser, request) = start_org_sign_in(&app, "acme").await;
+        let mut spec = valid(&app, &idp, &sp, "olga");
+        spec.in_response_to = Some(request);
+        let page = post_org_response(&app, "acme", &idp.response(&spec), &browser).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains("/admin/tokens"), "{}", page.html);
+        let session = page.session().unwrap();
+        let session_id = session
+            .strip_prefix("scimd_admin_session=")
+            .unwrap_or(&session);
+        let org = store
+            .read(|c| scim_store::admin::roles::session_org(c, session_id))
+            .unwrap();
+        assert_eq!(org, Some(acme_id));
+        let tokens = send(&app, "GET", "/admin/tokens", Some(session_id), None).await;
+        assert_eq!(tokens.status, 200, "{}", tokens.html);
+
+        // The instance administrator is not signed in by a customer's
+        // identity provider.
+        let (browser, request) = start_org_sign_in(&app, "acme").await;
+        let mut spec = valid(&app, &idp, &sp, "root");
+        spec.in_response_to = Some(request);
+        let page = post_org_response(&app, "acme", &idp.response(&spec), &browser).await;
+        assert_eq!(page.status, 403, "{}", page.html);
+        assert!(
+            page.html
+                .contains("is not an organization administrator of this organization"),
+            "{}",
+            page.html
+        );
+        assert!(page.session().is_none());
+        let failed = events(&app, "admin.sign_in_failed");
+        assert!(
+            failed
+                .iter()
+                .any(|c| c.detail.contains("not_of_organization")),
+            "{failed:?}"
+        );
+
+        // The default organization's identity provider cannot sign in
+        // at acme's.
+        let (browser, request) = start_org_sign_in(&app, "acme").await;
+        let mut spec = valid(&app, &default_idp, &sp, "olga");
+        spec.in_response_to = Some(request);
+        let page = post_org_response(&app, "acme", &default_idp.response(&spec), &browser).await;
+        assert_eq!(page.status, 401, "{}", page.html);
+        assert!(page.session().is_none());
+    }
+}

@@ -148,20 +148,34 @@ pub fn find_admin_by_name(
 /// administrator (disable, delete), so that two administrators disabling
 /// each other at once cannot both succeed, on any replica. SQLite's writes
 /// are serialised by its one writer connection.
-fn lock_admins(conn: &mut DbConnection) -> Result<(), StoreError> {
+pub(crate) fn lock_admins(conn: &mut DbConnection) -> Result<(), StoreError> {
     lock_key(conn, "admins", "enabled")
 }
 
-/// `Conflict` unless an enabled administrator other than `id` exists.
-fn ensure_another_enabled(conn: &mut DbConnection, admin: &AdminRecord) -> Result<(), StoreError> {
+/// `Conflict` when `admin` is an instance administrator and no other
+/// enabled instance administrator exists: someone must always be able to
+/// sign in and manage every organization. An organization administrator
+/// can always go (an instance administrator remains).
+pub(crate) fn ensure_another_enabled(
+    conn: &mut DbConnection,
+    admin: &AdminRecord,
+) -> Result<(), StoreError> {
+    let role: String = admins::table
+        .filter(admins::id.eq(&admin.id))
+        .select(admins::role)
+        .first(conn)?;
+    if role != crate::admin::roles::Role::Instance.as_str() {
+        return Ok(());
+    }
     let others: i64 = admins::table
         .filter(admins::id.ne(&admin.id))
         .filter(admins::disabled_at.is_null())
+        .filter(admins::role.eq(crate::admin::roles::Role::Instance.as_str()))
         .count()
         .get_result(conn)?;
     if others == 0 {
         return Err(StoreError::Conflict(format!(
-            "{:?} is the last enabled administrator: create or enable another administrator first, so that someone can still sign in",
+            "{:?} is the last enabled administrator with the instance role: create or enable another instance administrator first, so that someone can still sign in and manage every organization",
             admin.username
         )));
     }
@@ -170,7 +184,7 @@ fn ensure_another_enabled(conn: &mut DbConnection, admin: &AdminRecord) -> Resul
 
 /// The actor string an administrator's own changes are recorded under
 /// (`admin:NAME`), which its admin API tokens carry in `created_by`.
-fn actor_of(admin: &AdminRecord) -> String {
+pub(crate) fn actor_of(admin: &AdminRecord) -> String {
     format!("admin:{}", admin.username)
 }
 
@@ -382,6 +396,9 @@ pub struct AdminTokenInfo {
     pub expires_at: Option<String>,
     /// Revocation time, if revoked.
     pub revoked_at: Option<String>,
+    /// The organization it acts within; `None`: every organization (an
+    /// instance administrator's token).
+    pub org_id: Option<i32>,
 }
 
 /// Mints an admin API token; returns it and its secret (shown once).
@@ -408,6 +425,7 @@ pub fn create_admin_token(
         last_used_at: None,
         expires_at: expires_at.map(str::to_owned),
         revoked_at: None,
+        org_id: None,
     };
     diesel::insert_into(admin_tokens::table)
         .values((

@@ -6,6 +6,7 @@ pub mod admins;
 pub mod health;
 pub mod oauth;
 pub mod organizations;
+pub mod roles;
 pub mod saml;
 pub mod settings;
 pub mod sync;

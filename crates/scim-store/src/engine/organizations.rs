@@ -45,6 +45,20 @@ impl Organizations {
         self.by_slug.get(slug)
     }
 
+    /// The organization whose id is `id`.
+    pub fn by_id(&self, id: crate::OrgId) -> Option<&Arc<Organization>> {
+        self.by_slug.values().find(|o| o.id == id)
+    }
+
+    /// Every organization, the default one first, then by slug.
+    pub fn all(&self) -> Vec<&Arc<Organization>> {
+        let mut all: Vec<&Arc<Organization>> = self.by_slug.values().collect();
+        all.sort_by(|a, b| {
+            (a.id != crate::OrgId::DEFAULT, &a.slug).cmp(&(b.id != crate::OrgId::DEFAULT, &b.slug))
+        });
+        all
+    }
+
     /// The organization whose host name is `host` (a `Host` header value:
     /// any port is ignored, and case).
     pub fn by_host(&self, host: &str) -> Option<&Arc<Organization>> {

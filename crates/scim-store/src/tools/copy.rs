@@ -827,7 +827,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         )),
         table_spec!(admin_organizations, pk: (admin_id, org_id), columns: (admin_id, org_id)),
         table_spec!(admin_sessions, pk: (id_hash), columns: (
-            id_hash, admin_id, csrf_token, created_at, expires_at,
+            id_hash, admin_id, csrf_token, created_at, expires_at, org_id,
         )),
         table_spec!(admin_tokens, pk: (id), columns: (
             id, name, prefix, secret_hash, created_at, created_by, last_used_at, expires_at,

@@ -230,3 +230,66 @@ fn admin_create_prompts_without_echo_on_a_terminal() {
     assert!(!shown.contains("a secret tty passphrase"), "{shown}");
     assert!(ok(&admin(&url, &["list"])).contains("tty"));
 }
+
+/// Roles from the shell: an organization administrator created with
+/// `--role organization --org`, given and losing organizations with
+/// `grant` and `revoke`, made an instance administrator with `role`; the
+/// last instance administrator keeps its role.
+#[test]
+fn admin_roles_are_set_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, _db) in databases(dir.path()) {
+        ok(&admin_with_stdin(
+            &url,
+            &["create", "--username", "root"],
+            "root's long passphrase\n",
+        ));
+        for slug in ["acme", "globex"] {
+            ok(&run(
+                scimd(&url).args(["org", "create", slug, "--name", slug])
+            ));
+        }
+        let out = ok(&admin_with_stdin(
+            &url,
+            &[
+                "create",
+                "--username",
+                "olga",
+                "--role",
+                "organization",
+                "--org",
+                "acme",
+            ],
+            "olga's long passphrase\n",
+        ));
+        assert!(
+            out.contains("an organization administrator of acme"),
+            "{out}"
+        );
+        let out = ok(&admin(&url, &["grant", "olga", "--org", "globex"]));
+        assert!(
+            out.contains("organization administrator of acme, globex"),
+            "{out}"
+        );
+        let out = ok(&admin(&url, &["revoke", "olga", "--org", "acme"]));
+        assert!(
+            out.contains("organization administrator of globex"),
+            "{out}"
+        );
+        let err = refused(&admin(&url, &["revoke", "olga", "--org", "globex"]));
+        assert!(err.contains("at least one organization"), "{err}");
+        let err = refused(&admin(&url, &["grant", "olga", "--org", "nope"]));
+        assert!(err.contains("no organization \"nope\""), "{err}");
+        let list = ok(&admin(&url, &["list"]));
+        assert!(list.contains("organization: globex"), "{list}");
+        let err = refused(&admin(&url, &["role", "root", "organization"]));
+        assert!(err.contains("last enabled administrator"), "{err}");
+        let out = ok(&admin(&url, &["role", "olga", "instance"]));
+        assert!(
+            out.contains("olga is now an instance administrator"),
+            "{out}"
+        );
+        let err = refused(&admin(&url, &["grant", "olga", "--org", "acme"]));
+        assert!(err.contains("instance administrator"), "{err}");
+    }
+}

@@ -1058,3 +1058,188 @@ fn an_administrator_signs_in_with_saml_in_a_real_browser() {
         drop(db);
     }
 }
+
+/// Selects `slug` in the organization switcher and waits for the page it
+/// comes back to.
+async fn switch_to(c: &Client, slug: &str) {
+    c.find(Locator::Css("#org-select"))
+        .await
+        .unwrap()
+        .select_by_value(slug)
+        .await
+        .unwrap();
+    follow(c, "#org-switch").await;
+}
+
+/// Organizations: the instance administrator adds a second organization,
+/// switches to it, gives it SAML, enables its synchronization and creates
+/// its SCIM token (which works at its own URL only), finds the default
+/// organization untouched, and adds an organization administrator of it.
+/// That administrator signs in and sees only its organization: no
+/// switcher, no instance pages (403), and 403 when it asks for another
+/// organization.
+async fn organizations_journey(c: &Client, server: &Server, code: &str, shots: &mut Shots) {
+    let base = format!("http://127.0.0.1:{}", server.port);
+    c.goto(&format!("{base}/admin/setup")).await.unwrap();
+    fill(c, "#code", code).await;
+    fill(c, "#username", "alice").await;
+    fill(c, "#password", PASSWORD).await;
+    fill(c, "#password_confirm", PASSWORD).await;
+    follow(c, "#setup-submit").await;
+    wait_path(c, "/admin/sync").await;
+    // One organization: no switcher.
+    assert!(c.find(Locator::Css("#org-select")).await.is_err());
+
+    follow(c, "nav a[href='/admin/organizations']").await;
+    fill(c, "#org-slug", "acme").await;
+    fill(c, "#org-name", "Acme Corp").await;
+    follow(c, "#create-organization-submit").await;
+    assert!(text_of(c, "#notice").await.contains("Organization added"));
+    assert!(text_of(c, "#organizations")
+        .await
+        .contains("/scim/v2/o/acme"));
+    shots.take(c, "organizations").await;
+
+    // The switcher now offers both; acme's pages are its own.
+    switch_to(c, "acme").await;
+    wait_path(c, "/admin/organizations").await;
+    assert!(text_of(c, "#org-banner").await.contains("Acme Corp"));
+    follow(c, "nav a[href='/admin/saml']").await;
+    assert!(text_of(c, "#org-banner").await.contains("Acme Corp"));
+    fill(c, "#entity_id", "https://sts.windows.net/acme-tenant/").await;
+    fill(
+        c,
+        "#sso_url",
+        "https://login.microsoftonline.com/acme-tenant/saml2",
+    )
+    .await;
+    paste(c, "#certificate_pem", IDP_PEM).await;
+    follow(c, "#saml-save").await;
+    assert!(text_of(c, "#notice").await.contains("SAML"));
+    follow(c, "nav a[href='/admin/sync']").await;
+    for b in c
+        .find_all(Locator::Css("input[name=caution]"))
+        .await
+        .unwrap()
+    {
+        b.click().await.unwrap();
+    }
+    follow(c, "#enable-sync").await;
+    assert!(text_of(c, "#sync-banner").await.contains("enabled"));
+    shots.take(c, "acme-sync-enabled").await;
+    follow(c, "nav a[href='/admin/tokens']").await;
+    fill(c, "#scim-name", "Acme Entra").await;
+    follow(c, "#create-scim-token-submit").await;
+    let secret = value_of(c, "#token-secret").await;
+    assert!(text_of(c, "#tenant-url").await.ends_with("/scim/v2/o/acme"));
+    shots.take(c, "acme-token-created").await;
+    let (status, body) = server.http("GET", "/scim/v2/o/acme/Users", Some(&secret), None);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = server.http("GET", "/scim/v2/Users", Some(&secret), None);
+    assert_eq!(status, 401);
+
+    // The default organization is untouched: its switch is still off.
+    switch_to(c, "default").await;
+    wait_path(c, "/admin/tokens").await;
+    assert!(text_of(c, "#sync-banner").await.contains("disabled"));
+    assert!(!text_of(c, "main").await.contains("Acme Entra"));
+    shots.take(c, "default-organization").await;
+
+    // An organization administrator of acme.
+    follow(c, "nav a[href='/admin/admins']").await;
+    fill(c, "#new-username", "olga").await;
+    fill(c, "#new-password", "olga's long passphrase").await;
+    fill(c, "#new-password-confirm", "olga's long passphrase").await;
+    c.find(Locator::Css("#new-role"))
+        .await
+        .unwrap()
+        .select_by_value("organization")
+        .await
+        .unwrap();
+    fill(c, "#new-organizations", "acme").await;
+    follow(c, "#create-admin-submit").await;
+    assert!(text_of(c, "tr[data-username='olga'] .role")
+        .await
+        .contains("acme"));
+    shots.take(c, "organization-administrator-added").await;
+    follow(c, ".signout button").await;
+    wait_path(c, "/admin/login").await;
+
+    // Olga sees acme only.
+    fill(c, "#username", "olga").await;
+    fill(c, "#password", "olga's long passphrase").await;
+    follow(c, "#login-submit").await;
+    wait_path(c, "/admin/sync").await;
+    assert!(text_of(c, "#sync-banner").await.contains("enabled"));
+    assert!(c.find(Locator::Css("#org-select")).await.is_err());
+    let nav = text_of(c, "nav[aria-label='Main']").await;
+    assert!(
+        nav.contains("Tokens") && !nav.contains("Organizations") && !nav.contains("Administrators"),
+        "{nav}"
+    );
+    follow(c, "nav a[href='/admin/tokens']").await;
+    assert!(text_of(c, "#scim-tokens").await.contains("Acme Entra"));
+    shots.take(c, "organization-administrator-tokens").await;
+    // The instance pages are 403.
+    for page in ["/admin/organizations", "/admin/admins"] {
+        c.goto(&format!("{base}{page}")).await.unwrap();
+        let err = text_of(c, "#error-message").await;
+        assert!(err.contains("instance administrators"), "{page}: {err}");
+    }
+    shots
+        .take(c, "organization-administrator-instance-page")
+        .await;
+    // Asking for the default organization's pages (the switcher's form,
+    // which she is not offered, sent anyway) is 403.
+    c.execute(
+        "const f = document.createElement('form'); f.method = 'post'; \
+         f.action = '/admin/switch-organization'; \
+         for (const [k, v] of [['csrf', document.querySelector('.signout input[name=csrf]').value], ['org', 'default'], ['next', '/admin/tokens']]) { \
+           const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i); } \
+         document.body.appendChild(f); window.__scimdOldPage = true; f.submit();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c
+        .execute("return window.__scimdOldPage === true;", vec![])
+        .await
+        .map(|v| v == Value::Bool(true))
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the switch loaded no page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = text_of(c, "#error-message").await;
+    assert!(err.contains("no grant") && err.contains("default"), "{err}");
+    shots
+        .take(c, "organization-administrator-other-organization")
+        .await;
+    // And her pages still show acme.
+    follow(c, "nav a[href='/admin/tokens']").await;
+    assert!(text_of(c, "#scim-tokens").await.contains("Acme Entra"));
+}
+
+#[test]
+fn organizations_are_switched_and_restricted_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let driver = Driver::start();
+    for (url, db) in databases(dir.path()) {
+        let backend = if db.is_some() { "postgres" } else { "sqlite" };
+        let (server, code, _log) = start_scimd(&url);
+        let profile = tempfile::tempdir().unwrap();
+        let mut shots = Shots::new(&format!("{backend}-organizations"));
+        rt.block_on(async {
+            let c = browser(&driver, profile.path()).await;
+            organizations_journey(&c, &server, &code, &mut shots).await;
+            c.close().await.unwrap();
+        });
+        drop(server);
+        drop(db);
+    }
+}

@@ -155,6 +155,9 @@ diesel::table! {
         created_at -> Text,
         /// Expiry.
         expires_at -> Text,
+        /// The organization the console shows (NULL: the first one the
+        /// administrator may act on).
+        org_id -> Nullable<Integer>,
     }
 }
 
