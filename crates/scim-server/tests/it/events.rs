@@ -138,7 +138,14 @@ fn push_stream(store: &Store, url: &str, alg: Alg) -> CreatedStream {
         alg,
     };
     store
-        .write(|c| streams::create_stream(c, &new, &scim_core::datetime::now()))
+        .write(|c| {
+            streams::create_stream(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &new,
+                &scim_core::datetime::now(),
+            )
+        })
         .unwrap()
 }
 
@@ -156,7 +163,14 @@ fn poll_stream(store: &Store) -> CreatedStream {
         alg: Alg::EdDsa,
     };
     store
-        .write(|c| streams::create_stream(c, &new, &scim_core::datetime::now()))
+        .write(|c| {
+            streams::create_stream(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &new,
+                &scim_core::datetime::now(),
+            )
+        })
         .unwrap()
 }
 

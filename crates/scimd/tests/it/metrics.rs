@@ -334,6 +334,7 @@ fn event_streams_report_their_lag() {
             .write(|c| {
                 create_stream(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     &NewStream {
                         name: "app".into(),
                         delivery: Delivery::Poll,
