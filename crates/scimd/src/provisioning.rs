@@ -62,8 +62,8 @@ pub fn round(
     if let Err(e) = traffic.save(store, now) {
         tracing::warn!(error = %e, "provisioning health: this replica's traffic could not be saved");
     }
-    let orgs = match store.read(scim_store::organizations::list_organizations) {
-        Ok(orgs) => orgs,
+    let assessed = match scim_admin::provisioning::assess_every_organization(store, now) {
+        Ok(assessed) => assessed,
         Err(e) => {
             tracing::warn!(error = %e, "provisioning health: assessed from this replica's traffic only");
             let assessment = local_assessment(traffic, watch, now);
@@ -74,30 +74,17 @@ pub fn round(
     // The warnings of an organization deleted since are dropped.
     watch
         .raised
-        .retain(|key| orgs.iter().any(|org| org.slug == key.0));
-    let mut assessed = Vec::with_capacity(orgs.len());
-    for org in orgs {
-        let assessment = match scim_admin::provisioning::assess(store, org.id, now) {
-            Ok((assessment, thresholds)) => {
-                if org.id == OrgId::DEFAULT {
-                    watch.thresholds = Some(thresholds);
-                }
-                assessment
-            }
-            Err(e) if org.id == OrgId::DEFAULT => {
-                tracing::warn!(error = %e, "provisioning health: assessed from this replica's traffic only");
-                local_assessment(traffic, watch, now)
-            }
-            Err(e) => {
-                // Its warnings stay as they were until a round reads it.
-                tracing::warn!(org = %org.slug, error = %e, "provisioning health: the organization could not be assessed");
-                continue;
-            }
-        };
-        publish(&org.slug, &assessment, watch, now);
-        assessed.push((org.slug, assessment));
-    }
+        .retain(|key| assessed.iter().any(|(_, slug, _, _)| *slug == key.0));
     assessed
+        .into_iter()
+        .map(|(org, slug, assessment, thresholds)| {
+            if org == OrgId::DEFAULT {
+                watch.thresholds = Some(thresholds);
+            }
+            publish(&slug, &assessment, watch, now);
+            (slug, assessment)
+        })
+        .collect()
 }
 
 /// This replica's own record, assessed with the default organization's
