@@ -228,6 +228,13 @@ async fn another_organizations_streams_oauth_clients_and_grants_answer_404() {
             (Method::POST, format!("{base}/keys"), None),
             (Method::DELETE, format!("{base}/keys/any"), None),
             (Method::DELETE, base.clone(), None),
+            // Not an id at all (PostgreSQL refuses NUL in a parameter).
+            (Method::GET, "/admin/api/v1/event-streams/%00".into(), None),
+            (
+                Method::POST,
+                "/admin/api/v1/event-streams/%00/pause".into(),
+                None,
+            ),
         ] {
             let res = app.send(method.clone(), &path, &auth, body).await;
             assert_error(&res, 404, "not_found");

@@ -521,6 +521,7 @@ pub fn find_org_stream(
     org: OrgId,
     id: &str,
 ) -> Result<Stream, StoreError> {
+    crate::error::known_id(id)?;
     event_streams::table
         .find(id)
         .filter(event_streams::org_id.eq(org.0))
