@@ -27,30 +27,82 @@ pub fn assess(
     org: OrgId,
     now: OffsetDateTime,
 ) -> Result<(Assessment, Thresholds), AdminError> {
-    let (rows, settings, sync) = store.read(|conn| {
-        let ours = health::org_credentials(conn, org)?;
-        let rows = health::load_traffic(conn)?
-            .into_iter()
-            .filter(|r| {
-                ours.contains(&r.credential)
-                    || (org == OrgId::DEFAULT && r.credential.kind == "unknown")
-            })
-            .collect::<Vec<_>>();
-        Ok((
-            rows,
-            scim_store::settings::get_runtime_settings(conn, org)?,
-            scim_store::sync::get_sync_state(conn, org)?,
-        ))
+    let (rows, gate) = store.read(|conn| {
+        let rows = health::load_traffic(conn)?;
+        Ok((rows, OrgGate::read(conn, org)?))
     })?;
-    let thresholds = Thresholds {
-        failure_percent: settings.values.health_failure_percent,
-        silence_minutes: settings.values.health_silence_minutes,
-        window_requests: settings.values.health_window_requests,
-        window_minutes: settings.values.health_window_minutes,
-        sync_enabled: sync.enabled,
-        sync_enabled_at: sync.enabled_at,
-    };
-    Ok((health::assess(&rows, &thresholds, now), thresholds))
+    Ok(gate.assess(&rows, now))
+}
+
+/// Every organization's [`assess`]ment as of `now`, by slug, with the
+/// traffic read once for all of them (the health round of every
+/// replica).
+pub fn assess_every_organization(
+    store: &Store,
+    now: OffsetDateTime,
+) -> Result<Vec<(OrgId, String, Assessment, Thresholds)>, AdminError> {
+    let (rows, orgs) = store.read(|conn| {
+        let rows = health::load_traffic(conn)?;
+        let orgs = scim_store::organizations::list_organizations(conn)?
+            .into_iter()
+            .map(|o| Ok((o.id, o.slug, OrgGate::read(conn, o.id)?)))
+            .collect::<Result<Vec<_>, scim_store::StoreError>>()?;
+        Ok((rows, orgs))
+    })?;
+    Ok(orgs
+        .into_iter()
+        .map(|(org, slug, gate)| {
+            let (assessment, thresholds) = gate.assess(&rows, now);
+            (org, slug, assessment, thresholds)
+        })
+        .collect())
+}
+
+/// What an organization's traffic is assessed by: its credentials, its
+/// thresholds and its switch.
+struct OrgGate {
+    org: OrgId,
+    credentials: Vec<Credential>,
+    thresholds: Thresholds,
+}
+
+impl OrgGate {
+    fn read(
+        conn: &mut scim_store::DbConnection,
+        org: OrgId,
+    ) -> Result<OrgGate, scim_store::StoreError> {
+        let credentials = health::org_credentials(conn, org)?;
+        let settings = scim_store::settings::get_runtime_settings(conn, org)?;
+        let sync = scim_store::sync::get_sync_state(conn, org)?;
+        Ok(OrgGate {
+            org,
+            credentials,
+            thresholds: Thresholds {
+                failure_percent: settings.values.health_failure_percent,
+                silence_minutes: settings.values.health_silence_minutes,
+                window_requests: settings.values.health_window_requests,
+                window_minutes: settings.values.health_window_minutes,
+                sync_enabled: sync.enabled,
+                sync_enabled_at: sync.enabled_at,
+            },
+        })
+    }
+
+    /// The organization's rows of `rows`, assessed.
+    fn assess(self, rows: &[health::TrafficRow], now: OffsetDateTime) -> (Assessment, Thresholds) {
+        let ours: Vec<health::TrafficRow> = rows
+            .iter()
+            .filter(|r| {
+                self.credentials.contains(&r.credential)
+                    || (self.org == OrgId::DEFAULT && r.credential.kind == "unknown")
+            })
+            .cloned()
+            .collect();
+        (
+            health::assess(&ours, &self.thresholds, now),
+            self.thresholds,
+        )
+    }
 }
 
 /// A warning: what is wrong, its likely cause and what to do.

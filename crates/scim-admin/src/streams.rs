@@ -8,11 +8,16 @@
 //! The receiver's secrets (the Authorization value sent to a push
 //! receiver, the receiver token, an HS256 secret) are returned once, at
 //! creation (the HS256 secret again when the key rotates), never listed.
+//!
+//! A stream belongs to the organization it was created in (the request's
+//! organization: `X-Scimd-Organization`, or the console's) and delivers
+//! only that organization's changes; every endpoint acts on the request's
+//! organization, and another organization's stream id answers 404.
 
 use actix_web::{delete, get, post, web, HttpResponse};
 use scim_store::events::streams::{self, RESOURCE_TYPES};
 use scim_store::events::{keys, Alg, Delivery, EventType, Mode, NewStream, Stream};
-use scim_store::Store;
+use scim_store::{OrgId, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -96,9 +101,9 @@ pub struct StreamView {
     pub state: String,
     /// The last change-log position the stream is done with.
     pub cursor: i64,
-    /// The newest position of the change log.
+    /// The change-log position of the organization's newest change.
     pub last_position: i64,
-    /// `last_position - cursor`.
+    /// `last_position - cursor` (0 once the stream is past it).
     pub lag: i64,
     /// When the oldest change not yet delivered was recorded.
     pub oldest_pending_at: Option<String>,
@@ -282,11 +287,11 @@ fn not_found(id: &str) -> impl Fn(AdminError) -> AdminError + '_ {
     }
 }
 
-/// Every stream with its status, oldest first.
-pub fn list(api: &AdminApi) -> Result<Vec<StreamView>, AdminError> {
+/// Every stream of the organization `org` with its status, oldest first.
+pub fn list(api: &AdminApi, org: OrgId) -> Result<Vec<StreamView>, AdminError> {
     api.store()
         .read(|c| {
-            streams::list_streams(c)?
+            streams::list_streams(c, org)?
                 .into_iter()
                 .map(|s| view(api, c, s))
                 .collect()
@@ -294,24 +299,28 @@ pub fn list(api: &AdminApi) -> Result<Vec<StreamView>, AdminError> {
         .map_err(AdminError::from)
 }
 
-/// One stream with its status.
-pub fn get(api: &AdminApi, id: &str) -> Result<StreamView, AdminError> {
+/// One stream of the organization `org` with its status.
+pub fn get(api: &AdminApi, org: OrgId, id: &str) -> Result<StreamView, AdminError> {
     api.store()
         .read(|c| {
-            let s = streams::find_stream(c, id)?;
+            let s = streams::find_org_stream(c, org, id)?;
             view(api, c, s)
         })
         .map_err(AdminError::from)
         .map_err(not_found(id))
 }
 
-/// Creates a stream.
-pub fn create(api: &AdminApi, req: &CreateStreamRequest) -> Result<CreatedStreamView, AdminError> {
+/// Creates a stream of the organization `org`'s changes.
+pub fn create(
+    api: &AdminApi,
+    org: OrgId,
+    req: &CreateStreamRequest,
+) -> Result<CreatedStreamView, AdminError> {
     let new = parse_request(req)?;
     let now = api.config().clock.now_text();
     api.store()
         .write(|c| {
-            let created = streams::create_stream(c, &new, &now)?;
+            let created = streams::create_stream(c, org, &new, &now)?;
             Ok(CreatedStreamView {
                 stream: view(api, c, created.stream)?,
                 receiver_token: created.receiver_token,
@@ -321,13 +330,17 @@ pub fn create(api: &AdminApi, req: &CreateStreamRequest) -> Result<CreatedStream
         .map_err(AdminError::from)
 }
 
+/// Runs `f` on the stream `id` of the organization `org` (`NotFound` for
+/// another organization's), in one transaction.
 fn change(
     api: &AdminApi,
+    org: OrgId,
     id: &str,
     f: impl FnOnce(&mut scim_store::DbConnection) -> Result<Stream, scim_store::StoreError>,
 ) -> Result<StreamView, AdminError> {
     api.store()
         .write(|c| {
+            streams::find_org_stream(c, org, id)?;
             let s = f(c)?;
             view(api, c, s)
         })
@@ -335,15 +348,25 @@ fn change(
         .map_err(not_found(id))
 }
 
-/// Pauses (`true`) or resumes (`false`) a stream.
-pub fn change_state(api: &AdminApi, id: &str, paused: bool) -> Result<StreamView, AdminError> {
-    change(api, id, |c| streams::set_paused(c, id, paused))
+/// Pauses (`true`) or resumes (`false`) a stream of the organization `org`.
+pub fn change_state(
+    api: &AdminApi,
+    org: OrgId,
+    id: &str,
+    paused: bool,
+) -> Result<StreamView, AdminError> {
+    change(api, org, id, |c| streams::set_paused(c, id, paused))
 }
 
-/// Replays a stream from a position or a time.
-pub fn replay(api: &AdminApi, id: &str, req: &ReplayRequest) -> Result<StreamView, AdminError> {
+/// Replays a stream of the organization `org` from a position or a time.
+pub fn replay(
+    api: &AdminApi,
+    org: OrgId,
+    id: &str,
+    req: &ReplayRequest,
+) -> Result<StreamView, AdminError> {
     match (req.position, &req.since) {
-        (Some(p), None) => change(api, id, |c| streams::replay_from_position(c, id, p)),
+        (Some(p), None) => change(api, org, id, |c| streams::replay_from_position(c, id, p)),
         (None, Some(since)) => {
             let at = scim_core::datetime::normalize(since).ok_or_else(|| {
                 invalid(
@@ -353,13 +376,24 @@ pub fn replay(api: &AdminApi, id: &str, req: &ReplayRequest) -> Result<StreamVie
                     ),
                 )
             })?;
-            change(api, id, |c| streams::replay_from_time(c, id, &at))
+            change(api, org, id, |c| streams::replay_from_time(c, id, &at))
         }
         _ => Err(invalid(
             "position",
             "give exactly one of position and since",
         )),
     }
+}
+
+/// Deletes the stream `id` of the organization `org`, with its keys.
+pub fn delete(store: &Store, org: OrgId, id: &str) -> Result<(), AdminError> {
+    store
+        .write(|c| {
+            streams::find_org_stream(c, org, id)?;
+            streams::delete_stream(c, id)
+        })
+        .map_err(AdminError::from)
+        .map_err(not_found(id))
 }
 
 fn key_view(k: keys::SigningKey, shared_secret: Option<String>) -> KeyView {
@@ -399,10 +433,10 @@ where
 #[get("/event-streams")]
 pub async fn list_streams(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<Vec<StreamView>>, AdminError> {
-    let api = api.into_inner();
-    Ok(web::Json(blocking(move || list(&api)).await?))
+    let (api, org) = (api.into_inner(), caller.actor.org);
+    Ok(web::Json(blocking(move || list(&api, org)).await?))
 }
 
 /// Creates an event stream
@@ -425,12 +459,12 @@ pub async fn list_streams(
 #[post("/event-streams")]
 pub async fn create_stream(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     body: Result<Json<CreateStreamRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let req = json_body(body)?;
-    let api = api.into_inner();
-    let created = blocking(move || create(&api, &req)).await?;
+    let (api, org) = (api.into_inner(), caller.actor.org);
+    let created = blocking(move || create(&api, org, &req)).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -448,11 +482,11 @@ pub async fn create_stream(
 #[get("/event-streams/{id}")]
 pub async fn get_stream(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<StreamView>, AdminError> {
-    let (api, id) = (api.into_inner(), path.into_inner());
-    Ok(web::Json(blocking(move || get(&api, &id)).await?))
+    let (api, id, org) = (api.into_inner(), path.into_inner(), caller.actor.org);
+    Ok(web::Json(blocking(move || get(&api, org, &id)).await?))
 }
 
 /// Deletes an event stream
@@ -472,17 +506,12 @@ pub async fn get_stream(
 #[delete("/event-streams/{id}")]
 pub async fn delete_stream(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let (store, id): (Store, String) = (api.store().clone(), path.into_inner());
-    blocking(move || {
-        store
-            .write(|c| streams::delete_stream(c, &id))
-            .map_err(AdminError::from)
-            .map_err(not_found(&id))
-    })
-    .await?;
+    let org = caller.actor.org;
+    blocking(move || delete(&store, org, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -504,12 +533,12 @@ pub async fn delete_stream(
 #[post("/event-streams/{id}/pause")]
 pub async fn pause_stream(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<StreamView>, AdminError> {
-    let (api, id) = (api.into_inner(), path.into_inner());
+    let (api, id, org) = (api.into_inner(), path.into_inner(), caller.actor.org);
     Ok(web::Json(
-        blocking(move || change_state(&api, &id, true)).await?,
+        blocking(move || change_state(&api, org, &id, true)).await?,
     ))
 }
 
@@ -530,12 +559,12 @@ pub async fn pause_stream(
 #[post("/event-streams/{id}/resume")]
 pub async fn resume_stream(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<StreamView>, AdminError> {
-    let (api, id) = (api.into_inner(), path.into_inner());
+    let (api, id, org) = (api.into_inner(), path.into_inner(), caller.actor.org);
     Ok(web::Json(
-        blocking(move || change_state(&api, &id, false)).await?,
+        blocking(move || change_state(&api, org, &id, false)).await?,
     ))
 }
 
@@ -560,13 +589,15 @@ pub async fn resume_stream(
 #[post("/event-streams/{id}/replay")]
 pub async fn replay_stream(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
     body: Result<Json<ReplayRequest>, actix_web::Error>,
 ) -> Result<web::Json<StreamView>, AdminError> {
     let req = json_body(body)?;
-    let (api, id) = (api.into_inner(), path.into_inner());
-    Ok(web::Json(blocking(move || replay(&api, &id, &req)).await?))
+    let (api, id, org) = (api.into_inner(), path.into_inner(), caller.actor.org);
+    Ok(web::Json(
+        blocking(move || replay(&api, org, &id, &req)).await?,
+    ))
 }
 
 /// The stream's JWKS
@@ -586,15 +617,15 @@ pub async fn replay_stream(
 #[get("/event-streams/{id}/jwks")]
 pub async fn stream_jwks(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<serde_json::Value>, AdminError> {
-    let (store, id) = (api.store().clone(), path.into_inner());
+    let (store, id, org) = (api.store().clone(), path.into_inner(), caller.actor.org);
     Ok(web::Json(
         blocking(move || {
             store
                 .read(|c| {
-                    streams::find_stream(c, &id)?;
+                    streams::find_org_stream(c, org, &id)?;
                     keys::jwks(c, &id)
                 })
                 .map_err(AdminError::from)
@@ -618,15 +649,15 @@ pub async fn stream_jwks(
 #[get("/event-streams/{id}/keys")]
 pub async fn list_keys(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<web::Json<Vec<KeyView>>, AdminError> {
-    let (store, id) = (api.store().clone(), path.into_inner());
+    let (store, id, org) = (api.store().clone(), path.into_inner(), caller.actor.org);
     Ok(web::Json(
         blocking(move || {
             store
                 .read(|c| {
-                    streams::find_stream(c, &id)?;
+                    streams::find_org_stream(c, org, &id)?;
                     keys::list_keys(c, &id)
                 })
                 .map(|ks| ks.into_iter().map(|k| key_view(k, None)).collect())
@@ -656,15 +687,15 @@ pub async fn list_keys(
 #[post("/event-streams/{id}/keys")]
 pub async fn rotate_key(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let (api, id) = (api.into_inner(), path.into_inner());
+    let (api, id, org) = (api.into_inner(), path.into_inner(), caller.actor.org);
     let key = blocking(move || {
         let now = api.config().clock.now_text();
         api.store()
             .write(|c| {
-                streams::find_stream(c, &id)?;
+                streams::find_org_stream(c, org, &id)?;
                 keys::rotate_key(c, &id, &now)
             })
             .map(|(k, secret)| key_view(k, secret))
@@ -697,14 +728,17 @@ pub async fn rotate_key(
 #[delete("/event-streams/{id}/keys/{kid}")]
 pub async fn remove_key(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let store = api.store().clone();
+    let (store, org) = (api.store().clone(), caller.actor.org);
     let (id, kid) = path.into_inner();
     blocking(move || {
         store
-            .write(|c| keys::remove_key(c, &id, &kid))
+            .write(|c| {
+                streams::find_org_stream(c, org, &id)?;
+                keys::remove_key(c, &id, &kid)
+            })
             .map_err(AdminError::from)
             .map_err(|e| match e {
                 AdminError::NotFound(_) => {

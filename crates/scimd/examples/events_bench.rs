@@ -148,7 +148,14 @@ fn main() {
         alg: Alg::Es256,
     };
     store
-        .write(|c| streams::create_stream(c, &new, &scim_core::datetime::now()))
+        .write(|c| {
+            streams::create_stream(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &new,
+                &scim_core::datetime::now(),
+            )
+        })
         .unwrap();
     let deadline = Duration::from_secs(600);
 

@@ -7,8 +7,9 @@
 //! SQLite checkpoints, OAuth token issuance); this module installs the
 //! process's one recorder (`metrics-exporter-prometheus`), counts HTTP
 //! requests ([`observe_http`]), and at each scrape sets the gauges that
-//! describe the database: Users and Groups by state, the User
-//! Synchronization switch, and each credential's last use.
+//! describe the database: Users and Groups by state, and per
+//! organization (label `org`, its slug) the User Synchronization switch,
+//! each credential's last use and each event stream's delivery.
 //!
 //! `/metrics` is served on the main listener and authenticated: the
 //! dedicated read-only `metrics.token`, or an admin API token, or a
@@ -298,22 +299,53 @@ struct LastUse {
     at: String,
 }
 
-/// What the gauges report, read at scrape time.
-struct Snapshot {
-    population: scim_store::scim::counts::Population,
+/// What the gauges report of one organization, read at scrape time.
+struct OrgSnapshot {
+    slug: String,
     sync_enabled: bool,
     last_uses: Vec<LastUse>,
     streams: Vec<(Stream, StreamStatus)>,
 }
 
+/// What the gauges report, read at scrape time.
+struct Snapshot {
+    population: scim_store::scim::counts::Population,
+    orgs: Vec<OrgSnapshot>,
+}
+
 impl Snapshot {
-    /// Cheap queries: counts of `users` and `groups`, the sync switch,
-    /// and the (few) tokens and OAuth grants.
+    /// Cheap queries: counts of `users` and `groups`, then per
+    /// organization the sync switch, the (few) tokens and OAuth grants,
+    /// and the event streams.
     fn read(store: &Store) -> Result<Snapshot, AdminError> {
         let population = store.read(scim_store::scim::counts::population)?;
-        // The default organization's (docs/ORGANIZATIONS.md: the gauges
-        // are not per organization yet).
-        let org = scim_store::OrgId::DEFAULT;
+        let orgs = store
+            .read(scim_store::organizations::list_organizations)?
+            .into_iter()
+            .map(|org| OrgSnapshot::read(store, org.id, org.slug))
+            .collect::<Result<_, _>>()?;
+        Ok(Snapshot { population, orgs })
+    }
+
+    /// Sets the gauges, ages counted to `now`.
+    fn publish(self, now: time::OffsetDateTime) {
+        let p = self.population;
+        metrics::gauge!("scimd_users", "state" => "active").set(p.active_users as f64);
+        metrics::gauge!("scimd_users", "state" => "suspended").set(p.suspended_users as f64);
+        metrics::gauge!("scimd_users", "state" => "deleted").set(p.deleted_users as f64);
+        metrics::gauge!("scimd_groups").set(p.groups as f64);
+        for org in self.orgs {
+            org.publish(now);
+        }
+    }
+}
+
+impl OrgSnapshot {
+    fn read(
+        store: &Store,
+        org: scim_store::OrgId,
+        slug: String,
+    ) -> Result<OrgSnapshot, AdminError> {
         let sync_enabled = store.read(|c| scim_store::sync::sync_enabled(c, org))?;
         let mut last_uses: Vec<LastUse> = scim_admin::service::list_scim_tokens(store, org)?
             .into_iter()
@@ -328,7 +360,7 @@ impl Snapshot {
             })
             .collect();
         // An OAuth client's last use is its most recent active grant's.
-        for grant in scim_admin::oauth::service::list_grants(store)? {
+        for grant in scim_admin::oauth::service::list_grants(store, org)? {
             let Some(at) = grant.last_used_at.filter(|_| grant.state == "active") else {
                 continue;
             };
@@ -348,7 +380,7 @@ impl Snapshot {
         }
         // Where each event stream stands (a few rows each).
         let streams = store.read(|c| {
-            streams::list_streams(c)?
+            streams::list_streams(c, org)?
                 .into_iter()
                 .map(|s| {
                     // The state is not reported here (the failures are),
@@ -358,22 +390,22 @@ impl Snapshot {
                 })
                 .collect::<Result<Vec<_>, scim_store::StoreError>>()
         })?;
-        Ok(Snapshot {
-            population,
+        Ok(OrgSnapshot {
+            slug,
             sync_enabled,
             last_uses,
             streams,
         })
     }
 
-    /// Sets the gauges, ages counted to `now`.
+    /// Sets the organization's gauges, ages counted to `now`.
     fn publish(self, now: time::OffsetDateTime) {
-        let p = self.population;
-        metrics::gauge!("scimd_users", "state" => "active").set(p.active_users as f64);
-        metrics::gauge!("scimd_users", "state" => "suspended").set(p.suspended_users as f64);
-        metrics::gauge!("scimd_users", "state" => "deleted").set(p.deleted_users as f64);
-        metrics::gauge!("scimd_groups").set(p.groups as f64);
-        metrics::gauge!("scimd_sync_enabled").set(if self.sync_enabled { 1.0 } else { 0.0 });
+        let org = self.slug;
+        metrics::gauge!("scimd_sync_enabled", "org" => org.clone()).set(if self.sync_enabled {
+            1.0
+        } else {
+            0.0
+        });
         for (stream, status) in self.streams {
             // Seconds since the oldest change the stream has not gone
             // past was recorded (0: caught up).
@@ -385,7 +417,11 @@ impl Snapshot {
                         .ok()
                 })
                 .map_or(0.0, |at| (now - at).as_seconds_f64().max(0.0));
-            let labels = [("stream", stream.id), ("name", stream.name)];
+            let labels = [
+                ("org", org.clone()),
+                ("stream", stream.id),
+                ("name", stream.name),
+            ];
             metrics::gauge!("scimd_event_delivery_lag_seconds", &labels).set(lag);
             metrics::gauge!("scimd_event_stream_pending_changes", &labels).set(status.lag as f64);
             metrics::gauge!("scimd_event_stream_consecutive_failures", &labels)
@@ -399,6 +435,7 @@ impl Snapshot {
             };
             metrics::gauge!(
                 "scimd_credential_last_use_age_seconds",
+                "org" => org.clone(),
                 "kind" => u.kind,
                 "id" => u.id,
                 "name" => u.name

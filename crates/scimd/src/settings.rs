@@ -720,6 +720,7 @@ impl Settings {
         };
         scim_server::events::EventsConfig {
             issuer,
+            scim_base_path: self.scim.base_path.clone(),
             base_path: e.base_path.clone(),
             allow_private_receivers: e.allow_private_receivers,
             push_timeout: Duration::from_secs(e.push_timeout_secs),

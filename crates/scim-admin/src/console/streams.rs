@@ -66,9 +66,12 @@ async fn session_and_form(
     Ok((session, form))
 }
 
-async fn list(api: &web::Data<AdminApi>) -> Result<Vec<StreamView>, AdminError> {
+async fn list(
+    api: &web::Data<AdminApi>,
+    org: scim_store::OrgId,
+) -> Result<Vec<StreamView>, AdminError> {
     let api = api.clone().into_inner();
-    blocking(move || streams::list(&api)).await
+    blocking(move || streams::list(&api, org)).await
 }
 
 async fn page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
@@ -76,7 +79,7 @@ async fn page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    match list(&api).await {
+    match list(&api, session.org).await {
         Ok(streams) => render(&StreamsPage {
             chrome: Chrome::for_session(&session, NAV_ID).with_notice(notice(&req)),
             streams,
@@ -112,13 +115,13 @@ async fn create(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) ->
         mode: optional(&form, "mode"),
         alg: optional(&form, "alg"),
     };
-    let a = api.clone().into_inner();
-    match blocking(move || streams::create(&a, &request)).await {
+    let (a, org) = (api.clone().into_inner(), session.org);
+    match blocking(move || streams::create(&a, org, &request)).await {
         Ok(created) => render(&CreatedPage {
             chrome: Chrome::for_session(&session, NAV_ID),
             created,
         }),
-        Err(err @ AdminError::Validation { .. }) => match list(&api).await {
+        Err(err @ AdminError::Validation { .. }) => match list(&api, session.org).await {
             Ok(streams) => render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &StreamsPage {
@@ -140,7 +143,7 @@ async fn act(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (_session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -157,18 +160,13 @@ async fn act(
             }
         }),
     };
-    let result = blocking(move || {
-        let store = a.store().clone();
-        match action.as_str() {
-            "pause" => streams::change_state(&a, &id, true).map(|_| "paused"),
-            "resume" => streams::change_state(&a, &id, false).map(|_| "resumed"),
-            "replay" => streams::replay(&a, &id, &replay).map(|_| "replayed"),
-            "delete" => store
-                .write(|c| scim_store::events::streams::delete_stream(c, &id))
-                .map(|()| "deleted")
-                .map_err(AdminError::from),
-            _ => Err(AdminError::NotFound(format!("no stream action {action:?}"))),
-        }
+    let org = session.org;
+    let result = blocking(move || match action.as_str() {
+        "pause" => streams::change_state(&a, org, &id, true).map(|_| "paused"),
+        "resume" => streams::change_state(&a, org, &id, false).map(|_| "resumed"),
+        "replay" => streams::replay(&a, org, &id, &replay).map(|_| "replayed"),
+        "delete" => streams::delete(a.store(), org, &id).map(|()| "deleted"),
+        _ => Err(AdminError::NotFound(format!("no stream action {action:?}"))),
     })
     .await;
     match result {

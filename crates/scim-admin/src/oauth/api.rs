@@ -143,11 +143,11 @@ pub async fn delete_client(
 #[get("/oauth-grants")]
 pub async fn list_grants(
     api: web::Data<AdminApi>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<web::Json<Vec<GrantView>>, AdminError> {
-    let store = api.store().clone();
+    let (store, org) = (api.store().clone(), caller.actor.org);
     Ok(web::Json(
-        blocking(move || service::list_grants(&store)).await?,
+        blocking(move || service::list_grants(&store, org)).await?,
     ))
 }
 

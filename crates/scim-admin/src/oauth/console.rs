@@ -214,8 +214,8 @@ async fn grants_page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let store = api.store().clone();
-    match blocking(move || service::list_grants(&store)).await {
+    let (store, org) = (api.store().clone(), session.org);
+    match blocking(move || service::list_grants(&store, org)).await {
         Ok(grants) => render(&GrantsPage {
             chrome: Chrome::for_session(&session, NAV_ID).with_notice(notice(&req)),
             grants,

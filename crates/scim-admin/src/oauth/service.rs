@@ -182,7 +182,8 @@ fn no_client(id: &str) -> impl Fn(scim_store::StoreError) -> AdminError + '_ {
     }
 }
 
-/// A new secret for client `id` (the old one stops working at once).
+/// A new secret for client `id` of the actor's organization (the old one
+/// stops working at once); another organization's client is not found.
 pub fn rotate_client_secret(
     store: &Store,
     actor: &Actor,
@@ -190,7 +191,7 @@ pub fn rotate_client_secret(
 ) -> Result<CreatedClient, AdminError> {
     let (client, secret) = store
         .write(|c| {
-            let (client, secret) = oauth::rotate_client_secret(c, id)?;
+            let (client, secret) = oauth::rotate_client_secret(c, actor.org, id)?;
             record_event(
                 c,
                 actor,
@@ -208,12 +209,13 @@ pub fn rotate_client_secret(
     })
 }
 
-/// Deletes client `id` and everything issued to it.
+/// Deletes client `id` of the actor's organization and everything issued
+/// to it; another organization's client is not found.
 pub fn delete_client(store: &Store, actor: &Actor, id: &str) -> Result<(), AdminError> {
     store
         .write(|c| {
             let name = oauth::find_client(c, id)?.map(|client| client.name);
-            oauth::delete_client(c, id)?;
+            oauth::delete_client(c, actor.org, id)?;
             record_event(
                 c,
                 actor,
@@ -226,10 +228,10 @@ pub fn delete_client(store: &Store, actor: &Actor, id: &str) -> Result<(), Admin
         .map_err(no_client(id))
 }
 
-/// Every grant, newest first.
-pub fn list_grants(store: &Store) -> Result<Vec<GrantView>, AdminError> {
+/// Every grant to a client of the organization `org`, newest first.
+pub fn list_grants(store: &Store, org: scim_store::OrgId) -> Result<Vec<GrantView>, AdminError> {
     Ok(store
-        .read(oauth::list_grants)?
+        .read(|c| oauth::list_grants(c, org))?
         .into_iter()
         .map(|(g, client_name)| GrantView {
             state: if g.revoked_at.is_some() {
@@ -251,14 +253,21 @@ pub fn list_grants(store: &Store) -> Result<Vec<GrantView>, AdminError> {
         .collect())
 }
 
-/// Revokes grant `id`: its tokens stop working (replicas that cached an
-/// access token accept it for at most `auth.token_cache_ttl_secs` more).
+/// Revokes grant `id` of a client of the actor's organization (another
+/// organization's grant is not found): its tokens stop working (replicas
+/// that cached an access token accept it for at most
+/// `auth.token_cache_ttl_secs` more).
 pub fn revoke_grant(store: &Store, actor: &Actor, id: &str) -> Result<(), AdminError> {
     let now = scim_core::datetime::now();
     store
         .write(|c| {
             // The grant as it was: revoking a revoked grant records nothing.
-            let before = oauth::list_grants(c)?.into_iter().find(|(g, _)| g.id == id);
+            let before = oauth::list_grants(c, actor.org)?
+                .into_iter()
+                .find(|(g, _)| g.id == id);
+            if before.is_none() {
+                return Err(scim_store::StoreError::NotFound);
+            }
             oauth::revoke_grant(c, id, &format!("revoked by {}", actor.label()), &now)?;
             match before {
                 Some((g, client_name)) if g.revoked_at.is_none() => record_event(

@@ -1141,7 +1141,7 @@ async fn event_streams_are_created_paused_replayed_and_deleted_from_the_console(
         assert!(page.html.contains("HS256 shared secret"));
         let store = app.db.store();
         let streams = store
-            .read(scim_store::events::streams::list_streams)
+            .read(|c| scim_store::events::streams::list_streams(c, scim_store::OrgId::DEFAULT))
             .unwrap();
         assert_eq!(streams.len(), 1);
         let s = &streams[0];
@@ -1206,7 +1206,7 @@ async fn event_streams_are_created_paused_replayed_and_deleted_from_the_console(
         .await;
         assert_eq!(page.status, 303);
         assert!(store
-            .read(scim_store::events::streams::list_streams)
+            .read(|c| scim_store::events::streams::list_streams(c, scim_store::OrgId::DEFAULT))
             .unwrap()
             .is_empty());
     }

@@ -164,3 +164,182 @@ async fn streams_show_their_secrets_once_and_rotate_their_keys() {
         assert_error(&res, 404, "not_found");
     }
 }
+
+#[actix_web::test]
+async fn another_organizations_streams_oauth_clients_and_grants_answer_404() {
+    for db in backends() {
+        let app = TestApp::new(db);
+        let auth = app.signed_in().await;
+        let res = app
+            .send(
+                Method::POST,
+                "/admin/api/v1/organizations",
+                &auth,
+                Some(json!({"slug": "acme", "name": "Acme Corp"})),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let in_acme =
+            |r: actix_web::test::TestRequest| r.insert_header(("X-Scimd-Organization", "acme"));
+
+        // A stream created for acme is acme's: listed there only, and the
+        // default organization's requests do not find it.
+        let res = app
+            .send_with(
+                Method::POST,
+                "/admin/api/v1/event-streams",
+                &auth,
+                Some(json!({"name": "Acme CRM", "delivery": "poll", "audience": "https://crm.acme.example"})),
+                in_acme,
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let id = res.body["stream"]["id"].as_str().unwrap().to_owned();
+        let listed = app
+            .send_with(
+                Method::GET,
+                "/admin/api/v1/event-streams",
+                &auth,
+                None,
+                in_acme,
+            )
+            .await;
+        assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.body);
+        let listed = app
+            .send(Method::GET, "/admin/api/v1/event-streams", &auth, None)
+            .await;
+        assert!(
+            listed.body.as_array().unwrap().is_empty(),
+            "{}",
+            listed.body
+        );
+        let base = format!("/admin/api/v1/event-streams/{id}");
+        for (method, path, body) in [
+            (Method::GET, base.clone(), None),
+            (Method::POST, format!("{base}/pause"), None),
+            (Method::POST, format!("{base}/resume"), None),
+            (
+                Method::POST,
+                format!("{base}/replay"),
+                Some(json!({"position": 0})),
+            ),
+            (Method::GET, format!("{base}/jwks"), None),
+            (Method::GET, format!("{base}/keys"), None),
+            (Method::POST, format!("{base}/keys"), None),
+            (Method::DELETE, format!("{base}/keys/any"), None),
+            (Method::DELETE, base.clone(), None),
+            // Not an id at all (PostgreSQL refuses NUL in a parameter).
+            (Method::GET, "/admin/api/v1/event-streams/%00".into(), None),
+            (
+                Method::POST,
+                "/admin/api/v1/event-streams/%00/pause".into(),
+                None,
+            ),
+        ] {
+            let res = app.send(method.clone(), &path, &auth, body).await;
+            assert_error(&res, 404, "not_found");
+        }
+        // Nothing happened to it: still active, and acme's requests act on it.
+        let res = app
+            .send_with(Method::POST, &format!("{base}/pause"), &auth, None, in_acme)
+            .await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.body["state"], "paused");
+        let res = app
+            .send_with(Method::DELETE, &base, &auth, None, in_acme)
+            .await;
+        assert_eq!(res.status, 204, "{}", res.body);
+
+        // An OAuth client of the default organization: acme's requests
+        // neither rotate nor delete it, nor see or revoke its grants.
+        let res = app
+            .send(
+                Method::POST,
+                "/admin/api/v1/oauth-clients",
+                &auth,
+                Some(json!({"name": "Entra ID", "redirect_uris": ["https://portal.azure.com/TokenAuthorize"]})),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let client_id = res.body["client"]["client_id"].as_str().unwrap().to_owned();
+        let (grant_id, _) = app
+            .db
+            .store()
+            .write(|c| {
+                scim_store::oauth::create_authorization(
+                    c,
+                    &scim_store::oauth::NewAuthorization {
+                        client_id: &client_id,
+                        redirect_uri: "https://portal.azure.com/TokenAuthorize",
+                        scope: "scim",
+                        code_challenge: None,
+                        admin_id: "root",
+                        admin_username: "root",
+                    },
+                    time::OffsetDateTime::now_utc(),
+                    time::Duration::minutes(1),
+                )
+            })
+            .unwrap();
+        let client = format!("/admin/api/v1/oauth-clients/{client_id}");
+        let res = app
+            .send_with(
+                Method::POST,
+                &format!("{client}/rotate-secret"),
+                &auth,
+                None,
+                in_acme,
+            )
+            .await;
+        assert_error(&res, 404, "not_found");
+        let res = app
+            .send_with(Method::DELETE, &client, &auth, None, in_acme)
+            .await;
+        assert_error(&res, 404, "not_found");
+        let res = app
+            .send_with(
+                Method::GET,
+                "/admin/api/v1/oauth-grants",
+                &auth,
+                None,
+                in_acme,
+            )
+            .await;
+        assert!(res.body.as_array().unwrap().is_empty(), "{}", res.body);
+        let res = app
+            .send_with(
+                Method::DELETE,
+                &format!("/admin/api/v1/oauth-grants/{grant_id}"),
+                &auth,
+                None,
+                in_acme,
+            )
+            .await;
+        assert_error(&res, 404, "not_found");
+        // In its own organization all of it works.
+        let res = app
+            .send(Method::GET, "/admin/api/v1/oauth-grants", &auth, None)
+            .await;
+        assert_eq!(res.body[0]["state"], "active", "{}", res.body);
+        let res = app
+            .send(
+                Method::POST,
+                &format!("{client}/rotate-secret"),
+                &auth,
+                None,
+            )
+            .await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        let res = app
+            .send(
+                Method::DELETE,
+                &format!("/admin/api/v1/oauth-grants/{grant_id}"),
+                &auth,
+                None,
+            )
+            .await;
+        assert_eq!(res.status, 204, "{}", res.body);
+        let res = app.send(Method::DELETE, &client, &auth, None).await;
+        assert_eq!(res.status, 204, "{}", res.body);
+    }
+}

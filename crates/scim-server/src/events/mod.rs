@@ -30,8 +30,13 @@ use tokio::sync::Notify;
 /// Settings of event delivery.
 #[derive(Debug, Clone)]
 pub struct EventsConfig {
-    /// The SETs' `iss` when a stream sets none (default: the public URL).
+    /// The SETs' `iss` when a stream sets none (default: the public URL),
+    /// for the default organization's streams; another organization's
+    /// add its SCIM base path ([`set::org_issuer`]).
     pub issuer: String,
+    /// The SCIM API's base path (`/scim/v2`): an organization's SCIM base
+    /// URL is `{issuer}{scim_base_path}/o/{slug}`.
+    pub scim_base_path: String,
     /// Where the receiver endpoints are mounted (`/events`).
     pub base_path: String,
     /// Whether push receivers may be on loopback, link-local or private
@@ -65,6 +70,7 @@ impl Default for EventsConfig {
     fn default() -> Self {
         EventsConfig {
             issuer: "scimd".into(),
+            scim_base_path: "/scim/v2".into(),
             base_path: "/events".into(),
             allow_private_receivers: false,
             push_timeout: Duration::from_secs(10),

@@ -225,13 +225,15 @@ async fn answer(
         let signal = events.signal().notified();
         tokio::pin!(signal);
         signal.as_mut().enable();
-        let (pending, key) = {
+        let (pending, key, issuer) = {
             let stream = stream.clone();
+            let config = events.config().clone();
             store
                 .queue_read(move |c| {
                     let (pending, _) = streams::pending_changes(c, &stream, max_events + 1)?;
                     let key = keys::signing_key(c, &stream.id)?;
-                    Ok((pending, key))
+                    let issuer = set::stream_issuer(c, &config, &stream)?;
+                    Ok((pending, key, issuer))
                 })
                 .await?
         };
@@ -243,7 +245,7 @@ async fn answer(
             let more = pending.len() > max_events;
             let mut sets = serde_json::Map::new();
             for change in pending.iter().take(max_events) {
-                let Some(claims) = set::claims(&stream, change, &events.config().issuer) else {
+                let Some(claims) = set::claims(&stream, change, &issuer) else {
                     continue;
                 };
                 let token = set::sign(&claims, &key).map_err(|e| {

@@ -146,18 +146,22 @@ impl Deliverer {
     ) -> Result<(), StoreError> {
         let config = self.events.config();
         let store = self.events.store();
-        let (pending, read_to, key) = {
+        let (pending, read_to, key, issuer) = {
             let stream = stream.clone();
             let batch = config.batch;
+            let config = config.clone();
             store
                 .queue_read(move |c| {
                     let (pending, read_to) = streams::pending_changes(c, &stream, batch)?;
-                    Ok((pending, read_to, keys::signing_key(c, &stream.id)?))
+                    let issuer = set::stream_issuer(c, &config, &stream)?;
+                    Ok((pending, read_to, keys::signing_key(c, &stream.id)?, issuer))
                 })
                 .await?
         };
         for change in &pending {
-            let outcome = self.push_one(stream, authorization, &key, change).await;
+            let outcome = self
+                .push_one(stream, authorization, &key, &issuer, change)
+                .await;
             metrics::counter!(
                 "scimd_event_deliveries_total",
                 "outcome" => match outcome {
@@ -237,10 +241,11 @@ impl Deliverer {
         stream: &Stream,
         authorization: Option<&str>,
         key: &keys::SigningKey,
+        issuer: &str,
         change: &Change,
     ) -> Outcome {
         let config = self.events.config();
-        let Some(claims) = set::claims(stream, change, &config.issuer) else {
+        let Some(claims) = set::claims(stream, change, issuer) else {
             return Outcome::Delivered;
         };
         let token = match set::sign(&claims, key) {

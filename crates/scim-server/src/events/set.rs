@@ -4,7 +4,10 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use scim_store::changes::{Change, Event};
 use scim_store::events::{Alg, EventType, Mode, SigningKey, Stream};
+use scim_store::OrgId;
 use serde_json::{json, Map, Value};
+
+use crate::events::EventsConfig;
 
 /// The `typ` header of a SET (RFC 8417 §2.3).
 pub const SET_TYP: &str = "secevent+jwt";
@@ -12,6 +15,40 @@ pub const SET_TYP: &str = "secevent+jwt";
 pub const SET_MEDIA_TYPE: &str = "application/secevent+jwt";
 /// The prefix of the provisioning event URIs (RFC 9967 §2.4).
 pub const PROV_PREFIX: &str = "urn:ietf:params:scim:event:prov";
+
+/// The `iss` of the SETs of the organization `org` (slug `slug`) when its
+/// stream sets none. A SET's `sub_id.uri` is relative to the SCIM base URL
+/// of the service provider that issued it (RFC 9967 §2.1), so `iss` names
+/// that base URL: for an organization other than the default one,
+/// `{events.issuer}{scim.base_path}/o/{slug}`, the URL its identity
+/// provider provisions (docs/ORGANIZATIONS.md). The default organization's
+/// SETs carry `events.issuer` itself, as a single-directory installation's
+/// always did.
+pub fn org_issuer(config: &EventsConfig, org: OrgId, slug: &str) -> String {
+    if org == OrgId::DEFAULT {
+        config.issuer.clone()
+    } else {
+        format!(
+            "{}{}/o/{slug}",
+            config.issuer.trim_end_matches('/'),
+            config.scim_base_path.trim_end_matches('/')
+        )
+    }
+}
+
+/// The `iss` of the SETs of `stream` when it sets none: its
+/// organization's ([`org_issuer`]), read from the store.
+pub fn stream_issuer(
+    conn: &mut scim_store::DbConnection,
+    config: &EventsConfig,
+    stream: &Stream,
+) -> Result<String, scim_store::StoreError> {
+    if stream.org == OrgId::DEFAULT {
+        return Ok(config.issuer.clone());
+    }
+    let org = scim_store::organizations::get_organization(conn, stream.org)?;
+    Ok(org_issuer(config, stream.org, &org.slug))
+}
 
 /// The `jti` of the SET for `position` in stream `stream_id`: the same on
 /// every retransmission, so that a receiver deduplicates by it.
@@ -163,6 +200,7 @@ mod tests {
     fn stream(mode: Mode) -> Stream {
         Stream {
             id: "s1".into(),
+            org: OrgId::DEFAULT,
             name: "app".into(),
             delivery: scim_store::events::Delivery::Poll,
             endpoint_url: None,
@@ -200,6 +238,22 @@ mod tests {
             detail: detail.into(),
             data: data.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn an_organizations_sets_are_issued_by_its_scim_base_url() {
+        let config = EventsConfig {
+            issuer: "https://scim.example.com/".into(),
+            ..EventsConfig::default()
+        };
+        assert_eq!(
+            org_issuer(&config, OrgId::DEFAULT, "default"),
+            "https://scim.example.com/"
+        );
+        assert_eq!(
+            org_issuer(&config, OrgId(7), "acme"),
+            "https://scim.example.com/scim/v2/o/acme"
+        );
     }
 
     #[test]

@@ -138,7 +138,14 @@ fn push_stream(store: &Store, url: &str, alg: Alg) -> CreatedStream {
         alg,
     };
     store
-        .write(|c| streams::create_stream(c, &new, &scim_core::datetime::now()))
+        .write(|c| {
+            streams::create_stream(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &new,
+                &scim_core::datetime::now(),
+            )
+        })
         .unwrap()
 }
 
@@ -156,7 +163,14 @@ fn poll_stream(store: &Store) -> CreatedStream {
         alg: Alg::EdDsa,
     };
     store
-        .write(|c| streams::create_stream(c, &new, &scim_core::datetime::now()))
+        .write(|c| {
+            streams::create_stream(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &new,
+                &scim_core::datetime::now(),
+            )
+        })
         .unwrap()
 }
 
@@ -199,6 +213,12 @@ async fn get_jwks(events: &Events, created: &CreatedStream) -> Value {
 
 /// Verifies a SET against the JWKS and returns its claims.
 fn verify(token: &str, jwks: &Value) -> Value {
+    verify_issued(token, jwks, "https://scim.example.com")
+}
+
+/// Verifies a SET of the issuer `iss` against the JWKS and returns its
+/// claims.
+fn verify_issued(token: &str, jwks: &Value, iss: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
     let kid = header.kid.unwrap();
@@ -211,7 +231,7 @@ fn verify(token: &str, jwks: &Value) -> Value {
     let jwk: Jwk = serde_json::from_value(jwk.clone()).unwrap();
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&["https://app.example.com"]);
-    validation.set_issuer(&["https://scim.example.com"]);
+    validation.set_issuer(&[iss]);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation)
@@ -693,4 +713,175 @@ async fn an_entra_cycle_produces_exactly_the_expected_events_in_order() {
         assert_eq!(got, want, "{}", app.backend());
     }
     receiver.handle.stop(false).await;
+}
+
+/// Creates `new` as a stream of the organization `org`.
+fn stream_in(store: &Store, org: scim_store::OrgId, new: NewStream) -> CreatedStream {
+    store
+        .write(|c| streams::create_stream(c, org, &new, &scim_core::datetime::now()))
+        .unwrap()
+}
+
+/// Records one change of `event` to the user `id` in the organization
+/// `org`, as a SCIM write there would.
+fn change_in(store: &Store, org: scim_store::OrgId, event: Event, id: &str) {
+    store
+        .write(|c| {
+            record(
+                c,
+                &Actor::cli("tests").in_org(org),
+                &scim_core::datetime::now(),
+                &[NewChange::new(event, "User", Some(id)).version(1)],
+            )
+        })
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn each_organizations_streams_carry_only_its_changes_in_order() {
+    let receivers = [Receiver::start(), Receiver::start()];
+    for db in backends() {
+        let store = db.store();
+        let acme = store
+            .write(|c| {
+                scim_store::organizations::create_organization(
+                    c,
+                    "acme",
+                    "Acme",
+                    None,
+                    &Actor::cli("tests"),
+                )
+            })
+            .unwrap()
+            .id;
+        let orgs = [scim_store::OrgId::DEFAULT, acme];
+        let issuers = [
+            "https://scim.example.com",
+            "https://scim.example.com/scim/v2/o/acme",
+        ];
+        let (events, _) = events(&db, config(true));
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let ev = events.clone();
+        let svc = test::init_service(App::new().configure(move |cfg| ev.configure(cfg))).await;
+        let mut pushed = Vec::new();
+        let mut polled = Vec::new();
+        for (org, receiver) in orgs.iter().zip(&receivers) {
+            let mut push = NewStream {
+                name: "app".into(),
+                delivery: Delivery::Push,
+                endpoint_url: Some(receiver.url.clone()),
+                authorization: None,
+                audience: "https://app.example.com".into(),
+                issuer: None,
+                event_types: vec![],
+                resource_types: vec![],
+                mode: Mode::Notice,
+                alg: Alg::Es256,
+            };
+            pushed.push(stream_in(store, *org, push.clone()));
+            push.delivery = Delivery::Poll;
+            push.endpoint_url = None;
+            polled.push(stream_in(store, *org, push));
+        }
+        let before: Vec<usize> = receivers.iter().map(|r| r.seen().len()).collect();
+        // Interleaved: default, acme, default, acme…
+        for i in 0..3 {
+            for (n, org) in orgs.iter().enumerate() {
+                change_in(store, *org, Event::UserCreated, &format!("o{n}-u{i}"));
+            }
+        }
+        drain(&deliverer).await;
+        for (n, receiver) in receivers.iter().enumerate() {
+            let jwks = get_jwks(&events, &pushed[n]).await;
+            let uris: Vec<String> = receiver
+                .seen()
+                .split_off(before[n])
+                .iter()
+                .map(|s| {
+                    let claims = verify_issued(&s.token, &jwks, issuers[n]);
+                    claims["sub_id"]["uri"].as_str().unwrap().to_owned()
+                })
+                .collect();
+            assert_eq!(
+                uris,
+                (0..3)
+                    .map(|i| format!("/Users/o{n}-u{i}"))
+                    .collect::<Vec<_>>(),
+                "{:?} pushed to organization {n}",
+                db.backend()
+            );
+            // Past the other organization's changes too: nothing pending.
+            let status = store
+                .read(|c| {
+                    let s = streams::find_stream(c, &pushed[n].stream.id)?;
+                    streams::stream_status(c, &s, 3)
+                })
+                .unwrap();
+            assert_eq!(status.lag, 0, "{:?}", db.backend());
+            assert_eq!(status.oldest_pending_at, None);
+
+            let (status, body) = poll(
+                &svc,
+                &polled[n],
+                json!({"maxEvents": 10, "returnImmediately": true}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let jwks = get_jwks(&events, &polled[n]).await;
+            let mut sets: Vec<(i64, Value)> = body["sets"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(jti, set)| {
+                    let position = jti.rsplit_once(':').unwrap().1.parse().unwrap();
+                    (
+                        position,
+                        verify_issued(set.as_str().unwrap(), &jwks, issuers[n]),
+                    )
+                })
+                .collect();
+            sets.sort_by_key(|(p, _)| *p);
+            let uris: Vec<&str> = sets
+                .iter()
+                .map(|(_, c)| c["sub_id"]["uri"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                uris,
+                (0..3)
+                    .map(|i| format!("/Users/o{n}-u{i}"))
+                    .collect::<Vec<_>>(),
+                "{:?} polled by organization {n}",
+                db.backend()
+            );
+            // Acknowledged, the cursor moves past the other
+            // organization's changes too.
+            let jtis: Vec<String> = body["sets"].as_object().unwrap().keys().cloned().collect();
+            let (_, body) = poll(
+                &svc,
+                &polled[n],
+                json!({"ack": jtis, "maxEvents": 10, "returnImmediately": true}),
+            )
+            .await;
+            assert_eq!(body["sets"], json!({}));
+            let status = store
+                .read(|c| {
+                    let s = streams::find_stream(c, &polled[n].stream.id)?;
+                    streams::stream_status(c, &s, 3)
+                })
+                .unwrap();
+            assert_eq!(status.lag, 0, "{:?}", db.backend());
+        }
+        // Replayed from the start: the organization's own changes again,
+        // and only to its receiver.
+        let before: Vec<usize> = receivers.iter().map(|r| r.seen().len()).collect();
+        store
+            .write(|c| streams::replay_from_position(c, &pushed[1].stream.id, 0))
+            .unwrap();
+        drain(&deliverer).await;
+        assert_eq!(receivers[1].seen().len() - before[1], 3);
+        assert_eq!(receivers[0].seen().len(), before[0]);
+    }
+    for r in receivers {
+        r.handle.stop(false).await;
+    }
 }

@@ -341,6 +341,29 @@ async fn deleting_an_organization_removes_its_data_and_its_tokens() {
         assert_eq!(res.status, StatusCode::CREATED);
         let actor = Actor::cli("tests");
         let store = app.db.store();
+        let stream = store
+            .write(|c| {
+                scim_store::events::streams::create_stream(
+                    c,
+                    org,
+                    &scim_store::events::NewStream {
+                        name: "beta app".into(),
+                        delivery: scim_store::events::Delivery::Poll,
+                        endpoint_url: None,
+                        authorization: None,
+                        audience: "https://app.beta.example".into(),
+                        issuer: None,
+                        event_types: vec![],
+                        resource_types: vec![],
+                        mode: scim_store::events::Mode::Full,
+                        alg: scim_store::events::Alg::Es256,
+                    },
+                    &scim_core::datetime::now(),
+                )
+            })
+            .unwrap()
+            .stream
+            .id;
         // The confirmation must be its slug; the default cannot go.
         assert!(store
             .write(|c| organizations::delete_organization(c, org, "wrong", &actor))
@@ -363,6 +386,15 @@ async fn deleting_an_organization_removes_its_data_and_its_tokens() {
         assert_eq!(left, 0);
         assert!(store
             .read(|c| scim_store::list_tokens(c, org))
+            .unwrap()
+            .is_empty());
+        // Its event streams go with their keys.
+        assert!(matches!(
+            store.read(|c| scim_store::events::streams::find_stream(c, &stream)),
+            Err(scim_store::StoreError::NotFound)
+        ));
+        assert!(store
+            .read(|c| scim_store::events::keys::list_keys(c, &stream))
             .unwrap()
             .is_empty());
         // The default organization keeps everything.

@@ -293,8 +293,9 @@ pub fn set_organization_suspended(
 
 /// The tables whose rows carry `org_id`, children before parents where a
 /// foreign key cascades (the rows of tables that reference these go by
-/// cascade: `group_members`, OAuth grants, codes and tokens).
-const SCOPED_TABLES: [&str; 7] = [
+/// cascade: `group_members`, OAuth grants, codes and tokens, event
+/// streams' keys and acknowledgements).
+const SCOPED_TABLES: [&str; 8] = [
     "user_values",
     "users",
     "groups",
@@ -302,6 +303,7 @@ const SCOPED_TABLES: [&str; 7] = [
     "oauth_clients",
     "sync_events",
     "provisioning_traffic",
+    "event_streams",
 ];
 
 /// The tables keyed by the organization's id.

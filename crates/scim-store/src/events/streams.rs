@@ -1,6 +1,14 @@
 //! Event streams: their settings, their cursor into the change log, their
 //! delivery state (failures, backoff, last error) and, for push streams,
 //! the lease that lets one replica deliver a stream at a time.
+//!
+//! A stream belongs to one organization and delivers only its changes:
+//! it reads the change log's rows of that organization
+//! (`change_log_org (org_id, position)`), up to the log's [`horizon`].
+//! The cursor is a position of the whole log, so once a stream has read
+//! every row of its organization up to the horizon, its cursor moves to
+//! the horizon: the other organizations' rows below it are settled and
+//! not its own.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -9,8 +17,9 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use crate::changes::{horizon, read_between, Change, Event};
+use crate::changes::{horizon, Change, Event};
 use crate::db::connection::DbConnection;
+use crate::db::org::OrgId;
 use crate::db::schema::changes::change_log;
 use crate::db::schema::events::{event_acks, event_streams};
 use crate::error::StoreError;
@@ -179,6 +188,8 @@ pub struct NewStream {
 pub struct Stream {
     /// UUID text.
     pub id: String,
+    /// The organization whose changes it delivers.
+    pub org: OrgId,
     /// The operator's label.
     pub name: String,
     /// Push or poll.
@@ -221,6 +232,7 @@ impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stream")
             .field("id", &self.id)
+            .field("org", &self.org)
             .field("name", &self.name)
             .field("delivery", &self.delivery)
             .field("cursor", &self.cursor)
@@ -257,6 +269,7 @@ struct StreamRow {
     next_attempt_at: Option<String>,
     delivered_at: Option<String>,
     created_at: String,
+    org_id: i32,
 }
 
 /// The `settings` column: what a stream delivers, to whom, how.
@@ -291,6 +304,7 @@ impl StreamRow {
             event_types,
             resource_types: settings.resource_types,
             id: self.id,
+            org: OrgId(self.org_id),
             name: self.name,
             endpoint_url: settings.endpoint_url,
             has_authorization: self.receiver_authorization.is_some(),
@@ -322,6 +336,7 @@ struct NewStreamRow<'a> {
     cursor_position: i64,
     failures: i32,
     created_at: &'a str,
+    org_id: i32,
 }
 
 /// A stream just created, with the secrets shown once.
@@ -427,11 +442,13 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Creates a stream starting at the end of the change log (it delivers
-/// the changes committed from now on; [`replay_from_position`] goes
-/// back), with its receiver token and its first signing key.
+/// Creates a stream of the organization `org`'s changes, starting at the
+/// end of the change log (it delivers the changes committed from now on;
+/// [`replay_from_position`] goes back), with its receiver token and its
+/// first signing key.
 pub fn create_stream(
     conn: &mut DbConnection,
+    org: OrgId,
     new: &NewStream,
     now: &str,
 ) -> Result<CreatedStream, StoreError> {
@@ -468,6 +485,7 @@ pub fn create_stream(
             cursor_position: cursor,
             failures: 0,
             created_at: now,
+            org_id: org.0,
         })
         .execute(conn)?;
     let (_, shared_secret) = keys::create_key(conn, &id, new.alg, now)?;
@@ -478,9 +496,10 @@ pub fn create_stream(
     })
 }
 
-/// Every stream, oldest first.
-pub fn list_streams(conn: &mut DbConnection) -> Result<Vec<Stream>, StoreError> {
+/// Every stream of the organization `org`, oldest first.
+pub fn list_streams(conn: &mut DbConnection, org: OrgId) -> Result<Vec<Stream>, StoreError> {
     event_streams::table
+        .filter(event_streams::org_id.eq(org.0))
         .order((event_streams::created_at, event_streams::id))
         .select(StreamRow::as_select())
         .load(conn)?
@@ -492,6 +511,24 @@ pub fn list_streams(conn: &mut DbConnection) -> Result<Vec<Stream>, StoreError> 
 /// The stream `id`; `NotFound` if there is none.
 pub fn find_stream(conn: &mut DbConnection, id: &str) -> Result<Stream, StoreError> {
     Ok(find_with_authorization(conn, id)?.0)
+}
+
+/// The stream `id` of the organization `org`; `NotFound` if there is
+/// none, or if it is another organization's (an administrator acting on
+/// one organization learns nothing of the others' streams).
+pub fn find_org_stream(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: &str,
+) -> Result<Stream, StoreError> {
+    crate::error::known_id(id)?;
+    event_streams::table
+        .find(id)
+        .filter(event_streams::org_id.eq(org.0))
+        .select(StreamRow::as_select())
+        .first(conn)?
+        .into_stream()
+        .map(|(s, _)| s)
 }
 
 /// The stream `id` and the Authorization value to send its receiver: for
@@ -589,10 +626,12 @@ pub fn replay_from_position(
 }
 
 /// Moves the cursor of the stream `id` back to just before the first
-/// change recorded at or after `at` (stored time form), so that
-/// everything from `at` on is delivered (again).
+/// change of its organization recorded at or after `at` (stored time
+/// form), so that everything from `at` on is delivered (again).
 pub fn replay_from_time(conn: &mut DbConnection, id: &str, at: &str) -> Result<Stream, StoreError> {
+    let org = find_stream(conn, id)?.org;
     let first: Option<i64> = change_log::table
+        .filter(change_log::org_id.eq(org.0))
         .filter(change_log::at.ge(at))
         .select(diesel::dsl::min(change_log::position))
         .first(conn)?;
@@ -603,13 +642,13 @@ pub fn replay_from_time(conn: &mut DbConnection, id: &str, at: &str) -> Result<S
     replay_from_position(conn, id, position)
 }
 
-/// Where a stream stands against the change log.
+/// Where a stream stands against its organization's changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamStatus {
-    /// The newest position of the change log.
+    /// The newest position of the organization's changes.
     pub last_position: i64,
-    /// `last_position - cursor`: how many changes of the log it has not
-    /// gone past (those it does not select included).
+    /// `last_position - cursor` (0 when the cursor is past it): how far,
+    /// in log positions, it is behind its organization's newest change.
     pub lag: i64,
     /// When the oldest change after the cursor was recorded.
     pub oldest_pending_at: Option<String>,
@@ -625,8 +664,13 @@ pub fn stream_status(
     stream: &Stream,
     failing_after: i32,
 ) -> Result<StreamStatus, StoreError> {
-    let last = crate::changes::last_position(conn)?;
+    let last = change_log::table
+        .filter(change_log::org_id.eq(stream.org.0))
+        .select(diesel::dsl::max(change_log::position))
+        .first::<Option<i64>>(conn)?
+        .unwrap_or(0);
     let oldest_pending_at = change_log::table
+        .filter(change_log::org_id.eq(stream.org.0))
         .filter(change_log::position.gt(stream.cursor))
         .order(change_log::position.asc())
         .select(change_log::at)
@@ -832,12 +876,34 @@ pub fn record_rejected(
 /// stream's next events.
 const SCAN: i64 = 500;
 
-/// The next changes after the cursor of `stream` that it selects, up to
-/// `max`, oldest first, skipping those acknowledged already (poll); and
-/// the position up to which the log was read (the cursor may move there
-/// once the changes returned are done with: the rest it does not select).
-/// It reads up to the change log's [`horizon`], so on PostgreSQL it must
-/// not run inside a transaction.
+/// Up to `limit` rows of the organization `org` after `after`
+/// (exclusive) and up to `until` (inclusive, a [`horizon`] taken before),
+/// oldest first: [`crate::changes::read_between`] for one organization,
+/// served by `change_log_org (org_id, position)`.
+fn read_org_between(
+    conn: &mut DbConnection,
+    org: OrgId,
+    after: i64,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<Change>, StoreError> {
+    Ok(change_log::table
+        .filter(change_log::org_id.eq(org.0))
+        .filter(change_log::position.gt(after))
+        .filter(change_log::position.le(until))
+        .order(change_log::position.asc())
+        .limit(limit.max(0))
+        .select(Change::as_select())
+        .load(conn)?)
+}
+
+/// The next changes of its organization after the cursor of `stream`
+/// that it selects, up to `max`, oldest first, skipping those
+/// acknowledged already (poll); and the position up to which the log was
+/// read (the cursor may move there once the changes returned are done
+/// with: the rest it does not select, or another organization's). It
+/// reads up to the change log's [`horizon`], so on PostgreSQL it must not
+/// run inside a transaction.
 pub fn pending_changes(
     conn: &mut DbConnection,
     stream: &Stream,
@@ -853,7 +919,7 @@ pub fn pending_changes(
     let mut out = Vec::new();
     let mut read_to = stream.cursor;
     while out.len() < max {
-        let rows = read_between(conn, read_to, until, SCAN)?;
+        let rows = read_org_between(conn, stream.org, read_to, until, SCAN)?;
         let short = rows.len() < usize::try_from(SCAN).unwrap_or(usize::MAX);
         for change in rows {
             if out.len() >= max {
@@ -865,6 +931,8 @@ pub fn pending_changes(
             }
         }
         if short {
+            // Every row of the organization up to the horizon was read.
+            read_to = read_to.max(until);
             break;
         }
     }
@@ -909,7 +977,7 @@ pub fn acknowledge(
         .collect();
     let mut cursor = stream.cursor;
     'scan: loop {
-        let rows = read_between(conn, cursor, until, SCAN)?;
+        let rows = read_org_between(conn, stream.org, cursor, until, SCAN)?;
         let short = rows.len() < usize::try_from(SCAN).unwrap_or(usize::MAX);
         for change in rows {
             if stream.selects(&change) && !acked.contains(&change.position) {
@@ -918,6 +986,8 @@ pub fn acknowledge(
             cursor = change.position;
         }
         if short {
+            // Nothing outstanding of the organization up to the horizon.
+            cursor = cursor.max(until);
             break;
         }
     }
@@ -979,6 +1049,7 @@ mod tests {
                 .write(|c| {
                     create_stream(
                         c,
+                        OrgId::DEFAULT,
                         &push("https://app.example.com/ev"),
                         "2026-12-06T10:00:00.000Z",
                     )
@@ -1004,11 +1075,22 @@ mod tests {
                 store.read(|c| authenticate_receiver(c, &id, "scimd_rcv_nope")),
                 Err(StoreError::NotFound)
             ));
-            let bad =
-                store.write(|c| create_stream(c, &push("ftp://x"), "2026-12-06T10:00:00.000Z"));
+            let bad = store.write(|c| {
+                create_stream(
+                    c,
+                    OrgId::DEFAULT,
+                    &push("ftp://x"),
+                    "2026-12-06T10:00:00.000Z",
+                )
+            });
             assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
             let bad = store.write(|c| {
-                create_stream(c, &push("https://user:pw@x/"), "2026-12-06T10:00:00.000Z")
+                create_stream(
+                    c,
+                    OrgId::DEFAULT,
+                    &push("https://user:pw@x/"),
+                    "2026-12-06T10:00:00.000Z",
+                )
             });
             assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
             store.write(|c| delete_stream(c, &id)).unwrap();
@@ -1031,7 +1113,12 @@ mod tests {
             );
             let id = store
                 .write(|c| {
-                    create_stream(c, &push("https://a.example/"), "2026-12-06T10:00:00.000Z")
+                    create_stream(
+                        c,
+                        OrgId::DEFAULT,
+                        &push("https://a.example/"),
+                        "2026-12-06T10:00:00.000Z",
+                    )
                 })
                 .unwrap()
                 .stream
@@ -1124,7 +1211,7 @@ mod tests {
             new.authorization = None;
             new.resource_types = vec!["User".into()];
             let created = store
-                .write(|c| create_stream(c, &new, "2026-12-06T10:00:00.000Z"))
+                .write(|c| create_stream(c, OrgId::DEFAULT, &new, "2026-12-06T10:00:00.000Z"))
                 .unwrap();
             add(
                 store,
@@ -1190,7 +1277,7 @@ mod tests {
                     alg,
                 };
                 let created = store
-                    .write(|c| create_stream(c, &new, "2026-12-06T10:00:00.000Z"))
+                    .write(|c| create_stream(c, OrgId::DEFAULT, &new, "2026-12-06T10:00:00.000Z"))
                     .unwrap();
                 assert_eq!(created.shared_secret.is_some(), alg == Alg::Hs256);
                 let id = created.stream.id;

@@ -861,7 +861,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         table_spec!(event_streams, pk: (id), columns: (
             id, name, delivery, settings, receiver_authorization, receiver_token_hash, state,
             cursor_position, failures, last_error, last_error_at, next_attempt_at, delivered_at,
-            lease_owner, lease_until, created_at,
+            lease_owner, lease_until, created_at, org_id,
         )),
         table_spec!(event_keys, pk: (kid), columns: (
             kid, stream_id, alg, secret, public_jwk, created_at, retired_at,

@@ -189,6 +189,7 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
             use scim_store::events::{streams, Alg, Delivery, Mode, NewStream};
             let created = streams::create_stream(
                 c,
+                scim_store::OrgId::DEFAULT,
                 &NewStream {
                     name: "CRM".to_owned(),
                     delivery: Delivery::Poll,

@@ -130,7 +130,14 @@ fn push_stream(store: &Store, url: &str) -> String {
         alg: Alg::Es256,
     };
     store
-        .write(|c| streams::create_stream(c, &new, &scim_core::datetime::now()))
+        .write(|c| {
+            streams::create_stream(
+                c,
+                scim_store::OrgId::DEFAULT,
+                &new,
+                &scim_core::datetime::now(),
+            )
+        })
         .unwrap()
         .stream
         .id

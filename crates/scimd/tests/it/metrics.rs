@@ -334,6 +334,7 @@ fn event_streams_report_their_lag() {
             .write(|c| {
                 create_stream(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     &NewStream {
                         name: "app".into(),
                         delivery: Delivery::Poll,
@@ -378,6 +379,112 @@ fn event_streams_report_their_lag() {
             .is_some_and(|lag| lag >= 0.0));
         assert_eq!(
             value(&samples, "scimd_event_stream_consecutive_failures", &labels),
+            Some(0.0)
+        );
+    }
+}
+
+/// Every organization's sync switch, credentials and event streams are
+/// reported, labelled with its slug.
+#[test]
+fn every_organization_reports_its_switch_credentials_and_streams() {
+    use scim_store::events::streams::{create_stream, Alg, Delivery, Mode, NewStream};
+    let dir = tempfile::tempdir().unwrap();
+    for (url, _db) in databases(dir.path()) {
+        let env = vec![("SCIMD__DATABASE__URL".to_owned(), url.clone())];
+        let settings = scimd::settings::Settings::load_from(None, env).unwrap();
+        let out = run(scimd(&url).args(["org", "create", "acme", "--name", "Acme"]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pem = dir.path().join("idp.pem");
+        std::fs::write(&pem, IDP_PEM).unwrap();
+        let out = run(scimd(&url)
+            .args([
+                "--org",
+                "acme",
+                "saml",
+                "set",
+                "--entity-id",
+                "https://sts.windows.net/t/",
+            ])
+            .args(["--sso-url", "https://login.microsoftonline.com/t/saml2"])
+            .arg("--certificate")
+            .arg(&pem));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(scimd(&url).args(["--org", "acme", "sync", "enable", "--accept-cautions"]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let store = scim_store::Store::connect(&settings.store_config()).unwrap();
+        let acme = store
+            .read(|c| scim_store::organizations::find_organization(c, "acme"))
+            .unwrap()
+            .unwrap()
+            .id;
+        let token = scim_admin::service::create_scim_token(
+            &store,
+            &scim_store::changes::Actor::cli("tests").in_org(acme),
+            &scim_admin::model::CreateTokenRequest {
+                name: "acme entra".into(),
+                expires_at: None,
+            },
+        )
+        .unwrap()
+        .token
+        .id;
+        let hour_ago =
+            scim_core::datetime::format(time::OffsetDateTime::now_utc() - time::Duration::hours(1));
+        let now = scim_core::datetime::format(time::OffsetDateTime::now_utc());
+        let stream = store
+            .write(|c| {
+                scim_store::touch_token(c, &token, &hour_ago)?;
+                create_stream(
+                    c,
+                    acme,
+                    &NewStream {
+                        name: "acme app".into(),
+                        delivery: Delivery::Poll,
+                        endpoint_url: None,
+                        authorization: None,
+                        audience: "https://app.acme.example".into(),
+                        issuer: None,
+                        event_types: vec![],
+                        resource_types: vec![],
+                        mode: Mode::Full,
+                        alg: Alg::Es256,
+                    },
+                    &now,
+                )
+            })
+            .unwrap()
+            .stream;
+        let server = Server::start_with(&url, &[("SCIMD__METRICS__TOKEN", METRICS_TOKEN)]);
+        let samples = scrape(&server, Some(METRICS_TOKEN));
+        let sync = |org: &str| value(&samples, "scimd_sync_enabled", &[("org", org)]);
+        assert_eq!((sync("default"), sync("acme")), (Some(0.0), Some(1.0)));
+        let age = value(
+            &samples,
+            "scimd_credential_last_use_age_seconds",
+            &[("org", "acme"), ("kind", "scim_token"), ("id", &token)],
+        )
+        .unwrap();
+        assert!((3600.0..4200.0).contains(&age), "{age}");
+        assert_eq!(
+            value(
+                &samples,
+                "scimd_event_stream_pending_changes",
+                &[("org", "acme"), ("stream", &stream.id)]
+            ),
             Some(0.0)
         );
     }

@@ -228,6 +228,7 @@ impl<S: AppService> Harness<S> {
             .write(|c| {
                 let created = scim_store::events::streams::create_stream(
                     c,
+                    scim_store::OrgId::DEFAULT,
                     &scim_store::events::NewStream {
                         name: format!("app {n}"),
                         delivery: scim_store::events::Delivery::Poll,

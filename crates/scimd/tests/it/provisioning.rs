@@ -720,3 +720,64 @@ async fn scim_requests_failing_while_the_database_is_unreachable_name_it() {
         );
     }
 }
+
+#[actix_web::test]
+async fn the_round_warns_for_every_organization_naming_it() {
+    for db in backends() {
+        let store = db.store();
+        let clock = scim_core::Clock::system();
+        let mut r = replica(&db, &clock).await;
+        let acme = store
+            .write(|c| {
+                scim_store::organizations::create_organization(
+                    c,
+                    "acme",
+                    "Acme",
+                    None,
+                    &scim_store::changes::Actor::cli("test"),
+                )
+            })
+            .unwrap()
+            .id;
+        let token = scim_admin::service::create_scim_token(
+            store,
+            &scim_store::changes::Actor::cli("test").in_org(acme),
+            &scim_admin::model::CreateTokenRequest {
+                name: "Acme Entra".into(),
+                expires_at: None,
+            },
+        )
+        .unwrap()
+        .secret;
+        store
+            .write(|c| scim_store::sync::enable_sync(c, acme, "cli:test", &[]).map(|_| ()))
+            .unwrap();
+        // acme's identity provider sends Users without a userName; the
+        // default organization has no traffic at all.
+        for _ in 0..6 {
+            let (status, _) = r
+                .send(
+                    "POST",
+                    "/scim/v2/o/acme/Users",
+                    &token,
+                    Some(json!({"schemas": [USER]})),
+                )
+                .await;
+            assert_eq!(status, 400);
+        }
+        let log = r.round(store);
+        assert_eq!(log.matches("provisioning at risk").count(), 1, "{log}");
+        assert!(
+            log.contains("provisioning at risk in organization acme"),
+            "{log}"
+        );
+        let raised: Vec<_> = r.watch.raised().collect();
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        assert_eq!(raised[0].0, "acme");
+        assert_eq!(raised[0].3, "Acme Entra");
+        // The next round raises nothing new; a default-organization round
+        // does not clear acme's warning.
+        let log = r.round(store);
+        assert!(!log.contains("provisioning"), "{log}");
+    }
+}

@@ -162,22 +162,28 @@ pub fn authenticate_client(
     Ok(ct_eq(&stored, &presented).then(|| row.into_record()))
 }
 
-/// Replaces the secret of client `id`; returns the client and the new
-/// secret (shown once). The old secret stops working at once; tokens
-/// already issued keep working until they expire or are revoked.
+/// Replaces the secret of client `id` of the organization `org`; returns
+/// the client and the new secret (shown once). The old secret stops
+/// working at once; tokens already issued keep working until they expire
+/// or are revoked. Another organization's client is `NotFound`.
 pub fn rotate_client_secret(
     conn: &mut DbConnection,
+    org: crate::db::org::OrgId,
     id: &str,
 ) -> Result<(ClientRecord, String), StoreError> {
     crate::error::known_id(id)?;
     let (secret, prefix, hash) = new_client_secret();
-    let updated = diesel::update(oauth_clients::table.filter(oauth_clients::id.eq(id)))
-        .set((
-            oauth_clients::secret_hash.eq(&hash),
-            oauth_clients::secret_prefix.eq(&prefix),
-            oauth_clients::secret_rotated_at.eq(scim_core::datetime::now()),
-        ))
-        .execute(conn)?;
+    let updated = diesel::update(
+        oauth_clients::table
+            .filter(oauth_clients::id.eq(id))
+            .filter(oauth_clients::org_id.eq(org.0)),
+    )
+    .set((
+        oauth_clients::secret_hash.eq(&hash),
+        oauth_clients::secret_prefix.eq(&prefix),
+        oauth_clients::secret_rotated_at.eq(scim_core::datetime::now()),
+    ))
+    .execute(conn)?;
     if updated == 0 {
         return Err(StoreError::NotFound);
     }
@@ -185,10 +191,24 @@ pub fn rotate_client_secret(
     Ok((client, secret))
 }
 
-/// Deletes client `id` with its grants, codes and tokens (they stop
-/// working at once). Unknown id → `NotFound`.
-pub fn delete_client(conn: &mut DbConnection, id: &str) -> Result<(), StoreError> {
+/// Deletes client `id` of the organization `org` with its grants, codes
+/// and tokens (they stop working at once). An unknown id, or another
+/// organization's client → `NotFound`.
+pub fn delete_client(
+    conn: &mut DbConnection,
+    org: crate::db::org::OrgId,
+    id: &str,
+) -> Result<(), StoreError> {
     crate::error::known_id(id)?;
+    let ours: bool = diesel::select(diesel::dsl::exists(
+        oauth_clients::table
+            .filter(oauth_clients::id.eq(id))
+            .filter(oauth_clients::org_id.eq(org.0)),
+    ))
+    .get_result(conn)?;
+    if !ours {
+        return Err(StoreError::NotFound);
+    }
     let grants = oauth_grants::table
         .filter(oauth_grants::client_id.eq(id))
         .select(oauth_grants::id);

@@ -37,10 +37,15 @@ pub struct GrantRecord {
     pub revoked_reason: Option<String>,
 }
 
-/// Every grant with its client's name, newest first.
-pub fn list_grants(conn: &mut DbConnection) -> Result<Vec<(GrantRecord, String)>, StoreError> {
+/// Every grant to a client of the organization `org`, with the client's
+/// name, newest first.
+pub fn list_grants(
+    conn: &mut DbConnection,
+    org: crate::db::org::OrgId,
+) -> Result<Vec<(GrantRecord, String)>, StoreError> {
     Ok(oauth_grants::table
         .inner_join(oauth_clients::table)
+        .filter(oauth_clients::org_id.eq(org.0))
         .select((GrantRecord::as_select(), oauth_clients::name))
         .order((oauth_grants::created_at.desc(), oauth_grants::id))
         .load(conn)?)

@@ -159,7 +159,7 @@ mod tests {
             assert!(ok(&secret));
             assert!(!ok("wrong"));
             let (rotated, new_secret) = store
-                .write(|c| rotate_client_secret(c, &client.id))
+                .write(|c| rotate_client_secret(c, crate::db::org::OrgId::DEFAULT, &client.id))
                 .unwrap();
             assert!(rotated.secret_rotated_at.is_some());
             assert!(!ok(&secret) && ok(&new_secret));
@@ -167,13 +167,20 @@ mod tests {
             let code = authorize(store, &client.id, None);
             let tokens = exchange(store, &client.id, &code, None).unwrap();
             assert!(access_ok(store, &tokens.access_token));
-            store.write(|c| delete_client(c, &client.id)).unwrap();
+            store
+                .write(|c| delete_client(c, crate::db::org::OrgId::DEFAULT, &client.id))
+                .unwrap();
             assert!(!access_ok(store, &tokens.access_token));
-            assert!(store.read(list_grants).unwrap().is_empty());
-            let err = store.write(|c| delete_client(c, &client.id)).unwrap_err();
+            assert!(store
+                .read(|c| list_grants(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap()
+                .is_empty());
+            let err = store
+                .write(|c| delete_client(c, crate::db::org::OrgId::DEFAULT, &client.id))
+                .unwrap_err();
             assert!(matches!(err, StoreError::NotFound));
             let err = store
-                .write(|c| rotate_client_secret(c, "nope"))
+                .write(|c| rotate_client_secret(c, crate::db::org::OrgId::DEFAULT, "nope"))
                 .unwrap_err();
             assert!(matches!(err, StoreError::NotFound));
         }
@@ -226,7 +233,9 @@ mod tests {
                 Err(GrantFailure::CodeReused)
             );
             assert!(!access_ok(store, &tokens.access_token));
-            let grants = store.read(list_grants).unwrap();
+            let grants = store
+                .read(|c| list_grants(c, crate::db::org::OrgId::DEFAULT))
+                .unwrap();
             assert_eq!(
                 grants[0].0.revoked_reason.as_deref(),
                 Some("authorization code reused")

@@ -1,5 +1,5 @@
-//! Diesel table definitions of the event streams (migration
-//! `20261206113000_event_streams`).
+//! Diesel table definitions of the event streams (migrations
+//! `20261206113000_event_streams`, `20261208000005_event_stream_org`).
 
 diesel::table! {
     /// A stream of SCIM events to one application (docs/EVENTS.md).
@@ -37,6 +37,8 @@ diesel::table! {
         lease_until -> Nullable<Text>,
         /// Creation time.
         created_at -> Text,
+        /// The organization whose changes it delivers.
+        org_id -> Integer,
     }
 }
 
