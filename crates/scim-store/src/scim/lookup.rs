@@ -214,17 +214,38 @@ pub(crate) fn find_users_gated(
     keys: &[String],
     with_groups: bool,
 ) -> Result<GatedUsers, StoreError> {
-    let Some(last) = keys.last() else {
+    if keys.is_empty() {
         return Err(StoreError::Internal("a lookup of no users".to_owned()));
-    };
+    }
     if keys.len() > MAX_LOOKUP_KEYS {
         return Err(StoreError::Internal(format!(
             "a lookup of {} users (at most {MAX_LOOKUP_KEYS})",
             keys.len()
         )));
     }
-    let backend = conn.backend();
-    let mut b = SqlBuilder::fixed(backend);
+    let mut b = SqlBuilder::fixed(conn.backend());
+    push_lookup(&mut b, org, by, keys, with_groups);
+    let rows: Vec<Row> = load(conn, &b)?;
+    let first = gate::passed(rows.first(), |row| row.enabled)?;
+    let runtime = ScimRuntime::from_stored(
+        org,
+        first.deprovisioning.as_deref(),
+        first.default_page_size,
+        first.max_page_size,
+    )?;
+    let found = rows
+        .into_iter()
+        .filter_map(|row| row.matched.map(|key| (key, row.user)))
+        .collect();
+    Ok(GatedUsers { runtime, found })
+}
+
+/// The statement of [`find_users_gated`] (`keys` not empty).
+fn push_lookup(b: &mut SqlBuilder, org: OrgId, by: LookupBy, keys: &[String], with_groups: bool) {
+    let backend = b.backend();
+    let Some(last) = keys.last() else {
+        return;
+    };
     b.push("SELECT ").push(gate::COLUMNS).push(
         ", u.id AS id, u.resource AS resource, u.version AS version, u.created AS created, \
          u.last_modified AS last_modified, ",
@@ -278,20 +299,7 @@ pub(crate) fn find_users_gated(
         b.bind_text(key.as_str());
     }
     b.push(") AND u.deleted_at IS NULL WHERE ");
-    gate::push_where(&mut b, org);
-    let rows: Vec<Row> = load(conn, &b)?;
-    let first = gate::passed(rows.first(), |row| row.enabled)?;
-    let runtime = ScimRuntime::from_stored(
-        org,
-        first.deprovisioning.as_deref(),
-        first.default_page_size,
-        first.max_page_size,
-    )?;
-    let found = rows
-        .into_iter()
-        .filter_map(|row| row.matched.map(|key| (key, row.user)))
-        .collect();
-    Ok(GatedUsers { runtime, found })
+    gate::push_where(b, org);
 }
 
 #[cfg(test)]
@@ -304,6 +312,87 @@ mod tests {
 
     fn names(groups: &[GroupRef]) -> Vec<&str> {
         groups.iter().map(|g| g.display.as_str()).collect()
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Plans {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        generic_plans: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        custom_plans: i64,
+    }
+
+    /// A batch of userName lookups keeps one plan: on PostgreSQL the
+    /// prepared statement's generic plan is used once it has been planned
+    /// 5 times. That needs statistics on `md5(user_name_ci)` (the userName
+    /// index is partial, so its expression gets none of its own): without
+    /// them the planner expected 0.5% of the users per key, costed the
+    /// generic plan above the custom ones, and planned the statement again
+    /// at every execution (migration 20261208000010_user_name_statistics).
+    #[test]
+    fn a_batch_of_user_names_keeps_its_plan() {
+        for db in backends() {
+            let store = db.store();
+            let backend = db.backend();
+            // Enough users for the estimates to matter, written directly.
+            db.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+                 INSERT INTO users (id, user_name, user_name_ci, active, resource, version, \
+                 created, last_modified) \
+                 SELECT 'u' || i, 'Person' || i, 'person' || i, TRUE, \
+                 '{\"userName\":\"Person' || i || '\"}', 1, '2026-01-01T00:00:00Z', \
+                 '2026-01-01T00:00:00Z' FROM n",
+            );
+            let keys: Vec<String> = (0..32).map(|i| format!("person{}", 1 + i * 600)).collect();
+            let plans = store
+                .write(|c| {
+                    crate::admin::sync::enable_sync(c, OrgId::DEFAULT, "test", &[])?;
+                    Ok(())
+                })
+                .and_then(|()| {
+                    store.read(|c| {
+                        if backend == Backend::Postgres {
+                            diesel::connection::SimpleConnection::batch_execute(
+                                c,
+                                "ANALYZE users",
+                            )?;
+                        }
+                        for _ in 0..10 {
+                            let found = find_users_gated(
+                                c,
+                                OrgId::DEFAULT,
+                                LookupBy::UserName,
+                                &keys,
+                                true,
+                            )?;
+                            assert_eq!(found.found.len(), 32, "{backend}");
+                        }
+                        if backend == Backend::Sqlite {
+                            return Ok(None);
+                        }
+                        use diesel::RunQueryDsl;
+                        let rows: Vec<Plans> = diesel::sql_query(
+                            "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+                             WHERE statement LIKE '%md5(u.user_name_ci) IN%'",
+                        )
+                        .load(c)?;
+                        Ok(rows
+                            .into_iter()
+                            .next()
+                            .map(|p| (p.generic_plans, p.custom_plans)))
+                    })
+                })
+                .unwrap();
+            if backend == Backend::Postgres {
+                let (generic, custom) = plans.expect("the lookup is a prepared statement");
+                // The first 5 executions are planned for their values; the
+                // generic plan then serves the rest.
+                assert!(
+                    generic >= 4 && custom <= 6,
+                    "{backend}: planned again at every execution: {generic} generic, {custom} custom plans"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,1 @@
+DROP STATISTICS users_user_name_md5;
