@@ -334,6 +334,30 @@ mod tests {
         for db in backends() {
             let store = db.store();
             let backend = db.backend();
+            if backend == Backend::Postgres {
+                // A fresh install's empty table is left unanalyzed (the
+                // migration's comment says why): never analyzed is -1.
+                #[derive(diesel::QueryableByName)]
+                struct Tuples {
+                    #[diesel(sql_type = diesel::sql_types::Float)]
+                    reltuples: f32,
+                }
+                let tuples = store
+                    .read(|c| {
+                        use diesel::RunQueryDsl;
+                        let rows: Vec<Tuples> = diesel::sql_query(
+                            "SELECT reltuples FROM pg_class WHERE relname = 'users'",
+                        )
+                        .load(c)?;
+                        Ok(rows.first().map(|r| r.reltuples))
+                    })
+                    .unwrap();
+                assert_eq!(
+                    tuples,
+                    Some(-1.0),
+                    "{backend}: the empty users table was analyzed"
+                );
+            }
             // Enough users for the estimates to matter, written directly.
             db.execute(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
