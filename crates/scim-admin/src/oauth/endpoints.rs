@@ -17,7 +17,9 @@ use serde::Serialize;
 
 use super::service::{self, scope_label};
 use crate::activity::record_event;
-use crate::console::{self, check_csrf, csrf_failed, require_session, Chrome, Form};
+use crate::console::{
+    self, check_csrf, csrf_failed, require_session, Chrome, ConsoleSession, Form,
+};
 use crate::error::AdminError;
 use crate::AdminApi;
 
@@ -285,6 +287,9 @@ async fn authorize_get(req: HttpRequest, api: web::Data<AdminApi>) -> HttpRespon
         Ok(s) => s,
         Err(to_login) => return to_login,
     };
+    if let Err(e) = may_approve(&session, &authz.client) {
+        return console::error_page(&e);
+    }
     let origin = service::origin_of(&authz.redirect_uri).to_owned();
     let mut resp = console::render(&ConsentPage {
         chrome: Chrome::for_session(&session, ""),
@@ -330,6 +335,9 @@ async fn authorize_post(
     if !check_csrf(&session, form.text("csrf")) {
         return csrf_failed();
     }
+    if let Err(e) = may_approve(&session, &authz.client) {
+        return console::error_page(&e);
+    }
     let state = authz.state.clone();
     if form.get("decision") != Some("approve") {
         return reject(
@@ -347,7 +355,7 @@ async fn authorize_post(
     let clock = api.config().clock.clone();
     let sid = session.session_id.clone();
     let request = session.actor();
-    let client_name = authz.client.name.clone();
+    let (client_name, client_org) = (authz.client.name.clone(), authz.client.org);
     let (client_id, redirect_uri, scope, challenge) = (
         authz.client.id.clone(),
         authz.redirect_uri.clone(),
@@ -377,7 +385,8 @@ async fn authorize_post(
                 Some(s.admin.id.clone()),
                 Some(s.admin.username.clone()),
             )
-            .with_request(request.request_id.clone(), request.address.clone());
+            .with_request(request.request_id.clone(), request.address.clone())
+            .in_org(client_org);
             record_event(
                 c,
                 &actor,
@@ -806,6 +815,20 @@ fn client_actor(client: &ClientRecord, api: &AdminApi, req: &HttpRequest) -> Act
         Some(client.name.clone()),
     )
     .with_request(crate::request_id(req), Some(api.client_address(req)))
+    .in_org(client.org)
+}
+
+/// Whether the signed-in administrator may authorize `client`: its
+/// organization must be one the administrator acts on (an organization
+/// administrator grants access to its own organizations only).
+fn may_approve(session: &ConsoleSession, client: &ClientRecord) -> Result<(), AdminError> {
+    if session.scope.may_act_on(client.org) {
+        Ok(())
+    } else {
+        Err(AdminError::Forbidden(
+            "this client belongs to an organization you do not administer: an administrator of that organization must authorize it".into(),
+        ))
+    }
 }
 
 // ---------------------------------------------------------------- metadata

@@ -474,3 +474,117 @@ async fn the_last_instance_administrator_keeps_its_role() {
         assert_eq!(res.status, 204, "{}", res.body);
     }
 }
+
+/// The consent page (OAuth authorization code grant) of a client belongs
+/// to the client's organization: an organization administrator may
+/// authorize its own organization's clients only, and the grant is
+/// recorded in the client's organization.
+#[actix_web::test]
+async fn an_organization_administrator_authorizes_only_its_organizations_clients() {
+    for db in scim_store::testing::backends() {
+        let app = TestApp::new(db);
+        let root = app.signed_in().await;
+        create_org(&app, &root, "acme").await;
+        create_org(&app, &root, "globex").await;
+        let res = app
+            .send(
+                Method::POST,
+                "/admin/api/v1/admins",
+                &root,
+                Some(json!({"username": "olga", "password": PASSWORD,
+                            "role": "organization", "organizations": ["acme"]})),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let olga = sign_in(&app, "olga").await;
+        let mut clients = Vec::new();
+        for org in ["acme", "globex"] {
+            let res = send_in(
+                &app,
+                Method::POST,
+                "/admin/api/v1/oauth-clients",
+                &root,
+                Some(org),
+                Some(json!({"name": format!("{org} Entra"),
+                            "redirect_uris": [format!("https://{org}.example/cb")]})),
+            )
+            .await;
+            assert_eq!(res.status, 201, "{}", res.body);
+            let id = res.body["client"]["client_id"]
+                .as_str()
+                .or_else(|| res.body["client_id"].as_str())
+                .unwrap()
+                .to_owned();
+            clients.push((org, id));
+        }
+        let consent = |org: &str, id: &str| {
+            format!(
+                "/oauth/authorize?response_type=code&client_id={id}\
+                 &redirect_uri=https%3A%2F%2F{org}.example%2Fcb&scope=scim&state=s"
+            )
+        };
+        for (org, id) in &clients {
+            let path = consent(org, id);
+            let res = app.send(Method::GET, &path, &olga, None).await;
+            let expected = if *org == "acme" { 200 } else { 403 };
+            assert_eq!(res.status, expected, "olga, {org}'s client: {}", res.body);
+            // The decision is refused too, not only the page.
+            let res = app
+                .send_with(Method::POST, "/oauth/authorize", &olga, None, {
+                    let form = format!(
+                        "response_type=code&client_id={id}&redirect_uri=https%3A%2F%2F{org}.example%2Fcb\
+                         &scope=scim&state=s&decision=approve&csrf={}",
+                        match &olga {
+                            crate::Auth::Session { csrf: Some(c), .. } => c.clone(),
+                            _ => String::new(),
+                        }
+                    );
+                    move |r| {
+                        r.insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                            .set_payload(form)
+                    }
+                })
+                .await;
+            let expected = if *org == "acme" { 303 } else { 403 };
+            assert_eq!(
+                res.status, expected,
+                "olga approves {org}'s client: {}",
+                res.body
+            );
+            // An instance administrator may authorize either.
+            let res = app.send(Method::GET, &path, &root, None).await;
+            assert_eq!(res.status, 200, "root, {org}'s client: {}", res.body);
+        }
+        // Olga's grant is recorded in acme's change log, not the default one's.
+        let acme = app
+            .api
+            .store()
+            .organizations()
+            .await
+            .unwrap()
+            .by_slug("acme")
+            .unwrap()
+            .id;
+        let (in_acme, in_default) = app
+            .api
+            .store()
+            .read(move |c| {
+                let mut count = |org| -> Result<usize, scim_store::StoreError> {
+                    Ok(changes::list_changes(
+                        c,
+                        &changes::ChangeQuery {
+                            org: Some(org),
+                            limit: 100,
+                            ..Default::default()
+                        },
+                    )?
+                    .into_iter()
+                    .filter(|ch| ch.event == "oauth_grant.created")
+                    .count())
+                };
+                Ok((count(acme)?, count(scim_store::OrgId::DEFAULT)?))
+            })
+            .unwrap();
+        assert_eq!((in_acme, in_default), (1, 0));
+    }
+}

@@ -35,6 +35,8 @@ pub struct ClientRecord {
     pub created_by: String,
     /// Last secret rotation.
     pub secret_rotated_at: Option<String>,
+    /// The organization whose SCIM API its tokens open.
+    pub org: crate::db::org::OrgId,
 }
 
 #[derive(Queryable, Selectable)]
@@ -48,6 +50,7 @@ struct ClientRow {
     created_at: String,
     created_by: String,
     secret_rotated_at: Option<String>,
+    org_id: i32,
 }
 
 impl ClientRow {
@@ -63,6 +66,7 @@ impl ClientRow {
             created_at: self.created_at,
             created_by: self.created_by,
             secret_rotated_at: self.secret_rotated_at,
+            org: crate::db::org::OrgId(self.org_id),
         }
     }
 }
@@ -95,6 +99,7 @@ pub fn create_client(
         created_at: scim_core::datetime::now(),
         created_by: created_by.to_owned(),
         secret_rotated_at: None,
+        org,
     };
     let uris = serde_json::to_string(&record.redirect_uris)
         .map_err(|e| StoreError::internal("encoding redirect URIs failed", &e))?;
