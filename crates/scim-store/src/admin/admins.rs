@@ -22,6 +22,34 @@ use crate::db::schema::admin::{
 };
 use crate::error::{is_unique_violation, StoreError};
 
+/// What an administrator is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Every organization, and the organizations themselves.
+    Instance,
+    /// Only the organizations granted to it.
+    Organization,
+}
+
+impl Role {
+    /// As stored in `admins.role` and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Instance => "instance",
+            Role::Organization => "organization",
+        }
+    }
+
+    /// The role named `s` (`instance` or `organization`).
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "instance" => Some(Role::Instance),
+            "organization" => Some(Role::Organization),
+            _ => None,
+        }
+    }
+}
+
 /// The fixed start of every admin API token secret (distinct from SCIM
 /// tokens' `scimd_`, so leaked ones are recognisable).
 pub const ADMIN_SECRET_PREFIX: &str = "scimd_admin_";
@@ -164,13 +192,13 @@ pub(crate) fn ensure_another_enabled(
         .filter(admins::id.eq(&admin.id))
         .select(admins::role)
         .first(conn)?;
-    if role != crate::admin::roles::Role::Instance.as_str() {
+    if role != Role::Instance.as_str() {
         return Ok(());
     }
     let others: i64 = admins::table
         .filter(admins::id.ne(&admin.id))
         .filter(admins::disabled_at.is_null())
-        .filter(admins::role.eq(crate::admin::roles::Role::Instance.as_str()))
+        .filter(admins::role.eq(Role::Instance.as_str()))
         .count()
         .get_result(conn)?;
     if others == 0 {

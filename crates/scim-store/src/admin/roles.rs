@@ -17,33 +17,7 @@ use crate::db::org::OrgId;
 use crate::db::schema::admin::{admin_organizations, admin_sessions, admin_tokens, admins};
 use crate::error::StoreError;
 
-/// What an administrator is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Every organization, and the organizations themselves.
-    Instance,
-    /// Only the organizations granted to it.
-    Organization,
-}
-
-impl Role {
-    /// As stored in `admins.role` and shown in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Instance => "instance",
-            Role::Organization => "organization",
-        }
-    }
-
-    /// The role named `s` (`instance` or `organization`).
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "instance" => Some(Role::Instance),
-            "organization" => Some(Role::Organization),
-            _ => None,
-        }
-    }
-}
+pub use crate::admin::admins::Role;
 
 /// What an administrator (or an admin API token) may act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,7 +46,7 @@ impl Organizations {
     }
 
     /// The organization whose id is `id`.
-    pub fn by_id(&self, id: crate::OrgId) -> Option<&Arc<Organization>> {
+    pub fn by_id(&self, id: crate::db::org::OrgId) -> Option<&Arc<Organization>> {
         self.by_slug.values().find(|o| o.id == id)
     }
 
@@ -54,7 +54,7 @@ impl Organizations {
     pub fn all(&self) -> Vec<&Arc<Organization>> {
         let mut all: Vec<&Arc<Organization>> = self.by_slug.values().collect();
         all.sort_by(|a, b| {
-            (a.id != crate::OrgId::DEFAULT, &a.slug).cmp(&(b.id != crate::OrgId::DEFAULT, &b.slug))
+            (a.id != crate::db::org::OrgId::DEFAULT, &a.slug).cmp(&(b.id != crate::db::org::OrgId::DEFAULT, &b.slug))
         });
         all
     }
