@@ -54,7 +54,8 @@ impl Organizations {
     pub fn all(&self) -> Vec<&Arc<Organization>> {
         let mut all: Vec<&Arc<Organization>> = self.by_slug.values().collect();
         all.sort_by(|a, b| {
-            (a.id != crate::db::org::OrgId::DEFAULT, &a.slug).cmp(&(b.id != crate::db::org::OrgId::DEFAULT, &b.slug))
+            (a.id != crate::db::org::OrgId::DEFAULT, &a.slug)
+                .cmp(&(b.id != crate::db::org::OrgId::DEFAULT, &b.slug))
         });
         all
     }
