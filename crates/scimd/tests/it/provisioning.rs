@@ -640,8 +640,18 @@ fn unreachable_store(db: &scim_store::testing::TestDb) -> (scim_store::Store, St
             let dir = tempfile::tempdir().unwrap();
             let home = dir.path().join("volume");
             let url = format!("sqlite://{}", home.join("scimd.db").display());
+            // Migrated through a store that may wait for its connection (a
+            // loaded machine takes more than 1 ms to open one); the test's
+            // store opens the migrated database.
+            scim_store::Store::connect(&scim_store::StoreConfig {
+                url: url.clone(),
+                pool_size: 1,
+                connect_timeout: Duration::from_secs(30),
+            })
+            .unwrap()
+            .migrate()
+            .unwrap();
             let store = connect(&url);
-            store.migrate().unwrap();
             let cut = move || -> Box<dyn std::any::Any> {
                 std::fs::rename(&home, dir.path().join("gone")).unwrap();
                 // A file where the directory was: SQLite cannot create it.
