@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run build release deb image test test-rust lint fmt conformance bench bench-ab clean-data help
+.PHONY: run build release deb image test test-rust lint fmt conformance bench bench-ab bench-instructions clean-data help
 
 help:
 	@echo "make run          build and start scimd on embedded SQLite (config/default.toml)"
@@ -12,6 +12,7 @@ help:
 	@echo "make conformance  run the scim2-tester checker against a fresh scimd"
 	@echo "make bench        100k users and a 100k-member group: throughput, p50/p99; Entra's initial cycle (SQLite and PostgreSQL); memory under Argon2 bursts; event delivery (events/s, lag); /Bulk vs single POSTs"
 	@echo "make bench-ab A=OLD B=NEW  two (or three, C=) scimd binaries side by side, interleaved: the five identity-provider figures on both backends"
+	@echo "make bench-instructions A=OLD B=NEW  instructions per request under callgrind (needs valgrind), side by side: a measure that does not drift with the machine"
 
 build:
 	scripts/ensure-build-deps.sh
@@ -80,6 +81,12 @@ bench: release
 bench-ab:
 	@if [ -z "$(A)" ] || [ -z "$(B)" ]; then echo "usage: make bench-ab A=OLD_BIN B=NEW_BIN [C=BIN]" >&2; exit 2; fi
 	scripts/bench-ab.sh $(A) $(B) $(C)
+
+## scimd's instructions per request under callgrind, binaries side by side
+## (docs/BENCHMARKS.md, "Instructions per request"); build them first.
+bench-instructions:
+	@if [ -z "$(A)" ] || [ -z "$(B)" ]; then echo "usage: make bench-instructions A=OLD_BIN B=NEW_BIN [C=BIN]" >&2; exit 2; fi
+	scripts/bench-instructions.sh $(A) $(B) $(C)
 
 clean-data:
 	rm -rf data
