@@ -219,6 +219,13 @@ async fn follow(c: &Client, css: &str) {
         .await
         .unwrap();
     click(c, css).await;
+    wait_new_page(c, &format!("clicking {css}")).await;
+}
+
+/// Waits until the page that set `window.__scimdOldPage` was replaced by
+/// a loaded new one (`what` did it). WebDriver has no event for that: the
+/// browser is asked again every 50 ms, for at most 15 s.
+async fn wait_new_page(c: &Client, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let loaded = c
@@ -232,7 +239,7 @@ async fn follow(c: &Client, css: &str) {
         if loaded {
             return;
         }
-        assert!(Instant::now() < deadline, "clicking {css} loaded no page");
+        assert!(Instant::now() < deadline, "{what} loaded no page");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -1201,16 +1208,7 @@ async fn organizations_journey(c: &Client, server: &Server, code: &str, shots: &
     )
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while c
-        .execute("return window.__scimdOldPage === true;", vec![])
-        .await
-        .map(|v| v == Value::Bool(true))
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "the switch loaded no page");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_new_page(c, "the switch").await;
     let err = text_of(c, "#error-message").await;
     assert!(err.contains("no grant") && err.contains("default"), "{err}");
     shots
