@@ -10,8 +10,8 @@ use super::api::lock_view;
 use super::model::{AdminDetails, CreateAdminRequest};
 use super::service;
 use crate::console::{
-    blocking, check_csrf, csrf_failed, error_page, render, render_status, require_session,
-    see_other, Chrome, ConsoleSession, FieldMessages, Form,
+    blocking, error_page, render, render_status, require_session, see_other, Chrome,
+    ConsoleSession, FieldMessages, Form,
 };
 use crate::error::AdminError;
 use crate::AdminApi;
@@ -54,19 +54,6 @@ struct AdminsPage {
     max_failures: i64,
     address_max_failures: i64,
     window_minutes: i64,
-}
-
-async fn session_and_form(
-    req: &HttpRequest,
-    api: &AdminApi,
-    body: &[u8],
-) -> Result<(ConsoleSession, Form), HttpResponse> {
-    let session = require_session(req, api).await?;
-    let form = Form::parse(body);
-    if !check_csrf(&session, form.text("csrf")) {
-        return Err(csrf_failed());
-    }
-    Ok((session, form))
 }
 
 /// The administrators page with `errors` (status 200 when none).
@@ -120,7 +107,7 @@ async fn admin_create(
     api: web::Data<AdminApi>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -170,7 +157,7 @@ async fn admin_action(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -282,7 +269,7 @@ async fn account_submit(
     api: web::Data<AdminApi>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };

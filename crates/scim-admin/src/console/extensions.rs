@@ -11,8 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{
-    blocking, check_csrf, csrf_failed, error_page, render_status, require_session, see_other,
-    Chrome, ConsoleSession, FieldMessages, Form,
+    blocking, error_page, render_status, require_session, see_other, Chrome, ConsoleSession,
+    FieldMessages, Form,
 };
 use crate::error::AdminError;
 use crate::extensions::{self, ExtensionBody};
@@ -120,19 +120,6 @@ fn messages(err: &AdminError) -> FieldMessages {
     }
 }
 
-async fn session_and_form(
-    req: &HttpRequest,
-    api: &AdminApi,
-    body: &[u8],
-) -> Result<(ConsoleSession, Form), HttpResponse> {
-    let session = require_session(req, api).await?;
-    let form = Form::parse(body);
-    if !check_csrf(&session, form.text("csrf")) {
-        return Err(csrf_failed());
-    }
-    Ok((session, form))
-}
-
 async fn show(
     api: &web::Data<AdminApi>,
     session: &ConsoleSession,
@@ -174,7 +161,7 @@ async fn page(req: HttpRequest, api: web::Data<AdminApi>) -> HttpResponse {
 }
 
 async fn create(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -214,7 +201,7 @@ async fn create(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) ->
 }
 
 async fn update(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -255,7 +242,7 @@ async fn update(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) ->
 }
 
 async fn remove(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };

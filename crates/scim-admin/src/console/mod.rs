@@ -304,6 +304,20 @@ fn login_redirect(req: &HttpRequest) -> HttpResponse {
     see_other(&format!("{CONSOLE_BASE}/login?next={next}"))
 }
 
+/// The session and a verified form, or the response to send instead.
+pub(crate) async fn session_and_form(
+    req: &HttpRequest,
+    api: &AdminApi,
+    body: &[u8],
+) -> Result<(ConsoleSession, Form), HttpResponse> {
+    let session = require_session(req, api).await?;
+    let form = Form::parse(body);
+    if !check_csrf(&session, form.text("csrf")) {
+        return Err(csrf_failed());
+    }
+    Ok((session, form))
+}
+
 /// The signed-in administrator, or (`Err`) the redirect to the login page
 /// (which comes back here afterwards), or an error page when the database
 /// is unreachable.

@@ -9,8 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::{
-    blocking, check_csrf, csrf_failed, error_page, render_status, require_session, safe_next,
-    see_other, session_error_page, Chrome, ConsoleSession, FieldMessages, Form,
+    blocking, error_page, render_status, require_session, safe_next, see_other, session_error_page,
+    Chrome, ConsoleSession, FieldMessages, Form,
 };
 use crate::error::AdminError;
 use crate::organizations::{
@@ -31,23 +31,10 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-async fn session_and_form(
-    req: &HttpRequest,
-    api: &AdminApi,
-    body: &[u8],
-) -> Result<(ConsoleSession, Form), HttpResponse> {
-    let session = require_session(req, api).await?;
-    let form = Form::parse(body);
-    if !check_csrf(&session, form.text("csrf")) {
-        return Err(csrf_failed());
-    }
-    Ok((session, form))
-}
-
 /// Makes the session show the organization `org` (a slug) it may act on;
 /// 403 for any other, known or not.
 async fn switch(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -149,7 +136,7 @@ async fn organization_create(
     api: web::Data<AdminApi>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -177,7 +164,7 @@ async fn organization_action(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };

@@ -9,8 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{
-    blocking, check_csrf, csrf_failed, error_page, render, render_status, require_session,
-    see_other, Chrome, ConsoleSession, FieldMessages, Form,
+    blocking, error_page, render, render_status, require_session, see_other, Chrome, FieldMessages,
+    Form,
 };
 use crate::error::AdminError;
 use crate::streams::{self, CreateStreamRequest, CreatedStreamView, ReplayRequest, StreamView};
@@ -53,19 +53,6 @@ struct CreatedPage {
     created: CreatedStreamView,
 }
 
-async fn session_and_form(
-    req: &HttpRequest,
-    api: &AdminApi,
-    body: &[u8],
-) -> Result<(ConsoleSession, Form), HttpResponse> {
-    let session = require_session(req, api).await?;
-    let form = Form::parse(body);
-    if !check_csrf(&session, form.text("csrf")) {
-        return Err(csrf_failed());
-    }
-    Ok((session, form))
-}
-
 async fn list(
     api: &web::Data<AdminApi>,
     org: scim_store::OrgId,
@@ -95,7 +82,7 @@ fn optional(form: &Form, name: &str) -> Option<String> {
 }
 
 async fn create(req: HttpRequest, api: web::Data<AdminApi>, body: web::Bytes) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -143,7 +130,7 @@ async fn act(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };

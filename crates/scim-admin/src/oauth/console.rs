@@ -10,8 +10,8 @@ use super::endpoints::{issuer, AUTHORIZE_PATH, TOKEN_PATH};
 use super::model::{ClientView, CreateClientRequest, CreatedClient, GrantView};
 use super::service;
 use crate::console::{
-    blocking, check_csrf, csrf_failed, error_page, render, render_status, require_session,
-    see_other, Chrome, ConsoleSession, FieldMessages, Form,
+    blocking, error_page, render, render_status, require_session, see_other, Chrome,
+    ConsoleSession, FieldMessages, Form,
 };
 use crate::error::AdminError;
 use crate::AdminApi;
@@ -45,20 +45,6 @@ fn notice(req: &HttpRequest) -> Option<String> {
         _ => return None,
     };
     Some(text.to_owned())
-}
-
-/// The session and a verified form, or the response to send instead.
-async fn session_and_form(
-    req: &HttpRequest,
-    api: &AdminApi,
-    body: &[u8],
-) -> Result<(ConsoleSession, Form), HttpResponse> {
-    let session = require_session(req, api).await?;
-    let form = Form::parse(body);
-    if !check_csrf(&session, form.text("csrf")) {
-        return Err(csrf_failed());
-    }
-    Ok((session, form))
 }
 
 #[derive(askama::Template)]
@@ -122,7 +108,7 @@ async fn client_create(
     api: web::Data<AdminApi>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (session, form) = match session_and_form(&req, &api, &body).await {
+    let (session, form) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -170,7 +156,7 @@ async fn client_rotate(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (session, _) = match session_and_form(&req, &api, &body).await {
+    let (session, _) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -189,7 +175,7 @@ async fn client_delete(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let session = match session_and_form(&req, &api, &body).await {
+    let session = match crate::console::session_and_form(&req, &api, &body).await {
         Ok((session, _)) => session,
         Err(resp) => return resp,
     };
@@ -230,7 +216,7 @@ async fn grant_revoke(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (session, _) = match session_and_form(&req, &api, &body).await {
+    let (session, _) = match crate::console::session_and_form(&req, &api, &body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
