@@ -12,8 +12,6 @@
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::pg::PgConnection;
-use diesel::Connection;
 
 use crate::{Backend, Store, StoreConfig};
 
@@ -107,7 +105,7 @@ impl TestDb {
             Some(url) => url,
             None => panic!("{TEST_DATABASE_URL} is not a postgres:// URL"),
         };
-        let mut admin = match PgConnection::establish(&admin_url) {
+        let mut admin = match crate::connection::pg_establish(&admin_url) {
             Ok(c) => c,
             Err(e) => panic!("cannot connect to {TEST_DATABASE_URL}: {e}"),
         };
@@ -151,7 +149,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
             // FORCE terminates this store's pooled connections too.
-            let dropped = PgConnection::establish(admin_url)
+            let dropped = crate::connection::pg_establish(admin_url)
                 .map_err(|e| e.to_string())
                 .and_then(|mut c| {
                     c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -200,6 +200,37 @@ const SQLITE_SETUP: &str = "PRAGMA page_size = 1024; PRAGMA busy_timeout = 5000;
      PRAGMA wal_autocheckpoint = 0; \
      PRAGMA journal_size_limit = 67108864;";
 
+/// Opens a PostgreSQL connection: every PostgreSQL connection scimd opens
+/// goes through here.
+///
+/// r2d2 opens connections on threads of its own, so a process can end (a
+/// CLI command finishing, a test binary after its last test) while one of
+/// them is in the middle of connecting, and two libraries libpq uses free
+/// their global state when the process exits, under that thread's feet
+/// (the process then dies after its work is done: SIGSEGV, seen in CI, or
+/// an abort):
+/// - OpenSSL (TLS) from an `atexit` handler: `openssl_sys::init` sets
+///   OpenSSL up first, without that handler (the operating system reclaims
+///   the memory anyway); libpq's own set-up later finds it done.
+/// - Kerberos (GSSAPI), which libpq asks for credentials on every TCP
+///   connection while `gssencmode` is `prefer`, its default: scimd makes
+///   `disable` the default instead ([`without_gss_by_default`]). A URL that
+///   names `gssencmode` keeps its own; GSSAPI authentication, when the
+///   server asks for it, is unaffected.
+pub fn pg_establish(url: &str) -> Result<PgConnection, ConnectionError> {
+    openssl_sys::init();
+    PgConnection::establish(&without_gss_by_default(url))
+}
+
+/// `url` with `gssencmode=disable` added, unless it names a `gssencmode`.
+fn without_gss_by_default(url: &str) -> std::borrow::Cow<'_, str> {
+    if url.contains("gssencmode") {
+        return url.into();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}gssencmode=disable").into()
+}
+
 /// The r2d2 manager: opens the backend named by the URL, runs the SQLite
 /// per-connection setup, and surfaces the real connection error.
 #[derive(Debug, Clone)]
@@ -223,7 +254,7 @@ impl ConnectionManager {
     /// Opens one connection.
     pub(crate) fn establish(&self) -> Result<DbConnection, ConnectionError> {
         match &self.target {
-            Target::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
+            Target::Postgres(url) => pg_establish(url).map(DbConnection::Postgres),
             Target::Sqlite(path) => {
                 prepare_sqlite_file(Path::new(path)).map_err(ConnectionError::BadConnection)?;
                 let mut conn = SqliteConnection::establish(path)?;
@@ -357,6 +388,26 @@ mod tests {
                 .ok(),
             Some(Backend::Postgres)
         );
+    }
+
+    #[test]
+    fn postgres_urls_leave_kerberos_encryption_out_unless_they_name_it() {
+        for (url, opened) in [
+            (
+                "postgres://u:p@h/db",
+                "postgres://u:p@h/db?gssencmode=disable",
+            ),
+            (
+                "postgres://u:p@h/db?sslmode=require",
+                "postgres://u:p@h/db?sslmode=require&gssencmode=disable",
+            ),
+            (
+                "postgres://u:p@h/db?gssencmode=prefer",
+                "postgres://u:p@h/db?gssencmode=prefer",
+            ),
+        ] {
+            assert_eq!(without_gss_by_default(url), opened);
+        }
     }
 
     #[test]

@@ -134,11 +134,11 @@ impl Store {
             r2d2::Pool::builder()
                 .max_size(size)
                 // No idle minimum: r2d2 would otherwise open replacement
-                // connections on a background thread whenever one is
-                // checked out, and a short-lived CLI process exiting in
-                // the middle of such a PostgreSQL handshake crashed inside
-                // OpenSSL (about 1 run in 15). Connections are opened on
-                // demand and, with no idle timeout, kept once opened.
+                // connections whenever one is checked out. Connections are
+                // opened on demand (on r2d2's own thread, which is why
+                // OpenSSL is set up without its exit handler:
+                // `connection::pg_establish`) and, with no idle timeout,
+                // kept once opened.
                 .min_idle(Some(0))
                 .idle_timeout(None)
                 .connection_timeout(config.connect_timeout)

@@ -185,3 +185,55 @@ fn a_lost_postgres_connection_is_unavailable_then_replaced() {
     create("after").unwrap();
     store.ping().unwrap();
 }
+
+/// Set in the child processes of
+/// `a_process_ends_cleanly_while_postgresql_connections_are_being_opened`.
+const EXIT_WHILE_CONNECTING: &str = "SCIMD_TEST_EXIT_WHILE_CONNECTING";
+
+/// r2d2 opens connections on threads of its own, so a process can end
+/// while one is being opened. OpenSSL's and Kerberos's exit-time clean-up
+/// then pulled libpq's state from under that thread: the process crashed
+/// after its work was done (SIGSEGV, or an abort), about 1 exit in 7 here
+/// without `connection::pg_establish`'s precautions. This test runs itself
+/// as a child process, whose threads keep opening connections while the
+/// test harness returns; every child must exit cleanly.
+#[test]
+fn a_process_ends_cleanly_while_postgresql_connections_are_being_opened() {
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    if std::env::var_os(EXIT_WHILE_CONNECTING).is_some() {
+        let (opened, first) = std::sync::mpsc::channel();
+        for _ in 0..4 {
+            let url = url.clone();
+            let opened = opened.clone();
+            std::thread::spawn(move || loop {
+                let _ = scim_store::connection::pg_establish(&url);
+                let _ = opened.send(());
+            });
+        }
+        // Every thread is connecting by the time the process ends.
+        for _ in 0..4 {
+            first.recv().unwrap();
+        }
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    for run in 0..40 {
+        let out = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "connect::a_process_ends_cleanly_while_postgresql_connections_are_being_opened",
+                "--test-threads=1",
+            ])
+            .env(EXIT_WHILE_CONNECTING, "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "child {run} ended with {}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1306,7 +1306,7 @@ fn user_display_name_is_backfilled_by_the_migration() {
                 diesel::SqliteConnection::establish(url.trim_start_matches("sqlite://")).unwrap(),
             ),
             scim_store::Backend::Postgres => {
-                DbConnection::Postgres(diesel::PgConnection::establish(url).unwrap())
+                DbConnection::Postgres(scim_store::connection::pg_establish(url).unwrap())
             }
         };
         let next = |conn: &mut DbConnection| match conn {
