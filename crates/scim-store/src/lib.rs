@@ -53,8 +53,8 @@ pub use scim::members::{
     MembersChanged,
 };
 pub use scim::users::{
-    delete_user, find_user, insert_user, list_users, purge_deleted_users, soft_delete_user,
-    update_user_from, PasswordChange, UserRecord,
+    delete_user, find_user, list_users, purge_deleted_users, soft_delete_user, PasswordChange,
+    UserRecord,
 };
 pub use tools::backup::{backup_sqlite, BackupError};
 pub use tools::purge::{purge_expired_changes, purge_expired_users};
@@ -64,4 +64,6 @@ pub use tools::purge::{purge_expired_changes, purge_expired_users};
 #[cfg(any(test, feature = "testing"))]
 pub use admin::tokens::create_token;
 #[cfg(any(test, feature = "testing"))]
-pub use scim::users::{count_deleted_users, count_users, find_password_hash, update_user};
+pub use scim::users::{
+    count_deleted_users, count_users, find_password_hash, insert_user, update_user,
+};

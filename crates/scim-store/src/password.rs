@@ -16,6 +16,7 @@
 //! already runs the process's other bounded resources (pools, the writer,
 //! the read queue) on tokio.
 
+#[cfg(any(test, feature = "testing"))]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +52,15 @@ struct Inner {
     permits: Arc<Semaphore>,
     max_concurrent: usize,
     queue_timeout: Duration,
-    /// Argon2 runs started, and running now (for tests and `max_running`).
+    /// What tests count; not compiled into scimd.
+    #[cfg(any(test, feature = "testing"))]
+    counted: Counted,
+}
+
+/// Argon2 runs started, running now, and the most seen running at once.
+#[cfg(any(test, feature = "testing"))]
+#[derive(Debug, Default)]
+struct Counted {
     started: AtomicUsize,
     running: AtomicUsize,
     max_running: AtomicUsize,
@@ -84,9 +93,8 @@ impl PasswordHasher {
                 permits: Arc::new(Semaphore::new(max_concurrent)),
                 max_concurrent,
                 queue_timeout,
-                started: AtomicUsize::new(0),
-                running: AtomicUsize::new(0),
-                max_running: AtomicUsize::new(0),
+                #[cfg(any(test, feature = "testing"))]
+                counted: Counted::default(),
             }),
         }
     }
@@ -136,13 +144,20 @@ impl PasswordHasher {
                     })
                 }
             };
+        #[cfg(any(test, feature = "testing"))]
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            inner.started.fetch_add(1, Ordering::SeqCst);
-            let now = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
-            inner.max_running.fetch_max(now, Ordering::SeqCst);
+            #[cfg(any(test, feature = "testing"))]
+            let counted = {
+                let c = &inner.counted;
+                c.started.fetch_add(1, Ordering::SeqCst);
+                let now = c.running.fetch_add(1, Ordering::SeqCst) + 1;
+                c.max_running.fetch_max(now, Ordering::SeqCst);
+                c
+            };
             let out = f();
-            inner.running.fetch_sub(1, Ordering::SeqCst);
+            #[cfg(any(test, feature = "testing"))]
+            counted.running.fetch_sub(1, Ordering::SeqCst);
             drop(permit);
             out
         })
@@ -165,13 +180,15 @@ impl PasswordHasher {
     }
 
     /// How many Argon2 runs have started (tests count checked passwords).
+    #[cfg(any(test, feature = "testing"))]
     pub fn runs_started(&self) -> usize {
-        self.inner.started.load(Ordering::SeqCst)
+        self.inner.counted.started.load(Ordering::SeqCst)
     }
 
     /// The most runs seen at once.
+    #[cfg(any(test, feature = "testing"))]
     pub fn max_running(&self) -> usize {
-        self.inner.max_running.load(Ordering::SeqCst)
+        self.inner.counted.max_running.load(Ordering::SeqCst)
     }
 }
 

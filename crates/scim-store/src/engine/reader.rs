@@ -25,6 +25,7 @@
 //! load nothing waits for a batch to fill: a lookup that finds the queue
 //! empty runs alone, at once.
 
+#[cfg(test)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -61,7 +62,7 @@ enum Job {
 pub(crate) struct ReadQueue {
     jobs: Workers<Job>,
     /// The most lookups one reader took together so far (for tests).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     largest: Arc<AtomicUsize>,
 }
 
@@ -74,14 +75,23 @@ impl ReadQueue {
         readers: usize,
         hints: Option<Arc<UserHints>>,
     ) -> Result<ReadQueue, StoreError> {
+        #[cfg(test)]
         let largest = Arc::new(AtomicUsize::new(0));
         let jobs = Workers::start("db-reader", readers, |_| {
-            let (pool, largest, hints) = (pool.clone(), Arc::clone(&largest), hints.clone());
+            let (pool, hints) = (pool.clone(), hints.clone());
+            #[cfg(test)]
+            let largest = Arc::clone(&largest);
             move |job, behind: &mut Behind<'_, Job>| {
-                serve(&pool, job, behind, &largest, hints.as_deref());
+                let _taken = serve(&pool, job, behind, hints.as_deref());
+                #[cfg(test)]
+                largest.fetch_max(_taken, Ordering::Relaxed);
             }
         })?;
-        Ok(ReadQueue { jobs, largest })
+        Ok(ReadQueue {
+            jobs,
+            #[cfg(test)]
+            largest,
+        })
     }
 
     /// The most lookups one reader has taken together so far.
@@ -141,16 +151,18 @@ fn stopped() -> StoreError {
 
 /// A reader's turn: a read on a connection checked out for it, or a
 /// lookup with the lookups queued right behind it (a read met among them
-/// runs after them).
+/// runs after them). Returns how many lookups it answered together.
 fn serve(
     pool: &Pool,
     job: Job,
     behind: &mut Behind<'_, Job>,
-    largest: &AtomicUsize,
     hints: Option<&UserHints>,
-) {
+) -> usize {
     let first = match job {
-        Job::Run(job) => return run(pool, job),
+        Job::Run(job) => {
+            run(pool, job);
+            return 0;
+        }
         Job::Lookup(lookup) => lookup,
     };
     let mut lookups = vec![first];
@@ -165,11 +177,12 @@ fn serve(
             None => break,
         }
     }
-    largest.fetch_max(lookups.len(), Ordering::Relaxed);
+    let taken = lookups.len();
     answer_lookups(pool, lookups, hints);
     if let Some(job) = held {
         run(pool, job);
     }
+    taken
 }
 
 fn run(pool: &Pool, job: ReadJob) {

@@ -35,7 +35,9 @@
 //! The thread stops when the last clone of the owning `Store` is dropped.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(test)]
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -81,13 +83,13 @@ pub(crate) struct Checkpointer {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// Checkpoints run so far (PASSIVE and TRUNCATE), for tests.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) runs: Arc<AtomicU64>,
     /// True while the thread is alive, for tests.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) running: Arc<AtomicBool>,
-    /// How the thread asks the writer to restart the WAL.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// How the thread asks the writer to restart the WAL, for tests.
+    #[cfg(test)]
     pub(crate) restart_wal: Arc<AtomicBool>,
 }
 
@@ -136,6 +138,7 @@ impl Checkpointer {
         policy: CheckpointPolicy,
         restart_wal: Arc<AtomicBool>,
     ) -> Result<Checkpointer, StoreError> {
+        #[cfg(test)]
         let asked = Arc::clone(&restart_wal);
         let Some(path) = manager.sqlite_path() else {
             return Err(StoreError::internal(
@@ -172,17 +175,18 @@ impl Checkpointer {
                 + 24
         };
         let (stop, stopped) = mpsc::channel::<()>();
-        let runs = Arc::new(AtomicU64::new(0));
-        let running = Arc::new(AtomicBool::new(true));
+        #[cfg(test)]
+        let (runs, running) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(true)));
         let thread = {
-            let runs = Arc::clone(&runs);
-            let running = Arc::clone(&running);
+            #[cfg(test)]
+            let (runs, running) = (Arc::clone(&runs), Arc::clone(&running));
             std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
                 .spawn(move || {
                     let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
                     let run = |conn: &mut DbConnection, mode: Mode| match checkpoint(conn, mode) {
                         Ok(row) => {
+                            #[cfg(test)]
                             runs.fetch_add(1, Ordering::Relaxed);
                             metrics::counter!("scimd_sqlite_checkpoints_total", "mode" => mode.label(), "outcome" => "ok").increment(1);
                             if row.busy != 0 || row.checkpointed < row.log {
@@ -239,6 +243,7 @@ impl Checkpointer {
                         last_run = Instant::now();
                         size_at_last_run = wal_size();
                     }
+                    #[cfg(test)]
                     running.store(false, Ordering::SeqCst);
                 })
                 .map_err(|e| StoreError::internal("cannot start the checkpointer thread", &e))?
@@ -246,8 +251,11 @@ impl Checkpointer {
         Ok(Checkpointer {
             stop: Some(stop),
             thread: Some(thread),
+            #[cfg(test)]
             runs,
+            #[cfg(test)]
             running,
+            #[cfg(test)]
             restart_wal: asked,
         })
     }
