@@ -604,11 +604,10 @@ mod tests {
         };
         assert_eq!(frames(&store), 0, "auto-checkpoints are off");
         // …the background thread does.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while runs.load(Ordering::Relaxed) < 2 {
-            assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert!(
+            runs.wait_for(2, Duration::from_secs(10)) >= 2,
+            "no checkpoint ran"
+        );
         // A clone keeps it alive; dropping the last one stops it.
         let clone = store.clone();
         drop(store);

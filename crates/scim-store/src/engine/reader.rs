@@ -152,12 +152,7 @@ fn stopped() -> StoreError {
 /// A reader's turn: a read on a connection checked out for it, or a
 /// lookup with the lookups queued right behind it (a read met among them
 /// runs after them). Returns how many lookups it answered together.
-fn serve(
-    pool: &Pool,
-    job: Job,
-    behind: &mut Behind<'_, Job>,
-    hints: Option<&UserHints>,
-) -> usize {
+fn serve(pool: &Pool, job: Job, behind: &mut Behind<'_, Job>, hints: Option<&UserHints>) -> usize {
     let first = match job {
         Job::Run(job) => {
             run(pool, job);

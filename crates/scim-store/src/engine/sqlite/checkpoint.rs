@@ -35,8 +35,6 @@
 //! The thread stops when the last clone of the owning `Store` is dropped.
 
 use std::path::PathBuf;
-#[cfg(test)]
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -84,13 +82,43 @@ pub(crate) struct Checkpointer {
     thread: Option<JoinHandle<()>>,
     /// Checkpoints run so far (PASSIVE and TRUNCATE), for tests.
     #[cfg(test)]
-    pub(crate) runs: Arc<AtomicU64>,
+    pub(crate) runs: Arc<Runs>,
     /// True while the thread is alive, for tests.
     #[cfg(test)]
     pub(crate) running: Arc<AtomicBool>,
     /// How the thread asks the writer to restart the WAL, for tests.
     #[cfg(test)]
     pub(crate) restart_wal: Arc<AtomicBool>,
+}
+
+/// The checkpoints a test's checkpointer has run, which the test waits for.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct Runs {
+    count: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+#[cfg(test)]
+impl Runs {
+    fn add(&self) {
+        if let Ok(mut count) = self.count.lock() {
+            *count += 1;
+        }
+        self.changed.notify_all();
+    }
+
+    /// Waits until `n` checkpoints have run, for at most `limit`; returns
+    /// how many have.
+    pub(crate) fn wait_for(&self, n: u64, limit: Duration) -> u64 {
+        let Ok(count) = self.count.lock() else {
+            return 0;
+        };
+        match self.changed.wait_timeout_while(count, limit, |c| *c < n) {
+            Ok((count, _)) => *count,
+            Err(_) => 0,
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -176,7 +204,7 @@ impl Checkpointer {
         };
         let (stop, stopped) = mpsc::channel::<()>();
         #[cfg(test)]
-        let (runs, running) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(true)));
+        let (runs, running) = (Arc::new(Runs::default()), Arc::new(AtomicBool::new(true)));
         let thread = {
             #[cfg(test)]
             let (runs, running) = (Arc::clone(&runs), Arc::clone(&running));
@@ -187,7 +215,7 @@ impl Checkpointer {
                     let run = |conn: &mut DbConnection, mode: Mode| match checkpoint(conn, mode) {
                         Ok(row) => {
                             #[cfg(test)]
-                            runs.fetch_add(1, Ordering::Relaxed);
+                            runs.add();
                             metrics::counter!("scimd_sqlite_checkpoints_total", "mode" => mode.label(), "outcome" => "ok").increment(1);
                             if row.busy != 0 || row.checkpointed < row.log {
                                 tracing::debug!(
