@@ -1,10 +1,11 @@
-//! Times the store's write path without HTTP: `N` creates (through
-//! `Store::queue_insert_user`, the one way in for User creates, each
-//! awaited before the next), then `N` title-only updates (the Entra ID
-//! PATCH) through `Store::write`, then `N` `userName eq` list queries
-//! through `Store::read`, on one thread, so the figure is the writer's
-//! critical section (its inverse bounds the single-writer rate). Not a
-//! test; see docs/BENCHMARKS.md.
+//! Times the store's write path without HTTP, on one thread, each call
+//! awaited before the next: `N` creates through `Store::queue_insert_user`
+//! (the one way in for User creates: on SQLite the create is built on this
+//! thread and the writer thread runs it), then `N` title-only updates (the
+//! Entra ID PATCH) through `Store::write`, then `N` `userName eq` list
+//! queries through `Store::read`. A write's figure is its latency alone,
+//! the writer's critical section included (its inverse bounds the
+//! single-writer rate). Not a test; see docs/BENCHMARKS.md.
 //!
 //! ```sh
 //! cargo run --release -p scim-store --features testing --example write_path [N]

@@ -295,31 +295,31 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
     }
     let full: Vec<String> = (0..3)
         .map(|i| {
-                let attrs = json!({
-                    "schemas": [
-                        "urn:ietf:params:scim:schemas:core:2.0:User",
-                        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-                    ],
-                    "userName": format!("Full.Person{i}@Example.com"),
-                    "name": {"givenName": "Full", "familyName": format!("Person {i}"), "formatted": "Full Person"},
-                    "emails": [
-                        {"value": format!("full{i}@example.com"), "type": "work", "primary": true},
-                        {"value": format!("full{i}@home.example"), "type": "home"}
-                    ],
-                    "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
-                    "addresses": [{"type": "work", "streetAddress": "1 Main St", "locality": "Zürich", "country": "CH"}],
-                    "title": "Engineer ☃",
-                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
-                        "employeeNumber": format!("{i}"),
-                        "department": "R&D"
-                    }
-                });
-                let attrs = attrs.as_object().unwrap().clone();
-                let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
-                create_user_with_password(&store, scim_store::OrgId::DEFAULT, attrs, hash)
-                    .wait()
-                    .unwrap()
-                    .id
+            let attrs = json!({
+                "schemas": [
+                    "urn:ietf:params:scim:schemas:core:2.0:User",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+                ],
+                "userName": format!("Full.Person{i}@Example.com"),
+                "name": {"givenName": "Full", "familyName": format!("Person {i}"), "formatted": "Full Person"},
+                "emails": [
+                    {"value": format!("full{i}@example.com"), "type": "work", "primary": true},
+                    {"value": format!("full{i}@home.example"), "type": "home"}
+                ],
+                "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
+                "addresses": [{"type": "work", "streetAddress": "1 Main St", "locality": "Zürich", "country": "CH"}],
+                "title": "Engineer ☃",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                    "employeeNumber": format!("{i}"),
+                    "department": "R&D"
+                }
+            });
+            let attrs = attrs.as_object().unwrap().clone();
+            let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+            create_user_with_password(&store, scim_store::OrgId::DEFAULT, attrs, hash)
+                .wait()
+                .unwrap()
+                .id
         })
         .collect();
     let gone = json!({"userName": "gone@example.com"});
