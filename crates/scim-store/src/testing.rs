@@ -1,6 +1,7 @@
 //! Test support (feature `testing`): throwaway, migrated databases on each
 //! backend, so every storage test — here and in the HTTP server — runs on
-//! SQLite and on PostgreSQL.
+//! SQLite and on PostgreSQL; and the way tests create Users
+//! ([`create_user`]), through the store's one entry point for User creates.
 //!
 //! PostgreSQL is never skipped in silence: without `TEST_DATABASE_URL`, a
 //! test that asks for the backends fails, saying how to get one, unless
