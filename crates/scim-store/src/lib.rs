@@ -64,6 +64,4 @@ pub use tools::purge::{purge_expired_changes, purge_expired_users};
 #[cfg(any(test, feature = "testing"))]
 pub use admin::tokens::create_token;
 #[cfg(any(test, feature = "testing"))]
-pub use scim::users::{
-    count_deleted_users, count_users, find_password_hash, insert_user, update_user,
-};
+pub use scim::users::{count_deleted_users, count_users, find_password_hash, update_user};

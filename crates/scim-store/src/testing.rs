@@ -1,6 +1,7 @@
 //! Test support (feature `testing`): throwaway, migrated databases on each
 //! backend, so every storage test — here and in the HTTP server — runs on
-//! SQLite and on PostgreSQL.
+//! SQLite and on PostgreSQL; and the way tests create Users
+//! ([`create_user`]), through the store's one entry point for User creates.
 //!
 //! PostgreSQL is never skipped in silence: without `TEST_DATABASE_URL`, a
 //! test that asks for the backends fails, saying how to get one, unless
@@ -12,8 +13,10 @@
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+use serde_json::{Map, Value};
 
-use crate::{Backend, Store, StoreConfig};
+use crate::changes::Actor;
+use crate::{Answer, Backend, OrgId, Store, StoreConfig, UserRecord};
 
 /// The environment variable naming the PostgreSQL server for tests: a URL
 /// whose role may `CREATE DATABASE`.
@@ -250,6 +253,49 @@ impl TestDb {
             holder: Some(holder),
         }
     }
+}
+
+/// Enables User Synchronization in `org` unless it is enabled already
+/// (as an administrator accepting no caution would), so that the User
+/// writes of [`create_user`] pass its gate.
+///
+/// # Panics
+///
+/// When the write fails.
+pub fn enable_sync(store: &Store, org: OrgId) {
+    let enabled = store.write(|c| {
+        if !crate::sync::sync_enabled(c, org)? {
+            crate::sync::enable_sync(c, org, "test", &[])?;
+        }
+        Ok(())
+    });
+    if let Err(e) = enabled {
+        panic!("cannot enable User Synchronization: {e}");
+    }
+}
+
+/// Creates a User in `org` through the store's one entry point for User
+/// creates ([`Store::queue_insert_user`]), as the command line `test`:
+/// behind the User Synchronization gate ([`enable_sync`]), with its
+/// `user.created` in the change log. The answer is awaited in async tests
+/// and [`Answer::wait`]ed for elsewhere.
+pub fn create_user(store: &Store, org: OrgId, attrs: Map<String, Value>) -> Answer<UserRecord> {
+    store.queue_insert_user(attrs, None, Actor::cli("test").in_org(org))
+}
+
+/// [`create_user`], with the stored password hash `password_hash` (a PHC
+/// string, not a password).
+pub fn create_user_with_password(
+    store: &Store,
+    org: OrgId,
+    attrs: Map<String, Value>,
+    password_hash: &str,
+) -> Answer<UserRecord> {
+    store.queue_insert_user(
+        attrs,
+        Some(password_hash.to_owned()),
+        Actor::cli("test").in_org(org),
+    )
 }
 
 /// SQLite and PostgreSQL; SQLite alone only when `SCIMD_TEST_SQLITE_ONLY=1`

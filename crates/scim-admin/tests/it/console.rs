@@ -5,7 +5,7 @@
 use actix_web::dev::Service;
 use actix_web::http::{header, StatusCode};
 use actix_web::test;
-use scim_store::testing::backends;
+use scim_store::testing::{backends, create_user, enable_sync};
 
 use scim_admin::console::LOGIN_CSRF_COOKIE;
 
@@ -574,6 +574,7 @@ async fn users_and_groups_can_be_searched_and_inspected() {
         let app = TestApp::new(db);
         let cookie = sign_in(&app).await;
         let store = app.db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let mut ids = Vec::new();
         for i in 0..30 {
             let attrs = serde_json::json!({
@@ -582,15 +583,9 @@ async fn users_and_groups_can_be_searched_and_inspected() {
                 "active": i % 2 == 0,
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Ops"}
             });
-            let rec = store
-                .write(|c| {
-                    scim_store::insert_user(
-                        c,
-                        scim_store::OrgId::DEFAULT,
-                        attrs.as_object().unwrap(),
-                        None,
-                    )
-                })
+            let attrs = attrs.as_object().unwrap().clone();
+            let rec = create_user(store, scim_store::OrgId::DEFAULT, attrs)
+                .await
                 .unwrap();
             ids.push(rec.id);
         }
@@ -774,20 +769,15 @@ async fn lists_filter_by_state_show_times_and_creators_and_a_404_keeps_the_navig
         let app = TestApp::new(db);
         let cookie = sign_in(&app).await;
         let store = app.db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         for i in 0..6 {
             let attrs = serde_json::json!({
                 "userName": format!("user{i}@example.com"),
                 "active": i % 3 != 0,
             });
-            store
-                .write(|c| {
-                    scim_store::insert_user(
-                        c,
-                        scim_store::OrgId::DEFAULT,
-                        attrs.as_object().unwrap(),
-                        None,
-                    )
-                })
+            let attrs = attrs.as_object().unwrap().clone();
+            create_user(store, scim_store::OrgId::DEFAULT, attrs)
+                .await
                 .unwrap();
         }
 
@@ -925,18 +915,17 @@ async fn the_activity_page_and_timelines_show_who_did_what() {
         assert_eq!(all[1].actor_kind, "anonymous");
         assert_eq!(all[1].client_address.as_deref(), Some("192.0.2.7"));
 
-        // A user with a history, in a group.
+        // A user with a history, in a group: created by Entra ID.
+        let entra = Actor::new(
+            ActorKind::ScimToken,
+            Some("t1".into()),
+            Some("Entra ID".into()),
+        );
+        enable_sync(store, scim_store::OrgId::DEFAULT);
+        let attrs = serde_json::json!({"userName": "alice@example.com"});
         let user = store
-            .write(|c| {
-                scim_store::insert_user(
-                    c,
-                    scim_store::OrgId::DEFAULT,
-                    serde_json::json!({"userName": "alice@example.com"})
-                        .as_object()
-                        .unwrap(),
-                    None,
-                )
-            })
+            .queue_insert_user(attrs.as_object().unwrap().clone(), None, entra.clone())
+            .await
             .unwrap();
         let group = store
             .write(|c| {
@@ -950,11 +939,6 @@ async fn the_activity_page_and_timelines_show_who_did_what() {
                 )
             })
             .unwrap();
-        let entra = Actor::new(
-            ActorKind::ScimToken,
-            Some("t1".into()),
-            Some("Entra ID".into()),
-        );
         let at = scim_core::datetime::now();
         let record = |event: Event, kind: &str, id: &str, detail: serde_json::Value| {
             store
@@ -968,7 +952,6 @@ async fn the_activity_page_and_timelines_show_who_did_what() {
                 })
                 .unwrap();
         };
-        record(Event::UserCreated, "User", &user.id, serde_json::json!({}));
         record(
             Event::UserPatched,
             "User",

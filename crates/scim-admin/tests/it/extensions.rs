@@ -5,7 +5,7 @@
 
 use actix_web::http::Method;
 use scim_core::resource::normalize;
-use scim_store::testing::backends;
+use scim_store::testing::{backends, create_user, enable_sync};
 use serde_json::{json, Value};
 
 use super::{assert_error, field_names, TestApp};
@@ -30,7 +30,7 @@ fn definition() -> Value {
 
 /// A user holding values of the extension, written as the SCIM API does
 /// (normalised against the User type in force).
-fn user_with_values(app: &TestApp, name: &str) -> String {
+async fn user_with_values(app: &TestApp, name: &str) -> String {
     let store = app.db.store();
     let rt = store.user_schemas_blocking().unwrap().user_type;
     let n = normalize(
@@ -38,8 +38,8 @@ fn user_with_values(app: &TestApp, name: &str) -> String {
         &json!({"userName": name, URN: {"CustomAttribute": "x", "costCenter": "CC-100"}}),
     )
     .unwrap();
-    store
-        .write(|c| scim_store::insert_user(c, scim_store::OrgId::DEFAULT, &n.attrs, None))
+    create_user(store, scim_store::OrgId::DEFAULT, n.attrs)
+        .await
         .unwrap()
         .id
 }
@@ -74,8 +74,9 @@ async fn extensions_are_defined_listed_and_removed_with_their_values() {
         assert_eq!(listed.body.as_array().unwrap().len(), 1);
         assert_eq!(listed.body[0]["attributes"][0]["name"], "CustomAttribute");
 
-        let alice = user_with_values(&app, "alice");
-        let bob = user_with_values(&app, "bob");
+        enable_sync(app.db.store(), scim_store::OrgId::DEFAULT);
+        let alice = user_with_values(&app, "alice").await;
+        let bob = user_with_values(&app, "bob").await;
         assert_eq!(stored(&app, &alice).attrs[URN]["costCenter"], "CC-100");
 
         // An attribute: refused without the confirmation, or with the
@@ -226,8 +227,9 @@ async fn definitions_change_in_place_and_keep_the_values() {
             .send(Method::POST, BASE, &auth, Some(definition()))
             .await;
         assert_eq!(res.status, 201, "{}", res.body);
-        let alice = user_with_values(&app, "alice");
-        let bob = user_with_values(&app, "bob");
+        enable_sync(app.db.store(), scim_store::OrgId::DEFAULT);
+        let alice = user_with_values(&app, "alice").await;
+        let bob = user_with_values(&app, "bob").await;
         let path = format!("{BASE}/{}", enc(URN));
         let put = |body: Value| {
             let (app, auth, path) = (&app, &auth, path.clone());

@@ -167,7 +167,12 @@ pub(crate) fn user_name_taken(user_name: &str) -> StoreError {
 /// created = lastModified = now. A userName already taken (compared
 /// case-insensitively, RFC 7643 §4.1.1) is `Conflict`; the database's
 /// unique index decides, so two racing inserts cannot both win.
-pub fn insert_user(
+///
+/// The row-level create under [`crate::Store::queue_insert_user`], the
+/// one way in for User creates: private to the crate, so that every
+/// create from outside passes the User Synchronization gate and is
+/// recorded in the change log.
+pub(crate) fn insert_user(
     conn: &mut DbConnection,
     org: OrgId,
     attrs: &Map<String, Value>,

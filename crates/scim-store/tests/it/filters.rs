@@ -6,8 +6,8 @@ use time::{OffsetDateTime, UtcOffset};
 
 use scim_core::filter::{parse_attr_path, parse_filter, AttrPath, CompValue, CompareOp, Filter};
 use scim_core::ScimType;
-use scim_store::testing::{backends, TestDb};
-use scim_store::{insert_user, list_users, ListQuery, Store, StoreError, UserRecord};
+use scim_store::testing::{backends, create_user, enable_sync, TestDb};
+use scim_store::{list_users, ListQuery, Store, StoreError, UserRecord};
 
 use crate::{after, attrs};
 
@@ -22,8 +22,8 @@ struct Fixture {
 }
 
 fn insert(store: &Store, v: serde_json::Value) -> UserRecord {
-    let u = store
-        .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &attrs(v), None))
+    let u = create_user(store, scim_store::OrgId::DEFAULT, attrs(v))
+        .wait()
         .unwrap();
     // Distinct timestamps, so created order is insertion order.
     after(&u.last_modified);
@@ -35,6 +35,7 @@ fn fixtures() -> Vec<Fixture> {
         .into_iter()
         .map(|db| {
             let store = db.store().clone();
+            enable_sync(&store, scim_store::OrgId::DEFAULT);
             let alice = insert(
                 &store,
                 json!({

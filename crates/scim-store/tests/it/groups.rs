@@ -7,9 +7,9 @@ use serde_json::{json, Map, Value};
 
 use scim_core::filter::{parse_attr_path, parse_filter};
 use scim_core::ScimType;
-use scim_store::testing::{backends, TestDb};
+use scim_store::testing::{backends, create_user, enable_sync, TestDb};
 use scim_store::{
-    add_members, delete_group, delete_user, find_group, groups_of_users, insert_group, insert_user,
+    add_members, delete_group, delete_user, find_group, groups_of_users, insert_group,
     list_group_members, list_groups, list_users, remove_all_members, remove_members,
     remove_members_matching, replace_members, touch_group, update_group, update_user, DbConnection,
     GroupRecord, ListQuery, MemberRef, MemberType, MembersChanged, PasswordChange, Store,
@@ -41,8 +41,8 @@ fn new_user(store: &Store, name: &str, display: Option<&str>) -> UserRecord {
     if let Some(d) = display {
         a.insert("displayName".into(), json!(d));
     }
-    store
-        .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, None))
+    create_user(store, scim_store::OrgId::DEFAULT, a)
+        .wait()
         .unwrap()
 }
 
@@ -306,6 +306,7 @@ fn racing_inserts_of_one_display_name_have_one_winner() {
 fn adding_and_removing_members() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let alice = new_user(store, "alice", Some("Alice A."));
         let bob = new_user(store, "bob", None);
         let carol = new_user(store, "carol", Some("Carol"));
@@ -416,6 +417,7 @@ fn adding_and_removing_members() {
 fn unknown_members_are_refused_and_nothing_is_applied() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let alice = new_user(store, "alice", None);
         let bob = new_user(store, "bob", None);
         let g = new_group(store, "Team", &[untyped(&alice.id)]);
@@ -513,6 +515,7 @@ fn unknown_members_are_refused_and_nothing_is_applied() {
 fn members_carry_their_current_display_and_type() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let alice = new_user(store, "alice", Some("Alice A."));
         let bob = new_user(store, "bob", None);
         let inner = new_group(store, "Inner", &[untyped(&bob.id)]);
@@ -622,6 +625,7 @@ fn members_carry_their_current_display_and_type() {
 fn removing_members_by_value_filter() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let a = new_user(store, "a", Some("Alpha"));
         let b = new_user(store, "b", Some("Beta"));
         let c_ = new_user(store, "c", Some("Gamma"));
@@ -693,6 +697,7 @@ fn removing_members_by_value_filter() {
 fn deleting_a_user_removes_its_memberships() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let alice = new_user(store, "alice", None);
         let bob = new_user(store, "bob", None);
         let g1 = new_group(store, "G1", &[untyped(&alice.id), untyped(&bob.id)]);
@@ -738,6 +743,7 @@ fn deleting_a_user_removes_its_memberships() {
 fn deleting_a_group_removes_its_rows_in_both_directions() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let alice = new_user(store, "alice", None);
         let child = new_group(store, "Child", &[untyped(&alice.id)]);
         let parent = new_group(store, "Parent", &[untyped(&child.id), untyped(&alice.id)]);
@@ -771,6 +777,7 @@ fn deleting_a_group_removes_its_rows_in_both_directions() {
 fn groups_of_users_is_one_lookup_for_a_page() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let alice = new_user(store, "alice", None);
         let bob = new_user(store, "bob", None);
         let carol = new_user(store, "carol", None);
@@ -851,6 +858,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 fn filtering_groups_and_users_by_membership() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let alice = new_user(store, "alice", None);
         let bob = new_user(store, "bob", None);
         let eng = store
@@ -1110,6 +1118,7 @@ fn paging_and_sorting_groups() {
 fn concurrent_single_member_adds_lose_nothing() {
     for db in backends() {
         let store = db.store().clone();
+        enable_sync(&store, scim_store::OrgId::DEFAULT);
         let threads = 16;
         let per_thread = 8;
         let users: Vec<Vec<String>> = (0..threads)
@@ -1200,6 +1209,7 @@ fn a_group_of_100_000_members() {
     const N: usize = 100_000;
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let started = Instant::now();
         let ids = bulk_users(&db, N);
         let g = new_group(store, "Everyone", &[]);
@@ -1372,6 +1382,7 @@ fn user_display_name_is_backfilled_by_the_migration() {
 fn a_page_of_members_is_read_without_the_rest() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let users: Vec<_> = (0..7)
             .map(|i| new_user(store, &format!("p{i}"), Some(&format!("P {i}"))))
             .collect();

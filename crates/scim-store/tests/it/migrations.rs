@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use scim_store::testing::backends;
+use scim_store::testing::{backends, create_user, enable_sync};
 
 fn folders(backend: &str) -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -47,15 +47,13 @@ fn migrations_go_up_down_and_up_again() {
         let applied: BTreeSet<String> = store.migrate().unwrap().into_iter().collect();
         assert_eq!(applied, expected, "{}", db.backend());
         // And the schema works after the round trip.
-        store
-            .write(|c| {
-                scim_store::insert_user(
-                    c,
-                    scim_store::OrgId::DEFAULT,
-                    &crate::user("after-roundtrip"),
-                    None,
-                )
-            })
-            .unwrap();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
+        create_user(
+            store,
+            scim_store::OrgId::DEFAULT,
+            crate::user("after-roundtrip"),
+        )
+        .wait()
+        .unwrap();
     }
 }

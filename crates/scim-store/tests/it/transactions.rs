@@ -1,41 +1,72 @@
-use scim_store::testing::backends;
-use scim_store::{count_users, create_token, find_user, insert_user, list_tokens, StoreError};
+//! `Store::write`'s transactions, with Group creates (`insert_group`) as
+//! the writes: a row-level write any caller may run inside a closure,
+//! whose `displayName` is unique case-insensitively, so a duplicate is a
+//! database error mid-way (`Conflict`).
 
-use crate::user;
+use scim_store::testing::backends;
+use scim_store::{
+    create_token, find_group, insert_group, list_groups, list_tokens, DbConnection, GroupRecord,
+    ListQuery, OrgId, StoreError,
+};
+use serde_json::json;
+
+use crate::attrs;
+
+/// Creates the Group `name`, without members, in the default organization.
+fn group(c: &mut DbConnection, name: &str) -> Result<GroupRecord, StoreError> {
+    insert_group(
+        c,
+        OrgId::DEFAULT,
+        &attrs(json!({ "displayName": name })),
+        &[],
+    )
+}
+
+/// How many Groups the default organization has.
+fn count_groups(c: &mut DbConnection) -> Result<i64, StoreError> {
+    let all = ListQuery {
+        filter: None,
+        sort_by: None,
+        descending: false,
+        start_index: 1,
+        count: 0,
+    };
+    Ok(list_groups(c, OrgId::DEFAULT, &all)?.total)
+}
 
 #[test]
 fn an_error_in_the_write_closure_rolls_everything_back() {
     for db in backends() {
         let store = db.store();
         let r: Result<(), StoreError> = store.write(|c| {
-            insert_user(c, scim_store::OrgId::DEFAULT, &user("first"), None)?;
+            group(c, "first")?;
             create_token(c, "t", None)?;
-            insert_user(c, scim_store::OrgId::DEFAULT, &user("second"), None)?;
+            group(c, "second")?;
             Err(StoreError::Conflict("caller decided to abort".into()))
         });
         assert!(matches!(r, Err(StoreError::Conflict(_))));
-        assert_eq!(store.read(count_users).unwrap(), 0, "{}", db.backend());
+        assert_eq!(store.read(count_groups).unwrap(), 0, "{}", db.backend());
         assert!(store
-            .read(|c| list_tokens(c, scim_store::OrgId::DEFAULT))
+            .read(|c| list_tokens(c, OrgId::DEFAULT))
             .unwrap()
             .is_empty());
 
         // A database error mid-way (the duplicate) also undoes the first insert.
         let r = store.write(|c| {
-            insert_user(c, scim_store::OrgId::DEFAULT, &user("third"), None)?;
-            insert_user(c, scim_store::OrgId::DEFAULT, &user("THIRD"), None)
+            group(c, "third")?;
+            group(c, "THIRD")
         });
         assert!(matches!(r, Err(StoreError::Conflict(_))));
-        assert_eq!(store.read(count_users).unwrap(), 0, "{}", db.backend());
+        assert_eq!(store.read(count_groups).unwrap(), 0, "{}", db.backend());
 
         // The write connection is usable afterwards, and commits work.
         store
             .write(|c| {
-                insert_user(c, scim_store::OrgId::DEFAULT, &user("a"), None)?;
-                insert_user(c, scim_store::OrgId::DEFAULT, &user("b"), None)
+                group(c, "a")?;
+                group(c, "b")
             })
             .unwrap();
-        assert_eq!(store.read(count_users).unwrap(), 2);
+        assert_eq!(store.read(count_groups).unwrap(), 2);
     }
 }
 
@@ -48,16 +79,7 @@ fn concurrent_writers_all_commit() {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     for i in 0..25 {
-                        store
-                            .write(|c| {
-                                insert_user(
-                                    c,
-                                    scim_store::OrgId::DEFAULT,
-                                    &user(&format!("u{t}-{i}")),
-                                    None,
-                                )
-                            })
-                            .unwrap();
+                        store.write(|c| group(c, &format!("u{t}-{i}"))).unwrap();
                     }
                 })
             })
@@ -65,7 +87,7 @@ fn concurrent_writers_all_commit() {
         for h in handles {
             h.join().unwrap();
         }
-        assert_eq!(store.read(count_users).unwrap(), 200, "{}", db.backend());
+        assert_eq!(store.read(count_groups).unwrap(), 200, "{}", db.backend());
     }
 }
 
@@ -81,21 +103,9 @@ fn every_write_is_visible_when_it_returns() {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     for i in 0..20 {
-                        let id = store
-                            .write(|c| {
-                                insert_user(
-                                    c,
-                                    scim_store::OrgId::DEFAULT,
-                                    &user(&format!("v{t}-{i}")),
-                                    None,
-                                )
-                            })
-                            .unwrap()
-                            .id;
-                        let found = store
-                            .read(|c| find_user(c, scim_store::OrgId::DEFAULT, &id))
-                            .unwrap();
-                        assert!(found.is_some(), "user {t}-{i} not visible after write");
+                        let id = store.write(|c| group(c, &format!("v{t}-{i}"))).unwrap().id;
+                        let found = store.read(|c| find_group(c, OrgId::DEFAULT, &id)).unwrap();
+                        assert!(found.is_some(), "group {t}-{i} not visible after write");
                     }
                 })
             })
@@ -103,7 +113,7 @@ fn every_write_is_visible_when_it_returns() {
         for h in handles {
             h.join().unwrap();
         }
-        assert_eq!(store.read(count_users).unwrap(), 320, "{}", db.backend());
+        assert_eq!(store.read(count_groups).unwrap(), 320, "{}", db.backend());
     }
 }
 
@@ -117,12 +127,7 @@ fn failing_writes_among_concurrent_ones_undo_only_themselves() {
                 std::thread::spawn(move || {
                     for i in 0..24 {
                         let r = store.write(|c| {
-                            insert_user(
-                                c,
-                                scim_store::OrgId::DEFAULT,
-                                &user(&format!("f{t}-{i}")),
-                                None,
-                            )?;
+                            group(c, &format!("f{t}-{i}"))?;
                             if i % 3 == 0 {
                                 return Err(StoreError::Conflict("give up".into()));
                             }
@@ -136,12 +141,17 @@ fn failing_writes_among_concurrent_ones_undo_only_themselves() {
         for h in handles {
             h.join().unwrap();
         }
-        assert_eq!(store.read(count_users).unwrap(), 8 * 16, "{}", db.backend());
+        assert_eq!(
+            store.read(count_groups).unwrap(),
+            8 * 16,
+            "{}",
+            db.backend()
+        );
     }
 }
 
 #[test]
-fn racing_inserts_of_one_user_name_have_one_winner() {
+fn racing_inserts_of_one_display_name_have_one_winner() {
     for db in backends() {
         let store = db.store().clone();
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(32));
@@ -151,7 +161,7 @@ fn racing_inserts_of_one_user_name_have_one_winner() {
                 std::thread::spawn(move || {
                     let name = if t % 2 == 0 { "Racer" } else { "rAcEr" };
                     barrier.wait();
-                    store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user(name), None))
+                    store.write(|c| group(c, name))
                 })
             })
             .collect();
@@ -161,7 +171,7 @@ fn racing_inserts_of_one_user_name_have_one_winner() {
         assert!(results
             .iter()
             .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict(_)))));
-        assert_eq!(store.read(count_users).unwrap(), 1);
+        assert_eq!(store.read(count_groups).unwrap(), 1);
     }
 }
 
@@ -171,7 +181,7 @@ fn a_panicking_write_does_not_wedge_the_writer() {
         let store = db.store().clone();
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.write(|c| -> Result<(), StoreError> {
-                insert_user(c, scim_store::OrgId::DEFAULT, &user("doomed"), None)?;
+                group(c, "doomed")?;
                 panic!("a write closure panics");
             })
         }));
@@ -184,12 +194,7 @@ fn a_panicking_write_does_not_wedge_the_writer() {
                     for i in 0..10 {
                         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             store.write(|c| {
-                                insert_user(
-                                    c,
-                                    scim_store::OrgId::DEFAULT,
-                                    &user(&format!("p{t}-{i}")),
-                                    None,
-                                )?;
+                                group(c, &format!("p{t}-{i}"))?;
                                 if i == 4 {
                                     panic!("write {t}-{i} panics");
                                 }
@@ -207,11 +212,9 @@ fn a_panicking_write_does_not_wedge_the_writer() {
         for h in handles {
             h.join().unwrap();
         }
-        store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("after"), None))
-            .unwrap();
+        store.write(|c| group(c, "after")).unwrap();
         assert_eq!(
-            store.read(count_users).unwrap(),
+            store.read(count_groups).unwrap(),
             8 * 9 + 1,
             "{}",
             db.backend()
@@ -226,23 +229,21 @@ fn nested_transactions_inside_a_write() {
         let store = db.store();
         store
             .write(|c| {
-                insert_user(c, scim_store::OrgId::DEFAULT, &user("outer"), None)?;
+                group(c, "outer")?;
                 let undone = c.transaction::<(), StoreError, _>(|c| {
-                    insert_user(c, scim_store::OrgId::DEFAULT, &user("undone"), None)?;
+                    group(c, "undone")?;
                     Err(StoreError::Conflict("undo".into()))
                 });
                 assert!(undone.is_err());
                 // A failed statement inside a nested transaction is undone
                 // with it, and the outer one carries on (PostgreSQL too:
                 // the savepoint clears the aborted state).
-                let dup = c.transaction(|c| {
-                    insert_user(c, scim_store::OrgId::DEFAULT, &user("OUTER"), None)
-                });
+                let dup = c.transaction(|c| group(c, "OUTER"));
                 assert!(matches!(dup, Err(StoreError::Conflict(_))));
-                c.transaction(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("kept"), None))?;
+                c.transaction(|c| group(c, "kept"))?;
                 Ok(())
             })
             .unwrap();
-        assert_eq!(store.read(count_users).unwrap(), 2, "{}", db.backend());
+        assert_eq!(store.read(count_groups).unwrap(), 2, "{}", db.backend());
     }
 }

@@ -2,9 +2,9 @@ use std::sync::{Arc, Barrier};
 
 use serde_json::json;
 
-use scim_store::testing::backends;
+use scim_store::testing::{backends, create_user, create_user_with_password, enable_sync};
 use scim_store::{
-    count_users, delete_user, find_user, insert_user, purge_deleted_users, purge_expired_users,
+    count_users, delete_user, find_user, purge_deleted_users, purge_expired_users,
     soft_delete_user, update_user, users::find_password_hash, PasswordChange, StoreError,
 };
 
@@ -14,15 +14,17 @@ use crate::{attrs, user};
 fn crud_round_trip() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let a = attrs(json!({
             "userName": "Alice@Example.com",
             "name": {"givenName": "Alice", "familyName": "Liddell"},
             "emails": [{"value": "alice@example.com", "type": "work", "primary": true}],
             "active": true
         }));
-        let created = store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, Some("$hash")))
-            .unwrap();
+        let created =
+            create_user_with_password(store, scim_store::OrgId::DEFAULT, a.clone(), "$hash")
+                .wait()
+                .unwrap();
         assert_eq!(created.version, 1);
         assert_eq!(created.created, created.last_modified);
         assert!(uuid::Uuid::parse_str(&created.id).is_ok());
@@ -123,8 +125,9 @@ fn crud_round_trip() {
 fn versions_guard_updates_and_deletes() {
     for db in backends() {
         let store = db.store();
-        let u = store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("bob"), None))
+        enable_sync(store, scim_store::OrgId::DEFAULT);
+        let u = create_user(store, scim_store::OrgId::DEFAULT, user("bob"))
+            .wait()
             .unwrap();
         let stale = store.write(|c| {
             update_user(
@@ -181,16 +184,17 @@ fn versions_guard_updates_and_deletes() {
 fn user_names_are_unique_case_insensitively() {
     for db in backends() {
         let store = db.store();
-        store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("Alice@x"), None))
+        enable_sync(store, scim_store::OrgId::DEFAULT);
+        create_user(store, scim_store::OrgId::DEFAULT, user("Alice@x"))
+            .wait()
             .unwrap();
-        match store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("alice@X"), None)) {
+        match create_user(store, scim_store::OrgId::DEFAULT, user("alice@X")).wait() {
             Err(StoreError::Conflict(msg)) => assert!(msg.contains("alice@X"), "{msg}"),
             other => panic!("{}: {other:?}", db.backend()),
         }
         // Renaming another user onto a taken name conflicts too.
-        let bob = store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("bob"), None))
+        let bob = create_user(store, scim_store::OrgId::DEFAULT, user("bob"))
+            .wait()
             .unwrap();
         assert!(matches!(
             store.write(|c| update_user(
@@ -217,11 +221,11 @@ fn user_names_are_unique_case_insensitively() {
             })
             .unwrap();
         // Non-ASCII case folding uses Rust's to_lowercase.
-        store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("ÉMILE"), None))
+        create_user(store, scim_store::OrgId::DEFAULT, user("ÉMILE"))
+            .wait()
             .unwrap();
         assert!(matches!(
-            store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("émile"), None)),
+            create_user(store, scim_store::OrgId::DEFAULT, user("émile")).wait(),
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(store.read(count_users).unwrap(), 3);
@@ -232,6 +236,7 @@ fn user_names_are_unique_case_insensitively() {
 fn racing_inserts_of_one_user_name_have_one_winner() {
     for db in backends() {
         let store = db.store().clone();
+        enable_sync(&store, scim_store::OrgId::DEFAULT);
         let threads = 32;
         let barrier = Arc::new(Barrier::new(threads));
         let handles: Vec<_> = (0..threads)
@@ -246,7 +251,7 @@ fn racing_inserts_of_one_user_name_have_one_winner() {
                         "racer@example.COM"
                     };
                     barrier.wait();
-                    store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user(name), None))
+                    create_user(&store, scim_store::OrgId::DEFAULT, user(name)).wait()
                 })
             })
             .collect();
@@ -269,14 +274,13 @@ fn racing_inserts_of_one_user_name_have_one_winner() {
 #[test]
 fn missing_user_name_is_invalid() {
     for db in backends() {
-        let r = db.store().write(|c| {
-            insert_user(
-                c,
-                scim_store::OrgId::DEFAULT,
-                &attrs(json!({"displayName": "x"})),
-                None,
-            )
-        });
+        enable_sync(db.store(), scim_store::OrgId::DEFAULT);
+        let r = create_user(
+            db.store(),
+            scim_store::OrgId::DEFAULT,
+            attrs(json!({"displayName": "x"})),
+        )
+        .wait();
         assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
     }
 }
@@ -320,12 +324,13 @@ fn names(store: &scim_store::Store, filter: &str) -> Vec<String> {
 fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let a = attrs(json!({"userName": "Gone", "title": "Engineer", "active": true}));
-        let gone = store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, None))
+        let gone = create_user(store, scim_store::OrgId::DEFAULT, a.clone())
+            .wait()
             .unwrap();
-        let kept = store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("kept"), None))
+        let kept = create_user(store, scim_store::OrgId::DEFAULT, user("kept"))
+            .wait()
             .unwrap();
         let group = store
             .write(|c| {
@@ -448,20 +453,19 @@ fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
 
         // The identity provider may create the same userName again, but
         // only one live user may have it.
-        let again = store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("GONE"), None))
+        let again = create_user(store, scim_store::OrgId::DEFAULT, user("GONE"))
+            .wait()
             .unwrap();
         assert_ne!(again.id, gone.id);
         assert_eq!(names(store, "userName eq \"gone\""), ["GONE"]);
-        let clash =
-            store.write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("gone"), None));
+        let clash = create_user(store, scim_store::OrgId::DEFAULT, user("gone")).wait();
         assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
         // And deleting that one too leaves two deleted rows with one name.
         store
             .write(|c| soft_delete_user(c, scim_store::OrgId::DEFAULT, &again.id, None))
             .unwrap();
-        store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &user("gone"), None))
+        create_user(store, scim_store::OrgId::DEFAULT, user("gone"))
+            .wait()
             .unwrap();
     }
 }
@@ -470,12 +474,13 @@ fn a_soft_deleted_user_is_invisible_keeps_its_data_and_frees_its_user_name() {
 fn the_purge_removes_only_expired_soft_deleted_users_in_batches() {
     for db in backends() {
         let store = db.store();
+        enable_sync(store, scim_store::OrgId::DEFAULT);
         let mut ids = Vec::new();
         for name in ["old1", "old2", "recent", "live"] {
             let a = attrs(json!({"userName": name, "title": "t"}));
             ids.push(
-                store
-                    .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, None))
+                create_user(store, scim_store::OrgId::DEFAULT, a.clone())
+                    .wait()
                     .unwrap()
                     .id,
             );
@@ -588,10 +593,11 @@ fn concurrent_purges_on_postgres_share_the_work() {
         return;
     };
     let store = db.store();
+    enable_sync(store, scim_store::OrgId::DEFAULT);
     for i in 0..6 {
         let a = attrs(json!({"userName": format!("gone{i}")}));
-        let id = store
-            .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &a, None))
+        let id = create_user(store, scim_store::OrgId::DEFAULT, a.clone())
+            .wait()
             .unwrap()
             .id;
         store
@@ -599,8 +605,8 @@ fn concurrent_purges_on_postgres_share_the_work() {
             .unwrap();
     }
     let live = attrs(json!({"userName": "live"}));
-    store
-        .write(|c| insert_user(c, scim_store::OrgId::DEFAULT, &live, None))
+    create_user(store, scim_store::OrgId::DEFAULT, live.clone())
+        .wait()
         .unwrap();
     let cutoff =
         scim_core::datetime::format(time::OffsetDateTime::now_utc() + time::Duration::seconds(1));

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use scim_store::testing::TestDb;
+use scim_store::testing::{create_user, create_user_with_password, TestDb};
 use scim_store::{MemberRef, Store, StoreConfig};
 use serde_json::{json, Value};
 
@@ -158,16 +158,14 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
         .unwrap()
         .unwrap()
         .id;
-    store
-        .write(|c| {
-            scim_store::insert_user(
-                c,
-                acme,
-                &serde_json::from_value(json!({"userName": "acme-user"})).unwrap(),
-                None,
-            )
-        })
-        .unwrap();
+    scim_store::testing::enable_sync(&store, acme);
+    create_user(
+        &store,
+        acme,
+        serde_json::from_value(json!({"userName": "acme-user"})).unwrap(),
+    )
+    .wait()
+    .unwrap();
     let root = store.read(list_admins).unwrap().remove(0).id;
     store
         .write(|c| scim_store::organizations::grant_organization(c, &root, acme))
@@ -280,74 +278,99 @@ fn fill(url: &str, dir: &std::path::Path) -> (String, String) {
     // soft-deleted one, a 10k-member group and a nested one.
     let mut ids = Vec::with_capacity(USERS);
     for batch in 0..USERS / 1000 {
-        let created = store
-            .write(|c| {
-                (batch * 1000..(batch + 1) * 1000)
-                    .map(|i| {
-                        let attrs = json!({
-                            "userName": format!("user{i}@example.com"),
-                            "externalId": format!("ext-{i}"),
-                            "displayName": format!("User {i}"),
-                            "active": i % 7 != 0,
-                        });
-                        scim_store::insert_user(
-                            c,
-                            scim_store::OrgId::DEFAULT,
-                            attrs.as_object().unwrap(),
-                            None,
-                        )
-                        .map(|u| u.id)
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap();
-        ids.extend(created);
-    }
-    let full = store
-        .write(|c| {
-            let mut out = Vec::new();
-            for i in 0..3 {
+        // Each batch queued in full before the first is awaited.
+        let created: Vec<_> = (batch * 1000..(batch + 1) * 1000)
+            .map(|i| {
                 let attrs = json!({
-                    "schemas": [
-                        "urn:ietf:params:scim:schemas:core:2.0:User",
-                        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-                    ],
-                    "userName": format!("Full.Person{i}@Example.com"),
-                    "name": {"givenName": "Full", "familyName": format!("Person {i}"), "formatted": "Full Person"},
-                    "emails": [
-                        {"value": format!("full{i}@example.com"), "type": "work", "primary": true},
-                        {"value": format!("full{i}@home.example"), "type": "home"}
-                    ],
-                    "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
-                    "addresses": [{"type": "work", "streetAddress": "1 Main St", "locality": "Zürich", "country": "CH"}],
-                    "title": "Engineer ☃",
-                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
-                        "employeeNumber": format!("{i}"),
-                        "department": "R&D"
-                    }
+                    "userName": format!("user{i}@example.com"),
+                    "externalId": format!("ext-{i}"),
+                    "displayName": format!("User {i}"),
+                    "active": i % 7 != 0,
                 });
-                let rec = scim_store::insert_user(c, scim_store::OrgId::DEFAULT, attrs.as_object().unwrap(), Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"))?;
-                out.push(rec.id);
-            }
-            let gone = json!({"userName": "gone@example.com"});
-            let gone = scim_store::insert_user(c, scim_store::OrgId::DEFAULT, gone.as_object().unwrap(), None)?;
+                let attrs = attrs.as_object().unwrap().clone();
+                create_user(&store, scim_store::OrgId::DEFAULT, attrs)
+            })
+            .collect();
+        ids.extend(created.into_iter().map(|u| u.wait().unwrap().id));
+    }
+    let full: Vec<String> = (0..3)
+        .map(|i| {
+            let attrs = json!({
+                "schemas": [
+                    "urn:ietf:params:scim:schemas:core:2.0:User",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+                ],
+                "userName": format!("Full.Person{i}@Example.com"),
+                "name": {"givenName": "Full", "familyName": format!("Person {i}"), "formatted": "Full Person"},
+                "emails": [
+                    {"value": format!("full{i}@example.com"), "type": "work", "primary": true},
+                    {"value": format!("full{i}@home.example"), "type": "home"}
+                ],
+                "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
+                "addresses": [{"type": "work", "streetAddress": "1 Main St", "locality": "Zürich", "country": "CH"}],
+                "title": "Engineer ☃",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                    "employeeNumber": format!("{i}"),
+                    "department": "R&D"
+                }
+            });
+            let attrs = attrs.as_object().unwrap().clone();
+            let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+            create_user_with_password(&store, scim_store::OrgId::DEFAULT, attrs, hash)
+                .wait()
+                .unwrap()
+                .id
+        })
+        .collect();
+    let gone = json!({"userName": "gone@example.com"});
+    let gone = create_user(
+        &store,
+        scim_store::OrgId::DEFAULT,
+        gone.as_object().unwrap().clone(),
+    )
+    .wait()
+    .unwrap();
+    store
+        .write(|c| {
             scim_store::soft_delete_user(c, scim_store::OrgId::DEFAULT, &gone.id, None)?;
             let refs: Vec<MemberRef> = ids
                 .iter()
-                .map(|id| MemberRef { value: id.clone(), member_type: None })
+                .map(|id| MemberRef {
+                    value: id.clone(),
+                    member_type: None,
+                })
                 .collect();
             let everyone = scim_store::insert_group(
-                c, scim_store::OrgId::DEFAULT,
-                json!({"displayName": "Everyone", "externalId": "all"}).as_object().unwrap(),
+                c,
+                scim_store::OrgId::DEFAULT,
+                json!({"displayName": "Everyone", "externalId": "all"})
+                    .as_object()
+                    .unwrap(),
                 &refs,
             )?;
             let nested = vec![
-                MemberRef { value: everyone.id.clone(), member_type: None },
-                MemberRef { value: out[0].clone(), member_type: None },
+                MemberRef {
+                    value: everyone.id.clone(),
+                    member_type: None,
+                },
+                MemberRef {
+                    value: full[0].clone(),
+                    member_type: None,
+                },
             ];
-            scim_store::insert_group(c, scim_store::OrgId::DEFAULT, json!({"displayName": "Admins"}).as_object().unwrap(), &nested)?;
-            scim_store::insert_group(c, scim_store::OrgId::DEFAULT, json!({"displayName": "Empty"}).as_object().unwrap(), &[])?;
-            Ok(out)
+            scim_store::insert_group(
+                c,
+                scim_store::OrgId::DEFAULT,
+                json!({"displayName": "Admins"}).as_object().unwrap(),
+                &nested,
+            )?;
+            scim_store::insert_group(
+                c,
+                scim_store::OrgId::DEFAULT,
+                json!({"displayName": "Empty"}).as_object().unwrap(),
+                &[],
+            )?;
+            Ok(())
         })
         .unwrap();
     assert_eq!(full.len(), 3);
@@ -568,20 +591,14 @@ fn a_copy_that_postgres_refuses_leaves_nothing_behind() {
     let store = open(&source);
     // SQLite stores a NUL in text; PostgreSQL refuses it (STACK.md). The
     // password hash is the one column the store takes as given.
-    store
-        .write(|c| {
-            for (name, hash) in [("a", "$argon2id$a"), ("b", "$argon2id$b\u{0}x")] {
-                let attrs = json!({"userName": name});
-                scim_store::insert_user(
-                    c,
-                    scim_store::OrgId::DEFAULT,
-                    attrs.as_object().unwrap(),
-                    Some(hash),
-                )?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    scim_store::testing::enable_sync(&store, scim_store::OrgId::DEFAULT);
+    for (name, hash) in [("a", "$argon2id$a"), ("b", "$argon2id$b\u{0}x")] {
+        let attrs = json!({"userName": name});
+        let attrs = attrs.as_object().unwrap().clone();
+        create_user_with_password(&store, scim_store::OrgId::DEFAULT, attrs, hash)
+            .wait()
+            .unwrap();
+    }
     drop(store);
     let empty = scim_store::copy::table_checksums(pg.url()).unwrap();
     let out = copy(&source, pg.url(), false);

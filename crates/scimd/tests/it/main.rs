@@ -814,7 +814,8 @@ fn the_setup_code_is_logged_once_while_no_admin_exists() {
     assert!(log.contains("WARN"), "{log}");
 }
 
-/// Soft-deletes `n` new users (policy `soft` first) and returns the store.
+/// Creates the user `live` and `n` soft-deleted ones (policy `soft`
+/// first, User Synchronization enabled), and returns the store.
 fn soft_deleted_users(url: &str, n: usize) -> scim_store::Store {
     use scim_store::settings::{get_runtime_settings, update_runtime_settings, Deprovisioning};
     let store = scim_store::Store::connect(&scim_store::StoreConfig {
@@ -840,29 +841,38 @@ fn soft_deleted_users(url: &str, n: usize) -> scim_store::Store {
             )
         })
         .unwrap();
+    scim_store::testing::enable_sync(&store, scim_store::OrgId::DEFAULT);
+    let live = serde_json::json!({"userName": "live"});
+    scim_store::testing::create_user(
+        &store,
+        scim_store::OrgId::DEFAULT,
+        live.as_object().unwrap().clone(),
+    )
+    .wait()
+    .unwrap();
+    soft_delete_new_users(&store, "gone", n);
+    store
+}
+
+/// Creates `n` users named `prefix{i}`, all queued before the first is
+/// awaited, then soft-deletes them in one transaction.
+fn soft_delete_new_users(store: &scim_store::Store, prefix: &str, n: usize) {
+    let created: Vec<_> = (0..n)
+        .map(|i| {
+            let attrs = serde_json::json!({"userName": format!("{prefix}{i}")});
+            let attrs = attrs.as_object().unwrap().clone();
+            scim_store::testing::create_user(store, scim_store::OrgId::DEFAULT, attrs)
+        })
+        .collect();
+    let ids: Vec<String> = created.into_iter().map(|u| u.wait().unwrap().id).collect();
     store
         .write(|c| {
-            let attrs = serde_json::json!({"userName": "live"});
-            scim_store::insert_user(
-                c,
-                scim_store::OrgId::DEFAULT,
-                attrs.as_object().unwrap(),
-                None,
-            )?;
-            for i in 0..n {
-                let attrs = serde_json::json!({"userName": format!("gone{i}")});
-                let rec = scim_store::insert_user(
-                    c,
-                    scim_store::OrgId::DEFAULT,
-                    attrs.as_object().unwrap(),
-                    None,
-                )?;
-                scim_store::soft_delete_user(c, scim_store::OrgId::DEFAULT, &rec.id, None)?;
+            for id in &ids {
+                scim_store::soft_delete_user(c, scim_store::OrgId::DEFAULT, id, None)?;
             }
             Ok(())
         })
         .unwrap();
-    store
 }
 
 /// Sets the retention period as the admin API does.
@@ -902,6 +912,10 @@ fn purge_from_the_cli_removes_expired_soft_deleted_users() {
     let dir = tempfile::tempdir().unwrap();
     for (url, _db) in databases(dir.path()) {
         let store = soft_deleted_users(&url, 3);
+        let created = store
+            .read(|c| scim_store::changes::read_after(c, 0, 10))
+            .unwrap()
+            .len();
         // Past the change log's retention (90 days), and within it.
         changes_at(&store, "2000-01-01T00:00:00.000Z", 2);
         changes_at(&store, &scim_core::datetime::now(), 1);
@@ -919,7 +933,7 @@ fn purge_from_the_cli_removes_expired_soft_deleted_users() {
         let left = store
             .read(|c| scim_store::changes::read_after(c, 0, 10))
             .unwrap();
-        assert_eq!(left.len(), 1, "{url}");
+        assert_eq!(left.len(), created + 1, "{url}");
         assert_eq!(store.read(scim_store::count_deleted_users).unwrap(), 3);
         // The retention period is read at purge time.
         set_retention(&store, 0);

@@ -27,8 +27,8 @@ use scim_store::testing::{TableLock, TestDb};
 use serde_json::{json, Value};
 
 use super::{
-    create_token, enable_sync, log_lines, raw, run, scimd, set_retention, soft_deleted_users,
-    Server,
+    create_token, enable_sync, log_lines, raw, run, scimd, set_retention, soft_delete_new_users,
+    soft_deleted_users, Server,
 };
 
 /// Users of the Entra cycle; user `i` is created through replica `i % 2`.
@@ -371,25 +371,6 @@ fn admin_token(server: &Server) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-/// Soft-deletes `n` new users named `prefix{i}` in one transaction.
-fn soft_delete_new_users(store: &scim_store::Store, prefix: &str, n: usize) {
-    store
-        .write(|c| {
-            for i in 0..n {
-                let attrs = json!({"userName": format!("{prefix}{i}")});
-                let rec = scim_store::insert_user(
-                    c,
-                    scim_store::OrgId::DEFAULT,
-                    attrs.as_object().unwrap(),
-                    None,
-                )?;
-                scim_store::soft_delete_user(c, scim_store::OrgId::DEFAULT, &rec.id, None)?;
-            }
-            Ok(())
-        })
-        .unwrap();
 }
 
 /// Releases `lock` once `n` connections wait for it: the processes
