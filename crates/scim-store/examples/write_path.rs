@@ -9,7 +9,7 @@
 //!
 //! ```sh
 //! cargo run --release -p scim-store --features testing --example write_path [N]
-//! WRITE_PATH_URL=postgres://… cargo run … # a migrated database, for PostgreSQL
+//! TEST_DATABASE_URL=postgres://… cargo run … # on a throwaway database of that server, for PostgreSQL
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
