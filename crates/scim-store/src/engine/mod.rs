@@ -9,6 +9,7 @@ pub(crate) mod queue;
 mod reader;
 mod sqlite;
 mod user_hints;
+mod write_alone;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +30,7 @@ use crate::db::migrations::{migrate_connection, revert_all, revert_last};
 use crate::db::org::OrgId;
 use crate::db::transaction::transaction;
 use crate::engine::organizations::{OrganizationCache, Organizations};
-use crate::engine::postgres::user_writes::UserBatcher;
+use crate::engine::postgres::user_writes::batcher::UserBatcher;
 use crate::engine::reader::ReadQueue;
 use crate::engine::sqlite::checkpoint::{CheckpointPolicy, Checkpointer};
 use crate::engine::sqlite::writer::SqliteWriter;
@@ -87,7 +88,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Writer {
     /// A transaction per call on a pooled connection (PostgreSQL), and
-    /// the batcher threads of User creates and edits (`engine/postgres/user_writes.rs`).
+    /// the batcher threads of User creates and edits (`engine/postgres/user_writes/`).
     Pool { pool: Pool, users: Arc<UserBatcher> },
     /// SQLite's single writer connection, with group commit, and the
     /// queue of its writer thread.
@@ -409,7 +410,7 @@ impl Store {
     /// SQLite's bottleneck. On PostgreSQL the create
     /// joins whatever other User creates and edits are waiting, in one
     /// transaction with one statement per step for all of them
-    /// (`engine/postgres/user_writes.rs`). Either way it answers once committed, with
+    /// (`engine/postgres/user_writes/`). Either way it answers once committed, with
     /// `Conflict` for a userName already taken, and the create's
     /// `user.created`, by `actor`, is recorded in the change log in the
     /// same transaction (`scim::recorded`).
@@ -462,7 +463,7 @@ impl Store {
     /// user is still that version and in those groups, and otherwise runs
     /// the whole edit again under its lock, as it does without a hint
     /// (`engine/sqlite/user_edit.rs`). On PostgreSQL the edit joins whatever
-    /// other User creates and edits are waiting (`engine/postgres/user_writes.rs`), which
+    /// other User creates and edits are waiting (`engine/postgres/user_writes/`), which
     /// read their users in one statement, locking their rows. `f` may be
     /// called more than once (on SQLite when the hint was stale, on
     /// PostgreSQL when the batch falls back to running its writes

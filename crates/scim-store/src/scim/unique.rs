@@ -25,7 +25,7 @@
 //!   of the same value waits for the first to commit, and its look, a
 //!   statement begun after the lock was granted, sees the first's rows
 //!   (READ COMMITTED). The writes of one batch
-//!   (`engine/postgres/user_writes.rs`) are all written before the check,
+//!   (`engine/postgres/user_writes/`) are all written before the check,
 //!   so two of them with one value find each other: the batch fails and
 //!   each of its writes runs alone, each with its own answer.
 //!

@@ -2,7 +2,7 @@
 //!
 //! SQLite has one writer thread (`engine/sqlite/writer.rs`), and under a
 //! stream of `PATCH /Users/{id}` it is the bottleneck. An edit run entirely
-//! on the writer (`engine::postgres::user_writes::edit_alone`) spends much
+//! on the writer (`engine::write_alone::edit_alone`) spends much
 //! of the writer's time on work that needs no write lock: parsing the
 //! stored JSON, applying the PATCH, deriving the indexed columns and filter
 //! rows, and serialising the result (docs/BENCHMARKS.md).
@@ -39,10 +39,10 @@ use tokio::sync::oneshot;
 use crate::changes::{record, NewChange};
 use crate::db::connection::Backend;
 use crate::engine::edit::{Edit, EditBy, Found};
-use crate::engine::postgres::user_writes::edit_alone;
 use crate::engine::queue::catch;
 use crate::engine::sqlite::writer::SqliteWriter;
 use crate::engine::user_hints::UserHints;
+use crate::engine::write_alone::edit_alone;
 use crate::error::StoreError;
 use crate::scim::members::{user_groups, GroupRef};
 use crate::scim::unique::{carries_custom, check_unique};
