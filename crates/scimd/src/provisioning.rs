@@ -22,14 +22,12 @@ use std::time::Duration;
 
 use actix_web::web;
 use scim_store::health::{self, Assessment, Thresholds};
+use scim_store::organizations::DEFAULT_SLUG;
 use scim_store::{OrgId, Store};
 use time::OffsetDateTime;
 
 /// How often a replica saves its traffic and assesses everyone's.
 pub const SAVE_EVERY: Duration = Duration::from_secs(10);
-
-/// The default organization's slug (docs/ORGANIZATIONS.md).
-const DEFAULT_SLUG: &str = "default";
 
 /// What a round remembers: the warnings raised (for transitions) and the
 /// default organization's last thresholds.

@@ -151,31 +151,6 @@ fn failing_writes_among_concurrent_ones_undo_only_themselves() {
 }
 
 #[test]
-fn racing_inserts_of_one_display_name_have_one_winner() {
-    for db in backends() {
-        let store = db.store().clone();
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(32));
-        let handles: Vec<_> = (0..32)
-            .map(|t| {
-                let (store, barrier) = (store.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let name = if t % 2 == 0 { "Racer" } else { "rAcEr" };
-                    barrier.wait();
-                    store.write(|c| group(c, name))
-                })
-            })
-            .collect();
-        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        let winners = results.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(winners, 1, "{}", db.backend());
-        assert!(results
-            .iter()
-            .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict(_)))));
-        assert_eq!(store.read(count_groups).unwrap(), 1);
-    }
-}
-
-#[test]
 fn a_panicking_write_does_not_wedge_the_writer() {
     for db in backends() {
         let store = db.store().clone();
