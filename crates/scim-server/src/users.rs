@@ -511,15 +511,18 @@ pub(crate) async fn delete_user(
         id.clone(),
         |conn, org, id| Ok(scim_store::find_user(conn, org, id)?.map(|u| u.version)),
         |conn, settings, id, version, actor| {
+            // The delete event names the user's externalId (its `sub_id`).
+            let external_id = scim_store::find_user(conn, settings.org, id)?
+                .and_then(|u| recorded::external_id(&u.attrs));
             let changes = match settings.deprovisioning {
                 Deprovisioning::Hard => {
                     let left = scim_store::delete_user(conn, settings.org, id, version)?;
-                    recorded::user_deleted(id, None, &left)
+                    recorded::user_deleted(id, external_id, None, &left)
                 }
                 Deprovisioning::Soft => {
                     let (version, left) =
                         scim_store::soft_delete_user(conn, settings.org, id, version)?;
-                    recorded::user_deleted(id, Some(version), &left)
+                    recorded::user_deleted(id, external_id, Some(version), &left)
                 }
             };
             record(conn, actor, &scim_core::datetime::now(), &changes)

@@ -124,12 +124,13 @@ pub fn claims(stream: &Stream, change: &Change, issuer: &str) -> Option<Value> {
         "uri".into(),
         json!(format!("/{}/{id}", endpoint(&change.resource_type))),
     );
-    if let Some(external) = data.as_ref().and_then(|d| d.get("externalId")) {
-        sub_id.insert("externalId".into(), external.clone());
+    if let Some(external) = &change.external_id {
+        sub_id.insert("externalId".into(), json!(external));
     }
     let mut payload = Map::new();
-    // Full events need the resource; a change recorded without it goes
-    // out as a notice (exactly one of data/attributes, RFC 9967 §2.4).
+    // Full events need their `data` (the resource, or a patch's
+    // operations); a change recorded without it goes out as a notice
+    // (exactly one of data/attributes, RFC 9967 §2.4).
     let mode = match (stream.mode, &data) {
         (Mode::Full, Some(_)) => Mode::Full,
         _ => Mode::Notice,
@@ -237,6 +238,9 @@ mod tests {
             client_address: None,
             detail: detail.into(),
             data: data.map(str::to_owned),
+            external_id: data
+                .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                .and_then(|d| d["externalId"].as_str().map(str::to_owned)),
         }
     }
 
@@ -285,6 +289,18 @@ mod tests {
         assert_eq!(
             notice["events"]["urn:ietf:params:scim:event:prov:patch:notice"]["attributes"],
             json!(["title"])
+        );
+        // A full patch carries the PATCH operations (RFC 9967 §2.4.2).
+        let ops = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":"Boss"}]}"#;
+        let patch = claims(
+            &stream(Mode::Full),
+            &change("user.patched", Some(ops), r#"{"paths":["title"]}"#),
+            "i",
+        )
+        .unwrap();
+        assert_eq!(
+            patch["events"]["urn:ietf:params:scim:event:prov:patch:full"]["data"],
+            serde_json::from_str::<Value>(ops).unwrap()
         );
         let delete = claims(
             &stream(Mode::Full),

@@ -201,8 +201,34 @@ async fn an_entra_cycle_records_exactly_its_changes_in_order() {
         assert_eq!(created["userName"], "cycle@contoso.com");
         assert_eq!(created["id"], user.as_str());
         assert_eq!(created["meta"]["version"], "W/\"1\"");
-        let suspended: Value = serde_json::from_str(rows[3].data.as_deref().unwrap()).unwrap();
-        assert_eq!(suspended["active"], false);
+        // A patch's data is its operations (RFC 9967 §2.4.2), in one
+        // canonical form whatever form the client sent.
+        let patched: Value = serde_json::from_str(rows[1].data.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            patched["Operations"],
+            json!([{"op": "replace", "path": "title", "value": "Director"}]),
+            "{backend}"
+        );
+        let suspend: Value = serde_json::from_str(rows[2].data.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            suspend["Operations"],
+            json!([{"op": "replace", "path": "active", "value": false}]),
+            "{backend}"
+        );
+        assert_eq!(
+            patched["schemas"],
+            json!(["urn:ietf:params:scim:api:messages:2.0:PatchOp"])
+        );
+        // Deactivate carries no data; every User row names the externalId.
+        assert_eq!(rows[3].event, "user.suspended");
+        assert_eq!(rows[3].data, None, "{backend}");
+        for row in rows.iter().filter(|r| r.resource_type == "User") {
+            assert_eq!(
+                row.external_id.as_deref(),
+                Some("0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"),
+                "{backend}: {row:?}"
+            );
+        }
         assert!(rows.windows(2).all(|w| w[0].position < w[1].position));
     }
 }

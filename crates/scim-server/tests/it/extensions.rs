@@ -393,7 +393,9 @@ async fn extension_changes_are_recorded_with_their_paths_and_data() {
         let detail: Value = serde_json::from_str(&rows[0].detail).unwrap();
         assert_eq!(detail, json!({"paths": [format!("{URN}:CustomAttribute")]}));
         let data: Value = serde_json::from_str(rows[0].data.as_deref().unwrap()).unwrap();
-        assert_eq!(data[URN]["CustomAttribute"], "b");
-        assert!(data["schemas"].as_array().unwrap().contains(&json!(URN)));
+        assert_eq!(
+            data["Operations"],
+            json!([{"op": "replace", "path": format!("{URN}:CustomAttribute"), "value": "b"}])
+        );
     }
 }

@@ -30,9 +30,12 @@ pub struct NewChange {
     pub resource_version: Option<i64>,
     /// A JSON object: what changed (`paths`, `members`, `name`…).
     pub detail: serde_json::Value,
-    /// The resource after the change, as the SCIM API returns it (JSON
-    /// text), for full events; `None` for a notice-only change.
+    /// The `data` of the change's full event (JSON text): a created or
+    /// replaced resource as the SCIM API returns it, or the PATCH
+    /// operations of a patched one; `None` for a notice-only change.
     pub data: Option<String>,
+    /// The resource's `externalId`, for the `sub_id` of its events.
+    pub external_id: Option<String>,
 }
 
 impl NewChange {
@@ -46,6 +49,7 @@ impl NewChange {
             resource_version: None,
             detail: serde_json::Value::Object(serde_json::Map::new()),
             data: None,
+            external_id: None,
         }
     }
 
@@ -61,9 +65,15 @@ impl NewChange {
         self
     }
 
-    /// With the resource after the change (JSON text).
+    /// With the `data` of the change's full event (JSON text).
     pub fn data(mut self, data: String) -> NewChange {
         self.data = Some(data);
+        self
+    }
+
+    /// With the resource's `externalId`, when it has one.
+    pub fn external_id(mut self, external_id: Option<String>) -> NewChange {
+        self.external_id = external_id;
         self
     }
 }
@@ -124,6 +134,7 @@ pub fn record_each(
                 Bind::NullableText(actor.address.clone()),
                 Bind::Text(c.detail.to_string()),
                 Bind::NullableText(c.data.clone()),
+                Bind::NullableText(c.external_id.clone()),
                 Bind::Integer(actor.org.0),
             ]
             .into_iter()
@@ -146,9 +157,9 @@ pub fn record_each(
 
 /// The columns [`record_each`] writes, in its order.
 const COLUMNS: &str = "at, event, resource_type, resource_id, resource_version, actor_kind, \
-     actor_id, actor_name, request_id, client_address, detail, data, org_id";
+     actor_id, actor_name, request_id, client_address, detail, data, external_id, org_id";
 
-/// Rows per multi-row `INSERT` of [`record_each`]: at 13 binds a row, far
+/// Rows per multi-row `INSERT` of [`record_each`]: at 14 binds a row, far
 /// below SQLite's 32766 and PostgreSQL's 65535 binds per statement.
 const INSERT_CHUNK: usize = 500;
 
@@ -180,8 +191,10 @@ pub struct Change {
     pub client_address: Option<String>,
     /// A JSON object: what changed.
     pub detail: String,
-    /// JSON: the resource after the change.
+    /// JSON: the `data` of the change's full event.
     pub data: Option<String>,
+    /// The resource's `externalId`.
+    pub external_id: Option<String>,
 }
 
 /// The position up to which the log is settled: every row at or below it
@@ -298,7 +311,7 @@ pub struct ChangeQuery {
 
 /// The columns of a [`Change`], in its field order.
 const CHANGE_COLUMNS: &str = "position, at, event, resource_type, resource_id, resource_version, \
-     actor_kind, actor_id, actor_name, request_id, client_address, detail, data";
+     actor_kind, actor_id, actor_name, request_id, client_address, detail, data, external_id";
 
 /// The membership events, whose `detail.members` lists member ids.
 const MEMBERSHIP_EVENTS: [Event; 2] = [Event::MembersAdded, Event::MembersRemoved];

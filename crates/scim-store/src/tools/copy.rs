@@ -856,7 +856,7 @@ pub static TABLES: std::sync::LazyLock<Vec<TableSpec>> = std::sync::LazyLock::ne
         )),
         table_spec!(change_log, pk: (position), columns: (
             position, at, event, resource_type, resource_id, resource_version, actor_kind,
-            actor_id, actor_name, request_id, client_address, detail, data, org_id,
+            actor_id, actor_name, request_id, client_address, detail, data, org_id, external_id,
         )),
         table_spec!(event_streams, pk: (id), columns: (
             id, name, delivery, settings, receiver_authorization, receiver_token_hash, state,

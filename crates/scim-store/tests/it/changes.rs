@@ -117,8 +117,10 @@ fn user_writes_record_exactly_their_changes_and_failed_ones_nothing() {
         assert_eq!(rows[0].client_address.as_deref(), Some("192.0.2.1"));
         let data: serde_json::Value =
             serde_json::from_str(rows[1].data.as_deref().unwrap()).unwrap();
-        assert_eq!(data["title"], "Boss");
-        assert_eq!(data["meta"]["version"], "W/\"2\"");
+        assert_eq!(
+            data["Operations"],
+            serde_json::json!([{"op": "replace", "path": "title", "value": "Boss"}])
+        );
     }
 }
 
@@ -300,6 +302,70 @@ fn the_purge_records_each_user_it_removes() {
                 "system",
                 Some("purge")
             )],
+            "{}",
+            db.backend()
+        );
+    }
+}
+
+/// Migration `20261209000000_change_log_external_id` on a log written
+/// before it: every User row gets its `externalId` from its `data`, and
+/// the patched, activated and suspended rows lose the `data` that held
+/// the whole User (a patch's `data` is now its operations), so that they
+/// go out as notices.
+#[test]
+fn the_external_id_migration_moves_the_external_id_out_of_old_rows() {
+    use diesel::RunQueryDsl;
+    for db in backends() {
+        let store = db.store();
+        let before = store.read(scim_store::changes::last_position).unwrap();
+        assert_eq!(
+            store.revert_last_migration().unwrap(),
+            "20261209000000",
+            "the newest migration is change_log_external_id"
+        );
+        store
+            .write(|c| {
+                let sql = "INSERT INTO change_log (at, event, resource_type, resource_id, \
+                     actor_kind, detail, data, org_id) VALUES \
+                     ('t', 'user.created', 'User', 'u1', 'system', '{}', \
+                      '{\"id\":\"u1\",\"userName\":\"a\",\"externalId\":\"e-1\"}', 1), \
+                     ('t', 'user.patched', 'User', 'u1', 'system', '{\"paths\":[\"title\"]}', \
+                      '{\"id\":\"u1\",\"userName\":\"a\",\"externalId\":\"e-1\",\"title\":\"x\"}', 1), \
+                     ('t', 'user.suspended', 'User', 'u1', 'system', '{}', \
+                      '{\"id\":\"u1\",\"userName\":\"a\",\"externalId\":\"e-1\",\"active\":false}', 1), \
+                     ('t', 'user.created', 'User', 'u2', 'system', '{}', \
+                      '{\"id\":\"u2\",\"userName\":\"b\"}', 1), \
+                     ('t', 'group.created', 'Group', 'g1', 'system', '{}', NULL, 1)";
+                match c {
+                    scim_store::DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c),
+                    scim_store::DbConnection::Postgres(c) => diesel::sql_query(sql).execute(c),
+                }
+                .map_err(StoreError::from)
+            })
+            .unwrap();
+        store.migrate().unwrap();
+        let rows = store.read(|c| read_after(c, before, 10)).unwrap();
+        let got: Vec<(&str, &str, Option<&str>, bool)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.event.as_str(),
+                    r.resource_id.as_deref().unwrap(),
+                    r.external_id.as_deref(),
+                    r.data.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("user.created", "u1", Some("e-1"), true),
+                ("user.patched", "u1", Some("e-1"), false),
+                ("user.suspended", "u1", Some("e-1"), false),
+                ("user.created", "u2", None, true),
+                ("group.created", "g1", None, false),
+            ],
             "{}",
             db.backend()
         );

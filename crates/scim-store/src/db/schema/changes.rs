@@ -28,9 +28,12 @@ diesel::table! {
         client_address -> Nullable<Text>,
         /// A JSON object: what changed (attribute paths, members…).
         detail -> Text,
-        /// JSON: the resource after the change, for full events.
+        /// JSON: the `data` of the change's full event.
         data -> Nullable<Text>,
         /// The organization (`organizations.id`).
         org_id -> Integer,
+        /// The resource's `externalId` (migration
+        /// `20261209000000_change_log_external_id`).
+        external_id -> Nullable<Text>,
     }
 }
