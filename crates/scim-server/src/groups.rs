@@ -219,6 +219,19 @@ fn locked_current(
     Ok(current)
 }
 
+/// `rows` with `rec`'s `externalId` on those about it: the `sub_id` of
+/// their events.
+fn naming(mut rows: Vec<NewChange>, rec: &GroupRecord) -> Vec<NewChange> {
+    let external_id = recorded::external_id(&rec.attrs);
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.resource_id.as_deref() == Some(rec.id.as_str()))
+    {
+        row.external_id.clone_from(&external_id);
+    }
+    rows
+}
+
 /// The change log rows of a membership change of `rec` (at its version
 /// after it): one `group.members_added` and one `group.members_removed`,
 /// each only when it names members.
@@ -291,7 +304,7 @@ pub(crate) async fn create_group(
                     &added,
                 ));
             }
-            record(conn, &actor, &rec.last_modified, &changes)?;
+            record(conn, &actor, &rec.last_modified, &naming(changes, &rec))?;
             Ok((rec, shown))
         })
         .await?;
@@ -503,7 +516,7 @@ pub(crate) async fn replace_group(
                             &paths,
                         )];
                         changes.extend(members_rows(&rec, &changed));
-                        record(conn, &actor, &rec.last_modified, &changes)?;
+                        record(conn, &actor, &rec.last_modified, &naming(changes, &rec))?;
                         Ok((rec, shown))
                     })
                     .await
@@ -622,7 +635,7 @@ pub(crate) async fn patch_group(
                             ));
                         }
                         rows.extend(members_rows(&rec, &members_changed));
-                        record(conn, &actor, &rec.last_modified, &rows)?;
+                        record(conn, &actor, &rec.last_modified, &naming(rows, &rec))?;
                         Ok(PatchResult::Stored(rec, members))
                     })
                     .await
@@ -670,12 +683,17 @@ pub(crate) async fn delete_group(
         id,
         |conn, org, id| Ok(scim_store::lock_group(conn, org, id)?.map(|g| g.version)),
         |conn, settings, id, version, actor| {
+            // The delete event names the group's externalId (its `sub_id`).
+            let external_id = scim_store::lock_group(conn, settings.org, id)?
+                .and_then(|g| recorded::external_id(&g.attrs));
             let left = scim_store::delete_group(conn, settings.org, id, version)?;
             let mut changes: Vec<NewChange> = left
                 .iter()
                 .map(|(parent, v)| recorded::members_row(Event::MembersRemoved, parent, *v, &[id]))
                 .collect();
-            changes.push(recorded::group_row(Event::GroupDeleted, id, None, &[]));
+            changes.push(
+                recorded::group_row(Event::GroupDeleted, id, None, &[]).external_id(external_id),
+            );
             record(conn, actor, &scim_core::datetime::now(), &changes)
         },
     )

@@ -61,9 +61,10 @@ fn detail(row: &Change) -> Value {
 }
 
 /// Create, update the title, suspend with `active: "False"` (Entra's
-/// string), add to a group, remove from it, delete: exactly these rows, in
-/// this order, each with the token, the request id, the client address and
-/// the resource's version after the change.
+/// string), add to a group, remove from it, delete the user, then the
+/// group: exactly these rows, in this order, each with the token, the
+/// request id, the client address, the resource's version after the change
+/// and its externalId.
 #[actix_web::test]
 async fn an_entra_cycle_records_exactly_its_changes_in_order() {
     for app in TestApp::all() {
@@ -101,7 +102,10 @@ async fn an_entra_cycle_records_exactly_its_changes_in_order() {
             &app,
             Method::POST,
             "/scim/v2/Groups",
-            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales"})),
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": "Sales", "externalId": "sales-ext"}),
+            ),
             "r-group",
         )
         .await;
@@ -153,6 +157,20 @@ async fn an_entra_cycle_records_exactly_its_changes_in_order() {
             "{backend}: {}",
             res.body
         );
+        let res = send(
+            &app,
+            Method::DELETE,
+            &format!("/scim/v2/Groups/{group}"),
+            None,
+            "r-group-delete",
+        )
+        .await;
+        assert_eq!(
+            res.status,
+            StatusCode::NO_CONTENT,
+            "{backend}: {}",
+            res.body
+        );
 
         let rows = rows_after(&app, start);
         let got: Vec<(&str, &str, Option<i64>, &str)> = rows
@@ -177,6 +195,7 @@ async fn an_entra_cycle_records_exactly_its_changes_in_order() {
                 ("group.members_added", group.as_str(), Some(2), "r-join"),
                 ("group.members_removed", group.as_str(), Some(3), "r-leave"),
                 ("user.deleted", user.as_str(), None, "r-delete"),
+                ("group.deleted", group.as_str(), None, "r-group-delete"),
             ],
             "{backend}"
         );
@@ -222,10 +241,14 @@ async fn an_entra_cycle_records_exactly_its_changes_in_order() {
         // Deactivate carries no data; every User row names the externalId.
         assert_eq!(rows[3].event, "user.suspended");
         assert_eq!(rows[3].data, None, "{backend}");
-        for row in rows.iter().filter(|r| r.resource_type == "User") {
+        for row in &rows {
+            let external_id = match row.resource_type.as_str() {
+                "User" => "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+                _ => "sales-ext",
+            };
             assert_eq!(
                 row.external_id.as_deref(),
-                Some("0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"),
+                Some(external_id),
                 "{backend}: {row:?}"
             );
         }

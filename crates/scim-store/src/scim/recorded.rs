@@ -44,7 +44,7 @@ pub fn user_data(rec: &UserRecord) -> Result<String, StoreError> {
     serde_json::to_string(&doc).map_err(|e| StoreError::internal("serialising a user failed", &e))
 }
 
-/// A User's `externalId`, when it has one (a string): the
+/// A resource's `externalId`, when it has one (a string): the
 /// `sub_id.externalId` of its events.
 pub fn external_id(attrs: &Map<String, Value>) -> Option<String> {
     get_ci(attrs, "externalId")
