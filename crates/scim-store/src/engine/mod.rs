@@ -9,7 +9,6 @@ pub(crate) mod queue;
 mod reader;
 mod sqlite;
 mod user_hints;
-mod write_alone;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -168,10 +168,12 @@ pub(crate) fn user_name_taken(user_name: &str) -> StoreError {
 /// case-insensitively, RFC 7643 §4.1.1) is `Conflict`; the database's
 /// unique index decides, so two racing inserts cannot both win.
 ///
-/// The row-level create under [`crate::Store::queue_insert_user`], the
-/// one way in for User creates: private to the crate, so that every
-/// create from outside passes the User Synchronization gate and is
-/// recorded in the change log.
+/// A row-level create for the store's own unit tests, which set up users
+/// inside a transaction of theirs. Every other create goes through
+/// [`crate::Store::queue_insert_user`], the one way in for User creates,
+/// which passes the User Synchronization gate and is recorded in the
+/// change log.
+#[cfg(test)]
 pub(crate) fn insert_user(
     conn: &mut DbConnection,
     org: OrgId,

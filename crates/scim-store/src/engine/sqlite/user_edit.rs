@@ -2,7 +2,7 @@
 //!
 //! SQLite has one writer thread (`engine/sqlite/writer.rs`), and under a
 //! stream of `PATCH /Users/{id}` it is the bottleneck. An edit run entirely
-//! on the writer (`engine::write_alone::edit_alone`) spends much
+//! on the writer ([`edit_alone`]) spends much
 //! of the writer's time on work that needs no write lock: parsing the
 //! stored JSON, applying the PATCH, deriving the indexed columns and filter
 //! rows, and serialising the result (docs/BENCHMARKS.md).
@@ -38,15 +38,18 @@ use tokio::sync::oneshot;
 
 use crate::changes::{record, NewChange};
 use crate::db::connection::Backend;
+use crate::db::connection::DbConnection;
 use crate::engine::edit::{Edit, EditBy, Found};
 use crate::engine::queue::catch;
 use crate::engine::sqlite::writer::SqliteWriter;
 use crate::engine::user_hints::UserHints;
-use crate::engine::write_alone::edit_alone;
 use crate::error::StoreError;
+use crate::scim::lookup::find_user_gated;
 use crate::scim::members::{user_groups, GroupRef};
 use crate::scim::unique::{carries_custom, check_unique};
-use crate::scim::users::{apply_prepared_update, prepare_update, PreparedUpdate, UserRecord};
+use crate::scim::users::{
+    apply_prepared_update, prepare_update, update_user_from, PreparedUpdate, UserRecord,
+};
 
 /// An edit decided on a hint: the write, and what to answer with the
 /// stored record.
@@ -99,7 +102,7 @@ where
         }) => writes.submit(move |conn| {
             if let Some(seen) = &groups {
                 if user_groups(conn, &id)? != *seen {
-                    return edit_alone(conn, &id, with_groups, &by, &f, Some(&hints));
+                    return edit_alone(conn, &id, with_groups, &by, &f, &hints);
                 }
             }
             match apply_prepared_update(conn, prepared)? {
@@ -113,11 +116,53 @@ where
                     hints.offer(by.actor.org, &stored, groups.as_deref());
                     Ok(then(stored))
                 }
-                None => edit_alone(conn, &id, with_groups, &by, &f, Some(&hints)),
+                None => edit_alone(conn, &id, with_groups, &by, &f, &hints),
             }
         }),
-        None => {
-            writes.submit(move |conn| edit_alone(conn, &id, with_groups, &by, &f, Some(&hints)))
+        None => writes.submit(move |conn| edit_alone(conn, &id, with_groups, &by, &f, &hints)),
+    }
+}
+
+/// An edit in full on the writer, inside its transaction: the gate and
+/// the user (with its groups when asked) in one statement, the closure,
+/// and the conditional write (the single writer needs no row lock). A
+/// write records its change log rows, by `by`, as the last write; the
+/// user stored is offered to `hints`.
+fn edit_alone<T, F>(
+    conn: &mut DbConnection,
+    id: &str,
+    with_groups: bool,
+    by: &EditBy,
+    f: &F,
+    hints: &UserHints,
+) -> Result<T, StoreError>
+where
+    F: Fn(Found) -> Result<Edit<T>, StoreError>,
+{
+    let gated = find_user_gated(conn, by.actor.org, id, with_groups)?;
+    // The groups read, for the hint of the user stored.
+    let groups = match &gated.found {
+        Some((_, groups)) if with_groups => Some(groups.clone()),
+        _ => None,
+    };
+    match f(gated.found)? {
+        Edit::Answer(t) => Ok(t),
+        Edit::Store {
+            current,
+            attrs,
+            password,
+            then,
+        } => {
+            let stored = update_user_from(conn, by.actor.org, &current, &attrs, password.clone())?;
+            check_unique(
+                conn,
+                by.actor.org,
+                &[(&stored.id, &stored.attrs, Some(&current.attrs))],
+            )?;
+            let changes = by.changes(&current.attrs, &stored, &password)?;
+            record(conn, &by.actor, &stored.last_modified, &changes)?;
+            hints.offer(by.actor.org, &stored, groups.as_deref());
+            Ok(then(stored))
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::pg::PgConnection;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel::{QueryableByName, RunQueryDsl};
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::changes::{record_each, Actor, NewChange};
 use crate::db::connection::DbConnection;
@@ -36,7 +36,10 @@ use crate::scim::users::{derive, serialize, user_name_taken, PasswordChange, Use
 /// pooled connection keep the default.
 const BATCH_BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
 
-/// Runs a batch: in one transaction, or, if that fails, each write alone.
+/// Runs a batch in one transaction. If that fails, each of its writes
+/// runs again as a batch of its own, so that one write's failure (a
+/// conflict, a closed gate) is its answer alone; a batch of one that
+/// fails answers its write with the error.
 pub(crate) fn run(
     conn: &mut DbConnection,
     org: OrgId,
@@ -59,15 +62,21 @@ pub(crate) fn run(
                 edits[i].stored(rec);
             }
         }
-        Err(e) => {
-            if size > 1 {
-                tracing::debug!(error = %e, "a user write batch failed; running its writes alone");
-            }
+        Err(e) if size == 1 => {
             for j in inserts.iter_mut() {
-                j.alone(conn);
+                j.result = Some(Err(e.clone()));
             }
             for j in edits.iter_mut() {
-                j.alone(conn);
+                j.force(e.clone());
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "a user write batch failed; running its writes one by one");
+            for i in 0..inserts.len() {
+                run(conn, org, &mut inserts[i..=i], &mut []);
+            }
+            for i in 0..edits.len() {
+                run(conn, org, &mut [], &mut edits[i..=i]);
             }
         }
     }
@@ -104,7 +113,7 @@ fn write_batch(
     inserts: &mut [InsertJob],
     edits: &mut [Box<dyn EditJob>],
 ) -> Result<Vec<(usize, UserRecord)>, StoreError> {
-    let (stored, edit_changes, gated) = {
+    let (stored, before, edit_changes, gated) = {
         let DbConnection::Postgres(pg) = &mut *conn else {
             return Err(StoreError::Internal(
                 "user write batches are for PostgreSQL".to_owned(),
@@ -112,16 +121,19 @@ fn write_batch(
         };
         let inserted = insert_users(pg, org, inserts)?;
         let edited = update_users(pg, org, edits)?;
-        (edited.stored, edited.changes, inserted || edited.gated)
+        (
+            edited.stored,
+            edited.before,
+            edited.changes,
+            inserted || edited.gated,
+        )
     };
     if !gated {
         crate::admin::sync::scim_gate(conn, org)?;
     }
     // Every write of the batch is written: two of them sharing a unique
-    // value find each other, and the batch then runs each alone. Edits
-    // are checked here on every value they store, which errs toward
-    // running the batch alone, where `edit_alone` knows the values each
-    // user held before.
+    // value find each other, and the batch then runs each on its own. An
+    // edit is not refused a value its user already held.
     let written: Vec<Written<'_>> = inserts
         .iter()
         .filter_map(|j| match &j.result {
@@ -129,9 +141,10 @@ fn write_batch(
             _ => None,
         })
         .chain(
-            stored
+            before
                 .iter()
-                .map(|(_, rec)| (rec.id.as_str(), &rec.attrs, None)),
+                .zip(&stored)
+                .map(|(before, (_, rec))| (rec.id.as_str(), &rec.attrs, Some(before))),
         )
         .collect();
     check_unique(conn, org, &written)?;
@@ -170,6 +183,8 @@ fn insert_users(
 ) -> Result<bool, StoreError> {
     let mut rows = Vec::with_capacity(inserts.len());
     for (i, job) in inserts.iter_mut().enumerate() {
+        // What a failed batch had answered it is void.
+        job.result = None;
         let prepared = derive(&job.attrs).and_then(|d| {
             let id = crate::scim::new_resource_id();
             let now = scim_core::datetime::now();
@@ -304,6 +319,8 @@ struct LockedRow {
 struct Edited {
     /// The stored records, by index into the edits.
     stored: Vec<(usize, UserRecord)>,
+    /// The attributes each of them held before, in the same order.
+    before: Vec<Map<String, Value>>,
     /// Their change log rows, with who made each.
     changes: Vec<(EditBy, NewChange)>,
     /// Whether it read (and so checked) the gate.
@@ -321,6 +338,7 @@ fn update_users(
     if edits.is_empty() {
         return Ok(Edited {
             stored: Vec::new(),
+            before: Vec::new(),
             changes: Vec::new(),
             gated: false,
         });
@@ -367,6 +385,7 @@ fn update_users(
     if pending.is_empty() {
         return Ok(Edited {
             stored: Vec::new(),
+            before: Vec::new(),
             changes: Vec::new(),
             gated: true,
         });
@@ -400,6 +419,7 @@ fn update_users(
     let mut changed: Vec<UserValueRow> = Vec::new();
     let mut added: Vec<UserValueRow> = Vec::new();
     let mut stored = Vec::with_capacity(pending.len());
+    let mut before = Vec::with_capacity(pending.len());
     let mut changes = Vec::with_capacity(pending.len());
     for (i, w) in pending {
         let id = &w.current.id;
@@ -420,6 +440,7 @@ fn update_users(
             changes.push((w.by.clone(), change));
         }
         stored.push((i, rec));
+        before.push(w.current.attrs);
     }
     // One statement: the `users` UPDATE and, as data-modifying CTEs of
     // it, the `user_values` rows to delete, update and insert (each only
@@ -497,11 +518,12 @@ fn update_users(
     let updated = query.load::<CountRow>(pg)?.first().map_or(0, |r| r.n);
     if usize::try_from(updated).ok() != Some(expected) {
         // The rows are locked, so this cannot happen; if it does, the
-        // batch is rolled back and each edit runs alone.
+        // batch is rolled back and each edit runs on its own.
         return Err(StoreError::PreconditionFailed);
     }
     Ok(Edited {
         stored,
+        before,
         changes,
         gated: true,
     })

@@ -1,17 +1,13 @@
-//! The writes a batcher queues: a create ([`InsertJob`]), an edit whose
-//! answer type is erased ([`EditJob`]), and how each runs alone when its
-//! batch fails.
+//! The writes a batcher queues: a create ([`InsertJob`]) and an edit
+//! whose answer type is erased ([`EditJob`]).
 
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use crate::changes::Actor;
-use crate::db::connection::DbConnection;
 use crate::db::org::OrgId;
-use crate::db::transaction::transaction;
 use crate::engine::edit::{Edit, EditBy, Found};
 use crate::engine::queue::catch;
-use crate::engine::write_alone::{edit_alone, insert_alone};
 use crate::error::StoreError;
 use crate::scim::users::{PasswordChange, UserRecord};
 
@@ -37,8 +33,6 @@ pub(crate) trait EditJob: Send {
     fn decide(&mut self, found: Found) -> Option<PendingWrite>;
     /// The write of [`EditJob::decide`] was committed as `rec`.
     fn stored(&mut self, rec: UserRecord);
-    /// Runs the whole edit alone, in a transaction of its own.
-    fn alone(&mut self, conn: &mut DbConnection);
     /// Answers `e` without running the edit.
     fn force(&mut self, e: StoreError);
     /// Sends the answer (an error if there is none).
@@ -110,14 +104,6 @@ where
         });
     }
 
-    fn alone(&mut self, conn: &mut DbConnection) {
-        let (id, with_groups, by, f) = (&self.id, self.with_groups, &self.by, &self.f);
-        self.then = None;
-        self.result = Some(catch("user edit", || {
-            transaction(conn, |conn| edit_alone(conn, id, with_groups, by, f, None))
-        }));
-    }
-
     fn force(&mut self, e: StoreError) {
         self.then = None;
         self.result = Some(Err(e));
@@ -144,13 +130,6 @@ pub(crate) struct InsertJob {
 }
 
 impl InsertJob {
-    pub(crate) fn alone(&mut self, conn: &mut DbConnection) {
-        let (attrs, hash, actor) = (&self.attrs, self.password_hash.as_deref(), &self.actor);
-        self.result = Some(transaction(conn, |conn| {
-            insert_alone(conn, attrs, hash, actor)
-        }));
-    }
-
     pub(crate) fn answer(self) {
         let result = self.result.unwrap_or_else(|| {
             Err(StoreError::Internal(

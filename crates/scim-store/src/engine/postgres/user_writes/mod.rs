@@ -41,9 +41,10 @@
 //! A write the batch cannot take as planned (a database error anywhere,
 //! such as an edit renaming a user to a taken userName, which aborts the
 //! whole statement) rolls the batch back, and then every write of the
-//! batch runs alone in a transaction of its own, as it would without
-//! batching, so each gets exactly its own answer. That is also why an
-//! edit's closure is `Fn`: it may be asked twice.
+//! batch runs again as a batch of its own, through the same code, so each
+//! gets exactly its own answer; a batch of one that fails answers its
+//! write with the error. That is also why an edit's closure is `Fn`: it
+//! may be asked twice.
 //!
 //! Every write is answered only after the transaction holding it has
 //! committed, and holds its own result; a batch is a commit unit, not a
@@ -51,8 +52,7 @@
 //!
 //! The queue and the batcher threads are in `batcher.rs`, the queued
 //! creates and edits in `jobs.rs`, a batch's transaction in `batch.rs`,
-//! its statements bound with arrays in `array_query.rs`; a write alone is
-//! `engine/write_alone.rs`, which SQLite's writer runs too.
+//! its statements bound with arrays in `array_query.rs`.
 
 pub mod array_query;
 pub mod batch;
