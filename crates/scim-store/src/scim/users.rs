@@ -329,7 +329,11 @@ pub fn find_password_hash(conn: &mut DbConnection, id: &str) -> Result<Option<St
         .map_err(StoreError::from)
 }
 
-fn user_exists(conn: &mut DbConnection, org: OrgId, id: &str) -> Result<bool, StoreError> {
+pub(crate) fn user_exists(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: &str,
+) -> Result<bool, StoreError> {
     Ok(diesel::select(diesel::dsl::exists(
         users::table
             .filter(users::id.eq(id))
@@ -347,7 +351,7 @@ fn user_exists(conn: &mut DbConnection, org: OrgId, id: &str) -> Result<bool, St
 /// Only the filter index rows that differ are written; they are diffed
 /// against the stored rows (one primary-key range read). A caller that has
 /// just read the user in the same transaction can save that read with
-/// [`update_user_from`].
+/// `update_user_from`.
 #[cfg(any(test, feature = "testing"))]
 pub fn update_user(
     conn: &mut DbConnection,
@@ -378,6 +382,11 @@ pub fn update_user(
 /// copy into `PreconditionFailed`); since every write derives the index
 /// rows from the attributes it stores, the rows of that version are exactly
 /// those derived from `current.attrs`.
+///
+/// The store's own unit tests write with it; SQLite's writer and
+/// PostgreSQL's batches build their updates with [`prepare_update`] and
+/// the batch statements.
+#[cfg(test)]
 pub fn update_user_from(
     conn: &mut DbConnection,
     org: OrgId,
@@ -528,8 +537,7 @@ pub(crate) fn prepare_update(
 /// Runs a [`PreparedUpdate`] in the caller's transaction: the stored
 /// record, or `None` (nothing written) when the user is no longer the
 /// version it was built from (changed, deleted) or synchronization was
-/// disabled since. A userName taken since is `Conflict`, as in
-/// [`update_user_from`].
+/// disabled since. A userName taken since is `Conflict`.
 pub(crate) fn apply_prepared_update(
     conn: &mut DbConnection,
     prepared: PreparedUpdate,

@@ -48,11 +48,11 @@ use crate::scim::lookup::find_user_gated;
 use crate::scim::members::{user_groups, GroupRef};
 use crate::scim::unique::{carries_custom, check_unique};
 use crate::scim::users::{
-    apply_prepared_update, prepare_update, update_user_from, PreparedUpdate, UserRecord,
+    apply_prepared_update, prepare_update, user_exists, PasswordChange, PreparedUpdate, UserRecord,
 };
 
-/// An edit decided on a hint: the write, and what to answer with the
-/// stored record.
+/// An edit decided (on a hint, or in full on the writer): the write, and
+/// what to answer with the stored record.
 struct Decided<T> {
     prepared: PreparedUpdate,
     /// Its change log rows, built here too.
@@ -63,6 +63,71 @@ struct Decided<T> {
     /// values (`scim::unique`: values it already held are not checked).
     before: Option<serde_json::Map<String, serde_json::Value>>,
     then: Box<dyn FnOnce(UserRecord) -> T + Send>,
+}
+
+impl<T> Decided<T> {
+    /// The write of `attrs` (and `password`) over `current`, with its
+    /// change log rows by `by`; `gated`: with the User Synchronization
+    /// gate as a condition of the `UPDATE` (an edit decided on a hint,
+    /// before the gate was read).
+    fn new(
+        by: &EditBy,
+        current: &UserRecord,
+        attrs: serde_json::Map<String, serde_json::Value>,
+        password: &PasswordChange,
+        then: Box<dyn FnOnce(UserRecord) -> T + Send>,
+        groups: Option<Vec<GroupRef>>,
+        gated: bool,
+    ) -> Result<Decided<T>, StoreError> {
+        let prepared = prepare_update(
+            Backend::Sqlite,
+            by.actor.org,
+            current,
+            attrs,
+            password,
+            gated,
+        )?;
+        let changes = by.changes(&current.attrs, prepared.record(), password)?;
+        Ok(Decided {
+            prepared,
+            changes,
+            groups,
+            before: carries_custom(&current.attrs).then(|| current.attrs.clone()),
+            then,
+        })
+    }
+
+    /// The one write of a User edit on SQLite, on the writer inside its
+    /// transaction: the prepared `UPDATE` and filter rows, the uniqueness
+    /// check, the change log rows (the last write), and the user stored
+    /// offered to `hints`. `None`: nothing was written, because the user
+    /// is no longer the version the edit was decided on (or, for a gated
+    /// write, synchronization was disabled since).
+    fn write(
+        self,
+        conn: &mut DbConnection,
+        by: &EditBy,
+        hints: &UserHints,
+    ) -> Result<Option<T>, StoreError> {
+        let Decided {
+            prepared,
+            changes,
+            groups,
+            before,
+            then,
+        } = self;
+        let Some(stored) = apply_prepared_update(conn, prepared)? else {
+            return Ok(None);
+        };
+        check_unique(
+            conn,
+            by.actor.org,
+            &[(&stored.id, &stored.attrs, before.as_ref())],
+        )?;
+        record(conn, &by.actor, &stored.last_modified, &changes)?;
+        hints.offer(by.actor.org, &stored, groups.as_deref());
+        Ok(Some(then(stored)))
+    }
 }
 
 /// Queues the edit of user `id` (see the module docs): `f` gets the user
@@ -93,29 +158,14 @@ where
             .flatten()
         });
     match decided {
-        Some(Decided {
-            prepared,
-            changes,
-            groups,
-            before,
-            then,
-        }) => writes.submit(move |conn| {
-            if let Some(seen) = &groups {
+        Some(decided) => writes.submit(move |conn| {
+            if let Some(seen) = &decided.groups {
                 if user_groups(conn, &id)? != *seen {
                     return edit_alone(conn, &id, with_groups, &by, &f, &hints);
                 }
             }
-            match apply_prepared_update(conn, prepared)? {
-                Some(stored) => {
-                    check_unique(
-                        conn,
-                        by.actor.org,
-                        &[(&stored.id, &stored.attrs, before.as_ref())],
-                    )?;
-                    record(conn, &by.actor, &stored.last_modified, &changes)?;
-                    hints.offer(by.actor.org, &stored, groups.as_deref());
-                    Ok(then(stored))
-                }
+            match decided.write(conn, &by, &hints)? {
+                Some(answer) => Ok(answer),
                 None => edit_alone(conn, &id, with_groups, &by, &f, &hints),
             }
         }),
@@ -125,9 +175,8 @@ where
 
 /// An edit in full on the writer, inside its transaction: the gate and
 /// the user (with its groups when asked) in one statement, the closure,
-/// and the conditional write (the single writer needs no row lock). A
-/// write records its change log rows, by `by`, as the last write; the
-/// user stored is offered to `hints`.
+/// and the write it decides ([`Decided::write`], as a hinted edit's; the
+/// single writer needs no row lock).
 fn edit_alone<T, F>(
     conn: &mut DbConnection,
     id: &str,
@@ -153,16 +202,17 @@ where
             password,
             then,
         } => {
-            let stored = update_user_from(conn, by.actor.org, &current, &attrs, password.clone())?;
-            check_unique(
-                conn,
-                by.actor.org,
-                &[(&stored.id, &stored.attrs, Some(&current.attrs))],
-            )?;
-            let changes = by.changes(&current.attrs, &stored, &password)?;
-            record(conn, &by.actor, &stored.last_modified, &changes)?;
-            hints.offer(by.actor.org, &stored, groups.as_deref());
-            Ok(then(stored))
+            let decided = Decided::new(by, &current, attrs, &password, then, groups, false)?;
+            match decided.write(conn, by, hints)? {
+                Some(answer) => Ok(answer),
+                // The closure was given the user as stored, under the
+                // write lock: only a `current` of its own making differs.
+                None => Err(if user_exists(conn, by.actor.org, &current.id)? {
+                    StoreError::PreconditionFailed
+                } else {
+                    StoreError::NotFound
+                }),
+            }
         }
     }
 }
@@ -184,27 +234,7 @@ where
             attrs,
             password,
             then,
-        }) => {
-            let prepared = prepare_update(
-                Backend::Sqlite,
-                by.actor.org,
-                &current,
-                attrs,
-                &password,
-                true,
-            )
-            .ok()?;
-            let changes = by
-                .changes(&current.attrs, prepared.record(), &password)
-                .ok()?;
-            Some(Decided {
-                prepared,
-                changes,
-                groups,
-                before: carries_custom(&current.attrs).then(|| current.attrs.clone()),
-                then,
-            })
-        }
+        }) => Decided::new(by, &current, attrs, &password, then, groups, true).ok(),
         // Not answered from a hint (see the module docs).
         Ok(Edit::Answer(_)) | Err(_) => None,
     }
