@@ -20,6 +20,7 @@ use scim_core::ScimError;
 use crate::db::connection::DbConnection;
 use crate::db::org::OrgId;
 use crate::db::schema::scim::groups;
+use crate::db::sql::{load, Bind, SqlBuilder};
 use crate::error::{is_unique_violation, StoreError};
 use crate::scim::filter::Resource;
 use crate::scim::get_ci;
@@ -58,19 +59,7 @@ struct NewGroupRow<'a> {
     last_modified: &'a str,
 }
 
-#[derive(AsChangeset)]
-#[diesel(table_name = groups)]
-struct GroupChanges<'a> {
-    display_name: &'a str,
-    display_name_ci: &'a str,
-    // `Some(None)` writes NULL; `None` would leave the column unchanged.
-    external_id: Option<Option<&'a str>>,
-    resource: &'a str,
-    version: i64,
-    last_modified: &'a str,
-}
-
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = groups)]
 struct GroupRow {
     id: String,
@@ -274,35 +263,38 @@ pub fn update_group(
     let d = derive(attrs)?;
     let now = scim_core::datetime::now();
     let version = expected_version.saturating_add(1);
-    let updated = diesel::update(
-        groups::table
-            .filter(groups::id.eq(id))
-            .filter(groups::org_id.eq(org.0))
-            .filter(groups::version.eq(expected_version)),
-    )
-    .set(GroupChanges {
-        display_name: &d.display_name,
-        display_name_ci: &d.display_name_ci,
-        external_id: Some(d.external_id.as_deref()),
-        resource: &d.resource,
-        version,
-        last_modified: &now,
-    })
-    .execute(conn)
-    .map_err(|e| {
+    // The store's own SQL, kept prepared (diesel never caches an UPDATE of
+    // its query builder), returning `created` in the same statement.
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push("UPDATE groups SET display_name = ")
+        .bind_text(d.display_name.clone())
+        .push(", display_name_ci = ")
+        .bind_text(d.display_name_ci.clone())
+        .push(", external_id = ")
+        .bind(Bind::NullableText(d.external_id.clone()))
+        .push(", resource = ")
+        .bind_text(d.resource.clone())
+        .push(", version = ")
+        .bind(Bind::BigInt(version))
+        .push(", last_modified = ")
+        .bind_text(now.clone())
+        .push(" WHERE id = ")
+        .bind_text(id)
+        .push(" AND org_id = ")
+        .bind(Bind::Integer(org.0))
+        .push(" AND version = ")
+        .bind(Bind::BigInt(expected_version))
+        .push(" RETURNING created");
+    let created = load::<CreatedRow>(conn, &b).map_err(|e| {
         if is_unique_violation(&e) {
             display_name_taken(&d.display_name)
         } else {
             e.into()
         }
     })?;
-    if updated == 0 {
+    let Some(CreatedRow { created }) = created.into_iter().next() else {
         return Err(missed(conn, org, id, Some(expected_version))?);
-    }
-    let created: String = groups::table
-        .filter(groups::id.eq(id))
-        .select(groups::created)
-        .first(conn)?;
+    };
     Ok(GroupRecord {
         id: id.to_owned(),
         attrs: d.attrs,
@@ -310,6 +302,12 @@ pub fn update_group(
         created,
         last_modified: now,
     })
+}
+
+#[derive(QueryableByName)]
+struct CreatedRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    created: String,
 }
 
 /// Bumps a Group's version and lastModified after a membership change
@@ -324,32 +322,23 @@ pub fn touch_group(
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<GroupRecord, StoreError> {
-    let now = scim_core::datetime::now();
-    let changes = (
-        groups::version.eq(groups::version + 1),
-        groups::last_modified.eq(&now),
-    );
-    let updated = match expected_version {
-        Some(v) => diesel::update(
-            groups::table
-                .filter(groups::id.eq(id))
-                .filter(groups::org_id.eq(org.0))
-                .filter(groups::version.eq(v)),
-        )
-        .set(changes)
-        .execute(conn)?,
-        None => diesel::update(
-            groups::table
-                .filter(groups::id.eq(id))
-                .filter(groups::org_id.eq(org.0)),
-        )
-        .set(changes)
-        .execute(conn)?,
-    };
-    if updated == 0 {
-        return Err(missed(conn, org, id, expected_version)?);
+    // The store's own SQL, kept prepared (diesel never caches an UPDATE of
+    // its query builder), returning the group in the same statement.
+    let mut b = SqlBuilder::fixed(conn.backend());
+    b.push("UPDATE groups SET version = version + 1, last_modified = ")
+        .bind_text(scim_core::datetime::now())
+        .push(" WHERE id = ")
+        .bind_text(id)
+        .push(" AND org_id = ")
+        .bind(Bind::Integer(org.0));
+    if let Some(v) = expected_version {
+        b.push(" AND version = ").bind(Bind::BigInt(v));
     }
-    find_group(conn, org, id)?.ok_or(StoreError::NotFound)
+    b.push(" RETURNING id, resource, version, created, last_modified");
+    match load::<GroupRow>(conn, &b)?.into_iter().next() {
+        Some(row) => to_record(row),
+        None => Err(missed(conn, org, id, expected_version)?),
+    }
 }
 
 /// Deletes a Group: its member rows go by cascade, and its own membership
