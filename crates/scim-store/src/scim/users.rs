@@ -667,20 +667,25 @@ pub fn soft_delete_user(
         let resource = serde_json::to_string(&attrs)
             .map_err(|e| StoreError::internal("serialising a user failed", &e))?;
         let now = scim_core::datetime::now();
-        let updated = diesel::update(
-            users::table
-                .filter(users::id.eq(id))
-                .filter(users::version.eq(current.version))
-                .filter(users::deleted_at.is_null()),
-        )
-        .set((
-            users::active.eq(false),
-            users::resource.eq(&resource),
-            users::version.eq(current.version.saturating_add(1)),
-            users::last_modified.eq(&now),
-            users::deleted_at.eq(&now),
-        ))
-        .execute(conn)?;
+        // The store's own SQL, kept prepared (diesel never caches an
+        // UPDATE of its query builder).
+        let mut b = SqlBuilder::fixed(conn.backend());
+        b.push("UPDATE users SET active = ")
+            .bind(Bind::Bool(false))
+            .push(", resource = ")
+            .bind_text(resource)
+            .push(", version = ")
+            .bind(Bind::BigInt(current.version.saturating_add(1)))
+            .push(", last_modified = ")
+            .bind_text(now.clone())
+            .push(", deleted_at = ")
+            .bind_text(now)
+            .push(" WHERE id = ")
+            .bind_text(id)
+            .push(" AND version = ")
+            .bind(Bind::BigInt(current.version))
+            .push(" AND deleted_at IS NULL");
+        let updated = execute(conn, &b)?;
         if updated == 1 {
             let left = crate::scim::members::remove_from_all_groups(conn, id)?;
             return Ok((current.version.saturating_add(1), left));
