@@ -442,7 +442,123 @@ pub fn list_groups(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::db::connection::{ConnectionManager, Target};
+    use crate::scim::members::remove_members;
+    use crate::testing::{backends, create_user};
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
     use serde_json::json;
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    /// The SQL texts a connection started, and those it prepared for its
+    /// statement cache.
+    #[derive(Default)]
+    struct Seen {
+        started: Vec<String>,
+        cached: HashSet<String>,
+    }
+
+    /// A new connection to `url` that records into the returned [`Seen`].
+    fn watched(url: &str) -> (DbConnection, Arc<Mutex<Seen>>) {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let sink = Arc::clone(&seen);
+        let instrumentation = move |event: InstrumentationEvent<'_>| {
+            let mut seen = sink.lock().unwrap();
+            match event {
+                InstrumentationEvent::StartQuery { query, .. } => {
+                    let text = query.to_string();
+                    let sql = text.split(" -- binds: ").next().unwrap_or_default();
+                    seen.started.push(sql.to_owned());
+                }
+                InstrumentationEvent::CacheQuery { sql, .. } => {
+                    seen.cached.insert(sql.to_owned());
+                }
+                _ => {}
+            }
+        };
+        let target = Target::parse(url).unwrap();
+        let mut conn = ConnectionManager::new(target).establish().unwrap();
+        let boxed = Box::new(instrumentation) as Box<dyn Instrumentation>;
+        match &mut conn {
+            DbConnection::Sqlite(c) => c.set_instrumentation(boxed),
+            DbConnection::Postgres(c) => c.set_instrumentation(boxed),
+        }
+        (conn, seen)
+    }
+
+    /// The UPDATEs of a membership change and of a group update (the
+    /// writes an identity provider repeats most on groups) are prepared
+    /// once per connection and then taken from its cache: none is built
+    /// with diesel's UPDATE DSL, which diesel never caches.
+    #[test]
+    fn group_writes_reuse_their_prepared_statements() {
+        for db in backends() {
+            let org = OrgId::DEFAULT;
+            crate::testing::enable_sync(db.store(), org);
+            let user = |name: &str| {
+                let attrs = json!({"userName": name}).as_object().unwrap().clone();
+                create_user(db.store(), org, attrs).wait().unwrap().id
+            };
+            let members = [user("ada"), user("grace")];
+            let (mut conn, seen) = watched(db.url());
+            let attrs = json!({"displayName": "Pilots"})
+                .as_object()
+                .unwrap()
+                .clone();
+            let group = insert_group(&mut conn, org, &attrs, &[]).unwrap();
+            for round in 0..3 {
+                if round == 2 {
+                    seen.lock().unwrap().started.clear();
+                }
+                crate::db::transaction::transaction(&mut conn, |c| {
+                    for id in &members {
+                        let current = lock_group(c, org, &group.id)?.unwrap();
+                        let member = MemberRef {
+                            value: id.clone(),
+                            member_type: None,
+                        };
+                        add_members(c, org, &group.id, &[member])?;
+                        touch_group(c, org, &group.id, Some(current.version))?;
+                        remove_members(c, &group.id, std::slice::from_ref(id))?;
+                        touch_group(c, org, &group.id, None)?;
+                    }
+                    let current = lock_group(c, org, &group.id)?.unwrap();
+                    let renamed = json!({"displayName": format!("Pilots {round}")});
+                    update_group(
+                        c,
+                        org,
+                        &group.id,
+                        current.version,
+                        renamed.as_object().unwrap(),
+                    )
+                })
+                .unwrap();
+            }
+            let seen = seen.lock().unwrap();
+            // The UPDATEs: the membership statements' texts follow the
+            // request (its number of members), and are cached within the
+            // process's budget of such texts (`db/sql.rs`), which other
+            // tests of this process share.
+            let prepared_again: Vec<&String> = seen
+                .started
+                .iter()
+                .filter(|sql| sql.starts_with("UPDATE") && !seen.cached.contains(*sql))
+                .collect();
+            assert!(
+                seen.started
+                    .iter()
+                    .any(|sql| sql.starts_with("UPDATE groups")),
+                "{}: {:?}",
+                db.backend(),
+                seen.started
+            );
+            assert!(
+                prepared_again.is_empty(),
+                "{}: prepared again: {prepared_again:?}",
+                db.backend()
+            );
+        }
+    }
 
     #[test]
     fn members_never_reach_the_stored_json() {
