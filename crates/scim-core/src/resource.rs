@@ -1085,20 +1085,25 @@ fn strip_value(def: &AttributeDef, mut value: Value) -> Value {
 /// Removes everything not returned by default: `returned: never` and
 /// `returned: request` attributes and sub-attributes.
 fn strip_unrequested(rt: &ResourceType, resource: &mut Map<String, Value>) {
+    let hidden = |returned: Returned| matches!(returned, Returned::Never | Returned::Request);
     for schema in rt.schemas() {
         for a in crate::schema::COMMON_ATTRIBUTES
             .iter()
             .chain(schema.attributes)
         {
+            // Most attributes hide nothing: resolve only those that do.
+            if !hidden(a.returned) && !a.sub_attributes.iter().any(|s| hidden(s.returned)) {
+                continue;
+            }
             let Some(r) = rt.resolve(Some(schema.id), a.name, None) else {
                 continue;
             };
-            if matches!(a.returned, Returned::Never | Returned::Request) {
+            if hidden(a.returned) {
                 exclude(resource, &r, None);
                 continue;
             }
             for s in a.sub_attributes {
-                if matches!(s.returned, Returned::Never | Returned::Request) {
+                if hidden(s.returned) {
                     exclude(resource, &ResolvedAttr { sub: Some(s), ..r }, None);
                 }
             }
