@@ -274,6 +274,27 @@ pub fn enable_sync(store: &Store, org: OrgId) {
     }
 }
 
+/// A User PATCH by the command line `test`, for the change log: who
+/// [`Store::queue_user_edit`] records as making the edit.
+pub fn patched_by_test() -> crate::engine::EditBy {
+    crate::engine::EditBy {
+        actor: Actor::cli("test"),
+        event: crate::changes::Event::UserPatched,
+    }
+}
+
+/// The JSON object `v` as a map of attributes.
+///
+/// # Panics
+///
+/// When `v` is not an object.
+pub fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(map) => map,
+        other => panic!("not a JSON object: {other}"),
+    }
+}
+
 /// Creates a User in `org` through the store's one entry point for User
 /// creates ([`Store::queue_insert_user`]), as the command line `test`:
 /// behind the User Synchronization gate ([`enable_sync`]), with its

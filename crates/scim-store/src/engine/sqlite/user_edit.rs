@@ -249,14 +249,17 @@ mod tests {
 
     use super::*;
     use crate::admin::sync::{disable_sync, is_sync_disabled};
-    use crate::engine::postgres::user_writes::tests::{enable, obj, patched_by_test};
     use crate::scim::lookup::LookupBy;
     use crate::scim::users::{update_user, PasswordChange};
-    use crate::testing::backends;
+    use crate::testing::{backends, enable_sync, obj, patched_by_test};
     use crate::{
         engine::Store, scim::members::MemberRef, scim::members::MemberType, scim::users::find_user,
         scim::users::insert_user,
     };
+
+    fn enable(store: &Store) {
+        enable_sync(store, crate::db::org::OrgId::DEFAULT);
+    }
 
     /// An edit setting `attr` to `value`, counting its calls, answering
     /// with the stored user and the groups it was given; with `if_match`,

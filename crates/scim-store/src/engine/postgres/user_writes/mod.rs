@@ -60,38 +60,24 @@ pub mod batcher;
 pub mod jobs;
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use diesel::RunQueryDsl;
     use serde_json::{Map, Value};
 
-    use crate::admin::sync::{enable_sync, is_sync_disabled};
+    use crate::admin::sync::is_sync_disabled;
     use crate::changes::Actor;
-    use crate::engine::edit::{Edit, EditBy, Found};
+    use crate::engine::edit::{Edit, Found};
     use crate::error::StoreError;
     use crate::scim::user_values::{derive_values, UserValueRow};
     use crate::scim::users::{insert_user, PasswordChange, UserRecord};
-    use crate::testing::backends;
+    use crate::testing::{backends, obj, patched_by_test};
     use crate::{engine::Store, scim::users::find_password_hash, scim::users::find_user};
     use serde_json::json;
 
-    /// A PATCH by the command line, as the tests' edits are attributed.
-    pub(crate) fn patched_by_test() -> EditBy {
-        EditBy {
-            actor: Actor::cli("test"),
-            event: crate::changes::Event::UserPatched,
-        }
-    }
-
-    pub(crate) fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
-    }
-
     /// Enables User Synchronization.
-    pub(crate) fn enable(store: &Store) {
-        store
-            .write(|c| enable_sync(c, crate::db::org::OrgId::DEFAULT, "test", &[]).map(|_| ()))
-            .unwrap();
+    fn enable(store: &Store) {
+        crate::testing::enable_sync(store, crate::db::org::OrgId::DEFAULT);
     }
 
     fn create(store: &Store, name: &str) -> UserRecord {
