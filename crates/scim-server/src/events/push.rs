@@ -1,6 +1,11 @@
 //! Push delivery (RFC 8935): each SET is POSTed to the stream's receiver
-//! as `application/secevent+jwt`, one at a time, in position order; the
-//! cursor moves past a SET once the receiver answered 202.
+//! as `application/secevent+jwt`, one at a time, in position order. The
+//! cursor moves past the SETs the receiver answered once per batch (up to
+//! `batch` SETs read at once), before a failure is recorded, and whenever
+//! half the lease has gone by (which extends the lease), not after every
+//! SET: each move is a write, and one per SET made a stream cost the
+//! identity provider's writes about a fifth of their throughput while
+//! delivery fell behind them (docs/BENCHMARKS.md).
 //!
 //! - 202 Accepted: delivered.
 //! - 400 with an RFC 8935 §2.3 error (`{"err": …, "description": …}`):
@@ -17,9 +22,10 @@
 //! Several replicas share the work through a lease per stream
 //! (`scim_store::events::streams::claim_due_stream`): one replica delivers
 //! a stream at a time, and a replica that lost its lease (it stalled past
-//! it) stops at its next SET. A crash between a receiver's 202 and the
-//! cursor's move sends that SET again: delivery is at least once, and
-//! receivers deduplicate by `jti`.
+//! it) stops at its next cursor move. A crash between a receiver's 202
+//! and the cursor's move sends the SETs pushed since the last move again
+//! (at most a batch): delivery is at least once, and receivers
+//! deduplicate by `jti`.
 
 use std::time::Duration;
 
@@ -158,6 +164,11 @@ impl Deliverer {
                 })
                 .await?
         };
+        let clock = self.events.clock();
+        let renew_every = config.lease / 2;
+        let mut renew_at = clock.now() + renew_every;
+        // The last SET answered whose position the cursor does not hold yet.
+        let mut unrecorded = None;
         for change in &pending {
             let outcome = self
                 .push_one(stream, authorization, &key, &issuer, change)
@@ -185,17 +196,30 @@ impl Deliverer {
                         .await?;
                 }
                 Outcome::Failed(why) => {
+                    // What was answered before stays answered.
+                    if let Some(position) = unrecorded {
+                        if !self.advance(stream, position).await? {
+                            return Ok(());
+                        }
+                    }
                     self.record_failure(stream, &why).await?;
                     return Ok(());
                 }
             }
-            if !self.advance(stream, change.position).await? {
-                return Ok(());
+            unrecorded = Some(change.position);
+            if clock.now() >= renew_at {
+                if !self.advance(stream, change.position).await? {
+                    return Ok(());
+                }
+                unrecorded = None;
+                renew_at = clock.now() + renew_every;
             }
         }
-        if pending.last().map_or(stream.cursor, |c| c.position) < read_to {
-            // Past the changes the stream does not select.
-            self.advance(stream, read_to).await?;
+        // Past the SETs answered, and past the changes the stream does not
+        // select up to where it read.
+        let to = read_to.max(pending.last().map_or(stream.cursor, |c| c.position));
+        if unrecorded.is_some() || to > stream.cursor {
+            self.advance(stream, to).await?;
         }
         Ok(())
     }

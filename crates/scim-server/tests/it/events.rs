@@ -29,12 +29,16 @@ struct Seen {
     token: String,
 }
 
+/// Called with each push's number (from 1) before it is answered.
+type OnPush = Arc<Mutex<Option<Box<dyn FnMut(usize) + Send>>>>;
+
 /// A push receiver on 127.0.0.1: answers each push with the next scripted
 /// status and body (202 once the script is empty) and keeps what it got.
 struct Receiver {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<VecDeque<(u16, String)>>>,
+    on_push: OnPush,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -42,15 +46,16 @@ impl Receiver {
     fn start() -> Receiver {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let script: Arc<Mutex<VecDeque<(u16, String)>>> = Arc::default();
+        let on_push: OnPush = Arc::default();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (s, sc) = (seen.clone(), script.clone());
+        let (s, sc, op) = (seen.clone(), script.clone(), on_push.clone());
         let server = HttpServer::new(move || {
-            let (seen, script) = (s.clone(), sc.clone());
+            let (seen, script, on_push) = (s.clone(), sc.clone(), op.clone());
             App::new().route(
                 "/events",
                 web::post().to(move |req: HttpRequest, body: web::Bytes| {
-                    let (seen, script) = (seen.clone(), script.clone());
+                    let (seen, script, on_push) = (seen.clone(), script.clone(), on_push.clone());
                     async move {
                         let h = |name| {
                             req.headers()
@@ -63,6 +68,10 @@ impl Receiver {
                             accept: h(header::ACCEPT),
                             token: String::from_utf8(body.to_vec()).unwrap(),
                         });
+                        let pushes = seen.lock().unwrap().len();
+                        if let Some(f) = on_push.lock().unwrap().as_mut() {
+                            f(pushes);
+                        }
                         let (status, body) = script
                             .lock()
                             .unwrap()
@@ -88,8 +97,15 @@ impl Receiver {
             url: format!("http://127.0.0.1:{port}/events"),
             seen,
             script,
+            on_push,
             handle,
         }
+    }
+
+    /// Runs `f` with each push's number (counted from the receiver's
+    /// start) before answering it.
+    fn on_push(&self, f: impl FnMut(usize) + Send + 'static) {
+        *self.on_push.lock().unwrap() = Some(Box::new(f));
     }
 
     fn then(&self, status: u16, body: &str) {
@@ -883,5 +899,96 @@ async fn each_organizations_streams_carry_only_its_changes_in_order() {
     }
     for r in receivers {
         r.handle.stop(false).await;
+    }
+}
+
+/// The cursor moves once per batch of pushes, not after each SET (a write
+/// each), and also once half the lease has gone by mid-batch (which
+/// extends the lease); a failure keeps what was answered before it.
+#[actix_web::test]
+async fn the_cursor_moves_once_per_batch_and_when_half_the_lease_has_gone() {
+    let receiver = Receiver::start();
+    for db in backends() {
+        let (events, clock) = events(&db, config(true));
+        let lease = events.config().lease;
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let created = push_stream(db.store(), &receiver.url, Alg::Es256);
+        let id = created.stream.id.clone();
+        let start = created.stream.cursor;
+        let first = receiver.seen().len();
+        for user in ["a", "b", "c", "d"] {
+            change(db.store(), Event::UserPatched, user);
+        }
+        let positions = db
+            .store()
+            .read(|c| scim_store::changes::read_after(c, start, 10))
+            .unwrap();
+        let positions: Vec<i64> = positions.iter().map(|c| c.position).collect();
+        assert_eq!(positions.len(), 4);
+        let stream_now = {
+            let (store, id) = (db.store().clone(), id.clone());
+            move || store.read(|c| streams::find_stream(c, &id)).unwrap()
+        };
+        // The stream's cursor as each push arrives; the clock passes half
+        // the lease while the second is answered.
+        let cursors: Arc<Mutex<Vec<i64>>> = Arc::default();
+        {
+            let (cursors, clock, stream_now) = (cursors.clone(), clock.clone(), stream_now.clone());
+            receiver.on_push(move |n| {
+                cursors.lock().unwrap().push(stream_now().cursor);
+                if n == first + 2 {
+                    clock.advance(lease / 2 + Duration::from_secs(1));
+                }
+            });
+        }
+        assert_eq!(deliverer.run_once().await.unwrap(), Ran::Delivered);
+        assert_eq!(
+            *cursors.lock().unwrap(),
+            [start, start, positions[1], positions[1]],
+            "unmoved during the batch but once half the lease had gone, after the second SET"
+        );
+        let stream = stream_now();
+        assert_eq!((stream.cursor, stream.failures), (positions[3], 0));
+
+        // 202, 202, then 500: the cursor keeps the two answered.
+        receiver.on_push(|_| {});
+        for user in ["e", "f", "g"] {
+            change(db.store(), Event::UserPatched, user);
+        }
+        receiver.then(202, "");
+        receiver.then(202, "");
+        receiver.then(500, "");
+        assert_eq!(deliverer.run_once().await.unwrap(), Ran::Delivered);
+        let stream = stream_now();
+        let all = db
+            .store()
+            .read(|c| scim_store::changes::read_after(c, positions[3], 10))
+            .unwrap();
+        assert_eq!(stream.cursor, all[1].position, "past e and f, not g");
+        assert_eq!(stream.failures, 1);
+        clock.advance(Duration::from_secs(61));
+        drain(&deliverer).await;
+        assert_eq!(stream_now().cursor, all[2].position);
+        let jwks = get_jwks(&events, &created).await;
+        let pushed: Vec<String> = receiver
+            .seen()
+            .split_off(first)
+            .iter()
+            .map(|s| {
+                verify(&s.token, &jwks)["sub_id"]["uri"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            pushed,
+            [
+                "/Users/a", "/Users/b", "/Users/c", "/Users/d", "/Users/e", "/Users/f", "/Users/g",
+                "/Users/g"
+            ],
+            "each SET once, the failed one again"
+        );
+        receiver.on_push(|_| {});
     }
 }
