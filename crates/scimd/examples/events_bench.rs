@@ -6,12 +6,17 @@
 //!
 //! - throughput: `--events N` changes recorded back to back (100 per
 //!   transaction); events/s from the first commit to the last arrival;
-//! - lag: `--paced M` changes, one every `1 / --rate` seconds; commit to
-//!   arrival, p50 and p99. These writes come from another process, so
-//!   scimd sees them at its next look (`events.poll_interval_millis`); a
-//!   SCIM write through scimd itself wakes the deliverer at once.
+//! - lag of another process's writes: `--paced M` changes, one every
+//!   `1 / --rate` seconds; commit to arrival, p50 and p99. These writes
+//!   come from another process (as another replica's would), so scimd
+//!   sees them at its next look (`events.poll_interval_millis`);
+//! - lag of SCIM writes through scimd (with `--scim BASE --token T`): `M`
+//!   PATCHes of one user through scimd's SCIM API at the same pace, which
+//!   wake the deliverer at once; from sending the PATCH to the SET's
+//!   arrival, p50 and p99: what an application behind scimd waits for an
+//!   identity provider's change.
 //!
-//! `cargo run --release --example events_bench -- --db URL --events 2000 --paced 100 --rate 20`
+//! `cargo run --release --example events_bench -- --db URL --events 2000 --paced 100 --rate 20 [--scim http://127.0.0.1:8080 --token scimd_…]`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashMap;
@@ -191,7 +196,7 @@ fn main() {
                 Err(_) => break,
             }
         }
-        let _ = done_tx.send(seen);
+        let _ = done_tx.send((seen, arrivals));
     });
     let mut next = Instant::now();
     for i in 0..paced {
@@ -200,7 +205,7 @@ fn main() {
         next += every;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    let seen = done_rx.recv().unwrap();
+    let (seen, arrivals) = done_rx.recv().unwrap();
     collector.join().unwrap();
     for (p, at) in seen {
         if let Some(c) = committed.get(&p) {
@@ -209,12 +214,89 @@ fn main() {
     }
     lags.sort();
     let (p50, p99) = (percentile(&lags, 0.5), percentile(&lags, 0.99));
-    println!(
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut line = format!(
         "BENCH events burst={wanted} written_ms={} delivered_ms={} throughput={throughput:.0} paced={} rate={rate} lag_p50_ms={:.1} lag_p99_ms={:.1}",
         written.as_millis(),
         burst.as_millis(),
         lags.len(),
-        p50.as_secs_f64() * 1000.0,
-        p99.as_secs_f64() * 1000.0
+        ms(p50),
+        ms(p99)
     );
+    let scim = arg("--scim", "");
+    if !scim.is_empty() {
+        let mut lags = api_lags(
+            &scim,
+            &arg("--token", ""),
+            paced,
+            every,
+            &arrivals,
+            deadline,
+        );
+        lags.sort();
+        line.push_str(&format!(
+            " api_paced={} api_lag_p50_ms={:.1} api_lag_p99_ms={:.1}",
+            lags.len(),
+            ms(percentile(&lags, 0.5)),
+            ms(percentile(&lags, 0.99))
+        ));
+    }
+    println!("{line}");
+}
+
+/// `n` PATCHes of one user through scimd's SCIM API at `base`, one every
+/// `every`: for each, the time from sending it to its SET's arrival.
+fn api_lags(
+    base: &str,
+    token: &str,
+    n: usize,
+    every: Duration,
+    arrivals: &mpsc::Receiver<(i64, Instant)>,
+    deadline: Duration,
+) -> Vec<Duration> {
+    let client = reqwest::blocking::Client::new();
+    let send = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        let res = client
+            .request(method, format!("{base}/scim/v2{path}"))
+            .bearer_auth(token)
+            .header("Content-Type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json::<serde_json::Value>().unwrap()
+    };
+    let user = send(
+        reqwest::Method::POST,
+        "/Users",
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": format!("events-bench-{}", std::process::id()),
+        }),
+    );
+    let id = user["id"].as_str().unwrap().to_owned();
+    // Its create's SET.
+    arrivals
+        .recv_timeout(deadline)
+        .expect("no SET for the user created");
+    let mut lags = Vec::with_capacity(n);
+    let mut next = Instant::now();
+    for i in 0..n {
+        let sent = Instant::now();
+        send(
+            reqwest::Method::PATCH,
+            &format!("/Users/{id}"),
+            serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "title", "value": format!("Title {i}")}],
+            }),
+        );
+        let (_, at) = arrivals
+            .recv_timeout(deadline)
+            .expect("SETs stopped arriving");
+        lags.push(at.saturating_duration_since(sent));
+        next += every;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    lags
 }
