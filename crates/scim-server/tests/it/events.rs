@@ -227,6 +227,28 @@ async fn get_jwks(events: &Events, created: &CreatedStream) -> Value {
     test::read_body_json(res).await
 }
 
+/// The `sub_id.uri` of each SET `receiver` got after its first `from`,
+/// each verified with the stream's published JWKS.
+async fn pushed_subjects(
+    receiver: &Receiver,
+    events: &Events,
+    created: &CreatedStream,
+    from: usize,
+) -> Vec<String> {
+    let jwks = get_jwks(events, created).await;
+    receiver
+        .seen()
+        .split_off(from)
+        .iter()
+        .map(|s| {
+            verify(&s.token, &jwks)["sub_id"]["uri"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Verifies a SET against the JWKS and returns its claims.
 fn verify(token: &str, jwks: &Value) -> Value {
     verify_issued(token, jwks, "https://scim.example.com")
@@ -418,17 +440,7 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
             clock.advance(Duration::from_secs(61));
         }
         drain(&deliverer).await;
-        let jwks = get_jwks(&events, &created).await;
-        let seen = receiver.seen().split_off(before);
-        let jtis: Vec<String> = seen
-            .iter()
-            .map(|s| {
-                verify(&s.token, &jwks)["sub_id"]["uri"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
+        let jtis = pushed_subjects(&receiver, &events, &created, before).await;
         assert_eq!(
             jtis,
             ["/Users/a", "/Users/a", "/Users/a", "/Users/a", "/Users/b", "/Users/a"],
@@ -969,18 +981,7 @@ async fn the_cursor_moves_once_per_batch_and_when_half_the_lease_has_gone() {
         clock.advance(Duration::from_secs(61));
         drain(&deliverer).await;
         assert_eq!(stream_now().cursor, all[2].position);
-        let jwks = get_jwks(&events, &created).await;
-        let pushed: Vec<String> = receiver
-            .seen()
-            .split_off(first)
-            .iter()
-            .map(|s| {
-                verify(&s.token, &jwks)["sub_id"]["uri"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
+        let pushed = pushed_subjects(&receiver, &events, &created, first).await;
         assert_eq!(
             pushed,
             [
