@@ -8,6 +8,8 @@
 # for an identity provider's change), and changes committed by another
 # process, which scimd sees at its next look
 # (SCIMD__EVENTS__POLL_INTERVAL_MILLIS, set below), as another replica's.
+# Then the identity provider's PATCHes (wrk) without a push stream and with
+# one delivering them, and whether delivery kept up.
 # A benchmark, not a test: it exits 0 whether or not a figure is good.
 #
 #   make bench                 # runs scripts/bench.sh, then this
@@ -22,6 +24,7 @@
 #   BENCH_PACED          paced changes for the lag (default 200)
 #   BENCH_RATE           paced changes per second (default 20)
 #   BENCH_POLL_MILLIS    the deliverer's look interval (default 100)
+#   BENCH_WRITE_SECS     seconds of PATCHes without, then with, a stream (default 5)
 #   BENCH_PG_URL         admin URL of a PostgreSQL server whose role may CREATE DATABASE
 #   BENCH_OUT            output directory (default target/bench)
 set -euo pipefail
@@ -36,6 +39,7 @@ EVENTS="${BENCH_EVENTS:-5000}"
 PACED="${BENCH_PACED:-200}"
 RATE="${BENCH_RATE:-20}"
 POLL_MILLIS="${BENCH_POLL_MILLIS:-100}"
+WRITE_SECS="${BENCH_WRITE_SECS:-5}"
 OUT="${BENCH_OUT:-$ROOT/target/bench}"
 
 die() { printf 'bench-events: %s\n' "$*" >&2; exit 2; }
@@ -43,6 +47,7 @@ die() { printf 'bench-events: %s\n' "$*" >&2; exit 2; }
 . "$ROOT/scripts/bench-lib.sh"
 
 [ -x "$BIN" ] || die "$BIN not found: run 'make bench' (or 'cargo build --release -p scimd') first"
+command -v wrk >/dev/null || die "wrk is required (apt-get install -y wrk; scripts/bench.sh installs it)"
 if [ ! -x "$LOAD" ]; then
   log "building the load program (examples/events_bench.rs)"
   cargo build --release --example events_bench -p scimd >&2 || die "cannot build examples/events_bench.rs"
@@ -60,7 +65,7 @@ trap 'exit 130' INT TERM
 
 export SCIMD__EVENTS__ALLOW_PRIVATE_RECEIVERS=true
 export SCIMD__EVENTS__POLL_INTERVAL_MILLIS="$POLL_MILLIS"
-ROWS=""
+ROWS="" WRITES=""
 for backend in $BACKENDS; do
   start_scimd "$backend" events
   line="$("$LOAD" --db "$SCIMD__DATABASE__URL" --events "$EVENTS" --paced "$PACED" --rate "$RATE" \
@@ -72,6 +77,46 @@ for backend in $BACKENDS; do
   report_server_errors "$backend"
   stop_server
   [ "$backend" = postgres ] && drop_pg_db
+
+  # The identity provider's writes with a stream delivering them: PATCHes
+  # (wrk, 16 connections) without a stream, then with one (the load
+  # program's --hold), and how many of the changes written the receiver
+  # got by WRITE_SECS + 4 s after the PATCHes started.
+  start_scimd "$backend" writes
+  export BENCH_DIR="$ROOT/bench" BENCH_TOKEN="$TOKEN" BENCH_BASE_PATH=/scim/v2
+  wrk -t2 -c16 -d3s -s "$BENCH_DIR/post_users.lua" "$BASE" -- events >/dev/null \
+    || die "cannot load users on $backend"
+  python3 - "$BASE" "$TOKEN" "$WORK/ids.txt" <<'PY' || die "cannot dump the users on $backend"
+import json, sys, urllib.request
+base, token, out = sys.argv[1:4]
+req = urllib.request.Request(base + "/scim/v2/Users?startIndex=1&count=500&attributes=userName",
+                             headers={"Authorization": "Bearer " + token})
+ids = [r["id"] for r in json.load(urllib.request.urlopen(req))["Resources"]]
+open(out, "w").write("\n".join(ids) + "\n")
+PY
+  export BENCH_IDS="$WORK/ids.txt"
+  # As scripts/bench-ab.sh: PostgreSQL right after a bulk load runs up to
+  # 3 times slower until it is vacuumed.
+  if [ "$backend" = postgres ]; then
+    psql "$SCIMD__DATABASE__URL" -qc 'VACUUM (ANALYZE)' || die "VACUUM failed"
+  fi
+  rate() { wrk -t2 -c16 -d"$1s" -s "$BENCH_DIR/patch_user.lua" "$BASE" \
+    | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p'; }
+  rate 1 >/dev/null # warm-up
+  without="$(rate "$WRITE_SECS")"
+  "$LOAD" --db "$SCIMD__DATABASE__URL" --hold $((WRITE_SECS + 5)) >"$WORK/hold.txt" &
+  hold=$!
+  # The stream is created, and the deliverer sees it at its next look.
+  sleep 1
+  with="$(rate "$WRITE_SECS")"
+  wait "$hold" || die "the receiver failed on $backend"
+  held="$(grep '^BENCH hold' "$WORK/hold.txt")"
+  log "$backend: PATCH $without/s without a stream, $with/s with one; $held"
+  got() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$held"; }
+  WRITES="$WRITES| $backend | $(printf '%.0f' "$without") | $(printf '%.0f' "$with") | $(got received) of $(got written) |"$'\n'
+  report_server_errors "$backend"
+  stop_server
+  [ "$backend" = postgres ] && drop_pg_db
 done
 
 {
@@ -79,5 +124,7 @@ done
   printf 'One push stream (ES256, full events) to a receiver on 127.0.0.1; deliverer look interval %s ms; %s CPU cores shared by everything.\n\n' "$POLL_MILLIS" "$(nproc)"
   printf 'Lag: from sending a PATCH through scimd'"'"'s SCIM API to its SET'"'"'s arrival (the write wakes the deliverer), and from another process'"'"'s commit (another replica'"'"'s, seen at the next look) to the arrival.\n\n'
   printf '| backend | burst | events/s pushed | paced | SCIM write lag p50 | p99 | other process lag p50 | p99 |\n|---|---:|---:|---|---:|---:|---:|---:|\n%s' "$ROWS"
+  printf '\nPATCH /Users/{id} (wrk, 16 connections, %s s) without a push stream and with one; SETs the receiver got by %s s after the PATCHes with the stream started, of the changes written:\n\n' "$WRITE_SECS" "$((WRITE_SECS + 4))"
+  printf '| backend | PATCH req/s, no stream | with the stream | SETs received |\n|---|---:|---:|---:|\n%s' "$WRITES"
 } | tee "$OUT/events.md"
 log "saved $OUT/events.md"

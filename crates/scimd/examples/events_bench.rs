@@ -16,6 +16,11 @@
 //!   arrival, p50 and p99: what an application behind scimd waits for an
 //!   identity provider's change.
 //!
+//! - `--hold SECS` instead: only the stream and its receiver, for SECS
+//!   seconds, while something else writes (scripts/bench-events.sh runs
+//!   `wrk` PATCHes); then how many SETs arrived of the changes committed
+//!   after the stream's start.
+//!
 //! `cargo run --release --example events_bench -- --db URL --events 2000 --paced 100 --rate 20 [--scim http://127.0.0.1:8080 --token scimd_…]`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -152,7 +157,7 @@ fn main() {
         mode: Mode::Full,
         alg: Alg::Es256,
     };
-    store
+    let created = store
         .write(|c| {
             streams::create_stream(
                 c,
@@ -163,6 +168,24 @@ fn main() {
         })
         .unwrap();
     let deadline = Duration::from_secs(600);
+
+    let hold: u64 = arg("--hold", "0").parse().unwrap();
+    if hold > 0 {
+        let end = Instant::now() + Duration::from_secs(hold);
+        let mut got = 0;
+        while arrivals
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .is_ok()
+        {
+            got += 1;
+        }
+        let last = store.read(scim_store::changes::last_position).unwrap();
+        println!(
+            "BENCH hold received={got} written={}",
+            last - created.stream.cursor
+        );
+        return;
+    }
 
     // Throughput: a burst.
     let start = Instant::now();
