@@ -103,8 +103,9 @@ pub fn stream_status(
     })
 }
 
-/// How many rows of the change log one read takes while looking for a
-/// stream's next events.
+/// The most rows of the change log one read takes while looking for a
+/// stream's next events ([`pending_changes`] takes no more than it still
+/// needs).
 const SCAN: i64 = 500;
 
 /// Up to `limit` rows of the organization `org` after `after`
@@ -150,8 +151,12 @@ pub fn pending_changes(
     let mut out = Vec::new();
     let mut read_to = stream.cursor;
     while out.len() < max {
-        let rows = read_org_between(conn, stream.org, read_to, until, SCAN)?;
-        let short = rows.len() < usize::try_from(SCAN).unwrap_or(usize::MAX);
+        // No more rows than the changes still wanted: a stream that
+        // selects every change (the usual one) reads its batch and no
+        // more; one that skips most reads on in further rounds.
+        let limit = i64::try_from(max - out.len()).map_or(SCAN, |n| n.min(SCAN));
+        let rows = read_org_between(conn, stream.org, read_to, until, limit)?;
+        let short = rows.len() < usize::try_from(limit).unwrap_or(usize::MAX);
         for change in rows {
             if out.len() >= max {
                 return Ok((out, read_to));

@@ -282,6 +282,55 @@ mod tests {
     }
 
     #[test]
+    fn a_selective_stream_reads_past_what_it_skips_over_several_reads() {
+        for db in backends() {
+            let store = db.store();
+            let mut new = push("https://a.example/");
+            new.resource_types = vec!["Group".into()];
+            let stream = store
+                .write(|c| create_stream(c, OrgId::DEFAULT, &new, "2026-12-06T10:00:00.000Z"))
+                .unwrap()
+                .stream;
+            // Three groups among 50 users: each read takes no more rows
+            // than the changes still wanted, so reaching the groups takes
+            // several reads past the users.
+            let mut changes = Vec::new();
+            for i in 0..50 {
+                let id = format!("u{i}");
+                changes.push(NewChange::new(Event::UserCreated, "User", Some(&id)));
+                if i % 15 == 14 {
+                    let id = format!("g{i}");
+                    changes.push(NewChange::new(Event::GroupCreated, "Group", Some(&id)));
+                }
+            }
+            add(store, &changes);
+            let (pending, read_to) = store.read(|c| pending_changes(c, &stream, 2)).unwrap();
+            let ids: Vec<_> = pending
+                .iter()
+                .filter_map(|c| c.resource_id.as_deref())
+                .collect();
+            assert_eq!(ids, ["g14", "g29"], "{}", db.backend());
+            assert_eq!(
+                read_to, pending[1].position,
+                "read up to the last one returned"
+            );
+            let mut stream = stream;
+            stream.cursor = read_to;
+            let (pending, read_to) = store.read(|c| pending_changes(c, &stream, 2)).unwrap();
+            let ids: Vec<_> = pending
+                .iter()
+                .filter_map(|c| c.resource_id.as_deref())
+                .collect();
+            assert_eq!(ids, ["g44"]);
+            assert_eq!(
+                read_to,
+                store.read(crate::changes::last_position).unwrap(),
+                "past the users after it, to the end"
+            );
+        }
+    }
+
+    #[test]
     fn rotation_signs_with_the_new_key_and_keeps_publishing_the_old_one() {
         for db in backends() {
             let store = db.store();
