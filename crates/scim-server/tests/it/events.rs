@@ -503,6 +503,137 @@ async fn failures_are_retried_with_backoff_and_nothing_is_lost_or_reordered() {
     receiver.handle.stop(false).await;
 }
 
+/// A receiver on 127.0.0.1 that takes one connection per answer, writes
+/// that answer's bytes once the request has begun (none: it never
+/// answers) and then holds the connection, reading, until the client
+/// closes it.
+fn stalling_receiver(answers: Vec<&'static str>) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    let thread = std::thread::spawn(move || {
+        for answer in answers {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            // Once the request has begun: an answer before it is a
+            // protocol error to the client, not a slow receiver.
+            if matches!(conn.read(&mut buf), Ok(n) if n > 0) {
+                conn.write_all(answer.as_bytes()).unwrap();
+            }
+            while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    });
+    (url, thread)
+}
+
+/// Ends the test run with `what` unless the returned guard is dropped
+/// within 10 minutes: a test whose paused clock has no timer left to
+/// fire would otherwise hang.
+fn watchdog(what: &'static str) -> std::sync::mpsc::Sender<()> {
+    let (guard, watched) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            watched.recv_timeout(Duration::from_secs(600))
+        {
+            eprintln!("{what}");
+            std::process::exit(1);
+        }
+    });
+    guard
+}
+
+/// Waits for `thread` (a [`stalling_receiver`]) to end, off the runtime's
+/// thread: the client's connections close on the runtime.
+async fn joined(thread: std::thread::JoinHandle<()>) {
+    actix_web::rt::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn a_receiver_that_never_answers_is_given_up_on_at_the_timeout() {
+    // Tokio's clock is paused: a timer that is all the runtime waits for
+    // fires at once, and `elapsed` reads the time that would have passed.
+    // (No timer of the test's own: while the deliverer waits for the
+    // store's threads, the paused clock would jump to it.) A delivery that
+    // never gave up would hang; the watchdog fails the run instead.
+    tokio::time::pause();
+    let _watchdog = watchdog("a delivery to a silent receiver never gave up");
+    let timeout = Duration::from_secs(7);
+    for db in backends() {
+        let (url, thread) = stalling_receiver(vec!["", ""]);
+        let (events, clock) = events(
+            &db,
+            EventsConfig {
+                push_timeout: timeout,
+                ..config(true)
+            },
+        );
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let created = push_stream(db.store(), &url, Alg::Es256);
+        change(db.store(), Event::UserCreated, "slow");
+        for attempt in 1..=2 {
+            let started = tokio::time::Instant::now();
+            assert_eq!(deliverer.run_once().await.unwrap(), Ran::Delivered);
+            let waited = started.elapsed();
+            assert!(
+                waited >= timeout && waited < timeout + Duration::from_secs(1),
+                "attempt {attempt}: gave up after {waited:?}, not at the {timeout:?} timeout"
+            );
+            let (stream, status) = db
+                .store()
+                .read(|c| {
+                    let s = streams::find_stream(c, &created.stream.id)?;
+                    let st = streams::stream_status(c, &s, 3)?;
+                    Ok((s, st))
+                })
+                .unwrap();
+            assert_eq!(stream.failures, attempt);
+            assert_eq!(status.lag, 1, "attempt {attempt}: nothing moved past");
+            let error = stream.last_error.unwrap_or_default();
+            assert!(error.contains("timed out"), "attempt {attempt}: {error}");
+            clock.advance(Duration::from_secs(61));
+        }
+        // scimd closed both connections (the receiver's reads ended):
+        // nothing is left hanging.
+        joined(thread).await;
+        db.store()
+            .write(|c| streams::delete_stream(c, &created.stream.id))
+            .unwrap();
+    }
+}
+
+#[actix_web::test]
+async fn an_answer_whose_body_stalls_is_read_only_until_the_timeout() {
+    // The push client and body reader the deliverer uses, against a
+    // receiver that answers 400 and then stalls in its body.
+    let (url, thread) = stalling_receiver(vec![
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"err\"",
+    ]);
+    let _watchdog = watchdog("a stalled body was read past the timeout");
+    let timeout = Duration::from_secs(7);
+    let client = scim_server::events::receiver::client(true, timeout).unwrap();
+    // The status line and headers arrive in real time; then the clock is
+    // paused, and the stalled body's read ends at the exchange's deadline.
+    let response = client.post(&url).body("a SET").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
+    let body = scim_server::events::receiver::read_capped(response, 64 * 1024).await;
+    let waited = started.elapsed();
+    assert!(
+        waited > timeout - Duration::from_secs(1) && waited < timeout + Duration::from_millis(10),
+        "the body was read for {waited:?}, not until the {timeout:?} timeout"
+    );
+    assert_eq!(body, br#"{"err""#, "what came before the stall is kept");
+    assert_eq!(
+        scim_server::events::push::classify(400, &body),
+        scim_server::events::push::Outcome::Failed("HTTP 400 without an RFC 8935 error".into())
+    );
+    // The client closed the connection once it gave up.
+    joined(thread).await;
+}
+
 #[actix_web::test]
 async fn private_receivers_are_refused_unless_allowed() {
     let receiver = Receiver::start();
