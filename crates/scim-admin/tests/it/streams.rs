@@ -343,3 +343,115 @@ async fn another_organizations_streams_oauth_clients_and_grants_answer_404() {
         assert_eq!(res.status, 204, "{}", res.body);
     }
 }
+
+#[actix_web::test]
+async fn a_stream_is_paused_resumed_and_replayed_through_the_api_and_shows_its_lag() {
+    use scim_store::changes::{self, Actor, Event, NewChange};
+    for db in backends() {
+        let app = TestApp::new(db);
+        let auth = app.signed_in().await;
+        let res = app
+            .send(
+                Method::POST,
+                "/admin/api/v1/event-streams",
+                &auth,
+                Some(json!({"name": "App", "delivery": "poll",
+                    "audience": "https://app.example.com", "resource_types": ["User"]})),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let id = res.body["stream"]["id"].as_str().unwrap().to_owned();
+        let start = res.body["stream"]["cursor"].as_i64().unwrap();
+        let path = format!("/admin/api/v1/event-streams/{id}");
+        let (app, auth) = (&app, &auth);
+        let get = || app.send(Method::GET, &path, auth, None);
+        let post = |action: &str, body: Option<serde_json::Value>| {
+            let url = format!("{path}/{action}");
+            async move { app.send(Method::POST, &url, auth, body).await }
+        };
+
+        // Three changes, a second apart, after the stream's cursor.
+        let times = [
+            "2030-01-01T00:00:01.000000Z",
+            "2030-01-01T00:00:02.000000Z",
+            "2030-01-01T00:00:03.000000Z",
+        ];
+        for (i, at) in times.iter().enumerate() {
+            app.db
+                .store()
+                .write(|c| {
+                    changes::record(
+                        c,
+                        &Actor::cli("test"),
+                        at,
+                        &[NewChange::new(
+                            Event::UserPatched,
+                            "User",
+                            Some(&format!("u{i}")),
+                        )],
+                    )
+                })
+                .unwrap();
+        }
+        let positions: Vec<i64> = app
+            .db
+            .store()
+            .read(|c| changes::read_after(c, start, 100))
+            .unwrap()
+            .iter()
+            .filter(|row| row.resource_type == "User")
+            .map(|row| row.position)
+            .collect();
+        assert_eq!(positions.len(), 3);
+        let last = *positions.last().unwrap();
+
+        let res = get().await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.body["state"], "active");
+        assert_eq!(res.body["cursor"], start);
+        assert_eq!(res.body["last_position"], last);
+        assert_eq!(res.body["lag"], last - start);
+        assert_eq!(res.body["oldest_pending_at"], times[0]);
+
+        // Paused and resumed: the state changes, the backlog stays.
+        let res = post("pause", None).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.body["state"], "paused");
+        assert_eq!(get().await.body["state"], "paused");
+        assert_eq!(get().await.body["lag"], last - start);
+        let res = post("resume", None).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.body["state"], "active");
+        assert_eq!(get().await.body["cursor"], start);
+
+        // Replayed from a position: what follows it is pending.
+        let res = post("replay", Some(json!({"position": positions[1]}))).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.body["cursor"], positions[1]);
+        assert_eq!(res.body["lag"], last - positions[1]);
+        assert_eq!(res.body["oldest_pending_at"], times[2]);
+
+        // Replayed from a time (whole seconds, as an operator types it):
+        // the changes recorded at or after it are pending again.
+        let res = post("replay", Some(json!({"since": "2030-01-01T00:00:02Z"}))).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert_eq!(res.body["cursor"], positions[1] - 1);
+        assert_eq!(res.body["oldest_pending_at"], times[1]);
+        let res = post("replay", Some(json!({"since": "2030-01-01T00:00:00.5Z"}))).await;
+        assert_eq!(res.body["cursor"], positions[0] - 1);
+        assert_eq!(res.body["oldest_pending_at"], times[0]);
+        // After everything: nothing is pending.
+        let res = post("replay", Some(json!({"since": "2031-01-01T00:00:00Z"}))).await;
+        assert_eq!(
+            (res.body["cursor"].as_i64(), res.body["lag"].as_i64()),
+            (Some(last), Some(0))
+        );
+        assert!(res.body["oldest_pending_at"].is_null());
+        // From the start of the log.
+        let res = post("replay", Some(json!({"position": 0}))).await;
+        assert_eq!(
+            (res.body["cursor"].as_i64(), res.body["lag"].as_i64()),
+            (Some(0), Some(last))
+        );
+    }
+}
