@@ -362,9 +362,29 @@ mod tests {
         let base = Duration::from_secs(1);
         let max = Duration::from_secs(60);
         for failures in 0..40 {
-            let d = backoff(base, max, failures);
-            let full = base.saturating_mul(1 << failures.min(30)).min(max);
-            assert!(d >= full / 2 && d <= full, "{failures}: {d:?}");
+            // base doubled per failure: 1, 2, 4, 8, 16, 32 s, then the cap.
+            let full = match failures {
+                0..=5 => Duration::from_secs(1 << failures),
+                _ => max,
+            };
+            let draws: Vec<Duration> = (0..200).map(|_| backoff(base, max, failures)).collect();
+            for d in &draws {
+                assert!(
+                    *d >= full / 2 && *d <= full,
+                    "{failures}: {d:?} is outside [{:?}, {full:?}]",
+                    full / 2
+                );
+            }
+            // Jitter: the delays differ, and some are well below the
+            // full delay (each draw is under 0.9 of it with odds 4 in 5).
+            assert!(
+                draws.iter().any(|d| *d < full.mul_f64(0.9)),
+                "{failures}: no delay below 0.9 × {full:?}: no jitter"
+            );
+            assert!(
+                draws.iter().any(|d| *d != draws[0]),
+                "{failures}: 200 equal delays: no jitter"
+            );
         }
     }
 }

@@ -340,4 +340,67 @@ mod tests {
         assert_eq!(position_of("s2", "s1:7"), None);
         assert_eq!(position_of("s1", "garbage"), None);
     }
+
+    #[test]
+    fn every_event_kind_has_its_exact_rfc_9967_uri_full_and_notice() {
+        // RFC 9967 §2.4: create, patch and put take :full or :notice;
+        // delete, activate and deactivate none, in either mode.
+        let want = |kind: EventType| match kind {
+            EventType::Create => [
+                "urn:ietf:params:scim:event:prov:create:full",
+                "urn:ietf:params:scim:event:prov:create:notice",
+            ],
+            EventType::Patch => [
+                "urn:ietf:params:scim:event:prov:patch:full",
+                "urn:ietf:params:scim:event:prov:patch:notice",
+            ],
+            EventType::Put => [
+                "urn:ietf:params:scim:event:prov:put:full",
+                "urn:ietf:params:scim:event:prov:put:notice",
+            ],
+            EventType::Delete => ["urn:ietf:params:scim:event:prov:delete"; 2],
+            EventType::Activate => ["urn:ietf:params:scim:event:prov:activate"; 2],
+            EventType::Deactivate => ["urn:ietf:params:scim:event:prov:deactivate"; 2],
+        };
+        for &kind in EventType::ALL {
+            let [full, notice] = want(kind);
+            assert_eq!(event_uri(kind, Mode::Full), full, "{kind:?}");
+            assert_eq!(event_uri(kind, Mode::Notice), notice, "{kind:?}");
+        }
+        // Each SCIM event of the change log, recorded with its resource,
+        // is announced under its URI in each mode.
+        let data = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"u1","userName":"alice"}"#;
+        for (event, kind) in [
+            ("user.created", EventType::Create),
+            ("group.created", EventType::Create),
+            ("user.replaced", EventType::Put),
+            ("group.replaced", EventType::Put),
+            ("user.patched", EventType::Patch),
+            ("group.patched", EventType::Patch),
+            ("group.members_added", EventType::Patch),
+            ("group.members_removed", EventType::Patch),
+            ("user.deleted", EventType::Delete),
+            ("user.soft_deleted", EventType::Delete),
+            ("group.deleted", EventType::Delete),
+            ("user.activated", EventType::Activate),
+            ("user.suspended", EventType::Deactivate),
+        ] {
+            for (mode, uri) in [Mode::Full, Mode::Notice].into_iter().zip(want(kind)) {
+                let set = claims(&stream(mode), &change(event, Some(data), "{}"), "i")
+                    .unwrap_or_else(|| panic!("{event} is not announced"));
+                let uris: Vec<&String> = set["events"].as_object().unwrap().keys().collect();
+                assert_eq!(uris, [uri], "{event} in {mode:?}");
+                let payload = &set["events"][uri];
+                if kind.has_payload() && mode == Mode::Full {
+                    assert_eq!(payload["data"]["userName"], "alice", "{event}: {payload}");
+                    assert!(payload.get("attributes").is_none(), "{event}: {payload}");
+                } else if kind.has_payload() {
+                    assert!(payload["attributes"].is_array(), "{event}: {payload}");
+                    assert!(payload.get("data").is_none(), "{event}: {payload}");
+                } else {
+                    assert_eq!(payload, &json!({}), "{event} in {mode:?}");
+                }
+            }
+        }
+    }
 }

@@ -10,12 +10,12 @@ use std::time::Duration;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{test, web, App, HttpRequest, HttpResponse, HttpServer};
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use scim_server::events::push::{Deliverer, Ran};
 use scim_server::events::{Events, EventsConfig};
 use scim_store::changes::{record, Actor, Event, NewChange};
 use scim_store::events::streams::{self, CreatedStream};
-use scim_store::events::{Alg, Delivery, Mode, NewStream};
+use scim_store::events::{Alg, Delivery, EventType, Mode, NewStream};
 use scim_store::testing::{backends, TestDb};
 use scim_store::Store;
 use serde_json::{json, Value};
@@ -140,8 +140,9 @@ fn events(db: &TestDb, config: EventsConfig) -> (Events, scim_core::Clock) {
     )
 }
 
-fn push_stream(store: &Store, url: &str, alg: Alg) -> CreatedStream {
-    let new = NewStream {
+/// The settings of a push stream to `url`: full events of every type.
+fn push_settings(url: &str, alg: Alg) -> NewStream {
+    NewStream {
         name: "app".into(),
         delivery: Delivery::Push,
         endpoint_url: Some(url.into()),
@@ -152,17 +153,19 @@ fn push_stream(store: &Store, url: &str, alg: Alg) -> CreatedStream {
         resource_types: vec![],
         mode: Mode::Full,
         alg,
-    };
-    store
-        .write(|c| {
-            streams::create_stream(
-                c,
-                scim_store::OrgId::DEFAULT,
-                &new,
-                &scim_core::datetime::now(),
-            )
-        })
-        .unwrap()
+    }
+}
+
+fn push_stream(store: &Store, url: &str, alg: Alg) -> CreatedStream {
+    stream_in(store, scim_store::OrgId::DEFAULT, push_settings(url, alg))
+}
+
+/// Pauses (`true`) or resumes (`false`) the stream, as the admin API does.
+fn set_paused(store: &Store, created: &CreatedStream, paused: bool) {
+    let stream = store
+        .write(|c| streams::set_paused(c, &created.stream.id, paused))
+        .unwrap();
+    assert_eq!(stream.paused, paused);
 }
 
 fn poll_stream(store: &Store) -> CreatedStream {
@@ -192,14 +195,27 @@ fn poll_stream(store: &Store) -> CreatedStream {
 
 /// Records one change of `event` to the user `id`, as a SCIM write would.
 fn change(store: &Store, event: Event, id: &str) {
-    let data = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": format!("{id}@example.com")});
+    change_of(store, event, "User", id);
+}
+
+/// Records one change of `event` to the `resource_type` (`User` or
+/// `Group`) `id`, as a SCIM write would.
+fn change_of(store: &Store, event: Event, resource_type: &str, id: &str) {
+    let data = match resource_type {
+        "Group" => {
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": id, "displayName": id})
+        }
+        _ => {
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": format!("{id}@example.com")})
+        }
+    };
     store
         .write(|c| {
             record(
                 c,
                 &Actor::cli("tests").with_request(Some(format!("req-{id}")), None),
                 &scim_core::datetime::now(),
-                &[NewChange::new(event, "User", Some(id))
+                &[NewChange::new(event, resource_type, Some(id))
                     .version(1)
                     .data(data.to_string())],
             )
@@ -267,14 +283,43 @@ fn verify_issued(token: &str, jwks: &Value, iss: &str) -> Value {
         .find(|k| k["kid"] == kid.as_str())
         .unwrap_or_else(|| panic!("kid {kid} is not in the JWKS {jwks}"));
     let jwk: Jwk = serde_json::from_value(jwk.clone()).unwrap();
-    let mut validation = Validation::new(header.alg);
+    jsonwebtoken::decode::<Value>(
+        token,
+        &DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation(header.alg, iss),
+    )
+    .unwrap()
+    .claims
+}
+
+/// How a SET of the issuer `iss` signed with `alg` is validated: for the
+/// tests' audience, without `exp` (a SET has none).
+fn validation(alg: Algorithm, iss: &str) -> Validation {
+    let mut validation = Validation::new(alg);
     validation.set_audience(&["https://app.example.com"]);
     validation.set_issuer(&[iss]);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
-    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation)
-        .unwrap()
-        .claims
+    validation
+}
+
+/// Verifies an HS256 SET with a stream's shared secret (as returned at
+/// its creation or key rotation: the HMAC key, base64url) and returns its
+/// claims, or why it does not verify.
+fn verify_shared(token: &str, secret: &str) -> Result<Value, jsonwebtoken::errors::Error> {
+    use base64::Engine;
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    assert_eq!(header.alg, Algorithm::HS256);
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(secret)
+        .unwrap();
+    jsonwebtoken::decode::<Value>(
+        token,
+        &DecodingKey::from_secret(&key),
+        &validation(Algorithm::HS256, "https://scim.example.com"),
+    )
+    .map(|d| d.claims)
 }
 
 fn event_names(claims: &[Value]) -> Vec<String> {
@@ -1131,4 +1176,264 @@ async fn the_cursor_moves_once_per_batch_and_when_half_the_lease_has_gone() {
         );
         receiver.on_push(|_| {});
     }
+}
+
+#[actix_web::test]
+async fn hs256_sets_verify_with_the_shared_secret_and_after_rotation_only_with_the_new_one() {
+    let receiver = Receiver::start();
+    for db in backends() {
+        let (events, _) = events(&db, config(true));
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let created = push_stream(db.store(), &receiver.url, Alg::Hs256);
+        let secret = created
+            .shared_secret
+            .clone()
+            .expect("an HS256 stream's secret is returned at its creation");
+        assert_eq!(
+            get_jwks(&events, &created).await,
+            json!({"keys": []}),
+            "a shared secret is never published"
+        );
+        let before = receiver.seen().len();
+        change(db.store(), Event::UserCreated, "h1");
+        change(db.store(), Event::UserPatched, "h1");
+        drain(&deliverer).await;
+        let seen = receiver.seen().split_off(before);
+        let claims: Vec<Value> = seen
+            .iter()
+            .map(|s| verify_shared(&s.token, &secret).unwrap())
+            .collect();
+        assert_eq!(
+            event_names(&claims),
+            [
+                "urn:ietf:params:scim:event:prov:create:full",
+                "urn:ietf:params:scim:event:prov:patch:full",
+            ],
+            "{:?}",
+            db.backend()
+        );
+        assert!(claims.iter().all(|c| c["sub_id"]["uri"] == "/Users/h1"));
+
+        // Rotation returns a new secret, which signs from then on.
+        let (_, rotated) = db
+            .store()
+            .write(|c| {
+                scim_store::events::keys::rotate_key(
+                    c,
+                    &created.stream.id,
+                    &scim_core::datetime::now(),
+                )
+            })
+            .unwrap();
+        let rotated = rotated.expect("rotating an HS256 stream returns its new secret");
+        assert_ne!(rotated, secret);
+        change(db.store(), Event::UserDeleted, "h1");
+        drain(&deliverer).await;
+        let last = receiver.seen().pop().unwrap();
+        assert_eq!(receiver.seen().len(), before + 3);
+        let claims = verify_shared(&last.token, &rotated).unwrap();
+        assert_eq!(
+            event_names(&[claims]),
+            ["urn:ietf:params:scim:event:prov:delete"]
+        );
+        let old = verify_shared(&last.token, &secret).unwrap_err();
+        assert_eq!(
+            old.kind(),
+            &jsonwebtoken::errors::ErrorKind::InvalidSignature,
+            "the old secret no longer verifies"
+        );
+        assert_ne!(
+            jsonwebtoken::decode_header(&last.token).unwrap().kid,
+            jsonwebtoken::decode_header(&seen[0].token).unwrap().kid
+        );
+        db.store()
+            .write(|c| streams::delete_stream(c, &created.stream.id))
+            .unwrap();
+    }
+    receiver.handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn a_paused_push_stream_delivers_nothing_and_its_backlog_in_order_once_resumed() {
+    let receivers = [Receiver::start(), Receiver::start()];
+    for db in backends() {
+        let store = db.store();
+        let (events, _) = events(&db, config(true));
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let paused = push_stream(store, &receivers[0].url, Alg::Es256);
+        set_paused(store, &paused, true);
+        let before: Vec<usize> = receivers.iter().map(|r| r.seen().len()).collect();
+        change(store, Event::UserCreated, "q1");
+        change(store, Event::UserCreated, "q2");
+        assert_eq!(
+            deliverer.run_once().await.unwrap(),
+            Ran::NoStreams,
+            "{:?}: a paused stream is not delivered",
+            db.backend()
+        );
+        // Beside an active stream that is due, still nothing for it.
+        let active = push_stream(store, &receivers[1].url, Alg::Es256);
+        change(store, Event::UserDeleted, "q1");
+        drain(&deliverer).await;
+        assert_eq!(
+            pushed_subjects(&receivers[1], &events, &active, before[1]).await,
+            ["/Users/q1"],
+            "{:?}: the active stream delivered",
+            db.backend()
+        );
+        assert_eq!(
+            receivers[0].seen().len(),
+            before[0],
+            "{:?}: nothing reached the paused stream's receiver",
+            db.backend()
+        );
+        let status = store
+            .read(|c| {
+                let s = streams::find_stream(c, &paused.stream.id)?;
+                streams::stream_status(c, &s, 3)
+            })
+            .unwrap();
+        assert_eq!((status.lag, status.state), (3, "paused"));
+
+        set_paused(store, &paused, false);
+        drain(&deliverer).await;
+        let jwks = get_jwks(&events, &paused).await;
+        let got: Vec<(String, String)> = receivers[0]
+            .seen()
+            .split_off(before[0])
+            .iter()
+            .map(|s| {
+                let claims = verify(&s.token, &jwks);
+                (
+                    event_names(std::slice::from_ref(&claims)).remove(0),
+                    claims["sub_id"]["uri"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let want = [
+            ("urn:ietf:params:scim:event:prov:create:full", "/Users/q1"),
+            ("urn:ietf:params:scim:event:prov:create:full", "/Users/q2"),
+            ("urn:ietf:params:scim:event:prov:delete", "/Users/q1"),
+        ]
+        .map(|(e, s)| (e.to_owned(), s.to_owned()));
+        assert_eq!(got, want, "{:?}: the backlog, in order", db.backend());
+        for created in [paused, active] {
+            store
+                .write(|c| streams::delete_stream(c, &created.stream.id))
+                .unwrap();
+        }
+    }
+    for r in receivers {
+        r.handle.stop(false).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_paused_poll_stream_answers_no_events_until_resumed() {
+    for db in backends() {
+        let (events, _) = events(&db, config(true));
+        let ev = events.clone();
+        let svc = test::init_service(App::new().configure(move |cfg| ev.configure(cfg))).await;
+        let created = poll_stream(db.store());
+        change(db.store(), Event::UserCreated, "r1");
+        change(db.store(), Event::UserPatched, "r1");
+        set_paused(db.store(), &created, true);
+        let ask = json!({"maxEvents": 10, "returnImmediately": true});
+        let (status, body) = poll(&svc, &created, ask.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body,
+            json!({"sets": {}, "moreAvailable": false}),
+            "{:?}: paused",
+            db.backend()
+        );
+
+        set_paused(db.store(), &created, false);
+        let (status, body) = poll(&svc, &created, ask).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let jwks = get_jwks(&events, &created).await;
+        let mut sets: Vec<(i64, Value)> = body["sets"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(jti, set)| {
+                let position = jti.rsplit_once(':').unwrap().1.parse().unwrap();
+                (position, verify(set.as_str().unwrap(), &jwks))
+            })
+            .collect();
+        sets.sort_by_key(|(p, _)| *p);
+        let claims: Vec<Value> = sets.into_iter().map(|(_, c)| c).collect();
+        assert_eq!(
+            event_names(&claims),
+            [
+                "urn:ietf:params:scim:event:prov:create:notice",
+                "urn:ietf:params:scim:event:prov:patch:notice",
+            ],
+            "{:?}: resumed",
+            db.backend()
+        );
+        assert!(claims.iter().all(|c| c["sub_id"]["uri"] == "/Users/r1"));
+    }
+}
+
+#[actix_web::test]
+async fn a_push_stream_delivers_exactly_its_selected_event_and_resource_types_in_order() {
+    let receiver = Receiver::start();
+    for db in backends() {
+        let store = db.store();
+        let (events, _) = events(&db, config(true));
+        let deliverer = Deliverer::new(events.clone()).unwrap();
+        let created = stream_in(
+            store,
+            scim_store::OrgId::DEFAULT,
+            NewStream {
+                event_types: vec![EventType::Create, EventType::Delete],
+                resource_types: vec!["User".into()],
+                ..push_settings(&receiver.url, Alg::Es256)
+            },
+        );
+        let before = receiver.seen().len();
+        change_of(store, Event::UserCreated, "User", "s1");
+        change_of(store, Event::GroupCreated, "Group", "g1");
+        change_of(store, Event::UserPatched, "User", "s1");
+        change_of(store, Event::UserSuspended, "User", "s1");
+        change_of(store, Event::UserCreated, "User", "s2");
+        change_of(store, Event::UserReplaced, "User", "s2");
+        change_of(store, Event::GroupDeleted, "Group", "g1");
+        change_of(store, Event::UserDeleted, "User", "s1");
+        change_of(store, Event::UserActivated, "User", "s2");
+        drain(&deliverer).await;
+        let jwks = get_jwks(&events, &created).await;
+        let got: Vec<(String, String)> = receiver
+            .seen()
+            .split_off(before)
+            .iter()
+            .map(|s| {
+                let claims = verify(&s.token, &jwks);
+                (
+                    event_names(std::slice::from_ref(&claims)).remove(0),
+                    claims["sub_id"]["uri"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let want = [
+            ("urn:ietf:params:scim:event:prov:create:full", "/Users/s1"),
+            ("urn:ietf:params:scim:event:prov:create:full", "/Users/s2"),
+            ("urn:ietf:params:scim:event:prov:delete", "/Users/s1"),
+        ]
+        .map(|(e, s)| (e.to_owned(), s.to_owned()));
+        assert_eq!(got, want, "{:?}", db.backend());
+        // Past what it does not select too: nothing pending.
+        let status = store
+            .read(|c| {
+                let s = streams::find_stream(c, &created.stream.id)?;
+                streams::stream_status(c, &s, 3)
+            })
+            .unwrap();
+        assert_eq!(status.lag, 0, "{:?}", db.backend());
+        store
+            .write(|c| streams::delete_stream(c, &created.stream.id))
+            .unwrap();
+    }
+    receiver.handle.stop(false).await;
 }
