@@ -460,3 +460,127 @@ async fn the_address_recorded_is_the_proxys_last_forwarded_entry_only_behind_a_p
         }
     }
 }
+
+/// A password set by POST, by PATCH (with a path, and in Entra's
+/// path-less form) and by PUT is never recorded, nor its hash, in any
+/// column; a reactivation records `user.activated`, and a rename by
+/// PATCH `group.patched` with the path.
+#[actix_web::test]
+async fn passwords_are_never_recorded_and_reactivations_and_renames_are() {
+    let secrets = [
+        "Init1al-Secret-One",
+        "Patch3d-Secret-Two",
+        "Patch3d-Secret-Three",
+        "Put-Secret-Four",
+    ];
+    for app in TestApp::all() {
+        let backend = app.backend();
+        let start = last(&app);
+        let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        let mut body = entra_user("pw@contoso.com");
+        body["password"] = json!(secrets[0]);
+        body["active"] = json!(false);
+        let res = send(
+            &app,
+            Method::POST,
+            "/scim/v2/Users",
+            Some(body.clone()),
+            "r1",
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{backend}: {}", res.body);
+        let user = res.body["id"].as_str().unwrap().to_owned();
+        let path = format!("/scim/v2/Users/{user}");
+        for (ops, request) in [
+            (
+                json!([{"op": "replace", "path": "password", "value": secrets[1]}]),
+                "r2",
+            ),
+            (
+                json!([{"op": "Replace", "value": {"active": "True", "password": secrets[2]}}]),
+                "r3",
+            ),
+        ] {
+            let res = send(&app, Method::PATCH, &path, Some(patch(ops)), request).await;
+            assert_eq!(res.status, StatusCode::OK, "{backend}: {}", res.body);
+        }
+        body["password"] = json!(secrets[3]);
+        body["active"] = json!(true);
+        body["title"] = json!("Buyer");
+        let res = send(&app, Method::PUT, &path, Some(body), "r4").await;
+        assert_eq!(res.status, StatusCode::OK, "{backend}: {}", res.body);
+        let res = send(
+            &app,
+            Method::POST,
+            "/scim/v2/Groups",
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": "Sales"}),
+            ),
+            "r5",
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{backend}: {}", res.body);
+        let group = res.body["id"].as_str().unwrap().to_owned();
+        let res = send(
+            &app,
+            Method::PATCH,
+            &format!("/scim/v2/Groups/{group}"),
+            Some(patch(
+                json!([{"op": "replace", "path": "displayName", "value": "Sales EMEA"}]),
+            )),
+            "r6",
+        )
+        .await;
+        // A group PATCH answers 204 unless attributes are asked for.
+        assert_eq!(
+            res.status,
+            StatusCode::NO_CONTENT,
+            "{backend}: {}",
+            res.body
+        );
+
+        let rows = rows_after(&app, start);
+        let got: Vec<(&str, &str, Value)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.event.as_str(),
+                    r.request_id.as_deref().unwrap_or_default(),
+                    detail(r),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("user.created", "r1", json!({})),
+                ("user.patched", "r2", json!({"paths": ["password"]})),
+                (
+                    "user.patched",
+                    "r3",
+                    json!({"paths": ["active", "password"]})
+                ),
+                ("user.activated", "r3", json!({})),
+                (
+                    "user.replaced",
+                    "r4",
+                    json!({"paths": ["title", "password"]})
+                ),
+                ("group.created", "r5", json!({})),
+                ("group.patched", "r6", json!({"paths": ["displayName"]})),
+            ],
+            "{backend}"
+        );
+        assert_eq!(rows[6].resource_id.as_deref(), Some(group.as_str()));
+        for row in &rows {
+            // Every column, as one text.
+            let text = format!("{row:?}").to_lowercase();
+            for secret in secrets {
+                assert!(!text.contains(&secret.to_lowercase()), "{backend}: {row:?}");
+            }
+            assert!(!text.contains("argon2"), "{backend}: a hash in {row:?}");
+            assert!(!text.contains("\"password\":"), "{backend}: {row:?}");
+        }
+    }
+}
