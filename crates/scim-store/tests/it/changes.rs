@@ -24,6 +24,11 @@ fn token(n: usize) -> Actor {
     .with_request(Some(format!("req-{n}")), Some("192.0.2.1".to_owned()))
 }
 
+/// [`token`] `n`, for the request `request`.
+fn token_in(n: usize, request: &str) -> Actor {
+    token(n).with_request(Some(request.to_owned()), Some("192.0.2.1".to_owned()))
+}
+
 fn enable(store: &Store) {
     store
         .write(|c| {
@@ -128,7 +133,10 @@ fn user_writes_record_exactly_their_changes_and_failed_ones_nothing() {
 /// PostgreSQL database (two replicas), 16 writer threads creating and
 /// editing users through both, and a follower reading `read_after(cursor)`
 /// in a loop: the follower sees every committed row exactly once, none
-/// missing, and each user's versions increase in position order.
+/// missing, and each user's versions increase in position order. Each
+/// row carries the actor and request id of the write that made it, though
+/// a PostgreSQL batch records the rows of several requests (of several
+/// writers) in one `INSERT`.
 #[test]
 fn a_follower_of_the_log_sees_every_change_once_with_two_replicas_writing() {
     let Some(db) = TestDb::postgres() else {
@@ -184,7 +192,7 @@ fn a_follower_of_the_log_sees_every_change_once_with_two_replicas_writing() {
                             .queue_insert_user(
                                 attrs(json!({"userName": format!("w{w}-u{i}")})),
                                 None,
-                                token(w),
+                                token_in(w, &format!("w{w}-u{i}-v1")),
                             )
                             .wait()
                             .unwrap()
@@ -192,17 +200,22 @@ fn a_follower_of_the_log_sees_every_change_once_with_two_replicas_writing() {
                     })
                     .collect();
                 for round in 0..EDITS_EACH {
-                    for id in &ids {
-                        set_title(&store, id, format!("r{round}"), token(w))
+                    for (i, id) in ids.iter().enumerate() {
+                        let request = format!("w{w}-u{i}-v{}", round + 2);
+                        set_title(&store, id, format!("r{round}"), token_in(w, &request))
                             .wait()
                             .unwrap();
                     }
                 }
+                (w, ids)
             })
         })
         .collect();
+    // Each user's id → its writer and its index among the writer's users.
+    let mut made_by: HashMap<String, (usize, usize)> = HashMap::new();
     for w in writers {
-        w.join().unwrap();
+        let (w, ids) = w.join().unwrap();
+        made_by.extend(ids.into_iter().enumerate().map(|(i, id)| (id, (w, i))));
     }
     done.store(true, Ordering::SeqCst);
     let followed = follower.join().unwrap();
@@ -235,6 +248,26 @@ fn a_follower_of_the_log_sees_every_change_once_with_two_replicas_writing() {
             version,
             before + 1,
             "user {id} at position {}",
+            row.position
+        );
+        // By the writer of this user, in the request of this version.
+        let (w, i) = made_by[id];
+        let who = (
+            row.actor_kind.as_str(),
+            row.actor_id.clone(),
+            row.actor_name.clone(),
+            row.request_id.clone(),
+        );
+        assert_eq!(
+            who,
+            (
+                "scim_token",
+                Some(format!("t{w}")),
+                Some(format!("writer {w}")),
+                Some(format!("w{w}-u{i}-v{version}")),
+            ),
+            "{} of user {id} at position {}",
+            row.event,
             row.position
         );
     }

@@ -472,6 +472,9 @@ fn entra_authorize_connection_end_to_end() {
         };
         let listed = server.get("/admin/api/v1/oauth-clients", &[("Cookie", &api_cookie)]);
         assert!(!listed.body.contains(&client.secret), "never listed again");
+        // Every secret the test sees (client secrets, codes, access and
+        // refresh tokens): the change log must hold none of them.
+        let mut secrets = vec![client.secret.clone()];
 
         // Entra opens the authorization URL in the admin's browser: not
         // signed in (a cross-site navigation carries no SameSite=Strict
@@ -546,6 +549,7 @@ fn entra_authorize_connection_end_to_end() {
         assert!(back.starts_with(&format!("{REDIRECT}?")), "{back}");
         assert_eq!(param(&back, "state").as_deref(), Some("xyz-state"));
         let code1 = param(&back, "code").unwrap();
+        secrets.push(code1.clone());
 
         // Code → tokens (HTTP Basic, PKCE).
         let res = exchange(&server, &client, &code1, Some(VERIFIER));
@@ -558,6 +562,7 @@ fn entra_authorize_connection_end_to_end() {
         assert_eq!(tokens["scope"], "scim");
         let access = tokens["access_token"].as_str().unwrap().to_string();
         let refresh1 = tokens["refresh_token"].as_str().unwrap().to_string();
+        secrets.extend([access.clone(), refresh1.clone()]);
 
         // Test Connection, then provisioning.
         let res = test_connection(&server, &access);
@@ -575,6 +580,7 @@ fn entra_authorize_connection_end_to_end() {
             r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@example.com","active":true}"#,
         );
         assert_eq!(res.status, 201, "{}", res.body);
+        let ada = res.json()["id"].as_str().unwrap().to_string();
 
         // The access token expires; Entra refreshes and continues.
         server.advance(Duration::from_secs(ACCESS_TTL + 1));
@@ -586,6 +592,7 @@ fn entra_authorize_connection_end_to_end() {
         let access2 = res.json()["access_token"].as_str().unwrap().to_string();
         let refresh2 = res.json()["refresh_token"].as_str().unwrap().to_string();
         assert_ne!(refresh2, refresh1, "refresh tokens rotate");
+        secrets.extend([access2.clone(), refresh2.clone()]);
         let res = server.get(
             "/scim/v2/Users?filter=userName%20eq%20%22ada%40example.com%22",
             &[("Authorization", &format!("Bearer {access2}"))],
@@ -659,6 +666,8 @@ fn entra_authorize_connection_end_to_end() {
         let res = exchange(&server, &client, &c, None);
         assert_eq!(res.status, 200, "{}", res.body);
         let a = res.json()["access_token"].as_str().unwrap().to_string();
+        let r = res.json()["refresh_token"].as_str().unwrap().to_string();
+        secrets.extend([c.clone(), a.clone(), r]);
         assert_eq!(test_connection(&server, &a).status, 200);
         let res = exchange(&server, &client, &c, None);
         assert_invalid_grant(&res);
@@ -671,6 +680,7 @@ fn entra_authorize_connection_end_to_end() {
             id: client.id.clone(),
             secret: "scimd_cs_wrong".into(),
         };
+        secrets.extend([c.clone(), wrong.secret.clone()]);
         let res = exchange(&server, &wrong, &c, None);
         assert_eq!(res.status, 401, "{}", res.body);
         assert_eq!(res.json()["error"], "invalid_client");
@@ -684,12 +694,14 @@ fn entra_authorize_connection_end_to_end() {
 
         // --- PKCE mismatch.
         let c = code(&server, &cookie, &client, true);
+        secrets.push(c.clone());
         let wrong_verifier = VERIFIER.replace('d', "e");
         assert_invalid_grant(&exchange(&server, &client, &c, Some(&wrong_verifier)));
         assert_invalid_grant(&exchange(&server, &client, &c, None));
 
         // --- Expired code.
         let c = code(&server, &cookie, &client, false);
+        secrets.push(c.clone());
         server.advance(Duration::from_secs(CODE_TTL + 1));
         let res = exchange(&server, &client, &c, None);
         assert_invalid_grant(&res);
@@ -702,6 +714,7 @@ fn entra_authorize_connection_end_to_end() {
             res["access_token"].as_str().unwrap().to_string(),
             res["refresh_token"].as_str().unwrap().to_string(),
         );
+        secrets.extend([c.clone(), a.clone(), r.clone()]);
         assert_eq!(test_connection(&server, &a).status, 200);
         let grants = server
             .get("/admin/api/v1/oauth-grants", &[("Cookie", &api_cookie)])
@@ -725,6 +738,7 @@ fn entra_authorize_connection_end_to_end() {
             res["access_token"].as_str().unwrap().to_string(),
             res["refresh_token"].as_str().unwrap().to_string(),
         );
+        secrets.extend([c.clone(), a.clone(), r.clone()]);
         let auth = basic(&client.id, &client.secret);
         let res = server.form(
             "/oauth/revoke",
@@ -754,6 +768,7 @@ fn entra_authorize_connection_end_to_end() {
             .as_str()
             .unwrap()
             .to_string();
+        secrets.extend([c.clone(), a.clone()]);
         let res = server.send(
             "DELETE",
             &format!("/admin/api/v1/oauth-clients/{}", client.id),
@@ -805,6 +820,39 @@ fn entra_authorize_connection_end_to_end() {
         }
         assert_eq!(of("oauth_client.created").len(), 1);
         assert_eq!(of("oauth_client.deleted").len(), 1);
+        // The user provisioned with the first access token: by the OAuth
+        // client, in its request.
+        let created = log
+            .iter()
+            .find(|c| c.event == "user.created" && c.resource_id.as_deref() == Some(&ada))
+            .unwrap();
+        assert_eq!(created.actor_kind, "oauth_client");
+        assert_eq!(created.actor_id.as_deref(), Some(client.id.as_str()));
+        assert_eq!(created.actor_name.as_deref(), Some("Microsoft Entra ID"));
+        assert!(created.request_id.is_some());
+        // No row, in any column, holds a secret the test saw, its random
+        // part, or its SHA-256 (what the OAuth tables store).
+        assert!(log.iter().any(|c| c.event.starts_with("oauth_")));
+        for secret in &secrets {
+            let random = [
+                scim_store::oauth::CLIENT_SECRET_PREFIX,
+                scim_store::oauth::ACCESS_TOKEN_PREFIX,
+                scim_store::oauth::REFRESH_TOKEN_PREFIX,
+            ]
+            .iter()
+            .find_map(|p| secret.strip_prefix(p))
+            .unwrap_or(secret);
+            let mut forms = vec![secret.clone(), scim_store::hash_secret(secret)];
+            if random.len() >= 32 {
+                forms.push(random.to_owned());
+            }
+            for row in &log {
+                let text = format!("{row:?}");
+                for form in &forms {
+                    assert!(!text.contains(form.as_str()), "{form} in {row:?}");
+                }
+            }
+        }
 
         // Issued tokens and refusals are counted (the recorder is the
         // test process's: other tests add to it, so at least).

@@ -54,8 +54,13 @@ mod tests {
     }
 
     fn add(store: &crate::engine::Store, changes: &[NewChange]) {
+        add_at(store, "2026-12-06T10:00:00.000Z", changes);
+    }
+
+    /// [`add`], recorded at `at`.
+    fn add_at(store: &crate::engine::Store, at: &str, changes: &[NewChange]) {
         store
-            .write(|c| record(c, &Actor::cli("t"), "2026-12-06T10:00:00.000Z", changes))
+            .write(|c| record(c, &Actor::cli("t"), at, changes))
             .unwrap();
     }
 
@@ -278,6 +283,59 @@ mod tests {
                 .unwrap()
                 .0
                 .is_empty());
+        }
+    }
+
+    /// A replay from a time moves the cursor to just before the first row
+    /// recorded at or after it (a time between two rows, a time equal to
+    /// a row's, a time before every row), so that the next read starts
+    /// exactly there.
+    #[test]
+    fn a_replay_from_a_time_resumes_at_the_first_change_at_or_after_it() {
+        for db in backends() {
+            let store = db.store();
+            let user = |id| NewChange::new(Event::UserCreated, "User", Some(id));
+            add_at(store, "2026-12-06T10:00:00.000Z", &[user("u1")]);
+            add_at(store, "2026-12-06T10:00:01.000Z", &[user("u2"), user("u3")]);
+            add_at(store, "2026-12-06T10:00:02.000Z", &[user("u4")]);
+            add_at(store, "2026-12-06T10:00:03.000Z", &[user("u5")]);
+            let all = store
+                .read(|c| crate::changes::read_after(c, 0, 100))
+                .unwrap();
+            let ids: Vec<_> = all
+                .iter()
+                .filter_map(|c| c.resource_id.as_deref())
+                .collect();
+            assert_eq!(ids, ["u1", "u2", "u3", "u4", "u5"], "{}", db.backend());
+            let mut new = push("https://a.example/");
+            new.delivery = Delivery::Poll;
+            new.endpoint_url = None;
+            new.authorization = None;
+            // Created after the rows: at the end of the log, nothing pending.
+            let id = store
+                .write(|c| create_stream(c, OrgId::DEFAULT, &new, "2026-12-06T10:00:04.000Z"))
+                .unwrap()
+                .stream
+                .id;
+            for (at, from) in [
+                // Between the rows of 10:00:01 and 10:00:02.
+                ("2026-12-06T10:00:01.500Z", 3),
+                // Exactly a row's time: that row is included.
+                ("2026-12-06T10:00:01.000Z", 1),
+                ("2026-12-06T10:00:03.000Z", 4),
+                // Before every row: everything again.
+                ("2026-12-06T09:00:00.000Z", 0),
+            ] {
+                let stream = store.write(|c| replay_from_time(c, &id, at)).unwrap();
+                assert_eq!(
+                    stream.cursor,
+                    all[from].position - 1,
+                    "{at} on {}",
+                    db.backend()
+                );
+                let (pending, _) = store.read(|c| pending_changes(c, &stream, 100)).unwrap();
+                assert_eq!(pending, all[from..], "{at} on {}", db.backend());
+            }
         }
     }
 
