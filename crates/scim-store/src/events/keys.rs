@@ -77,14 +77,16 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// The private key as DER (PKCS#8) or the HMAC secret's bytes.
+    /// The private key as DER (PKCS#8), or the HMAC key: the shared
+    /// secret's text as the application was given it (docs/EVENTS.md: it
+    /// verifies with the secret as it is, not decoded).
     pub fn secret_bytes(&self) -> Result<Vec<u8>, StoreError> {
-        let decoded = if self.alg == Alg::Hs256.as_str() {
-            URL_SAFE_NO_PAD.decode(&self.secret)
-        } else {
-            STANDARD.decode(&self.secret)
-        };
-        decoded.map_err(|e| StoreError::internal("a stored signing key is not readable", &e))
+        if self.alg == Alg::Hs256.as_str() {
+            return Ok(self.secret.as_bytes().to_vec());
+        }
+        STANDARD
+            .decode(&self.secret)
+            .map_err(|e| StoreError::internal("a stored signing key is not readable", &e))
     }
 }
 
