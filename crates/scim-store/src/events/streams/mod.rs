@@ -128,6 +128,70 @@ mod tests {
         }
     }
 
+    /// PostgreSQL only: SQLite's one writer never runs two claims at once.
+    #[test]
+    fn replicas_claiming_at_once_take_different_streams_without_waiting() {
+        let Some(db) = crate::testing::TestDb::postgres() else {
+            return;
+        };
+        let store = db.store();
+        let (now, until) = ("2026-12-06T10:00:00.000Z", "2026-12-06T10:01:00.000Z");
+        for url in ["https://a.example/", "https://b.example/"] {
+            store
+                .write(|c| create_stream(c, OrgId::DEFAULT, &push(url), now))
+                .unwrap();
+        }
+        add(
+            store,
+            &[NewChange::new(Event::UserCreated, "User", Some("u1"))],
+        );
+        let (claimed_tx, claimed_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            // Owned here, so that a failed assertion below drops it and
+            // ends replica a's wait.
+            let release_tx = release_tx;
+            // Replica a claims, and holds its transaction (and the row's
+            // lock) open.
+            let a = s.spawn(move || {
+                store.write(|c| {
+                    let got = claim_due_stream(c, "replica-a", now, until)?.map(|(s, _)| s.id);
+                    claimed_tx.send(got.clone()).unwrap();
+                    let _ = release_rx.recv();
+                    Ok(got)
+                })
+            });
+            let first = claimed_rx
+                .recv()
+                .unwrap()
+                .expect("replica a claims a stream");
+            // Replica b, meanwhile, is not held up by a's locked row (a
+            // wait would end in lock_timeout's error) and takes the other.
+            let second = store
+                .write(|c| {
+                    diesel::RunQueryDsl::execute(
+                        diesel::sql_query("SET LOCAL lock_timeout = '5s'"),
+                        c,
+                    )?;
+                    claim_due_stream(c, "replica-b", now, until)
+                })
+                .unwrap()
+                .map(|(s, _)| s.id)
+                .expect("replica b claims the other stream");
+            assert_ne!(first, second, "both replicas took one stream");
+            release_tx.send(()).unwrap();
+            assert_eq!(a.join().unwrap().unwrap(), Some(first));
+        });
+        // Both leases hold: nothing is left for a third replica.
+        assert_eq!(
+            store
+                .write(|c| claim_due_stream(c, "replica-c", now, until))
+                .unwrap()
+                .map(|(s, _)| s.id),
+            None
+        );
+    }
+
     #[test]
     fn leases_exclude_other_owners_until_they_expire_and_the_cursor_is_fenced() {
         for db in backends() {
