@@ -755,6 +755,9 @@ async fn poll(
 
 #[actix_web::test]
 async fn polling_acknowledges_and_long_polls() {
+    // Were `returnImmediately: false` ignored, the long poll below would
+    // answer at once and the write would wait for a waiting poll forever.
+    let _watchdog = watchdog("the long poll never waited");
     for db in backends() {
         let (events, _) = events(&db, config(true));
         let ev = events.clone();
@@ -839,6 +842,53 @@ async fn polling_acknowledges_and_long_polls() {
         );
         let (status, _) = poll(&svc, &created, json!({"bogus": 1})).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
+
+#[actix_web::test]
+async fn a_long_poll_with_nothing_to_send_answers_empty_when_its_wait_is_over() {
+    // Tokio's clock is paused: the wait's timer fires at once, and
+    // `elapsed` reads the time that would have passed.
+    tokio::time::pause();
+    let _watchdog = watchdog("a long poll never answered");
+    for db in backends() {
+        let wait = Duration::from_secs(45);
+        let (events, _) = events(
+            &db,
+            EventsConfig {
+                long_poll_wait: wait,
+                ..config(true)
+            },
+        );
+        let ev = events.clone();
+        let svc = test::init_service(App::new().configure(move |cfg| ev.configure(cfg))).await;
+        let created = poll_stream(db.store());
+        // RFC 8936 §2.4: `returnImmediately` is false unless sent.
+        for body in [
+            json!({"maxEvents": 10, "returnImmediately": false}),
+            json!({"maxEvents": 10}),
+        ] {
+            let started = tokio::time::Instant::now();
+            let (status, answer) = poll(&svc, &created, body.clone()).await;
+            let waited = started.elapsed();
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            assert_eq!(answer, json!({"sets": {}, "moreAvailable": false}));
+            assert!(
+                waited >= wait && waited < wait + Duration::from_secs(1),
+                "{body}: answered after {waited:?}, not at the end of the {wait:?} wait"
+            );
+            assert_eq!(events.long_polls_waiting(), 0, "the poll left no waiter");
+        }
+        let started = tokio::time::Instant::now();
+        let (status, answer) = poll(
+            &svc,
+            &created,
+            json!({"maxEvents": 10, "returnImmediately": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["sets"], json!({}));
+        assert_eq!(started.elapsed(), Duration::ZERO, "answered at once");
     }
 }
 
