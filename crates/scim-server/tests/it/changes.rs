@@ -464,7 +464,7 @@ async fn the_address_recorded_is_the_proxys_last_forwarded_entry_only_behind_a_p
 /// A password set by POST, by PATCH (with a path, and in Entra's
 /// path-less form) and by PUT is never recorded, nor its hash, in any
 /// column; a reactivation records `user.activated`, and a rename by
-/// PATCH `group.patched` with the path.
+/// PATCH `group.patched` with the path; each row carries its time.
 #[actix_web::test]
 async fn passwords_are_never_recorded_and_reactivations_and_renames_are() {
     let secrets = [
@@ -476,6 +476,7 @@ async fn passwords_are_never_recorded_and_reactivations_and_renames_are() {
     for app in TestApp::all() {
         let backend = app.backend();
         let start = last(&app);
+        let began = scim_core::datetime::now();
         let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
         let mut body = entra_user("pw@contoso.com");
         body["password"] = json!(secrets[0]);
@@ -540,7 +541,17 @@ async fn passwords_are_never_recorded_and_reactivations_and_renames_are() {
             res.body
         );
 
+        let ended = scim_core::datetime::now();
         let rows = rows_after(&app, start);
+        // Each row's time is its change's: within the requests, in order
+        // (they were sent one after the other).
+        for pair in rows.windows(2) {
+            assert!(pair[0].at <= pair[1].at, "{backend}: {pair:?}");
+        }
+        assert!(
+            rows.iter().all(|r| began <= r.at && r.at <= ended),
+            "{backend}: times outside [{began}, {ended}]: {rows:?}"
+        );
         let got: Vec<(&str, &str, Value)> = rows
             .iter()
             .map(|r| {
