@@ -4,6 +4,7 @@
 
 mod admins;
 mod browser;
+mod cli_actor;
 mod cli_output;
 mod copy;
 mod events;
