@@ -1613,3 +1613,351 @@ async fn organizations_are_managed_and_switched_from_the_console() {
         assert!(!tokens.html.contains("Acme Entra") && !tokens.html.contains("org-banner"));
     }
 }
+
+/// The resource id (`evt-…`) each row of an Activity page names, in the
+/// page's order (newest first); `-` for a row naming none (the sign-in's).
+fn activity_rows(html: &str) -> Vec<String> {
+    html.split("<tr><td>")
+        .skip(1)
+        .map(|row| {
+            let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+            match row.find("evt-") {
+                Some(at) => row[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect(),
+                None => "-".to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The Activity page's From/To, event and actor filters, against rows
+/// recorded at explicit instants around the window's edges: what is
+/// outside is left out, what is inside (both edge days whole) is shown.
+#[actix_web::test]
+async fn the_activity_page_filters_by_time_event_and_actor() {
+    use scim_store::changes::{self, Actor, ActorKind, Event, NewChange};
+    let token = |name: &str| {
+        Actor::new(
+            ActorKind::ScimToken,
+            Some(format!("id-{name}")),
+            Some(name.to_owned()),
+        )
+    };
+    for db in backends() {
+        let app = TestApp::new(db);
+        let backend = app.db.backend();
+        // Signing in records rows of today (2025 is long before).
+        let cookie = sign_in(&app).await;
+        let (entra, okta) = (token("Entra ID"), token("Okta"));
+        for (actor, at, event, id) in [
+            (
+                &entra,
+                "2025-02-28T23:59:59.999999Z",
+                Event::UserCreated,
+                "evt-before",
+            ),
+            (
+                &entra,
+                "2025-03-01T00:00:00.000Z",
+                Event::UserCreated,
+                "evt-first",
+            ),
+            (
+                &okta,
+                "2025-03-02T12:00:00.000Z",
+                Event::UserSuspended,
+                "evt-mid",
+            ),
+            (
+                &entra,
+                "2025-03-03T23:59:59.999999Z",
+                Event::UserPatched,
+                "evt-last",
+            ),
+            (
+                &okta,
+                "2025-03-04T00:00:00.000Z",
+                Event::UserSuspended,
+                "evt-after",
+            ),
+        ] {
+            // In the stored form (microseconds), as the store writes it.
+            let at = scim_core::datetime::normalize(at).unwrap();
+            app.db
+                .store()
+                .write(|c| {
+                    changes::record(
+                        c,
+                        actor,
+                        &at,
+                        &[NewChange::new(event, "User", Some(id))
+                            .detail(serde_json::json!({"paths": ["title"]}))],
+                    )
+                })
+                .unwrap();
+        }
+        let shown = |query: &str| {
+            let path = format!("/admin/activity?{query}");
+            let app = &app;
+            let cookie = cookie.clone();
+            async move {
+                let page = get(app, &path, Some(&cookie)).await;
+                assert_eq!(page.status, 200, "{backend} {path}: {}", page.html);
+                (activity_rows(&page.html), page.html)
+            }
+        };
+        // Unfiltered: every row, newest recorded first (the sign-in's,
+        // of today, were recorded before).
+        let (rows, _) = shown("").await;
+        assert_eq!(
+            rows[..5],
+            [
+                "evt-after",
+                "evt-last",
+                "evt-mid",
+                "evt-first",
+                "evt-before"
+            ],
+            "{backend}"
+        );
+        assert!(
+            rows.len() > 5 && rows[5..].iter().all(|r| r == "-"),
+            "{backend}: {rows:?}"
+        );
+
+        // From and To days: both days whole, nothing either side of them.
+        let (rows, html) = shown("since=2025-03-01&until=2025-03-03").await;
+        assert_eq!(rows, ["evt-last", "evt-mid", "evt-first"], "{backend}");
+        assert!(
+            html.contains(r#"name="since" type="date" value="2025-03-01""#)
+                && html.contains(r#"name="until" type="date" value="2025-03-03""#),
+            "the form keeps the days"
+        );
+        // One day.
+        let (rows, _) = shown("since=2025-03-02&until=2025-03-02").await;
+        assert_eq!(rows, ["evt-mid"], "{backend}");
+        // From alone: that day on, up to today's rows.
+        let (rows, _) = shown("since=2025-03-02").await;
+        assert_eq!(rows[..3], ["evt-after", "evt-last", "evt-mid"], "{backend}");
+        assert!(
+            rows.len() > 3 && rows[3..].iter().all(|r| r == "-"),
+            "today's rows are after it too: {backend}: {rows:?}"
+        );
+        // To alone: up to the end of that day.
+        let (rows, _) = shown("until=2025-03-01").await;
+        assert_eq!(rows, ["evt-first", "evt-before"], "{backend}");
+        // A date-time (as the API takes it) bounds to the instant; an
+        // until given as a date-time is exclusive.
+        let (rows, _) = shown(&format!(
+            "since={}&until={}",
+            enc("2025-03-02T12:00:00.000001Z"),
+            enc("2025-03-04T00:00:00Z")
+        ))
+        .await;
+        assert_eq!(rows, ["evt-last"], "{backend}");
+        let (rows, _) = shown(&format!("since={}", enc("2025-03-02T13:00:00+01:00"))).await;
+        assert!(
+            rows.starts_with(&["evt-after".into(), "evt-last".into(), "evt-mid".into()]),
+            "an offset is an instant: {backend}: {rows:?}"
+        );
+        // A window with nothing in it says so.
+        let (rows, html) = shown("since=2025-03-05&until=2025-03-06").await;
+        assert!(rows.is_empty(), "{backend}: {rows:?}");
+        assert!(html.contains("No activity matches these filters"));
+        // Not a date: refused, named.
+        let page = get(&app, "/admin/activity?since=yesterday", Some(&cookie)).await;
+        assert_eq!(page.status, 422, "{backend}");
+        assert!(
+            page.html.contains("is not an RFC 3339 date-time"),
+            "{}",
+            page.html
+        );
+        assert!(activity_rows(&page.html).is_empty());
+
+        // The event filter leaves out every other event.
+        let (rows, html) = shown("event=user.suspended").await;
+        assert_eq!(rows, ["evt-after", "evt-mid"], "{backend}");
+        assert!(html.contains(r#"<option value="user.suspended" selected>"#));
+        let (rows, _) = shown("event=user.created").await;
+        assert_eq!(rows, ["evt-first", "evt-before"], "{backend}");
+        // The actor filters: by kind (no administrator row), then by id.
+        let (rows, _) = shown("actor_kind=scim_token").await;
+        assert_eq!(
+            rows,
+            [
+                "evt-after",
+                "evt-last",
+                "evt-mid",
+                "evt-first",
+                "evt-before"
+            ],
+            "{backend}"
+        );
+        let (rows, _) = shown("actor_kind=admin").await;
+        assert!(
+            !rows.is_empty() && rows.iter().all(|r| r == "-"),
+            "{backend}: {rows:?}"
+        );
+        let (rows, _) = shown("actor_kind=scim_token&actor_id=id-Okta").await;
+        assert_eq!(rows, ["evt-after", "evt-mid"], "{backend}");
+        let (rows, _) = shown("actor_id=id-Entra+ID").await;
+        assert_eq!(rows, ["evt-last", "evt-first", "evt-before"], "{backend}");
+        // Together: each filter narrows the others.
+        let (rows, _) = shown("actor_id=id-Okta&event=user.suspended&until=2025-03-03").await;
+        assert_eq!(rows, ["evt-mid"], "{backend}");
+        let (rows, _) = shown("actor_id=id-Entra+ID&since=2025-03-01&until=2025-03-02").await;
+        assert_eq!(rows, ["evt-first"], "{backend}");
+    }
+}
+
+/// The settings form's "Retention of the activity log": a new value is
+/// stored (and used by the Activity page), a bad one is refused next to
+/// the field and changes nothing.
+#[actix_web::test]
+async fn the_settings_form_sets_the_change_log_retention() {
+    let stored = |app: &TestApp| {
+        scim_admin::service::get_settings(app.db.store(), scim_store::OrgId::DEFAULT).unwrap()
+    };
+    /// The HTML from the retention field to the next field.
+    fn around_field(html: &str) -> &str {
+        let at = html
+            .find(r#"id="change_log_retention_days""#)
+            .expect("the retention field");
+        let end = html[at..].find("<fieldset").map_or(html.len(), |e| at + e);
+        &html[at..end]
+    }
+    let form = |csrf: &str, version: i64, retention: Option<&str>| {
+        let mut form = format!("csrf={csrf}&deprovisioning=hard&soft_delete_retention_days=30&default_page_size=100&max_page_size=1000&health_failure_percent=50&health_silence_minutes=60&health_window_requests=100&health_window_minutes=15&version={version}");
+        if let Some(r) = retention {
+            form.push_str(&format!("&change_log_retention_days={}", enc(r)));
+        }
+        form
+    };
+    for db in backends() {
+        let app = TestApp::new(db);
+        let backend = app.db.backend();
+        let cookie = sign_in(&app).await;
+        let page = get(&app, "/admin/settings", Some(&cookie)).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        let before = stored(&app);
+        assert_ne!(before.change_log_retention_days, 400);
+        assert!(
+            around_field(&page.html)
+                .contains(&format!(r#"value="{}""#, before.change_log_retention_days)),
+            "{}",
+            page.html
+        );
+        let csrf = page.csrf();
+
+        // Without the session's CSRF token: refused, nothing stored.
+        let page = post(
+            &app,
+            "/admin/settings",
+            Some(&cookie),
+            &form("forged", before.version, Some("400")),
+        )
+        .await;
+        assert_eq!(page.status, 403, "{backend}");
+        assert_eq!(
+            stored(&app).change_log_retention_days,
+            before.change_log_retention_days
+        );
+
+        // A new value: stored, shown by the form and the Activity page.
+        let page = post(
+            &app,
+            "/admin/settings",
+            Some(&cookie),
+            &form(&csrf, before.version, Some("400")),
+        )
+        .await;
+        assert_eq!(page.status, 303, "{backend}: {}", page.html);
+        assert_eq!(page.location(), "/admin/settings?done=settings");
+        let saved = stored(&app);
+        assert_eq!(
+            (saved.change_log_retention_days, saved.version),
+            (400, before.version + 1),
+            "{backend}"
+        );
+        let page = get(&app, "/admin/settings", Some(&cookie)).await;
+        assert!(
+            around_field(&page.html).contains(r#"value="400""#),
+            "{}",
+            page.html
+        );
+        let page = get(&app, "/admin/activity", Some(&cookie)).await;
+        assert!(page.html.contains("Kept 400 days"), "{}", page.html);
+
+        // Bad values: 422, the message under the field, the value kept
+        // in the form, nothing stored.
+        for (value, message) in [
+            ("0", "must be between 1 and 3650 days"),
+            ("-5", "must be between 1 and 3650 days"),
+            ("3651", "must be between 1 and 3650 days"),
+            ("99999999999", "must be a whole number"),
+            ("abc", "must be a whole number"),
+            ("1.5", "must be a whole number"),
+            ("", "must be a whole number"),
+        ] {
+            let page = post(
+                &app,
+                "/admin/settings",
+                Some(&cookie),
+                &form(&csrf, saved.version, Some(value)),
+            )
+            .await;
+            assert_eq!(page.status, 422, "{backend} {value:?}: {}", page.html);
+            let field = around_field(&page.html);
+            assert!(
+                field.contains(&format!(r#"value="{value}" required aria-invalid="true""#))
+                    && field.contains(&format!(r#"<p class="field-error">{message}</p>"#)),
+                "{backend} {value:?}: {field}"
+            );
+            let now = stored(&app);
+            assert_eq!(
+                (now.change_log_retention_days, now.version),
+                (400, saved.version),
+                "{backend} {value:?}"
+            );
+        }
+        // The other fields' messages stay by their own fields.
+        let page = post(
+            &app,
+            "/admin/settings",
+            Some(&cookie),
+            &form(&csrf, saved.version, Some("400")).replace(
+                "soft_delete_retention_days=30",
+                "soft_delete_retention_days=0",
+            ),
+        )
+        .await;
+        assert_eq!(page.status, 422, "{backend}");
+        assert!(!around_field(&page.html).contains("field-error"));
+
+        // A form without the field (an older page) keeps the stored value.
+        let page = post(
+            &app,
+            "/admin/settings",
+            Some(&cookie),
+            &form(&csrf, saved.version, None),
+        )
+        .await;
+        assert_eq!(page.status, 303, "{backend}: {}", page.html);
+        assert_eq!(stored(&app).change_log_retention_days, 400);
+        // The edges are allowed.
+        for value in [1, 3650] {
+            let version = stored(&app).version;
+            let page = post(
+                &app,
+                "/admin/settings",
+                Some(&cookie),
+                &form(&csrf, version, Some(&value.to_string())),
+            )
+            .await;
+            assert_eq!(page.status, 303, "{backend} {value}: {}", page.html);
+            assert_eq!(stored(&app).change_log_retention_days, value, "{backend}");
+        }
+    }
+}
