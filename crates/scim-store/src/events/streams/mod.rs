@@ -128,6 +128,76 @@ mod tests {
         }
     }
 
+    /// docs/EVENTS.md: changes a stream has not delivered are only gone
+    /// once the retention removed them; the stream then goes on with
+    /// what is left, and says so in `oldest_pending_at`.
+    #[test]
+    fn a_stream_behind_the_retention_goes_on_with_what_is_left() {
+        for db in backends() {
+            let store = db.store();
+            let created = store
+                .write(|c| {
+                    create_stream(
+                        c,
+                        OrgId::DEFAULT,
+                        &push("https://a.example/"),
+                        "2026-01-01T00:00:00.000000Z",
+                    )
+                })
+                .unwrap();
+            for (at, id) in [
+                ("2026-01-01T00:00:01.000000Z", "old1"),
+                ("2026-01-01T00:00:02.000000Z", "old2"),
+                ("2026-06-01T00:00:00.000000Z", "new1"),
+                ("2026-06-02T00:00:00.000000Z", "new2"),
+            ] {
+                add_at(
+                    store,
+                    at,
+                    &[NewChange::new(Event::UserPatched, "User", Some(id))],
+                );
+            }
+            let pending = |store: &crate::engine::Store| {
+                store
+                    .read(|c| {
+                        let s = find_stream(c, &created.stream.id)?;
+                        let ids: Vec<String> = pending_changes(c, &s, 10)?
+                            .0
+                            .into_iter()
+                            .filter_map(|r| r.resource_id)
+                            .collect();
+                        Ok((ids, stream_status(c, &s, 3)?))
+                    })
+                    .unwrap()
+            };
+            let (ids, status) = pending(store);
+            assert_eq!(ids, ["old1", "old2", "new1", "new2"], "{}", db.backend());
+            assert_eq!(
+                status.oldest_pending_at.as_deref(),
+                Some("2026-01-01T00:00:01.000000Z")
+            );
+            let purged = store
+                .write(|c| {
+                    crate::changes::purge_changes(
+                        c,
+                        OrgId::DEFAULT,
+                        "2026-03-01T00:00:00.000000Z",
+                        100,
+                    )
+                })
+                .unwrap();
+            assert_eq!(purged, 2);
+            let (ids, after) = pending(store);
+            assert_eq!(ids, ["new1", "new2"], "{}", db.backend());
+            assert_eq!(
+                after.oldest_pending_at.as_deref(),
+                Some("2026-06-01T00:00:00.000000Z")
+            );
+            // The lag counts log positions: the purged ones too.
+            assert_eq!(after.lag, status.lag);
+        }
+    }
+
     /// PostgreSQL only: SQLite's one writer never runs two claims at once.
     #[test]
     fn replicas_claiming_at_once_take_different_streams_without_waiting() {
