@@ -265,6 +265,29 @@ async fn pushed_subjects(
         .collect()
 }
 
+/// The (event URI, `sub_id.uri`) of each SET `receiver` got after its
+/// first `from`, each verified with the stream's published JWKS.
+async fn pushed_events(
+    receiver: &Receiver,
+    events: &Events,
+    created: &CreatedStream,
+    from: usize,
+) -> Vec<(String, String)> {
+    let jwks = get_jwks(events, created).await;
+    receiver
+        .seen()
+        .split_off(from)
+        .iter()
+        .map(|s| {
+            let claims = verify(&s.token, &jwks);
+            (
+                event_names(std::slice::from_ref(&claims)).remove(0),
+                claims["sub_id"]["uri"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Verifies a SET against the JWKS and returns its claims.
 fn verify(token: &str, jwks: &Value) -> Value {
     verify_issued(token, jwks, "https://scim.example.com")
@@ -1344,19 +1367,7 @@ async fn a_paused_push_stream_delivers_nothing_and_its_backlog_in_order_once_res
 
         set_paused(store, &paused, false);
         drain(&deliverer).await;
-        let jwks = get_jwks(&events, &paused).await;
-        let got: Vec<(String, String)> = receivers[0]
-            .seen()
-            .split_off(before[0])
-            .iter()
-            .map(|s| {
-                let claims = verify(&s.token, &jwks);
-                (
-                    event_names(std::slice::from_ref(&claims)).remove(0),
-                    claims["sub_id"]["uri"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let got = pushed_events(&receivers[0], &events, &paused, before[0]).await;
         let want = [
             ("urn:ietf:params:scim:event:prov:create:full", "/Users/q1"),
             ("urn:ietf:params:scim:event:prov:create:full", "/Users/q2"),
@@ -1450,19 +1461,7 @@ async fn a_push_stream_delivers_exactly_its_selected_event_and_resource_types_in
         change_of(store, Event::UserDeleted, "User", "s1");
         change_of(store, Event::UserActivated, "User", "s2");
         drain(&deliverer).await;
-        let jwks = get_jwks(&events, &created).await;
-        let got: Vec<(String, String)> = receiver
-            .seen()
-            .split_off(before)
-            .iter()
-            .map(|s| {
-                let claims = verify(&s.token, &jwks);
-                (
-                    event_names(std::slice::from_ref(&claims)).remove(0),
-                    claims["sub_id"]["uri"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect();
+        let got = pushed_events(&receiver, &events, &created, before).await;
         let want = [
             ("urn:ietf:params:scim:event:prov:create:full", "/Users/s1"),
             ("urn:ietf:params:scim:event:prov:create:full", "/Users/s2"),
