@@ -163,6 +163,13 @@ impl Proxy {
                     continue;
                 };
                 let mut kept = streams2.lock().unwrap();
+                // Cut while this one was being connected (`cut` closes
+                // `open` before it takes the lock): it must not live on.
+                if !open2.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
+                    break;
+                }
                 kept.push(client.try_clone().unwrap());
                 kept.push(server.try_clone().unwrap());
                 for (mut from, mut to) in [
